@@ -1,0 +1,170 @@
+//! Naive CPU reference ops, one per WGSL kernel and with the kernel's name. They are written for
+//! clarity, not speed: the GPU kernels are tested against them.
+//!
+//! Conventions shared with the shaders: matrices are row-major; a weight matrix `W` is `[n, k]`
+//! (n output rows of k inputs); activations of `m` tokens are `[m, k]`; heads are laid out
+//! `[token, head, head_dim]`.
+
+use crate::quant::QuantMatrix;
+
+/// `y = W·x` for one token: `W [n, k]`, `x [k]`, `y [n]`.
+pub fn matvec(w: &QuantMatrix, x: &[f32]) -> Vec<f32> {
+    matmul(w, x, 1)
+}
+
+/// `Y = X·Wᵀ` for `m` tokens: `W [n, k]`, `X [m, k]`, `Y [m, n]`.
+pub fn matmul(w: &QuantMatrix, x: &[f32], m: usize) -> Vec<f32> {
+    let (n, k) = (w.rows, w.cols);
+    let mut row = vec![0f32; k];
+    let mut y = vec![0f32; m * n];
+    for r in 0..n {
+        w.dequantize_row(r, &mut row);
+        for t in 0..m {
+            y[t * n + r] = dot(&row, &x[t * k..(t + 1) * k]);
+        }
+    }
+    y
+}
+
+/// Per output, `Σ |w·x|` (the scale against which a dot product's rounding is judged).
+pub fn matmul_abs(w: &QuantMatrix, x: &[f32], m: usize) -> Vec<f32> {
+    let (n, k) = (w.rows, w.cols);
+    let mut row = vec![0f32; k];
+    let mut y = vec![0f32; m * n];
+    for r in 0..n {
+        w.dequantize_row(r, &mut row);
+        for t in 0..m {
+            y[t * n + r] = row.iter().zip(&x[t * k..(t + 1) * k]).map(|(a, b)| (a * b).abs()).sum();
+        }
+    }
+    y
+}
+
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// `out[t, :] = W[ids[t], :]` dequantized: `W [rows, k]`, `out [m, k]`.
+pub fn embedding(w: &QuantMatrix, ids: &[u32]) -> Vec<f32> {
+    let k = w.cols;
+    let mut out = vec![0f32; ids.len() * k];
+    for (t, &id) in ids.iter().enumerate() {
+        w.dequantize_row(id as usize, &mut out[t * k..(t + 1) * k]);
+    }
+    out
+}
+
+/// `y[r, :] = x[r, :] / sqrt(mean(x[r, :]²) + eps) · w` for rows of `w.len()`.
+pub fn rmsnorm(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
+    let d = w.len();
+    let mut y = vec![0f32; x.len()];
+    for (xr, yr) in x.chunks(d).zip(y.chunks_mut(d)) {
+        let ms = xr.iter().map(|v| v * v).sum::<f32>() / d as f32;
+        let s = 1.0 / (ms + eps).sqrt();
+        for ((o, v), g) in yr.iter_mut().zip(xr).zip(w) {
+            *o = v * s * g;
+        }
+    }
+    y
+}
+
+/// Rotary position embedding parameters.
+#[derive(Clone, Copy, Debug)]
+pub struct Rope {
+    pub heads: usize,
+    pub head_dim: usize,
+    /// Dimensions rotated (<= head_dim); the rest pass through.
+    pub n_rot: usize,
+    /// Position of token 0.
+    pub pos0: usize,
+    pub base: f32,
+    /// GPT-NeoX rotation: pairs `(i, i + n_rot/2)`; otherwise the normal pairs `(2i, 2i+1)`.
+    pub neox: bool,
+}
+
+/// Rotation frequency of pair `i`: `base^(-2i / n_rot)`.
+pub fn rope_freq(base: f32, i: usize, n_rot: usize) -> f32 {
+    base.powf(-2.0 * i as f32 / n_rot as f32)
+}
+
+/// In place on `x [m, heads, head_dim]`: token `t` is at position `pos0 + t`.
+pub fn rope(x: &mut [f32], p: &Rope) {
+    let hd = p.head_dim;
+    for (th, v) in x.chunks_mut(hd).enumerate() {
+        let pos = (p.pos0 + th / p.heads) as f32;
+        for i in 0..p.n_rot / 2 {
+            let theta = pos * rope_freq(p.base, i, p.n_rot);
+            let (s, c) = theta.sin_cos();
+            let (a, b) = if p.neox { (i, i + p.n_rot / 2) } else { (2 * i, 2 * i + 1) };
+            let (x0, x1) = (v[a], v[b]);
+            v[a] = x0 * c - x1 * s;
+            v[b] = x0 * s + x1 * c;
+        }
+    }
+}
+
+/// Row-wise softmax in place over rows of `n`.
+pub fn softmax(x: &mut [f32], n: usize) {
+    for r in x.chunks_mut(n) {
+        let mx = r.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
+        let mut sum = 0.0;
+        for v in r.iter_mut() {
+            *v = (*v - mx).exp();
+            sum += *v;
+        }
+        for v in r.iter_mut() {
+            *v /= sum;
+        }
+    }
+}
+
+pub fn silu(x: f32) -> f32 {
+    x / (1.0 + (-x).exp())
+}
+
+/// `out = silu(gate) · up`, elementwise.
+pub fn silu_mul(gate: &[f32], up: &[f32]) -> Vec<f32> {
+    gate.iter().zip(up).map(|(&g, &u)| silu(g) * u).collect()
+}
+
+/// `a += b`, elementwise (the residual connection).
+pub fn add(a: &mut [f32], b: &[f32]) {
+    for (x, y) in a.iter_mut().zip(b) {
+        *x += y;
+    }
+}
+
+/// Attention shape: `heads` query heads share `kv_heads` key/value heads (grouped-query).
+#[derive(Clone, Copy, Debug)]
+pub struct Attention {
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    /// Position of the first query token; the cache holds `pos0 + m` keys once the new ones are in.
+    pub pos0: usize,
+    pub scale: f32,
+}
+
+/// Causal attention over a KV cache: `q [m, heads, hd]`, `k, v [pos0 + m, kv_heads, hd]`,
+/// returns `[m, heads, hd]`. Query `t` sees keys `0..=pos0 + t`; head `h` reads kv head
+/// `h / (heads / kv_heads)`.
+pub fn attention(q: &[f32], k: &[f32], v: &[f32], m: usize, a: &Attention) -> Vec<f32> {
+    let (hd, group) = (a.head_dim, a.heads / a.kv_heads);
+    let mut out = vec![0f32; m * a.heads * hd];
+    for t in 0..m {
+        let n = a.pos0 + t + 1;
+        for h in 0..a.heads {
+            let kvh = h / group;
+            let qv = &q[(t * a.heads + h) * hd..][..hd];
+            let mut s: Vec<f32> = (0..n).map(|j| dot(qv, &k[(j * a.kv_heads + kvh) * hd..][..hd]) * a.scale).collect();
+            softmax(&mut s, n);
+            let o = &mut out[(t * a.heads + h) * hd..][..hd];
+            for (j, p) in s.iter().enumerate() {
+                for (od, vd) in o.iter_mut().zip(&v[(j * a.kv_heads + kvh) * hd..][..hd]) {
+                    *od += p * vd;
+                }
+            }
+        }
+    }
+    out
+}

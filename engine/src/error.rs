@@ -1,0 +1,48 @@
+//! The library's one error type. File input never panics: every bad count, length,
+//! offset or type in a file becomes one of these.
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("not a GGUF file (magic {0:#010x})")]
+    BadMagic(u32),
+    #[error("unsupported GGUF version {0} (lowbit reads v2 and v3)")]
+    UnsupportedVersion(u32),
+    #[error("GGUF file truncated: needed {needed} bytes at offset {offset}, file has {len}")]
+    Truncated { offset: u64, needed: u64, len: u64 },
+    #[error("GGUF: {0}")]
+    Malformed(String),
+    #[error("unknown GGUF metadata value type {0}")]
+    UnknownValueType(u32),
+    #[error("unknown ggml tensor type {0}")]
+    UnknownTensorType(u32),
+    #[error("tensor type {0} cannot be dequantized by lowbit yet")]
+    UnsupportedTensorType(String),
+    #[error("tensor not found: {0}")]
+    TensorNotFound(String),
+    #[error("shape mismatch: {0}")]
+    Shape(String),
+    #[error("unknown precision '{0}' (expected fp16, int8 or int4)")]
+    UnknownPrecision(String),
+    #[error("no GPU adapter found (WebGPU/Vulkan/Metal/DX12)")]
+    NoAdapter,
+    #[error("GPU device request failed: {0}")]
+    RequestDevice(String),
+    #[error("GPU: {0}")]
+    Gpu(String),
+    #[error("{what} needs {needed} bytes but the adapter allows {limit}")]
+    TooLarge { what: String, needed: u64, limit: u64 },
+    #[error("I/O: {0}")]
+    Io(String),
+    #[error("usage: {0}")]
+    Usage(String),
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

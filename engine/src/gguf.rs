@@ -1,0 +1,420 @@
+//! GGUF reader (versions 2 and 3), zero-copy over a byte slice (a file read into memory, or the
+//! browser's ArrayBuffer). Every count, length and offset is checked against the slice before use.
+//!
+//! Layout (little-endian): magic `GGUF`, version u32, tensor count u64, metadata count u64,
+//! metadata key/value pairs, tensor infos, padding to `general.alignment` (default 32), tensor data.
+
+use std::collections::BTreeMap;
+
+use half::{bf16, f16};
+
+use crate::{Error, Result};
+
+const MAGIC: u32 = 0x4655_4747; // "GGUF" little-endian
+
+/// A metadata value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    U8(u8),
+    I8(i8),
+    U16(u16),
+    I16(i16),
+    U32(u32),
+    I32(i32),
+    U64(u64),
+    I64(i64),
+    F32(f32),
+    F64(f64),
+    Bool(bool),
+    String(String),
+    Array(Vec<Value>),
+}
+
+impl Value {
+    pub fn as_u64(&self) -> Option<u64> {
+        match *self {
+            Value::U8(v) => Some(v as u64),
+            Value::U16(v) => Some(v as u64),
+            Value::U32(v) => Some(v as u64),
+            Value::U64(v) => Some(v),
+            Value::I8(v) if v >= 0 => Some(v as u64),
+            Value::I16(v) if v >= 0 => Some(v as u64),
+            Value::I32(v) if v >= 0 => Some(v as u64),
+            Value::I64(v) if v >= 0 => Some(v as u64),
+            _ => None,
+        }
+    }
+    pub fn as_f64(&self) -> Option<f64> {
+        match *self {
+            Value::F32(v) => Some(v as f64),
+            Value::F64(v) => Some(v),
+            _ => self.as_u64().map(|v| v as f64),
+        }
+    }
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::String(s) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn as_array(&self) -> Option<&[Value]> {
+        match self {
+            Value::Array(a) => Some(a),
+            _ => None,
+        }
+    }
+}
+
+/// ggml tensor types lowbit knows by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GgmlType {
+    F32,
+    F16,
+    Q4_0,
+    Q4_1,
+    Q5_0,
+    Q5_1,
+    Q8_0,
+    Q8_1,
+    Q2K,
+    Q3K,
+    Q4K,
+    Q5K,
+    Q6K,
+    Q8K,
+    BF16,
+}
+
+impl GgmlType {
+    pub fn from_u32(t: u32) -> Result<Self> {
+        Ok(match t {
+            0 => GgmlType::F32,
+            1 => GgmlType::F16,
+            2 => GgmlType::Q4_0,
+            3 => GgmlType::Q4_1,
+            6 => GgmlType::Q5_0,
+            7 => GgmlType::Q5_1,
+            8 => GgmlType::Q8_0,
+            9 => GgmlType::Q8_1,
+            10 => GgmlType::Q2K,
+            11 => GgmlType::Q3K,
+            12 => GgmlType::Q4K,
+            13 => GgmlType::Q5K,
+            14 => GgmlType::Q6K,
+            15 => GgmlType::Q8K,
+            30 => GgmlType::BF16,
+            _ => return Err(Error::UnknownTensorType(t)),
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            GgmlType::F32 => "F32",
+            GgmlType::F16 => "F16",
+            GgmlType::Q4_0 => "Q4_0",
+            GgmlType::Q4_1 => "Q4_1",
+            GgmlType::Q5_0 => "Q5_0",
+            GgmlType::Q5_1 => "Q5_1",
+            GgmlType::Q8_0 => "Q8_0",
+            GgmlType::Q8_1 => "Q8_1",
+            GgmlType::Q2K => "Q2_K",
+            GgmlType::Q3K => "Q3_K",
+            GgmlType::Q4K => "Q4_K",
+            GgmlType::Q5K => "Q5_K",
+            GgmlType::Q6K => "Q6_K",
+            GgmlType::Q8K => "Q8_K",
+            GgmlType::BF16 => "BF16",
+        }
+    }
+
+    /// (weights per block, bytes per block), as ggml-common.h defines them.
+    pub fn block(self) -> (usize, usize) {
+        match self {
+            GgmlType::F32 => (1, 4),
+            GgmlType::F16 | GgmlType::BF16 => (1, 2),
+            GgmlType::Q4_0 => (32, 18),
+            GgmlType::Q4_1 => (32, 20),
+            GgmlType::Q5_0 => (32, 22),
+            GgmlType::Q5_1 => (32, 24),
+            GgmlType::Q8_0 => (32, 34),
+            GgmlType::Q8_1 => (32, 36),
+            GgmlType::Q2K => (256, 84),
+            GgmlType::Q3K => (256, 110),
+            GgmlType::Q4K => (256, 144),
+            GgmlType::Q5K => (256, 176),
+            GgmlType::Q6K => (256, 210),
+            GgmlType::Q8K => (256, 292),
+        }
+    }
+}
+
+/// One tensor's description; `dims[0]` is the innermost (row length), as in ggml.
+#[derive(Clone, Debug)]
+pub struct TensorInfo {
+    pub name: String,
+    pub dims: Vec<u64>,
+    pub ggml_type: GgmlType,
+    /// Offset of the data from the start of the file.
+    pub offset: u64,
+    pub n_bytes: u64,
+}
+
+impl TensorInfo {
+    pub fn n_elements(&self) -> u64 {
+        self.dims.iter().product()
+    }
+    /// (rows, cols) of the tensor viewed as a matrix of rows of `dims[0]`.
+    pub fn matrix_shape(&self) -> (usize, usize) {
+        let cols = self.dims.first().copied().unwrap_or(1) as usize;
+        (self.n_elements() as usize / cols.max(1), cols)
+    }
+}
+
+/// A parsed GGUF file borrowing its bytes.
+pub struct Gguf<'a> {
+    pub version: u32,
+    pub metadata: BTreeMap<String, Value>,
+    pub tensors: Vec<TensorInfo>,
+    pub alignment: u64,
+    pub data_offset: u64,
+    bytes: &'a [u8],
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: u64) -> Result<&'a [u8]> {
+        let len = self.b.len() as u64;
+        let end = (self.pos as u64).checked_add(n).filter(|&e| e <= len).ok_or(Error::Truncated {
+            offset: self.pos as u64,
+            needed: n,
+            len,
+        })?;
+        let s = &self.b[self.pos..end as usize];
+        self.pos = end as usize;
+        Ok(s)
+    }
+    fn arr<const N: usize>(&mut self) -> Result<[u8; N]> {
+        let s = self.take(N as u64)?;
+        let mut a = [0u8; N];
+        a.copy_from_slice(s);
+        Ok(a)
+    }
+    fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.arr()?))
+    }
+    fn u64(&mut self) -> Result<u64> {
+        Ok(u64::from_le_bytes(self.arr()?))
+    }
+    fn string(&mut self) -> Result<String> {
+        let n = self.u64()?;
+        let s = self.take(n)?;
+        String::from_utf8(s.to_vec()).map_err(|_| Error::Malformed(format!("string at {} is not UTF-8", self.pos)))
+    }
+    /// A count of items each at least `min_item_bytes` long: reject counts the file cannot hold.
+    fn count(&mut self, min_item_bytes: u64, what: &str) -> Result<u64> {
+        let n = self.u64()?;
+        let left = (self.b.len() - self.pos) as u64;
+        if n.saturating_mul(min_item_bytes) > left {
+            return Err(Error::Malformed(format!("{what} count {n} exceeds the file size")));
+        }
+        Ok(n)
+    }
+    fn value(&mut self, t: u32, depth: u32) -> Result<Value> {
+        Ok(match t {
+            0 => Value::U8(self.arr::<1>()?[0]),
+            1 => Value::I8(self.arr::<1>()?[0] as i8),
+            2 => Value::U16(u16::from_le_bytes(self.arr()?)),
+            3 => Value::I16(i16::from_le_bytes(self.arr()?)),
+            4 => Value::U32(self.u32()?),
+            5 => Value::I32(i32::from_le_bytes(self.arr()?)),
+            6 => Value::F32(f32::from_le_bytes(self.arr()?)),
+            7 => Value::Bool(self.arr::<1>()?[0] != 0),
+            8 => Value::String(self.string()?),
+            9 => {
+                if depth > 8 {
+                    return Err(Error::Malformed("metadata arrays nested deeper than 8".into()));
+                }
+                let et = self.u32()?;
+                let min = match et {
+                    0 | 1 | 7 => 1,
+                    2 | 3 => 2,
+                    4 | 5 | 6 => 4,
+                    8 | 9 | 10 | 11 | 12 => 8,
+                    _ => return Err(Error::UnknownValueType(et)),
+                };
+                let n = self.count(min, "array")?;
+                let mut v = Vec::with_capacity(n as usize);
+                for _ in 0..n {
+                    v.push(self.value(et, depth + 1)?);
+                }
+                Value::Array(v)
+            }
+            10 => Value::U64(self.u64()?),
+            11 => Value::I64(i64::from_le_bytes(self.arr()?)),
+            12 => Value::F64(f64::from_le_bytes(self.arr()?)),
+            _ => return Err(Error::UnknownValueType(t)),
+        })
+    }
+}
+
+impl<'a> Gguf<'a> {
+    pub fn parse(bytes: &'a [u8]) -> Result<Self> {
+        let mut r = Reader { b: bytes, pos: 0 };
+        let magic = r.u32()?;
+        if magic != MAGIC {
+            return Err(Error::BadMagic(magic));
+        }
+        let version = r.u32()?;
+        if !(2..=3).contains(&version) {
+            return Err(Error::UnsupportedVersion(version));
+        }
+        let n_tensors = r.count(24, "tensor")?;
+        let n_kv = r.count(12, "metadata")?;
+        let mut metadata = BTreeMap::new();
+        for _ in 0..n_kv {
+            let key = r.string()?;
+            let t = r.u32()?;
+            let v = r.value(t, 0)?;
+            metadata.insert(key, v);
+        }
+        let alignment = match metadata.get("general.alignment") {
+            None => 32,
+            Some(v) => v
+                .as_u64()
+                .filter(|a| a.is_power_of_two())
+                .ok_or_else(|| Error::Malformed(format!("general.alignment {v:?} is not a power of two")))?,
+        };
+        let mut infos = Vec::with_capacity(n_tensors as usize);
+        for _ in 0..n_tensors {
+            let name = r.string()?;
+            let n_dims = r.u32()?;
+            if n_dims == 0 || n_dims > 4 {
+                return Err(Error::Malformed(format!("tensor {name} has {n_dims} dimensions")));
+            }
+            let dims = (0..n_dims).map(|_| r.u64()).collect::<Result<Vec<_>>>()?;
+            let ggml_type = GgmlType::from_u32(r.u32()?)?;
+            let offset = r.u64()?;
+            infos.push((name, dims, ggml_type, offset));
+        }
+        let data_offset = (r.pos as u64).div_ceil(alignment) * alignment;
+        let len = bytes.len() as u64;
+        let mut tensors = Vec::with_capacity(infos.len());
+        for (name, dims, ggml_type, rel) in infos {
+            let n = dims
+                .iter()
+                .try_fold(1u64, |a, &d| a.checked_mul(d))
+                .ok_or_else(|| Error::Malformed(format!("tensor {name}: element count overflows")))?;
+            let (bw, bb) = ggml_type.block();
+            if dims[0] % bw as u64 != 0 {
+                return Err(Error::Malformed(format!(
+                    "tensor {name}: row of {} is not a multiple of the {} block ({bw})",
+                    dims[0],
+                    ggml_type.name()
+                )));
+            }
+            let n_bytes = n / bw as u64 * bb as u64;
+            let offset = data_offset
+                .checked_add(rel)
+                .filter(|o| o.checked_add(n_bytes).is_some_and(|e| e <= len))
+                .ok_or(Error::Truncated { offset: data_offset.saturating_add(rel), needed: n_bytes, len })?;
+            tensors.push(TensorInfo { name, dims, ggml_type, offset, n_bytes });
+        }
+        Ok(Gguf { version, metadata, tensors, alignment, data_offset, bytes })
+    }
+
+    pub fn tensor(&self, name: &str) -> Result<&TensorInfo> {
+        self.tensors.iter().find(|t| t.name == name).ok_or_else(|| Error::TensorNotFound(name.to_string()))
+    }
+
+    /// The raw bytes of a tensor (bounds were checked in [`Self::parse`]).
+    pub fn tensor_data(&self, t: &TensorInfo) -> &'a [u8] {
+        &self.bytes[t.offset as usize..(t.offset + t.n_bytes) as usize]
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.metadata.get(key)
+    }
+
+    pub fn get_u64(&self, key: &str) -> Option<u64> {
+        self.get(key).and_then(Value::as_u64)
+    }
+
+    pub fn get_str(&self, key: &str) -> Option<&str> {
+        self.get(key).and_then(Value::as_str)
+    }
+
+    /// Rows `first..first+count` of a tensor, dequantized to f32.
+    pub fn dequantize_rows(&self, t: &TensorInfo, first: usize, count: usize) -> Result<Vec<f32>> {
+        let (rows, cols) = t.matrix_shape();
+        if first + count > rows {
+            return Err(Error::Shape(format!("rows {first}..{} of {} ({rows} rows)", first + count, t.name)));
+        }
+        let (bw, bb) = t.ggml_type.block();
+        let row_bytes = cols / bw * bb;
+        let data = self.tensor_data(t);
+        dequantize(t.ggml_type, &data[first * row_bytes..(first + count) * row_bytes])
+    }
+
+    pub fn dequantize_tensor(&self, t: &TensorInfo) -> Result<Vec<f32>> {
+        dequantize(t.ggml_type, self.tensor_data(t))
+    }
+}
+
+fn h(b: &[u8], i: usize) -> f32 {
+    f16::from_bits(u16::from_le_bytes([b[i], b[i + 1]])).to_f32()
+}
+
+/// Dequantize whole blocks of `t` to f32 (bit layouts as in ggml-common.h).
+pub fn dequantize(t: GgmlType, data: &[u8]) -> Result<Vec<f32>> {
+    let (bw, bb) = t.block();
+    if data.len() % bb != 0 {
+        return Err(Error::Malformed(format!("{} data of {} bytes is not whole blocks", t.name(), data.len())));
+    }
+    let mut out = Vec::with_capacity(data.len() / bb * bw);
+    for b in data.chunks_exact(bb) {
+        match t {
+            GgmlType::F32 => out.push(f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            GgmlType::F16 => out.push(h(b, 0)),
+            GgmlType::BF16 => out.push(bf16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32()),
+            // d (f16), qs[32] (i8): x = d * q
+            GgmlType::Q8_0 => {
+                let d = h(b, 0);
+                out.extend(b[2..34].iter().map(|&q| d * q as i8 as f32));
+            }
+            // d (f16), qs[16]: x[j] = d * ((qs[j] & 15) - 8), x[j + 16] = d * ((qs[j] >> 4) - 8)
+            GgmlType::Q4_0 => {
+                let d = h(b, 0);
+                let qs = &b[2..18];
+                out.extend(qs.iter().map(|&q| d * ((q & 15) as f32 - 8.0)));
+                out.extend(qs.iter().map(|&q| d * ((q >> 4) as f32 - 8.0)));
+            }
+            // d, m (f16), qs[16]: x[j] = d * (qs[j] & 15) + m, x[j + 16] = d * (qs[j] >> 4) + m
+            GgmlType::Q4_1 => {
+                let (d, m) = (h(b, 0), h(b, 2));
+                let qs = &b[4..20];
+                out.extend(qs.iter().map(|&q| d * (q & 15) as f32 + m));
+                out.extend(qs.iter().map(|&q| d * (q >> 4) as f32 + m));
+            }
+            // d (f16), qh (u32, 5th bits), qs[16]: x = d * (q - 16)
+            GgmlType::Q5_0 | GgmlType::Q5_1 => {
+                let (d, m, o) = if t == GgmlType::Q5_0 { (h(b, 0), 0.0, 2) } else { (h(b, 0), h(b, 2), 4) };
+                let qh = u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+                let qs = &b[o + 4..o + 20];
+                let off = if t == GgmlType::Q5_0 { -16.0 } else { 0.0 };
+                for half in 0..2 {
+                    for (j, &q) in qs.iter().enumerate() {
+                        let lo = if half == 0 { q & 15 } else { q >> 4 };
+                        let hb = ((qh >> (j + 16 * half)) & 1) as u8;
+                        out.push(d * ((lo | hb << 4) as f32 + off) + m);
+                    }
+                }
+            }
+            other => return Err(Error::UnsupportedTensorType(other.name().to_string())),
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,349 @@
+//! wgpu context: adapter and device, pipeline cache, buffers, dispatch and read-back.
+//! The same code runs natively (Vulkan/Metal/DX12) and in the browser (WebGPU).
+
+pub mod kernels;
+pub mod ops;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use serde::Serialize;
+use wgpu::util::DeviceExt;
+
+pub use kernels::{Kernel, Reduce};
+
+use crate::{Error, Result};
+
+/// What the page and the CLI show about the adapter.
+#[derive(Clone, Debug, Serialize)]
+pub struct AdapterSummary {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub is_fallback: bool,
+    /// Subgroup operations are requested and the barrier-free matvec is used.
+    pub subgroups: bool,
+    pub subgroup_min_size: u32,
+    pub subgroup_max_size: u32,
+    pub timestamp_query: bool,
+    /// Whether the adapter offers `shader-f16` (lowbit never needs it).
+    pub shader_f16_available: bool,
+    pub max_buffer_size: u64,
+    pub max_storage_buffer_binding_size: u64,
+}
+
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: AdapterSummary,
+    pipelines: RefCell<HashMap<Kernel, wgpu::ComputePipeline>>,
+}
+
+/// A weight matrix on the GPU in one of the [`crate::quant`] layouts.
+pub struct GpuMatrix {
+    pub precision: crate::Precision,
+    pub rows: usize,
+    pub cols: usize,
+    pub q: wgpu::Buffer,
+    pub s: Option<wgpu::Buffer>,
+}
+
+impl GpuMatrix {
+    pub fn blocks_per_row(&self) -> usize {
+        self.cols.div_ceil(crate::quant::BLOCK)
+    }
+    pub fn bytes(&self) -> u64 {
+        self.q.size() + self.s.as_ref().map_or(0, |s| s.size())
+    }
+}
+
+/// Workgroup counts for `groups` 1-D workgroups, split over y past the 65535 limit
+/// (shaders recombine with `linear_id`).
+pub fn grid(groups: u32) -> [u32; 3] {
+    if groups <= 65535 {
+        [groups.max(1), 1, 1]
+    } else {
+        [65535, groups.div_ceil(65535), 1]
+    }
+}
+
+/// `grid` for one invocation per item with 64-wide workgroups.
+pub fn grid_for(items: usize) -> [u32; 3] {
+    grid(items.div_ceil(64) as u32)
+}
+
+impl Gpu {
+    /// Request the default adapter and a device with its full limits, plus subgroups and
+    /// timestamp queries where offered.
+    pub async fn new() -> Result<Self> {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            })
+            .await
+            .map_err(|_| Error::NoAdapter)?;
+        let ai = adapter.get_info();
+        let feats = adapter.features();
+        let subgroups = feats.contains(wgpu::Features::SUBGROUP)
+            && ai.subgroup_min_size >= 4
+            && ai.subgroup_min_size % 4 == 0;
+        let timestamps = feats.contains(wgpu::Features::TIMESTAMP_QUERY);
+        let mut required = wgpu::Features::empty();
+        if subgroups {
+            required |= wgpu::Features::SUBGROUP;
+        }
+        if timestamps {
+            required |= wgpu::Features::TIMESTAMP_QUERY;
+        }
+        let limits = adapter.limits();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("lowbit"),
+                required_features: required,
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::RequestDevice(e.to_string()))?;
+        let info = AdapterSummary {
+            name: ai.name.clone(),
+            backend: format!("{:?}", ai.backend),
+            device_type: format!("{:?}", ai.device_type),
+            driver: format!("{} {}", ai.driver, ai.driver_info).trim().to_string(),
+            is_fallback: ai.device_type == wgpu::DeviceType::Cpu,
+            subgroups,
+            subgroup_min_size: ai.subgroup_min_size,
+            subgroup_max_size: ai.subgroup_max_size,
+            timestamp_query: timestamps,
+            shader_f16_available: feats.contains(wgpu::Features::SHADER_F16),
+            max_buffer_size: limits.max_buffer_size,
+            max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size as u64,
+        };
+        Ok(Gpu { device, queue, info, pipelines: RefCell::new(HashMap::new()) })
+    }
+
+    /// The matvec reduction this adapter runs.
+    pub fn reduce(&self) -> Reduce {
+        if self.info.subgroups { Reduce::Subgroup } else { Reduce::Workgroup }
+    }
+
+    /// The compiled pipeline of a kernel (compiled once, then cached).
+    pub fn pipeline(&self, kernel: Kernel) -> wgpu::ComputePipeline {
+        if let Some(p) = self.pipelines.borrow().get(&kernel) {
+            return p.clone();
+        }
+        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(&kernel.name()),
+            source: wgpu::ShaderSource::Wgsl(kernel.source().into()),
+        });
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(&kernel.name()),
+            layout: None,
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        self.pipelines.borrow_mut().insert(kernel, pipeline.clone());
+        pipeline
+    }
+
+    fn check_size(&self, what: &str, bytes: u64) -> Result<()> {
+        let limit = self.info.max_storage_buffer_binding_size.min(self.info.max_buffer_size);
+        if bytes > limit {
+            return Err(Error::TooLarge { what: what.to_string(), needed: bytes, limit });
+        }
+        Ok(())
+    }
+
+    /// A storage buffer holding `data` (at least 4 bytes).
+    pub fn storage(&self, label: &str, data: &[u8]) -> Result<wgpu::Buffer> {
+        self.check_size(label, data.len() as u64)?;
+        let pad = [0u8; 4];
+        Ok(self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: if data.is_empty() { &pad } else { data },
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+        }))
+    }
+
+    pub fn storage_f32(&self, label: &str, data: &[f32]) -> Result<wgpu::Buffer> {
+        self.storage(label, bytemuck::cast_slice(data))
+    }
+
+    pub fn storage_u32(&self, label: &str, data: &[u32]) -> Result<wgpu::Buffer> {
+        self.storage(label, bytemuck::cast_slice(data))
+    }
+
+    /// A zeroed storage buffer of `len` f32 (or u32) elements.
+    pub fn zeros(&self, label: &str, len: usize) -> Result<wgpu::Buffer> {
+        let size = (len.max(1) * 4) as u64;
+        self.check_size(label, size)?;
+        Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        }))
+    }
+
+    /// Upload a quantized matrix in its GPU layout.
+    pub fn upload_matrix(&self, name: &str, w: &crate::QuantMatrix) -> Result<GpuMatrix> {
+        let layout = w.gpu_layout();
+        let s = if layout.s.is_empty() { None } else { Some(self.storage_u32(&format!("{name}.s"), &layout.s)?) };
+        Ok(GpuMatrix {
+            precision: w.precision(),
+            rows: w.rows,
+            cols: w.cols,
+            q: self.storage_u32(&format!("{name}.q"), &layout.q)?,
+            s,
+        })
+    }
+
+    pub fn encoder(&self) -> wgpu::CommandEncoder {
+        self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
+    }
+
+    /// Record one compute pass running `kernel`. `buffers[i]` is bound at binding `i` (None leaves
+    /// a gap, as FP16 weights have no scale binding); `params` (16-byte padded) is the uniform
+    /// at the next binding. `timestamps` writes the pass's begin/end at `index`, `index + 1`.
+    pub fn dispatch(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        kernel: Kernel,
+        buffers: &[Option<&wgpu::Buffer>],
+        params: &[u32],
+        groups: [u32; 3],
+        timestamps: Option<(&wgpu::QuerySet, u32)>,
+    ) {
+        let pipeline = self.pipeline(kernel);
+        let mut p = params.to_vec();
+        p.resize(params.len().div_ceil(4).max(1) * 4, 0);
+        let ubuf = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("params"),
+            contents: bytemuck::cast_slice(&p),
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let mut entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| b.map(|b| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() }))
+            .collect();
+        entries.push(wgpu::BindGroupEntry { binding: buffers.len() as u32, resource: ubuf.as_entire_binding() });
+        let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        let tw = timestamps.map(|(qs, i)| wgpu::ComputePassTimestampWrites {
+            query_set: qs,
+            beginning_of_pass_write_index: Some(i),
+            end_of_pass_write_index: Some(i + 1),
+        });
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: tw });
+        pass.set_pipeline(&pipeline);
+        pass.set_bind_group(0, &bind, &[]);
+        pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+    }
+
+    pub fn submit(&self, enc: wgpu::CommandEncoder) {
+        self.queue.submit([enc.finish()]);
+    }
+
+    /// Wait until all submitted work is done.
+    pub async fn wait(&self) -> Result<()> {
+        let (tx, rx) = futures_channel::oneshot::channel();
+        self.queue.on_submitted_work_done(move || {
+            let _ = tx.send(());
+        });
+        #[cfg(not(target_arch = "wasm32"))]
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Gpu(e.to_string()))?;
+        rx.await.map_err(|_| Error::Gpu("device lost while waiting".into()))
+    }
+
+    /// Copy `bytes` bytes of `buf` (from offset 0) back to the CPU.
+    pub async fn read_bytes(&self, buf: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+        let size = bytes.div_ceil(4) * 4;
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: size.max(4),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self.encoder();
+        enc.copy_buffer_to_buffer(buf, 0, &staging, 0, size);
+        self.submit(enc);
+        let (tx, rx) = futures_channel::oneshot::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        #[cfg(not(target_arch = "wasm32"))]
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Gpu(e.to_string()))?;
+        rx.await
+            .map_err(|_| Error::Gpu("device lost during read-back".into()))?
+            .map_err(|e| Error::Gpu(format!("map failed: {e}")))?;
+        let out = {
+            let view = staging.get_mapped_range(..).map_err(|e| Error::Gpu(format!("{e:?}")))?;
+            view[..bytes as usize].to_vec()
+        };
+        staging.unmap();
+        Ok(out)
+    }
+
+    pub async fn read_f32(&self, buf: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
+        let b = self.read_bytes(buf, (len * 4) as u64).await?;
+        Ok(b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    }
+
+    pub async fn read_u32(&self, buf: &wgpu::Buffer, len: usize) -> Result<Vec<u32>> {
+        let b = self.read_bytes(buf, (len * 4) as u64).await?;
+        Ok(b.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    }
+}
+
+/// Timestamp queries for `passes` compute passes (2 queries each), when the adapter has them.
+pub struct PassTimer {
+    pub set: wgpu::QuerySet,
+    resolve: wgpu::Buffer,
+    passes: u32,
+}
+
+impl PassTimer {
+    pub fn new(gpu: &Gpu, passes: u32) -> Option<Self> {
+        if !gpu.info.timestamp_query {
+            return None;
+        }
+        let set = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("timestamps"),
+            ty: wgpu::QueryType::Timestamp,
+            count: passes * 2,
+        });
+        let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timestamps.resolve"),
+            size: passes as u64 * 16,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        Some(PassTimer { set, resolve, passes })
+    }
+
+    /// Query index for pass `i`.
+    pub fn slot(&self, i: u32) -> (&wgpu::QuerySet, u32) {
+        (&self.set, 2 * i)
+    }
+
+    pub fn resolve(&self, enc: &mut wgpu::CommandEncoder) {
+        enc.resolve_query_set(&self.set, 0..self.passes * 2, &self.resolve, 0);
+    }
+
+    /// Per-pass durations in milliseconds (after `resolve` was submitted).
+    pub async fn read_ms(&self, gpu: &Gpu) -> Result<Vec<f64>> {
+        let b = gpu.read_bytes(&self.resolve, self.passes as u64 * 16).await?;
+        let period = gpu.queue.get_timestamp_period() as f64;
+        let t: Vec<u64> = b.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect();
+        Ok(t.chunks_exact(2).map(|p| p[1].saturating_sub(p[0]) as f64 * period / 1e6).collect())
+    }
+}

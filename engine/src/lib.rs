@@ -1,0 +1,17 @@
+//! lowbit engine: weight formats, a GGUF reader, WGSL kernels with their naive CPU
+//! references, the kernel self-test and the kernel benchmark.
+//!
+//! Everything here compiles natively (wgpu on Vulkan/Metal/DX12) and to wasm32
+//! (wgpu on the browser's WebGPU). The UI crate holds no numerics: it calls into this crate.
+
+pub mod bench;
+pub mod cpu;
+pub mod error;
+pub mod gguf;
+pub mod gpu;
+pub mod quant;
+pub mod selftest;
+pub mod util;
+
+pub use error::{Error, Result};
+pub use quant::{Precision, QuantMatrix};

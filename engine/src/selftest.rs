@@ -1,0 +1,329 @@
+//! Kernel self-test: every WGSL kernel against its CPU reference ([`crate::cpu`]) on the same
+//! inputs. The native test suite (wgpu on lavapipe) and the page (WebGPU) run this same code.
+
+use serde::Serialize;
+
+use crate::cpu::{self, Attention, Rope};
+use crate::gpu::{ops::Recorder, Gpu, PassTimer, Reduce};
+use crate::util::{now_ms, Rng};
+use crate::{Precision, QuantMatrix, Result};
+
+/// Element type a kernel computes in: f32 activations, weights at one of the precisions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DType {
+    F32,
+    Fp16,
+    Int8,
+    Int4,
+}
+
+impl DType {
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::Fp16 => "fp16",
+            DType::Int8 => "int8",
+            DType::Int4 => "int4",
+        }
+    }
+}
+
+impl From<Precision> for DType {
+    fn from(p: Precision) -> Self {
+        match p {
+            Precision::Fp16 => DType::Fp16,
+            Precision::Int8 => DType::Int8,
+            Precision::Int4 => DType::Int4,
+        }
+    }
+}
+
+/// `|gpu − cpu| <= atol + rtol · scale`, where `scale` is `Σ|w·x|` of that output for kernels that
+/// take dot products over weights (the rounding of f32 sums grows with it), and the largest
+/// `|cpu|` of the whole output for the others.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Tolerance {
+    pub atol: f32,
+    pub rtol: f32,
+}
+
+/// GPU kernel vs CPU reference, one row per dtype. Both sides use the same quantized weights,
+/// so only f32 summation order and GPU transcendentals (exp, sin, cos, pow) differ.
+pub const KERNEL_TOLERANCE: [(DType, Tolerance); 4] = [
+    (DType::F32, Tolerance { atol: 1e-5, rtol: 2e-4 }),
+    (DType::Fp16, Tolerance { atol: 1e-5, rtol: 1e-4 }),
+    (DType::Int8, Tolerance { atol: 1e-5, rtol: 1e-4 }),
+    (DType::Int4, Tolerance { atol: 1e-5, rtol: 1e-4 }),
+];
+
+pub fn tolerance(d: DType) -> Tolerance {
+    KERNEL_TOLERANCE.iter().find(|(t, _)| *t == d).map(|(_, t)| *t).unwrap_or(Tolerance { atol: 0.0, rtol: 0.0 })
+}
+
+/// One kernel run on one shape.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Case {
+    Matvec { p: Precision, reduce: Reduce, k: usize, n: usize },
+    Matmul { p: Precision, m: usize, k: usize, n: usize },
+    Embedding { p: Precision, rows: usize, k: usize, m: usize },
+    Rmsnorm { rows: usize, d: usize },
+    Rope { neox: bool, m: usize, heads: usize, head_dim: usize, pos0: usize },
+    Softmax { rows: usize, n: usize },
+    SiluMul { len: usize },
+    Add { len: usize },
+    Attention { m: usize, heads: usize, kv_heads: usize, head_dim: usize, pos0: usize },
+}
+
+/// One result row of the self-test.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    pub kernel: String,
+    pub dtype: DType,
+    pub shape: String,
+    pub pass: bool,
+    /// Largest `|gpu − cpu|`.
+    pub max_err: f32,
+    /// Largest `|gpu − cpu| / allowed` (pass iff <= 1).
+    pub err_over_tol: f32,
+    /// GPU time of the kernel's passes (timestamp queries) or wall time of submit + wait.
+    pub ms: f64,
+    pub timer: &'static str,
+}
+
+impl Case {
+    pub fn kernel_name(&self) -> String {
+        match self {
+            Case::Matvec { p, reduce: Reduce::Subgroup, .. } => format!("matvec_{p}"),
+            Case::Matvec { p, reduce: Reduce::Workgroup, .. } => format!("matvec_{p}_wg"),
+            Case::Matmul { p, .. } => format!("matmul_{p}"),
+            Case::Embedding { p, .. } => format!("embedding_{p}"),
+            Case::Rmsnorm { .. } => "rmsnorm".into(),
+            Case::Rope { neox: false, .. } => "rope".into(),
+            Case::Rope { neox: true, .. } => "rope_neox".into(),
+            Case::Softmax { .. } => "softmax".into(),
+            Case::SiluMul { .. } => "silu_mul".into(),
+            Case::Add { .. } => "add".into(),
+            Case::Attention { .. } => "attention".into(),
+        }
+    }
+
+    pub fn dtype(&self) -> DType {
+        match self {
+            Case::Matvec { p, .. } | Case::Matmul { p, .. } | Case::Embedding { p, .. } => (*p).into(),
+            _ => DType::F32,
+        }
+    }
+
+    pub fn shape(&self) -> String {
+        match *self {
+            Case::Matvec { k, n, .. } => format!("{k}x{n}"),
+            Case::Matmul { m, k, n, .. } => format!("m{m} {k}x{n}"),
+            Case::Embedding { rows, k, m, .. } => format!("{rows}x{k} m{m}"),
+            Case::Rmsnorm { rows, d } => format!("{rows}x{d}"),
+            Case::Rope { m, heads, head_dim, pos0, .. } => format!("m{m} h{heads} d{head_dim} pos{pos0}"),
+            Case::Softmax { rows, n } => format!("{rows}x{n}"),
+            Case::SiluMul { len } | Case::Add { len } => format!("{len}"),
+            Case::Attention { m, heads, kv_heads, head_dim, pos0 } => {
+                format!("m{m} h{heads}/{kv_heads} d{head_dim} pos{pos0}")
+            }
+        }
+    }
+}
+
+/// Every kernel at every precision on shapes that are not multiples of the workgroup (64) or
+/// block (32) size: the page's self-test and the first test table.
+pub fn standard_cases(subgroups: bool) -> Vec<Case> {
+    let mut v = Vec::new();
+    for p in Precision::ALL {
+        if subgroups {
+            v.push(Case::Matvec { p, reduce: Reduce::Subgroup, k: 300, n: 77 });
+        }
+        v.push(Case::Matvec { p, reduce: Reduce::Workgroup, k: 300, n: 77 });
+        v.push(Case::Matmul { p, m: 37, k: 300, n: 77 });
+        v.push(Case::Embedding { p, rows: 50, k: 300, m: 5 });
+    }
+    v.extend([
+        Case::Rmsnorm { rows: 3, d: 579 },
+        Case::Rope { neox: false, m: 5, heads: 3, head_dim: 64, pos0: 37 },
+        Case::Rope { neox: true, m: 5, heads: 3, head_dim: 40, pos0: 37 },
+        Case::Softmax { rows: 7, n: 1001 },
+        Case::SiluMul { len: 1003 },
+        Case::Add { len: 1003 },
+        Case::Attention { m: 5, heads: 6, kv_heads: 2, head_dim: 40, pos0: 11 },
+    ]);
+    v
+}
+
+/// The default model's (SmolLM2-135M) weight shapes, inputs × outputs.
+pub const MODEL_SHAPES: [(usize, usize); 5] = [(576, 576), (576, 192), (576, 1536), (1536, 576), (576, 49152)];
+
+/// Matvec and matmul at the default model's real shapes, and attention at its head layout.
+pub fn model_shape_cases(reduce: Reduce) -> Vec<Case> {
+    let mut v = Vec::new();
+    for p in Precision::ALL {
+        for (k, n) in MODEL_SHAPES {
+            v.push(Case::Matvec { p, reduce, k, n });
+            v.push(Case::Matmul { p, m: 7, k, n });
+        }
+    }
+    v.push(Case::Attention { m: 7, heads: 9, kv_heads: 3, head_dim: 64, pos0: 30 });
+    v.push(Case::Rmsnorm { rows: 7, d: 576 });
+    v
+}
+
+fn compare(gpu: &[f32], cpu: &[f32], scale: &[f32], tol: Tolerance) -> (bool, f32, f32) {
+    let (mut max_err, mut worst) = (0f32, 0f32);
+    let mut ok = gpu.len() == cpu.len();
+    for ((g, c), s) in gpu.iter().zip(cpu).zip(scale) {
+        let e = (g - c).abs();
+        let allowed = tol.atol + tol.rtol * s;
+        if !(e <= allowed) {
+            ok = false; // also catches NaN
+        }
+        max_err = if e.is_nan() { f32::NAN } else { max_err.max(e) };
+        worst = worst.max(e / allowed);
+    }
+    (ok && !max_err.is_nan(), max_err, if worst.is_nan() { f32::INFINITY } else { worst })
+}
+
+fn max_abs(v: &[f32]) -> f32 {
+    v.iter().fold(0f32, |a, x| a.max(x.abs()))
+}
+
+/// Run one case on the GPU and compare it with the CPU reference.
+pub async fn run_case(gpu: &Gpu, case: &Case, seed: u64) -> Result<Row> {
+    let mut rng = Rng::new(seed);
+    let timer = PassTimer::new(gpu, 3);
+    let mut rec = Recorder::new(gpu, timer.as_ref(), 3);
+    // Each arm records its passes and returns (output buffer, cpu reference, per-output scale).
+    let (out, want, scale): (wgpu::Buffer, Vec<f32>, Vec<f32>) = match *case {
+        Case::Matvec { p, k, n, .. } | Case::Matmul { p, k, n, .. } => {
+            let m = if let Case::Matmul { m, .. } = *case { m } else { 1 };
+            let w = QuantMatrix::quantize(&rng.normals(n * k, 0.05), n, k, p)?;
+            let x = rng.normals(m * k, 1.0);
+            let gw = gpu.upload_matrix("w", &w)?;
+            let (gx, gy) = (gpu.storage_f32("x", &x)?, gpu.zeros("y", m * n)?);
+            match *case {
+                Case::Matvec { reduce, .. } => rec.matvec_with(&gw, &gx, &gy, reduce),
+                _ => rec.matmul(&gw, &gx, &gy, m),
+            }
+            (gy, cpu::matmul(&w, &x, m), cpu::matmul_abs(&w, &x, m))
+        }
+        Case::Embedding { p, rows, k, m } => {
+            let w = QuantMatrix::quantize(&rng.normals(rows * k, 1.0), rows, k, p)?;
+            let ids: Vec<u32> = (0..m).map(|i| ((i * 37 + 11) % rows) as u32).collect();
+            let gw = gpu.upload_matrix("w", &w)?;
+            let (gi, go) = (gpu.storage_u32("ids", &ids)?, gpu.zeros("out", m * k)?);
+            rec.embedding(&gw, &gi, &go, m);
+            let want = cpu::embedding(&w, &ids);
+            let s = vec![max_abs(&want); want.len()];
+            (go, want, s)
+        }
+        Case::Rmsnorm { rows, d } => {
+            let (x, w) = (rng.normals(rows * d, 2.0), rng.normals(d, 1.0));
+            let (gx, gw, gy) = (gpu.storage_f32("x", &x)?, gpu.storage_f32("w", &w)?, gpu.zeros("y", rows * d)?);
+            rec.rmsnorm(&gx, &gw, &gy, rows, d, 1e-5);
+            let want = cpu::rmsnorm(&x, &w, 1e-5);
+            let s = vec![max_abs(&want); want.len()];
+            (gy, want, s)
+        }
+        Case::Rope { neox, m, heads, head_dim, pos0 } => {
+            let p = Rope { heads, head_dim, n_rot: head_dim, pos0, base: 10000.0, neox };
+            let mut x = rng.normals(m * heads * head_dim, 1.0);
+            let gx = gpu.storage_f32("x", &x)?;
+            rec.rope(&gx, m, &p);
+            cpu::rope(&mut x, &p);
+            let s = vec![max_abs(&x); x.len()];
+            (gx, x, s)
+        }
+        Case::Softmax { rows, n } => {
+            let mut x = rng.normals(rows * n, 3.0);
+            let gx = gpu.storage_f32("x", &x)?;
+            rec.softmax(&gx, rows, n);
+            cpu::softmax(&mut x, n);
+            let s = vec![max_abs(&x); x.len()];
+            (gx, x, s)
+        }
+        Case::SiluMul { len } => {
+            let (g, u) = (rng.normals(len, 3.0), rng.normals(len, 1.0));
+            let (gg, gu, go) = (gpu.storage_f32("g", &g)?, gpu.storage_f32("u", &u)?, gpu.zeros("o", len)?);
+            rec.silu_mul(&gg, &gu, &go, len);
+            let want = cpu::silu_mul(&g, &u);
+            let s = vec![max_abs(&want); len];
+            (go, want, s)
+        }
+        Case::Add { len } => {
+            let (mut a, b) = (rng.normals(len, 1.0), rng.normals(len, 1.0));
+            let (ga, gb) = (gpu.storage_f32("a", &a)?, gpu.storage_f32("b", &b)?);
+            rec.add(&ga, &gb, len);
+            cpu::add(&mut a, &b);
+            let s = vec![max_abs(&a); len];
+            (ga, a, s)
+        }
+        Case::Attention { m, heads, kv_heads, head_dim, pos0 } => {
+            let a = Attention { heads, kv_heads, head_dim, pos0, scale: 1.0 / (head_dim as f32).sqrt() };
+            let n_kv = pos0 + m;
+            let q = rng.normals(m * heads * head_dim, 1.0);
+            let k = rng.normals(n_kv * kv_heads * head_dim, 1.0);
+            let v = rng.normals(n_kv * kv_heads * head_dim, 1.0);
+            let (gq, gk, gv) = (gpu.storage_f32("q", &q)?, gpu.storage_f32("k", &k)?, gpu.storage_f32("v", &v)?);
+            let (gs, go) = (gpu.zeros("scores", heads * m * n_kv)?, gpu.zeros("o", m * heads * head_dim)?);
+            rec.attention(&gq, &gk, &gv, &gs, &go, m, &a);
+            let want = cpu::attention(&q, &k, &v, m, &a);
+            let s = vec![max_abs(&want); want.len()];
+            (go, want, s)
+        }
+    };
+    let t0 = now_ms();
+    rec.submit();
+    gpu.wait().await?;
+    let wall = now_ms() - t0;
+    let (ms, timer_name) = match &timer {
+        Some(t) => (t.read_ms(gpu).await?.iter().sum(), "timestamp"),
+        None => (wall, "wall"),
+    };
+    let got = gpu.read_f32(&out, want.len()).await?;
+    let (pass, max_err, err_over_tol) = compare(&got, &want, &scale, tolerance(case.dtype()));
+    Ok(Row {
+        kernel: case.kernel_name(),
+        dtype: case.dtype(),
+        shape: case.shape(),
+        pass,
+        max_err,
+        err_over_tol,
+        ms,
+        timer: timer_name,
+    })
+}
+
+/// Run cases in order; `seed` varies the random inputs.
+pub async fn run_cases(gpu: &Gpu, cases: &[Case], seed: u64) -> Result<Vec<Row>> {
+    let mut rows = Vec::with_capacity(cases.len());
+    for (i, c) in cases.iter().enumerate() {
+        rows.push(run_case(gpu, c, seed.wrapping_add(i as u64)).await?);
+    }
+    Ok(rows)
+}
+
+/// Plain-text table of rows.
+pub fn table(rows: &[Row]) -> String {
+    let mut s = format!(
+        "{:<16} {:<5} {:<22} {:<4} {:>10} {:>8} {:>9}\n",
+        "kernel", "dtype", "shape", "ok", "max_err", "err/tol", "ms"
+    );
+    for r in rows {
+        s += &format!(
+            "{:<16} {:<5} {:<22} {:<4} {:>10.2e} {:>8.3} {:>9.3} {}\n",
+            r.kernel,
+            r.dtype.name(),
+            r.shape,
+            if r.pass { "pass" } else { "FAIL" },
+            r.max_err,
+            r.err_over_tol,
+            r.ms,
+            r.timer
+        );
+    }
+    s
+}

@@ -1,0 +1,18 @@
+// dst = src, 16 bytes per invocation: the bandwidth yardstick of the kernel benchmark.
+@group(0) @binding(0) var<storage, read> src: array<vec4<u32>>;       // [len]
+@group(0) @binding(1) var<storage, read_write> dst: array<vec4<u32>>; // [len]
+
+struct Params {
+    len: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+@group(0) @binding(2) var<uniform> p: Params;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if (i >= p.len) { return; }
+    dst[i] = src[i];
+}

@@ -1,0 +1,10 @@
+// Sum over the 4 consecutive invocations that share a matrix row, through workgroup memory
+// (portable fallback for adapters without subgroups). Call from uniform control flow.
+var<workgroup> red: array<f32, 64>;
+
+fn row_sum4(v: f32, lid: u32) -> f32 {
+    red[lid] = v;
+    workgroupBarrier();
+    let b = lid & ~3u;
+    return (red[b] + red[b + 1u]) + (red[b + 2u] + red[b + 3u]);
+}

@@ -1,0 +1,20 @@
+// out = silu(gate) · up, elementwise (the SwiGLU feed-forward gate).
+@group(0) @binding(0) var<storage, read> gate: array<f32>;      // [len]
+@group(0) @binding(1) var<storage, read> up: array<f32>;        // [len]
+@group(0) @binding(2) var<storage, read_write> out: array<f32>; // [len]
+
+struct Params {
+    len: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+@group(0) @binding(3) var<uniform> p: Params;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if (i >= p.len) { return; }
+    let g = gate[i];
+    out[i] = g / (1.0 + exp(-g)) * up[i];
+}
