@@ -1,0 +1,73 @@
+//! Every WGSL kernel against its CPU reference on the GPU (lavapipe in CI), within the per-dtype
+//! tolerance table `selftest::KERNEL_TOLERANCE`.
+
+mod common;
+
+use lowbit::gpu::Reduce;
+use lowbit::selftest::{self, Case, KERNEL_TOLERANCE};
+use lowbit::{Precision, QuantMatrix};
+
+fn run_and_check(cases: &[Case], seed: u64) {
+    let Some(gpu) = common::gpu() else { return };
+    let cases: Vec<Case> = cases
+        .iter()
+        .copied()
+        .filter(|c| gpu.info.subgroups || !matches!(c, Case::Matvec { reduce: Reduce::Subgroup, .. }))
+        .collect();
+    let rows = pollster::block_on(selftest::run_cases(&gpu, &cases, seed)).expect("GPU run");
+    println!("tolerances (|gpu - cpu| <= atol + rtol * scale): {KERNEL_TOLERANCE:?}");
+    println!("{}", selftest::table(&rows));
+    let failed: Vec<_> = rows.iter().filter(|r| !r.pass).map(|r| format!("{} {}", r.kernel, r.shape)).collect();
+    assert!(failed.is_empty(), "kernels outside tolerance: {failed:?}");
+    assert_eq!(rows.len(), cases.len());
+}
+
+#[test]
+fn every_kernel_matches_its_cpu_reference_on_odd_shapes() {
+    // Both matvec reductions are tested wherever the adapter has subgroups.
+    run_and_check(&selftest::standard_cases(true), 1);
+}
+
+#[test]
+fn kernels_match_at_the_default_models_shapes_with_subgroups() {
+    run_and_check(&selftest::model_shape_cases(Reduce::Subgroup), 2);
+}
+
+#[test]
+fn kernels_match_at_the_default_models_shapes_with_workgroup_reduction() {
+    let cases: Vec<Case> = selftest::model_shape_cases(Reduce::Workgroup)
+        .into_iter()
+        .filter(|c| matches!(c, Case::Matvec { .. }))
+        .collect();
+    run_and_check(&cases, 3);
+}
+
+#[test]
+fn gpu_layout_holds_the_same_numbers_as_the_cpu_blocks() {
+    // The embedding kernel decodes every weight through the GPU layout; it must reproduce the CPU
+    // dequantization bit for bit, for every row, at every precision.
+    let Some(gpu) = common::gpu() else { return };
+    let (rows, cols) = (41, 333);
+    let values = lowbit::util::Rng::new(9).normals(rows * cols, 0.7);
+    for p in Precision::ALL {
+        let w = QuantMatrix::quantize(&values, rows, cols, p).unwrap();
+        let gw = gpu.upload_matrix("w", &w).unwrap();
+        let ids: Vec<u32> = (0..rows as u32).collect();
+        let (gi, go) = (gpu.storage_u32("ids", &ids).unwrap(), gpu.zeros("out", rows * cols).unwrap());
+        let mut rec = lowbit::gpu::ops::Recorder::new(&gpu, None, 0);
+        rec.embedding(&gw, &gi, &go, rows);
+        rec.submit();
+        let got = pollster::block_on(gpu.read_f32(&go, rows * cols)).unwrap();
+        let want = w.dequantize();
+        let same = got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "{p}: GPU layout decodes differently from the CPU blocks");
+    }
+}
+
+#[test]
+fn a_corrupt_layout_is_rejected_with_a_named_error() {
+    let w = QuantMatrix::quantize(&[0.5; 64], 2, 32, Precision::Int4).unwrap();
+    let mut l = w.gpu_layout();
+    l.s.pop();
+    assert!(matches!(QuantMatrix::from_gpu_layout(Precision::Int4, 2, 32, &l), Err(lowbit::Error::Shape(_))));
+}
