@@ -118,7 +118,11 @@ fn AdapterPanel(adapter: RwSignal<Option<AdapterSummary>>, gpu_error: RwSignal<O
             {move || adapter.get().map(|a| view! {
                 <dl>
                     <dt>"Adapter"</dt><dd data-testid="adapter-name">{format!("{} ({}, {})", a.name, a.backend, a.device_type)}</dd>
-                    <dt>"Subgroups"</dt><dd>{format!("{} (size {}–{})", yes_no(a.subgroups), a.subgroup_min_size, a.subgroup_max_size)}</dd>
+                    <dt>"Subgroups"</dt><dd>{if a.subgroups {
+                        format!("in use (size {}–{})", a.subgroup_min_size, a.subgroup_max_size)
+                    } else {
+                        "not in use: matvec reduces through workgroup memory".to_string()
+                    }}</dd>
                     <dt>"Timestamp queries"</dt><dd>{yes_no(a.timestamp_query)}</dd>
                     <dt>"shader-f16"</dt><dd>{format!("{} (lowbit does not need it: f16 is unpacked from u32)", if a.shader_f16_available { "available" } else { "absent" })}</dd>
                     <dt>"Largest buffer"</dt><dd>{megabytes(a.max_buffer_size.min(a.max_storage_buffer_binding_size))}</dd>

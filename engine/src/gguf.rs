@@ -418,3 +418,95 @@ pub fn dequantize(t: GgmlType, data: &[u8]) -> Result<Vec<f32>> {
     }
     Ok(out)
 }
+
+/// A tensor to write: name, dims (innermost first), type and its raw bytes.
+pub struct TensorOut<'b> {
+    pub name: String,
+    pub dims: Vec<u64>,
+    pub ggml_type: GgmlType,
+    pub data: &'b [u8],
+}
+
+fn value_type(v: &Value) -> u32 {
+    match v {
+        Value::U8(_) => 0,
+        Value::I8(_) => 1,
+        Value::U16(_) => 2,
+        Value::I16(_) => 3,
+        Value::U32(_) => 4,
+        Value::I32(_) => 5,
+        Value::F32(_) => 6,
+        Value::Bool(_) => 7,
+        Value::String(_) => 8,
+        Value::Array(_) => 9,
+        Value::U64(_) => 10,
+        Value::I64(_) => 11,
+        Value::F64(_) => 12,
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend((s.len() as u64).to_le_bytes());
+    out.extend(s.as_bytes());
+}
+
+fn put_value(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::U8(x) => out.push(*x),
+        Value::I8(x) => out.push(*x as u8),
+        Value::U16(x) => out.extend(x.to_le_bytes()),
+        Value::I16(x) => out.extend(x.to_le_bytes()),
+        Value::U32(x) => out.extend(x.to_le_bytes()),
+        Value::I32(x) => out.extend(x.to_le_bytes()),
+        Value::F32(x) => out.extend(x.to_le_bytes()),
+        Value::Bool(x) => out.push(*x as u8),
+        Value::String(s) => put_str(out, s),
+        Value::Array(a) => {
+            // An empty array is written with element type u8.
+            out.extend(a.first().map_or(0, value_type).to_le_bytes());
+            out.extend((a.len() as u64).to_le_bytes());
+            for x in a {
+                put_value(out, x);
+            }
+        }
+        Value::U64(x) => out.extend(x.to_le_bytes()),
+        Value::I64(x) => out.extend(x.to_le_bytes()),
+        Value::F64(x) => out.extend(x.to_le_bytes()),
+    }
+}
+
+fn ggml_type_id(t: GgmlType) -> u32 {
+    (0..=30u32).find(|&i| GgmlType::from_u32(i).ok() == Some(t)).unwrap_or(0)
+}
+
+/// Serialize a GGUF v3 file. Arrays must hold one value type.
+pub fn write(metadata: &[(String, Value)], tensors: &[TensorOut], alignment: u64) -> Vec<u8> {
+    let align = |n: u64| n.div_ceil(alignment) * alignment;
+    let mut out = Vec::new();
+    out.extend(MAGIC.to_le_bytes());
+    out.extend(3u32.to_le_bytes());
+    out.extend((tensors.len() as u64).to_le_bytes());
+    out.extend((metadata.len() as u64).to_le_bytes());
+    for (k, v) in metadata {
+        put_str(&mut out, k);
+        out.extend(value_type(v).to_le_bytes());
+        put_value(&mut out, v);
+    }
+    let mut offset = 0u64;
+    for t in tensors {
+        put_str(&mut out, &t.name);
+        out.extend((t.dims.len() as u32).to_le_bytes());
+        for d in &t.dims {
+            out.extend(d.to_le_bytes());
+        }
+        out.extend(ggml_type_id(t.ggml_type).to_le_bytes());
+        out.extend(offset.to_le_bytes());
+        offset = align(offset + t.data.len() as u64);
+    }
+    out.resize(align(out.len() as u64) as usize, 0);
+    for t in tensors {
+        out.extend(t.data);
+        out.resize(align(out.len() as u64) as usize, 0);
+    }
+    out
+}

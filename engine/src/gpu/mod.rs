@@ -22,7 +22,8 @@ pub struct AdapterSummary {
     pub device_type: String,
     pub driver: String,
     pub is_fallback: bool,
-    /// Subgroup operations are requested and the barrier-free matvec is used.
+    /// Subgroup operations are requested and the barrier-free matvec is used. (wgpu 30's WebGPU
+    /// backend cannot request the browser's `subgroups` feature, so in browsers this is false.)
     pub subgroups: bool,
     pub subgroup_min_size: u32,
     pub subgroup_max_size: u32,
@@ -108,8 +109,13 @@ impl Gpu {
             })
             .await
             .map_err(|e| Error::RequestDevice(e.to_string()))?;
+        let name = match (ai.name.is_empty(), ai.device_type) {
+            (false, _) => ai.name.clone(),
+            (true, wgpu::DeviceType::Cpu) => "software fallback adapter (name hidden by the browser)".into(),
+            (true, _) => "GPU adapter (name hidden by the browser)".into(),
+        };
         let info = AdapterSummary {
-            name: ai.name.clone(),
+            name,
             backend: format!("{:?}", ai.backend),
             device_type: format!("{:?}", ai.device_type),
             driver: format!("{} {}", ai.driver, ai.driver_info).trim().to_string(),

@@ -1,0 +1,52 @@
+// The page comes up with the default model listed, finds WebGPU, passes the kernel self-test
+// and runs the kernel benchmark.
+import { test, expect } from '@playwright/test';
+import { AppPage } from '../pages/app.mjs';
+
+test('page lists the default model and the WebGPU adapter', async ({ page }, testInfo) => {
+  const app = new AppPage(page);
+  await app.open();
+  await expect(app.id('model-file')).toHaveText('SmolLM2-135M-Instruct.Q4_1.gguf');
+  await expect(app.id('model-size')).toContainText('98362432 bytes');
+  await expect(app.id('adapter-name')).toContainText('WebGpu');
+  await app.screenshot(testInfo, 'page');
+  expect(app.errors).toEqual([]);
+});
+
+test('every kernel passes the self-test on WebGPU', async ({ page }, testInfo) => {
+  const app = new AppPage(page);
+  await app.open();
+  const rows = await app.runSelfTest();
+  await app.screenshot(testInfo, 'selftest');
+  const status = await app.id('kernel-selftest-status').textContent();
+  const n = await rows.count();
+  // 3 precisions x (matvec [+ its subgroup variant], matmul, embedding) + 7 f32 ops.
+  expect(n).toBeGreaterThanOrEqual(16);
+  expect(status).toBe(`${n}/${n} passed`);
+  for (let i = 0; i < n; i++) {
+    await expect(rows.nth(i)).toHaveAttribute('data-pass', 'true');
+  }
+  const kernels = await rows.evaluateAll((rs) => rs.map((r) => `${r.dataset.kernel}:${r.dataset.precision}`));
+  for (const p of ['fp16', 'int8', 'int4']) {
+    for (const k of ['matvec', 'matmul', 'embedding']) {
+      expect(kernels.some((s) => s.startsWith(`${k}_${p}`))).toBeTruthy();
+    }
+  }
+  for (const k of ['rmsnorm', 'rope', 'rope_neox', 'softmax', 'silu_mul', 'add', 'attention']) {
+    expect(kernels).toContain(`${k}:f32`);
+  }
+  expect(app.errors).toEqual([]);
+});
+
+test('kernel benchmark reports every precision and shape', async ({ page }, testInfo) => {
+  const app = new AppPage(page);
+  await app.open();
+  const rows = await app.runBench();
+  await app.screenshot(testInfo, 'bench');
+  await expect(app.id('kernel-bench-status')).toHaveText(/^timer: (timestamp|wall)/);
+  await expect(rows).toHaveCount(9);
+  const gbps = await rows.evaluateAll((rs) => rs.map((r) => parseFloat(r.children[4].textContent)));
+  for (const g of gbps) expect(g).toBeGreaterThan(0);
+  await expect(app.id('kernel-bench-copy')).toContainText('GB/s');
+  expect(app.errors).toEqual([]);
+});
