@@ -300,7 +300,10 @@ impl<'a> Gguf<'a> {
             let offset = r.u64()?;
             infos.push((name, dims, ggml_type, offset));
         }
-        let data_offset = (r.pos as u64).div_ceil(alignment) * alignment;
+        let data_offset = (r.pos as u64)
+            .div_ceil(alignment)
+            .checked_mul(alignment)
+            .ok_or_else(|| Error::Malformed(format!("general.alignment {alignment} is too large")))?;
         let len = bytes.len() as u64;
         let mut tensors = Vec::with_capacity(infos.len());
         for (name, dims, ggml_type, rel) in infos {
@@ -316,7 +319,9 @@ impl<'a> Gguf<'a> {
                     ggml_type.name()
                 )));
             }
-            let n_bytes = n / bw as u64 * bb as u64;
+            let n_bytes = (n / bw as u64)
+                .checked_mul(bb as u64)
+                .ok_or_else(|| Error::Malformed(format!("tensor {name}: byte size overflows")))?;
             let offset = data_offset
                 .checked_add(rel)
                 .filter(|o| o.checked_add(n_bytes).is_some_and(|e| e <= len))
