@@ -11,6 +11,7 @@ pub mod gguf;
 pub mod gpu;
 pub mod quant;
 pub mod selftest;
+pub mod tokenizer;
 pub mod util;
 
 pub use error::{Error, Result};

@@ -40,3 +40,21 @@ pub fn default_model() -> Option<Vec<u8>> {
         }
     }
 }
+
+/// llama.cpp's reference outputs for a model (`shared/golden/` beside the checkout).
+pub fn golden(file: &str) -> serde_json::Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/golden").join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).expect("golden JSON")
+}
+
+pub fn golden_text(file: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/golden").join(file);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+pub fn ids(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array().expect("id array").iter().map(|x| x.as_u64().expect("id") as u32).collect()
+}
+
+pub const SMOLLM_GOLDEN: &str = "smollm2-135m-instruct-q4_1.llamacpp.json";

@@ -1,0 +1,58 @@
+//! Tokenizer ids identical to llama.cpp's for every golden string of the default model.
+
+mod common;
+
+use common::{golden, golden_text, ids, SMOLLM_GOLDEN};
+use lowbit::gguf::Gguf;
+use lowbit::tokenizer::{StreamDecoder, Tokenizer};
+
+fn smollm() -> Option<(Vec<u8>,)> {
+    common::default_model().map(|b| (b,))
+}
+
+#[test]
+fn bpe_matches_llama_cpp_on_every_golden_string() {
+    let Some((bytes,)) = smollm() else { return };
+    let g = Gguf::parse(&bytes).unwrap();
+    let tok = Tokenizer::from_gguf(&g).unwrap();
+    let gold = golden(SMOLLM_GOLDEN);
+    let mut n = 0;
+    for case in gold["tokenize"].as_array().unwrap() {
+        let text = case["text"].as_str().unwrap();
+        assert_eq!(tok.encode(text, true), ids(&case["ids"]), "tokenize {text:?}");
+        assert_eq!(tok.decode(&tok.encode(text, false)), text, "round trip {text:?}");
+        n += 1;
+    }
+    for case in gold["greedy"].as_array().unwrap() {
+        let prompt = case["prompt"].as_str().unwrap();
+        assert_eq!(tok.encode_with_bos(prompt, true), ids(&case["prompt_ids"]), "prompt {prompt:?}");
+        n += 1;
+    }
+    let ppl = &gold["perplexity"];
+    let want = ids(&ppl["token_ids"]);
+    let got = tok.encode_with_bos(&golden_text("ppl-text.txt"), false);
+    assert_eq!(&got[..want.len().min(got.len())], &want[..], "perplexity text");
+    assert!(n >= 12);
+}
+
+#[test]
+fn stream_decoder_never_splits_a_character() {
+    let Some((bytes,)) = smollm() else { return };
+    let g = Gguf::parse(&bytes).unwrap();
+    let tok = Tokenizer::from_gguf(&g).unwrap();
+    let text = "Zürich 東京 🙂👍 done";
+    let ids = tok.encode(text, false);
+    let mut dec = StreamDecoder::default();
+    let mut out = String::new();
+    for id in ids {
+        let piece = dec.push(&tok, id);
+        assert!(!piece.contains('\u{FFFD}'), "emitted a broken character: {piece:?}");
+        out += &piece;
+    }
+    out += &dec.finish();
+    assert_eq!(out, text);
+    // Control tokens decode to nothing; stop tokens are known.
+    let im_end = tok.token_id("<|im_end|>").unwrap();
+    assert!(tok.token_bytes(im_end).is_empty());
+    assert!(tok.is_stop(im_end));
+}
