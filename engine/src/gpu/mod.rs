@@ -42,6 +42,7 @@ pub struct Gpu {
 }
 
 /// A weight matrix on the GPU in one of the [`crate::quant`] layouts.
+#[derive(Clone)]
 pub struct GpuMatrix {
     pub precision: crate::Precision,
     pub rows: usize,

@@ -1,0 +1,339 @@
+//! CPU backend: weights exactly as stored in the file ("source" precision), the reference the
+//! GPU precisions are measured against. Matrix products use the available cores.
+//!
+//! Like llama.cpp's CPU path (ggml), a matrix stored in a 32-block integer format (Q4_0, Q4_1,
+//! Q5_0, Q5_1, Q8_0) is multiplied with activations quantized per block of 32 to 8 bits (Q8_0 or
+//! Q8_1, scale = max|x| / 127, round half to even): the integer block sums are exact, so the
+//! logits follow llama.cpp's closely instead of drifting at near-ties. Other formats use f32.
+
+use std::collections::HashMap;
+
+use super::{Backend, Config, Mat, Norm};
+use crate::cpu::{self, Attention, Rope};
+use crate::gguf::{GgmlType, Gguf};
+use crate::{Error, Result};
+
+/// A dense f32 matrix `[rows, cols]`.
+pub struct F32Mat {
+    pub rows: usize,
+    pub cols: usize,
+    pub data: Vec<f32>,
+}
+
+/// A matrix in a 32-block integer format, decoded to `w = d · q + m` per block (`q` as i8).
+pub struct BlockMat {
+    pub rows: usize,
+    pub cols: usize,
+    pub q: Vec<i8>,
+    pub d: Vec<f32>,
+    /// Block minimum for Q4_1/Q5_1 (activations then carry their block sum, as Q8_1 does).
+    pub m: Option<Vec<f32>>,
+}
+
+pub enum Weights {
+    F32(F32Mat),
+    Blocks(BlockMat),
+}
+
+impl Weights {
+    fn rows(&self) -> usize {
+        match self {
+            Weights::F32(w) => w.rows,
+            Weights::Blocks(w) => w.rows,
+        }
+    }
+}
+
+/// Decode a 32-block tensor into integer quants and per-block scale (and min).
+fn load_blocks(g: &Gguf, name: &str) -> Result<Option<BlockMat>> {
+    let t = g.tensor(name)?;
+    let (rows, cols) = t.matrix_shape();
+    let data = g.tensor_data(t);
+    let (bw, bb) = t.ggml_type.block();
+    if bw != 32 {
+        return Ok(None);
+    }
+    let nblk = data.len() / bb;
+    let (mut q, mut d) = (Vec::with_capacity(nblk * 32), Vec::with_capacity(nblk));
+    let mut m = Vec::new();
+    let h = |b: &[u8], i: usize| half::f16::from_bits(u16::from_le_bytes([b[i], b[i + 1]])).to_f32();
+    for b in data.chunks_exact(bb) {
+        match t.ggml_type {
+            GgmlType::Q8_0 => {
+                d.push(h(b, 0));
+                q.extend(b[2..34].iter().map(|&x| x as i8));
+            }
+            GgmlType::Q4_0 | GgmlType::Q4_1 => {
+                let (off, o) = if t.ggml_type == GgmlType::Q4_0 { (8, 2) } else { (0, 4) };
+                d.push(h(b, 0));
+                if o == 4 {
+                    m.push(h(b, 2));
+                }
+                q.extend(b[o..o + 16].iter().map(|&x| (x & 15) as i8 - off));
+                q.extend(b[o..o + 16].iter().map(|&x| (x >> 4) as i8 - off));
+            }
+            GgmlType::Q5_0 | GgmlType::Q5_1 => {
+                let (off, o) = if t.ggml_type == GgmlType::Q5_0 { (16, 2) } else { (0, 4) };
+                d.push(h(b, 0));
+                if o == 4 {
+                    m.push(h(b, 2));
+                }
+                let qh = u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+                let qs = &b[o + 4..o + 20];
+                for half in 0..2 {
+                    for (j, &x) in qs.iter().enumerate() {
+                        let lo = if half == 0 { x & 15 } else { x >> 4 };
+                        let hb = ((qh >> (j + 16 * half)) & 1) as u8;
+                        q.push((lo | hb << 4) as i8 - off);
+                    }
+                }
+            }
+            _ => return Ok(None),
+        }
+    }
+    let has_min = matches!(t.ggml_type, GgmlType::Q4_1 | GgmlType::Q5_1);
+    Ok(Some(BlockMat { rows, cols, q, d, m: has_min.then_some(m) }))
+}
+
+/// Activations quantized like ggml's Q8_0/Q8_1: per block of 32, `d = max|x| / 127`,
+/// `q = round_half_even(x · 127 / max|x|)`, `s = d · Σq` (Q8_1); d and s rounded to f16.
+struct Q8Act {
+    q: Vec<i8>,
+    d: Vec<f32>,
+    s: Vec<f32>,
+}
+
+fn quantize_q8(x: &[f32]) -> Q8Act {
+    let f16r = |v: f32| half::f16::from_f32(v).to_f32();
+    let nb = x.len() / 32;
+    let mut a = Q8Act { q: Vec::with_capacity(x.len()), d: Vec::with_capacity(nb), s: Vec::with_capacity(nb) };
+    for b in x.chunks_exact(32) {
+        let amax = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+        let mut sum = 0i32;
+        for &v in b {
+            let q = (v * id).round_ties_even() as i32;
+            sum += q;
+            a.q.push(q as i8);
+        }
+        a.d.push(f16r(d));
+        a.s.push(f16r(d * sum as f32));
+    }
+    a
+}
+
+/// `Y [m, n] = X [m, k] · Wᵀ` the way ggml computes it for a block-integer W.
+pub fn matmul_blocks(w: &BlockMat, x: &[f32], m: usize) -> Vec<f32> {
+    let k = w.cols;
+    let nb = k / 32;
+    let acts: Vec<Q8Act> = (0..m).map(|t| quantize_q8(&x[t * k..(t + 1) * k])).collect();
+    par_rows(w.rows, m, |r, out| {
+        let qw = &w.q[r * k..(r + 1) * k];
+        for (t, a) in acts.iter().enumerate() {
+            let mut acc = 0f32;
+            for b in 0..nb {
+                let isum: i32 = qw[b * 32..b * 32 + 32]
+                    .iter()
+                    .zip(&a.q[b * 32..b * 32 + 32])
+                    .map(|(&p, &q)| p as i32 * q as i32)
+                    .sum();
+                acc += w.d[r * nb + b] * a.d[b] * isum as f32;
+                if let Some(mins) = &w.m {
+                    acc += mins[r * nb + b] * a.s[b];
+                }
+            }
+            out[t] = acc;
+        }
+    })
+}
+
+/// Compute `rows` outputs of `m` values each over the available cores; `f(r, out[..m])` fills
+/// row `r`. Returns `[m, rows]`.
+fn par_rows(rows: usize, m: usize, f: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).min(8);
+    let chunk = rows.div_ceil(threads).max(1);
+    let f = &f;
+    let parts: Vec<Vec<f32>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..rows)
+            .step_by(chunk)
+            .map(|r0| {
+                s.spawn(move || {
+                    let r1 = (r0 + chunk).min(rows);
+                    let mut out = vec![0f32; (r1 - r0) * m];
+                    for r in r0..r1 {
+                        f(r, &mut out[(r - r0) * m..(r - r0 + 1) * m]);
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+    });
+    let mut y = vec![0f32; m * rows];
+    for (ci, part) in parts.iter().enumerate() {
+        let r0 = ci * chunk;
+        for (i, v) in part.iter().enumerate() {
+            y[(i % m) * rows + r0 + i / m] = *v;
+        }
+    }
+    y
+}
+
+/// Activations `[m, width]`.
+#[derive(Clone, Debug)]
+pub struct Act {
+    pub data: Vec<f32>,
+    pub m: usize,
+    pub width: usize,
+}
+
+pub struct CpuBackend {
+    pub cfg: Config,
+    embd: F32Mat,
+    mats: HashMap<Mat, Weights>,
+    norms: HashMap<Norm, Vec<f32>>,
+    k_cache: Vec<Vec<f32>>,
+    v_cache: Vec<Vec<f32>>,
+}
+
+fn load(g: &Gguf, name: &str) -> Result<F32Mat> {
+    let t = g.tensor(name)?;
+    let (rows, cols) = t.matrix_shape();
+    Ok(F32Mat { rows, cols, data: g.dequantize_tensor(t)? })
+}
+
+fn load_weights(g: &Gguf, name: &str) -> Result<Weights> {
+    Ok(match load_blocks(g, name)? {
+        Some(b) => Weights::Blocks(b),
+        None => Weights::F32(load(g, name)?),
+    })
+}
+
+fn dot8(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `Y [m, n] = X [m, k] · Wᵀ` in f32.
+pub fn matmul_f32(w: &F32Mat, x: &[f32], m: usize) -> Vec<f32> {
+    let k = w.cols;
+    par_rows(w.rows, m, |r, out| {
+        let row = &w.data[r * k..(r + 1) * k];
+        for (t, o) in out.iter_mut().enumerate() {
+            *o = dot8(row, &x[t * k..(t + 1) * k]);
+        }
+    })
+}
+
+impl CpuBackend {
+    pub fn load(g: &Gguf) -> Result<Self> {
+        let cfg = Config::from_gguf(g)?;
+        let embd = load(g, "token_embd.weight")?;
+        let mut mats = HashMap::new();
+        for m in Mat::all(cfg.n_layers) {
+            if m == Mat::Output && cfg.tied_output {
+                continue;
+            }
+            mats.insert(m, load_weights(g, &m.tensor_name(false))?);
+        }
+        if cfg.tied_output {
+            mats.insert(Mat::Output, load_weights(g, "token_embd.weight")?);
+        }
+        let mut norms = HashMap::new();
+        for l in 0..cfg.n_layers {
+            for n in [Norm::Attn(l), Norm::Ffn(l)] {
+                norms.insert(n, load(g, &n.tensor_name())?.data);
+            }
+        }
+        norms.insert(Norm::Output, load(g, &Norm::Output.tensor_name())?.data);
+        let n = cfg.n_layers;
+        Ok(CpuBackend { cfg, embd, mats, norms, k_cache: vec![vec![]; n], v_cache: vec![vec![]; n] })
+    }
+
+    fn mat(&self, m: Mat) -> Result<&Weights> {
+        self.mats.get(&m).ok_or_else(|| Error::TensorNotFound(m.tensor_name(self.cfg.tied_output)))
+    }
+}
+
+impl Backend for CpuBackend {
+    type Act = Act;
+
+    fn embed(&mut self, ids: &[u32]) -> Result<Act> {
+        let d = self.embd.cols;
+        let mut data = Vec::with_capacity(ids.len() * d);
+        for &id in ids {
+            let id = id as usize;
+            if id >= self.embd.rows {
+                return Err(Error::Shape(format!("token id {id} outside the vocabulary of {}", self.embd.rows)));
+            }
+            data.extend_from_slice(&self.embd.data[id * d..(id + 1) * d]);
+        }
+        Ok(Act { data, m: ids.len(), width: d })
+    }
+
+    fn rmsnorm(&mut self, x: &Act, w: Norm) -> Result<Act> {
+        Ok(Act { data: cpu::rmsnorm(&x.data, &self.norms[&w], self.cfg.rms_eps), ..*x })
+    }
+
+    fn linear(&mut self, x: &Act, w: Mat) -> Result<Act> {
+        let w = self.mat(w)?;
+        let data = match w {
+            Weights::F32(f) => matmul_f32(f, &x.data, x.m),
+            Weights::Blocks(b) => matmul_blocks(b, &x.data, x.m),
+        };
+        Ok(Act { data, m: x.m, width: w.rows() })
+    }
+
+    fn rope(&mut self, x: &mut Act, heads: usize, pos0: usize) -> Result<()> {
+        let c = &self.cfg;
+        let p = Rope { heads, head_dim: c.head_dim, n_rot: c.n_rot, pos0, base: c.rope_base, neox: c.rope_neox };
+        cpu::rope(&mut x.data, &p);
+        Ok(())
+    }
+
+    fn attention(&mut self, layer: usize, q: &Act, k: &Act, v: &Act, pos0: usize) -> Result<Act> {
+        let c = &self.cfg;
+        let kvd = c.n_kv_heads * c.head_dim;
+        let (kc, vc) = (&mut self.k_cache[layer], &mut self.v_cache[layer]);
+        if kc.len() < pos0 * kvd {
+            return Err(Error::Shape(format!("position {pos0} is past the cache ({} tokens)", kc.len() / kvd)));
+        }
+        kc.truncate(pos0 * kvd);
+        vc.truncate(pos0 * kvd);
+        kc.extend_from_slice(&k.data);
+        vc.extend_from_slice(&v.data);
+        let a = Attention {
+            heads: c.n_heads,
+            kv_heads: c.n_kv_heads,
+            head_dim: c.head_dim,
+            pos0,
+            scale: 1.0 / (c.head_dim as f32).sqrt(),
+        };
+        Ok(Act { data: cpu::attention(&q.data, kc, vc, q.m, &a), m: q.m, width: c.n_heads * c.head_dim })
+    }
+
+    fn silu_mul(&mut self, gate: &Act, up: &Act) -> Result<Act> {
+        Ok(Act { data: cpu::silu_mul(&gate.data, &up.data), ..*gate })
+    }
+
+    fn add(&mut self, a: &mut Act, b: &Act) -> Result<()> {
+        cpu::add(&mut a.data, &b.data);
+        Ok(())
+    }
+
+    fn last_row(&mut self, x: &Act) -> Result<Act> {
+        Ok(Act { data: x.data[(x.m - 1) * x.width..].to_vec(), m: 1, width: x.width })
+    }
+
+    async fn read(&mut self, x: &Act) -> Result<Vec<f32>> {
+        Ok(x.data.clone())
+    }
+}

@@ -1,0 +1,207 @@
+//! GPU backend: weights requantized on load from any source dtype to FP16, INT8 or INT4, the KV
+//! cache on the GPU, and every op of a forward pass recorded into one command encoder and
+//! submitted once. [`GpuBackend::set_precision`] swaps the weights of a loaded model in place and
+//! keeps the KV cache (the conversation).
+
+use std::collections::HashMap;
+
+use super::{Backend, Config, Mat, Norm};
+use crate::cpu::{Attention, Rope};
+use crate::gguf::Gguf;
+use crate::gpu::{ops::Recorder, Gpu, GpuMatrix};
+use crate::{Error, Precision, QuantMatrix, Result};
+
+/// Activations `[m, width]` in a GPU buffer.
+pub struct Act {
+    pub buf: wgpu::Buffer,
+    pub m: usize,
+    pub width: usize,
+}
+
+pub struct GpuBackend<'g> {
+    pub gpu: &'g Gpu,
+    pub cfg: Config,
+    pub precision: Precision,
+    /// Token embedding at `precision` (also the output head when tied).
+    embd: GpuMatrix,
+    mats: HashMap<Mat, GpuMatrix>,
+    norms: HashMap<Norm, wgpu::Buffer>,
+    k_cache: Vec<wgpu::Buffer>,
+    v_cache: Vec<wgpu::Buffer>,
+    /// Tokens the KV cache holds room for.
+    pub n_ctx: usize,
+    rec: Option<Recorder<'g>>,
+}
+
+/// Dequantize a tensor from the file and requantize it to `p`.
+fn requantize(g: &Gguf, name: &str, p: Precision) -> Result<QuantMatrix> {
+    let t = g.tensor(name)?;
+    let (rows, cols) = t.matrix_shape();
+    QuantMatrix::quantize(&g.dequantize_tensor(t)?, rows, cols, p)
+}
+
+impl<'g> GpuBackend<'g> {
+    /// Upload the model at `precision` with a KV cache of `n_ctx` tokens.
+    pub fn load(gpu: &'g Gpu, g: &Gguf, precision: Precision, n_ctx: usize) -> Result<Self> {
+        let cfg = Config::from_gguf(g)?;
+        let n_ctx = n_ctx.min(cfg.context_length).max(1);
+        let mut norms = HashMap::new();
+        for n in (0..cfg.n_layers).flat_map(|l| [Norm::Attn(l), Norm::Ffn(l)]).chain([Norm::Output]) {
+            let name = n.tensor_name();
+            norms.insert(n, gpu.storage_f32(&name, &g.dequantize_tensor(g.tensor(&name)?)?)?);
+        }
+        let kvd = cfg.n_kv_heads * cfg.head_dim;
+        let cache = |what: &str| -> Result<Vec<wgpu::Buffer>> {
+            (0..cfg.n_layers).map(|l| gpu.zeros(&format!("{what}.{l}"), n_ctx * kvd)).collect()
+        };
+        let (k_cache, v_cache) = (cache("k_cache")?, cache("v_cache")?);
+        let embd = gpu.upload_matrix("token_embd", &requantize(g, "token_embd.weight", precision)?)?;
+        let mut b = GpuBackend { gpu, cfg, precision, embd, mats: HashMap::new(), norms, k_cache, v_cache, n_ctx, rec: None };
+        b.upload_mats(g, precision)?;
+        Ok(b)
+    }
+
+    fn upload_mats(&mut self, g: &Gguf, p: Precision) -> Result<()> {
+        for m in Mat::all(self.cfg.n_layers) {
+            if m == Mat::Output && self.cfg.tied_output {
+                continue;
+            }
+            let name = m.tensor_name(false);
+            let w = self.gpu.upload_matrix(&name, &requantize(g, &name, p)?)?;
+            self.mats.insert(m, w);
+        }
+        Ok(())
+    }
+
+    /// Requantize every weight from the file to `p`, keeping the KV cache.
+    pub fn set_precision(&mut self, g: &Gguf, p: Precision) -> Result<()> {
+        if p == self.precision {
+            return Ok(());
+        }
+        self.flush();
+        self.embd = self.gpu.upload_matrix("token_embd", &requantize(g, "token_embd.weight", p)?)?;
+        self.upload_mats(g, p)?;
+        self.precision = p;
+        Ok(())
+    }
+
+    /// Bytes of weight data on the GPU at the current precision (norms included).
+    pub fn weight_bytes(&self) -> u64 {
+        self.embd.bytes()
+            + self.mats.values().map(GpuMatrix::bytes).sum::<u64>()
+            + self.norms.values().map(|b| b.size()).sum::<u64>()
+    }
+
+    fn rec(&mut self) -> &mut Recorder<'g> {
+        recorder(&mut self.rec, self.gpu)
+    }
+
+    /// Submit everything recorded so far.
+    pub fn flush(&mut self) {
+        if let Some(r) = self.rec.take() {
+            r.submit();
+        }
+    }
+
+    fn new_act(&self, m: usize, width: usize) -> Result<Act> {
+        Ok(Act { buf: self.gpu.zeros("act", m * width)?, m, width })
+    }
+
+}
+
+/// The open recorder (a field borrow, so weights can be borrowed beside it).
+fn recorder<'a, 'g>(slot: &'a mut Option<Recorder<'g>>, gpu: &'g Gpu) -> &'a mut Recorder<'g> {
+    slot.get_or_insert_with(|| Recorder::new(gpu, None, 0))
+}
+
+impl<'g> Backend for GpuBackend<'g> {
+    type Act = Act;
+
+    fn embed(&mut self, ids: &[u32]) -> Result<Act> {
+        if let Some(&bad) = ids.iter().find(|&&i| i as usize >= self.embd.rows) {
+            return Err(Error::Shape(format!("token id {bad} outside the vocabulary of {}", self.embd.rows)));
+        }
+        let idb = self.gpu.storage_u32("ids", ids)?;
+        let out = self.new_act(ids.len(), self.embd.cols)?;
+        recorder(&mut self.rec, self.gpu).embedding(&self.embd, &idb, &out.buf, ids.len());
+        Ok(out)
+    }
+
+    fn rmsnorm(&mut self, x: &Act, w: Norm) -> Result<Act> {
+        let out = self.new_act(x.m, x.width)?;
+        let wb = self.norms.get(&w).ok_or_else(|| Error::TensorNotFound(w.tensor_name()))?;
+        recorder(&mut self.rec, self.gpu).rmsnorm(&x.buf, wb, &out.buf, x.m, x.width, self.cfg.rms_eps);
+        Ok(out)
+    }
+
+    fn linear(&mut self, x: &Act, w: Mat) -> Result<Act> {
+        let wm = self.mats.get(&w).unwrap_or(&self.embd);
+        if wm.cols != x.width {
+            return Err(Error::Shape(format!("{w:?}: {} inputs, activations of {}", wm.cols, x.width)));
+        }
+        let out = Act { buf: self.gpu.zeros("act", x.m * wm.rows)?, m: x.m, width: wm.rows };
+        let rec = recorder(&mut self.rec, self.gpu);
+        if x.m == 1 {
+            rec.matvec(wm, &x.buf, &out.buf);
+        } else {
+            rec.matmul(wm, &x.buf, &out.buf, x.m);
+        }
+        Ok(out)
+    }
+
+    fn rope(&mut self, x: &mut Act, heads: usize, pos0: usize) -> Result<()> {
+        let c = &self.cfg;
+        let p = Rope { heads, head_dim: c.head_dim, n_rot: c.n_rot, pos0, base: c.rope_base, neox: c.rope_neox };
+        self.rec().rope(&x.buf, x.m, &p);
+        Ok(())
+    }
+
+    fn attention(&mut self, layer: usize, q: &Act, k: &Act, v: &Act, pos0: usize) -> Result<Act> {
+        let c = self.cfg.clone();
+        let m = q.m;
+        if pos0 + m > self.n_ctx {
+            return Err(Error::Shape(format!("context full: {} tokens, room for {}", pos0 + m, self.n_ctx)));
+        }
+        let kvd = (c.n_kv_heads * c.head_dim) as u64;
+        let off = pos0 as u64 * kvd * 4;
+        let size = m as u64 * kvd * 4;
+        let scores = self.gpu.zeros("scores", c.n_heads * m * (pos0 + m))?;
+        let out = self.new_act(m, c.n_heads * c.head_dim)?;
+        let (kc, vc) = (&self.k_cache[layer], &self.v_cache[layer]);
+        let rec = recorder(&mut self.rec, self.gpu);
+        rec.enc.copy_buffer_to_buffer(&k.buf, 0, kc, off, size);
+        rec.enc.copy_buffer_to_buffer(&v.buf, 0, vc, off, size);
+        let a = Attention {
+            heads: c.n_heads,
+            kv_heads: c.n_kv_heads,
+            head_dim: c.head_dim,
+            pos0,
+            scale: 1.0 / (c.head_dim as f32).sqrt(),
+        };
+        rec.attention(&q.buf, kc, vc, &scores, &out.buf, m, &a);
+        Ok(out)
+    }
+
+    fn silu_mul(&mut self, gate: &Act, up: &Act) -> Result<Act> {
+        let out = self.new_act(gate.m, gate.width)?;
+        self.rec().silu_mul(&gate.buf, &up.buf, &out.buf, gate.m * gate.width);
+        Ok(out)
+    }
+
+    fn add(&mut self, a: &mut Act, b: &Act) -> Result<()> {
+        self.rec().add(&a.buf, &b.buf, a.m * a.width);
+        Ok(())
+    }
+
+    fn last_row(&mut self, x: &Act) -> Result<Act> {
+        let out = self.new_act(1, x.width)?;
+        let off = ((x.m - 1) * x.width * 4) as u64;
+        self.rec().enc.copy_buffer_to_buffer(&x.buf, off, &out.buf, 0, (x.width * 4) as u64);
+        Ok(out)
+    }
+
+    async fn read(&mut self, x: &Act) -> Result<Vec<f32>> {
+        self.flush();
+        self.gpu.read_f32(&x.buf, x.m * x.width).await
+    }
+}

@@ -1,0 +1,239 @@
+//! Model configuration from GGUF and the llama forward pass, written once over a [`Backend`]
+//! (the CPU reference in [`cpu`], the wgpu kernels in [`gpu`]).
+
+pub mod cpu;
+pub mod gpu;
+
+use serde::Serialize;
+
+use crate::gguf::Gguf;
+use crate::{Error, Result};
+
+/// Architecture hyper-parameters read from GGUF metadata.
+#[derive(Clone, Debug, Serialize)]
+pub struct Config {
+    pub architecture: String,
+    pub n_layers: usize,
+    pub dim: usize,
+    pub ffn_dim: usize,
+    pub n_heads: usize,
+    pub n_kv_heads: usize,
+    pub head_dim: usize,
+    pub n_rot: usize,
+    pub vocab: usize,
+    pub context_length: usize,
+    pub rope_base: f32,
+    /// GPT-NeoX rotation (pairs i, i + n_rot/2); llama GGUFs use the normal pairs.
+    pub rope_neox: bool,
+    pub rms_eps: f32,
+    /// The output head is the token embedding (no `output.weight`).
+    pub tied_output: bool,
+}
+
+impl Config {
+    pub fn from_gguf(g: &Gguf) -> Result<Self> {
+        let arch = g.get_str("general.architecture").ok_or_else(|| Error::Malformed("no general.architecture".into()))?;
+        if arch != "llama" {
+            return Err(Error::Malformed(format!("architecture '{arch}' is not supported yet (llama is)")));
+        }
+        let req = |k: &str| {
+            g.get_u64(&format!("{arch}.{k}"))
+                .map(|v| v as usize)
+                .ok_or_else(|| Error::Malformed(format!("missing {arch}.{k}")))
+        };
+        let opt_f = |k: &str, d: f32| g.get(&format!("{arch}.{k}")).and_then(|v| v.as_f64()).map_or(d, |v| v as f32);
+        let dim = req("embedding_length")?;
+        let n_heads = req("attention.head_count")?;
+        let n_kv_heads = req("attention.head_count_kv").unwrap_or(n_heads);
+        let head_dim = req("attention.key_length").unwrap_or(dim / n_heads.max(1));
+        let vocab = g
+            .get("tokenizer.ggml.tokens")
+            .and_then(|v| v.as_array())
+            .map(|a| a.len())
+            .ok_or_else(|| Error::Malformed("no tokenizer.ggml.tokens".into()))?;
+        let cfg = Config {
+            architecture: arch.to_string(),
+            n_layers: req("block_count")?,
+            dim,
+            ffn_dim: req("feed_forward_length")?,
+            n_heads,
+            n_kv_heads,
+            head_dim,
+            n_rot: req("rope.dimension_count").unwrap_or(head_dim),
+            vocab,
+            context_length: req("context_length").unwrap_or(2048),
+            rope_base: opt_f("rope.freq_base", 10000.0),
+            rope_neox: false,
+            rms_eps: opt_f("attention.layer_norm_rms_epsilon", 1e-5),
+            tied_output: g.tensor("output.weight").is_err(),
+        };
+        if n_heads == 0 || n_kv_heads == 0 || n_heads % n_kv_heads != 0 || cfg.n_rot > head_dim || cfg.n_rot % 2 != 0 {
+            return Err(Error::Malformed(format!(
+                "inconsistent heads: {n_heads} heads, {n_kv_heads} kv heads, head_dim {head_dim}, n_rot {}",
+                cfg.n_rot
+            )));
+        }
+        Ok(cfg)
+    }
+}
+
+/// A weight matrix of the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Mat {
+    Q(usize),
+    K(usize),
+    V(usize),
+    O(usize),
+    Gate(usize),
+    Up(usize),
+    Down(usize),
+    /// The output head (the token embedding when tied).
+    Output,
+}
+
+/// A norm weight vector of the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Norm {
+    Attn(usize),
+    Ffn(usize),
+    Output,
+}
+
+impl Mat {
+    pub fn tensor_name(self, tied: bool) -> String {
+        match self {
+            Mat::Q(l) => format!("blk.{l}.attn_q.weight"),
+            Mat::K(l) => format!("blk.{l}.attn_k.weight"),
+            Mat::V(l) => format!("blk.{l}.attn_v.weight"),
+            Mat::O(l) => format!("blk.{l}.attn_output.weight"),
+            Mat::Gate(l) => format!("blk.{l}.ffn_gate.weight"),
+            Mat::Up(l) => format!("blk.{l}.ffn_up.weight"),
+            Mat::Down(l) => format!("blk.{l}.ffn_down.weight"),
+            Mat::Output if tied => "token_embd.weight".into(),
+            Mat::Output => "output.weight".into(),
+        }
+    }
+
+    /// Every matrix of a model with `n_layers` layers.
+    pub fn all(n_layers: usize) -> Vec<Mat> {
+        let mut v: Vec<Mat> = (0..n_layers)
+            .flat_map(|l| [Mat::Q(l), Mat::K(l), Mat::V(l), Mat::O(l), Mat::Gate(l), Mat::Up(l), Mat::Down(l)])
+            .collect();
+        v.push(Mat::Output);
+        v
+    }
+}
+
+impl Norm {
+    pub fn tensor_name(self) -> String {
+        match self {
+            Norm::Attn(l) => format!("blk.{l}.attn_norm.weight"),
+            Norm::Ffn(l) => format!("blk.{l}.ffn_norm.weight"),
+            Norm::Output => "output_norm.weight".into(),
+        }
+    }
+}
+
+/// The ops a llama forward pass needs. Activations are `[m, width]` for `m` tokens.
+pub trait Backend {
+    type Act;
+    /// Token embedding rows.
+    fn embed(&mut self, ids: &[u32]) -> Result<Self::Act>;
+    fn rmsnorm(&mut self, x: &Self::Act, w: Norm) -> Result<Self::Act>;
+    /// `x · Wᵀ`.
+    fn linear(&mut self, x: &Self::Act, w: Mat) -> Result<Self::Act>;
+    /// Rotary embedding in place, `heads` heads per token, token 0 at `pos0`.
+    fn rope(&mut self, x: &mut Self::Act, heads: usize, pos0: usize) -> Result<()>;
+    /// Append `k, v` to layer `layer`'s cache at `pos0` and attend causally with `q`.
+    fn attention(&mut self, layer: usize, q: &Self::Act, k: &Self::Act, v: &Self::Act, pos0: usize) -> Result<Self::Act>;
+    fn silu_mul(&mut self, gate: &Self::Act, up: &Self::Act) -> Result<Self::Act>;
+    /// `a += b`.
+    fn add(&mut self, a: &mut Self::Act, b: &Self::Act) -> Result<()>;
+    /// The last token's row.
+    fn last_row(&mut self, x: &Self::Act) -> Result<Self::Act>;
+    /// The values of an activation (finishing any queued work).
+    fn read(&mut self, x: &Self::Act) -> impl std::future::Future<Output = Result<Vec<f32>>>;
+}
+
+/// Perplexity of a token sequence, teacher-forced: position i predicts token i + 1.
+#[derive(Clone, Debug, Serialize)]
+pub struct Perplexity {
+    pub ppl: f64,
+    pub n_tokens: usize,
+    /// Argmax of the logits at each position (`n_tokens − 1` of them).
+    pub argmax: Vec<u32>,
+    /// `log p(token i + 1)` at each position.
+    pub target_logprob: Vec<f32>,
+    pub tokens_per_second: f64,
+}
+
+/// Run `tokens` through the model in chunks of `chunk` (the KV cache carries the context) and
+/// score every next token.
+pub async fn perplexity<B: Backend>(cfg: &Config, b: &mut B, tokens: &[u32], chunk: usize) -> Result<Perplexity> {
+    let t0 = crate::util::now_ms();
+    let (mut argmax_v, mut lp) = (Vec::new(), Vec::new());
+    let v = cfg.vocab;
+    let mut pos = 0;
+    while pos < tokens.len() {
+        let end = (pos + chunk.max(1)).min(tokens.len());
+        let logits = forward(cfg, b, &tokens[pos..end], pos, true)?;
+        let logits = b.read(&logits).await?;
+        for (i, row) in logits.chunks(v).enumerate() {
+            let p = pos + i;
+            if p + 1 < tokens.len() {
+                argmax_v.push(argmax(row) as u32);
+                lp.push(log_prob(row, tokens[p + 1] as usize));
+            }
+        }
+        pos = end;
+    }
+    let n = lp.len().max(1);
+    let nll = -lp.iter().map(|&x| x as f64).sum::<f64>() / n as f64;
+    let secs = (crate::util::now_ms() - t0) / 1e3;
+    Ok(Perplexity {
+        ppl: nll.exp(),
+        n_tokens: tokens.len(),
+        argmax: argmax_v,
+        target_logprob: lp,
+        tokens_per_second: tokens.len() as f64 / secs.max(1e-9),
+    })
+}
+
+/// The llama forward pass (SmolLM2, Llama 2/3, TinyLlama): logits `[m, vocab]` for the tokens
+/// `ids` at positions `pos0..`, or `[1, vocab]` for the last one only.
+pub fn forward<B: Backend>(cfg: &Config, b: &mut B, ids: &[u32], pos0: usize, all_logits: bool) -> Result<B::Act> {
+    let mut x = b.embed(ids)?;
+    for l in 0..cfg.n_layers {
+        // Attention block.
+        let h = b.rmsnorm(&x, Norm::Attn(l))?;
+        let mut q = b.linear(&h, Mat::Q(l))?;
+        let mut k = b.linear(&h, Mat::K(l))?;
+        let v = b.linear(&h, Mat::V(l))?;
+        b.rope(&mut q, cfg.n_heads, pos0)?;
+        b.rope(&mut k, cfg.n_kv_heads, pos0)?;
+        let a = b.attention(l, &q, &k, &v, pos0)?;
+        let o = b.linear(&a, Mat::O(l))?;
+        b.add(&mut x, &o)?;
+        // SwiGLU feed-forward block.
+        let h = b.rmsnorm(&x, Norm::Ffn(l))?;
+        let gate = b.linear(&h, Mat::Gate(l))?;
+        let up = b.linear(&h, Mat::Up(l))?;
+        let f = b.silu_mul(&gate, &up)?;
+        let d = b.linear(&f, Mat::Down(l))?;
+        b.add(&mut x, &d)?;
+    }
+    let x = if all_logits { x } else { b.last_row(&x)? };
+    let h = b.rmsnorm(&x, Norm::Output)?;
+    b.linear(&h, Mat::Output)
+}
+
+/// `log softmax(logits)[target]`.
+pub fn log_prob(logits: &[f32], target: usize) -> f32 {
+    let mx = logits.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
+    let sum: f64 = logits.iter().map(|&v| ((v - mx) as f64).exp()).sum();
+    (logits[target] - mx) - sum.ln() as f32
+}
+
+pub fn argmax(v: &[f32]) -> usize {
+    v.iter().enumerate().fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &x)| if x > bv { (i, x) } else { (bi, bv) }).0
+}

