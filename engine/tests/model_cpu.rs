@@ -37,8 +37,8 @@ fn cpu_source_perplexity_and_argmax_match_llama_cpp() {
     let agreement = agree as f64 / n as f64;
     println!("cpu source: ppl {ppl:.4} (llama.cpp {ppl_gold}), argmax agreement {agreement:.4}, {n} predictions, {:.1}s", t0.elapsed().as_secs_f64());
     assert!((ppl / ppl_gold - 1.0).abs() < 0.01, "perplexity {ppl} vs {ppl_gold}");
-    // Measured 0.951: llama.cpp's logits differ from ours by ~0.1 at random positions (its f16 KV
-    // cache and flash attention among the suspects), which flips near-ties. The target is
+    // Measured 0.954: llama.cpp's logits differ from an exact f32 computation by ~0.1 at random
+    // positions (8-bit activations, f16 KV cache), which flips near-ties. The target is
     // 0.98; this guards the level reached.
     assert!(agreement >= 0.94, "argmax agreement {agreement}");
 }
@@ -53,13 +53,6 @@ fn cpu_next_token_top10_matches_llama_cpp() {
     for case in gold["greedy"].as_array().unwrap() {
         let prompt = ids(&case["prompt_ids"]);
         let logits = forward(&cfg, &mut b, &prompt, 0, false).unwrap().data;
-        let mut order: Vec<usize> = (0..logits.len()).collect();
-        order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
-        let want: Vec<u32> = case["top10_next"].as_array().unwrap().iter().map(|p| p[0].as_u64().unwrap() as u32).collect();
-        let got: Vec<u32> = order[..10].iter().map(|&i| i as u32).collect();
-        let shared = got.iter().filter(|i| want.contains(i)).count();
-        println!("top10 {:?}: got {got:?} want {want:?} ({shared} shared)", &case["prompt"].as_str().unwrap()[..20.min(case["prompt"].as_str().unwrap().len())]);
-        assert_eq!(got[0], want[0], "top-1");
-        assert!(shared >= 8, "only {shared} of the top 10 shared");
+        common::check_top10(&logits, &case["top10_next"], &format!("cpu source, prompt of {} tokens", prompt.len()));
     }
 }

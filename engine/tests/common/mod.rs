@@ -58,3 +58,30 @@ pub fn ids(v: &serde_json::Value) -> Vec<u32> {
 }
 
 pub const SMOLLM_GOLDEN: &str = "smollm2-135m-instruct-q4_1.llamacpp.json";
+
+/// llama.cpp's own logits differ from an exact f32 computation by about 0.1 (its notes: 8-bit
+/// activations, f16 KV cache); a top-1 whose margin over the runner-up is below this is a tie.
+pub const TIE_MARGIN: f64 = 0.15;
+
+/// Check next-token logits against a golden `top10_next` list: the same top-1 (or, where
+/// llama.cpp's top two are tied within TIE_MARGIN, one of those two) and at least 8 shared ids.
+pub fn check_top10(logits: &[f32], golden_top10: &serde_json::Value, what: &str) {
+    let want: Vec<(u32, f64)> = golden_top10
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p[0].as_u64().unwrap() as u32, p[1].as_f64().unwrap()))
+        .collect();
+    let mut order: Vec<usize> = (0..logits.len()).collect();
+    order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+    let got: Vec<u32> = order[..10].iter().map(|&i| i as u32).collect();
+    let shared = got.iter().filter(|i| want.iter().any(|(w, _)| w == *i)).count();
+    println!("{what}: top10 {got:?}, llama.cpp {:?} ({shared} shared)", want.iter().map(|w| w.0).collect::<Vec<_>>());
+    let tied = want[0].1 - want[1].1 < TIE_MARGIN;
+    if tied {
+        assert!(got[0] == want[0].0 || got[0] == want[1].0, "{what}: top-1 {} not among llama.cpp's tied top two", got[0]);
+    } else {
+        assert_eq!(got[0], want[0].0, "{what}: top-1");
+    }
+    assert!(shared >= 8, "{what}: only {shared} of the top 10 shared");
+}
