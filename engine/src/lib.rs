@@ -5,12 +5,14 @@
 //! (wgpu on the browser's WebGPU). The UI crate holds no numerics: it calls into this crate.
 
 pub mod bench;
+pub mod chat;
 pub mod cpu;
 pub mod error;
 pub mod gguf;
 pub mod gpu;
 pub mod model;
 pub mod quant;
+pub mod sampler;
 pub mod selftest;
 pub mod tokenizer;
 pub mod util;

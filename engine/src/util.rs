@@ -65,3 +65,60 @@ pub fn median(v: &[f64]) -> f64 {
     let n = s.len();
     if n % 2 == 1 { s[n / 2] } else { 0.5 * (s[n / 2 - 1] + s[n / 2]) }
 }
+
+/// Seconds since the Unix epoch (UTC).
+pub fn unix_seconds() -> i64 {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        (js_sys::Date::now() / 1000.0) as i64
+    }
+}
+
+/// `strftime` for a Unix time in UTC, supporting %Y %y %m %d %e %B %b %H %M %S %%.
+pub fn strftime(fmt: &str, unix: i64) -> String {
+    const MONTHS: [&str; 12] =
+        ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let days = unix.div_euclid(86400);
+    let secs = unix.rem_euclid(86400);
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let mut out = String::new();
+    let mut chars = fmt.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('Y') => out += &y.to_string(),
+            Some('y') => out += &format!("{:02}", y % 100),
+            Some('m') => out += &format!("{m:02}"),
+            Some('d') => out += &format!("{d:02}"),
+            Some('e') => out += &format!("{d:>2}"),
+            Some('B') => out += MONTHS[(m - 1) as usize],
+            Some('b') => out += &MONTHS[(m - 1) as usize][..3],
+            Some('H') => out += &format!("{:02}", secs / 3600),
+            Some('M') => out += &format!("{:02}", secs / 60 % 60),
+            Some('S') => out += &format!("{:02}", secs % 60),
+            Some('%') => out.push('%'),
+            Some(o) => {
+                out.push('%');
+                out.push(o);
+            }
+            None => out.push('%'),
+        }
+    }
+    out
+}

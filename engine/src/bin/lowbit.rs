@@ -1,48 +1,273 @@
-//! `lowbit` command-line tool. JSON on stdout, errors on stderr with a non-zero exit.
+//! `lowbit` command-line tool. JSON on stdout, errors on stderr with a non-zero exit, never a panic.
 
+use std::collections::BTreeMap;
+use std::io::Write;
 use std::process::ExitCode;
 
-use lowbit::{bench, gpu::Gpu, selftest, Error, Result};
+use lowbit::chat::{ChatTemplate, Message};
+use lowbit::gguf::Gguf;
+use lowbit::gpu::Gpu;
+use lowbit::model::{self, cpu::CpuBackend, gpu::GpuBackend, Config};
+use lowbit::sampler::{Sampler, SamplerConfig};
+use lowbit::tokenizer::Tokenizer;
+use lowbit::{bench, selftest, Error, Precision, Result};
 
-const USAGE: &str = "lowbit bench kernels [--json] [--reps N]
-lowbit selftest [--json]";
+const USAGE: &str = "usage:
+  lowbit info MODEL.gguf
+  lowbit tokenize MODEL.gguf --text TEXT
+  lowbit perplexity MODEL.gguf --file TEXT_FILE --precision source|fp16|int8|int4 [--backend cpu|gpu] [--max-tokens 1024]
+  lowbit generate MODEL.gguf --prompt TEXT [--chat] [--system TEXT] --precision source|fp16|int8|int4
+                  [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--min-p P]
+                  [--repeat-penalty R] [--seed S] [--json]
+  lowbit bench kernels [--json] [--reps N]
+  lowbit selftest [--json]";
 
-fn flag_value(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+struct Args {
+    positional: Vec<String>,
+    flags: BTreeMap<String, Option<String>>,
 }
 
-fn run(args: &[String]) -> Result<()> {
-    let json = args.iter().any(|a| a == "--json");
-    match args.first().map(String::as_str) {
-        Some("bench") if args.get(1).map(String::as_str) == Some("kernels") => {
-            let reps = match flag_value(args, "--reps") {
-                Some(v) => v.parse().map_err(|_| Error::Usage(format!("--reps {v}: not a number")))?,
-                None => 30,
-            };
+const SWITCHES: [&str; 2] = ["--json", "--chat"];
+
+impl Args {
+    fn parse(raw: &[String]) -> Result<Self> {
+        let (mut positional, mut flags) = (Vec::new(), BTreeMap::new());
+        let mut it = raw.iter();
+        while let Some(a) = it.next() {
+            if SWITCHES.contains(&a.as_str()) {
+                flags.insert(a.clone(), None);
+            } else if a.starts_with("--") {
+                let v = it.next().ok_or_else(|| Error::Usage(format!("{a} needs a value\n{USAGE}")))?;
+                flags.insert(a.clone(), Some(v.clone()));
+            } else {
+                positional.push(a.clone());
+            }
+        }
+        Ok(Args { positional, flags })
+    }
+    fn has(&self, f: &str) -> bool {
+        self.flags.contains_key(f)
+    }
+    fn get(&self, f: &str) -> Option<&str> {
+        self.flags.get(f).and_then(|v| v.as_deref())
+    }
+    fn num<T: std::str::FromStr>(&self, f: &str, default: T) -> Result<T> {
+        match self.get(f) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| Error::Usage(format!("{f} {v}: not a number"))),
+        }
+    }
+    fn model(&self) -> Result<Vec<u8>> {
+        let path = self.positional.get(1).ok_or_else(|| Error::Usage(USAGE.into()))?;
+        std::fs::read(path).map_err(|e| Error::Io(format!("{path}: {e}")))
+    }
+}
+
+fn print_json(v: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string(v).map_err(|e| Error::Io(e.to_string()))?);
+    Ok(())
+}
+
+/// Where a precision runs: `source` on the CPU; the GPU precisions on the GPU.
+enum Engine<'g> {
+    Cpu(Box<CpuBackend>),
+    Gpu(Box<GpuBackend<'g>>),
+}
+
+fn precision_arg(a: &Args) -> Result<Option<Precision>> {
+    match a.get("--precision").unwrap_or("source") {
+        "source" => Ok(None),
+        p => Precision::parse(p).map(Some),
+    }
+}
+
+fn engine<'g>(a: &Args, g: &Gguf, gpu: &'g Option<Gpu>, n_ctx: usize) -> Result<Engine<'g>> {
+    let precision = precision_arg(a)?;
+    let backend = a.get("--backend").unwrap_or(if precision.is_some() { "gpu" } else { "cpu" });
+    match (precision, backend) {
+        (None, "cpu") => Ok(Engine::Cpu(Box::new(CpuBackend::load(g)?))),
+        (None, _) => Err(Error::Usage("precision source runs on the CPU backend only".into())),
+        (Some(p), "gpu") => {
+            let gpu = gpu.as_ref().ok_or(Error::NoAdapter)?;
+            Ok(Engine::Gpu(Box::new(GpuBackend::load(gpu, g, p, n_ctx)?)))
+        }
+        (Some(_), "cpu") => Err(Error::Usage("fp16, int8 and int4 run on the GPU backend (--backend gpu)".into())),
+        (_, other) => Err(Error::Usage(format!("unknown backend '{other}' (cpu or gpu)"))),
+    }
+}
+
+fn needs_gpu(a: &Args) -> Result<bool> {
+    Ok(precision_arg(a)?.is_some() && a.get("--backend") != Some("cpu"))
+}
+
+fn info(a: &Args) -> Result<()> {
+    let bytes = a.model()?;
+    let g = Gguf::parse(&bytes)?;
+    let mut dtypes: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut n_params = 0u64;
+    for t in &g.tensors {
+        *dtypes.entry(t.ggml_type.name()).or_default() += 1;
+        n_params += t.n_elements();
+    }
+    let cfg = Config::from_gguf(&g);
+    let tok = Tokenizer::from_gguf(&g).ok();
+    let mut out = serde_json::json!({
+        "architecture": g.get_str("general.architecture"),
+        "name": g.get_str("general.name"),
+        "n_params": n_params,
+        "n_tensors": g.tensors.len(),
+        "file_bytes": bytes.len(),
+        "gguf_version": g.version,
+        "source_dtypes": dtypes,
+        "chat_template": g.get_str("tokenizer.chat_template").is_some(),
+        "tokenizer": g.get_str("tokenizer.ggml.model"),
+        "pre_tokenizer": g.get_str("tokenizer.ggml.pre"),
+        "n_vocab": tok.as_ref().map(|t| t.vocab_size()),
+        "bos": tok.as_ref().and_then(|t| t.bos),
+        "eos": tok.as_ref().and_then(|t| t.eos),
+        "add_bos": tok.as_ref().map(|t| t.add_bos),
+    });
+    match cfg {
+        Ok(c) => {
+            out["n_layers"] = c.n_layers.into();
+            out["context_length"] = c.context_length.into();
+            out["config"] = serde_json::to_value(&c).map_err(|e| Error::Io(e.to_string()))?;
+            out["supported"] = true.into();
+        }
+        Err(e) => {
+            out["supported"] = false.into();
+            out["unsupported_reason"] = e.to_string().into();
+        }
+    }
+    print_json(&out)
+}
+
+fn tokenize(a: &Args) -> Result<()> {
+    let bytes = a.model()?;
+    let g = Gguf::parse(&bytes)?;
+    let tok = Tokenizer::from_gguf(&g)?;
+    let text = a.get("--text").ok_or_else(|| Error::Usage("--text is required".into()))?;
+    print_json(&serde_json::json!({ "ids": tok.encode(text, true) }))
+}
+
+async fn perplexity(a: &Args, gpu: &Option<Gpu>) -> Result<()> {
+    let bytes = a.model()?;
+    let g = Gguf::parse(&bytes)?;
+    let tok = Tokenizer::from_gguf(&g)?;
+    let path = a.get("--file").ok_or_else(|| Error::Usage("--file is required".into()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Io(format!("{path}: {e}")))?;
+    let max = a.num("--max-tokens", 1024usize)?;
+    let mut toks = tok.encode_with_bos(&text, false);
+    toks.truncate(max);
+    if toks.len() < 2 {
+        return Err(Error::Usage("the text has fewer than 2 tokens".into()));
+    }
+    let cfg = Config::from_gguf(&g)?;
+    let r = match engine(a, &g, gpu, toks.len())? {
+        Engine::Cpu(mut b) => model::perplexity(&cfg, b.as_mut(), &toks, 512).await?,
+        Engine::Gpu(mut b) => model::perplexity(&cfg, b.as_mut(), &toks, 256).await?,
+    };
+    print_json(&serde_json::json!({
+        "ppl": r.ppl,
+        "n_tokens": r.n_tokens,
+        "argmax": r.argmax,
+        "tokens_per_second": r.tokens_per_second,
+        "precision": a.get("--precision").unwrap_or("source"),
+    }))
+}
+
+async fn generate(a: &Args, gpu: &Option<Gpu>) -> Result<()> {
+    let bytes = a.model()?;
+    let g = Gguf::parse(&bytes)?;
+    let tok = Tokenizer::from_gguf(&g)?;
+    let cfg = Config::from_gguf(&g)?;
+    let prompt_text = a.get("--prompt").ok_or_else(|| Error::Usage("--prompt is required".into()))?;
+    let prompt = if a.has("--chat") {
+        let mut msgs = Vec::new();
+        if let Some(s) = a.get("--system") {
+            msgs.push(Message::new("system", s));
+        }
+        msgs.push(Message::new("user", prompt_text));
+        let text = ChatTemplate::from_gguf(&g, &tok).render(&msgs, true)?;
+        tok.encode_with_bos(&text, true)
+    } else {
+        tok.encode_with_bos(prompt_text, true)
+    };
+    let max_tokens = a.num("--max-tokens", 128usize)?;
+    let d = SamplerConfig::default();
+    let mut sampler = Sampler::new(SamplerConfig {
+        temperature: a.num("--temperature", 0.0f32)?,
+        top_k: a.num("--top-k", d.top_k)?,
+        top_p: a.num("--top-p", d.top_p)?,
+        min_p: a.num("--min-p", d.min_p)?,
+        repetition_penalty: a.num("--repeat-penalty", d.repetition_penalty)?,
+        repeat_last_n: d.repeat_last_n,
+        seed: a.num("--seed", 0u64)?,
+    });
+    let json = a.has("--json");
+    let n_ctx = prompt.len() + max_tokens + 1;
+    let on_text = |s: &str| {
+        if !json {
+            print!("{s}");
+            let _ = std::io::stdout().flush();
+        }
+        true
+    };
+    let r = match engine(a, &g, gpu, n_ctx)? {
+        Engine::Cpu(mut b) => model::generate(&cfg, b.as_mut(), &tok, &prompt, 0, max_tokens, &mut sampler, on_text).await?,
+        Engine::Gpu(mut b) => model::generate(&cfg, b.as_mut(), &tok, &prompt, 0, max_tokens, &mut sampler, on_text).await?,
+    };
+    if json {
+        print_json(&serde_json::json!({
+            "ids": r.ids,
+            "text": r.text,
+            "prompt_tokens": r.prefill_tokens,
+            "prefill_tokens_per_second": r.prefill_tokens_per_second,
+            "decode_tokens_per_second": r.decode_tokens_per_second,
+            "stopped_at_end_of_turn": r.stopped,
+        }))
+    } else {
+        println!();
+        Ok(())
+    }
+}
+
+fn run(raw: &[String]) -> Result<()> {
+    let a = Args::parse(raw)?;
+    let json = a.has("--json");
+    let gpu_if = |need: bool| -> Result<Option<Gpu>> { if need { pollster::block_on(Gpu::new()).map(Some) } else { Ok(None) } };
+    match a.positional.first().map(String::as_str) {
+        Some("info") => info(&a),
+        Some("tokenize") => tokenize(&a),
+        Some("perplexity") => {
+            let gpu = gpu_if(needs_gpu(&a)?)?;
+            pollster::block_on(perplexity(&a, &gpu))
+        }
+        Some("generate") => {
+            let gpu = gpu_if(needs_gpu(&a)?)?;
+            pollster::block_on(generate(&a, &gpu))
+        }
+        Some("bench") if a.positional.get(1).map(String::as_str) == Some("kernels") => {
             let gpu = pollster::block_on(Gpu::new())?;
-            let report = pollster::block_on(bench::run(&gpu, &bench::BENCH_SHAPES, reps))?;
+            let report = pollster::block_on(bench::run(&gpu, &bench::BENCH_SHAPES, a.num("--reps", 30u32)?))?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report).map_err(|e| Error::Io(e.to_string()))?);
+                print_json(&report)
             } else {
                 print!("{}", report.table());
+                Ok(())
             }
-            Ok(())
         }
         Some("selftest") => {
             let gpu = pollster::block_on(Gpu::new())?;
             let cases = selftest::standard_cases(gpu.info.subgroups);
             let rows = pollster::block_on(selftest::run_cases(&gpu, &cases, 1))?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&rows).map_err(|e| Error::Io(e.to_string()))?);
+                print_json(&rows)?;
             } else {
                 eprintln!("adapter: {} ({})", gpu.info.name, gpu.info.backend);
                 print!("{}", selftest::table(&rows));
             }
-            if rows.iter().all(|r| r.pass) {
-                Ok(())
-            } else {
-                Err(Error::Gpu("self-test failed".into()))
-            }
+            if rows.iter().all(|r| r.pass) { Ok(()) } else { Err(Error::Gpu("self-test failed".into())) }
         }
         _ => Err(Error::Usage(USAGE.into())),
     }

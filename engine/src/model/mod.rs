@@ -237,3 +237,81 @@ pub fn log_prob(logits: &[f32], target: usize) -> f32 {
 pub fn argmax(v: &[f32]) -> usize {
     v.iter().enumerate().fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &x)| if x > bv { (i, x) } else { (bi, bv) }).0
 }
+
+/// What a generation produced.
+#[derive(Clone, Debug, Serialize)]
+pub struct Generation {
+    pub ids: Vec<u32>,
+    pub text: String,
+    pub prefill_tokens: usize,
+    pub prefill_tokens_per_second: f64,
+    pub decode_tokens_per_second: f64,
+    /// Position after the last token that is in the KV cache.
+    pub end_pos: usize,
+    /// Stopped at an end-of-turn or end-of-text token.
+    pub stopped: bool,
+}
+
+/// Prefill `prompt` at `pos0`, then sample up to `max_tokens` tokens one at a time, calling
+/// `on_text` with each piece of text as it is completed (return false to stop early).
+#[allow(clippy::too_many_arguments)]
+pub async fn generate<B: Backend>(
+    cfg: &Config,
+    b: &mut B,
+    tok: &crate::tokenizer::Tokenizer,
+    prompt: &[u32],
+    pos0: usize,
+    max_tokens: usize,
+    sampler: &mut crate::sampler::Sampler,
+    mut on_text: impl FnMut(&str) -> bool,
+) -> Result<Generation> {
+    use crate::util::now_ms;
+    if prompt.is_empty() {
+        return Err(Error::Usage("empty prompt".into()));
+    }
+    let t0 = now_ms();
+    let logits = forward(cfg, b, prompt, pos0, false)?;
+    let mut logits = b.read(&logits).await?;
+    let prefill_ms = now_ms() - t0;
+    let mut history = prompt.to_vec();
+    let mut pos = pos0 + prompt.len();
+    let (mut ids, mut text) = (Vec::new(), String::new());
+    let mut dec = crate::tokenizer::StreamDecoder::default();
+    let mut stopped = false;
+    let t1 = now_ms();
+    let mut decoded = 0usize;
+    while ids.len() < max_tokens {
+        let next = sampler.sample(&logits, &history);
+        if tok.is_stop(next) {
+            stopped = true;
+            break;
+        }
+        ids.push(next);
+        history.push(next);
+        let piece = dec.push(tok, next);
+        text += &piece;
+        if !on_text(&piece) || ids.len() >= max_tokens {
+            break;
+        }
+        let l = forward(cfg, b, &[next], pos, false)?;
+        logits = b.read(&l).await?;
+        pos += 1;
+        decoded += 1;
+    }
+    // The last sampled token is not in the cache yet: the caller feeds it with the next turn.
+    let rest = dec.finish();
+    if !rest.is_empty() {
+        on_text(&rest);
+        text += &rest;
+    }
+    let decode_s = (now_ms() - t1) / 1e3;
+    Ok(Generation {
+        ids,
+        text,
+        prefill_tokens: prompt.len(),
+        prefill_tokens_per_second: prompt.len() as f64 / (prefill_ms / 1e3).max(1e-9),
+        decode_tokens_per_second: decoded as f64 / decode_s.max(1e-9),
+        end_pos: pos,
+        stopped,
+    })
+}

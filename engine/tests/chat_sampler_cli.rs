@@ -1,0 +1,109 @@
+//! Chat template, sampler and the `lowbit` command line.
+
+mod common;
+
+use common::{golden, SMOLLM_GOLDEN};
+use lowbit::chat::{ChatTemplate, Message};
+use lowbit::gguf::Gguf;
+use lowbit::sampler::{Sampler, SamplerConfig};
+use lowbit::tokenizer::Tokenizer;
+use std::process::Command;
+
+#[test]
+fn the_models_own_template_renders_the_golden_prompt() {
+    let Some(bytes) = common::default_model() else { return };
+    let g = Gguf::parse(&bytes).unwrap();
+    let tok = Tokenizer::from_gguf(&g).unwrap();
+    let t = ChatTemplate::from_gguf(&g, &tok);
+    assert!(t.from_file);
+    let text = t.render(&[Message::new("user", "What is the capital of France?")], true).unwrap();
+    let gold = golden(SMOLLM_GOLDEN);
+    assert_eq!(text, gold["greedy"][0]["prompt"].as_str().unwrap());
+    let ids = tok.encode_with_bos(&text, true);
+    assert_eq!(ids, common::ids(&gold["greedy"][0]["prompt_ids"]));
+}
+
+#[test]
+fn strftime_formats_utc_dates() {
+    // 2026-11-23 18:54:07 UTC
+    assert_eq!(lowbit::util::strftime("%d %b %Y %H:%M:%S", 1795460047), "23 Nov 2026 18:54:07");
+    assert_eq!(lowbit::util::strftime("%B %e, %y %%", 0), "January  1, 70 %");
+}
+
+#[test]
+fn sampler_is_greedy_at_zero_temperature_and_deterministic_per_seed() {
+    let logits: Vec<f32> = (0..50).map(|i| ((i * 37) % 50) as f32 / 10.0).collect();
+    let best = lowbit::model::argmax(&logits) as u32;
+    let mut greedy = Sampler::new(SamplerConfig::default());
+    assert_eq!(greedy.sample(&logits, &[]), best);
+    let cfg = SamplerConfig { temperature: 1.0, top_k: 0, top_p: 1.0, min_p: 0.0, seed: 42, ..Default::default() };
+    let draw = |c: &SamplerConfig| {
+        let mut s = Sampler::new(c.clone());
+        (0..200).map(|_| s.sample(&logits, &[])).collect::<Vec<u32>>()
+    };
+    assert_eq!(draw(&cfg), draw(&cfg), "same seed, same tokens");
+    assert_ne!(draw(&cfg), draw(&SamplerConfig { seed: 43, ..cfg.clone() }), "another seed, other tokens");
+    assert!(draw(&cfg).iter().collect::<std::collections::HashSet<_>>().len() > 5, "temperature 1 explores");
+    // top-k 1 is greedy; top-k 3 stays in the top three.
+    assert!(draw(&SamplerConfig { top_k: 1, ..cfg.clone() }).iter().all(|&t| t == best));
+    let mut order: Vec<u32> = (0..50).collect();
+    order.sort_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]));
+    assert!(draw(&SamplerConfig { top_k: 3, ..cfg.clone() }).iter().all(|t| order[..3].contains(t)));
+    // min-p 0.95 keeps only tokens within 5% of the best probability (here only the best).
+    assert!(draw(&SamplerConfig { min_p: 0.95, ..cfg.clone() }).iter().all(|&t| t == best));
+    // A strong repetition penalty moves greedy off a token already said.
+    let mut pen = Sampler::new(SamplerConfig { repetition_penalty: 100.0, ..SamplerConfig::default() });
+    assert_ne!(pen.sample(&logits, &[best]), best);
+}
+
+fn lowbit(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_lowbit")).args(args).output().expect("run lowbit");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+#[test]
+fn cli_info_tokenize_and_errors() {
+    let (code, _, err) = lowbit(&["info", "/nonexistent.gguf"]);
+    assert_eq!(code, 1);
+    assert!(err.starts_with("lowbit: ") && !err.contains("panicked"), "{err}");
+    let (code, _, err) = lowbit(&["info", concat!(env!("CARGO_MANIFEST_DIR"), "/tests/chat_sampler_cli.rs")]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not a GGUF file"), "{err}");
+    let (code, _, err) = lowbit(&["frobnicate"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("usage"), "{err}");
+    let Some(_) = common::default_model() else { return };
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/../www/models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let (code, out, _) = lowbit(&["info", model]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["architecture"], "llama");
+    assert_eq!(v["n_layers"], 30);
+    assert_eq!(v["n_vocab"], 49152);
+    assert_eq!(v["context_length"], 8192);
+    assert_eq!(v["chat_template"], true);
+    assert_eq!(v["source_dtypes"]["Q4_1"], 210);
+    assert_eq!(v["n_params"], 134515008);
+    let (code, out, _) = lowbit(&["tokenize", model, "--text", "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(common::ids(&v["ids"]), vec![1, 4093, 198, 1780, 314, 216, 34, 27, 34, 47, 2, 198, 1, 520, 9531, 198]);
+    let (code, _, err) = lowbit(&["perplexity", model, "--file", "/nonexistent.txt"]);
+    assert_eq!(code, 1, "{err}");
+    let (code, _, err) = lowbit(&["generate", model, "--prompt", "hi", "--precision", "int3"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown precision"), "{err}");
+}
+
+#[test]
+fn cli_generate_chat_answers_on_the_cpu_reference() {
+    let Some(_) = common::default_model() else { return };
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/../www/models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let (code, out, err) = lowbit(&["generate", model, "--chat", "--prompt", "What is the capital of France?", "--max-tokens", "16", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let text = v["text"].as_str().unwrap();
+    println!("source: {text}");
+    assert!(text.contains("Paris"), "{text}");
+    assert!(v["decode_tokens_per_second"].as_f64().unwrap() > 0.0);
+}
