@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 
 use super::{Backend, Config, Mat, Norm};
-use crate::cpu::{self, Attention, Rope};
+use crate::cpu;
 use crate::gguf::{GgmlType, Gguf};
 use crate::{Error, Result};
 
@@ -272,8 +272,7 @@ impl Backend for CpuBackend {
     }
 
     fn rope(&mut self, x: &mut Act, heads: usize, pos0: usize) -> Result<()> {
-        let c = &self.cfg;
-        let p = Rope { heads, head_dim: c.head_dim, n_rot: c.n_rot, pos0, base: c.rope_base, neox: c.rope_neox };
+        let p = self.cfg.rope(heads, pos0);
         cpu::rope(&mut x.data, &p);
         Ok(())
     }
@@ -289,13 +288,7 @@ impl Backend for CpuBackend {
         vc.truncate(pos0 * kvd);
         kc.extend_from_slice(&k.data);
         vc.extend_from_slice(&v.data);
-        let a = Attention {
-            heads: c.n_heads,
-            kv_heads: c.n_kv_heads,
-            head_dim: c.head_dim,
-            pos0,
-            scale: 1.0 / (c.head_dim as f32).sqrt(),
-        };
+        let a = c.attention(pos0);
         Ok(Act { data: cpu::attention(&q.data, kc, vc, q.m, &a), m: q.m, width: c.n_heads * c.head_dim })
     }
 

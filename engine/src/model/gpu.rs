@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 
 use super::{Backend, Config, Mat, Norm};
-use crate::cpu::{Attention, Rope};
 use crate::gguf::Gguf;
 use crate::gpu::{ops::Recorder, Gpu, GpuMatrix};
 use crate::{Error, Precision, QuantMatrix, Result};
@@ -150,8 +149,7 @@ impl<'g> Backend for GpuBackend<'g> {
     }
 
     fn rope(&mut self, x: &mut Act, heads: usize, pos0: usize) -> Result<()> {
-        let c = &self.cfg;
-        let p = Rope { heads, head_dim: c.head_dim, n_rot: c.n_rot, pos0, base: c.rope_base, neox: c.rope_neox };
+        let p = self.cfg.rope(heads, pos0);
         self.rec().rope(&x.buf, x.m, &p);
         Ok(())
     }
@@ -171,13 +169,7 @@ impl<'g> Backend for GpuBackend<'g> {
         let rec = recorder(&mut self.rec, self.gpu);
         rec.enc.copy_buffer_to_buffer(&k.buf, 0, kc, off, size);
         rec.enc.copy_buffer_to_buffer(&v.buf, 0, vc, off, size);
-        let a = Attention {
-            heads: c.n_heads,
-            kv_heads: c.n_kv_heads,
-            head_dim: c.head_dim,
-            pos0,
-            scale: 1.0 / (c.head_dim as f32).sqrt(),
-        };
+        let a = c.attention(pos0);
         rec.attention(&q.buf, kc, vc, &scores, &out.buf, m, &a);
         Ok(out)
     }

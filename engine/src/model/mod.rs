@@ -77,6 +77,24 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Attention shape for queries starting at `pos0` (scale 1/sqrt(head_dim)).
+    pub fn attention(&self, pos0: usize) -> crate::cpu::Attention {
+        crate::cpu::Attention {
+            heads: self.n_heads,
+            kv_heads: self.n_kv_heads,
+            head_dim: self.head_dim,
+            pos0,
+            scale: 1.0 / (self.head_dim as f32).sqrt(),
+        }
+    }
+
+    /// Rotary embedding for `heads` heads per token starting at `pos0`.
+    pub fn rope(&self, heads: usize, pos0: usize) -> crate::cpu::Rope {
+        crate::cpu::Rope { heads, head_dim: self.head_dim, n_rot: self.n_rot, pos0, base: self.rope_base, neox: self.rope_neox }
+    }
+}
+
 /// A weight matrix of the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Mat {
