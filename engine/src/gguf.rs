@@ -515,3 +515,57 @@ pub fn write(metadata: &[(String, Value)], tensors: &[TensorOut], alignment: u64
     }
     out
 }
+
+/// Target types of [`convert`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvertTo {
+    F16,
+    Q8_0,
+}
+
+impl ConvertTo {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "f16" => Ok(ConvertTo::F16),
+            "q8_0" => Ok(ConvertTo::Q8_0),
+            other => Err(Error::Usage(format!("convert --to {other}: expected f16 or q8_0"))),
+        }
+    }
+}
+
+/// Re-encode every weight matrix (tensors of 2 or more dimensions) of a GGUF file as F16 or Q8_0,
+/// keeping 1-D tensors (norms) and all metadata; `general.file_type` is updated.
+pub fn convert(g: &Gguf, to: ConvertTo) -> Result<Vec<u8>> {
+    let mut metadata: Vec<(String, Value)> = g.metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let file_type = if to == ConvertTo::F16 { 1 } else { 7 }; // LLAMA_FTYPE_MOSTLY_F16 / _Q8_0
+    metadata.retain(|(k, _)| k != "general.file_type");
+    metadata.push(("general.file_type".into(), Value::U32(file_type)));
+    let mut encoded: Vec<(GgmlType, Vec<u8>)> = Vec::with_capacity(g.tensors.len());
+    for t in &g.tensors {
+        if t.dims.len() < 2 {
+            encoded.push((t.ggml_type, g.tensor_data(t).to_vec()));
+            continue;
+        }
+        let values = g.dequantize_tensor(t)?;
+        encoded.push(match to {
+            ConvertTo::F16 => (GgmlType::F16, values.iter().flat_map(|&v| f16::from_f32(v).to_bits().to_le_bytes()).collect()),
+            ConvertTo::Q8_0 => {
+                if t.dims[0] % 32 != 0 {
+                    return Err(Error::Shape(format!("{}: rows of {} cannot be Q8_0 blocks", t.name, t.dims[0])));
+                }
+                // lowbit's INT8 block is bit-identical to ggml's block_q8_0 (f16 d, 32 × i8).
+                let (rows, cols) = t.matrix_shape();
+                let q = crate::quant::QuantMatrix::quantize(&values, rows, cols, crate::Precision::Int8)?;
+                let crate::quant::Blocks::Int8(blocks) = q.blocks else { unreachable!("quantized to int8") };
+                (GgmlType::Q8_0, bytemuck::cast_slice(&blocks).to_vec())
+            }
+        });
+    }
+    let tensors: Vec<TensorOut> = g
+        .tensors
+        .iter()
+        .zip(&encoded)
+        .map(|(t, (ty, data))| TensorOut { name: t.name.clone(), dims: t.dims.clone(), ggml_type: *ty, data })
+        .collect();
+    Ok(write(&metadata, &tensors, g.alignment))
+}

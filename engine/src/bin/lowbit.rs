@@ -19,6 +19,7 @@ const USAGE: &str = "usage:
   lowbit generate MODEL.gguf --prompt TEXT [--chat] [--system TEXT] --precision source|fp16|int8|int4
                   [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--min-p P]
                   [--repeat-penalty R] [--seed S] [--json]
+  lowbit convert IN.gguf OUT.gguf --to f16|q8_0
   lowbit bench kernels [--json] [--reps N]
   lowbit selftest [--json]";
 
@@ -142,6 +143,17 @@ fn info(a: &Args) -> Result<()> {
     print_json(&out)
 }
 
+fn convert(a: &Args) -> Result<()> {
+    let bytes = a.model()?;
+    let out = a.positional.get(2).ok_or_else(|| Error::Usage(USAGE.into()))?;
+    let to = lowbit::gguf::ConvertTo::parse(a.get("--to").ok_or_else(|| Error::Usage("--to is required".into()))?)?;
+    let g = Gguf::parse(&bytes)?;
+    let converted = lowbit::gguf::convert(&g, to)?;
+    Gguf::parse(&converted)?; // what we write must read back
+    std::fs::write(out, &converted).map_err(|e| Error::Io(format!("{out}: {e}")))?;
+    print_json(&serde_json::json!({ "output": out, "bytes": converted.len(), "tensors": g.tensors.len() }))
+}
+
 fn tokenize(a: &Args) -> Result<()> {
     let bytes = a.model()?;
     let g = Gguf::parse(&bytes)?;
@@ -238,6 +250,7 @@ fn run(raw: &[String]) -> Result<()> {
     let gpu_if = |need: bool| -> Result<Option<Gpu>> { if need { pollster::block_on(Gpu::new()).map(Some) } else { Ok(None) } };
     match a.positional.first().map(String::as_str) {
         Some("info") => info(&a),
+        Some("convert") => convert(&a),
         Some("tokenize") => tokenize(&a),
         Some("perplexity") => {
             let gpu = gpu_if(needs_gpu(&a)?)?;
