@@ -1,34 +1,24 @@
-//! lowbit page (Leptos, client-side rendered). Components only: all numerics live in the engine.
+//! lowbit page (Leptos, client-side rendered). Components only: the model runs in the engine
+//! worker (`bin/lowbit-worker.rs`), reached through `client.rs`; all numerics live in the engine.
 
-use std::cell::RefCell;
-use std::rc::Rc;
+mod client;
+mod diagnostics;
+mod fmt;
 
 use leptos::prelude::*;
-use leptos::task::spawn_local;
-use lowbit::bench::{self, BenchReport};
-use lowbit::gpu::{AdapterSummary, Gpu};
-use lowbit::selftest::{self, Row};
+use lowbit::session::Stage;
+use lowbit::Precision;
+use lowbit_app::protocol::CachedModel;
 use serde::Deserialize;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
+use client::{ChatMsg, Store};
+use fmt::{megabytes, precision_label};
+
 fn main() {
     console_error_panic_hook::set_once();
     leptos::mount::mount_to_body(App);
-}
-
-thread_local! {
-    static GPU: RefCell<Option<Rc<Gpu>>> = const { RefCell::new(None) };
-}
-
-/// The page's one GPU device, created on first use.
-async fn gpu() -> Result<Rc<Gpu>, String> {
-    if let Some(g) = GPU.with(|g| g.borrow().clone()) {
-        return Ok(g);
-    }
-    let g = Rc::new(Gpu::new().await.map_err(|e| format!("WebGPU unavailable: {e}"))?);
-    GPU.with(|c| *c.borrow_mut() = Some(g.clone()));
-    Ok(g)
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -55,196 +45,434 @@ async fn fetch_text(url: &str) -> Result<String, String> {
     text.as_string().ok_or_else(|| "not text".into())
 }
 
-fn megabytes(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1e6)
-}
-
 #[component]
 fn App() -> impl IntoView {
-    let adapter = RwSignal::new(None::<AdapterSummary>);
-    let gpu_error = RwSignal::new(None::<String>);
-    spawn_local(async move {
-        match gpu().await {
-            Ok(g) => adapter.set(Some(g.info.clone())),
-            Err(e) => gpu_error.set(Some(e)),
-        }
-    });
+    let store = Store::new();
+    provide_context(store);
+    client::start_worker(store);
     view! {
         <main>
             <header>
                 <h1>"lowbit"</h1>
-                <p>"A small quantized language model on your own GPU, in FP16, INT8 or INT4 — nothing leaves this page."</p>
+                <p>"A small quantized language model on your own GPU, in FP16, INT8 or INT4. Nothing you type leaves this page."</p>
             </header>
-            <ModelPanel/>
-            <AdapterPanel adapter gpu_error/>
-            <SelfTestPanel/>
-            <BenchPanel/>
+            <ErrorBanner/>
+            <div class="layout">
+                <aside>
+                    <ModelPanel/>
+                    <PrecisionPanel/>
+                    <ModelCard/>
+                </aside>
+                <div class="chat-column">
+                    <ChatPanel/>
+                    <SamplingPanel/>
+                </div>
+            </div>
+            <details class="diagnostics">
+                <summary>"Diagnostics: your GPU, kernel self-test and benchmark"</summary>
+                <diagnostics::AdapterPanel adapter=store.adapter/>
+                <diagnostics::SelfTestPanel/>
+                <diagnostics::BenchPanel/>
+            </details>
         </main>
     }
 }
 
 #[component]
+fn ErrorBanner() -> impl IntoView {
+    let store = expect_context::<Store>();
+    move || {
+        store.error.get().map(|(kind, msg)| {
+            view! {
+                <div class="error-banner" role="alert" data-testid="error-message" data-kind=format!("{kind:?}")>
+                    <strong>{kind.title()}</strong>
+                    <span>{msg}</span>
+                    <button class="ghost" data-testid="error-dismiss" on:click=move |_| store.error.set(None)>"Dismiss"</button>
+                </div>
+            }
+        })
+    }
+}
+
+#[component]
 fn ModelPanel() -> impl IntoView {
-    let models = LocalResource::new(|| async {
+    let store = expect_context::<Store>();
+    let manifest = LocalResource::new(|| async {
         let text = fetch_text("models/manifest.json").await?;
         serde_json::from_str::<Manifest>(&text).map_err(|e| format!("models/manifest.json: {e}"))
     });
+    let url = RwSignal::new(String::new());
+    let dragging = RwSignal::new(false);
+    let ready = move || store.adapter.get().is_some();
+    let can_load = move || ready() && !store.busy();
+    let on_file = move |ev: leptos::ev::Event| {
+        let input: web_sys::HtmlInputElement = event_target(&ev);
+        if let Some(f) = input.files().and_then(|fs| fs.get(0)) {
+            store.load_file(f);
+        }
+        input.set_value("");
+    };
+    let on_drop = move |ev: leptos::ev::DragEvent| {
+        ev.prevent_default();
+        dragging.set(false);
+        if !can_load() {
+            return;
+        }
+        if let Some(f) = ev.data_transfer().and_then(|d| d.files()).and_then(|fs| fs.get(0)) {
+            store.load_file(f);
+        }
+    };
     view! {
-        <section data-testid="model-panel">
-            <h2>"Default model"</h2>
+        <section
+            class="model-panel"
+            class:dragging=move || dragging.get()
+            data-testid="model-panel"
+            on:dragover=move |ev: leptos::ev::DragEvent| { ev.prevent_default(); dragging.set(true); }
+            on:dragleave=move |_| dragging.set(false)
+            on:drop=on_drop
+        >
+            <h2>"Model"</h2>
+            <p class="status" data-testid="model-status">{move || model_status(&store)}</p>
             <Suspense fallback=|| view! { <p>"Looking for models…"</p> }>
-                {move || models.get().map(|r| match r {
-                    Ok(m) => m.models.into_iter().map(|e| view! {
-                        <dl>
-                            <dt>"File"</dt><dd data-testid="model-file">{e.file.clone()}</dd>
-                            <dt>"Size"</dt><dd data-testid="model-size">{format!("{} ({} bytes)", megabytes(e.bytes), e.bytes)}</dd>
-                            <dt>"From"</dt><dd>{format!("{} · {}", e.source, e.license)}</dd>
-                        </dl>
+                {move || manifest.get().map(|r| match r {
+                    Ok(m) => m.models.into_iter().take(1).map(|e| {
+                        let url = format!("models/{}", e.file);
+                        view! {
+                            <div class="default-model">
+                                <button data-testid="model-load-default" disabled=move || !can_load()
+                                    on:click=move |_| store.load_url(&url)>"Load the default model"</button>
+                                <dl>
+                                    <dt>"File"</dt><dd data-testid="model-file">{e.file.clone()}</dd>
+                                    <dt>"Size"</dt><dd data-testid="model-size">{format!("{} ({} bytes)", megabytes(e.bytes), e.bytes)}</dd>
+                                    <dt>"From"</dt><dd>{format!("{} · {}", e.source, e.license)}</dd>
+                                </dl>
+                            </div>
+                        }
                     }).collect_view().into_any(),
                     Err(e) => view! { <p class="error" data-testid="model-error">{e}</p> }.into_any(),
                 })}
             </Suspense>
+            <div class="open-row">
+                <label class="file-button" class:disabled=move || !can_load()>
+                    "Open a .gguf file…"
+                    <input type="file" accept=".gguf" data-testid="model-file-input" on:change=on_file disabled=move || !can_load()/>
+                </label>
+                <span class="hint">"or drop one here"</span>
+            </div>
+            <div class="url-row">
+                <input type="url" placeholder="https://huggingface.co/…/resolve/main/model.gguf" data-testid="model-url-input"
+                    prop:value=move || url.get() on:input=move |ev| url.set(event_target_value(&ev))/>
+                <button data-testid="model-url-load" disabled=move || !can_load() || url.get().trim().is_empty()
+                    on:click=move |_| store.load_url(url.get_untracked().trim())>"Download"</button>
+            </div>
+            <LoadProgress/>
+            <CachedList/>
         </section>
     }
 }
 
-#[component]
-fn AdapterPanel(adapter: RwSignal<Option<AdapterSummary>>, gpu_error: RwSignal<Option<String>>) -> impl IntoView {
-    let yes_no = |b: bool| if b { "yes" } else { "no" };
-    view! {
-        <section data-testid="adapter-info">
-            <h2>"Your GPU"</h2>
-            {move || gpu_error.get().map(|e| view! { <p class="error" data-testid="error-message">{e}</p> })}
-            {move || adapter.get().map(|a| view! {
-                <dl>
-                    <dt>"Adapter"</dt><dd data-testid="adapter-name">{format!("{} ({}, {})", a.name, a.backend, a.device_type)}</dd>
-                    <dt>"Subgroups"</dt><dd>{if a.subgroups {
-                        format!("in use (size {}–{})", a.subgroup_min_size, a.subgroup_max_size)
-                    } else {
-                        "not in use: matvec reduces through workgroup memory".to_string()
-                    }}</dd>
-                    <dt>"Timestamp queries"</dt><dd>{yes_no(a.timestamp_query)}</dd>
-                    <dt>"shader-f16"</dt><dd>{format!("{} (lowbit does not need it: f16 is unpacked from u32)", if a.shader_f16_available { "available" } else { "absent" })}</dd>
-                    <dt>"Largest buffer"</dt><dd>{megabytes(a.max_buffer_size.min(a.max_storage_buffer_binding_size))}</dd>
-                </dl>
-            })}
-        </section>
+fn model_status(store: &Store) -> String {
+    if store.adapter.get().is_none() {
+        return "starting the engine (WebGPU)…".into();
+    }
+    if let Some((name, _)) = store.loading.get() {
+        return format!("loading {name}…");
+    }
+    if let Some((p, _)) = store.switching.get() {
+        return format!("switching to {}…", precision_label(p));
+    }
+    match store.model.get() {
+        Some(m) => format!("ready: {} at {}", m.name, precision_label(store.precision.get())),
+        None => "no model loaded".into(),
     }
 }
 
 #[component]
-fn SelfTestPanel() -> impl IntoView {
-    let rows = RwSignal::new(Vec::<Row>::new());
-    let status = RwSignal::new(String::new());
-    let running = RwSignal::new(false);
-    let run = move |_| {
-        running.set(true);
-        status.set("running…".into());
-        rows.set(vec![]);
-        spawn_local(async move {
-            let result = async {
-                let g = gpu().await?;
-                let cases = selftest::standard_cases(g.info.subgroups);
-                let mut out = Vec::new();
-                for (i, c) in cases.iter().enumerate() {
-                    status.set(format!("running {} ({}/{})", c.kernel_name(), i + 1, cases.len()));
-                    let row = selftest::run_case(&g, c, 1 + i as u64).await.map_err(|e| e.to_string())?;
-                    out.push(row);
-                    rows.set(out.clone());
-                }
-                Ok::<_, String>(out)
-            }
-            .await;
-            match result {
-                Ok(r) => {
-                    let passed = r.iter().filter(|r| r.pass).count();
-                    status.set(format!("{passed}/{} passed", r.len()));
-                }
-                Err(e) => status.set(format!("error: {e}")),
-            }
-            running.set(false);
-        });
-    };
-    view! {
-        <section>
-            <h2>"Kernel self-test"</h2>
-            <p class="explain">"Runs every WGSL kernel on your GPU and compares it with the same naive CPU reference, compiled to WebAssembly, within the per-precision tolerance. Matrix shapes are deliberately not multiples of the workgroup or block size."</p>
-            <button data-testid="kernel-selftest" on:click=run disabled=move || running.get()>"Run self-test"</button>
-            <span class="status" data-testid="kernel-selftest-status">{move || status.get()}</span>
-            <table data-testid="kernel-selftest-result">
-                <thead><tr>
-                    <th>"kernel"</th><th>"precision"</th><th>"shape"</th><th>"result"</th>
-                    <th class="num">"max error"</th><th class="num">"error / tolerance"</th><th class="num">"time (ms)"</th>
-                </tr></thead>
-                <tbody>
-                    {move || rows.get().into_iter().map(|r| view! {
-                        <tr data-testid="selftest-row" data-kernel=r.kernel.clone() data-precision=r.dtype.name() data-pass=r.pass.to_string()>
-                            <td>{r.kernel.clone()}</td>
-                            <td>{r.dtype.name()}</td>
-                            <td>{r.shape.clone()}</td>
-                            <td class=if r.pass { "pass" } else { "fail" }>{if r.pass { "pass" } else { "FAIL" }}</td>
-                            <td class="num">{format!("{:.2e}", r.max_err)}</td>
-                            <td class="num">{format!("{:.3}", r.err_over_tol)}</td>
-                            <td class="num">{format!("{:.2} ({})", r.ms, r.timer)}</td>
-                        </tr>
+fn LoadProgress() -> impl IntoView {
+    let store = expect_context::<Store>();
+    move || {
+        store.loading.get().map(|(name, stages)| {
+            view! {
+                <div class="load-progress" data-testid="load-progress">
+                    <div class="load-head">
+                        <span>{format!("Loading {name}")}</span>
+                        <button class="ghost" data-testid="load-cancel" on:click=move |_| store.cancel()>"Cancel"</button>
+                    </div>
+                    {Stage::ALL.iter().map(|&st| {
+                        let p = stages.iter().find(|p| p.stage == st).copied();
+                        let (frac, text) = match p {
+                            Some(p) if st == Stage::Compile => (fmt::fraction(p.done, p.total), format!("{} / {} kernels", p.done, p.total)),
+                            Some(p) => (fmt::fraction(p.done, p.total), format!("{} / {}", megabytes(p.done), megabytes(p.total))),
+                            None => (0.0, "waiting".to_string()),
+                        };
+                        view! {
+                            <div class="stage" data-stage=format!("{st:?}").to_lowercase()>
+                                <span class="stage-name">{st.label()}</span>
+                                <progress max="1" value=frac></progress>
+                                <span class="stage-bytes">{text}</span>
+                            </div>
+                        }
                     }).collect_view()}
-                </tbody>
-            </table>
+                </div>
+            }
+        })
+    }
+}
+
+#[component]
+fn CachedList() -> impl IntoView {
+    let store = expect_context::<Store>();
+    view! {
+        <div class="cached" data-testid="cached-models">
+            <h3>"Cached on this device"</h3>
+            {move || {
+                let entries = store.cache.get();
+                if entries.is_empty() {
+                    return view! { <p class="hint">"Nothing yet: a loaded model is kept here for the next visit."</p> }.into_any();
+                }
+                let total: u64 = entries.iter().map(|e| e.bytes).sum();
+                view! {
+                    <ul>
+                        {entries.into_iter().map(|e: CachedModel| {
+                            let (e1, key) = (e.clone(), e.key.clone());
+                            view! {
+                                <li data-testid="cached-model">
+                                    <span class="name">{e.name.clone()}</span>
+                                    <span class="size">{megabytes(e.bytes)}</span>
+                                    <button class="small" disabled=move || store.busy() || store.adapter.get().is_none()
+                                        on:click=move |_| store.load_cached(&e1)>"Load"</button>
+                                    <button class="small ghost" data-testid="cached-delete" disabled=move || store.busy()
+                                        on:click=move |_| store.delete_cached(&key)>"Delete"</button>
+                                </li>
+                            }
+                        }).collect_view()}
+                    </ul>
+                    <p class="hint">{format!("{} in all", megabytes(total))}</p>
+                }.into_any()
+            }}
+        </div>
+    }
+}
+
+#[component]
+fn PrecisionPanel() -> impl IntoView {
+    let store = expect_context::<Store>();
+    let bytes_at = move |p: Precision| store.model.get().map(|m| m.info.weight_bytes_at(p));
+    view! {
+        <section class="precision-panel">
+            <h2>"Precision"</h2>
+            <div class="segmented" role="group" aria-label="Weight precision">
+                {Precision::ALL.iter().map(|&p| view! {
+                    <button
+                        data-testid=format!("precision-{}", p.name())
+                        aria-pressed=move || (store.precision.get() == p).to_string()
+                        disabled=move || store.busy() && store.precision.get() != p
+                        on:click=move |_| store.set_precision(p)
+                    >
+                        <span class="p-name">{precision_label(p)}</span>
+                        <span class="p-bytes">{move || bytes_at(p).map(megabytes).unwrap_or_else(|| format!("{:.1} bits/weight", p.bits_per_weight()))}</span>
+                    </button>
+                }).collect_view()}
+            </div>
+            {move || store.switching.get().map(|(p, prog)| view! {
+                <div class="switch-progress" data-testid="switch-progress">
+                    <span>{format!("Requantizing to {}", precision_label(p))}</span>
+                    <progress max="1" value=prog.map_or(0.0, |g| fmt::fraction(g.done, g.total))></progress>
+                    <button class="ghost small" on:click=move |_| store.cancel()>"Cancel"</button>
+                </div>
+            })}
+            <p class="weights">
+                "Weights on the GPU: "
+                <span data-testid="weights-bytes">{move || if store.model.get().is_some() {
+                    format!("{} at {}", megabytes(store.weight_bytes.get()), precision_label(store.precision.get()))
+                } else {
+                    "no model loaded".into()
+                }}</span>
+                {move || store.last_switch_ms.get().map(|ms| view! { <span class="hint">{format!(" (last switch {:.1} s)", ms / 1e3)}</span> })}
+            </p>
+            <p class="explain">"Switching requantizes the loaded file's weights on this device and keeps the conversation. Each reply is labelled with the precision that wrote it."</p>
         </section>
     }
 }
 
 #[component]
-fn BenchPanel() -> impl IntoView {
-    let report = RwSignal::new(None::<BenchReport>);
-    let status = RwSignal::new(String::new());
-    let running = RwSignal::new(false);
-    let run = move |_| {
-        running.set(true);
-        status.set("measuring… (quantizes and uploads 3 × 3 matrices first)".into());
-        spawn_local(async move {
-            let result = async {
-                let g = gpu().await?;
-                bench::run(&g, &bench::BENCH_SHAPES, 10).await.map_err(|e| e.to_string())
+fn ModelCard() -> impl IntoView {
+    let store = expect_context::<Store>();
+    move || {
+        store.model.get().map(|m| {
+            let i = &m.info;
+            let adapter = store.adapter.get();
+            let dtypes = i.source_dtypes.iter().map(|(k, v)| format!("{k} ×{v}")).collect::<Vec<_>>().join(", ");
+            view! {
+                <section class="model-card" data-testid="model-card">
+                    <h2>{i.name.clone().unwrap_or_else(|| m.name.clone())}</h2>
+                    <dl>
+                        <dt>"File"</dt><dd>{format!("{} ({}{})", m.name, megabytes(i.file_bytes), if m.from_cache { ", from cache" } else { "" })}</dd>
+                        <dt>"Architecture"</dt><dd data-testid="card-architecture">{i.architecture.clone().unwrap_or_default()}</dd>
+                        <dt>"Parameters"</dt><dd>{fmt::count(i.n_params)}</dd>
+                        <dt>"Layers"</dt><dd>{i.n_layers.unwrap_or(0)}</dd>
+                        <dt>"Context"</dt><dd>{format!("{} tokens (this page uses {})", i.context_length.unwrap_or(0), m.context_size)}</dd>
+                        <dt>"Source dtypes"</dt><dd>{dtypes}</dd>
+                        <dt>"Chat template"</dt><dd>{if i.chat_template { "from the file" } else { "none in the file: ChatML" }}</dd>
+                        <dt>"KV cache"</dt><dd>{format!("{} (f32)", megabytes(m.kv_bytes))}</dd>
+                        <dt>"Loaded in"</dt><dd>{format!("{:.1} s", m.load_ms / 1e3)}</dd>
+                        {adapter.map(|a| view! {
+                            <dt>"GPU"</dt><dd>{format!("{}{}", a.name, if a.is_fallback { " (software fallback)" } else { "" })}</dd>
+                            <dt>"shader-f16"</dt><dd>{if a.shader_f16_available { "available, not needed" } else { "absent, not needed" }}</dd>
+                            <dt>"Subgroups"</dt><dd>{if a.subgroups { "in use" } else { "not in use" }}</dd>
+                        })}
+                    </dl>
+                    <table class="fit">
+                        <thead><tr><th>"precision"</th><th class="num">"weights"</th><th>"fits this GPU"</th></tr></thead>
+                        <tbody>
+                            {m.fit.iter().map(|f| view! {
+                                <tr>
+                                    <td>{precision_label(f.precision)}</td>
+                                    <td class="num">{megabytes(i.weight_bytes_at(f.precision))}</td>
+                                    <td class=if f.fits { "pass" } else { "fail" }>{f.message.clone()}</td>
+                                </tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                </section>
             }
-            .await;
-            match result {
-                Ok(r) => {
-                    status.set(format!("timer: {}, {} reps", r.timer, r.reps));
-                    report.set(Some(r));
-                }
-                Err(e) => status.set(format!("error: {e}")),
-            }
-            running.set(false);
-        });
+        })
+    }
+}
+
+#[component]
+fn ChatPanel() -> impl IntoView {
+    let store = expect_context::<Store>();
+    let input = RwSignal::new(String::new());
+    let send = move || {
+        let text = input.get_untracked();
+        if store.can_chat() && !text.trim().is_empty() {
+            store.send_message(&text);
+            input.set(String::new());
+        }
     };
     view! {
-        <section>
-            <h2>"Kernel benchmark"</h2>
-            <p class="explain">"Decoding one token reads every weight once, so its speed follows the bytes read. This times the matrix–vector kernel at each precision and compares the bytes it reads per second with a plain copy kernel on the same GPU."</p>
-            <button data-testid="kernel-bench" on:click=run disabled=move || running.get()>"Run benchmark"</button>
-            <span class="status" data-testid="kernel-bench-status">{move || status.get()}</span>
-            {move || report.get().map(|r| view! {
-                <p class="explain" data-testid="kernel-bench-copy">{format!("Copy kernel: {:.2} GB/s (read + write) on {}", r.copy_gbps, r.adapter.name)}</p>
-                <table data-testid="kernel-bench-result">
-                    <thead><tr>
-                        <th>"precision"</th><th>"k × n"</th><th class="num">"weights (MB)"</th>
-                        <th class="num">"median (µs)"</th><th class="num">"GB/s"</th><th class="num">"of copy"</th>
-                    </tr></thead>
-                    <tbody>
-                        {r.rows.iter().map(|b| view! {
-                            <tr data-testid="bench-row">
-                                <td>{b.precision.name()}</td>
-                                <td>{format!("{} × {}", b.k, b.n)}</td>
-                                <td class="num">{format!("{:.2}", b.weight_bytes as f64 / 1e6)}</td>
-                                <td class="num">{format!("{:.1}", b.median_us)}</td>
-                                <td class="num">{format!("{:.2}", b.gbps)}</td>
-                                <td class="num">{format!("{:.0}%", b.ratio_to_copy * 100.0)}</td>
-                            </tr>
-                        }).collect_view()}
-                    </tbody>
-                </table>
-            })}
+        <section class="chat" data-testid="chat">
+            <div class="chat-head">
+                <h2>"Chat"</h2>
+                <div class="chat-actions">
+                    <button class="ghost small" data-testid="regenerate" disabled=move || !store.can_chat() || store.messages.get().is_empty()
+                        on:click=move |_| store.regenerate()>"Regenerate"</button>
+                    <button class="ghost small" data-testid="new-chat" disabled=move || store.generating.get().is_some()
+                        on:click=move |_| store.new_chat()>"New chat"</button>
+                </div>
+            </div>
+            <label class="system">
+                <span>"System prompt"</span>
+                <textarea rows="2" data-testid="system-prompt" prop:value=move || store.system_prompt.get()
+                    on:input=move |ev| store.system_prompt.set(event_target_value(&ev))></textarea>
+            </label>
+            <div class="messages" data-testid="messages">
+                {move || store.messages.get().is_empty().then(|| view! {
+                    <p class="hint empty">{move || if store.model.get().is_some() { "Ask something." } else { "Load a model to start." }}</p>
+                })}
+                <For each=move || store.messages.get() key=|m| m.id children=move |m: ChatMsg| message_view(m)/>
+            </div>
+            <ContextBar/>
+            <form class="composer" on:submit=move |ev| { ev.prevent_default(); send(); }>
+                <textarea rows="2" placeholder="Message (Enter to send, Shift+Enter for a new line)" data-testid="chat-input"
+                    prop:value=move || input.get()
+                    on:input=move |ev| input.set(event_target_value(&ev))
+                    on:keydown=move |ev: leptos::ev::KeyboardEvent| {
+                        if ev.key() == "Enter" && !ev.shift_key() { ev.prevent_default(); send(); }
+                    }></textarea>
+                {move || if store.generating.get().is_some() {
+                    view! { <button type="button" class="stop" data-testid="stop" on:click=move |_| store.stop()>"Stop"</button> }.into_any()
+                } else {
+                    view! { <button type="submit" data-testid="send" disabled=move || !store.can_chat() || input.get().trim().is_empty()>"Send"</button> }.into_any()
+                }}
+            </form>
+            <Stats/>
         </section>
+    }
+}
+
+fn message_view(m: ChatMsg) -> impl IntoView {
+    let is_assistant = m.role == "assistant";
+    let p = m.precision.map(|p| p.name()).unwrap_or("");
+    let label = m.precision.map(precision_label);
+    let (done, stats, stopped, text) = (m.done, m.stats, m.stopped, m.text);
+    view! {
+        <div class=format!("msg {}", m.role)
+            data-testid=if is_assistant { "assistant-message" } else { "user-message" }
+            data-precision=p
+            data-done=move || done.get().to_string()>
+            <div class="msg-meta">
+                <span class="role">{if is_assistant { "assistant" } else { "you" }}</span>
+                {label.map(|l| view! { <span class=format!("badge {p}")>{l}</span> })}
+                {move || (!done.get()).then(|| view! { <span class="typing">"generating…"</span> })}
+                {move || stopped.get().then(|| view! { <span class="hint">"stopped"</span> })}
+                {move || stats.get().map(|s| view! {
+                    <span class="hint">{format!("{} tokens · {:.1} tok/s · first token {:.0} ms", s.generated_tokens, s.decode_tokens_per_second, s.time_to_first_token_ms)}</span>
+                })}
+            </div>
+            <div class="msg-text" data-testid="message-text">{move || text.get()}</div>
+        </div>
+    }
+}
+
+#[component]
+fn ContextBar() -> impl IntoView {
+    let store = expect_context::<Store>();
+    move || {
+        let size = store.model.get().map(|m| m.context_size)?;
+        let used = store.last_stats.get().map_or(0, |s| s.context_used);
+        Some(view! {
+            <div class="context-bar" data-testid="context-usage" title="Tokens held in the KV cache">
+                <progress max=size value=used></progress>
+                <span>{format!("context {used} / {size} tokens")}</span>
+            </div>
+        })
+    }
+}
+
+#[component]
+fn Stats() -> impl IntoView {
+    let store = expect_context::<Store>();
+    let s = move || store.last_stats.get();
+    view! {
+        <div class="stats" data-testid="reply-stats">
+            <div><span class="k">"prefill"</span><span data-testid="prefill-tps">{move || s().map_or("–".into(), |s| format!("{:.1} tok/s", s.prefill_tokens_per_second))}</span></div>
+            <div><span class="k">"decode"</span><span data-testid="decode-tps">{move || s().map_or("–".into(), |s| format!("{:.2} tok/s", s.decode_tokens_per_second))}</span></div>
+            <div><span class="k">"first token"</span><span data-testid="ttft">{move || s().map_or("–".into(), |s| format!("{:.0} ms", s.time_to_first_token_ms))}</span></div>
+            <div><span class="k">"prompt"</span><span data-testid="prompt-tokens">{move || s().map_or("–".into(), |s| format!("{} tokens ({} reused from the cache)", s.prompt_tokens, s.reused_tokens))}</span></div>
+        </div>
+    }
+}
+
+#[component]
+fn SamplingPanel() -> impl IntoView {
+    let store = expect_context::<Store>();
+    let num = move |label: &'static str, id: &'static str, step: &'static str, get: fn(&lowbit::sampler::SamplerConfig) -> String, set: fn(&mut lowbit::sampler::SamplerConfig, f64)| {
+        view! {
+            <label>
+                <span>{label}</span>
+                <input type="number" step=step data-testid=id prop:value=move || store.sampling.with(get)
+                    on:change=move |ev| { if let Ok(v) = event_target_value(&ev).parse::<f64>() { store.sampling.update(|s| set(s, v)) } }/>
+            </label>
+        }
+    };
+    view! {
+        <details class="sampling" data-testid="sampling">
+            <summary>"Sampling"</summary>
+            <div class="grid">
+                {num("temperature (0 = greedy)", "temperature", "0.05", |s| s.temperature.to_string(), |s, v| s.temperature = v.max(0.0) as f32)}
+                {num("top-k (0 = off)", "top-k", "1", |s| s.top_k.to_string(), |s, v| s.top_k = v.max(0.0) as usize)}
+                {num("top-p", "top-p", "0.01", |s| s.top_p.to_string(), |s, v| s.top_p = v.clamp(0.0, 1.0) as f32)}
+                {num("min-p", "min-p", "0.01", |s| s.min_p.to_string(), |s, v| s.min_p = v.clamp(0.0, 1.0) as f32)}
+                {num("repetition penalty", "repetition-penalty", "0.05", |s| s.repetition_penalty.to_string(), |s, v| s.repetition_penalty = v.max(0.01) as f32)}
+                {num("seed", "seed", "1", |s| s.seed.to_string(), |s, v| s.seed = v.max(0.0) as u64)}
+                <label>
+                    <span>"max tokens"</span>
+                    <input type="number" step="1" min="1" data-testid="max-tokens" prop:value=move || store.max_tokens.get().to_string()
+                        on:change=move |ev| { if let Ok(v) = event_target_value(&ev).parse::<usize>() { store.max_tokens.set(v.max(1)) } }/>
+                </label>
+            </div>
+        </details>
     }
 }

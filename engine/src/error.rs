@@ -33,6 +33,10 @@ pub enum Error {
     Gpu(String),
     #[error("{what} needs {needed} bytes but the adapter allows {limit}")]
     TooLarge { what: String, needed: u64, limit: u64 },
+    #[error("the conversation needs {needed} tokens but the context holds {size}: start a new chat")]
+    ContextFull { needed: usize, size: usize },
+    #[error("cancelled")]
+    Cancelled,
     #[error("I/O: {0}")]
     Io(String),
     #[error("usage: {0}")]

@@ -14,6 +14,7 @@ pub mod model;
 pub mod quant;
 pub mod sampler;
 pub mod selftest;
+pub mod session;
 pub mod tokenizer;
 pub mod util;
 

@@ -174,6 +174,11 @@ impl BlockInt4 {
     }
 }
 
+/// Bytes a `[rows, cols]` matrix takes at `p` (rows padded to whole blocks).
+pub fn matrix_bytes(rows: usize, cols: usize, p: Precision) -> u64 {
+    (rows * cols.div_ceil(BLOCK) * p.block_bytes()) as u64
+}
+
 /// A quantized matrix `[rows, cols]`: `rows · blocks_per_row` blocks of one precision.
 #[derive(Clone, Debug, PartialEq)]
 pub struct QuantMatrix {
@@ -249,7 +254,7 @@ impl QuantMatrix {
 
     /// Bytes of weight data (equal on CPU and GPU).
     pub fn bytes(&self) -> usize {
-        self.rows * self.blocks_per_row() * self.precision().block_bytes()
+        matrix_bytes(self.rows, self.cols, self.precision()) as usize
     }
 
     fn dequantize_block(&self, i: usize, out: &mut [f32; BLOCK]) {

@@ -9,6 +9,7 @@ use lowbit::gguf::Gguf;
 use lowbit::gpu::Gpu;
 use lowbit::model::{self, cpu::CpuBackend, gpu::GpuBackend, Config};
 use lowbit::sampler::{Sampler, SamplerConfig};
+use lowbit::session::ModelInfo;
 use lowbit::tokenizer::Tokenizer;
 use lowbit::{bench, selftest, Error, Precision, Result};
 
@@ -104,42 +105,11 @@ fn needs_gpu(a: &Args) -> Result<bool> {
 fn info(a: &Args) -> Result<()> {
     let bytes = a.model()?;
     let g = Gguf::parse(&bytes)?;
-    let mut dtypes: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut n_params = 0u64;
-    for t in &g.tensors {
-        *dtypes.entry(t.ggml_type.name()).or_default() += 1;
-        n_params += t.n_elements();
-    }
-    let cfg = Config::from_gguf(&g);
     let tok = Tokenizer::from_gguf(&g).ok();
-    let mut out = serde_json::json!({
-        "architecture": g.get_str("general.architecture"),
-        "name": g.get_str("general.name"),
-        "n_params": n_params,
-        "n_tensors": g.tensors.len(),
-        "file_bytes": bytes.len(),
-        "gguf_version": g.version,
-        "source_dtypes": dtypes,
-        "chat_template": g.get_str("tokenizer.chat_template").is_some(),
-        "tokenizer": g.get_str("tokenizer.ggml.model"),
-        "pre_tokenizer": g.get_str("tokenizer.ggml.pre"),
-        "n_vocab": tok.as_ref().map(|t| t.vocab_size()),
-        "bos": tok.as_ref().and_then(|t| t.bos),
-        "eos": tok.as_ref().and_then(|t| t.eos),
-        "add_bos": tok.as_ref().map(|t| t.add_bos),
-    });
-    match cfg {
-        Ok(c) => {
-            out["n_layers"] = c.n_layers.into();
-            out["context_length"] = c.context_length.into();
-            out["config"] = serde_json::to_value(&c).map_err(|e| Error::Io(e.to_string()))?;
-            out["supported"] = true.into();
-        }
-        Err(e) => {
-            out["supported"] = false.into();
-            out["unsupported_reason"] = e.to_string().into();
-        }
-    }
+    let mut out = serde_json::to_value(ModelInfo::from_gguf(&g, bytes.len() as u64)).map_err(|e| Error::Io(e.to_string()))?;
+    out["bos"] = serde_json::json!(tok.as_ref().and_then(|t| t.bos));
+    out["eos"] = serde_json::json!(tok.as_ref().and_then(|t| t.eos));
+    out["add_bos"] = serde_json::json!(tok.as_ref().map(|t| t.add_bos));
     print_json(&out)
 }
 
@@ -226,8 +196,8 @@ async fn generate(a: &Args, gpu: &Option<Gpu>) -> Result<()> {
         true
     };
     let r = match engine(a, &g, gpu, n_ctx)? {
-        Engine::Cpu(mut b) => model::generate(&cfg, b.as_mut(), &tok, &prompt, 0, max_tokens, &mut sampler, on_text).await?,
-        Engine::Gpu(mut b) => model::generate(&cfg, b.as_mut(), &tok, &prompt, 0, max_tokens, &mut sampler, on_text).await?,
+        Engine::Cpu(mut b) => model::generate(&cfg, b.as_mut(), &tok, &[], &prompt, max_tokens, &mut sampler, on_text).await?,
+        Engine::Gpu(mut b) => model::generate(&cfg, b.as_mut(), &tok, &[], &prompt, max_tokens, &mut sampler, on_text).await?,
     };
     if json {
         print_json(&serde_json::json!({

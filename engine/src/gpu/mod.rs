@@ -7,7 +7,7 @@ pub mod ops;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use wgpu::util::DeviceExt;
 
 pub use kernels::{Kernel, Reduce};
@@ -15,7 +15,7 @@ pub use kernels::{Kernel, Reduce};
 use crate::{Error, Result};
 
 /// What the page and the CLI show about the adapter.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AdapterSummary {
     pub name: String,
     pub backend: String,
@@ -39,6 +39,9 @@ pub struct Gpu {
     pub queue: wgpu::Queue,
     pub info: AdapterSummary,
     pipelines: RefCell<HashMap<Kernel, wgpu::ComputePipeline>>,
+    /// The first error the device reported on its own (out of memory, validation, device lost);
+    /// [`Gpu::check`] turns it into an [`Error`] instead of wgpu's default panic.
+    fault: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 /// A weight matrix on the GPU in one of the [`crate::quant`] layouts.
@@ -129,7 +132,35 @@ impl Gpu {
             max_buffer_size: limits.max_buffer_size,
             max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size as u64,
         };
-        Ok(Gpu { device, queue, info, pipelines: RefCell::new(HashMap::new()) })
+        let fault = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+        let record = |slot: &std::sync::Arc<std::sync::Mutex<Option<String>>>, msg: String| {
+            if let Ok(mut s) = slot.lock() {
+                s.get_or_insert(msg);
+            }
+        };
+        let f = fault.clone();
+        device.on_uncaptured_error(std::sync::Arc::new(move |e: wgpu::Error| {
+            let msg = match &e {
+                wgpu::Error::OutOfMemory { .. } => format!("out of GPU memory: {e}"),
+                _ => e.to_string(),
+            };
+            record(&f, msg)
+        }));
+        let f = fault.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            if reason != wgpu::DeviceLostReason::Destroyed {
+                record(&f, format!("GPU device lost: {msg}"))
+            }
+        });
+        Ok(Gpu { device, queue, info, pipelines: RefCell::new(HashMap::new()), fault })
+    }
+
+    /// The error the device reported since the last check, if any.
+    pub fn check(&self) -> Result<()> {
+        match self.fault.lock().ok().and_then(|mut s| s.take()) {
+            Some(msg) => Err(Error::Gpu(msg)),
+            None => Ok(()),
+        }
     }
 
     /// The matvec reduction this adapter runs.
@@ -297,6 +328,7 @@ impl Gpu {
             view[..bytes as usize].to_vec()
         };
         staging.unmap();
+        self.check()?;
         Ok(out)
     }
 

@@ -39,9 +39,100 @@ fn requantize(g: &Gguf, name: &str, p: Precision) -> Result<QuantMatrix> {
     QuantMatrix::quantize(&g.dequantize_tensor(t)?, rows, cols, p)
 }
 
+/// The weight matrices of a model at one precision, on the GPU.
+pub struct Weights {
+    pub precision: Precision,
+    /// Token embedding (also the output head when tied).
+    embd: GpuMatrix,
+    mats: HashMap<Mat, GpuMatrix>,
+}
+
+/// Requantizes and uploads a model's weight matrices one tensor per [`Requantizer::step`], so a
+/// caller can report progress and cancel between tensors (the page does, in its worker).
+pub struct Requantizer {
+    pub precision: Precision,
+    /// `(matrix, tensor name, source bytes)` still to do, in load order (embedding first).
+    todo: std::collections::VecDeque<(Option<Mat>, String, u64)>,
+    embd: Option<GpuMatrix>,
+    mats: HashMap<Mat, GpuMatrix>,
+    pub tensors_done: usize,
+    pub tensors_total: usize,
+    /// Bytes of the source tensors requantized so far, and in all.
+    pub source_bytes_done: u64,
+    pub source_bytes_total: u64,
+    /// Bytes uploaded to the GPU so far (at `precision`).
+    pub uploaded_bytes: u64,
+}
+
+impl Requantizer {
+    pub fn new(cfg: &Config, g: &Gguf, precision: Precision) -> Result<Self> {
+        let mut todo = std::collections::VecDeque::new();
+        let t = g.tensor("token_embd.weight")?;
+        todo.push_back((None, t.name.clone(), g.tensor_data(t).len() as u64));
+        for m in Mat::all(cfg.n_layers) {
+            if m == Mat::Output && cfg.tied_output {
+                continue;
+            }
+            let name = m.tensor_name(false);
+            let bytes = g.tensor_data(g.tensor(&name)?).len() as u64;
+            todo.push_back((Some(m), name, bytes));
+        }
+        let source_bytes_total = todo.iter().map(|t| t.2).sum();
+        Ok(Requantizer {
+            precision,
+            tensors_total: todo.len(),
+            todo,
+            embd: None,
+            mats: HashMap::new(),
+            tensors_done: 0,
+            source_bytes_done: 0,
+            source_bytes_total,
+            uploaded_bytes: 0,
+        })
+    }
+
+    /// Requantize and upload the next tensor; false once every tensor is done.
+    pub fn step(&mut self, gpu: &Gpu, g: &Gguf) -> Result<bool> {
+        let Some((m, name, bytes)) = self.todo.pop_front() else { return Ok(false) };
+        let w = gpu.upload_matrix(&name, &requantize(g, &name, self.precision)?)?;
+        self.uploaded_bytes += w.bytes();
+        match m {
+            None => self.embd = Some(w),
+            Some(m) => {
+                self.mats.insert(m, w);
+            }
+        }
+        self.tensors_done += 1;
+        self.source_bytes_done += bytes;
+        Ok(!self.todo.is_empty())
+    }
+
+    /// Every tensor at once.
+    pub fn run(mut self, gpu: &Gpu, g: &Gguf) -> Result<Weights> {
+        while self.step(gpu, g)? {}
+        self.finish()
+    }
+
+    pub fn finish(self) -> Result<Weights> {
+        if !self.todo.is_empty() {
+            return Err(Error::Usage(format!("{} tensors not requantized yet", self.todo.len())));
+        }
+        let embd = self.embd.ok_or_else(|| Error::TensorNotFound("token_embd.weight".into()))?;
+        Ok(Weights { precision: self.precision, embd, mats: self.mats })
+    }
+}
+
 impl<'g> GpuBackend<'g> {
     /// Upload the model at `precision` with a KV cache of `n_ctx` tokens.
     pub fn load(gpu: &'g Gpu, g: &Gguf, precision: Precision, n_ctx: usize) -> Result<Self> {
+        let cfg = Config::from_gguf(g)?;
+        let weights = Requantizer::new(&cfg, g, precision)?.run(gpu, g)?;
+        Self::with_weights(gpu, g, weights, n_ctx)
+    }
+
+    /// A backend over weights already on the GPU (see [`Requantizer`]): uploads the norms and
+    /// makes a KV cache of `n_ctx` tokens.
+    pub fn with_weights(gpu: &'g Gpu, g: &Gguf, weights: Weights, n_ctx: usize) -> Result<Self> {
         let cfg = Config::from_gguf(g)?;
         let n_ctx = n_ctx.min(cfg.context_length).max(1);
         let mut norms = HashMap::new();
@@ -54,22 +145,8 @@ impl<'g> GpuBackend<'g> {
             (0..cfg.n_layers).map(|l| gpu.zeros(&format!("{what}.{l}"), n_ctx * kvd)).collect()
         };
         let (k_cache, v_cache) = (cache("k_cache")?, cache("v_cache")?);
-        let embd = gpu.upload_matrix("token_embd", &requantize(g, "token_embd.weight", precision)?)?;
-        let mut b = GpuBackend { gpu, cfg, precision, embd, mats: HashMap::new(), norms, k_cache, v_cache, n_ctx, rec: None };
-        b.upload_mats(g, precision)?;
-        Ok(b)
-    }
-
-    fn upload_mats(&mut self, g: &Gguf, p: Precision) -> Result<()> {
-        for m in Mat::all(self.cfg.n_layers) {
-            if m == Mat::Output && self.cfg.tied_output {
-                continue;
-            }
-            let name = m.tensor_name(false);
-            let w = self.gpu.upload_matrix(&name, &requantize(g, &name, p)?)?;
-            self.mats.insert(m, w);
-        }
-        Ok(())
+        let Weights { precision, embd, mats } = weights;
+        Ok(GpuBackend { gpu, cfg, precision, embd, mats, norms, k_cache, v_cache, n_ctx, rec: None })
     }
 
     /// Requantize every weight from the file to `p`, keeping the KV cache.
@@ -77,11 +154,40 @@ impl<'g> GpuBackend<'g> {
         if p == self.precision {
             return Ok(());
         }
-        self.flush();
-        self.embd = self.gpu.upload_matrix("token_embd", &requantize(g, "token_embd.weight", p)?)?;
-        self.upload_mats(g, p)?;
-        self.precision = p;
+        let w = Requantizer::new(&self.cfg, g, p)?.run(self.gpu, g)?;
+        self.set_weights(w);
         Ok(())
+    }
+
+    /// Swap in weights at another precision (from a [`Requantizer`]), keeping the KV cache.
+    pub fn set_weights(&mut self, w: Weights) {
+        self.flush();
+        self.embd = w.embd;
+        self.mats = w.mats;
+        self.precision = w.precision;
+    }
+
+    /// Bytes of the KV cache on the GPU.
+    pub fn kv_bytes(&self) -> u64 {
+        self.k_cache.iter().chain(&self.v_cache).map(|b| b.size()).sum()
+    }
+
+    /// The kernels a forward pass runs (compiling them ahead avoids a stall on the first token).
+    pub fn kernels(&self) -> Vec<crate::gpu::Kernel> {
+        use crate::gpu::Kernel;
+        let p = self.precision;
+        vec![
+            Kernel::Embedding(p),
+            Kernel::Matvec(p, self.gpu.reduce()),
+            Kernel::Matmul(p),
+            Kernel::Rmsnorm,
+            Kernel::Rope,
+            Kernel::SiluMul,
+            Kernel::Add,
+            Kernel::AttnScores,
+            Kernel::Softmax,
+            Kernel::AttnValues,
+        ]
     }
 
     /// Bytes of weight data on the GPU at the current precision (norms included).
@@ -158,7 +264,7 @@ impl<'g> Backend for GpuBackend<'g> {
         let c = self.cfg.clone();
         let m = q.m;
         if pos0 + m > self.n_ctx {
-            return Err(Error::Shape(format!("context full: {} tokens, room for {}", pos0 + m, self.n_ctx)));
+            return Err(Error::ContextFull { needed: pos0 + m, size: self.n_ctx });
         }
         let kvd = (c.n_kv_heads * c.head_dim) as u64;
         let off = pos0 as u64 * kvd * 4;

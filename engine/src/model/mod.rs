@@ -4,13 +4,13 @@
 pub mod cpu;
 pub mod gpu;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::gguf::Gguf;
 use crate::{Error, Result};
 
 /// Architecture hyper-parameters read from GGUF metadata.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Config {
     pub architecture: String,
     pub n_layers: usize,
@@ -268,17 +268,20 @@ pub struct Generation {
     pub end_pos: usize,
     /// Stopped at an end-of-turn or end-of-text token.
     pub stopped: bool,
+    /// From the start of the prefill to the first token's text.
+    pub time_to_first_token_ms: f64,
 }
 
-/// Prefill `prompt` at `pos0`, then sample up to `max_tokens` tokens one at a time, calling
-/// `on_text` with each piece of text as it is completed (return false to stop early).
+/// Prefill `prompt` after `context` (tokens already in the KV cache, positions `0..`), then
+/// sample up to `max_tokens` tokens one at a time, calling `on_text` with each piece of text as
+/// it is completed (return false to stop early). The sampler's history is `context + prompt`.
 #[allow(clippy::too_many_arguments)]
 pub async fn generate<B: Backend>(
     cfg: &Config,
     b: &mut B,
     tok: &crate::tokenizer::Tokenizer,
+    context: &[u32],
     prompt: &[u32],
-    pos0: usize,
     max_tokens: usize,
     sampler: &mut crate::sampler::Sampler,
     mut on_text: impl FnMut(&str) -> bool,
@@ -288,11 +291,13 @@ pub async fn generate<B: Backend>(
         return Err(Error::Usage("empty prompt".into()));
     }
     let t0 = now_ms();
+    let pos0 = context.len();
     let logits = forward(cfg, b, prompt, pos0, false)?;
     let mut logits = b.read(&logits).await?;
     let prefill_ms = now_ms() - t0;
-    let mut history = prompt.to_vec();
+    let mut history = [context, prompt].concat();
     let mut pos = pos0 + prompt.len();
+    let mut first_token_ms = None;
     let (mut ids, mut text) = (Vec::new(), String::new());
     let mut dec = crate::tokenizer::StreamDecoder::default();
     let mut stopped = false;
@@ -307,6 +312,7 @@ pub async fn generate<B: Backend>(
         ids.push(next);
         history.push(next);
         let piece = dec.push(tok, next);
+        first_token_ms.get_or_insert_with(|| now_ms() - t0);
         text += &piece;
         if !on_text(&piece) || ids.len() >= max_tokens {
             break;
@@ -331,5 +337,6 @@ pub async fn generate<B: Backend>(
         decode_tokens_per_second: decoded as f64 / decode_s.max(1e-9),
         end_pos: pos,
         stopped,
+        time_to_first_token_ms: first_token_ms.unwrap_or(prefill_ms),
     })
 }

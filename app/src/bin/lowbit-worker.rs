@@ -1,0 +1,472 @@
+//! The engine worker: a dedicated Web Worker that owns the GPU device and the loaded model, so
+//! the page stays responsive while a model loads or a reply is generated. It takes
+//! [`Request`]s and answers with [`Event`]s (see `protocol.rs`).
+
+use std::cell::{Cell, RefCell};
+
+use js_sys::{Array, Uint8Array};
+use lowbit::gpu::Gpu;
+use lowbit::session::{Loader, Progress, Session, Stage};
+use lowbit::util::now_ms;
+use lowbit::{Error, Precision};
+use lowbit_app::protocol::{CachedModel, ErrorKind, Event, Request};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{spawn_local, JsFuture};
+use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
+
+/// The Cache API cache holding model files.
+const CACHE: &str = "lowbit-models-v1";
+/// Cache key prefix for files the user opened (the Cache API keys are URLs).
+const FILE_KEY: &str = "/lowbit-local-file/";
+/// Give the worker's event loop a turn (to see Cancel and Stop) at least this often.
+const YIELD_MS: f64 = 50.0;
+
+#[derive(Default)]
+struct State {
+    gpu: Option<&'static Gpu>,
+    session: Option<Session<'static>>,
+    /// A load, switch or reply is running.
+    busy: bool,
+}
+
+thread_local! {
+    static STATE: RefCell<State> = RefCell::new(State::default());
+    static CANCEL: Cell<bool> = const { Cell::new(false) };
+    static STOP: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A failure on its way to the page.
+struct Fail(ErrorKind, String);
+
+impl From<Error> for Fail {
+    fn from(e: Error) -> Self {
+        let kind = match &e {
+            Error::NoAdapter | Error::RequestDevice(_) => ErrorKind::NoWebgpu,
+            Error::BadMagic(_)
+            | Error::UnsupportedVersion(_)
+            | Error::Truncated { .. }
+            | Error::Malformed(_)
+            | Error::UnknownValueType(_)
+            | Error::UnknownTensorType(_)
+            | Error::UnsupportedTensorType(_)
+            | Error::TensorNotFound(_)
+            | Error::Shape(_) => ErrorKind::BadFile,
+            Error::TooLarge { .. } => ErrorKind::TooLarge,
+            Error::ContextFull { .. } => ErrorKind::ContextFull,
+            Error::Gpu(m) if m.contains("out of GPU memory") => ErrorKind::OutOfMemory,
+            Error::Gpu(m) if m.contains("device lost") => ErrorKind::DeviceLost,
+            _ => ErrorKind::Internal,
+        };
+        Fail(kind, e.to_string())
+    }
+}
+
+fn js_err(what: &str, e: JsValue) -> Fail {
+    let msg = e
+        .dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| format!("{e:?}"));
+    Fail(ErrorKind::FetchFailed, format!("{what}: {msg}"))
+}
+
+fn scope() -> DedicatedWorkerGlobalScope {
+    js_sys::global().unchecked_into()
+}
+
+fn post(ev: &Event) {
+    match serde_json::to_string(ev) {
+        Ok(s) => {
+            let _ = scope().post_message(&JsValue::from_str(&s));
+        }
+        Err(e) => web_sys::console::error_1(&format!("lowbit worker: cannot encode event: {e}").into()),
+    }
+}
+
+fn post_err(f: Fail) {
+    post(&Event::Error { kind: f.0, message: f.1 });
+}
+
+/// Let the event loop run (a resolved-after-0-ms timer).
+async fn yield_now() {
+    let p = js_sys::Promise::new(&mut |resolve, _| {
+        let _ = scope().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0);
+    });
+    let _ = JsFuture::from(p).await;
+}
+
+/// Yields when `last` is more than [`YIELD_MS`] ago, then fails if Cancel arrived.
+async fn checkpoint(last: &mut f64) -> Result<(), Fail> {
+    if now_ms() - *last > YIELD_MS {
+        yield_now().await;
+        *last = now_ms();
+    }
+    if CANCEL.with(|c| c.get()) {
+        return Err(Fail::cancelled());
+    }
+    Ok(())
+}
+
+impl Fail {
+    fn cancelled() -> Self {
+        Fail(ErrorKind::Cancelled, "cancelled".into())
+    }
+}
+
+fn main() {
+    console_error_panic_hook::set_once();
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(|e: MessageEvent| {
+        let data = e.data();
+        let (json, file) = match data.dyn_ref::<Array>() {
+            Some(a) => (a.get(0).as_string(), a.get(1).dyn_into::<web_sys::File>().ok()),
+            None => (data.as_string(), None),
+        };
+        match json.as_deref().map(serde_json::from_str::<Request>) {
+            Some(Ok(req)) => handle(req, file),
+            _ => post_err(Fail(ErrorKind::Internal, "unreadable request".into())),
+        }
+    });
+    scope().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    on_message.forget();
+    spawn_local(async {
+        match Gpu::new().await {
+            Ok(gpu) => {
+                let gpu: &'static Gpu = Box::leak(Box::new(gpu));
+                STATE.with(|s| s.borrow_mut().gpu = Some(gpu));
+                post(&Event::Ready { adapter: gpu.info.clone() });
+            }
+            Err(e) => post_err(Fail(ErrorKind::NoWebgpu, e.to_string())),
+        }
+    });
+}
+
+fn handle(req: Request, file: Option<web_sys::File>) {
+    match req {
+        Request::Cancel => CANCEL.with(|c| c.set(true)),
+        Request::Stop => STOP.with(|c| c.set(true)),
+        Request::ListCache => spawn_local(async {
+            match list_cache().await {
+                Ok(entries) => post(&Event::Cache { entries }),
+                Err(f) => post_err(f),
+            }
+        }),
+        Request::DeleteCache { key } => spawn_local(async move {
+            let r = async {
+                let cache = open_cache().await?;
+                JsFuture::from(cache.delete_with_str(&key)).await.map_err(|e| js_err("cache", e))?;
+                list_cache().await
+            };
+            match r.await {
+                Ok(entries) => post(&Event::Cache { entries }),
+                Err(f) => post_err(f),
+            }
+        }),
+        other => {
+            if STATE.with(|s| std::mem::replace(&mut s.borrow_mut().busy, true)) {
+                post_err(Fail(ErrorKind::Busy, "wait for the current load, switch or reply to finish".into()));
+                return;
+            }
+            CANCEL.with(|c| c.set(false));
+            STOP.with(|c| c.set(false));
+            spawn_local(async move {
+                let r = run(other, file).await;
+                STATE.with(|s| s.borrow_mut().busy = false);
+                match r {
+                    Ok(()) => {}
+                    Err(Fail(ErrorKind::Cancelled, _)) => post(&Event::Cancelled),
+                    Err(f) => {
+                        if f.0 == ErrorKind::DeviceLost {
+                            // A lost device cannot be used again: the next load asks for a new one.
+                            STATE.with(|s| {
+                                let mut s = s.borrow_mut();
+                                s.session = None;
+                                s.gpu = None;
+                            });
+                        }
+                        post_err(f)
+                    }
+                }
+            });
+        }
+    }
+}
+
+async fn run(req: Request, file: Option<web_sys::File>) -> Result<(), Fail> {
+    match req {
+        Request::LoadUrl { url, name, precision, n_ctx } => {
+            let (bytes, from_cache) = match cached_bytes(&url, &name).await? {
+                Some(b) => (b, true),
+                None => {
+                    let b = download(&url, &name).await?;
+                    store(&url, &name, &b).await;
+                    (b, false)
+                }
+            };
+            load(name, bytes, precision, n_ctx, from_cache).await
+        }
+        Request::LoadFile { name, precision, n_ctx } => {
+            let file = file.ok_or_else(|| Fail(ErrorKind::Internal, "no file sent with LoadFile".into()))?;
+            let bytes = read_file(&file, &name).await?;
+            let key = format!("{FILE_KEY}{}", js_sys::encode_uri_component(&name));
+            store(&key, &name, &bytes).await;
+            load(name, bytes, precision, n_ctx, false).await
+        }
+        Request::LoadCached { key, precision, n_ctx } => {
+            let name = key_name(&key);
+            let bytes = cached_bytes(&key, &name)
+                .await?
+                .ok_or_else(|| Fail(ErrorKind::FetchFailed, format!("{name} is no longer in the cache")))?;
+            load(name, bytes, precision, n_ctx, true).await
+        }
+        Request::SetPrecision { precision } => switch(precision).await,
+        Request::Chat { id, messages, sampling, max_tokens } => {
+            let mut session = take_session()?;
+            let r = session
+                .reply(&messages, &sampling, max_tokens, |text| {
+                    if !text.is_empty() {
+                        post(&Event::Token { id, text: text.to_string() });
+                    }
+                    !STOP.with(|c| c.get())
+                })
+                .await;
+            let gpu_fault = session_gpu().map(|g| g.check());
+            STATE.with(|s| s.borrow_mut().session = Some(session));
+            let (_, stats) = r?;
+            if let Some(Err(e)) = gpu_fault {
+                return Err(e.into());
+            }
+            post(&Event::ReplyDone { id, stats, stopped: STOP.with(|c| c.get()) });
+            Ok(())
+        }
+        Request::Cancel | Request::Stop | Request::ListCache | Request::DeleteCache { .. } => Ok(()),
+    }
+}
+
+fn session_gpu() -> Option<&'static Gpu> {
+    STATE.with(|s| s.borrow().gpu)
+}
+
+fn take_session() -> Result<Session<'static>, Fail> {
+    STATE
+        .with(|s| s.borrow_mut().session.take())
+        .ok_or_else(|| Fail(ErrorKind::Internal, "no model is loaded".into()))
+}
+
+async fn gpu() -> Result<&'static Gpu, Fail> {
+    if let Some(g) = session_gpu() {
+        return Ok(g);
+    }
+    let g: &'static Gpu = Box::leak(Box::new(Gpu::new().await?));
+    STATE.with(|s| s.borrow_mut().gpu = Some(g));
+    Ok(g)
+}
+
+fn progress(name: &str, stage: Stage, done: u64, total: u64) {
+    post(&Event::Progress { name: name.to_string(), progress: Progress { stage, done, total } });
+}
+
+/// Parse, requantize, upload and compile, reporting each stage; the previous model is dropped
+/// only once the new one is ready (a failed or cancelled load leaves it in place).
+async fn load(name: String, bytes: Vec<u8>, precision: Precision, n_ctx: usize, from_cache: bool) -> Result<(), Fail> {
+    let t0 = now_ms();
+    let gpu = gpu().await?;
+    let mut last = now_ms();
+    progress(&name, Stage::Parse, 0, bytes.len() as u64);
+    checkpoint(&mut last).await?;
+    let n = bytes.len() as u64;
+    let mut loader = Loader::new(gpu, bytes, precision, n_ctx)?;
+    progress(&name, Stage::Parse, n, n);
+    loop {
+        for p in loader.progress() {
+            progress(&name, p.stage, p.done, p.total);
+        }
+        checkpoint(&mut last).await?;
+        if !loader.step()? {
+            break;
+        }
+    }
+    for p in loader.progress() {
+        progress(&name, p.stage, p.done, p.total);
+    }
+    let session = loader.finish()?;
+    let kernels = session.kernels();
+    for (i, k) in kernels.iter().enumerate() {
+        progress(&name, Stage::Compile, i as u64, kernels.len() as u64);
+        checkpoint(&mut last).await?;
+        gpu.pipeline(*k);
+    }
+    gpu.wait().await?;
+    gpu.check()?;
+    progress(&name, Stage::Compile, kernels.len() as u64, kernels.len() as u64);
+    post(&Event::Loaded {
+        name,
+        fit: session.info.fit(&gpu.info),
+        info: session.info.clone(),
+        precision,
+        weight_bytes: session.weight_bytes(),
+        kv_bytes: session.kv_bytes(),
+        context_size: session.context_size(),
+        from_cache,
+        load_ms: now_ms() - t0,
+    });
+    STATE.with(|s| s.borrow_mut().session = Some(session));
+    Ok(())
+}
+
+async fn switch(precision: Precision) -> Result<(), Fail> {
+    let t0 = now_ms();
+    let mut session = take_session()?;
+    let r = async {
+        let mut sw = session.begin_switch(precision)?;
+        let mut last = now_ms();
+        loop {
+            let p = sw.progress();
+            progress("", p.stage, p.done, p.total);
+            checkpoint(&mut last).await?;
+            if !session.step_switch(&mut sw)? {
+                break;
+            }
+        }
+        session.finish_switch(sw)?;
+        for k in session.kernels() {
+            session_gpu().map(|g| g.pipeline(k));
+        }
+        if let Some(g) = session_gpu() {
+            g.wait().await?;
+            g.check()?;
+        }
+        Ok::<_, Fail>(())
+    }
+    .await;
+    let (precision, weight_bytes) = (session.precision(), session.weight_bytes());
+    STATE.with(|s| s.borrow_mut().session = Some(session));
+    r?;
+    post(&Event::Switched { precision, weight_bytes, ms: now_ms() - t0 });
+    Ok(())
+}
+
+// ---- model bytes: download, file, cache -------------------------------------------------------
+
+async fn response_bytes(resp: web_sys::Response, name: &str, what: &str) -> Result<Vec<u8>, Fail> {
+    let total = resp
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    let body = resp.body().ok_or_else(|| Fail(ErrorKind::FetchFailed, format!("{what}: empty response")))?;
+    let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+    let mut out = Vec::with_capacity(total as usize);
+    let mut last = now_ms();
+    progress(name, Stage::Download, 0, total);
+    loop {
+        if CANCEL.with(|c| c.get()) {
+            let _ = reader.cancel();
+            return Err(Fail::cancelled());
+        }
+        let chunk = JsFuture::from(reader.read()).await.map_err(|e| js_err(what, e))?;
+        let done = js_sys::Reflect::get(&chunk, &"done".into()).ok().and_then(|v| v.as_bool()).unwrap_or(true);
+        if done {
+            break;
+        }
+        let value: Uint8Array = js_sys::Reflect::get(&chunk, &"value".into()).map_err(|e| js_err(what, e))?.unchecked_into();
+        let start = out.len();
+        out.resize(start + value.length() as usize, 0);
+        value.copy_to(&mut out[start..]);
+        if now_ms() - last > 100.0 {
+            progress(name, Stage::Download, out.len() as u64, total.max(out.len() as u64));
+            last = now_ms();
+        }
+    }
+    progress(name, Stage::Download, out.len() as u64, out.len() as u64);
+    Ok(out)
+}
+
+async fn download(url: &str, name: &str) -> Result<Vec<u8>, Fail> {
+    let resp = JsFuture::from(scope().fetch_with_str(url)).await.map_err(|e| js_err(&format!("fetching {url}"), e))?;
+    let resp: web_sys::Response = resp.unchecked_into();
+    if !resp.ok() {
+        return Err(Fail(ErrorKind::FetchFailed, format!("fetching {url}: HTTP {} {}", resp.status(), resp.status_text())));
+    }
+    response_bytes(resp, name, &format!("downloading {url}")).await
+}
+
+async fn read_file(file: &web_sys::File, name: &str) -> Result<Vec<u8>, Fail> {
+    let resp = web_sys::Response::new_with_opt_blob(Some(file)).map_err(|e| js_err("reading the file", e))?;
+    let headers = resp.headers();
+    let _ = headers.set("content-length", &file.size().to_string());
+    let bytes = response_bytes(resp, name, &format!("reading {name}")).await?;
+    if (bytes.len() as f64) != file.size() {
+        return Err(Fail(ErrorKind::BadFile, format!("read {} of {} bytes of {name}", bytes.len(), file.size())));
+    }
+    Ok(bytes)
+}
+
+async fn open_cache() -> Result<web_sys::Cache, Fail> {
+    let caches = scope().caches().map_err(|e| js_err("the model cache", e))?;
+    let c = JsFuture::from(caches.open(CACHE)).await.map_err(|e| js_err("the model cache", e))?;
+    Ok(c.unchecked_into())
+}
+
+/// The display name stored with a cache entry (falls back to the key's last path segment).
+fn key_name(key: &str) -> String {
+    let last = key.rsplit('/').next().unwrap_or(key);
+    js_sys::decode_uri_component(last).ok().and_then(|s| s.as_string()).unwrap_or_else(|| last.to_string())
+}
+
+async fn cached_bytes(key: &str, name: &str) -> Result<Option<Vec<u8>>, Fail> {
+    let cache = open_cache().await?;
+    let hit = JsFuture::from(cache.match_with_str(key)).await.map_err(|e| js_err("the model cache", e))?;
+    if hit.is_undefined() || hit.is_null() {
+        return Ok(None);
+    }
+    let resp: web_sys::Response = hit.unchecked_into();
+    Ok(Some(response_bytes(resp, name, "reading the model cache").await?))
+}
+
+/// Keep a copy in the cache (best effort: a full disk only means the next visit downloads again).
+async fn store(key: &str, name: &str, bytes: &[u8]) {
+    let r = async {
+        let cache = open_cache().await?;
+        let init = web_sys::ResponseInit::new();
+        let headers = web_sys::Headers::new().map_err(|e| js_err("cache", e))?;
+        headers.set("content-type", "application/octet-stream").map_err(|e| js_err("cache", e))?;
+        headers.set("content-length", &bytes.len().to_string()).map_err(|e| js_err("cache", e))?;
+        headers.set("x-lowbit-name", &js_sys::encode_uri_component(name).as_string().unwrap_or_default()).map_err(|e| js_err("cache", e))?;
+        init.set_headers(&headers);
+        let body = Uint8Array::from(bytes);
+        let resp = web_sys::Response::new_with_opt_buffer_source_and_init(Some(&body), &init).map_err(|e| js_err("cache", e))?;
+        JsFuture::from(cache.put_with_str(key, &resp)).await.map_err(|e| js_err("cache", e))?;
+        Ok::<_, Fail>(())
+    };
+    if let Err(Fail(_, m)) = r.await {
+        web_sys::console::warn_1(&format!("lowbit: could not cache {name}: {m}").into());
+    }
+}
+
+async fn list_cache() -> Result<Vec<CachedModel>, Fail> {
+    let cache = open_cache().await?;
+    let keys: Array = JsFuture::from(cache.keys()).await.map_err(|e| js_err("the model cache", e))?.unchecked_into();
+    let mut out = Vec::new();
+    for req in keys.iter() {
+        let req: web_sys::Request = req.unchecked_into();
+        let key = req.url();
+        let hit = JsFuture::from(cache.match_with_request(&req)).await.map_err(|e| js_err("the model cache", e))?;
+        if hit.is_undefined() {
+            continue;
+        }
+        let resp: web_sys::Response = hit.unchecked_into();
+        let h = resp.headers();
+        let bytes = h.get("content-length").ok().flatten().and_then(|v| v.parse().ok()).unwrap_or(0);
+        let name = h
+            .get("x-lowbit-name")
+            .ok()
+            .flatten()
+            .and_then(|n| js_sys::decode_uri_component(&n).ok().and_then(|s| s.as_string()))
+            .unwrap_or_else(|| key_name(&key));
+        out.push(CachedModel { key, name, bytes });
+    }
+    Ok(out)
+}

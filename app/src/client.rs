@@ -1,0 +1,396 @@
+//! The page's side of the engine worker: starts it, sends [`Request`]s and turns its [`Event`]s
+//! into changes of the page's state ([`Store`]).
+
+use std::cell::RefCell;
+
+use leptos::prelude::*;
+use lowbit::chat::Message;
+use lowbit::gpu::AdapterSummary;
+use lowbit::sampler::SamplerConfig;
+use lowbit::session::{Fit, ModelInfo, Progress, ReplyStats, Stage};
+use lowbit::Precision;
+use lowbit_app::protocol::{CachedModel, ErrorKind, Event, Request};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+/// The worker's loader script, written by Trunk next to index.html.
+const WORKER_URL: &str = "./lowbit-worker_loader.js";
+/// Tokens the KV cache holds room for.
+pub const N_CTX: usize = 2048;
+
+/// Restarts after a worker crash before the page gives up (a worker that cannot even start
+/// would otherwise be restarted forever).
+const MAX_RESTARTS: u32 = 3;
+
+thread_local! {
+    static WORKER: RefCell<Option<web_sys::Worker>> = const { RefCell::new(None) };
+    static RESTARTS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// A model the page has loaded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Loaded {
+    pub name: String,
+    pub info: ModelInfo,
+    pub fit: Vec<Fit>,
+    pub context_size: usize,
+    pub kv_bytes: u64,
+    pub from_cache: bool,
+    pub load_ms: f64,
+}
+
+/// One chat message. The assistant's text streams into `text`.
+#[derive(Clone, Debug)]
+pub struct ChatMsg {
+    pub id: u64,
+    pub role: &'static str,
+    pub text: RwSignal<String>,
+    /// The precision that produced an assistant message.
+    pub precision: Option<Precision>,
+    pub done: RwSignal<bool>,
+    pub stats: RwSignal<Option<ReplyStats>>,
+    pub stopped: RwSignal<bool>,
+}
+
+impl ChatMsg {
+    fn new(id: u64, role: &'static str, text: &str, precision: Option<Precision>, done: bool) -> Self {
+        ChatMsg {
+            id,
+            role,
+            text: RwSignal::new(text.to_string()),
+            precision,
+            done: RwSignal::new(done),
+            stats: RwSignal::new(None),
+            stopped: RwSignal::new(false),
+        }
+    }
+}
+
+/// Everything the page shows, as signals.
+#[derive(Clone, Copy)]
+pub struct Store {
+    pub adapter: RwSignal<Option<AdapterSummary>>,
+    pub error: RwSignal<Option<(ErrorKind, String)>>,
+    /// The model being loaded and the latest progress of each stage.
+    pub loading: RwSignal<Option<(String, Vec<Progress>)>>,
+    pub model: RwSignal<Option<Loaded>>,
+    /// The active precision (the one the next load uses when no model is loaded).
+    pub precision: RwSignal<Precision>,
+    pub weight_bytes: RwSignal<u64>,
+    /// A precision switch in progress: its target and progress.
+    pub switching: RwSignal<Option<(Precision, Option<Progress>)>>,
+    pub last_switch_ms: RwSignal<Option<f64>>,
+    pub messages: RwSignal<Vec<ChatMsg>>,
+    /// The assistant message being generated.
+    pub generating: RwSignal<Option<u64>>,
+    pub system_prompt: RwSignal<String>,
+    pub sampling: RwSignal<SamplerConfig>,
+    pub max_tokens: RwSignal<usize>,
+    pub last_stats: RwSignal<Option<ReplyStats>>,
+    pub cache: RwSignal<Vec<CachedModel>>,
+    next_id: RwSignal<u64>,
+}
+
+impl Store {
+    pub fn new() -> Self {
+        Store {
+            adapter: RwSignal::new(None),
+            error: RwSignal::new(None),
+            loading: RwSignal::new(None),
+            model: RwSignal::new(None),
+            precision: RwSignal::new(Precision::Fp16),
+            weight_bytes: RwSignal::new(0),
+            switching: RwSignal::new(None),
+            last_switch_ms: RwSignal::new(None),
+            messages: RwSignal::new(vec![]),
+            generating: RwSignal::new(None),
+            system_prompt: RwSignal::new("You are a helpful assistant. Answer briefly.".into()),
+            sampling: RwSignal::new(SamplerConfig {
+                temperature: 0.7,
+                top_k: 40,
+                top_p: 0.95,
+                min_p: 0.05,
+                repetition_penalty: 1.1,
+                repeat_last_n: 64,
+                seed: 42,
+            }),
+            max_tokens: RwSignal::new(256),
+            last_stats: RwSignal::new(None),
+            cache: RwSignal::new(vec![]),
+            next_id: RwSignal::new(1),
+        }
+    }
+
+    fn id(&self) -> u64 {
+        let id = self.next_id.get_untracked();
+        self.next_id.set(id + 1);
+        id
+    }
+
+    /// The model can take a chat message now.
+    pub fn can_chat(&self) -> bool {
+        self.model.get().is_some()
+            && self.loading.get().is_none()
+            && self.switching.get().is_none()
+            && self.generating.get().is_none()
+    }
+
+    pub fn busy(&self) -> bool {
+        self.loading.get().is_some() || self.switching.get().is_some() || self.generating.get().is_some()
+    }
+
+    // ---- actions ----------------------------------------------------------------------------
+
+    pub fn load_url(&self, url: &str) {
+        let name = url.rsplit('/').next().unwrap_or(url).split('?').next().unwrap_or(url).to_string();
+        self.begin_load(&name);
+        send(&Request::LoadUrl { url: url.to_string(), name, precision: self.precision.get_untracked(), n_ctx: N_CTX }, None);
+    }
+
+    pub fn load_file(&self, file: web_sys::File) {
+        let name = file.name();
+        self.begin_load(&name);
+        send(&Request::LoadFile { name, precision: self.precision.get_untracked(), n_ctx: N_CTX }, Some(&file));
+    }
+
+    pub fn load_cached(&self, c: &CachedModel) {
+        self.begin_load(&c.name);
+        send(&Request::LoadCached { key: c.key.clone(), precision: self.precision.get_untracked(), n_ctx: N_CTX }, None);
+    }
+
+    fn begin_load(&self, name: &str) {
+        self.error.set(None);
+        self.loading.set(Some((name.to_string(), vec![])));
+    }
+
+    pub fn cancel(&self) {
+        send(&Request::Cancel, None);
+    }
+
+    pub fn set_precision(&self, p: Precision) {
+        if self.model.get_untracked().is_none() {
+            self.precision.set(p);
+            return;
+        }
+        if p == self.precision.get_untracked() || self.busy() {
+            return;
+        }
+        self.error.set(None);
+        self.switching.set(Some((p, None)));
+        send(&Request::SetPrecision { precision: p }, None);
+    }
+
+    /// Send the user's text and start the assistant's reply.
+    pub fn send_message(&self, text: &str) {
+        let text = text.trim();
+        if text.is_empty() || !self.can_chat() {
+            return;
+        }
+        let id = self.id();
+        self.messages.update(|m| m.push(ChatMsg::new(id, "user", text, None, true)));
+        self.start_reply();
+    }
+
+    /// Generate a new assistant message for the conversation as it stands.
+    fn start_reply(&self) {
+        let id = self.id();
+        let precision = self.precision.get_untracked();
+        let mut history = vec![];
+        let system = self.system_prompt.get_untracked();
+        if !system.trim().is_empty() {
+            history.push(Message::new("system", system.trim()));
+        }
+        self.messages.with_untracked(|m| {
+            history.extend(m.iter().map(|c| Message::new(c.role, &c.text.get_untracked())));
+        });
+        self.messages.update(|m| m.push(ChatMsg::new(id, "assistant", "", Some(precision), false)));
+        self.generating.set(Some(id));
+        self.error.set(None);
+        send(
+            &Request::Chat {
+                id,
+                messages: history,
+                sampling: self.sampling.get_untracked(),
+                max_tokens: self.max_tokens.get_untracked(),
+            },
+            None,
+        );
+    }
+
+    pub fn stop(&self) {
+        send(&Request::Stop, None);
+    }
+
+    /// Replace the last assistant message with a new reply.
+    pub fn regenerate(&self) {
+        if !self.can_chat() {
+            return;
+        }
+        let last_is_assistant = self.messages.with_untracked(|m| m.last().is_some_and(|c| c.role == "assistant"));
+        if !last_is_assistant {
+            return;
+        }
+        self.messages.update(|m| {
+            m.pop();
+        });
+        self.start_reply();
+    }
+
+    pub fn new_chat(&self) {
+        if self.generating.get_untracked().is_some() {
+            return;
+        }
+        self.messages.set(vec![]);
+        self.last_stats.set(None);
+    }
+
+    pub fn delete_cached(&self, key: &str) {
+        send(&Request::DeleteCache { key: key.to_string() }, None);
+    }
+
+    // ---- events -----------------------------------------------------------------------------
+
+    fn on_event(&self, ev: Event) {
+        match ev {
+            Event::Ready { adapter } => {
+                self.adapter.set(Some(adapter));
+                send(&Request::ListCache, None);
+            }
+            Event::Progress { name, progress } => {
+                if let Some((target, _)) = self.switching.get_untracked() {
+                    self.switching.set(Some((target, Some(progress))));
+                    return;
+                }
+                self.loading.update(|l| {
+                    let (n, stages) = l.get_or_insert_with(|| (name.clone(), vec![]));
+                    if !name.is_empty() {
+                        *n = name;
+                    }
+                    match stages.iter_mut().find(|s| s.stage == progress.stage) {
+                        Some(s) => *s = progress,
+                        None => stages.push(progress),
+                    }
+                    stages.sort_by_key(|s| Stage::ALL.iter().position(|x| *x == s.stage));
+                });
+            }
+            Event::Loaded { name, info, fit, precision, weight_bytes, kv_bytes, context_size, from_cache, load_ms } => {
+                self.loading.set(None);
+                self.precision.set(precision);
+                self.weight_bytes.set(weight_bytes);
+                self.model.set(Some(Loaded { name, info, fit, context_size, kv_bytes, from_cache, load_ms }));
+                self.messages.set(vec![]);
+                self.last_stats.set(None);
+                send(&Request::ListCache, None);
+            }
+            Event::Switched { precision, weight_bytes, ms } => {
+                self.switching.set(None);
+                self.precision.set(precision);
+                self.weight_bytes.set(weight_bytes);
+                self.last_switch_ms.set(Some(ms));
+            }
+            Event::Token { id, text } => {
+                self.with_msg(id, |m| m.text.update(|t| t.push_str(&text)));
+            }
+            Event::ReplyDone { id, stats, stopped } => {
+                self.with_msg(id, |m| {
+                    m.stats.set(Some(stats.clone()));
+                    m.stopped.set(stopped);
+                    m.done.set(true);
+                });
+                self.last_stats.set(Some(stats));
+                self.generating.set(None);
+            }
+            Event::Cache { entries } => self.cache.set(entries),
+            Event::Cancelled => {
+                self.loading.set(None);
+                self.switching.set(None);
+            }
+            Event::Error { kind, message } => self.fail(kind, message),
+        }
+    }
+
+    fn with_msg(&self, id: u64, f: impl FnOnce(&ChatMsg)) {
+        self.messages.with_untracked(|m| {
+            if let Some(msg) = m.iter().find(|c| c.id == id) {
+                f(msg)
+            }
+        });
+    }
+
+    /// Show an error and put the page back in a usable state.
+    pub fn fail(&self, kind: ErrorKind, message: String) {
+        self.loading.set(None);
+        self.switching.set(None);
+        if let Some(id) = self.generating.get_untracked() {
+            self.with_msg(id, |m| m.done.set(true));
+            self.generating.set(None);
+        }
+        if kind == ErrorKind::DeviceLost {
+            self.model.set(None);
+        }
+        self.error.set(Some((kind, message)));
+    }
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Send a request to the worker (with a file beside it when given).
+pub fn send(req: &Request, file: Option<&web_sys::File>) {
+    let Ok(json) = serde_json::to_string(req) else { return };
+    WORKER.with(|w| {
+        if let Some(w) = w.borrow().as_ref() {
+            let msg = js_sys::Array::of2(&JsValue::from_str(&json), &file.map_or(JsValue::NULL, |f| f.into()));
+            if let Err(e) = w.post_message(&msg) {
+                web_sys::console::error_1(&e);
+            }
+        }
+    });
+}
+
+/// Start the engine worker; a crash of the worker is shown and a fresh one started.
+pub fn start_worker(store: Store) {
+    let opts = web_sys::WorkerOptions::new();
+    opts.set_type(web_sys::WorkerType::Classic);
+    let worker = match web_sys::Worker::new_with_options(WORKER_URL, &opts) {
+        Ok(w) => w,
+        Err(e) => {
+            store.fail(ErrorKind::Internal, format!("cannot start the engine worker: {e:?}"));
+            return;
+        }
+    };
+    let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
+        match e.data().as_string().map(|s| serde_json::from_str::<Event>(&s)) {
+            Some(Ok(ev)) => store.on_event(ev),
+            _ => web_sys::console::error_1(&"lowbit: unreadable event from the worker".into()),
+        }
+    });
+    worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    on_message.forget();
+    let on_error = Closure::<dyn FnMut(web_sys::ErrorEvent)>::new(move |e: web_sys::ErrorEvent| {
+        e.prevent_default();
+        WORKER.with(|w| {
+            if let Some(w) = w.borrow_mut().take() {
+                w.terminate();
+            }
+        });
+        store.model.set(None);
+        store.adapter.set(None);
+        let restarts = RESTARTS.with(|r| {
+            r.set(r.get() + 1);
+            r.get()
+        });
+        if restarts <= MAX_RESTARTS {
+            store.fail(ErrorKind::Internal, format!("the engine stopped unexpectedly ({}); it was restarted: load a model again", e.message()));
+            start_worker(store);
+        } else {
+            store.fail(ErrorKind::Internal, format!("the engine keeps stopping ({}); reload the page", e.message()));
+        }
+    });
+    worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+    on_error.forget();
+    WORKER.with(|w| *w.borrow_mut() = Some(worker));
+}

@@ -1,0 +1,4 @@
+//! lowbit page: the messages between the page and its engine worker. The page's components are
+//! in `main.rs`, the worker in `bin/lowbit-worker.rs`.
+
+pub mod protocol;

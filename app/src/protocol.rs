@@ -1,0 +1,103 @@
+//! The messages between the page (main thread) and the engine worker. Both sides are Rust; the
+//! messages travel as JSON strings through `postMessage` (a picked file travels beside the JSON
+//! as a `File`, which `postMessage` hands over without copying).
+
+use lowbit::chat::Message;
+use lowbit::gpu::AdapterSummary;
+use lowbit::sampler::SamplerConfig;
+use lowbit::session::{Fit, ModelInfo, Progress, ReplyStats};
+use lowbit::Precision;
+use serde::{Deserialize, Serialize};
+
+/// Page → worker.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Request {
+    /// Load a model from a URL: from the model cache when it holds the URL, else downloaded
+    /// (and then cached).
+    LoadUrl { url: String, name: String, precision: Precision, n_ctx: usize },
+    /// Load the `File` sent beside this message (file picker or drag and drop); it is cached too.
+    LoadFile { name: String, precision: Precision, n_ctx: usize },
+    /// Load a model from the cache by its key.
+    LoadCached { key: String, precision: Precision, n_ctx: usize },
+    /// Cancel the load or precision switch in progress.
+    Cancel,
+    /// Requantize the loaded model to another precision, keeping the conversation.
+    SetPrecision { precision: Precision },
+    /// Answer the last message of `messages` (the whole conversation, system prompt first).
+    Chat { id: u64, messages: Vec<Message>, sampling: SamplerConfig, max_tokens: usize },
+    /// Stop the reply being generated (what was generated is kept).
+    Stop,
+    ListCache,
+    DeleteCache { key: String },
+}
+
+/// One cached model file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CachedModel {
+    pub key: String,
+    pub name: String,
+    pub bytes: u64,
+}
+
+/// What went wrong, by kind, so the page can name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorKind {
+    NoWebgpu,
+    BadFile,
+    FetchFailed,
+    TooLarge,
+    OutOfMemory,
+    DeviceLost,
+    ContextFull,
+    Busy,
+    /// The user cancelled (answered with [`Event::Cancelled`], never shown as an error).
+    Cancelled,
+    Internal,
+}
+
+impl ErrorKind {
+    pub fn title(self) -> &'static str {
+        match self {
+            ErrorKind::NoWebgpu => "WebGPU is not available",
+            ErrorKind::BadFile => "This file is not a model lowbit can read",
+            ErrorKind::FetchFailed => "The download failed",
+            ErrorKind::TooLarge => "The model does not fit this GPU",
+            ErrorKind::OutOfMemory => "The GPU ran out of memory",
+            ErrorKind::DeviceLost => "The GPU device was lost",
+            ErrorKind::ContextFull => "The conversation is longer than the context",
+            ErrorKind::Busy => "The engine is busy",
+            ErrorKind::Cancelled => "Cancelled",
+            ErrorKind::Internal => "Something went wrong in the engine",
+        }
+    }
+}
+
+/// Worker → page.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Event {
+    /// The worker has a GPU device and takes requests.
+    Ready { adapter: AdapterSummary },
+    /// A load stage advanced (`name`: the model being loaded).
+    Progress { name: String, progress: Progress },
+    Loaded {
+        name: String,
+        info: ModelInfo,
+        fit: Vec<Fit>,
+        precision: Precision,
+        weight_bytes: u64,
+        kv_bytes: u64,
+        context_size: usize,
+        from_cache: bool,
+        load_ms: f64,
+    },
+    /// The precision switch is done.
+    Switched { precision: Precision, weight_bytes: u64, ms: f64 },
+    /// A piece of the reply `id`.
+    Token { id: u64, text: String },
+    ReplyDone { id: u64, stats: ReplyStats, stopped: bool },
+    Cache { entries: Vec<CachedModel> },
+    /// The load or switch was cancelled; the model loaded before (if any) is still there.
+    Cancelled,
+    Error { kind: ErrorKind, message: String },
+}

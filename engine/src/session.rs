@@ -1,0 +1,405 @@
+//! A loaded model ready to chat: the GGUF bytes, tokenizer, chat template and GPU backend, plus
+//! the tokens whose keys and values are in the KV cache, so a multi-turn conversation only
+//! prefills what is new. This is what the page's worker holds; the CLI uses the same pieces.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::chat::{ChatTemplate, Message};
+use crate::gguf::Gguf;
+use crate::gpu::{AdapterSummary, Gpu};
+use crate::model::gpu::{GpuBackend, Requantizer};
+use crate::model::{self, Config, Generation, Mat};
+use crate::sampler::{Sampler, SamplerConfig};
+use crate::tokenizer::Tokenizer;
+use crate::{Error, Precision, Result};
+
+/// What a model file is, read from its GGUF header alone (no weights touched).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub name: Option<String>,
+    pub architecture: Option<String>,
+    pub n_params: u64,
+    pub n_tensors: usize,
+    pub file_bytes: u64,
+    pub gguf_version: u32,
+    /// Tensor count per source dtype (`Q4_1`, `Q8_0`, `F32`, …).
+    pub source_dtypes: BTreeMap<String, usize>,
+    pub chat_template: bool,
+    pub tokenizer: Option<String>,
+    pub pre_tokenizer: Option<String>,
+    pub n_vocab: Option<usize>,
+    pub n_layers: Option<usize>,
+    pub context_length: Option<usize>,
+    pub config: Option<Config>,
+    /// lowbit can run it (else `unsupported_reason` says why).
+    pub supported: bool,
+    pub unsupported_reason: Option<String>,
+    /// Weight bytes on the GPU at each precision (matrices requantized, norms f32).
+    pub weight_bytes: Vec<(Precision, u64)>,
+    /// The largest single weight buffer at each precision (what the adapter's per-buffer limits
+    /// must hold).
+    pub largest_buffer: Vec<(Precision, u64)>,
+}
+
+impl ModelInfo {
+    pub fn from_gguf(g: &Gguf, file_bytes: u64) -> Self {
+        let mut source_dtypes = BTreeMap::new();
+        let mut n_params = 0u64;
+        for t in &g.tensors {
+            *source_dtypes.entry(t.ggml_type.name().to_string()).or_default() += 1;
+            n_params += t.n_elements();
+        }
+        let cfg = Config::from_gguf(g);
+        let tok = Tokenizer::from_gguf(g).ok();
+        let (weight_bytes, largest_buffer) = match &cfg {
+            Ok(c) => weight_sizes(c, g),
+            Err(_) => (vec![], vec![]),
+        };
+        ModelInfo {
+            name: g.get_str("general.name").map(str::to_string),
+            architecture: g.get_str("general.architecture").map(str::to_string),
+            n_params,
+            n_tensors: g.tensors.len(),
+            file_bytes,
+            gguf_version: g.version,
+            source_dtypes,
+            chat_template: g.get_str("tokenizer.chat_template").is_some(),
+            tokenizer: g.get_str("tokenizer.ggml.model").map(str::to_string),
+            pre_tokenizer: g.get_str("tokenizer.ggml.pre").map(str::to_string),
+            n_vocab: tok.as_ref().map(|t| t.vocab_size()),
+            n_layers: cfg.as_ref().ok().map(|c| c.n_layers),
+            context_length: cfg.as_ref().ok().map(|c| c.context_length),
+            supported: cfg.is_ok() && tok.is_some(),
+            unsupported_reason: match (&cfg, &tok) {
+                (Err(e), _) => Some(e.to_string()),
+                (Ok(_), None) => Tokenizer::from_gguf(g).err().map(|e| e.to_string()),
+                _ => None,
+            },
+            config: cfg.ok(),
+            weight_bytes,
+            largest_buffer,
+        }
+    }
+
+    pub fn weight_bytes_at(&self, p: Precision) -> u64 {
+        self.weight_bytes.iter().find(|w| w.0 == p).map_or(0, |w| w.1)
+    }
+
+    /// Whether every buffer fits the adapter's limits at each precision, in plain words.
+    pub fn fit(&self, adapter: &AdapterSummary) -> Vec<Fit> {
+        let limit = adapter.max_buffer_size.min(adapter.max_storage_buffer_binding_size);
+        self.largest_buffer
+            .iter()
+            .map(|&(precision, largest)| {
+                let fits = largest <= limit;
+                let message = if fits {
+                    format!(
+                        "fits: largest buffer {:.1} MB of the {:.0} MB this GPU allows",
+                        largest as f64 / 1e6,
+                        limit as f64 / 1e6
+                    )
+                } else {
+                    format!(
+                        "too large: one weight matrix needs {:.1} MB but this GPU allows at most {:.0} MB per buffer",
+                        largest as f64 / 1e6,
+                        limit as f64 / 1e6
+                    )
+                };
+                Fit { precision, fits, largest_buffer: largest, limit, message }
+            })
+            .collect()
+    }
+}
+
+/// The fit check of one precision against the adapter's buffer limits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Fit {
+    pub precision: Precision,
+    pub fits: bool,
+    pub largest_buffer: u64,
+    pub limit: u64,
+    pub message: String,
+}
+
+/// `(total, largest buffer)` weight bytes per precision, from tensor shapes alone.
+fn weight_sizes(cfg: &Config, g: &Gguf) -> (Vec<(Precision, u64)>, Vec<(Precision, u64)>) {
+    let shapes: Vec<(usize, usize)> = Mat::all(cfg.n_layers)
+        .into_iter()
+        .filter(|&m| !(m == Mat::Output && cfg.tied_output))
+        .map(|m| m.tensor_name(false))
+        .chain(["token_embd.weight".to_string()])
+        .filter_map(|n| g.tensor(&n).ok().map(|t| t.matrix_shape()))
+        .collect();
+    let norms = (cfg.n_layers * 2 + 1) as u64 * cfg.dim as u64 * 4;
+    let (mut total, mut largest) = (vec![], vec![]);
+    for p in Precision::ALL {
+        let sizes = shapes.iter().map(|&(r, c)| crate::quant::matrix_bytes(r, c, p));
+        total.push((p, sizes.clone().sum::<u64>() + norms));
+        largest.push((p, sizes.max().unwrap_or(0)));
+    }
+    (total, largest)
+}
+
+/// Statistics of one reply.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReplyStats {
+    pub precision: Option<Precision>,
+    pub prompt_tokens: usize,
+    /// Prompt tokens whose keys and values were already in the cache (not prefilled again).
+    pub reused_tokens: usize,
+    pub prefill_tokens: usize,
+    pub generated_tokens: usize,
+    pub prefill_tokens_per_second: f64,
+    pub decode_tokens_per_second: f64,
+    pub time_to_first_token_ms: f64,
+    /// Tokens in the KV cache after the reply, and its room.
+    pub context_used: usize,
+    pub context_size: usize,
+    /// Ended at an end-of-turn or end-of-text token (false: max tokens or stopped).
+    pub end_of_turn: bool,
+}
+
+/// Where [`Session::load_steps`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    Download,
+    Parse,
+    Requantize,
+    Upload,
+    Compile,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 5] = [Stage::Download, Stage::Parse, Stage::Requantize, Stage::Upload, Stage::Compile];
+    pub fn label(self) -> &'static str {
+        match self {
+            Stage::Download => "download",
+            Stage::Parse => "parse",
+            Stage::Requantize => "requantize",
+            Stage::Upload => "GPU upload",
+            Stage::Compile => "shader compile",
+        }
+    }
+}
+
+/// Progress of one stage: `done` of `total` units (bytes, or kernels for `Compile`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    pub stage: Stage,
+    pub done: u64,
+    pub total: u64,
+}
+
+/// A model loaded on the GPU, with its conversation state.
+pub struct Session<'g> {
+    bytes: Vec<u8>,
+    pub cfg: Config,
+    pub info: ModelInfo,
+    pub tok: Tokenizer,
+    template: ChatTemplate,
+    backend: GpuBackend<'g>,
+    /// Tokens whose keys and values are in the KV cache, from position 0.
+    cached: Vec<u32>,
+}
+
+/// Loads a [`Session`] a step at a time, so the caller can show progress and cancel.
+pub struct Loader<'g> {
+    gpu: &'g Gpu,
+    bytes: Vec<u8>,
+    cfg: Config,
+    info: ModelInfo,
+    n_ctx: usize,
+    rq: Requantizer,
+}
+
+impl<'g> Loader<'g> {
+    /// Parse the file (header, tokenizer, template) and check it fits the adapter at `precision`.
+    pub fn new(gpu: &'g Gpu, bytes: Vec<u8>, precision: Precision, n_ctx: usize) -> Result<Self> {
+        let g = Gguf::parse(&bytes)?;
+        let info = ModelInfo::from_gguf(&g, bytes.len() as u64);
+        if let Some(why) = &info.unsupported_reason {
+            return Err(Error::Malformed(why.clone()));
+        }
+        if let Some(f) = info.fit(&gpu.info).into_iter().find(|f| f.precision == precision && !f.fits) {
+            return Err(Error::TooLarge { what: format!("{} weights", precision), needed: f.largest_buffer, limit: f.limit });
+        }
+        let cfg = Config::from_gguf(&g)?;
+        Tokenizer::from_gguf(&g)?;
+        let rq = Requantizer::new(&cfg, &g, precision)?;
+        drop(g);
+        Ok(Loader { gpu, bytes, cfg, info, n_ctx, rq })
+    }
+
+    pub fn progress(&self) -> [Progress; 2] {
+        let rq = &self.rq;
+        let upload_total = self.info.weight_bytes_at(rq.precision);
+        [
+            Progress { stage: Stage::Requantize, done: rq.source_bytes_done, total: rq.source_bytes_total },
+            Progress { stage: Stage::Upload, done: rq.uploaded_bytes, total: upload_total.max(rq.uploaded_bytes) },
+        ]
+    }
+
+    /// Requantize and upload one tensor; false when all are done.
+    pub fn step(&mut self) -> Result<bool> {
+        let g = Gguf::parse(&self.bytes)?;
+        self.rq.step(self.gpu, &g)
+    }
+
+    /// Build the session (norms, KV cache, tokenizer) once every step is done.
+    pub fn finish(self) -> Result<Session<'g>> {
+        let g = Gguf::parse(&self.bytes)?;
+        let weights = self.rq.finish()?;
+        let backend = GpuBackend::with_weights(self.gpu, &g, weights, self.n_ctx)?;
+        let tok = Tokenizer::from_gguf(&g)?;
+        let template = ChatTemplate::from_gguf(&g, &tok);
+        drop(g);
+        Ok(Session { bytes: self.bytes, cfg: self.cfg, info: self.info, tok, template, backend, cached: vec![] })
+    }
+}
+
+/// Switches a [`Session`]'s weights to another precision a step at a time.
+pub struct Switch(Requantizer);
+
+impl Switch {
+    pub fn progress(&self) -> Progress {
+        Progress { stage: Stage::Requantize, done: self.0.source_bytes_done, total: self.0.source_bytes_total }
+    }
+}
+
+impl<'g> Session<'g> {
+    /// Load at once (no progress): the CLI and tests.
+    pub fn load(gpu: &'g Gpu, bytes: Vec<u8>, precision: Precision, n_ctx: usize) -> Result<Self> {
+        let mut l = Loader::new(gpu, bytes, precision, n_ctx)?;
+        while l.step()? {}
+        l.finish()
+    }
+
+    pub fn gguf(&self) -> Result<Gguf<'_>> {
+        Gguf::parse(&self.bytes)
+    }
+
+    pub fn precision(&self) -> Precision {
+        self.backend.precision
+    }
+
+    pub fn weight_bytes(&self) -> u64 {
+        self.backend.weight_bytes()
+    }
+
+    pub fn kv_bytes(&self) -> u64 {
+        self.backend.kv_bytes()
+    }
+
+    pub fn context_size(&self) -> usize {
+        self.backend.n_ctx
+    }
+
+    /// Tokens whose keys and values are in the cache.
+    pub fn context_used(&self) -> usize {
+        self.cached.len()
+    }
+
+    pub fn kernels(&self) -> Vec<crate::gpu::Kernel> {
+        self.backend.kernels()
+    }
+
+    /// Start switching to `p` (step it, then [`Session::finish_switch`]). The KV cache is kept.
+    pub fn begin_switch(&self, p: Precision) -> Result<Switch> {
+        Ok(Switch(Requantizer::new(&self.cfg, &self.gguf()?, p)?))
+    }
+
+    pub fn step_switch(&self, s: &mut Switch) -> Result<bool> {
+        s.0.step(self.backend.gpu, &self.gguf()?)
+    }
+
+    pub fn finish_switch(&mut self, s: Switch) -> Result<()> {
+        let w = s.0.finish()?;
+        self.backend.set_weights(w);
+        Ok(())
+    }
+
+    /// Switch at once.
+    pub fn set_precision(&mut self, p: Precision) -> Result<()> {
+        let mut s = self.begin_switch(p)?;
+        while self.step_switch(&mut s)? {}
+        self.finish_switch(s)
+    }
+
+    /// Forget the conversation (the cache is overwritten from position 0 by the next prompt).
+    pub fn reset(&mut self) {
+        self.cached.clear();
+    }
+
+    /// The prompt tokens for `messages` (the model's chat template, assistant turn opened).
+    pub fn prompt(&self, messages: &[Message]) -> Result<Vec<u32>> {
+        let text = self.template.render(messages, true)?;
+        Ok(self.tok.encode_with_bos(&text, true))
+    }
+
+    /// Answer the last message of `messages`, streaming text through `on_text` (return false to
+    /// stop). Only the tokens that differ from what the KV cache already holds are prefilled:
+    /// earlier turns of the same conversation are not computed again.
+    pub async fn reply(
+        &mut self,
+        messages: &[Message],
+        sampling: &SamplerConfig,
+        max_tokens: usize,
+        on_text: impl FnMut(&str) -> bool,
+    ) -> Result<(Generation, ReplyStats)> {
+        let prompt = self.prompt(messages)?;
+        let n_ctx = self.backend.n_ctx;
+        if prompt.len() >= n_ctx {
+            return Err(Error::ContextFull { needed: prompt.len() + 1, size: n_ctx });
+        }
+        let max_tokens = max_tokens.min(n_ctx - prompt.len());
+        // Reuse the longest cached prefix, but always prefill at least one token for logits.
+        let reused = common_prefix(&self.cached, &prompt).min(prompt.len() - 1);
+        self.cached.truncate(reused);
+        let mut sampler = Sampler::new(sampling.clone());
+        let precision = self.precision();
+        let gen = model::generate(
+            &self.cfg,
+            &mut self.backend,
+            &self.tok,
+            &prompt[..reused],
+            &prompt[reused..],
+            max_tokens,
+            &mut sampler,
+            on_text,
+        )
+        .await;
+        let gen = match gen {
+            Ok(g) => g,
+            Err(e) => {
+                // What the cache holds is unknown after a failure: start over next time.
+                self.cached.clear();
+                return Err(e);
+            }
+        };
+        // Every generated token but the last was fed back, so it is in the cache.
+        self.cached = prompt.clone();
+        self.cached.extend(&gen.ids[..gen.ids.len().saturating_sub(1)]);
+        debug_assert_eq!(self.cached.len(), gen.end_pos);
+        let stats = ReplyStats {
+            precision: Some(precision),
+            prompt_tokens: prompt.len(),
+            reused_tokens: reused,
+            prefill_tokens: gen.prefill_tokens,
+            generated_tokens: gen.ids.len(),
+            prefill_tokens_per_second: gen.prefill_tokens_per_second,
+            decode_tokens_per_second: gen.decode_tokens_per_second,
+            time_to_first_token_ms: gen.time_to_first_token_ms,
+            context_used: self.cached.len(),
+            context_size: n_ctx,
+            end_of_turn: gen.stopped,
+        };
+        Ok((gen, stats))
+    }
+}
+
+fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
