@@ -104,9 +104,9 @@ impl Store {
             last_switch_ms: RwSignal::new(None),
             messages: RwSignal::new(vec![]),
             generating: RwSignal::new(None),
-            system_prompt: RwSignal::new("You are a helpful assistant. Answer briefly.".into()),
+            system_prompt: RwSignal::new("You are a helpful assistant.".into()),
             sampling: RwSignal::new(SamplerConfig {
-                temperature: 0.7,
+                temperature: 0.2,
                 top_k: 40,
                 top_p: 0.95,
                 min_p: 0.05,

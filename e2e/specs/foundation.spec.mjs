@@ -8,6 +8,7 @@ test('page lists the default model and the WebGPU adapter', async ({ page }, tes
   await app.open();
   await expect(app.id('model-file')).toHaveText('SmolLM2-135M-Instruct.Q4_1.gguf');
   await expect(app.id('model-size')).toContainText('98362432 bytes');
+  await app.openDiagnostics();
   await expect(app.id('adapter-name')).toContainText('WebGpu');
   await app.screenshot(testInfo, 'page');
   expect(app.errors).toEqual([]);

@@ -233,6 +233,11 @@ impl<'g> Loader<'g> {
         Ok(Loader { gpu, bytes, cfg, info, n_ctx, rq })
     }
 
+    /// The model file.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
     pub fn progress(&self) -> [Progress; 2] {
         let rq = &self.rq;
         let upload_total = self.info.weight_bytes_at(rq.precision);

@@ -195,29 +195,26 @@ fn handle(req: Request, file: Option<web_sys::File>) {
 async fn run(req: Request, file: Option<web_sys::File>) -> Result<(), Fail> {
     match req {
         Request::LoadUrl { url, name, precision, n_ctx } => {
-            let (bytes, from_cache) = match cached_bytes(&url, &name).await? {
-                Some(b) => (b, true),
+            match cached_bytes(&url, &name).await? {
+                Some(b) => load(name, b, precision, n_ctx, Origin::Cache).await,
                 None => {
                     let b = download(&url, &name).await?;
-                    store(&url, &name, &b).await;
-                    (b, false)
+                    load(name, b, precision, n_ctx, Origin::Fetched { cache_key: url }).await
                 }
-            };
-            load(name, bytes, precision, n_ctx, from_cache).await
+            }
         }
         Request::LoadFile { name, precision, n_ctx } => {
             let file = file.ok_or_else(|| Fail(ErrorKind::Internal, "no file sent with LoadFile".into()))?;
             let bytes = read_file(&file, &name).await?;
-            let key = format!("{FILE_KEY}{}", js_sys::encode_uri_component(&name));
-            store(&key, &name, &bytes).await;
-            load(name, bytes, precision, n_ctx, false).await
+            let cache_key = format!("{FILE_KEY}{}", js_sys::encode_uri_component(&name));
+            load(name, bytes, precision, n_ctx, Origin::Fetched { cache_key }).await
         }
         Request::LoadCached { key, precision, n_ctx } => {
             let name = key_name(&key);
             let bytes = cached_bytes(&key, &name)
                 .await?
                 .ok_or_else(|| Fail(ErrorKind::FetchFailed, format!("{name} is no longer in the cache")))?;
-            load(name, bytes, precision, n_ctx, true).await
+            load(name, bytes, precision, n_ctx, Origin::Cache).await
         }
         Request::SetPrecision { precision } => switch(precision).await,
         Request::Chat { id, messages, sampling, max_tokens } => {
@@ -266,9 +263,16 @@ fn progress(name: &str, stage: Stage, done: u64, total: u64) {
     post(&Event::Progress { name: name.to_string(), progress: Progress { stage, done, total } });
 }
 
-/// Parse, requantize, upload and compile, reporting each stage; the previous model is dropped
+/// Where the bytes of a model came from.
+enum Origin {
+    Cache,
+    /// Downloaded or opened: cached under `cache_key` once the file parses.
+    Fetched { cache_key: String },
+}
+
+/// Parse, requantize, upload and compile, reporting each stage; the previous model is replaced
 /// only once the new one is ready (a failed or cancelled load leaves it in place).
-async fn load(name: String, bytes: Vec<u8>, precision: Precision, n_ctx: usize, from_cache: bool) -> Result<(), Fail> {
+async fn load(name: String, bytes: Vec<u8>, precision: Precision, n_ctx: usize, origin: Origin) -> Result<(), Fail> {
     let t0 = now_ms();
     let gpu = gpu().await?;
     let mut last = now_ms();
@@ -277,6 +281,9 @@ async fn load(name: String, bytes: Vec<u8>, precision: Precision, n_ctx: usize, 
     let n = bytes.len() as u64;
     let mut loader = Loader::new(gpu, bytes, precision, n_ctx)?;
     progress(&name, Stage::Parse, n, n);
+    if let Origin::Fetched { cache_key } = &origin {
+        store(cache_key, &name, loader.bytes()).await;
+    }
     loop {
         for p in loader.progress() {
             progress(&name, p.stage, p.done, p.total);
@@ -307,7 +314,7 @@ async fn load(name: String, bytes: Vec<u8>, precision: Precision, n_ctx: usize, 
         weight_bytes: session.weight_bytes(),
         kv_bytes: session.kv_bytes(),
         context_size: session.context_size(),
-        from_cache,
+        from_cache: matches!(origin, Origin::Cache),
         load_ms: now_ms() - t0,
     });
     STATE.with(|s| s.borrow_mut().session = Some(session));

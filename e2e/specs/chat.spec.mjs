@@ -1,0 +1,125 @@
+// The product path in real Chromium (WebGPU on SwiftShader): load the default model, chat with
+// streamed replies, flip the precision mid-conversation, stop a reply, reload from the cache,
+// survive a corrupt file. One page and one model load are shared by the steps (serial).
+import { test, expect } from '@playwright/test';
+import { AppPage, DEFAULT_MODEL } from '../pages/app.mjs';
+
+test.describe.configure({ mode: 'serial' });
+
+/** @type {AppPage} */
+let app;
+let page;
+
+test.beforeAll(async ({ browser }) => {
+  page = await browser.newPage({ viewport: { width: 1300, height: 1000 } });
+  app = new AppPage(page);
+});
+
+test.afterAll(async () => {
+  await page.close();
+});
+
+test('loads the default model and streams a reply', async ({}, testInfo) => {
+  await app.open();
+  await expect(app.id('model-status')).toContainText('no model loaded');
+  await app.id('model-load-default').click();
+  await expect(app.id('load-progress')).toBeVisible();
+  await app.screenshot(testInfo, 'loading');
+  await app.waitReady();
+  await expect(app.id('model-card')).toContainText('llama');
+  await expect(app.id('weights-bytes')).toContainText('MB at FP16');
+  await expect(app.id('precision-fp16')).toHaveAttribute('aria-pressed', 'true');
+  await app.screenshot(testInfo, 'loaded');
+
+  await app.setMaxTokens(8);
+  const reply = await app.send('What is the capital of France?');
+  await expect(reply).toHaveAttribute('data-precision', 'fp16');
+  await expect(app.id('stop')).toBeVisible();
+
+  // The UI thread stays responsive while the worker generates: each keystroke lands quickly.
+  await expect(reply.getByTestId('message-text')).not.toBeEmpty({ timeout: 5 * 60_000 });
+  await app.id('chat-input').focus();
+  const lags = [];
+  for (const ch of 'hello') {
+    const t0 = Date.now();
+    await page.keyboard.type(ch);
+    lags.push(Date.now() - t0);
+  }
+  await expect(app.id('chat-input')).toHaveValue('hello');
+  console.log(`keystroke latency while generating (ms): ${lags.join(', ')}`);
+  expect(Math.max(...lags)).toBeLessThan(100);
+
+  const seen = await app.waitReply(reply);
+  await app.screenshot(testInfo, 'reply-fp16');
+  const text = seen[seen.length - 1];
+  console.log(`fp16 reply: ${JSON.stringify(text)}; shown as ${seen.length} successive texts`);
+  expect(text.trim().length).toBeGreaterThan(0);
+  // Streamed: the text grew token by token, not all at once.
+  expect(seen.filter((s) => s.length > 0).length).toBeGreaterThanOrEqual(3);
+  await expect(app.id('decode-tps')).toHaveText(/^\d+(\.\d+)? tok\/s$/);
+  await expect(app.id('prefill-tps')).toHaveText(/^\d+(\.\d+)? tok\/s$/);
+  console.log(`fp16: prefill ${await app.id('prefill-tps').textContent()}, decode ${await app.id('decode-tps').textContent()}, first token ${await app.id('ttft').textContent()}`);
+  expect(app.errors).toEqual([]);
+});
+
+test('switching precision keeps the conversation and labels each reply', async ({}, testInfo) => {
+  for (const p of ['int4', 'int8']) {
+    await app.setPrecision(p);
+    await expect(app.id('weights-bytes')).toContainText(`at ${p.toUpperCase()}`);
+    const reply = await app.send(p === 'int4' ? 'And the capital of Germany?' : 'And of Italy?');
+    await expect(reply).toHaveAttribute('data-precision', p);
+    const seen = await app.waitReply(reply);
+    console.log(`${p} reply: ${JSON.stringify(seen[seen.length - 1])}; prefill ${await app.id('prefill-tps').textContent()}, decode ${await app.id('decode-tps').textContent()}, first token ${await app.id('ttft').textContent()}`);
+    // The earlier turns stay in the KV cache: only the new turn is prefilled.
+    const prompt = await app.id('prompt-tokens').textContent();
+    const [, total, reused] = prompt.match(/^(\d+) tokens \((\d+) reused/).map(Number);
+    expect(reused).toBeGreaterThan(20);
+    expect(reused).toBeLessThan(total);
+    await app.screenshot(testInfo, `reply-${p}`);
+  }
+  const labels = await app.id('assistant-message').evaluateAll((ms) => ms.map((m) => m.dataset.precision));
+  expect(labels).toEqual(['fp16', 'int4', 'int8']);
+  await expect(app.id('user-message')).toHaveCount(3);
+  expect(app.errors).toEqual([]);
+});
+
+test('stop ends a reply mid-generation', async ({}, testInfo) => {
+  await app.setMaxTokens(200);
+  const reply = await app.send('Write a long story about a dragon.');
+  await expect(reply.getByTestId('message-text')).not.toBeEmpty({ timeout: 5 * 60_000 });
+  await app.id('stop').click();
+  await expect(reply).toHaveAttribute('data-done', 'true', { timeout: 60_000 });
+  await expect(reply).toContainText('stopped');
+  const tokens = Number((await reply.locator('.msg-meta').textContent()).match(/(\d+) tokens/)[1]);
+  expect(tokens).toBeLessThan(200);
+  await expect(app.id('send')).toBeVisible();
+  await app.screenshot(testInfo, 'stopped');
+  expect(app.errors).toEqual([]);
+});
+
+test('a reload loads the model from the cache without fetching it', async ({}, testInfo) => {
+  await page.reload();
+  await app.open();
+  await expect(app.id('cached-model')).toHaveCount(1);
+  await expect(app.id('cached-model')).toContainText(DEFAULT_MODEL);
+  app.modelRequests.length = 0;
+  await app.loadDefault();
+  expect(app.modelRequests).toEqual([]);
+  await expect(app.id('model-card')).toContainText('from cache');
+  await app.screenshot(testInfo, 'from-cache');
+  expect(app.errors).toEqual([]);
+});
+
+test('a corrupt file shows a named error and a good model still loads', async ({}, testInfo) => {
+  const corrupt = Buffer.concat([Buffer.from('GGUF'), Buffer.from([3, 0, 0, 0]), Buffer.alloc(64, 0xff)]);
+  await app.id('model-file-input').setInputFiles({ name: 'corrupt.gguf', mimeType: 'application/octet-stream', buffer: corrupt });
+  await expect(app.id('error-message')).toBeVisible({ timeout: 60_000 });
+  await expect(app.id('error-message')).toContainText('not a model lowbit can read');
+  await app.screenshot(testInfo, 'corrupt');
+  // The model loaded before is still there, and the corrupt file was not cached.
+  await expect(app.id('model-status')).toContainText('ready');
+  await expect(app.id('cached-model')).toHaveCount(1);
+  await app.loadDefault();
+  await expect(app.id('error-message')).toHaveCount(0);
+  expect(app.errors).toEqual([]);
+});
