@@ -87,6 +87,8 @@ pub struct Store {
     pub sampling: RwSignal<SamplerConfig>,
     pub max_tokens: RwSignal<usize>,
     pub last_stats: RwSignal<Option<ReplyStats>>,
+    /// Tokens so far and the decode rate of the reply being generated.
+    pub live: RwSignal<Option<(usize, f64)>>,
     pub cache: RwSignal<Vec<CachedModel>>,
     next_id: RwSignal<u64>,
 }
@@ -116,6 +118,7 @@ impl Store {
             }),
             max_tokens: RwSignal::new(256),
             last_stats: RwSignal::new(None),
+            live: RwSignal::new(None),
             cache: RwSignal::new(vec![]),
             next_id: RwSignal::new(1),
         }
@@ -205,6 +208,7 @@ impl Store {
         });
         self.messages.update(|m| m.push(ChatMsg::new(id, "assistant", "", Some(precision), false)));
         self.generating.set(Some(id));
+        self.live.set(None);
         self.error.set(None);
         send(
             &Request::Chat {
@@ -288,8 +292,11 @@ impl Store {
                 self.weight_bytes.set(weight_bytes);
                 self.last_switch_ms.set(Some(ms));
             }
-            Event::Token { id, text } => {
-                self.with_msg(id, |m| m.text.update(|t| t.push_str(&text)));
+            Event::Token { id, text, tokens, decode_tps } => {
+                if !text.is_empty() {
+                    self.with_msg(id, |m| m.text.update(|t| t.push_str(&text)));
+                }
+                self.live.set(Some((tokens, decode_tps)));
             }
             Event::ReplyDone { id, stats, stopped } => {
                 self.with_msg(id, |m| {

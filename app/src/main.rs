@@ -237,7 +237,7 @@ fn CachedList() -> impl IntoView {
                             let (e1, key) = (e.clone(), e.key.clone());
                             view! {
                                 <li data-testid="cached-model">
-                                    <span class="name">{e.name.clone()}</span>
+                                    <span class="name">{e.name.clone()}<small class="source">{cached_source(&e.key)}</small></span>
                                     <span class="size">{megabytes(e.bytes)}</span>
                                     <button class="small" disabled=move || store.busy() || store.adapter.get().is_none()
                                         on:click=move |_| store.load_cached(&e1)>"Load"</button>
@@ -251,6 +251,15 @@ fn CachedList() -> impl IntoView {
                 }.into_any()
             }}
         </div>
+    }
+}
+
+/// Where a cached model came from: its URL, or a file the user opened.
+fn cached_source(key: &str) -> String {
+    if key.contains(lowbit_app::protocol::LOCAL_FILE_KEY) {
+        "opened from a file".into()
+    } else {
+        key.to_string()
     }
 }
 
@@ -438,7 +447,13 @@ fn Stats() -> impl IntoView {
     view! {
         <div class="stats" data-testid="reply-stats">
             <div><span class="k">"prefill"</span><span data-testid="prefill-tps">{move || s().map_or("–".into(), |s| format!("{:.1} tok/s", s.prefill_tokens_per_second))}</span></div>
-            <div><span class="k">"decode"</span><span data-testid="decode-tps">{move || s().map_or("–".into(), |s| format!("{:.2} tok/s", s.decode_tokens_per_second))}</span></div>
+            <div><span class="k">"decode"</span><span data-testid="decode-tps">{move || match (store.generating.get(), store.live.get(), s()) {
+                // While a reply streams: its running rate (from the second token on).
+                (Some(_), Some((n, tps)), _) if n > 1 => format!("{tps:.2} tok/s"),
+                (Some(_), _, _) => "…".into(),
+                (None, _, Some(s)) => format!("{:.2} tok/s", s.decode_tokens_per_second),
+                (None, _, None) => "–".into(),
+            }}</span></div>
             <div><span class="k">"first token"</span><span data-testid="ttft">{move || s().map_or("–".into(), |s| format!("{:.0} ms", s.time_to_first_token_ms))}</span></div>
             <div><span class="k">"prompt"</span><span data-testid="prompt-tokens">{move || s().map_or("–".into(), |s| format!("{} tokens ({} reused from the cache)", s.prompt_tokens, s.reused_tokens))}</span></div>
         </div>

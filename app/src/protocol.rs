@@ -31,6 +31,9 @@ pub enum Request {
     DeleteCache { key: String },
 }
 
+/// Cache key path prefix for files the user opened (the Cache API keys are URLs).
+pub const LOCAL_FILE_KEY: &str = "/lowbit-local-file/";
+
 /// One cached model file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CachedModel {
@@ -93,8 +96,9 @@ pub enum Event {
     },
     /// The precision switch is done.
     Switched { precision: Precision, weight_bytes: u64, ms: f64 },
-    /// A piece of the reply `id`.
-    Token { id: u64, text: String },
+    /// A piece of the reply `id`, with the decode rate so far (tokens per second since the
+    /// first token; 0 until the second).
+    Token { id: u64, text: String, tokens: usize, decode_tps: f64 },
     ReplyDone { id: u64, stats: ReplyStats, stopped: bool },
     Cache { entries: Vec<CachedModel> },
     /// The load or switch was cancelled; the model loaded before (if any) is still there.

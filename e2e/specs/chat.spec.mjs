@@ -110,6 +110,32 @@ test('a reload loads the model from the cache without fetching it', async ({}, t
   expect(app.errors).toEqual([]);
 });
 
+test('a failed download is named, a load can be cancelled, a cached copy deleted', async ({}, testInfo) => {
+  await app.id('model-url-input').fill('models/no-such-model.gguf');
+  await app.id('model-url-load').click();
+  await expect(app.id('error-message')).toContainText('The download failed', { timeout: 60_000 });
+  await expect(app.id('error-message')).toContainText('404');
+  await app.screenshot(testInfo, 'download-failed');
+  await expect(app.id('model-status')).toContainText('ready');
+
+  // A second copy of the default model under another URL: downloaded, parsed (and so cached),
+  // then cancelled while its weights are being requantized.
+  await app.id('model-url-input').fill(`models/${DEFAULT_MODEL}?copy=1`);
+  await app.id('model-url-load').click();
+  await expect(app.id('error-message')).toHaveCount(0);
+  await expect(app.id('load-progress').locator('[data-stage=requantize] .stage-bytes')).toContainText('MB', { timeout: 60_000 });
+  await app.screenshot(testInfo, 'cancelling');
+  await app.id('load-cancel').click();
+  await expect(app.id('load-progress')).toHaveCount(0, { timeout: 60_000 });
+  await expect(app.id('model-status')).toContainText(`ready: ${DEFAULT_MODEL}`);
+  await expect(app.id('cached-model')).toHaveCount(2);
+  await app.id('cached-model').filter({ hasText: 'copy=1' }).getByTestId('cached-delete').click();
+  await expect(app.id('cached-model')).toHaveCount(1);
+  await expect(app.id('cached-model')).toContainText(DEFAULT_MODEL);
+  expect(app.errors.filter((e) => !e.includes('404'))).toEqual([]);
+  app.errors.length = 0;
+});
+
 test('a corrupt file shows a named error and a good model still loads', async ({}, testInfo) => {
   const corrupt = Buffer.concat([Buffer.from('GGUF'), Buffer.from([3, 0, 0, 0]), Buffer.alloc(64, 0xff)]);
   await app.id('model-file-input').setInputFiles({ name: 'corrupt.gguf', mimeType: 'application/octet-stream', buffer: corrupt });

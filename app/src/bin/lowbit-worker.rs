@@ -9,7 +9,7 @@ use lowbit::gpu::Gpu;
 use lowbit::session::{Loader, Progress, Session, Stage};
 use lowbit::util::now_ms;
 use lowbit::{Error, Precision};
-use lowbit_app::protocol::{CachedModel, ErrorKind, Event, Request};
+use lowbit_app::protocol::{CachedModel, ErrorKind, Event, Request, LOCAL_FILE_KEY};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
@@ -17,8 +17,6 @@ use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
 /// The Cache API cache holding model files.
 const CACHE: &str = "lowbit-models-v1";
-/// Cache key prefix for files the user opened (the Cache API keys are URLs).
-const FILE_KEY: &str = "/lowbit-local-file/";
 /// Give the worker's event loop a turn (to see Cancel and Stop) at least this often.
 const YIELD_MS: f64 = 50.0;
 
@@ -206,7 +204,7 @@ async fn run(req: Request, file: Option<web_sys::File>) -> Result<(), Fail> {
         Request::LoadFile { name, precision, n_ctx } => {
             let file = file.ok_or_else(|| Fail(ErrorKind::Internal, "no file sent with LoadFile".into()))?;
             let bytes = read_file(&file, &name).await?;
-            let cache_key = format!("{FILE_KEY}{}", js_sys::encode_uri_component(&name));
+            let cache_key = format!("{LOCAL_FILE_KEY}{}", js_sys::encode_uri_component(&name));
             load(name, bytes, precision, n_ctx, Origin::Fetched { cache_key }).await
         }
         Request::LoadCached { key, precision, n_ctx } => {
@@ -219,11 +217,15 @@ async fn run(req: Request, file: Option<web_sys::File>) -> Result<(), Fail> {
         Request::SetPrecision { precision } => switch(precision).await,
         Request::Chat { id, messages, sampling, max_tokens } => {
             let mut session = take_session()?;
+            let (mut tokens, mut first_ms) = (0usize, 0.0);
             let r = session
                 .reply(&messages, &sampling, max_tokens, |text| {
-                    if !text.is_empty() {
-                        post(&Event::Token { id, text: text.to_string() });
+                    tokens += 1;
+                    if tokens == 1 {
+                        first_ms = now_ms();
                     }
+                    let decode_tps = (tokens - 1) as f64 / ((now_ms() - first_ms) / 1e3).max(1e-9);
+                    post(&Event::Token { id, text: text.to_string(), tokens, decode_tps });
                     !STOP.with(|c| c.get())
                 })
                 .await;
