@@ -1,0 +1,107 @@
+//! The chat session the page's worker runs (lavapipe in CI): later turns reuse the KV cache and
+//! give the same reply as prefilling the whole conversation afresh; a precision switch keeps the
+//! conversation; a conversation longer than the context is a named error.
+
+mod common;
+
+use lowbit::chat::Message;
+use lowbit::sampler::SamplerConfig;
+use lowbit::session::{ModelInfo, Session};
+use lowbit::{Error, Precision};
+use pollster::block_on;
+
+fn greedy() -> SamplerConfig {
+    SamplerConfig { temperature: 0.0, ..Default::default() }
+}
+
+#[test]
+fn later_turns_reuse_the_cache_and_match_a_fresh_prefill() {
+    let Some(bytes) = common::default_model() else { return };
+    let Some(gpu) = common::gpu() else { return };
+    let mut s = Session::load(&gpu, bytes.clone(), Precision::Int8, 256).unwrap();
+    let mut msgs = vec![Message::new("system", "You are a helpful assistant."), Message::new("user", "What is the capital of France?")];
+    let (g1, st1) = block_on(s.reply(&msgs, &greedy(), 6, |_| true)).unwrap();
+    println!("turn 1: {:?} {st1:?}", g1.text);
+    assert_eq!(st1.reused_tokens, 0);
+    assert_eq!(st1.generated_tokens, g1.ids.len());
+    assert_eq!(st1.context_used, st1.prompt_tokens + g1.ids.len() - 1);
+    assert!(g1.text.contains("Paris"), "{:?}", g1.text);
+
+    msgs.push(Message::new("assistant", &g1.text));
+    msgs.push(Message::new("user", "And of Germany?"));
+    // Switching precision keeps the cache: the second turn is still only its own tokens.
+    s.set_precision(Precision::Fp16).unwrap();
+    let (g2, st2) = block_on(s.reply(&msgs, &greedy(), 6, |_| true)).unwrap();
+    println!("turn 2: {:?} {st2:?}", g2.text);
+    assert!(st2.reused_tokens >= st1.prompt_tokens, "first turn's prompt not reused: {st2:?}");
+    assert_eq!(st2.prefill_tokens, st2.prompt_tokens - st2.reused_tokens);
+    assert_eq!(st2.precision, Some(Precision::Fp16));
+
+    // A fresh session prefilling the same conversation at once, at the precisions each turn had.
+    let mut fresh = Session::load(&gpu, bytes, Precision::Fp16, 256).unwrap();
+    let (g3, st3) = block_on(fresh.reply(&msgs, &greedy(), 6, |_| true)).unwrap();
+    assert_eq!(st3.reused_tokens, 0);
+    assert_eq!(st3.prompt_tokens, st2.prompt_tokens);
+    println!("fresh: {:?}", g3.text);
+    assert!(g2.text.contains("Berlin") && g3.text.contains("Berlin"), "{:?} / {:?}", g2.text, g3.text);
+
+    // Stop after the second piece: the reply ends there and the cache stays consistent.
+    msgs.push(Message::new("assistant", &g2.text));
+    msgs.push(Message::new("user", "Tell me a story."));
+    let mut n = 0;
+    let (g4, st4) = block_on(s.reply(&msgs, &greedy(), 50, |_| {
+        n += 1;
+        n < 2
+    }))
+    .unwrap();
+    assert_eq!(g4.ids.len(), 2);
+    assert!(!st4.end_of_turn);
+    assert_eq!(st4.context_used, st4.prompt_tokens + 1);
+}
+
+#[test]
+fn a_conversation_longer_than_the_context_is_a_named_error() {
+    let Some(bytes) = common::default_model() else { return };
+    let Some(gpu) = common::gpu() else { return };
+    let mut s = Session::load(&gpu, bytes, Precision::Int4, 16).unwrap();
+    let msgs = vec![Message::new("user", "Please describe, in great detail, the history of the city of Paris.")];
+    match block_on(s.reply(&msgs, &greedy(), 4, |_| true)) {
+        Err(Error::ContextFull { needed, size: 16 }) => assert!(needed > 16),
+        other => panic!("expected ContextFull, got {:?}", other.map(|r| r.1)),
+    }
+}
+
+#[test]
+fn model_info_and_fit_check_from_the_header() {
+    let Some(bytes) = common::default_model() else { return };
+    let g = lowbit::gguf::Gguf::parse(&bytes).unwrap();
+    let info = ModelInfo::from_gguf(&g, bytes.len() as u64);
+    assert!(info.supported, "{:?}", info.unsupported_reason);
+    assert_eq!(info.n_layers, Some(30));
+    assert_eq!(info.source_dtypes.get("Q4_1"), Some(&210));
+    let (fp16, int8, int4) = (info.weight_bytes_at(Precision::Fp16), info.weight_bytes_at(Precision::Int8), info.weight_bytes_at(Precision::Int4));
+    assert!(fp16 > int8 && int8 > int4, "{fp16} {int8} {int4}");
+    // 134.5 M parameters: FP16 is 2 bytes each, INT8 34/32, INT4 20/32 (plus f32 norms).
+    assert!((fp16 as f64 / info.n_params as f64 - 2.0).abs() < 0.01);
+    // A GPU allowing 32 MiB per buffer: the 56.6 MB FP16 embedding does not fit, INT8 and INT4 do.
+    let mut adapter = lowbit::gpu::AdapterSummary {
+        name: "test".into(),
+        backend: "test".into(),
+        device_type: "Cpu".into(),
+        driver: String::new(),
+        is_fallback: true,
+        subgroups: false,
+        subgroup_min_size: 0,
+        subgroup_max_size: 0,
+        timestamp_query: false,
+        shader_f16_available: false,
+        max_buffer_size: 32 << 20,
+        max_storage_buffer_binding_size: 32 << 20,
+    };
+    let fits: Vec<bool> = info.fit(&adapter).iter().map(|f| f.fits).collect();
+    assert_eq!(fits, [false, true, true]);
+    assert!(info.fit(&adapter)[0].message.starts_with("too large"));
+    adapter.max_buffer_size = 1 << 30;
+    adapter.max_storage_buffer_binding_size = 1 << 30;
+    assert!(info.fit(&adapter).iter().all(|f| f.fits));
+}
