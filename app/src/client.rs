@@ -308,11 +308,16 @@ impl Store {
                 self.generating.set(None);
             }
             Event::Cache { entries } => self.cache.set(entries),
+            // A load that got past parsing has cached its file: show the cache as it is now.
             Event::Cancelled => {
                 self.loading.set(None);
                 self.switching.set(None);
+                send(&Request::ListCache, None);
             }
-            Event::Error { kind, message } => self.fail(kind, message),
+            Event::Error { kind, message } => {
+                self.fail(kind, message);
+                send(&Request::ListCache, None);
+            }
         }
     }
 

@@ -193,6 +193,7 @@ fn handle(req: Request, file: Option<web_sys::File>) {
 async fn run(req: Request, file: Option<web_sys::File>) -> Result<(), Fail> {
     match req {
         Request::LoadUrl { url, name, precision, n_ctx } => {
+            let url = hugging_face_file_url(&url);
             match cached_bytes(&url, &name).await? {
                 Some(b) => load(name, b, precision, n_ctx, Origin::Cache).await,
                 None => {
@@ -393,11 +394,26 @@ async fn response_bytes(resp: web_sys::Response, name: &str, what: &str) -> Resu
     Ok(out)
 }
 
+/// A Hugging Face file page (`…/blob/main/x.gguf`) as its download link (`…/resolve/main/x.gguf`).
+fn hugging_face_file_url(url: &str) -> String {
+    match url.split_once("huggingface.co/") {
+        Some((head, tail)) if tail.contains("/blob/") => format!("{head}huggingface.co/{}", tail.replacen("/blob/", "/resolve/", 1)),
+        _ => url.to_string(),
+    }
+}
+
 async fn download(url: &str, name: &str) -> Result<Vec<u8>, Fail> {
     let resp = JsFuture::from(scope().fetch_with_str(url)).await.map_err(|e| js_err(&format!("fetching {url}"), e))?;
     let resp: web_sys::Response = resp.unchecked_into();
     if !resp.ok() {
         return Err(Fail(ErrorKind::FetchFailed, format!("fetching {url}: HTTP {} {}", resp.status(), resp.status_text())));
+    }
+    let kind = resp.headers().get("content-type").ok().flatten().unwrap_or_default();
+    if kind.starts_with("text/html") {
+        return Err(Fail(
+            ErrorKind::FetchFailed,
+            format!("{url} answered with a web page, not a model file (on Hugging Face, use the file's resolve/main/… link)"),
+        ));
     }
     response_bytes(resp, name, &format!("downloading {url}")).await
 }
