@@ -11,7 +11,7 @@ use lowbit::model::{self, cpu::CpuBackend, gpu::GpuBackend, Config};
 use lowbit::sampler::{Sampler, SamplerConfig};
 use lowbit::session::ModelInfo;
 use lowbit::tokenizer::Tokenizer;
-use lowbit::{bench, selftest, Error, Precision, Result};
+use lowbit::{bench, quality, selftest, Error, Precision, Result};
 
 const USAGE: &str = "usage:
   lowbit info MODEL.gguf
@@ -20,6 +20,7 @@ const USAGE: &str = "usage:
   lowbit generate MODEL.gguf --prompt TEXT [--chat] [--system TEXT] --precision source|fp16|int8|int4
                   [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--min-p P]
                   [--repeat-penalty R] [--seed S] [--json]
+  lowbit compare MODEL.gguf --file TEXT_FILE [--max-tokens 256] [--no-source]
   lowbit convert IN.gguf OUT.gguf --to f16|q8_0
   lowbit bench kernels [--json] [--reps N]
   lowbit selftest [--json]";
@@ -29,7 +30,7 @@ struct Args {
     flags: BTreeMap<String, Option<String>>,
 }
 
-const SWITCHES: [&str; 2] = ["--json", "--chat"];
+const SWITCHES: [&str; 3] = ["--json", "--chat", "--no-source"];
 
 impl Args {
     fn parse(raw: &[String]) -> Result<Self> {
@@ -132,18 +133,23 @@ fn tokenize(a: &Args) -> Result<()> {
     print_json(&serde_json::json!({ "ids": tok.encode(text, true) }))
 }
 
-async fn perplexity(a: &Args, gpu: &Option<Gpu>) -> Result<()> {
-    let bytes = a.model()?;
-    let g = Gguf::parse(&bytes)?;
-    let tok = Tokenizer::from_gguf(&g)?;
+/// The tokens of `--file` (BOS per metadata, specials not parsed), cut to `--max-tokens`.
+fn text_tokens(a: &Args, g: &Gguf, default_max: usize) -> Result<Vec<u32>> {
+    let tok = Tokenizer::from_gguf(g)?;
     let path = a.get("--file").ok_or_else(|| Error::Usage("--file is required".into()))?;
     let text = std::fs::read_to_string(path).map_err(|e| Error::Io(format!("{path}: {e}")))?;
-    let max = a.num("--max-tokens", 1024usize)?;
     let mut toks = tok.encode_with_bos(&text, false);
-    toks.truncate(max);
+    toks.truncate(a.num("--max-tokens", default_max)?);
     if toks.len() < 2 {
         return Err(Error::Usage("the text has fewer than 2 tokens".into()));
     }
+    Ok(toks)
+}
+
+async fn perplexity(a: &Args, gpu: &Option<Gpu>) -> Result<()> {
+    let bytes = a.model()?;
+    let g = Gguf::parse(&bytes)?;
+    let toks = text_tokens(a, &g, 1024)?;
     let cfg = Config::from_gguf(&g)?;
     let r = match engine(a, &g, gpu, toks.len())? {
         Engine::Cpu(mut b) => model::perplexity(&cfg, b.as_mut(), &toks, 512).await?,
@@ -155,6 +161,19 @@ async fn perplexity(a: &Args, gpu: &Option<Gpu>) -> Result<()> {
         "argmax": r.argmax,
         "tokens_per_second": r.tokens_per_second,
         "precision": a.get("--precision").unwrap_or("source"),
+    }))
+}
+
+async fn compare(a: &Args, gpu: &Gpu) -> Result<()> {
+    let bytes = a.model()?;
+    let g = Gguf::parse(&bytes)?;
+    let toks = text_tokens(a, &g, 256)?;
+    let rows = quality::compare(gpu, &g, &toks, 256, !a.has("--no-source")).await?;
+    print_json(&serde_json::json!({
+        "n_tokens": toks.len(),
+        "source_dtypes": ModelInfo::from_gguf(&g, bytes.len() as u64).source_dtypes,
+        "adapter": gpu.info.name,
+        "precisions": rows,
     }))
 }
 
@@ -225,6 +244,10 @@ fn run(raw: &[String]) -> Result<()> {
         Some("perplexity") => {
             let gpu = gpu_if(needs_gpu(&a)?)?;
             pollster::block_on(perplexity(&a, &gpu))
+        }
+        Some("compare") => {
+            let gpu = pollster::block_on(Gpu::new())?;
+            pollster::block_on(compare(&a, &gpu))
         }
         Some("generate") => {
             let gpu = gpu_if(needs_gpu(&a)?)?;

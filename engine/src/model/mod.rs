@@ -185,36 +185,53 @@ pub struct Perplexity {
     pub tokens_per_second: f64,
 }
 
-/// Run `tokens` through the model in chunks of `chunk` (the KV cache carries the context) and
-/// score every next token.
-pub async fn perplexity<B: Backend>(cfg: &Config, b: &mut B, tokens: &[u32], chunk: usize) -> Result<Perplexity> {
+/// Run `tokens` through the model teacher-forced, in chunks of `chunk` (the KV cache carries
+/// the context), calling `on_row(i, logits)` for every position `i` that has a next token.
+/// Returns the seconds it took.
+pub async fn score<B: Backend>(
+    cfg: &Config,
+    b: &mut B,
+    tokens: &[u32],
+    chunk: usize,
+    mut on_row: impl FnMut(usize, &[f32]),
+) -> Result<f64> {
     let t0 = crate::util::now_ms();
-    let (mut argmax_v, mut lp) = (Vec::new(), Vec::new());
-    let v = cfg.vocab;
     let mut pos = 0;
     while pos < tokens.len() {
         let end = (pos + chunk.max(1)).min(tokens.len());
         let logits = forward(cfg, b, &tokens[pos..end], pos, true)?;
         let logits = b.read(&logits).await?;
-        for (i, row) in logits.chunks(v).enumerate() {
-            let p = pos + i;
-            if p + 1 < tokens.len() {
-                argmax_v.push(argmax(row) as u32);
-                lp.push(log_prob(row, tokens[p + 1] as usize));
+        for (i, row) in logits.chunks(cfg.vocab).enumerate() {
+            if pos + i + 1 < tokens.len() {
+                on_row(pos + i, row);
             }
         }
         pos = end;
     }
-    let n = lp.len().max(1);
-    let nll = -lp.iter().map(|&x| x as f64).sum::<f64>() / n as f64;
-    let secs = (crate::util::now_ms() - t0) / 1e3;
+    Ok((crate::util::now_ms() - t0) / 1e3)
+}
+
+/// Perplexity of a token sequence, teacher-forced: position i predicts token i + 1.
+pub async fn perplexity<B: Backend>(cfg: &Config, b: &mut B, tokens: &[u32], chunk: usize) -> Result<Perplexity> {
+    let (mut argmax_v, mut lp) = (Vec::new(), Vec::new());
+    let secs = score(cfg, b, tokens, chunk, |p, row| {
+        argmax_v.push(argmax(row) as u32);
+        lp.push(log_prob(row, tokens[p + 1] as usize));
+    })
+    .await?;
     Ok(Perplexity {
-        ppl: nll.exp(),
+        ppl: perplexity_of(&lp),
         n_tokens: tokens.len(),
         argmax: argmax_v,
         target_logprob: lp,
         tokens_per_second: tokens.len() as f64 / secs.max(1e-9),
     })
+}
+
+/// `exp(−mean log p)` of per-position target log-probabilities.
+pub fn perplexity_of(logprobs: &[f32]) -> f64 {
+    let n = logprobs.len().max(1);
+    (-logprobs.iter().map(|&x| x as f64).sum::<f64>() / n as f64).exp()
 }
 
 /// The llama forward pass (SmolLM2, Llama 2/3, TinyLlama): logits `[m, vocab]` for the tokens

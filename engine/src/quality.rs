@@ -1,0 +1,105 @@
+//! What each precision costs in quality, measured on one text: perplexity, the KL divergence of
+//! each position's next-token distribution from FP16's, and how often its top-1 token is FP16's.
+//! The same numbers reach the CLI (`lowbit compare`) and, later, the page.
+
+use serde::{Deserialize, Serialize};
+
+use crate::gguf::Gguf;
+use crate::gpu::Gpu;
+use crate::model::cpu::CpuBackend;
+use crate::model::gpu::GpuBackend;
+use crate::model::{argmax, log_prob, perplexity, perplexity_of, score, Config};
+use crate::{Precision, Result};
+
+/// Quality of one precision on a text.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Quality {
+    /// `source` (the file's own weights, CPU) or `fp16` / `int8` / `int4` (GPU).
+    pub precision: String,
+    pub ppl: f64,
+    /// Mean over positions of KL(P_fp16 ‖ P_this), in nats (0 for FP16 itself; None for source).
+    pub kl_vs_fp16: Option<f64>,
+    /// Fraction of positions whose argmax is FP16's.
+    pub top1_vs_fp16: Option<f64>,
+    pub tokens_per_second: f64,
+    /// Weight bytes on the GPU (None for source).
+    pub weight_bytes: Option<u64>,
+}
+
+/// `log softmax(logits)`.
+pub fn log_softmax(logits: &[f32]) -> Vec<f32> {
+    let mx = logits.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
+    let lse = mx + logits.iter().map(|&v| ((v - mx) as f64).exp()).sum::<f64>().ln() as f32;
+    logits.iter().map(|&v| v - lse).collect()
+}
+
+/// KL(P ‖ Q) in nats from log-probabilities.
+pub fn kl_divergence(log_p: &[f32], log_q: &[f32]) -> f64 {
+    log_p.iter().zip(log_q).map(|(&p, &q)| (p as f64).exp() * (p as f64 - q as f64)).sum()
+}
+
+/// Score `tokens` at FP16, INT8 and INT4 on one GPU model (requantized in place between them),
+/// and at the source precision on the CPU when `with_source`.
+pub async fn compare(gpu: &Gpu, g: &Gguf<'_>, tokens: &[u32], chunk: usize, with_source: bool) -> Result<Vec<Quality>> {
+    let cfg = Config::from_gguf(g)?;
+    let mut out = Vec::new();
+    if with_source {
+        let mut cpu = CpuBackend::load(g)?;
+        let r = perplexity(&cfg, &mut cpu, tokens, chunk).await?;
+        out.push(Quality {
+            precision: "source".into(),
+            ppl: r.ppl,
+            kl_vs_fp16: None,
+            top1_vs_fp16: None,
+            tokens_per_second: r.tokens_per_second,
+            weight_bytes: None,
+        });
+    }
+    let mut b = GpuBackend::load(gpu, g, Precision::Fp16, tokens.len())?;
+    // FP16's next-token distribution at every position: the reference.
+    let mut reference: Vec<(Vec<f32>, usize)> = Vec::new();
+    for p in Precision::ALL {
+        b.set_precision(g, p)?;
+        let (mut lp, mut kl, mut same) = (Vec::new(), 0f64, 0usize);
+        let secs = score(&cfg, &mut b, tokens, chunk, |i, row| {
+            lp.push(log_prob(row, tokens[i + 1] as usize));
+            let top = argmax(row);
+            if p == Precision::Fp16 {
+                reference.push((log_softmax(row), top));
+            } else {
+                let (ref_lp, ref_top) = &reference[i];
+                kl += kl_divergence(ref_lp, &log_softmax(row));
+                same += (top == *ref_top) as usize;
+            }
+        })
+        .await?;
+        let n = lp.len().max(1) as f64;
+        let (kl, top1) = if p == Precision::Fp16 { (0.0, 1.0) } else { (kl / n, same as f64 / n) };
+        out.push(Quality {
+            precision: p.name().into(),
+            ppl: perplexity_of(&lp),
+            kl_vs_fp16: Some(kl),
+            top1_vs_fp16: Some(top1),
+            tokens_per_second: tokens.len() as f64 / secs.max(1e-9),
+            weight_bytes: Some(b.weight_bytes()),
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kl_is_zero_for_equal_and_positive_otherwise() {
+        let p = log_softmax(&[1.0, 2.0, 3.0]);
+        assert!(kl_divergence(&p, &p).abs() < 1e-12);
+        let q = log_softmax(&[3.0, 2.0, 1.0]);
+        let kl = kl_divergence(&p, &q);
+        // By hand: p = softmax(1,2,3) = (.0900, .2447, .6652); log p − log q = (−2, 0, 2).
+        assert!((kl - (0.0900306 * -2.0 + 0.6652410 * 2.0)).abs() < 1e-5, "{kl}");
+        let s: f64 = p.iter().map(|&v| (v as f64).exp()).sum();
+        assert!((s - 1.0).abs() < 1e-6);
+    }
+}
