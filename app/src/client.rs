@@ -6,6 +6,7 @@ use std::cell::RefCell;
 use leptos::prelude::*;
 use lowbit::chat::Message;
 use lowbit::gpu::AdapterSummary;
+use lowbit::quality::Quality;
 use lowbit::sampler::SamplerConfig;
 use lowbit::session::{Fit, ModelInfo, Progress, ReplyStats, Stage};
 use lowbit::Precision;
@@ -90,6 +91,9 @@ pub struct Store {
     /// Tokens so far and the decode rate of the reply being generated.
     pub live: RwSignal<Option<(usize, f64)>>,
     pub cache: RwSignal<Vec<CachedModel>>,
+    /// The quality measurement: running (at which precision), and its last result.
+    pub quality_running: RwSignal<Option<Option<Precision>>>,
+    pub quality: RwSignal<Option<(usize, Vec<Quality>)>>,
     next_id: RwSignal<u64>,
 }
 
@@ -120,6 +124,8 @@ impl Store {
             last_stats: RwSignal::new(None),
             live: RwSignal::new(None),
             cache: RwSignal::new(vec![]),
+            quality_running: RwSignal::new(None),
+            quality: RwSignal::new(None),
             next_id: RwSignal::new(1),
         }
     }
@@ -132,14 +138,14 @@ impl Store {
 
     /// The model can take a chat message now.
     pub fn can_chat(&self) -> bool {
-        self.model.get().is_some()
-            && self.loading.get().is_none()
-            && self.switching.get().is_none()
-            && self.generating.get().is_none()
+        self.model.get().is_some() && !self.busy()
     }
 
     pub fn busy(&self) -> bool {
-        self.loading.get().is_some() || self.switching.get().is_some() || self.generating.get().is_some()
+        self.loading.get().is_some()
+            || self.switching.get().is_some()
+            || self.generating.get().is_some()
+            || self.quality_running.get().is_some()
     }
 
     // ---- actions ----------------------------------------------------------------------------
@@ -248,6 +254,16 @@ impl Store {
         self.last_stats.set(None);
     }
 
+    /// Measure each precision's quality on `text`.
+    pub fn measure_quality(&self, text: &str, max_tokens: usize) {
+        if !self.can_chat() {
+            return;
+        }
+        self.error.set(None);
+        self.quality_running.set(Some(None));
+        send(&Request::Quality { text: text.to_string(), max_tokens }, None);
+    }
+
     pub fn delete_cached(&self, key: &str) {
         send(&Request::DeleteCache { key: key.to_string() }, None);
     }
@@ -282,6 +298,7 @@ impl Store {
                 self.precision.set(precision);
                 self.weight_bytes.set(weight_bytes);
                 self.model.set(Some(Loaded { name, info, fit, context_size, kv_bytes, from_cache, load_ms }));
+                self.quality.set(None);
                 self.messages.set(vec![]);
                 self.last_stats.set(None);
                 send(&Request::ListCache, None);
@@ -308,6 +325,13 @@ impl Store {
                 self.generating.set(None);
             }
             Event::Cache { entries } => self.cache.set(entries),
+            Event::QualityProgress { precision } => self.quality_running.set(Some(Some(precision))),
+            Event::QualityDone { n_tokens, rows } => {
+                self.quality_running.set(None);
+                self.quality.set(Some((n_tokens, rows)));
+                // The measurement used the KV cache: the next reply prefills the conversation again.
+                self.last_stats.set(None);
+            }
             // A load that got past parsing has cached its file: show the cache as it is now.
             Event::Cancelled => {
                 self.loading.set(None);
@@ -332,6 +356,7 @@ impl Store {
     /// Show an error and put the page back in a usable state.
     pub fn fail(&self, kind: ErrorKind, message: String) {
         self.loading.set(None);
+        self.quality_running.set(None);
         self.switching.set(None);
         if let Some(id) = self.generating.get_untracked() {
             self.with_msg(id, |m| m.done.set(true));

@@ -4,6 +4,7 @@
 mod client;
 mod diagnostics;
 mod fmt;
+mod texts;
 
 use leptos::prelude::*;
 use lowbit::session::Stage;
@@ -68,6 +69,7 @@ fn App() -> impl IntoView {
                     <SamplingPanel/>
                 </div>
             </div>
+            <QualityPanel/>
             <details class="diagnostics">
                 <summary>"Diagnostics: your GPU, kernel self-test and benchmark"</summary>
                 <diagnostics::AdapterPanel adapter=store.adapter/>
@@ -489,5 +491,84 @@ fn SamplingPanel() -> impl IntoView {
                 </label>
             </div>
         </details>
+    }
+}
+
+#[component]
+fn QualityPanel() -> impl IntoView {
+    let store = expect_context::<Store>();
+    let text = RwSignal::new(texts::TEXTS[0].1.to_string());
+    let choice = RwSignal::new("0".to_string());
+    let max_tokens = RwSignal::new(128usize);
+    let on_choice = move |ev: leptos::ev::Event| {
+        let v = event_target_value(&ev);
+        if let Some((_, t)) = v.parse::<usize>().ok().and_then(|i| texts::TEXTS.get(i)) {
+            text.set(t.to_string());
+        }
+        choice.set(v);
+    };
+    let source_note = move || {
+        let m = store.model.get()?;
+        let (dtype, bits) = m.info.matrix_dtype.clone()?;
+        Some(if bits < 16.0 {
+            format!(
+                "This file stores its weight matrices as {dtype} ({bits:.1} bits per weight). FP16 and INT8 hold those values almost \
+                 exactly, so they measure the file itself: no precision can add back what was lost when the file was quantized. \
+                 INT4 quantizes the weights a second time, and that loss shows."
+            )
+        } else {
+            format!("This file stores its weight matrices as {dtype}: every precision here is a real reduction from the source.")
+        })
+    };
+    view! {
+        <section class="quality-panel" data-testid="quality-panel">
+            <h2>"Quality at each precision"</h2>
+            <p class="explain">"Perplexity is how surprised the model is by each next word of a text (lower is better). \
+                KL divergence measures how far INT8's and INT4's next-word probabilities drift from FP16's, \
+                and top-1 agreement how often they would pick the same next word. All three run on this \
+                device, on the same loaded model."</p>
+            {move || source_note().map(|n| view! { <p class="source-note" data-testid="quality-source-note">{n}</p> })}
+            <div class="quality-form">
+                <select data-testid="quality-text-choice" on:change=on_choice prop:value=move || choice.get()>
+                    {texts::TEXTS.iter().enumerate().map(|(i, (title, _))| view! { <option value=i.to_string()>{*title}</option> }).collect_view()}
+                    <option value="own">"Your own text (paste below)"</option>
+                </select>
+                <label class="inline">
+                    <span>"tokens"</span>
+                    <input type="number" min="2" step="1" data-testid="quality-max-tokens" prop:value=move || max_tokens.get().to_string()
+                        on:change=move |ev| { if let Ok(v) = event_target_value(&ev).parse::<usize>() { max_tokens.set(v.max(2)) } }/>
+                </label>
+                <button data-testid="quality-run" disabled=move || !store.can_chat() || text.get().trim().is_empty()
+                    on:click=move |_| store.measure_quality(&text.get_untracked(), max_tokens.get_untracked())>"Measure"</button>
+                <span class="status" data-testid="quality-status">{move || match store.quality_running.get() {
+                    Some(Some(p)) => format!("scoring at {}…", precision_label(p)),
+                    Some(None) => "starting…".into(),
+                    None => String::new(),
+                }}</span>
+            </div>
+            <textarea rows="4" data-testid="quality-text" prop:value=move || text.get()
+                on:input=move |ev| { text.set(event_target_value(&ev)); choice.set("own".into()); }></textarea>
+            {move || store.quality.get().map(|(n, rows)| view! {
+                <table data-testid="quality-result">
+                    <caption>{format!("{n} tokens, teacher-forced")}</caption>
+                    <thead><tr>
+                        <th>"precision"</th><th class="num">"perplexity"</th><th class="num">"KL vs FP16 (nats)"</th>
+                        <th class="num">"top-1 = FP16"</th><th class="num">"weights"</th><th class="num">"tok/s"</th>
+                    </tr></thead>
+                    <tbody>
+                        {rows.into_iter().map(|r| view! {
+                            <tr data-testid="quality-row" data-precision=r.precision.clone()>
+                                <td>{r.precision.to_uppercase()}</td>
+                                <td class="num" data-testid="quality-ppl">{format!("{:.3}", r.ppl)}</td>
+                                <td class="num" data-testid="quality-kl">{r.kl_vs_fp16.map_or("–".into(), |k| format!("{k:.5}"))}</td>
+                                <td class="num">{r.top1_vs_fp16.map_or("–".into(), |t| format!("{:.1}%", t * 100.0))}</td>
+                                <td class="num">{r.weight_bytes.map_or("–".into(), megabytes)}</td>
+                                <td class="num">{format!("{:.1}", r.tokens_per_second)}</td>
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            })}
+        </section>
     }
 }

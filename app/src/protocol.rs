@@ -4,6 +4,7 @@
 
 use lowbit::chat::Message;
 use lowbit::gpu::AdapterSummary;
+use lowbit::quality::Quality;
 use lowbit::sampler::SamplerConfig;
 use lowbit::session::{Fit, ModelInfo, Progress, ReplyStats};
 use lowbit::Precision;
@@ -29,6 +30,8 @@ pub enum Request {
     Stop,
     ListCache,
     DeleteCache { key: String },
+    /// Perplexity, KL vs FP16 and top-1 agreement at each precision on `text`.
+    Quality { text: String, max_tokens: usize },
 }
 
 /// Cache key path prefix for files the user opened (the Cache API keys are URLs).
@@ -101,6 +104,9 @@ pub enum Event {
     Token { id: u64, text: String, tokens: usize, decode_tps: f64 },
     ReplyDone { id: u64, stats: ReplyStats, stopped: bool },
     Cache { entries: Vec<CachedModel> },
+    /// The quality measurement moved on to `precision`.
+    QualityProgress { precision: Precision },
+    QualityDone { n_tokens: usize, rows: Vec<Quality> },
     /// The load or switch was cancelled; the model loaded before (if any) is still there.
     Cancelled,
     Error { kind: ErrorKind, message: String },

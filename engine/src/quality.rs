@@ -56,12 +56,29 @@ pub async fn compare(gpu: &Gpu, g: &Gguf<'_>, tokens: &[u32], chunk: usize, with
         });
     }
     let mut b = GpuBackend::load(gpu, g, Precision::Fp16, tokens.len())?;
+    out.extend(compare_on(&mut b, g, tokens, chunk, |_| {}).await?);
+    Ok(out)
+}
+
+/// Score `tokens` at FP16, INT8 and INT4 on a loaded backend, requantizing it in place
+/// (`on_precision` is told each one as it starts). The KV cache is overwritten and the backend
+/// is left at INT4.
+pub async fn compare_on(
+    b: &mut GpuBackend<'_>,
+    g: &Gguf<'_>,
+    tokens: &[u32],
+    chunk: usize,
+    mut on_precision: impl FnMut(Precision),
+) -> Result<Vec<Quality>> {
+    let cfg = b.cfg.clone();
+    let mut out = Vec::new();
     // FP16's next-token distribution at every position: the reference.
     let mut reference: Vec<(Vec<f32>, usize)> = Vec::new();
     for p in Precision::ALL {
+        on_precision(p);
         b.set_precision(g, p)?;
         let (mut lp, mut kl, mut same) = (Vec::new(), 0f64, 0usize);
-        let secs = score(&cfg, &mut b, tokens, chunk, |i, row| {
+        let secs = score(&cfg, b, tokens, chunk, |i, row| {
             lp.push(log_prob(row, tokens[i + 1] as usize));
             let top = argmax(row);
             if p == Precision::Fp16 {

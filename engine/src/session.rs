@@ -26,6 +26,9 @@ pub struct ModelInfo {
     pub gguf_version: u32,
     /// Tensor count per source dtype (`Q4_1`, `Q8_0`, `F32`, …).
     pub source_dtypes: BTreeMap<String, usize>,
+    /// The dtype most weight matrices are stored in, and its bits per weight (scales included):
+    /// a precision finer than this cannot add back what the file's own quantization lost.
+    pub matrix_dtype: Option<(String, f64)>,
     pub chat_template: bool,
     pub tokenizer: Option<String>,
     pub pre_tokenizer: Option<String>,
@@ -51,6 +54,12 @@ impl ModelInfo {
             *source_dtypes.entry(t.ggml_type.name().to_string()).or_default() += 1;
             n_params += t.n_elements();
         }
+        let mut matrices: BTreeMap<&str, (usize, f64)> = BTreeMap::new();
+        for t in g.tensors.iter().filter(|t| t.dims.len() == 2) {
+            let (weights, bytes) = t.ggml_type.block();
+            matrices.entry(t.ggml_type.name()).or_insert((0, bytes as f64 * 8.0 / weights as f64)).0 += 1;
+        }
+        let matrix_dtype = matrices.iter().max_by_key(|(_, (n, _))| *n).map(|(name, (_, bits))| (name.to_string(), *bits));
         let cfg = Config::from_gguf(g);
         let tok = Tokenizer::from_gguf(g).ok();
         let (weight_bytes, largest_buffer) = match &cfg {
@@ -65,6 +74,7 @@ impl ModelInfo {
             file_bytes,
             gguf_version: g.version,
             source_dtypes,
+            matrix_dtype,
             chat_template: g.get_str("tokenizer.chat_template").is_some(),
             tokenizer: g.get_str("tokenizer.ggml.model").map(str::to_string),
             pre_tokenizer: g.get_str("tokenizer.ggml.pre").map(str::to_string),
@@ -402,6 +412,32 @@ impl<'g> Session<'g> {
             end_of_turn: gen.stopped,
         };
         Ok((gen, stats))
+    }
+}
+
+impl<'g> Session<'g> {
+    /// Perplexity, KL vs FP16 and top-1 agreement of each precision on `text` (cut to
+    /// `max_tokens` and to the context). The conversation's cache is used for this, so the next
+    /// reply prefills its whole conversation again; the precision is restored afterwards.
+    pub async fn quality(
+        &mut self,
+        text: &str,
+        max_tokens: usize,
+        on_precision: impl FnMut(Precision),
+    ) -> Result<(usize, Vec<crate::quality::Quality>)> {
+        let mut toks = self.tok.encode_with_bos(text, false);
+        toks.truncate(max_tokens.min(self.backend.n_ctx));
+        if toks.len() < 2 {
+            return Err(Error::Usage("the text needs at least 2 tokens".into()));
+        }
+        self.cached.clear();
+        let was = self.precision();
+        let g = Gguf::parse(&self.bytes)?;
+        let rows = crate::quality::compare_on(&mut self.backend, &g, &toks, toks.len(), on_precision).await;
+        let restored = self.backend.set_precision(&g, was);
+        let rows = rows?;
+        restored?;
+        Ok((toks.len(), rows))
     }
 }
 

@@ -79,6 +79,7 @@ fn model_info_and_fit_check_from_the_header() {
     assert!(info.supported, "{:?}", info.unsupported_reason);
     assert_eq!(info.n_layers, Some(30));
     assert_eq!(info.source_dtypes.get("Q4_1"), Some(&210));
+    assert_eq!(info.matrix_dtype, Some(("Q4_1".to_string(), 5.0)));
     let (fp16, int8, int4) = (info.weight_bytes_at(Precision::Fp16), info.weight_bytes_at(Precision::Int8), info.weight_bytes_at(Precision::Int4));
     assert!(fp16 > int8 && int8 > int4, "{fp16} {int8} {int4}");
     // 134.5 M parameters: FP16 is 2 bytes each, INT8 34/32, INT4 20/32 (plus f32 norms).

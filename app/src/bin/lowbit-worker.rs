@@ -239,6 +239,14 @@ async fn run(req: Request, file: Option<web_sys::File>) -> Result<(), Fail> {
             post(&Event::ReplyDone { id, stats, stopped: STOP.with(|c| c.get()) });
             Ok(())
         }
+        Request::Quality { text, max_tokens } => {
+            let mut session = take_session()?;
+            let r = session.quality(&text, max_tokens, |precision| post(&Event::QualityProgress { precision })).await;
+            STATE.with(|s| s.borrow_mut().session = Some(session));
+            let (n_tokens, rows) = r?;
+            post(&Event::QualityDone { n_tokens, rows });
+            Ok(())
+        }
         Request::Cancel | Request::Stop | Request::ListCache | Request::DeleteCache { .. } => Ok(()),
     }
 }

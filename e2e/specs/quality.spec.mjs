@@ -1,0 +1,39 @@
+// The quality panel: perplexity, KL vs FP16 and top-1 agreement at each precision, measured in
+// the page on a built-in text, with the plain-language note about a 4-bit source file.
+import { test, expect } from '@playwright/test';
+import { AppPage } from '../pages/app.mjs';
+
+test('the quality panel measures every precision on a built-in text', async ({ page }, testInfo) => {
+  const app = new AppPage(page);
+  await page.setViewportSize({ width: 1300, height: 1000 });
+  await app.open();
+  await app.loadDefault();
+  const panel = app.id('quality-panel');
+  await expect(app.id('quality-source-note')).toContainText('Q4_1');
+  await app.id('quality-text-choice').selectOption({ index: 1 });
+  await expect(app.id('quality-text')).toHaveValue(/bicycle/);
+  await app.id('quality-max-tokens').fill('48');
+  await app.id('quality-max-tokens').dispatchEvent('change');
+  await app.id('quality-run').click();
+  await expect(app.id('quality-status')).toContainText('scoring at');
+  const rows = app.id('quality-row');
+  await expect(rows).toHaveCount(3, { timeout: 8 * 60_000 });
+  await panel.scrollIntoViewIfNeeded();
+  await app.screenshot(testInfo, 'quality');
+  const result = await rows.evaluateAll((rs) => rs.map((r) => ({
+    p: r.dataset.precision,
+    ppl: parseFloat(r.querySelector('[data-testid=quality-ppl]').textContent),
+    kl: parseFloat(r.querySelector('[data-testid=quality-kl]').textContent),
+  })));
+  console.log(`quality in the page: ${JSON.stringify(result)}`);
+  expect(result.map((r) => r.p)).toEqual(['fp16', 'int8', 'int4']);
+  for (const r of result) expect(r.ppl).toBeGreaterThan(1);
+  expect(result[0].kl).toBe(0);
+  expect(result[1].kl).toBeGreaterThan(0);
+  expect(result[2].kl).toBeGreaterThan(result[1].kl);
+  await expect(app.id('quality-result')).toContainText('48 tokens');
+  // The model is back at the precision it had, ready to chat.
+  await expect(app.id('precision-fp16')).toHaveAttribute('aria-pressed', 'true');
+  await expect(app.id('model-status')).toContainText('ready');
+  expect(app.errors).toEqual([]);
+});
