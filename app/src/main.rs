@@ -1,6 +1,7 @@
 //! lowbit page (Leptos, client-side rendered). Components only: the model runs in the engine
 //! worker (`bin/lowbit-worker.rs`), reached through `client.rs`; all numerics live in the engine.
 
+mod charts;
 mod client;
 mod diagnostics;
 mod fmt;
@@ -175,7 +176,12 @@ fn ModelPanel() -> impl IntoView {
 
 fn model_status(store: &Store) -> String {
     if store.adapter.get().is_none() {
-        return "starting the engine (WebGPU)…".into();
+        return match store.error.get() {
+            Some((lowbit_app::protocol::ErrorKind::NoWebgpu, _)) => {
+                "WebGPU is not available here: lowbit needs a browser with WebGPU (Chrome, Edge, or Firefox/Safari with WebGPU on)".into()
+            }
+            _ => "starting the engine (WebGPU)…".into(),
+        };
     }
     if let Some((name, _)) = store.loading.get() {
         return format!("loading {name}…");
@@ -548,7 +554,18 @@ fn QualityPanel() -> impl IntoView {
             </div>
             <textarea rows="4" data-testid="quality-text" prop:value=move || text.get()
                 on:input=move |ev| { text.set(event_target_value(&ev)); choice.set("own".into()); }></textarea>
-            {move || store.quality.get().map(|(n, rows)| view! {
+            {move || store.quality.get().map(|(n, rows)| {
+                let gpu_rows: Vec<_> = rows.iter().filter(|r| r.kl_vs_fp16.is_some()).collect();
+                let labels: Vec<String> = gpu_rows.iter().map(|r| r.precision.to_uppercase()).collect();
+                let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+                let ppl: Vec<f64> = gpu_rows.iter().map(|r| r.ppl).collect();
+                let kl: Vec<f64> = gpu_rows.iter().map(|r| r.kl_vs_fp16.unwrap_or(0.0)).collect();
+                let colors = &charts::PRECISION_COLORS[..gpu_rows.len().min(3)];
+                view! {
+                <div class="charts" data-testid="quality-charts">
+                    <div class="chart" inner_html=charts::bars("perplexity (lower is better)", &labels, &ppl, colors)></div>
+                    <div class="chart" inner_html=charts::bars("KL vs FP16, nats (lower is better)", &labels, &kl, colors)></div>
+                </div>
                 <table data-testid="quality-result">
                     <caption>{format!("{n} tokens, teacher-forced")}</caption>
                     <thead><tr>
@@ -568,7 +585,7 @@ fn QualityPanel() -> impl IntoView {
                         }).collect_view()}
                     </tbody>
                 </table>
-            })}
+            }})}
         </section>
     }
 }

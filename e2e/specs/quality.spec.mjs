@@ -32,6 +32,9 @@ test('the quality panel measures every precision on a built-in text', async ({ p
   expect(result[1].kl).toBeGreaterThan(0);
   expect(result[2].kl).toBeGreaterThan(result[1].kl);
   await expect(app.id('quality-result')).toContainText('48 tokens');
+  // Two bar charts (perplexity, KL), one bar per precision, drawn as SVG.
+  await expect(app.id('quality-charts').locator('svg')).toHaveCount(2);
+  await expect(app.id('quality-charts').locator('svg').first()).toContainText('INT4');
   // The model is back at the precision it had, ready to chat.
   await expect(app.id('precision-fp16')).toHaveAttribute('aria-pressed', 'true');
   await expect(app.id('model-status')).toContainText('ready');
