@@ -163,6 +163,13 @@ impl TensorInfo {
     pub fn n_elements(&self) -> u64 {
         self.dims.iter().product()
     }
+    /// This tensor's bytes in `file` (the bytes it was parsed from), checked.
+    pub fn data<'b>(&self, file: &'b [u8]) -> Result<&'b [u8]> {
+        let end = self.offset.checked_add(self.n_bytes).ok_or_else(|| Error::Malformed(format!("{}: bad offset", self.name)))?;
+        file.get(self.offset as usize..end as usize)
+            .ok_or(Error::Truncated { offset: self.offset, needed: self.n_bytes, len: file.len() as u64 })
+    }
+
     /// (rows, cols) of the tensor viewed as a matrix of rows of `dims[0]`.
     pub fn matrix_shape(&self) -> (usize, usize) {
         let cols = self.dims.first().copied().unwrap_or(1) as usize;
@@ -338,6 +345,11 @@ impl<'a> Gguf<'a> {
     /// The raw bytes of a tensor (bounds were checked in [`Self::parse`]).
     pub fn tensor_data(&self, t: &TensorInfo) -> &'a [u8] {
         &self.bytes[t.offset as usize..(t.offset + t.n_bytes) as usize]
+    }
+
+    /// The file's bytes.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
     }
 
     pub fn get(&self, key: &str) -> Option<&Value> {

@@ -61,7 +61,7 @@ impl ModelInfo {
         }
         let matrix_dtype = matrices.iter().max_by_key(|(_, (n, _))| *n).map(|(name, (_, bits))| (name.to_string(), *bits));
         let cfg = Config::from_gguf(g);
-        let tok = Tokenizer::from_gguf(g).ok();
+        let tok = Tokenizer::from_gguf(g);
         let (weight_bytes, largest_buffer) = match &cfg {
             Ok(c) => weight_sizes(c, g),
             Err(_) => (vec![], vec![]),
@@ -78,13 +78,12 @@ impl ModelInfo {
             chat_template: g.get_str("tokenizer.chat_template").is_some(),
             tokenizer: g.get_str("tokenizer.ggml.model").map(str::to_string),
             pre_tokenizer: g.get_str("tokenizer.ggml.pre").map(str::to_string),
-            n_vocab: tok.as_ref().map(|t| t.vocab_size()),
+            n_vocab: tok.as_ref().ok().map(|t| t.vocab_size()),
             n_layers: cfg.as_ref().ok().map(|c| c.n_layers),
             context_length: cfg.as_ref().ok().map(|c| c.context_length),
-            supported: cfg.is_ok() && tok.is_some(),
+            supported: cfg.is_ok() && tok.is_ok(),
             unsupported_reason: match (&cfg, &tok) {
-                (Err(e), _) => Some(e.to_string()),
-                (Ok(_), None) => Tokenizer::from_gguf(g).err().map(|e| e.to_string()),
+                (Err(e), _) | (Ok(_), Err(e)) => Some(e.to_string()),
                 _ => None,
             },
             config: cfg.ok(),
@@ -236,8 +235,8 @@ impl<'g> Loader<'g> {
         if let Some(f) = info.fit(&gpu.info).into_iter().find(|f| f.precision == precision && !f.fits) {
             return Err(Error::TooLarge { what: format!("{} weights", precision), needed: f.largest_buffer, limit: f.limit });
         }
+        // `info` built the config and tokenizer: a failure of either is its unsupported_reason.
         let cfg = Config::from_gguf(&g)?;
-        Tokenizer::from_gguf(&g)?;
         let rq = Requantizer::new(&cfg, &g, precision)?;
         drop(g);
         Ok(Loader { gpu, bytes, cfg, info, n_ctx, rq })
@@ -259,8 +258,7 @@ impl<'g> Loader<'g> {
 
     /// Requantize and upload one tensor; false when all are done.
     pub fn step(&mut self) -> Result<bool> {
-        let g = Gguf::parse(&self.bytes)?;
-        self.rq.step(self.gpu, &g)
+        self.rq.step(self.gpu, &self.bytes)
     }
 
     /// Build the session (norms, KV cache, tokenizer) once every step is done.
@@ -327,7 +325,7 @@ impl<'g> Session<'g> {
     }
 
     pub fn step_switch(&self, s: &mut Switch) -> Result<bool> {
-        s.0.step(self.backend.gpu, &self.gguf()?)
+        s.0.step(self.backend.gpu, &self.bytes)
     }
 
     pub fn finish_switch(&mut self, s: Switch) -> Result<()> {

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use super::{Backend, Config, Mat, Norm};
-use crate::gguf::Gguf;
+use crate::gguf::{Gguf, TensorInfo};
 use crate::gpu::{ops::Recorder, Gpu, GpuMatrix};
 use crate::{Error, Precision, QuantMatrix, Result};
 
@@ -32,11 +32,10 @@ pub struct GpuBackend<'g> {
     rec: Option<Recorder<'g>>,
 }
 
-/// Dequantize a tensor from the file and requantize it to `p`.
-fn requantize(g: &Gguf, name: &str, p: Precision) -> Result<QuantMatrix> {
-    let t = g.tensor(name)?;
+/// Dequantize a tensor of `file` and requantize it to `p`.
+fn requantize(file: &[u8], t: &TensorInfo, p: Precision) -> Result<QuantMatrix> {
     let (rows, cols) = t.matrix_shape();
-    QuantMatrix::quantize(&g.dequantize_tensor(t)?, rows, cols, p)
+    QuantMatrix::quantize(&crate::gguf::dequantize(t.ggml_type, t.data(file)?)?, rows, cols, p)
 }
 
 /// The weight matrices of a model at one precision, on the GPU.
@@ -51,8 +50,8 @@ pub struct Weights {
 /// caller can report progress and cancel between tensors (the page does, in its worker).
 pub struct Requantizer {
     pub precision: Precision,
-    /// `(matrix, tensor name, source bytes)` still to do, in load order (embedding first).
-    todo: std::collections::VecDeque<(Option<Mat>, String, u64)>,
+    /// `(matrix, tensor)` still to do, in load order (embedding first; None is the embedding).
+    todo: std::collections::VecDeque<(Option<Mat>, TensorInfo)>,
     embd: Option<GpuMatrix>,
     mats: HashMap<Mat, GpuMatrix>,
     pub tensors_done: usize,
@@ -67,17 +66,14 @@ pub struct Requantizer {
 impl Requantizer {
     pub fn new(cfg: &Config, g: &Gguf, precision: Precision) -> Result<Self> {
         let mut todo = std::collections::VecDeque::new();
-        let t = g.tensor("token_embd.weight")?;
-        todo.push_back((None, t.name.clone(), g.tensor_data(t).len() as u64));
+        todo.push_back((None, g.tensor("token_embd.weight")?.clone()));
         for m in Mat::all(cfg.n_layers) {
             if m == Mat::Output && cfg.tied_output {
                 continue;
             }
-            let name = m.tensor_name(false);
-            let bytes = g.tensor_data(g.tensor(&name)?).len() as u64;
-            todo.push_back((Some(m), name, bytes));
+            todo.push_back((Some(m), g.tensor(&m.tensor_name(false))?.clone()));
         }
-        let source_bytes_total = todo.iter().map(|t| t.2).sum();
+        let source_bytes_total = todo.iter().map(|t| t.1.n_bytes).sum();
         Ok(Requantizer {
             precision,
             tensors_total: todo.len(),
@@ -91,10 +87,11 @@ impl Requantizer {
         })
     }
 
-    /// Requantize and upload the next tensor; false once every tensor is done.
-    pub fn step(&mut self, gpu: &Gpu, g: &Gguf) -> Result<bool> {
-        let Some((m, name, bytes)) = self.todo.pop_front() else { return Ok(false) };
-        let w = gpu.upload_matrix(&name, &requantize(g, &name, self.precision)?)?;
+    /// Requantize and upload the next tensor of `file` (the bytes [`Requantizer::new`]'s GGUF
+    /// was parsed from); false once every tensor is done.
+    pub fn step(&mut self, gpu: &Gpu, file: &[u8]) -> Result<bool> {
+        let Some((m, t)) = self.todo.pop_front() else { return Ok(false) };
+        let w = gpu.upload_matrix(&t.name, &requantize(file, &t, self.precision)?)?;
         self.uploaded_bytes += w.bytes();
         match m {
             None => self.embd = Some(w),
@@ -103,13 +100,13 @@ impl Requantizer {
             }
         }
         self.tensors_done += 1;
-        self.source_bytes_done += bytes;
+        self.source_bytes_done += t.n_bytes;
         Ok(!self.todo.is_empty())
     }
 
     /// Every tensor at once.
-    pub fn run(mut self, gpu: &Gpu, g: &Gguf) -> Result<Weights> {
-        while self.step(gpu, g)? {}
+    pub fn run(mut self, gpu: &Gpu, file: &[u8]) -> Result<Weights> {
+        while self.step(gpu, file)? {}
         self.finish()
     }
 
@@ -126,7 +123,7 @@ impl<'g> GpuBackend<'g> {
     /// Upload the model at `precision` with a KV cache of `n_ctx` tokens.
     pub fn load(gpu: &'g Gpu, g: &Gguf, precision: Precision, n_ctx: usize) -> Result<Self> {
         let cfg = Config::from_gguf(g)?;
-        let weights = Requantizer::new(&cfg, g, precision)?.run(gpu, g)?;
+        let weights = Requantizer::new(&cfg, g, precision)?.run(gpu, g.bytes())?;
         Self::with_weights(gpu, g, weights, n_ctx)
     }
 
@@ -154,7 +151,7 @@ impl<'g> GpuBackend<'g> {
         if p == self.precision {
             return Ok(());
         }
-        let w = Requantizer::new(&self.cfg, g, p)?.run(self.gpu, g)?;
+        let w = Requantizer::new(&self.cfg, g, p)?.run(self.gpu, g.bytes())?;
         self.set_weights(w);
         Ok(())
     }
