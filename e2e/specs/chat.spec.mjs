@@ -150,3 +150,20 @@ test('a corrupt file shows a named error and a good model still loads', async ({
   await expect(app.id('error-message')).toHaveCount(0);
   expect(app.errors).toEqual([]);
 });
+
+test('a file dropped on the model panel is loaded the same way', async ({}, testInfo) => {
+  await page.evaluate(() => {
+    const dt = new DataTransfer();
+    dt.items.add(new File([new Uint8Array([0x47, 0x47, 0x55, 0x46, 9, 0, 0, 0])], 'dropped.gguf'));
+    const panel = document.querySelector('[data-testid=model-panel]');
+    panel.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    panel.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+  });
+  await expect(app.id('error-message')).toContainText('not a model lowbit can read', { timeout: 60_000 });
+  await expect(app.id('error-message')).toContainText('version 9');
+  await app.screenshot(testInfo, 'dropped');
+  await app.id('error-dismiss').click();
+  await expect(app.id('error-message')).toHaveCount(0);
+  await expect(app.id('model-status')).toContainText('ready');
+  expect(app.errors).toEqual([]);
+});
