@@ -308,6 +308,21 @@ fn PrecisionPanel() -> impl IntoView {
                 {move || store.last_switch_ms.get().map(|ms| view! { <span class="hint">{format!(" (last switch {:.1} s)", ms / 1e3)}</span> })}
             </p>
             <p class="explain">"Switching requantizes the loaded file's weights on this device and keeps the conversation. Each reply is labelled with the precision that wrote it."</p>
+            <details class="learn" data-testid="precision-explained">
+                <summary>"What do these numbers mean?"</summary>
+                <p><strong>"Block scales. "</strong>"INT8 and INT4 cut every row of weights into blocks of 32. Each block keeps one \
+                    small number, its scale (for INT4 also a minimum), and the 32 weights are stored as whole numbers that the \
+                    scale turns back into real values. Blocks let a large weight in one place not spoil the precision of small \
+                    weights elsewhere."</p>
+                <p><strong>"Why INT4 is not exactly 4× smaller. "</strong>"FP16 spends 16 bits on every weight. INT4 spends 4 \
+                    bits on each weight plus a 16-bit scale and a 16-bit minimum per block of 32: 32 × 4 + 32 = 160 bits, or \
+                    5 bits per weight, so 3.2× smaller. INT8 is 8 bits plus a 16-bit scale per block: 8.5 bits. The norms stay \
+                    in 32-bit floats."</p>
+                <p><strong>"Why speed follows bytes. "</strong>"Writing one token reads every weight of the model once and does \
+                    only two arithmetic operations with each. A GPU can do arithmetic far faster than it can fetch memory, so \
+                    the time per token is mostly the time to read the weights: fewer bytes per weight, more tokens per second. \
+                    (Reading a prompt is different: many tokens share each weight read, so it leans on arithmetic.)"</p>
+            </details>
         </section>
     }
 }
