@@ -35,8 +35,6 @@ pub enum Error {
     TooLarge { what: String, needed: u64, limit: u64 },
     #[error("the conversation needs {needed} tokens but the context holds {size}: start a new chat")]
     ContextFull { needed: usize, size: usize },
-    #[error("cancelled")]
-    Cancelled,
     #[error("I/O: {0}")]
     Io(String),
     #[error("usage: {0}")]

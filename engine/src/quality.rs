@@ -8,7 +8,7 @@ use crate::gguf::Gguf;
 use crate::gpu::Gpu;
 use crate::model::cpu::CpuBackend;
 use crate::model::gpu::GpuBackend;
-use crate::model::{argmax, log_prob, perplexity, perplexity_of, score, Config};
+use crate::model::{argmax, log_softmax, perplexity, perplexity_of, score, Config};
 use crate::{Precision, Result};
 
 /// Quality of one precision on a text.
@@ -24,13 +24,6 @@ pub struct Quality {
     pub tokens_per_second: f64,
     /// Weight bytes on the GPU (None for source).
     pub weight_bytes: Option<u64>,
-}
-
-/// `log softmax(logits)`.
-pub fn log_softmax(logits: &[f32]) -> Vec<f32> {
-    let mx = logits.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
-    let lse = mx + logits.iter().map(|&v| ((v - mx) as f64).exp()).sum::<f64>().ln() as f32;
-    logits.iter().map(|&v| v - lse).collect()
 }
 
 /// KL(P ‖ Q) in nats from log-probabilities.
@@ -79,13 +72,14 @@ pub async fn compare_on(
         b.set_precision(g, p)?;
         let (mut lp, mut kl, mut same) = (Vec::new(), 0f64, 0usize);
         let secs = score(&cfg, b, tokens, chunk, |i, row| {
-            lp.push(log_prob(row, tokens[i + 1] as usize));
+            let ls = log_softmax(row);
+            lp.push(ls[tokens[i + 1] as usize]);
             let top = argmax(row);
             if p == Precision::Fp16 {
-                reference.push((log_softmax(row), top));
+                reference.push((ls, top));
             } else {
                 let (ref_lp, ref_top) = &reference[i];
-                kl += kl_divergence(ref_lp, &log_softmax(row));
+                kl += kl_divergence(ref_lp, &ls);
                 same += (top == *ref_top) as usize;
             }
         })

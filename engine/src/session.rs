@@ -48,6 +48,11 @@ pub struct ModelInfo {
 
 impl ModelInfo {
     pub fn from_gguf(g: &Gguf, file_bytes: u64) -> Self {
+        Self::from_parts(g, file_bytes, &Config::from_gguf(g), &Tokenizer::from_gguf(g))
+    }
+
+    /// The info of a file whose config and tokenizer were already built (or failed to build).
+    fn from_parts(g: &Gguf, file_bytes: u64, cfg: &Result<Config>, tok: &Result<Tokenizer>) -> Self {
         let mut source_dtypes = BTreeMap::new();
         let mut n_params = 0u64;
         for t in &g.tensors {
@@ -60,9 +65,7 @@ impl ModelInfo {
             matrices.entry(t.ggml_type.name()).or_insert((0, bytes as f64 * 8.0 / weights as f64)).0 += 1;
         }
         let matrix_dtype = matrices.iter().max_by_key(|(_, (n, _))| *n).map(|(name, (_, bits))| (name.to_string(), *bits));
-        let cfg = Config::from_gguf(g);
-        let tok = Tokenizer::from_gguf(g);
-        let (weight_bytes, largest_buffer) = match &cfg {
+        let (weight_bytes, largest_buffer) = match cfg {
             Ok(c) => weight_sizes(c, g),
             Err(_) => (vec![], vec![]),
         };
@@ -82,11 +85,11 @@ impl ModelInfo {
             n_layers: cfg.as_ref().ok().map(|c| c.n_layers),
             context_length: cfg.as_ref().ok().map(|c| c.context_length),
             supported: cfg.is_ok() && tok.is_ok(),
-            unsupported_reason: match (&cfg, &tok) {
+            unsupported_reason: match (cfg, tok) {
                 (Err(e), _) | (Ok(_), Err(e)) => Some(e.to_string()),
                 _ => None,
             },
-            config: cfg.ok(),
+            config: cfg.as_ref().ok().cloned(),
             weight_bytes,
             largest_buffer,
         }
@@ -170,7 +173,7 @@ pub struct ReplyStats {
     pub end_of_turn: bool,
 }
 
-/// Where [`Session::load_steps`] is.
+/// A stage of loading a model (see [`Loader`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Stage {
@@ -219,6 +222,7 @@ pub struct Loader<'g> {
     gpu: &'g Gpu,
     bytes: Vec<u8>,
     cfg: Config,
+    tok: Tokenizer,
     info: ModelInfo,
     n_ctx: usize,
     rq: Requantizer,
@@ -228,18 +232,15 @@ impl<'g> Loader<'g> {
     /// Parse the file (header, tokenizer, template) and check it fits the adapter at `precision`.
     pub fn new(gpu: &'g Gpu, bytes: Vec<u8>, precision: Precision, n_ctx: usize) -> Result<Self> {
         let g = Gguf::parse(&bytes)?;
-        let info = ModelInfo::from_gguf(&g, bytes.len() as u64);
-        if let Some(why) = &info.unsupported_reason {
-            return Err(Error::Malformed(why.clone()));
-        }
+        let (cfg, tok) = (Config::from_gguf(&g), Tokenizer::from_gguf(&g));
+        let info = ModelInfo::from_parts(&g, bytes.len() as u64, &cfg, &tok);
+        let (cfg, tok) = (cfg.map_err(|e| Error::Malformed(e.to_string()))?, tok.map_err(|e| Error::Malformed(e.to_string()))?);
         if let Some(f) = info.fit(&gpu.info).into_iter().find(|f| f.precision == precision && !f.fits) {
             return Err(Error::TooLarge { what: format!("{} weights", precision), needed: f.largest_buffer, limit: f.limit });
         }
-        // `info` built the config and tokenizer: a failure of either is its unsupported_reason.
-        let cfg = Config::from_gguf(&g)?;
         let rq = Requantizer::new(&cfg, &g, precision)?;
         drop(g);
-        Ok(Loader { gpu, bytes, cfg, info, n_ctx, rq })
+        Ok(Loader { gpu, bytes, cfg, tok, info, n_ctx, rq })
     }
 
     /// The model file.
@@ -266,10 +267,9 @@ impl<'g> Loader<'g> {
         let g = Gguf::parse(&self.bytes)?;
         let weights = self.rq.finish()?;
         let backend = GpuBackend::with_weights(self.gpu, &g, weights, self.n_ctx)?;
-        let tok = Tokenizer::from_gguf(&g)?;
-        let template = ChatTemplate::from_gguf(&g, &tok);
+        let template = ChatTemplate::from_gguf(&g, &self.tok);
         drop(g);
-        Ok(Session { bytes: self.bytes, cfg: self.cfg, info: self.info, tok, template, backend, cached: vec![] })
+        Ok(Session { bytes: self.bytes, cfg: self.cfg, info: self.info, tok: self.tok, template, backend, cached: vec![] })
     }
 }
 
@@ -296,6 +296,11 @@ impl<'g> Session<'g> {
 
     pub fn precision(&self) -> Precision {
         self.backend.precision
+    }
+
+    /// The device the model is on.
+    pub fn gpu(&self) -> &'g Gpu {
+        self.backend.gpu
     }
 
     pub fn weight_bytes(&self) -> u64 {

@@ -230,12 +230,10 @@ async fn run(req: Request, file: Option<web_sys::File>) -> Result<(), Fail> {
                     !STOP.with(|c| c.get())
                 })
                 .await;
-            let gpu_fault = session_gpu().map(|g| g.check());
+            let gpu_fault = session.gpu().check();
             STATE.with(|s| s.borrow_mut().session = Some(session));
             let (_, stats) = r?;
-            if let Some(Err(e)) = gpu_fault {
-                return Err(e.into());
-            }
+            gpu_fault?;
             post(&Event::ReplyDone { id, stats, stopped: STOP.with(|c| c.get()) });
             Ok(())
         }
@@ -347,13 +345,12 @@ async fn switch(precision: Precision) -> Result<(), Fail> {
             }
         }
         session.finish_switch(sw)?;
+        let gpu = session.gpu();
         for k in session.kernels() {
-            session_gpu().map(|g| g.pipeline(k));
+            gpu.pipeline(k);
         }
-        if let Some(g) = session_gpu() {
-            g.wait().await?;
-            g.check()?;
-        }
+        gpu.wait().await?;
+        gpu.check()?;
         Ok::<_, Fail>(())
     }
     .await;

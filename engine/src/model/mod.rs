@@ -264,9 +264,19 @@ pub fn forward<B: Backend>(cfg: &Config, b: &mut B, ids: &[u32], pos0: usize, al
 
 /// `log softmax(logits)[target]`.
 pub fn log_prob(logits: &[f32], target: usize) -> f32 {
+    logits[target] - log_sum_exp(logits)
+}
+
+/// `log softmax(logits)`: every token's log-probability.
+pub fn log_softmax(logits: &[f32]) -> Vec<f32> {
+    let lse = log_sum_exp(logits);
+    logits.iter().map(|&v| v - lse).collect()
+}
+
+/// `log Σ exp(logits)`, computed stably (f64 sum).
+fn log_sum_exp(logits: &[f32]) -> f32 {
     let mx = logits.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
-    let sum: f64 = logits.iter().map(|&v| ((v - mx) as f64).exp()).sum();
-    (logits[target] - mx) - sum.ln() as f32
+    mx + logits.iter().map(|&v| ((v - mx) as f64).exp()).sum::<f64>().ln() as f32
 }
 
 pub fn argmax(v: &[f32]) -> usize {
