@@ -4,6 +4,18 @@ use plotters::prelude::*;
 
 /// Bar colours of FP16, INT8 and INT4 (the same as their badges in the chat).
 pub const PRECISION_COLORS: [RGBColor; 3] = [RGBColor(0x7a, 0xa2, 0xff), RGBColor(0x4c, 0xc3, 0x8a), RGBColor(0xf2, 0xb8, 0x4b)];
+/// Bar colour of a mixed plan.
+const MIXED: RGBColor = RGBColor(0xc0, 0x84, 0xfc);
+
+/// The colour of a plan by its code (`fp16`, `int8`, `int4`, or a mix).
+pub fn plan_color(code: &str) -> RGBColor {
+    match code {
+        "fp16" => PRECISION_COLORS[0],
+        "int8" => PRECISION_COLORS[1],
+        "int4" => PRECISION_COLORS[2],
+        _ => MIXED,
+    }
+}
 
 const TEXT: RGBColor = RGBColor(0xe6, 0xe8, 0xee);
 const GRID: RGBColor = RGBColor(0x26, 0x2b, 0x36);

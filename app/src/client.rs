@@ -9,7 +9,7 @@ use lowbit::gpu::AdapterSummary;
 use lowbit::quality::Quality;
 use lowbit::sampler::SamplerConfig;
 use lowbit::session::{Fit, ModelInfo, Progress, ReplyStats, Stage};
-use lowbit::Precision;
+use lowbit::plan::Plan;
 use lowbit_app::protocol::{CachedModel, ErrorKind, Event, Request};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -46,20 +46,20 @@ pub struct ChatMsg {
     pub id: u64,
     pub role: &'static str,
     pub text: RwSignal<String>,
-    /// The precision that produced an assistant message.
-    pub precision: Option<Precision>,
+    /// The precisions that produced an assistant message.
+    pub plan: Option<Plan>,
     pub done: RwSignal<bool>,
     pub stats: RwSignal<Option<ReplyStats>>,
     pub stopped: RwSignal<bool>,
 }
 
 impl ChatMsg {
-    fn new(id: u64, role: &'static str, text: &str, precision: Option<Precision>, done: bool) -> Self {
+    fn new(id: u64, role: &'static str, text: &str, plan: Option<Plan>, done: bool) -> Self {
         ChatMsg {
             id,
             role,
             text: RwSignal::new(text.to_string()),
-            precision,
+            plan,
             done: RwSignal::new(done),
             stats: RwSignal::new(None),
             stopped: RwSignal::new(false),
@@ -75,11 +75,11 @@ pub struct Store {
     /// The model being loaded and the latest progress of each stage.
     pub loading: RwSignal<Option<(String, Vec<Progress>)>>,
     pub model: RwSignal<Option<Loaded>>,
-    /// The active precision (the one the next load uses when no model is loaded).
-    pub precision: RwSignal<Precision>,
+    /// The active precisions (the ones the next load uses when no model is loaded).
+    pub plan: RwSignal<Plan>,
     pub weight_bytes: RwSignal<u64>,
     /// A precision switch in progress: its target and progress.
-    pub switching: RwSignal<Option<(Precision, Option<Progress>)>>,
+    pub switching: RwSignal<Option<(Plan, Option<Progress>)>>,
     pub last_switch_ms: RwSignal<Option<f64>>,
     pub messages: RwSignal<Vec<ChatMsg>>,
     /// The assistant message being generated.
@@ -92,7 +92,7 @@ pub struct Store {
     pub live: RwSignal<Option<(usize, f64)>>,
     pub cache: RwSignal<Vec<CachedModel>>,
     /// The quality measurement: running (at which precision), and its last result.
-    pub quality_running: RwSignal<Option<Option<Precision>>>,
+    pub quality_running: RwSignal<Option<Option<Plan>>>,
     pub quality: RwSignal<Option<(usize, Vec<Quality>)>>,
     next_id: RwSignal<u64>,
 }
@@ -104,7 +104,7 @@ impl Store {
             error: RwSignal::new(None),
             loading: RwSignal::new(None),
             model: RwSignal::new(None),
-            precision: RwSignal::new(Precision::Fp16),
+            plan: RwSignal::new(Plan::uniform(lowbit::Precision::Fp16)),
             weight_bytes: RwSignal::new(0),
             switching: RwSignal::new(None),
             last_switch_ms: RwSignal::new(None),
@@ -153,18 +153,18 @@ impl Store {
     pub fn load_url(&self, url: &str) {
         let name = url.rsplit('/').next().unwrap_or(url).split('?').next().unwrap_or(url).to_string();
         self.begin_load(&name);
-        send(&Request::LoadUrl { url: url.to_string(), name, precision: self.precision.get_untracked(), n_ctx: N_CTX }, None);
+        send(&Request::LoadUrl { url: url.to_string(), name, plan: self.plan.get_untracked(), n_ctx: N_CTX }, None);
     }
 
     pub fn load_file(&self, file: web_sys::File) {
         let name = file.name();
         self.begin_load(&name);
-        send(&Request::LoadFile { name, precision: self.precision.get_untracked(), n_ctx: N_CTX }, Some(&file));
+        send(&Request::LoadFile { name, plan: self.plan.get_untracked(), n_ctx: N_CTX }, Some(&file));
     }
 
     pub fn load_cached(&self, c: &CachedModel) {
         self.begin_load(&c.name);
-        send(&Request::LoadCached { key: c.key.clone(), precision: self.precision.get_untracked(), n_ctx: N_CTX }, None);
+        send(&Request::LoadCached { key: c.key.clone(), plan: self.plan.get_untracked(), n_ctx: N_CTX }, None);
     }
 
     fn begin_load(&self, name: &str) {
@@ -176,17 +176,17 @@ impl Store {
         send(&Request::Cancel, None);
     }
 
-    pub fn set_precision(&self, p: Precision) {
+    pub fn set_plan(&self, plan: Plan) {
         if self.model.get_untracked().is_none() {
-            self.precision.set(p);
+            self.plan.set(plan);
             return;
         }
-        if p == self.precision.get_untracked() || self.busy() {
+        if plan == self.plan.get_untracked() || self.busy() {
             return;
         }
         self.error.set(None);
-        self.switching.set(Some((p, None)));
-        send(&Request::SetPrecision { precision: p }, None);
+        self.switching.set(Some((plan, None)));
+        send(&Request::SetPrecision { plan }, None);
     }
 
     /// Send the user's text and start the assistant's reply.
@@ -203,7 +203,7 @@ impl Store {
     /// Generate a new assistant message for the conversation as it stands.
     fn start_reply(&self) {
         let id = self.id();
-        let precision = self.precision.get_untracked();
+        let plan = self.plan.get_untracked();
         let mut history = vec![];
         let system = self.system_prompt.get_untracked();
         if !system.trim().is_empty() {
@@ -212,7 +212,7 @@ impl Store {
         self.messages.with_untracked(|m| {
             history.extend(m.iter().map(|c| Message::new(c.role, &c.text.get_untracked())));
         });
-        self.messages.update(|m| m.push(ChatMsg::new(id, "assistant", "", Some(precision), false)));
+        self.messages.update(|m| m.push(ChatMsg::new(id, "assistant", "", Some(plan), false)));
         self.generating.set(Some(id));
         self.live.set(None);
         self.error.set(None);
@@ -254,14 +254,19 @@ impl Store {
         self.last_stats.set(None);
     }
 
-    /// Measure each precision's quality on `text`.
+    /// Measure the quality of FP16, INT8, INT4 (and the current plan when it is mixed) on `text`.
     pub fn measure_quality(&self, text: &str, max_tokens: usize) {
         if !self.can_chat() {
             return;
         }
         self.error.set(None);
         self.quality_running.set(Some(None));
-        send(&Request::Quality { text: text.to_string(), max_tokens }, None);
+        let mut plans = lowbit::quality::uniform_plans();
+        let current = self.plan.get_untracked();
+        if !plans.contains(&current) {
+            plans.push(current);
+        }
+        send(&Request::Quality { text: text.to_string(), max_tokens, plans }, None);
     }
 
     pub fn delete_cached(&self, key: &str) {
@@ -293,9 +298,9 @@ impl Store {
                     stages.sort_by_key(|s| Stage::ALL.iter().position(|x| *x == s.stage));
                 });
             }
-            Event::Loaded { name, info, fit, precision, weight_bytes, kv_bytes, context_size, from_cache, load_ms } => {
+            Event::Loaded { name, info, fit, plan, weight_bytes, kv_bytes, context_size, from_cache, load_ms } => {
                 self.loading.set(None);
-                self.precision.set(precision);
+                self.plan.set(plan);
                 self.weight_bytes.set(weight_bytes);
                 self.model.set(Some(Loaded { name, info, fit, context_size, kv_bytes, from_cache, load_ms }));
                 self.quality.set(None);
@@ -303,9 +308,9 @@ impl Store {
                 self.last_stats.set(None);
                 send(&Request::ListCache, None);
             }
-            Event::Switched { precision, weight_bytes, ms } => {
+            Event::Switched { plan, weight_bytes, ms } => {
                 self.switching.set(None);
-                self.precision.set(precision);
+                self.plan.set(plan);
                 self.weight_bytes.set(weight_bytes);
                 self.last_switch_ms.set(Some(ms));
             }
@@ -325,7 +330,7 @@ impl Store {
                 self.generating.set(None);
             }
             Event::Cache { entries } => self.cache.set(entries),
-            Event::QualityProgress { precision } => self.quality_running.set(Some(Some(precision))),
+            Event::QualityProgress { plan } => self.quality_running.set(Some(Some(plan))),
             Event::QualityDone { n_tokens, rows } => {
                 self.quality_running.set(None);
                 self.quality.set(Some((n_tokens, rows)));

@@ -26,3 +26,22 @@ pub fn precision_label(p: Precision) -> &'static str {
         Precision::Int4 => "INT4",
     }
 }
+
+/// A plan's name for people, from its code (`fp16-int4-fp16` → `attention FP16 · …`).
+pub fn plan_label(code: &str) -> String {
+    lowbit::plan::Plan::parse(code).map_or_else(|_| code.to_uppercase(), |p| p.to_string())
+}
+
+/// A short name for tables and chart axes: `INT4`, or `MIX a16 f4 e16`.
+pub fn plan_short(code: &str) -> String {
+    match lowbit::plan::Plan::parse(code) {
+        Ok(p) => match p.uniform_precision() {
+            Some(u) => precision_label(u).to_string(),
+            None => {
+                let b = |x: Precision| x.name().trim_start_matches(|c: char| c.is_alphabetic()).to_string();
+                format!("MIX a{} f{} e{}", b(p.attention), b(p.ffn), b(p.embeddings))
+            }
+        },
+        Err(_) => code.to_uppercase(),
+    }
+}

@@ -9,6 +9,7 @@ mod texts;
 
 use leptos::prelude::*;
 use lowbit::session::Stage;
+use lowbit::plan::{Group, Plan};
 use lowbit::Precision;
 use lowbit_app::protocol::CachedModel;
 use serde::Deserialize;
@@ -16,7 +17,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 use client::{ChatMsg, Store};
-use fmt::{megabytes, precision_label};
+use fmt::{megabytes, plan_label, plan_short, precision_label};
 
 fn main() {
     console_error_panic_hook::set_once();
@@ -187,10 +188,10 @@ fn model_status(store: &Store) -> String {
         return format!("loading {name}…");
     }
     if let Some((p, _)) = store.switching.get() {
-        return format!("switching to {}…", precision_label(p));
+        return format!("switching to {p}…");
     }
     match store.model.get() {
-        Some(m) => format!("ready: {} at {}", m.name, precision_label(store.precision.get())),
+        Some(m) => format!("ready: {} at {}", m.name, store.plan.get()),
         None => "no model loaded".into(),
     }
 }
@@ -282,9 +283,9 @@ fn PrecisionPanel() -> impl IntoView {
                 {Precision::ALL.iter().map(|&p| view! {
                     <button
                         data-testid=format!("precision-{}", p.name())
-                        aria-pressed=move || (store.precision.get() == p).to_string()
-                        disabled=move || store.busy() && store.precision.get() != p
-                        on:click=move |_| store.set_precision(p)
+                        aria-pressed=move || (store.plan.get() == Plan::uniform(p)).to_string()
+                        disabled=move || store.busy() && store.plan.get() != Plan::uniform(p)
+                        on:click=move |_| store.set_plan(Plan::uniform(p))
                     >
                         <span class="p-name">{precision_label(p)}</span>
                         <span class="p-bytes">{move || bytes_at(p).map(megabytes).unwrap_or_else(|| format!("{:.1} bits/weight", p.bits_per_weight()))}</span>
@@ -293,7 +294,7 @@ fn PrecisionPanel() -> impl IntoView {
             </div>
             {move || store.switching.get().map(|(p, prog)| view! {
                 <div class="switch-progress" data-testid="switch-progress">
-                    <span>{format!("Requantizing to {}", precision_label(p))}</span>
+                    <span>{format!("Requantizing to {p}")}</span>
                     <progress max="1" value=prog.map_or(0.0, |g| fmt::fraction(g.done, g.total))></progress>
                     <button class="ghost small" on:click=move |_| store.cancel()>"Cancel"</button>
                 </div>
@@ -301,12 +302,13 @@ fn PrecisionPanel() -> impl IntoView {
             <p class="weights">
                 "Weights on the GPU: "
                 <span data-testid="weights-bytes">{move || if store.model.get().is_some() {
-                    format!("{} at {}", megabytes(store.weight_bytes.get()), precision_label(store.precision.get()))
+                    format!("{} at {}", megabytes(store.weight_bytes.get()), store.plan.get())
                 } else {
                     "no model loaded".into()
                 }}</span>
                 {move || store.last_switch_ms.get().map(|ms| view! { <span class="hint">{format!(" (last switch {:.1} s)", ms / 1e3)}</span> })}
             </p>
+            <MixedPrecision/>
             <p class="explain">"Switching requantizes the loaded file's weights on this device and keeps the conversation. Each reply is labelled with the precision that wrote it."</p>
             <details class="learn" data-testid="precision-explained">
                 <summary>"What do these numbers mean?"</summary>
@@ -324,6 +326,43 @@ fn PrecisionPanel() -> impl IntoView {
                     (Reading a prompt is different: many tokens share each weight read, so it leans on arithmetic.)"</p>
             </details>
         </section>
+    }
+}
+
+/// Precision per tensor group: e.g. INT4 feed-forward with FP16 attention.
+#[component]
+fn MixedPrecision() -> impl IntoView {
+    let store = expect_context::<Store>();
+    let draft = RwSignal::new(store.plan.get_untracked());
+    // Follow the active plan whenever it changes (a switch, a load).
+    Effect::new(move |_| draft.set(store.plan.get()));
+    let bytes = move || store.model.get().map(|m| m.info.weight_bytes_of(&draft.get()));
+    view! {
+        <details class="mixed" data-testid="mixed-precision">
+            <summary>"Mixed precision: a precision per tensor group"</summary>
+            <div class="mixed-grid">
+                {Group::ALL.iter().map(|&g| view! {
+                    <label>
+                        <span>{g.label()}</span>
+                        <select data-testid=format!("mix-{}", g.name())
+                            prop:value=move || draft.get().get(g).name().to_string()
+                            on:change=move |ev| { if let Ok(p) = Precision::parse(&event_target_value(&ev)) { draft.update(|d| *d = d.with(g, p)) } }>
+                            {Precision::ALL.iter().map(|p| view! { <option value=p.name()>{precision_label(*p)}</option> }).collect_view()}
+                        </select>
+                    </label>
+                }).collect_view()}
+            </div>
+            <p class="hint" data-testid="mix-bytes">{move || match bytes() {
+                Some(b) => format!("{}: {} of weights", draft.get(), megabytes(b)),
+                None => "Load a model to see the memory of a mix.".into(),
+            }}</p>
+            <button data-testid="mix-apply" disabled=move || store.busy() || draft.get() == store.plan.get()
+                on:click=move |_| store.set_plan(draft.get_untracked())>"Apply"</button>
+            <p class="explain">"Not every weight matters equally. The feed-forward matrices hold about two thirds of a \
+                layer's weights, so INT4 there saves most of the memory; attention and the output head are often more \
+                sensitive. Only the groups you change are requantized. The quality panel measures the mix beside FP16, INT8 \
+                and INT4."</p>
+        </details>
     }
 }
 
@@ -426,17 +465,18 @@ fn ChatPanel() -> impl IntoView {
 
 fn message_view(m: ChatMsg) -> impl IntoView {
     let is_assistant = m.role == "assistant";
-    let p = m.precision.map(|p| p.name()).unwrap_or("");
-    let label = m.precision.map(precision_label);
+    let p = m.plan.map(|p| p.code()).unwrap_or_default();
+    let badge = if m.plan.is_some_and(|p| p.uniform_precision().is_none()) { "mixed".to_string() } else { p.clone() };
+    let label = m.plan.map(|p| p.to_string());
     let (done, stats, stopped, text) = (m.done, m.stats, m.stopped, m.text);
     view! {
         <div class=format!("msg {}", m.role)
             data-testid=if is_assistant { "assistant-message" } else { "user-message" }
-            data-precision=p
+            data-precision=p.clone()
             data-done=move || done.get().to_string()>
             <div class="msg-meta">
                 <span class="role">{if is_assistant { "assistant" } else { "you" }}</span>
-                {label.map(|l| view! { <span class=format!("badge {p}")>{l}</span> })}
+                {label.map(|l| view! { <span class=format!("badge {badge}")>{l}</span> })}
                 {move || (!done.get()).then(|| view! { <span class="typing">"generating…"</span> })}
                 {move || stopped.get().then(|| view! { <span class="hint">"stopped"</span> })}
                 {move || stats.get().map(|s| view! {
@@ -562,7 +602,7 @@ fn QualityPanel() -> impl IntoView {
                 <button data-testid="quality-run" disabled=move || !store.can_chat() || text.get().trim().is_empty()
                     on:click=move |_| store.measure_quality(&text.get_untracked(), max_tokens.get_untracked())>"Measure"</button>
                 <span class="status" data-testid="quality-status">{move || match store.quality_running.get() {
-                    Some(Some(p)) => format!("scoring at {}…", precision_label(p)),
+                    Some(Some(p)) => format!("scoring at {p}…"),
                     Some(None) => "starting…".into(),
                     None => String::new(),
                 }}</span>
@@ -571,11 +611,12 @@ fn QualityPanel() -> impl IntoView {
                 on:input=move |ev| { text.set(event_target_value(&ev)); choice.set("own".into()); }></textarea>
             {move || store.quality.get().map(|(n, rows)| {
                 let gpu_rows: Vec<_> = rows.iter().filter(|r| r.kl_vs_fp16.is_some()).collect();
-                let labels: Vec<String> = gpu_rows.iter().map(|r| r.precision.to_uppercase()).collect();
+                let labels: Vec<String> = gpu_rows.iter().map(|r| plan_short(&r.precision)).collect();
                 let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
                 let ppl: Vec<f64> = gpu_rows.iter().map(|r| r.ppl).collect();
                 let kl: Vec<f64> = gpu_rows.iter().map(|r| r.kl_vs_fp16.unwrap_or(0.0)).collect();
-                let colors = &charts::PRECISION_COLORS[..gpu_rows.len().min(3)];
+                let colors: Vec<_> = gpu_rows.iter().map(|r| charts::plan_color(&r.precision)).collect();
+                let colors = &colors[..];
                 view! {
                 <div class="charts" data-testid="quality-charts">
                     <div class="chart" inner_html=charts::bars("perplexity (lower is better)", &labels, &ppl, colors)></div>
@@ -590,7 +631,7 @@ fn QualityPanel() -> impl IntoView {
                     <tbody>
                         {rows.into_iter().map(|r| view! {
                             <tr data-testid="quality-row" data-precision=r.precision.clone()>
-                                <td>{r.precision.to_uppercase()}</td>
+                                <td title=plan_label(&r.precision)>{plan_short(&r.precision)}</td>
                                 <td class="num" data-testid="quality-ppl">{format!("{:.3}", r.ppl)}</td>
                                 <td class="num" data-testid="quality-kl">{r.kl_vs_fp16.map_or("–".into(), |k| format!("{k:.5}"))}</td>
                                 <td class="num">{r.top1_vs_fp16.map_or("–".into(), |t| format!("{:.1}%", t * 100.0))}</td>

@@ -7,7 +7,7 @@ use lowbit::gpu::AdapterSummary;
 use lowbit::quality::Quality;
 use lowbit::sampler::SamplerConfig;
 use lowbit::session::{Fit, ModelInfo, Progress, ReplyStats};
-use lowbit::Precision;
+use lowbit::plan::Plan;
 use serde::{Deserialize, Serialize};
 
 /// Page → worker.
@@ -15,23 +15,24 @@ use serde::{Deserialize, Serialize};
 pub enum Request {
     /// Load a model from a URL: from the model cache when it holds the URL, else downloaded
     /// (and then cached).
-    LoadUrl { url: String, name: String, precision: Precision, n_ctx: usize },
+    LoadUrl { url: String, name: String, plan: Plan, n_ctx: usize },
     /// Load the `File` sent beside this message (file picker or drag and drop); it is cached too.
-    LoadFile { name: String, precision: Precision, n_ctx: usize },
+    LoadFile { name: String, plan: Plan, n_ctx: usize },
     /// Load a model from the cache by its key.
-    LoadCached { key: String, precision: Precision, n_ctx: usize },
+    LoadCached { key: String, plan: Plan, n_ctx: usize },
     /// Cancel the load or precision switch in progress.
     Cancel,
-    /// Requantize the loaded model to another precision, keeping the conversation.
-    SetPrecision { precision: Precision },
+    /// Requantize the loaded model to another plan of precisions (uniform or mixed per tensor
+    /// group), keeping the conversation.
+    SetPrecision { plan: Plan },
     /// Answer the last message of `messages` (the whole conversation, system prompt first).
     Chat { id: u64, messages: Vec<Message>, sampling: SamplerConfig, max_tokens: usize },
     /// Stop the reply being generated (what was generated is kept).
     Stop,
     ListCache,
     DeleteCache { key: String },
-    /// Perplexity, KL vs FP16 and top-1 agreement at each precision on `text`.
-    Quality { text: String, max_tokens: usize },
+    /// Perplexity, KL vs FP16 and top-1 agreement of each plan on `text` (FP16 always first).
+    Quality { text: String, max_tokens: usize, plans: Vec<Plan> },
 }
 
 /// Cache key path prefix for files the user opened (the Cache API keys are URLs).
@@ -90,7 +91,7 @@ pub enum Event {
         name: String,
         info: ModelInfo,
         fit: Vec<Fit>,
-        precision: Precision,
+        plan: Plan,
         weight_bytes: u64,
         kv_bytes: u64,
         context_size: usize,
@@ -98,14 +99,14 @@ pub enum Event {
         load_ms: f64,
     },
     /// The precision switch is done.
-    Switched { precision: Precision, weight_bytes: u64, ms: f64 },
+    Switched { plan: Plan, weight_bytes: u64, ms: f64 },
     /// A piece of the reply `id`, with the decode rate so far (tokens per second since the
     /// first token; 0 until the second).
     Token { id: u64, text: String, tokens: usize, decode_tps: f64 },
     ReplyDone { id: u64, stats: ReplyStats, stopped: bool },
     Cache { entries: Vec<CachedModel> },
-    /// The quality measurement moved on to `precision`.
-    QualityProgress { precision: Precision },
+    /// The quality measurement moved on to `plan`.
+    QualityProgress { plan: Plan },
     QualityDone { n_tokens: usize, rows: Vec<Quality> },
     /// The load or switch was cancelled; the model loaded before (if any) is still there.
     Cancelled,

@@ -11,6 +11,7 @@ pub mod error;
 pub mod gguf;
 pub mod gpu;
 pub mod model;
+pub mod plan;
 pub mod quality;
 pub mod quant;
 pub mod sampler;

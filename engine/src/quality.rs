@@ -9,12 +9,14 @@ use crate::gpu::Gpu;
 use crate::model::cpu::CpuBackend;
 use crate::model::gpu::GpuBackend;
 use crate::model::{argmax, log_softmax, perplexity, perplexity_of, score, Config};
+use crate::plan::Plan;
 use crate::{Precision, Result};
 
 /// Quality of one precision on a text.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Quality {
-    /// `source` (the file's own weights, CPU) or `fp16` / `int8` / `int4` (GPU).
+    /// `source` (the file's own weights, CPU) or a [`Plan::code`]: `fp16` / `int8` / `int4` /
+    /// a mix such as `fp16-int4-fp16` (GPU).
     pub precision: String,
     pub ppl: f64,
     /// Mean over positions of KL(P_fp16 ‖ P_this), in nats (0 for FP16 itself; None for source).
@@ -49,33 +51,42 @@ pub async fn compare(gpu: &Gpu, g: &Gguf<'_>, tokens: &[u32], chunk: usize, with
         });
     }
     let mut b = GpuBackend::load(gpu, g, Precision::Fp16, tokens.len())?;
-    out.extend(compare_on(&mut b, g, tokens, chunk, |_| {}).await?);
+    out.extend(compare_on(&mut b, g, tokens, chunk, &uniform_plans(), |_| {}).await?);
     Ok(out)
 }
 
-/// Score `tokens` at FP16, INT8 and INT4 on a loaded backend, requantizing it in place
-/// (`on_precision` is told each one as it starts). The KV cache is overwritten and the backend
-/// is left at INT4.
+/// FP16, INT8 and INT4 everywhere.
+pub fn uniform_plans() -> Vec<Plan> {
+    Precision::ALL.map(Plan::uniform).to_vec()
+}
+
+/// Score `tokens` at each plan on a loaded backend, requantizing it in place (`on_plan` is told
+/// each one as it starts). FP16 is the reference, so it is scored first (added when `plans`
+/// lacks it). The KV cache is overwritten and the backend is left at the last plan.
 pub async fn compare_on(
     b: &mut GpuBackend<'_>,
     g: &Gguf<'_>,
     tokens: &[u32],
     chunk: usize,
-    mut on_precision: impl FnMut(Precision),
+    plans: &[Plan],
+    mut on_plan: impl FnMut(Plan),
 ) -> Result<Vec<Quality>> {
     let cfg = b.cfg.clone();
     let mut out = Vec::new();
+    let fp16 = Plan::uniform(Precision::Fp16);
+    let mut order = vec![fp16];
+    order.extend(plans.iter().filter(|&&p| p != fp16));
     // FP16's next-token distribution at every position: the reference.
     let mut reference: Vec<(Vec<f32>, usize)> = Vec::new();
-    for p in Precision::ALL {
-        on_precision(p);
+    for p in order {
+        on_plan(p);
         b.set_precision(g, p)?;
         let (mut lp, mut kl, mut same) = (Vec::new(), 0f64, 0usize);
         let secs = score(&cfg, b, tokens, chunk, |i, row| {
             let ls = log_softmax(row);
             lp.push(ls[tokens[i + 1] as usize]);
             let top = argmax(row);
-            if p == Precision::Fp16 {
+            if p == fp16 {
                 reference.push((ls, top));
             } else {
                 let (ref_lp, ref_top) = &reference[i];
@@ -85,9 +96,9 @@ pub async fn compare_on(
         })
         .await?;
         let n = lp.len().max(1) as f64;
-        let (kl, top1) = if p == Precision::Fp16 { (0.0, 1.0) } else { (kl / n, same as f64 / n) };
+        let (kl, top1) = if p == fp16 { (0.0, 1.0) } else { (kl / n, same as f64 / n) };
         out.push(Quality {
-            precision: p.name().into(),
+            precision: p.code(),
             ppl: perplexity_of(&lp),
             kl_vs_fp16: Some(kl),
             top1_vs_fp16: Some(top1),

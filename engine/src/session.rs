@@ -11,6 +11,7 @@ use crate::gguf::Gguf;
 use crate::gpu::{AdapterSummary, Gpu};
 use crate::model::gpu::{GpuBackend, Requantizer};
 use crate::model::{self, Config, Generation, Mat};
+use crate::plan::{Group, Plan};
 use crate::sampler::{Sampler, SamplerConfig};
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Precision, Result};
@@ -44,6 +45,8 @@ pub struct ModelInfo {
     /// The largest single weight buffer at each precision (what the adapter's per-buffer limits
     /// must hold).
     pub largest_buffer: Vec<(Precision, u64)>,
+    /// Weight bytes of each tensor group at each precision (norms not included).
+    pub group_bytes: Vec<(Group, Precision, u64)>,
 }
 
 impl ModelInfo {
@@ -65,9 +68,9 @@ impl ModelInfo {
             matrices.entry(t.ggml_type.name()).or_insert((0, bytes as f64 * 8.0 / weights as f64)).0 += 1;
         }
         let matrix_dtype = matrices.iter().max_by_key(|(_, (n, _))| *n).map(|(name, (_, bits))| (name.to_string(), *bits));
-        let (weight_bytes, largest_buffer) = match cfg {
+        let (weight_bytes, largest_buffer, group_bytes) = match cfg {
             Ok(c) => weight_sizes(c, g),
-            Err(_) => (vec![], vec![]),
+            Err(_) => (vec![], vec![], vec![]),
         };
         ModelInfo {
             name: g.get_str("general.name").map(str::to_string),
@@ -92,11 +95,27 @@ impl ModelInfo {
             config: cfg.as_ref().ok().cloned(),
             weight_bytes,
             largest_buffer,
+            group_bytes,
         }
     }
 
     pub fn weight_bytes_at(&self, p: Precision) -> u64 {
         self.weight_bytes.iter().find(|w| w.0 == p).map_or(0, |w| w.1)
+    }
+
+    /// Weight bytes on the GPU at a (mixed) plan, norms included.
+    pub fn weight_bytes_of(&self, plan: &Plan) -> u64 {
+        let groups: u64 =
+            self.group_bytes.iter().filter(|(g, p, _)| plan.get(*g) == *p).map(|(_, _, b)| b).sum();
+        groups + self.config.as_ref().map_or(0, norm_bytes)
+    }
+
+    /// An error when a precision of `plan` has a buffer larger than the adapter allows.
+    pub fn check_fit(&self, adapter: &AdapterSummary, plan: &Plan) -> Result<()> {
+        match self.fit(adapter).into_iter().find(|f| plan.precisions().contains(&f.precision) && !f.fits) {
+            Some(f) => Err(Error::TooLarge { what: format!("{} weights", f.precision), needed: f.largest_buffer, limit: f.limit }),
+            None => Ok(()),
+        }
     }
 
     /// Whether every buffer fits the adapter's limits at each precision, in plain words.
@@ -135,29 +154,38 @@ pub struct Fit {
     pub message: String,
 }
 
-/// `(total, largest buffer)` weight bytes per precision, from tensor shapes alone.
-fn weight_sizes(cfg: &Config, g: &Gguf) -> (Vec<(Precision, u64)>, Vec<(Precision, u64)>) {
-    let shapes: Vec<(usize, usize)> = Mat::all(cfg.n_layers)
+/// Weight bytes per precision from tensor shapes alone: `(total, largest buffer, per group)`.
+#[allow(clippy::type_complexity)]
+fn weight_sizes(cfg: &Config, g: &Gguf) -> (Vec<(Precision, u64)>, Vec<(Precision, u64)>, Vec<(Group, Precision, u64)>) {
+    let shapes: Vec<(Group, (usize, usize))> = Mat::all(cfg.n_layers)
         .into_iter()
         .filter(|&m| !(m == Mat::Output && cfg.tied_output))
-        .map(|m| m.tensor_name(false))
-        .chain(["token_embd.weight".to_string()])
-        .filter_map(|n| g.tensor(&n).ok().map(|t| t.matrix_shape()))
+        .map(|m| (Group::of(m), m.tensor_name(false)))
+        .chain([(Group::Embeddings, "token_embd.weight".to_string())])
+        .filter_map(|(grp, n)| g.tensor(&n).ok().map(|t| (grp, t.matrix_shape())))
         .collect();
-    let norms = (cfg.n_layers * 2 + 1) as u64 * cfg.dim as u64 * 4;
-    let (mut total, mut largest) = (vec![], vec![]);
+    let norms = norm_bytes(cfg);
+    let (mut total, mut largest, mut groups) = (vec![], vec![], vec![]);
     for p in Precision::ALL {
-        let sizes = shapes.iter().map(|&(r, c)| crate::quant::matrix_bytes(r, c, p));
-        total.push((p, sizes.clone().sum::<u64>() + norms));
-        largest.push((p, sizes.max().unwrap_or(0)));
+        let size = |&(_, (r, c)): &(Group, (usize, usize))| crate::quant::matrix_bytes(r, c, p);
+        total.push((p, shapes.iter().map(size).sum::<u64>() + norms));
+        largest.push((p, shapes.iter().map(size).max().unwrap_or(0)));
+        for grp in Group::ALL {
+            groups.push((grp, p, shapes.iter().filter(|s| s.0 == grp).map(size).sum()));
+        }
     }
-    (total, largest)
+    (total, largest, groups)
+}
+
+/// The f32 norm vectors' bytes.
+fn norm_bytes(cfg: &Config) -> u64 {
+    (cfg.n_layers * 2 + 1) as u64 * cfg.dim as u64 * 4
 }
 
 /// Statistics of one reply.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReplyStats {
-    pub precision: Option<Precision>,
+    pub plan: Option<Plan>,
     pub prompt_tokens: usize,
     /// Prompt tokens whose keys and values were already in the cache (not prefilled again).
     pub reused_tokens: usize,
@@ -230,15 +258,13 @@ pub struct Loader<'g> {
 
 impl<'g> Loader<'g> {
     /// Parse the file (header, tokenizer, template) and check it fits the adapter at `precision`.
-    pub fn new(gpu: &'g Gpu, bytes: Vec<u8>, precision: Precision, n_ctx: usize) -> Result<Self> {
+    pub fn new(gpu: &'g Gpu, bytes: Vec<u8>, plan: Plan, n_ctx: usize) -> Result<Self> {
         let g = Gguf::parse(&bytes)?;
         let (cfg, tok) = (Config::from_gguf(&g), Tokenizer::from_gguf(&g));
         let info = ModelInfo::from_parts(&g, bytes.len() as u64, &cfg, &tok);
         let (cfg, tok) = (cfg.map_err(|e| Error::Malformed(e.to_string()))?, tok.map_err(|e| Error::Malformed(e.to_string()))?);
-        if let Some(f) = info.fit(&gpu.info).into_iter().find(|f| f.precision == precision && !f.fits) {
-            return Err(Error::TooLarge { what: format!("{} weights", precision), needed: f.largest_buffer, limit: f.limit });
-        }
-        let rq = Requantizer::new(&cfg, &g, precision)?;
+        info.check_fit(&gpu.info, &plan)?;
+        let rq = Requantizer::new(&cfg, &g, plan)?;
         drop(g);
         Ok(Loader { gpu, bytes, cfg, tok, info, n_ctx, rq })
     }
@@ -250,7 +276,7 @@ impl<'g> Loader<'g> {
 
     pub fn progress(&self) -> [Progress; 2] {
         let rq = &self.rq;
-        let upload_total = self.info.weight_bytes_at(rq.precision);
+        let upload_total = self.info.weight_bytes_of(&rq.plan);
         [
             Progress { stage: Stage::Requantize, done: rq.source_bytes_done, total: rq.source_bytes_total },
             Progress { stage: Stage::Upload, done: rq.uploaded_bytes, total: upload_total.max(rq.uploaded_bytes) },
@@ -284,8 +310,8 @@ impl Switch {
 
 impl<'g> Session<'g> {
     /// Load at once (no progress): the CLI and tests.
-    pub fn load(gpu: &'g Gpu, bytes: Vec<u8>, precision: Precision, n_ctx: usize) -> Result<Self> {
-        let mut l = Loader::new(gpu, bytes, precision, n_ctx)?;
+    pub fn load(gpu: &'g Gpu, bytes: Vec<u8>, plan: impl Into<Plan>, n_ctx: usize) -> Result<Self> {
+        let mut l = Loader::new(gpu, bytes, plan.into(), n_ctx)?;
         while l.step()? {}
         l.finish()
     }
@@ -294,8 +320,8 @@ impl<'g> Session<'g> {
         Gguf::parse(&self.bytes)
     }
 
-    pub fn precision(&self) -> Precision {
-        self.backend.precision
+    pub fn plan(&self) -> Plan {
+        self.backend.plan
     }
 
     /// The device the model is on.
@@ -324,9 +350,11 @@ impl<'g> Session<'g> {
         self.backend.kernels()
     }
 
-    /// Start switching to `p` (step it, then [`Session::finish_switch`]). The KV cache is kept.
-    pub fn begin_switch(&self, p: Precision) -> Result<Switch> {
-        Ok(Switch(Requantizer::new(&self.cfg, &self.gguf()?, p)?))
+    /// Start switching to `plan` (step it, then [`Session::finish_switch`]). The KV cache is
+    /// kept; matrices whose precision does not change are kept too.
+    pub fn begin_switch(&self, plan: Plan) -> Result<Switch> {
+        self.info.check_fit(&self.backend.gpu.info, &plan)?;
+        Ok(Switch(Requantizer::new(&self.cfg, &self.gguf()?, plan)?.reusing(&self.backend.weights())))
     }
 
     pub fn step_switch(&self, s: &mut Switch) -> Result<bool> {
@@ -340,8 +368,8 @@ impl<'g> Session<'g> {
     }
 
     /// Switch at once.
-    pub fn set_precision(&mut self, p: Precision) -> Result<()> {
-        let mut s = self.begin_switch(p)?;
+    pub fn set_precision(&mut self, plan: impl Into<Plan>) -> Result<()> {
+        let mut s = self.begin_switch(plan.into())?;
         while self.step_switch(&mut s)? {}
         self.finish_switch(s)
     }
@@ -377,7 +405,7 @@ impl<'g> Session<'g> {
         let reused = common_prefix(&self.cached, &prompt).min(prompt.len() - 1);
         self.cached.truncate(reused);
         let mut sampler = Sampler::new(sampling.clone());
-        let precision = self.precision();
+        let plan = self.plan();
         let gen = model::generate(
             &self.cfg,
             &mut self.backend,
@@ -402,7 +430,7 @@ impl<'g> Session<'g> {
         self.cached.extend(&gen.ids[..gen.ids.len().saturating_sub(1)]);
         debug_assert_eq!(self.cached.len(), gen.end_pos);
         let stats = ReplyStats {
-            precision: Some(precision),
+            plan: Some(plan),
             prompt_tokens: prompt.len(),
             reused_tokens: reused,
             prefill_tokens: gen.prefill_tokens,
@@ -426,7 +454,8 @@ impl<'g> Session<'g> {
         &mut self,
         text: &str,
         max_tokens: usize,
-        on_precision: impl FnMut(Precision),
+        plans: &[Plan],
+        on_plan: impl FnMut(Plan),
     ) -> Result<(usize, Vec<crate::quality::Quality>)> {
         let mut toks = self.tok.encode_with_bos(text, false);
         toks.truncate(max_tokens.min(self.backend.n_ctx));
@@ -434,9 +463,9 @@ impl<'g> Session<'g> {
             return Err(Error::Usage("the text needs at least 2 tokens".into()));
         }
         self.cached.clear();
-        let was = self.precision();
+        let was = self.plan();
         let g = Gguf::parse(&self.bytes)?;
-        let rows = crate::quality::compare_on(&mut self.backend, &g, &toks, toks.len(), on_precision).await;
+        let rows = crate::quality::compare_on(&mut self.backend, &g, &toks, toks.len(), plans, on_plan).await;
         let restored = self.backend.set_precision(&g, was);
         let rows = rows?;
         restored?;

@@ -6,6 +6,7 @@ mod common;
 
 use lowbit::chat::Message;
 use lowbit::sampler::SamplerConfig;
+use lowbit::plan::{Group, Plan};
 use lowbit::session::{ModelInfo, Session};
 use lowbit::{Error, Precision};
 use pollster::block_on;
@@ -35,7 +36,7 @@ fn later_turns_reuse_the_cache_and_match_a_fresh_prefill() {
     println!("turn 2: {:?} {st2:?}", g2.text);
     assert!(st2.reused_tokens >= st1.prompt_tokens, "first turn's prompt not reused: {st2:?}");
     assert_eq!(st2.prefill_tokens, st2.prompt_tokens - st2.reused_tokens);
-    assert_eq!(st2.precision, Some(Precision::Fp16));
+    assert_eq!(st2.plan, Some(Plan::uniform(Precision::Fp16)));
 
     // A fresh session prefilling the same conversation at once, at the precisions each turn had.
     let mut fresh = Session::load(&gpu, bytes, Precision::Fp16, 256).unwrap();
@@ -57,6 +58,28 @@ fn later_turns_reuse_the_cache_and_match_a_fresh_prefill() {
     assert_eq!(g4.ids.len(), 2);
     assert!(!st4.end_of_turn);
     assert_eq!(st4.context_used, st4.prompt_tokens + 1);
+}
+
+#[test]
+fn a_mixed_plan_switches_only_the_groups_that_change() {
+    let Some(bytes) = common::default_model() else { return };
+    let Some(gpu) = common::gpu() else { return };
+    let mut s = Session::load(&gpu, bytes, Precision::Fp16, 64).unwrap();
+    let fp16 = s.weight_bytes();
+    assert_eq!(fp16, s.info.weight_bytes_of(&Plan::uniform(Precision::Fp16)));
+    let mixed = Plan::uniform(Precision::Fp16).with(Group::Ffn, Precision::Int4);
+    s.set_precision(mixed).unwrap();
+    assert_eq!(s.plan(), mixed);
+    let bytes = s.weight_bytes();
+    assert_eq!(bytes, s.info.weight_bytes_of(&mixed));
+    let int4 = s.info.weight_bytes_of(&Plan::uniform(Precision::Int4));
+    assert!(int4 < bytes && bytes < fp16, "{int4} < {bytes} < {fp16}");
+    println!("weights: fp16 {fp16}, {mixed} {bytes}, int4 {int4}");
+    let msgs = vec![Message::new("user", "What is the capital of France?")];
+    let (g, st) = block_on(s.reply(&msgs, &greedy(), 6, |_| true)).unwrap();
+    println!("{mixed}: {:?}", g.text);
+    assert_eq!(st.plan, Some(mixed));
+    assert!(g.text.contains("Paris"), "{:?}", g.text);
 }
 
 #[test]

@@ -8,7 +8,8 @@ use js_sys::{Array, Uint8Array};
 use lowbit::gpu::Gpu;
 use lowbit::session::{Loader, Progress, Session, Stage};
 use lowbit::util::now_ms;
-use lowbit::{Error, Precision};
+use lowbit::plan::Plan;
+use lowbit::Error;
 use lowbit_app::protocol::{CachedModel, ErrorKind, Event, Request, LOCAL_FILE_KEY};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -192,30 +193,30 @@ fn handle(req: Request, file: Option<web_sys::File>) {
 
 async fn run(req: Request, file: Option<web_sys::File>) -> Result<(), Fail> {
     match req {
-        Request::LoadUrl { url, name, precision, n_ctx } => {
+        Request::LoadUrl { url, name, plan, n_ctx } => {
             let url = hugging_face_file_url(&url);
             match cached_bytes(&url, &name).await? {
-                Some(b) => load(name, b, precision, n_ctx, Origin::Cache).await,
+                Some(b) => load(name, b, plan, n_ctx, Origin::Cache).await,
                 None => {
                     let b = download(&url, &name).await?;
-                    load(name, b, precision, n_ctx, Origin::Fetched { cache_key: url }).await
+                    load(name, b, plan, n_ctx, Origin::Fetched { cache_key: url }).await
                 }
             }
         }
-        Request::LoadFile { name, precision, n_ctx } => {
+        Request::LoadFile { name, plan, n_ctx } => {
             let file = file.ok_or_else(|| Fail(ErrorKind::Internal, "no file sent with LoadFile".into()))?;
             let bytes = read_file(&file, &name).await?;
             let cache_key = format!("{LOCAL_FILE_KEY}{}", js_sys::encode_uri_component(&name));
-            load(name, bytes, precision, n_ctx, Origin::Fetched { cache_key }).await
+            load(name, bytes, plan, n_ctx, Origin::Fetched { cache_key }).await
         }
-        Request::LoadCached { key, precision, n_ctx } => {
+        Request::LoadCached { key, plan, n_ctx } => {
             let name = key_name(&key);
             let bytes = cached_bytes(&key, &name)
                 .await?
                 .ok_or_else(|| Fail(ErrorKind::FetchFailed, format!("{name} is no longer in the cache")))?;
-            load(name, bytes, precision, n_ctx, Origin::Cache).await
+            load(name, bytes, plan, n_ctx, Origin::Cache).await
         }
-        Request::SetPrecision { precision } => switch(precision).await,
+        Request::SetPrecision { plan } => switch(plan).await,
         Request::Chat { id, messages, sampling, max_tokens } => {
             let mut session = take_session()?;
             let (mut tokens, mut first_ms) = (0usize, 0.0);
@@ -237,9 +238,9 @@ async fn run(req: Request, file: Option<web_sys::File>) -> Result<(), Fail> {
             post(&Event::ReplyDone { id, stats, stopped: STOP.with(|c| c.get()) });
             Ok(())
         }
-        Request::Quality { text, max_tokens } => {
+        Request::Quality { text, max_tokens, plans } => {
             let mut session = take_session()?;
-            let r = session.quality(&text, max_tokens, |precision| post(&Event::QualityProgress { precision })).await;
+            let r = session.quality(&text, max_tokens, &plans, |plan| post(&Event::QualityProgress { plan })).await;
             STATE.with(|s| s.borrow_mut().session = Some(session));
             let (n_tokens, rows) = r?;
             post(&Event::QualityDone { n_tokens, rows });
@@ -281,14 +282,14 @@ enum Origin {
 
 /// Parse, requantize, upload and compile, reporting each stage; the previous model is replaced
 /// only once the new one is ready (a failed or cancelled load leaves it in place).
-async fn load(name: String, bytes: Vec<u8>, precision: Precision, n_ctx: usize, origin: Origin) -> Result<(), Fail> {
+async fn load(name: String, bytes: Vec<u8>, plan: Plan, n_ctx: usize, origin: Origin) -> Result<(), Fail> {
     let t0 = now_ms();
     let gpu = gpu().await?;
     let mut last = now_ms();
     progress(&name, Stage::Parse, 0, bytes.len() as u64);
     checkpoint(&mut last).await?;
     let n = bytes.len() as u64;
-    let mut loader = Loader::new(gpu, bytes, precision, n_ctx)?;
+    let mut loader = Loader::new(gpu, bytes, plan, n_ctx)?;
     progress(&name, Stage::Parse, n, n);
     if let Origin::Fetched { cache_key } = &origin {
         store(cache_key, &name, loader.bytes()).await;
@@ -319,7 +320,7 @@ async fn load(name: String, bytes: Vec<u8>, precision: Precision, n_ctx: usize, 
         name,
         fit: session.info.fit(&gpu.info),
         info: session.info.clone(),
-        precision,
+        plan,
         weight_bytes: session.weight_bytes(),
         kv_bytes: session.kv_bytes(),
         context_size: session.context_size(),
@@ -330,11 +331,11 @@ async fn load(name: String, bytes: Vec<u8>, precision: Precision, n_ctx: usize, 
     Ok(())
 }
 
-async fn switch(precision: Precision) -> Result<(), Fail> {
+async fn switch(plan: Plan) -> Result<(), Fail> {
     let t0 = now_ms();
     let mut session = take_session()?;
     let r = async {
-        let mut sw = session.begin_switch(precision)?;
+        let mut sw = session.begin_switch(plan)?;
         let mut last = now_ms();
         loop {
             let p = sw.progress();
@@ -354,10 +355,10 @@ async fn switch(precision: Precision) -> Result<(), Fail> {
         Ok::<_, Fail>(())
     }
     .await;
-    let (precision, weight_bytes) = (session.precision(), session.weight_bytes());
+    let (plan, weight_bytes) = (session.plan(), session.weight_bytes());
     STATE.with(|s| s.borrow_mut().session = Some(session));
     r?;
-    post(&Event::Switched { precision, weight_bytes, ms: now_ms() - t0 });
+    post(&Event::Switched { plan, weight_bytes, ms: now_ms() - t0 });
     Ok(())
 }
 

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use super::{Backend, Config, Mat, Norm};
 use crate::gguf::{Gguf, TensorInfo};
 use crate::gpu::{ops::Recorder, Gpu, GpuMatrix};
+use crate::plan::Plan;
 use crate::{Error, Precision, QuantMatrix, Result};
 
 /// Activations `[m, width]` in a GPU buffer.
@@ -20,8 +21,8 @@ pub struct Act {
 pub struct GpuBackend<'g> {
     pub gpu: &'g Gpu,
     pub cfg: Config,
-    pub precision: Precision,
-    /// Token embedding at `precision` (also the output head when tied).
+    pub plan: Plan,
+    /// Token embedding (also the output head when tied).
     embd: GpuMatrix,
     mats: HashMap<Mat, GpuMatrix>,
     norms: HashMap<Norm, wgpu::Buffer>,
@@ -38,9 +39,10 @@ fn requantize(file: &[u8], t: &TensorInfo, p: Precision) -> Result<QuantMatrix> 
     QuantMatrix::quantize(&crate::gguf::dequantize(t.ggml_type, t.data(file)?)?, rows, cols, p)
 }
 
-/// The weight matrices of a model at one precision, on the GPU.
+/// The weight matrices of a model at one plan of precisions, on the GPU.
+#[derive(Clone)]
 pub struct Weights {
-    pub precision: Precision,
+    pub plan: Plan,
     /// Token embedding (also the output head when tied).
     embd: GpuMatrix,
     mats: HashMap<Mat, GpuMatrix>,
@@ -49,9 +51,11 @@ pub struct Weights {
 /// Requantizes and uploads a model's weight matrices one tensor per [`Requantizer::step`], so a
 /// caller can report progress and cancel between tensors (the page does, in its worker).
 pub struct Requantizer {
-    pub precision: Precision,
+    pub plan: Plan,
     /// `(matrix, tensor)` still to do, in load order (embedding first; None is the embedding).
     todo: std::collections::VecDeque<(Option<Mat>, TensorInfo)>,
+    /// Matrices already on the GPU at the precision the plan wants (shared, not requantized).
+    reuse: HashMap<Option<Mat>, GpuMatrix>,
     embd: Option<GpuMatrix>,
     mats: HashMap<Mat, GpuMatrix>,
     pub tensors_done: usize,
@@ -64,7 +68,7 @@ pub struct Requantizer {
 }
 
 impl Requantizer {
-    pub fn new(cfg: &Config, g: &Gguf, precision: Precision) -> Result<Self> {
+    pub fn new(cfg: &Config, g: &Gguf, plan: Plan) -> Result<Self> {
         let mut todo = std::collections::VecDeque::new();
         todo.push_back((None, g.tensor("token_embd.weight")?.clone()));
         for m in Mat::all(cfg.n_layers) {
@@ -75,9 +79,10 @@ impl Requantizer {
         }
         let source_bytes_total = todo.iter().map(|t| t.1.n_bytes).sum();
         Ok(Requantizer {
-            precision,
+            plan,
             tensors_total: todo.len(),
             todo,
+            reuse: HashMap::new(),
             embd: None,
             mats: HashMap::new(),
             tensors_done: 0,
@@ -87,11 +92,32 @@ impl Requantizer {
         })
     }
 
+    /// Share the matrices of `w` that are already at the precision the plan wants for them:
+    /// those are not requantized again (switching one group only touches that group).
+    pub fn reusing(mut self, w: &Weights) -> Self {
+        for (m, t) in &self.todo {
+            let have = match m {
+                None => &w.embd,
+                Some(m) => match w.mats.get(m) {
+                    Some(x) => x,
+                    None => continue,
+                },
+            };
+            if have.precision == self.plan.of(*m) && have.rows * have.cols == t.n_elements() as usize {
+                self.reuse.insert(*m, have.clone());
+            }
+        }
+        self
+    }
+
     /// Requantize and upload the next tensor of `file` (the bytes [`Requantizer::new`]'s GGUF
     /// was parsed from); false once every tensor is done.
     pub fn step(&mut self, gpu: &Gpu, file: &[u8]) -> Result<bool> {
         let Some((m, t)) = self.todo.pop_front() else { return Ok(false) };
-        let w = gpu.upload_matrix(&t.name, &requantize(file, &t, self.precision)?)?;
+        let w = match self.reuse.remove(&m) {
+            Some(w) => w,
+            None => gpu.upload_matrix(&t.name, &requantize(file, &t, self.plan.of(m))?)?,
+        };
         self.uploaded_bytes += w.bytes();
         match m {
             None => self.embd = Some(w),
@@ -115,15 +141,15 @@ impl Requantizer {
             return Err(Error::Usage(format!("{} tensors not requantized yet", self.todo.len())));
         }
         let embd = self.embd.ok_or_else(|| Error::TensorNotFound("token_embd.weight".into()))?;
-        Ok(Weights { precision: self.precision, embd, mats: self.mats })
+        Ok(Weights { plan: self.plan, embd, mats: self.mats })
     }
 }
 
 impl<'g> GpuBackend<'g> {
-    /// Upload the model at `precision` with a KV cache of `n_ctx` tokens.
-    pub fn load(gpu: &'g Gpu, g: &Gguf, precision: Precision, n_ctx: usize) -> Result<Self> {
+    /// Upload the model at `plan` with a KV cache of `n_ctx` tokens.
+    pub fn load(gpu: &'g Gpu, g: &Gguf, plan: impl Into<Plan>, n_ctx: usize) -> Result<Self> {
         let cfg = Config::from_gguf(g)?;
-        let weights = Requantizer::new(&cfg, g, precision)?.run(gpu, g.bytes())?;
+        let weights = Requantizer::new(&cfg, g, plan.into())?.run(gpu, g.bytes())?;
         Self::with_weights(gpu, g, weights, n_ctx)
     }
 
@@ -142,26 +168,32 @@ impl<'g> GpuBackend<'g> {
             (0..cfg.n_layers).map(|l| gpu.zeros(&format!("{what}.{l}"), n_ctx * kvd)).collect()
         };
         let (k_cache, v_cache) = (cache("k_cache")?, cache("v_cache")?);
-        let Weights { precision, embd, mats } = weights;
-        Ok(GpuBackend { gpu, cfg, precision, embd, mats, norms, k_cache, v_cache, n_ctx, rec: None })
+        let Weights { plan, embd, mats } = weights;
+        Ok(GpuBackend { gpu, cfg, plan, embd, mats, norms, k_cache, v_cache, n_ctx, rec: None })
     }
 
-    /// Requantize every weight from the file to `p`, keeping the KV cache.
-    pub fn set_precision(&mut self, g: &Gguf, p: Precision) -> Result<()> {
-        if p == self.precision {
+    /// Requantize the weights whose precision changes to `plan`'s, keeping the KV cache.
+    pub fn set_precision(&mut self, g: &Gguf, plan: impl Into<Plan>) -> Result<()> {
+        let plan = plan.into();
+        if plan == self.plan {
             return Ok(());
         }
-        let w = Requantizer::new(&self.cfg, g, p)?.run(self.gpu, g.bytes())?;
+        let w = Requantizer::new(&self.cfg, g, plan)?.reusing(&self.weights()).run(self.gpu, g.bytes())?;
         self.set_weights(w);
         Ok(())
     }
 
-    /// Swap in weights at another precision (from a [`Requantizer`]), keeping the KV cache.
+    /// Swap in weights at another plan (from a [`Requantizer`]), keeping the KV cache.
     pub fn set_weights(&mut self, w: Weights) {
         self.flush();
         self.embd = w.embd;
         self.mats = w.mats;
-        self.precision = w.precision;
+        self.plan = w.plan;
+    }
+
+    /// The weight matrices (shared GPU buffers, not copies).
+    pub fn weights(&self) -> Weights {
+        Weights { plan: self.plan, embd: self.embd.clone(), mats: self.mats.clone() }
     }
 
     /// Bytes of the KV cache on the GPU.
@@ -172,11 +204,11 @@ impl<'g> GpuBackend<'g> {
     /// The kernels a forward pass runs (compiling them ahead avoids a stall on the first token).
     pub fn kernels(&self) -> Vec<crate::gpu::Kernel> {
         use crate::gpu::Kernel;
-        let p = self.precision;
-        vec![
-            Kernel::Embedding(p),
-            Kernel::Matvec(p, self.gpu.reduce()),
-            Kernel::Matmul(p),
+        let mut v = vec![Kernel::Embedding(self.plan.embeddings)];
+        for p in self.plan.precisions() {
+            v.extend([Kernel::Matvec(p, self.gpu.reduce()), Kernel::Matmul(p)]);
+        }
+        v.extend([
             Kernel::Rmsnorm,
             Kernel::Rope,
             Kernel::SiluMul,
@@ -184,7 +216,8 @@ impl<'g> GpuBackend<'g> {
             Kernel::AttnScores,
             Kernel::Softmax,
             Kernel::AttnValues,
-        ]
+        ]);
+        v
     }
 
     /// Bytes of weight data on the GPU at the current precision (norms included).

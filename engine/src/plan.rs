@@ -1,0 +1,155 @@
+//! Mixed precision: a weight precision per tensor group. A [`Plan`] says which precision the
+//! attention matrices, the feed-forward matrices and the embeddings / output head are kept at;
+//! the kernels read each matrix in its own layout, so groups can differ freely.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::Mat;
+use crate::{Error, Precision, Result};
+
+/// A group of weight matrices that share a precision in a [`Plan`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Group {
+    /// Q, K, V and output projections of every layer.
+    Attention,
+    /// Gate, up and down projections of every layer.
+    Ffn,
+    /// The token embedding and the output head (one matrix when they are tied).
+    Embeddings,
+}
+
+impl Group {
+    pub const ALL: [Group; 3] = [Group::Attention, Group::Ffn, Group::Embeddings];
+
+    pub fn of(m: Mat) -> Group {
+        match m {
+            Mat::Q(_) | Mat::K(_) | Mat::V(_) | Mat::O(_) => Group::Attention,
+            Mat::Gate(_) | Mat::Up(_) | Mat::Down(_) => Group::Ffn,
+            Mat::Output => Group::Embeddings,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Group::Attention => "attention",
+            Group::Ffn => "ffn",
+            Group::Embeddings => "embeddings",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Group::Attention => "Attention",
+            Group::Ffn => "Feed-forward",
+            Group::Embeddings => "Embeddings + output head",
+        }
+    }
+}
+
+/// The weight precision of each [`Group`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Plan {
+    pub attention: Precision,
+    pub ffn: Precision,
+    pub embeddings: Precision,
+}
+
+impl Plan {
+    pub const fn uniform(p: Precision) -> Plan {
+        Plan { attention: p, ffn: p, embeddings: p }
+    }
+
+    pub fn get(&self, g: Group) -> Precision {
+        match g {
+            Group::Attention => self.attention,
+            Group::Ffn => self.ffn,
+            Group::Embeddings => self.embeddings,
+        }
+    }
+
+    pub fn with(mut self, g: Group, p: Precision) -> Plan {
+        match g {
+            Group::Attention => self.attention = p,
+            Group::Ffn => self.ffn = p,
+            Group::Embeddings => self.embeddings = p,
+        }
+        self
+    }
+
+    /// The precision of matrix `m` (`None`: the token embedding).
+    pub fn of(&self, m: Option<Mat>) -> Precision {
+        self.get(m.map_or(Group::Embeddings, Group::of))
+    }
+
+    /// The one precision of every group, when they agree.
+    pub fn uniform_precision(&self) -> Option<Precision> {
+        (self.attention == self.ffn && self.ffn == self.embeddings).then_some(self.attention)
+    }
+
+    /// The distinct precisions the plan uses, finest first.
+    pub fn precisions(&self) -> Vec<Precision> {
+        let mut v = vec![self.attention, self.ffn, self.embeddings];
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// `int4` for a uniform plan, else `attention-ffn-embeddings` (`fp16-int4-fp16`): the form
+    /// URLs, the CLI and `data-precision` attributes use.
+    pub fn code(&self) -> String {
+        match self.uniform_precision() {
+            Some(p) => p.name().to_string(),
+            None => format!("{}-{}-{}", self.attention.name(), self.ffn.name(), self.embeddings.name()),
+        }
+    }
+
+    /// Read [`Plan::code`]'s form back.
+    pub fn parse(s: &str) -> Result<Plan> {
+        let parts: Vec<&str> = s.split('-').collect();
+        match parts[..] {
+            [p] => Ok(Plan::uniform(Precision::parse(p)?)),
+            [a, f, e] => Ok(Plan { attention: Precision::parse(a)?, ffn: Precision::parse(f)?, embeddings: Precision::parse(e)? }),
+            _ => Err(Error::UnknownPrecision(s.to_string())),
+        }
+    }
+}
+
+impl From<Precision> for Plan {
+    fn from(p: Precision) -> Plan {
+        Plan::uniform(p)
+    }
+}
+
+/// `INT4`, or `attention FP16 · feed-forward INT4 · embeddings FP16`.
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let up = |p: Precision| p.name().to_uppercase();
+        match self.uniform_precision() {
+            Some(p) => write!(f, "{}", up(p)),
+            None => write!(f, "attention {} · feed-forward {} · embeddings {}", up(self.attention), up(self.ffn), up(self.embeddings)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_round_trips_and_groups_cover_every_matrix() {
+        let mixed = Plan::uniform(Precision::Fp16).with(Group::Ffn, Precision::Int4);
+        assert_eq!(mixed.code(), "fp16-int4-fp16");
+        assert_eq!(Plan::parse(&mixed.code()).unwrap(), mixed);
+        assert_eq!(Plan::parse("int8").unwrap(), Plan::uniform(Precision::Int8));
+        assert!(Plan::parse("fp16-int4").is_err());
+        assert_eq!(mixed.precisions(), vec![Precision::Fp16, Precision::Int4]);
+        assert_eq!(mixed.of(Some(Mat::Down(3))), Precision::Int4);
+        assert_eq!(mixed.of(Some(Mat::V(0))), Precision::Fp16);
+        assert_eq!(mixed.of(None), Precision::Fp16);
+        assert_eq!(mixed.to_string(), "attention FP16 · feed-forward INT4 · embeddings FP16");
+        assert_eq!(Plan::uniform(Precision::Int4).to_string(), "INT4");
+    }
+}
