@@ -10,6 +10,7 @@ pub mod cpu;
 pub mod error;
 pub mod gguf;
 pub mod gpu;
+pub mod lockstep;
 pub mod model;
 pub mod plan;
 pub mod quality;

@@ -316,6 +316,16 @@ impl<'g> Session<'g> {
         l.finish()
     }
 
+    /// The model file.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The weights on the GPU (shared buffers).
+    pub fn weights(&self) -> crate::model::gpu::Weights {
+        self.backend.weights()
+    }
+
     pub fn gguf(&self) -> Result<Gguf<'_>> {
         Gguf::parse(&self.bytes)
     }
@@ -425,10 +435,10 @@ impl<'g> Session<'g> {
                 return Err(e);
             }
         };
-        // Every generated token but the last was fed back, so it is in the cache.
+        // The generated tokens that were fed back are in the cache: all of them after an end of
+        // turn (the last one produced the logits that chose the end), else all but the last.
         self.cached = prompt.clone();
-        self.cached.extend(&gen.ids[..gen.ids.len().saturating_sub(1)]);
-        debug_assert_eq!(self.cached.len(), gen.end_pos);
+        self.cached.extend(&gen.ids[..gen.end_pos - prompt.len()]);
         let stats = ReplyStats {
             plan: Some(plan),
             prompt_tokens: prompt.len(),

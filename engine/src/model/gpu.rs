@@ -227,6 +227,17 @@ impl<'g> GpuBackend<'g> {
             + self.norms.values().map(|b| b.size()).sum::<u64>()
     }
 
+    /// Bytes one decode step at position `pos` reads: every weight matrix once (the token
+    /// embedding only as the output head when tied, else one row of it), the norms, and the
+    /// keys and values of `pos + 1` tokens.
+    pub fn bytes_per_token(&self, pos: usize) -> u64 {
+        let embd = if self.cfg.tied_output { self.embd.bytes() } else { self.embd.bytes() / self.embd.rows.max(1) as u64 };
+        let kv_per_token = self.kv_bytes() / self.n_ctx.max(1) as u64;
+        embd + self.mats.values().map(GpuMatrix::bytes).sum::<u64>()
+            + self.norms.values().map(|b| b.size()).sum::<u64>()
+            + kv_per_token * (pos as u64 + 1)
+    }
+
     fn rec(&mut self) -> &mut Recorder<'g> {
         recorder(&mut self.rec, self.gpu)
     }
