@@ -10,7 +10,9 @@ use lowbit::quality::Quality;
 use lowbit::sampler::SamplerConfig;
 use lowbit::session::{Fit, ModelInfo, Progress, ReplyStats, Stage};
 use lowbit::plan::Plan;
+use lowbit::lockstep::{CompareSettings, CompareStep, LaneSummary, Mode};
 use lowbit_app::protocol::{CachedModel, ErrorKind, Event, Request};
+use lowbit_app::share::Shared;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -67,6 +69,30 @@ impl ChatMsg {
     }
 }
 
+/// A lock-step comparison the page ran (or is running).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CompareRun {
+    pub settings: CompareSettings,
+    /// The lanes, FP16 first (empty until the worker has them).
+    pub plans: Vec<Plan>,
+    pub prompt_tokens: usize,
+    pub weight_bytes: Vec<u64>,
+    pub steps: Vec<CompareStep>,
+    pub summaries: Option<Vec<LaneSummary>>,
+    pub stopped: bool,
+}
+
+/// The compare view's form.
+#[derive(Clone, Copy)]
+pub struct CompareForm {
+    pub prompt: RwSignal<String>,
+    pub chat: RwSignal<bool>,
+    pub mode: RwSignal<Mode>,
+    pub max_tokens: RwSignal<usize>,
+    /// The plans compared with FP16.
+    pub plans: RwSignal<Vec<Plan>>,
+}
+
 /// Everything the page shows, as signals.
 #[derive(Clone, Copy)]
 pub struct Store {
@@ -94,6 +120,11 @@ pub struct Store {
     /// The quality measurement: running (at which precision), and its last result.
     pub quality_running: RwSignal<Option<Option<Plan>>>,
     pub quality: RwSignal<Option<(usize, Vec<Quality>)>>,
+    pub compare_form: CompareForm,
+    pub compare_running: RwSignal<bool>,
+    pub compare: RwSignal<Option<CompareRun>>,
+    /// A shared link asked for a comparison: run it once a model is loaded.
+    pub compare_pending: RwSignal<bool>,
     next_id: RwSignal<u64>,
 }
 
@@ -126,6 +157,16 @@ impl Store {
             cache: RwSignal::new(vec![]),
             quality_running: RwSignal::new(None),
             quality: RwSignal::new(None),
+            compare_form: CompareForm {
+                prompt: RwSignal::new("Explain in one sentence why the sky is blue.".into()),
+                chat: RwSignal::new(true),
+                mode: RwSignal::new(Mode::SameContext),
+                max_tokens: RwSignal::new(16),
+                plans: RwSignal::new(vec![Plan::uniform(lowbit::Precision::Int8), Plan::uniform(lowbit::Precision::Int4)]),
+            },
+            compare_running: RwSignal::new(false),
+            compare: RwSignal::new(None),
+            compare_pending: RwSignal::new(false),
             next_id: RwSignal::new(1),
         }
     }
@@ -146,6 +187,66 @@ impl Store {
             || self.switching.get().is_some()
             || self.generating.get().is_some()
             || self.quality_running.get().is_some()
+            || self.compare_running.get()
+    }
+
+    /// The comparison the form describes, with the chat's system prompt and sampling settings.
+    pub fn compare_settings(&self) -> CompareSettings {
+        let f = self.compare_form;
+        CompareSettings {
+            prompt: f.prompt.get_untracked(),
+            chat: f.chat.get_untracked(),
+            system: self.system_prompt.get_untracked(),
+            sampling: self.sampling.get_untracked(),
+            max_tokens: f.max_tokens.get_untracked(),
+            plans: f.plans.get_untracked(),
+            mode: f.mode.get_untracked(),
+        }
+    }
+
+    /// What a shared link of the current form holds.
+    pub fn shared(&self) -> Shared {
+        Shared { settings: self.compare_settings(), plan: self.plan.get_untracked() }
+    }
+
+    /// Fill the form, sampling settings and precision from a shared link; the comparison runs
+    /// once a model is loaded.
+    pub fn apply_shared(&self, sh: Shared) {
+        let f = self.compare_form;
+        let s = sh.settings;
+        f.prompt.set(s.prompt);
+        f.chat.set(s.chat);
+        f.mode.set(s.mode);
+        f.max_tokens.set(s.max_tokens);
+        f.plans.set(s.plans);
+        self.system_prompt.set(s.system);
+        self.sampling.set(s.sampling);
+        self.plan.set(sh.plan);
+        self.compare_pending.set(true);
+    }
+
+    /// Run the form's comparison.
+    pub fn run_compare(&self) {
+        if !self.can_chat() {
+            return;
+        }
+        let settings = self.compare_settings();
+        if settings.prompt.trim().is_empty() {
+            return;
+        }
+        self.error.set(None);
+        self.compare_pending.set(false);
+        self.compare_running.set(true);
+        self.compare.set(Some(CompareRun {
+            settings: settings.clone(),
+            plans: vec![],
+            prompt_tokens: 0,
+            weight_bytes: vec![],
+            steps: vec![],
+            summaries: None,
+            stopped: false,
+        }));
+        send(&Request::Compare { settings }, None);
     }
 
     // ---- actions ----------------------------------------------------------------------------
@@ -304,9 +405,13 @@ impl Store {
                 self.weight_bytes.set(weight_bytes);
                 self.model.set(Some(Loaded { name, info, fit, context_size, kv_bytes, from_cache, load_ms }));
                 self.quality.set(None);
+                self.compare.set(None);
                 self.messages.set(vec![]);
                 self.last_stats.set(None);
                 send(&Request::ListCache, None);
+                if self.compare_pending.get_untracked() {
+                    self.run_compare();
+                }
             }
             Event::Switched { plan, weight_bytes, ms } => {
                 self.switching.set(None);
@@ -337,6 +442,27 @@ impl Store {
                 // The measurement used the KV cache: the next reply prefills the conversation again.
                 self.last_stats.set(None);
             }
+            Event::CompareStarted { plans, prompt_tokens, weight_bytes } => self.compare.update(|c| {
+                if let Some(c) = c {
+                    c.plans = plans;
+                    c.prompt_tokens = prompt_tokens;
+                    c.weight_bytes = weight_bytes;
+                }
+            }),
+            Event::CompareStep { step } => self.compare.update(|c| {
+                if let Some(c) = c {
+                    c.steps.push(step);
+                }
+            }),
+            Event::CompareDone { summaries, stopped } => {
+                self.compare_running.set(false);
+                self.compare.update(|c| {
+                    if let Some(c) = c {
+                        c.summaries = Some(summaries);
+                        c.stopped = stopped;
+                    }
+                });
+            }
             // A load that got past parsing has cached its file: show the cache as it is now.
             Event::Cancelled => {
                 self.loading.set(None);
@@ -362,6 +488,7 @@ impl Store {
     pub fn fail(&self, kind: ErrorKind, message: String) {
         self.loading.set(None);
         self.quality_running.set(None);
+        self.compare_running.set(false);
         self.switching.set(None);
         if let Some(id) = self.generating.get_untracked() {
             self.with_msg(id, |m| m.done.set(true));

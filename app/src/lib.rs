@@ -2,3 +2,4 @@
 //! in `main.rs`, the worker in `bin/lowbit-worker.rs`.
 
 pub mod protocol;
+pub mod share;

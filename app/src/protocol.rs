@@ -7,6 +7,7 @@ use lowbit::gpu::AdapterSummary;
 use lowbit::quality::Quality;
 use lowbit::sampler::SamplerConfig;
 use lowbit::session::{Fit, ModelInfo, Progress, ReplyStats};
+use lowbit::lockstep::{CompareSettings, CompareStep, LaneSummary};
 use lowbit::plan::Plan;
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +32,8 @@ pub enum Request {
     Stop,
     ListCache,
     DeleteCache { key: String },
+    /// Run one prompt at FP16 and other plans in lock-step (see `lowbit::lockstep`); Stop ends it.
+    Compare { settings: CompareSettings },
     /// Perplexity, KL vs FP16 and top-1 agreement of each plan on `text` (FP16 always first).
     Quality { text: String, max_tokens: usize, plans: Vec<Plan> },
 }
@@ -108,6 +111,11 @@ pub enum Event {
     /// The quality measurement moved on to `plan`.
     QualityProgress { plan: Plan },
     QualityDone { n_tokens: usize, rows: Vec<Quality> },
+    /// A lock-step comparison has its lanes (FP16 first) and is reading the prompt.
+    CompareStarted { plans: Vec<Plan>, prompt_tokens: usize, weight_bytes: Vec<u64> },
+    /// Every lane's token at one position.
+    CompareStep { step: CompareStep },
+    CompareDone { summaries: Vec<LaneSummary>, stopped: bool },
     /// The load or switch was cancelled; the model loaded before (if any) is still there.
     Cancelled,
     Error { kind: ErrorKind, message: String },

@@ -1,7 +1,7 @@
 //! Kernel benchmark: matvec (the decode hot path) at each precision and shape, against a plain
 //! copy kernel on the same adapter. Shared by `lowbit bench kernels` and the page.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::gpu::{ops::Recorder, AdapterSummary, Gpu, PassTimer};
 use crate::util::{median, now_ms, Rng};
@@ -42,8 +42,8 @@ async fn time_passes(gpu: &Gpu, reps: u32, record: &dyn Fn(&mut Recorder)) -> Re
     record(&mut rec);
     rec.submit();
     gpu.wait().await?;
-    if let Some(timer) = PassTimer::new(gpu, reps) {
-        let mut rec = Recorder::new(gpu, Some(&timer), reps);
+    if let Some(timer) = PassTimer::new(gpu, reps).map(std::rc::Rc::new) {
+        let mut rec = Recorder::new(gpu, Some(timer.clone()), reps);
         for _ in 0..reps {
             record(&mut rec);
         }
@@ -70,17 +70,23 @@ async fn time_passes(gpu: &Gpu, reps: u32, record: &dyn Fn(&mut Recorder)) -> Re
     Ok((median(&samples), "wall"))
 }
 
+/// The copy kernel's bandwidth over `bytes` (bytes read + bytes written per second, in GB/s):
+/// the most a memory-bound kernel can hope for on this adapter.
+pub async fn copy_bandwidth(gpu: &Gpu, bytes: u64, reps: u32) -> Result<(f64, &'static str)> {
+    let bytes = bytes.div_ceil(16) * 16;
+    let src = gpu.zeros("copy.src", (bytes / 4) as usize)?;
+    let dst = gpu.zeros("copy.dst", (bytes / 4) as usize)?;
+    let (ms, timer) = time_passes(gpu, reps, &|r| r.copy(&src, &dst, (bytes / 16) as usize)).await?;
+    Ok((2.0 * bytes as f64 / (ms * 1e-3) / 1e9, timer))
+}
+
 /// Run the kernel benchmark on `shapes` (k × n) at every precision.
 pub async fn run(gpu: &Gpu, shapes: &[(usize, usize)], reps: u32) -> Result<BenchReport> {
     let mut rng = Rng::new(7);
     // Copy yardstick: as many bytes as the largest FP16 matrix.
     let (k, n) = shapes.iter().copied().max_by_key(|(k, n)| k * n).unwrap_or((4096, 4096));
     let copy_bytes = (k * n * 2) as u64;
-    let src = gpu.zeros("copy.src", (copy_bytes / 4) as usize)?;
-    let dst = gpu.zeros("copy.dst", (copy_bytes / 4) as usize)?;
-    let (copy_ms, timer) = time_passes(gpu, reps, &|r| r.copy(&src, &dst, (copy_bytes / 16) as usize)).await?;
-    let copy_gbps = 2.0 * copy_bytes as f64 / (copy_ms * 1e-3) / 1e9;
-    drop((src, dst));
+    let (copy_gbps, timer) = copy_bandwidth(gpu, copy_bytes, reps).await?;
     let mut rows = Vec::new();
     for &(k, n) in shapes {
         let values = rng.normals(n * k, 0.05);
@@ -141,4 +147,54 @@ impl BenchReport {
         }
         s
     }
+}
+
+/// Where the time of one decode step goes, per kernel.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KernelTime {
+    pub kernel: String,
+    pub calls: usize,
+    pub ms: f64,
+}
+
+/// One decode step of a loaded model, measured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DecodeProfile {
+    pub plan: crate::plan::Plan,
+    /// Position of the profiled token (its KV cache length).
+    pub position: usize,
+    /// GPU time per kernel from timestamp queries, slowest first (empty without them).
+    pub kernels: Vec<KernelTime>,
+    /// Sum of the kernels' GPU time (None without timestamp queries).
+    pub gpu_ms: Option<f64>,
+    /// Wall-clock time of a whole step, logits read back included (median of a few).
+    pub wall_ms: f64,
+    /// Bytes the step reads (weights, norms, keys and values).
+    pub bytes_per_token: u64,
+    /// The copy kernel's bandwidth on this adapter, GB/s.
+    pub copy_gbps: f64,
+}
+
+impl DecodeProfile {
+    /// Weight and cache bytes read per second of wall time, GB/s.
+    pub fn achieved_gbps(&self) -> f64 {
+        self.bytes_per_token as f64 / (self.wall_ms * 1e-3).max(1e-12) / 1e9
+    }
+}
+
+/// Sum per-pass timings by kernel, slowest first.
+pub fn by_kernel(passes: &[(crate::gpu::Kernel, f64)]) -> Vec<KernelTime> {
+    let mut out: Vec<KernelTime> = Vec::new();
+    for (k, ms) in passes {
+        let name = k.name();
+        match out.iter_mut().find(|t| t.kernel == name) {
+            Some(t) => {
+                t.calls += 1;
+                t.ms += ms;
+            }
+            None => out.push(KernelTime { kernel: name, calls: 1, ms: *ms }),
+        }
+    }
+    out.sort_by(|a, b| b.ms.total_cmp(&a.ms));
+    out
 }

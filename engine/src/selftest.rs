@@ -194,8 +194,8 @@ fn max_abs(v: &[f32]) -> f32 {
 /// Run one case on the GPU and compare it with the CPU reference.
 pub async fn run_case(gpu: &Gpu, case: &Case, seed: u64) -> Result<Row> {
     let mut rng = Rng::new(seed);
-    let timer = PassTimer::new(gpu, 3);
-    let mut rec = Recorder::new(gpu, timer.as_ref(), 3);
+    let timer = PassTimer::new(gpu, 3).map(std::rc::Rc::new);
+    let mut rec = Recorder::new(gpu, timer.clone(), 3);
     // Each arm records its passes and returns (output buffer, cpu reference, per-output scale).
     let (out, want, scale): (wgpu::Buffer, Vec<f32>, Vec<f32>) = match *case {
         Case::Matvec { p, k, n, .. } | Case::Matmul { p, k, n, .. } => {

@@ -10,7 +10,7 @@ use crate::chat::{ChatTemplate, Message};
 use crate::gguf::Gguf;
 use crate::gpu::{AdapterSummary, Gpu};
 use crate::model::gpu::{GpuBackend, Requantizer};
-use crate::model::{self, Config, Generation, Mat};
+use crate::model::{self, Backend, Config, Generation, Mat};
 use crate::plan::{Group, Plan};
 use crate::sampler::{Sampler, SamplerConfig};
 use crate::tokenizer::Tokenizer;
@@ -480,6 +480,39 @@ impl<'g> Session<'g> {
         let rows = rows?;
         restored?;
         Ok((toks.len(), rows))
+    }
+}
+
+impl<'g> Session<'g> {
+    /// Time one decode step at the current plan (after the conversation, which it keeps): its
+    /// wall time, every kernel's GPU time, and the copy bandwidth to compare its bytes with.
+    pub async fn profile_decode(&mut self) -> Result<crate::bench::DecodeProfile> {
+        let n_ctx = self.backend.n_ctx;
+        // The step writes the cache slot after the conversation, which holds nothing yet.
+        let pos = self.cached.len().min(n_ctx - 1);
+        self.cached.truncate(pos);
+        let token = self.cached.last().copied().unwrap_or(0);
+        let cfg = self.cfg.clone();
+        let mut wall = vec![];
+        for _ in 0..3 {
+            let t0 = crate::util::now_ms();
+            let l = model::forward(&cfg, &mut self.backend, &[token], pos, false)?;
+            self.backend.read(&l).await?;
+            wall.push(crate::util::now_ms() - t0);
+        }
+        let passes = self.backend.profile_step(token, pos).await?;
+        let kernels = passes.as_deref().map(crate::bench::by_kernel).unwrap_or_default();
+        let bytes_per_token = self.backend.bytes_per_token(pos);
+        let (copy_gbps, _) = crate::bench::copy_bandwidth(self.backend.gpu, 32 << 20, 10).await?;
+        Ok(crate::bench::DecodeProfile {
+            plan: self.plan(),
+            position: pos,
+            gpu_ms: passes.map(|p| p.iter().map(|x| x.1).sum()),
+            kernels,
+            wall_ms: crate::util::median(&wall),
+            bytes_per_token,
+            copy_gbps,
+        })
     }
 }
 

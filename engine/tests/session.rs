@@ -129,3 +129,29 @@ fn model_info_and_fit_check_from_the_header() {
     adapter.max_storage_buffer_binding_size = 1 << 30;
     assert!(info.fit(&adapter).iter().all(|f| f.fits));
 }
+
+#[test]
+fn a_decode_step_is_profiled_per_kernel() {
+    let Some(bytes) = common::default_model() else { return };
+    let Some(gpu) = common::gpu() else { return };
+    let mut s = Session::load(&gpu, bytes, Precision::Int4, 64).unwrap();
+    let int4 = block_on(s.profile_decode()).unwrap();
+    s.set_precision(Precision::Fp16).unwrap();
+    let fp16 = block_on(s.profile_decode()).unwrap();
+    for p in [&int4, &fp16] {
+        println!("{}: wall {:.2} ms, gpu {:?} ms, {} B/token, copy {:.2} GB/s, achieved {:.2} GB/s", p.plan, p.wall_ms, p.gpu_ms, p.bytes_per_token, p.copy_gbps, p.achieved_gbps());
+        for k in &p.kernels {
+            println!("  {:<16} {:>4} calls {:>8.3} ms", k.kernel, k.calls, k.ms);
+        }
+        assert!(p.wall_ms > 0.0 && p.copy_gbps > 0.0);
+        if gpu.info.timestamp_query {
+            let name = format!("matvec_{}", p.plan.attention.name());
+            let mv = p.kernels.iter().find(|k| k.kernel.starts_with(&name)).unwrap_or_else(|| panic!("no {name}: {:?}", p.kernels));
+            // Seven matrices per layer and the tied output head.
+            assert_eq!(mv.calls, 7 * 30 + 1);
+            let total: f64 = p.kernels.iter().map(|k| k.ms).sum();
+            assert!((total - p.gpu_ms.unwrap()).abs() < 1e-6 && total > 0.0);
+        }
+    }
+    assert!(fp16.bytes_per_token > 3 * int4.bytes_per_token / 2);
+}

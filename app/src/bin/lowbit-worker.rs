@@ -8,6 +8,7 @@ use js_sys::{Array, Uint8Array};
 use lowbit::gpu::Gpu;
 use lowbit::session::{Loader, Progress, Session, Stage};
 use lowbit::util::now_ms;
+use lowbit::lockstep::{CompareSettings, LockStep};
 use lowbit::plan::Plan;
 use lowbit::Error;
 use lowbit_app::protocol::{CachedModel, ErrorKind, Event, Request, LOCAL_FILE_KEY};
@@ -238,6 +239,12 @@ async fn run(req: Request, file: Option<web_sys::File>) -> Result<(), Fail> {
             post(&Event::ReplyDone { id, stats, stopped: STOP.with(|c| c.get()) });
             Ok(())
         }
+        Request::Compare { settings } => {
+            let session = take_session()?;
+            let r = compare(&session, settings).await;
+            STATE.with(|s| s.borrow_mut().session = Some(session));
+            r
+        }
         Request::Quality { text, max_tokens, plans } => {
             let mut session = take_session()?;
             let r = session.quality(&text, max_tokens, &plans, |plan| post(&Event::QualityProgress { plan })).await;
@@ -359,6 +366,26 @@ async fn switch(plan: Plan) -> Result<(), Fail> {
     STATE.with(|s| s.borrow_mut().session = Some(session));
     r?;
     post(&Event::Switched { plan, weight_bytes, ms: now_ms() - t0 });
+    Ok(())
+}
+
+/// Run a lock-step comparison, posting every position; Stop ends it after the current one.
+async fn compare(session: &Session<'static>, settings: CompareSettings) -> Result<(), Fail> {
+    let mut ls = LockStep::new(session, settings)?;
+    post(&Event::CompareStarted { plans: ls.plans(), prompt_tokens: ls.prompt_tokens, weight_bytes: ls.weight_bytes() });
+    yield_now().await;
+    ls.prefill().await?;
+    let mut stopped = false;
+    while let Some(step) = ls.step().await? {
+        post(&Event::CompareStep { step });
+        yield_now().await;
+        if STOP.with(|c| c.get()) {
+            stopped = true;
+            break;
+        }
+    }
+    session.gpu().check()?;
+    post(&Event::CompareDone { summaries: ls.summaries(), stopped });
     Ok(())
 }
 

@@ -1,6 +1,8 @@
 //! Typed ops over the kernels: each records one (or, for attention, three) compute passes into a
 //! [`Recorder`]. One token's whole forward pass can be recorded and submitted at once.
 
+use std::rc::Rc;
+
 use super::{grid, grid_for, Gpu, GpuMatrix, Kernel, PassTimer, Reduce};
 use crate::cpu::{Attention, Rope};
 
@@ -8,9 +10,11 @@ use crate::cpu::{Attention, Rope};
 pub struct Recorder<'a> {
     pub gpu: &'a Gpu,
     pub enc: wgpu::CommandEncoder,
-    timer: Option<&'a PassTimer>,
+    timer: Option<Rc<PassTimer>>,
     passes: u32,
     capacity: u32,
+    /// The kernel of every pass recorded while timing (what each timestamp pair measured).
+    pub kernels: Vec<Kernel>,
 }
 
 fn f(x: f32) -> u32 {
@@ -18,8 +22,9 @@ fn f(x: f32) -> u32 {
 }
 
 impl<'a> Recorder<'a> {
-    pub fn new(gpu: &'a Gpu, timer: Option<&'a PassTimer>, capacity: u32) -> Self {
-        Recorder { gpu, enc: gpu.encoder(), timer, passes: 0, capacity }
+    /// A recorder whose first `capacity` passes write timestamps into `timer`.
+    pub fn new(gpu: &'a Gpu, timer: Option<Rc<PassTimer>>, capacity: u32) -> Self {
+        Recorder { gpu, enc: gpu.encoder(), timer, passes: 0, capacity, kernels: vec![] }
     }
 
     /// Passes recorded so far.
@@ -28,14 +33,17 @@ impl<'a> Recorder<'a> {
     }
 
     fn run(&mut self, kernel: Kernel, buffers: &[Option<&wgpu::Buffer>], params: &[u32], groups: [u32; 3]) {
-        let ts = self.timer.filter(|_| self.passes < self.capacity).map(|t| t.slot(self.passes));
+        let ts = self.timer.as_deref().filter(|_| self.passes < self.capacity).map(|t| t.slot(self.passes));
+        if ts.is_some() {
+            self.kernels.push(kernel);
+        }
         self.gpu.dispatch(&mut self.enc, kernel, buffers, params, groups, ts);
         self.passes += 1;
     }
 
     /// Submit everything recorded (resolving the timer's queries first).
     pub fn submit(mut self) {
-        if let Some(t) = self.timer {
+        if let Some(t) = &self.timer {
             t.resolve(&mut self.enc);
         }
         self.gpu.submit(self.enc);

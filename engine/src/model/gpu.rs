@@ -238,6 +238,26 @@ impl<'g> GpuBackend<'g> {
             + kv_per_token * (pos as u64 + 1)
     }
 
+    /// Run one decode step of `token` at position `pos` with a timestamp around every pass:
+    /// `(kernel, ms)` per pass, or None when the adapter has no timestamp queries. It writes the
+    /// KV cache at `pos`, like any step.
+    pub async fn profile_step(&mut self, token: u32, pos: usize) -> Result<Option<Vec<(crate::gpu::Kernel, f64)>>> {
+        // WebGPU allows 4096 queries per set: two per pass.
+        const PASSES: u32 = 2000;
+        self.flush();
+        let Some(timer) = crate::gpu::PassTimer::new(self.gpu, PASSES).map(std::rc::Rc::new) else { return Ok(None) };
+        self.rec = Some(Recorder::new(self.gpu, Some(timer.clone()), PASSES));
+        let cfg = self.cfg.clone();
+        let logits = super::forward(&cfg, self, &[token], pos, false)?;
+        let rec = self.rec.take().ok_or_else(|| Error::Gpu("the profiled pass was not recorded".into()))?;
+        let kernels = rec.kernels.clone();
+        rec.submit();
+        self.gpu.wait().await?;
+        drop(logits);
+        let ms = timer.read_ms(self.gpu).await?;
+        Ok(Some(kernels.into_iter().zip(ms).collect()))
+    }
+
     fn rec(&mut self) -> &mut Recorder<'g> {
         recorder(&mut self.rec, self.gpu)
     }
