@@ -1,6 +1,7 @@
 //! Charts, drawn by plotters into SVG markup that the page inlines.
 
 use plotters::prelude::*;
+pub use plotters::style::RGBColor;
 
 /// Bar colours of FP16, INT8 and INT4 (the same as their badges in the chat).
 pub const PRECISION_COLORS: [RGBColor; 3] = [RGBColor(0x7a, 0xa2, 0xff), RGBColor(0x4c, 0xc3, 0x8a), RGBColor(0xf2, 0xb8, 0x4b)];
@@ -71,4 +72,107 @@ fn draw_bars(
     )?;
     root.present()?;
     Ok(())
+}
+
+/// A histogram (`counts` in equal bins over `lo..hi`) as an SVG document.
+pub fn histogram(title: &str, lo: f64, hi: f64, counts: &[u64], color: RGBColor) -> String {
+    let mut svg = String::new();
+    if let Err(e) = draw_histogram(&mut svg, title, lo, hi, counts, color) {
+        return format!("<p class=\"hint\">chart unavailable: {e}</p>");
+    }
+    svg
+}
+
+fn draw_histogram(svg: &mut String, title: &str, lo: f64, hi: f64, counts: &[u64], color: RGBColor) -> Result<(), Box<dyn std::error::Error>> {
+    let root = SVGBackend::with_string(svg, (320, 200)).into_drawing_area();
+    let top = counts.iter().copied().max().unwrap_or(1).max(1) as f64 * 1.1;
+    let (lo, hi) = if hi > lo { (lo, hi) } else { (lo - 0.5, lo + 0.5) };
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 14).into_font().color(&TEXT))
+        .margin(8)
+        .x_label_area_size(22)
+        .y_label_area_size(48)
+        .build_cartesian_2d(lo..hi, 0f64..top)?;
+    mesh(&mut chart, &|v| short(*v))?;
+    let w = (hi - lo) / counts.len().max(1) as f64;
+    chart.draw_series(counts.iter().enumerate().map(|(i, &c)| {
+        let x0 = lo + i as f64 * w;
+        Rectangle::new([(x0, 0.0), (x0 + w, c as f64)], color.filled())
+    }))?;
+    root.present()?;
+    Ok(())
+}
+
+/// One line per series (`(label, colour, points)`) as an SVG document.
+pub fn lines(title: &str, series: &[(String, RGBColor, Vec<(f64, f64)>)]) -> String {
+    let mut svg = String::new();
+    if let Err(e) = draw_lines(&mut svg, title, series) {
+        return format!("<p class=\"hint\">chart unavailable: {e}</p>");
+    }
+    svg
+}
+
+fn draw_lines(svg: &mut String, title: &str, series: &[(String, RGBColor, Vec<(f64, f64)>)]) -> Result<(), Box<dyn std::error::Error>> {
+    let root = SVGBackend::with_string(svg, (420, 220)).into_drawing_area();
+    let pts = series.iter().flat_map(|s| s.2.iter());
+    let x_hi = pts.clone().map(|p| p.0).fold(1.0f64, f64::max);
+    let y_hi = pts.map(|p| p.1).fold(0.0f64, f64::max);
+    let y_hi = if y_hi > 0.0 { y_hi * 1.15 } else { 1.0 };
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 14).into_font().color(&TEXT))
+        .margin(8)
+        .x_label_area_size(22)
+        .y_label_area_size(48)
+        .build_cartesian_2d(0f64..x_hi, 0f64..y_hi)?;
+    mesh(&mut chart, &|v| format!("{v:.0}"))?;
+    for (label, color, points) in series {
+        let c = *color;
+        chart
+            .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))?
+            .label(label.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], c.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .label_font(("sans-serif", 12).into_font().color(&TEXT))
+        .border_style(GRID)
+        .background_style(RGBColor(0x14, 0x17, 0x1f))
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>;
+
+/// The grid and axis labels every continuous chart shares.
+fn mesh(chart: &mut Chart, x_fmt: &dyn Fn(&f64) -> String) -> Result<(), Box<dyn std::error::Error>> {
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .light_line_style(GRID)
+        .bold_line_style(GRID)
+        .axis_style(GRID)
+        .label_style(("sans-serif", 12).into_font().color(&TEXT))
+        .x_labels(5)
+        .y_labels(4)
+        .x_label_formatter(x_fmt)
+        .y_label_formatter(&|v| short(*v))
+        .draw()?;
+    Ok(())
+}
+
+/// A compact axis number: 0.012, 1.5e-4, 35k.
+fn short(v: f64) -> String {
+    let a = v.abs();
+    if a == 0.0 {
+        "0".into()
+    } else if a >= 1e4 {
+        format!("{:.0}k", v / 1e3)
+    } else if a >= 1.0 {
+        format!("{v:.1}")
+    } else if a >= 1e-2 {
+        format!("{v:.3}")
+    } else {
+        format!("{v:.1e}")
+    }
 }

@@ -10,6 +10,8 @@ use lowbit::quality::Quality;
 use lowbit::sampler::SamplerConfig;
 use lowbit::session::{Fit, ModelInfo, Progress, ReplyStats, Stage};
 use lowbit::plan::Plan;
+use lowbit::bench::DecodeProfile;
+use lowbit::inspect::{Inspection, TensorEntry};
 use lowbit::lockstep::{CompareSettings, CompareStep, LaneSummary, Mode};
 use lowbit_app::protocol::{CachedModel, ErrorKind, Event, Request};
 use lowbit_app::share::Shared;
@@ -125,6 +127,11 @@ pub struct Store {
     pub compare: RwSignal<Option<CompareRun>>,
     /// A shared link asked for a comparison: run it once a model is loaded.
     pub compare_pending: RwSignal<bool>,
+    pub profile_running: RwSignal<bool>,
+    pub profiles: RwSignal<Vec<DecodeProfile>>,
+    pub tensors: RwSignal<Vec<TensorEntry>>,
+    pub inspect_running: RwSignal<bool>,
+    pub inspection: RwSignal<Option<Inspection>>,
     next_id: RwSignal<u64>,
 }
 
@@ -167,6 +174,11 @@ impl Store {
             compare_running: RwSignal::new(false),
             compare: RwSignal::new(None),
             compare_pending: RwSignal::new(false),
+            profile_running: RwSignal::new(false),
+            profiles: RwSignal::new(vec![]),
+            tensors: RwSignal::new(vec![]),
+            inspect_running: RwSignal::new(false),
+            inspection: RwSignal::new(None),
             next_id: RwSignal::new(1),
         }
     }
@@ -188,6 +200,27 @@ impl Store {
             || self.generating.get().is_some()
             || self.quality_running.get().is_some()
             || self.compare_running.get()
+            || self.profile_running.get()
+            || self.inspect_running.get()
+    }
+
+    /// Profile one decode step at the current plan.
+    pub fn profile(&self) {
+        if !self.can_chat() {
+            return;
+        }
+        self.error.set(None);
+        self.profile_running.set(true);
+        send(&Request::Profile, None);
+    }
+
+    pub fn inspect(&self, tensor: &str) {
+        if !self.can_chat() || tensor.is_empty() {
+            return;
+        }
+        self.error.set(None);
+        self.inspect_running.set(true);
+        send(&Request::Inspect { tensor: tensor.to_string() }, None);
     }
 
     /// The comparison the form describes, with the chat's system prompt and sampling settings.
@@ -406,6 +439,8 @@ impl Store {
                 self.model.set(Some(Loaded { name, info, fit, context_size, kv_bytes, from_cache, load_ms }));
                 self.quality.set(None);
                 self.compare.set(None);
+                self.profiles.set(vec![]);
+                self.inspection.set(None);
                 self.messages.set(vec![]);
                 self.last_stats.set(None);
                 send(&Request::ListCache, None);
@@ -463,6 +498,19 @@ impl Store {
                     }
                 });
             }
+            Event::Profile { profile } => {
+                self.profile_running.set(false);
+                // Keep the latest profile of each plan.
+                self.profiles.update(|v| {
+                    v.retain(|p| p.plan != profile.plan);
+                    v.push(profile);
+                });
+            }
+            Event::Tensors { tensors } => self.tensors.set(tensors),
+            Event::Inspection { inspection } => {
+                self.inspect_running.set(false);
+                self.inspection.set(Some(inspection));
+            }
             // A load that got past parsing has cached its file: show the cache as it is now.
             Event::Cancelled => {
                 self.loading.set(None);
@@ -489,6 +537,8 @@ impl Store {
         self.loading.set(None);
         self.quality_running.set(None);
         self.compare_running.set(false);
+        self.profile_running.set(false);
+        self.inspect_running.set(false);
         self.switching.set(None);
         if let Some(id) = self.generating.get_untracked() {
             self.with_msg(id, |m| m.done.set(true));

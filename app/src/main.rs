@@ -5,6 +5,7 @@ mod charts;
 mod client;
 mod diagnostics;
 mod fmt;
+mod lab;
 mod texts;
 
 use leptos::prelude::*;
@@ -52,6 +53,7 @@ async fn fetch_text(url: &str) -> Result<String, String> {
 fn App() -> impl IntoView {
     let store = Store::new();
     provide_context(store);
+    lab::apply_url(&store);
     client::start_worker(store);
     view! {
         <main>
@@ -71,7 +73,10 @@ fn App() -> impl IntoView {
                     <SamplingPanel/>
                 </div>
             </div>
+            <lab::CompareView/>
             <QualityPanel/>
+            <lab::SpeedPanel/>
+            <lab::Inspector/>
             <details class="diagnostics">
                 <summary>"Diagnostics: your GPU, kernel self-test and benchmark"</summary>
                 <diagnostics::AdapterPanel adapter=store.adapter/>
@@ -571,11 +576,15 @@ fn QualityPanel() -> impl IntoView {
     let source_note = move || {
         let m = store.model.get()?;
         let (dtype, bits) = m.info.matrix_dtype.clone()?;
+        let others: Vec<String> = m.info.source_dtypes.keys().filter(|d| **d != dtype && d.as_str() != "F32").cloned().collect();
         Some(if bits < 16.0 {
             format!(
                 "This file stores its weight matrices as {dtype} ({bits:.1} bits per weight). FP16 and INT8 hold those values almost \
-                 exactly, so they measure the file itself: no precision can add back what was lost when the file was quantized. \
-                 INT4 quantizes the weights a second time, and that loss shows."
+                 exactly, so they measure the file itself: no precision can add back what was lost when the file was quantized.{}{}",
+                if dtype == "Q4_1" { " INT4 uses Q4_1's own block layout, so it keeps those matrices exactly too." } else { "" },
+                if others.is_empty() { String::new() } else {
+                    format!(" Where INT4 loses is in the tensors stored more finely ({}): the inspector below shows each tensor's error.", others.join(", "))
+                }
             )
         } else {
             format!("This file stores its weight matrices as {dtype}: every precision here is a real reduction from the source.")

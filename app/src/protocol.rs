@@ -7,6 +7,8 @@ use lowbit::gpu::AdapterSummary;
 use lowbit::quality::Quality;
 use lowbit::sampler::SamplerConfig;
 use lowbit::session::{Fit, ModelInfo, Progress, ReplyStats};
+use lowbit::bench::DecodeProfile;
+use lowbit::inspect::{Inspection, TensorEntry};
 use lowbit::lockstep::{CompareSettings, CompareStep, LaneSummary};
 use lowbit::plan::Plan;
 use serde::{Deserialize, Serialize};
@@ -34,6 +36,10 @@ pub enum Request {
     DeleteCache { key: String },
     /// Run one prompt at FP16 and other plans in lock-step (see `lowbit::lockstep`); Stop ends it.
     Compare { settings: CompareSettings },
+    /// Time one decode step at the current plan, per kernel, with the copy bandwidth.
+    Profile,
+    /// Histograms and requantization errors of one weight tensor.
+    Inspect { tensor: String },
     /// Perplexity, KL vs FP16 and top-1 agreement of each plan on `text` (FP16 always first).
     Quality { text: String, max_tokens: usize, plans: Vec<Plan> },
 }
@@ -116,6 +122,10 @@ pub enum Event {
     /// Every lane's token at one position.
     CompareStep { step: CompareStep },
     CompareDone { summaries: Vec<LaneSummary>, stopped: bool },
+    Profile { profile: DecodeProfile },
+    /// The loaded model's weight tensors (sent after `Loaded`).
+    Tensors { tensors: Vec<TensorEntry> },
+    Inspection { inspection: Inspection },
     /// The load or switch was cancelled; the model loaded before (if any) is still there.
     Cancelled,
     Error { kind: ErrorKind, message: String },

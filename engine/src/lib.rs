@@ -10,6 +10,7 @@ pub mod cpu;
 pub mod error;
 pub mod gguf;
 pub mod gpu;
+pub mod inspect;
 pub mod lockstep;
 pub mod model;
 pub mod plan;

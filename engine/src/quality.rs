@@ -33,9 +33,9 @@ pub fn kl_divergence(log_p: &[f32], log_q: &[f32]) -> f64 {
     log_p.iter().zip(log_q).map(|(&p, &q)| (p as f64).exp() * (p as f64 - q as f64)).sum()
 }
 
-/// Score `tokens` at FP16, INT8 and INT4 on one GPU model (requantized in place between them),
-/// and at the source precision on the CPU when `with_source`.
-pub async fn compare(gpu: &Gpu, g: &Gguf<'_>, tokens: &[u32], chunk: usize, with_source: bool) -> Result<Vec<Quality>> {
+/// Score `tokens` at each plan (FP16 first) on one GPU model (requantized in place between
+/// them), and at the source precision on the CPU when `with_source`.
+pub async fn compare(gpu: &Gpu, g: &Gguf<'_>, tokens: &[u32], chunk: usize, with_source: bool, plans: &[Plan]) -> Result<Vec<Quality>> {
     let cfg = Config::from_gguf(g)?;
     let mut out = Vec::new();
     if with_source {
@@ -51,7 +51,7 @@ pub async fn compare(gpu: &Gpu, g: &Gguf<'_>, tokens: &[u32], chunk: usize, with
         });
     }
     let mut b = GpuBackend::load(gpu, g, Precision::Fp16, tokens.len())?;
-    out.extend(compare_on(&mut b, g, tokens, chunk, &uniform_plans(), |_| {}).await?);
+    out.extend(compare_on(&mut b, g, tokens, chunk, plans, |_| {}).await?);
     Ok(out)
 }
 

@@ -240,6 +240,16 @@ impl QuantMatrix {
         Ok(QuantMatrix { rows, cols, blocks })
     }
 
+    /// Every block's scale `d` (empty for FP16, which has none).
+    pub fn block_scales(&self) -> Vec<f32> {
+        let h = |d: u16| f16::from_bits(d).to_f32();
+        match &self.blocks {
+            Blocks::Fp16(_) => vec![],
+            Blocks::Int8(b) => b.iter().map(|b| h(b.d)).collect(),
+            Blocks::Int4(b) => b.iter().map(|b| h(b.d)).collect(),
+        }
+    }
+
     pub fn precision(&self) -> Precision {
         match self.blocks {
             Blocks::Fp16(_) => Precision::Fp16,

@@ -14,7 +14,7 @@ fn compare_orders_the_precisions_by_quality() {
     let g = Gguf::parse(&bytes).unwrap();
     let tok = Tokenizer::from_gguf(&g).unwrap();
     let toks = tok.encode_with_bos(&golden_text("ppl-text.txt"), false);
-    let rows = pollster::block_on(compare(&gpu, &g, &toks[..64], 64, true)).unwrap();
+    let rows = pollster::block_on(compare(&gpu, &g, &toks[..64], 64, true, &lowbit::quality::uniform_plans())).unwrap();
     for r in &rows {
         println!("{r:?}");
     }

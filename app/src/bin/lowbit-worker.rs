@@ -245,6 +245,20 @@ async fn run(req: Request, file: Option<web_sys::File>) -> Result<(), Fail> {
             STATE.with(|s| s.borrow_mut().session = Some(session));
             r
         }
+        Request::Profile => {
+            let mut session = take_session()?;
+            let r = session.profile_decode().await;
+            STATE.with(|s| s.borrow_mut().session = Some(session));
+            post(&Event::Profile { profile: r? });
+            Ok(())
+        }
+        Request::Inspect { tensor } => {
+            let session = take_session()?;
+            let r = session.gguf().and_then(|g| lowbit::inspect::inspect(&g, &tensor, 48));
+            STATE.with(|s| s.borrow_mut().session = Some(session));
+            post(&Event::Inspection { inspection: r? });
+            Ok(())
+        }
         Request::Quality { text, max_tokens, plans } => {
             let mut session = take_session()?;
             let r = session.quality(&text, max_tokens, &plans, |plan| post(&Event::QualityProgress { plan })).await;
@@ -334,6 +348,9 @@ async fn load(name: String, bytes: Vec<u8>, plan: Plan, n_ctx: usize, origin: Or
         from_cache: matches!(origin, Origin::Cache),
         load_ms: now_ms() - t0,
     });
+    if let Ok(g) = session.gguf() {
+        post(&Event::Tensors { tensors: lowbit::inspect::tensors(&g) });
+    }
     STATE.with(|s| s.borrow_mut().session = Some(session));
     Ok(())
 }

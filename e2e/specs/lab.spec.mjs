@@ -1,0 +1,130 @@
+// The precision lab: the lock-step compare view at FP16, INT8 and INT4 with per-precision
+// summaries; a shared link that reproduces the same comparison; the speed panel's profile; the
+// inspector's histograms; a mixed-precision plan.
+import { test, expect } from '@playwright/test';
+import { AppPage } from '../pages/app.mjs';
+
+test.describe.configure({ mode: 'serial' });
+
+const PROMPT = 'What is the capital of France?';
+let shared = null; // { link, lanes }
+
+async function laneTexts(app) {
+  return app.id('compare-lane').evaluateAll((ls) => ls.map((l) => ({
+    plan: l.dataset.plan,
+    text: l.querySelector('[data-testid=compare-lane-text]').textContent,
+    diverged: l.querySelectorAll('.tok.diverge').length,
+  })));
+}
+
+async function waitCompare(app) {
+  await expect(app.id('compare-summary-row')).toHaveCount(3, { timeout: 8 * 60_000 });
+}
+
+test('the compare view runs one prompt at FP16, INT8 and INT4 in lock-step', async ({ page }, testInfo) => {
+  const app = new AppPage(page);
+  await page.setViewportSize({ width: 1300, height: 1000 });
+  await app.open();
+  await app.loadDefault();
+  // A seed that is not the page's default: the shared link has to carry it.
+  await page.locator('details.sampling > summary').click();
+  await app.id('seed').fill('7');
+  await app.id('seed').dispatchEvent('change');
+  await app.id('compare-prompt').fill(PROMPT);
+  await app.id('compare-max-tokens').fill('6');
+  await app.id('compare-max-tokens').dispatchEvent('change');
+  await expect(app.id('compare-sampling')).toContainText('seed 7');
+  await app.id('compare-run').click();
+  await expect(app.id('compare-status')).toContainText(/preparing|reading the prompt|position/);
+  // The columns stream: a lane shows tokens before the comparison is done.
+  await expect(app.id('compare-lane')).toHaveCount(3, { timeout: 5 * 60_000 });
+  await expect(app.id('compare-lane').first().locator('.tok').first()).toBeVisible({ timeout: 5 * 60_000 });
+  await waitCompare(app);
+  await app.id('compare-view').scrollIntoViewIfNeeded();
+  await app.screenshot(testInfo, 'compare');
+  const rows = await app.id('compare-summary-row').evaluateAll((rs) => rs.map((r) => ({
+    plan: r.dataset.plan,
+    kl: parseFloat(r.querySelector('[data-testid=compare-mean-kl]').textContent),
+    top1: r.querySelector('[data-testid=compare-top1]').textContent,
+    first: r.querySelector('[data-testid=compare-first-divergence]').textContent,
+    tps: parseFloat(r.querySelector('[data-testid=compare-decode-tps]').textContent),
+  })));
+  console.log(`compare summaries: ${JSON.stringify(rows)}`);
+  expect(rows.map((r) => r.plan)).toEqual(['fp16', 'int8', 'int4']);
+  expect(rows[0].kl).toBe(0);
+  expect(rows[0].top1).toMatch(/^100\.0% of \d+/);
+  expect(rows[0].first).toBe('none');
+  for (const r of rows.slice(1)) expect(r.kl).toBeGreaterThan(0);
+  for (const r of rows) expect(r.tps).toBeGreaterThan(0);
+  const lanes = await laneTexts(app);
+  console.log(`compare lanes: ${JSON.stringify(lanes)}`);
+  expect(lanes[0].text).toContain('Paris');
+  expect(lanes[0].diverged).toBe(0);
+  await expect(app.id('compare-kl-chart').locator('svg')).toHaveCount(1);
+  // The link to this comparison carries prompt, seed, sampling and precisions.
+  await app.id('compare-share').click();
+  const link = await app.id('compare-link').inputValue();
+  console.log(`shared link: ${link}`);
+  expect(link).toContain('seed=7');
+  expect(link).toContain('lanes=int8%2Cint4');
+  expect(page.url()).toBe(link);
+  shared = { link, lanes };
+  expect(app.errors).toEqual([]);
+});
+
+test('a shared link reproduces the same comparison', async ({ page }, testInfo) => {
+  test.skip(!shared, 'needs the comparison of the previous test');
+  const app = new AppPage(page);
+  await page.setViewportSize({ width: 1300, height: 1000 });
+  await page.goto(shared.link);
+  await expect(app.id('compare-pending')).toBeVisible({ timeout: 60_000 });
+  await expect(app.id('compare-prompt')).toHaveValue(PROMPT);
+  await expect(app.id('compare-sampling')).toContainText('seed 7');
+  await expect(app.id('model-status')).not.toContainText('starting the engine', { timeout: 60_000 });
+  await app.loadDefault();
+  // It runs by itself once the model is loaded.
+  await waitCompare(app);
+  await app.id('compare-view').scrollIntoViewIfNeeded();
+  await app.screenshot(testInfo, 'compare-shared');
+  expect(await laneTexts(app)).toEqual(shared.lanes);
+  expect(app.errors).toEqual([]);
+});
+
+test('speed panel, inspector and a mixed-precision plan', async ({ page }, testInfo) => {
+  const app = new AppPage(page);
+  await page.setViewportSize({ width: 1300, height: 1000 });
+  await app.open();
+  await app.loadDefault();
+  // Speed: one profiled decode step, per kernel, against the copy roofline.
+  await app.id('speed-profile').click();
+  await expect(app.id('speed-row')).toHaveCount(1, { timeout: 5 * 60_000 });
+  await expect(app.id('speed-table')).toContainText('copy kernel on this GPU');
+  await expect(app.id('kernel-time-row').first()).toBeVisible();
+  const kernels = await app.id('kernel-time-row').allTextContents();
+  console.log(`kernel times: ${JSON.stringify(kernels)}`);
+  expect(kernels.some((k) => k.startsWith('matvec_fp16'))).toBe(true);
+  await app.id('speed-panel').scrollIntoViewIfNeeded();
+  await app.screenshot(testInfo, 'speed');
+  // Inspector: a Q4_1 matrix; INT4 finds the file's own blocks again (zero error).
+  await app.id('inspector-tensor').selectOption('blk.0.ffn_down.weight');
+  await app.id('inspector-run').click();
+  await expect(app.id('inspector-histogram').locator('svg')).toHaveCount(1, { timeout: 2 * 60_000 });
+  await expect(app.id('inspector-scales').locator('svg')).toHaveCount(2);
+  await expect(app.id('inspector-error').locator('svg')).toHaveCount(3);
+  await expect(app.id('inspector-summary')).toContainText('Q4_1');
+  await expect(app.id('inspector-error-row').filter({ hasText: 'INT4' })).toContainText('0.00e0');
+  await app.id('inspector').scrollIntoViewIfNeeded();
+  await app.screenshot(testInfo, 'inspector');
+  // Mixed precision: INT4 everywhere but the embeddings / output head at INT8.
+  await page.locator('details.mixed > summary').click();
+  await app.id('mix-attention').selectOption('int4');
+  await app.id('mix-ffn').selectOption('int4');
+  await app.id('mix-embeddings').selectOption('int8');
+  await expect(app.id('mix-bytes')).toContainText('embeddings INT8');
+  await app.id('mix-apply').click();
+  await expect(app.id('weights-bytes')).toContainText('attention INT4 · feed-forward INT4 · embeddings INT8', { timeout: 5 * 60_000 });
+  await app.waitReady();
+  for (const p of ['fp16', 'int8', 'int4']) await expect(app.id(`precision-${p}`)).toHaveAttribute('aria-pressed', 'false');
+  await app.screenshot(testInfo, 'mixed');
+  expect(app.errors).toEqual([]);
+});

@@ -1,0 +1,38 @@
+//! The inspector on the default model: histograms count every inspected weight, and the errors
+//! say what the file already is — INT4 reproduces its Q4_1 blocks exactly, while its Q8_0
+//! embedding (also the output head) is where INT4 loses.
+
+mod common;
+
+use lowbit::gguf::Gguf;
+use lowbit::inspect::{inspect, tensors};
+use lowbit::Precision;
+
+#[test]
+fn inspect_a_q4_1_matrix_and_the_q8_0_embedding() {
+    let Some(bytes) = common::default_model() else { return };
+    let g = Gguf::parse(&bytes).unwrap();
+    let list = tensors(&g);
+    assert_eq!(list.len(), 30 * 7 + 1);
+    let view = |name: &str| {
+        let i = inspect(&g, name, 40).unwrap();
+        println!("{name} ({}): {} of {} values, mean {:.5} std {:.5}", i.tensor.dtype, i.n_values, i.n_total, i.mean, i.std);
+        assert_eq!(i.values.counts.iter().sum::<u64>() as usize, i.n_values);
+        for p in &i.precisions {
+            println!("  {}: relative RMS error {:.3e}, max {:.3e}, {} blocks", p.precision, p.relative_rms_error, p.max_abs_error, p.n_blocks);
+            assert_eq!(p.error.counts.iter().sum::<u64>() as usize, i.n_values);
+            assert_eq!(p.scales.as_ref().map(|s| s.counts.iter().sum::<u64>() as usize), (p.precision != Precision::Fp16).then_some(p.n_blocks));
+        }
+        i
+    };
+    let down = view("blk.0.ffn_down.weight");
+    assert_eq!(down.tensor.dtype, "Q4_1");
+    assert_eq!(down.n_values, down.n_total, "a small matrix is inspected whole");
+    let rel = |i: &lowbit::inspect::Inspection, p: Precision| i.precisions.iter().find(|v| v.precision == p).unwrap().relative_rms_error;
+    assert!(rel(&down, Precision::Int4) < 1e-3, "INT4 keeps Q4_1's blocks");
+    let embd = view("token_embd.weight");
+    assert_eq!(embd.tensor.dtype, "Q8_0");
+    assert!(embd.n_values < embd.n_total && embd.n_values <= lowbit::inspect::MAX_VALUES);
+    assert!(rel(&embd, Precision::Int4) > 0.05, "INT4 loses on the Q8_0 embedding");
+    assert!(rel(&embd, Precision::Int8) < 0.02 && rel(&embd, Precision::Fp16) < 1e-3);
+}
