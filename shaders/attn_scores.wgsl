@@ -2,7 +2,7 @@
 // and -1e30 (masked, exp → 0) for later keys. group = heads / kv_heads (grouped-query attention).
 // One invocation per (head, token, key). Step 2 is softmax over rows of n_kv, step 3 attn_values.
 @group(0) @binding(0) var<storage, read> q: array<f32>;       // [m, heads, head_dim]
-@group(0) @binding(1) var<storage, read> k: array<f32>;       // [>= n_kv, kv_heads, head_dim] (KV cache)
+// binding 1: the key cache [>= n_kv, kv_heads, head_dim], read with kv_load (kv_{f32,f16,int8}.wgsl)
 @group(0) @binding(2) var<storage, read_write> s: array<f32>; // [heads, m, n_kv]
 
 struct Params {
@@ -33,7 +33,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let ko = (j * p.kv_heads + kvh) * p.head_dim;
     var acc = 0.0;
     for (var d = 0u; d < p.head_dim; d++) {
-        acc += q[qo + d] * k[ko + d];
+        acc += q[qo + d] * kv_load(ko + d);
     }
     s[idx] = acc * p.scale;
 }

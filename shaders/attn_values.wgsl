@@ -1,7 +1,7 @@
 // Attention step 3 of 3: o[t, h, d] = Σ_{j <= pos0 + t} prob[h, t, j] · v[j, h / group, d].
 // One invocation per (token, head, dim).
 @group(0) @binding(0) var<storage, read> prob: array<f32>;    // [heads, m, n_kv] (softmaxed scores)
-@group(0) @binding(1) var<storage, read> v: array<f32>;       // [>= n_kv, kv_heads, head_dim] (KV cache)
+// binding 1: the value cache [>= n_kv, kv_heads, head_dim], read with kv_load (kv_{f32,f16,int8}.wgsl)
 @group(0) @binding(2) var<storage, read_write> o: array<f32>; // [m, heads, head_dim]
 
 struct Params {
@@ -28,7 +28,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let po = (h * p.m + t) * p.n_kv;
     var acc = 0.0;
     for (var j = 0u; j <= p.pos0 + t; j++) {
-        acc += prob[po + j] * v[(j * p.kv_heads + kvh) * p.head_dim + d];
+        acc += prob[po + j] * kv_load((j * p.kv_heads + kvh) * p.head_dim + d);
     }
     o[idx] = acc;
 }

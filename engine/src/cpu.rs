@@ -168,3 +168,8 @@ pub fn attention(q: &[f32], k: &[f32], v: &[f32], m: usize, a: &Attention) -> Ve
     }
     out
 }
+
+/// The KV cache words of `x` stored as `kv` (the `kv_store` kernel).
+pub fn kv_store(kv: crate::KvPrecision, x: &[f32]) -> crate::Result<Vec<u32>> {
+    kv.encode(x)
+}

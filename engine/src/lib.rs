@@ -23,4 +23,4 @@ pub mod tokenizer;
 pub mod util;
 
 pub use error::{Error, Result};
-pub use quant::{Precision, QuantMatrix};
+pub use quant::{KvPrecision, Precision, QuantMatrix};

@@ -15,12 +15,12 @@ use serde::{Deserialize, Serialize};
 use crate::chat::Message;
 use crate::model::gpu::{GpuBackend, Requantizer};
 use crate::model::{forward, log_softmax, Backend};
-use crate::plan::Plan;
+use crate::plan::Variant;
 use crate::quality::kl_divergence;
 use crate::sampler::{Sampler, SamplerConfig};
 use crate::session::Session;
 use crate::util::now_ms;
-use crate::{Error, Precision, Result};
+use crate::{Error, Result};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -58,8 +58,9 @@ pub struct CompareSettings {
     pub system: String,
     pub sampling: SamplerConfig,
     pub max_tokens: usize,
-    /// The lanes after FP16 (FP16 is always lane 0 and is added when missing).
-    pub plans: Vec<Plan>,
+    /// The lanes after the reference (FP16 weights, f32 KV cache: always lane 0, added when
+    /// missing).
+    pub lanes: Vec<Variant>,
     pub mode: Mode,
 }
 
@@ -89,7 +90,7 @@ pub struct CompareStep {
 /// A lane's totals.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LaneSummary {
-    pub plan: Plan,
+    pub variant: Variant,
     pub tokens: usize,
     pub text: String,
     pub prefill_tokens_per_second: f64,
@@ -98,6 +99,8 @@ pub struct LaneSummary {
     /// Bytes a decode step reads: every weight matrix once (the embedding table as the output
     /// head, or one row of it), the norms, and the keys and values so far.
     pub bytes_per_token: u64,
+    /// KV cache bytes per token of context.
+    pub kv_bytes_per_token: u64,
     /// Mean KL(P_fp16 ‖ P_lane) over the positions compared (0 for FP16).
     pub mean_kl: f64,
     /// Fraction of compared positions whose top-1 token is FP16's.
@@ -108,7 +111,7 @@ pub struct LaneSummary {
 }
 
 struct Lane<'g> {
-    plan: Plan,
+    variant: Variant,
     backend: GpuBackend<'g>,
     sampler: Sampler,
     /// Prompt and generated tokens this lane has read or will read next.
@@ -142,14 +145,13 @@ impl<'s, 'g> LockStep<'s, 'g> {
     /// Lanes for FP16 and `settings.plans` over the session's model. Weights at the session's
     /// precision are shared, the rest requantized; each lane gets a KV cache just long enough.
     pub fn new(session: &'s Session<'g>, mut settings: CompareSettings) -> Result<Self> {
-        let fp16 = Plan::uniform(Precision::Fp16);
-        let mut plans = vec![fp16];
-        for p in &settings.plans {
-            if !plans.contains(p) {
-                plans.push(*p);
+        let mut lanes = vec![Variant::REFERENCE];
+        for v in &settings.lanes {
+            if !lanes.contains(v) {
+                lanes.push(*v);
             }
         }
-        settings.plans = plans.clone();
+        settings.lanes = lanes.clone();
         let prompt = if settings.chat {
             let mut msgs = vec![];
             if !settings.system.trim().is_empty() {
@@ -171,13 +173,15 @@ impl<'s, 'g> LockStep<'s, 'g> {
         let g = session.gguf()?;
         let gpu = session.gpu();
         let have = session.weights();
-        let mut lanes = Vec::new();
-        for plan in plans {
-            session.info.check_fit(&gpu.info, &plan)?;
-            let w = Requantizer::new(&session.cfg, &g, plan)?.reusing(&have).run(gpu, session.bytes())?;
-            lanes.push(Lane {
-                plan,
-                backend: GpuBackend::with_weights(gpu, &g, w, n_ctx)?,
+        let mut built = Vec::new();
+        for variant in lanes {
+            session.info.check_fit(&gpu.info, &variant.plan)?;
+            let w = Requantizer::new(&session.cfg, &g, variant.plan)?.reusing(&have).run(gpu, session.bytes())?;
+            let mut backend = GpuBackend::with_weights(gpu, &g, w, n_ctx)?;
+            backend.set_kv(variant.kv)?;
+            built.push(Lane {
+                variant,
+                backend,
                 sampler: Sampler::new(settings.sampling.clone()),
                 history: prompt.clone(),
                 logits: vec![],
@@ -193,12 +197,12 @@ impl<'s, 'g> LockStep<'s, 'g> {
                 decoded: 0,
             });
         }
-        Ok(LockStep { session, lanes, prompt_tokens: prompt.len(), prompt, settings, position: 0 })
+        Ok(LockStep { session, lanes: built, prompt_tokens: prompt.len(), prompt, settings, position: 0 })
     }
 
-    /// The lanes' plans, FP16 first.
-    pub fn plans(&self) -> Vec<Plan> {
-        self.lanes.iter().map(|l| l.plan).collect()
+    /// The lanes' variants, the reference first.
+    pub fn variants(&self) -> Vec<Variant> {
+        self.lanes.iter().map(|l| l.variant).collect()
     }
 
     pub fn weight_bytes(&self) -> Vec<u64> {
@@ -305,13 +309,14 @@ impl<'s, 'g> LockStep<'s, 'g> {
             .map(|l| {
                 let mid = self.prompt.len() + l.tokens.len() / 2;
                 LaneSummary {
-                    plan: l.plan,
+                    variant: l.variant,
                     tokens: l.tokens.len(),
                     text: tok.decode(&l.tokens),
                     prefill_tokens_per_second: self.prompt.len() as f64 / (l.prefill_ms / 1e3).max(1e-9),
                     decode_tokens_per_second: l.decoded as f64 / (l.decode_ms / 1e3).max(1e-9),
                     weight_bytes: l.backend.weight_bytes(),
                     bytes_per_token: l.backend.bytes_per_token(mid),
+                    kv_bytes_per_token: l.backend.kv_bytes() / l.backend.n_ctx.max(1) as u64,
                     mean_kl: if l.compared > 0 { l.kl_sum / l.compared as f64 } else { 0.0 },
                     top1_agreement: if l.compared > 0 { l.agree as f64 / l.compared as f64 } else { 0.0 },
                     compared_positions: l.compared,

@@ -7,7 +7,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::model::Mat;
-use crate::{Error, Precision, Result};
+use crate::{Error, KvPrecision, Precision, Result};
 
 /// A group of weight matrices that share a precision in a [`Plan`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -134,6 +134,59 @@ impl fmt::Display for Plan {
     }
 }
 
+/// What one run is measured at: a weight plan and a KV cache format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Variant {
+    pub plan: Plan,
+    pub kv: KvPrecision,
+}
+
+impl Variant {
+    /// FP16 weights and an f32 KV cache: the reference every other variant is compared with.
+    pub const REFERENCE: Variant = Variant { plan: Plan::uniform(Precision::Fp16), kv: KvPrecision::F32 };
+
+    pub fn new(plan: impl Into<Plan>, kv: KvPrecision) -> Variant {
+        Variant { plan: plan.into(), kv }
+    }
+
+    /// [`Plan::code`], then `+kv-f16` / `+kv-int8` when the KV cache is not f32.
+    pub fn code(&self) -> String {
+        match self.kv {
+            KvPrecision::F32 => self.plan.code(),
+            kv => format!("{}+kv-{}", self.plan.code(), kv.name()),
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Variant> {
+        match s.split_once("+kv-") {
+            Some((p, kv)) => Ok(Variant { plan: Plan::parse(p)?, kv: KvPrecision::parse(kv)? }),
+            None => Ok(Variant { plan: Plan::parse(s)?, kv: KvPrecision::F32 }),
+        }
+    }
+}
+
+impl From<Plan> for Variant {
+    fn from(plan: Plan) -> Variant {
+        Variant { plan, kv: KvPrecision::F32 }
+    }
+}
+
+impl From<Precision> for Variant {
+    fn from(p: Precision) -> Variant {
+        Plan::uniform(p).into()
+    }
+}
+
+/// `INT4`, or `FP16, KV cache int8`.
+impl fmt::Display for Variant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kv {
+            KvPrecision::F32 => write!(f, "{}", self.plan),
+            kv => write!(f, "{}, KV cache {kv}", self.plan),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,5 +204,10 @@ mod tests {
         assert_eq!(mixed.of(None), Precision::Fp16);
         assert_eq!(mixed.to_string(), "attention FP16 · feed-forward INT4 · embeddings FP16");
         assert_eq!(Plan::uniform(Precision::Int4).to_string(), "INT4");
+        let v = Variant::new(mixed, KvPrecision::Int8);
+        assert_eq!(v.code(), "fp16-int4-fp16+kv-int8");
+        assert_eq!(Variant::parse(&v.code()).unwrap(), v);
+        assert_eq!(Variant::parse("int4").unwrap(), Variant::from(Precision::Int4));
+        assert!(Variant::parse("int4+kv-int3").is_err());
     }
 }

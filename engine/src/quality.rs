@@ -9,14 +9,14 @@ use crate::gpu::Gpu;
 use crate::model::cpu::CpuBackend;
 use crate::model::gpu::GpuBackend;
 use crate::model::{argmax, log_softmax, perplexity, perplexity_of, score, Config};
-use crate::plan::Plan;
+use crate::plan::Variant;
 use crate::{Precision, Result};
 
 /// Quality of one precision on a text.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Quality {
-    /// `source` (the file's own weights, CPU) or a [`Plan::code`]: `fp16` / `int8` / `int4` /
-    /// a mix such as `fp16-int4-fp16` (GPU).
+    /// `source` (the file's own weights, CPU) or a [`Variant::code`]: `fp16` / `int8` / `int4` /
+    /// a mix such as `fp16-int4-fp16`, with `+kv-f16` / `+kv-int8` for a quantized KV cache (GPU).
     pub precision: String,
     pub ppl: f64,
     /// Mean over positions of KL(P_fp16 ‖ P_this), in nats (0 for FP16 itself; None for source).
@@ -26,6 +26,8 @@ pub struct Quality {
     pub tokens_per_second: f64,
     /// Weight bytes on the GPU (None for source).
     pub weight_bytes: Option<u64>,
+    /// KV cache bytes per token (None for source).
+    pub kv_bytes_per_token: Option<u64>,
 }
 
 /// KL(P ‖ Q) in nats from log-probabilities.
@@ -35,7 +37,7 @@ pub fn kl_divergence(log_p: &[f32], log_q: &[f32]) -> f64 {
 
 /// Score `tokens` at each plan (FP16 first) on one GPU model (requantized in place between
 /// them), and at the source precision on the CPU when `with_source`.
-pub async fn compare(gpu: &Gpu, g: &Gguf<'_>, tokens: &[u32], chunk: usize, with_source: bool, plans: &[Plan]) -> Result<Vec<Quality>> {
+pub async fn compare(gpu: &Gpu, g: &Gguf<'_>, tokens: &[u32], chunk: usize, with_source: bool, plans: &[Variant]) -> Result<Vec<Quality>> {
     let cfg = Config::from_gguf(g)?;
     let mut out = Vec::new();
     if with_source {
@@ -48,6 +50,7 @@ pub async fn compare(gpu: &Gpu, g: &Gguf<'_>, tokens: &[u32], chunk: usize, with
             top1_vs_fp16: None,
             tokens_per_second: r.tokens_per_second,
             weight_bytes: None,
+            kv_bytes_per_token: None,
         });
     }
     let mut b = GpuBackend::load(gpu, g, Precision::Fp16, tokens.len())?;
@@ -55,32 +58,34 @@ pub async fn compare(gpu: &Gpu, g: &Gguf<'_>, tokens: &[u32], chunk: usize, with
     Ok(out)
 }
 
-/// FP16, INT8 and INT4 everywhere.
-pub fn uniform_plans() -> Vec<Plan> {
-    Precision::ALL.map(Plan::uniform).to_vec()
+/// FP16, INT8 and INT4 everywhere (f32 KV cache).
+pub fn uniform_plans() -> Vec<Variant> {
+    Precision::ALL.map(Variant::from).to_vec()
 }
 
 /// Score `tokens` at each plan on a loaded backend, requantizing it in place (`on_plan` is told
-/// each one as it starts). FP16 is the reference, so it is scored first (added when `plans`
-/// lacks it). The KV cache is overwritten and the backend is left at the last plan.
+/// each one as it starts). FP16 with an f32 KV cache is the reference, so it is scored first
+/// (added when `plans` lacks it). The KV cache is overwritten and the backend is left at the
+/// last variant.
 pub async fn compare_on(
     b: &mut GpuBackend<'_>,
     g: &Gguf<'_>,
     tokens: &[u32],
     chunk: usize,
-    plans: &[Plan],
-    mut on_plan: impl FnMut(Plan),
+    plans: &[Variant],
+    mut on_plan: impl FnMut(Variant),
 ) -> Result<Vec<Quality>> {
     let cfg = b.cfg.clone();
     let mut out = Vec::new();
-    let fp16 = Plan::uniform(Precision::Fp16);
+    let fp16 = Variant::REFERENCE;
     let mut order = vec![fp16];
     order.extend(plans.iter().filter(|&&p| p != fp16));
     // FP16's next-token distribution at every position: the reference.
     let mut reference: Vec<(Vec<f32>, usize)> = Vec::new();
     for p in order {
         on_plan(p);
-        b.set_precision(g, p)?;
+        b.set_precision(g, p.plan)?;
+        b.set_kv(p.kv)?;
         let (mut lp, mut kl, mut same) = (Vec::new(), 0f64, 0usize);
         let secs = score(&cfg, b, tokens, chunk, |i, row| {
             let ls = log_softmax(row);
@@ -104,6 +109,7 @@ pub async fn compare_on(
             top1_vs_fp16: Some(top1),
             tokens_per_second: tokens.len() as f64 / secs.max(1e-9),
             weight_bytes: Some(b.weight_bytes()),
+            kv_bytes_per_token: Some(b.kv_bytes() / b.n_ctx.max(1) as u64),
         });
     }
     Ok(out)

@@ -174,6 +174,105 @@ impl BlockInt4 {
     }
 }
 
+/// How the KV cache stores keys and values: f32, f16 (two per `u32`), or INT8 in blocks of 32
+/// values along a token's row with one f16 scale each (`v = d · q`, like [`BlockInt8`]), laid out
+/// as 9 words per block: 8 words of signed bytes (value `4i + t` in byte `t` of word `i`), then
+/// the scale in the low half of the 9th.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum KvPrecision {
+    #[default]
+    F32,
+    F16,
+    Int8,
+}
+
+impl KvPrecision {
+    pub const ALL: [KvPrecision; 3] = [KvPrecision::F32, KvPrecision::F16, KvPrecision::Int8];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            KvPrecision::F32 => "f32",
+            KvPrecision::F16 => "f16",
+            KvPrecision::Int8 => "int8",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self> {
+        KvPrecision::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| Error::UnknownPrecision(s.to_string()))
+    }
+
+    /// Values one store handles together (a token's row must be a multiple of it).
+    pub fn unit(self) -> usize {
+        match self {
+            KvPrecision::F32 => 1,
+            KvPrecision::F16 => 2,
+            KvPrecision::Int8 => BLOCK,
+        }
+    }
+
+    /// `u32` words `n` values take (`n` a multiple of [`KvPrecision::unit`]).
+    pub fn words(self, n: usize) -> usize {
+        match self {
+            KvPrecision::F32 => n,
+            KvPrecision::F16 => n / 2,
+            KvPrecision::Int8 => n / BLOCK * 9,
+        }
+    }
+
+    /// Bytes per stored value, scales included.
+    pub fn bytes_per_value(self) -> f64 {
+        self.words(BLOCK) as f64 * 4.0 / BLOCK as f64
+    }
+
+    /// The cache words for `x` (the CPU reference of the `kv_store` kernel).
+    pub fn encode(self, x: &[f32]) -> Result<Vec<u32>> {
+        if x.len() % self.unit() != 0 {
+            return Err(Error::Shape(format!("{} values are not whole {} KV units of {}", x.len(), self.name(), self.unit())));
+        }
+        Ok(match self {
+            KvPrecision::F32 => x.iter().map(|v| v.to_bits()).collect(),
+            KvPrecision::F16 => x
+                .chunks_exact(2)
+                .map(|p| f16::from_f32(p[0]).to_bits() as u32 | (f16::from_f32(p[1]).to_bits() as u32) << 16)
+                .collect(),
+            KvPrecision::Int8 => {
+                let mut out = Vec::with_capacity(self.words(x.len()));
+                for c in x.chunks_exact(BLOCK) {
+                    let b = BlockInt8::quantize(c.try_into().map_err(|_| Error::Shape("block".into()))?);
+                    out.extend(b.qs.chunks_exact(4).map(|q| u32::from_le_bytes([q[0] as u8, q[1] as u8, q[2] as u8, q[3] as u8])));
+                    out.push(b.d as u32);
+                }
+                out
+            }
+        })
+    }
+
+    /// The values the cache words hold (what the attention kernels read).
+    pub fn decode(self, w: &[u32]) -> Vec<f32> {
+        match self {
+            KvPrecision::F32 => w.iter().map(|&b| f32::from_bits(b)).collect(),
+            KvPrecision::F16 => w
+                .iter()
+                .flat_map(|&b| [f16::from_bits(b as u16).to_f32(), f16::from_bits((b >> 16) as u16).to_f32()])
+                .collect(),
+            KvPrecision::Int8 => w
+                .chunks_exact(9)
+                .flat_map(|b| {
+                    let d = f16::from_bits(b[8] as u16).to_f32();
+                    b[..8].iter().flat_map(move |w| w.to_le_bytes().map(|q| q as i8 as f32 * d))
+                })
+                .collect(),
+        }
+    }
+}
+
+impl std::fmt::Display for KvPrecision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Bytes a `[rows, cols]` matrix takes at `p` (rows padded to whole blocks).
 pub fn matrix_bytes(rows: usize, cols: usize, p: Precision) -> u64 {
     (rows * cols.div_ceil(BLOCK) * p.block_bytes()) as u64
@@ -408,4 +507,29 @@ pub fn compare_blocks(a: &[f32], b: &[f32], cols: usize) -> RoundTripError {
         }
     }
     RoundTripError { rel_rms: if den > 0.0 { (num / den).sqrt() as f32 } else { 0.0 }, max_err_over_block_absmax: worst }
+}
+
+#[cfg(test)]
+mod kv_tests {
+    use super::*;
+
+    #[test]
+    fn kv_formats_round_trip_within_their_precision() {
+        let x: Vec<f32> = (0..64).map(|i| ((i * 37 % 64) as f32 - 31.5) / 13.0).collect();
+        for kv in KvPrecision::ALL {
+            let w = kv.encode(&x).unwrap();
+            assert_eq!(w.len(), kv.words(x.len()));
+            let back = kv.decode(&w);
+            let err = back.iter().zip(&x).fold(0f32, |a, (b, v)| a.max((b - v).abs()));
+            let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
+            let budget = match kv {
+                KvPrecision::F32 => 0.0,
+                KvPrecision::F16 => amax / 2048.0,
+                KvPrecision::Int8 => amax / 127.0 / 2.0 * 1.01,
+            };
+            assert!(err <= budget, "{kv}: {err} > {budget}");
+        }
+        assert_eq!(KvPrecision::Int8.bytes_per_value(), 1.125);
+        assert!(KvPrecision::Int8.encode(&x[..40]).is_err());
+    }
 }

@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::cpu::{self, Attention, Rope};
 use crate::gpu::{ops::Recorder, Gpu, PassTimer, Reduce};
 use crate::util::{now_ms, Rng};
-use crate::{Precision, QuantMatrix, Result};
+use crate::{KvPrecision, Precision, QuantMatrix, Result};
 
 /// Element type a kernel computes in: f32 activations, weights at one of the precisions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -16,6 +16,11 @@ pub enum DType {
     Fp16,
     Int8,
     Int4,
+    /// KV cache stored as f16 or INT8 (`kv_store`).
+    #[serde(rename = "kv-f16")]
+    KvF16,
+    #[serde(rename = "kv-int8")]
+    KvInt8,
 }
 
 impl DType {
@@ -25,6 +30,18 @@ impl DType {
             DType::Fp16 => "fp16",
             DType::Int8 => "int8",
             DType::Int4 => "int4",
+            DType::KvF16 => "kv-f16",
+            DType::KvInt8 => "kv-int8",
+        }
+    }
+}
+
+impl From<KvPrecision> for DType {
+    fn from(k: KvPrecision) -> Self {
+        match k {
+            KvPrecision::F32 => DType::F32,
+            KvPrecision::F16 => DType::KvF16,
+            KvPrecision::Int8 => DType::KvInt8,
         }
     }
 }
@@ -49,12 +66,16 @@ pub struct Tolerance {
 }
 
 /// GPU kernel vs CPU reference, one row per dtype. Both sides use the same quantized weights,
-/// so only f32 summation order and GPU transcendentals (exp, sin, cos, pow) differ.
-pub const KERNEL_TOLERANCE: [(DType, Tolerance); 4] = [
+/// so only f32 summation order and GPU transcendentals (exp, sin, cos, pow) differ. A KV store is
+/// compared after decoding: f16 may round a value the other way (one f16 step of the largest
+/// value); INT8's test values lie away from rounding ties, so its blocks must match exactly.
+pub const KERNEL_TOLERANCE: [(DType, Tolerance); 6] = [
     (DType::F32, Tolerance { atol: 1e-5, rtol: 2e-4 }),
     (DType::Fp16, Tolerance { atol: 1e-5, rtol: 1e-4 }),
     (DType::Int8, Tolerance { atol: 1e-5, rtol: 1e-4 }),
     (DType::Int4, Tolerance { atol: 1e-5, rtol: 1e-4 }),
+    (DType::KvF16, Tolerance { atol: 0.0, rtol: 1e-3 }),
+    (DType::KvInt8, Tolerance { atol: 0.0, rtol: 1e-6 }),
 ];
 
 pub fn tolerance(d: DType) -> Tolerance {
@@ -72,7 +93,9 @@ pub enum Case {
     Softmax { rows: usize, n: usize },
     SiluMul { len: usize },
     Add { len: usize },
-    Attention { m: usize, heads: usize, kv_heads: usize, head_dim: usize, pos0: usize },
+    Attention { m: usize, heads: usize, kv_heads: usize, head_dim: usize, pos0: usize, kv: KvPrecision },
+    /// Store `n` values into a KV cache from value `offset` on.
+    KvStore { kv: KvPrecision, n: usize, offset: usize },
 }
 
 /// One result row of the self-test.
@@ -104,13 +127,16 @@ impl Case {
             Case::Softmax { .. } => "softmax".into(),
             Case::SiluMul { .. } => "silu_mul".into(),
             Case::Add { .. } => "add".into(),
-            Case::Attention { .. } => "attention".into(),
+            Case::Attention { kv: KvPrecision::F32, .. } => "attention".into(),
+            Case::Attention { kv, .. } => format!("attention_kv_{kv}"),
+            Case::KvStore { kv, .. } => format!("kv_store_{kv}"),
         }
     }
 
     pub fn dtype(&self) -> DType {
         match self {
             Case::Matvec { p, .. } | Case::Matmul { p, .. } | Case::Embedding { p, .. } => (*p).into(),
+            Case::KvStore { kv, .. } => (*kv).into(),
             _ => DType::F32,
         }
     }
@@ -124,9 +150,10 @@ impl Case {
             Case::Rope { m, heads, head_dim, pos0, .. } => format!("m{m} h{heads} d{head_dim} pos{pos0}"),
             Case::Softmax { rows, n } => format!("{rows}x{n}"),
             Case::SiluMul { len } | Case::Add { len } => format!("{len}"),
-            Case::Attention { m, heads, kv_heads, head_dim, pos0 } => {
-                format!("m{m} h{heads}/{kv_heads} d{head_dim} pos{pos0}")
+            Case::Attention { m, heads, kv_heads, head_dim, pos0, kv } => {
+                format!("m{m} h{heads}/{kv_heads} d{head_dim} pos{pos0} kv {kv}")
             }
+            Case::KvStore { n, offset, .. } => format!("{n} at {offset}"),
         }
     }
 }
@@ -150,8 +177,14 @@ pub fn standard_cases(subgroups: bool) -> Vec<Case> {
         Case::Softmax { rows: 7, n: 1001 },
         Case::SiluMul { len: 1003 },
         Case::Add { len: 1003 },
-        Case::Attention { m: 5, heads: 6, kv_heads: 2, head_dim: 40, pos0: 11 },
+        Case::Attention { m: 5, heads: 6, kv_heads: 2, head_dim: 40, pos0: 11, kv: KvPrecision::F32 },
+        Case::Attention { m: 5, heads: 6, kv_heads: 2, head_dim: 40, pos0: 11, kv: KvPrecision::F16 },
+        // INT8 blocks run along a token's row: kv_heads · head_dim must be a multiple of 32.
+        Case::Attention { m: 5, heads: 6, kv_heads: 2, head_dim: 48, pos0: 11, kv: KvPrecision::Int8 },
     ]);
+    for kv in KvPrecision::ALL {
+        v.push(Case::KvStore { kv, n: 5 * 96, offset: 11 * 96 });
+    }
     v
 }
 
@@ -167,7 +200,9 @@ pub fn model_shape_cases(reduce: Reduce) -> Vec<Case> {
             v.push(Case::Matmul { p, m: 7, k, n });
         }
     }
-    v.push(Case::Attention { m: 7, heads: 9, kv_heads: 3, head_dim: 64, pos0: 30 });
+    for kv in KvPrecision::ALL {
+        v.push(Case::Attention { m: 7, heads: 9, kv_heads: 3, head_dim: 64, pos0: 30, kv });
+    }
     v.push(Case::Rmsnorm { rows: 7, d: 576 });
     v
 }
@@ -196,7 +231,9 @@ pub async fn run_case(gpu: &Gpu, case: &Case, seed: u64) -> Result<Row> {
     let mut rng = Rng::new(seed);
     let timer = PassTimer::new(gpu, 3).map(std::rc::Rc::new);
     let mut rec = Recorder::new(gpu, timer.clone(), 3);
-    // Each arm records its passes and returns (output buffer, cpu reference, per-output scale).
+    // Each arm records its passes and returns (output buffer, cpu reference, per-output scale);
+    // a KV store's output is cache words, decoded from `kv_out.1` on.
+    let mut kv_out: Option<(KvPrecision, usize)> = None;
     let (out, want, scale): (wgpu::Buffer, Vec<f32>, Vec<f32>) = match *case {
         Case::Matvec { p, k, n, .. } | Case::Matmul { p, k, n, .. } => {
             let m = if let Case::Matmul { m, .. } = *case { m } else { 1 };
@@ -261,18 +298,42 @@ pub async fn run_case(gpu: &Gpu, case: &Case, seed: u64) -> Result<Row> {
             let s = vec![max_abs(&a); len];
             (ga, a, s)
         }
-        Case::Attention { m, heads, kv_heads, head_dim, pos0 } => {
+        Case::Attention { m, heads, kv_heads, head_dim, pos0, kv } => {
             let a = Attention { heads, kv_heads, head_dim, pos0, scale: 1.0 / (head_dim as f32).sqrt() };
             let n_kv = pos0 + m;
+            let n = n_kv * kv_heads * head_dim;
             let q = rng.normals(m * heads * head_dim, 1.0);
-            let k = rng.normals(n_kv * kv_heads * head_dim, 1.0);
-            let v = rng.normals(n_kv * kv_heads * head_dim, 1.0);
+            let (k, v) = (rng.normals(n, 1.0), rng.normals(n, 1.0));
             let (gq, gk, gv) = (gpu.storage_f32("q", &q)?, gpu.storage_f32("k", &k)?, gpu.storage_f32("v", &v)?);
+            // The caches in their format, filled by kv_store (timed passes: the attention's three).
+            let (kc, vc) = (gpu.zeros("k_cache", kv.words(n))?, gpu.zeros("v_cache", kv.words(n))?);
+            let mut fill = Recorder::new(gpu, None, 0);
+            fill.kv_store(&gk, &kc, n, 0, kv);
+            fill.kv_store(&gv, &vc, n, 0, kv);
+            fill.submit();
             let (gs, go) = (gpu.zeros("scores", heads * m * n_kv)?, gpu.zeros("o", m * heads * head_dim)?);
-            rec.attention(&gq, &gk, &gv, &gs, &go, m, &a);
+            rec.attention(&gq, &kc, &vc, &gs, &go, m, &a, kv);
+            let (k, v) = (kv.decode(&cpu::kv_store(kv, &k)?), kv.decode(&cpu::kv_store(kv, &v)?));
             let want = cpu::attention(&q, &k, &v, m, &a);
             let s = vec![max_abs(&want); want.len()];
             (go, want, s)
+        }
+        Case::KvStore { kv, n, offset } => {
+            // Values (q + u) · 2⁻⁷ with |u| <= 0.3 and one ±127 per block: INT8 finds d = 2⁻⁷
+            // and rounds far from any tie.
+            let x: Vec<f32> = (0..n)
+                .map(|i| {
+                    let q = if i % 32 == 5 { 127.0 } else { (rng.uniform() * 252.0 - 126.0).round() };
+                    (q + (rng.uniform() - 0.5) * 0.6 * (i % 32 != 5) as u8 as f32) / 128.0
+                })
+                .collect();
+            let src = gpu.storage_f32("src", &x)?;
+            let cache = gpu.zeros("cache", kv.words(offset + n))?;
+            rec.kv_store(&src, &cache, n, offset, kv);
+            kv_out = Some((kv, offset));
+            let want = kv.decode(&cpu::kv_store(kv, &x)?);
+            let s = vec![max_abs(&want); want.len()];
+            (cache, want, s)
         }
     };
     let t0 = now_ms();
@@ -283,7 +344,13 @@ pub async fn run_case(gpu: &Gpu, case: &Case, seed: u64) -> Result<Row> {
         Some(t) => (t.read_ms(gpu).await?.iter().sum(), "timestamp"),
         None => (wall, "wall"),
     };
-    let got = gpu.read_f32(&out, want.len()).await?;
+    let got = match kv_out {
+        Some((kv, offset)) => {
+            let words = gpu.read_u32(&out, kv.words(offset + want.len())).await?;
+            kv.decode(&words)[offset..].to_vec()
+        }
+        None => gpu.read_f32(&out, want.len()).await?,
+    };
     let (pass, max_err, err_over_tol) = compare(&got, &want, &scale, tolerance(case.dtype()));
     Ok(Row {
         kernel: case.kernel_name(),

@@ -334,6 +334,21 @@ impl<'g> Session<'g> {
         self.backend.plan
     }
 
+    /// How the KV cache stores keys and values.
+    pub fn kv(&self) -> crate::KvPrecision {
+        self.backend.kv
+    }
+
+    /// Store the KV cache as `kv`. The cache is made anew, so the next reply prefills the whole
+    /// conversation again.
+    pub fn set_kv(&mut self, kv: crate::KvPrecision) -> Result<()> {
+        if kv == self.backend.kv {
+            return Ok(());
+        }
+        self.cached.clear();
+        self.backend.set_kv(kv)
+    }
+
     /// The device the model is on.
     pub fn gpu(&self) -> &'g Gpu {
         self.backend.gpu
@@ -464,8 +479,8 @@ impl<'g> Session<'g> {
         &mut self,
         text: &str,
         max_tokens: usize,
-        plans: &[Plan],
-        on_plan: impl FnMut(Plan),
+        plans: &[crate::plan::Variant],
+        on_plan: impl FnMut(crate::plan::Variant),
     ) -> Result<(usize, Vec<crate::quality::Quality>)> {
         let mut toks = self.tok.encode_with_bos(text, false);
         toks.truncate(max_tokens.min(self.backend.n_ctx));
@@ -474,9 +489,10 @@ impl<'g> Session<'g> {
         }
         self.cached.clear();
         let was = self.plan();
+        let kv = self.kv();
         let g = Gguf::parse(&self.bytes)?;
         let rows = crate::quality::compare_on(&mut self.backend, &g, &toks, toks.len(), plans, on_plan).await;
-        let restored = self.backend.set_precision(&g, was);
+        let restored = self.backend.set_precision(&g, was).and_then(|_| self.backend.set_kv(kv));
         let rows = rows?;
         restored?;
         Ok((toks.len(), rows))

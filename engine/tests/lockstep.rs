@@ -6,10 +6,10 @@ mod common;
 
 use lowbit::chat::Message;
 use lowbit::lockstep::{CompareSettings, LockStep, Mode};
-use lowbit::plan::Plan;
+use lowbit::plan::Variant;
 use lowbit::sampler::SamplerConfig;
 use lowbit::session::Session;
-use lowbit::Precision;
+use lowbit::{KvPrecision, Precision};
 use pollster::block_on;
 
 const PROMPT: &str = "What is the capital of France?";
@@ -22,7 +22,7 @@ fn settings(mode: Mode) -> CompareSettings {
         system: String::new(),
         sampling: SamplerConfig { temperature: 0.0, ..Default::default() },
         max_tokens: N,
-        plans: vec![Plan::uniform(Precision::Int8), Plan::uniform(Precision::Int4)],
+        lanes: vec![Precision::Int8.into(), Precision::Int4.into()],
         mode,
     }
 }
@@ -45,9 +45,12 @@ fn lanes_match_plain_replies_and_metrics_add_up() {
     let int4_reply = reply_at(&mut s, Precision::Int4);
     s.set_precision(Precision::Int8).unwrap();
 
-    // Same context: every lane reads FP16's text.
-    let mut ls = LockStep::new(&s, settings(Mode::SameContext)).unwrap();
-    assert_eq!(ls.plans()[0], Plan::uniform(Precision::Fp16));
+    // Same context: every lane reads FP16's text. The last lane is FP16 weights with an INT8
+    // KV cache.
+    let mut same = settings(Mode::SameContext);
+    same.lanes.push(Variant::new(Precision::Fp16, KvPrecision::Int8));
+    let mut ls = LockStep::new(&s, same).unwrap();
+    assert_eq!(ls.variants()[0], Variant::REFERENCE);
     block_on(ls.prefill()).unwrap();
     let mut steps = vec![];
     while let Some(st) = block_on(ls.step()).unwrap() {
@@ -56,7 +59,7 @@ fn lanes_match_plain_replies_and_metrics_add_up() {
     let sum = ls.summaries();
     for (i, l) in sum.iter().enumerate() {
         println!("{}: {:?} kl {:.5} top1 {:.3} first divergence {:?} decode {:.1} tok/s, {} B/token",
-            l.plan, l.text, l.mean_kl, l.top1_agreement, l.first_divergence, l.decode_tokens_per_second, l.bytes_per_token);
+            l.variant, l.text, l.mean_kl, l.top1_agreement, l.first_divergence, l.decode_tokens_per_second, l.bytes_per_token);
         let kls: Vec<f64> = steps.iter().filter_map(|st| st.lanes[i].kl).collect();
         assert_eq!(kls.len(), l.compared_positions);
         assert!((kls.iter().sum::<f64>() / kls.len() as f64 - l.mean_kl).abs() < 1e-9);
@@ -72,6 +75,11 @@ fn lanes_match_plain_replies_and_metrics_add_up() {
     assert!(sum[1].mean_kl < sum[2].mean_kl, "INT8 drifts less than INT4");
     assert!(sum[0].bytes_per_token > sum[1].bytes_per_token && sum[1].bytes_per_token > sum[2].bytes_per_token);
     assert!(sum[2].weight_bytes < sum[1].weight_bytes && sum[1].weight_bytes < sum[0].weight_bytes);
+    // The INT8 KV cache: same weights as FP16, 1.125 bytes per cached value instead of 4, and a
+    // small drift of its own.
+    assert_eq!(sum[3].weight_bytes, sum[0].weight_bytes);
+    assert_eq!(sum[3].kv_bytes_per_token * 32, sum[0].kv_bytes_per_token * 9);
+    assert!(sum[3].mean_kl > 0.0 && sum[3].mean_kl < sum[2].mean_kl, "{} vs {}", sum[3].mean_kl, sum[2].mean_kl);
     drop(ls);
 
     // Free: every lane writes its own text, the same as a reply at its precision.
@@ -80,7 +88,7 @@ fn lanes_match_plain_replies_and_metrics_add_up() {
     while block_on(ls.step()).unwrap().is_some() {}
     let sum = ls.summaries();
     for l in &sum {
-        println!("free {}: {:?} first divergence {:?}", l.plan, l.text, l.first_divergence);
+        println!("free {}: {:?} first divergence {:?}", l.variant, l.text, l.first_divergence);
     }
     assert_eq!(sum[0].text, fp16_reply);
     assert_eq!(sum[2].text, int4_reply);

@@ -20,8 +20,8 @@ const USAGE: &str = "usage:
   lowbit generate MODEL.gguf --prompt TEXT [--chat] [--system TEXT] --precision source|fp16|int8|int4
                   [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--min-p P]
                   [--repeat-penalty R] [--seed S] [--json]
-  lowbit compare MODEL.gguf --file TEXT_FILE [--max-tokens 256] [--no-source] [--plans fp16,int8,int4,int4-int4-int8]
-      (a plan is one precision, or attention-ffn-embeddings precisions)
+  lowbit compare MODEL.gguf --file TEXT_FILE [--max-tokens 256] [--no-source] [--plans fp16,int8,int4,int4-int4-int8,fp16+kv-int8]
+      (a plan is one precision, or attention-ffn-embeddings precisions; +kv-f16 or +kv-int8 quantizes the KV cache)
   lowbit convert IN.gguf OUT.gguf --to f16|q8_0
   lowbit bench kernels [--json] [--reps N]
   lowbit selftest [--json]";
@@ -170,7 +170,7 @@ async fn compare(a: &Args, gpu: &Gpu) -> Result<()> {
     let g = Gguf::parse(&bytes)?;
     let toks = text_tokens(a, &g, 256)?;
     let plans = match a.get("--plans") {
-        Some(list) => list.split(',').map(|c| lowbit::plan::Plan::parse(c.trim())).collect::<Result<Vec<_>>>()?,
+        Some(list) => list.split(',').map(|c| lowbit::plan::Variant::parse(c.trim())).collect::<Result<Vec<_>>>()?,
         None => quality::uniform_plans(),
     };
     let rows = quality::compare(gpu, &g, &toks, 256, !a.has("--no-source"), &plans).await?;

@@ -5,7 +5,7 @@
 //! `weights_{fp16,int8,int4}.wgsl` file: the block layouts live in exactly one WGSL file each.
 //! The matvec adds its row reduction: subgroup shuffles, or workgroup memory as a fallback.
 
-use crate::Precision;
+use crate::{KvPrecision, Precision};
 
 const COMMON: &str = include_str!("../../../shaders/common.wgsl");
 const REDUCE_SUBGROUP: &str = include_str!("../../../shaders/reduce_subgroup.wgsl");
@@ -24,6 +24,10 @@ const ADD: &str = include_str!("../../../shaders/add.wgsl");
 const ATTN_SCORES: &str = include_str!("../../../shaders/attn_scores.wgsl");
 const ATTN_VALUES: &str = include_str!("../../../shaders/attn_values.wgsl");
 const COPY: &str = include_str!("../../../shaders/copy.wgsl");
+const KV_F32: &str = include_str!("../../../shaders/kv_f32.wgsl");
+const KV_F16: &str = include_str!("../../../shaders/kv_f16.wgsl");
+const KV_INT8: &str = include_str!("../../../shaders/kv_int8.wgsl");
+const KV_STORE: &str = include_str!("../../../shaders/kv_store.wgsl");
 
 /// How the matvec adds the partial sums of a row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -44,9 +48,19 @@ pub enum Kernel {
     Softmax,
     SiluMul,
     Add,
-    AttnScores,
-    AttnValues,
+    AttnScores(KvPrecision),
+    AttnValues(KvPrecision),
+    KvStore(KvPrecision),
     Copy,
+}
+
+/// The KV cache format a kernel reads or writes (one file per format).
+fn kv(k: KvPrecision) -> &'static str {
+    match k {
+        KvPrecision::F32 => KV_F32,
+        KvPrecision::F16 => KV_F16,
+        KvPrecision::Int8 => KV_INT8,
+    }
 }
 
 fn weights(p: Precision) -> &'static str {
@@ -73,10 +87,11 @@ impl Kernel {
             Kernel::Softmax,
             Kernel::SiluMul,
             Kernel::Add,
-            Kernel::AttnScores,
-            Kernel::AttnValues,
             Kernel::Copy,
         ]);
+        for k in KvPrecision::ALL {
+            v.extend([Kernel::AttnScores(k), Kernel::AttnValues(k), Kernel::KvStore(k)]);
+        }
         v
     }
 
@@ -91,8 +106,11 @@ impl Kernel {
             Kernel::Softmax => "softmax".into(),
             Kernel::SiluMul => "silu_mul".into(),
             Kernel::Add => "add".into(),
-            Kernel::AttnScores => "attn_scores".into(),
-            Kernel::AttnValues => "attn_values".into(),
+            Kernel::AttnScores(KvPrecision::F32) => "attn_scores".into(),
+            Kernel::AttnValues(KvPrecision::F32) => "attn_values".into(),
+            Kernel::AttnScores(k) => format!("attn_scores_kv_{k}"),
+            Kernel::AttnValues(k) => format!("attn_values_kv_{k}"),
+            Kernel::KvStore(k) => format!("kv_store_{k}"),
             Kernel::Copy => "copy".into(),
         }
     }
@@ -123,8 +141,9 @@ impl Kernel {
             Kernel::Softmax => vec![COMMON, SOFTMAX],
             Kernel::SiluMul => vec![COMMON, SILU_MUL],
             Kernel::Add => vec![COMMON, ADD],
-            Kernel::AttnScores => vec![COMMON, ATTN_SCORES],
-            Kernel::AttnValues => vec![COMMON, ATTN_VALUES],
+            Kernel::AttnScores(k) => vec![COMMON, kv(k), ATTN_SCORES],
+            Kernel::AttnValues(k) => vec![COMMON, kv(k), ATTN_VALUES],
+            Kernel::KvStore(k) => vec![COMMON, kv(k), KV_STORE],
             Kernel::Copy => vec![COMMON, COPY],
         };
         parts.join("\n")

@@ -5,6 +5,7 @@ use std::rc::Rc;
 
 use super::{grid, grid_for, Gpu, GpuMatrix, Kernel, PassTimer, Reduce};
 use crate::cpu::{Attention, Rope};
+use crate::KvPrecision;
 
 /// Records compute passes into one command encoder, optionally timing each pass.
 pub struct Recorder<'a> {
@@ -103,8 +104,9 @@ impl<'a> Recorder<'a> {
         self.run(Kernel::Add, &[Some(a), Some(b)], &[len as u32], grid_for(len));
     }
 
-    /// Causal grouped-query attention of `q [m, heads, hd]` over the cache `k, v [pos0 + m, kv_heads, hd]`
-    /// into `out [m, heads, hd]`; `scores` holds `heads · m · (pos0 + m)` floats.
+    /// Causal grouped-query attention of `q [m, heads, hd]` over the caches `k, v [pos0 + m,
+    /// kv_heads, hd]` stored as `kv` into `out [m, heads, hd]`; `scores` holds
+    /// `heads · m · (pos0 + m)` floats.
     #[allow(clippy::too_many_arguments)]
     pub fn attention(
         &mut self,
@@ -115,14 +117,21 @@ impl<'a> Recorder<'a> {
         out: &wgpu::Buffer,
         m: usize,
         a: &Attention,
+        kv: KvPrecision,
     ) {
         let n_kv = a.pos0 + m;
         let shape = [m, a.heads, a.kv_heads, a.head_dim, a.pos0, n_kv].map(|v| v as u32);
         let mut sp = shape.to_vec();
         sp.push(f(a.scale));
-        self.run(Kernel::AttnScores, &[Some(q), Some(k), Some(scores)], &sp, grid_for(a.heads * m * n_kv));
+        self.run(Kernel::AttnScores(kv), &[Some(q), Some(k), Some(scores)], &sp, grid_for(a.heads * m * n_kv));
         self.softmax(scores, a.heads * m, n_kv);
-        self.run(Kernel::AttnValues, &[Some(scores), Some(v), Some(out)], &shape, grid_for(m * a.heads * a.head_dim));
+        self.run(Kernel::AttnValues(kv), &[Some(scores), Some(v), Some(out)], &shape, grid_for(m * a.heads * a.head_dim));
+    }
+
+    /// Store `n` values of `src` into the cache `cache` (format `kv`) from value `offset` on.
+    pub fn kv_store(&mut self, src: &wgpu::Buffer, cache: &wgpu::Buffer, n: usize, offset: usize, kv: KvPrecision) {
+        let units = n / kv.unit();
+        self.run(Kernel::KvStore(kv), &[Some(src), Some(cache)], &[n as u32, offset as u32], grid_for(units));
     }
 
     /// `dst = src` for `len_vec4` 16-byte elements.

@@ -9,7 +9,7 @@ use super::{Backend, Config, Mat, Norm};
 use crate::gguf::{Gguf, TensorInfo};
 use crate::gpu::{ops::Recorder, Gpu, GpuMatrix};
 use crate::plan::Plan;
-use crate::{Error, Precision, QuantMatrix, Result};
+use crate::{Error, KvPrecision, Precision, QuantMatrix, Result};
 
 /// Activations `[m, width]` in a GPU buffer.
 pub struct Act {
@@ -28,6 +28,8 @@ pub struct GpuBackend<'g> {
     norms: HashMap<Norm, wgpu::Buffer>,
     k_cache: Vec<wgpu::Buffer>,
     v_cache: Vec<wgpu::Buffer>,
+    /// How the KV cache stores keys and values.
+    pub kv: KvPrecision,
     /// Tokens the KV cache holds room for.
     pub n_ctx: usize,
     rec: Option<Recorder<'g>>,
@@ -163,13 +165,30 @@ impl<'g> GpuBackend<'g> {
             let name = n.tensor_name();
             norms.insert(n, gpu.storage_f32(&name, &g.dequantize_tensor(g.tensor(&name)?)?)?);
         }
-        let kvd = cfg.n_kv_heads * cfg.head_dim;
-        let cache = |what: &str| -> Result<Vec<wgpu::Buffer>> {
-            (0..cfg.n_layers).map(|l| gpu.zeros(&format!("{what}.{l}"), n_ctx * kvd)).collect()
-        };
-        let (k_cache, v_cache) = (cache("k_cache")?, cache("v_cache")?);
         let Weights { plan, embd, mats } = weights;
-        Ok(GpuBackend { gpu, cfg, plan, embd, mats, norms, k_cache, v_cache, n_ctx, rec: None })
+        let mut b = GpuBackend { gpu, cfg, plan, embd, mats, norms, k_cache: vec![], v_cache: vec![], kv: KvPrecision::F32, n_ctx, rec: None };
+        b.set_kv(KvPrecision::F32)?;
+        Ok(b)
+    }
+
+    /// Store the KV cache as `kv` from now on: the caches are made anew (empty), so whatever
+    /// they held must be computed again.
+    pub fn set_kv(&mut self, kv: KvPrecision) -> Result<()> {
+        let kvd = self.cfg.n_kv_heads * self.cfg.head_dim;
+        if kvd % kv.unit() != 0 {
+            return Err(Error::Usage(format!(
+                "a {} KV cache needs rows of a multiple of {} values; this model has {kvd}",
+                kv,
+                kv.unit()
+            )));
+        }
+        self.flush();
+        let (n, layers, gpu) = (kv.words(self.n_ctx * kvd), self.cfg.n_layers, self.gpu);
+        let cache = |what: &str| -> Result<Vec<wgpu::Buffer>> { (0..layers).map(|l| gpu.zeros(&format!("{what}.{l}"), n)).collect() };
+        (self.k_cache, self.v_cache) = (vec![], vec![]);
+        (self.k_cache, self.v_cache) = (cache("k_cache")?, cache("v_cache")?);
+        self.kv = kv;
+        Ok(())
     }
 
     /// Requantize the weights whose precision changes to `plan`'s, keeping the KV cache.
@@ -213,9 +232,10 @@ impl<'g> GpuBackend<'g> {
             Kernel::Rope,
             Kernel::SiluMul,
             Kernel::Add,
-            Kernel::AttnScores,
+            Kernel::AttnScores(self.kv),
             Kernel::Softmax,
-            Kernel::AttnValues,
+            Kernel::AttnValues(self.kv),
+            Kernel::KvStore(self.kv),
         ]);
         v
     }
@@ -327,17 +347,15 @@ impl<'g> Backend for GpuBackend<'g> {
         if pos0 + m > self.n_ctx {
             return Err(Error::ContextFull { needed: pos0 + m, size: self.n_ctx });
         }
-        let kvd = (c.n_kv_heads * c.head_dim) as u64;
-        let off = pos0 as u64 * kvd * 4;
-        let size = m as u64 * kvd * 4;
+        let kvd = c.n_kv_heads * c.head_dim;
         let scores = self.gpu.zeros("scores", c.n_heads * m * (pos0 + m))?;
         let out = self.new_act(m, c.n_heads * c.head_dim)?;
-        let (kc, vc) = (&self.k_cache[layer], &self.v_cache[layer]);
+        let (kc, vc, kv) = (&self.k_cache[layer], &self.v_cache[layer], self.kv);
         let rec = recorder(&mut self.rec, self.gpu);
-        rec.enc.copy_buffer_to_buffer(&k.buf, 0, kc, off, size);
-        rec.enc.copy_buffer_to_buffer(&v.buf, 0, vc, off, size);
+        rec.kv_store(&k.buf, kc, m * kvd, pos0 * kvd, kv);
+        rec.kv_store(&v.buf, vc, m * kvd, pos0 * kvd, kv);
         let a = c.attention(pos0);
-        rec.attention(&q.buf, kc, vc, &scores, &out.buf, m, &a);
+        rec.attention(&q.buf, kc, vc, &scores, &out.buf, m, &a, kv);
         Ok(out)
     }
 
