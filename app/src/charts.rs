@@ -8,8 +8,14 @@ pub const PRECISION_COLORS: [RGBColor; 3] = [RGBColor(0x7a, 0xa2, 0xff), RGBColo
 /// Bar colour of a mixed plan.
 const MIXED: RGBColor = RGBColor(0xc0, 0x84, 0xfc);
 
-/// The colour of a plan by its code (`fp16`, `int8`, `int4`, or a mix).
+/// Bar colour of a variant with a quantized KV cache.
+const KV: RGBColor = RGBColor(0x5e, 0xd0, 0xd8);
+
+/// The colour of a variant by its code (`fp16`, `int8`, `int4`, a mix, or `…+kv-…`).
 pub fn plan_color(code: &str) -> RGBColor {
+    if code.contains("+kv-") {
+        return KV;
+    }
     match code {
         "fp16" => PRECISION_COLORS[0],
         "int8" => PRECISION_COLORS[1],

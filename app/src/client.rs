@@ -9,7 +9,8 @@ use lowbit::gpu::AdapterSummary;
 use lowbit::quality::Quality;
 use lowbit::sampler::SamplerConfig;
 use lowbit::session::{Fit, ModelInfo, Progress, ReplyStats, Stage};
-use lowbit::plan::Plan;
+use lowbit::plan::{Plan, Variant};
+use lowbit::KvPrecision;
 use lowbit::bench::DecodeProfile;
 use lowbit::inspect::{Inspection, TensorEntry};
 use lowbit::lockstep::{CompareSettings, CompareStep, LaneSummary, Mode};
@@ -75,8 +76,8 @@ impl ChatMsg {
 #[derive(Clone, Debug, PartialEq)]
 pub struct CompareRun {
     pub settings: CompareSettings,
-    /// The lanes, FP16 first (empty until the worker has them).
-    pub plans: Vec<Plan>,
+    /// The lanes, the reference first (empty until the worker has them).
+    pub lanes: Vec<Variant>,
     pub prompt_tokens: usize,
     pub weight_bytes: Vec<u64>,
     pub steps: Vec<CompareStep>,
@@ -91,8 +92,8 @@ pub struct CompareForm {
     pub chat: RwSignal<bool>,
     pub mode: RwSignal<Mode>,
     pub max_tokens: RwSignal<usize>,
-    /// The plans compared with FP16.
-    pub plans: RwSignal<Vec<Plan>>,
+    /// The variants compared with FP16.
+    pub lanes: RwSignal<Vec<Variant>>,
 }
 
 /// Everything the page shows, as signals.
@@ -106,6 +107,9 @@ pub struct Store {
     /// The active precisions (the ones the next load uses when no model is loaded).
     pub plan: RwSignal<Plan>,
     pub weight_bytes: RwSignal<u64>,
+    /// How the KV cache is stored, and its bytes.
+    pub kv: RwSignal<KvPrecision>,
+    pub kv_switching: RwSignal<bool>,
     /// A precision switch in progress: its target and progress.
     pub switching: RwSignal<Option<(Plan, Option<Progress>)>>,
     pub last_switch_ms: RwSignal<Option<f64>>,
@@ -120,7 +124,7 @@ pub struct Store {
     pub live: RwSignal<Option<(usize, f64)>>,
     pub cache: RwSignal<Vec<CachedModel>>,
     /// The quality measurement: running (at which precision), and its last result.
-    pub quality_running: RwSignal<Option<Option<Plan>>>,
+    pub quality_running: RwSignal<Option<Option<Variant>>>,
     pub quality: RwSignal<Option<(usize, Vec<Quality>)>>,
     pub compare_form: CompareForm,
     pub compare_running: RwSignal<bool>,
@@ -144,6 +148,8 @@ impl Store {
             model: RwSignal::new(None),
             plan: RwSignal::new(Plan::uniform(lowbit::Precision::Fp16)),
             weight_bytes: RwSignal::new(0),
+            kv: RwSignal::new(KvPrecision::F32),
+            kv_switching: RwSignal::new(false),
             switching: RwSignal::new(None),
             last_switch_ms: RwSignal::new(None),
             messages: RwSignal::new(vec![]),
@@ -169,7 +175,7 @@ impl Store {
                 chat: RwSignal::new(true),
                 mode: RwSignal::new(Mode::SameContext),
                 max_tokens: RwSignal::new(16),
-                plans: RwSignal::new(vec![Plan::uniform(lowbit::Precision::Int8), Plan::uniform(lowbit::Precision::Int4)]),
+                lanes: RwSignal::new(vec![lowbit::Precision::Int8.into(), lowbit::Precision::Int4.into()]),
             },
             compare_running: RwSignal::new(false),
             compare: RwSignal::new(None),
@@ -200,6 +206,7 @@ impl Store {
             || self.generating.get().is_some()
             || self.quality_running.get().is_some()
             || self.compare_running.get()
+            || self.kv_switching.get()
             || self.profile_running.get()
             || self.inspect_running.get()
     }
@@ -232,14 +239,14 @@ impl Store {
             system: self.system_prompt.get_untracked(),
             sampling: self.sampling.get_untracked(),
             max_tokens: f.max_tokens.get_untracked(),
-            plans: f.plans.get_untracked(),
+            lanes: f.lanes.get_untracked(),
             mode: f.mode.get_untracked(),
         }
     }
 
     /// What a shared link of the current form holds.
     pub fn shared(&self) -> Shared {
-        Shared { settings: self.compare_settings(), plan: self.plan.get_untracked() }
+        Shared { settings: self.compare_settings(), plan: self.plan.get_untracked(), kv: self.kv.get_untracked() }
     }
 
     /// Fill the form, sampling settings and precision from a shared link; the comparison runs
@@ -251,7 +258,8 @@ impl Store {
         f.chat.set(s.chat);
         f.mode.set(s.mode);
         f.max_tokens.set(s.max_tokens);
-        f.plans.set(s.plans);
+        f.lanes.set(s.lanes);
+        self.kv.set(sh.kv);
         self.system_prompt.set(s.system);
         self.sampling.set(s.sampling);
         self.plan.set(sh.plan);
@@ -272,7 +280,7 @@ impl Store {
         self.compare_running.set(true);
         self.compare.set(Some(CompareRun {
             settings: settings.clone(),
-            plans: vec![],
+            lanes: vec![],
             prompt_tokens: 0,
             weight_bytes: vec![],
             steps: vec![],
@@ -321,6 +329,20 @@ impl Store {
         self.error.set(None);
         self.switching.set(Some((plan, None)));
         send(&Request::SetPrecision { plan }, None);
+    }
+
+    /// Store the KV cache as `kv` (applied after the next load when no model is loaded).
+    pub fn set_kv(&self, kv: KvPrecision) {
+        if self.model.get_untracked().is_none() {
+            self.kv.set(kv);
+            return;
+        }
+        if kv == self.kv.get_untracked() || self.busy() {
+            return;
+        }
+        self.error.set(None);
+        self.kv_switching.set(true);
+        send(&Request::SetKv { kv }, None);
     }
 
     /// Send the user's text and start the assistant's reply.
@@ -396,7 +418,7 @@ impl Store {
         self.error.set(None);
         self.quality_running.set(Some(None));
         let mut plans = lowbit::quality::uniform_plans();
-        let current = self.plan.get_untracked();
+        let current = Variant { plan: self.plan.get_untracked(), kv: self.kv.get_untracked() };
         if !plans.contains(&current) {
             plans.push(current);
         }
@@ -444,6 +466,25 @@ impl Store {
                 self.messages.set(vec![]);
                 self.last_stats.set(None);
                 send(&Request::ListCache, None);
+                // A KV format chosen before the load (or by a shared link) applies now.
+                if self.kv.get_untracked() != KvPrecision::F32 {
+                    let kv = self.kv.get_untracked();
+                    self.kv.set(KvPrecision::F32);
+                    self.set_kv(kv);
+                }
+                if self.compare_pending.get_untracked() {
+                    self.run_compare();
+                }
+            }
+            Event::KvSwitched { kv, kv_bytes } => {
+                self.kv_switching.set(false);
+                self.kv.set(kv);
+                self.model.update(|m| {
+                    if let Some(m) = m {
+                        m.kv_bytes = kv_bytes;
+                    }
+                });
+                self.last_stats.set(None);
                 if self.compare_pending.get_untracked() {
                     self.run_compare();
                 }
@@ -477,9 +518,9 @@ impl Store {
                 // The measurement used the KV cache: the next reply prefills the conversation again.
                 self.last_stats.set(None);
             }
-            Event::CompareStarted { plans, prompt_tokens, weight_bytes } => self.compare.update(|c| {
+            Event::CompareStarted { lanes, prompt_tokens, weight_bytes } => self.compare.update(|c| {
                 if let Some(c) = c {
-                    c.plans = plans;
+                    c.lanes = lanes;
                     c.prompt_tokens = prompt_tokens;
                     c.weight_bytes = weight_bytes;
                 }
@@ -537,6 +578,7 @@ impl Store {
         self.loading.set(None);
         self.quality_running.set(None);
         self.compare_running.set(false);
+        self.kv_switching.set(false);
         self.profile_running.set(false);
         self.inspect_running.set(false);
         self.switching.set(None);

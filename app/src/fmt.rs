@@ -27,21 +27,31 @@ pub fn precision_label(p: Precision) -> &'static str {
     }
 }
 
-/// A plan's name for people, from its code (`fp16-int4-fp16` → `attention FP16 · …`).
+/// A variant's name for people, from its code (`fp16-int4-fp16+kv-int8` →
+/// `attention FP16 · … , KV cache int8`).
 pub fn plan_label(code: &str) -> String {
-    lowbit::plan::Plan::parse(code).map_or_else(|_| code.to_uppercase(), |p| p.to_string())
+    lowbit::plan::Variant::parse(code).map_or_else(|_| code.to_uppercase(), |v| v.to_string())
 }
 
-/// A short name for tables and chart axes: `INT4`, or `MIX a16 f4 e16`.
+/// A short name for tables and chart axes: `INT4`, `MIX a16 f4 e16`, `FP16 KV8`.
 pub fn plan_short(code: &str) -> String {
-    match lowbit::plan::Plan::parse(code) {
-        Ok(p) => match p.uniform_precision() {
-            Some(u) => precision_label(u).to_string(),
-            None => {
-                let b = |x: Precision| x.name().trim_start_matches(|c: char| c.is_alphabetic()).to_string();
-                format!("MIX a{} f{} e{}", b(p.attention), b(p.ffn), b(p.embeddings))
-            }
-        },
-        Err(_) => code.to_uppercase(),
+    let Ok(v) = lowbit::plan::Variant::parse(code) else { return code.to_uppercase() };
+    let p = v.plan;
+    let bits = |x: Precision| x.name().trim_start_matches(|c: char| c.is_alphabetic()).to_string();
+    let weights = match p.uniform_precision() {
+        Some(u) => precision_label(u).to_string(),
+        None => format!("MIX a{} f{} e{}", bits(p.attention), bits(p.ffn), bits(p.embeddings)),
+    };
+    match v.kv {
+        lowbit::KvPrecision::F32 => weights,
+        kv => format!("{weights} KV{}", bits_of_kv(kv)),
+    }
+}
+
+fn bits_of_kv(kv: lowbit::KvPrecision) -> &'static str {
+    match kv {
+        lowbit::KvPrecision::F32 => "32",
+        lowbit::KvPrecision::F16 => "16",
+        lowbit::KvPrecision::Int8 => "8",
     }
 }

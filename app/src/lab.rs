@@ -3,8 +3,8 @@
 
 use leptos::prelude::*;
 use lowbit::lockstep::{LaneSummary, Mode};
-use lowbit::plan::Plan;
-use lowbit::Precision;
+use lowbit::plan::Variant;
+use lowbit::{KvPrecision, Precision};
 use lowbit_app::share;
 
 use crate::charts;
@@ -38,29 +38,29 @@ pub fn CompareView() -> impl IntoView {
     let store = expect_context::<Store>();
     let f = store.compare_form;
     let link = RwSignal::new(String::new());
-    let lane_toggle = move |p: Plan| {
+    let lane_toggle = move |p: Variant| {
         view! {
-            <label class="inline">
+            <label class="inline" title=p.to_string()>
                 <input type="checkbox" data-testid=format!("compare-lane-{}", p.code())
-                    prop:checked=move || f.plans.get().contains(&p)
+                    prop:checked=move || f.lanes.get().contains(&p)
                     on:change=move |ev| {
                         let on = event_target_checked(&ev);
-                        f.plans.update(|v| { v.retain(|x| *x != p); if on { v.push(p) } });
+                        f.lanes.update(|v| { v.retain(|x| *x != p); if on { v.push(p) } });
                     }/>
                 <span>{plan_short(&p.code())}</span>
             </label>
         }
     };
-    let mixed = move || Some(store.plan.get()).filter(|p| p.uniform_precision().is_none());
+    let mixed = move || Some(store.plan.get()).filter(|p| p.uniform_precision().is_none()).map(Variant::from);
     let status = move || match store.compare.get() {
         None => String::new(),
-        Some(c) if c.plans.is_empty() => "preparing the lanes (requantizing)…".into(),
+        Some(c) if c.lanes.is_empty() => "preparing the lanes (requantizing)…".into(),
         Some(c) if c.summaries.is_some() => format!(
             "{} positions{}",
             c.steps.len(),
             if c.stopped { ", stopped" } else { "" }
         ),
-        Some(c) if c.steps.is_empty() => format!("reading the prompt ({} tokens) in {} lanes…", c.prompt_tokens, c.plans.len()),
+        Some(c) if c.steps.is_empty() => format!("reading the prompt ({} tokens) in {} lanes…", c.prompt_tokens, c.lanes.len()),
         Some(c) => format!("position {}…", c.steps.len()),
     };
     view! {
@@ -86,8 +86,10 @@ pub fn CompareView() -> impl IntoView {
                         <input type="number" min="1" max="512" data-testid="compare-max-tokens" prop:value=move || f.max_tokens.get().to_string()
                             on:change=move |ev| { if let Ok(v) = event_target_value(&ev).parse::<usize>() { f.max_tokens.set(v.clamp(1, 512)) } }/></label>
                     <span class="k">"with FP16:"</span>
-                    {lane_toggle(Plan::uniform(Precision::Int8))}
-                    {lane_toggle(Plan::uniform(Precision::Int4))}
+                    {lane_toggle(Precision::Int8.into())}
+                    {lane_toggle(Precision::Int4.into())}
+                    {lane_toggle(Variant::new(Precision::Fp16, KvPrecision::F16))}
+                    {lane_toggle(Variant::new(Precision::Fp16, KvPrecision::Int8))}
                     {move || mixed().map(lane_toggle)}
                 </div>
                 <p class="hint" data-testid="compare-sampling">{move || {
@@ -113,27 +115,27 @@ pub fn CompareView() -> impl IntoView {
                     <p class="source-note" data-testid="compare-pending">"This link holds a comparison: it runs as soon as a model is loaded."</p>
                 })}
             </div>
-            {move || store.compare.get().filter(|c| !c.plans.is_empty()).map(|c| {
+            {move || store.compare.get().filter(|c| !c.lanes.is_empty()).map(|c| {
                 // The engine's first divergence once done; while running, the first token that differs.
-                let first_div: Vec<Option<usize>> = (0..c.plans.len())
+                let first_div: Vec<Option<usize>> = (0..c.lanes.len())
                     .map(|i| match c.summaries.as_ref().and_then(|s| s.get(i)) {
                         Some(s) => s.first_divergence,
                         None => c.steps.iter().find(|s| s.lanes.get(i).is_some_and(|l| !l.same_as_fp16 && !(l.stopped && l.text.is_empty()))).map(|s| s.position),
                     })
                     .collect();
-                let kl_series: Vec<(String, charts::RGBColor, Vec<(f64, f64)>)> = c.plans.iter().enumerate().skip(1).map(|(i, p)| {
+                let kl_series: Vec<(String, charts::RGBColor, Vec<(f64, f64)>)> = c.lanes.iter().enumerate().skip(1).map(|(i, p)| {
                     let pts = c.steps.iter().filter_map(|s| s.lanes.get(i).and_then(|l| l.kl).map(|k| (s.position as f64, k))).collect();
                     (plan_short(&p.code()), charts::plan_color(&p.code()), pts)
                 }).collect();
                 let show_chart = c.steps.len() >= 2;
                 view! {
                     <div class="lanes">
-                        {c.plans.iter().enumerate().map(|(i, p)| {
+                        {c.lanes.iter().enumerate().map(|(i, p)| {
                             let code = p.code();
                             let steps = c.steps.clone();
                             view! {
                                 <div class="lane" data-testid="compare-lane" data-plan=code.clone()>
-                                    <h3><span class=format!("badge {}", if p.uniform_precision().is_some() { code.clone() } else { "mixed".into() })>{plan_short(&code)}</span>
+                                    <h3 title=p.to_string()><span class=format!("badge {}", badge_class(p))>{plan_short(&code)}</span>
                                         <span class="hint">{c.weight_bytes.get(i).map(|b| format!(" {} of weights", megabytes(*b)))}</span></h3>
                                     <div class="lane-text" data-testid="compare-lane-text">
                                         {steps.iter().filter_map(|s| s.lanes.get(i).map(|l| (s.position, l.clone()))).map(|(pos, l)| {
@@ -162,16 +164,25 @@ pub fn CompareView() -> impl IntoView {
     }
 }
 
+/// The badge colour class of a lane.
+fn badge_class(v: &Variant) -> String {
+    match (v.plan.uniform_precision(), v.kv) {
+        (Some(p), KvPrecision::F32) => p.name().to_string(),
+        (_, KvPrecision::F32) => "mixed".into(),
+        _ => "kv".into(),
+    }
+}
+
 fn summary_table(rows: &[LaneSummary]) -> impl IntoView {
     view! {
         <table data-testid="compare-summary">
             <thead><tr>
                 <th>"precision"</th><th class="num">"tokens"</th><th class="num">"decode tok/s"</th><th class="num">"prefill tok/s"</th>
-                <th class="num">"weights"</th><th class="num">"mean KL vs FP16"</th><th class="num">"top-1 = FP16"</th><th class="num">"first divergence"</th>
+                <th class="num">"weights"</th><th class="num">"KV / token"</th><th class="num">"mean KL vs FP16"</th><th class="num">"top-1 = FP16"</th><th class="num">"first divergence"</th>
             </tr></thead>
             <tbody>
                 {rows.iter().map(|r| {
-                    let code = r.plan.code();
+                    let code = r.variant.code();
                     view! {
                         <tr data-testid="compare-summary-row" data-plan=code.clone()>
                             <td title=plan_label(&code)>{plan_short(&code)}</td>
@@ -179,6 +190,7 @@ fn summary_table(rows: &[LaneSummary]) -> impl IntoView {
                             <td class="num" data-testid="compare-decode-tps">{format!("{:.2}", r.decode_tokens_per_second)}</td>
                             <td class="num">{format!("{:.1}", r.prefill_tokens_per_second)}</td>
                             <td class="num">{megabytes(r.weight_bytes)}</td>
+                            <td class="num">{format!("{:.1} KB", r.kv_bytes_per_token as f64 / 1e3)}</td>
                             <td class="num" data-testid="compare-mean-kl">{format!("{:.5}", r.mean_kl)}</td>
                             <td class="num" data-testid="compare-top1">{format!("{:.1}% of {}", r.top1_agreement * 100.0, r.compared_positions)}</td>
                             <td class="num" data-testid="compare-first-divergence">{r.first_divergence.map_or("none".into(), |p| format!("position {p}"))}</td>
@@ -219,8 +231,8 @@ pub fn SpeedPanel() -> impl IntoView {
                         <thead><tr><th>"precision"</th><th>"from"</th><th class="num">"prefill tok/s"</th><th class="num">"decode tok/s"</th>
                             <th class="num">"MB read / token"</th><th class="num">"GB/s"</th><th>"of the copy roofline"</th></tr></thead>
                         <tbody>
-                            {compare.unwrap_or_default().into_iter().map(|r| speed_row(&r.plan, "comparison", Some(r.prefill_tokens_per_second), r.decode_tokens_per_second, r.bytes_per_token, copy)).collect_view()}
-                            {profiles.iter().map(|p| speed_row(&p.plan, "profiled step", None, 1e3 / p.wall_ms.max(1e-9), p.bytes_per_token, copy)).collect_view()}
+                            {compare.unwrap_or_default().into_iter().map(|r| speed_row(&r.variant.code(), "comparison", Some(r.prefill_tokens_per_second), r.decode_tokens_per_second, r.bytes_per_token, copy)).collect_view()}
+                            {profiles.iter().map(|p| speed_row(&Variant { plan: p.plan, kv: p.kv }.code(), "profiled step", None, 1e3 / p.wall_ms.max(1e-9), p.bytes_per_token, copy)).collect_view()}
                         </tbody>
                     </table>
                 })
@@ -254,10 +266,10 @@ pub fn SpeedPanel() -> impl IntoView {
     }
 }
 
-fn speed_row(plan: &Plan, from: &'static str, prefill: Option<f64>, decode: f64, bytes: u64, copy: Option<f64>) -> impl IntoView {
+fn speed_row(code: &str, from: &'static str, prefill: Option<f64>, decode: f64, bytes: u64, copy: Option<f64>) -> impl IntoView {
     let gbps = bytes as f64 * decode / 1e9;
     let frac = copy.map(|c| (gbps / c.max(1e-12)).min(1.0));
-    let code = plan.code();
+    let code = code.to_string();
     view! {
         <tr data-testid="speed-row" data-plan=code.clone()>
             <td title=plan_label(&code)>{plan_short(&code)}</td>

@@ -11,7 +11,7 @@ mod texts;
 use leptos::prelude::*;
 use lowbit::session::Stage;
 use lowbit::plan::{Group, Plan};
-use lowbit::Precision;
+use lowbit::{KvPrecision, Precision};
 use lowbit_app::protocol::CachedModel;
 use serde::Deserialize;
 use wasm_bindgen::JsCast;
@@ -314,6 +314,7 @@ fn PrecisionPanel() -> impl IntoView {
                 {move || store.last_switch_ms.get().map(|ms| view! { <span class="hint">{format!(" (last switch {:.1} s)", ms / 1e3)}</span> })}
             </p>
             <MixedPrecision/>
+            <KvCache/>
             <p class="explain">"Switching requantizes the loaded file's weights on this device and keeps the conversation. Each reply is labelled with the precision that wrote it."</p>
             <details class="learn" data-testid="precision-explained">
                 <summary>"What do these numbers mean?"</summary>
@@ -331,6 +332,40 @@ fn PrecisionPanel() -> impl IntoView {
                     (Reading a prompt is different: many tokens share each weight read, so it leans on arithmetic.)"</p>
             </details>
         </section>
+    }
+}
+
+/// How the KV cache stores keys and values: f32, f16 or INT8.
+#[component]
+fn KvCache() -> impl IntoView {
+    let store = expect_context::<Store>();
+    let per_token = move |kv: KvPrecision| {
+        store.model.get().and_then(|m| m.info.config).map(|c| (2 * c.n_layers * c.n_kv_heads * c.head_dim) as f64 * kv.bytes_per_value())
+    };
+    view! {
+        <div class="kv-cache">
+            <h3>"KV cache"</h3>
+            <div class="segmented" role="group" aria-label="KV cache precision">
+                {KvPrecision::ALL.iter().map(|&kv| view! {
+                    <button data-testid=format!("kv-{}", kv.name())
+                        aria-pressed=move || (store.kv.get() == kv).to_string()
+                        disabled=move || store.busy() && store.kv.get() != kv
+                        on:click=move |_| store.set_kv(kv)>
+                        <span class="p-name">{kv.name().to_uppercase()}</span>
+                        <span class="p-bytes">{move || per_token(kv).map_or_else(|| format!("{} bytes/value", kv.bytes_per_value()), |b| format!("{:.1} KB/token", b / 1e3))}</span>
+                    </button>
+                }).collect_view()}
+            </div>
+            <p class="hint" data-testid="kv-bytes">{move || match store.model.get() {
+                Some(m) => format!("{} for {} tokens at {}", megabytes(m.kv_bytes), m.context_size, store.kv.get()),
+                None => format!("{} (applied after the load)", store.kv.get()),
+            }}</p>
+            <p class="explain">"To write each new token the model looks back at every earlier token's keys and values, \
+                kept in this cache: it grows with the conversation, and long contexts make it larger than the weights. \
+                f16 halves it; INT8 stores blocks of 32 values with one scale, 3.6× smaller than f32. Changing it \
+                clears the cache, so the next reply reads the conversation again; the compare view and the quality \
+                panel show what it costs."</p>
+        </div>
     }
 }
 
@@ -390,7 +425,7 @@ fn ModelCard() -> impl IntoView {
                         <dt>"Context"</dt><dd>{format!("{} tokens (this page uses {})", i.context_length.unwrap_or(0), m.context_size)}</dd>
                         <dt>"Source dtypes"</dt><dd>{dtypes}</dd>
                         <dt>"Chat template"</dt><dd>{if i.chat_template { "from the file" } else { "none in the file: ChatML" }}</dd>
-                        <dt>"KV cache"</dt><dd>{format!("{} (f32)", megabytes(m.kv_bytes))}</dd>
+                        <dt>"KV cache"</dt><dd>{format!("{} ({})", megabytes(m.kv_bytes), store.kv.get())}</dd>
                         <dt>"Loaded in"</dt><dd>{format!("{:.1} s", m.load_ms / 1e3)}</dd>
                         {adapter.map(|a| view! {
                             <dt>"GPU"</dt><dd>{format!("{}{}", a.name, if a.is_fallback { " (software fallback)" } else { "" })}</dd>

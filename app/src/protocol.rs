@@ -10,7 +10,8 @@ use lowbit::session::{Fit, ModelInfo, Progress, ReplyStats};
 use lowbit::bench::DecodeProfile;
 use lowbit::inspect::{Inspection, TensorEntry};
 use lowbit::lockstep::{CompareSettings, CompareStep, LaneSummary};
-use lowbit::plan::Plan;
+use lowbit::plan::{Plan, Variant};
+use lowbit::KvPrecision;
 use serde::{Deserialize, Serialize};
 
 /// Page → worker.
@@ -34,6 +35,8 @@ pub enum Request {
     Stop,
     ListCache,
     DeleteCache { key: String },
+    /// Store the KV cache as f32, f16 or INT8 (the conversation is prefilled again next turn).
+    SetKv { kv: KvPrecision },
     /// Run one prompt at FP16 and other plans in lock-step (see `lowbit::lockstep`); Stop ends it.
     Compare { settings: CompareSettings },
     /// Time one decode step at the current plan, per kernel, with the copy bandwidth.
@@ -41,7 +44,7 @@ pub enum Request {
     /// Histograms and requantization errors of one weight tensor.
     Inspect { tensor: String },
     /// Perplexity, KL vs FP16 and top-1 agreement of each plan on `text` (FP16 always first).
-    Quality { text: String, max_tokens: usize, plans: Vec<Plan> },
+    Quality { text: String, max_tokens: usize, plans: Vec<Variant> },
 }
 
 /// Cache key path prefix for files the user opened (the Cache API keys are URLs).
@@ -107,6 +110,8 @@ pub enum Event {
         from_cache: bool,
         load_ms: f64,
     },
+    /// The KV cache format changed (`kv_bytes`: the whole cache).
+    KvSwitched { kv: KvPrecision, kv_bytes: u64 },
     /// The precision switch is done.
     Switched { plan: Plan, weight_bytes: u64, ms: f64 },
     /// A piece of the reply `id`, with the decode rate so far (tokens per second since the
@@ -115,10 +120,10 @@ pub enum Event {
     ReplyDone { id: u64, stats: ReplyStats, stopped: bool },
     Cache { entries: Vec<CachedModel> },
     /// The quality measurement moved on to `plan`.
-    QualityProgress { plan: Plan },
+    QualityProgress { plan: Variant },
     QualityDone { n_tokens: usize, rows: Vec<Quality> },
     /// A lock-step comparison has its lanes (FP16 first) and is reading the prompt.
-    CompareStarted { plans: Vec<Plan>, prompt_tokens: usize, weight_bytes: Vec<u64> },
+    CompareStarted { lanes: Vec<Variant>, prompt_tokens: usize, weight_bytes: Vec<u64> },
     /// Every lane's token at one position.
     CompareStep { step: CompareStep },
     CompareDone { summaries: Vec<LaneSummary>, stopped: bool },

@@ -1,11 +1,13 @@
 //! Shareable comparisons: the page's URL query carries the prompt, the sampling settings and the
 //! precision choices, so one link reproduces a lock-step comparison on the same model.
 //!
-//! `?p=…&chat=1&sys=…&mode=same&n=8&t=0&k=40&tp=0.95&mp=0.05&rp=1.1&seed=42&lanes=int8,int4&w=fp16`
-//! (`lanes`: the plans compared with FP16; `w`: the precision plan the model is loaded at).
+//! `?p=…&chat=1&sys=…&mode=same&n=8&t=0&k=40&tp=0.95&mp=0.05&rp=1.1&seed=42&lanes=int8,int4&w=fp16&kv=f32`
+//! (`lanes`: the variants compared with FP16, e.g. `int4`, `int4-int4-int8`, `fp16+kv-int8`;
+//! `w` and `kv`: the weight plan and KV cache format the model is loaded at).
 
 use lowbit::lockstep::{CompareSettings, Mode};
-use lowbit::plan::Plan;
+use lowbit::plan::{Plan, Variant};
+use lowbit::KvPrecision;
 use lowbit::sampler::SamplerConfig;
 
 /// What a shared link holds.
@@ -14,6 +16,7 @@ pub struct Shared {
     pub settings: CompareSettings,
     /// The plan to load the model at (and to chat at).
     pub plan: Plan,
+    pub kv: KvPrecision,
 }
 
 /// Percent-encode everything but RFC 3986's unreserved characters.
@@ -51,7 +54,7 @@ fn decode(s: &str) -> String {
 pub fn to_query(sh: &Shared) -> String {
     let s = &sh.settings;
     let c = &s.sampling;
-    let lanes: Vec<String> = s.plans.iter().filter(|p| p.uniform_precision() != Some(lowbit::Precision::Fp16)).map(Plan::code).collect();
+    let lanes: Vec<String> = s.lanes.iter().filter(|v| **v != Variant::REFERENCE).map(Variant::code).collect();
     let pairs = [
         ("p", s.prompt.clone()),
         ("chat", (s.chat as u8).to_string()),
@@ -66,6 +69,7 @@ pub fn to_query(sh: &Shared) -> String {
         ("seed", c.seed.to_string()),
         ("lanes", lanes.join(",")),
         ("w", sh.plan.code()),
+        ("kv", sh.kv.name().to_string()),
     ];
     let q: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
     format!("?{}", q.join("&"))
@@ -93,9 +97,9 @@ pub fn from_query(q: &str, defaults: &Shared) -> Option<Shared> {
         repeat_last_n: d.sampling.repeat_last_n,
         seed: get("seed").and_then(|v| v.parse().ok()).unwrap_or(d.sampling.seed),
     };
-    let plans = match get("lanes") {
-        Some(l) => l.split(',').filter_map(|c| Plan::parse(c.trim()).ok()).collect(),
-        None => d.plans.clone(),
+    let lanes = match get("lanes") {
+        Some(l) => l.split(',').filter_map(|c| Variant::parse(c.trim()).ok()).collect(),
+        None => d.lanes.clone(),
     };
     Some(Shared {
         settings: CompareSettings {
@@ -104,10 +108,11 @@ pub fn from_query(q: &str, defaults: &Shared) -> Option<Shared> {
             system: get("sys").map_or_else(|| d.system.clone(), str::to_string),
             sampling,
             max_tokens: int("n", d.max_tokens).clamp(1, 512),
-            plans,
+            lanes,
             mode: get("mode").and_then(Mode::parse).unwrap_or(d.mode),
         },
         plan: get("w").and_then(|w| Plan::parse(w).ok()).unwrap_or(defaults.plan),
+        kv: get("kv").and_then(|k| KvPrecision::parse(k).ok()).unwrap_or(defaults.kv),
     })
 }
 
@@ -125,10 +130,11 @@ mod tests {
                 system: "You are a helpful assistant.".into(),
                 sampling: SamplerConfig::default(),
                 max_tokens: 16,
-                plans: vec![Plan::uniform(Precision::Int8), Plan::uniform(Precision::Int4)],
+                lanes: vec![Precision::Int8.into(), Precision::Int4.into()],
                 mode: Mode::SameContext,
             },
             plan: Plan::uniform(Precision::Fp16),
+            kv: KvPrecision::F32,
         }
     }
 
@@ -139,11 +145,13 @@ mod tests {
         sh.settings.sampling.temperature = 0.7;
         sh.settings.sampling.seed = 1234;
         sh.settings.mode = Mode::Free;
-        sh.settings.plans.push(Plan::uniform(Precision::Fp16).with(Group::Ffn, Precision::Int4));
+        sh.settings.lanes.push(Plan::uniform(Precision::Fp16).with(Group::Ffn, Precision::Int4).into());
+        sh.settings.lanes.push(Variant::new(Precision::Fp16, KvPrecision::Int8));
         sh.plan = Plan::uniform(Precision::Int8);
+        sh.kv = KvPrecision::F16;
         let q = to_query(&sh);
-        assert!(!q.contains(' ') && !q.contains('#') && !q.contains('«'), "{q}");
-        assert!(q.contains("lanes=int8%2Cint4%2Cfp16-int4-fp16"), "{q}");
+        assert!(!q.contains(' ') && !q.contains('#') && !q.contains('«') && !q.contains('+'), "{q}");
+        assert!(q.contains("lanes=int8%2Cint4%2Cfp16-int4-fp16%2Cfp16%2Bkv-int8"), "{q}");
         assert_eq!(from_query(&q, &defaults()), Some(sh));
     }
 

@@ -18,10 +18,10 @@ async function laneTexts(app) {
 }
 
 async function waitCompare(app) {
-  await expect(app.id('compare-summary-row')).toHaveCount(3, { timeout: 8 * 60_000 });
+  await expect(app.id('compare-summary-row')).toHaveCount(4, { timeout: 8 * 60_000 });
 }
 
-test('the compare view runs one prompt at FP16, INT8 and INT4 in lock-step', async ({ page }, testInfo) => {
+test('the compare view runs one prompt at FP16, INT8, INT4 and an INT8 KV cache in lock-step', async ({ page }, testInfo) => {
   const app = new AppPage(page);
   await page.setViewportSize({ width: 1300, height: 1000 });
   await app.open();
@@ -34,10 +34,12 @@ test('the compare view runs one prompt at FP16, INT8 and INT4 in lock-step', asy
   await app.id('compare-max-tokens').fill('6');
   await app.id('compare-max-tokens').dispatchEvent('change');
   await expect(app.id('compare-sampling')).toContainText('seed 7');
+  // A fourth lane: FP16 weights with an INT8 KV cache.
+  await app.id('compare-lane-fp16+kv-int8').check();
   await app.id('compare-run').click();
   await expect(app.id('compare-status')).toContainText(/preparing|reading the prompt|position/);
   // The columns stream: a lane shows tokens before the comparison is done.
-  await expect(app.id('compare-lane')).toHaveCount(3, { timeout: 5 * 60_000 });
+  await expect(app.id('compare-lane')).toHaveCount(4, { timeout: 5 * 60_000 });
   await expect(app.id('compare-lane').first().locator('.tok').first()).toBeVisible({ timeout: 5 * 60_000 });
   await waitCompare(app);
   await app.id('compare-view').scrollIntoViewIfNeeded();
@@ -50,7 +52,7 @@ test('the compare view runs one prompt at FP16, INT8 and INT4 in lock-step', asy
     tps: parseFloat(r.querySelector('[data-testid=compare-decode-tps]').textContent),
   })));
   console.log(`compare summaries: ${JSON.stringify(rows)}`);
-  expect(rows.map((r) => r.plan)).toEqual(['fp16', 'int8', 'int4']);
+  expect(rows.map((r) => r.plan)).toEqual(['fp16', 'int8', 'int4', 'fp16+kv-int8']);
   expect(rows[0].kl).toBe(0);
   expect(rows[0].top1).toMatch(/^100\.0% of \d+/);
   expect(rows[0].first).toBe('none');
@@ -66,7 +68,7 @@ test('the compare view runs one prompt at FP16, INT8 and INT4 in lock-step', asy
   const link = await app.id('compare-link').inputValue();
   console.log(`shared link: ${link}`);
   expect(link).toContain('seed=7');
-  expect(link).toContain('lanes=int8%2Cint4');
+  expect(link).toContain('lanes=int8%2Cint4%2Cfp16%2Bkv-int8');
   expect(page.url()).toBe(link);
   shared = { link, lanes };
   expect(app.errors).toEqual([]);
@@ -115,6 +117,16 @@ test('speed panel, inspector and a mixed-precision plan', async ({ page }, testI
   await expect(app.id('inspector-error-row').filter({ hasText: 'INT4' })).toContainText('0.00e0');
   await app.id('inspector').scrollIntoViewIfNeeded();
   await app.screenshot(testInfo, 'inspector');
+  // KV cache at INT8: 9 words per 32 values instead of 32.
+  await expect(app.id('kv-bytes')).toContainText('94.4 MB for 2048 tokens at f32');
+  await app.id('kv-int8').click();
+  await expect(app.id('kv-int8')).toHaveAttribute('aria-pressed', 'true', { timeout: 60_000 });
+  await expect(app.id('kv-bytes')).toContainText('26.5 MB for 2048 tokens at int8');
+  // A reply with the INT8 cache.
+  await app.setMaxTokens(4);
+  const reply = await app.send('Hi!');
+  await app.waitReply(reply);
+  expect((await reply.getByTestId('message-text').textContent()).trim().length).toBeGreaterThan(0);
   // Mixed precision: INT4 everywhere but the embeddings / output head at INT8.
   await page.locator('details.mixed > summary').click();
   await app.id('mix-attention').selectOption('int4');

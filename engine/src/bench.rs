@@ -161,6 +161,7 @@ pub struct KernelTime {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DecodeProfile {
     pub plan: crate::plan::Plan,
+    pub kv: crate::KvPrecision,
     /// Position of the profiled token (its KV cache length).
     pub position: usize,
     /// GPU time per kernel from timestamp queries, slowest first (empty without them).

@@ -522,6 +522,7 @@ impl<'g> Session<'g> {
         let (copy_gbps, _) = crate::bench::copy_bandwidth(self.backend.gpu, 32 << 20, 10).await?;
         Ok(crate::bench::DecodeProfile {
             plan: self.plan(),
+            kv: self.kv(),
             position: pos,
             gpu_ms: passes.map(|p| p.iter().map(|x| x.1).sum()),
             kernels,

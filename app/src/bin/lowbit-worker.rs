@@ -218,6 +218,19 @@ async fn run(req: Request, file: Option<web_sys::File>) -> Result<(), Fail> {
             load(name, bytes, plan, n_ctx, Origin::Cache).await
         }
         Request::SetPrecision { plan } => switch(plan).await,
+        Request::SetKv { kv } => {
+            let mut session = take_session()?;
+            let r = session.set_kv(kv);
+            let gpu = session.gpu();
+            for k in session.kernels() {
+                gpu.pipeline(k);
+            }
+            let (kv, kv_bytes) = (session.kv(), session.kv_bytes());
+            STATE.with(|s| s.borrow_mut().session = Some(session));
+            r?;
+            post(&Event::KvSwitched { kv, kv_bytes });
+            Ok(())
+        }
         Request::Chat { id, messages, sampling, max_tokens } => {
             let mut session = take_session()?;
             let (mut tokens, mut first_ms) = (0usize, 0.0);
@@ -389,7 +402,7 @@ async fn switch(plan: Plan) -> Result<(), Fail> {
 /// Run a lock-step comparison, posting every position; Stop ends it after the current one.
 async fn compare(session: &Session<'static>, settings: CompareSettings) -> Result<(), Fail> {
     let mut ls = LockStep::new(session, settings)?;
-    post(&Event::CompareStarted { plans: ls.plans(), prompt_tokens: ls.prompt_tokens, weight_bytes: ls.weight_bytes() });
+    post(&Event::CompareStarted { lanes: ls.variants(), prompt_tokens: ls.prompt_tokens, weight_bytes: ls.weight_bytes() });
     yield_now().await;
     ls.prefill().await?;
     let mut stopped = false;
