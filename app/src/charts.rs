@@ -182,3 +182,58 @@ fn short(v: f64) -> String {
         format!("{v:.1e}")
     }
 }
+
+/// A heatmap: one row per series, one cell per column, coloured by value on a log scale (the
+/// legend gives the range).
+pub fn heatmap(title: &str, rows: &[(String, Vec<f64>)]) -> String {
+    let mut svg = String::new();
+    if let Err(e) = draw_heatmap(&mut svg, title, rows) {
+        return format!("<p class=\"hint\">chart unavailable: {e}</p>");
+    }
+    svg
+}
+
+fn draw_heatmap(svg: &mut String, title: &str, rows: &[(String, Vec<f64>)]) -> Result<(), Box<dyn std::error::Error>> {
+    let cols = rows.iter().map(|r| r.1.len()).max().unwrap_or(0).max(1);
+    let root = SVGBackend::with_string(svg, (640, 60 + 34 * rows.len().max(1) as u32)).into_drawing_area();
+    let vals = rows.iter().flat_map(|r| r.1.iter().copied()).filter(|v| *v > 0.0);
+    let lo = vals.clone().fold(f64::INFINITY, f64::min).max(1e-9);
+    let hi = vals.fold(0f64, f64::max).max(lo * 1.0001);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(format!("{title} · {} … {}", short(lo), short(hi)), ("sans-serif", 14).into_font().color(&TEXT))
+        .margin(8)
+        .x_label_area_size(22)
+        .y_label_area_size(110)
+        .build_cartesian_2d(0f64..cols as f64, 0f64..rows.len().max(1) as f64)?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .axis_style(GRID)
+        .label_style(("sans-serif", 12).into_font().color(&TEXT))
+        .x_labels(cols.min(10))
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_labels(rows.len().max(1) * 2 + 1)
+        .y_label_formatter(&|v| {
+            let i = v.floor() as usize;
+            if (v - i as f64 - 0.5).abs() < 0.01 { rows.get(rows.len() - 1 - i).map_or(String::new(), |r| r.0.clone()) } else { String::new() }
+        })
+        .draw()?;
+    let n = rows.len();
+    chart.draw_series(rows.iter().enumerate().flat_map(|(ri, (_, vs))| {
+        vs.iter().enumerate().map(move |(ci, &v)| {
+            let t = if v > 0.0 { ((v.max(lo)).ln() - lo.ln()) / (hi.ln() - lo.ln()) } else { 0.0 };
+            let y = (n - 1 - ri) as f64;
+            Rectangle::new([(ci as f64, y), (ci as f64 + 0.95, y + 0.9)], ramp(t).filled())
+        })
+    }))?;
+    root.present()?;
+    Ok(())
+}
+
+/// Dark blue (0) through teal to yellow (1).
+fn ramp(t: f64) -> RGBColor {
+    let t = t.clamp(0.0, 1.0);
+    let lerp = |a: u8, b: u8, u: f64| (a as f64 + (b as f64 - a as f64) * u).round() as u8;
+    let (a, b, u) = if t < 0.5 { ((0x1b, 0x2a, 0x5c), (0x2a, 0xa1, 0x98), t * 2.0) } else { ((0x2a, 0xa1, 0x98), (0xf2, 0xd8, 0x4b), t * 2.0 - 1.0) };
+    RGBColor(lerp(a.0, b.0, u), lerp(a.1, b.1, u), lerp(a.2, b.2, u))
+}

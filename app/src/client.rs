@@ -12,7 +12,7 @@ use lowbit::session::{Fit, ModelInfo, Progress, ReplyStats, Stage};
 use lowbit::plan::{Plan, Variant};
 use lowbit::KvPrecision;
 use lowbit::bench::DecodeProfile;
-use lowbit::inspect::{Inspection, TensorEntry};
+use lowbit::inspect::{Inspection, LayerErrors, TensorEntry};
 use lowbit::lockstep::{CompareSettings, CompareStep, LaneSummary, Mode};
 use lowbit_app::protocol::{CachedModel, ErrorKind, Event, Request};
 use lowbit_app::share::Shared;
@@ -136,6 +136,8 @@ pub struct Store {
     pub tensors: RwSignal<Vec<TensorEntry>>,
     pub inspect_running: RwSignal<bool>,
     pub inspection: RwSignal<Option<Inspection>>,
+    pub layers_running: RwSignal<bool>,
+    pub layer_errors: RwSignal<Option<LayerErrors>>,
     next_id: RwSignal<u64>,
 }
 
@@ -185,6 +187,8 @@ impl Store {
             tensors: RwSignal::new(vec![]),
             inspect_running: RwSignal::new(false),
             inspection: RwSignal::new(None),
+            layers_running: RwSignal::new(false),
+            layer_errors: RwSignal::new(None),
             next_id: RwSignal::new(1),
         }
     }
@@ -209,6 +213,22 @@ impl Store {
             || self.kv_switching.get()
             || self.profile_running.get()
             || self.inspect_running.get()
+            || self.layers_running.get()
+    }
+
+    /// Each layer's output error at INT8, INT4 (and the current variant) vs FP16 on `text`.
+    pub fn measure_layers(&self, text: &str, max_tokens: usize) {
+        if !self.can_chat() {
+            return;
+        }
+        self.error.set(None);
+        self.layers_running.set(true);
+        let mut variants: Vec<Variant> = vec![lowbit::Precision::Int8.into(), lowbit::Precision::Int4.into()];
+        let current = Variant { plan: self.plan.get_untracked(), kv: self.kv.get_untracked() };
+        if current != Variant::REFERENCE && !variants.contains(&current) {
+            variants.push(current);
+        }
+        send(&Request::LayerErrors { text: text.to_string(), max_tokens, variants }, None);
     }
 
     /// Profile one decode step at the current plan.
@@ -463,6 +483,7 @@ impl Store {
                 self.compare.set(None);
                 self.profiles.set(vec![]);
                 self.inspection.set(None);
+                self.layer_errors.set(None);
                 self.messages.set(vec![]);
                 self.last_stats.set(None);
                 send(&Request::ListCache, None);
@@ -548,6 +569,11 @@ impl Store {
                 });
             }
             Event::Tensors { tensors } => self.tensors.set(tensors),
+            Event::LayerErrors { errors } => {
+                self.layers_running.set(false);
+                self.layer_errors.set(Some(errors));
+                self.last_stats.set(None);
+            }
             Event::Inspection { inspection } => {
                 self.inspect_running.set(false);
                 self.inspection.set(Some(inspection));
@@ -581,6 +607,7 @@ impl Store {
         self.kv_switching.set(false);
         self.profile_running.set(false);
         self.inspect_running.set(false);
+        self.layers_running.set(false);
         self.switching.set(None);
         if let Some(id) = self.generating.get_untracked() {
             self.with_msg(id, |m| m.done.set(true));

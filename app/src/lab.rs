@@ -352,6 +352,22 @@ pub fn Inspector() -> impl IntoView {
                         FP16 keep: that one matrix is where INT4 loses. Try the mixed precision with the embeddings at INT8."</p>
                 }
             })}
+            <h3>"Error layer by layer"</h3>
+            <p class="explain">"The same sentence goes through the model at FP16 and at each other precision; after every \
+                layer the two residual streams (the vector each token carries from layer to layer) are compared: \
+                ‖other − FP16‖ / ‖FP16‖. Brighter cells drift more. Errors made early travel through every later layer."</p>
+            <div class="row">
+                <button data-testid="inspector-layers" disabled=move || !store.can_chat()
+                    on:click=move |_| store.measure_layers(crate::texts::TEXTS[0].1, 32)>"Measure each layer (32 tokens)"</button>
+                <span class="status">{move || store.layers_running.get().then_some("running every precision…")}</span>
+            </div>
+            {move || store.layer_errors.get().map(|e| {
+                let rows: Vec<(String, Vec<f64>)> = e.rows.iter().map(|(v, errs)| (plan_short(&v.code()), errs.clone())).collect();
+                view! {
+                    <div class="chart" data-testid="inspector-heatmap"
+                        inner_html=charts::heatmap(&format!("relative error per layer, {} tokens", e.n_tokens), &rows)></div>
+                }
+            })}
         </section>
     }
 }

@@ -8,7 +8,7 @@ use lowbit::quality::Quality;
 use lowbit::sampler::SamplerConfig;
 use lowbit::session::{Fit, ModelInfo, Progress, ReplyStats};
 use lowbit::bench::DecodeProfile;
-use lowbit::inspect::{Inspection, TensorEntry};
+use lowbit::inspect::{Inspection, LayerErrors, TensorEntry};
 use lowbit::lockstep::{CompareSettings, CompareStep, LaneSummary};
 use lowbit::plan::{Plan, Variant};
 use lowbit::KvPrecision;
@@ -43,6 +43,8 @@ pub enum Request {
     Profile,
     /// Histograms and requantization errors of one weight tensor.
     Inspect { tensor: String },
+    /// Each layer's output error at `variants` vs FP16 on `text`.
+    LayerErrors { text: String, max_tokens: usize, variants: Vec<Variant> },
     /// Perplexity, KL vs FP16 and top-1 agreement of each plan on `text` (FP16 always first).
     Quality { text: String, max_tokens: usize, plans: Vec<Variant> },
 }
@@ -131,6 +133,7 @@ pub enum Event {
     /// The loaded model's weight tensors (sent after `Loaded`).
     Tensors { tensors: Vec<TensorEntry> },
     Inspection { inspection: Inspection },
+    LayerErrors { errors: LayerErrors },
     /// The load or switch was cancelled; the model loaded before (if any) is still there.
     Cancelled,
     Error { kind: ErrorKind, message: String },

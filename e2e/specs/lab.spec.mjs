@@ -115,6 +115,10 @@ test('speed panel, inspector and a mixed-precision plan', async ({ page }, testI
   await expect(app.id('inspector-error').locator('svg')).toHaveCount(3);
   await expect(app.id('inspector-summary')).toContainText('Q4_1');
   await expect(app.id('inspector-error-row').filter({ hasText: 'INT4' })).toContainText('0.00e0');
+  // Every layer's output error at INT8 and INT4 against FP16, as a heatmap.
+  await app.id('inspector-layers').click();
+  await expect(app.id('inspector-heatmap').locator('svg')).toHaveCount(1, { timeout: 5 * 60_000 });
+  await expect(app.id('inspector-heatmap')).toContainText('INT4');
   await app.id('inspector').scrollIntoViewIfNeeded();
   await app.screenshot(testInfo, 'inspector');
   // KV cache at INT8: 9 words per 32 values instead of 32.

@@ -145,6 +145,60 @@ pub fn inspect(g: &Gguf, name: &str, bins: usize) -> Result<Inspection> {
     })
 }
 
+/// How far each layer's output drifts from FP16's at other variants, on one text.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerErrors {
+    pub n_tokens: usize,
+    /// Per variant (reference excluded): `‖h − h_fp16‖ / ‖h_fp16‖` of the residual stream after
+    /// each layer, over all tokens.
+    pub rows: Vec<(crate::plan::Variant, Vec<f64>)>,
+}
+
+/// `‖a − b‖ / ‖b‖`.
+pub fn relative_error(a: &[f32], b: &[f32]) -> f64 {
+    let (mut num, mut den) = (0f64, 0f64);
+    for (x, y) in a.iter().zip(b) {
+        num += (*x as f64 - *y as f64).powi(2);
+        den += (*y as f64).powi(2);
+    }
+    if den > 0.0 { (num / den).sqrt() } else { 0.0 }
+}
+
+/// Run `tokens` through `b` at the reference and at each variant (requantizing in place, like
+/// [`crate::quality::compare_on`]) and compare every layer's output. The KV cache is overwritten.
+pub async fn layer_errors(
+    b: &mut crate::model::gpu::GpuBackend<'_>,
+    g: &Gguf<'_>,
+    tokens: &[u32],
+    variants: &[crate::plan::Variant],
+    mut on_variant: impl FnMut(crate::plan::Variant),
+) -> Result<LayerErrors> {
+    use crate::model::{forward_hidden, Backend};
+    let cfg = b.cfg.clone();
+    let run = |b: &mut crate::model::gpu::GpuBackend<'_>, v: crate::plan::Variant| -> Result<Vec<crate::model::gpu::Act>> {
+        b.set_precision(g, v.plan)?;
+        b.set_kv(v.kv)?;
+        forward_hidden(&cfg, b, tokens, 0)
+    };
+    on_variant(crate::plan::Variant::REFERENCE);
+    let acts = run(b, crate::plan::Variant::REFERENCE)?;
+    let mut reference = Vec::with_capacity(acts.len());
+    for a in &acts {
+        reference.push(b.read(a).await?);
+    }
+    let mut rows = Vec::new();
+    for &v in variants.iter().filter(|v| **v != crate::plan::Variant::REFERENCE) {
+        on_variant(v);
+        let acts = run(b, v)?;
+        let mut errs = Vec::with_capacity(acts.len());
+        for (a, r) in acts.iter().zip(&reference) {
+            errs.push(relative_error(&b.read(a).await?, r));
+        }
+        rows.push((v, errs));
+    }
+    Ok(LayerErrors { n_tokens: tokens.len(), rows })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

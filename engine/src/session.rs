@@ -472,6 +472,20 @@ impl<'g> Session<'g> {
 }
 
 impl<'g> Session<'g> {
+    /// Lend the GPU backend and the parsed file to a measurement that requantizes and overwrites
+    /// the KV cache; the conversation's cache is forgotten and the plan and KV format are
+    /// restored afterwards, whatever the measurement did.
+    async fn with_backend<T>(&mut self, f: impl AsyncFnOnce(&mut GpuBackend<'g>, &Gguf<'_>) -> Result<T>) -> Result<T> {
+        self.cached.clear();
+        let (was, kv) = (self.plan(), self.kv());
+        let g = Gguf::parse(&self.bytes)?;
+        let r = f(&mut self.backend, &g).await;
+        let restored = self.backend.set_precision(&g, was).and_then(|_| self.backend.set_kv(kv));
+        let r = r?;
+        restored?;
+        Ok(r)
+    }
+
     /// Perplexity, KL vs FP16 and top-1 agreement of each precision on `text` (cut to
     /// `max_tokens` and to the context). The conversation's cache is used for this, so the next
     /// reply prefills its whole conversation again; the precision is restored afterwards.
@@ -487,14 +501,8 @@ impl<'g> Session<'g> {
         if toks.len() < 2 {
             return Err(Error::Usage("the text needs at least 2 tokens".into()));
         }
-        self.cached.clear();
-        let was = self.plan();
-        let kv = self.kv();
-        let g = Gguf::parse(&self.bytes)?;
-        let rows = crate::quality::compare_on(&mut self.backend, &g, &toks, toks.len(), plans, on_plan).await;
-        let restored = self.backend.set_precision(&g, was).and_then(|_| self.backend.set_kv(kv));
-        let rows = rows?;
-        restored?;
+        let n = toks.len();
+        let rows = self.with_backend(async |b, g| crate::quality::compare_on(b, g, &toks, n, plans, on_plan).await).await?;
         Ok((toks.len(), rows))
     }
 }
@@ -530,6 +538,25 @@ impl<'g> Session<'g> {
             bytes_per_token,
             copy_gbps,
         })
+    }
+}
+
+impl<'g> Session<'g> {
+    /// Each layer's output error at `variants` vs FP16 on `text` (cut to `max_tokens`). Uses the
+    /// KV cache like [`Session::quality`] and restores the precision and KV format afterwards.
+    pub async fn layer_errors(
+        &mut self,
+        text: &str,
+        max_tokens: usize,
+        variants: &[crate::plan::Variant],
+        on_variant: impl FnMut(crate::plan::Variant),
+    ) -> Result<crate::inspect::LayerErrors> {
+        let mut toks = self.tok.encode_with_bos(text, false);
+        toks.truncate(max_tokens.min(self.backend.n_ctx));
+        if toks.is_empty() {
+            return Err(Error::Usage("the text is empty".into()));
+        }
+        self.with_backend(async |b, g| crate::inspect::layer_errors(b, g, &toks, variants, on_variant).await).await
     }
 }
 

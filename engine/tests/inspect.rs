@@ -36,3 +36,27 @@ fn inspect_a_q4_1_matrix_and_the_q8_0_embedding() {
     assert!(rel(&embd, Precision::Int4) > 0.05, "INT4 loses on the Q8_0 embedding");
     assert!(rel(&embd, Precision::Int8) < 0.02 && rel(&embd, Precision::Fp16) < 1e-3);
 }
+
+#[test]
+fn each_layers_output_error_grows_with_coarser_weights() {
+    use lowbit::plan::{Plan, Variant};
+    use lowbit::session::Session;
+    let Some(bytes) = common::default_model() else { return };
+    let Some(gpu) = common::gpu() else { return };
+    let mut s = Session::load(&gpu, bytes, Precision::Int8, 64).unwrap();
+    // INT4 layers with an INT8 embedding / head: the file's own formats (Q4_1 and Q8_0).
+    let own = Variant::from(Plan::parse("int4-int4-int8").unwrap());
+    let variants = [Precision::Int8.into(), Precision::Int4.into(), own];
+    let text = "The lighthouse keeper climbed the spiral stairs every evening at six.";
+    let e = pollster::block_on(s.layer_errors(text, 32, &variants, |_| {})).unwrap();
+    assert_eq!(e.rows.len(), 3);
+    for (v, errs) in &e.rows {
+        println!("{v}: {}", errs.iter().map(|x| format!("{x:.4}")).collect::<Vec<_>>().join(" "));
+        assert_eq!(errs.len(), 30);
+        assert!(errs.iter().all(|x| x.is_finite() && *x >= 0.0));
+    }
+    let last = |i: usize| e.rows[i].1[29];
+    assert!(last(2) < last(0) && last(0) < last(1), "own formats < INT8 < INT4 at the last layer");
+    // The session is back where it was.
+    assert_eq!(s.plan(), Plan::uniform(Precision::Int8));
+}

@@ -272,6 +272,13 @@ async fn run(req: Request, file: Option<web_sys::File>) -> Result<(), Fail> {
             post(&Event::Inspection { inspection: r? });
             Ok(())
         }
+        Request::LayerErrors { text, max_tokens, variants } => {
+            let mut session = take_session()?;
+            let r = session.layer_errors(&text, max_tokens, &variants, |_| {}).await;
+            STATE.with(|s| s.borrow_mut().session = Some(session));
+            post(&Event::LayerErrors { errors: r? });
+            Ok(())
+        }
         Request::Quality { text, max_tokens, plans } => {
             let mut session = take_session()?;
             let r = session.quality(&text, max_tokens, &plans, |plan| post(&Event::QualityProgress { plan })).await;

@@ -305,6 +305,10 @@ impl Backend for CpuBackend {
         Ok(Act { data: x.data[(x.m - 1) * x.width..].to_vec(), m: 1, width: x.width })
     }
 
+    fn copy(&mut self, x: &Act) -> Result<Act> {
+        Ok(Act { data: x.data.clone(), m: x.m, width: x.width })
+    }
+
     async fn read(&mut self, x: &Act) -> Result<Vec<f32>> {
         Ok(x.data.clone())
     }

@@ -377,6 +377,12 @@ impl<'g> Backend for GpuBackend<'g> {
         Ok(out)
     }
 
+    fn copy(&mut self, x: &Act) -> Result<Act> {
+        let out = self.new_act(x.m, x.width)?;
+        self.rec().enc.copy_buffer_to_buffer(&x.buf, 0, &out.buf, 0, (x.m * x.width * 4) as u64);
+        Ok(out)
+    }
+
     async fn read(&mut self, x: &Act) -> Result<Vec<f32>> {
         self.flush();
         self.gpu.read_f32(&x.buf, x.m * x.width).await

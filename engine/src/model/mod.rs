@@ -169,6 +169,8 @@ pub trait Backend {
     fn add(&mut self, a: &mut Self::Act, b: &Self::Act) -> Result<()>;
     /// The last token's row.
     fn last_row(&mut self, x: &Self::Act) -> Result<Self::Act>;
+    /// A copy of `x` (a snapshot of the residual stream, which the layers update in place).
+    fn copy(&mut self, x: &Self::Act) -> Result<Self::Act>;
     /// The values of an activation (finishing any queued work).
     fn read(&mut self, x: &Self::Act) -> impl std::future::Future<Output = Result<Vec<f32>>>;
 }
@@ -239,27 +241,44 @@ pub fn perplexity_of(logprobs: &[f32]) -> f64 {
 pub fn forward<B: Backend>(cfg: &Config, b: &mut B, ids: &[u32], pos0: usize, all_logits: bool) -> Result<B::Act> {
     let mut x = b.embed(ids)?;
     for l in 0..cfg.n_layers {
-        // Attention block.
-        let h = b.rmsnorm(&x, Norm::Attn(l))?;
-        let mut q = b.linear(&h, Mat::Q(l))?;
-        let mut k = b.linear(&h, Mat::K(l))?;
-        let v = b.linear(&h, Mat::V(l))?;
-        b.rope(&mut q, cfg.n_heads, pos0)?;
-        b.rope(&mut k, cfg.n_kv_heads, pos0)?;
-        let a = b.attention(l, &q, &k, &v, pos0)?;
-        let o = b.linear(&a, Mat::O(l))?;
-        b.add(&mut x, &o)?;
-        // SwiGLU feed-forward block.
-        let h = b.rmsnorm(&x, Norm::Ffn(l))?;
-        let gate = b.linear(&h, Mat::Gate(l))?;
-        let up = b.linear(&h, Mat::Up(l))?;
-        let f = b.silu_mul(&gate, &up)?;
-        let d = b.linear(&f, Mat::Down(l))?;
-        b.add(&mut x, &d)?;
+        layer(cfg, b, &mut x, l, pos0)?;
     }
     let x = if all_logits { x } else { b.last_row(&x)? };
     let h = b.rmsnorm(&x, Norm::Output)?;
     b.linear(&h, Mat::Output)
+}
+
+/// The residual stream `[m, dim]` after each layer (no output head): what the inspector compares
+/// layer by layer between precisions.
+pub fn forward_hidden<B: Backend>(cfg: &Config, b: &mut B, ids: &[u32], pos0: usize) -> Result<Vec<B::Act>> {
+    let mut x = b.embed(ids)?;
+    let mut out = Vec::with_capacity(cfg.n_layers);
+    for l in 0..cfg.n_layers {
+        layer(cfg, b, &mut x, l, pos0)?;
+        out.push(b.copy(&x)?);
+    }
+    Ok(out)
+}
+
+/// One transformer layer, updating the residual stream `x` in place.
+fn layer<B: Backend>(cfg: &Config, b: &mut B, x: &mut B::Act, l: usize, pos0: usize) -> Result<()> {
+    // Attention block.
+    let h = b.rmsnorm(x, Norm::Attn(l))?;
+    let mut q = b.linear(&h, Mat::Q(l))?;
+    let mut k = b.linear(&h, Mat::K(l))?;
+    let v = b.linear(&h, Mat::V(l))?;
+    b.rope(&mut q, cfg.n_heads, pos0)?;
+    b.rope(&mut k, cfg.n_kv_heads, pos0)?;
+    let a = b.attention(l, &q, &k, &v, pos0)?;
+    let o = b.linear(&a, Mat::O(l))?;
+    b.add(x, &o)?;
+    // SwiGLU feed-forward block.
+    let h = b.rmsnorm(x, Norm::Ffn(l))?;
+    let gate = b.linear(&h, Mat::Gate(l))?;
+    let up = b.linear(&h, Mat::Up(l))?;
+    let f = b.silu_mul(&gate, &up)?;
+    let d = b.linear(&f, Mat::Down(l))?;
+    b.add(x, &d)
 }
 
 /// `log softmax(logits)[target]`.
