@@ -239,9 +239,9 @@ pub fn SpeedPanel() -> impl IntoView {
             }}
             {move || store.profiles.get().last().cloned().map(|p| {
                 let total: f64 = p.kernels.iter().map(|k| k.ms).sum();
-                let labels: Vec<String> = p.kernels.iter().take(6).map(|k| k.kernel.clone()).collect();
+                let labels: Vec<String> = p.kernels.iter().take(4).map(|k| k.kernel.clone()).collect();
                 let labels_ref: Vec<&str> = labels.iter().map(String::as_str).collect();
-                let ms: Vec<f64> = p.kernels.iter().take(6).map(|k| k.ms).collect();
+                let ms: Vec<f64> = p.kernels.iter().take(4).map(|k| k.ms).collect();
                 let colors = vec![charts::plan_color(&p.plan.code()); ms.len()];
                 view! {
                     <h3>{format!("Where one decode step at {} spends its time", plan_short(&p.plan.code()))}</h3>
