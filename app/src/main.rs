@@ -670,7 +670,7 @@ fn QualityPanel() -> impl IntoView {
                     <caption>{format!("{n} tokens, teacher-forced")}</caption>
                     <thead><tr>
                         <th>"precision"</th><th class="num">"perplexity"</th><th class="num">"KL vs FP16 (nats)"</th>
-                        <th class="num">"top-1 = FP16"</th><th class="num">"weights"</th><th class="num">"tok/s"</th>
+                        <th class="num">"top-1 = FP16"</th><th class="num">"weights"</th><th class="num">"KV / token"</th><th class="num">"tok/s"</th>
                     </tr></thead>
                     <tbody>
                         {rows.into_iter().map(|r| view! {
@@ -678,8 +678,9 @@ fn QualityPanel() -> impl IntoView {
                                 <td title=plan_label(&r.precision)>{plan_short(&r.precision)}</td>
                                 <td class="num" data-testid="quality-ppl">{format!("{:.3}", r.ppl)}</td>
                                 <td class="num" data-testid="quality-kl">{r.kl_vs_fp16.map_or("–".into(), |k| format!("{k:.5}"))}</td>
-                                <td class="num">{r.top1_vs_fp16.map_or("–".into(), |t| format!("{:.1}%", t * 100.0))}</td>
+                                <td class="num" data-testid="quality-top1">{r.top1_vs_fp16.map_or("–".into(), |t| format!("{:.1}%", t * 100.0))}</td>
                                 <td class="num">{r.weight_bytes.map_or("–".into(), megabytes)}</td>
+                                <td class="num">{r.kv_bytes_per_token.map_or("–".into(), |b| format!("{:.1} KB", b as f64 / 1e3))}</td>
                                 <td class="num">{format!("{:.1}", r.tokens_per_second)}</td>
                             </tr>
                         }).collect_view()}

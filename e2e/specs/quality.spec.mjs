@@ -24,11 +24,13 @@ test('the quality panel measures every precision on a built-in text', async ({ p
     p: r.dataset.precision,
     ppl: parseFloat(r.querySelector('[data-testid=quality-ppl]').textContent),
     kl: parseFloat(r.querySelector('[data-testid=quality-kl]').textContent),
+    top1: r.querySelector('[data-testid=quality-top1]').textContent,
   })));
   console.log(`quality in the page: ${JSON.stringify(result)}`);
   expect(result.map((r) => r.p)).toEqual(['fp16', 'int8', 'int4']);
   for (const r of result) expect(r.ppl).toBeGreaterThan(1);
   expect(result[0].kl).toBe(0);
+  expect(result[0].top1).toBe('100.0%');
   expect(result[1].kl).toBeGreaterThan(0);
   expect(result[2].kl).toBeGreaterThan(result[1].kl);
   await expect(app.id('quality-result')).toContainText('48 tokens');
