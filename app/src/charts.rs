@@ -1,5 +1,6 @@
 //! Charts, drawn by plotters into SVG markup that the page inlines.
 
+use plotters::chart::MeshStyle;
 use plotters::prelude::*;
 pub use plotters::style::RGBColor;
 
@@ -27,13 +28,29 @@ pub fn plan_color(code: &str) -> RGBColor {
 const TEXT: RGBColor = RGBColor(0xe6, 0xe8, 0xee);
 const GRID: RGBColor = RGBColor(0x26, 0x2b, 0x36);
 
+type Drawn = Result<(), Box<dyn std::error::Error>>;
+
+/// The SVG document `draw` writes, or a note saying why there is no chart.
+fn svg(draw: impl FnOnce(&mut String) -> Drawn) -> String {
+    let mut svg = String::new();
+    match draw(&mut svg) {
+        Ok(()) => svg,
+        Err(e) => format!("<p class=\"hint\">chart unavailable: {e}</p>"),
+    }
+}
+
+/// The dark grid and axis labels every chart with a mesh shares.
+fn dark<'m, 'a, 'b, X: Ranged, Y: Ranged, DB: DrawingBackend>(m: &'m mut MeshStyle<'a, 'b, X, Y, DB>) -> &'m mut MeshStyle<'a, 'b, X, Y, DB> {
+    m.disable_x_mesh()
+        .light_line_style(GRID)
+        .bold_line_style(GRID)
+        .axis_style(GRID)
+        .label_style(("sans-serif", 12).into_font().color(&TEXT))
+}
+
 /// A bar chart of `values` (one bar per label) as an SVG document.
 pub fn bars(title: &str, labels: &[&str], values: &[f64], colors: &[RGBColor]) -> String {
-    let mut svg = String::new();
-    if let Err(e) = draw_bars(&mut svg, title, labels, values, colors) {
-        return format!("<p class=\"hint\">chart unavailable: {e}</p>");
-    }
-    svg
+    svg(|svg| draw_bars(svg, title, labels, values, colors))
 }
 
 fn draw_bars(
@@ -42,7 +59,7 @@ fn draw_bars(
     labels: &[&str],
     values: &[f64],
     colors: &[RGBColor],
-) -> Result<(), Box<dyn std::error::Error>> {
+) -> Drawn {
     let root = SVGBackend::with_string(svg, (300, 200)).into_drawing_area();
     let top = values.iter().cloned().fold(0.0f64, f64::max);
     let top = if top > 0.0 { top * 1.15 } else { 1.0 };
@@ -53,13 +70,7 @@ fn draw_bars(
         .y_label_area_size(48)
         // A segmented range `0..n` has n + 1 slots: `0..n - 1` gives one per bar.
         .build_cartesian_2d((0..labels.len().saturating_sub(1)).into_segmented(), 0f64..top)?;
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .light_line_style(GRID)
-        .bold_line_style(GRID)
-        .axis_style(GRID)
-        .label_style(("sans-serif", 12).into_font().color(&TEXT))
+    dark(&mut chart.configure_mesh())
         .y_labels(4)
         .y_label_formatter(&|v| if top < 0.1 { format!("{v:.3}") } else { format!("{v:.1}") })
         .x_label_formatter(&|x| match x {
@@ -82,14 +93,10 @@ fn draw_bars(
 
 /// A histogram (`counts` in equal bins over `lo..hi`) as an SVG document.
 pub fn histogram(title: &str, lo: f64, hi: f64, counts: &[u64], color: RGBColor) -> String {
-    let mut svg = String::new();
-    if let Err(e) = draw_histogram(&mut svg, title, lo, hi, counts, color) {
-        return format!("<p class=\"hint\">chart unavailable: {e}</p>");
-    }
-    svg
+    svg(|svg| draw_histogram(svg, title, lo, hi, counts, color))
 }
 
-fn draw_histogram(svg: &mut String, title: &str, lo: f64, hi: f64, counts: &[u64], color: RGBColor) -> Result<(), Box<dyn std::error::Error>> {
+fn draw_histogram(svg: &mut String, title: &str, lo: f64, hi: f64, counts: &[u64], color: RGBColor) -> Drawn {
     let root = SVGBackend::with_string(svg, (320, 200)).into_drawing_area();
     let top = counts.iter().copied().max().unwrap_or(1).max(1) as f64 * 1.1;
     let (lo, hi) = if hi > lo { (lo, hi) } else { (lo - 0.5, lo + 0.5) };
@@ -111,14 +118,10 @@ fn draw_histogram(svg: &mut String, title: &str, lo: f64, hi: f64, counts: &[u64
 
 /// One line per series (`(label, colour, points)`) as an SVG document.
 pub fn lines(title: &str, series: &[(String, RGBColor, Vec<(f64, f64)>)]) -> String {
-    let mut svg = String::new();
-    if let Err(e) = draw_lines(&mut svg, title, series) {
-        return format!("<p class=\"hint\">chart unavailable: {e}</p>");
-    }
-    svg
+    svg(|svg| draw_lines(svg, title, series))
 }
 
-fn draw_lines(svg: &mut String, title: &str, series: &[(String, RGBColor, Vec<(f64, f64)>)]) -> Result<(), Box<dyn std::error::Error>> {
+fn draw_lines(svg: &mut String, title: &str, series: &[(String, RGBColor, Vec<(f64, f64)>)]) -> Drawn {
     let root = SVGBackend::with_string(svg, (420, 220)).into_drawing_area();
     let pts = series.iter().flat_map(|s| s.2.iter());
     let x_hi = pts.clone().map(|p| p.0).fold(1.0f64, f64::max);
@@ -151,14 +154,8 @@ fn draw_lines(svg: &mut String, title: &str, series: &[(String, RGBColor, Vec<(f
 type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>;
 
 /// The grid and axis labels every continuous chart shares.
-fn mesh(chart: &mut Chart, x_fmt: &dyn Fn(&f64) -> String) -> Result<(), Box<dyn std::error::Error>> {
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .light_line_style(GRID)
-        .bold_line_style(GRID)
-        .axis_style(GRID)
-        .label_style(("sans-serif", 12).into_font().color(&TEXT))
+fn mesh(chart: &mut Chart, x_fmt: &dyn Fn(&f64) -> String) -> Drawn {
+    dark(&mut chart.configure_mesh())
         .x_labels(5)
         .y_labels(4)
         .x_label_formatter(x_fmt)
@@ -186,14 +183,10 @@ fn short(v: f64) -> String {
 /// A heatmap: one row per series, one cell per column, coloured by value on a log scale (the
 /// legend gives the range).
 pub fn heatmap(title: &str, rows: &[(String, Vec<f64>)]) -> String {
-    let mut svg = String::new();
-    if let Err(e) = draw_heatmap(&mut svg, title, rows) {
-        return format!("<p class=\"hint\">chart unavailable: {e}</p>");
-    }
-    svg
+    svg(|svg| draw_heatmap(svg, title, rows))
 }
 
-fn draw_heatmap(svg: &mut String, title: &str, rows: &[(String, Vec<f64>)]) -> Result<(), Box<dyn std::error::Error>> {
+fn draw_heatmap(svg: &mut String, title: &str, rows: &[(String, Vec<f64>)]) -> Drawn {
     let cols = rows.iter().map(|r| r.1.len()).max().unwrap_or(0).max(1);
     let root = SVGBackend::with_string(svg, (640, 60 + 34 * rows.len().max(1) as u32)).into_drawing_area();
     let vals = rows.iter().flat_map(|r| r.1.iter().copied()).filter(|v| *v > 0.0);

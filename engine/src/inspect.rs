@@ -104,15 +104,19 @@ pub fn inspect(g: &Gguf, name: &str, bins: usize) -> Result<Inspection> {
         return Err(Error::Shape(format!("{name} is not a matrix")));
     }
     let (rows, cols) = t.matrix_shape();
-    let all = g.dequantize_tensor(t)?;
-    // Whole rows, evenly spaced, so blocks stay intact.
-    let take = (MAX_VALUES / cols.max(1)).clamp(1, rows.max(1));
+    // Whole rows, evenly spaced, so blocks stay intact; only those rows are dequantized (the
+    // embedding alone would be 113 MB of f32 in the worker's memory, which never shrinks).
+    let data = g.tensor_data(t);
+    if rows == 0 || data.len() % rows != 0 {
+        return Err(Error::Malformed(format!("{name}: {} bytes are not {rows} whole rows", data.len())));
+    }
+    let row_bytes = data.len() / rows;
+    let take = (MAX_VALUES / cols.max(1)).clamp(1, rows);
     let picked: Vec<usize> = (0..take).map(|i| i * rows / take).collect();
     let mut values = Vec::with_capacity(take * cols);
     for &r in &picked {
-        values.extend_from_slice(&all[r * cols..(r + 1) * cols]);
+        values.extend(crate::gguf::dequantize(t.ggml_type, &data[r * row_bytes..(r + 1) * row_bytes])?);
     }
-    drop(all);
     let n = values.len().max(1) as f64;
     let mean = values.iter().map(|&v| v as f64).sum::<f64>() / n;
     let var = values.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;

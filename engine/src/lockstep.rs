@@ -316,7 +316,7 @@ impl<'s, 'g> LockStep<'s, 'g> {
                     decode_tokens_per_second: l.decoded as f64 / (l.decode_ms / 1e3).max(1e-9),
                     weight_bytes: l.backend.weight_bytes(),
                     bytes_per_token: l.backend.bytes_per_token(mid),
-                    kv_bytes_per_token: l.backend.kv_bytes() / l.backend.n_ctx.max(1) as u64,
+                    kv_bytes_per_token: l.backend.kv_bytes_per_token(),
                     mean_kl: if l.compared > 0 { l.kl_sum / l.compared as f64 } else { 0.0 },
                     top1_agreement: if l.compared > 0 { l.agree as f64 / l.compared as f64 } else { 0.0 },
                     compared_positions: l.compared,

@@ -109,7 +109,7 @@ pub async fn compare_on(
             top1_vs_fp16: Some(top1),
             tokens_per_second: tokens.len() as f64 / secs.max(1e-9),
             weight_bytes: Some(b.weight_bytes()),
-            kv_bytes_per_token: Some(b.kv_bytes() / b.n_ctx.max(1) as u64),
+            kv_bytes_per_token: Some(b.kv_bytes_per_token()),
         });
     }
     Ok(out)

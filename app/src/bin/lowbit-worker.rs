@@ -219,71 +219,59 @@ async fn run(req: Request, file: Option<web_sys::File>) -> Result<(), Fail> {
         }
         Request::SetPrecision { plan } => switch(plan).await,
         Request::SetKv { kv } => {
-            let mut session = take_session()?;
-            let r = session.set_kv(kv);
-            let gpu = session.gpu();
-            for k in session.kernels() {
-                gpu.pipeline(k);
-            }
-            let (kv, kv_bytes) = (session.kv(), session.kv_bytes());
-            STATE.with(|s| s.borrow_mut().session = Some(session));
-            r?;
+            let (kv, kv_bytes) = with_session(async |s| {
+                s.set_kv(kv)?;
+                compile_kernels(s).await?;
+                Ok((s.kv(), s.kv_bytes()))
+            })
+            .await?;
             post(&Event::KvSwitched { kv, kv_bytes });
             Ok(())
         }
         Request::Chat { id, messages, sampling, max_tokens } => {
-            let mut session = take_session()?;
             let (mut tokens, mut first_ms) = (0usize, 0.0);
-            let r = session
-                .reply(&messages, &sampling, max_tokens, |text| {
-                    tokens += 1;
-                    if tokens == 1 {
-                        first_ms = now_ms();
-                    }
-                    let decode_tps = (tokens - 1) as f64 / ((now_ms() - first_ms) / 1e3).max(1e-9);
-                    post(&Event::Token { id, text: text.to_string(), tokens, decode_tps });
-                    !STOP.with(|c| c.get())
-                })
-                .await;
-            let gpu_fault = session.gpu().check();
-            STATE.with(|s| s.borrow_mut().session = Some(session));
-            let (_, stats) = r?;
-            gpu_fault?;
+            let stats = with_session(async |s| {
+                let r = s
+                    .reply(&messages, &sampling, max_tokens, |text| {
+                        tokens += 1;
+                        if tokens == 1 {
+                            first_ms = now_ms();
+                        }
+                        let decode_tps = (tokens - 1) as f64 / ((now_ms() - first_ms) / 1e3).max(1e-9);
+                        post(&Event::Token { id, text: text.to_string(), tokens, decode_tps });
+                        !STOP.with(|c| c.get())
+                    })
+                    .await;
+                let gpu_fault = s.gpu().check();
+                let (_, stats) = r?;
+                gpu_fault?;
+                Ok(stats)
+            })
+            .await?;
             post(&Event::ReplyDone { id, stats, stopped: STOP.with(|c| c.get()) });
             Ok(())
         }
-        Request::Compare { settings } => {
-            let session = take_session()?;
-            let r = compare(&session, settings).await;
-            STATE.with(|s| s.borrow_mut().session = Some(session));
-            r
-        }
+        Request::Compare { settings } => with_session(async |s| compare(s, settings).await).await,
         Request::Profile => {
-            let mut session = take_session()?;
-            let r = session.profile_decode().await;
-            STATE.with(|s| s.borrow_mut().session = Some(session));
-            post(&Event::Profile { profile: r? });
+            let profile = with_session(async |s| Ok(s.profile_decode().await?)).await?;
+            post(&Event::Profile { profile });
             Ok(())
         }
         Request::Inspect { tensor } => {
-            let session = take_session()?;
-            let r = session.gguf().and_then(|g| lowbit::inspect::inspect(&g, &tensor, 48));
-            STATE.with(|s| s.borrow_mut().session = Some(session));
-            post(&Event::Inspection { inspection: r? });
+            let inspection = with_session(async |s| Ok(lowbit::inspect::inspect(&s.gguf()?, &tensor, 48)?)).await?;
+            post(&Event::Inspection { inspection });
             Ok(())
         }
         Request::LayerErrors { text, max_tokens, variants } => {
-            let mut session = take_session()?;
-            let r = session.layer_errors(&text, max_tokens, &variants, |_| {}).await;
-            STATE.with(|s| s.borrow_mut().session = Some(session));
-            post(&Event::LayerErrors { errors: r? });
+            let errors = with_session(async |s| Ok(s.layer_errors(&text, max_tokens, &variants, |_| {}).await?)).await?;
+            post(&Event::LayerErrors { errors });
             Ok(())
         }
         Request::Quality { text, max_tokens, plans } => {
-            let mut session = take_session()?;
-            let r = session.quality(&text, max_tokens, &plans, |plan| post(&Event::QualityProgress { plan })).await;
-            STATE.with(|s| s.borrow_mut().session = Some(session));
-            let (n_tokens, rows) = r?;
+            let (n_tokens, rows) = with_session(async |s| {
+                Ok(s.quality(&text, max_tokens, &plans, |plan| post(&Event::QualityProgress { plan })).await?)
+            })
+            .await?;
             post(&Event::QualityDone { n_tokens, rows });
             Ok(())
         }
@@ -295,10 +283,26 @@ fn session_gpu() -> Option<&'static Gpu> {
     STATE.with(|s| s.borrow().gpu)
 }
 
-fn take_session() -> Result<Session<'static>, Fail> {
-    STATE
+/// Lend the loaded session to `f`; it goes back to the worker's state whatever `f` returns.
+async fn with_session<T>(f: impl AsyncFnOnce(&mut Session<'static>) -> Result<T, Fail>) -> Result<T, Fail> {
+    let mut session = STATE
         .with(|s| s.borrow_mut().session.take())
-        .ok_or_else(|| Fail(ErrorKind::Internal, "no model is loaded".into()))
+        .ok_or_else(|| Fail(ErrorKind::Internal, "no model is loaded".into()))?;
+    let r = f(&mut session).await;
+    STATE.with(|s| s.borrow_mut().session = Some(session));
+    r
+}
+
+/// Compile the kernels the session's forward pass runs now (after a precision or KV change),
+/// so the next token does not stall on them.
+async fn compile_kernels(session: &Session<'static>) -> Result<(), Fail> {
+    let gpu = session.gpu();
+    for k in session.kernels() {
+        gpu.pipeline(k);
+    }
+    gpu.wait().await?;
+    gpu.check()?;
+    Ok(())
 }
 
 async fn gpu() -> Result<&'static Gpu, Fail> {
@@ -377,8 +381,7 @@ async fn load(name: String, bytes: Vec<u8>, plan: Plan, n_ctx: usize, origin: Or
 
 async fn switch(plan: Plan) -> Result<(), Fail> {
     let t0 = now_ms();
-    let mut session = take_session()?;
-    let r = async {
+    let (plan, weight_bytes) = with_session(async |session| {
         let mut sw = session.begin_switch(plan)?;
         let mut last = now_ms();
         loop {
@@ -390,18 +393,10 @@ async fn switch(plan: Plan) -> Result<(), Fail> {
             }
         }
         session.finish_switch(sw)?;
-        let gpu = session.gpu();
-        for k in session.kernels() {
-            gpu.pipeline(k);
-        }
-        gpu.wait().await?;
-        gpu.check()?;
-        Ok::<_, Fail>(())
-    }
-    .await;
-    let (plan, weight_bytes) = (session.plan(), session.weight_bytes());
-    STATE.with(|s| s.borrow_mut().session = Some(session));
-    r?;
+        compile_kernels(session).await?;
+        Ok((session.plan(), session.weight_bytes()))
+    })
+    .await?;
     post(&Event::Switched { plan, weight_bytes, ms: now_ms() - t0 });
     Ok(())
 }

@@ -171,9 +171,12 @@ impl<'g> GpuBackend<'g> {
         Ok(b)
     }
 
-    /// Store the KV cache as `kv` from now on: the caches are made anew (empty), so whatever
-    /// they held must be computed again.
+    /// Store the KV cache as `kv` from now on. A new format makes the caches anew (empty), so
+    /// whatever they held must be computed again; the format they already have keeps them.
     pub fn set_kv(&mut self, kv: KvPrecision) -> Result<()> {
+        if kv == self.kv && !self.k_cache.is_empty() {
+            return Ok(());
+        }
         let kvd = self.cfg.n_kv_heads * self.cfg.head_dim;
         if kvd % kv.unit() != 0 {
             return Err(Error::Usage(format!(
@@ -185,6 +188,7 @@ impl<'g> GpuBackend<'g> {
         self.flush();
         let (n, layers, gpu) = (kv.words(self.n_ctx * kvd), self.cfg.n_layers, self.gpu);
         let cache = |what: &str| -> Result<Vec<wgpu::Buffer>> { (0..layers).map(|l| gpu.zeros(&format!("{what}.{l}"), n)).collect() };
+        // Drop the old caches before making the new ones: the two never need to coexist.
         (self.k_cache, self.v_cache) = (vec![], vec![]);
         (self.k_cache, self.v_cache) = (cache("k_cache")?, cache("v_cache")?);
         self.kv = kv;
@@ -247,15 +251,17 @@ impl<'g> GpuBackend<'g> {
             + self.norms.values().map(|b| b.size()).sum::<u64>()
     }
 
+    /// KV cache bytes one token of context takes (keys and values, every layer).
+    pub fn kv_bytes_per_token(&self) -> u64 {
+        self.kv_bytes() / self.n_ctx.max(1) as u64
+    }
+
     /// Bytes one decode step at position `pos` reads: every weight matrix once (the token
     /// embedding only as the output head when tied, else one row of it), the norms, and the
     /// keys and values of `pos + 1` tokens.
     pub fn bytes_per_token(&self, pos: usize) -> u64 {
-        let embd = if self.cfg.tied_output { self.embd.bytes() } else { self.embd.bytes() / self.embd.rows.max(1) as u64 };
-        let kv_per_token = self.kv_bytes() / self.n_ctx.max(1) as u64;
-        embd + self.mats.values().map(GpuMatrix::bytes).sum::<u64>()
-            + self.norms.values().map(|b| b.size()).sum::<u64>()
-            + kv_per_token * (pos as u64 + 1)
+        let embd_read = if self.cfg.tied_output { self.embd.bytes() } else { self.embd.bytes() / self.embd.rows.max(1) as u64 };
+        self.weight_bytes() - self.embd.bytes() + embd_read + self.kv_bytes_per_token() * (pos as u64 + 1)
     }
 
     /// Run one decode step of `token` at position `pos` with a timestamp around every pass:
