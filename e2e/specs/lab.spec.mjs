@@ -1,8 +1,10 @@
 // The precision lab: the lock-step compare view at FP16, INT8 and INT4 with per-precision
 // summaries; a shared link that reproduces the same comparison; the speed panel's profile; the
-// inspector's histograms; a mixed-precision plan.
+// inspector's histograms; a mixed-precision plan. All on the tiny test model (the default model's
+// tokenizer, template and Q4_1/Q8_0 formats, random weights): these test the lab's mechanics; the
+// chat spec asks the default model what only a real model knows.
 import { test, expect } from '@playwright/test';
-import { AppPage } from '../pages/app.mjs';
+import { AppPage, LONG } from '../pages/app.mjs';
 
 test.describe.configure({ mode: 'serial' });
 
@@ -18,14 +20,14 @@ async function laneTexts(app) {
 }
 
 async function waitCompare(app) {
-  await expect(app.id('compare-summary-row')).toHaveCount(4, { timeout: 8 * 60_000 });
+  await expect(app.id('compare-summary-row')).toHaveCount(4, { timeout: LONG });
 }
 
 test('the compare view runs one prompt at FP16, INT8, INT4 and an INT8 KV cache in lock-step', async ({ page }, testInfo) => {
   const app = new AppPage(page);
   await page.setViewportSize({ width: 1300, height: 1000 });
   await app.open();
-  await app.loadDefault();
+  await app.loadTiny();
   // A seed that is not the page's default: the shared link has to carry it.
   await page.locator('details.sampling > summary').click();
   await app.id('seed').fill('7');
@@ -39,8 +41,8 @@ test('the compare view runs one prompt at FP16, INT8, INT4 and an INT8 KV cache 
   await app.id('compare-run').click();
   await expect(app.id('compare-status')).toContainText(/preparing|reading the prompt|position/);
   // The columns stream: a lane shows tokens before the comparison is done.
-  await expect(app.id('compare-lane')).toHaveCount(4, { timeout: 5 * 60_000 });
-  await expect(app.id('compare-lane').first().locator('.tok').first()).toBeVisible({ timeout: 5 * 60_000 });
+  await expect(app.id('compare-lane')).toHaveCount(4, { timeout: LONG });
+  await expect(app.id('compare-lane').first().locator('.tok').first()).toBeVisible({ timeout: LONG });
   await waitCompare(app);
   await app.id('compare-view').scrollIntoViewIfNeeded();
   await app.screenshot(testInfo, 'compare');
@@ -60,8 +62,10 @@ test('the compare view runs one prompt at FP16, INT8, INT4 and an INT8 KV cache 
   for (const r of rows) expect(r.tps).toBeGreaterThan(0);
   const lanes = await laneTexts(app);
   console.log(`compare lanes: ${JSON.stringify(lanes)}`);
-  expect(lanes[0].text).toContain('Paris');
+  expect(lanes[0].text.length).toBeGreaterThan(0);
   expect(lanes[0].diverged).toBe(0);
+  // A lane that FP16 disagreed with somewhere marks the disagreement, and only such lanes do.
+  for (const [i, l] of lanes.entries()) expect(l.diverged > 0).toBe(rows[i].first !== 'none');
   await expect(app.id('compare-kl-chart').locator('svg')).toHaveCount(1);
   // The link to this comparison carries prompt, seed, sampling and precisions.
   await app.id('compare-share').click();
@@ -79,11 +83,11 @@ test('a shared link reproduces the same comparison', async ({ page }, testInfo) 
   const app = new AppPage(page);
   await page.setViewportSize({ width: 1300, height: 1000 });
   await page.goto(shared.link);
-  await expect(app.id('compare-pending')).toBeVisible({ timeout: 60_000 });
+  await expect(app.id('compare-pending')).toBeVisible({ timeout: LONG });
   await expect(app.id('compare-prompt')).toHaveValue(PROMPT);
   await expect(app.id('compare-sampling')).toContainText('seed 7');
-  await expect(app.id('model-status')).not.toContainText('starting the engine', { timeout: 60_000 });
-  await app.loadDefault();
+  await expect(app.id('model-status')).not.toContainText('starting the engine', { timeout: LONG });
+  await app.loadTiny();
   // It runs by itself once the model is loaded.
   await waitCompare(app);
   await app.id('compare-view').scrollIntoViewIfNeeded();
@@ -96,10 +100,10 @@ test('speed panel, inspector and a mixed-precision plan', async ({ page }, testI
   const app = new AppPage(page);
   await page.setViewportSize({ width: 1300, height: 1000 });
   await app.open();
-  await app.loadDefault();
+  await app.loadTiny();
   // Speed: one profiled decode step, per kernel, against the copy roofline.
   await app.id('speed-profile').click();
-  await expect(app.id('speed-row')).toHaveCount(1, { timeout: 5 * 60_000 });
+  await expect(app.id('speed-row')).toHaveCount(1, { timeout: LONG });
   await expect(app.id('speed-table')).toContainText('copy kernel on this GPU');
   await expect(app.id('kernel-time-row').first()).toBeVisible();
   const kernels = await app.id('kernel-time-row').allTextContents();
@@ -110,22 +114,23 @@ test('speed panel, inspector and a mixed-precision plan', async ({ page }, testI
   // Inspector: a Q4_1 matrix; INT4 finds the file's own blocks again (zero error).
   await app.id('inspector-tensor').selectOption('blk.0.ffn_down.weight');
   await app.id('inspector-run').click();
-  await expect(app.id('inspector-histogram').locator('svg')).toHaveCount(1, { timeout: 2 * 60_000 });
+  await expect(app.id('inspector-histogram').locator('svg')).toHaveCount(1, { timeout: LONG });
   await expect(app.id('inspector-scales').locator('svg')).toHaveCount(2);
   await expect(app.id('inspector-error').locator('svg')).toHaveCount(3);
   await expect(app.id('inspector-summary')).toContainText('Q4_1');
   await expect(app.id('inspector-error-row').filter({ hasText: 'INT4' })).toContainText('0.00e0');
   // Every layer's output error at INT8 and INT4 against FP16, as a heatmap.
   await app.id('inspector-layers').click();
-  await expect(app.id('inspector-heatmap').locator('svg')).toHaveCount(1, { timeout: 5 * 60_000 });
+  await expect(app.id('inspector-heatmap').locator('svg')).toHaveCount(1, { timeout: LONG });
   await expect(app.id('inspector-heatmap')).toContainText('INT4');
   await app.id('inspector').scrollIntoViewIfNeeded();
   await app.screenshot(testInfo, 'inspector');
-  // KV cache at INT8: 9 words per 32 values instead of 32.
-  await expect(app.id('kv-bytes')).toContainText('94.4 MB for 2048 tokens at f32');
+  // KV cache at INT8: 9 words per 32 values instead of 32. The tiny model caches 2 layers x
+  // (K + V) x 32 values a token: 512 bytes at f32, 144 at INT8.
+  await expect(app.id('kv-bytes')).toContainText('1.0 MB for 2048 tokens at f32');
   await app.id('kv-int8').click();
-  await expect(app.id('kv-int8')).toHaveAttribute('aria-pressed', 'true', { timeout: 60_000 });
-  await expect(app.id('kv-bytes')).toContainText('26.5 MB for 2048 tokens at int8');
+  await expect(app.id('kv-int8')).toHaveAttribute('aria-pressed', 'true', { timeout: LONG });
+  await expect(app.id('kv-bytes')).toContainText('0.3 MB for 2048 tokens at int8');
   // A reply with the INT8 cache.
   await app.setMaxTokens(4);
   const reply = await app.send('Hi!');
@@ -138,7 +143,7 @@ test('speed panel, inspector and a mixed-precision plan', async ({ page }, testI
   await app.id('mix-embeddings').selectOption('int8');
   await expect(app.id('mix-bytes')).toContainText('embeddings INT8');
   await app.id('mix-apply').click();
-  await expect(app.id('weights-bytes')).toContainText('attention INT4 · feed-forward INT4 · embeddings INT8', { timeout: 5 * 60_000 });
+  await expect(app.id('weights-bytes')).toContainText('attention INT4 · feed-forward INT4 · embeddings INT8', { timeout: LONG });
   await app.waitReady();
   for (const p of ['fp16', 'int8', 'int4']) await expect(app.id(`precision-${p}`)).toHaveAttribute('aria-pressed', 'false');
   await app.screenshot(testInfo, 'mixed');

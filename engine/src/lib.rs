@@ -19,6 +19,7 @@ pub mod quant;
 pub mod sampler;
 pub mod selftest;
 pub mod session;
+pub mod synth;
 pub mod tokenizer;
 pub mod util;
 

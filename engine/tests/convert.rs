@@ -1,5 +1,5 @@
-//! `lowbit convert`: F16 and Q8_0 re-encodings of the default model are valid GGUF files that keep
-//! the metadata and the model's quality.
+//! `lowbit convert`: F16 and Q8_0 re-encodings of a model in the default model's formats are valid
+//! GGUF files that keep the metadata and the model's quality.
 
 mod common;
 
@@ -18,7 +18,8 @@ fn ppl(bytes: &[u8], text: &str) -> f64 {
 
 #[test]
 fn converted_models_keep_metadata_and_perplexity() {
-    let Some(bytes) = common::default_model() else { return };
+    // The tiny model: the default model's metadata and formats (Q4_1 layers, Q8_0 embedding).
+    let Some(bytes) = common::tiny_model() else { return };
     let text = golden_text("ppl-text.txt");
     let g = Gguf::parse(&bytes).unwrap();
     let base = ppl(&bytes, &text);
@@ -37,7 +38,7 @@ fn converted_models_keep_metadata_and_perplexity() {
             }
         }
         let p = ppl(&out, &text);
-        println!("{to:?}: {} bytes, ppl {p:.4} vs Q4_1 original {base:.4} ({:+.3}%)", out.len(), (p / base - 1.0) * 100.0);
+        println!("{to:?}: {} bytes, ppl {p:.4} vs the Q4_1 original {base:.4} ({:+.3}%)", out.len(), (p / base - 1.0) * 100.0);
         assert!((p / base - 1.0).abs() < budget, "{to:?} perplexity {p} vs {base}");
     }
 }

@@ -1,6 +1,7 @@
 //! The lock-step comparison (lavapipe in CI): FP16's lane writes what a plain FP16 reply
 //! writes; in free mode every lane writes what a reply at its own precision writes; the
-//! per-position metrics and the summaries agree with each other.
+//! per-position metrics and the summaries agree with each other. On the tiny model (the default
+//! model's tokenizer and formats, random weights): the mechanics, not the model's knowledge.
 
 mod common;
 
@@ -38,7 +39,7 @@ fn reply_at(s: &mut Session, p: Precision) -> String {
 
 #[test]
 fn lanes_match_plain_replies_and_metrics_add_up() {
-    let Some(bytes) = common::default_model() else { return };
+    let Some(bytes) = common::tiny_model() else { return };
     let Some(gpu) = common::gpu() else { return };
     let mut s = Session::load(&gpu, bytes, Precision::Int8, 128).unwrap();
     let fp16_reply = reply_at(&mut s, Precision::Fp16);

@@ -23,6 +23,8 @@ const USAGE: &str = "usage:
   lowbit compare MODEL.gguf --file TEXT_FILE [--max-tokens 256] [--no-source] [--plans fp16,int8,int4,int4-int4-int8,fp16+kv-int8]
       (a plan is one precision, or attention-ffn-embeddings precisions; +kv-f16 or +kv-int8 quantizes the KV cache)
   lowbit convert IN.gguf OUT.gguf --to f16|q8_0
+  lowbit synth BASE.gguf OUT.gguf [--shape tiny|smollm2-135m|smollm2-1.7b|LAYERS:DIM:FFN:HEADS:KV_HEADS] [--seed S]
+      (random weights at that shape, with BASE's tokenizer and chat template)
   lowbit bench kernels [--json] [--reps N]
   lowbit selftest [--json]";
 
@@ -124,6 +126,18 @@ fn convert(a: &Args) -> Result<()> {
     Gguf::parse(&converted)?; // what we write must read back
     std::fs::write(out, &converted).map_err(|e| Error::Io(format!("{out}: {e}")))?;
     print_json(&serde_json::json!({ "output": out, "bytes": converted.len(), "tensors": g.tensors.len() }))
+}
+
+fn synth(a: &Args) -> Result<()> {
+    let bytes = a.model()?;
+    let out = a.positional.get(2).ok_or_else(|| Error::Usage(USAGE.into()))?;
+    let shape = lowbit::synth::Shape::parse(a.get("--shape").unwrap_or("tiny"))?;
+    let g = Gguf::parse(&bytes)?;
+    let model = lowbit::synth::model(&g, &shape, a.num("--seed", 1u64)?)?;
+    let written = Gguf::parse(&model)?; // what we write must read back and load
+    let cfg = Config::from_gguf(&written)?;
+    std::fs::write(out, &model).map_err(|e| Error::Io(format!("{out}: {e}")))?;
+    print_json(&serde_json::json!({ "output": out, "bytes": model.len(), "tensors": written.tensors.len(), "config": cfg }))
 }
 
 fn tokenize(a: &Args) -> Result<()> {
@@ -245,6 +259,7 @@ fn run(raw: &[String]) -> Result<()> {
     match a.positional.first().map(String::as_str) {
         Some("info") => info(&a),
         Some("convert") => convert(&a),
+        Some("synth") => synth(&a),
         Some("tokenize") => tokenize(&a),
         Some("perplexity") => {
             let gpu = gpu_if(needs_gpu(&a)?)?;

@@ -41,6 +41,24 @@ pub fn default_model() -> Option<Vec<u8>> {
     }
 }
 
+/// The test model: random weights at `synth::Shape::TINY` (2 layers, dim 96) with the default
+/// model's tokenizer, chat template and source formats (Q4_1 layers, Q8_0 embedding). Every code
+/// path runs on it in seconds; tests that need the default model's knowledge use the default model.
+pub fn tiny_model() -> Option<Vec<u8>> {
+    static TINY: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    let base = default_model()?;
+    Some(
+        TINY.get_or_init(|| {
+            let g = lowbit::gguf::Gguf::parse(&base).expect("default model parses");
+            lowbit::synth::model(&g, &lowbit::synth::Shape::TINY, TINY_SEED).expect("tiny model")
+        })
+        .clone(),
+    )
+}
+
+/// The seed scripts/test.sh also writes www/models/lowbit-tiny.gguf with.
+pub const TINY_SEED: u64 = 1;
+
 /// llama.cpp's reference outputs for a model (`shared/golden/` beside the checkout).
 pub fn golden(file: &str) -> serde_json::Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/golden").join(file);

@@ -1,0 +1,194 @@
+//! Synthetic models: random weights at a chosen shape, with a real model's tokenizer and chat
+//! template. The test suite runs every code path (tokenizer, template, KV cache, every kernel and
+//! precision, lock-step, quality, inspector) on a [`Shape::TINY`] model in seconds instead of on
+//! the default model in minutes; benchmarks use real models' shapes without shipping weights.
+//!
+//! The file is laid out like the default model: layer matrices as Q4_1, the token embedding (also
+//! the tied output head) as Q8_0, norms as f32, so the same source-format paths are exercised.
+
+use half::f16;
+
+use crate::gguf::{self, GgmlType, Gguf, TensorOut, Value};
+use crate::quant::{Blocks, QuantMatrix, BLOCK};
+use crate::util::Rng;
+use crate::{Error, Precision, Result};
+
+/// The architecture hyper-parameters of a synthetic llama model. The vocabulary is the base
+/// model's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+    pub layers: usize,
+    pub dim: usize,
+    pub ffn: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub context: usize,
+}
+
+impl Shape {
+    /// The test model: 2 layers, dim 96 (3 heads of 32, one KV head, as SmolLM2's 3:1 grouping),
+    /// feed-forward 224. No width is a multiple of 64, so partial workgroups run everywhere.
+    pub const TINY: Shape = Shape { layers: 2, dim: 96, ffn: 224, heads: 3, kv_heads: 1, context: 2048 };
+    /// SmolLM2-135M's shape.
+    pub const SMOLLM2_135M: Shape = Shape { layers: 30, dim: 576, ffn: 1536, heads: 9, kv_heads: 3, context: 2048 };
+    /// SmolLM2-1.7B's shape.
+    pub const SMOLLM2_1_7B: Shape = Shape { layers: 24, dim: 2048, ffn: 8192, heads: 32, kv_heads: 32, context: 2048 };
+
+    /// `tiny`, `smollm2-135m`, `smollm2-1.7b`, or `LAYERS:DIM:FFN:HEADS:KV_HEADS`.
+    pub fn parse(s: &str) -> Result<Self> {
+        let named = [("tiny", Self::TINY), ("smollm2-135m", Self::SMOLLM2_135M), ("smollm2-1.7b", Self::SMOLLM2_1_7B)];
+        if let Some((_, shape)) = named.iter().find(|(n, _)| *n == s) {
+            return Ok(*shape);
+        }
+        let bad = || Error::Usage(format!("shape '{s}': expected tiny, smollm2-135m, smollm2-1.7b or LAYERS:DIM:FFN:HEADS:KV_HEADS"));
+        let v: Vec<usize> = s.split(':').map(|x| x.parse().map_err(|_| bad())).collect::<Result<_>>()?;
+        let [layers, dim, ffn, heads, kv_heads] = v[..] else { return Err(bad()) };
+        let shape = Shape { layers, dim, ffn, heads, kv_heads, context: 2048 };
+        shape.check()?;
+        Ok(shape)
+    }
+
+    fn check(&self) -> Result<()> {
+        let ok = self.layers > 0
+            && self.dim % BLOCK == 0
+            && self.ffn % BLOCK == 0
+            && self.dim > 0
+            && self.ffn > 0
+            && self.heads > 0
+            && self.kv_heads > 0
+            && self.heads % self.kv_heads == 0
+            && self.dim % self.heads == 0
+            && (self.dim / self.heads) % 2 == 0;
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::Shape(format!("{self:?}: dim and ffn must be multiples of {BLOCK}, heads divide dim into even head sizes, kv_heads divide heads")))
+        }
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.dim / self.heads
+    }
+}
+
+/// ggml's Q4_1 blocks of `values` (whole blocks): `x = d·q + m`, `qs[j]` holds `q[j]` in its low
+/// nibble and `q[j + 16]` in its high nibble (ggml-common.h).
+fn q4_1(values: &[f32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(values.len() / BLOCK * 20);
+    for b in values.chunks_exact(BLOCK) {
+        let (lo, hi) = b.iter().fold((f32::MAX, f32::MIN), |(l, h), &x| (l.min(x), h.max(x)));
+        let (d, m) = (f16::from_f32((hi - lo) / 15.0), f16::from_f32(lo));
+        let (df, mf) = (d.to_f32(), m.to_f32());
+        let q = |x: f32| if df == 0.0 { 0 } else { ((x - mf) / df).round().clamp(0.0, 15.0) as u8 };
+        out.extend(d.to_bits().to_le_bytes());
+        out.extend(m.to_bits().to_le_bytes());
+        out.extend((0..BLOCK / 2).map(|j| q(b[j]) | q(b[j + BLOCK / 2]) << 4));
+    }
+    out
+}
+
+/// ggml's Q8_0 blocks of a `[rows, cols]` matrix: lowbit's INT8 block is bit-identical.
+fn q8_0(values: &[f32], rows: usize, cols: usize) -> Result<Vec<u8>> {
+    let q = QuantMatrix::quantize(values, rows, cols, Precision::Int8)?;
+    let Blocks::Int8(blocks) = q.blocks else { unreachable!("quantized to int8") };
+    Ok(bytemuck::cast_slice(&blocks).to_vec())
+}
+
+/// A GGUF file of a llama model at `shape` with random weights (seeded: the same bytes for the
+/// same `base`, `shape` and `seed`), carrying `base`'s tokenizer, chat template and special tokens.
+pub fn model(base: &Gguf, shape: &Shape, seed: u64) -> Result<Vec<u8>> {
+    shape.check()?;
+    let vocab = base
+        .get("tokenizer.ggml.tokens")
+        .and_then(Value::as_array)
+        .map(|a| a.len())
+        .ok_or_else(|| Error::Malformed("the base model has no tokenizer.ggml.tokens".into()))?;
+    let arch = base.get_str("general.architecture").unwrap_or("llama").to_string();
+    let mut metadata: Vec<(String, Value)> = base
+        .metadata
+        .iter()
+        .filter(|(k, _)| k.starts_with("tokenizer.") || *k == "general.license")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let (d, f, hd) = (shape.dim, shape.ffn, shape.head_dim());
+    let kv = shape.kv_heads * hd;
+    let u = |x: usize| Value::U32(x as u32);
+    metadata.extend([
+        ("general.architecture".into(), Value::String("llama".into())),
+        ("general.name".into(), Value::String(format!("lowbit synthetic {}x{} (random weights)", shape.layers, d))),
+        ("general.file_type".into(), Value::U32(3)), // LLAMA_FTYPE_MOSTLY_Q4_1
+        ("llama.context_length".into(), u(shape.context)),
+        ("llama.embedding_length".into(), u(d)),
+        ("llama.block_count".into(), u(shape.layers)),
+        ("llama.feed_forward_length".into(), u(f)),
+        ("llama.attention.head_count".into(), u(shape.heads)),
+        ("llama.attention.head_count_kv".into(), u(shape.kv_heads)),
+        ("llama.rope.dimension_count".into(), u(hd)),
+        ("llama.vocab_size".into(), u(vocab)),
+    ]);
+    for k in ["rope.freq_base", "attention.layer_norm_rms_epsilon"] {
+        if let Some(v) = base.get(&format!("{arch}.{k}")) {
+            metadata.push((format!("llama.{k}"), v.clone()));
+        }
+    }
+
+    let mut rng = Rng::new(seed);
+    // (name, dims innermost first, type, bytes). Matrices are N(0, 1/fan_in) so activations keep
+    // their size through the layers; the embedding's scale gives logits a spread of a few nats.
+    let mut tensors: Vec<(String, Vec<u64>, GgmlType, Vec<u8>)> = Vec::new();
+    let norm = |rng: &mut Rng, n: usize| -> Vec<u8> { (0..n).flat_map(|_| (1.0 + 0.1 * rng.normal()).to_le_bytes()).collect() };
+    let embd = rng.normals(vocab * d, 0.25);
+    tensors.push(("token_embd.weight".into(), vec![d as u64, vocab as u64], GgmlType::Q8_0, q8_0(&embd, vocab, d)?));
+    drop(embd);
+    for l in 0..shape.layers {
+        let mut mat = |name: &str, rows: usize, cols: usize| {
+            let w = rng.normals(rows * cols, 1.0 / (cols as f32).sqrt());
+            (format!("blk.{l}.{name}.weight"), vec![cols as u64, rows as u64], GgmlType::Q4_1, q4_1(&w))
+        };
+        let layer = [
+            mat("attn_q", d, d),
+            mat("attn_k", kv, d),
+            mat("attn_v", kv, d),
+            mat("attn_output", d, d),
+            mat("ffn_gate", f, d),
+            mat("ffn_up", f, d),
+            mat("ffn_down", d, f),
+        ];
+        tensors.push((format!("blk.{l}.attn_norm.weight"), vec![d as u64], GgmlType::F32, norm(&mut rng, d)));
+        tensors.push((format!("blk.{l}.ffn_norm.weight"), vec![d as u64], GgmlType::F32, norm(&mut rng, d)));
+        tensors.extend(layer);
+    }
+    tensors.push(("output_norm.weight".into(), vec![d as u64], GgmlType::F32, norm(&mut rng, d)));
+    let out: Vec<TensorOut> =
+        tensors.iter().map(|(name, dims, ty, data)| TensorOut { name: name.clone(), dims: dims.clone(), ggml_type: *ty, data }).collect();
+    Ok(gguf::write(&metadata, &out, base.alignment))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn q4_1_blocks_decode_to_their_grid() {
+        let mut rng = Rng::new(3);
+        let x = rng.normals(64, 1.0);
+        let bytes = q4_1(&x);
+        assert_eq!(bytes.len(), 2 * 20);
+        let y = gguf::dequantize(GgmlType::Q4_1, &bytes).unwrap();
+        for (b, (xs, ys)) in x.chunks(32).zip(y.chunks(32)).enumerate() {
+            let step = (xs.iter().cloned().fold(f32::MIN, f32::max) - xs.iter().cloned().fold(f32::MAX, f32::min)) / 15.0;
+            for (a, c) in xs.iter().zip(ys) {
+                assert!((a - c).abs() <= step * 0.5 + 1e-2 * step.max(1e-3), "block {b}: {a} vs {c} (step {step})");
+            }
+        }
+    }
+
+    #[test]
+    fn shapes_parse_and_bad_ones_are_named_errors() {
+        assert_eq!(Shape::parse("tiny").unwrap(), Shape::TINY);
+        assert_eq!(Shape::parse("2:64:96:2:1").unwrap().head_dim(), 32);
+        for bad in ["", "2:64", "2:60:96:2:1", "2:64:96:3:1", "0:64:96:2:1", "2:64:96:2:0", "x:64:96:2:1"] {
+            assert!(Shape::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
