@@ -2,6 +2,8 @@
 // Trunk.toml's [serve.headers] (CSP, COOP/COEP) on every answer, and the page itself for any path
 // that is not a file (a mistyped model link gets a web page, as from Trunk's dev server).
 // scripts/test.sh builds dist/ once (and only when its inputs changed); every spec reuses it.
+// Model files come from ../www/models, where scripts/test.sh writes them (the build's copy in
+// dist/models may predate the test model), and from dist/models otherwise.
 import { createServer } from 'node:http';
 import { createReadStream, readFileSync, statSync } from 'node:fs';
 import { extname, join, normalize } from 'node:path';
@@ -9,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
 const dist = join(root, 'dist');
+const www = join(root, 'www');
 const port = Number(process.argv[2] || 8090);
 
 /** The `Name = "value"` lines of Trunk.toml's [serve.headers] table. */
@@ -32,21 +35,25 @@ const types = {
   '.png': 'image/png',
 };
 
-function fileFor(urlPath) {
+function fileIn(dir, urlPath) {
   let path;
   try {
-    path = normalize(join(dist, decodeURIComponent(urlPath)));
+    path = normalize(join(dir, decodeURIComponent(urlPath)));
   } catch {
     return null;
   }
-  if (!path.startsWith(dist)) return null;
+  if (!path.startsWith(dir + '/')) return null;
   try {
     const st = statSync(path);
-    if (st.isDirectory()) return fileFor(join(urlPath, 'index.html'));
+    if (st.isDirectory()) return fileIn(dir, join(urlPath, 'index.html'));
     return { path, size: st.size };
   } catch {
     return null;
   }
+}
+
+function fileFor(urlPath) {
+  return (urlPath.startsWith('/models/') && fileIn(www, urlPath)) || fileIn(dist, urlPath);
 }
 
 createServer((req, res) => {

