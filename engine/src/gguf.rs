@@ -528,6 +528,14 @@ pub fn write(metadata: &[(String, Value)], tensors: &[TensorOut], alignment: u64
     out
 }
 
+/// ggml's Q8_0 blocks of a `[rows, cols]` matrix: lowbit's INT8 block is bit-identical to
+/// `block_q8_0` (f16 d, 32 × i8).
+pub fn q8_0_bytes(values: &[f32], rows: usize, cols: usize) -> Result<Vec<u8>> {
+    let q = crate::quant::QuantMatrix::quantize(values, rows, cols, crate::Precision::Int8)?;
+    let crate::quant::Blocks::Int8(blocks) = q.blocks else { unreachable!("quantized to int8") };
+    Ok(bytemuck::cast_slice(&blocks).to_vec())
+}
+
 /// Target types of [`convert`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConvertTo {
@@ -565,11 +573,8 @@ pub fn convert(g: &Gguf, to: ConvertTo) -> Result<Vec<u8>> {
                 if t.dims[0] % 32 != 0 {
                     return Err(Error::Shape(format!("{}: rows of {} cannot be Q8_0 blocks", t.name, t.dims[0])));
                 }
-                // lowbit's INT8 block is bit-identical to ggml's block_q8_0 (f16 d, 32 × i8).
                 let (rows, cols) = t.matrix_shape();
-                let q = crate::quant::QuantMatrix::quantize(&values, rows, cols, crate::Precision::Int8)?;
-                let crate::quant::Blocks::Int8(blocks) = q.blocks else { unreachable!("quantized to int8") };
-                (GgmlType::Q8_0, bytemuck::cast_slice(&blocks).to_vec())
+                (GgmlType::Q8_0, q8_0_bytes(&values, rows, cols)?)
             }
         });
     }

@@ -9,9 +9,9 @@
 use half::f16;
 
 use crate::gguf::{self, GgmlType, Gguf, TensorOut, Value};
-use crate::quant::{Blocks, QuantMatrix, BLOCK};
+use crate::quant::BLOCK;
 use crate::util::Rng;
-use crate::{Error, Precision, Result};
+use crate::{Error, Result};
 
 /// The architecture hyper-parameters of a synthetic llama model. The vocabulary is the base
 /// model's.
@@ -87,13 +87,6 @@ fn q4_1(values: &[f32]) -> Vec<u8> {
     out
 }
 
-/// ggml's Q8_0 blocks of a `[rows, cols]` matrix: lowbit's INT8 block is bit-identical.
-fn q8_0(values: &[f32], rows: usize, cols: usize) -> Result<Vec<u8>> {
-    let q = QuantMatrix::quantize(values, rows, cols, Precision::Int8)?;
-    let Blocks::Int8(blocks) = q.blocks else { unreachable!("quantized to int8") };
-    Ok(bytemuck::cast_slice(&blocks).to_vec())
-}
-
 /// A GGUF file of a llama model at `shape` with random weights (seeded: the same bytes for the
 /// same `base`, `shape` and `seed`), carrying `base`'s tokenizer, chat template and special tokens.
 pub fn model(base: &Gguf, shape: &Shape, seed: u64) -> Result<Vec<u8>> {
@@ -138,7 +131,7 @@ pub fn model(base: &Gguf, shape: &Shape, seed: u64) -> Result<Vec<u8>> {
     let mut tensors: Vec<(String, Vec<u64>, GgmlType, Vec<u8>)> = Vec::new();
     let norm = |rng: &mut Rng, n: usize| -> Vec<u8> { (0..n).flat_map(|_| (1.0 + 0.1 * rng.normal()).to_le_bytes()).collect() };
     let embd = rng.normals(vocab * d, 0.25);
-    tensors.push(("token_embd.weight".into(), vec![d as u64, vocab as u64], GgmlType::Q8_0, q8_0(&embd, vocab, d)?));
+    tensors.push(("token_embd.weight".into(), vec![d as u64, vocab as u64], GgmlType::Q8_0, gguf::q8_0_bytes(&embd, vocab, d)?));
     drop(embd);
     for l in 0..shape.layers {
         let mut mat = |name: &str, rows: usize, cols: usize| {
