@@ -1,26 +1,24 @@
-// y = W·x for one token (decode). W [n, k] in the weight layout prepended above; f32 in and out.
-// 64 invocations per workgroup, 4 per row (16 rows per workgroup); each of a row's 4 invocations
-// takes every 4th block, then the 4 partial sums are added.
-@group(0) @binding(2) var<storage, read> x: array<f32>;       // [k]
-@group(0) @binding(3) var<storage, read_write> y: array<f32>; // [n]
+// y = W·x for one token (decode), for GPUs: 64 invocations per workgroup, 4 per row (16 rows per
+// workgroup); each of a row's 4 invocations takes every 4th block, then the 4 partial sums are
+// added by the reduction composed beside this file (subgroup shuffles or workgroup memory).
 
-struct Params {
-    n: u32,  // rows of W
-    k: u32,  // inputs
-    nb: u32, // blocks per row = ceil(k / 32)
-    _pad: u32,
-}
-@group(0) @binding(4) var<uniform> p: Params;
-
-fn x4(o: u32) -> vec4<f32> {
-    if (o + 3u < p.k) {
-        return vec4<f32>(x[o], x[o + 1u], x[o + 2u], x[o + 3u]);
+// Σ w·x over block b of row `row`, with the block's scale and minimum out of the inner loop:
+// Σ (d·q + m)·x = d·Σ q·x + m·Σ x.
+fn block_dot(row: u32, b: u32) -> f32 {
+    let blk = row * p.nb + b;
+    var dq = vec4<f32>(0.0);
+    var sx = vec4<f32>(0.0);
+    for (var j = 0u; j < 4u; j++) {
+        let w = weights8_raw(blk * 4u + j);
+        let xa = x[b * 8u + j * 2u];
+        let xb = x[b * 8u + j * 2u + 1u];
+        dq += w.lo * xa + w.hi * xb;
+        if (HAS_MIN) { sx += xa + xb; }
     }
-    var v = vec4<f32>(0.0);
-    for (var i = 0u; i < 4u; i++) {
-        if (o + i < p.k) { v[i] = x[o + i]; }
-    }
-    return v;
+    let sm = block_scale(blk);
+    var r = sm.x * ((dq.x + dq.y) + (dq.z + dq.w));
+    if (HAS_MIN) { r += sm.y * ((sx.x + sx.y) + (sx.z + sx.w)); }
+    return r;
 }
 
 @compute @workgroup_size(64)
@@ -30,13 +28,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     var acc = 0.0;
     if (row < p.n) {
         for (var b = lid % 4u; b < p.nb; b += 4u) {
-            let blk = row * p.nb + b;
-            let sm = block_scale(blk);
-            for (var j = 0u; j < 4u; j++) {
-                let w = weights8(blk * 4u + j, sm);
-                let o = b * 32u + j * 8u;
-                acc += dot(w.lo, x4(o)) + dot(w.hi, x4(o + 4u));
-            }
+            acc += block_dot(row, b);
         }
     }
     let s = row_sum4(acc, lid);

@@ -1,16 +1,25 @@
 // INT4 weights W [rows, k]: rows of nb = ceil(k / 32) blocks, zero-padded; w = d * q + m, q in 0..15.
-// Block `blk` = row * nb + b: 32 nibbles in 4 words (weight 8i+t in bits 4t..4t+3 of word i).
-@group(0) @binding(0) var<storage, read> w_q: array<u32>; // [rows * nb * 4]
+// Block `blk` = row * nb + b: 32 nibbles in one vec4 (weight 8i+t in bits 4t..4t+3 of word i).
+@group(0) @binding(0) var<storage, read> w_q: array<vec4<u32>>; // [rows * nb]
 @group(0) @binding(1) var<storage, read> w_s: array<u32>; // [rows * nb] f16 d (low half), f16 m (high half)
+
+// w = d * q + m: block_dot adds m · Σx.
+const HAS_MIN: bool = true;
 
 fn block_scale(blk: u32) -> vec2<f32> {
     return unpack2x16float(w_s[blk]);
 }
 
-// Weights 8j .. 8j+7 of block blk, where g = blk * 4 + j.
-fn weights8(g: u32, sm: vec2<f32>) -> W8 {
-    let w = w_q[g];
+// The 8 codes q of group g = blk * 4 + j (weights 8j .. 8j+7 of block blk).
+fn weights8_raw(g: u32) -> W8 {
+    let w = w_q[g >> 2u][g & 3u];
     let lo = vec4<f32>(vec4<u32>(w, w >> 4u, w >> 8u, w >> 12u) & vec4<u32>(15u));
     let hi = vec4<f32>(vec4<u32>(w >> 16u, w >> 20u, w >> 24u, w >> 28u) & vec4<u32>(15u));
-    return W8(lo * sm.x + sm.y, hi * sm.x + sm.y);
+    return W8(lo, hi);
+}
+
+// Weights 8j .. 8j+7 of block blk, where g = blk * 4 + j.
+fn weights8(g: u32, sm: vec2<f32>) -> W8 {
+    let r = weights8_raw(g);
+    return W8(r.lo * sm.x + sm.y, r.hi * sm.x + sm.y);
 }

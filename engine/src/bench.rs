@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::gpu::{ops::Recorder, AdapterSummary, Gpu, PassTimer};
+use crate::gpu::{ops::Recorder, AdapterSummary, Gpu, PassTimer, Reduce, Tiling};
 use crate::util::{median, now_ms, Rng};
 use crate::{Precision, QuantMatrix, Result};
 
@@ -119,10 +119,12 @@ impl BenchReport {
 
     pub fn table(&self) -> String {
         let mut s = format!(
-            "adapter: {} ({}, {})  timer: {}  reps: {}\ncopy kernel: {:.2} GB/s (read + write, {} MB)\n",
+            "adapter: {} ({}, {})  matvec: {}  matmul: {}  timer: {}  reps: {}\ncopy kernel: {:.2} GB/s (read + write, {} MB)\n",
             self.adapter.name,
             self.adapter.backend,
             self.adapter.device_type,
+            self.adapter.matvec_kernel,
+            self.adapter.matmul_kernel,
             self.timer,
             self.reps,
             self.copy_gbps,
@@ -198,4 +200,33 @@ pub fn by_kernel(passes: &[(crate::gpu::Kernel, f64)]) -> Vec<KernelTime> {
     }
     out.sort_by(|a, b| b.ms.total_cmp(&a.ms));
     out
+}
+
+/// The matvec and prefill matmul variants that run fastest on this adapter: each candidate times
+/// a few passes over an INT4 matrix of a small model's size (1024 × 1024, 32 tokens for the
+/// matmul). GPUs pick the subgroup (or workgroup) matvec and the shared-memory tiles; CPU adapters
+/// (lavapipe, SwiftShader) the barrier-free one-row-per-invocation kernels.
+pub async fn tune(gpu: &Gpu) -> Result<(Reduce, Tiling)> {
+    let (k, n, m) = (1024, 1024, 32);
+    let mut rng = Rng::new(7);
+    let w = QuantMatrix::quantize(&rng.normals(n * k, 0.05), n, k, Precision::Int4)?;
+    let gw = gpu.upload_matrix("tune.w", &w)?;
+    let x = gpu.storage_f32("tune.x", &rng.normals(m * k, 1.0))?;
+    let y = gpu.zeros("tune.y", m * n)?;
+    let mut reduce = (f64::INFINITY, gpu.reduce());
+    for r in gpu.reduces() {
+        let (ms, _) = time_passes(gpu, 5, &|rec| rec.matvec_with(&gw, &x, &y, r)).await?;
+        if ms < reduce.0 {
+            reduce = (ms, r);
+        }
+    }
+    let mut tiling = (f64::INFINITY, gpu.tiling());
+    for t in [Tiling::Shared, Tiling::Rows] {
+        let (ms, _) = time_passes(gpu, 3, &|rec| rec.matmul_with(&gw, &x, &y, m, t)).await?;
+        if ms < tiling.0 {
+            tiling = (ms, t);
+        }
+    }
+    gpu.check()?;
+    Ok((reduce.1, tiling.1))
 }

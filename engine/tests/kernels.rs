@@ -3,7 +3,7 @@
 
 mod common;
 
-use lowbit::gpu::Reduce;
+use lowbit::gpu::{Reduce, Tiling};
 use lowbit::selftest::{self, Case, KERNEL_TOLERANCE};
 use lowbit::{Precision, QuantMatrix};
 
@@ -29,17 +29,26 @@ fn every_kernel_matches_its_cpu_reference_on_odd_shapes() {
 }
 
 #[test]
-fn kernels_match_at_the_default_models_shapes_with_subgroups() {
-    run_and_check(&selftest::model_shape_cases(Reduce::Subgroup), 2);
+fn kernels_match_at_the_default_models_shapes_with_subgroups_and_shared_tiles() {
+    run_and_check(&selftest::model_shape_cases(Reduce::Subgroup, Tiling::Shared), 2);
 }
 
 #[test]
 fn kernels_match_at_the_default_models_shapes_with_workgroup_reduction() {
-    let cases: Vec<Case> = selftest::model_shape_cases(Reduce::Workgroup)
+    let cases: Vec<Case> = selftest::model_shape_cases(Reduce::Workgroup, Tiling::Shared)
         .into_iter()
         .filter(|c| matches!(c, Case::Matvec { .. }))
         .collect();
     run_and_check(&cases, 3);
+}
+
+#[test]
+fn barrier_free_kernels_match_at_the_default_models_shapes() {
+    let cases: Vec<Case> = selftest::model_shape_cases(Reduce::Row, Tiling::Rows)
+        .into_iter()
+        .filter(|c| matches!(c, Case::Matvec { .. } | Case::Matmul { .. }))
+        .collect();
+    run_and_check(&cases, 4);
 }
 
 #[test]

@@ -3,45 +3,91 @@
 //! A weight-reading kernel (matvec, matmul, embedding) is one file written against the weight
 //! interface (`block_scale`, `weights8`, bindings 0 and 1) and is composed with one
 //! `weights_{fp16,int8,int4}.wgsl` file: the block layouts live in exactly one WGSL file each.
-//! The matvec adds its row reduction: subgroup shuffles, or workgroup memory as a fallback.
+//! The matvecs share `matvec_io.wgsl` (bindings and the block dot product with the scale and
+//! minimum out of the inner loop) and differ in how a row is spread over invocations ([`Reduce`]);
+//! prefill matmuls come tiled in workgroup memory or barrier-free ([`Tiling`]). Which variant runs
+//! is chosen per adapter at start-up by a short measurement ([`crate::bench::tune`]).
 
 use crate::{KvPrecision, Precision};
 
-const COMMON: &str = include_str!("../../../shaders/common.wgsl");
-const REDUCE_SUBGROUP: &str = include_str!("../../../shaders/reduce_subgroup.wgsl");
-const REDUCE_WORKGROUP: &str = include_str!("../../../shaders/reduce_workgroup.wgsl");
-const WEIGHTS_FP16: &str = include_str!("../../../shaders/weights_fp16.wgsl");
-const WEIGHTS_INT8: &str = include_str!("../../../shaders/weights_int8.wgsl");
-const WEIGHTS_INT4: &str = include_str!("../../../shaders/weights_int4.wgsl");
-const MATVEC: &str = include_str!("../../../shaders/matvec.wgsl");
-const MATMUL: &str = include_str!("../../../shaders/matmul.wgsl");
-const EMBEDDING: &str = include_str!("../../../shaders/embedding.wgsl");
-const RMSNORM: &str = include_str!("../../../shaders/rmsnorm.wgsl");
-const ROPE: &str = include_str!("../../../shaders/rope.wgsl");
-const SOFTMAX: &str = include_str!("../../../shaders/softmax.wgsl");
-const SILU_MUL: &str = include_str!("../../../shaders/silu_mul.wgsl");
-const ADD: &str = include_str!("../../../shaders/add.wgsl");
-const ATTN_SCORES: &str = include_str!("../../../shaders/attn_scores.wgsl");
-const ATTN_VALUES: &str = include_str!("../../../shaders/attn_values.wgsl");
-const COPY: &str = include_str!("../../../shaders/copy.wgsl");
-const KV_F32: &str = include_str!("../../../shaders/kv_f32.wgsl");
-const KV_F16: &str = include_str!("../../../shaders/kv_f16.wgsl");
-const KV_INT8: &str = include_str!("../../../shaders/kv_int8.wgsl");
-const KV_STORE: &str = include_str!("../../../shaders/kv_store.wgsl");
+/// Every shader file, by name (compiled in).
+const SHADERS: &[(&str, &str)] = &[
+    ("common", include_str!("../../../shaders/common.wgsl")),
+    ("reduce_subgroup", include_str!("../../../shaders/reduce_subgroup.wgsl")),
+    ("reduce_workgroup", include_str!("../../../shaders/reduce_workgroup.wgsl")),
+    ("weights_fp16", include_str!("../../../shaders/weights_fp16.wgsl")),
+    ("weights_int8", include_str!("../../../shaders/weights_int8.wgsl")),
+    ("weights_int4", include_str!("../../../shaders/weights_int4.wgsl")),
+    ("matvec_io", include_str!("../../../shaders/matvec_io.wgsl")),
+    ("matvec", include_str!("../../../shaders/matvec.wgsl")),
+    ("matvec_rows", include_str!("../../../shaders/matvec_rows.wgsl")),
+    ("matmul", include_str!("../../../shaders/matmul.wgsl")),
+    ("matmul_rows", include_str!("../../../shaders/matmul_rows.wgsl")),
+    ("embedding", include_str!("../../../shaders/embedding.wgsl")),
+    ("rmsnorm", include_str!("../../../shaders/rmsnorm.wgsl")),
+    ("rope", include_str!("../../../shaders/rope.wgsl")),
+    ("softmax", include_str!("../../../shaders/softmax.wgsl")),
+    ("silu_mul", include_str!("../../../shaders/silu_mul.wgsl")),
+    ("add", include_str!("../../../shaders/add.wgsl")),
+    ("attn_scores", include_str!("../../../shaders/attn_scores.wgsl")),
+    ("attn_values", include_str!("../../../shaders/attn_values.wgsl")),
+    ("copy", include_str!("../../../shaders/copy.wgsl")),
+    ("kv_f32", include_str!("../../../shaders/kv_f32.wgsl")),
+    ("kv_f16", include_str!("../../../shaders/kv_f16.wgsl")),
+    ("kv_int8", include_str!("../../../shaders/kv_int8.wgsl")),
+    ("kv_store", include_str!("../../../shaders/kv_store.wgsl")),
+];
 
-/// How the matvec adds the partial sums of a row.
+/// The text of `shaders/{name}.wgsl`. Natively, `LOWBIT_SHADER_DIR` reads the files from that
+/// folder at run time instead (trying a kernel change without rebuilding the engine).
+fn part(name: &str) -> String {
+    #[cfg(not(target_arch = "wasm32"))]
+    if let Some(dir) = std::env::var_os("LOWBIT_SHADER_DIR") {
+        if let Ok(text) = std::fs::read_to_string(std::path::Path::new(&dir).join(format!("{name}.wgsl"))) {
+            return text;
+        }
+    }
+    SHADERS.iter().find(|(n, _)| *n == name).map(|(_, t)| t.to_string()).unwrap_or_default()
+}
+
+/// How a matvec spreads a row over invocations (and so how it adds a row's partial sums).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Reduce {
-    /// `subgroupShuffleXor`, no barrier (needs the `subgroups` feature).
+    /// 4 invocations per row, added with `subgroupShuffleXor`, no barrier (needs `subgroups`).
     Subgroup,
-    /// Workgroup memory and one barrier (every adapter).
+    /// 4 invocations per row, added through workgroup memory and one barrier (every adapter).
     Workgroup,
+    /// One invocation per row: nothing to add, no barrier. Fastest on CPU adapters, which run
+    /// invocations as SIMD lanes; slow on GPUs (the lanes' loads do not coalesce).
+    Row,
+}
+
+impl Reduce {
+    pub const ALL: [Reduce; 3] = [Reduce::Subgroup, Reduce::Workgroup, Reduce::Row];
+
+    /// Suffix of the kernel name.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Reduce::Subgroup => "",
+            Reduce::Workgroup => "_wg",
+            Reduce::Row => "_rows",
+        }
+    }
+}
+
+/// How a prefill matmul is organised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Tiling {
+    /// 32×32 output tiles staged in workgroup memory (GPUs).
+    Shared,
+    /// One invocation per (row, 8 tokens), no workgroup memory or barrier (CPU adapters).
+    Rows,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
     Matvec(Precision, Reduce),
-    Matmul(Precision),
+    Matmul(Precision, Tiling),
     Embedding(Precision),
     Rmsnorm,
     Rope,
@@ -57,17 +103,17 @@ pub enum Kernel {
 /// The KV cache format a kernel reads or writes (one file per format).
 fn kv(k: KvPrecision) -> &'static str {
     match k {
-        KvPrecision::F32 => KV_F32,
-        KvPrecision::F16 => KV_F16,
-        KvPrecision::Int8 => KV_INT8,
+        KvPrecision::F32 => "kv_f32",
+        KvPrecision::F16 => "kv_f16",
+        KvPrecision::Int8 => "kv_int8",
     }
 }
 
 fn weights(p: Precision) -> &'static str {
     match p {
-        Precision::Fp16 => WEIGHTS_FP16,
-        Precision::Int8 => WEIGHTS_INT8,
-        Precision::Int4 => WEIGHTS_INT4,
+        Precision::Fp16 => "weights_fp16",
+        Precision::Int8 => "weights_int8",
+        Precision::Int4 => "weights_int4",
     }
 }
 
@@ -76,9 +122,9 @@ impl Kernel {
     pub fn all() -> Vec<Kernel> {
         let mut v = Vec::new();
         for p in Precision::ALL {
-            v.push(Kernel::Matvec(p, Reduce::Subgroup));
-            v.push(Kernel::Matvec(p, Reduce::Workgroup));
-            v.push(Kernel::Matmul(p));
+            v.extend(Reduce::ALL.map(|r| Kernel::Matvec(p, r)));
+            v.push(Kernel::Matmul(p, Tiling::Shared));
+            v.push(Kernel::Matmul(p, Tiling::Rows));
             v.push(Kernel::Embedding(p));
         }
         v.extend([
@@ -97,9 +143,9 @@ impl Kernel {
 
     pub fn name(&self) -> String {
         match self {
-            Kernel::Matvec(p, Reduce::Subgroup) => format!("matvec_{p}"),
-            Kernel::Matvec(p, Reduce::Workgroup) => format!("matvec_{p}_wg"),
-            Kernel::Matmul(p) => format!("matmul_{p}"),
+            Kernel::Matvec(p, r) => format!("matvec_{p}{}", r.suffix()),
+            Kernel::Matmul(p, Tiling::Shared) => format!("matmul_{p}"),
+            Kernel::Matmul(p, Tiling::Rows) => format!("matmul_{p}_rows"),
             Kernel::Embedding(p) => format!("embedding_{p}"),
             Kernel::Rmsnorm => "rmsnorm".into(),
             Kernel::Rope => "rope".into(),
@@ -127,25 +173,31 @@ impl Kernel {
         enable.to_string() + &self.wgsl()
     }
 
+    /// The shader files this kernel is composed of, in order.
+    pub fn parts(&self) -> Vec<&'static str> {
+        match *self {
+            Kernel::Matvec(p, Reduce::Row) => vec!["common", weights(p), "matvec_io", "matvec_rows"],
+            Kernel::Matvec(p, r) => {
+                let reduce = if r == Reduce::Subgroup { "reduce_subgroup" } else { "reduce_workgroup" };
+                vec![reduce, "common", weights(p), "matvec_io", "matvec"]
+            }
+            Kernel::Matmul(p, Tiling::Shared) => vec!["common", weights(p), "matmul"],
+            Kernel::Matmul(p, Tiling::Rows) => vec!["common", weights(p), "matmul_rows"],
+            Kernel::Embedding(p) => vec!["common", weights(p), "embedding"],
+            Kernel::Rmsnorm => vec!["common", "rmsnorm"],
+            Kernel::Rope => vec!["common", "rope"],
+            Kernel::Softmax => vec!["common", "softmax"],
+            Kernel::SiluMul => vec!["common", "silu_mul"],
+            Kernel::Add => vec!["common", "add"],
+            Kernel::AttnScores(k) => vec!["common", kv(k), "attn_scores"],
+            Kernel::AttnValues(k) => vec!["common", kv(k), "attn_values"],
+            Kernel::KvStore(k) => vec!["common", kv(k), "kv_store"],
+            Kernel::Copy => vec!["common", "copy"],
+        }
+    }
+
     /// The WGSL module as naga reads it (no enable directive).
     pub fn wgsl(&self) -> String {
-        let parts: Vec<&str> = match *self {
-            Kernel::Matvec(p, r) => {
-                let reduce = if r == Reduce::Subgroup { REDUCE_SUBGROUP } else { REDUCE_WORKGROUP };
-                vec![reduce, COMMON, weights(p), MATVEC]
-            }
-            Kernel::Matmul(p) => vec![COMMON, weights(p), MATMUL],
-            Kernel::Embedding(p) => vec![COMMON, weights(p), EMBEDDING],
-            Kernel::Rmsnorm => vec![COMMON, RMSNORM],
-            Kernel::Rope => vec![COMMON, ROPE],
-            Kernel::Softmax => vec![COMMON, SOFTMAX],
-            Kernel::SiluMul => vec![COMMON, SILU_MUL],
-            Kernel::Add => vec![COMMON, ADD],
-            Kernel::AttnScores(k) => vec![COMMON, kv(k), ATTN_SCORES],
-            Kernel::AttnValues(k) => vec![COMMON, kv(k), ATTN_VALUES],
-            Kernel::KvStore(k) => vec![COMMON, kv(k), KV_STORE],
-            Kernel::Copy => vec![COMMON, COPY],
-        };
-        parts.join("\n")
+        self.parts().into_iter().map(part).collect::<Vec<_>>().join("\n")
     }
 }

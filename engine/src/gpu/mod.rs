@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use wgpu::util::DeviceExt;
 
-pub use kernels::{Kernel, Reduce};
+pub use kernels::{Kernel, Reduce, Tiling};
 
 use crate::{Error, Result};
 
@@ -32,6 +32,11 @@ pub struct AdapterSummary {
     pub shader_f16_available: bool,
     pub max_buffer_size: u64,
     pub max_storage_buffer_binding_size: u64,
+    /// The matvec and prefill kernels chosen for this adapter by [`crate::bench::tune`].
+    #[serde(default)]
+    pub matvec_kernel: String,
+    #[serde(default)]
+    pub matmul_kernel: String,
 }
 
 pub struct Gpu {
@@ -39,6 +44,8 @@ pub struct Gpu {
     pub queue: wgpu::Queue,
     pub info: AdapterSummary,
     pipelines: RefCell<HashMap<Kernel, wgpu::ComputePipeline>>,
+    /// The matvec and matmul variants this adapter runs fastest (see [`crate::bench::tune`]).
+    choice: std::cell::Cell<(Reduce, Tiling)>,
     /// The first error the device reported on its own (out of memory, validation, device lost);
     /// [`Gpu::check`] turns it into an [`Error`] instead of wgpu's default panic.
     fault: std::sync::Arc<std::sync::Mutex<Option<String>>>,
@@ -61,6 +68,14 @@ impl GpuMatrix {
     pub fn bytes(&self) -> u64 {
         self.q.size() + self.s.as_ref().map_or(0, |s| s.size())
     }
+}
+
+/// Every buffer's size is a multiple of this: 32 f32 values, one weight block, so kernels may read
+/// activations as vec4s and whole blocks (the padding is zero and meets zero-padded weights).
+pub const PAD_BYTES: u64 = 128;
+
+fn padded(bytes: u64) -> u64 {
+    bytes.max(1).div_ceil(PAD_BYTES) * PAD_BYTES
 }
 
 /// Workgroup counts for `groups` 1-D workgroups, split over y past the 65535 limit
@@ -131,6 +146,8 @@ impl Gpu {
             shader_f16_available: feats.contains(wgpu::Features::SHADER_F16),
             max_buffer_size: limits.max_buffer_size,
             max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size as u64,
+            matvec_kernel: String::new(),
+            matmul_kernel: String::new(),
         };
         let fault = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
         let record = |slot: &std::sync::Arc<std::sync::Mutex<Option<String>>>, msg: String| {
@@ -152,7 +169,29 @@ impl Gpu {
                 record(&f, format!("GPU device lost: {msg}"))
             }
         });
-        Ok(Gpu { device, queue, info, pipelines: RefCell::new(HashMap::new()), fault })
+        let reduce = if subgroups { Reduce::Subgroup } else { Reduce::Workgroup };
+        let choice = std::cell::Cell::new((reduce, Tiling::Shared));
+        let mut gpu = Gpu { device, queue, info, pipelines: RefCell::new(HashMap::new()), choice, fault };
+        let (reduce, tiling) = crate::bench::tune(&gpu).await?;
+        gpu.choose(reduce, tiling);
+        // Natively, LOWBIT_MATVEC=subgroup|workgroup|row forces a matvec variant (experiments).
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(r) = std::env::var("LOWBIT_MATVEC").ok().and_then(|v| gpu.reduces().into_iter().find(|r| format!("{r:?}").eq_ignore_ascii_case(&v))) {
+            gpu.choose(r, tiling);
+        }
+        Ok(gpu)
+    }
+
+    /// Run `reduce` matvecs and `tiling` matmuls from now on.
+    pub fn choose(&mut self, reduce: Reduce, tiling: Tiling) {
+        self.choice.set((reduce, tiling));
+        self.info.matvec_kernel = format!("{reduce:?}").to_lowercase();
+        self.info.matmul_kernel = format!("{tiling:?}").to_lowercase();
+    }
+
+    /// The matvec variants this adapter can run.
+    pub fn reduces(&self) -> Vec<Reduce> {
+        Reduce::ALL.into_iter().filter(|&r| r != Reduce::Subgroup || self.info.subgroups).collect()
     }
 
     /// The error the device reported since the last check, if any.
@@ -163,9 +202,14 @@ impl Gpu {
         }
     }
 
-    /// The matvec reduction this adapter runs.
+    /// The matvec variant this adapter runs.
     pub fn reduce(&self) -> Reduce {
-        if self.info.subgroups { Reduce::Subgroup } else { Reduce::Workgroup }
+        self.choice.get().0
+    }
+
+    /// The prefill matmul variant this adapter runs.
+    pub fn tiling(&self) -> Tiling {
+        self.choice.get().1
     }
 
     /// The compiled pipeline of a kernel (compiled once, then cached).
@@ -197,13 +241,21 @@ impl Gpu {
         Ok(())
     }
 
-    /// A storage buffer holding `data` (at least 4 bytes).
+    /// A storage buffer holding `data`, zero-padded to a multiple of [`PAD_BYTES`] (at least that).
     pub fn storage(&self, label: &str, data: &[u8]) -> Result<wgpu::Buffer> {
-        self.check_size(label, data.len() as u64)?;
-        let pad = [0u8; 4];
+        let size = padded(data.len() as u64);
+        self.check_size(label, size)?;
+        let mut padded_data;
+        let contents = if size as usize == data.len() {
+            data
+        } else {
+            padded_data = vec![0u8; size as usize];
+            padded_data[..data.len()].copy_from_slice(data);
+            &padded_data[..]
+        };
         Ok(self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(label),
-            contents: if data.is_empty() { &pad } else { data },
+            contents,
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
         }))
     }
@@ -216,9 +268,9 @@ impl Gpu {
         self.storage(label, bytemuck::cast_slice(data))
     }
 
-    /// A zeroed storage buffer of `len` f32 (or u32) elements.
+    /// A zeroed storage buffer of `len` f32 (or u32) elements (padded to [`PAD_BYTES`]).
     pub fn zeros(&self, label: &str, len: usize) -> Result<wgpu::Buffer> {
-        let size = (len.max(1) * 4) as u64;
+        let size = padded(len as u64 * 4);
         self.check_size(label, size)?;
         Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),

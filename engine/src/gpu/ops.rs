@@ -3,7 +3,7 @@
 
 use std::rc::Rc;
 
-use super::{grid, grid_for, Gpu, GpuMatrix, Kernel, PassTimer, Reduce};
+use super::{grid, grid_for, Gpu, GpuMatrix, Kernel, PassTimer, Reduce, Tiling};
 use crate::cpu::{Attention, Rope};
 use crate::KvPrecision;
 
@@ -59,14 +59,30 @@ impl<'a> Recorder<'a> {
     pub fn matvec_with(&mut self, w: &GpuMatrix, x: &wgpu::Buffer, y: &wgpu::Buffer, reduce: Reduce) {
         let (n, k, nb) = (w.rows as u32, w.cols as u32, w.blocks_per_row() as u32);
         let kernel = Kernel::Matvec(w.precision, reduce);
-        self.run(kernel, &[Some(&w.q), w.s.as_ref(), Some(x), Some(y)], &[n, k, nb], grid(n.div_ceil(16)));
+        let groups = match reduce {
+            Reduce::Row => grid_for(w.rows),
+            Reduce::Subgroup | Reduce::Workgroup => grid(n.div_ceil(16)),
+        };
+        self.run(kernel, &[Some(&w.q), w.s.as_ref(), Some(x), Some(y)], &[n, k, nb], groups);
     }
 
-    /// `Y [m, n] = X [m, k] · W [n, k]ᵀ`.
+    /// `Y [m, n] = X [m, k] · W [n, k]ᵀ`, with the adapter's best tiling.
     pub fn matmul(&mut self, w: &GpuMatrix, x: &wgpu::Buffer, y: &wgpu::Buffer, m: usize) {
+        // The barrier-free kernel reads rows of x as vec4s.
+        let tiling = if w.cols % 4 == 0 { self.gpu.tiling() } else { Tiling::Shared };
+        self.matmul_with(w, x, y, m, tiling);
+    }
+
+    /// `matmul` with a chosen tiling (tests run both).
+    pub fn matmul_with(&mut self, w: &GpuMatrix, x: &wgpu::Buffer, y: &wgpu::Buffer, m: usize, tiling: Tiling) {
         let (n, k, nb) = (w.rows as u32, w.cols as u32, w.blocks_per_row() as u32);
-        let groups = [n.div_ceil(32), (m as u32).div_ceil(32), 1];
-        self.run(Kernel::Matmul(w.precision), &[Some(&w.q), w.s.as_ref(), Some(x), Some(y)], &[m as u32, n, k, nb], groups);
+        let groups = match tiling {
+            Tiling::Shared => [n.div_ceil(32), (m as u32).div_ceil(32), 1],
+            // TILE = 8 tokens per invocation (matmul_rows.wgsl).
+            Tiling::Rows => grid_for(w.rows * m.div_ceil(8)),
+        };
+        let kernel = Kernel::Matmul(w.precision, tiling);
+        self.run(kernel, &[Some(&w.q), w.s.as_ref(), Some(x), Some(y)], &[m as u32, n, k, nb], groups);
     }
 
     /// `out [m, k] = W [ids, :]`, dequantized.

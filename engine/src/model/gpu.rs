@@ -229,7 +229,7 @@ impl<'g> GpuBackend<'g> {
         use crate::gpu::Kernel;
         let mut v = vec![Kernel::Embedding(self.plan.embeddings)];
         for p in self.plan.precisions() {
-            v.extend([Kernel::Matvec(p, self.gpu.reduce()), Kernel::Matmul(p)]);
+            v.extend([Kernel::Matvec(p, self.gpu.reduce()), Kernel::Matmul(p, self.gpu.tiling())]);
         }
         v.extend([
             Kernel::Rmsnorm,
