@@ -1,13 +1,41 @@
-// Matvec inputs and outputs, shared by the matvec variants: y = W·x for one token (decode),
-// W [n, k] in the weight layout composed beside this file; f32 in and out. x is read as vec4s and
-// as whole blocks of 32: activation buffers are zero-padded to a multiple of 32 values.
+// Matvec inputs, outputs and fused steps, shared by the matvec variants: y = W·x for one token
+// (decode), W [rows, k] in the weight layout composed beside this file; f32 in and out. x is read
+// as vec4s and as whole blocks of 32: activation buffers are zero-padded to a multiple of 32 values.
+// A generated header says what is fused in: NORM (x is rmsnorm'd with weights g first), PAIRS = 2
+// (output o is silu(row o)·(row o + n): the gate and up projections stacked) and ADD (the result
+// is added to y: the residual connection).
 @group(0) @binding(2) var<storage, read> x: array<vec4<f32>>; // [nb * 8]
 @group(0) @binding(3) var<storage, read_write> y: array<f32>; // [n]
 
 struct Params {
-    n: u32,  // rows of W
-    k: u32,  // inputs
-    nb: u32, // blocks per row = ceil(k / 32)
-    _pad: u32,
+    n: u32,   // outputs (rows of W, or half of them with PAIRS = 2)
+    k: u32,   // inputs
+    nb: u32,  // blocks per row = ceil(k / 32)
+    eps: f32, // rmsnorm epsilon (NORM)
 }
 @group(0) @binding(4) var<uniform> p: Params;
+
+// x[i] (4 values), times the norm's weights when the norm is fused in.
+fn xin(i: u32) -> vec4<f32> {
+    return x[i] * norm_w(i);
+}
+
+// rmsnorm's 1 / sqrt(mean(x²) + eps) when the norm is fused in, else 1. The weights g are applied
+// per input by `xin`; the scale once per output by `finish`.
+fn norm_scale() -> f32 {
+    if (!NORM) { return 1.0; }
+    var ss = vec4<f32>(0.0);
+    for (var i = 0u; i < p.nb * 8u; i++) {
+        let v = x[i];
+        ss += v * v;
+    }
+    return 1.0 / sqrt(((ss.x + ss.y) + (ss.z + ss.w)) / f32(p.k) + p.eps);
+}
+
+// Write output o from its row sums: a (and b, the up row, with PAIRS = 2), times the norm scale s.
+fn finish(o: u32, a: f32, b: f32, s: f32) {
+    var v = a * s;
+    if (PAIRS == 2u) { v = v / (1.0 + exp(-v)) * (b * s); }
+    if (ADD) { v += y[o]; }
+    y[o] = v;
+}

@@ -1,20 +1,21 @@
-// out = silu(gate) · up, elementwise (the SwiGLU feed-forward gate).
-@group(0) @binding(0) var<storage, read> gate: array<f32>;      // [len]
-@group(0) @binding(1) var<storage, read> up: array<f32>;        // [len]
-@group(0) @binding(2) var<storage, read_write> out: array<f32>; // [len]
+// out[t, i] = silu(gu[t, i]) · gu[t, n + i]: the SwiGLU gate over the stacked gate and up
+// projections of m tokens (prefill; decode fuses this into the matvec).
+@group(0) @binding(0) var<storage, read> gu: array<f32>;        // [m, 2n]
+@group(0) @binding(1) var<storage, read_write> out: array<f32>; // [m, n]
 
 struct Params {
-    len: u32,
+    m: u32,
+    n: u32,
     _pad0: u32,
     _pad1: u32,
-    _pad2: u32,
 }
-@group(0) @binding(3) var<uniform> p: Params;
+@group(0) @binding(2) var<uniform> p: Params;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_id(gid, nwg);
-    if (i >= p.len) { return; }
-    let g = gate[i];
-    out[i] = g / (1.0 + exp(-g)) * up[i];
+    if (i >= p.m * p.n) { return; }
+    let t = i / p.n;
+    let g = gu[t * 2u * p.n + i % p.n];
+    out[i] = g / (1.0 + exp(-g)) * gu[t * 2u * p.n + p.n + i % p.n];
 }

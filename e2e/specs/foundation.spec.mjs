@@ -21,8 +21,9 @@ test('every kernel passes the self-test on WebGPU', async ({ page }, testInfo) =
   await app.screenshot(testInfo, 'selftest');
   const status = await app.id('kernel-selftest-status').textContent();
   const n = await rows.count();
-  // 3 precisions x (matvec [+ its subgroup variant], matmul, embedding) + 7 f32 ops.
-  expect(n).toBeGreaterThanOrEqual(16);
+  // 3 precisions x (matvec variants x 4 fusions, 2 matmul tilings, embedding) + the f32 ops
+  // + RoPE/KV-store and attention per KV format.
+  expect(n).toBeGreaterThanOrEqual(40);
   expect(status).toBe(`${n}/${n} passed`);
   for (let i = 0; i < n; i++) {
     await expect(rows.nth(i)).toHaveAttribute('data-pass', 'true');
@@ -32,8 +33,12 @@ test('every kernel passes the self-test on WebGPU', async ({ page }, testInfo) =
     for (const k of ['matvec', 'matmul', 'embedding']) {
       expect(kernels.some((s) => s.startsWith(`${k}_${p}`))).toBeTruthy();
     }
+    // The barrier-free decode matvec with each fusion (what a software adapter runs).
+    for (const f of ['', '_norm', '_add', '_norm_silu']) {
+      expect(kernels).toContain(`matvec_${p}_rows${f}:${p}`);
+    }
   }
-  for (const k of ['rmsnorm', 'rope', 'rope_neox', 'softmax', 'silu_mul', 'add', 'attention']) {
+  for (const k of ['rmsnorm', 'silu_mul', 'add', 'argmax', 'attention', 'attention_kv_int8', 'rope_store_kv_f32', 'rope_neox_store_kv_int8']) {
     expect(kernels).toContain(`${k}:f32`);
   }
   expect(app.errors).toEqual([]);

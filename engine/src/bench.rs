@@ -110,7 +110,36 @@ pub async fn run(gpu: &Gpu, shapes: &[(usize, usize)], reps: u32) -> Result<Benc
     Ok(BenchReport { adapter: gpu.info.clone(), timer, reps, copy_gbps, copy_bytes, rows })
 }
 
+/// The adapter line every Markdown table starts with.
+fn adapter_line(a: &AdapterSummary) -> String {
+    format!("Adapter: **{}** ({}, {}), matvec `{}`, prefill matmul `{}`", a.name, a.backend, a.device_type, a.matvec_kernel, a.matmul_kernel)
+}
+
 impl BenchReport {
+    /// The table as Markdown (README's performance section, `scripts/perf.sh`).
+    pub fn markdown(&self) -> String {
+        let mut s = format!(
+            "{}. Matvec, median of {} ({} timer); copy kernel {:.2} GB/s.\n\n| precision | k × n | weight MB | µs | GB/s | of copy |\n|---|---|---|---|---|---|\n",
+            adapter_line(&self.adapter),
+            self.reps,
+            self.timer,
+            self.copy_gbps
+        );
+        for r in &self.rows {
+            s += &format!(
+                "| {} | {}×{} | {:.2} | {:.1} | {:.2} | {:.3} |\n",
+                r.precision.name(),
+                r.k,
+                r.n,
+                r.weight_bytes as f64 / 1e6,
+                r.median_us,
+                r.gbps,
+                r.ratio_to_copy
+            );
+        }
+        s
+    }
+
     /// Median time ratio of two precisions at one shape.
     pub fn time_ratio(&self, a: Precision, b: Precision, k: usize, n: usize) -> Option<f64> {
         let t = |p| self.rows.iter().find(|r| r.precision == p && r.k == k && r.n == n).map(|r| r.median_us);
@@ -229,4 +258,191 @@ pub async fn tune(gpu: &Gpu) -> Result<(Reduce, Tiling)> {
     }
     gpu.check()?;
     Ok((reduce.1, tiling.1))
+}
+
+/// One precision of a model benchmark.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModelBenchRow {
+    pub precision: Precision,
+    pub prefill_tokens_per_second: f64,
+    pub decode_tokens_per_second: f64,
+    /// Bytes a decode step reads (weights, norms, the KV cache at the middle position).
+    pub bytes_per_token: u64,
+    /// `bytes_per_token` × decode tokens per second.
+    pub gbps: f64,
+    /// `gbps` / the copy kernel's GB/s: the share of the memory roofline decode reaches.
+    pub roofline_ratio: f64,
+    pub dispatches_per_token: usize,
+    /// GPU objects created per decode step after the first (must be 0).
+    pub buffers_per_token: f64,
+    pub bind_groups_per_token: f64,
+    /// GPU time of one decode step by kernel (timestamp queries), largest first.
+    pub kernels: Vec<KernelTime>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ModelBench {
+    pub adapter: AdapterSummary,
+    pub model: String,
+    pub prompt_tokens: usize,
+    pub decode_tokens: usize,
+    pub copy_gbps: f64,
+    pub rows: Vec<ModelBenchRow>,
+}
+
+/// Prefill `prompt_tokens` tokens, then decode `decode_tokens` greedily, at each precision:
+/// tokens per second, bytes and GB/s, the roofline ratio against the copy kernel, dispatches and
+/// GPU objects created per decode step, and one decode step's GPU time by kernel. Every pipeline
+/// is compiled and run once before anything is timed.
+pub async fn model(
+    gpu: &Gpu,
+    g: &crate::gguf::Gguf<'_>,
+    name: &str,
+    precisions: &[Precision],
+    prompt_tokens: usize,
+    decode_tokens: usize,
+) -> Result<ModelBench> {
+    use crate::model::{forward, gpu::GpuBackend, Backend, Config};
+    let cfg = Config::from_gguf(g)?;
+    let n_ctx = prompt_tokens + decode_tokens + 2;
+    let prompt: Vec<u32> = (0..prompt_tokens).map(|i| ((i * 7919 + 13) % cfg.vocab) as u32).collect();
+    let mut rows = Vec::new();
+    let mut copy_gbps = 0.0;
+    for &p in precisions {
+        let mut b = GpuBackend::load(gpu, g, p, n_ctx)?;
+        if copy_gbps == 0.0 {
+            // The copy yardstick over as many bytes as a decode step reads.
+            let limit = gpu.info.max_storage_buffer_binding_size.min(gpu.info.max_buffer_size);
+            copy_gbps = copy_bandwidth(gpu, b.bytes_per_token(0).min(limit).min(256 << 20), 10).await?.0;
+        }
+        for k in b.kernels() {
+            gpu.pipeline(k);
+        }
+        // Warm-up: a short prefill and two decode steps run every kernel once.
+        let l = forward(&cfg, &mut b, &prompt[..prompt_tokens.min(4)], 0, false)?;
+        let t = b.argmax(&l).await?;
+        for pos in 4..6 {
+            let l = forward(&cfg, &mut b, &[t], pos, false)?;
+            b.argmax(&l).await?;
+        }
+        let t0 = now_ms();
+        let l = forward(&cfg, &mut b, &prompt, 0, false)?;
+        let mut next = b.argmax(&l).await?;
+        let prefill_s = (now_ms() - t0) / 1e3;
+        let mut pos = prompt_tokens;
+        let (mut created0, mut t1) = (gpu.created(), now_ms());
+        for i in 0..decode_tokens {
+            if i == 1 {
+                // Objects are counted from the second step on: the first may make its buffers.
+                (created0, t1) = (gpu.created(), now_ms());
+            }
+            let l = forward(&cfg, &mut b, &[next], pos, false)?;
+            next = b.argmax(&l).await?;
+            pos += 1;
+        }
+        let steps = decode_tokens.saturating_sub(1).max(1) as f64;
+        let decode_s = (now_ms() - t1) / 1e3;
+        let created = gpu.created();
+        let decode_tps = steps / decode_s.max(1e-9);
+        let kernels = b.profile_step(next, pos.min(n_ctx - 1)).await?.as_deref().map(by_kernel).unwrap_or_default();
+        let bytes = b.bytes_per_token(prompt_tokens + decode_tokens / 2);
+        let gbps = bytes as f64 * decode_tps / 1e9;
+        rows.push(ModelBenchRow {
+            precision: p,
+            prefill_tokens_per_second: prompt_tokens as f64 / prefill_s.max(1e-9),
+            decode_tokens_per_second: decode_tps,
+            bytes_per_token: bytes,
+            gbps,
+            roofline_ratio: gbps / copy_gbps.max(1e-9),
+            dispatches_per_token: b.dispatches_per_token(),
+            buffers_per_token: (created.buffers - created0.buffers) as f64 / steps,
+            bind_groups_per_token: (created.bind_groups - created0.bind_groups) as f64 / steps,
+            kernels,
+        });
+    }
+    gpu.check()?;
+    Ok(ModelBench { adapter: gpu.info.clone(), model: name.to_string(), prompt_tokens, decode_tokens, copy_gbps, rows })
+}
+
+impl ModelBench {
+    /// The table as Markdown (README's performance section, `scripts/perf.sh`).
+    pub fn markdown(&self) -> String {
+        let mut s = format!(
+            "{}. Model: {}; prefill {} tokens, decode {} tokens greedily; copy kernel {:.2} GB/s.\n\n\
+             | precision | prefill tok/s | decode tok/s | MB read/token | GB/s | of copy | dispatches/token | created/token |\n\
+             |---|---|---|---|---|---|---|---|\n",
+            adapter_line(&self.adapter),
+            self.model,
+            self.prompt_tokens,
+            self.decode_tokens,
+            self.copy_gbps
+        );
+        for r in &self.rows {
+            s += &format!(
+                "| {} | {:.1} | {:.2} | {:.1} | {:.2} | {:.3} | {} | {:.0} buffers, {:.0} bind groups |\n",
+                r.precision.name(),
+                r.prefill_tokens_per_second,
+                r.decode_tokens_per_second,
+                r.bytes_per_token as f64 / 1e6,
+                r.gbps,
+                r.roofline_ratio,
+                r.dispatches_per_token,
+                r.buffers_per_token,
+                r.bind_groups_per_token
+            );
+        }
+        if let Some(r) = self.int4_over_fp16() {
+            s += &format!("\nINT4 decode ÷ FP16 decode: **{r:.2}**\n");
+        }
+        s
+    }
+
+    /// INT4 decode speed over FP16's, when both ran.
+    pub fn int4_over_fp16(&self) -> Option<f64> {
+        let t = |p| self.rows.iter().find(|r| r.precision == p).map(|r| r.decode_tokens_per_second);
+        Some(t(Precision::Int4)? / t(Precision::Fp16)?)
+    }
+
+    /// Plain-text table.
+    pub fn table(&self) -> String {
+        let a = &self.adapter;
+        let mut s = format!(
+            "adapter: {} ({}, {})  matvec: {}  matmul: {}\nmodel: {}  prompt {} tokens, decode {} tokens  copy kernel: {:.2} GB/s\n",
+            a.name, a.backend, a.device_type, a.matvec_kernel, a.matmul_kernel, self.model, self.prompt_tokens, self.decode_tokens, self.copy_gbps
+        );
+        s += &format!(
+            "{:<6} {:>12} {:>12} {:>10} {:>8} {:>9} {:>11} {:>14}\n",
+            "prec", "prefill t/s", "decode t/s", "MB/token", "GB/s", "roofline", "dispatches", "created/token"
+        );
+        for r in &self.rows {
+            s += &format!(
+                "{:<6} {:>12.1} {:>12.2} {:>10.1} {:>8.2} {:>9.3} {:>11} {:>14}\n",
+                r.precision.name(),
+                r.prefill_tokens_per_second,
+                r.decode_tokens_per_second,
+                r.bytes_per_token as f64 / 1e6,
+                r.gbps,
+                r.roofline_ratio,
+                r.dispatches_per_token,
+                format!("{:.0}+{:.0}", r.buffers_per_token, r.bind_groups_per_token)
+            );
+        }
+        if let (Some(fp16), Some(int4)) = (
+            self.rows.iter().find(|r| r.precision == Precision::Fp16),
+            self.rows.iter().find(|r| r.precision == Precision::Int4),
+        ) {
+            s += &format!(
+                "int4 decode / fp16 decode: {:.2}   int4 prefill / fp16 prefill: {:.2}\n",
+                int4.decode_tokens_per_second / fp16.decode_tokens_per_second.max(1e-9),
+                int4.prefill_tokens_per_second / fp16.prefill_tokens_per_second.max(1e-9)
+            );
+        }
+        for r in &self.rows {
+            let top: Vec<String> = r.kernels.iter().take(5).map(|k| format!("{} {:.2}", k.kernel, k.ms)).collect();
+            if !top.is_empty() {
+                s += &format!("{} step GPU ms by kernel: {}\n", r.precision.name(), top.join(", "));
+            }
+        }
+        s
+    }
 }

@@ -312,6 +312,26 @@ fn unpack_halves(words: &[u32], n: usize) -> impl Iterator<Item = u16> + '_ {
 }
 
 impl QuantMatrix {
+    /// The rows of `parts` one after another (same columns and precision): how the GPU holds the
+    /// attention's Q, K and V, and the feed-forward's gate and up, as one matrix each.
+    pub fn stack(parts: Vec<QuantMatrix>) -> Result<QuantMatrix> {
+        let mut it = parts.into_iter();
+        let mut out = it.next().ok_or_else(|| Error::Shape("nothing to stack".into()))?;
+        for p in it {
+            if p.cols != out.cols {
+                return Err(Error::Shape(format!("stacking {} columns onto {}", p.cols, out.cols)));
+            }
+            match (&mut out.blocks, p.blocks) {
+                (Blocks::Fp16(a), Blocks::Fp16(b)) => a.extend(b),
+                (Blocks::Int8(a), Blocks::Int8(b)) => a.extend(b),
+                (Blocks::Int4(a), Blocks::Int4(b)) => a.extend(b),
+                _ => return Err(Error::Shape("stacking matrices of different precisions".into())),
+            }
+            out.rows += p.rows;
+        }
+        Ok(out)
+    }
+
     /// Quantize a row-major f32 matrix. Rows are zero-padded to a whole number of blocks.
     pub fn quantize(values: &[f32], rows: usize, cols: usize, precision: Precision) -> Result<Self> {
         if values.len() != rows * cols {

@@ -39,6 +39,12 @@ impl Sampler {
         Sampler { cfg, rng }
     }
 
+    /// Whether [`Sampler::sample`] is the plain argmax of the logits (so a backend may take the
+    /// argmax itself and read back only the token).
+    pub fn is_greedy(&self) -> bool {
+        self.cfg.temperature <= 0.0 && self.cfg.repetition_penalty == 1.0
+    }
+
     /// Pick the next token from `logits` given the tokens so far.
     pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> u32 {
         let c = &self.cfg;

@@ -4,7 +4,8 @@
 use serde::Serialize;
 
 use crate::cpu::{self, Attention, Rope};
-use crate::gpu::{ops::Recorder, Gpu, Kernel, PassTimer, Reduce, Tiling};
+use crate::gpu::params::{Params, Step};
+use crate::gpu::{ops::Recorder, Fuse, Gpu, Kernel, PassTimer, Reduce, Tiling};
 use crate::util::{now_ms, Rng};
 use crate::{KvPrecision, Precision, QuantMatrix, Result};
 
@@ -85,17 +86,18 @@ pub fn tolerance(d: DType) -> Tolerance {
 /// One kernel run on one shape.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Case {
-    Matvec { p: Precision, reduce: Reduce, k: usize, n: usize },
+    /// A decode matvec with `fuse` folded in; `n` outputs (`2n` rows when gate and up are stacked).
+    Matvec { p: Precision, reduce: Reduce, fuse: Fuse, k: usize, n: usize },
     Matmul { p: Precision, tiling: Tiling, m: usize, k: usize, n: usize },
     Embedding { p: Precision, rows: usize, k: usize, m: usize },
     Rmsnorm { rows: usize, d: usize },
-    Rope { neox: bool, m: usize, heads: usize, head_dim: usize, pos0: usize },
-    Softmax { rows: usize, n: usize },
-    SiluMul { len: usize },
+    /// SwiGLU's gate over stacked gate and up projections `[m, 2n]`.
+    SiluMul { m: usize, n: usize },
     Add { len: usize },
+    /// RoPE of q and k of a stacked QKV projection and the append of k and v to a cache.
+    RopeStore { neox: bool, m: usize, heads: usize, kv_heads: usize, head_dim: usize, pos0: usize, kv: KvPrecision },
     Attention { m: usize, heads: usize, kv_heads: usize, head_dim: usize, pos0: usize, kv: KvPrecision },
-    /// Store `n` values into a KV cache from value `offset` on.
-    KvStore { kv: KvPrecision, n: usize, offset: usize },
+    Argmax { n: usize },
 }
 
 /// One result row of the self-test.
@@ -117,25 +119,23 @@ pub struct Row {
 impl Case {
     pub fn kernel_name(&self) -> String {
         match self {
-            Case::Matvec { p, reduce, .. } => Kernel::Matvec(*p, *reduce).name(),
+            Case::Matvec { p, reduce, fuse, .. } => Kernel::Matvec(*p, *reduce, *fuse).name(),
             Case::Matmul { p, tiling, .. } => Kernel::Matmul(*p, *tiling).name(),
             Case::Embedding { p, .. } => format!("embedding_{p}"),
             Case::Rmsnorm { .. } => "rmsnorm".into(),
-            Case::Rope { neox: false, .. } => "rope".into(),
-            Case::Rope { neox: true, .. } => "rope_neox".into(),
-            Case::Softmax { .. } => "softmax".into(),
             Case::SiluMul { .. } => "silu_mul".into(),
             Case::Add { .. } => "add".into(),
+            Case::RopeStore { neox: false, kv, .. } => format!("rope_store_kv_{kv}"),
+            Case::RopeStore { neox: true, kv, .. } => format!("rope_neox_store_kv_{kv}"),
             Case::Attention { kv: KvPrecision::F32, .. } => "attention".into(),
             Case::Attention { kv, .. } => format!("attention_kv_{kv}"),
-            Case::KvStore { kv, .. } => format!("kv_store_{kv}"),
+            Case::Argmax { .. } => "argmax".into(),
         }
     }
 
     pub fn dtype(&self) -> DType {
         match self {
             Case::Matvec { p, .. } | Case::Matmul { p, .. } | Case::Embedding { p, .. } => (*p).into(),
-            Case::KvStore { kv, .. } => (*kv).into(),
             _ => DType::F32,
         }
     }
@@ -146,13 +146,12 @@ impl Case {
             Case::Matmul { m, k, n, .. } => format!("m{m} {k}x{n}"),
             Case::Embedding { rows, k, m, .. } => format!("{rows}x{k} m{m}"),
             Case::Rmsnorm { rows, d } => format!("{rows}x{d}"),
-            Case::Rope { m, heads, head_dim, pos0, .. } => format!("m{m} h{heads} d{head_dim} pos{pos0}"),
-            Case::Softmax { rows, n } => format!("{rows}x{n}"),
-            Case::SiluMul { len } | Case::Add { len } => format!("{len}"),
-            Case::Attention { m, heads, kv_heads, head_dim, pos0, kv } => {
-                format!("m{m} h{heads}/{kv_heads} d{head_dim} pos{pos0} kv {kv}")
+            Case::SiluMul { m, n } => format!("m{m} {n}"),
+            Case::Add { len } | Case::Argmax { n: len } => format!("{len}"),
+            Case::Attention { m, heads, kv_heads, head_dim, pos0, .. }
+            | Case::RopeStore { m, heads, kv_heads, head_dim, pos0, .. } => {
+                format!("m{m} h{heads}/{kv_heads} d{head_dim} pos{pos0}")
             }
-            Case::KvStore { n, offset, .. } => format!("{n} at {offset}"),
         }
     }
 }
@@ -164,7 +163,7 @@ pub fn standard_cases(subgroups: bool) -> Vec<Case> {
     for p in Precision::ALL {
         for reduce in Reduce::ALL {
             if reduce != Reduce::Subgroup || subgroups {
-                v.push(Case::Matvec { p, reduce, k: 300, n: 77 });
+                v.extend(Fuse::ALL.map(|fuse| Case::Matvec { p, reduce, fuse, k: 300, n: 77 }));
             }
         }
         for tiling in [Tiling::Shared, Tiling::Rows] {
@@ -174,18 +173,16 @@ pub fn standard_cases(subgroups: bool) -> Vec<Case> {
     }
     v.extend([
         Case::Rmsnorm { rows: 3, d: 579 },
-        Case::Rope { neox: false, m: 5, heads: 3, head_dim: 64, pos0: 37 },
-        Case::Rope { neox: true, m: 5, heads: 3, head_dim: 40, pos0: 37 },
-        Case::Softmax { rows: 7, n: 1001 },
-        Case::SiluMul { len: 1003 },
+        Case::SiluMul { m: 3, n: 335 },
         Case::Add { len: 1003 },
-        Case::Attention { m: 5, heads: 6, kv_heads: 2, head_dim: 40, pos0: 11, kv: KvPrecision::F32 },
-        Case::Attention { m: 5, heads: 6, kv_heads: 2, head_dim: 40, pos0: 11, kv: KvPrecision::F16 },
-        // INT8 blocks run along a token's row: kv_heads · head_dim must be a multiple of 32.
-        Case::Attention { m: 5, heads: 6, kv_heads: 2, head_dim: 48, pos0: 11, kv: KvPrecision::Int8 },
+        Case::Argmax { n: 1001 },
     ]);
     for kv in KvPrecision::ALL {
-        v.push(Case::KvStore { kv, n: 5 * 96, offset: 11 * 96 });
+        // INT8 blocks run along a token's row: kv_heads · head_dim must be a multiple of 32.
+        let head_dim = if kv == KvPrecision::Int8 { 48 } else { 40 };
+        v.push(Case::RopeStore { neox: false, m: 5, heads: 6, kv_heads: 2, head_dim, pos0: 37, kv });
+        v.push(Case::RopeStore { neox: true, m: 5, heads: 6, kv_heads: 2, head_dim, pos0: 37, kv });
+        v.push(Case::Attention { m: 5, heads: 6, kv_heads: 2, head_dim, pos0: 11, kv });
     }
     v
 }
@@ -198,8 +195,12 @@ pub fn model_shape_cases(reduce: Reduce, tiling: Tiling) -> Vec<Case> {
     let mut v = Vec::new();
     for p in Precision::ALL {
         for (k, n) in MODEL_SHAPES {
-            v.push(Case::Matvec { p, reduce, k, n });
+            v.push(Case::Matvec { p, reduce, fuse: Fuse::None, k, n });
             v.push(Case::Matmul { p, tiling, m: 7, k, n });
+        }
+        // The fused forms at the shapes a layer uses them: QKV, gate|up, down (+ residual).
+        for (fuse, k, n) in [(Fuse::Norm, 576, 960), (Fuse::NormSiluMul, 576, 1536), (Fuse::Add, 1536, 576)] {
+            v.push(Case::Matvec { p, reduce, fuse, k, n });
         }
     }
     for kv in KvPrecision::ALL {
@@ -228,26 +229,49 @@ fn max_abs(v: &[f32]) -> f32 {
     v.iter().fold(0f32, |a, x| a.max(x.abs()))
 }
 
+/// A [`Step`] uniform at `pos0`, for the kernels that read the position from it.
+fn step(gpu: &Gpu, pos0: usize) -> wgpu::Buffer {
+    gpu.uniform("step", &Step { pos0: pos0 as u32, ..Default::default() }.words())
+}
+
 /// Run one case on the GPU and compare it with the CPU reference.
 pub async fn run_case(gpu: &Gpu, case: &Case, seed: u64) -> Result<Row> {
     let mut rng = Rng::new(seed);
     let timer = PassTimer::new(gpu, 3).map(std::rc::Rc::new);
     let mut rec = Recorder::new(gpu, timer.clone(), 3);
     // Each arm records its passes and returns (output buffer, cpu reference, per-output scale);
-    // a KV store's output is cache words, decoded from `kv_out.1` on.
-    let mut kv_out: Option<(KvPrecision, usize)> = None;
+    // a cache's output is words, decoded by `decode` into what is compared.
+    let mut decode: Option<Box<dyn Fn(&[u32]) -> Vec<f32>>> = None;
     let (out, want, scale): (wgpu::Buffer, Vec<f32>, Vec<f32>) = match *case {
-        Case::Matvec { p, k, n, .. } | Case::Matmul { p, k, n, .. } => {
-            let m = if let Case::Matmul { m, .. } = *case { m } else { 1 };
+        Case::Matvec { p, reduce, fuse, k, n } => {
+            let rows = n * fuse.pairs();
+            let w = QuantMatrix::quantize(&rng.normals(rows * k, 0.05), rows, k, p)?;
+            let x = rng.normals(k, 1.0);
+            let g = rng.normals(k, 1.0);
+            let y0 = rng.normals(n, 1.0);
+            let gw = gpu.upload_matrix("w", &w)?;
+            let (gx, gg) = (gpu.storage_f32("x", &x)?, gpu.storage_f32("g", &g)?);
+            let gy = if fuse == Fuse::Add { gpu.storage_f32("y", &y0)? } else { gpu.zeros("y", n)? };
+            rec.matvec_fused(&gw, &gx, &gy, fuse, Some((&gg, 1e-5)), reduce);
+            let h = if fuse.norm() { cpu::rmsnorm(&x, &g, 1e-5) } else { x.clone() };
+            let (y, abs) = (cpu::matmul(&w, &h, 1), cpu::matmul_abs(&w, &h, 1));
+            let (want, scale) = match fuse {
+                Fuse::None | Fuse::Norm => (y, abs),
+                Fuse::Add => (y.iter().zip(&y0).map(|(a, b)| a + b).collect(), abs.iter().zip(&y0).map(|(a, b)| a + b.abs()).collect()),
+                // silu(g)·u moves by about |u|·Δg + |g|·Δu.
+                Fuse::NormSiluMul => (
+                    cpu::silu_mul(&y[..n], &y[n..]),
+                    (0..n).map(|i| abs[i] * y[n + i].abs() + y[i].abs() * abs[n + i]).collect(),
+                ),
+            };
+            (gy, want, scale)
+        }
+        Case::Matmul { p, tiling, m, k, n } => {
             let w = QuantMatrix::quantize(&rng.normals(n * k, 0.05), n, k, p)?;
             let x = rng.normals(m * k, 1.0);
             let gw = gpu.upload_matrix("w", &w)?;
             let (gx, gy) = (gpu.storage_f32("x", &x)?, gpu.zeros("y", m * n)?);
-            if let Case::Matvec { reduce, .. } = *case {
-                rec.matvec_with(&gw, &gx, &gy, reduce);
-            } else if let Case::Matmul { tiling, .. } = *case {
-                rec.matmul_with(&gw, &gx, &gy, m, tiling);
-            }
+            rec.matmul_with(&gw, &gx, &gy, m, tiling);
             (gy, cpu::matmul(&w, &x, m), cpu::matmul_abs(&w, &x, m))
         }
         Case::Embedding { p, rows, k, m } => {
@@ -268,29 +292,12 @@ pub async fn run_case(gpu: &Gpu, case: &Case, seed: u64) -> Result<Row> {
             let s = vec![max_abs(&want); want.len()];
             (gy, want, s)
         }
-        Case::Rope { neox, m, heads, head_dim, pos0 } => {
-            let p = Rope { heads, head_dim, n_rot: head_dim, pos0, base: 10000.0, neox };
-            let mut x = rng.normals(m * heads * head_dim, 1.0);
-            let gx = gpu.storage_f32("x", &x)?;
-            rec.rope(&gx, m, &p);
-            cpu::rope(&mut x, &p);
-            let s = vec![max_abs(&x); x.len()];
-            (gx, x, s)
-        }
-        Case::Softmax { rows, n } => {
-            let mut x = rng.normals(rows * n, 3.0);
-            let gx = gpu.storage_f32("x", &x)?;
-            rec.softmax(&gx, rows, n);
-            cpu::softmax(&mut x, n);
-            let s = vec![max_abs(&x); x.len()];
-            (gx, x, s)
-        }
-        Case::SiluMul { len } => {
-            let (g, u) = (rng.normals(len, 3.0), rng.normals(len, 1.0));
-            let (gg, gu, go) = (gpu.storage_f32("g", &g)?, gpu.storage_f32("u", &u)?, gpu.zeros("o", len)?);
-            rec.silu_mul(&gg, &gu, &go, len);
-            let want = cpu::silu_mul(&g, &u);
-            let s = vec![max_abs(&want); len];
+        Case::SiluMul { m, n } => {
+            let gu = rng.normals(m * 2 * n, 2.0);
+            let (ggu, go) = (gpu.storage_f32("gu", &gu)?, gpu.zeros("o", m * n)?);
+            rec.silu_mul(&ggu, &go, m, n);
+            let want: Vec<f32> = gu.chunks(2 * n).flat_map(|r| cpu::silu_mul(&r[..n], &r[n..])).collect();
+            let s = vec![max_abs(&want); want.len()];
             (go, want, s)
         }
         Case::Add { len } => {
@@ -301,47 +308,98 @@ pub async fn run_case(gpu: &Gpu, case: &Case, seed: u64) -> Result<Row> {
             let s = vec![max_abs(&a); len];
             (ga, a, s)
         }
+        Case::RopeStore { neox, m, heads, kv_heads, head_dim, pos0, kv } => {
+            let (qd, kvd) = (heads * head_dim, kv_heads * head_dim);
+            let r = Rope { heads, head_dim, n_rot: head_dim, pos0, base: 10000.0, neox };
+            let (mut q, mut k) = (rng.normals(m * qd, 1.0), rng.normals(m * kvd, 1.0));
+            // Values (c + u) · 2⁻⁷ with |u| <= 0.3 and one ±127 per block: INT8 finds d = 2⁻⁷ and
+            // rounds far from any tie, so stored values must match exactly.
+            let v: Vec<f32> = (0..m * kvd)
+                .map(|i| {
+                    let c = if i % 32 == 5 { 127.0 } else { (rng.uniform() * 252.0 - 126.0).round() };
+                    (c + (rng.uniform() - 0.5) * 0.6 * (i % 32 != 5) as u8 as f32) / 128.0
+                })
+                .collect();
+            let qkv: Vec<f32> = (0..m)
+                .flat_map(|t| [&q[t * qd..(t + 1) * qd], &k[t * kvd..(t + 1) * kvd], &v[t * kvd..(t + 1) * kvd]].concat())
+                .collect();
+            // Room for 3 more tokens: the values half starts at n_ctx · kvd, not right after the keys.
+            let n_ctx = pos0 + m + 3;
+            let v_base = n_ctx * kvd;
+            let (gqkv, cache) = (gpu.storage_f32("qkv", &qkv)?, gpu.zeros("cache", kv.words(2 * v_base))?);
+            rec.rope_store(&gqkv, &cache, &step(gpu, pos0), m, &r, kv_heads, v_base, kv);
+            // Compared: the rotated q (read back from qkv after the run), then the stored keys
+            // and values. The cache is the output buffer; q is read separately below.
+            cpu::rope(&mut q, &r);
+            cpu::rope(&mut k, &Rope { heads: kv_heads, ..r });
+            let k_stored = kv.decode(&cpu::kv_store(kv, &k)?);
+            let v_stored = kv.decode(&cpu::kv_store(kv, &v)?);
+            let (lo, hi) = (pos0 * kvd, (pos0 + m) * kvd);
+            decode = Some(Box::new(move |w: &[u32]| {
+                let all = kv.decode(w);
+                [&all[lo..hi], &all[v_base + lo..v_base + hi]].concat()
+            }));
+            // Keys are rotated on the GPU first, so an INT8 code may round one step the other way
+            // (one block scale d); f16 may round one f16 step; the tie-free values must match.
+            let (mk, mv) = (max_abs(&k_stored), max_abs(&v_stored));
+            let f32_tol = tolerance(DType::F32).rtol;
+            let kscale: Vec<f32> = match kv {
+                KvPrecision::F32 => vec![mk; k.len()],
+                KvPrecision::F16 => vec![mk * 1e-3 / f32_tol; k.len()],
+                KvPrecision::Int8 => k.chunks(32).flat_map(|b| vec![max_abs(b) / 127.0 / f32_tol; b.len()]).collect(),
+            };
+            let vscale = match kv {
+                KvPrecision::F32 => vec![mv; v.len()],
+                KvPrecision::F16 => vec![mv * 1e-3 / f32_tol; v.len()],
+                KvPrecision::Int8 => vec![0.0; v.len()],
+            };
+            // Check q here: the row compares the cache.
+            rec.submit();
+            gpu.wait().await?;
+            let got_q: Vec<f32> = gpu.read_f32(&gqkv, qkv.len()).await?.chunks(qd + 2 * kvd).flat_map(|r| r[..qd].to_vec()).collect();
+            let (q_ok, _, _) = compare(&got_q, &q, &vec![max_abs(&q); q.len()], tolerance(DType::F32));
+            if !q_ok {
+                return Ok(Row {
+                    kernel: case.kernel_name(),
+                    dtype: case.dtype(),
+                    shape: case.shape(),
+                    pass: false,
+                    max_err: f32::NAN,
+                    err_over_tol: f32::INFINITY,
+                    ms: 0.0,
+                    timer: "wall",
+                });
+            }
+            rec = Recorder::new(gpu, timer.clone(), 3);
+            (cache, [k_stored, v_stored].concat(), [kscale, vscale].concat())
+        }
         Case::Attention { m, heads, kv_heads, head_dim, pos0, kv } => {
             let a = Attention { heads, kv_heads, head_dim, pos0, scale: 1.0 / (head_dim as f32).sqrt() };
             let n_kv = pos0 + m;
             let n = n_kv * kv_heads * head_dim;
             let q = rng.normals(m * heads * head_dim, 1.0);
             let (k, v) = (rng.normals(n, 1.0), rng.normals(n, 1.0));
-            let (gq, gk, gv) = (gpu.storage_f32("q", &q)?, gpu.storage_f32("k", &k)?, gpu.storage_f32("v", &v)?);
-            // The caches in their format, filled by kv_store (timed passes: the attention's three).
-            let (kc, vc) = (gpu.zeros("k_cache", kv.words(n))?, gpu.zeros("v_cache", kv.words(n))?);
-            let mut fill = Recorder::new(gpu, None, 0);
-            fill.kv_store(&gk, &kc, n, 0, kv);
-            fill.kv_store(&gv, &vc, n, 0, kv);
-            fill.submit();
+            // The cache as the CPU encodes it (keys, then values from value n on): attention is
+            // tested over exactly the keys and values the reference attends over.
+            let (kw, vw) = (cpu::kv_store(kv, &k)?, cpu::kv_store(kv, &v)?);
+            let cache = gpu.storage_u32("cache", &[kw.clone(), vw.clone()].concat())?;
+            let gq = gpu.storage_f32("q", &q)?;
             let (gs, go) = (gpu.zeros("scores", heads * m * n_kv)?, gpu.zeros("o", m * heads * head_dim)?);
-            rec.attention(&gq, &kc, &vc, &gs, &go, m, &a, kv);
-            // The reference attends over the keys and values the GPU stored. (Quantizing them is
-            // the KV-store case's test, on values far from rounding ties: on random values a GPU
-            // whose division is not correctly rounded, as Vulkan allows, can round one INT8 code
-            // the other way than the CPU, one quantization step, and that is not attention's error.)
-            let k = kv.decode(&gpu.read_u32(&kc, kv.words(n)).await?);
-            let v = kv.decode(&gpu.read_u32(&vc, kv.words(n)).await?);
-            let want = cpu::attention(&q, &k, &v, m, &a);
+            rec.attention(&gq, heads * head_dim, &cache, &step(gpu, pos0), &gs, &go, m, &a, n, kv);
+            let want = cpu::attention(&q, &kv.decode(&kw), &kv.decode(&vw), m, &a);
             let s = vec![max_abs(&want); want.len()];
             (go, want, s)
         }
-        Case::KvStore { kv, n, offset } => {
-            // Values (q + u) · 2⁻⁷ with |u| <= 0.3 and one ±127 per block: INT8 finds d = 2⁻⁷
-            // and rounds far from any tie.
-            let x: Vec<f32> = (0..n)
-                .map(|i| {
-                    let q = if i % 32 == 5 { 127.0 } else { (rng.uniform() * 252.0 - 126.0).round() };
-                    (q + (rng.uniform() - 0.5) * 0.6 * (i % 32 != 5) as u8 as f32) / 128.0
-                })
-                .collect();
-            let src = gpu.storage_f32("src", &x)?;
-            let cache = gpu.zeros("cache", kv.words(offset + n))?;
-            rec.kv_store(&src, &cache, n, offset, kv);
-            kv_out = Some((kv, offset));
-            let want = kv.decode(&cpu::kv_store(kv, &x)?);
-            let s = vec![max_abs(&want); want.len()];
-            (cache, want, s)
+        Case::Argmax { n } => {
+            let mut x = rng.normals(n, 1.0);
+            // A tie between two maxima: the lower index wins, as on the CPU.
+            let (i, j) = (n / 3, 2 * n / 3);
+            x[i] = 10.0;
+            x[j] = 10.0;
+            let (gx, go) = (gpu.storage_f32("x", &x)?, gpu.zeros("out", 1)?);
+            rec.argmax(&gx, &go, n);
+            decode = Some(Box::new(|w: &[u32]| vec![w[0] as f32]));
+            (go, vec![crate::model::argmax(&x) as f32], vec![0.0])
         }
     };
     let t0 = now_ms();
@@ -352,11 +410,8 @@ pub async fn run_case(gpu: &Gpu, case: &Case, seed: u64) -> Result<Row> {
         Some(t) => (t.read_ms(gpu).await?.iter().sum(), "timestamp"),
         None => (wall, "wall"),
     };
-    let got = match kv_out {
-        Some((kv, offset)) => {
-            let words = gpu.read_u32(&out, kv.words(offset + want.len())).await?;
-            kv.decode(&words)[offset..].to_vec()
-        }
+    let got = match decode {
+        Some(decode) => decode(&gpu.read_u32(&out, (out.size() / 4) as usize).await?),
         None => gpu.read_f32(&out, want.len()).await?,
     };
     let (pass, max_err, err_over_tol) = compare(&got, &want, &scale, tolerance(case.dtype()));

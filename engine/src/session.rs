@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::chat::{ChatTemplate, Message};
 use crate::gguf::Gguf;
 use crate::gpu::{AdapterSummary, Gpu};
-use crate::model::gpu::{GpuBackend, Requantizer};
+use crate::model::gpu::{GpuBackend, Requantizer, Unit};
 use crate::model::{self, Backend, Config, Generation, Mat};
 use crate::plan::{Group, Plan};
 use crate::sampler::{Sampler, SamplerConfig};
@@ -157,19 +157,28 @@ pub struct Fit {
 /// Weight bytes per precision from tensor shapes alone: `(total, largest buffer, per group)`.
 #[allow(clippy::type_complexity)]
 fn weight_sizes(cfg: &Config, g: &Gguf) -> (Vec<(Precision, u64)>, Vec<(Precision, u64)>, Vec<(Group, Precision, u64)>) {
-    let shapes: Vec<(Group, (usize, usize))> = Mat::all(cfg.n_layers)
+    let mats: Vec<(Option<Mat>, Group, (usize, usize))> = Mat::all(cfg.n_layers)
         .into_iter()
         .filter(|&m| !(m == Mat::Output && cfg.tied_output))
-        .map(|m| (Group::of(m), m.tensor_name(false)))
-        .chain([(Group::Embeddings, "token_embd.weight".to_string())])
-        .filter_map(|(grp, n)| g.tensor(&n).ok().map(|t| (grp, t.matrix_shape())))
+        .map(|m| (Some(m), Group::of(m), m.tensor_name(false)))
+        .chain([(None, Group::Embeddings, "token_embd.weight".to_string())])
+        .filter_map(|(m, grp, n)| g.tensor(&n).ok().map(|t| (m, grp, t.matrix_shape())))
         .collect();
+    let shapes: Vec<(Group, (usize, usize))> = mats.iter().map(|&(_, grp, shape)| (grp, shape)).collect();
+    // The GPU stacks Q, K, V into one buffer, and gate and up: rows of one unit add up.
+    let mut units: Vec<(Unit, (usize, usize))> = vec![];
+    for &(m, _, (r, c)) in &mats {
+        match units.iter_mut().find(|u| u.0 == Unit::of(m)) {
+            Some(u) => u.1 .0 += r,
+            None => units.push((Unit::of(m), (r, c))),
+        }
+    }
     let norms = norm_bytes(cfg);
     let (mut total, mut largest, mut groups) = (vec![], vec![], vec![]);
     for p in Precision::ALL {
         let size = |&(_, (r, c)): &(Group, (usize, usize))| crate::quant::matrix_bytes(r, c, p);
         total.push((p, shapes.iter().map(size).sum::<u64>() + norms));
-        largest.push((p, shapes.iter().map(size).max().unwrap_or(0)));
+        largest.push((p, units.iter().map(|&(_, (r, c))| crate::quant::matrix_bytes(r, c, p)).max().unwrap_or(0)));
         for grp in Group::ALL {
             groups.push((grp, p, shapes.iter().filter(|s| s.0 == grp).map(size).sum()));
         }

@@ -34,13 +34,28 @@ impl Shape {
     /// SmolLM2-1.7B's shape.
     pub const SMOLLM2_1_7B: Shape = Shape { layers: 24, dim: 2048, ffn: 8192, heads: 32, kv_heads: 32, context: 2048 };
 
-    /// `tiny`, `smollm2-135m`, `smollm2-1.7b`, or `LAYERS:DIM:FFN:HEADS:KV_HEADS`.
+    /// Qwen2.5-0.5B's layer shape (as llama layers: no q/k/v biases).
+    pub const QWEN2_5_0_5B: Shape = Shape { layers: 24, dim: 896, ffn: 4864, heads: 14, kv_heads: 2, context: 2048 };
+    /// Llama-3.2-1B's layer shape.
+    pub const LLAMA_3_2_1B: Shape = Shape { layers: 16, dim: 2048, ffn: 8192, heads: 32, kv_heads: 8, context: 2048 };
+
+    /// The named shapes and their models' vocabulary sizes.
+    pub const NAMED: [(&'static str, Shape, usize); 5] = [
+        ("tiny", Self::TINY, 49152),
+        ("smollm2-135m", Self::SMOLLM2_135M, 49152),
+        ("qwen2.5-0.5b", Self::QWEN2_5_0_5B, 151936),
+        ("llama-3.2-1b", Self::LLAMA_3_2_1B, 128256),
+        ("smollm2-1.7b", Self::SMOLLM2_1_7B, 49152),
+    ];
+
+    /// `tiny`, `smollm2-135m`, `qwen2.5-0.5b`, `llama-3.2-1b`, `smollm2-1.7b`, or
+    /// `LAYERS:DIM:FFN:HEADS:KV_HEADS`.
     pub fn parse(s: &str) -> Result<Self> {
-        let named = [("tiny", Self::TINY), ("smollm2-135m", Self::SMOLLM2_135M), ("smollm2-1.7b", Self::SMOLLM2_1_7B)];
+        let named = Self::NAMED.map(|(n, shape, _)| (n, shape));
         if let Some((_, shape)) = named.iter().find(|(n, _)| *n == s) {
             return Ok(*shape);
         }
-        let bad = || Error::Usage(format!("shape '{s}': expected tiny, smollm2-135m, smollm2-1.7b or LAYERS:DIM:FFN:HEADS:KV_HEADS"));
+        let bad = || Error::Usage(format!("shape '{s}': expected a name ({}) or LAYERS:DIM:FFN:HEADS:KV_HEADS", Self::NAMED.map(|n| n.0).join(", ")));
         let v: Vec<usize> = s.split(':').map(|x| x.parse().map_err(|_| bad())).collect::<Result<_>>()?;
         let [layers, dim, ffn, heads, kv_heads] = v[..] else { return Err(bad()) };
         let shape = Shape { layers, dim, ffn, heads, kv_heads, context: 2048 };
@@ -90,7 +105,6 @@ fn q4_1(values: &[f32]) -> Vec<u8> {
 /// A GGUF file of a llama model at `shape` with random weights (seeded: the same bytes for the
 /// same `base`, `shape` and `seed`), carrying `base`'s tokenizer, chat template and special tokens.
 pub fn model(base: &Gguf, shape: &Shape, seed: u64) -> Result<Vec<u8>> {
-    shape.check()?;
     let vocab = base
         .get("tokenizer.ggml.tokens")
         .and_then(Value::as_array)
@@ -103,6 +117,24 @@ pub fn model(base: &Gguf, shape: &Shape, seed: u64) -> Result<Vec<u8>> {
         .filter(|(k, _)| k.starts_with("tokenizer.") || *k == "general.license")
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    for k in ["rope.freq_base", "attention.layer_norm_rms_epsilon"] {
+        if let Some(v) = base.get(&format!("{arch}.{k}")) {
+            metadata.push((format!("llama.{k}"), v.clone()));
+        }
+    }
+    build(metadata, vocab, shape, seed, base.alignment)
+}
+
+/// A model at `shape` with random weights and a placeholder vocabulary of `vocab` tokens (no
+/// tokenizer to speak of): what `lowbit bench model --shape` runs where no model file is at hand.
+pub fn bare(shape: &Shape, vocab: usize, seed: u64) -> Result<Vec<u8>> {
+    let tokens = Value::Array((0..vocab).map(|i| Value::String(format!("<{i}>"))).collect());
+    let metadata = vec![("tokenizer.ggml.model".into(), Value::String("llama".into())), ("tokenizer.ggml.tokens".into(), tokens)];
+    build(metadata, vocab, shape, seed, 32)
+}
+
+fn build(mut metadata: Vec<(String, Value)>, vocab: usize, shape: &Shape, seed: u64, alignment: u64) -> Result<Vec<u8>> {
+    shape.check()?;
     let (d, f, hd) = (shape.dim, shape.ffn, shape.head_dim());
     let kv = shape.kv_heads * hd;
     let u = |x: usize| Value::U32(x as u32);
@@ -119,11 +151,6 @@ pub fn model(base: &Gguf, shape: &Shape, seed: u64) -> Result<Vec<u8>> {
         ("llama.rope.dimension_count".into(), u(hd)),
         ("llama.vocab_size".into(), u(vocab)),
     ]);
-    for k in ["rope.freq_base", "attention.layer_norm_rms_epsilon"] {
-        if let Some(v) = base.get(&format!("{arch}.{k}")) {
-            metadata.push((format!("llama.{k}"), v.clone()));
-        }
-    }
 
     let mut rng = Rng::new(seed);
     // (name, dims innermost first, type, bytes). Matrices are N(0, 1/fan_in) so activations keep
@@ -154,7 +181,7 @@ pub fn model(base: &Gguf, shape: &Shape, seed: u64) -> Result<Vec<u8>> {
     tensors.push(("output_norm.weight".into(), vec![d as u64], GgmlType::F32, norm(&mut rng, d)));
     let out: Vec<TensorOut> =
         tensors.iter().map(|(name, dims, ty, data)| TensorOut { name: name.clone(), dims: dims.clone(), ggml_type: *ty, data }).collect();
-    Ok(gguf::write(&metadata, &out, base.alignment))
+    Ok(gguf::write(&metadata, &out, alignment))
 }
 
 #[cfg(test)]

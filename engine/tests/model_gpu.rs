@@ -135,3 +135,59 @@ fn gpu_fp16_next_token_top10_matches_llama_cpp() {
         common::check_top10(&logits, &case["top10_next"], &format!("gpu fp16, prompt of {} tokens", prompt.len()));
     }
 }
+
+/// A decode step runs the fused kernels over buffers and bind groups built on the first step:
+/// its logits match the CPU reference step by step, its argmax is the argmax of those logits,
+/// it runs 7 dispatches a layer plus 3, and after the first step it creates nothing.
+#[test]
+fn decode_steps_match_the_cpu_and_create_nothing_after_the_first() {
+    let Some(bytes) = common::tiny_model() else { return };
+    let Some(gpu) = common::gpu() else { return };
+    let g = Gguf::parse(&bytes).unwrap();
+    let tok = Tokenizer::from_gguf(&g).unwrap();
+    let prompt = tok.encode_with_bos("The capital of France is", false);
+    let mut cpu = CpuBackend::load(&g).unwrap();
+    let cfg = cpu.cfg.clone();
+    let off = |got: &[f32], want: &[f32]| {
+        let spread = want.iter().fold(0f32, |a, v| a.max(v.abs()));
+        got.iter().zip(want).fold(0f32, |a, (x, y)| a.max((x - y).abs())) / spread
+    };
+    for p in Precision::ALL {
+        let mut b = GpuBackend::load(&gpu, &g, p, 64).unwrap();
+        let l = forward(&cfg, &mut cpu, &prompt, 0, false).unwrap();
+        let mut want = pollster::block_on(cpu.read(&l)).unwrap();
+        let l = forward(&cfg, &mut b, &prompt, 0, false).unwrap();
+        let mut worst = off(&pollster::block_on(b.read(&l)).unwrap(), &want);
+        let (mut pos, mut created, mut next) = (prompt.len(), gpu.created(), 0);
+        for step in 0..8 {
+            // Teacher-forced with the CPU's choice, so both run the same tokens.
+            next = argmax(&want) as u32;
+            let l = forward(&cfg, &mut cpu, &[next], pos, false).unwrap();
+            want = pollster::block_on(cpu.read(&l)).unwrap();
+            let l = forward(&cfg, &mut b, &[next], pos, false).unwrap();
+            let got = pollster::block_on(b.read(&l)).unwrap();
+            let on_gpu = pollster::block_on(b.argmax(&l)).unwrap();
+            assert_eq!(on_gpu as usize, argmax(&got), "{p}: the GPU argmax is the argmax of its logits");
+            worst = worst.max(off(&got, &want));
+            if step == 0 {
+                created = gpu.created();
+            }
+            pos += 1;
+        }
+        let after = gpu.created();
+        println!("{p}: worst |gpu - cpu| / max|logit| over 9 steps {worst:.4}; created after the first decode step {after:?} vs {created:?}");
+        assert_eq!(after, created, "{p}: decode steps after the first created GPU objects");
+        // FP16 holds the Q4_1 layers and Q8_0 embedding within f16 rounding; INT8 and INT4 add their own.
+        let bound = match p {
+            Precision::Fp16 => 0.01,
+            Precision::Int8 => 0.03,
+            Precision::Int4 => 0.3,
+        };
+        assert!(worst < bound, "{p}: decode logits off the CPU's by {worst} of their range");
+        let profile = pollster::block_on(b.profile_step(next, pos)).unwrap();
+        if let Some(profile) = profile {
+            assert_eq!(profile.len(), 7 * cfg.n_layers + 3, "{p}: dispatches per decode step");
+            assert_eq!(profile.len(), b.dispatches_per_token());
+        }
+    }
+}

@@ -43,3 +43,38 @@ fn every_shader_file_is_used_by_a_kernel() {
         assert!(all.contains(&text), "{} is not part of any kernel", path.display());
     }
 }
+
+#[test]
+fn kernel_params_match_their_wgsl_structs_member_by_member() {
+    // The host fills `gpu::params` structs by field name; the shader reads its `Params` (and
+    // `Step`) by member. Same names, same offsets, same size, or the test says which differs.
+    let mut failures = Vec::new();
+    for k in Kernel::all() {
+        let module = naga::front::wgsl::parse_str(&k.wgsl()).expect("parses (checked above)");
+        let uniforms: Vec<_> = module.global_variables.iter().filter(|(_, g)| g.space == naga::AddressSpace::Uniform).collect();
+        if uniforms.len() != k.uniforms().len() {
+            failures.push(format!("{}: {} uniforms in WGSL, {} described in gpu::params", k.name(), uniforms.len(), k.uniforms().len()));
+        }
+        for (var, (wgsl_name, fields, size)) in k.uniforms() {
+            let Some((_, gv)) = uniforms.iter().find(|(_, g)| g.name.as_deref() == Some(var)) else {
+                failures.push(format!("{}: no uniform `{var}`", k.name()));
+                continue;
+            };
+            let ty = &module.types[gv.ty];
+            let naga::TypeInner::Struct { members, span } = &ty.inner else {
+                failures.push(format!("{}: `{var}` is not a struct", k.name()));
+                continue;
+            };
+            let got: Vec<(String, u32)> = members.iter().map(|m| (m.name.clone().unwrap_or_default(), m.offset)).collect();
+            let want: Vec<(String, u32)> = fields.iter().map(|(n, o)| (n.to_string(), *o as u32)).collect();
+            if ty.name.as_deref() != Some(wgsl_name) || got != want || *span as usize != size {
+                failures.push(format!(
+                    "{}: `{var}` is {:?} {got:?} ({span} bytes) in WGSL, {wgsl_name} {want:?} ({size} bytes) in Rust",
+                    k.name(),
+                    ty.name
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -25,7 +25,10 @@ const USAGE: &str = "usage:
   lowbit convert IN.gguf OUT.gguf --to f16|q8_0
   lowbit synth BASE.gguf OUT.gguf [--shape tiny|smollm2-135m|smollm2-1.7b|LAYERS:DIM:FFN:HEADS:KV_HEADS] [--seed S]
       (random weights at that shape, with BASE's tokenizer and chat template)
-  lowbit bench kernels [--json] [--reps N]
+  lowbit bench kernels [--json | --markdown] [--reps N]
+  lowbit bench model [MODEL.gguf | --shape smollm2-135m|qwen2.5-0.5b|llama-3.2-1b|smollm2-1.7b|tiny]
+                     [--precision fp16,int8,int4] [--prompt-tokens 128] [--tokens 128] [--json | --markdown]
+      (--shape: random weights at that model's shape, no file needed)
   lowbit selftest [--json]";
 
 struct Args {
@@ -33,7 +36,7 @@ struct Args {
     flags: BTreeMap<String, Option<String>>,
 }
 
-const SWITCHES: [&str; 3] = ["--json", "--chat", "--no-source"];
+const SWITCHES: [&str; 4] = ["--json", "--chat", "--no-source", "--markdown"];
 
 impl Args {
     fn parse(raw: &[String]) -> Result<Self> {
@@ -252,6 +255,39 @@ async fn generate(a: &Args, gpu: &Option<Gpu>) -> Result<()> {
     }
 }
 
+fn bench_model(a: &Args) -> Result<()> {
+    let (bytes, name) = match (a.get("--shape"), a.positional.get(2)) {
+        (Some(shape), None) => {
+            let (_, s, vocab) = lowbit::synth::Shape::NAMED
+                .into_iter()
+                .find(|(n, _, _)| *n == shape)
+                .ok_or_else(|| Error::Usage(format!("unknown shape '{shape}'\n{USAGE}")))?;
+            (lowbit::synth::bare(&s, vocab, 1)?, format!("{shape} shape, random weights"))
+        }
+        (None, Some(path)) => (std::fs::read(path).map_err(|e| Error::Usage(format!("{path}: {e}")))?, path.clone()),
+        _ => return Err(Error::Usage(format!("bench model takes a MODEL.gguf or --shape\n{USAGE}"))),
+    };
+    let g = Gguf::parse(&bytes)?;
+    let precisions: Vec<Precision> = a
+        .get("--precision")
+        .unwrap_or("fp16,int8,int4")
+        .split(',')
+        .map(Precision::parse)
+        .collect::<Result<_>>()?;
+    let gpu = pollster::block_on(Gpu::new())?;
+    let (prompt, tokens) = (a.num("--prompt-tokens", 128usize)?, a.num("--tokens", 128usize)?);
+    let report = pollster::block_on(bench::model(&gpu, &g, &name, &precisions, prompt.max(1), tokens.max(2)))?;
+    if a.has("--json") {
+        print_json(&report)
+    } else if a.has("--markdown") {
+        print!("{}", report.markdown());
+        Ok(())
+    } else {
+        print!("{}", report.table());
+        Ok(())
+    }
+}
+
 fn run(raw: &[String]) -> Result<()> {
     let a = Args::parse(raw)?;
     let json = a.has("--json");
@@ -273,11 +309,18 @@ fn run(raw: &[String]) -> Result<()> {
             let gpu = gpu_if(needs_gpu(&a)?)?;
             pollster::block_on(generate(&a, &gpu))
         }
+        Some("bench") if a.positional.get(1).map(String::as_str) == Some("model") => bench_model(&a),
         Some("bench") if a.positional.get(1).map(String::as_str) == Some("kernels") => {
             let gpu = pollster::block_on(Gpu::new())?;
-            let report = pollster::block_on(bench::run(&gpu, &bench::BENCH_SHAPES, a.num("--reps", 30u32)?))?;
+            // Small matrices on big GPUs measure launch latency, not bandwidth: the CLI adds two
+            // large ones to the page's shapes.
+            let shapes = [&bench::BENCH_SHAPES[..], &[(8192, 8192), (16384, 4096)]].concat();
+            let report = pollster::block_on(bench::run(&gpu, &shapes, a.num("--reps", 30u32)?))?;
             if json {
                 print_json(&report)
+            } else if a.has("--markdown") {
+                print!("{}", report.markdown());
+                Ok(())
             } else {
                 print!("{}", report.table());
                 Ok(())

@@ -25,8 +25,9 @@ const SHADERS: &[(&str, &str)] = &[
     ("matmul_rows", include_str!("../../../shaders/matmul_rows.wgsl")),
     ("embedding", include_str!("../../../shaders/embedding.wgsl")),
     ("rmsnorm", include_str!("../../../shaders/rmsnorm.wgsl")),
-    ("rope", include_str!("../../../shaders/rope.wgsl")),
-    ("softmax", include_str!("../../../shaders/softmax.wgsl")),
+    ("rope_store", include_str!("../../../shaders/rope_store.wgsl")),
+    ("step", include_str!("../../../shaders/step.wgsl")),
+    ("argmax", include_str!("../../../shaders/argmax.wgsl")),
     ("silu_mul", include_str!("../../../shaders/silu_mul.wgsl")),
     ("add", include_str!("../../../shaders/add.wgsl")),
     ("attn_scores", include_str!("../../../shaders/attn_scores.wgsl")),
@@ -35,7 +36,6 @@ const SHADERS: &[(&str, &str)] = &[
     ("kv_f32", include_str!("../../../shaders/kv_f32.wgsl")),
     ("kv_f16", include_str!("../../../shaders/kv_f16.wgsl")),
     ("kv_int8", include_str!("../../../shaders/kv_int8.wgsl")),
-    ("kv_store", include_str!("../../../shaders/kv_store.wgsl")),
 ];
 
 /// The text of `shaders/{name}.wgsl`. Natively, `LOWBIT_SHADER_DIR` reads the files from that
@@ -84,19 +84,67 @@ pub enum Tiling {
     Rows,
 }
 
+/// What a decode matvec does besides `W·x` (one kernel per combination: the flags are WGSL
+/// constants, so each variant compiles to just its own work).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Fuse {
+    /// `y = W·x`.
+    None,
+    /// `y = W·rmsnorm(x)`: the attention's stacked Q, K, V projection and the output head.
+    Norm,
+    /// `y += W·x`: the O and down projections with the residual connection.
+    Add,
+    /// `y = silu(Wg·h) ⊙ (Wu·h)`, `h = rmsnorm(x)`, over gate and up stacked: the SwiGLU input.
+    NormSiluMul,
+}
+
+impl Fuse {
+    pub const ALL: [Fuse; 4] = [Fuse::None, Fuse::Norm, Fuse::Add, Fuse::NormSiluMul];
+
+    pub fn norm(self) -> bool {
+        matches!(self, Fuse::Norm | Fuse::NormSiluMul)
+    }
+
+    /// Matrix rows per output: 2 when gate and up are stacked.
+    pub fn pairs(self) -> usize {
+        if self == Fuse::NormSiluMul { 2 } else { 1 }
+    }
+
+    fn suffix(self) -> &'static str {
+        match self {
+            Fuse::None => "",
+            Fuse::Norm => "_norm",
+            Fuse::Add => "_add",
+            Fuse::NormSiluMul => "_norm_silu",
+        }
+    }
+
+    /// The generated WGSL header `matvec_io.wgsl` expects.
+    fn header(self) -> String {
+        let norm = if self.norm() {
+            "@group(0) @binding(5) var<storage, read> g: array<vec4<f32>>; // [nb * 8] the norm's weights\n\
+             const NORM: bool = true;\nfn norm_w(i: u32) -> vec4<f32> { return g[i]; }\n"
+        } else {
+            "const NORM: bool = false;\nfn norm_w(i: u32) -> vec4<f32> { return vec4<f32>(1.0); }\n"
+        };
+        format!("{norm}const PAIRS: u32 = {}u;\nconst ADD: bool = {};\n", self.pairs(), self == Fuse::Add)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
-    Matvec(Precision, Reduce),
+    Matvec(Precision, Reduce, Fuse),
     Matmul(Precision, Tiling),
     Embedding(Precision),
     Rmsnorm,
-    Rope,
-    Softmax,
     SiluMul,
     Add,
+    /// RoPE on q and k of the stacked QKV projection, k and v appended to the cache.
+    RopeStore(KvPrecision),
     AttnScores(KvPrecision),
+    /// Softmax and the weighted sum of values.
     AttnValues(KvPrecision),
-    KvStore(KvPrecision),
+    Argmax,
     Copy,
 }
 
@@ -122,48 +170,42 @@ impl Kernel {
     pub fn all() -> Vec<Kernel> {
         let mut v = Vec::new();
         for p in Precision::ALL {
-            v.extend(Reduce::ALL.map(|r| Kernel::Matvec(p, r)));
+            for r in Reduce::ALL {
+                v.extend(Fuse::ALL.map(|f| Kernel::Matvec(p, r, f)));
+            }
             v.push(Kernel::Matmul(p, Tiling::Shared));
             v.push(Kernel::Matmul(p, Tiling::Rows));
             v.push(Kernel::Embedding(p));
         }
-        v.extend([
-            Kernel::Rmsnorm,
-            Kernel::Rope,
-            Kernel::Softmax,
-            Kernel::SiluMul,
-            Kernel::Add,
-            Kernel::Copy,
-        ]);
+        v.extend([Kernel::Rmsnorm, Kernel::SiluMul, Kernel::Add, Kernel::Argmax, Kernel::Copy]);
         for k in KvPrecision::ALL {
-            v.extend([Kernel::AttnScores(k), Kernel::AttnValues(k), Kernel::KvStore(k)]);
+            v.extend([Kernel::RopeStore(k), Kernel::AttnScores(k), Kernel::AttnValues(k)]);
         }
         v
     }
 
     pub fn name(&self) -> String {
         match self {
-            Kernel::Matvec(p, r) => format!("matvec_{p}{}", r.suffix()),
+            Kernel::Matvec(p, r, f) => format!("matvec_{p}{}{}", r.suffix(), f.suffix()),
             Kernel::Matmul(p, Tiling::Shared) => format!("matmul_{p}"),
             Kernel::Matmul(p, Tiling::Rows) => format!("matmul_{p}_rows"),
             Kernel::Embedding(p) => format!("embedding_{p}"),
             Kernel::Rmsnorm => "rmsnorm".into(),
-            Kernel::Rope => "rope".into(),
-            Kernel::Softmax => "softmax".into(),
             Kernel::SiluMul => "silu_mul".into(),
             Kernel::Add => "add".into(),
             Kernel::AttnScores(KvPrecision::F32) => "attn_scores".into(),
             Kernel::AttnValues(KvPrecision::F32) => "attn_values".into(),
             Kernel::AttnScores(k) => format!("attn_scores_kv_{k}"),
             Kernel::AttnValues(k) => format!("attn_values_kv_{k}"),
-            Kernel::KvStore(k) => format!("kv_store_{k}"),
+            Kernel::RopeStore(k) => format!("rope_store_kv_{k}"),
+            Kernel::Argmax => "argmax".into(),
             Kernel::Copy => "copy".into(),
         }
     }
 
     /// Whether the kernel needs the `subgroups` feature.
     pub fn needs_subgroups(&self) -> bool {
-        matches!(self, Kernel::Matvec(_, Reduce::Subgroup))
+        matches!(self, Kernel::Matvec(_, Reduce::Subgroup, _))
     }
 
     /// The complete WGSL module. Browsers (Tint) need `enable subgroups;` before subgroup
@@ -176,8 +218,8 @@ impl Kernel {
     /// The shader files this kernel is composed of, in order.
     pub fn parts(&self) -> Vec<&'static str> {
         match *self {
-            Kernel::Matvec(p, Reduce::Row) => vec!["common", weights(p), "matvec_io", "matvec_rows"],
-            Kernel::Matvec(p, r) => {
+            Kernel::Matvec(p, Reduce::Row, _) => vec!["common", weights(p), "matvec_io", "matvec_rows"],
+            Kernel::Matvec(p, r, _) => {
                 let reduce = if r == Reduce::Subgroup { "reduce_subgroup" } else { "reduce_workgroup" };
                 vec![reduce, "common", weights(p), "matvec_io", "matvec"]
             }
@@ -185,19 +227,22 @@ impl Kernel {
             Kernel::Matmul(p, Tiling::Rows) => vec!["common", weights(p), "matmul_rows"],
             Kernel::Embedding(p) => vec!["common", weights(p), "embedding"],
             Kernel::Rmsnorm => vec!["common", "rmsnorm"],
-            Kernel::Rope => vec!["common", "rope"],
-            Kernel::Softmax => vec!["common", "softmax"],
             Kernel::SiluMul => vec!["common", "silu_mul"],
             Kernel::Add => vec!["common", "add"],
-            Kernel::AttnScores(k) => vec!["common", kv(k), "attn_scores"],
-            Kernel::AttnValues(k) => vec!["common", kv(k), "attn_values"],
-            Kernel::KvStore(k) => vec!["common", kv(k), "kv_store"],
+            Kernel::RopeStore(k) => vec!["common", "step", kv(k), "rope_store"],
+            Kernel::AttnScores(k) => vec!["common", "step", kv(k), "attn_scores"],
+            Kernel::AttnValues(k) => vec!["common", "step", kv(k), "attn_values"],
+            Kernel::Argmax => vec!["argmax"],
             Kernel::Copy => vec!["common", "copy"],
         }
     }
 
     /// The WGSL module as naga reads it (no enable directive).
     pub fn wgsl(&self) -> String {
-        self.parts().into_iter().map(part).collect::<Vec<_>>().join("\n")
+        let header = match self {
+            Kernel::Matvec(_, _, f) => f.header(),
+            _ => String::new(),
+        };
+        header + &self.parts().into_iter().map(part).collect::<Vec<_>>().join("\n")
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod kernels;
 pub mod ops;
+pub mod params;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -10,7 +11,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use wgpu::util::DeviceExt;
 
-pub use kernels::{Kernel, Reduce, Tiling};
+pub use kernels::{Fuse, Kernel, Reduce, Tiling};
 
 use crate::{Error, Result};
 
@@ -49,6 +50,14 @@ pub struct Gpu {
     /// The first error the device reported on its own (out of memory, validation, device lost);
     /// [`Gpu::check`] turns it into an [`Error`] instead of wgpu's default panic.
     fault: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+    created: std::cell::Cell<Created>,
+}
+
+/// GPU objects created so far: a decode step after the first must create none.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Created {
+    pub buffers: u64,
+    pub bind_groups: u64,
 }
 
 /// A weight matrix on the GPU in one of the [`crate::quant`] layouts.
@@ -59,6 +68,8 @@ pub struct GpuMatrix {
     pub cols: usize,
     pub q: wgpu::Buffer,
     pub s: Option<wgpu::Buffer>,
+    /// Bytes of its layout (the buffers' padding not counted).
+    bytes: u64,
 }
 
 impl GpuMatrix {
@@ -66,7 +77,7 @@ impl GpuMatrix {
         self.cols.div_ceil(crate::quant::BLOCK)
     }
     pub fn bytes(&self) -> u64 {
-        self.q.size() + self.s.as_ref().map_or(0, |s| s.size())
+        self.bytes
     }
 }
 
@@ -171,13 +182,18 @@ impl Gpu {
         });
         let reduce = if subgroups { Reduce::Subgroup } else { Reduce::Workgroup };
         let choice = std::cell::Cell::new((reduce, Tiling::Shared));
-        let mut gpu = Gpu { device, queue, info, pipelines: RefCell::new(HashMap::new()), choice, fault };
+        let created = Default::default();
+        let mut gpu = Gpu { device, queue, info, pipelines: RefCell::new(HashMap::new()), choice, fault, created };
         let (reduce, tiling) = crate::bench::tune(&gpu).await?;
         gpu.choose(reduce, tiling);
-        // Natively, LOWBIT_MATVEC=subgroup|workgroup|row forces a matvec variant (experiments).
+        // Natively, LOWBIT_MATVEC=subgroup|workgroup|row and LOWBIT_MATMUL=shared|rows force a
+        // variant (experiments).
         #[cfg(not(target_arch = "wasm32"))]
-        if let Some(r) = std::env::var("LOWBIT_MATVEC").ok().and_then(|v| gpu.reduces().into_iter().find(|r| format!("{r:?}").eq_ignore_ascii_case(&v))) {
-            gpu.choose(r, tiling);
+        {
+            let env = |k: &str| std::env::var(k).unwrap_or_default();
+            let r = gpu.reduces().into_iter().find(|r| format!("{r:?}").eq_ignore_ascii_case(&env("LOWBIT_MATVEC")));
+            let t = [Tiling::Shared, Tiling::Rows].into_iter().find(|t| format!("{t:?}").eq_ignore_ascii_case(&env("LOWBIT_MATMUL")));
+            gpu.choose(r.unwrap_or(reduce), t.unwrap_or(tiling));
         }
         Ok(gpu)
     }
@@ -200,6 +216,36 @@ impl Gpu {
             Some(msg) => Err(Error::Gpu(msg)),
             None => Ok(()),
         }
+    }
+
+    /// Buffers and bind groups created so far (through this `Gpu`).
+    pub fn created(&self) -> Created {
+        self.created.get()
+    }
+
+    fn count(&self, buffers: u64, bind_groups: u64) {
+        let c = self.created.get();
+        self.created.set(Created { buffers: c.buffers + buffers, bind_groups: c.bind_groups + bind_groups });
+    }
+
+    /// A uniform buffer holding `words` (a [`params::Params`] struct).
+    pub fn uniform(&self, label: &str, words: &[u32]) -> wgpu::Buffer {
+        self.count(1, 0);
+        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: bytemuck::cast_slice(words),
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        })
+    }
+
+    /// A bind group for `kernel`'s pipeline.
+    pub fn bind_group(&self, kernel: Kernel, entries: &[wgpu::BindGroupEntry]) -> wgpu::BindGroup {
+        self.count(0, 1);
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &self.pipeline(kernel).get_bind_group_layout(0),
+            entries,
+        })
     }
 
     /// The matvec variant this adapter runs.
@@ -253,6 +299,7 @@ impl Gpu {
             padded_data[..data.len()].copy_from_slice(data);
             &padded_data[..]
         };
+        self.count(1, 0);
         Ok(self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(label),
             contents,
@@ -272,6 +319,7 @@ impl Gpu {
     pub fn zeros(&self, label: &str, len: usize) -> Result<wgpu::Buffer> {
         let size = padded(len as u64 * 4);
         self.check_size(label, size)?;
+        self.count(1, 0);
         Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size,
@@ -290,53 +338,12 @@ impl Gpu {
             cols: w.cols,
             q: self.storage_u32(&format!("{name}.q"), &layout.q)?,
             s,
+            bytes: (layout.q.len() + layout.s.len()) as u64 * 4,
         })
     }
 
     pub fn encoder(&self) -> wgpu::CommandEncoder {
         self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
-    }
-
-    /// Record one compute pass running `kernel`. `buffers[i]` is bound at binding `i` (None leaves
-    /// a gap, as FP16 weights have no scale binding); `params` (16-byte padded) is the uniform
-    /// at the next binding. `timestamps` writes the pass's begin/end at `index`, `index + 1`.
-    pub fn dispatch(
-        &self,
-        enc: &mut wgpu::CommandEncoder,
-        kernel: Kernel,
-        buffers: &[Option<&wgpu::Buffer>],
-        params: &[u32],
-        groups: [u32; 3],
-        timestamps: Option<(&wgpu::QuerySet, u32)>,
-    ) {
-        let pipeline = self.pipeline(kernel);
-        let mut p = params.to_vec();
-        p.resize(params.len().div_ceil(4).max(1) * 4, 0);
-        let ubuf = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("params"),
-            contents: bytemuck::cast_slice(&p),
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
-        let mut entries: Vec<wgpu::BindGroupEntry> = buffers
-            .iter()
-            .enumerate()
-            .filter_map(|(i, b)| b.map(|b| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() }))
-            .collect();
-        entries.push(wgpu::BindGroupEntry { binding: buffers.len() as u32, resource: ubuf.as_entire_binding() });
-        let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: None,
-            layout: &pipeline.get_bind_group_layout(0),
-            entries: &entries,
-        });
-        let tw = timestamps.map(|(qs, i)| wgpu::ComputePassTimestampWrites {
-            query_set: qs,
-            beginning_of_pass_write_index: Some(i),
-            end_of_pass_write_index: Some(i + 1),
-        });
-        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: tw });
-        pass.set_pipeline(&pipeline);
-        pass.set_bind_group(0, &bind, &[]);
-        pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
     }
 
     pub fn submit(&self, enc: wgpu::CommandEncoder) {
@@ -356,18 +363,33 @@ impl Gpu {
 
     /// Copy `bytes` bytes of `buf` (from offset 0) back to the CPU.
     pub async fn read_bytes(&self, buf: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
-        let size = bytes.div_ceil(4) * 4;
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+        let staging = self.staging(bytes);
+        self.read_with(buf, bytes, &staging).await
+    }
+
+    /// A buffer to read `bytes` bytes back through (see [`Gpu::read_with`]).
+    pub fn staging(&self, bytes: u64) -> wgpu::Buffer {
+        self.count(1, 0);
+        self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
-            size: size.max(4),
+            size: bytes.div_ceil(4).max(1) * 4,
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
-        });
+        })
+    }
+
+    /// Copy `bytes` bytes of `buf` back to the CPU through `staging` (kept by a caller that reads
+    /// every step, so a decode step creates no buffer).
+    pub async fn read_with(&self, buf: &wgpu::Buffer, bytes: u64, staging: &wgpu::Buffer) -> Result<Vec<u8>> {
+        let size = bytes.div_ceil(4) * 4;
+        if size > staging.size() {
+            return Err(Error::Gpu(format!("read-back of {size} bytes through a {}-byte buffer", staging.size())));
+        }
         let mut enc = self.encoder();
-        enc.copy_buffer_to_buffer(buf, 0, &staging, 0, size);
+        enc.copy_buffer_to_buffer(buf, 0, staging, 0, size);
         self.submit(enc);
         let (tx, rx) = futures_channel::oneshot::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+        staging.map_async(wgpu::MapMode::Read, ..size, move |r| {
             let _ = tx.send(r);
         });
         #[cfg(not(target_arch = "wasm32"))]
@@ -376,7 +398,7 @@ impl Gpu {
             .map_err(|_| Error::Gpu("device lost during read-back".into()))?
             .map_err(|e| Error::Gpu(format!("map failed: {e}")))?;
         let out = {
-            let view = staging.get_mapped_range(..).map_err(|e| Error::Gpu(format!("{e:?}")))?;
+            let view = staging.get_mapped_range(..size).map_err(|e| Error::Gpu(format!("{e:?}")))?;
             view[..bytes as usize].to_vec()
         };
         staging.unmap();

@@ -1,69 +1,226 @@
-//! Typed ops over the kernels: each records one (or, for attention, three) compute passes into a
-//! [`Recorder`]. One token's whole forward pass can be recorded and submitted at once.
+//! Typed ops over the kernels, recorded into one command encoder and one compute pass (a pass per
+//! dispatch only while timing them). A recorder given a [`BindCache`] keeps every bind group and
+//! parameter buffer it makes, keyed by what they hold: replaying a decode step over the same
+//! long-lived buffers then creates nothing (web-rwkv's way: built once, replayed every step).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 
-use super::{grid, grid_for, Gpu, GpuMatrix, Kernel, PassTimer, Reduce, Tiling};
+use super::params::{
+    ArgmaxParams, AttnScoresParams, AttnValuesParams, EmbeddingParams, LenParams, MatmulParams, MatvecParams, Params,
+    RmsnormParams, RopeStoreParams, SiluMulParams,
+};
+use super::{grid, grid_for, Fuse, Gpu, GpuMatrix, Kernel, PassTimer, Reduce, Tiling};
 use crate::cpu::{Attention, Rope};
 use crate::KvPrecision;
 
-/// Records compute passes into one command encoder, optionally timing each pass.
-pub struct Recorder<'a> {
-    pub gpu: &'a Gpu,
-    pub enc: wgpu::CommandEncoder,
-    timer: Option<Rc<PassTimer>>,
-    passes: u32,
-    capacity: u32,
-    /// The kernel of every pass recorded while timing (what each timestamp pair measured).
-    pub kernels: Vec<Kernel>,
+/// What a binding of a dispatch holds: a buffer, the kernel's parameters (a uniform made from
+/// them), or nothing (a gap: FP16 weights have no scale binding).
+pub enum Bind<'b> {
+    Buf(&'b wgpu::Buffer),
+    Params(Vec<u32>),
+    None,
 }
 
-fn f(x: f32) -> u32 {
-    x.to_bits()
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum BindKey {
+    Buf(wgpu::Buffer),
+    Params(Vec<u32>),
+    None,
+}
+
+/// Bind groups and parameter buffers kept for reuse. Only for dispatches whose buffers all live
+/// as long as the cache (weights, the KV cache, a decode step's activations): the cache holds
+/// them alive. Its owner clears it when those buffers change.
+#[derive(Default)]
+pub struct BindCache {
+    binds: HashMap<(Kernel, Vec<BindKey>), wgpu::BindGroup>,
+    uniforms: HashMap<Vec<u32>, wgpu::Buffer>,
+}
+
+impl BindCache {
+    pub fn clear(&mut self) {
+        self.binds.clear();
+        self.uniforms.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.binds.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.binds.is_empty()
+    }
+}
+
+/// Records dispatches into one command encoder, optionally timing each.
+pub struct Recorder<'a> {
+    pub gpu: &'a Gpu,
+    enc: wgpu::CommandEncoder,
+    pass: Option<wgpu::ComputePass<'static>>,
+    timer: Option<Rc<PassTimer>>,
+    dispatches: u32,
+    capacity: u32,
+    /// The kernel of every dispatch recorded while timing (what each timestamp pair measured).
+    pub kernels: Vec<Kernel>,
+    cache: Option<Rc<RefCell<BindCache>>>,
 }
 
 impl<'a> Recorder<'a> {
-    /// A recorder whose first `capacity` passes write timestamps into `timer`.
+    /// A recorder whose first `capacity` dispatches write timestamps into `timer`.
     pub fn new(gpu: &'a Gpu, timer: Option<Rc<PassTimer>>, capacity: u32) -> Self {
-        Recorder { gpu, enc: gpu.encoder(), timer, passes: 0, capacity, kernels: vec![] }
+        Recorder { gpu, enc: gpu.encoder(), pass: None, timer, dispatches: 0, capacity, kernels: vec![], cache: None }
     }
 
-    /// Passes recorded so far.
-    pub fn passes(&self) -> u32 {
-        self.passes
+    /// A recorder that reuses (and fills) `cache`.
+    pub fn cached(gpu: &'a Gpu, cache: Rc<RefCell<BindCache>>, timer: Option<Rc<PassTimer>>, capacity: u32) -> Self {
+        Recorder { cache: Some(cache), ..Recorder::new(gpu, timer, capacity) }
     }
 
-    fn run(&mut self, kernel: Kernel, buffers: &[Option<&wgpu::Buffer>], params: &[u32], groups: [u32; 3]) {
-        let ts = self.timer.as_deref().filter(|_| self.passes < self.capacity).map(|t| t.slot(self.passes));
-        if ts.is_some() {
-            self.kernels.push(kernel);
+    /// Dispatches recorded so far.
+    pub fn dispatches(&self) -> u32 {
+        self.dispatches
+    }
+
+    /// The command encoder, for copies (ends the open compute pass).
+    pub fn encoder(&mut self) -> &mut wgpu::CommandEncoder {
+        self.pass = None;
+        &mut self.enc
+    }
+
+    fn bind_group(&self, kernel: Kernel, binds: &[Bind]) -> wgpu::BindGroup {
+        let key: Vec<BindKey> = binds
+            .iter()
+            .map(|b| match b {
+                Bind::Buf(b) => BindKey::Buf((*b).clone()),
+                Bind::Params(w) => BindKey::Params(w.clone()),
+                Bind::None => BindKey::None,
+            })
+            .collect();
+        let key = (kernel, key);
+        if let Some(bg) = self.cache.as_ref().and_then(|c| c.borrow().binds.get(&key).cloned()) {
+            return bg;
         }
-        self.gpu.dispatch(&mut self.enc, kernel, buffers, params, groups, ts);
-        self.passes += 1;
+        let uniforms: Vec<Option<wgpu::Buffer>> = binds
+            .iter()
+            .map(|b| match b {
+                Bind::Params(w) => Some(match &self.cache {
+                    Some(c) => {
+                        let found = c.borrow().uniforms.get(w).cloned();
+                        found.unwrap_or_else(|| {
+                            let u = self.gpu.uniform("params", w);
+                            c.borrow_mut().uniforms.insert(w.clone(), u.clone());
+                            u
+                        })
+                    }
+                    None => self.gpu.uniform("params", w),
+                }),
+                _ => None,
+            })
+            .collect();
+        let entries: Vec<wgpu::BindGroupEntry> = binds
+            .iter()
+            .zip(&uniforms)
+            .enumerate()
+            .filter_map(|(i, (b, u))| {
+                let buf = match b {
+                    Bind::Buf(b) => *b,
+                    Bind::Params(_) => u.as_ref()?,
+                    Bind::None => return None,
+                };
+                Some(wgpu::BindGroupEntry { binding: i as u32, resource: buf.as_entire_binding() })
+            })
+            .collect();
+        let bg = self.gpu.bind_group(kernel, &entries);
+        if let Some(c) = &self.cache {
+            c.borrow_mut().binds.insert(key, bg.clone());
+        }
+        bg
+    }
+
+    fn run(&mut self, kernel: Kernel, binds: &[Bind], groups: [u32; 3]) {
+        let pipeline = self.gpu.pipeline(kernel);
+        let bg = self.bind_group(kernel, binds);
+        let timed = self.timer.clone().filter(|_| self.dispatches < self.capacity);
+        if let Some(t) = timed {
+            self.kernels.push(kernel);
+            self.pass = None;
+            let (set, i) = t.slot(self.dispatches);
+            let tw = wgpu::ComputePassTimestampWrites {
+                query_set: set,
+                beginning_of_pass_write_index: Some(i),
+                end_of_pass_write_index: Some(i + 1),
+            };
+            let mut pass = self.enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: Some(tw) });
+            pass.set_pipeline(&pipeline);
+            pass.set_bind_group(0, &bg, &[]);
+            pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        } else {
+            let enc = &mut self.enc;
+            let pass = self.pass.get_or_insert_with(|| {
+                enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None }).forget_lifetime()
+            });
+            pass.set_pipeline(&pipeline);
+            pass.set_bind_group(0, &bg, &[]);
+            pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        }
+        self.dispatches += 1;
     }
 
     /// Submit everything recorded (resolving the timer's queries first).
     pub fn submit(mut self) {
+        self.pass = None;
         if let Some(t) = &self.timer {
             t.resolve(&mut self.enc);
         }
         self.gpu.submit(self.enc);
     }
 
-    /// `y [n] = W [n, k] · x [k]`, with the adapter's best row reduction.
+    fn weights<'b>(w: &'b GpuMatrix) -> [Bind<'b>; 2] {
+        [Bind::Buf(&w.q), w.s.as_ref().map_or(Bind::None, Bind::Buf)]
+    }
+
+    /// `y [n] = W [n, k] · x [k]`, with the adapter's best matvec.
     pub fn matvec(&mut self, w: &GpuMatrix, x: &wgpu::Buffer, y: &wgpu::Buffer) {
         self.matvec_with(w, x, y, self.gpu.reduce());
     }
 
-    /// `matvec` with a chosen row reduction (tests run both).
+    /// `matvec` with a chosen variant (tests run each).
     pub fn matvec_with(&mut self, w: &GpuMatrix, x: &wgpu::Buffer, y: &wgpu::Buffer, reduce: Reduce) {
-        let (n, k, nb) = (w.rows as u32, w.cols as u32, w.blocks_per_row() as u32);
-        let kernel = Kernel::Matvec(w.precision, reduce);
-        let groups = match reduce {
-            Reduce::Row => grid_for(w.rows),
-            Reduce::Subgroup | Reduce::Workgroup => grid(n.div_ceil(16)),
+        self.matvec_fused(w, x, y, Fuse::None, None, reduce);
+    }
+
+    /// A decode matvec with `fuse` folded in (`norm` = (rmsnorm weights, eps) for the fusions that
+    /// normalize x): `y = W·x`, `y = W·rmsnorm(x)`, `y += W·x` or `y = silu(Wg·h)·(Wu·h)` with
+    /// `W = [Wg; Wu]`. The output has `rows / fuse.pairs()` values.
+    pub fn matvec_fused(
+        &mut self,
+        w: &GpuMatrix,
+        x: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        fuse: Fuse,
+        norm: Option<(&wgpu::Buffer, f32)>,
+        reduce: Reduce,
+    ) {
+        let n = w.rows / fuse.pairs();
+        let p = MatvecParams {
+            n: n as u32,
+            k: w.cols as u32,
+            nb: w.blocks_per_row() as u32,
+            eps: norm.map_or(0.0, |(_, e)| e),
         };
-        self.run(kernel, &[Some(&w.q), w.s.as_ref(), Some(x), Some(y)], &[n, k, nb], groups);
+        let groups = match reduce {
+            // 8 lanes × 8 rows (matvec_rows.wgsl): 64 rows, 64 / pairs outputs per workgroup.
+            Reduce::Row => grid(n.div_ceil(64 / fuse.pairs()) as u32),
+            Reduce::Subgroup | Reduce::Workgroup => grid(n.div_ceil(16) as u32),
+        };
+        let [q, s] = Self::weights(w);
+        let mut binds = vec![q, s, Bind::Buf(x), Bind::Buf(y), Bind::Params(p.words())];
+        if fuse.norm() {
+            binds.push(norm.map_or(Bind::None, |(g, _)| Bind::Buf(g)));
+        }
+        self.run(Kernel::Matvec(w.precision, reduce, fuse), &binds, groups);
     }
 
     /// `Y [m, n] = X [m, k] · W [n, k]ᵀ`, with the adapter's best tiling.
@@ -75,83 +232,117 @@ impl<'a> Recorder<'a> {
 
     /// `matmul` with a chosen tiling (tests run both).
     pub fn matmul_with(&mut self, w: &GpuMatrix, x: &wgpu::Buffer, y: &wgpu::Buffer, m: usize, tiling: Tiling) {
-        let (n, k, nb) = (w.rows as u32, w.cols as u32, w.blocks_per_row() as u32);
+        let p = MatmulParams { m: m as u32, n: w.rows as u32, k: w.cols as u32, nb: w.blocks_per_row() as u32 };
         let groups = match tiling {
-            Tiling::Shared => [n.div_ceil(32), (m as u32).div_ceil(32), 1],
-            // TILE = 8 tokens per invocation (matmul_rows.wgsl).
-            Tiling::Rows => grid_for(w.rows * m.div_ceil(8)),
+            Tiling::Shared => [p.n.div_ceil(32), p.m.div_ceil(32), 1],
+            // 64 rows × 8 tokens per workgroup (matmul_rows.wgsl).
+            Tiling::Rows => grid((w.rows.div_ceil(64) * m.div_ceil(8)) as u32),
         };
-        let kernel = Kernel::Matmul(w.precision, tiling);
-        self.run(kernel, &[Some(&w.q), w.s.as_ref(), Some(x), Some(y)], &[m as u32, n, k, nb], groups);
+        let [q, s] = Self::weights(w);
+        self.run(Kernel::Matmul(w.precision, tiling), &[q, s, Bind::Buf(x), Bind::Buf(y), Bind::Params(p.words())], groups);
     }
 
     /// `out [m, k] = W [ids, :]`, dequantized.
     pub fn embedding(&mut self, w: &GpuMatrix, ids: &wgpu::Buffer, out: &wgpu::Buffer, m: usize) {
-        let (k, nb) = (w.cols as u32, w.blocks_per_row() as u32);
-        let groups = grid_for(m * nb as usize * 4);
-        self.run(Kernel::Embedding(w.precision), &[Some(&w.q), w.s.as_ref(), Some(ids), Some(out)], &[m as u32, k, nb], groups);
+        let p = EmbeddingParams { m: m as u32, k: w.cols as u32, nb: w.blocks_per_row() as u32, _pad: 0 };
+        let groups = grid_for(m * w.blocks_per_row() * 4);
+        let [q, s] = Self::weights(w);
+        self.run(Kernel::Embedding(w.precision), &[q, s, Bind::Buf(ids), Bind::Buf(out), Bind::Params(p.words())], groups);
     }
 
     /// `y [rows, d] = rmsnorm(x) · w`.
     pub fn rmsnorm(&mut self, x: &wgpu::Buffer, w: &wgpu::Buffer, y: &wgpu::Buffer, rows: usize, d: usize, eps: f32) {
-        self.run(Kernel::Rmsnorm, &[Some(x), Some(w), Some(y)], &[rows as u32, d as u32, f(eps)], grid_for(rows));
+        let p = RmsnormParams { rows: rows as u32, d: d as u32, eps, _pad: 0 };
+        self.run(Kernel::Rmsnorm, &[Bind::Buf(x), Bind::Buf(w), Bind::Buf(y), Bind::Params(p.words())], grid_for(rows));
     }
 
-    /// Rotary embedding in place on `x [m, heads, head_dim]`.
-    pub fn rope(&mut self, x: &wgpu::Buffer, m: usize, p: &Rope) {
-        let params = [m, p.heads, p.head_dim, p.n_rot, p.pos0, p.neox as usize].map(|v| v as u32);
-        let mut params = params.to_vec();
-        params.push(f(p.base));
-        self.run(Kernel::Rope, &[Some(x)], &params, grid_for(m * p.heads * p.n_rot / 2));
-    }
-
-    /// Row-wise softmax in place on `x [rows, n]`.
-    pub fn softmax(&mut self, x: &wgpu::Buffer, rows: usize, n: usize) {
-        self.run(Kernel::Softmax, &[Some(x)], &[rows as u32, n as u32], grid_for(rows));
-    }
-
-    /// `out = silu(gate) · up`.
-    pub fn silu_mul(&mut self, gate: &wgpu::Buffer, up: &wgpu::Buffer, out: &wgpu::Buffer, len: usize) {
-        self.run(Kernel::SiluMul, &[Some(gate), Some(up), Some(out)], &[len as u32], grid_for(len));
+    /// `out [m, n] = silu(gu[:, :n]) · gu[:, n:]` over stacked gate and up projections `gu [m, 2n]`.
+    pub fn silu_mul(&mut self, gu: &wgpu::Buffer, out: &wgpu::Buffer, m: usize, n: usize) {
+        let p = SiluMulParams { m: m as u32, n: n as u32, ..Default::default() };
+        self.run(Kernel::SiluMul, &[Bind::Buf(gu), Bind::Buf(out), Bind::Params(p.words())], grid_for(m * n));
     }
 
     /// `a += b`.
     pub fn add(&mut self, a: &wgpu::Buffer, b: &wgpu::Buffer, len: usize) {
-        self.run(Kernel::Add, &[Some(a), Some(b)], &[len as u32], grid_for(len));
+        let p = LenParams { len: len as u32, ..Default::default() };
+        self.run(Kernel::Add, &[Bind::Buf(a), Bind::Buf(b), Bind::Params(p.words())], grid_for(len));
     }
 
-    /// Causal grouped-query attention of `q [m, heads, hd]` over the caches `k, v [pos0 + m,
-    /// kv_heads, hd]` stored as `kv` into `out [m, heads, hd]`; `scores` holds
-    /// `heads · m · (pos0 + m)` floats.
+    /// RoPE on q and k of `qkv [m, (heads + 2·kv_heads)·head_dim]` (q, k, v stacked per token) for
+    /// positions `step.pos0 ..`: q rotated in place, k rotated and v appended to `cache` (format `kv`,
+    /// keys first, values from value `v_base` on). `r.heads` is the number of query heads.
+    #[allow(clippy::too_many_arguments)]
+    pub fn rope_store(
+        &mut self,
+        qkv: &wgpu::Buffer,
+        cache: &wgpu::Buffer,
+        step: &wgpu::Buffer,
+        m: usize,
+        r: &Rope,
+        kv_heads: usize,
+        v_base: usize,
+        kv: KvPrecision,
+    ) {
+        let p = RopeStoreParams {
+            m: m as u32,
+            heads: r.heads as u32,
+            kv_heads: kv_heads as u32,
+            head_dim: r.head_dim as u32,
+            n_rot: r.n_rot as u32,
+            neox: r.neox as u32,
+            base: r.base,
+            v_base: v_base as u32,
+        };
+        let per = r.heads * r.n_rot / 2 + 2 * kv_heads * r.head_dim / kv.unit();
+        let binds = [Bind::Buf(qkv), Bind::Buf(cache), Bind::Params(p.words()), Bind::Buf(step)];
+        self.run(Kernel::RopeStore(kv), &binds, grid_for(m * per));
+    }
+
+    /// Causal grouped-query attention of `q [m, q_stride]` (each row starting with `heads` query
+    /// heads) over the first `n_kv = pos0 + m` keys and values of `cache` (values from value
+    /// `v_base` on), into `out [m, heads, head_dim]`; `scores` holds `heads · m · n_kv` floats.
+    /// `a.pos0` sizes the dispatch; the kernels read it from `step`.
     #[allow(clippy::too_many_arguments)]
     pub fn attention(
         &mut self,
         q: &wgpu::Buffer,
-        k: &wgpu::Buffer,
-        v: &wgpu::Buffer,
+        q_stride: usize,
+        cache: &wgpu::Buffer,
+        step: &wgpu::Buffer,
         scores: &wgpu::Buffer,
         out: &wgpu::Buffer,
         m: usize,
         a: &Attention,
+        v_base: usize,
         kv: KvPrecision,
     ) {
         let n_kv = a.pos0 + m;
-        let shape = [m, a.heads, a.kv_heads, a.head_dim, a.pos0, n_kv].map(|v| v as u32);
-        let mut sp = shape.to_vec();
-        sp.push(f(a.scale));
-        self.run(Kernel::AttnScores(kv), &[Some(q), Some(k), Some(scores)], &sp, grid_for(a.heads * m * n_kv));
-        self.softmax(scores, a.heads * m, n_kv);
-        self.run(Kernel::AttnValues(kv), &[Some(scores), Some(v), Some(out)], &shape, grid_for(m * a.heads * a.head_dim));
+        let (mu, heads, kvh, hd) = (m as u32, a.heads as u32, a.kv_heads as u32, a.head_dim as u32);
+        let ps = AttnScoresParams {
+            m: mu,
+            heads,
+            kv_heads: kvh,
+            head_dim: hd,
+            q_stride: q_stride as u32,
+            scale: a.scale,
+            ..Default::default()
+        };
+        let binds = [Bind::Buf(q), Bind::Buf(cache), Bind::Buf(scores), Bind::Params(ps.words()), Bind::Buf(step)];
+        self.run(Kernel::AttnScores(kv), &binds, grid_for(a.heads * m * n_kv));
+        let pv = AttnValuesParams { m: mu, heads, kv_heads: kvh, head_dim: hd, v_base: v_base as u32, ..Default::default() };
+        let binds = [Bind::Buf(scores), Bind::Buf(cache), Bind::Buf(out), Bind::Params(pv.words()), Bind::Buf(step)];
+        self.run(Kernel::AttnValues(kv), &binds, grid_for(m * a.heads * a.head_dim));
     }
 
-    /// Store `n` values of `src` into the cache `cache` (format `kv`) from value `offset` on.
-    pub fn kv_store(&mut self, src: &wgpu::Buffer, cache: &wgpu::Buffer, n: usize, offset: usize, kv: KvPrecision) {
-        let units = n / kv.unit();
-        self.run(Kernel::KvStore(kv), &[Some(src), Some(cache)], &[n as u32, offset as u32], grid_for(units));
+    /// `out[0] = argmax(v [n])` (the lowest index among equals).
+    pub fn argmax(&mut self, v: &wgpu::Buffer, out: &wgpu::Buffer, n: usize) {
+        let p = ArgmaxParams { n: n as u32, ..Default::default() };
+        self.run(Kernel::Argmax, &[Bind::Buf(v), Bind::Buf(out), Bind::Params(p.words())], [1, 1, 1]);
     }
 
     /// `dst = src` for `len_vec4` 16-byte elements.
     pub fn copy(&mut self, src: &wgpu::Buffer, dst: &wgpu::Buffer, len_vec4: usize) {
-        self.run(Kernel::Copy, &[Some(src), Some(dst)], &[len_vec4 as u32], grid_for(len_vec4));
+        let p = LenParams { len: len_vec4 as u32, ..Default::default() };
+        self.run(Kernel::Copy, &[Bind::Buf(src), Bind::Buf(dst), Bind::Params(p.words())], grid_for(len_vec4));
     }
 }

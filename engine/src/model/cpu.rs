@@ -242,10 +242,25 @@ impl CpuBackend {
     }
 }
 
+impl CpuBackend {
+    fn rmsnorm(&self, x: &Act, w: Norm) -> Act {
+        Act { data: cpu::rmsnorm(&x.data, &self.norms[&w], self.cfg.rms_eps), ..*x }
+    }
+
+    fn linear(&self, x: &Act, w: Mat) -> Result<Act> {
+        let w = self.mat(w)?;
+        let data = match w {
+            Weights::F32(f) => matmul_f32(f, &x.data, x.m),
+            Weights::Blocks(b) => matmul_blocks(b, &x.data, x.m),
+        };
+        Ok(Act { data, m: x.m, width: w.rows() })
+    }
+}
+
 impl Backend for CpuBackend {
     type Act = Act;
 
-    fn embed(&mut self, ids: &[u32]) -> Result<Act> {
+    fn embed(&mut self, ids: &[u32], _pos0: usize) -> Result<Act> {
         let d = self.embd.cols;
         let mut data = Vec::with_capacity(ids.len() * d);
         for &id in ids {
@@ -258,29 +273,14 @@ impl Backend for CpuBackend {
         Ok(Act { data, m: ids.len(), width: d })
     }
 
-    fn rmsnorm(&mut self, x: &Act, w: Norm) -> Result<Act> {
-        Ok(Act { data: cpu::rmsnorm(&x.data, &self.norms[&w], self.cfg.rms_eps), ..*x })
-    }
-
-    fn linear(&mut self, x: &Act, w: Mat) -> Result<Act> {
-        let w = self.mat(w)?;
-        let data = match w {
-            Weights::F32(f) => matmul_f32(f, &x.data, x.m),
-            Weights::Blocks(b) => matmul_blocks(b, &x.data, x.m),
-        };
-        Ok(Act { data, m: x.m, width: w.rows() })
-    }
-
-    fn rope(&mut self, x: &mut Act, heads: usize, pos0: usize) -> Result<()> {
-        let p = self.cfg.rope(heads, pos0);
-        cpu::rope(&mut x.data, &p);
-        Ok(())
-    }
-
-    fn attention(&mut self, layer: usize, q: &Act, k: &Act, v: &Act, pos0: usize) -> Result<Act> {
+    fn qkv(&mut self, x: &Act, l: usize, pos0: usize) -> Result<Act> {
+        let h = self.rmsnorm(x, Norm::Attn(l));
+        let (mut q, mut k, v) = (self.linear(&h, Mat::Q(l))?, self.linear(&h, Mat::K(l))?, self.linear(&h, Mat::V(l))?);
         let c = &self.cfg;
+        cpu::rope(&mut q.data, &c.rope(c.n_heads, pos0));
+        cpu::rope(&mut k.data, &c.rope(c.n_kv_heads, pos0));
         let kvd = c.n_kv_heads * c.head_dim;
-        let (kc, vc) = (&mut self.k_cache[layer], &mut self.v_cache[layer]);
+        let (kc, vc) = (&mut self.k_cache[l], &mut self.v_cache[l]);
         if kc.len() < pos0 * kvd {
             return Err(Error::Shape(format!("position {pos0} is past the cache ({} tokens)", kc.len() / kvd)));
         }
@@ -288,17 +288,31 @@ impl Backend for CpuBackend {
         vc.truncate(pos0 * kvd);
         kc.extend_from_slice(&k.data);
         vc.extend_from_slice(&v.data);
+        Ok(q)
+    }
+
+    fn attend(&mut self, l: usize, q: &Act, pos0: usize) -> Result<Act> {
+        let c = &self.cfg;
         let a = c.attention(pos0);
-        Ok(Act { data: cpu::attention(&q.data, kc, vc, q.m, &a), m: q.m, width: c.n_heads * c.head_dim })
+        let data = cpu::attention(&q.data, &self.k_cache[l], &self.v_cache[l], q.m, &a);
+        Ok(Act { data, m: q.m, width: c.n_heads * c.head_dim })
     }
 
-    fn silu_mul(&mut self, gate: &Act, up: &Act) -> Result<Act> {
-        Ok(Act { data: cpu::silu_mul(&gate.data, &up.data), ..*gate })
-    }
-
-    fn add(&mut self, a: &mut Act, b: &Act) -> Result<()> {
-        cpu::add(&mut a.data, &b.data);
+    fn linear_add(&mut self, x: &mut Act, a: &Act, w: Mat) -> Result<()> {
+        let y = self.linear(a, w)?;
+        cpu::add(&mut x.data, &y.data);
         Ok(())
+    }
+
+    fn swiglu(&mut self, x: &Act, l: usize) -> Result<Act> {
+        let h = self.rmsnorm(x, Norm::Ffn(l));
+        let (gate, up) = (self.linear(&h, Mat::Gate(l))?, self.linear(&h, Mat::Up(l))?);
+        Ok(Act { data: cpu::silu_mul(&gate.data, &up.data), ..gate })
+    }
+
+    fn logits(&mut self, x: &Act) -> Result<Act> {
+        let h = self.rmsnorm(x, Norm::Output);
+        self.linear(&h, Mat::Output)
     }
 
     fn last_row(&mut self, x: &Act) -> Result<Act> {

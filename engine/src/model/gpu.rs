@@ -1,13 +1,22 @@
 //! GPU backend: weights requantized on load from any source dtype to FP16, INT8 or INT4, the KV
-//! cache on the GPU, and every op of a forward pass recorded into one command encoder and
-//! submitted once. [`GpuBackend::set_precision`] swaps the weights of a loaded model in place and
-//! keeps the KV cache (the conversation).
+//! cache on the GPU, and every op of a forward step recorded into one command encoder and one
+//! compute pass, submitted once. [`GpuBackend::set_precision`] swaps the weights of a loaded model
+//! in place and keeps the KV cache (the conversation).
+//!
+//! A decode step (one token) runs 7 dispatches a layer plus 3, over buffers allocated on the
+//! first step and reused ([`RunState`], llama2.c's way) and bind groups built once and replayed
+//! (a [`BindCache`]): after the first step a decode step creates no buffer and no bind group. What
+//! changes per step (the position) is one `queue.write_buffer` into a uniform.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use super::{Backend, Config, Mat, Norm};
 use crate::gguf::{Gguf, TensorInfo};
-use crate::gpu::{ops::Recorder, Gpu, GpuMatrix};
+use crate::gpu::ops::{BindCache, Recorder};
+use crate::gpu::params::{Params, Step};
+use crate::gpu::{Fuse, Gpu, GpuMatrix, Kernel, PassTimer};
 use crate::plan::Plan;
 use crate::{Error, KvPrecision, Precision, QuantMatrix, Result};
 
@@ -18,21 +27,47 @@ pub struct Act {
     pub width: usize,
 }
 
-pub struct GpuBackend<'g> {
-    pub gpu: &'g Gpu,
-    pub cfg: Config,
-    pub plan: Plan,
-    /// Token embedding (also the output head when tied).
-    embd: GpuMatrix,
-    mats: HashMap<Mat, GpuMatrix>,
-    norms: HashMap<Norm, wgpu::Buffer>,
-    k_cache: Vec<wgpu::Buffer>,
-    v_cache: Vec<wgpu::Buffer>,
-    /// How the KV cache stores keys and values.
-    pub kv: KvPrecision,
-    /// Tokens the KV cache holds room for.
-    pub n_ctx: usize,
-    rec: Option<Recorder<'g>>,
+/// A weight matrix as the GPU holds it: the attention's Q, K and V stacked into one matrix, and
+/// the feed-forward's gate and up, so each is one matvec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Unit {
+    Embedding,
+    Qkv(usize),
+    O(usize),
+    GateUp(usize),
+    Down(usize),
+    /// The output head when it is not the embedding.
+    Output,
+}
+
+impl Unit {
+    /// The unit a matrix of the model is part of (None is the token embedding).
+    pub fn of(m: Option<Mat>) -> Unit {
+        match m {
+            None => Unit::Embedding,
+            Some(Mat::Q(l) | Mat::K(l) | Mat::V(l)) => Unit::Qkv(l),
+            Some(Mat::O(l)) => Unit::O(l),
+            Some(Mat::Gate(l) | Mat::Up(l)) => Unit::GateUp(l),
+            Some(Mat::Down(l)) => Unit::Down(l),
+            Some(Mat::Output) => Unit::Output,
+        }
+    }
+
+    /// A matrix of the unit (for its precision in a plan).
+    fn first(self) -> Option<Mat> {
+        match self {
+            Unit::Embedding => None,
+            Unit::Qkv(l) => Some(Mat::Q(l)),
+            Unit::O(l) => Some(Mat::O(l)),
+            Unit::GateUp(l) => Some(Mat::Gate(l)),
+            Unit::Down(l) => Some(Mat::Down(l)),
+            Unit::Output => Some(Mat::Output),
+        }
+    }
+
+    fn name(self) -> String {
+        format!("{self:?}").to_lowercase()
+    }
 }
 
 /// Dequantize a tensor of `file` and requantize it to `p`.
@@ -45,21 +80,27 @@ fn requantize(file: &[u8], t: &TensorInfo, p: Precision) -> Result<QuantMatrix> 
 #[derive(Clone)]
 pub struct Weights {
     pub plan: Plan,
-    /// Token embedding (also the output head when tied).
-    embd: GpuMatrix,
-    mats: HashMap<Mat, GpuMatrix>,
+    mats: HashMap<Unit, GpuMatrix>,
+}
+
+impl Weights {
+    fn get(&self, u: Unit) -> Result<&GpuMatrix> {
+        self.mats.get(&u).ok_or_else(|| Error::TensorNotFound(u.name()))
+    }
 }
 
 /// Requantizes and uploads a model's weight matrices one tensor per [`Requantizer::step`], so a
 /// caller can report progress and cancel between tensors (the page does, in its worker).
 pub struct Requantizer {
     pub plan: Plan,
-    /// `(matrix, tensor)` still to do, in load order (embedding first; None is the embedding).
+    /// `(matrix, tensor)` still to do, in load order (embedding first; None is the embedding);
+    /// the tensors of a [`Unit`] are consecutive.
     todo: std::collections::VecDeque<(Option<Mat>, TensorInfo)>,
-    /// Matrices already on the GPU at the precision the plan wants (shared, not requantized).
-    reuse: HashMap<Option<Mat>, GpuMatrix>,
-    embd: Option<GpuMatrix>,
-    mats: HashMap<Mat, GpuMatrix>,
+    /// Units already on the GPU at the precision the plan wants (shared, not requantized).
+    reuse: HashMap<Unit, GpuMatrix>,
+    /// Requantized tensors of the unit being built.
+    pending: Vec<QuantMatrix>,
+    mats: HashMap<Unit, GpuMatrix>,
     pub tensors_done: usize,
     pub tensors_total: usize,
     /// Bytes of the source tensors requantized so far, and in all.
@@ -85,7 +126,7 @@ impl Requantizer {
             tensors_total: todo.len(),
             todo,
             reuse: HashMap::new(),
-            embd: None,
+            pending: vec![],
             mats: HashMap::new(),
             tensors_done: 0,
             source_bytes_done: 0,
@@ -94,38 +135,37 @@ impl Requantizer {
         })
     }
 
-    /// Share the matrices of `w` that are already at the precision the plan wants for them:
-    /// those are not requantized again (switching one group only touches that group).
+    /// Share the units of `w` that are already at the precision the plan wants for them: those
+    /// are not requantized again (switching one group only touches that group).
     pub fn reusing(mut self, w: &Weights) -> Self {
+        let mut elements: HashMap<Unit, usize> = HashMap::new();
         for (m, t) in &self.todo {
-            let have = match m {
-                None => &w.embd,
-                Some(m) => match w.mats.get(m) {
-                    Some(x) => x,
-                    None => continue,
-                },
-            };
-            if have.precision == self.plan.of(*m) && have.rows * have.cols == t.n_elements() as usize {
-                self.reuse.insert(*m, have.clone());
+            *elements.entry(Unit::of(*m)).or_default() += t.n_elements() as usize;
+        }
+        for (u, have) in &w.mats {
+            if have.precision == self.plan.of(u.first()) && elements.get(u) == Some(&(have.rows * have.cols)) {
+                self.reuse.insert(*u, have.clone());
             }
         }
         self
     }
 
-    /// Requantize and upload the next tensor of `file` (the bytes [`Requantizer::new`]'s GGUF
-    /// was parsed from); false once every tensor is done.
+    /// Requantize the next tensor of `file` (the bytes [`Requantizer::new`]'s GGUF was parsed
+    /// from), uploading its unit once complete; false once every tensor is done.
     pub fn step(&mut self, gpu: &Gpu, file: &[u8]) -> Result<bool> {
         let Some((m, t)) = self.todo.pop_front() else { return Ok(false) };
-        let w = match self.reuse.remove(&m) {
-            Some(w) => w,
-            None => gpu.upload_matrix(&t.name, &requantize(file, &t, self.plan.of(m))?)?,
-        };
-        self.uploaded_bytes += w.bytes();
-        match m {
-            None => self.embd = Some(w),
-            Some(m) => {
-                self.mats.insert(m, w);
-            }
+        let unit = Unit::of(m);
+        if !self.reuse.contains_key(&unit) {
+            self.pending.push(requantize(file, &t, self.plan.of(m))?);
+        }
+        let unit_done = self.todo.front().is_none_or(|(next, _)| Unit::of(*next) != unit);
+        if unit_done {
+            let w = match self.reuse.remove(&unit) {
+                Some(w) => w,
+                None => gpu.upload_matrix(&unit.name(), &QuantMatrix::stack(std::mem::take(&mut self.pending))?)?,
+            };
+            self.uploaded_bytes += w.bytes();
+            self.mats.insert(unit, w);
         }
         self.tensors_done += 1;
         self.source_bytes_done += t.n_bytes;
@@ -142,9 +182,55 @@ impl Requantizer {
         if !self.todo.is_empty() {
             return Err(Error::Usage(format!("{} tensors not requantized yet", self.todo.len())));
         }
-        let embd = self.embd.ok_or_else(|| Error::TensorNotFound("token_embd.weight".into()))?;
-        Ok(Weights { plan: self.plan, embd, mats: self.mats })
+        if !self.mats.contains_key(&Unit::Embedding) {
+            return Err(Error::TensorNotFound("token_embd.weight".into()));
+        }
+        Ok(Weights { plan: self.plan, mats: self.mats })
     }
+}
+
+/// The buffers of a decode step, allocated on the first one and reused by every later one
+/// (llama2.c's `RunState`). Activations come from `acts` in the order the step asks for them,
+/// which is the same every step.
+#[derive(Default)]
+struct RunState {
+    /// Whether the step being recorded is a decode step (one token).
+    decoding: bool,
+    /// The step's activations, in order: x [dim]; per layer qkv [q + 2·kv dims], attention out
+    /// [heads·head_dim], swiglu [ffn]; logits [vocab].
+    acts: Vec<wgpu::Buffer>,
+    /// Next slot of `acts` this step.
+    next: usize,
+    /// The token id [1].
+    ids: Option<wgpu::Buffer>,
+    /// Attention scores [heads, n_ctx].
+    scores: Option<wgpu::Buffer>,
+    /// The argmax of the logits [1].
+    token: Option<wgpu::Buffer>,
+    /// Read-back buffer (the largest read so far).
+    staging: Option<wgpu::Buffer>,
+}
+
+pub struct GpuBackend<'g> {
+    pub gpu: &'g Gpu,
+    pub cfg: Config,
+    pub plan: Plan,
+    weights: Weights,
+    norms: HashMap<Norm, wgpu::Buffer>,
+    /// Per layer: keys [n_ctx, kv_heads, head_dim], then values, in the `kv` format.
+    kv_cache: Vec<wgpu::Buffer>,
+    /// How the KV cache stores keys and values.
+    pub kv: KvPrecision,
+    /// Tokens the KV cache holds room for.
+    pub n_ctx: usize,
+    /// The per-step uniform ([`Step`]): the position of the step's first token.
+    step: wgpu::Buffer,
+    run: RunState,
+    /// Bind groups of decode steps (over the weights, the cache and `run`'s buffers).
+    binds: Rc<RefCell<BindCache>>,
+    /// Timestamps for the next step (profiling).
+    timer: Option<Rc<PassTimer>>,
+    rec: Option<Recorder<'g>>,
 }
 
 impl<'g> GpuBackend<'g> {
@@ -165,16 +251,34 @@ impl<'g> GpuBackend<'g> {
             let name = n.tensor_name();
             norms.insert(n, gpu.storage_f32(&name, &g.dequantize_tensor(g.tensor(&name)?)?)?);
         }
-        let Weights { plan, embd, mats } = weights;
-        let mut b = GpuBackend { gpu, cfg, plan, embd, mats, norms, k_cache: vec![], v_cache: vec![], kv: KvPrecision::F32, n_ctx, rec: None };
+        let mut b = GpuBackend {
+            gpu,
+            cfg,
+            plan: weights.plan,
+            weights,
+            norms,
+            kv_cache: vec![],
+            kv: KvPrecision::F32,
+            n_ctx,
+            step: gpu.uniform("step", &Step::default().words()),
+            run: RunState::default(),
+            binds: Default::default(),
+            timer: None,
+            rec: None,
+        };
         b.set_kv(KvPrecision::F32)?;
         Ok(b)
+    }
+
+    /// Values in one half (keys or values) of a layer's cache: where the values start.
+    fn v_base(&self) -> usize {
+        self.n_ctx * self.cfg.n_kv_heads * self.cfg.head_dim
     }
 
     /// Store the KV cache as `kv` from now on. A new format makes the caches anew (empty), so
     /// whatever they held must be computed again; the format they already have keeps them.
     pub fn set_kv(&mut self, kv: KvPrecision) -> Result<()> {
-        if kv == self.kv && !self.k_cache.is_empty() {
+        if kv == self.kv && !self.kv_cache.is_empty() {
             return Ok(());
         }
         let kvd = self.cfg.n_kv_heads * self.cfg.head_dim;
@@ -186,11 +290,11 @@ impl<'g> GpuBackend<'g> {
             )));
         }
         self.flush();
-        let (n, layers, gpu) = (kv.words(self.n_ctx * kvd), self.cfg.n_layers, self.gpu);
-        let cache = |what: &str| -> Result<Vec<wgpu::Buffer>> { (0..layers).map(|l| gpu.zeros(&format!("{what}.{l}"), n)).collect() };
+        self.forget_binds();
         // Drop the old caches before making the new ones: the two never need to coexist.
-        (self.k_cache, self.v_cache) = (vec![], vec![]);
-        (self.k_cache, self.v_cache) = (cache("k_cache")?, cache("v_cache")?);
+        self.kv_cache = vec![];
+        let words = kv.words(2 * self.v_base());
+        self.kv_cache = (0..self.cfg.n_layers).map(|l| self.gpu.zeros(&format!("kv_cache.{l}"), words)).collect::<Result<_>>()?;
         self.kv = kv;
         Ok(())
     }
@@ -201,7 +305,7 @@ impl<'g> GpuBackend<'g> {
         if plan == self.plan {
             return Ok(());
         }
-        let w = Requantizer::new(&self.cfg, g, plan)?.reusing(&self.weights()).run(self.gpu, g.bytes())?;
+        let w = Requantizer::new(&self.cfg, g, plan)?.reusing(&self.weights).run(self.gpu, g.bytes())?;
         self.set_weights(w);
         Ok(())
     }
@@ -209,46 +313,60 @@ impl<'g> GpuBackend<'g> {
     /// Swap in weights at another plan (from a [`Requantizer`]), keeping the KV cache.
     pub fn set_weights(&mut self, w: Weights) {
         self.flush();
-        self.embd = w.embd;
-        self.mats = w.mats;
+        self.forget_binds();
         self.plan = w.plan;
+        self.weights = w;
+    }
+
+    /// Drop the decode step's bind groups (they hold the buffers they bind).
+    fn forget_binds(&mut self) {
+        self.binds.borrow_mut().clear();
     }
 
     /// The weight matrices (shared GPU buffers, not copies).
     pub fn weights(&self) -> Weights {
-        Weights { plan: self.plan, embd: self.embd.clone(), mats: self.mats.clone() }
+        self.weights.clone()
     }
 
-    /// Bytes of the KV cache on the GPU.
+    /// Bytes of the KV cache on the GPU (the buffers' padding not counted).
     pub fn kv_bytes(&self) -> u64 {
-        self.k_cache.iter().chain(&self.v_cache).map(|b| b.size()).sum()
+        self.kv_cache.len() as u64 * self.kv.words(2 * self.v_base()) as u64 * 4
     }
 
-    /// The kernels a forward pass runs (compiling them ahead avoids a stall on the first token).
-    pub fn kernels(&self) -> Vec<crate::gpu::Kernel> {
-        use crate::gpu::Kernel;
+    /// The kernels a forward step runs (compiling them ahead avoids a stall on the first token).
+    pub fn kernels(&self) -> Vec<Kernel> {
+        let (reduce, tiling) = (self.gpu.reduce(), self.gpu.tiling());
         let mut v = vec![Kernel::Embedding(self.plan.embeddings)];
         for p in self.plan.precisions() {
-            v.extend([Kernel::Matvec(p, self.gpu.reduce()), Kernel::Matmul(p, self.gpu.tiling())]);
+            v.extend(crate::gpu::Fuse::ALL.map(|f| Kernel::Matvec(p, reduce, f)));
+            v.push(Kernel::Matmul(p, tiling));
         }
         v.extend([
             Kernel::Rmsnorm,
-            Kernel::Rope,
             Kernel::SiluMul,
             Kernel::Add,
+            Kernel::Argmax,
+            Kernel::RopeStore(self.kv),
             Kernel::AttnScores(self.kv),
-            Kernel::Softmax,
             Kernel::AttnValues(self.kv),
-            Kernel::KvStore(self.kv),
         ]);
         v
     }
 
+    /// The token embedding.
+    fn embd(&self) -> &GpuMatrix {
+        &self.weights.mats[&Unit::Embedding]
+    }
+
+    /// The output head (the embedding when tied).
+    fn output(&self) -> Result<&GpuMatrix> {
+        self.weights.get(if self.cfg.tied_output { Unit::Embedding } else { Unit::Output })
+    }
+
     /// Bytes of weight data on the GPU at the current precision (norms included).
     pub fn weight_bytes(&self) -> u64 {
-        self.embd.bytes()
-            + self.mats.values().map(GpuMatrix::bytes).sum::<u64>()
-            + self.norms.values().map(|b| b.size()).sum::<u64>()
+        // Norms are f32 vectors of the model's width.
+        self.weights.mats.values().map(GpuMatrix::bytes).sum::<u64>() + self.norms.len() as u64 * self.cfg.dim as u64 * 4
     }
 
     /// KV cache bytes one token of context takes (keys and values, every layer).
@@ -260,22 +378,31 @@ impl<'g> GpuBackend<'g> {
     /// embedding only as the output head when tied, else one row of it), the norms, and the
     /// keys and values of `pos + 1` tokens.
     pub fn bytes_per_token(&self, pos: usize) -> u64 {
-        let embd_read = if self.cfg.tied_output { self.embd.bytes() } else { self.embd.bytes() / self.embd.rows.max(1) as u64 };
-        self.weight_bytes() - self.embd.bytes() + embd_read + self.kv_bytes_per_token() * (pos as u64 + 1)
+        let e = self.embd();
+        let embd_read = if self.cfg.tied_output { e.bytes() } else { e.bytes() / e.rows.max(1) as u64 };
+        self.weight_bytes() - e.bytes() + embd_read + self.kv_bytes_per_token() * (pos as u64 + 1)
     }
 
-    /// Run one decode step of `token` at position `pos` with a timestamp around every pass:
-    /// `(kernel, ms)` per pass, or None when the adapter has no timestamp queries. It writes the
-    /// KV cache at `pos`, like any step.
-    pub async fn profile_step(&mut self, token: u32, pos: usize) -> Result<Option<Vec<(crate::gpu::Kernel, f64)>>> {
-        // WebGPU allows 4096 queries per set: two per pass.
-        const PASSES: u32 = 2000;
+    /// Run one decode step of `token` at position `pos` (and the greedy pick) with a timestamp
+    /// around every dispatch:
+    /// `(kernel, ms)` per dispatch, or None when the adapter has no timestamp queries. It writes
+    /// the KV cache at `pos`, like any step.
+    pub async fn profile_step(&mut self, token: u32, pos: usize) -> Result<Option<Vec<(Kernel, f64)>>> {
+        // WebGPU allows 4096 queries per set: two per dispatch.
+        const DISPATCHES: u32 = 2000;
         self.flush();
-        let Some(timer) = crate::gpu::PassTimer::new(self.gpu, PASSES).map(std::rc::Rc::new) else { return Ok(None) };
-        self.rec = Some(Recorder::new(self.gpu, Some(timer.clone()), PASSES));
+        let Some(timer) = PassTimer::new(self.gpu, DISPATCHES).map(Rc::new) else { return Ok(None) };
+        self.timer = Some(timer.clone());
         let cfg = self.cfg.clone();
-        let logits = super::forward(&cfg, self, &[token], pos, false)?;
-        let rec = self.rec.take().ok_or_else(|| Error::Gpu("the profiled pass was not recorded".into()))?;
+        let logits = super::forward(&cfg, self, &[token], pos, false).and_then(|l| {
+            // The greedy pick is part of a decode step.
+            let out = Self::run_buffer(self.gpu, &mut self.run.token, "token", 1)?;
+            self.rec().argmax(&l.buf, &out, l.width);
+            Ok(l)
+        });
+        self.timer = None;
+        let logits = logits?;
+        let rec = self.rec.take().ok_or_else(|| Error::Gpu("the profiled step was not recorded".into()))?;
         let kernels = rec.kernels.clone();
         rec.submit();
         self.gpu.wait().await?;
@@ -284,8 +411,9 @@ impl<'g> GpuBackend<'g> {
         Ok(Some(kernels.into_iter().zip(ms).collect()))
     }
 
-    fn rec(&mut self) -> &mut Recorder<'g> {
-        recorder(&mut self.rec, self.gpu)
+    /// Dispatches per decode step: 7 per layer, plus the embedding, the output head and the argmax.
+    pub fn dispatches_per_token(&self) -> usize {
+        7 * self.cfg.n_layers + 3
     }
 
     /// Submit everything recorded so far.
@@ -295,102 +423,199 @@ impl<'g> GpuBackend<'g> {
         }
     }
 
-    fn new_act(&self, m: usize, width: usize) -> Result<Act> {
-        Ok(Act { buf: self.gpu.zeros("act", m * width)?, m, width })
+    fn rec(&mut self) -> &mut Recorder<'g> {
+        let (gpu, binds, timer, decoding) = (self.gpu, &self.binds, &self.timer, self.run.decoding);
+        self.rec.get_or_insert_with(|| match decoding {
+            true => Recorder::cached(gpu, binds.clone(), timer.clone(), 2000),
+            false => Recorder::new(gpu, timer.clone(), 2000),
+        })
     }
 
-}
+    /// An activation `[m, width]`: the step's next slot when decoding, else a new buffer.
+    fn act(&mut self, m: usize, width: usize) -> Result<Act> {
+        if !(self.run.decoding && m == 1) {
+            return Ok(Act { buf: self.gpu.zeros("act", m * width)?, m, width });
+        }
+        let slot = self.run.next;
+        self.run.next += 1;
+        let bytes = (width * 4) as u64;
+        match self.run.acts.get(slot) {
+            Some(b) if b.size() >= bytes => {}
+            _ => {
+                let b = self.gpu.zeros(&format!("act.{slot}"), width)?;
+                if slot < self.run.acts.len() {
+                    // A buffer bound before is replaced: its bind groups go with it.
+                    self.forget_binds();
+                    self.run.acts[slot] = b;
+                } else {
+                    self.run.acts.push(b);
+                }
+            }
+        }
+        Ok(Act { buf: self.run.acts[slot].clone(), m, width })
+    }
 
-/// The open recorder (a field borrow, so weights can be borrowed beside it).
-fn recorder<'a, 'g>(slot: &'a mut Option<Recorder<'g>>, gpu: &'g Gpu) -> &'a mut Recorder<'g> {
-    slot.get_or_insert_with(|| Recorder::new(gpu, None, 0))
+    /// A long-lived buffer of `run` (made once, at `len` u32/f32 values or more).
+    fn run_buffer(gpu: &Gpu, slot: &mut Option<wgpu::Buffer>, label: &str, len: usize) -> Result<wgpu::Buffer> {
+        match slot {
+            Some(b) if b.size() >= (len * 4) as u64 => Ok(b.clone()),
+            _ => Ok(slot.insert(gpu.zeros(label, len)?).clone()),
+        }
+    }
+
+    fn norm(&self, n: Norm) -> Result<&wgpu::Buffer> {
+        self.norms.get(&n).ok_or_else(|| Error::TensorNotFound(n.tensor_name()))
+    }
+
+    /// Read `len` f32 of `buf` back (through the kept staging buffer).
+    async fn read_back(&mut self, buf: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+        self.flush();
+        let staging = match &self.run.staging {
+            Some(s) if s.size() >= bytes => s.clone(),
+            _ => self.run.staging.insert(self.gpu.staging(bytes)).clone(),
+        };
+        self.gpu.read_with(buf, bytes, &staging).await
+    }
+
+    /// `y = W·rmsnorm(x)` (or `silu(Wg·h)·(Wu·h)` with `fuse`) for m tokens: fused into the matvec
+    /// when decoding, else rmsnorm then the matmul (and the SwiGLU gate).
+    fn norm_linear(&mut self, x: &Act, norm: Norm, w: &GpuMatrix, fuse: Fuse) -> Result<Act> {
+        if w.cols != x.width {
+            return Err(Error::Shape(format!("{norm:?}: {} inputs, activations of {}", w.cols, x.width)));
+        }
+        let g = self.norm(norm)?.clone();
+        let (m, eps) = (x.m, self.cfg.rms_eps);
+        let out = self.act(m, w.rows / fuse.pairs())?;
+        if m == 1 {
+            let reduce = self.gpu.reduce();
+            self.rec().matvec_fused(w, &x.buf, &out.buf, fuse, Some((&g, eps)), reduce);
+        } else {
+            let h = self.act(m, x.width)?;
+            let gu = if fuse == Fuse::NormSiluMul { Some(self.act(m, w.rows)?) } else { None };
+            let rec = self.rec();
+            rec.rmsnorm(&x.buf, &g, &h.buf, m, x.width, eps);
+            match gu {
+                Some(gu) => {
+                    rec.matmul(w, &h.buf, &gu.buf, m);
+                    rec.silu_mul(&gu.buf, &out.buf, m, out.width);
+                }
+                None => rec.matmul(w, &h.buf, &out.buf, m),
+            }
+        }
+        Ok(out)
+    }
 }
 
 impl<'g> Backend for GpuBackend<'g> {
     type Act = Act;
 
-    fn embed(&mut self, ids: &[u32]) -> Result<Act> {
-        if let Some(&bad) = ids.iter().find(|&&i| i as usize >= self.embd.rows) {
-            return Err(Error::Shape(format!("token id {bad} outside the vocabulary of {}", self.embd.rows)));
+    fn embed(&mut self, ids: &[u32], pos0: usize) -> Result<Act> {
+        if let Some(&bad) = ids.iter().find(|&&i| i as usize >= self.embd().rows) {
+            return Err(Error::Shape(format!("token id {bad} outside the vocabulary of {}", self.embd().rows)));
         }
-        let idb = self.gpu.storage_u32("ids", ids)?;
-        let out = self.new_act(ids.len(), self.embd.cols)?;
-        recorder(&mut self.rec, self.gpu).embedding(&self.embd, &idb, &out.buf, ids.len());
-        Ok(out)
-    }
-
-    fn rmsnorm(&mut self, x: &Act, w: Norm) -> Result<Act> {
-        let out = self.new_act(x.m, x.width)?;
-        let wb = self.norms.get(&w).ok_or_else(|| Error::TensorNotFound(w.tensor_name()))?;
-        recorder(&mut self.rec, self.gpu).rmsnorm(&x.buf, wb, &out.buf, x.m, x.width, self.cfg.rms_eps);
-        Ok(out)
-    }
-
-    fn linear(&mut self, x: &Act, w: Mat) -> Result<Act> {
-        let wm = self.mats.get(&w).unwrap_or(&self.embd);
-        if wm.cols != x.width {
-            return Err(Error::Shape(format!("{w:?}: {} inputs, activations of {}", wm.cols, x.width)));
+        if ids.is_empty() {
+            return Err(Error::Usage("no tokens".into()));
         }
-        let out = Act { buf: self.gpu.zeros("act", x.m * wm.rows)?, m: x.m, width: wm.rows };
-        let rec = recorder(&mut self.rec, self.gpu);
-        if x.m == 1 {
-            rec.matvec(wm, &x.buf, &out.buf);
+        // A step is one submission: what it writes (the position, the token) applies to it all.
+        self.flush();
+        self.run.decoding = ids.len() == 1;
+        self.run.next = 0;
+        self.gpu.queue.write_buffer(&self.step, 0, bytemuck::bytes_of(&Step { pos0: pos0 as u32, ..Default::default() }));
+        let idb = if self.run.decoding {
+            let b = Self::run_buffer(self.gpu, &mut self.run.ids, "ids", 1)?;
+            self.gpu.queue.write_buffer(&b, 0, bytemuck::cast_slice(ids));
+            b
         } else {
-            rec.matmul(wm, &x.buf, &out.buf, x.m);
-        }
+            self.gpu.storage_u32("ids", ids)?
+        };
+        let out = self.act(ids.len(), self.embd().cols)?;
+        let e = self.embd().clone();
+        self.rec().embedding(&e, &idb, &out.buf, ids.len());
         Ok(out)
     }
 
-    fn rope(&mut self, x: &mut Act, heads: usize, pos0: usize) -> Result<()> {
-        let p = self.cfg.rope(heads, pos0);
-        self.rec().rope(&x.buf, x.m, &p);
-        Ok(())
-    }
-
-    fn attention(&mut self, layer: usize, q: &Act, k: &Act, v: &Act, pos0: usize) -> Result<Act> {
-        let c = self.cfg.clone();
-        let m = q.m;
+    fn qkv(&mut self, x: &Act, l: usize, pos0: usize) -> Result<Act> {
+        let m = x.m;
         if pos0 + m > self.n_ctx {
             return Err(Error::ContextFull { needed: pos0 + m, size: self.n_ctx });
         }
-        let kvd = c.n_kv_heads * c.head_dim;
-        let scores = self.gpu.zeros("scores", c.n_heads * m * (pos0 + m))?;
-        let out = self.new_act(m, c.n_heads * c.head_dim)?;
-        let (kc, vc, kv) = (&self.k_cache[layer], &self.v_cache[layer], self.kv);
-        let rec = recorder(&mut self.rec, self.gpu);
-        rec.kv_store(&k.buf, kc, m * kvd, pos0 * kvd, kv);
-        rec.kv_store(&v.buf, vc, m * kvd, pos0 * kvd, kv);
-        let a = c.attention(pos0);
-        rec.attention(&q.buf, kc, vc, &scores, &out.buf, m, &a, kv);
+        let w = self.weights.get(Unit::Qkv(l))?.clone();
+        let qkv = self.norm_linear(x, Norm::Attn(l), &w, Fuse::Norm)?;
+        let (c, v_base, kv) = (self.cfg.clone(), self.v_base(), self.kv);
+        let (cache, step) = (self.kv_cache[l].clone(), self.step.clone());
+        self.rec().rope_store(&qkv.buf, &cache, &step, m, &c.rope(c.n_heads, pos0), c.n_kv_heads, v_base, kv);
+        Ok(qkv)
+    }
+
+    fn attend(&mut self, l: usize, q: &Act, pos0: usize) -> Result<Act> {
+        let (c, m) = (self.cfg.clone(), q.m);
+        let scores = if self.run.decoding && m == 1 {
+            Self::run_buffer(self.gpu, &mut self.run.scores, "scores", c.n_heads * self.n_ctx)?
+        } else {
+            self.gpu.zeros("scores", c.n_heads * m * (pos0 + m))?
+        };
+        let out = self.act(m, c.n_heads * c.head_dim)?;
+        let (cache, step, v_base, kv) = (self.kv_cache[l].clone(), self.step.clone(), self.v_base(), self.kv);
+        self.rec().attention(&q.buf, q.width, &cache, &step, &scores, &out.buf, m, &c.attention(pos0), v_base, kv);
         Ok(out)
     }
 
-    fn silu_mul(&mut self, gate: &Act, up: &Act) -> Result<Act> {
-        let out = self.new_act(gate.m, gate.width)?;
-        self.rec().silu_mul(&gate.buf, &up.buf, &out.buf, gate.m * gate.width);
-        Ok(out)
-    }
-
-    fn add(&mut self, a: &mut Act, b: &Act) -> Result<()> {
-        self.rec().add(&a.buf, &b.buf, a.m * a.width);
+    fn linear_add(&mut self, x: &mut Act, a: &Act, w: Mat) -> Result<()> {
+        let wm = self.weights.get(Unit::of(Some(w)))?.clone();
+        if wm.cols != a.width || wm.rows != x.width {
+            return Err(Error::Shape(format!("{w:?}: {}x{} for activations of {} → {}", wm.rows, wm.cols, a.width, x.width)));
+        }
+        let m = a.m;
+        if m == 1 {
+            let reduce = self.gpu.reduce();
+            self.rec().matvec_fused(&wm, &a.buf, &x.buf, Fuse::Add, None, reduce);
+        } else {
+            let y = self.act(m, wm.rows)?;
+            let rec = self.rec();
+            rec.matmul(&wm, &a.buf, &y.buf, m);
+            rec.add(&x.buf, &y.buf, m * wm.rows);
+        }
         Ok(())
     }
 
+    fn swiglu(&mut self, x: &Act, l: usize) -> Result<Act> {
+        let w = self.weights.get(Unit::GateUp(l))?.clone();
+        self.norm_linear(x, Norm::Ffn(l), &w, Fuse::NormSiluMul)
+    }
+
+    fn logits(&mut self, x: &Act) -> Result<Act> {
+        let w = self.output()?.clone();
+        self.norm_linear(x, Norm::Output, &w, Fuse::Norm)
+    }
+
     fn last_row(&mut self, x: &Act) -> Result<Act> {
-        let out = self.new_act(1, x.width)?;
+        if x.m == 1 {
+            return Ok(Act { buf: x.buf.clone(), m: 1, width: x.width });
+        }
+        let out = self.act(1, x.width)?;
         let off = ((x.m - 1) * x.width * 4) as u64;
-        self.rec().enc.copy_buffer_to_buffer(&x.buf, off, &out.buf, 0, (x.width * 4) as u64);
+        self.rec().encoder().copy_buffer_to_buffer(&x.buf, off, &out.buf, 0, (x.width * 4) as u64);
         Ok(out)
     }
 
     fn copy(&mut self, x: &Act) -> Result<Act> {
-        let out = self.new_act(x.m, x.width)?;
-        self.rec().enc.copy_buffer_to_buffer(&x.buf, 0, &out.buf, 0, (x.m * x.width * 4) as u64);
+        let out = Act { buf: self.gpu.zeros("act", x.m * x.width)?, m: x.m, width: x.width };
+        self.rec().encoder().copy_buffer_to_buffer(&x.buf, 0, &out.buf, 0, (x.m * x.width * 4) as u64);
         Ok(out)
     }
 
     async fn read(&mut self, x: &Act) -> Result<Vec<f32>> {
-        self.flush();
-        self.gpu.read_f32(&x.buf, x.m * x.width).await
+        let b = self.read_back(&x.buf, (x.m * x.width * 4) as u64).await?;
+        Ok(bytemuck::pod_collect_to_vec(&b))
+    }
+
+    async fn argmax(&mut self, x: &Act) -> Result<u32> {
+        if x.m != 1 {
+            return Err(Error::Shape(format!("argmax of {} rows", x.m)));
+        }
+        let token = Self::run_buffer(self.gpu, &mut self.run.token, "token", 1)?;
+        self.rec().argmax(&x.buf, &token, x.width);
+        let b = self.read_back(&token, 4).await?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 }

@@ -152,27 +152,36 @@ impl Norm {
     }
 }
 
-/// The ops a llama forward pass needs. Activations are `[m, width]` for `m` tokens.
+/// The ops a llama forward pass needs, each one fused step of a layer (so a backend can run each
+/// as one kernel). Activations are `[m, width]` for `m` tokens.
 pub trait Backend {
     type Act;
-    /// Token embedding rows.
-    fn embed(&mut self, ids: &[u32]) -> Result<Self::Act>;
-    fn rmsnorm(&mut self, x: &Self::Act, w: Norm) -> Result<Self::Act>;
-    /// `x · Wᵀ`.
-    fn linear(&mut self, x: &Self::Act, w: Mat) -> Result<Self::Act>;
-    /// Rotary embedding in place, `heads` heads per token, token 0 at `pos0`.
-    fn rope(&mut self, x: &mut Self::Act, heads: usize, pos0: usize) -> Result<()>;
-    /// Append `k, v` to layer `layer`'s cache at `pos0` and attend causally with `q`.
-    fn attention(&mut self, layer: usize, q: &Self::Act, k: &Self::Act, v: &Self::Act, pos0: usize) -> Result<Self::Act>;
-    fn silu_mul(&mut self, gate: &Self::Act, up: &Self::Act) -> Result<Self::Act>;
-    /// `a += b`.
-    fn add(&mut self, a: &mut Self::Act, b: &Self::Act) -> Result<()>;
+    /// Start a forward step at position `pos0`: the token embedding rows of `ids`.
+    fn embed(&mut self, ids: &[u32], pos0: usize) -> Result<Self::Act>;
+    /// The attention's input: `h = rmsnorm(x)`, `q = RoPE(h·Wqᵀ)`, and `k = RoPE(h·Wkᵀ)`,
+    /// `v = h·Wvᵀ` appended to layer `l`'s KV cache at `pos0`. Returns q, for [`Backend::attend`]
+    /// (a backend may return q, k and v stacked per token: `attend` reads each row's first
+    /// `heads · head_dim` values).
+    fn qkv(&mut self, x: &Self::Act, l: usize, pos0: usize) -> Result<Self::Act>;
+    /// Causal attention of `q` over layer `l`'s cache (keys `0 ..= pos0 + t` for token t).
+    fn attend(&mut self, l: usize, q: &Self::Act, pos0: usize) -> Result<Self::Act>;
+    /// `x += a · Wᵀ`: a projection and the residual connection.
+    fn linear_add(&mut self, x: &mut Self::Act, a: &Self::Act, w: Mat) -> Result<()>;
+    /// The SwiGLU input: `silu(h·Wgateᵀ) ⊙ (h·Wupᵀ)`, `h = rmsnorm(x)`.
+    fn swiglu(&mut self, x: &Self::Act, l: usize) -> Result<Self::Act>;
+    /// `rmsnorm(x) · Woutᵀ`: logits.
+    fn logits(&mut self, x: &Self::Act) -> Result<Self::Act>;
     /// The last token's row.
     fn last_row(&mut self, x: &Self::Act) -> Result<Self::Act>;
     /// A copy of `x` (a snapshot of the residual stream, which the layers update in place).
     fn copy(&mut self, x: &Self::Act) -> Result<Self::Act>;
     /// The values of an activation (finishing any queued work).
     fn read(&mut self, x: &Self::Act) -> impl std::future::Future<Output = Result<Vec<f32>>>;
+    /// The index of the largest value of a one-row activation (greedy sampling), finishing any
+    /// queued work. A GPU backend reads back only the index.
+    fn argmax(&mut self, x: &Self::Act) -> impl std::future::Future<Output = Result<u32>> {
+        async move { Ok(argmax(&self.read(x).await?) as u32) }
+    }
 }
 
 /// Perplexity of a token sequence, teacher-forced: position i predicts token i + 1.
@@ -239,46 +248,35 @@ pub fn perplexity_of(logprobs: &[f32]) -> f64 {
 /// The llama forward pass (SmolLM2, Llama 2/3, TinyLlama): logits `[m, vocab]` for the tokens
 /// `ids` at positions `pos0..`, or `[1, vocab]` for the last one only.
 pub fn forward<B: Backend>(cfg: &Config, b: &mut B, ids: &[u32], pos0: usize, all_logits: bool) -> Result<B::Act> {
-    let mut x = b.embed(ids)?;
+    let mut x = b.embed(ids, pos0)?;
     for l in 0..cfg.n_layers {
-        layer(cfg, b, &mut x, l, pos0)?;
+        layer(b, &mut x, l, pos0)?;
     }
     let x = if all_logits { x } else { b.last_row(&x)? };
-    let h = b.rmsnorm(&x, Norm::Output)?;
-    b.linear(&h, Mat::Output)
+    b.logits(&x)
 }
 
 /// The residual stream `[m, dim]` after each layer (no output head): what the inspector compares
 /// layer by layer between precisions.
 pub fn forward_hidden<B: Backend>(cfg: &Config, b: &mut B, ids: &[u32], pos0: usize) -> Result<Vec<B::Act>> {
-    let mut x = b.embed(ids)?;
+    let mut x = b.embed(ids, pos0)?;
     let mut out = Vec::with_capacity(cfg.n_layers);
     for l in 0..cfg.n_layers {
-        layer(cfg, b, &mut x, l, pos0)?;
+        layer(b, &mut x, l, pos0)?;
         out.push(b.copy(&x)?);
     }
     Ok(out)
 }
 
 /// One transformer layer, updating the residual stream `x` in place.
-fn layer<B: Backend>(cfg: &Config, b: &mut B, x: &mut B::Act, l: usize, pos0: usize) -> Result<()> {
-    // Attention block.
-    let h = b.rmsnorm(x, Norm::Attn(l))?;
-    let mut q = b.linear(&h, Mat::Q(l))?;
-    let mut k = b.linear(&h, Mat::K(l))?;
-    let v = b.linear(&h, Mat::V(l))?;
-    b.rope(&mut q, cfg.n_heads, pos0)?;
-    b.rope(&mut k, cfg.n_kv_heads, pos0)?;
-    let a = b.attention(l, &q, &k, &v, pos0)?;
-    let o = b.linear(&a, Mat::O(l))?;
-    b.add(x, &o)?;
+fn layer<B: Backend>(b: &mut B, x: &mut B::Act, l: usize, pos0: usize) -> Result<()> {
+    // Attention block: q, k, v of the normalized stream, RoPE, k and v into the cache.
+    let q = b.qkv(x, l, pos0)?;
+    let a = b.attend(l, &q, pos0)?;
+    b.linear_add(x, &a, Mat::O(l))?;
     // SwiGLU feed-forward block.
-    let h = b.rmsnorm(x, Norm::Ffn(l))?;
-    let gate = b.linear(&h, Mat::Gate(l))?;
-    let up = b.linear(&h, Mat::Up(l))?;
-    let f = b.silu_mul(&gate, &up)?;
-    let d = b.linear(&f, Mat::Down(l))?;
-    b.add(x, &d)
+    let f = b.swiglu(x, l)?;
+    b.linear_add(x, &f, Mat::Down(l))
 }
 
 /// `log softmax(logits)[target]`.
@@ -300,6 +298,16 @@ fn log_sum_exp(logits: &[f32]) -> f32 {
 
 pub fn argmax(v: &[f32]) -> usize {
     v.iter().enumerate().fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &x)| if x > bv { (i, x) } else { (bi, bv) }).0
+}
+
+/// The next token from one row of logits: the backend's own argmax when sampling is greedy,
+/// else the sampler over the logits read back.
+async fn pick<B: Backend>(b: &mut B, logits: &B::Act, sampler: &mut crate::sampler::Sampler, history: &[u32]) -> Result<u32> {
+    if sampler.is_greedy() {
+        b.argmax(logits).await
+    } else {
+        Ok(sampler.sample(&b.read(logits).await?, history))
+    }
 }
 
 /// What a generation produced.
@@ -338,10 +346,10 @@ pub async fn generate<B: Backend>(
     }
     let t0 = now_ms();
     let pos0 = context.len();
-    let logits = forward(cfg, b, prompt, pos0, false)?;
-    let mut logits = b.read(&logits).await?;
-    let prefill_ms = now_ms() - t0;
     let mut history = [context, prompt].concat();
+    let logits = forward(cfg, b, prompt, pos0, false)?;
+    let mut next = pick(b, &logits, sampler, &history).await?;
+    let prefill_ms = now_ms() - t0;
     let mut pos = pos0 + prompt.len();
     let mut first_token_ms = None;
     let (mut ids, mut text) = (Vec::new(), String::new());
@@ -350,7 +358,6 @@ pub async fn generate<B: Backend>(
     let t1 = now_ms();
     let mut decoded = 0usize;
     while ids.len() < max_tokens {
-        let next = sampler.sample(&logits, &history);
         if tok.is_stop(next) {
             stopped = true;
             break;
@@ -363,8 +370,8 @@ pub async fn generate<B: Backend>(
         if !on_text(&piece) || ids.len() >= max_tokens {
             break;
         }
-        let l = forward(cfg, b, &[next], pos, false)?;
-        logits = b.read(&l).await?;
+        let logits = forward(cfg, b, &[next], pos, false)?;
+        next = pick(b, &logits, sampler, &history).await?;
         pos += 1;
         decoded += 1;
     }

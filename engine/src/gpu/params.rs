@@ -1,0 +1,115 @@
+//! Kernel parameters as typed `#[repr(C)]` structs, one per WGSL `Params` (ratchet's way): the
+//! host fills fields by name, and a naga test checks that every kernel's `Params` (and `Step`) has
+//! the same members at the same offsets and the same size as its struct here.
+
+use super::Kernel;
+
+/// A uniform struct shared with WGSL.
+pub trait Params: bytemuck::Pod {
+    /// The WGSL struct's name.
+    const WGSL: &'static str;
+    /// `(member, byte offset)` in declaration order.
+    const FIELDS: &'static [(&'static str, usize)];
+
+    fn words(&self) -> Vec<u32> {
+        bytemuck::cast_slice(bytemuck::bytes_of(self)).to_vec()
+    }
+}
+
+macro_rules! params {
+    ($(#[$doc:meta])* $name:ident as $wgsl:literal { $($field:ident : $ty:ty),* $(,)? }) => {
+        $(#[$doc])*
+        #[repr(C)]
+        #[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+        pub struct $name {
+            $(pub $field: $ty),*
+        }
+
+        impl Params for $name {
+            const WGSL: &'static str = $wgsl;
+            const FIELDS: &'static [(&'static str, usize)] = &[$((stringify!($field), std::mem::offset_of!($name, $field))),*];
+        }
+    };
+}
+
+params!(
+    /// `matvec_io.wgsl`.
+    MatvecParams as "Params" { n: u32, k: u32, nb: u32, eps: f32 }
+);
+params!(
+    /// `matmul.wgsl`, `matmul_rows.wgsl`.
+    MatmulParams as "Params" { m: u32, n: u32, k: u32, nb: u32 }
+);
+params!(
+    /// `embedding.wgsl`.
+    EmbeddingParams as "Params" { m: u32, k: u32, nb: u32, _pad: u32 }
+);
+params!(
+    /// `rmsnorm.wgsl`.
+    RmsnormParams as "Params" { rows: u32, d: u32, eps: f32, _pad: u32 }
+);
+params!(
+    /// `silu_mul.wgsl`.
+    SiluMulParams as "Params" { m: u32, n: u32, _pad0: u32, _pad1: u32 }
+);
+params!(
+    /// `add.wgsl`, `copy.wgsl`.
+    LenParams as "Params" { len: u32, _pad0: u32, _pad1: u32, _pad2: u32 }
+);
+params!(
+    /// `rope_store.wgsl`.
+    RopeStoreParams as "Params" {
+        m: u32, heads: u32, kv_heads: u32, head_dim: u32, n_rot: u32, neox: u32, base: f32, v_base: u32,
+    }
+);
+params!(
+    /// `attn_scores.wgsl`.
+    AttnScoresParams as "Params" {
+        m: u32, heads: u32, kv_heads: u32, head_dim: u32, q_stride: u32, scale: f32, _pad0: u32, _pad1: u32,
+    }
+);
+params!(
+    /// `attn_values.wgsl`.
+    AttnValuesParams as "Params" {
+        m: u32, heads: u32, kv_heads: u32, head_dim: u32, v_base: u32, _pad0: u32, _pad1: u32, _pad2: u32,
+    }
+);
+params!(
+    /// `argmax.wgsl`.
+    ArgmaxParams as "Params" { n: u32, _pad0: u32, _pad1: u32, _pad2: u32 }
+);
+params!(
+    /// `step.wgsl`: what changes between forward steps, bound beside `Params` as `step`.
+    Step as "Step" { pos0: u32, _pad0: u32, _pad1: u32, _pad2: u32 }
+);
+
+/// The layout of a kernel's uniforms: `(WGSL struct, members, size)` for `p`, then for `step`
+/// where it has one.
+pub type Layout = (&'static str, &'static [(&'static str, usize)], usize);
+
+fn layout<P: Params>() -> Layout {
+    (P::WGSL, P::FIELDS, std::mem::size_of::<P>())
+}
+
+impl Kernel {
+    /// The layouts of this kernel's `p` and `step` uniforms (what the naga test compares).
+    pub fn uniforms(&self) -> Vec<(&'static str, Layout)> {
+        let p = match self {
+            Kernel::Matvec(..) => layout::<MatvecParams>(),
+            Kernel::Matmul(..) => layout::<MatmulParams>(),
+            Kernel::Embedding(_) => layout::<EmbeddingParams>(),
+            Kernel::Rmsnorm => layout::<RmsnormParams>(),
+            Kernel::SiluMul => layout::<SiluMulParams>(),
+            Kernel::Add | Kernel::Copy => layout::<LenParams>(),
+            Kernel::RopeStore(_) => layout::<RopeStoreParams>(),
+            Kernel::AttnScores(_) => layout::<AttnScoresParams>(),
+            Kernel::AttnValues(_) => layout::<AttnValuesParams>(),
+            Kernel::Argmax => layout::<ArgmaxParams>(),
+        };
+        let mut v = vec![("p", p)];
+        if matches!(self, Kernel::RopeStore(_) | Kernel::AttnScores(_) | Kernel::AttnValues(_)) {
+            v.push(("step", layout::<Step>()));
+        }
+        v
+    }
+}

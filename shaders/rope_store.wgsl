@@ -1,0 +1,86 @@
+// RoPE and the KV-cache append, for m tokens at positions pos0 + t, from the stacked projection
+// qkv [m, q_dim + 2·kv_dim] (q, then k, then v per token): q is rotated in place; k rotated and v
+// as it is go into the layer's cache (keys first, values from value v_base on) in the cache's
+// format (composed with one kv_{f32,f16,int8}.wgsl). One invocation per q pair or cache unit.
+// Pair i (< n_rot / 2) rotates by pos · base^(-2i / n_rot): dims (2i, 2i+1), or (i, i + n_rot/2)
+// for GPT-NeoX.
+@group(0) @binding(0) var<storage, read_write> qkv: array<f32>; // [m, heads·hd + 2·kv_heads·hd]
+// binding 1: the layer's cache [2, n_ctx, kv_heads, head_dim] in its format
+
+struct Params {
+    m: u32,
+    heads: u32,
+    kv_heads: u32,
+    head_dim: u32,
+    n_rot: u32,
+    neox: u32, // 1: GPT-NeoX pairs
+    base: f32,
+    v_base: u32, // first value of the value half of the cache: n_ctx · kv_heads · head_dim
+}
+@group(0) @binding(2) var<uniform> p: Params;
+@group(0) @binding(3) var<uniform> step: Step;
+
+fn angle(pos: u32, i: u32) -> f32 {
+    return f32(pos) * pow(p.base, -2.0 * f32(i) / f32(p.n_rot));
+}
+
+// Dims (a, b) of pair i of a head.
+fn pair(i: u32) -> vec2<u32> {
+    if (p.neox != 0u) { return vec2<u32>(i, i + p.n_rot / 2u); }
+    return vec2<u32>(2u * i, 2u * i + 1u);
+}
+
+// Value e of the head starting at o, rotated for position pos (read, not written).
+fn rotated(o: u32, e: u32, pos: u32) -> f32 {
+    let v = qkv[o + e];
+    if (e >= p.n_rot) { return v; }
+    let half = p.n_rot / 2u;
+    var i = e / 2u;
+    if (p.neox != 0u) { i = e % half; }
+    let ab = pair(i);
+    let first = e == ab.x;
+    let w = qkv[o + select(ab.x, ab.y, first)];
+    let t = angle(pos, i);
+    // (x0, x1) → (x0·c − x1·s, x0·s + x1·c)
+    return select(w * sin(t) + v * cos(t), v * cos(t) - w * sin(t), first);
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let idx = linear_id(gid, nwg);
+    let half = p.n_rot / 2u;
+    let qd = p.heads * p.head_dim;
+    let kvd = p.kv_heads * p.head_dim;
+    let units = kvd / KV_UNIT;
+    let per = p.heads * half + 2u * units;
+    if (idx >= p.m * per) { return; }
+    let t = idx / per;
+    let r = idx % per;
+    let pos = step.pos0 + t;
+    let row = t * (qd + 2u * kvd);
+    if (r < p.heads * half) {
+        let o = row + (r / half) * p.head_dim;
+        let ab = pair(r % half);
+        let th = angle(pos, r % half);
+        let c = cos(th);
+        let s = sin(th);
+        let x0 = qkv[o + ab.x];
+        let x1 = qkv[o + ab.y];
+        qkv[o + ab.x] = x0 * c - x1 * s;
+        qkv[o + ab.y] = x0 * s + x1 * c;
+        return;
+    }
+    let u = r - p.heads * half;
+    let is_v = u >= units;
+    let i0 = (u % units) * KV_UNIT;
+    var vals: array<f32, KV_UNIT>;
+    for (var j = 0u; j < KV_UNIT; j++) {
+        let e = i0 + j;
+        if (is_v) {
+            vals[j] = qkv[row + qd + kvd + e];
+        } else {
+            vals[j] = rotated(row + qd + (e / p.head_dim) * p.head_dim, e % p.head_dim, pos);
+        }
+    }
+    kv_store_unit(select(0u, p.v_base, is_v) + pos * kvd + i0, vals);
+}
