@@ -1,49 +1,102 @@
 // y = W·x for one token (decode), for CPU adapters (lavapipe, SwiftShader), which run a
 // workgroup's invocations as SIMD lanes and a barrier as a coroutine switch: no reduction and no
-// barrier. Each invocation takes ROWS rows of W (ROWS / PAIRS outputs; 64 rows per workgroup of 8
-// lanes), so every x value it loads serves ROWS rows: on those adapters a load costs about as much
-// as the arithmetic it feeds.
-const ROWS: u32 = 8u;
+// barrier. Each invocation takes 8 rows of W (8 / PAIRS outputs; 64 rows per workgroup of 8
+// lanes), so each block of x it loads serves 8 rows: on those adapters a load costs about as much
+// as the arithmetic it feeds. Written without private arrays (8 named accumulators): a software
+// compiler that does not unroll loops would keep an indexed array in memory.
 const LANES: u32 = 8u;
+
+// x of one block (32 values), times the norm's weights when it is fused in: group j's values
+// 8j .. 8j+3 in aj, 8j+4 .. 8j+7 in bj.
+struct Xs {
+    a0: vec4<f32>, b0: vec4<f32>,
+    a1: vec4<f32>, b1: vec4<f32>,
+    a2: vec4<f32>, b2: vec4<f32>,
+    a3: vec4<f32>, b3: vec4<f32>,
+}
+
+fn load_block(b: u32) -> Xs {
+    let o = b * 8u;
+    return Xs(xin(o), xin(o + 1u), xin(o + 2u), xin(o + 3u), xin(o + 4u), xin(o + 5u), xin(o + 6u), xin(o + 7u));
+}
+
+fn sum4(v: vec4<f32>) -> f32 {
+    return (v.x + v.y) + (v.z + v.w);
+}
+
+// Σ w·x over block b of `row`, with the scale and minimum out of the inner loop:
+// Σ (d·q + m)·x = d·Σ q·x + m·Σ x (sx = Σ x of the block).
+fn dot_block(row: u32, b: u32, x: Xs, sx: f32) -> f32 {
+    let blk = row * p.nb + b;
+    let w0 = weights8_raw(blk * 4u);
+    let w1 = weights8_raw(blk * 4u + 1u);
+    let w2 = weights8_raw(blk * 4u + 2u);
+    let w3 = weights8_raw(blk * 4u + 3u);
+    let dq = w0.lo * x.a0 + w0.hi * x.b0 + w1.lo * x.a1 + w1.hi * x.b1
+           + w2.lo * x.a2 + w2.hi * x.b2 + w3.lo * x.a3 + w3.hi * x.b3;
+    let sm = block_scale(blk);
+    var r = sm.x * sum4(dq);
+    if (HAS_MIN) { r += sm.y * sx; }
+    return r;
+}
+
+// Row i (0..8) of the invocation whose first output is o0: output o0 + LANES·(i / PAIRS), or its
+// up row (n further on) when i is odd in a pair. Outputs past the end repeat the last one.
+fn row_of(o0: u32, i: u32) -> u32 {
+    return min(o0 + LANES * (i / PAIRS), p.n - 1u) + (i % PAIRS) * p.n;
+}
+
+fn store(o: u32, a: f32, b: f32, s: f32) {
+    if (o < p.n) { finish(o, a, b, s); }
+}
 
 @compute @workgroup_size(8)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let outs = ROWS / PAIRS;
-    let o0 = (wid.x + wid.y * nwg.x) * outs * LANES + lid;
-    // Lanes take neighbouring outputs; outputs past the end repeat the last one and are not stored.
-    // Row i is output o0 + LANES·(i / PAIRS), or its up row (n further on) when i is odd in a pair.
-    var rows: array<u32, ROWS>;
-    for (var i = 0u; i < ROWS; i++) {
-        rows[i] = min(o0 + LANES * (i / PAIRS), p.n - 1u) + (i % PAIRS) * p.n;
-    }
+    let o0 = (wid.x + wid.y * nwg.x) * (8u / PAIRS) * LANES + lid;
+    let r0 = row_of(o0, 0u);
+    let r1 = row_of(o0, 1u);
+    let r2 = row_of(o0, 2u);
+    let r3 = row_of(o0, 3u);
+    let r4 = row_of(o0, 4u);
+    let r5 = row_of(o0, 5u);
+    let r6 = row_of(o0, 6u);
+    let r7 = row_of(o0, 7u);
     let s = norm_scale();
-    var acc: array<f32, ROWS>;
+    var a0 = 0.0;
+    var a1 = 0.0;
+    var a2 = 0.0;
+    var a3 = 0.0;
+    var a4 = 0.0;
+    var a5 = 0.0;
+    var a6 = 0.0;
+    var a7 = 0.0;
     for (var b = 0u; b < p.nb; b++) {
-        // d·Σ q·x + m·Σ x per row: the scale and minimum out of the inner loop. Zeroed by an
-        // explicit initializer: Chromium's SwiftShader kept the previous iteration's values for a
-        // plain `var` declared in the loop (WGSL zero-initializes it on every iteration).
-        var dq = array<vec4<f32>, ROWS>();
-        var sx = vec4<f32>(0.0);
-        for (var j = 0u; j < 4u; j++) {
-            let xa = xin(b * 8u + j * 2u);
-            let xb = xin(b * 8u + j * 2u + 1u);
-            if (HAS_MIN) { sx += xa + xb; }
-            for (var i = 0u; i < ROWS; i++) {
-                let w = weights8_raw((rows[i] * p.nb + b) * 4u + j);
-                dq[i] += w.lo * xa + w.hi * xb;
-            }
-        }
-        let sxs = (sx.x + sx.y) + (sx.z + sx.w);
-        for (var i = 0u; i < ROWS; i++) {
-            let sm = block_scale(rows[i] * p.nb + b);
-            var r = sm.x * ((dq[i].x + dq[i].y) + (dq[i].z + dq[i].w));
-            if (HAS_MIN) { r += sm.y * sxs; }
-            acc[i] += r;
-        }
+        let x = load_block(b);
+        var sx = 0.0;
+        if (HAS_MIN) { sx = sum4(x.a0 + x.b0 + x.a1 + x.b1 + x.a2 + x.b2 + x.a3 + x.b3); }
+        a0 += dot_block(r0, b, x, sx);
+        a1 += dot_block(r1, b, x, sx);
+        a2 += dot_block(r2, b, x, sx);
+        a3 += dot_block(r3, b, x, sx);
+        a4 += dot_block(r4, b, x, sx);
+        a5 += dot_block(r5, b, x, sx);
+        a6 += dot_block(r6, b, x, sx);
+        a7 += dot_block(r7, b, x, sx);
     }
-    for (var i = 0u; i < outs; i++) {
-        let o = o0 + LANES * i;
-        if (o < p.n) { finish(o, acc[i * PAIRS], acc[i * PAIRS + PAIRS - 1u], s); }
+    if (PAIRS == 2u) {
+        store(o0, a0, a1, s);
+        store(o0 + LANES, a2, a3, s);
+        store(o0 + 2u * LANES, a4, a5, s);
+        store(o0 + 3u * LANES, a6, a7, s);
+    } else {
+        store(o0, a0, 0.0, s);
+        store(o0 + LANES, a1, 0.0, s);
+        store(o0 + 2u * LANES, a2, 0.0, s);
+        store(o0 + 3u * LANES, a3, 0.0, s);
+        store(o0 + 4u * LANES, a4, 0.0, s);
+        store(o0 + 5u * LANES, a5, 0.0, s);
+        store(o0 + 6u * LANES, a6, 0.0, s);
+        store(o0 + 7u * LANES, a7, 0.0, s);
     }
 }
