@@ -11,3 +11,12 @@ struct W8 {
 fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 64u;
 }
+
+// The 32 inputs of one weight block as 8 vec4s: group j's values 8j .. 8j+3 in aj, 8j+4 .. 8j+7 in
+// bj (named members, not an array: a software compiler that does not unroll keeps arrays in memory).
+struct Xs {
+    a0: vec4<f32>, b0: vec4<f32>,
+    a1: vec4<f32>, b1: vec4<f32>,
+    a2: vec4<f32>, b2: vec4<f32>,
+    a3: vec4<f32>, b3: vec4<f32>,
+}

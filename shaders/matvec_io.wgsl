@@ -39,3 +39,29 @@ fn finish(o: u32, a: f32, b: f32, s: f32) {
     if (ADD) { v += y[o]; }
     y[o] = v;
 }
+
+// x of block b (32 values), times the norm's weights when it is fused in.
+fn load_block(b: u32) -> Xs {
+    let o = b * 8u;
+    return Xs(xin(o), xin(o + 1u), xin(o + 2u), xin(o + 3u), xin(o + 4u), xin(o + 5u), xin(o + 6u), xin(o + 7u));
+}
+
+fn sum4(v: vec4<f32>) -> f32 {
+    return (v.x + v.y) + (v.z + v.w);
+}
+
+// Σ x of a block, for the minimum term (0 where the format has no minimum).
+fn block_sx(x: Xs) -> f32 {
+    if (!HAS_MIN) { return 0.0; }
+    return sum4(x.a0 + x.b0 + x.a1 + x.b1 + x.a2 + x.b2 + x.a3 + x.b3);
+}
+
+// Σ w·x over block b of `row`, with the scale and minimum out of the inner loop:
+// Σ (d·q + m)·x = d·Σ q·x + m·Σ x (sx = Σ x of the block).
+fn dot_block(row: u32, b: u32, x: Xs, sx: f32) -> f32 {
+    let blk = row * p.nb + b;
+    let sm = block_scale(blk);
+    var r = sm.x * dot_raw(blk, x);
+    if (HAS_MIN) { r += sm.y * sx; }
+    return r;
+}

@@ -6,40 +6,6 @@
 // compiler that does not unroll loops would keep an indexed array in memory.
 const LANES: u32 = 8u;
 
-// x of one block (32 values), times the norm's weights when it is fused in: group j's values
-// 8j .. 8j+3 in aj, 8j+4 .. 8j+7 in bj.
-struct Xs {
-    a0: vec4<f32>, b0: vec4<f32>,
-    a1: vec4<f32>, b1: vec4<f32>,
-    a2: vec4<f32>, b2: vec4<f32>,
-    a3: vec4<f32>, b3: vec4<f32>,
-}
-
-fn load_block(b: u32) -> Xs {
-    let o = b * 8u;
-    return Xs(xin(o), xin(o + 1u), xin(o + 2u), xin(o + 3u), xin(o + 4u), xin(o + 5u), xin(o + 6u), xin(o + 7u));
-}
-
-fn sum4(v: vec4<f32>) -> f32 {
-    return (v.x + v.y) + (v.z + v.w);
-}
-
-// Σ w·x over block b of `row`, with the scale and minimum out of the inner loop:
-// Σ (d·q + m)·x = d·Σ q·x + m·Σ x (sx = Σ x of the block).
-fn dot_block(row: u32, b: u32, x: Xs, sx: f32) -> f32 {
-    let blk = row * p.nb + b;
-    let w0 = weights8_raw(blk * 4u);
-    let w1 = weights8_raw(blk * 4u + 1u);
-    let w2 = weights8_raw(blk * 4u + 2u);
-    let w3 = weights8_raw(blk * 4u + 3u);
-    let dq = w0.lo * x.a0 + w0.hi * x.b0 + w1.lo * x.a1 + w1.hi * x.b1
-           + w2.lo * x.a2 + w2.hi * x.b2 + w3.lo * x.a3 + w3.hi * x.b3;
-    let sm = block_scale(blk);
-    var r = sm.x * sum4(dq);
-    if (HAS_MIN) { r += sm.y * sx; }
-    return r;
-}
-
 // Row i (0..8) of the invocation whose first output is o0: output o0 + LANES·(i / PAIRS), or its
 // up row (n further on) when i is odd in a pair. Outputs past the end repeat the last one.
 fn row_of(o0: u32, i: u32) -> u32 {
@@ -73,8 +39,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     var a7 = 0.0;
     for (var b = 0u; b < p.nb; b++) {
         let x = load_block(b);
-        var sx = 0.0;
-        if (HAS_MIN) { sx = sum4(x.a0 + x.b0 + x.a1 + x.b1 + x.a2 + x.b2 + x.a3 + x.b3); }
+        let sx = block_sx(x);
         a0 += dot_block(r0, b, x, sx);
         a1 += dot_block(r1, b, x, sx);
         a2 += dot_block(r2, b, x, sx);

@@ -12,7 +12,11 @@ fn block_scale(blk: u32) -> vec2<f32> {
 
 // The 8 codes q of group g = blk * 4 + j (weights 8j .. 8j+7 of block blk).
 fn weights8_raw(g: u32) -> W8 {
-    let w = w_q[g >> 2u][g & 3u];
+    return nibbles(w_q[g >> 2u][g & 3u]);
+}
+
+// The 8 codes of one word.
+fn nibbles(w: u32) -> W8 {
     let lo = vec4<f32>(vec4<u32>(w, w >> 4u, w >> 8u, w >> 12u) & vec4<u32>(15u));
     let hi = vec4<f32>(vec4<u32>(w >> 16u, w >> 20u, w >> 24u, w >> 28u) & vec4<u32>(15u));
     return W8(lo, hi);
@@ -22,4 +26,16 @@ fn weights8_raw(g: u32) -> W8 {
 fn weights8(g: u32, sm: vec2<f32>) -> W8 {
     let r = weights8_raw(g);
     return W8(r.lo * sm.x + sm.y, r.hi * sm.x + sm.y);
+}
+
+fn nib8(w: u32, a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
+    let q = nibbles(w);
+    return q.lo * a + q.hi * b;
+}
+
+// Σ q·x over block blk (its one vec4 loaded once).
+fn dot_raw(blk: u32, x: Xs) -> f32 {
+    let w = w_q[blk];
+    let d = nib8(w.x, x.a0, x.b0) + nib8(w.y, x.a1, x.b1) + nib8(w.z, x.a2, x.b2) + nib8(w.w, x.a3, x.b3);
+    return (d.x + d.y) + (d.z + d.w);
 }

@@ -25,3 +25,12 @@ fn weights8(g: u32, sm: vec2<f32>) -> W8 {
     let r = weights8_raw(g);
     return W8(r.lo * sm.x, r.hi * sm.x);
 }
+
+// Σ q·x over block blk (each of its 2 words loaded once).
+fn dot_raw(blk: u32, x: Xs) -> f32 {
+    let v0 = w_q[blk * 2u];
+    let v1 = w_q[blk * 2u + 1u];
+    let d = i8x4(v0.x) * x.a0 + i8x4(v0.y) * x.b0 + i8x4(v0.z) * x.a1 + i8x4(v0.w) * x.b1
+          + i8x4(v1.x) * x.a2 + i8x4(v1.y) * x.b2 + i8x4(v1.z) * x.a3 + i8x4(v1.w) * x.b3;
+    return (d.x + d.y) + (d.z + d.w);
+}
