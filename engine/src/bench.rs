@@ -115,6 +115,39 @@ pub async fn run(gpu: &Gpu, shapes: &[(usize, usize)], reps: u32) -> Result<Benc
     Ok(BenchReport { adapter: gpu.info.clone(), timer, reps, copy_gbps, copy_bytes, rows })
 }
 
+/// A report the CLI prints as JSON, a plain table or Markdown.
+pub trait Report: Serialize {
+    fn table(&self) -> String;
+    fn markdown(&self) -> String;
+}
+
+impl Report for BenchReport {
+    fn table(&self) -> String {
+        BenchReport::table(self)
+    }
+    fn markdown(&self) -> String {
+        BenchReport::markdown(self)
+    }
+}
+
+impl Report for ModelBench {
+    fn table(&self) -> String {
+        ModelBench::table(self)
+    }
+    fn markdown(&self) -> String {
+        ModelBench::markdown(self)
+    }
+}
+
+/// `head`, then a Markdown table.
+fn markdown_table(head: &str, header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
+    let mut s = format!("{head}\n\n| {} |\n|{}\n", header.join(" | "), "---|".repeat(header.len()));
+    for r in rows {
+        s += &format!("| {} |\n", r.join(" | "));
+    }
+    s
+}
+
 /// The adapter line every Markdown table starts with.
 fn adapter_line(a: &AdapterSummary) -> String {
     format!("Adapter: **{}** ({}, {}), matvec `{}`, prefill matmul `{}`", a.name, a.backend, a.device_type, a.matvec_kernel, a.matmul_kernel)
@@ -123,26 +156,24 @@ fn adapter_line(a: &AdapterSummary) -> String {
 impl BenchReport {
     /// The table as Markdown (README's performance section, `scripts/perf.sh`).
     pub fn markdown(&self) -> String {
-        let mut s = format!(
-            "{}. Matvec, median of {} ({} timer); copy kernel {:.2} GB/s.\n\n| precision | k × n | weight MB | µs | GB/s | of copy |\n|---|---|---|---|---|---|\n",
+        let head = format!(
+            "{}. Matvec, median of {} ({} timer); copy kernel {:.2} GB/s.",
             adapter_line(&self.adapter),
             self.reps,
             self.timer,
             self.copy_gbps
         );
-        for r in &self.rows {
-            s += &format!(
-                "| {} | {}×{} | {:.2} | {:.1} | {:.2} | {:.3} |\n",
-                r.precision.name(),
-                r.k,
-                r.n,
-                r.weight_bytes as f64 / 1e6,
-                r.median_us,
-                r.gbps,
-                r.ratio_to_copy
-            );
-        }
-        s
+        let rows = self.rows.iter().map(|r| {
+            vec![
+                r.precision.name().to_string(),
+                format!("{}×{}", r.k, r.n),
+                format!("{:.2}", r.weight_bytes as f64 / 1e6),
+                format!("{:.1}", r.median_us),
+                format!("{:.2}", r.gbps),
+                format!("{:.3}", r.ratio_to_copy),
+            ]
+        });
+        markdown_table(&head, &["precision", "k × n", "weight MB", "µs", "GB/s", "of copy"], rows)
     }
 
     /// Median time ratio of two precisions at one shape.
@@ -374,30 +405,28 @@ pub async fn model(
 impl ModelBench {
     /// The table as Markdown (README's performance section, `scripts/perf.sh`).
     pub fn markdown(&self) -> String {
-        let mut s = format!(
-            "{}. Model: {}; prefill {} tokens, decode {} tokens greedily; copy kernel {:.2} GB/s.\n\n\
-             | precision | prefill tok/s | decode tok/s | MB read/token | GB/s | of copy | dispatches/token | created/token |\n\
-             |---|---|---|---|---|---|---|---|\n",
+        let head = format!(
+            "{}. Model: {}; prefill {} tokens, decode {} tokens greedily; copy kernel {:.2} GB/s.",
             adapter_line(&self.adapter),
             self.model,
             self.prompt_tokens,
             self.decode_tokens,
             self.copy_gbps
         );
-        for r in &self.rows {
-            s += &format!(
-                "| {} | {:.1} | {:.2} | {:.1} | {:.2} | {:.3} | {} | {:.0} buffers, {:.0} bind groups |\n",
-                r.precision.name(),
-                r.prefill_tokens_per_second,
-                r.decode_tokens_per_second,
-                r.bytes_per_token as f64 / 1e6,
-                r.gbps,
-                r.roofline_ratio,
-                r.dispatches_per_token,
-                r.buffers_per_token,
-                r.bind_groups_per_token
-            );
-        }
+        let header = ["precision", "prefill tok/s", "decode tok/s", "MB read/token", "GB/s", "of copy", "dispatches/token", "created/token"];
+        let rows = self.rows.iter().map(|r| {
+            vec![
+                r.precision.name().to_string(),
+                format!("{:.1}", r.prefill_tokens_per_second),
+                format!("{:.2}", r.decode_tokens_per_second),
+                format!("{:.1}", r.bytes_per_token as f64 / 1e6),
+                format!("{:.2}", r.gbps),
+                format!("{:.3}", r.roofline_ratio),
+                r.dispatches_per_token.to_string(),
+                format!("{:.0} buffers, {:.0} bind groups", r.buffers_per_token, r.bind_groups_per_token),
+            ]
+        });
+        let mut s = markdown_table(&head, &header, rows);
         if let Some(r) = self.int4_over_fp16() {
             s += &format!("\nINT4 decode ÷ FP16 decode: **{r:.2}**\n");
         }

@@ -107,3 +107,28 @@ fn cli_generate_chat_answers_on_the_cpu_reference() {
     assert!(text.contains("Paris"), "{text}");
     assert!(v["decode_tokens_per_second"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn cli_bench_model_at_a_shape_reports_every_precision_and_creates_nothing_per_token() {
+    // Random weights at the tiny shape: no model file. On lavapipe in CI; skipped without a GPU.
+    if common::gpu().is_none() {
+        return;
+    }
+    let (code, out, err) = lowbit(&["bench", "model", "--shape", "tiny", "--prompt-tokens", "5", "--tokens", "4", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    for r in rows {
+        // 2 layers: 7 dispatches each, plus the embedding, the output head and the argmax.
+        assert_eq!(r["dispatches_per_token"], 17, "{r}");
+        assert_eq!(r["buffers_per_token"], 0.0, "{r}");
+        assert_eq!(r["bind_groups_per_token"], 0.0, "{r}");
+        assert!(r["decode_tokens_per_second"].as_f64().unwrap() > 0.0);
+        assert!(r["prefill_tokens_per_second"].as_f64().unwrap() > 0.0);
+        assert!(r["bytes_per_token"].as_u64().unwrap() > 0);
+    }
+    let (code, _, err) = lowbit(&["bench", "model", "--shape", "no-such-model"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("unknown shape"), "{err}");
+}

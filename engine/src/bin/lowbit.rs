@@ -277,15 +277,16 @@ fn bench_model(a: &Args) -> Result<()> {
     let gpu = pollster::block_on(Gpu::new())?;
     let (prompt, tokens) = (a.num("--prompt-tokens", 128usize)?, a.num("--tokens", 128usize)?);
     let report = pollster::block_on(bench::model(&gpu, &g, &name, &precisions, prompt.max(1), tokens.max(2)))?;
+    print_report(a, &report)
+}
+
+/// A report as JSON (`--json`), Markdown (`--markdown`) or a plain table.
+fn print_report(a: &Args, r: &impl bench::Report) -> Result<()> {
     if a.has("--json") {
-        print_json(&report)
-    } else if a.has("--markdown") {
-        print!("{}", report.markdown());
-        Ok(())
-    } else {
-        print!("{}", report.table());
-        Ok(())
+        return print_json(r);
     }
+    print!("{}", if a.has("--markdown") { r.markdown() } else { r.table() });
+    Ok(())
 }
 
 fn run(raw: &[String]) -> Result<()> {
@@ -316,15 +317,7 @@ fn run(raw: &[String]) -> Result<()> {
             // large ones to the page's shapes.
             let shapes = [&bench::BENCH_SHAPES[..], &[(8192, 8192), (16384, 4096)]].concat();
             let report = pollster::block_on(bench::run(&gpu, &shapes, a.num("--reps", 30u32)?))?;
-            if json {
-                print_json(&report)
-            } else if a.has("--markdown") {
-                print!("{}", report.markdown());
-                Ok(())
-            } else {
-                print!("{}", report.table());
-                Ok(())
-            }
+            print_report(&a, &report)
         }
         Some("selftest") => {
             let gpu = pollster::block_on(Gpu::new())?;
