@@ -121,24 +121,6 @@ pub trait Report: Serialize {
     fn markdown(&self) -> String;
 }
 
-impl Report for BenchReport {
-    fn table(&self) -> String {
-        BenchReport::table(self)
-    }
-    fn markdown(&self) -> String {
-        BenchReport::markdown(self)
-    }
-}
-
-impl Report for ModelBench {
-    fn table(&self) -> String {
-        ModelBench::table(self)
-    }
-    fn markdown(&self) -> String {
-        ModelBench::markdown(self)
-    }
-}
-
 /// `head`, then a Markdown table.
 fn markdown_table(head: &str, header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
     let mut s = format!("{head}\n\n| {} |\n|{}\n", header.join(" | "), "---|".repeat(header.len()));
@@ -154,8 +136,16 @@ fn adapter_line(a: &AdapterSummary) -> String {
 }
 
 impl BenchReport {
+    /// Median time ratio of two precisions at one shape.
+    pub fn time_ratio(&self, a: Precision, b: Precision, k: usize, n: usize) -> Option<f64> {
+        let t = |p| self.rows.iter().find(|r| r.precision == p && r.k == k && r.n == n).map(|r| r.median_us);
+        Some(t(a)? / t(b)?)
+    }
+}
+
+impl Report for BenchReport {
     /// The table as Markdown (README's performance section, `scripts/perf.sh`).
-    pub fn markdown(&self) -> String {
+    fn markdown(&self) -> String {
         let head = format!(
             "{}. Matvec, median of {} ({} timer); copy kernel {:.2} GB/s.",
             adapter_line(&self.adapter),
@@ -176,13 +166,7 @@ impl BenchReport {
         markdown_table(&head, &["precision", "k × n", "weight MB", "µs", "GB/s", "of copy"], rows)
     }
 
-    /// Median time ratio of two precisions at one shape.
-    pub fn time_ratio(&self, a: Precision, b: Precision, k: usize, n: usize) -> Option<f64> {
-        let t = |p| self.rows.iter().find(|r| r.precision == p && r.k == k && r.n == n).map(|r| r.median_us);
-        Some(t(a)? / t(b)?)
-    }
-
-    pub fn table(&self) -> String {
+    fn table(&self) -> String {
         let mut s = format!(
             "adapter: {} ({}, {})  matvec: {}  matmul: {}  timer: {}  reps: {}\ncopy kernel: {:.2} GB/s (read + write, {} MB)\n",
             self.adapter.name,
@@ -403,8 +387,16 @@ pub async fn model(
 }
 
 impl ModelBench {
+    /// INT4 decode speed over FP16's, when both ran.
+    pub fn int4_over_fp16(&self) -> Option<f64> {
+        let t = |p| self.rows.iter().find(|r| r.precision == p).map(|r| r.decode_tokens_per_second);
+        Some(t(Precision::Int4)? / t(Precision::Fp16)?)
+    }
+}
+
+impl Report for ModelBench {
     /// The table as Markdown (README's performance section, `scripts/perf.sh`).
-    pub fn markdown(&self) -> String {
+    fn markdown(&self) -> String {
         let head = format!(
             "{}. Model: {}; prefill {} tokens, decode {} tokens greedily; copy kernel {:.2} GB/s.",
             adapter_line(&self.adapter),
@@ -433,14 +425,8 @@ impl ModelBench {
         s
     }
 
-    /// INT4 decode speed over FP16's, when both ran.
-    pub fn int4_over_fp16(&self) -> Option<f64> {
-        let t = |p| self.rows.iter().find(|r| r.precision == p).map(|r| r.decode_tokens_per_second);
-        Some(t(Precision::Int4)? / t(Precision::Fp16)?)
-    }
-
     /// Plain-text table.
-    pub fn table(&self) -> String {
+    fn table(&self) -> String {
         let a = &self.adapter;
         let mut s = format!(
             "adapter: {} ({}, {})  matvec: {}  matmul: {}\nmodel: {}  prompt {} tokens, decode {} tokens  copy kernel: {:.2} GB/s\n",

@@ -70,6 +70,9 @@ impl Unit {
     }
 }
 
+/// Dispatches a profiled step may time: WebGPU allows 4096 queries per set, two per dispatch.
+const TIMED_DISPATCHES: u32 = 2000;
+
 /// Dequantize a tensor of `file` and requantize it to `p`.
 fn requantize(file: &[u8], t: &TensorInfo, p: Precision) -> Result<QuantMatrix> {
     let (rows, cols) = t.matrix_shape();
@@ -338,7 +341,7 @@ impl<'g> GpuBackend<'g> {
         let (reduce, tiling) = (self.gpu.reduce(), self.gpu.tiling());
         let mut v = vec![Kernel::Embedding(self.plan.embeddings)];
         for p in self.plan.precisions() {
-            v.extend(crate::gpu::Fuse::ALL.map(|f| Kernel::Matvec(p, reduce, f)));
+            v.extend(Fuse::ALL.map(|f| Kernel::Matvec(p, reduce, f)));
             v.push(Kernel::Matmul(p, tiling));
         }
         v.extend([
@@ -384,14 +387,11 @@ impl<'g> GpuBackend<'g> {
     }
 
     /// Run one decode step of `token` at position `pos` (and the greedy pick) with a timestamp
-    /// around every dispatch:
-    /// `(kernel, ms)` per dispatch, or None when the adapter has no timestamp queries. It writes
-    /// the KV cache at `pos`, like any step.
+    /// around every dispatch: `(kernel, ms)` per dispatch, or None when the adapter has no
+    /// timestamp queries. It writes the KV cache at `pos`, like any step.
     pub async fn profile_step(&mut self, token: u32, pos: usize) -> Result<Option<Vec<(Kernel, f64)>>> {
-        // WebGPU allows 4096 queries per set: two per dispatch.
-        const DISPATCHES: u32 = 2000;
         self.flush();
-        let Some(timer) = PassTimer::new(self.gpu, DISPATCHES).map(Rc::new) else { return Ok(None) };
+        let Some(timer) = PassTimer::new(self.gpu, TIMED_DISPATCHES).map(Rc::new) else { return Ok(None) };
         self.timer = Some(timer.clone());
         let cfg = self.cfg.clone();
         let logits = super::forward(&cfg, self, &[token], pos, false).and_then(|l| {
@@ -426,8 +426,8 @@ impl<'g> GpuBackend<'g> {
     fn rec(&mut self) -> &mut Recorder<'g> {
         let (gpu, binds, timer, decoding) = (self.gpu, &self.binds, &self.timer, self.run.decoding);
         self.rec.get_or_insert_with(|| match decoding {
-            true => Recorder::cached(gpu, binds.clone(), timer.clone(), 2000),
-            false => Recorder::new(gpu, timer.clone(), 2000),
+            true => Recorder::cached(gpu, binds.clone(), timer.clone(), TIMED_DISPATCHES),
+            false => Recorder::new(gpu, timer.clone(), TIMED_DISPATCHES),
         })
     }
 
@@ -467,7 +467,7 @@ impl<'g> GpuBackend<'g> {
         self.norms.get(&n).ok_or_else(|| Error::TensorNotFound(n.tensor_name()))
     }
 
-    /// Read `len` f32 of `buf` back (through the kept staging buffer).
+    /// Read `bytes` bytes of `buf` back (through the kept staging buffer).
     async fn read_back(&mut self, buf: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
         self.flush();
         let staging = match &self.run.staging {
