@@ -11,7 +11,7 @@ use lowbit::sampler::SamplerConfig;
 use lowbit::session::{Fit, ModelInfo, Progress, ReplyStats, Stage};
 use lowbit::plan::{Plan, Variant};
 use lowbit::KvPrecision;
-use lowbit::bench::DecodeProfile;
+use lowbit::bench::{DecodeProfile, ModelBench};
 use lowbit::inspect::{Inspection, LayerErrors, TensorEntry};
 use lowbit::lockstep::{CompareSettings, CompareStep, LaneSummary, Mode};
 use lowbit_app::protocol::{CachedModel, ErrorKind, Event, Request};
@@ -133,6 +133,10 @@ pub struct Store {
     pub compare_pending: RwSignal<bool>,
     pub profile_running: RwSignal<bool>,
     pub profiles: RwSignal<Vec<DecodeProfile>>,
+    /// The benchmark's prompt and decode lengths, whether it runs, and its last result.
+    pub bench_tokens: (RwSignal<usize>, RwSignal<usize>),
+    pub bench_running: RwSignal<bool>,
+    pub bench: RwSignal<Option<ModelBench>>,
     pub tensors: RwSignal<Vec<TensorEntry>>,
     pub inspect_running: RwSignal<bool>,
     pub inspection: RwSignal<Option<Inspection>>,
@@ -184,6 +188,9 @@ impl Store {
             compare_pending: RwSignal::new(false),
             profile_running: RwSignal::new(false),
             profiles: RwSignal::new(vec![]),
+            bench_tokens: (RwSignal::new(128), RwSignal::new(64)),
+            bench_running: RwSignal::new(false),
+            bench: RwSignal::new(None),
             tensors: RwSignal::new(vec![]),
             inspect_running: RwSignal::new(false),
             inspection: RwSignal::new(None),
@@ -212,6 +219,7 @@ impl Store {
             || self.compare_running.get()
             || self.kv_switching.get()
             || self.profile_running.get()
+            || self.bench_running.get()
             || self.inspect_running.get()
             || self.layers_running.get()
     }
@@ -239,6 +247,19 @@ impl Store {
         self.error.set(None);
         self.profile_running.set(true);
         send(&Request::Profile, None);
+    }
+
+    /// Benchmark the loaded model at FP16, INT8 and INT4 (prefill and greedy decode).
+    pub fn run_bench(&self) {
+        let Some(name) = self.model.get_untracked().map(|m| m.name) else { return };
+        if !self.can_chat() {
+            return;
+        }
+        self.error.set(None);
+        self.bench_running.set(true);
+        let precisions = vec![lowbit::Precision::Fp16, lowbit::Precision::Int8, lowbit::Precision::Int4];
+        let (prompt_tokens, decode_tokens) = (self.bench_tokens.0.get_untracked(), self.bench_tokens.1.get_untracked());
+        send(&Request::Bench { name, precisions, prompt_tokens, decode_tokens }, None);
     }
 
     pub fn inspect(&self, tensor: &str) {
@@ -482,6 +503,7 @@ impl Store {
                 self.quality.set(None);
                 self.compare.set(None);
                 self.profiles.set(vec![]);
+                self.bench.set(None);
                 self.inspection.set(None);
                 self.layer_errors.set(None);
                 self.messages.set(vec![]);
@@ -568,6 +590,12 @@ impl Store {
                     v.push(profile);
                 });
             }
+            Event::Bench { bench } => {
+                self.bench_running.set(false);
+                self.bench.set(Some(bench));
+                // The benchmark overwrote the KV cache: the next reply reads the conversation again.
+                self.last_stats.set(None);
+            }
             Event::Tensors { tensors } => self.tensors.set(tensors),
             Event::LayerErrors { errors } => {
                 self.layers_running.set(false);
@@ -606,6 +634,7 @@ impl Store {
         self.compare_running.set(false);
         self.kv_switching.set(false);
         self.profile_running.set(false);
+        self.bench_running.set(false);
         self.inspect_running.set(false);
         self.layers_running.set(false);
         self.switching.set(None);

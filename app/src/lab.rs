@@ -218,6 +218,7 @@ pub fn SpeedPanel() -> impl IntoView {
                     {move || format!("Profile a decode step at {}", plan_short(&store.plan.get().code()))}</button>
                 <span class="status">{move || store.profile_running.get().then_some("profiling…")}</span>
             </div>
+            <BenchPanel/>
             {move || {
                 let compare = store.compare.get().and_then(|c| c.summaries);
                 let profiles = store.profiles.get();
@@ -263,6 +264,59 @@ pub fn SpeedPanel() -> impl IntoView {
                 }
             })}
         </section>
+    }
+}
+
+/// The model benchmark in the page: what `lowbit bench model` prints natively, on the loaded
+/// model and this browser's GPU. `bench-result` holds the report as JSON for scripts.
+#[component]
+fn BenchPanel() -> impl IntoView {
+    let store = expect_context::<Store>();
+    let (prompt, decode) = store.bench_tokens;
+    view! {
+        <h3>"Benchmark: prefill and decode at every precision"</h3>
+        <p class="explain">"Reads a prompt, then writes tokens greedily, at FP16, INT8 and INT4 in turn, on this model \
+            and this GPU. Tokens per second are wall-clock time, so they include everything the browser does per \
+            token. The conversation stays on screen; the next reply reads it again."</p>
+        <div class="row">
+            <label>"prompt tokens "
+                <input type="number" min="1" max="1024" data-testid="bench-prompt-tokens" prop:value=move || prompt.get().to_string()
+                    on:change=move |ev| { if let Ok(v) = event_target_value(&ev).parse::<usize>() { prompt.set(v.clamp(1, 1024)) } }/></label>
+            <label>"decode tokens "
+                <input type="number" min="2" max="1024" data-testid="bench-decode-tokens" prop:value=move || decode.get().to_string()
+                    on:change=move |ev| { if let Ok(v) = event_target_value(&ev).parse::<usize>() { decode.set(v.clamp(2, 1024)) } }/></label>
+            <button data-testid="bench-run" disabled=move || !store.can_chat() on:click=move |_| store.run_bench()>"Run the benchmark"</button>
+            <span class="status">{move || store.bench_running.get().then_some("benchmarking FP16, INT8 and INT4…")}</span>
+        </div>
+        {move || store.bench.get().map(|b| {
+            let json = serde_json::to_string_pretty(&b).unwrap_or_default();
+            let ratio = b.int4_over_fp16();
+            view! {
+                <table data-testid="model-bench-table">
+                    <caption>{format!(
+                        "{} ({}): prompt {} tokens, {} decoded; copy kernel {:.2} GB/s; matvec kernel {}, matmul {}",
+                        b.adapter.name, b.adapter.backend, b.prompt_tokens, b.decode_tokens, b.copy_gbps, b.adapter.matvec_kernel, b.adapter.matmul_kernel
+                    )}</caption>
+                    <thead><tr><th>"precision"</th><th class="num">"prefill tok/s"</th><th class="num">"decode tok/s"</th>
+                        <th class="num">"MB read / token"</th><th class="num">"GB/s"</th><th class="num">"of copy"</th>
+                        <th class="num">"dispatches / token"</th><th class="num">"GPU objects made / token"</th></tr></thead>
+                    <tbody>{b.rows.iter().map(|r| view! {
+                        <tr data-testid="model-bench-row" data-plan=r.precision.name()>
+                            <td>{r.precision.name().to_uppercase()}</td>
+                            <td class="num">{format!("{:.1}", r.prefill_tokens_per_second)}</td>
+                            <td class="num" data-testid="model-bench-decode-tps">{format!("{:.2}", r.decode_tokens_per_second)}</td>
+                            <td class="num">{format!("{:.1}", r.bytes_per_token as f64 / 1e6)}</td>
+                            <td class="num">{format!("{:.2}", r.gbps)}</td>
+                            <td class="num">{format!("{:.1}%", r.roofline_ratio * 100.0)}</td>
+                            <td class="num">{r.dispatches_per_token}</td>
+                            <td class="num">{format!("{:.0}", r.buffers_per_token + r.bind_groups_per_token)}</td>
+                        </tr>
+                    }).collect_view()}</tbody>
+                </table>
+                {ratio.map(|r| view! { <p data-testid="bench-ratio">{format!("INT4 decodes {r:.2}× as fast as FP16 here.")}</p> })}
+                <details><summary>"The report as JSON"</summary><pre data-testid="bench-result">{json}</pre></details>
+            }
+        })}
     }
 }
 

@@ -7,7 +7,7 @@ use lowbit::gpu::AdapterSummary;
 use lowbit::quality::Quality;
 use lowbit::sampler::SamplerConfig;
 use lowbit::session::{Fit, ModelInfo, Progress, ReplyStats};
-use lowbit::bench::DecodeProfile;
+use lowbit::bench::{DecodeProfile, ModelBench};
 use lowbit::inspect::{Inspection, LayerErrors, TensorEntry};
 use lowbit::lockstep::{CompareSettings, CompareStep, LaneSummary};
 use lowbit::plan::{Plan, Variant};
@@ -41,6 +41,10 @@ pub enum Request {
     Compare { settings: CompareSettings },
     /// Time one decode step at the current plan, per kernel, with the copy bandwidth.
     Profile,
+    /// The model benchmark on the loaded model (`lowbit bench model` in the page): prefill
+    /// `prompt_tokens`, decode `decode_tokens` greedily, at each of `precisions`; the plan, KV
+    /// format and conversation are kept (the next reply prefills the conversation again).
+    Bench { name: String, precisions: Vec<lowbit::Precision>, prompt_tokens: usize, decode_tokens: usize },
     /// Histograms and requantization errors of one weight tensor.
     Inspect { tensor: String },
     /// Each layer's output error at `variants` vs FP16 on `text`.
@@ -130,6 +134,7 @@ pub enum Event {
     CompareStep { step: CompareStep },
     CompareDone { summaries: Vec<LaneSummary>, stopped: bool },
     Profile { profile: DecodeProfile },
+    Bench { bench: ModelBench },
     /// The loaded model's weight tensors (sent after `Loaded`).
     Tensors { tensors: Vec<TensorEntry> },
     Inspection { inspection: Inspection },

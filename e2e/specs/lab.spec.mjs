@@ -109,6 +109,28 @@ test('speed panel, inspector and a mixed-precision plan', async ({ page }, testI
   const kernels = await app.id('kernel-time-row').allTextContents();
   console.log(`kernel times: ${JSON.stringify(kernels)}`);
   expect(kernels.some((k) => k.startsWith('matvec_fp16'))).toBe(true);
+  // The model benchmark: prefill and greedy decode at FP16, INT8 and INT4 on the loaded model,
+  // its report as JSON (what `lowbit bench model --json` prints); the plan is kept.
+  await app.id('bench-prompt-tokens').fill('8');
+  await app.id('bench-prompt-tokens').dispatchEvent('change');
+  await app.id('bench-decode-tokens').fill('4');
+  await app.id('bench-decode-tokens').dispatchEvent('change');
+  await app.id('bench-run').click();
+  await expect(app.id('model-bench-row')).toHaveCount(3, { timeout: LONG });
+  const bench = JSON.parse(await app.id('bench-result').textContent());
+  console.log(`model bench: ${JSON.stringify(bench.rows.map((r) => [r.precision, r.prefill_tokens_per_second, r.decode_tokens_per_second]))}`);
+  expect(bench.rows.map((r) => r.precision)).toEqual(['fp16', 'int8', 'int4']);
+  expect([bench.prompt_tokens, bench.decode_tokens]).toEqual([8, 4]);
+  for (const r of bench.rows) {
+    expect(r.decode_tokens_per_second).toBeGreaterThan(0);
+    expect(r.prefill_tokens_per_second).toBeGreaterThan(0);
+    // 2 layers: 7 dispatches a layer + 3; nothing made per token after the first.
+    expect(r.dispatches_per_token).toBe(17);
+    expect([r.buffers_per_token, r.bind_groups_per_token]).toEqual([0, 0]);
+  }
+  expect(bench.rows[2].bytes_per_token).toBeLessThan(bench.rows[0].bytes_per_token / 2);
+  await expect(app.id('bench-ratio')).toContainText('INT4 decodes');
+  await expect(app.id('precision-fp16')).toHaveAttribute('aria-pressed', 'true');
   await app.id('speed-panel').scrollIntoViewIfNeeded();
   await app.screenshot(testInfo, 'speed');
   // Inspector: a Q4_1 matrix; INT4 finds the file's own blocks again (zero error).

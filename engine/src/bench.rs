@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::gpu::{ops::Recorder, AdapterSummary, Gpu, PassTimer, Reduce, Tiling};
 use crate::util::{median, now_ms, Rng};
-use crate::{Precision, QuantMatrix, Result};
+use crate::{Error, Precision, QuantMatrix, Result};
 
 /// Benchmark shapes, inputs × outputs (k × n).
 pub const BENCH_SHAPES: [(usize, usize); 3] = [(576, 1536), (2048, 2048), (4096, 4096)];
@@ -283,7 +283,7 @@ pub async fn tune(gpu: &Gpu) -> Result<(Reduce, Tiling)> {
 }
 
 /// One precision of a model benchmark.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelBenchRow {
     pub precision: Precision,
     pub prefill_tokens_per_second: f64,
@@ -302,7 +302,7 @@ pub struct ModelBenchRow {
     pub kernels: Vec<KernelTime>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelBench {
     pub adapter: AdapterSummary,
     pub model: String,
@@ -315,7 +315,8 @@ pub struct ModelBench {
 /// Prefill `prompt_tokens` tokens, then decode `decode_tokens` greedily, at each precision:
 /// tokens per second, bytes and GB/s, the roofline ratio against the copy kernel, dispatches and
 /// GPU objects created per decode step, and one decode step's GPU time by kernel. Every pipeline
-/// is compiled and run once before anything is timed.
+/// is compiled and run once before anything is timed. One backend is loaded and switched from
+/// precision to precision (as the page does).
 pub async fn model(
     gpu: &Gpu,
     g: &crate::gguf::Gguf<'_>,
@@ -324,14 +325,36 @@ pub async fn model(
     prompt_tokens: usize,
     decode_tokens: usize,
 ) -> Result<ModelBench> {
-    use crate::model::{forward, gpu::GpuBackend, Backend, Config};
+    let first = *precisions.first().ok_or_else(|| Error::Usage("no precision to benchmark".into()))?;
+    let mut b = crate::model::gpu::GpuBackend::load(gpu, g, first, prompt_tokens + decode_tokens + 2)?;
+    model_on(&mut b, g, name, precisions, prompt_tokens, decode_tokens).await
+}
+
+/// [`model`] on a loaded backend, whose precision it switches (and leaves at the last one) and
+/// whose KV cache it overwrites.
+pub async fn model_on(
+    b: &mut crate::model::gpu::GpuBackend<'_>,
+    g: &crate::gguf::Gguf<'_>,
+    name: &str,
+    precisions: &[Precision],
+    prompt_tokens: usize,
+    decode_tokens: usize,
+) -> Result<ModelBench> {
+    use crate::model::{forward, Backend, Config};
+    let gpu = b.gpu;
     let cfg = Config::from_gguf(g)?;
-    let n_ctx = prompt_tokens + decode_tokens + 2;
+    let n_ctx = b.n_ctx;
+    if prompt_tokens == 0 || decode_tokens == 0 || prompt_tokens + decode_tokens + 2 > n_ctx {
+        return Err(Error::Usage(format!(
+            "the benchmark needs 1 or more prompt and decode tokens, {} in all with 2 of warm-up, within the context of {n_ctx}",
+            prompt_tokens + decode_tokens + 2
+        )));
+    }
     let prompt: Vec<u32> = (0..prompt_tokens).map(|i| ((i * 7919 + 13) % cfg.vocab) as u32).collect();
     let mut rows = Vec::new();
     let mut copy_gbps = 0.0;
     for &p in precisions {
-        let mut b = GpuBackend::load(gpu, g, p, n_ctx)?;
+        b.set_precision(g, p)?;
         if copy_gbps == 0.0 {
             // The copy yardstick over as many bytes as a decode step reads.
             let limit = gpu.info.max_storage_buffer_binding_size.min(gpu.info.max_buffer_size);
@@ -341,14 +364,14 @@ pub async fn model(
             gpu.pipeline(k);
         }
         // Warm-up: a short prefill and two decode steps run every kernel once.
-        let l = forward(&cfg, &mut b, &prompt[..prompt_tokens.min(4)], 0, false)?;
+        let l = forward(&cfg, b, &prompt[..prompt_tokens.min(4)], 0, false)?;
         let t = b.argmax(&l).await?;
         for pos in 4..6 {
-            let l = forward(&cfg, &mut b, &[t], pos, false)?;
+            let l = forward(&cfg, b, &[t], pos, false)?;
             b.argmax(&l).await?;
         }
         let t0 = now_ms();
-        let l = forward(&cfg, &mut b, &prompt, 0, false)?;
+        let l = forward(&cfg, b, &prompt, 0, false)?;
         let mut next = b.argmax(&l).await?;
         let prefill_s = (now_ms() - t0) / 1e3;
         let mut pos = prompt_tokens;
@@ -358,7 +381,7 @@ pub async fn model(
                 // Objects are counted from the second step on: the first may make its buffers.
                 (created0, t1) = (gpu.created(), now_ms());
             }
-            let l = forward(&cfg, &mut b, &[next], pos, false)?;
+            let l = forward(&cfg, b, &[next], pos, false)?;
             next = b.argmax(&l).await?;
             pos += 1;
         }

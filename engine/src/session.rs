@@ -551,6 +551,15 @@ impl<'g> Session<'g> {
 }
 
 impl<'g> Session<'g> {
+    /// The model benchmark ([`crate::bench::model_on`]) on the loaded model: prefill
+    /// `prompt_tokens` and decode `decode_tokens` greedily at each precision. Uses the KV cache
+    /// like [`Session::quality`] and restores the precision and KV format afterwards.
+    pub async fn bench(&mut self, name: &str, precisions: &[crate::Precision], prompt_tokens: usize, decode_tokens: usize) -> Result<crate::bench::ModelBench> {
+        self.with_backend(async |b, g| crate::bench::model_on(b, g, name, precisions, prompt_tokens, decode_tokens).await).await
+    }
+}
+
+impl<'g> Session<'g> {
     /// Each layer's output error at `variants` vs FP16 on `text` (cut to `max_tokens`). Uses the
     /// KV cache like [`Session::quality`] and restores the precision and KV format afterwards.
     pub async fn layer_errors(

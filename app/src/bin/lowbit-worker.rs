@@ -257,6 +257,11 @@ async fn run(req: Request, file: Option<web_sys::File>) -> Result<(), Fail> {
             post(&Event::Profile { profile });
             Ok(())
         }
+        Request::Bench { name, precisions, prompt_tokens, decode_tokens } => {
+            let bench = with_session(async |s| Ok(s.bench(&name, &precisions, prompt_tokens, decode_tokens).await?)).await?;
+            post(&Event::Bench { bench });
+            Ok(())
+        }
         Request::Inspect { tensor } => {
             let inspection = with_session(async |s| Ok(lowbit::inspect::inspect(&s.gguf()?, &tensor, 48)?)).await?;
             post(&Event::Inspection { inspection });
