@@ -28,6 +28,7 @@ const headers = trunkHeaders();
 const types = {
   '.html': 'text/html; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
   '.wasm': 'application/wasm',
   '.css': 'text/css; charset=utf-8',
   '.json': 'application/json',
@@ -52,7 +53,13 @@ function fileIn(dir, urlPath) {
   }
 }
 
+/// The wllama peer page of the page benchmark (scripts/bench-page.sh) and wllama's own files.
+const peer = join(root, 'e2e', 'bench', 'peer');
+const wllama = join(root, 'e2e', 'node_modules', '@wllama', 'wllama', 'esm');
+
 function fileFor(urlPath) {
+  if (urlPath.startsWith('/peer/wllama/')) return fileIn(wllama, urlPath.slice('/peer/wllama'.length));
+  if (urlPath.startsWith('/peer/')) return fileIn(peer, urlPath.slice('/peer'.length));
   return (urlPath.startsWith('/models/') && fileIn(www, urlPath)) || fileIn(dist, urlPath);
 }
 

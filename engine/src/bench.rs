@@ -308,6 +308,11 @@ pub struct ModelBench {
     pub model: String,
     pub prompt_tokens: usize,
     pub decode_tokens: usize,
+    /// The prompt's token ids ([`prompt_ids`] or [`text_prompt`]).
+    pub prompt: Vec<u32>,
+    /// The prompt as text when it came from the model's tokenizer ([`text_prompt`]), so a peer
+    /// runtime can read the same prompt.
+    pub prompt_text: Option<String>,
     pub copy_gbps: f64,
     pub rows: Vec<ModelBenchRow>,
 }
@@ -327,7 +332,41 @@ pub async fn model(
 ) -> Result<ModelBench> {
     let first = *precisions.first().ok_or_else(|| Error::Usage("no precision to benchmark".into()))?;
     let mut b = crate::model::gpu::GpuBackend::load(gpu, g, first, prompt_tokens + decode_tokens + 2)?;
-    model_on(&mut b, g, name, precisions, prompt_tokens, decode_tokens).await
+    // A model file's own tokenizer makes a text prompt; a bare shape has none.
+    let prompt = match crate::tokenizer::Tokenizer::from_gguf(g) {
+        Ok(tok) => text_prompt(&tok, prompt_tokens),
+        Err(_) => (prompt_ids(b.cfg.vocab, prompt_tokens), None),
+    };
+    model_on(&mut b, g, name, precisions, prompt, decode_tokens).await
+}
+
+/// What the benchmark's text prompt is cut from (repeated as needed).
+const PROMPT_TEXT: &str = "The history of the bicycle begins in the early nineteenth century, when inventors in \
+    Europe tried to build a machine that a person could ride without a horse. The first designs had no \
+    pedals: riders pushed along the ground with their feet. Pedals, chains, air-filled tyres and gears came \
+    later, each one making the machine faster, safer or more comfortable. ";
+
+/// A prompt of exactly `n` tokens of English text for `tok`: the ids (with the model's BOS when it
+/// has one) and the text they decode to, which a peer runtime tokenizes back to the same ids.
+pub fn text_prompt(tok: &crate::tokenizer::Tokenizer, n: usize) -> (Vec<u32>, Option<String>) {
+    let mut text = String::from(PROMPT_TEXT);
+    let mut ids = tok.encode_with_bos(&text, false);
+    // Each repetition adds tokens (a tokenizer that makes none gives a shorter prompt).
+    for _ in 0..n {
+        if ids.len() >= n {
+            break;
+        }
+        text.push_str(PROMPT_TEXT);
+        ids = tok.encode_with_bos(&text, false);
+    }
+    ids.truncate(n);
+    let body: Vec<u32> = ids.iter().copied().filter(|&id| Some(id) != tok.bos).collect();
+    (ids, Some(tok.decode(&body)))
+}
+
+/// The benchmark's prompt: `n` token ids spread over the vocabulary (the same on every run).
+pub fn prompt_ids(vocab: usize, n: usize) -> Vec<u32> {
+    (0..n).map(|i| ((i * 7919 + 13) % vocab) as u32).collect()
 }
 
 /// [`model`] on a loaded backend, whose precision it switches (and leaves at the last one) and
@@ -337,12 +376,13 @@ pub async fn model_on(
     g: &crate::gguf::Gguf<'_>,
     name: &str,
     precisions: &[Precision],
-    prompt_tokens: usize,
+    (prompt, prompt_text): (Vec<u32>, Option<String>),
     decode_tokens: usize,
 ) -> Result<ModelBench> {
-    use crate::model::{forward, Backend, Config};
+    use crate::model::{forward, Backend};
+    let prompt_tokens = prompt.len();
     let gpu = b.gpu;
-    let cfg = Config::from_gguf(g)?;
+    let cfg = b.cfg.clone();
     let n_ctx = b.n_ctx;
     if prompt_tokens == 0 || decode_tokens == 0 || prompt_tokens + decode_tokens + 2 > n_ctx {
         return Err(Error::Usage(format!(
@@ -350,7 +390,6 @@ pub async fn model_on(
             prompt_tokens + decode_tokens + 2
         )));
     }
-    let prompt: Vec<u32> = (0..prompt_tokens).map(|i| ((i * 7919 + 13) % cfg.vocab) as u32).collect();
     let mut rows = Vec::new();
     let mut copy_gbps = 0.0;
     for &p in precisions {
@@ -406,7 +445,7 @@ pub async fn model_on(
         });
     }
     gpu.check()?;
-    Ok(ModelBench { adapter: gpu.info.clone(), model: name.to_string(), prompt_tokens, decode_tokens, copy_gbps, rows })
+    Ok(ModelBench { adapter: gpu.info.clone(), model: name.to_string(), prompt_tokens, decode_tokens, prompt, prompt_text, copy_gbps, rows })
 }
 
 impl ModelBench {

@@ -56,3 +56,17 @@ fn stream_decoder_never_splits_a_character() {
     assert!(tok.token_bytes(im_end).is_empty());
     assert!(tok.is_stop(im_end));
 }
+
+#[test]
+fn the_benchmark_prompt_is_exactly_n_tokens_and_its_text_tokenizes_back_to_them() {
+    let Some((bytes,)) = smollm() else { return };
+    let g = Gguf::parse(&bytes).unwrap();
+    let tok = Tokenizer::from_gguf(&g).unwrap();
+    for n in [1, 7, 128, 300] {
+        let (ids, text) = lowbit::bench::text_prompt(&tok, n);
+        let text = text.expect("a tokenizer gives a text prompt");
+        assert_eq!(ids.len(), n);
+        // What a peer runtime (llama.cpp) reads: the text, with the model's BOS rule.
+        assert_eq!(tok.encode_with_bos(&text, false), ids, "n = {n}: {text:?}");
+    }
+}
