@@ -38,7 +38,7 @@ test('every kernel passes the self-test on WebGPU', async ({ page }, testInfo) =
       expect(kernels).toContain(`matvec_${p}_rows${f}:${p}`);
     }
   }
-  for (const k of ['rmsnorm', 'silu_mul', 'add', 'argmax', 'attention', 'attention_kv_int8', 'rope_store_kv_f32', 'rope_neox_store_kv_int8']) {
+  for (const k of ['rmsnorm', 'silu_mul', 'add', 'argmax', 'sample', 'attention', 'attention_kv_int8', 'rope_store_kv_f32', 'rope_neox_store_kv_int8']) {
     expect(kernels).toContain(`${k}:f32`);
   }
   expect(app.errors).toEqual([]);

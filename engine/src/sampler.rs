@@ -45,59 +45,100 @@ impl Sampler {
         self.cfg.temperature <= 0.0 && self.cfg.repetition_penalty == 1.0
     }
 
-    /// Pick the next token from `logits` given the tokens so far.
-    pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> u32 {
+    /// The settings of the next draw given the tokens so far: the distinct recent tokens the
+    /// penalty applies to, and the uniform number the draw uses (taken from the seeded generator
+    /// only when the draw is random, so every backend consumes it alike).
+    pub fn draw(&mut self, history: &[u32]) -> Draw {
         let c = &self.cfg;
-        let mut l = logits.to_vec();
+        let mut recent = Vec::new();
         if c.repetition_penalty != 1.0 {
             let start = history.len().saturating_sub(c.repeat_last_n);
-            let mut seen = history[start..].to_vec();
-            seen.sort_unstable();
-            seen.dedup();
-            for &t in &seen {
-                if let Some(v) = l.get_mut(t as usize) {
-                    *v = if *v > 0.0 { *v / c.repetition_penalty } else { *v * c.repetition_penalty };
-                }
-            }
+            recent = history[start..].to_vec();
+            recent.sort_unstable();
+            recent.dedup();
         }
-        if c.temperature <= 0.0 {
-            return crate::model::argmax(&l) as u32;
+        let u = if c.temperature > 0.0 { self.rng.uniform() } else { 0.0 };
+        Draw {
+            recent,
+            penalty: c.repetition_penalty,
+            top_k: c.top_k,
+            top_p: c.top_p,
+            min_p: c.min_p,
+            temperature: c.temperature,
+            u,
         }
-        let mut cand: Vec<(u32, f32)> = l.iter().enumerate().map(|(i, &v)| (i as u32, v)).collect();
-        cand.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        if c.top_k > 0 {
-            cand.truncate(c.top_k);
-        }
-        let probs = |cand: &[(u32, f32)], t: f32| -> Vec<f64> {
-            let mx = cand[0].1;
-            let e: Vec<f64> = cand.iter().map(|&(_, v)| (((v - mx) / t) as f64).exp()).collect();
-            let s: f64 = e.iter().sum();
-            e.into_iter().map(|x| x / s).collect()
-        };
-        if c.top_p < 1.0 {
-            let p = probs(&cand, 1.0);
-            let mut acc = 0.0;
-            let keep = p.iter().position(|&x| {
-                acc += x;
-                acc >= c.top_p as f64
-            });
-            cand.truncate(keep.map_or(cand.len(), |k| k + 1));
-        }
-        if c.min_p > 0.0 {
-            let p = probs(&cand, 1.0);
-            let floor = p[0] * c.min_p as f64;
-            let keep = p.iter().take_while(|&&x| x >= floor).count().max(1);
-            cand.truncate(keep);
-        }
-        let p = probs(&cand, c.temperature);
-        let r = self.rng.uniform() as f64;
-        let mut acc = 0.0;
-        for (i, x) in p.iter().enumerate() {
-            acc += x;
-            if r < acc {
-                return cand[i].0;
-            }
-        }
-        cand[cand.len() - 1].0
     }
+
+    /// Pick the next token from `logits` given the tokens so far.
+    pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> u32 {
+        let d = self.draw(history);
+        sample(logits, &d)
+    }
+}
+
+/// One draw's settings ([`Sampler::draw`]): everything [`sample`] needs besides the logits, so a
+/// backend can draw where the logits are.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Draw {
+    /// Distinct tokens the repetition penalty applies to (empty when it is off).
+    pub recent: Vec<u32>,
+    pub penalty: f32,
+    /// 0 = every token.
+    pub top_k: usize,
+    pub top_p: f32,
+    pub min_p: f32,
+    /// 0 = greedy (after the penalty).
+    pub temperature: f32,
+    /// Uniform in [0, 1): the draw picks the first token whose cumulative probability exceeds it.
+    pub u: f32,
+}
+
+/// One draw from `logits` (the CPU reference of `sample.wgsl`), in llama.cpp's order: repetition
+/// penalty → top-k → top-p → min-p → temperature. Candidates are ranked by logit, then by id.
+pub fn sample(logits: &[f32], d: &Draw) -> u32 {
+    let mut l = logits.to_vec();
+    for &t in &d.recent {
+        if let Some(v) = l.get_mut(t as usize) {
+            *v = if *v > 0.0 { *v / d.penalty } else { *v * d.penalty };
+        }
+    }
+    if d.temperature <= 0.0 {
+        return crate::model::argmax(&l) as u32;
+    }
+    let mut cand: Vec<(u32, f32)> = l.iter().enumerate().map(|(i, &v)| (i as u32, v)).collect();
+    cand.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    if d.top_k > 0 {
+        cand.truncate(d.top_k);
+    }
+    let probs = |cand: &[(u32, f32)], t: f32| -> Vec<f64> {
+        let mx = cand[0].1;
+        let e: Vec<f64> = cand.iter().map(|&(_, v)| (((v - mx) / t) as f64).exp()).collect();
+        let s: f64 = e.iter().sum();
+        e.into_iter().map(|x| x / s).collect()
+    };
+    if d.top_p < 1.0 {
+        let p = probs(&cand, 1.0);
+        let mut acc = 0.0;
+        let keep = p.iter().position(|&x| {
+            acc += x;
+            acc >= d.top_p as f64
+        });
+        cand.truncate(keep.map_or(cand.len(), |k| k + 1));
+    }
+    if d.min_p > 0.0 {
+        let p = probs(&cand, 1.0);
+        let floor = p[0] * d.min_p as f64;
+        let keep = p.iter().take_while(|&&x| x >= floor).count().max(1);
+        cand.truncate(keep);
+    }
+    let p = probs(&cand, d.temperature);
+    let r = d.u as f64;
+    let mut acc = 0.0;
+    for (i, x) in p.iter().enumerate() {
+        acc += x;
+        if r < acc {
+            return cand[i].0;
+        }
+    }
+    cand[cand.len() - 1].0
 }

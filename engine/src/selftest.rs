@@ -98,6 +98,9 @@ pub enum Case {
     RopeStore { neox: bool, m: usize, heads: usize, kv_heads: usize, head_dim: usize, pos0: usize, kv: KvPrecision },
     Attention { m: usize, heads: usize, kv_heads: usize, head_dim: usize, pos0: usize, kv: KvPrecision },
     Argmax { n: usize },
+    /// One draw of the sampler: penalty, top-`k`, top-p, min-p and temperature (greedy after the
+    /// penalty when `k` is 1), over logits with ties at the top-k cut.
+    Sample { n: usize, k: usize },
 }
 
 /// One result row of the self-test.
@@ -130,6 +133,7 @@ impl Case {
             Case::Attention { kv: KvPrecision::F32, .. } => "attention".into(),
             Case::Attention { kv, .. } => format!("attention_kv_{kv}"),
             Case::Argmax { .. } => "argmax".into(),
+            Case::Sample { .. } => "sample".into(),
         }
     }
 
@@ -148,6 +152,8 @@ impl Case {
             Case::Rmsnorm { rows, d } => format!("{rows}x{d}"),
             Case::SiluMul { m, n } => format!("m{m} {n}"),
             Case::Add { len } | Case::Argmax { n: len } => format!("{len}"),
+            Case::Sample { n, k: 1 } => format!("{n} greedy"),
+            Case::Sample { n, k } => format!("{n} top-{k}"),
             Case::Attention { m, heads, kv_heads, head_dim, pos0, .. }
             | Case::RopeStore { m, heads, kv_heads, head_dim, pos0, .. } => {
                 format!("m{m} h{heads}/{kv_heads} d{head_dim} pos{pos0}")
@@ -176,6 +182,8 @@ pub fn standard_cases(subgroups: bool) -> Vec<Case> {
         Case::SiluMul { m: 3, n: 335 },
         Case::Add { len: 1003 },
         Case::Argmax { n: 1001 },
+        Case::Sample { n: 1001, k: 1 },
+        Case::Sample { n: 1001, k: 40 },
     ]);
     for kv in KvPrecision::ALL {
         // INT8 blocks run along a token's row: kv_heads · head_dim must be a multiple of 32.
@@ -390,6 +398,14 @@ pub async fn run_case(gpu: &Gpu, case: &Case, seed: u64) -> Result<Row> {
             decode = Some(Box::new(|w: &[u32]| vec![w[0] as f32]));
             (go, vec![crate::model::argmax(&x) as f32], vec![0.0])
         }
+        Case::Sample { n, k } => {
+            let (x, d) = sample_case(&mut rng, n, k);
+            let words = crate::gpu::ops::draw_words(&d);
+            let (gx, go, gd) = (gpu.storage_f32("x", &x)?, gpu.zeros("out", 1)?, gpu.storage_u32("draw", &words)?);
+            rec.sample(&gx, &go, &gd, n, &d);
+            decode = Some(Box::new(|w: &[u32]| vec![w[0] as f32]));
+            (go, vec![crate::sampler::sample(&x, &d) as f32], vec![0.0])
+        }
     };
     let t0 = now_ms();
     rec.submit();
@@ -445,4 +461,25 @@ pub fn table(rows: &[Row]) -> String {
         );
     }
     s
+}
+
+/// Logits for a sampling case (rounded to quarters, so the top-k cut falls among ties) and a draw
+/// over them: a repetition penalty on some tokens, top-`k`, top-p 0.9, min-p 0.02, temperature
+/// 0.8 (greedy when `k` is 1), and a random number from `rng`.
+pub fn sample_case(rng: &mut Rng, n: usize, k: usize) -> (Vec<f32>, crate::sampler::Draw) {
+    let x: Vec<f32> = rng.normals(n, 2.0).into_iter().map(|v| (v * 4.0).round() / 4.0).collect();
+    let mut recent: Vec<u32> = (0..24).map(|i| ((i * 37 + 5) % n) as u32).collect();
+    recent.sort_unstable();
+    recent.dedup();
+    let greedy = k == 1;
+    let d = crate::sampler::Draw {
+        recent,
+        penalty: 1.3,
+        top_k: k,
+        top_p: 0.9,
+        min_p: 0.02,
+        temperature: if greedy { 0.0 } else { 0.8 },
+        u: if greedy { 0.0 } else { rng.uniform() },
+    };
+    (x, d)
 }

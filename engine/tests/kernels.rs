@@ -80,3 +80,40 @@ fn a_corrupt_layout_is_rejected_with_a_named_error() {
     l.s.pop();
     assert!(matches!(QuantMatrix::from_gpu_layout(Precision::Int4, 2, 32, &l), Err(lowbit::Error::Shape(_))));
 }
+
+#[test]
+fn the_sample_kernel_draws_what_the_cpu_sampler_draws() {
+    // Many draws over logits with ties at the top-k cut, at several k, vocabulary sizes that are
+    // not multiples of the workgroup, with and without the penalty, top-p and min-p.
+    let Some(gpu) = common::gpu() else { return };
+    let mut rng = lowbit::util::Rng::new(11);
+    let (mut draws, mut differ) = (0, vec![]);
+    for n in [300, 3001] {
+        for k in [1, 2, 40, 256] {
+            for variant in 0..8 {
+                let (x, mut d) = selftest::sample_case(&mut rng, n, k);
+                if variant % 2 == 1 {
+                    d.recent.clear();
+                }
+                if variant % 4 >= 2 {
+                    (d.top_p, d.min_p) = (1.0, 0.0);
+                }
+                if variant >= 4 && k > 1 {
+                    d.temperature = 1.7;
+                }
+                let words = lowbit::gpu::ops::draw_words(&d);
+                let (gx, go, gd) = (gpu.storage_f32("x", &x).unwrap(), gpu.zeros("out", 1).unwrap(), gpu.storage_u32("draw", &words).unwrap());
+                let mut rec = lowbit::gpu::ops::Recorder::new(&gpu, None, 0);
+                rec.sample(&gx, &go, &gd, n, &d);
+                rec.submit();
+                let got = pollster::block_on(gpu.read_u32(&go, 1)).unwrap()[0];
+                let want = lowbit::sampler::sample(&x, &d);
+                draws += 1;
+                if got != want {
+                    differ.push(format!("n {n} k {k} variant {variant}: gpu {got} cpu {want}"));
+                }
+            }
+        }
+    }
+    assert!(differ.is_empty(), "{} of {draws} draws differ: {differ:?}", differ.len());
+}

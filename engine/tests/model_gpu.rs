@@ -7,6 +7,7 @@ mod common;
 use common::{golden, golden_text, ids, SMOLLM_GOLDEN};
 use lowbit::gguf::Gguf;
 use lowbit::model::{argmax, cpu::CpuBackend, forward, gpu::GpuBackend, perplexity, Backend};
+use lowbit::sampler::{Sampler, SamplerConfig};
 use lowbit::tokenizer::Tokenizer;
 use lowbit::Precision;
 
@@ -168,6 +169,12 @@ fn decode_steps_match_the_cpu_and_create_nothing_after_the_first() {
             let got = pollster::block_on(b.read(&l)).unwrap();
             let on_gpu = pollster::block_on(b.argmax(&l)).unwrap();
             assert_eq!(on_gpu as usize, argmax(&got), "{p}: the GPU argmax is the argmax of its logits");
+            // A random draw on the GPU (penalty, top-k, top-p, min-p, temperature) is the CPU
+            // sampler's draw from the same logits.
+            let sampling = SamplerConfig { temperature: 0.9, repetition_penalty: 1.2, seed: step, ..SamplerConfig::default() };
+            let d = Sampler::new(sampling).draw(&prompt);
+            let drawn = pollster::block_on(b.sample(&l, &d)).unwrap();
+            assert_eq!(drawn, lowbit::sampler::sample(&got, &d), "{p}: the GPU draw at step {step}");
             worst = worst.max(off(&got, &want));
             if step == 0 {
                 created = gpu.created();

@@ -28,6 +28,7 @@ const SHADERS: &[(&str, &str)] = &[
     ("rope_store", include_str!("../../../shaders/rope_store.wgsl")),
     ("step", include_str!("../../../shaders/step.wgsl")),
     ("argmax", include_str!("../../../shaders/argmax.wgsl")),
+    ("sample", include_str!("../../../shaders/sample.wgsl")),
     ("silu_mul", include_str!("../../../shaders/silu_mul.wgsl")),
     ("add", include_str!("../../../shaders/add.wgsl")),
     ("attn_scores", include_str!("../../../shaders/attn_scores.wgsl")),
@@ -145,6 +146,8 @@ pub enum Kernel {
     /// Softmax and the weighted sum of values.
     AttnValues(KvPrecision),
     Argmax,
+    /// One draw of the sampler (penalty, top-k, top-p, min-p, temperature).
+    Sample,
     Copy,
 }
 
@@ -177,7 +180,7 @@ impl Kernel {
             v.push(Kernel::Matmul(p, Tiling::Rows));
             v.push(Kernel::Embedding(p));
         }
-        v.extend([Kernel::Rmsnorm, Kernel::SiluMul, Kernel::Add, Kernel::Argmax, Kernel::Copy]);
+        v.extend([Kernel::Rmsnorm, Kernel::SiluMul, Kernel::Add, Kernel::Argmax, Kernel::Sample, Kernel::Copy]);
         for k in KvPrecision::ALL {
             v.extend([Kernel::RopeStore(k), Kernel::AttnScores(k), Kernel::AttnValues(k)]);
         }
@@ -199,6 +202,7 @@ impl Kernel {
             Kernel::AttnValues(k) => format!("attn_values_kv_{k}"),
             Kernel::RopeStore(k) => format!("rope_store_kv_{k}"),
             Kernel::Argmax => "argmax".into(),
+            Kernel::Sample => "sample".into(),
             Kernel::Copy => "copy".into(),
         }
     }
@@ -233,6 +237,7 @@ impl Kernel {
             Kernel::AttnScores(k) => vec!["common", "step", kv(k), "attn_scores"],
             Kernel::AttnValues(k) => vec!["common", "step", kv(k), "attn_values"],
             Kernel::Argmax => vec!["argmax"],
+            Kernel::Sample => vec!["sample"],
             Kernel::Copy => vec!["common", "copy"],
         }
     }

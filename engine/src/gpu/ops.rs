@@ -8,11 +8,12 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use super::params::{
-    ArgmaxParams, AttnScoresParams, AttnValuesParams, EmbeddingParams, LenParams, MatmulParams, MatvecParams, Params,
+    ArgmaxParams, SampleParams, AttnScoresParams, AttnValuesParams, EmbeddingParams, LenParams, MatmulParams, MatvecParams, Params,
     RmsnormParams, RopeStoreParams, SiluMulParams,
 };
 use super::{grid, grid_for, Fuse, Gpu, GpuMatrix, Kernel, PassTimer, Reduce, Tiling};
 use crate::cpu::{Attention, Rope};
+use crate::sampler::Draw;
 use crate::KvPrecision;
 
 /// What a binding of a dispatch holds: a buffer, the kernel's parameters (a uniform made from
@@ -28,6 +29,28 @@ enum BindKey {
     Buf(wgpu::Buffer),
     Params(Vec<u32>),
     None,
+}
+
+/// The most candidates `sample.wgsl` keeps (top-k).
+pub const SAMPLE_MAX_K: usize = 256;
+/// The most recent tokens `sample.wgsl` penalizes.
+pub const SAMPLE_MAX_RECENT: usize = 510;
+
+/// Whether `sample.wgsl` can make draw `d` (else the logits are read back and drawn from here).
+pub fn sample_fits(d: &Draw) -> bool {
+    (d.temperature <= 0.0 || (1..=SAMPLE_MAX_K).contains(&d.top_k)) && d.recent.len() <= SAMPLE_MAX_RECENT
+}
+
+/// The storage words of a draw for `sample.wgsl`: [bits of u, n_recent, recent…], padded to a
+/// fixed size (one buffer, written once per draw).
+pub fn draw_words(d: &Draw) -> Vec<u32> {
+    let mut w = vec![0u32; SAMPLE_MAX_RECENT + 2];
+    w[0] = d.u.to_bits();
+    w[1] = d.recent.len().min(SAMPLE_MAX_RECENT) as u32;
+    for (slot, &t) in w[2..].iter_mut().zip(&d.recent) {
+        *slot = t;
+    }
+    w
 }
 
 /// Bind groups and parameter buffers kept for reuse. Only for dispatches whose buffers all live
@@ -338,6 +361,23 @@ impl<'a> Recorder<'a> {
     pub fn argmax(&mut self, v: &wgpu::Buffer, out: &wgpu::Buffer, n: usize) {
         let p = ArgmaxParams { n: n as u32, ..Default::default() };
         self.run(Kernel::Argmax, &[Bind::Buf(v), Bind::Buf(out), Bind::Params(p.words())], [1, 1, 1]);
+    }
+
+    /// `out[0]` = one draw from the logits `v [n]` (penalized in place) with `d`'s settings;
+    /// `draw` holds [`draw_words`]`(d)`. `d.top_k` must be 1 ..= [`SAMPLE_MAX_K`] (or the draw
+    /// greedy).
+    pub fn sample(&mut self, v: &wgpu::Buffer, out: &wgpu::Buffer, draw: &wgpu::Buffer, n: usize, d: &Draw) {
+        let greedy = d.temperature <= 0.0;
+        let p = SampleParams {
+            n: n as u32,
+            k: if greedy { 1 } else { d.top_k as u32 },
+            penalty: d.penalty,
+            top_p: d.top_p,
+            min_p: d.min_p,
+            temperature: d.temperature.max(0.0),
+            ..Default::default()
+        };
+        self.run(Kernel::Sample, &[Bind::Buf(v), Bind::Buf(out), Bind::Params(p.words()), Bind::Buf(draw)], [1, 1, 1]);
     }
 
     /// `dst = src` for `len_vec4` 16-byte elements.

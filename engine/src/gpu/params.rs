@@ -79,6 +79,12 @@ params!(
     ArgmaxParams as "Params" { n: u32, _pad0: u32, _pad1: u32, _pad2: u32 }
 );
 params!(
+    /// `sample.wgsl` (the draw's recent tokens and random number travel in a storage buffer).
+    SampleParams as "Params" {
+        n: u32, k: u32, penalty: f32, top_p: f32, min_p: f32, temperature: f32, _pad0: u32, _pad1: u32,
+    }
+);
+params!(
     /// `step.wgsl`: what changes between forward steps, bound beside `Params` as `step`.
     Step as "Step" { pos0: u32, _pad0: u32, _pad1: u32, _pad2: u32 }
 );
@@ -105,6 +111,7 @@ impl Kernel {
             Kernel::AttnScores(_) => layout::<AttnScoresParams>(),
             Kernel::AttnValues(_) => layout::<AttnValuesParams>(),
             Kernel::Argmax => layout::<ArgmaxParams>(),
+            Kernel::Sample => layout::<SampleParams>(),
         };
         let mut v = vec![("p", p)];
         if matches!(self, Kernel::RopeStore(_) | Kernel::AttnScores(_) | Kernel::AttnValues(_)) {

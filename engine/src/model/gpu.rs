@@ -208,8 +208,10 @@ struct RunState {
     ids: Option<wgpu::Buffer>,
     /// Attention scores [heads, n_ctx].
     scores: Option<wgpu::Buffer>,
-    /// The argmax of the logits [1].
+    /// The argmax of the logits, or the sampled token [1].
     token: Option<wgpu::Buffer>,
+    /// The sampler's draw: [bits of u, n_recent, recent ids…] ([`crate::gpu::ops::draw_words`]).
+    draw: Option<wgpu::Buffer>,
     /// Read-back buffer (the largest read so far).
     staging: Option<wgpu::Buffer>,
 }
@@ -615,6 +617,24 @@ impl<'g> Backend for GpuBackend<'g> {
         }
         let token = Self::run_buffer(self.gpu, &mut self.run.token, "token", 1)?;
         self.rec().argmax(&x.buf, &token, x.width);
+        let b = self.read_back(&token, 4).await?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    async fn sample(&mut self, x: &Act, d: &crate::sampler::Draw) -> Result<u32> {
+        use crate::gpu::ops::{draw_words, sample_fits};
+        if x.m != 1 {
+            return Err(Error::Shape(format!("sampling from {} rows", x.m)));
+        }
+        if !sample_fits(d) {
+            return Ok(crate::sampler::sample(&self.read(x).await?, d));
+        }
+        let words = draw_words(d);
+        let token = Self::run_buffer(self.gpu, &mut self.run.token, "token", 1)?;
+        let draw = Self::run_buffer(self.gpu, &mut self.run.draw, "draw", words.len())?;
+        // Queued writes land before the next submission, which holds this draw's dispatch.
+        self.gpu.queue.write_buffer(&draw, 0, bytemuck::cast_slice(&words));
+        self.rec().sample(&x.buf, &token, &draw, x.width, d);
         let b = self.read_back(&token, 4).await?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }

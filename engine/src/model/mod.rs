@@ -182,6 +182,11 @@ pub trait Backend {
     fn argmax(&mut self, x: &Self::Act) -> impl std::future::Future<Output = Result<u32>> {
         async move { Ok(argmax(&self.read(x).await?) as u32) }
     }
+    /// One draw of the sampler from a one-row activation of logits, finishing any queued work.
+    /// A GPU backend draws on the device and reads back only the token.
+    fn sample(&mut self, x: &Self::Act, d: &crate::sampler::Draw) -> impl std::future::Future<Output = Result<u32>> {
+        async move { Ok(crate::sampler::sample(&self.read(x).await?, d)) }
+    }
 }
 
 /// Perplexity of a token sequence, teacher-forced: position i predicts token i + 1.
@@ -300,13 +305,14 @@ pub fn argmax(v: &[f32]) -> usize {
     v.iter().enumerate().fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &x)| if x > bv { (i, x) } else { (bi, bv) }).0
 }
 
-/// The next token from one row of logits: the backend's own argmax when sampling is greedy,
-/// else the sampler over the logits read back.
+/// The next token from one row of logits, drawn by the backend: its argmax when sampling is
+/// greedy, else the sampler's draw.
 async fn pick<B: Backend>(b: &mut B, logits: &B::Act, sampler: &mut crate::sampler::Sampler, history: &[u32]) -> Result<u32> {
     if sampler.is_greedy() {
         b.argmax(logits).await
     } else {
-        Ok(sampler.sample(&b.read(logits).await?, history))
+        let d = sampler.draw(history);
+        b.sample(logits, &d).await
     }
 }
 
