@@ -35,10 +35,10 @@ pub fn AdapterPanel(adapter: RwSignal<Option<AdapterSummary>>) -> impl IntoView 
             {move || adapter.get().map(|a| view! {
                 <dl>
                     <dt>"Adapter"</dt><dd data-testid="adapter-name">{format!("{} ({}, {})", a.name, a.backend, a.device_type)}</dd>
-                    <dt>"Subgroups"</dt><dd>{if a.subgroups {
-                        format!("in use (size {}–{})", a.subgroup_min_size, a.subgroup_max_size)
+                    <dt>"Subgroups"</dt><dd data-testid="adapter-subgroups">{if a.subgroups {
+                        format!("available (size {}–{}); the start-up measurement picked the {} matvec", a.subgroup_min_size, a.subgroup_max_size, a.matvec_kernel)
                     } else {
-                        "not in use: matvec reduces through workgroup memory".to_string()
+                        format!("not available; the start-up measurement picked the {} matvec", a.matvec_kernel)
                     }}</dd>
                     <dt>"Timestamp queries"</dt><dd>{yes_no(a.timestamp_query)}</dd>
                     <dt>"shader-f16"</dt><dd>{format!("{} (lowbit does not need it: f16 is unpacked from u32)", if a.shader_f16_available { "available" } else { "absent" })}</dd>

@@ -430,7 +430,7 @@ fn ModelCard() -> impl IntoView {
                         {adapter.map(|a| view! {
                             <dt>"GPU"</dt><dd>{format!("{}{}", a.name, if a.is_fallback { " (software fallback)" } else { "" })}</dd>
                             <dt>"shader-f16"</dt><dd>{if a.shader_f16_available { "available, not needed" } else { "absent, not needed" }}</dd>
-                            <dt>"Subgroups"</dt><dd>{if a.subgroups { "in use" } else { "not in use" }}</dd>
+                            <dt>"Subgroups"</dt><dd>{if a.subgroups { "available" } else { "not available" }}</dd>
                         })}
                     </dl>
                     <table class="fit">

@@ -29,6 +29,12 @@ test('every kernel passes the self-test on WebGPU', async ({ page }, testInfo) =
     await expect(rows.nth(i)).toHaveAttribute('data-pass', 'true');
   }
   const kernels = await rows.evaluateAll((rs) => rs.map((r) => `${r.dataset.kernel}:${r.dataset.precision}`));
+  // Chromium's adapters offer subgroups (SwiftShader: size 4); the device asks for them although
+  // wgpu's WebGPU backend cannot (gpu::browser), so the subgroup matvec runs in the page too.
+  await expect(app.id('adapter-subgroups')).toContainText('available (size');
+  for (const p of ['fp16', 'int8', 'int4']) {
+    for (const f of ['', '_norm', '_add', '_norm_silu']) expect(kernels).toContain(`matvec_${p}${f}:${p}`);
+  }
   for (const p of ['fp16', 'int8', 'int4']) {
     for (const k of ['matvec', 'matmul', 'embedding']) {
       expect(kernels.some((s) => s.startsWith(`${k}_${p}`))).toBeTruthy();

@@ -1,6 +1,8 @@
 //! wgpu context: adapter and device, pipeline cache, buffers, dispatch and read-back.
 //! The same code runs natively (Vulkan/Metal/DX12) and in the browser (WebGPU).
 
+#[cfg(target_arch = "wasm32")]
+mod browser;
 pub mod kernels;
 pub mod ops;
 pub mod params;
@@ -23,8 +25,8 @@ pub struct AdapterSummary {
     pub device_type: String,
     pub driver: String,
     pub is_fallback: bool,
-    /// Subgroup operations are requested and the barrier-free matvec is used. (wgpu 30's WebGPU
-    /// backend cannot request the browser's `subgroups` feature, so in browsers this is false.)
+    /// The device has subgroup operations (natively through wgpu, in browsers through
+    /// `gpu::browser`), with a minimum size that is a multiple of 4, so the subgroup matvec can run.
     pub subgroups: bool,
     pub subgroup_min_size: u32,
     pub subgroup_max_size: u32,
@@ -108,6 +110,8 @@ impl Gpu {
     /// Request the default adapter and a device with its full limits, plus subgroups and
     /// timestamp queries where offered.
     pub async fn new() -> Result<Self> {
+        #[cfg(target_arch = "wasm32")]
+        browser::install();
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
         let adapter = instance
             .request_adapter(&wgpu::RequestAdapterOptions {
@@ -118,9 +122,7 @@ impl Gpu {
             .map_err(|_| Error::NoAdapter)?;
         let ai = adapter.get_info();
         let feats = adapter.features();
-        let subgroups = feats.contains(wgpu::Features::SUBGROUP)
-            && ai.subgroup_min_size >= 4
-            && ai.subgroup_min_size % 4 == 0;
+        let subgroups = feats.contains(wgpu::Features::SUBGROUP);
         let timestamps = feats.contains(wgpu::Features::TIMESTAMP_QUERY);
         let mut required = wgpu::Features::empty();
         if subgroups {
@@ -139,6 +141,16 @@ impl Gpu {
             })
             .await
             .map_err(|e| Error::RequestDevice(e.to_string()))?;
+        // In a browser the device got `subgroups` from `browser`'s wrapper, where the adapter has it.
+        #[cfg(target_arch = "wasm32")]
+        let (subgroups, (sg_min, sg_max)) = match browser::sizes() {
+            Some(s) => (true, s),
+            None => (false, (ai.subgroup_min_size, ai.subgroup_max_size)),
+        };
+        #[cfg(not(target_arch = "wasm32"))]
+        let (sg_min, sg_max) = (ai.subgroup_min_size, ai.subgroup_max_size);
+        // The subgroup matvec sums over 4 consecutive invocations.
+        let subgroups = subgroups && sg_min >= 4 && sg_min % 4 == 0;
         let name = match (ai.name.is_empty(), ai.device_type) {
             (false, _) => ai.name.clone(),
             (true, wgpu::DeviceType::Cpu) => "software fallback adapter (name hidden by the browser)".into(),
@@ -151,8 +163,8 @@ impl Gpu {
             driver: format!("{} {}", ai.driver, ai.driver_info).trim().to_string(),
             is_fallback: ai.device_type == wgpu::DeviceType::Cpu,
             subgroups,
-            subgroup_min_size: ai.subgroup_min_size,
-            subgroup_max_size: ai.subgroup_max_size,
+            subgroup_min_size: sg_min,
+            subgroup_max_size: sg_max,
             timestamp_query: timestamps,
             shader_f16_available: feats.contains(wgpu::Features::SHADER_F16),
             max_buffer_size: limits.max_buffer_size,
