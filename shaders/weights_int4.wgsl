@@ -17,8 +17,10 @@ fn weights8_raw(g: u32) -> W8 {
 
 // The 8 codes of one word.
 fn nibbles(w: u32) -> W8 {
-    let lo = vec4<f32>(vec4<u32>(w, w >> 4u, w >> 8u, w >> 12u) & vec4<u32>(15u));
-    let hi = vec4<f32>(vec4<u32>(w >> 16u, w >> 20u, w >> 24u, w >> 28u) & vec4<u32>(15u));
+    // Through i32 (the codes are 0..15): a signed conversion is one SIMD instruction on CPU
+    // adapters, an unsigned one several.
+    let lo = vec4<f32>(vec4<i32>(vec4<u32>(w, w >> 4u, w >> 8u, w >> 12u) & vec4<u32>(15u)));
+    let hi = vec4<f32>(vec4<i32>(vec4<u32>(w >> 16u, w >> 20u, w >> 24u, w >> 28u) & vec4<u32>(15u)));
     return W8(lo, hi);
 }
 
