@@ -65,3 +65,12 @@ fn dot_block(row: u32, b: u32, x: Xs, sx: f32) -> f32 {
     if (HAS_MIN) { r += sm.y * sx; }
     return r;
 }
+
+// `dot_block` with x pre-scaled by the format's `weights_x` (the rows matvec).
+fn dot_block_prescaled(row: u32, b: u32, xw: Xs, sx: f32) -> f32 {
+    let blk = row * p.nb + b;
+    let sm = block_scale(blk);
+    var r = sm.x * dot_raw_prescaled(blk, xw);
+    if (HAS_MIN) { r += sm.y * sx; }
+    return r;
+}

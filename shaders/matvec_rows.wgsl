@@ -40,14 +40,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     for (var b = 0u; b < p.nb; b++) {
         let x = load_block(b);
         let sx = block_sx(x);
-        a0 += dot_block(r0, b, x, sx);
-        a1 += dot_block(r1, b, x, sx);
-        a2 += dot_block(r2, b, x, sx);
-        a3 += dot_block(r3, b, x, sx);
-        a4 += dot_block(r4, b, x, sx);
-        a5 += dot_block(r5, b, x, sx);
-        a6 += dot_block(r6, b, x, sx);
-        a7 += dot_block(r7, b, x, sx);
+        let xw = weights_x(x);
+        a0 += dot_block_prescaled(r0, b, xw, sx);
+        a1 += dot_block_prescaled(r1, b, xw, sx);
+        a2 += dot_block_prescaled(r2, b, xw, sx);
+        a3 += dot_block_prescaled(r3, b, xw, sx);
+        a4 += dot_block_prescaled(r4, b, xw, sx);
+        a5 += dot_block_prescaled(r5, b, xw, sx);
+        a6 += dot_block_prescaled(r6, b, xw, sx);
+        a7 += dot_block_prescaled(r7, b, xw, sx);
     }
     if (PAIRS == 2u) {
         store(o0, a0, a1, s);

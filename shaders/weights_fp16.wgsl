@@ -37,3 +37,12 @@ fn dot_raw(blk: u32, x: Xs) -> f32 {
           + w2.lo * x.a2 + w2.hi * x.b2 + w3.lo * x.a3 + w3.hi * x.b3;
     return (d.x + d.y) + (d.z + d.w);
 }
+
+// The rows matvec's form: nothing to pre-scale in this format.
+fn weights_x(x: Xs) -> Xs {
+    return x;
+}
+
+fn dot_raw_prescaled(blk: u32, x: Xs) -> f32 {
+    return dot_raw(blk, x);
+}

@@ -41,3 +41,27 @@ fn dot_raw(blk: u32, x: Xs) -> f32 {
     let d = nib8(w.x, x.a0, x.b0) + nib8(w.y, x.a1, x.b1) + nib8(w.z, x.a2, x.b2) + nib8(w.w, x.a3, x.b3);
     return (d.x + d.y) + (d.z + d.w);
 }
+
+// The shift-free form for CPU adapters (the rows matvec): nibble t of a word is masked in place,
+// q·16^t, and converted as is (exact: 4 significant bits), against x pre-scaled by 16^-t once per
+// block by `weights_x` (exact: powers of two), so q·16^t · x·16^-t = q·x with one operation less
+// per weight. The top nibble is shifted down (as i32 it would be negative).
+const X_LO: vec4<f32> = vec4<f32>(1.0, 0.0625, 0.00390625, 0.000244140625);
+const X_HI: vec4<f32> = vec4<f32>(1.52587890625e-5, 9.5367431640625e-7, 5.9604644775390625e-8, 1.0);
+
+fn weights_x(x: Xs) -> Xs {
+    return Xs(x.a0 * X_LO, x.b0 * X_HI, x.a1 * X_LO, x.b1 * X_HI, x.a2 * X_LO, x.b2 * X_HI, x.a3 * X_LO, x.b3 * X_HI);
+}
+
+fn nib8_prescaled(w: u32, a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
+    let lo = vec4<f32>(vec4<i32>(vec4<u32>(w) & vec4<u32>(0xfu, 0xf0u, 0xf00u, 0xf000u)));
+    let hi = vec4<f32>(vec4<i32>(vec4<u32>(w & 0xf0000u, w & 0xf00000u, w & 0xf000000u, w >> 28u)));
+    return lo * a + hi * b;
+}
+
+// Σ q·x over block blk, x from `weights_x`.
+fn dot_raw_prescaled(blk: u32, x: Xs) -> f32 {
+    let w = w_q[blk];
+    let d = nib8_prescaled(w.x, x.a0, x.b0) + nib8_prescaled(w.y, x.a1, x.b1) + nib8_prescaled(w.z, x.a2, x.b2) + nib8_prescaled(w.w, x.a3, x.b3);
+    return (d.x + d.y) + (d.z + d.w);
+}

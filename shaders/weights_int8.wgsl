@@ -34,3 +34,12 @@ fn dot_raw(blk: u32, x: Xs) -> f32 {
           + i8x4(v1.x) * x.a2 + i8x4(v1.y) * x.b2 + i8x4(v1.z) * x.a3 + i8x4(v1.w) * x.b3;
     return (d.x + d.y) + (d.z + d.w);
 }
+
+// The rows matvec's form: nothing to pre-scale in this format.
+fn weights_x(x: Xs) -> Xs {
+    return x;
+}
+
+fn dot_raw_prescaled(blk: u32, x: Xs) -> f32 {
+    return dot_raw(blk, x);
+}
