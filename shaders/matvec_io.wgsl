@@ -53,6 +53,11 @@ fn sum4(v: vec4<f32>) -> f32 {
 // Σ x of a block, for the minimum term (0 where the format has no minimum).
 fn block_sx(x: Xs) -> f32 {
     if (!HAS_MIN) { return 0.0; }
+    return x_sum(x);
+}
+
+// Σ x of a block.
+fn x_sum(x: Xs) -> f32 {
     return sum4(x.a0 + x.b0 + x.a1 + x.b1 + x.a2 + x.b2 + x.a3 + x.b3);
 }
 
@@ -66,11 +71,11 @@ fn dot_block(row: u32, b: u32, x: Xs, sx: f32) -> f32 {
     return r;
 }
 
-// `dot_block` with x pre-scaled by the format's `weights_x` (the rows matvec).
+// `dot_block` with x pre-scaled by the format's `weights_x` (the rows matvec); sx = `x_sum`.
 fn dot_block_prescaled(row: u32, b: u32, xw: Xs, sx: f32) -> f32 {
     let blk = row * p.nb + b;
     let sm = block_scale(blk);
-    var r = sm.x * dot_raw_prescaled(blk, xw);
+    var r = sm.x * dot_raw_prescaled(blk, xw, sx);
     if (HAS_MIN) { r += sm.y * sx; }
     return r;
 }

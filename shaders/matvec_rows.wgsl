@@ -39,7 +39,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     var a7 = 0.0;
     for (var b = 0u; b < p.nb; b++) {
         let x = load_block(b);
-        let sx = block_sx(x);
+        let sx = x_sum(x);
         let xw = weights_x(x);
         a0 += dot_block_prescaled(r0, b, xw, sx);
         a1 += dot_block_prescaled(r1, b, xw, sx);

@@ -38,11 +38,31 @@ fn dot_raw(blk: u32, x: Xs) -> f32 {
     return (d.x + d.y) + (d.z + d.w);
 }
 
-// The rows matvec's form: nothing to pre-scale in this format.
+// The form for CPU adapters (the rows matvec), which emulate unpack2x16float in many instructions:
+// a half's exponent and mantissa are moved into an f32's by integer operations, which gives the
+// half · 2^-112 (exact for normal halves; a subnormal half, |w| < 6.1e-5, becomes an f32
+// subnormal, which those adapters may flush to zero). x is pre-scaled by 2^56 once per block and
+// the block's sum by 2^56 (exact: powers of two), so the products are the same.
+const F16_X: f32 = 72057594037927936.0; // 2^56
+
 fn weights_x(x: Xs) -> Xs {
-    return x;
+    return Xs(x.a0 * F16_X, x.b0 * F16_X, x.a1 * F16_X, x.b1 * F16_X, x.a2 * F16_X, x.b2 * F16_X, x.a3 * F16_X, x.b3 * F16_X);
 }
 
-fn dot_raw_prescaled(blk: u32, x: Xs) -> f32 {
-    return dot_raw(blk, x);
+// The 8 halves of one vec4 word, each · 2^-112.
+fn halves_scaled(w: vec4<u32>) -> W8 {
+    let lo = ((w & vec4<u32>(0x7fffu)) << vec4<u32>(13u)) | ((w & vec4<u32>(0x8000u)) << vec4<u32>(16u));
+    let hi = ((w >> vec4<u32>(3u)) & vec4<u32>(0x0fffe000u)) | (w & vec4<u32>(0x80000000u));
+    return W8(bitcast<vec4<f32>>(vec4<u32>(lo.x, hi.x, lo.y, hi.y)), bitcast<vec4<f32>>(vec4<u32>(lo.z, hi.z, lo.w, hi.w)));
+}
+
+// Σ w·x over block blk, x from `weights_x` (sx, Σ x, is not needed here).
+fn dot_raw_prescaled(blk: u32, x: Xs, sx: f32) -> f32 {
+    let w0 = halves_scaled(w_q[blk * 4u]);
+    let w1 = halves_scaled(w_q[blk * 4u + 1u]);
+    let w2 = halves_scaled(w_q[blk * 4u + 2u]);
+    let w3 = halves_scaled(w_q[blk * 4u + 3u]);
+    let d = w0.lo * x.a0 + w0.hi * x.b0 + w1.lo * x.a1 + w1.hi * x.b1
+          + w2.lo * x.a2 + w2.hi * x.b2 + w3.lo * x.a3 + w3.hi * x.b3;
+    return ((d.x + d.y) + (d.z + d.w)) * F16_X;
 }

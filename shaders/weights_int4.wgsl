@@ -59,8 +59,8 @@ fn nib8_prescaled(w: u32, a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
     return lo * a + hi * b;
 }
 
-// Σ q·x over block blk, x from `weights_x`.
-fn dot_raw_prescaled(blk: u32, x: Xs) -> f32 {
+// Σ q·x over block blk, x from `weights_x` (sx, Σ x, is not needed here).
+fn dot_raw_prescaled(blk: u32, x: Xs, sx: f32) -> f32 {
     let w = w_q[blk];
     let d = nib8_prescaled(w.x, x.a0, x.b0) + nib8_prescaled(w.y, x.a1, x.b1) + nib8_prescaled(w.z, x.a2, x.b2) + nib8_prescaled(w.w, x.a3, x.b3);
     return (d.x + d.y) + (d.z + d.w);

@@ -35,11 +35,26 @@ fn dot_raw(blk: u32, x: Xs) -> f32 {
     return (d.x + d.y) + (d.z + d.w);
 }
 
-// The rows matvec's form: nothing to pre-scale in this format.
+// The form for CPU adapters (the rows matvec): flipping each byte's top bit makes it q + 128,
+// unsigned; byte t is then masked in place, (q + 128)·256^t, and converted through i32 (exact),
+// against x pre-scaled by 256^-t once per block (exact: powers of two); Σ (q + 128)·x − 128·Σx
+// = Σ q·x. The top byte is shifted down (as i32 it would be negative).
+const X8: vec4<f32> = vec4<f32>(1.0, 0.00390625, 1.52587890625e-5, 1.0);
+
 fn weights_x(x: Xs) -> Xs {
-    return x;
+    return Xs(x.a0 * X8, x.b0 * X8, x.a1 * X8, x.b1 * X8, x.a2 * X8, x.b2 * X8, x.a3 * X8, x.b3 * X8);
 }
 
-fn dot_raw_prescaled(blk: u32, x: Xs) -> f32 {
-    return dot_raw(blk, x);
+fn u8x4_scaled(w: u32) -> vec4<f32> {
+    let v = w ^ 0x80808080u;
+    return vec4<f32>(vec4<i32>(vec4<u32>(v & 0xffu, v & 0xff00u, v & 0xff0000u, v >> 24u)));
+}
+
+// Σ q·x over block blk, x from `weights_x`, sx = Σ x of the block.
+fn dot_raw_prescaled(blk: u32, x: Xs, sx: f32) -> f32 {
+    let v0 = w_q[blk * 2u];
+    let v1 = w_q[blk * 2u + 1u];
+    let d = u8x4_scaled(v0.x) * x.a0 + u8x4_scaled(v0.y) * x.b0 + u8x4_scaled(v0.z) * x.a1 + u8x4_scaled(v0.w) * x.b1
+          + u8x4_scaled(v1.x) * x.a2 + u8x4_scaled(v1.y) * x.b2 + u8x4_scaled(v1.z) * x.a3 + u8x4_scaled(v1.w) * x.b3;
+    return ((d.x + d.y) + (d.z + d.w)) - 128.0 * sx;
 }
