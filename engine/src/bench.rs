@@ -332,11 +332,8 @@ pub async fn model(
 ) -> Result<ModelBench> {
     let first = *precisions.first().ok_or_else(|| Error::Usage("no precision to benchmark".into()))?;
     let mut b = crate::model::gpu::GpuBackend::load(gpu, g, first, prompt_tokens + decode_tokens + 2)?;
-    // A model file's own tokenizer makes a text prompt; a bare shape has none.
-    let prompt = match crate::tokenizer::Tokenizer::from_gguf(g) {
-        Ok(tok) => text_prompt(&tok, prompt_tokens),
-        Err(_) => (prompt_ids(b.cfg.vocab, prompt_tokens), None),
-    };
+    let tok = crate::tokenizer::Tokenizer::from_gguf(g).ok();
+    let prompt = bench_prompt(tok.as_ref(), b.cfg.vocab, prompt_tokens);
     model_on(&mut b, g, name, precisions, prompt, decode_tokens).await
 }
 
@@ -346,9 +343,19 @@ const PROMPT_TEXT: &str = "The history of the bicycle begins in the early ninete
     pedals: riders pushed along the ground with their feet. Pedals, chains, air-filled tyres and gears came \
     later, each one making the machine faster, safer or more comfortable. ";
 
+/// The benchmark's prompt of `n` tokens: English text ([`text_prompt`]) where the model's
+/// tokenizer can make it, else [`prompt_ids`] (a bare shape's stand-in vocabulary).
+pub fn bench_prompt(tok: Option<&crate::tokenizer::Tokenizer>, vocab: usize, n: usize) -> (Vec<u32>, Option<String>) {
+    match tok.and_then(|t| text_prompt(t, n)) {
+        Some((ids, text)) => (ids, Some(text)),
+        None => (prompt_ids(vocab, n), None),
+    }
+}
+
 /// A prompt of exactly `n` tokens of English text for `tok`: the ids (with the model's BOS when it
-/// has one) and the text they decode to, which a peer runtime tokenizes back to the same ids.
-pub fn text_prompt(tok: &crate::tokenizer::Tokenizer, n: usize) -> (Vec<u32>, Option<String>) {
+/// has one) and the text they decode to, which a peer runtime tokenizes back to the same ids; None
+/// when the tokenizer makes fewer tokens of it.
+pub fn text_prompt(tok: &crate::tokenizer::Tokenizer, n: usize) -> Option<(Vec<u32>, String)> {
     let mut text = String::from(PROMPT_TEXT);
     let mut ids = tok.encode_with_bos(&text, false);
     // Each repetition adds tokens (a tokenizer that makes none gives a shorter prompt).
@@ -359,9 +366,12 @@ pub fn text_prompt(tok: &crate::tokenizer::Tokenizer, n: usize) -> (Vec<u32>, Op
         text.push_str(PROMPT_TEXT);
         ids = tok.encode_with_bos(&text, false);
     }
+    if ids.len() < n {
+        return None;
+    }
     ids.truncate(n);
     let body: Vec<u32> = ids.iter().copied().filter(|&id| Some(id) != tok.bos).collect();
-    (ids, Some(tok.decode(&body)))
+    Some((ids, tok.decode(&body)))
 }
 
 /// The benchmark's prompt: `n` token ids spread over the vocabulary (the same on every run).

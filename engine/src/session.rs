@@ -555,7 +555,7 @@ impl<'g> Session<'g> {
     /// `prompt_tokens` and decode `decode_tokens` greedily at each precision. Uses the KV cache
     /// like [`Session::quality`] and restores the precision and KV format afterwards.
     pub async fn bench(&mut self, name: &str, precisions: &[crate::Precision], prompt_tokens: usize, decode_tokens: usize) -> Result<crate::bench::ModelBench> {
-        let prompt = crate::bench::text_prompt(&self.tok, prompt_tokens);
+        let prompt = crate::bench::bench_prompt(Some(&self.tok), self.cfg.vocab, prompt_tokens);
         self.with_backend(async |b, g| crate::bench::model_on(b, g, name, precisions, prompt, decode_tokens).await).await
     }
 }

@@ -63,8 +63,7 @@ fn the_benchmark_prompt_is_exactly_n_tokens_and_its_text_tokenizes_back_to_them(
     let g = Gguf::parse(&bytes).unwrap();
     let tok = Tokenizer::from_gguf(&g).unwrap();
     for n in [1, 7, 128, 300] {
-        let (ids, text) = lowbit::bench::text_prompt(&tok, n);
-        let text = text.expect("a tokenizer gives a text prompt");
+        let (ids, text) = lowbit::bench::text_prompt(&tok, n).expect("the model's tokenizer makes a text prompt");
         assert_eq!(ids.len(), n);
         // What a peer runtime (llama.cpp) reads: the text, with the model's BOS rule.
         assert_eq!(tok.encode_with_bos(&text, false), ids, "n = {n}: {text:?}");
