@@ -27,15 +27,17 @@ fn weights8(g: u32, sm: vec2<f32>) -> W8 {
     return weights8_raw(g);
 }
 
-// Σ w·x over block blk (each of its 4 words loaded once).
-fn dot_raw(blk: u32, x: Xs) -> f32 {
-    let w0 = halves(w_q[blk * 4u]);
-    let w1 = halves(w_q[blk * 4u + 1u]);
-    let w2 = halves(w_q[blk * 4u + 2u]);
-    let w3 = halves(w_q[blk * 4u + 3u]);
+// Σ w·x over one block's 32 weights.
+fn dot32(w0: W8, w1: W8, w2: W8, w3: W8, x: Xs) -> f32 {
     let d = w0.lo * x.a0 + w0.hi * x.b0 + w1.lo * x.a1 + w1.hi * x.b1
           + w2.lo * x.a2 + w2.hi * x.b2 + w3.lo * x.a3 + w3.hi * x.b3;
     return (d.x + d.y) + (d.z + d.w);
+}
+
+// Σ w·x over block blk (each of its 4 words loaded once).
+fn dot_raw(blk: u32, x: Xs) -> f32 {
+    let i = blk * 4u;
+    return dot32(halves(w_q[i]), halves(w_q[i + 1u]), halves(w_q[i + 2u]), halves(w_q[i + 3u]), x);
 }
 
 // The form for CPU adapters (the rows matvec), which emulate unpack2x16float in many instructions:
@@ -58,11 +60,6 @@ fn halves_scaled(w: vec4<u32>) -> W8 {
 
 // Σ w·x over block blk, x from `weights_x` (sx, Σ x, is not needed here).
 fn dot_raw_prescaled(blk: u32, x: Xs, sx: f32) -> f32 {
-    let w0 = halves_scaled(w_q[blk * 4u]);
-    let w1 = halves_scaled(w_q[blk * 4u + 1u]);
-    let w2 = halves_scaled(w_q[blk * 4u + 2u]);
-    let w3 = halves_scaled(w_q[blk * 4u + 3u]);
-    let d = w0.lo * x.a0 + w0.hi * x.b0 + w1.lo * x.a1 + w1.hi * x.b1
-          + w2.lo * x.a2 + w2.hi * x.b2 + w3.lo * x.a3 + w3.hi * x.b3;
-    return ((d.x + d.y) + (d.z + d.w)) * F16_X;
+    let i = blk * 4u;
+    return dot32(halves_scaled(w_q[i]), halves_scaled(w_q[i + 1u]), halves_scaled(w_q[i + 2u]), halves_scaled(w_q[i + 3u]), x) * F16_X;
 }
