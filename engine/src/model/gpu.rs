@@ -469,6 +469,12 @@ impl<'g> GpuBackend<'g> {
         self.norms.get(&n).ok_or_else(|| Error::TensorNotFound(n.tensor_name()))
     }
 
+    /// The token id a picking kernel (argmax, sample) wrote into `token` (4 bytes read back).
+    async fn read_token(&mut self, token: &wgpu::Buffer) -> Result<u32> {
+        let b = self.read_back(token, 4).await?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
     /// Read `bytes` bytes of `buf` back (through the kept staging buffer).
     async fn read_back(&mut self, buf: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
         self.flush();
@@ -617,8 +623,7 @@ impl<'g> Backend for GpuBackend<'g> {
         }
         let token = Self::run_buffer(self.gpu, &mut self.run.token, "token", 1)?;
         self.rec().argmax(&x.buf, &token, x.width);
-        let b = self.read_back(&token, 4).await?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        self.read_token(&token).await
     }
 
     async fn sample(&mut self, x: &Act, d: &crate::sampler::Draw) -> Result<u32> {
@@ -635,7 +640,6 @@ impl<'g> Backend for GpuBackend<'g> {
         // Queued writes land before the next submission, which holds this draw's dispatch.
         self.gpu.queue.write_buffer(&draw, 0, bytemuck::cast_slice(&words));
         self.rec().sample(&x.buf, &token, &draw, x.width, d);
-        let b = self.read_back(&token, 4).await?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        self.read_token(&token).await
     }
 }
