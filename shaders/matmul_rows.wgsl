@@ -1,7 +1,9 @@
 // Y = X·Wᵀ for m tokens (prefill) without workgroup memory or barriers, for CPU adapters (which
 // run invocations as SIMD lanes, where every load costs about as much as the arithmetic it feeds).
-// One invocation computes a tile of ROWS rows of W × TILE tokens: each decoded group of 8 weights
-// serves TILE tokens and each x load serves ROWS rows. 8 lanes per workgroup take neighbouring rows.
+// One invocation computes 8 rows of W × 4 tokens: each group of 8 weights it decodes serves 4
+// tokens and each group of x it loads serves 8 rows. 8 lanes per workgroup take neighbouring rows
+// (64 rows per workgroup). Written without private arrays (8 named accumulators, each a vec4 over
+// the 4 tokens): a software compiler that does not unroll loops keeps an indexed array in memory.
 // x is read as vec4s: k must be a multiple of 4 (the host runs the tiled matmul otherwise).
 @group(0) @binding(2) var<storage, read> x: array<vec4<f32>>; // [m, k / 4]
 @group(0) @binding(3) var<storage, read_write> y: array<f32>; // [m, n]
@@ -14,9 +16,16 @@ struct Params {
 }
 @group(0) @binding(4) var<uniform> p: Params;
 
-const ROWS: u32 = 8u;
 const LANES: u32 = 8u;
-const TILE: u32 = 8u;
+const TILE: u32 = 4u; // tokens per invocation
+
+// x[t, o .. o + 8) for the 4 tokens of a tile: token i's values in ai (o .. o + 4) and bi.
+struct X4 {
+    a0: vec4<f32>, b0: vec4<f32>,
+    a1: vec4<f32>, b1: vec4<f32>,
+    a2: vec4<f32>, b2: vec4<f32>,
+    a3: vec4<f32>, b3: vec4<f32>,
+}
 
 // x[t, o .. o + 4), zero past the row or the last token.
 fn xt4(t: u32, o: u32) -> vec4<f32> {
@@ -24,43 +33,83 @@ fn xt4(t: u32, o: u32) -> vec4<f32> {
     return x[(t * p.k + o) / 4u];
 }
 
+fn load_x4(t0: u32, o: u32) -> X4 {
+    return X4(xt4(t0, o), xt4(t0, o + 4u), xt4(t0 + 1u, o), xt4(t0 + 1u, o + 4u),
+              xt4(t0 + 2u, o), xt4(t0 + 2u, o + 4u), xt4(t0 + 3u, o), xt4(t0 + 3u, o + 4u));
+}
+
+// The 8 weights w against each token's 8 inputs: one sum per token.
+fn mac(w: W8, v: X4) -> vec4<f32> {
+    return vec4<f32>(dot(w.lo, v.a0) + dot(w.hi, v.b0), dot(w.lo, v.a1) + dot(w.hi, v.b1),
+                     dot(w.lo, v.a2) + dot(w.hi, v.b2), dot(w.lo, v.a3) + dot(w.hi, v.b3));
+}
+
+// Row i (0..8) of the invocation whose first row is r0; rows past the end repeat the last one.
+fn row_of(r0: u32, i: u32) -> u32 {
+    return min(r0 + LANES * i, p.n - 1u);
+}
+
+// Output row r for the tile's tokens t0 .. t0 + 4 (those that exist).
+fn store(r: u32, t0: u32, a: vec4<f32>) {
+    if (r >= p.n) { return; }
+    if (t0 < p.m) { y[t0 * p.n + r] = a.x; }
+    if (t0 + 1u < p.m) { y[(t0 + 1u) * p.n + r] = a.y; }
+    if (t0 + 2u < p.m) { y[(t0 + 2u) * p.n + r] = a.z; }
+    if (t0 + 3u < p.m) { y[(t0 + 3u) * p.n + r] = a.w; }
+}
+
 @compute @workgroup_size(8)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
     let wg = wid.x + wid.y * nwg.x;
-    let row_groups = (p.n + ROWS * LANES - 1u) / (ROWS * LANES);
-    let m0 = (wg / row_groups) * TILE;
-    if (m0 >= p.m) { return; }
-    let r0 = (wg % row_groups) * ROWS * LANES + lid;
-    // Rows past the end repeat the last one and are not stored.
-    var rows: array<u32, ROWS>;
-    for (var i = 0u; i < ROWS; i++) {
-        rows[i] = min(r0 + LANES * i, p.n - 1u);
-    }
-    var acc: array<f32, 64>; // [ROWS][TILE]
+    let row_groups = (p.n + 8u * LANES - 1u) / (8u * LANES);
+    let t0 = (wg / row_groups) * TILE;
+    if (t0 >= p.m) { return; }
+    let r0 = (wg % row_groups) * 8u * LANES + lid;
+    // Blocks of row i start at bi.
+    let b0 = row_of(r0, 0u) * p.nb;
+    let b1 = row_of(r0, 1u) * p.nb;
+    let b2 = row_of(r0, 2u) * p.nb;
+    let b3 = row_of(r0, 3u) * p.nb;
+    let b4 = row_of(r0, 4u) * p.nb;
+    let b5 = row_of(r0, 5u) * p.nb;
+    let b6 = row_of(r0, 6u) * p.nb;
+    let b7 = row_of(r0, 7u) * p.nb;
+    var a0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0);
+    var a4 = vec4<f32>(0.0);
+    var a5 = vec4<f32>(0.0);
+    var a6 = vec4<f32>(0.0);
+    var a7 = vec4<f32>(0.0);
     for (var b = 0u; b < p.nb; b++) {
-        var sm: array<vec2<f32>, ROWS>;
-        for (var i = 0u; i < ROWS; i++) {
-            sm[i] = block_scale(rows[i] * p.nb + b);
-        }
+        let s0 = block_scale(b0 + b);
+        let s1 = block_scale(b1 + b);
+        let s2 = block_scale(b2 + b);
+        let s3 = block_scale(b3 + b);
+        let s4 = block_scale(b4 + b);
+        let s5 = block_scale(b5 + b);
+        let s6 = block_scale(b6 + b);
+        let s7 = block_scale(b7 + b);
         for (var j = 0u; j < 4u; j++) {
-            var w: array<W8, ROWS>;
-            for (var i = 0u; i < ROWS; i++) {
-                w[i] = weights8((rows[i] * p.nb + b) * 4u + j, sm[i]);
-            }
-            let o = b * 32u + j * 8u;
-            for (var t = 0u; t < TILE; t++) {
-                let xa = xt4(m0 + t, o);
-                let xb = xt4(m0 + t, o + 4u);
-                for (var i = 0u; i < ROWS; i++) {
-                    acc[i * TILE + t] += dot(w[i].lo, xa) + dot(w[i].hi, xb);
-                }
-            }
+            let v = load_x4(t0, b * 32u + j * 8u);
+            a0 += mac(weights8((b0 + b) * 4u + j, s0), v);
+            a1 += mac(weights8((b1 + b) * 4u + j, s1), v);
+            a2 += mac(weights8((b2 + b) * 4u + j, s2), v);
+            a3 += mac(weights8((b3 + b) * 4u + j, s3), v);
+            a4 += mac(weights8((b4 + b) * 4u + j, s4), v);
+            a5 += mac(weights8((b5 + b) * 4u + j, s5), v);
+            a6 += mac(weights8((b6 + b) * 4u + j, s6), v);
+            a7 += mac(weights8((b7 + b) * 4u + j, s7), v);
         }
     }
-    for (var i = 0u; i < ROWS; i++) {
-        for (var t = 0u; t < TILE; t++) {
-            if (r0 + LANES * i < p.n && m0 + t < p.m) { y[(m0 + t) * p.n + r0 + LANES * i] = acc[i * TILE + t]; }
-        }
-    }
+    store(r0, t0, a0);
+    store(r0 + LANES, t0, a1);
+    store(r0 + 2u * LANES, t0, a2);
+    store(r0 + 3u * LANES, t0, a3);
+    store(r0 + 4u * LANES, t0, a4);
+    store(r0 + 5u * LANES, t0, a5);
+    store(r0 + 6u * LANES, t0, a6);
+    store(r0 + 7u * LANES, t0, a7);
 }
