@@ -424,7 +424,11 @@ fn ModelCard() -> impl IntoView {
                         <dt>"Layers"</dt><dd>{i.n_layers.unwrap_or(0)}</dd>
                         <dt>"Context"</dt><dd>{format!("{} tokens (this page uses {})", i.context_length.unwrap_or(0), m.context_size)}</dd>
                         <dt>"Source dtypes"</dt><dd>{dtypes}</dd>
-                        <dt>"Chat template"</dt><dd>{if i.chat_template { "from the file" } else { "none in the file: ChatML" }}</dd>
+                        <dt>"Chat template"</dt><dd data-testid="chat-template">{match (i.chat_template, &i.chat_template_fallback) {
+                            (true, None) => "from the file".to_string(),
+                            (true, Some(why)) => format!("the file's failed ({why}): ChatML instead"),
+                            (false, _) => "none in the file: ChatML".to_string(),
+                        }}</dd>
                         <dt>"KV cache"</dt><dd>{format!("{} ({})", megabytes(m.kv_bytes), store.kv.get())}</dd>
                         <dt>"Loaded in"</dt><dd>{format!("{:.1} s", m.load_ms / 1e3)}</dd>
                         {adapter.map(|a| view! {

@@ -161,6 +161,15 @@ test('a corrupt file shows a named error and a good model still loads', async ({
   // The model loaded before is still there, and the corrupt file was not cached.
   await expect(app.id('model-status')).toContainText('ready');
   await expect(app.id('cached-model')).toHaveCount(2);
+  // A well-formed file with a key written twice (llama.cpp refuses it too).
+  const u32 = (v) => { const b = Buffer.alloc(4); b.writeUInt32LE(v); return b; };
+  const u64 = (v) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(v)); return b; };
+  const kv = (k, v) => Buffer.concat([u64(k.length), Buffer.from(k), u32(4), u32(v)]);
+  const dup = Buffer.concat([Buffer.from('GGUF'), u32(3), u64(0), u64(2), kv('general.alignment', 32), kv('general.alignment', 64)]);
+  await app.id('model-file-input').setInputFiles({ name: 'duplicate-key.gguf', mimeType: 'application/octet-stream', buffer: dup });
+  await expect(app.id('error-message')).toContainText('not a model lowbit can read', { timeout: LONG });
+  await expect(app.id('error-message')).toContainText('general.alignment appears twice');
+  await expect(app.id('model-status')).toContainText('ready');
   await app.loadDefault();
   await expect(app.id('error-message')).toHaveCount(0);
   expect(app.errors).toEqual([]);

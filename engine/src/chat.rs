@@ -23,42 +23,88 @@ impl Message {
     }
 }
 
+/// Template instructions one render may run: a long conversation needs a few thousand; a template
+/// that loops stops here instead of hanging the worker.
+pub const FUEL: u64 = 5_000_000;
+/// The longest prompt text a render may produce (a template that explodes stops here).
+pub const MAX_OUTPUT: usize = 8 << 20;
+
 pub struct ChatTemplate {
     source: String,
-    /// The file had its own template (false: the ChatML fallback).
+    /// The file had its own template and it renders (false: ChatML).
     pub from_file: bool,
+    /// Why the file's template is not used (it failed a trial render), if it is not.
+    pub fallback: Option<String>,
     bos: String,
     eos: String,
 }
 
 impl ChatTemplate {
+    /// The file's template, tried once on a short conversation; ChatML when the file has none or
+    /// when it fails (`fallback` says why).
     pub fn from_gguf(g: &Gguf, tok: &Tokenizer) -> Self {
         let name = |id: Option<u32>| id.and_then(|i| tok.tokens.get(i as usize)).cloned().unwrap_or_default();
         let file = g.get_str("tokenizer.chat_template");
-        ChatTemplate {
+        let mut t = ChatTemplate {
             source: file.unwrap_or(CHATML).to_string(),
             from_file: file.is_some(),
+            fallback: None,
             bos: name(tok.bos),
             eos: name(tok.eos),
+        };
+        let trial = [
+            Message::new("system", "You are helpful."),
+            Message::new("user", "Hello"),
+            Message::new("assistant", "Hi!"),
+            Message::new("user", "Thanks"),
+        ];
+        if let (true, Err(e)) = (t.from_file, t.render(&trial, true)) {
+            t = ChatTemplate { source: CHATML.into(), from_file: false, fallback: Some(e.to_string()), ..t };
         }
+        t
     }
 
-    /// The prompt text for `messages`, ending with the assistant's turn opener when asked.
+    /// The prompt text for `messages`, ending with the assistant's turn opener when asked. At most
+    /// [`FUEL`] instructions and [`MAX_OUTPUT`] bytes.
     pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
         let mut env = Environment::new();
+        env.set_fuel(Some(FUEL));
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", |msg: String| -> std::result::Result<Value, JinjaError> {
             Err(JinjaError::new(ErrorKind::InvalidOperation, msg))
         });
         env.add_function("strftime_now", |fmt: String| -> String { crate::util::strftime(&fmt, crate::util::unix_seconds()) });
-        env.add_template("chat", &self.source).map_err(|e| Error::Malformed(format!("chat template: {e}")))?;
-        let tmpl = env.get_template("chat").map_err(|e| Error::Malformed(format!("chat template: {e}")))?;
-        tmpl.render(minijinja::context! {
+        let err = |e: JinjaError| Error::Template(e.to_string());
+        env.add_template("chat", &self.source).map_err(err)?;
+        let tmpl = env.get_template("chat").map_err(err)?;
+        let mut out = Capped(Vec::new());
+        let ctx = minijinja::context! {
             messages => messages,
             add_generation_prompt => add_generation_prompt,
             bos_token => self.bos,
             eos_token => self.eos,
-        })
-        .map_err(|e| Error::Malformed(format!("chat template: {e}")))
+        };
+        tmpl.render_captured_to(ctx, &mut out).map_err(|e| match out.0.len() >= MAX_OUTPUT {
+            true => Error::Template(format!("the prompt it writes passes {MAX_OUTPUT} bytes")),
+            false => err(e),
+        })?;
+        String::from_utf8(out.0).map_err(|_| Error::Template("it wrote bytes that are not UTF-8".into()))
+    }
+}
+
+/// A writer that refuses to grow past [`MAX_OUTPUT`] bytes.
+struct Capped(Vec<u8>);
+
+impl std::io::Write for Capped {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + b.len() > MAX_OUTPUT {
+            self.0.resize(MAX_OUTPUT, 0);
+            return Err(std::io::Error::other("output cap"));
+        }
+        self.0.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

@@ -13,6 +13,38 @@ pub enum Error {
     Truncated { offset: u64, needed: u64, len: u64 },
     #[error("GGUF: {0}")]
     Malformed(String),
+    #[error("GGUF: metadata key {0} appears twice")]
+    DuplicateKey(String),
+    #[error("GGUF: two tensors are named {0}")]
+    DuplicateTensor(String),
+    #[error("GGUF: general.alignment {0} is not a power of two")]
+    BadAlignment(String),
+    #[error("GGUF: tensor {tensor}'s data offset {offset} is not a multiple of the alignment {alignment}")]
+    Misaligned { tensor: String, offset: u64, alignment: u64 },
+    #[error("GGUF: tensors {0} and {1} share bytes")]
+    OverlappingTensors(String, String),
+    #[error("GGUF: tensor {tensor} has dimensions {dims:?} (zero, or more elements than can be counted)")]
+    BadDimensions { tensor: String, dims: Vec<u64> },
+    #[error("GGUF: the file has no {0}")]
+    MissingKey(String),
+    #[error("GGUF: {key} is not {expected}")]
+    WrongType { key: String, expected: &'static str },
+    #[error("tokenizer: {key} has {len} entries for a vocabulary of {vocab} tokens")]
+    TokenizerArrays { key: String, len: usize, vocab: usize },
+    #[error("tokenizer: {key} = {id} is not a token of the {vocab}-token vocabulary")]
+    TokenId { key: String, id: String, vocab: usize },
+    #[error("architecture '{0}' is not supported yet (llama is)")]
+    UnsupportedArchitecture(String),
+    #[error("model: {0}")]
+    BadConfig(String),
+    #[error("model: tensor {0} is missing")]
+    MissingTensor(String),
+    #[error("model: tensor {tensor} has dimensions {found:?}, the metadata implies {expected:?}")]
+    TensorShape { tensor: String, expected: Vec<usize>, found: Vec<u64> },
+    #[error("{0} are not finite numbers (NaN or infinity): the model's weights hold such values")]
+    NonFinite(String),
+    #[error("chat template: {0}")]
+    Template(String),
     #[error("unknown GGUF metadata value type {0}")]
     UnknownValueType(u32),
     #[error("unknown ggml tensor type {0}")]

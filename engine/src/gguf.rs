@@ -12,6 +12,9 @@ use crate::{Error, Result};
 
 const MAGIC: u32 = 0x4655_4747; // "GGUF" little-endian
 
+/// Arrays may hold arrays, which may not hold arrays.
+const MAX_NESTING: u32 = 2;
+
 /// A metadata value.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
@@ -27,7 +30,98 @@ pub enum Value {
     F64(f64),
     Bool(bool),
     String(String),
-    Array(Vec<Value>),
+    Array(Array),
+}
+
+/// A metadata array, one vector of its element type: numbers take in memory what they take on
+/// disk (no enum per element), so metadata can never grow much past the file that holds it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Array {
+    U8(Vec<u8>),
+    I8(Vec<i8>),
+    U16(Vec<u16>),
+    I16(Vec<i16>),
+    U32(Vec<u32>),
+    I32(Vec<i32>),
+    U64(Vec<u64>),
+    I64(Vec<i64>),
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+    Bool(Vec<bool>),
+    String(Vec<String>),
+    Array(Vec<Array>),
+}
+
+impl Array {
+    pub fn len(&self) -> usize {
+        match self {
+            Array::U8(v) => v.len(),
+            Array::I8(v) => v.len(),
+            Array::U16(v) => v.len(),
+            Array::I16(v) => v.len(),
+            Array::U32(v) => v.len(),
+            Array::I32(v) => v.len(),
+            Array::U64(v) => v.len(),
+            Array::I64(v) => v.len(),
+            Array::F32(v) => v.len(),
+            Array::F64(v) => v.len(),
+            Array::Bool(v) => v.len(),
+            Array::String(v) => v.len(),
+            Array::Array(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The elements when they are strings.
+    pub fn strings(&self) -> Option<&[String]> {
+        match self {
+            Array::String(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The elements as f64 when they are numbers (an empty array of any type is no numbers).
+    pub fn numbers(&self) -> Option<Vec<f64>> {
+        fn f<T: Copy + Into<f64>>(v: &[T]) -> Option<Vec<f64>> {
+            Some(v.iter().map(|&x| x.into()).collect())
+        }
+        match self {
+            Array::U8(v) => f(v),
+            Array::I8(v) => f(v),
+            Array::U16(v) => f(v),
+            Array::I16(v) => f(v),
+            Array::U32(v) => f(v),
+            Array::I32(v) => f(v),
+            Array::U64(v) => Some(v.iter().map(|&x| x as f64).collect()),
+            Array::I64(v) => Some(v.iter().map(|&x| x as f64).collect()),
+            Array::F32(v) => f(v),
+            Array::F64(v) => f(v),
+            Array::Bool(_) | Array::String(_) | Array::Array(_) if self.is_empty() => Some(vec![]),
+            Array::Bool(_) | Array::String(_) | Array::Array(_) => None,
+        }
+    }
+
+    /// The GGUF value type of the elements.
+    fn element_type(&self) -> u32 {
+        match self {
+            Array::U8(_) => 0,
+            Array::I8(_) => 1,
+            Array::U16(_) => 2,
+            Array::I16(_) => 3,
+            Array::U32(_) => 4,
+            Array::I32(_) => 5,
+            Array::F32(_) => 6,
+            Array::Bool(_) => 7,
+            Array::String(_) => 8,
+            Array::Array(_) => 9,
+            Array::U64(_) => 10,
+            Array::I64(_) => 11,
+            Array::F64(_) => 12,
+        }
+    }
 }
 
 impl Value {
@@ -57,7 +151,7 @@ impl Value {
             _ => None,
         }
     }
-    pub fn as_array(&self) -> Option<&[Value]> {
+    pub fn as_array(&self) -> Option<&Array> {
         match self {
             Value::Array(a) => Some(a),
             _ => None,
@@ -230,7 +324,47 @@ impl<'a> Reader<'a> {
         }
         Ok(n)
     }
-    fn value(&mut self, t: u32, depth: u32) -> Result<Value> {
+    /// `n` fixed-size items of `N` bytes each, decoded by `f` (n checked against the file first).
+    fn items<const N: usize, T>(&mut self, n: u64, f: fn([u8; N]) -> T) -> Result<Vec<T>> {
+        let b = self.take(n.saturating_mul(N as u64))?;
+        Ok(b.chunks_exact(N).map(|c| f(c.try_into().unwrap_or([0; N]))).collect())
+    }
+
+    /// An array value (after its type tag): element type, count, elements.
+    fn array(&mut self, depth: u32) -> Result<Array> {
+        if depth >= MAX_NESTING {
+            return Err(Error::Malformed(format!("metadata arrays nested deeper than {MAX_NESTING}")));
+        }
+        let et = self.u32()?;
+        // The smallest item of each type, to reject counts the file cannot hold before reading.
+        let min = match et {
+            0 | 1 | 7 => 1,
+            2 | 3 => 2,
+            4 | 5 | 6 => 4,
+            8 | 10 | 11 | 12 => 8,
+            9 => 12,
+            _ => return Err(Error::UnknownValueType(et)),
+        };
+        let n = self.count(min, "array")?;
+        Ok(match et {
+            0 => Array::U8(self.take(n)?.to_vec()),
+            1 => Array::I8(self.items(n, |[b]| b as i8)?),
+            2 => Array::U16(self.items(n, u16::from_le_bytes)?),
+            3 => Array::I16(self.items(n, i16::from_le_bytes)?),
+            4 => Array::U32(self.items(n, u32::from_le_bytes)?),
+            5 => Array::I32(self.items(n, i32::from_le_bytes)?),
+            6 => Array::F32(self.items(n, f32::from_le_bytes)?),
+            7 => Array::Bool(self.items(n, |[b]| b != 0)?),
+            10 => Array::U64(self.items(n, u64::from_le_bytes)?),
+            11 => Array::I64(self.items(n, i64::from_le_bytes)?),
+            12 => Array::F64(self.items(n, f64::from_le_bytes)?),
+            8 => Array::String((0..n).map(|_| self.string()).collect::<Result<_>>()?),
+            // Each inner array: its element type, count and elements (no type tag of its own).
+            _ => Array::Array((0..n).map(|_| self.array(depth + 1)).collect::<Result<_>>()?),
+        })
+    }
+
+    fn value(&mut self, t: u32) -> Result<Value> {
         Ok(match t {
             0 => Value::U8(self.arr::<1>()?[0]),
             1 => Value::I8(self.arr::<1>()?[0] as i8),
@@ -241,25 +375,7 @@ impl<'a> Reader<'a> {
             6 => Value::F32(f32::from_le_bytes(self.arr()?)),
             7 => Value::Bool(self.arr::<1>()?[0] != 0),
             8 => Value::String(self.string()?),
-            9 => {
-                if depth > 8 {
-                    return Err(Error::Malformed("metadata arrays nested deeper than 8".into()));
-                }
-                let et = self.u32()?;
-                let min = match et {
-                    0 | 1 | 7 => 1,
-                    2 | 3 => 2,
-                    4 | 5 | 6 => 4,
-                    8 | 9 | 10 | 11 | 12 => 8,
-                    _ => return Err(Error::UnknownValueType(et)),
-                };
-                let n = self.count(min, "array")?;
-                let mut v = Vec::with_capacity(n as usize);
-                for _ in 0..n {
-                    v.push(self.value(et, depth + 1)?);
-                }
-                Value::Array(v)
-            }
+            9 => Value::Array(self.array(0)?),
             10 => Value::U64(self.u64()?),
             11 => Value::I64(i64::from_le_bytes(self.arr()?)),
             12 => Value::F64(f64::from_le_bytes(self.arr()?)),
@@ -285,7 +401,10 @@ impl<'a> Gguf<'a> {
         for _ in 0..n_kv {
             let key = r.string()?;
             let t = r.u32()?;
-            let v = r.value(t, 0)?;
+            let v = r.value(t)?;
+            if metadata.contains_key(&key) {
+                return Err(Error::DuplicateKey(key));
+            }
             metadata.insert(key, v);
         }
         let alignment = match metadata.get("general.alignment") {
@@ -293,7 +412,7 @@ impl<'a> Gguf<'a> {
             Some(v) => v
                 .as_u64()
                 .filter(|a| a.is_power_of_two())
-                .ok_or_else(|| Error::Malformed(format!("general.alignment {v:?} is not a power of two")))?,
+                .ok_or_else(|| Error::BadAlignment(format!("{v:?}")))?,
         };
         let mut infos = Vec::with_capacity(n_tensors as usize);
         for _ in 0..n_tensors {
@@ -303,6 +422,9 @@ impl<'a> Gguf<'a> {
                 return Err(Error::Malformed(format!("tensor {name} has {n_dims} dimensions")));
             }
             let dims = (0..n_dims).map(|_| r.u64()).collect::<Result<Vec<_>>>()?;
+            if dims.contains(&0) {
+                return Err(Error::BadDimensions { tensor: name, dims });
+            }
             let ggml_type = GgmlType::from_u32(r.u32()?)?;
             let offset = r.u64()?;
             infos.push((name, dims, ggml_type, offset));
@@ -312,12 +434,18 @@ impl<'a> Gguf<'a> {
             .checked_mul(alignment)
             .ok_or_else(|| Error::Malformed(format!("general.alignment {alignment} is too large")))?;
         let len = bytes.len() as u64;
-        let mut tensors = Vec::with_capacity(infos.len());
+        let mut tensors: Vec<TensorInfo> = Vec::with_capacity(infos.len());
+        let mut names = std::collections::HashSet::new();
         for (name, dims, ggml_type, rel) in infos {
-            let n = dims
-                .iter()
-                .try_fold(1u64, |a, &d| a.checked_mul(d))
-                .ok_or_else(|| Error::Malformed(format!("tensor {name}: element count overflows")))?;
+            if !names.insert(name.clone()) {
+                return Err(Error::DuplicateTensor(name));
+            }
+            if rel % alignment != 0 {
+                return Err(Error::Misaligned { tensor: name, offset: rel, alignment });
+            }
+            let Some(n) = dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d)) else {
+                return Err(Error::BadDimensions { tensor: name, dims });
+            };
             let (bw, bb) = ggml_type.block();
             if dims[0] % bw as u64 != 0 {
                 return Err(Error::Malformed(format!(
@@ -334,6 +462,12 @@ impl<'a> Gguf<'a> {
                 .filter(|o| o.checked_add(n_bytes).is_some_and(|e| e <= len))
                 .ok_or(Error::Truncated { offset: data_offset.saturating_add(rel), needed: n_bytes, len })?;
             tensors.push(TensorInfo { name, dims, ggml_type, offset, n_bytes });
+        }
+        // No two tensors share a byte.
+        let mut spans: Vec<&TensorInfo> = tensors.iter().collect();
+        spans.sort_by_key(|t| t.offset);
+        if let Some(w) = spans.windows(2).find(|w| w[0].offset + w[0].n_bytes > w[1].offset) {
+            return Err(Error::OverlappingTensors(w[0].name.clone(), w[1].name.clone()));
         }
         Ok(Gguf { version, metadata, tensors, alignment, data_offset, bytes })
     }
@@ -478,17 +612,30 @@ fn put_value(out: &mut Vec<u8>, v: &Value) {
         Value::F32(x) => out.extend(x.to_le_bytes()),
         Value::Bool(x) => out.push(*x as u8),
         Value::String(s) => put_str(out, s),
-        Value::Array(a) => {
-            // An empty array is written with element type u8.
-            out.extend(a.first().map_or(0, value_type).to_le_bytes());
-            out.extend((a.len() as u64).to_le_bytes());
-            for x in a {
-                put_value(out, x);
-            }
-        }
+        Value::Array(a) => put_array(out, a),
         Value::U64(x) => out.extend(x.to_le_bytes()),
         Value::I64(x) => out.extend(x.to_le_bytes()),
         Value::F64(x) => out.extend(x.to_le_bytes()),
+    }
+}
+
+fn put_array(out: &mut Vec<u8>, a: &Array) {
+    out.extend(a.element_type().to_le_bytes());
+    out.extend((a.len() as u64).to_le_bytes());
+    match a {
+        Array::U8(v) => out.extend(v),
+        Array::I8(v) => out.extend(v.iter().map(|&x| x as u8)),
+        Array::U16(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+        Array::I16(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+        Array::U32(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+        Array::I32(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+        Array::U64(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+        Array::I64(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+        Array::F32(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+        Array::F64(v) => v.iter().for_each(|x| out.extend(x.to_le_bytes())),
+        Array::Bool(v) => out.extend(v.iter().map(|&x| x as u8)),
+        Array::String(v) => v.iter().for_each(|x| put_str(out, x)),
+        Array::Array(v) => v.iter().for_each(|x| put_array(out, x)),
     }
 }
 

@@ -31,6 +31,9 @@ pub struct ModelInfo {
     /// a precision finer than this cannot add back what the file's own quantization lost.
     pub matrix_dtype: Option<(String, f64)>,
     pub chat_template: bool,
+    /// Why the file's chat template is not used (it failed a trial render: ChatML instead).
+    #[serde(default)]
+    pub chat_template_fallback: Option<String>,
     pub tokenizer: Option<String>,
     pub pre_tokenizer: Option<String>,
     pub n_vocab: Option<usize>,
@@ -82,6 +85,7 @@ impl ModelInfo {
             source_dtypes,
             matrix_dtype,
             chat_template: g.get_str("tokenizer.chat_template").is_some(),
+            chat_template_fallback: tok.as_ref().ok().and_then(|t| crate::chat::ChatTemplate::from_gguf(g, t).fallback),
             tokenizer: g.get_str("tokenizer.ggml.model").map(str::to_string),
             pre_tokenizer: g.get_str("tokenizer.ggml.pre").map(str::to_string),
             n_vocab: tok.as_ref().ok().map(|t| t.vocab_size()),
@@ -271,7 +275,7 @@ impl<'g> Loader<'g> {
         let g = Gguf::parse(&bytes)?;
         let (cfg, tok) = (Config::from_gguf(&g), Tokenizer::from_gguf(&g));
         let info = ModelInfo::from_parts(&g, bytes.len() as u64, &cfg, &tok);
-        let (cfg, tok) = (cfg.map_err(|e| Error::Malformed(e.to_string()))?, tok.map_err(|e| Error::Malformed(e.to_string()))?);
+        let (cfg, tok) = (cfg?, tok?);
         info.check_fit(&gpu.info, &plan)?;
         let rq = Requantizer::new(&cfg, &g, plan)?;
         drop(g);

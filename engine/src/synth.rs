@@ -8,7 +8,7 @@
 
 use half::f16;
 
-use crate::gguf::{self, GgmlType, Gguf, TensorOut, Value};
+use crate::gguf::{self, Array, GgmlType, Gguf, TensorOut, Value};
 use crate::quant::BLOCK;
 use crate::util::Rng;
 use crate::{Error, Result};
@@ -128,7 +128,7 @@ pub fn model(base: &Gguf, shape: &Shape, seed: u64) -> Result<Vec<u8>> {
 /// A model at `shape` with random weights and a placeholder vocabulary of `vocab` tokens (no
 /// tokenizer to speak of): what `lowbit bench model --shape` runs where no model file is at hand.
 pub fn bare(shape: &Shape, vocab: usize, seed: u64) -> Result<Vec<u8>> {
-    let tokens = Value::Array((0..vocab).map(|i| Value::String(format!("<{i}>"))).collect());
+    let tokens = Value::Array(Array::String((0..vocab).map(|i| format!("<{i}>")).collect()));
     let metadata = vec![("tokenizer.ggml.model".into(), Value::String("llama".into())), ("tokenizer.ggml.tokens".into(), tokens)];
     build(metadata, vocab, shape, seed, 32)
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use fancy_regex::Regex;
 
-use crate::gguf::{Gguf, Value};
+use crate::gguf::{Array, Gguf, Value};
 use crate::{Error, Result};
 
 /// GGUF token types (`tokenizer.ggml.token_type`).
@@ -73,29 +73,41 @@ pub struct Tokenizer {
 }
 
 fn strings(g: &Gguf, key: &str) -> Result<Vec<String>> {
-    g.get(key)
-        .and_then(Value::as_array)
-        .ok_or_else(|| Error::Malformed(format!("missing {key}")))?
-        .iter()
-        .map(|v| v.as_str().map(str::to_string).ok_or_else(|| Error::Malformed(format!("{key}: not strings"))))
-        .collect()
+    let a = g.get(key).ok_or_else(|| Error::MissingKey(key.into()))?;
+    a.as_array().and_then(Array::strings).map(<[String]>::to_vec).ok_or_else(|| Error::WrongType { key: key.into(), expected: "an array of strings" })
 }
 
-fn numbers(g: &Gguf, key: &str) -> Option<Vec<f64>> {
-    g.get(key).and_then(Value::as_array).map(|a| a.iter().map(|v| v.as_f64().unwrap_or(0.0)).collect())
+/// An optional array of numbers: None when absent, an error when it holds something else.
+fn numbers(g: &Gguf, key: &str) -> Result<Option<Vec<f64>>> {
+    match g.get(key) {
+        None => Ok(None),
+        Some(a) => a.as_array().and_then(Array::numbers).map(Some).ok_or_else(|| Error::WrongType { key: key.into(), expected: "an array of numbers" }),
+    }
 }
 
 impl Tokenizer {
     pub fn from_gguf(g: &Gguf) -> Result<Self> {
         let tokens = strings(g, "tokenizer.ggml.tokens")?;
         let n = tokens.len();
-        let token_types: Vec<i32> = numbers(g, "tokenizer.ggml.token_type")
+        let token_types: Vec<i32> = numbers(g, "tokenizer.ggml.token_type")?
             .map(|v| v.into_iter().map(|x| x as i32).collect())
             .unwrap_or_else(|| vec![TOKEN_NORMAL; n]);
-        if token_types.len() != n {
-            return Err(Error::Malformed("token_type length differs from tokens".into()));
+        if n == 0 {
+            return Err(Error::TokenizerArrays { key: "tokenizer.ggml.tokens".into(), len: 0, vocab: 0 });
         }
-        let id = |key: &str| g.get_u64(key).filter(|&v| (v as usize) < n).map(|v| v as u32);
+        if token_types.len() != n {
+            return Err(Error::TokenizerArrays { key: "tokenizer.ggml.token_type".into(), len: token_types.len(), vocab: n });
+        }
+        // A special token the tokenizer uses must be in the vocabulary.
+        let id = |key: &str| -> Result<Option<u32>> {
+            match g.get(key) {
+                None => Ok(None),
+                Some(v) => match v.as_u64() {
+                    Some(id) if (id as usize) < n => Ok(Some(id as u32)),
+                    _ => Err(Error::TokenId { key: key.into(), id: format!("{v:?}"), vocab: n }),
+                },
+            }
+        };
         let ids: HashMap<String, u32> = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
         let kind = g.get_str("tokenizer.ggml.model").unwrap_or("gpt2");
         let model = match kind {
@@ -115,9 +127,12 @@ impl Tokenizer {
                 Model::Bpe { pre, ranks, byte_char, char_byte }
             }
             "llama" => {
-                let scores = numbers(g, "tokenizer.ggml.scores")
+                let scores = numbers(g, "tokenizer.ggml.scores")?
                     .map(|v| v.into_iter().map(|x| x as f32).collect())
                     .unwrap_or_else(|| vec![0.0; n]);
+                if scores.len() != n {
+                    return Err(Error::TokenizerArrays { key: "tokenizer.ggml.scores".into(), len: scores.len(), vocab: n });
+                }
                 let mut byte_tokens = [None; 256];
                 for (b, slot) in byte_tokens.iter_mut().enumerate() {
                     *slot = ids.get(&format!("<0x{b:02X}>")).copied();
@@ -142,9 +157,9 @@ impl Tokenizer {
             Some(Value::Bool(b)) => *b,
             _ => kind == "llama",
         };
-        let eos = id("tokenizer.ggml.eos_token_id");
+        let eos = id("tokenizer.ggml.eos_token_id")?;
         // End of turn: the explicit key, else a chat end marker the vocabulary has.
-        let eot = id("tokenizer.ggml.eot_token_id").or_else(|| {
+        let eot = id("tokenizer.ggml.eot_token_id")?.or_else(|| {
             ["<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|end|>"].iter().find_map(|t| ids.get(*t).copied())
         });
         Ok(Tokenizer {
@@ -153,11 +168,11 @@ impl Tokenizer {
             token_types,
             ids,
             specials,
-            bos: id("tokenizer.ggml.bos_token_id"),
+            bos: id("tokenizer.ggml.bos_token_id")?,
             eos,
             eot,
             add_bos,
-            unk: id("tokenizer.ggml.unknown_token_id"),
+            unk: id("tokenizer.ggml.unknown_token_id")?,
         })
     }
 

@@ -4,7 +4,7 @@
 mod common;
 
 use half::{bf16, f16};
-use lowbit::gguf::{self, Gguf, GgmlType, TensorOut, Value};
+use lowbit::gguf::{self, Array, Gguf, GgmlType, TensorOut, Value};
 use lowbit::Error;
 
 fn h(x: f32) -> [u8; 2] {
@@ -94,10 +94,10 @@ fn sample_file() -> Vec<u8> {
         ("f32".into(), Value::F32(0.5)),
         ("f64".into(), Value::F64(-0.25)),
         ("bool".into(), Value::Bool(true)),
-        ("strings".into(), Value::Array(vec![Value::String("a".into()), Value::String("bc".into())])),
+        ("strings".into(), Value::Array(Array::String(vec!["a".into(), "bc".into()]))),
         (
             "nested".into(),
-            Value::Array(vec![Value::Array(vec![Value::I32(1), Value::I32(2)]), Value::Array(vec![Value::I32(3)])]),
+            Value::Array(Array::Array(vec![Array::I32(vec![1, 2]), Array::I32(vec![3])])),
         ),
         ("general.alignment".into(), Value::U32(64)),
     ];
@@ -123,7 +123,8 @@ fn reads_every_metadata_type_and_tensor() {
     assert_eq!(g.get("f64"), Some(&Value::F64(-0.25)));
     assert_eq!(g.get("bool"), Some(&Value::Bool(true)));
     let nested = g.get("nested").and_then(Value::as_array).unwrap();
-    assert_eq!(nested[0], Value::Array(vec![Value::I32(1), Value::I32(2)]));
+    assert_eq!(nested, &Array::Array(vec![Array::I32(vec![1, 2]), Array::I32(vec![3])]));
+    assert_eq!(g.get("strings").and_then(Value::as_array).and_then(Array::strings), Some(&["a".to_string(), "bc".to_string()][..]));
     let a = g.tensor("a").unwrap();
     assert_eq!(a.matrix_shape(), (2, 3));
     assert_eq!(g.dequantize_tensor(a).unwrap(), vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);

@@ -51,7 +51,23 @@ impl From<Error> for Fail {
             | Error::UnknownTensorType(_)
             | Error::UnsupportedTensorType(_)
             | Error::TensorNotFound(_)
-            | Error::Shape(_) => ErrorKind::BadFile,
+            | Error::Shape(_)
+            | Error::DuplicateKey(_)
+            | Error::DuplicateTensor(_)
+            | Error::BadAlignment(_)
+            | Error::Misaligned { .. }
+            | Error::OverlappingTensors(..)
+            | Error::BadDimensions { .. }
+            | Error::MissingKey(_)
+            | Error::WrongType { .. }
+            | Error::TokenizerArrays { .. }
+            | Error::TokenId { .. }
+            | Error::UnsupportedArchitecture(_)
+            | Error::BadConfig(_)
+            | Error::MissingTensor(_)
+            | Error::TensorShape { .. }
+            | Error::NonFinite(_)
+            | Error::Template(_) => ErrorKind::BadFile,
             Error::TooLarge { .. } => ErrorKind::TooLarge,
             Error::ContextFull { .. } => ErrorKind::ContextFull,
             Error::Gpu(m) if m.contains("out of GPU memory") => ErrorKind::OutOfMemory,

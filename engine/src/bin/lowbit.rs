@@ -211,7 +211,11 @@ async fn generate(a: &Args, gpu: &Option<Gpu>) -> Result<()> {
             msgs.push(Message::new("system", s));
         }
         msgs.push(Message::new("user", prompt_text));
-        let text = ChatTemplate::from_gguf(&g, &tok).render(&msgs, true)?;
+        let template = ChatTemplate::from_gguf(&g, &tok);
+        if let Some(why) = &template.fallback {
+            eprintln!("lowbit: the file's chat template failed ({why}); using ChatML");
+        }
+        let text = template.render(&msgs, true)?;
         tok.encode_with_bos(&text, true)
     } else {
         tok.encode_with_bos(prompt_text, true)

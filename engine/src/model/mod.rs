@@ -34,12 +34,12 @@ impl Config {
     pub fn from_gguf(g: &Gguf) -> Result<Self> {
         let arch = g.get_str("general.architecture").ok_or_else(|| Error::Malformed("no general.architecture".into()))?;
         if arch != "llama" {
-            return Err(Error::Malformed(format!("architecture '{arch}' is not supported yet (llama is)")));
+            return Err(Error::UnsupportedArchitecture(arch.to_string()));
         }
         let req = |k: &str| {
             g.get_u64(&format!("{arch}.{k}"))
                 .map(|v| v as usize)
-                .ok_or_else(|| Error::Malformed(format!("missing {arch}.{k}")))
+                .ok_or_else(|| Error::MissingKey(format!("{arch}.{k}")))
         };
         let opt_f = |k: &str, d: f32| g.get(&format!("{arch}.{k}")).and_then(|v| v.as_f64()).map_or(d, |v| v as f32);
         let dim = req("embedding_length")?;
@@ -50,7 +50,7 @@ impl Config {
             .get("tokenizer.ggml.tokens")
             .and_then(|v| v.as_array())
             .map(|a| a.len())
-            .ok_or_else(|| Error::Malformed("no tokenizer.ggml.tokens".into()))?;
+            .ok_or_else(|| Error::MissingKey("tokenizer.ggml.tokens".into()))?;
         let cfg = Config {
             architecture: arch.to_string(),
             n_layers: req("block_count")?,
@@ -67,13 +67,57 @@ impl Config {
             rms_eps: opt_f("attention.layer_norm_rms_epsilon", 1e-5),
             tied_output: g.tensor("output.weight").is_err(),
         };
-        if n_heads == 0 || n_kv_heads == 0 || n_heads % n_kv_heads != 0 || cfg.n_rot > head_dim || cfg.n_rot % 2 != 0 {
-            return Err(Error::Malformed(format!(
+        if n_heads == 0 || n_kv_heads == 0 || n_heads % n_kv_heads != 0 || head_dim == 0 || cfg.n_rot > head_dim || cfg.n_rot % 2 != 0 {
+            return Err(Error::BadConfig(format!(
                 "inconsistent heads: {n_heads} heads, {n_kv_heads} kv heads, head_dim {head_dim}, n_rot {}",
                 cfg.n_rot
             )));
         }
+        if cfg.n_layers == 0 || cfg.dim == 0 || cfg.ffn_dim == 0 || cfg.context_length == 0 {
+            return Err(Error::BadConfig(format!(
+                "{} layers, embedding length {}, feed-forward length {}, context length {}",
+                cfg.n_layers, cfg.dim, cfg.ffn_dim, cfg.context_length
+            )));
+        }
+        if !(cfg.rms_eps.is_finite() && cfg.rms_eps >= 0.0 && cfg.rope_base.is_finite() && cfg.rope_base > 0.0) {
+            return Err(Error::BadConfig(format!("rms epsilon {}, rope base {}", cfg.rms_eps, cfg.rope_base)));
+        }
+        cfg.check_tensors(g)?;
         Ok(cfg)
+    }
+
+    /// Every tensor the model reads is in the file with the shape the metadata implies (so the
+    /// metadata's sizes are bounded by the file's bytes before anything is allocated for them).
+    fn check_tensors(&self, g: &Gguf) -> Result<()> {
+        // The innermost dimension first, as GGUF stores them.
+        let shape = |name: &str, want: &[usize]| -> Result<()> {
+            let t = g.tensor(name).map_err(|_| Error::MissingTensor(name.to_string()))?;
+            let found: Vec<u64> = t.dims.iter().copied().filter(|&d| d != 1).collect();
+            let expected: Vec<u64> = want.iter().map(|&d| d as u64).filter(|&d| d != 1).collect();
+            if found != expected {
+                return Err(Error::TensorShape { tensor: name.to_string(), expected: want.to_vec(), found: t.dims.clone() });
+            }
+            Ok(())
+        };
+        let (d, q, kv) = (self.dim, self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim);
+        // Layers first: an absurd block count fails at the first missing layer.
+        for l in 0..self.n_layers {
+            shape(&Norm::Attn(l).tensor_name(), &[d])?;
+            shape(&Mat::Q(l).tensor_name(false), &[d, q])?;
+            shape(&Mat::K(l).tensor_name(false), &[d, kv])?;
+            shape(&Mat::V(l).tensor_name(false), &[d, kv])?;
+            shape(&Mat::O(l).tensor_name(false), &[q, d])?;
+            shape(&Norm::Ffn(l).tensor_name(), &[d])?;
+            shape(&Mat::Gate(l).tensor_name(false), &[d, self.ffn_dim])?;
+            shape(&Mat::Up(l).tensor_name(false), &[d, self.ffn_dim])?;
+            shape(&Mat::Down(l).tensor_name(false), &[self.ffn_dim, d])?;
+        }
+        shape(&Norm::Output.tensor_name(), &[d])?;
+        shape("token_embd.weight", &[d, self.vocab])?;
+        if !self.tied_output {
+            shape("output.weight", &[d, self.vocab])?;
+        }
+        Ok(())
     }
 }
 
@@ -217,6 +261,9 @@ pub async fn score<B: Backend>(
         let end = (pos + chunk.max(1)).min(tokens.len());
         let logits = forward(cfg, b, &tokens[pos..end], pos, true)?;
         let logits = b.read(&logits).await?;
+        if let Some(i) = logits.iter().position(|x| !x.is_finite()) {
+            return Err(Error::NonFinite(format!("the logits at position {}", pos + i / cfg.vocab)));
+        }
         for (i, row) in logits.chunks(cfg.vocab).enumerate() {
             if pos + i + 1 < tokens.len() {
                 on_row(pos + i, row);
