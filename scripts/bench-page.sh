@@ -9,5 +9,5 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 build_app
-cd "$ROOT/e2e" && npx playwright test --config bench.config.mjs
+cd "$ROOT/e2e" && npx playwright test --config bench.config.mjs page-vs-wllama
 node bench/report.mjs
