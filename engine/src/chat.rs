@@ -77,31 +77,34 @@ impl ChatTemplate {
         let err = |e: JinjaError| Error::Template(e.to_string());
         env.add_template("chat", &self.source).map_err(err)?;
         let tmpl = env.get_template("chat").map_err(err)?;
-        let mut out = Capped(Vec::new());
+        let mut out = Capped { buf: Vec::new(), full: false };
         let ctx = minijinja::context! {
             messages => messages,
             add_generation_prompt => add_generation_prompt,
             bos_token => self.bos,
             eos_token => self.eos,
         };
-        tmpl.render_captured_to(ctx, &mut out).map_err(|e| match out.0.len() >= MAX_OUTPUT {
+        tmpl.render_captured_to(ctx, &mut out).map_err(|e| match out.full {
             true => Error::Template(format!("the prompt it writes passes {MAX_OUTPUT} bytes")),
             false => err(e),
         })?;
-        String::from_utf8(out.0).map_err(|_| Error::Template("it wrote bytes that are not UTF-8".into()))
+        String::from_utf8(out.buf).map_err(|_| Error::Template("it wrote bytes that are not UTF-8".into()))
     }
 }
 
-/// A writer that refuses to grow past [`MAX_OUTPUT`] bytes.
-struct Capped(Vec<u8>);
+/// A writer that refuses to grow past [`MAX_OUTPUT`] bytes (`full` once it refused).
+struct Capped {
+    buf: Vec<u8>,
+    full: bool,
+}
 
 impl std::io::Write for Capped {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        if self.0.len() + b.len() > MAX_OUTPUT {
-            self.0.resize(MAX_OUTPUT, 0);
+        if self.buf.len() + b.len() > MAX_OUTPUT {
+            self.full = true;
             return Err(std::io::Error::other("output cap"));
         }
-        self.0.extend_from_slice(b);
+        self.buf.extend_from_slice(b);
         Ok(b.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {

@@ -73,6 +73,40 @@ pub enum Error {
     Usage(String),
 }
 
+impl Error {
+    /// The file is at fault: it is not a GGUF lowbit can read, or not a model it can run.
+    pub fn is_bad_file(&self) -> bool {
+        matches!(
+            self,
+            Error::BadMagic(_)
+                | Error::UnsupportedVersion(_)
+                | Error::Truncated { .. }
+                | Error::Malformed(_)
+                | Error::UnknownValueType(_)
+                | Error::UnknownTensorType(_)
+                | Error::UnsupportedTensorType(_)
+                | Error::TensorNotFound(_)
+                | Error::Shape(_)
+                | Error::DuplicateKey(_)
+                | Error::DuplicateTensor(_)
+                | Error::BadAlignment(_)
+                | Error::Misaligned { .. }
+                | Error::OverlappingTensors(..)
+                | Error::BadDimensions { .. }
+                | Error::MissingKey(_)
+                | Error::WrongType { .. }
+                | Error::TokenizerArrays { .. }
+                | Error::TokenId { .. }
+                | Error::UnsupportedArchitecture(_)
+                | Error::BadConfig(_)
+                | Error::MissingTensor(_)
+                | Error::TensorShape { .. }
+                | Error::NonFinite(_)
+                | Error::Template(_)
+        )
+    }
+}
+
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
         Error::Io(e.to_string())

@@ -52,13 +52,21 @@ pub struct ModelInfo {
     pub group_bytes: Vec<(Group, Precision, u64)>,
 }
 
+/// The file's tokenizer and its chat template (tried once: see [`ChatTemplate::from_gguf`]).
+fn tokenizer_and_template(g: &Gguf) -> Result<(Tokenizer, ChatTemplate)> {
+    let tok = Tokenizer::from_gguf(g)?;
+    let template = ChatTemplate::from_gguf(g, &tok);
+    Ok((tok, template))
+}
+
 impl ModelInfo {
     pub fn from_gguf(g: &Gguf, file_bytes: u64) -> Self {
-        Self::from_parts(g, file_bytes, &Config::from_gguf(g), &Tokenizer::from_gguf(g))
+        Self::from_parts(g, file_bytes, &Config::from_gguf(g), &tokenizer_and_template(g))
     }
 
-    /// The info of a file whose config and tokenizer were already built (or failed to build).
-    fn from_parts(g: &Gguf, file_bytes: u64, cfg: &Result<Config>, tok: &Result<Tokenizer>) -> Self {
+    /// The info of a file whose config, tokenizer and chat template were already built (or
+    /// failed to build).
+    fn from_parts(g: &Gguf, file_bytes: u64, cfg: &Result<Config>, tok: &Result<(Tokenizer, ChatTemplate)>) -> Self {
         let mut source_dtypes = BTreeMap::new();
         let mut n_params = 0u64;
         for t in &g.tensors {
@@ -85,10 +93,10 @@ impl ModelInfo {
             source_dtypes,
             matrix_dtype,
             chat_template: g.get_str("tokenizer.chat_template").is_some(),
-            chat_template_fallback: tok.as_ref().ok().and_then(|t| crate::chat::ChatTemplate::from_gguf(g, t).fallback),
+            chat_template_fallback: tok.as_ref().ok().and_then(|(_, t)| t.fallback.clone()),
             tokenizer: g.get_str("tokenizer.ggml.model").map(str::to_string),
             pre_tokenizer: g.get_str("tokenizer.ggml.pre").map(str::to_string),
-            n_vocab: tok.as_ref().ok().map(|t| t.vocab_size()),
+            n_vocab: tok.as_ref().ok().map(|(t, _)| t.vocab_size()),
             n_layers: cfg.as_ref().ok().map(|c| c.n_layers),
             context_length: cfg.as_ref().ok().map(|c| c.context_length),
             supported: cfg.is_ok() && tok.is_ok(),
@@ -264,6 +272,7 @@ pub struct Loader<'g> {
     bytes: Vec<u8>,
     cfg: Config,
     tok: Tokenizer,
+    template: ChatTemplate,
     info: ModelInfo,
     n_ctx: usize,
     rq: Requantizer,
@@ -273,13 +282,13 @@ impl<'g> Loader<'g> {
     /// Parse the file (header, tokenizer, template) and check it fits the adapter at `precision`.
     pub fn new(gpu: &'g Gpu, bytes: Vec<u8>, plan: Plan, n_ctx: usize) -> Result<Self> {
         let g = Gguf::parse(&bytes)?;
-        let (cfg, tok) = (Config::from_gguf(&g), Tokenizer::from_gguf(&g));
+        let (cfg, tok) = (Config::from_gguf(&g), tokenizer_and_template(&g));
         let info = ModelInfo::from_parts(&g, bytes.len() as u64, &cfg, &tok);
-        let (cfg, tok) = (cfg?, tok?);
+        let (cfg, (tok, template)) = (cfg?, tok?);
         info.check_fit(&gpu.info, &plan)?;
         let rq = Requantizer::new(&cfg, &g, plan)?;
         drop(g);
-        Ok(Loader { gpu, bytes, cfg, tok, info, n_ctx, rq })
+        Ok(Loader { gpu, bytes, cfg, tok, template, info, n_ctx, rq })
     }
 
     /// The model file.
@@ -306,9 +315,8 @@ impl<'g> Loader<'g> {
         let g = Gguf::parse(&self.bytes)?;
         let weights = self.rq.finish()?;
         let backend = GpuBackend::with_weights(self.gpu, &g, weights, self.n_ctx)?;
-        let template = ChatTemplate::from_gguf(&g, &self.tok);
         drop(g);
-        Ok(Session { bytes: self.bytes, cfg: self.cfg, info: self.info, tok: self.tok, template, backend, cached: vec![] })
+        Ok(Session { bytes: self.bytes, cfg: self.cfg, info: self.info, tok: self.tok, template: self.template, backend, cached: vec![] })
     }
 }
 

@@ -78,7 +78,7 @@ fn info_at(bytes: &[u8], name: &str) -> usize {
 /// The offset field of tensor `name` (relative to the data section).
 fn offset_field(bytes: &[u8], name: &str) -> usize {
     let at = info_at(bytes, name);
-    let n_dims = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    let n_dims = u32_at(bytes, at) as usize;
     at + 4 + 8 * n_dims + 4
 }
 
@@ -325,17 +325,22 @@ fn nan_weights_are_named_not_printed_as_a_perplexity() {
     assert!(err.contains("not finite numbers"), "{err}");
 }
 
+fn u32_at(b: &[u8], p: usize) -> u32 {
+    u32::from_le_bytes(b[p..p + 4].try_into().unwrap())
+}
+
+fn u64_at(b: &[u8], p: usize) -> u64 {
+    u64::from_le_bytes(b[p..p + 8].try_into().unwrap())
+}
+
 /// The positions and widths of every count, length, type, dimension and offset field of a valid
 /// file (walked the way the reader walks it), then of every scalar metadata value (the model's
 /// sizes, token ids, the alignment): the first kind breaks the structure, the second the meaning.
 fn fields(b: &[u8]) -> (Vec<(usize, usize)>, Vec<(usize, usize)>) {
-    let u32_at = |p: usize| u32::from_le_bytes(b[p..p + 4].try_into().unwrap());
-    let u64_at = |p: usize| u64::from_le_bytes(b[p..p + 8].try_into().unwrap());
     let mut out = vec![(4, 4), (8, 8), (16, 8)];
     let mut scalars = vec![];
     let mut p = 24;
     fn value(b: &[u8], p: &mut usize, t: u32, out: &mut Vec<(usize, usize)>) {
-        let u64_at = |p: usize| u64::from_le_bytes(b[p..p + 8].try_into().unwrap());
         match t {
             0 | 1 | 7 => *p += 1,
             2 | 3 => *p += 2,
@@ -343,13 +348,13 @@ fn fields(b: &[u8]) -> (Vec<(usize, usize)>, Vec<(usize, usize)>) {
             10..=12 => *p += 8,
             8 => {
                 out.push((*p, 8));
-                *p += 8 + u64_at(*p) as usize;
+                *p += 8 + u64_at(b, *p) as usize;
             }
             _ => {
-                let et = u32::from_le_bytes(b[*p..*p + 4].try_into().unwrap());
+                let et = u32_at(b, *p);
                 out.push((*p, 4));
                 out.push((*p + 4, 8));
-                let n = u64_at(*p + 4);
+                let n = u64_at(b, *p + 4);
                 *p += 12;
                 for _ in 0..n {
                     value(b, p, et, out);
@@ -357,10 +362,10 @@ fn fields(b: &[u8]) -> (Vec<(usize, usize)>, Vec<(usize, usize)>) {
             }
         }
     }
-    for _ in 0..u64_at(16) {
+    for _ in 0..u64_at(b, 16) {
         out.push((p, 8));
-        p += 8 + u64_at(p) as usize;
-        let t = u32_at(p);
+        p += 8 + u64_at(b, p) as usize;
+        let t = u32_at(b, p);
         out.push((p, 4));
         p += 4;
         match t {
@@ -370,10 +375,10 @@ fn fields(b: &[u8]) -> (Vec<(usize, usize)>, Vec<(usize, usize)>) {
         }
         value(b, &mut p, t, &mut out);
     }
-    for _ in 0..u64_at(8) {
+    for _ in 0..u64_at(b, 8) {
         out.push((p, 8));
-        p += 8 + u64_at(p) as usize;
-        let n = u32_at(p) as usize;
+        p += 8 + u64_at(b, p) as usize;
+        let n = u32_at(b, p) as usize;
         out.push((p, 4));
         p += 4;
         for _ in 0..n {
@@ -387,23 +392,39 @@ fn fields(b: &[u8]) -> (Vec<(usize, usize)>, Vec<(usize, usize)>) {
     (out, scalars)
 }
 
-/// Everything a loaded file goes through before the GPU: must return, never panic. True when the
-/// mutated file still parsed (so the mutations reach past the reader).
+/// Everything a loaded file goes through before the GPU: must return, never panic, and every
+/// error must be one the page shows as the file's fault. True when the mutated file still parsed
+/// (so the mutations reach past the reader).
 fn load_everything(bytes: &[u8]) -> bool {
-    let Ok(g) = Gguf::parse(bytes) else { return false };
-    let cfg = Config::from_gguf(&g);
-    if let Ok(tok) = Tokenizer::from_gguf(&g) {
-        let ids = tok.encode_with_bos("Hello, <|im_start|>world 123 ü", true);
-        let _ = tok.decode(&ids);
-        let t = ChatTemplate::from_gguf(&g, &tok);
-        let _ = t.render(&[Message::new("user", "hi")], true);
+    let file_fault = |e: lowbit::Error| assert!(e.is_bad_file(), "not classed as a bad file: {e}");
+    let g = match Gguf::parse(bytes) {
+        Ok(g) => g,
+        Err(e) => {
+            file_fault(e);
+            return false;
+        }
+    };
+    if let Err(e) = Config::from_gguf(&g) {
+        file_fault(e);
+    }
+    match Tokenizer::from_gguf(&g) {
+        Ok(tok) => {
+            let ids = tok.encode_with_bos("Hello, <|im_start|>world 123 ü", true);
+            let _ = tok.decode(&ids);
+            let t = ChatTemplate::from_gguf(&g, &tok);
+            if let Err(e) = t.render(&[Message::new("user", "hi")], true) {
+                file_fault(e);
+            }
+        }
+        Err(e) => file_fault(e),
     }
     for t in &g.tensors {
         let (rows, _) = t.matrix_shape();
-        let _ = g.dequantize_rows(t, 0, rows.min(2));
+        if let Err(e) = g.dequantize_rows(t, 0, rows.min(2)) {
+            file_fault(e);
+        }
     }
     let _ = lowbit::session::ModelInfo::from_gguf(&g, bytes.len() as u64);
-    drop(cfg);
     true
 }
 
@@ -422,7 +443,7 @@ fn seeded_structure_aware_mutations_never_panic() {
         for _ in 0..1 + pick(&mut rng, 3) {
             let fields = if pick(&mut rng, 2) == 0 { &structure } else { &scalars };
             let (at, width) = fields[pick(&mut rng, fields.len())];
-            let old = if width == 8 { u64::from_le_bytes(b[at..at + 8].try_into().unwrap()) } else { u32::from_le_bytes(b[at..at + 4].try_into().unwrap()) as u64 };
+            let old = if width == 8 { u64_at(&b, at) } else { u32_at(&b, at) as u64 };
             let v = match pick(&mut rng, 9) {
                 0 => 0,
                 1 => 1,

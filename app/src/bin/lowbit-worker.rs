@@ -43,31 +43,7 @@ impl From<Error> for Fail {
     fn from(e: Error) -> Self {
         let kind = match &e {
             Error::NoAdapter | Error::RequestDevice(_) => ErrorKind::NoWebgpu,
-            Error::BadMagic(_)
-            | Error::UnsupportedVersion(_)
-            | Error::Truncated { .. }
-            | Error::Malformed(_)
-            | Error::UnknownValueType(_)
-            | Error::UnknownTensorType(_)
-            | Error::UnsupportedTensorType(_)
-            | Error::TensorNotFound(_)
-            | Error::Shape(_)
-            | Error::DuplicateKey(_)
-            | Error::DuplicateTensor(_)
-            | Error::BadAlignment(_)
-            | Error::Misaligned { .. }
-            | Error::OverlappingTensors(..)
-            | Error::BadDimensions { .. }
-            | Error::MissingKey(_)
-            | Error::WrongType { .. }
-            | Error::TokenizerArrays { .. }
-            | Error::TokenId { .. }
-            | Error::UnsupportedArchitecture(_)
-            | Error::BadConfig(_)
-            | Error::MissingTensor(_)
-            | Error::TensorShape { .. }
-            | Error::NonFinite(_)
-            | Error::Template(_) => ErrorKind::BadFile,
+            e if e.is_bad_file() => ErrorKind::BadFile,
             Error::TooLarge { .. } => ErrorKind::TooLarge,
             Error::ContextFull { .. } => ErrorKind::ContextFull,
             Error::Gpu(m) if m.contains("out of GPU memory") => ErrorKind::OutOfMemory,
