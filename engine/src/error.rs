@@ -37,8 +37,6 @@ pub enum Error {
     UnsupportedArchitecture(String),
     #[error("model: {0}")]
     BadConfig(String),
-    #[error("model: tensor {0} is missing")]
-    MissingTensor(String),
     #[error("model: tensor {tensor} has dimensions {found:?}, the metadata implies {expected:?}")]
     TensorShape { tensor: String, expected: Vec<usize>, found: Vec<u64> },
     #[error("{0} are not finite numbers (NaN or infinity): the model's weights hold such values")]
@@ -99,7 +97,6 @@ impl Error {
                 | Error::TokenId { .. }
                 | Error::UnsupportedArchitecture(_)
                 | Error::BadConfig(_)
-                | Error::MissingTensor(_)
                 | Error::TensorShape { .. }
                 | Error::NonFinite(_)
                 | Error::Template(_)

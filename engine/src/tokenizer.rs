@@ -77,27 +77,27 @@ fn strings(g: &Gguf, key: &str) -> Result<Vec<String>> {
     a.as_array().and_then(Array::strings).map(<[String]>::to_vec).ok_or_else(|| Error::WrongType { key: key.into(), expected: "an array of strings" })
 }
 
-/// An optional array of numbers: None when absent, an error when it holds something else.
-fn numbers(g: &Gguf, key: &str) -> Result<Option<Vec<f64>>> {
-    match g.get(key) {
-        None => Ok(None),
-        Some(a) => a.as_array().and_then(Array::numbers).map(Some).ok_or_else(|| Error::WrongType { key: key.into(), expected: "an array of numbers" }),
+/// An optional array of one number per token (`n` of them): None when absent, an error when it
+/// holds something else or has another length.
+fn per_token(g: &Gguf, key: &str, n: usize) -> Result<Option<Vec<f64>>> {
+    let Some(a) = g.get(key) else { return Ok(None) };
+    let v = a.as_array().and_then(Array::numbers).ok_or_else(|| Error::WrongType { key: key.into(), expected: "an array of numbers" })?;
+    if v.len() != n {
+        return Err(Error::TokenizerArrays { key: key.into(), len: v.len(), vocab: n });
     }
+    Ok(Some(v))
 }
 
 impl Tokenizer {
     pub fn from_gguf(g: &Gguf) -> Result<Self> {
         let tokens = strings(g, "tokenizer.ggml.tokens")?;
         let n = tokens.len();
-        let token_types: Vec<i32> = numbers(g, "tokenizer.ggml.token_type")?
-            .map(|v| v.into_iter().map(|x| x as i32).collect())
-            .unwrap_or_else(|| vec![TOKEN_NORMAL; n]);
         if n == 0 {
             return Err(Error::TokenizerArrays { key: "tokenizer.ggml.tokens".into(), len: 0, vocab: 0 });
         }
-        if token_types.len() != n {
-            return Err(Error::TokenizerArrays { key: "tokenizer.ggml.token_type".into(), len: token_types.len(), vocab: n });
-        }
+        let token_types: Vec<i32> = per_token(g, "tokenizer.ggml.token_type", n)?
+            .map(|v| v.into_iter().map(|x| x as i32).collect())
+            .unwrap_or_else(|| vec![TOKEN_NORMAL; n]);
         // A special token the tokenizer uses must be in the vocabulary.
         let id = |key: &str| -> Result<Option<u32>> {
             match g.get(key) {
@@ -127,12 +127,9 @@ impl Tokenizer {
                 Model::Bpe { pre, ranks, byte_char, char_byte }
             }
             "llama" => {
-                let scores = numbers(g, "tokenizer.ggml.scores")?
+                let scores = per_token(g, "tokenizer.ggml.scores", n)?
                     .map(|v| v.into_iter().map(|x| x as f32).collect())
                     .unwrap_or_else(|| vec![0.0; n]);
-                if scores.len() != n {
-                    return Err(Error::TokenizerArrays { key: "tokenizer.ggml.scores".into(), len: scores.len(), vocab: n });
-                }
                 let mut byte_tokens = [None; 256];
                 for (b, slot) in byte_tokens.iter_mut().enumerate() {
                     *slot = ids.get(&format!("<0x{b:02X}>")).copied();

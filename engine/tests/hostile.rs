@@ -260,10 +260,10 @@ fn tensor_types_architecture_and_shapes() {
     rejects("unknown-architecture", &base().set("general.architecture", Value::String("mamba9".into())).bytes(), "architecture 'mamba9'");
     let mut m = base();
     m.tensors.retain(|t| t.0 != "blk.1.ffn_down.weight");
-    rejects("missing-tensor", &m.bytes(), "blk.1.ffn_down.weight is missing");
+    rejects("missing-tensor", &m.bytes(), "tensor not found: blk.1.ffn_down.weight");
     // The config disagrees with the tensors: an absurd width, an absurd layer count, a shape.
     rejects("absurd-embedding-length", &base().set("llama.embedding_length", Value::U64(1 << 40)).bytes(), "metadata implies");
-    rejects("absurd-block-count", &base().set("llama.block_count", Value::U64(1 << 40)).bytes(), "blk.2.attn_norm.weight is missing");
+    rejects("absurd-block-count", &base().set("llama.block_count", Value::U64(1 << 40)).bytes(), "tensor not found: blk.2.attn_norm.weight");
     rejects("zero-block-count", &base().set("llama.block_count", Value::U32(0)).bytes(), "0 layers");
     rejects("zero-heads", &base().set("llama.attention.head_count", Value::U32(0)).bytes(), "inconsistent heads");
     let mut m = base();

@@ -91,7 +91,7 @@ impl Config {
     fn check_tensors(&self, g: &Gguf) -> Result<()> {
         // The innermost dimension first, as GGUF stores them.
         let shape = |name: &str, want: &[usize]| -> Result<()> {
-            let t = g.tensor(name).map_err(|_| Error::MissingTensor(name.to_string()))?;
+            let t = g.tensor(name)?;
             let found: Vec<u64> = t.dims.iter().copied().filter(|&d| d != 1).collect();
             let expected: Vec<u64> = want.iter().map(|&d| d as u64).filter(|&d| d != 1).collect();
             if found != expected {
