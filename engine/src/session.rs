@@ -10,11 +10,15 @@ use crate::chat::{ChatTemplate, Message};
 use crate::gguf::Gguf;
 use crate::gpu::{AdapterSummary, Gpu};
 use crate::model::gpu::{GpuBackend, Requantizer, Unit};
-use crate::model::{self, Backend, Config, Generation, Mat};
+use crate::model::{self, Backend, Config, Generation, Mat, Prefill, Step};
 use crate::plan::{Group, Plan};
 use crate::sampler::{Sampler, SamplerConfig};
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Precision, Result};
+
+/// A reply reads its prompt in slices of about this long, so Stop answers within about this
+/// much (plus the first slice, [`model::FIRST_SLICE`] tokens) even on a software GPU.
+pub const PREFILL_SLICE_MS: f64 = 250.0;
 
 /// What a model file is, read from its GGUF header alone (no weights touched).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -50,6 +54,9 @@ pub struct ModelInfo {
     pub largest_buffer: Vec<(Precision, u64)>,
     /// Weight bytes of each tensor group at each precision (norms not included).
     pub group_bytes: Vec<(Group, Precision, u64)>,
+    /// The finest source dtype in each tensor group, and its bits per weight.
+    #[serde(default)]
+    pub group_dtypes: Vec<(Group, String, f64)>,
 }
 
 /// The file's tokenizer and its chat template (tried once: see [`ChatTemplate::from_gguf`]).
@@ -83,6 +90,7 @@ impl ModelInfo {
             Ok(c) => weight_sizes(c, g),
             Err(_) => (vec![], vec![], vec![]),
         };
+        let group_dtypes = cfg.as_ref().map(|c| group_dtypes(c, g)).unwrap_or_default();
         ModelInfo {
             name: g.get_str("general.name").map(str::to_string),
             architecture: g.get_str("general.architecture").map(str::to_string),
@@ -108,7 +116,39 @@ impl ModelInfo {
             weight_bytes,
             largest_buffer,
             group_bytes,
+            group_dtypes,
         }
+    }
+
+    /// The plan to load this file at when the user has not chosen one, and why: each tensor
+    /// group at the smallest precision that holds what the file stores it in (Q4_0/Q4_1 at INT4,
+    /// Q8_0 or 5-6 bit types at INT8, 16-bit and finer at FP16). A precision below the file's
+    /// would lose more; one above it costs memory and speed for nothing.
+    pub fn suggested_plan(&self) -> (Plan, String) {
+        let at = |bits: f64| match bits {
+            b if b <= 5.0 => Precision::Int4,
+            b if b <= 8.5 => Precision::Int8,
+            _ => Precision::Fp16,
+        };
+        let mut plan = Plan::uniform(Precision::Fp16);
+        let mut parts = vec![];
+        for (group, dtype, bits) in &self.group_dtypes {
+            let p = at(*bits);
+            plan = plan.with(*group, p);
+            parts.push(format!("{} {dtype} → {}", group.label().to_lowercase(), p.name().to_uppercase()));
+        }
+        let why = match plan.uniform_precision() {
+            Some(p) => format!(
+                "{}, the precision this file stores its weights at ({})",
+                p.name().to_uppercase(),
+                self.group_dtypes.first().map_or("", |g| g.1.as_str())
+            ),
+            None => format!(
+                "the precisions this file stores each group at ({}): a lower one would lose more, a higher one costs memory and speed for nothing",
+                parts.join(", ")
+            ),
+        };
+        (plan, why)
     }
 
     pub fn weight_bytes_at(&self, p: Precision) -> u64 {
@@ -198,6 +238,24 @@ fn weight_sizes(cfg: &Config, g: &Gguf) -> (Vec<(Precision, u64)>, Vec<(Precisio
     (total, largest, groups)
 }
 
+/// The finest source dtype among each group's matrices (the embedding counts for the embeddings
+/// group, tied output head or not), with its bits per weight.
+fn group_dtypes(cfg: &Config, g: &Gguf) -> Vec<(Group, String, f64)> {
+    let mut out: Vec<(Group, String, f64)> = vec![];
+    let names = Mat::all(cfg.n_layers).into_iter().map(|m| (Group::of(m), m.tensor_name(cfg.tied_output)));
+    for (group, name) in names.chain([(Group::Embeddings, "token_embd.weight".to_string())]) {
+        let Ok(t) = g.tensor(&name) else { continue };
+        let (weights, bytes) = t.ggml_type.block();
+        let bits = bytes as f64 * 8.0 / weights as f64;
+        match out.iter_mut().find(|o| o.0 == group) {
+            Some(o) if o.2 >= bits => {}
+            Some(o) => *o = (group, t.ggml_type.name().to_string(), bits),
+            None => out.push((group, t.ggml_type.name().to_string(), bits)),
+        }
+    }
+    out
+}
+
 /// The f32 norm vectors' bytes.
 fn norm_bytes(cfg: &Config) -> u64 {
     (cfg.n_layers * 2 + 1) as u64 * cfg.dim as u64 * 4
@@ -220,6 +278,10 @@ pub struct ReplyStats {
     pub context_size: usize,
     /// Ended at an end-of-turn or end-of-text token (false: max tokens or stopped).
     pub end_of_turn: bool,
+    /// The oldest messages after the system prompt that the model did not read: the
+    /// conversation outgrew the context ([`Session::fit_context`]).
+    #[serde(default)]
+    pub dropped_messages: usize,
 }
 
 /// A stage of loading a model (see [`Loader`]).
@@ -279,12 +341,14 @@ pub struct Loader<'g> {
 }
 
 impl<'g> Loader<'g> {
-    /// Parse the file (header, tokenizer, template) and check it fits the adapter at `precision`.
-    pub fn new(gpu: &'g Gpu, bytes: Vec<u8>, plan: Plan, n_ctx: usize) -> Result<Self> {
+    /// Parse the file (header, tokenizer, template) and check it fits the adapter at `plan`
+    /// (`None`: the file's [`ModelInfo::suggested_plan`]).
+    pub fn new(gpu: &'g Gpu, bytes: Vec<u8>, plan: Option<Plan>, n_ctx: usize) -> Result<Self> {
         let g = Gguf::parse(&bytes)?;
         let (cfg, tok) = (Config::from_gguf(&g), tokenizer_and_template(&g));
         let info = ModelInfo::from_parts(&g, bytes.len() as u64, &cfg, &tok);
         let (cfg, (tok, template)) = (cfg?, tok?);
+        let plan = plan.unwrap_or_else(|| info.suggested_plan().0);
         info.check_fit(&gpu.info, &plan)?;
         let rq = Requantizer::new(&cfg, &g, plan)?;
         drop(g);
@@ -294,6 +358,11 @@ impl<'g> Loader<'g> {
     /// The model file.
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
+    }
+
+    /// The plan the weights are being loaded at.
+    pub fn plan(&self) -> Plan {
+        self.rq.plan
     }
 
     pub fn progress(&self) -> [Progress; 2] {
@@ -332,7 +401,7 @@ impl Switch {
 impl<'g> Session<'g> {
     /// Load at once (no progress): the CLI and tests.
     pub fn load(gpu: &'g Gpu, bytes: Vec<u8>, plan: impl Into<Plan>, n_ctx: usize) -> Result<Self> {
-        let mut l = Loader::new(gpu, bytes, plan.into(), n_ctx)?;
+        let mut l = Loader::new(gpu, bytes, Some(plan.into()), n_ctx)?;
         while l.step()? {}
         l.finish()
     }
@@ -420,6 +489,17 @@ impl<'g> Session<'g> {
         self.finish_switch(s)
     }
 
+    /// Make the KV cache hold `n_ctx` tokens (at most the model's context length); the
+    /// conversation's cached tokens are kept as far as they fit.
+    pub fn set_context(&mut self, n_ctx: usize) -> Result<()> {
+        let kept = self.backend.set_context(n_ctx, self.cached.len());
+        match kept {
+            Ok(n) => self.cached.truncate(n),
+            Err(_) => self.cached.clear(),
+        }
+        kept.map(|_| ())
+    }
+
     /// Forget the conversation (the cache is overwritten from position 0 by the next prompt).
     pub fn reset(&mut self) {
         self.cached.clear();
@@ -431,21 +511,45 @@ impl<'g> Session<'g> {
         Ok(self.tok.encode_with_bos(&text, true))
     }
 
-    /// Answer the last message of `messages`, streaming text through `on_text` (return false to
-    /// stop). Only the tokens that differ from what the KV cache already holds are prefilled:
-    /// earlier turns of the same conversation are not computed again.
+    /// The prompt for `messages` with room left for a reply of `max_tokens` (at least a quarter
+    /// of the context, or `max_tokens` if less): when the conversation is too long, the oldest
+    /// turns after the system prompt are left out, a whole exchange at a time, so what the model
+    /// reads still starts with a user message. Returns the prompt and how many messages were left
+    /// out; [`Error::ContextFull`] when even the system prompt and the last message do not fit.
+    pub fn fit_context(&self, messages: &[Message], max_tokens: usize) -> Result<(Vec<u32>, usize)> {
+        let n_ctx = self.backend.n_ctx;
+        let room = max_tokens.clamp(1, (n_ctx / 4).max(1));
+        let system = usize::from(messages.first().is_some_and(|m| m.role == "system"));
+        let mut dropped = 0;
+        loop {
+            let kept: Vec<Message> = messages[..system].iter().chain(&messages[system + dropped..]).cloned().collect();
+            let prompt = self.prompt(&kept)?;
+            if prompt.len() + room <= n_ctx {
+                return Ok((prompt, dropped));
+            }
+            // Leave out the oldest message, and any replies after it, up to the next user message.
+            let rest = &messages[system + dropped..];
+            match rest.iter().skip(1).position(|m| m.role == "user") {
+                Some(i) => dropped += i + 1,
+                None if prompt.len() < n_ctx => return Ok((prompt, dropped)),
+                None => return Err(Error::ContextFull { needed: prompt.len() + 1, size: n_ctx }),
+            }
+        }
+    }
+
+    /// Answer the last message of `messages`, streaming text and the prompt's reading through
+    /// `on_step` (return false to stop, while the prompt is read too). Only the tokens that differ
+    /// from what the KV cache already holds are prefilled: earlier turns of the same conversation
+    /// are not computed again, nor the part of a prompt read before a stop.
     pub async fn reply(
         &mut self,
         messages: &[Message],
         sampling: &SamplerConfig,
         max_tokens: usize,
-        on_text: impl FnMut(&str) -> bool,
+        on_step: impl FnMut(Step<'_>) -> bool,
     ) -> Result<(Generation, ReplyStats)> {
-        let prompt = self.prompt(messages)?;
+        let (prompt, dropped) = self.fit_context(messages, max_tokens)?;
         let n_ctx = self.backend.n_ctx;
-        if prompt.len() >= n_ctx {
-            return Err(Error::ContextFull { needed: prompt.len() + 1, size: n_ctx });
-        }
         let max_tokens = max_tokens.min(n_ctx - prompt.len());
         // Reuse the longest cached prefix, but always prefill at least one token for logits.
         let reused = common_prefix(&self.cached, &prompt).min(prompt.len() - 1);
@@ -460,7 +564,8 @@ impl<'g> Session<'g> {
             &prompt[reused..],
             max_tokens,
             &mut sampler,
-            on_text,
+            Prefill::Sliced { slice_ms: PREFILL_SLICE_MS },
+            on_step,
         )
         .await;
         let gen = match gen {
@@ -473,8 +578,14 @@ impl<'g> Session<'g> {
         };
         // The generated tokens that were fed back are in the cache: all of them after an end of
         // turn (the last one produced the logits that chose the end), else all but the last.
-        self.cached = prompt.clone();
-        self.cached.extend(&gen.ids[..gen.end_pos - prompt.len()]);
+        match gen.end_pos.checked_sub(prompt.len()) {
+            Some(fed) => {
+                self.cached = prompt.clone();
+                self.cached.extend(&gen.ids[..fed]);
+            }
+            // Stopped while reading the prompt: what was read stays for the next reply.
+            None => self.cached = prompt[..gen.end_pos].to_vec(),
+        }
         let stats = ReplyStats {
             plan: Some(plan),
             prompt_tokens: prompt.len(),
@@ -487,6 +598,7 @@ impl<'g> Session<'g> {
             context_used: self.cached.len(),
             context_size: n_ctx,
             end_of_turn: gen.stopped,
+            dropped_messages: dropped,
         };
         Ok((gen, stats))
     }
@@ -494,22 +606,32 @@ impl<'g> Session<'g> {
 
 impl<'g> Session<'g> {
     /// Lend the GPU backend and the parsed file to a measurement that requantizes and overwrites
-    /// the KV cache; the conversation's cache is forgotten and the plan and KV format are
-    /// restored afterwards, whatever the measurement did.
+    /// the KV cache. The conversation's part of the cache is copied aside first; the plan, the KV
+    /// format and that part are put back afterwards, whatever the measurement did, so the next
+    /// reply reads only its own new tokens.
     async fn with_backend<T>(&mut self, f: impl AsyncFnOnce(&mut GpuBackend<'g>, &Gguf<'_>) -> Result<T>) -> Result<T> {
-        self.cached.clear();
         let (was, kv) = (self.plan(), self.kv());
+        let snapshot = self.backend.save_kv(self.cached.len());
         let g = Gguf::parse(&self.bytes)?;
         let r = f(&mut self.backend, &g).await;
         let restored = self.backend.set_precision(&g, was).and_then(|_| self.backend.set_kv(kv));
+        match (&restored, &snapshot) {
+            (Ok(()), Ok(s)) if r.is_ok() => {
+                if self.backend.restore_kv(s).is_err() {
+                    self.cached.clear();
+                }
+            }
+            // After a failure, what the cache holds is unknown: the next reply starts over.
+            _ => self.cached.clear(),
+        }
         let r = r?;
         restored?;
         Ok(r)
     }
 
     /// Perplexity, KL vs FP16 and top-1 agreement of each precision on `text` (cut to
-    /// `max_tokens` and to the context). The conversation's cache is used for this, so the next
-    /// reply prefills its whole conversation again; the precision is restored afterwards.
+    /// `max_tokens` and to the context). Runs in the KV cache; the conversation's part of it, the
+    /// precision and the KV format are restored afterwards.
     pub async fn quality(
         &mut self,
         text: &str,
@@ -565,7 +687,8 @@ impl<'g> Session<'g> {
 impl<'g> Session<'g> {
     /// The model benchmark ([`crate::bench::model_on`]) on the loaded model: prefill
     /// `prompt_tokens` and decode `decode_tokens` greedily at each precision. Uses the KV cache
-    /// like [`Session::quality`] and restores the precision and KV format afterwards.
+    /// like [`Session::quality`] and restores it (the conversation's part), the precision and the
+    /// KV format afterwards.
     pub async fn bench(&mut self, name: &str, precisions: &[crate::Precision], prompt_tokens: usize, decode_tokens: usize) -> Result<crate::bench::ModelBench> {
         let prompt = crate::bench::bench_prompt(Some(&self.tok), self.cfg.vocab, prompt_tokens);
         self.with_backend(async |b, g| crate::bench::model_on(b, g, name, precisions, prompt, decode_tokens).await).await
@@ -574,7 +697,8 @@ impl<'g> Session<'g> {
 
 impl<'g> Session<'g> {
     /// Each layer's output error at `variants` vs FP16 on `text` (cut to `max_tokens`). Uses the
-    /// KV cache like [`Session::quality`] and restores the precision and KV format afterwards.
+    /// KV cache like [`Session::quality`] and restores it (the conversation's part), the precision and
+    /// the KV format afterwards.
     pub async fn layer_errors(
         &mut self,
         text: &str,

@@ -1,6 +1,7 @@
 //! The chat session the page's worker runs (lavapipe in CI): later turns reuse the KV cache and
 //! give the same reply as prefilling the whole conversation afresh; a precision switch keeps the
-//! conversation; a conversation longer than the context is a named error.
+//! conversation; Stop while the prompt is read keeps what was read; a conversation longer than
+//! the context is a named error.
 
 mod common;
 
@@ -50,8 +51,10 @@ fn later_turns_reuse_the_cache_and_match_a_fresh_prefill() {
     msgs.push(Message::new("assistant", &g2.text));
     msgs.push(Message::new("user", "Tell me a story."));
     let mut n = 0;
-    let (g4, st4) = block_on(s.reply(&msgs, &greedy(), 50, |_| {
-        n += 1;
+    let (g4, st4) = block_on(s.reply(&msgs, &greedy(), 50, |step| {
+        if let lowbit::model::Step::Text(_) = step {
+            n += 1;
+        }
         n < 2
     }))
     .unwrap();
@@ -93,6 +96,122 @@ fn a_mixed_plan_switches_only_the_groups_that_change() {
 }
 
 #[test]
+fn stop_while_reading_the_prompt_keeps_what_was_read_for_the_next_reply() {
+    use lowbit::model::{Step, FIRST_SLICE};
+    let Some(bytes) = common::tiny_model() else { return };
+    let Some(gpu) = common::gpu() else { return };
+    let msgs = vec![Message::new("user", "Please describe, in great detail, the history of the city of Paris.")];
+    let mut s = Session::load(&gpu, bytes.clone(), Precision::Int4, 128).unwrap();
+    // Stop at the first pause: nothing is generated, the first slice stays in the cache.
+    let mut reads = vec![];
+    let (g, st) = block_on(s.reply(&msgs, &greedy(), 6, |step| match step {
+        Step::Read { done, total } => {
+            reads.push((done, total));
+            false
+        }
+        Step::Text(_) => panic!("text after a stop"),
+    }))
+    .unwrap();
+    assert!(g.ids.is_empty() && g.text.is_empty());
+    assert_eq!(reads.len(), 1);
+    assert_eq!(reads[0], (FIRST_SLICE, st.prompt_tokens));
+    assert!(st.prompt_tokens > FIRST_SLICE, "{} prompt tokens", st.prompt_tokens);
+    assert_eq!(st.context_used, FIRST_SLICE);
+    // The next reply reads only the rest, in slices, and writes what a fresh session writes.
+    let mut slices = vec![];
+    let (g2, st2) = block_on(s.reply(&msgs, &greedy(), 6, |step| {
+        if let Step::Read { done, .. } = step {
+            slices.push(done);
+        }
+        true
+    }))
+    .unwrap();
+    assert_eq!(st2.reused_tokens, FIRST_SLICE);
+    assert!(slices.windows(2).all(|w| w[0] < w[1]) && slices.iter().all(|&d| d < st2.prompt_tokens), "{slices:?}");
+    let mut fresh = Session::load(&gpu, bytes, Precision::Int4, 128).unwrap();
+    let (g3, _) = block_on(fresh.reply(&msgs, &greedy(), 6, |_| true)).unwrap();
+    assert_eq!(g2.ids, g3.ids, "{:?} vs {:?}", g2.text, g3.text);
+    assert_eq!(g2.ids.len(), 6);
+}
+
+#[test]
+fn measurements_give_the_conversation_its_cache_back() {
+    use lowbit::plan::Variant;
+    let Some(bytes) = common::tiny_model() else { return };
+    let Some(gpu) = common::gpu() else { return };
+    let mut s = Session::load(&gpu, bytes.clone(), Precision::Int4, 128).unwrap();
+    let mut msgs = vec![Message::new("user", "What is the capital of France?")];
+    let (g1, st1) = block_on(s.reply(&msgs, &greedy(), 6, |_| true)).unwrap();
+    msgs.push(Message::new("assistant", &g1.text));
+    msgs.push(Message::new("user", "And of Germany?"));
+    // A quality run over other plans and another KV format, a benchmark and the layer errors:
+    // each overwrites the cache, and each gives the conversation's part of it back.
+    let kv8 = Variant::parse("fp16+kv-int8").unwrap();
+    let text = "The quick brown fox jumps over the lazy dog, again and again, all day long.";
+    block_on(s.quality(text, 24, &[Precision::Fp16.into(), Precision::Int8.into(), kv8], |_| {})).unwrap();
+    block_on(s.bench("tiny", &[Precision::Fp16, Precision::Int4], 8, 4)).unwrap();
+    block_on(s.layer_errors(text, 16, &[Precision::Int8.into()], |_| {})).unwrap();
+    assert_eq!(s.context_used(), st1.context_used);
+    assert_eq!(s.plan(), Plan::uniform(Precision::Int4));
+    let (g2, st2) = block_on(s.reply(&msgs, &greedy(), 6, |_| true)).unwrap();
+    assert_eq!(st2.reused_tokens, st1.context_used, "{st2:?}");
+    // The reply is the one a fresh session prefilling the whole conversation writes.
+    let mut fresh = Session::load(&gpu, bytes, Precision::Int4, 128).unwrap();
+    let (g3, _) = block_on(fresh.reply(&msgs, &greedy(), 6, |_| true)).unwrap();
+    assert_eq!(g2.ids, g3.ids, "{:?} vs {:?}", g2.text, g3.text);
+}
+
+#[test]
+fn a_conversation_that_outgrows_the_context_leaves_out_its_oldest_turns() {
+    let Some(bytes) = common::tiny_model() else { return };
+    let Some(gpu) = common::gpu() else { return };
+    let mut s = Session::load(&gpu, bytes, Precision::Int4, 96).unwrap();
+    let system = Message::new("system", "You are terse.");
+    let mut msgs = vec![system.clone()];
+    let mut dropped = vec![];
+    for i in 0..8 {
+        msgs.push(Message::new("user", &format!("Question number {i}: what is {i} plus {i}?")));
+        let (g, st) = block_on(s.reply(&msgs, &greedy(), 8, |_| true)).unwrap();
+        assert!(st.prompt_tokens + g.ids.len() <= 96, "{st:?}");
+        dropped.push(st.dropped_messages);
+        // What the model read: the system prompt, then whole exchanges from a user message on.
+        let kept: Vec<Message> = [system.clone()].into_iter().chain(msgs[1 + st.dropped_messages..].iter().cloned()).collect();
+        assert_eq!(s.prompt(&kept).unwrap().len(), st.prompt_tokens);
+        assert_eq!(msgs[1 + st.dropped_messages].role, "user");
+        msgs.push(Message::new("assistant", &g.text));
+    }
+    println!("messages left out per turn: {dropped:?}");
+    assert_eq!(dropped[0], 0);
+    assert!(dropped.windows(2).all(|w| w[0] <= w[1]) && *dropped.last().unwrap() > 0, "{dropped:?}");
+    // Room is kept for the reply: a quarter of the context, or max tokens if less.
+    let (prompt, _) = s.fit_context(&msgs, 1000).unwrap();
+    assert!(prompt.len() + 24 <= 96, "{}", prompt.len());
+}
+
+#[test]
+fn the_context_changes_size_and_keeps_the_conversation() {
+    let Some(bytes) = common::tiny_model() else { return };
+    let Some(gpu) = common::gpu() else { return };
+    let mut s = Session::load(&gpu, bytes.clone(), Precision::Int4, 64).unwrap();
+    let mut msgs = vec![Message::new("user", "What is the capital of France?")];
+    let (g1, st1) = block_on(s.reply(&msgs, &greedy(), 6, |_| true)).unwrap();
+    let kv64 = s.kv_bytes();
+    s.set_context(256).unwrap();
+    assert_eq!((s.context_size(), s.kv_bytes()), (256, kv64 * 4));
+    assert_eq!(s.context_used(), st1.context_used);
+    msgs.push(Message::new("assistant", &g1.text));
+    msgs.push(Message::new("user", "And of Germany?"));
+    let (g2, st2) = block_on(s.reply(&msgs, &greedy(), 6, |_| true)).unwrap();
+    assert_eq!(st2.reused_tokens, st1.context_used);
+    let mut fresh = Session::load(&gpu, bytes, Precision::Int4, 256).unwrap();
+    let (g3, _) = block_on(fresh.reply(&msgs, &greedy(), 6, |_| true)).unwrap();
+    assert_eq!(g2.ids, g3.ids);
+    // Smaller than the conversation: what fits is kept.
+    s.set_context(16).unwrap();
+    assert_eq!((s.context_size(), s.context_used()), (16, 16));
+}
+
+#[test]
 fn a_conversation_longer_than_the_context_is_a_named_error() {
     let Some(bytes) = common::tiny_model() else { return };
     let Some(gpu) = common::gpu() else { return };
@@ -113,6 +232,16 @@ fn model_info_and_fit_check_from_the_header() {
     assert_eq!(info.n_layers, Some(30));
     assert_eq!(info.source_dtypes.get("Q4_1"), Some(&210));
     assert_eq!(info.matrix_dtype, Some(("Q4_1".to_string(), 5.0)));
+    // Unless the user chose, a file loads at the precisions it stores each group at: the Q4_1
+    // matrices at INT4, the Q8_0 embedding (and tied output head) at INT8.
+    let (plan, why) = info.suggested_plan();
+    assert_eq!(plan, Plan::uniform(Precision::Int4).with(Group::Embeddings, Precision::Int8));
+    assert!(why.contains("Q4_1") && why.contains("Q8_0"), "{why}");
+    let f16 = ModelInfo { group_dtypes: Group::ALL.iter().map(|&g| (g, "F16".into(), 16.0)).collect(), ..info.clone() };
+    assert_eq!(f16.suggested_plan().0, Plan::uniform(Precision::Fp16));
+    assert!(f16.suggested_plan().1.starts_with("FP16"));
+    let q4 = ModelInfo { group_dtypes: Group::ALL.iter().map(|&g| (g, "Q4_0".into(), 4.5)).collect(), ..info.clone() };
+    assert_eq!(q4.suggested_plan().0, Plan::uniform(Precision::Int4));
     let (fp16, int8, int4) = (info.weight_bytes_at(Precision::Fp16), info.weight_bytes_at(Precision::Int8), info.weight_bytes_at(Precision::Int4));
     assert!(fp16 > int8 && int8 > int4, "{fp16} {int8} {int4}");
     // 134.5 M parameters: FP16 is 2 bytes each, INT8 34/32, INT4 20/32 (plus f32 norms).

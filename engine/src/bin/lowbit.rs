@@ -83,10 +83,11 @@ enum Engine<'g> {
     Gpu(Box<GpuBackend<'g>>),
 }
 
-fn precision_arg(a: &Args) -> Result<Option<Precision>> {
+/// `--precision`: `source` (None), one precision, or a mixed plan `ATTENTION-FFN-EMBEDDINGS`.
+fn precision_arg(a: &Args) -> Result<Option<lowbit::plan::Plan>> {
     match a.get("--precision").unwrap_or("source") {
         "source" => Ok(None),
-        p => Precision::parse(p).map(Some),
+        p => lowbit::plan::Plan::parse(p).map(Some),
     }
 }
 
@@ -233,16 +234,17 @@ async fn generate(a: &Args, gpu: &Option<Gpu>) -> Result<()> {
     });
     let json = a.has("--json");
     let n_ctx = prompt.len() + max_tokens + 1;
-    let on_text = |s: &str| {
-        if !json {
+    let on_step = |s: model::Step| {
+        if let (model::Step::Text(s), false) = (s, json) {
             print!("{s}");
             let _ = std::io::stdout().flush();
         }
         true
     };
+    let whole = model::Prefill::Whole;
     let r = match engine(a, &g, gpu, n_ctx)? {
-        Engine::Cpu(mut b) => model::generate(&cfg, b.as_mut(), &tok, &[], &prompt, max_tokens, &mut sampler, on_text).await?,
-        Engine::Gpu(mut b) => model::generate(&cfg, b.as_mut(), &tok, &[], &prompt, max_tokens, &mut sampler, on_text).await?,
+        Engine::Cpu(mut b) => model::generate(&cfg, b.as_mut(), &tok, &[], &prompt, max_tokens, &mut sampler, whole, on_step).await?,
+        Engine::Gpu(mut b) => model::generate(&cfg, b.as_mut(), &tok, &[], &prompt, max_tokens, &mut sampler, whole, on_step).await?,
     };
     if json {
         print_json(&serde_json::json!({

@@ -216,6 +216,14 @@ struct RunState {
     staging: Option<wgpu::Buffer>,
 }
 
+/// The keys and values of the first `positions` positions of every layer, copied aside
+/// ([`GpuBackend::save_kv`]): one buffer per layer, keys then values.
+pub struct KvSnapshot {
+    kv: KvPrecision,
+    positions: usize,
+    layers: Vec<wgpu::Buffer>,
+}
+
 pub struct GpuBackend<'g> {
     pub gpu: &'g Gpu,
     pub cfg: Config,
@@ -278,6 +286,68 @@ impl<'g> GpuBackend<'g> {
     /// Values in one half (keys or values) of a layer's cache: where the values start.
     fn v_base(&self) -> usize {
         self.n_ctx * self.cfg.n_kv_heads * self.cfg.head_dim
+    }
+
+    /// Copy the keys and values of positions `0..positions` of every layer aside, so work that
+    /// overwrites the cache (a measurement on the loaded model) can give it back afterwards with
+    /// [`GpuBackend::restore_kv`]. Costs the bytes of those positions only.
+    pub fn save_kv(&mut self, positions: usize) -> Result<KvSnapshot> {
+        let (half, v_off) = self.kv_ranges(positions);
+        self.flush();
+        let mut enc = self.gpu.encoder();
+        let mut layers = vec![];
+        if half > 0 {
+            for (l, cache) in self.kv_cache.iter().enumerate() {
+                let b = self.gpu.zeros(&format!("kv_snapshot.{l}"), (2 * half / 4) as usize)?;
+                enc.copy_buffer_to_buffer(cache, 0, &b, 0, half);
+                enc.copy_buffer_to_buffer(cache, v_off, &b, half, half);
+                layers.push(b);
+            }
+        }
+        self.gpu.submit(enc);
+        Ok(KvSnapshot { kv: self.kv, positions, layers })
+    }
+
+    /// Put a [`GpuBackend::save_kv`] snapshot back (the cache must be in the snapshot's format).
+    pub fn restore_kv(&mut self, snap: &KvSnapshot) -> Result<()> {
+        if snap.kv != self.kv || (!snap.layers.is_empty() && snap.layers.len() != self.kv_cache.len()) {
+            return Err(Error::Gpu(format!("a {} KV snapshot cannot go back into a {} cache", snap.kv, self.kv)));
+        }
+        let (half, v_off) = self.kv_ranges(snap.positions);
+        self.flush();
+        let mut enc = self.gpu.encoder();
+        for (b, cache) in snap.layers.iter().zip(&self.kv_cache) {
+            enc.copy_buffer_to_buffer(b, 0, cache, 0, half);
+            enc.copy_buffer_to_buffer(b, half, cache, v_off, half);
+        }
+        self.gpu.submit(enc);
+        Ok(())
+    }
+
+    /// Make room for `n_ctx` tokens (at most the model's context length), keeping the keys and
+    /// values of the first `keep` positions (as many as fit). Returns the positions kept.
+    pub fn set_context(&mut self, n_ctx: usize, keep: usize) -> Result<usize> {
+        let n_ctx = n_ctx.min(self.cfg.context_length).max(1);
+        let keep = keep.min(n_ctx);
+        if n_ctx == self.n_ctx {
+            return Ok(keep);
+        }
+        let snapshot = self.save_kv(keep)?;
+        self.flush();
+        self.forget_binds();
+        // The step's buffers are sized by the context (attention scores): made again next step.
+        self.run = RunState::default();
+        self.kv_cache = vec![];
+        self.n_ctx = n_ctx;
+        self.set_kv(self.kv)?;
+        self.restore_kv(&snapshot)?;
+        Ok(keep)
+    }
+
+    /// Bytes of `positions` positions in one half of a layer's cache, and where the values start.
+    fn kv_ranges(&self, positions: usize) -> (u64, u64) {
+        let kvd = self.cfg.n_kv_heads * self.cfg.head_dim;
+        (self.kv.words(positions.min(self.n_ctx) * kvd) as u64 * 4, self.kv.words(self.v_base()) as u64 * 4)
     }
 
     /// Store the KV cache as `kv` from now on. A new format makes the caches anew (empty), so

@@ -379,9 +379,37 @@ pub struct Generation {
     pub time_to_first_token_ms: f64,
 }
 
+/// What [`generate`] reports as it goes; the callback's `false` stops it there.
+#[derive(Clone, Copy, Debug)]
+pub enum Step<'a> {
+    /// `done` of the prompt's `total` tokens are read (only when the prompt is read in slices).
+    Read { done: usize, total: usize },
+    /// The next piece of the reply's text.
+    Text(&'a str),
+}
+
+/// How [`generate`] reads the prompt.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Prefill {
+    /// In one pass (nothing can stop it).
+    Whole,
+    /// In slices sized to take about `slice_ms` each (the first is [`FIRST_SLICE`] tokens), with
+    /// a wait for the GPU and a [`Step::Read`] between them: the caller can stop there, and a
+    /// browser worker's event loop gets a turn.
+    Sliced { slice_ms: f64 },
+}
+
+/// The first prefill slice, in tokens: small enough that a software GPU reads it in about a
+/// second, a multiple of the 4 tokens the prefill matmul computes per invocation.
+pub const FIRST_SLICE: usize = 4;
+/// The largest prefill slice.
+pub const MAX_SLICE: usize = 512;
+
 /// Prefill `prompt` after `context` (tokens already in the KV cache, positions `0..`), then
-/// sample up to `max_tokens` tokens one at a time, calling `on_text` with each piece of text as
-/// it is completed (return false to stop early). The sampler's history is `context + prompt`.
+/// sample up to `max_tokens` tokens one at a time, calling `on_step` with each piece of text as
+/// it is completed and, when the prompt is read in slices, after each slice (return false to stop
+/// early: after a slice, the reply is empty and `end_pos` says how much of the prompt is in the
+/// cache). The sampler's history is `context + prompt`.
 #[allow(clippy::too_many_arguments)]
 pub async fn generate<B: Backend>(
     cfg: &Config,
@@ -391,7 +419,8 @@ pub async fn generate<B: Backend>(
     prompt: &[u32],
     max_tokens: usize,
     sampler: &mut crate::sampler::Sampler,
-    mut on_text: impl FnMut(&str) -> bool,
+    prefill: Prefill,
+    mut on_step: impl FnMut(Step<'_>) -> bool,
 ) -> Result<Generation> {
     use crate::util::now_ms;
     if prompt.is_empty() {
@@ -399,8 +428,39 @@ pub async fn generate<B: Backend>(
     }
     let t0 = now_ms();
     let pos0 = context.len();
+    let total = prompt.len();
+    // Every slice but the last: the layers only (no logits), then wait for the GPU.
+    let mut done = 0;
+    if let Prefill::Sliced { slice_ms } = prefill {
+        let mut slice = FIRST_SLICE;
+        while total - done > slice {
+            let ts = now_ms();
+            let mut x = b.embed(&prompt[done..done + slice], pos0 + done)?;
+            for l in 0..cfg.n_layers {
+                layer(b, &mut x, l, pos0 + done)?;
+            }
+            let last = b.last_row(&x)?;
+            b.read(&last).await?;
+            done += slice;
+            if !on_step(Step::Read { done, total }) {
+                let ms = now_ms() - t0;
+                return Ok(Generation {
+                    ids: vec![],
+                    text: String::new(),
+                    prefill_tokens: done,
+                    prefill_tokens_per_second: done as f64 / (ms / 1e3).max(1e-9),
+                    decode_tokens_per_second: 0.0,
+                    end_pos: pos0 + done,
+                    stopped: false,
+                    time_to_first_token_ms: ms,
+                });
+            }
+            let per_ms = slice as f64 / (now_ms() - ts).max(1e-3);
+            slice = ((per_ms * slice_ms) as usize / FIRST_SLICE * FIRST_SLICE).clamp(FIRST_SLICE, MAX_SLICE);
+        }
+    }
     let mut history = [context, prompt].concat();
-    let logits = forward(cfg, b, prompt, pos0, false)?;
+    let logits = forward(cfg, b, &prompt[done..], pos0 + done, false)?;
     let mut next = pick(b, &logits, sampler, &history).await?;
     let prefill_ms = now_ms() - t0;
     let mut pos = pos0 + prompt.len();
@@ -420,7 +480,7 @@ pub async fn generate<B: Backend>(
         let piece = dec.push(tok, next);
         first_token_ms.get_or_insert_with(|| now_ms() - t0);
         text += &piece;
-        if !on_text(&piece) || ids.len() >= max_tokens {
+        if !on_step(Step::Text(&piece)) || ids.len() >= max_tokens {
             break;
         }
         let logits = forward(cfg, b, &[next], pos, false)?;
@@ -431,7 +491,7 @@ pub async fn generate<B: Backend>(
     // The last sampled token is not in the cache yet: the caller feeds it with the next turn.
     let rest = dec.finish();
     if !rest.is_empty() {
-        on_text(&rest);
+        on_step(Step::Text(&rest));
         text += &rest;
     }
     let decode_s = (now_ms() - t1) / 1e3;
