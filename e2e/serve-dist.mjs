@@ -1,30 +1,27 @@
-// Serves the release build in ../dist for the e2e suite, as `trunk serve` would: the headers of
-// Trunk.toml's [serve.headers] (CSP, COOP/COEP) on every answer, and the page itself for any path
-// that is not a file (a mistyped model link gets a web page, as from Trunk's dev server).
+// Serves the release build in ../dist for the e2e suite, as a static host would: the headers of
+// www/_headers (CSP, COOP/COEP; checked equal to Trunk.toml's [serve.headers]) on every answer,
+// and the page itself for any path that is not a file (a mistyped model link gets a web page, as
+// from Trunk's dev server).
 // scripts/test.sh builds dist/ once (and only when its inputs changed); every spec reuses it.
 // Model files come from ../www/models, where scripts/test.sh writes them (the build's copy in
 // dist/models may predate the test model), and from dist/models otherwise.
 import { createServer } from 'node:http';
-import { createReadStream, readFileSync, statSync } from 'node:fs';
+import { createReadStream, statSync } from 'node:fs';
 import { extname, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { shippedHeaders, trunkHeaders } from './headers.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
 const dist = join(root, 'dist');
 const www = join(root, 'www');
 const port = Number(process.argv[2] || 8090);
 
-/** The `Name = "value"` lines of Trunk.toml's [serve.headers] table. */
-function trunkHeaders() {
-  const toml = readFileSync(join(root, 'Trunk.toml'), 'utf8');
-  const table = toml.split(/^\[serve\.headers\]\s*$/m)[1]?.split(/^\[/m)[0] ?? '';
-  const headers = {};
-  for (const m of table.matchAll(/^([A-Za-z-]+)\s*=\s*"((?:[^"\\]|\\.)*)"\s*$/gm)) headers[m[1]] = m[2];
-  if (!headers['Content-Security-Policy']) throw new Error('Trunk.toml has no [serve.headers] Content-Security-Policy');
-  return headers;
+// The page is served with the headers a static deployment ships, which must be the dev server's.
+const headers = shippedHeaders();
+if (JSON.stringify(headers) !== JSON.stringify(trunkHeaders())) {
+  throw new Error(`www/_headers and Trunk.toml [serve.headers] differ:\n${JSON.stringify(headers, null, 1)}\n${JSON.stringify(trunkHeaders(), null, 1)}`);
 }
-
-const headers = trunkHeaders();
+if (!headers['Content-Security-Policy']) throw new Error('www/_headers has no Content-Security-Policy');
 const types = {
   '.html': 'text/html; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',

@@ -21,8 +21,10 @@ use wasm_bindgen::JsCast;
 
 /// The worker's loader script, written by Trunk next to index.html.
 const WORKER_URL: &str = "./lowbit-worker_loader.js";
-/// Tokens the KV cache holds room for.
+/// Tokens the KV cache holds room for, unless the user chooses another size.
 pub const N_CTX: usize = 2048;
+/// The context sizes the page offers.
+pub const CONTEXT_SIZES: [usize; 7] = [256, 512, 1024, 2048, 4096, 8192, 16384];
 
 /// Restarts after a worker crash before the page gives up (a worker that cannot even start
 /// would otherwise be restarted forever).
@@ -106,9 +108,16 @@ pub struct Store {
     pub model: RwSignal<Option<Loaded>>,
     /// The active precisions (the ones the next load uses when no model is loaded).
     pub plan: RwSignal<Plan>,
+    /// The user chose `plan` (a precision button, a shared link): loads use it. Until then each
+    /// file loads at its own suggested precision.
+    pub plan_chosen: RwSignal<bool>,
+    /// Why the loaded file chose its precision (when the user had not).
+    pub plan_reason: RwSignal<Option<String>>,
     pub weight_bytes: RwSignal<u64>,
     /// How the KV cache is stored, and its bytes.
     pub kv: RwSignal<KvPrecision>,
+    /// Tokens the KV cache holds room for (the next load's, or the loaded model's).
+    pub n_ctx: RwSignal<usize>,
     pub kv_switching: RwSignal<bool>,
     /// A precision switch in progress: its target and progress.
     pub switching: RwSignal<Option<(Plan, Option<Progress>)>>,
@@ -122,6 +131,11 @@ pub struct Store {
     pub last_stats: RwSignal<Option<ReplyStats>>,
     /// Tokens so far and the decode rate of the reply being generated.
     pub live: RwSignal<Option<(usize, f64)>>,
+    /// The reply being generated is reading its prompt: tokens read, of how many.
+    pub reading: RwSignal<Option<(usize, usize)>>,
+    /// How many of the oldest messages the last reply's model did not read (the conversation
+    /// outgrew the context).
+    pub forgotten: RwSignal<usize>,
     pub cache: RwSignal<Vec<CachedModel>>,
     /// The quality measurement: running (at which precision), and its last result.
     pub quality_running: RwSignal<Option<Option<Variant>>>,
@@ -153,8 +167,11 @@ impl Store {
             loading: RwSignal::new(None),
             model: RwSignal::new(None),
             plan: RwSignal::new(Plan::uniform(lowbit::Precision::Fp16)),
+            plan_chosen: RwSignal::new(false),
+            plan_reason: RwSignal::new(None),
             weight_bytes: RwSignal::new(0),
             kv: RwSignal::new(KvPrecision::F32),
+            n_ctx: RwSignal::new(N_CTX),
             kv_switching: RwSignal::new(false),
             switching: RwSignal::new(None),
             last_switch_ms: RwSignal::new(None),
@@ -173,6 +190,8 @@ impl Store {
             max_tokens: RwSignal::new(256),
             last_stats: RwSignal::new(None),
             live: RwSignal::new(None),
+            reading: RwSignal::new(None),
+            forgotten: RwSignal::new(0),
             cache: RwSignal::new(vec![]),
             quality_running: RwSignal::new(None),
             quality: RwSignal::new(None),
@@ -222,6 +241,23 @@ impl Store {
             || self.bench_running.get()
             || self.inspect_running.get()
             || self.layers_running.get()
+    }
+
+    /// Why controls that need the engine are disabled now (their tooltip), if they are.
+    pub fn busy_reason(&self) -> Option<&'static str> {
+        Some(if self.loading.get().is_some() {
+            "Wait for the model to load (or cancel the load)"
+        } else if self.switching.get().is_some() {
+            "Wait for the precision switch to finish (or cancel it)"
+        } else if self.generating.get().is_some() {
+            "Wait for the reply to finish, or press Stop (Esc)"
+        } else if self.compare_running.get() {
+            "Wait for the comparison to finish, or stop it (Esc)"
+        } else if self.busy() {
+            "Wait for the measurement in progress to finish"
+        } else {
+            return None;
+        })
     }
 
     /// Each layer's output error at INT8, INT4 (and the current variant) vs FP16 on `text`.
@@ -304,6 +340,7 @@ impl Store {
         self.system_prompt.set(s.system);
         self.sampling.set(s.sampling);
         self.plan.set(sh.plan);
+        self.plan_chosen.set(true);
         self.compare_pending.set(true);
     }
 
@@ -336,18 +373,23 @@ impl Store {
     pub fn load_url(&self, url: &str) {
         let name = url.rsplit('/').next().unwrap_or(url).split('?').next().unwrap_or(url).to_string();
         self.begin_load(&name);
-        send(&Request::LoadUrl { url: url.to_string(), name, plan: self.plan.get_untracked(), n_ctx: N_CTX }, None);
+        send(&Request::LoadUrl { url: url.to_string(), name, plan: self.load_plan(), n_ctx: self.n_ctx.get_untracked() }, None);
     }
 
     pub fn load_file(&self, file: web_sys::File) {
         let name = file.name();
         self.begin_load(&name);
-        send(&Request::LoadFile { name, plan: self.plan.get_untracked(), n_ctx: N_CTX }, Some(&file));
+        send(&Request::LoadFile { name, plan: self.load_plan(), n_ctx: self.n_ctx.get_untracked() }, Some(&file));
     }
 
     pub fn load_cached(&self, c: &CachedModel) {
         self.begin_load(&c.name);
-        send(&Request::LoadCached { key: c.key.clone(), plan: self.plan.get_untracked(), n_ctx: N_CTX }, None);
+        send(&Request::LoadCached { key: c.key.clone(), plan: self.load_plan(), n_ctx: self.n_ctx.get_untracked() }, None);
+    }
+
+    /// The plan a load asks for: the user's choice, else none (the file suggests one).
+    fn load_plan(&self) -> Option<Plan> {
+        self.plan_chosen.get_untracked().then(|| self.plan.get_untracked())
     }
 
     fn begin_load(&self, name: &str) {
@@ -362,11 +404,14 @@ impl Store {
     pub fn set_plan(&self, plan: Plan) {
         if self.model.get_untracked().is_none() {
             self.plan.set(plan);
+            self.plan_chosen.set(true);
             return;
         }
         if plan == self.plan.get_untracked() || self.busy() {
             return;
         }
+        self.plan_chosen.set(true);
+        self.plan_reason.set(None);
         self.error.set(None);
         self.switching.set(Some((plan, None)));
         send(&Request::SetPrecision { plan }, None);
@@ -384,6 +429,20 @@ impl Store {
         self.error.set(None);
         self.kv_switching.set(true);
         send(&Request::SetKv { kv }, None);
+    }
+
+    /// Make the KV cache hold `n` tokens (applied at the next load when no model is loaded).
+    pub fn set_context(&self, n: usize) {
+        if self.model.get_untracked().is_none() {
+            self.n_ctx.set(n);
+            return;
+        }
+        if self.model.get_untracked().is_some_and(|m| m.context_size == n) || self.busy() {
+            return;
+        }
+        self.error.set(None);
+        self.kv_switching.set(true);
+        send(&Request::SetContext { n_ctx: n }, None);
     }
 
     /// Send the user's text and start the assistant's reply.
@@ -407,11 +466,14 @@ impl Store {
             history.push(Message::new("system", system.trim()));
         }
         self.messages.with_untracked(|m| {
-            history.extend(m.iter().map(|c| Message::new(c.role, &c.text.get_untracked())));
+            // A reply stopped before its first token says nothing: the model does not see it.
+            let said = m.iter().map(|c| (c.role, c.text.get_untracked())).filter(|(role, text)| *role == "user" || !text.is_empty());
+            history.extend(said.map(|(role, text)| Message::new(role, &text)));
         });
         self.messages.update(|m| m.push(ChatMsg::new(id, "assistant", "", Some(plan), false)));
         self.generating.set(Some(id));
         self.live.set(None);
+        self.reading.set(None);
         self.error.set(None);
         send(
             &Request::Chat {
@@ -448,6 +510,7 @@ impl Store {
             return;
         }
         self.messages.set(vec![]);
+        self.forgotten.set(0);
         self.last_stats.set(None);
     }
 
@@ -495,9 +558,10 @@ impl Store {
                     stages.sort_by_key(|s| Stage::ALL.iter().position(|x| *x == s.stage));
                 });
             }
-            Event::Loaded { name, info, fit, plan, weight_bytes, kv_bytes, context_size, from_cache, load_ms } => {
+            Event::Loaded { name, info, fit, plan, plan_reason, weight_bytes, kv_bytes, context_size, from_cache, load_ms } => {
                 self.loading.set(None);
                 self.plan.set(plan);
+                self.plan_reason.set(plan_reason);
                 self.weight_bytes.set(weight_bytes);
                 self.model.set(Some(Loaded { name, info, fit, context_size, kv_bytes, from_cache, load_ms }));
                 self.quality.set(None);
@@ -506,7 +570,8 @@ impl Store {
                 self.bench.set(None);
                 self.inspection.set(None);
                 self.layer_errors.set(None);
-                self.messages.set(vec![]);
+                // The conversation stays (New chat clears it): the new model reads it from the
+                // start with the next message.
                 self.last_stats.set(None);
                 send(&Request::ListCache, None);
                 // A KV format chosen before the load (or by a shared link) applies now.
@@ -532,13 +597,35 @@ impl Store {
                     self.run_compare();
                 }
             }
+            Event::ContextSet { context_size, kv_bytes, context_used } => {
+                self.kv_switching.set(false);
+                self.n_ctx.set(context_size);
+                self.model.update(|m| {
+                    if let Some(m) = m {
+                        m.context_size = context_size;
+                        m.kv_bytes = kv_bytes;
+                    }
+                });
+                self.last_stats.update(|s| {
+                    if let Some(s) = s {
+                        s.context_used = context_used;
+                        s.context_size = context_size;
+                    }
+                });
+            }
             Event::Switched { plan, weight_bytes, ms } => {
                 self.switching.set(None);
                 self.plan.set(plan);
                 self.weight_bytes.set(weight_bytes);
                 self.last_switch_ms.set(Some(ms));
             }
+            Event::Reading { id, done, total } => {
+                if self.generating.get_untracked() == Some(id) {
+                    self.reading.set(Some((done, total)));
+                }
+            }
             Event::Token { id, text, tokens, decode_tps } => {
+                self.reading.set(None);
                 if !text.is_empty() {
                     self.with_msg(id, |m| m.text.update(|t| t.push_str(&text)));
                 }
@@ -550,16 +637,17 @@ impl Store {
                     m.stopped.set(stopped);
                     m.done.set(true);
                 });
+                self.forgotten.set(stats.dropped_messages);
                 self.last_stats.set(Some(stats));
                 self.generating.set(None);
+                self.reading.set(None);
             }
             Event::Cache { entries } => self.cache.set(entries),
             Event::QualityProgress { plan } => self.quality_running.set(Some(Some(plan))),
             Event::QualityDone { n_tokens, rows } => {
                 self.quality_running.set(None);
+                // The engine gave the conversation its KV cache back: the context bar stands.
                 self.quality.set(Some((n_tokens, rows)));
-                // The measurement used the KV cache: the next reply prefills the conversation again.
-                self.last_stats.set(None);
             }
             Event::CompareStarted { lanes, prompt_tokens, weight_bytes } => self.compare.update(|c| {
                 if let Some(c) = c {
@@ -593,14 +681,11 @@ impl Store {
             Event::Bench { bench } => {
                 self.bench_running.set(false);
                 self.bench.set(Some(bench));
-                // The benchmark overwrote the KV cache: the next reply reads the conversation again.
-                self.last_stats.set(None);
             }
             Event::Tensors { tensors } => self.tensors.set(tensors),
             Event::LayerErrors { errors } => {
                 self.layers_running.set(false);
                 self.layer_errors.set(Some(errors));
-                self.last_stats.set(None);
             }
             Event::Inspection { inspection } => {
                 self.inspect_running.set(false);
@@ -642,6 +727,7 @@ impl Store {
             self.with_msg(id, |m| m.done.set(true));
             self.generating.set(None);
         }
+        self.reading.set(None);
         if kind == ErrorKind::DeviceLost {
             self.model.set(None);
         }

@@ -146,9 +146,12 @@ fn ModelPanel() -> impl IntoView {
                 {move || manifest.get().map(|r| match r {
                     Ok(m) => m.models.into_iter().take(1).map(|e| {
                         let url = format!("models/{}", e.file);
+                        let file = StoredValue::new(e.file.clone());
+                        let loaded = move || store.model.with(|m| m.as_ref().is_some_and(|m| file.with_value(|f| m.name == *f)));
                         view! {
                             <div class="default-model">
-                                <button data-testid="model-load-default" disabled=move || !can_load()
+                                <button data-testid="model-load-default" disabled=move || !can_load() || loaded()
+                                    title=move || if loaded() { Some("The default model is loaded") } else { store.busy_reason() }
                                     on:click=move |_| store.load_url(&url)>"Load the default model"</button>
                                 <dl>
                                     <dt>"File"</dt><dd data-testid="model-file">{e.file.clone()}</dd>
@@ -290,13 +293,35 @@ fn PrecisionPanel() -> impl IntoView {
                         data-testid=format!("precision-{}", p.name())
                         aria-pressed=move || (store.plan.get() == Plan::uniform(p)).to_string()
                         disabled=move || store.busy() && store.plan.get() != Plan::uniform(p)
+                        title=move || (store.plan.get() != Plan::uniform(p)).then(|| store.busy_reason()).flatten()
                         on:click=move |_| store.set_plan(Plan::uniform(p))
                     >
                         <span class="p-name">{precision_label(p)}</span>
                         <span class="p-bytes">{move || bytes_at(p).map(megabytes).unwrap_or_else(|| format!("{:.1} bits/weight", p.bits_per_weight()))}</span>
                     </button>
                 }).collect_view()}
+                {move || {
+                    // A file stored at mixed precisions (say Q4_1 matrices, a Q8_0 embedding) gets
+                    // a button for exactly those.
+                    let info = store.model.get()?.info;
+                    let (own, _) = info.suggested_plan();
+                    own.uniform_precision().is_none().then(|| view! {
+                        <button
+                            data-testid="precision-file"
+                            aria-pressed=move || (store.plan.get() == own).to_string()
+                            disabled=move || store.busy() && store.plan.get() != own
+                            title=move || store.busy_reason().map(str::to_string).unwrap_or_else(|| format!("The precisions the file stores: {own}"))
+                            on:click=move |_| store.set_plan(own)
+                        >
+                            <span class="p-name">"As stored"</span>
+                            <span class="p-bytes">{megabytes(info.weight_bytes_of(&own))}</span>
+                        </button>
+                    })
+                }}
             </div>
+            {move || store.plan_reason.get().map(|why| view! {
+                <p class="hint" data-testid="precision-reason">{format!("Loaded at {why}.")}</p>
+            })}
             {move || store.switching.get().map(|(p, prog)| view! {
                 <div class="switch-progress" data-testid="switch-progress">
                     <span>{format!("Requantizing to {p}")}</span>
@@ -356,15 +381,29 @@ fn KvCache() -> impl IntoView {
                     </button>
                 }).collect_view()}
             </div>
+            <label class="inline context-size">
+                <span>"context"</span>
+                <select data-testid="context-size" disabled=move || store.busy()
+                    prop:value=move || store.model.get().map_or(store.n_ctx.get(), |m| m.context_size).to_string()
+                    on:change=move |ev| { if let Ok(n) = event_target_value(&ev).parse::<usize>() { store.set_context(n) } }>
+                    {move || {
+                        let max = store.model.get().and_then(|m| m.info.context_length).unwrap_or(usize::MAX);
+                        client::CONTEXT_SIZES.iter().filter(|&&n| n <= max).map(|&n| view! {
+                            <option value=n.to_string()>{format!("{n} tokens")}</option>
+                        }).collect_view()
+                    }}
+                </select>
+            </label>
             <p class="hint" data-testid="kv-bytes">{move || match store.model.get() {
                 Some(m) => format!("{} for {} tokens at {}", megabytes(m.kv_bytes), m.context_size, store.kv.get()),
                 None => format!("{} (applied after the load)", store.kv.get()),
             }}</p>
             <p class="explain">"To write each new token the model looks back at every earlier token's keys and values, \
                 kept in this cache: it grows with the conversation, and long contexts make it larger than the weights. \
-                f16 halves it; INT8 stores blocks of 32 values with one scale, 3.6× smaller than f32. Changing it \
-                clears the cache, so the next reply reads the conversation again; the compare view and the quality \
-                panel show what it costs."</p>
+                f16 halves it; INT8 stores blocks of 32 values with one scale, 3.6× smaller than f32. Changing the \
+                format clears the cache, so the next reply reads the conversation again (changing the context size \
+                keeps it); the compare view and the quality panel show what it costs. A conversation longer than the \
+                context leaves out its oldest exchanges."</p>
         </div>
     }
 }
@@ -459,13 +498,53 @@ fn ModelCard() -> impl IntoView {
 fn ChatPanel() -> impl IntoView {
     let store = expect_context::<Store>();
     let input = RwSignal::new(String::new());
+    let pane = NodeRef::<leptos::html::Div>::new();
+    let input_ref = NodeRef::<leptos::html::Textarea>::new();
+    // Follow the newest message unless the user scrolled up to read an earlier one: `pinned` is
+    // where the pane was last scrolled to; above it, the user has moved.
+    let follow = StoredValue::new(true);
+    let pinned = StoredValue::new(0i32);
     let send = move || {
         let text = input.get_untracked();
         if store.can_chat() && !text.trim().is_empty() {
+            follow.set_value(true);
+            pinned.set_value(0);
             store.send_message(&text);
             input.set(String::new());
         }
     };
+    Effect::new(move |_| {
+        store.messages.with(|m| m.last().map(|c| c.text.track()));
+        store.reading.track();
+        store.generating.track();
+        let Some(el) = pane.get_untracked() else { return };
+        if el.scroll_top() < pinned.get_value() - 2 {
+            follow.set_value(false);
+        }
+        if follow.get_value() {
+            el.set_scroll_top(el.scroll_height());
+            pinned.set_value(el.scroll_top());
+        }
+    });
+    // The input takes the focus when a model is ready and when a reply ends (the Stop button
+    // it may have had is gone), unless the user is typing somewhere else.
+    Effect::new(move |prev: Option<(bool, bool)>| {
+        let now = (store.loading.with(|l| l.is_some()), store.generating.with(|g| g.is_some()));
+        let ended = prev.is_some_and(|(loading, generating)| (loading && !now.0) || (generating && !now.1));
+        if ended && store.model.with_untracked(|m| m.is_some()) && !typing_elsewhere(input_ref) {
+            if let Some(el) = input_ref.get_untracked() {
+                let _ = el.focus();
+            }
+        }
+        now
+    });
+    // Esc stops the reply (or the comparison) being generated, wherever the focus is.
+    let esc = window_event_listener(leptos::ev::keydown, move |ev| {
+        if ev.key() == "Escape" && (store.generating.get_untracked().is_some() || store.compare_running.get_untracked()) {
+            store.stop();
+        }
+    });
+    on_cleanup(move || esc.remove());
     view! {
         <section class="chat" data-testid="chat">
             <div class="chat-head">
@@ -482,15 +561,31 @@ fn ChatPanel() -> impl IntoView {
                 <textarea rows="2" data-testid="system-prompt" prop:value=move || store.system_prompt.get()
                     on:input=move |ev| store.system_prompt.set(event_target_value(&ev))></textarea>
             </label>
-            <div class="messages" data-testid="messages">
+            <div class="messages" data-testid="messages" node_ref=pane
+                on:scroll=move |_| if let Some(el) = pane.get_untracked() {
+                    if el.scroll_height() - el.scroll_top() - el.client_height() < 40 {
+                        follow.set_value(true);
+                        pinned.set_value(el.scroll_top());
+                    } else if el.scroll_top() < pinned.get_value() - 2 {
+                        follow.set_value(false);
+                    }
+                }>
                 {move || store.messages.get().is_empty().then(|| view! {
                     <p class="hint empty">{move || if store.model.get().is_some() { "Ask something." } else { "Load a model to start." }}</p>
                 })}
                 <For each=move || store.messages.get() key=|m| m.id children=move |m: ChatMsg| message_view(m)/>
             </div>
-            <ContextBar/>
+            <div class="composer-meta">
+                <ContextBar/>
+                <label class="inline max-tokens" title="The longest reply, in tokens (a token is about three quarters of a word)">
+                    <span>"max tokens"</span>
+                    <input type="number" step="1" min="1" data-testid="max-tokens" prop:value=move || store.max_tokens.get().to_string()
+                        on:change=move |ev| { if let Ok(v) = event_target_value(&ev).parse::<usize>() { store.max_tokens.set(v.max(1)) } }/>
+                </label>
+            </div>
             <form class="composer" on:submit=move |ev| { ev.prevent_default(); send(); }>
-                <textarea rows="2" placeholder="Message (Enter to send, Shift+Enter for a new line)" data-testid="chat-input"
+                <textarea rows="2" placeholder="Message (Enter to send, Shift+Enter for a new line, Esc to stop)" data-testid="chat-input"
+                    aria-label="Message" node_ref=input_ref
                     prop:value=move || input.get()
                     on:input=move |ev| input.set(event_target_value(&ev))
                     on:keydown=move |ev: leptos::ev::KeyboardEvent| {
@@ -507,22 +602,46 @@ fn ChatPanel() -> impl IntoView {
     }
 }
 
+/// The user is typing in a field other than the chat input (focus must not be taken from it).
+fn typing_elsewhere(input: NodeRef<leptos::html::Textarea>) -> bool {
+    let Some(active) = document().active_element() else { return false };
+    let tag = active.tag_name().to_lowercase();
+    let is_input = input.get_untracked().is_some_and(|i| {
+        let i: &web_sys::Element = &i;
+        i == &active
+    });
+    !is_input && (tag == "textarea" || tag == "select" || (tag == "input" && active.get_attribute("type").as_deref() != Some("file")))
+}
+
 fn message_view(m: ChatMsg) -> impl IntoView {
+    let store = expect_context::<Store>();
+    let id = m.id;
     let is_assistant = m.role == "assistant";
     let p = m.plan.map(|p| p.code()).unwrap_or_default();
     let badge = if m.plan.is_some_and(|p| p.uniform_precision().is_none()) { "mixed".to_string() } else { p.clone() };
     let label = m.plan.map(|p| p.to_string());
     let (done, stats, stopped, text) = (m.done, m.stats, m.stopped, m.text);
+    // Out of the context: the last reply's model did not read this message.
+    let forgotten = move || store.messages.with(|ms| ms.iter().position(|c| c.id == id).is_some_and(|i| i < store.forgotten.get()));
     view! {
-        <div class=format!("msg {}", m.role)
+        <div class=format!("msg {}", m.role) class:forgotten=forgotten
             data-testid=if is_assistant { "assistant-message" } else { "user-message" }
             data-precision=p.clone()
             data-done=move || done.get().to_string()>
             <div class="msg-meta">
                 <span class="role">{if is_assistant { "assistant" } else { "you" }}</span>
                 {label.map(|l| view! { <span class=format!("badge {badge}")>{l}</span> })}
-                {move || (!done.get()).then(|| view! { <span class="typing">"generating…"</span> })}
-                {move || stopped.get().then(|| view! { <span class="hint">"stopped"</span> })}
+                {move || forgotten().then(|| view! { <span class="hint" data-testid="out-of-context">"out of context"</span> })}
+                {move || (!done.get()).then(|| view! { <span class="typing" data-testid="reply-state">{move || match store.reading.get() {
+                    Some((read, total)) if store.generating.get() == Some(id) => format!("reading the prompt: {read} / {total} tokens…"),
+                    _ if text.with(|t| t.is_empty()) => "reading the prompt…".to_string(),
+                    _ => "generating…".to_string(),
+                }}</span> })}
+                {move || stopped.get().then(|| view! { <span class="hint">{move || if stats.with(|s| s.as_ref().is_some_and(|s| s.generated_tokens == 0)) {
+                    "stopped while reading the prompt"
+                } else {
+                    "stopped"
+                }}</span> })}
                 {move || stats.get().map(|s| view! {
                     <span class="hint">{format!("{} tokens · {:.1} tok/s · first token {:.0} ms", s.generated_tokens, s.decode_tokens_per_second, s.time_to_first_token_ms)}</span>
                 })}
@@ -538,11 +657,18 @@ fn ContextBar() -> impl IntoView {
     move || {
         let size = store.model.get().map(|m| m.context_size)?;
         let used = store.last_stats.get().map_or(0, |s| s.context_used);
+        let forgotten = store.forgotten.get();
         Some(view! {
             <div class="context-bar" data-testid="context-usage" title="Tokens held in the KV cache">
                 <progress max=size value=used></progress>
                 <span>{format!("context {used} / {size} tokens")}</span>
             </div>
+            {(forgotten > 0).then(|| view! {
+                <p class="hint context-notice" data-testid="context-notice">{format!(
+                    "The conversation outgrew the model's {size}-token context: the last reply was written without the {} oldest {} \
+                     (marked \"out of context\"); the system prompt is always kept. New chat starts afresh.",
+                    forgotten, if forgotten == 1 { "message" } else { "messages" })}</p>
+            })}
         })
     }
 }
@@ -589,11 +715,6 @@ fn SamplingPanel() -> impl IntoView {
                 {num("min-p", "min-p", "0.01", |s| s.min_p.to_string(), |s, v| s.min_p = v.clamp(0.0, 1.0) as f32)}
                 {num("repetition penalty", "repetition-penalty", "0.05", |s| s.repetition_penalty.to_string(), |s, v| s.repetition_penalty = v.max(0.01) as f32)}
                 {num("seed", "seed", "1", |s| s.seed.to_string(), |s, v| s.seed = v.max(0.0) as u64)}
-                <label>
-                    <span>"max tokens"</span>
-                    <input type="number" step="1" min="1" data-testid="max-tokens" prop:value=move || store.max_tokens.get().to_string()
-                        on:change=move |ev| { if let Ok(v) = event_target_value(&ev).parse::<usize>() { store.max_tokens.set(v.max(1)) } }/>
-                </label>
             </div>
         </details>
     }

@@ -19,11 +19,12 @@ use serde::{Deserialize, Serialize};
 pub enum Request {
     /// Load a model from a URL: from the model cache when it holds the URL, else downloaded
     /// (and then cached).
-    LoadUrl { url: String, name: String, plan: Plan, n_ctx: usize },
+    /// `plan: None` loads at the plan the file suggests (`ModelInfo::suggested_plan`).
+    LoadUrl { url: String, name: String, plan: Option<Plan>, n_ctx: usize },
     /// Load the `File` sent beside this message (file picker or drag and drop); it is cached too.
-    LoadFile { name: String, plan: Plan, n_ctx: usize },
+    LoadFile { name: String, plan: Option<Plan>, n_ctx: usize },
     /// Load a model from the cache by its key.
-    LoadCached { key: String, plan: Plan, n_ctx: usize },
+    LoadCached { key: String, plan: Option<Plan>, n_ctx: usize },
     /// Cancel the load or precision switch in progress.
     Cancel,
     /// Requantize the loaded model to another plan of precisions (uniform or mixed per tensor
@@ -37,13 +38,16 @@ pub enum Request {
     DeleteCache { key: String },
     /// Store the KV cache as f32, f16 or INT8 (the conversation is prefilled again next turn).
     SetKv { kv: KvPrecision },
+    /// Make the KV cache hold `n_ctx` tokens (the conversation's cached tokens are kept as far as
+    /// they fit).
+    SetContext { n_ctx: usize },
     /// Run one prompt at FP16 and other plans in lock-step (see `lowbit::lockstep`); Stop ends it.
     Compare { settings: CompareSettings },
     /// Time one decode step at the current plan, per kernel, with the copy bandwidth.
     Profile,
     /// The model benchmark on the loaded model (`lowbit bench model` in the page): prefill
     /// `prompt_tokens`, decode `decode_tokens` greedily, at each of `precisions`; the plan, KV
-    /// format and conversation are kept (the next reply prefills the conversation again).
+    /// format and the conversation's KV cache are kept.
     Bench { name: String, precisions: Vec<lowbit::Precision>, prompt_tokens: usize, decode_tokens: usize },
     /// Histograms and requantization errors of one weight tensor.
     Inspect { tensor: String },
@@ -110,6 +114,8 @@ pub enum Event {
         info: ModelInfo,
         fit: Vec<Fit>,
         plan: Plan,
+        /// Why the file chose `plan` (when the request left the choice to it).
+        plan_reason: Option<String>,
         weight_bytes: u64,
         kv_bytes: u64,
         context_size: usize,
@@ -118,8 +124,14 @@ pub enum Event {
     },
     /// The KV cache format changed (`kv_bytes`: the whole cache).
     KvSwitched { kv: KvPrecision, kv_bytes: u64 },
+    /// The KV cache holds `context_size` tokens now (`kv_bytes`: the whole cache), of which
+    /// `context_used` are the conversation's.
+    ContextSet { context_size: usize, kv_bytes: u64, context_used: usize },
     /// The precision switch is done.
     Switched { plan: Plan, weight_bytes: u64, ms: f64 },
+    /// The reply `id` has read `done` of its prompt's `total` new tokens (sent between the
+    /// slices a long prompt is read in; Stop takes effect at the next one).
+    Reading { id: u64, done: usize, total: usize },
     /// A piece of the reply `id`, with the decode rate so far (tokens per second since the
     /// first token; 0 until the second).
     Token { id: u64, text: String, tokens: usize, decode_tps: f64 },
@@ -142,4 +154,59 @@ pub enum Event {
     /// The load or switch was cancelled; the model loaded before (if any) is still there.
     Cancelled,
     Error { kind: ErrorKind, message: String },
+}
+
+/// The hosts a model may be downloaded from besides the page's own origin (a leading `*.` covers
+/// subdomains). The page's Content-Security-Policy (`connect-src` in www/_headers and Trunk.toml)
+/// allows these and nothing else, so nothing typed into the page can be sent anywhere else; a
+/// test checks the two lists agree.
+pub const DOWNLOAD_HOSTS: [&str; 4] = ["huggingface.co", "*.hf.co", "cdn-lfs.huggingface.co", "cdn-lfs-us-1.huggingface.co"];
+
+/// Whether `host` is one of [`DOWNLOAD_HOSTS`].
+pub fn download_allowed(host: &str) -> bool {
+    let host = host.to_ascii_lowercase();
+    DOWNLOAD_HOSTS.iter().any(|h| match h.strip_prefix("*.") {
+        Some(domain) => host.strip_suffix(domain).is_some_and(|sub| sub.ends_with('.') && sub.len() > 1),
+        None => host == *h,
+    })
+}
+
+/// What the page says when a model URL is on another host.
+pub fn blocked_host_message(host: &str) -> String {
+    format!(
+        "{host} is not a host this page may download from. To keep everything you do here on your device, the page's \
+         security policy lets it fetch only from its own site and from Hugging Face ({}). Download the file from {host} \
+         yourself and open it with “Open a .gguf file…” (or drop it on the model panel).",
+        DOWNLOAD_HOSTS.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn download_hosts_are_exactly_what_the_shipped_csp_allows() {
+        let headers = include_str!("../../www/_headers");
+        let csp = headers.lines().find_map(|l| l.trim().strip_prefix("Content-Security-Policy:")).expect("a CSP line");
+        let connect = csp.split(';').map(str::trim).find_map(|d| d.strip_prefix("connect-src ")).expect("connect-src");
+        let mut sources: Vec<&str> = connect.split_whitespace().collect();
+        assert_eq!(sources.remove(0), "'self'");
+        let hosts: Vec<&str> = sources.iter().map(|s| s.strip_prefix("https://").expect("https only")).collect();
+        assert_eq!(hosts, DOWNLOAD_HOSTS);
+        // No directive may open a way out that connect-src closes.
+        for d in ["object-src 'none'", "base-uri 'none'", "form-action 'none'", "frame-ancestors 'none'", "default-src 'self'"] {
+            assert!(csp.split(';').any(|x| x.trim() == d), "{d} missing from {csp}");
+        }
+    }
+
+    #[test]
+    fn download_hosts_match_by_name_and_subdomain_only() {
+        for ok in ["huggingface.co", "HuggingFace.co", "cas-bridge.xethub.hf.co", "cdn-lfs.huggingface.co"] {
+            assert!(download_allowed(ok), "{ok}");
+        }
+        for no in ["hf.co", "evilhf.co", "huggingface.co.evil.com", "example.com", "xhuggingface.co", ""] {
+            assert!(!download_allowed(no), "{no}");
+        }
+    }
 }

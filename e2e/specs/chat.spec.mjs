@@ -1,5 +1,6 @@
-// The product path in real Chromium (WebGPU on SwiftShader): load the default model and ask it
-// something only a real model knows; then, on the tiny test model, chat with streamed replies,
+// The product path in real Chromium (WebGPU on SwiftShader): load the default model (at the
+// precisions its file stores: INT4 matrices, INT8 embedding) and ask it something only a real model knows; stop a reply while its
+// prompt is read; then, on the tiny test model, chat with streamed replies that the pane follows,
 // flip the precision mid-conversation and stop a reply; reload from the cache, survive a corrupt
 // file. One page is shared by the steps (serial).
 import { test, expect } from '@playwright/test';
@@ -28,13 +29,19 @@ test('loads the default model and streams a reply', async ({}, testInfo) => {
   await app.screenshot(testInfo, 'loading');
   await app.waitReady();
   await expect(app.id('model-card')).toContainText('llama');
-  await expect(app.id('weights-bytes')).toContainText('MB at FP16');
-  await expect(app.id('precision-fp16')).toHaveAttribute('aria-pressed', 'true');
+  // The file's Q4_1 matrices load at INT4 (their own layout) and its Q8_0 embedding at INT8, and
+  // the page says why; the default model is not offered again.
+  await expect(app.id('weights-bytes')).toContainText('attention INT4 · feed-forward INT4 · embeddings INT8');
+  await expect(app.id('precision-file')).toHaveAttribute('aria-pressed', 'true');
+  await expect(app.id('precision-reason')).toContainText('Q4_1');
+  await expect(app.id('precision-reason')).toContainText('Q8_0');
+  await expect(app.id('model-load-default')).toBeDisabled();
+  await expect(app.id('chat-input')).toBeFocused();
   await app.screenshot(testInfo, 'loaded');
 
   await app.setMaxTokens(8);
   const reply = await app.send('What is the capital of France?');
-  await expect(reply).toHaveAttribute('data-precision', 'fp16');
+  await expect(reply).toHaveAttribute('data-precision', 'int4-int4-int8');
   await expect(app.id('stop')).toBeVisible();
 
   // The UI thread stays responsive while the worker generates: each keystroke lands quickly.
@@ -53,30 +60,65 @@ test('loads the default model and streams a reply', async ({}, testInfo) => {
   expect(Math.max(...lags)).toBeLessThan(1000);
 
   const seen = await app.waitReply(reply);
-  await app.screenshot(testInfo, 'reply-fp16');
+  await app.screenshot(testInfo, 'reply-as-stored');
   const text = seen[seen.length - 1];
-  console.log(`fp16 reply: ${JSON.stringify(text)}; shown as ${seen.length} successive texts`);
+  console.log(`as-stored reply: ${JSON.stringify(text)}; shown as ${seen.length} successive texts`);
   expect(text).toContain('Paris');
   // Streamed: the text grew token by token, not all at once.
   expect(seen.filter((s) => s.length > 0).length).toBeGreaterThanOrEqual(3);
   await expect(app.id('decode-tps')).toHaveText(/^\d+(\.\d+)? tok\/s$/);
   await expect(app.id('prefill-tps')).toHaveText(/^\d+(\.\d+)? tok\/s$/);
-  console.log(`fp16: prefill ${await app.id('prefill-tps').textContent()}, decode ${await app.id('decode-tps').textContent()}, first token ${await app.id('ttft').textContent()}`);
+  console.log(`as stored: prefill ${await app.id('prefill-tps').textContent()}, decode ${await app.id('decode-tps').textContent()}, first token ${await app.id('ttft').textContent()}`);
+  expect(app.errors).toEqual([]);
+});
+
+test('stop answers while the prompt is read; the next reply reuses what was read', async ({}, testInfo) => {
+  await app.id('new-chat').click();
+  await app.setMaxTokens(4);
+  const fruits = Array.from({ length: 40 }, (_, i) => `fruit number ${i + 1}`).join(', ');
+  const reply = await app.send(`Here is a list: ${fruits}. Which one comes first?`);
+  const state = reply.getByTestId('reply-state');
+  await expect(state).toContainText(/reading the prompt: \d+ \/ \d+ tokens/, { timeout: LONG });
+  const [read, total] = (await state.textContent()).match(/(\d+) \/ (\d+)/).slice(1).map(Number);
+  await app.screenshot(testInfo, 'reading-the-prompt');
+  // Esc stops it wherever the focus is, at the next slice of the prompt, not at the first token.
+  const t0 = Date.now();
+  await page.keyboard.press('Escape');
+  await expect(reply).toHaveAttribute('data-done', 'true', { timeout: LONG });
+  console.log(`stopped ${Date.now() - t0} ms after Esc, at ${read} of ${total} prompt tokens read`);
+  await expect(reply).toContainText('stopped while reading the prompt');
+  await expect(reply.getByTestId('message-text')).toBeEmpty();
+  await expect(app.id('chat-input')).toBeFocused();
+  const [all1, reused1] = (await app.id('prompt-tokens').textContent()).match(/^(\d+) tokens \((\d+) reused/).slice(1).map(Number);
+  // Regenerate: what was read before the stop stays in the cache and is not read again.
+  await app.id('regenerate').click();
+  const again = app.id('assistant-message').last();
+  await app.waitReply(again);
+  const [all2, reused2] = (await app.id('prompt-tokens').textContent()).match(/^(\d+) tokens \((\d+) reused/).slice(1).map(Number);
+  console.log(`prompt ${all1} tokens: ${reused1} reused before the stop, ${reused2} after it`);
+  expect(all2).toBe(all1);
+  expect(reused2).toBeGreaterThanOrEqual(reused1 + read);
+  expect((await again.getByTestId('message-text').textContent()).length).toBeGreaterThan(0);
   expect(app.errors).toEqual([]);
 });
 
 test('switching precision keeps the conversation and labels each reply', async ({}, testInfo) => {
   await app.loadTiny();
   await expect(app.id('model-card')).toContainText('llama');
-  await expect(app.id('precision-fp16')).toHaveAttribute('aria-pressed', 'true');
+  // Loading another model keeps the conversation; New chat clears it.
+  expect(await app.id('user-message').count()).toBeGreaterThan(0);
+  await app.id('new-chat').click();
+  await expect(app.id('user-message')).toHaveCount(0);
+  await expect(app.id('precision-file')).toHaveAttribute('aria-pressed', 'true');
+  await app.setMaxTokens(96);
   const first = await app.send('What is the capital of France?');
-  await expect(first).toHaveAttribute('data-precision', 'fp16');
+  await expect(first).toHaveAttribute('data-precision', 'int4-int4-int8');
   const seen = await app.waitReply(first);
-  console.log(`tiny fp16 reply: ${JSON.stringify(seen[seen.length - 1])}`);
-  for (const p of ['int4', 'int8']) {
+  console.log(`tiny as-stored reply: ${JSON.stringify(seen[seen.length - 1])}`);
+  for (const p of ['fp16', 'int8']) {
     await app.setPrecision(p);
     await expect(app.id('weights-bytes')).toContainText(`at ${p.toUpperCase()}`);
-    const reply = await app.send(p === 'int4' ? 'And the capital of Germany?' : 'And of Italy?');
+    const reply = await app.send(p === 'fp16' ? 'And the capital of Germany?' : 'And of Italy?');
     await expect(reply).toHaveAttribute('data-precision', p);
     const seen = await app.waitReply(reply);
     console.log(`${p} reply: ${JSON.stringify(seen[seen.length - 1])}; prefill ${await app.id('prefill-tps').textContent()}, decode ${await app.id('decode-tps').textContent()}, first token ${await app.id('ttft').textContent()}`);
@@ -88,8 +130,13 @@ test('switching precision keeps the conversation and labels each reply', async (
     await app.screenshot(testInfo, `reply-${p}`);
   }
   const labels = await app.id('assistant-message').evaluateAll((ms) => ms.map((m) => m.dataset.precision));
-  expect(labels).toEqual(['fp16', 'int4', 'int8']);
+  expect(labels).toEqual(['int4-int4-int8', 'fp16', 'int8']);
   await expect(app.id('user-message')).toHaveCount(3);
+  // The conversation is taller than its pane, and the pane followed it to the newest message.
+  const pane = await app.id('messages').evaluate((el) => ({ top: el.scrollTop, client: el.clientHeight, height: el.scrollHeight }));
+  console.log(`message pane: ${JSON.stringify(pane)}`);
+  expect(pane.height).toBeGreaterThan(pane.client + 100);
+  expect(pane.top + pane.client).toBeGreaterThan(pane.height - 40);
   expect(app.errors).toEqual([]);
 });
 
@@ -98,14 +145,46 @@ test('stop ends a reply mid-generation', async ({}, testInfo) => {
   const max = 1500;
   await app.setMaxTokens(max);
   const reply = await app.send('Write a long story about a dragon.');
-  await expect(reply.getByTestId('message-text')).not.toBeEmpty({ timeout: LONG });
+  const text = reply.getByTestId('message-text');
+  await expect(text).not.toBeEmpty({ timeout: LONG });
+  // Scrolled up to read an earlier message, the user is not pulled down by new tokens.
+  await app.id('messages').evaluate((el) => { el.scrollTop = 0; });
+  const len0 = (await text.textContent()).length;
+  await expect.poll(async () => (await text.textContent()).length, { timeout: LONG }).toBeGreaterThan(len0 + 20);
+  expect(await app.id('messages').evaluate((el) => el.scrollTop)).toBe(0);
   await app.id('stop').click();
   await expect(reply).toHaveAttribute('data-done', 'true', { timeout: LONG });
   await expect(reply).toContainText('stopped');
+  // The Stop button is gone: the focus goes back to the input, not to the page.
+  await expect(app.id('chat-input')).toBeFocused();
   const tokens = Number((await reply.locator('.msg-meta').textContent()).match(/(\d+) tokens/)[1]);
   expect(tokens).toBeLessThan(max);
   await expect(app.id('send')).toBeVisible();
   await app.screenshot(testInfo, 'stopped');
+  expect(app.errors).toEqual([]);
+});
+
+test('a conversation that outgrows a small context leaves out its oldest turns and says so', async ({}, testInfo) => {
+  // The tiny model is loaded (2048 tokens); the context shrinks to 256 and keeps the conversation.
+  await expect(app.id('context-size')).toHaveValue('2048');
+  await app.id('new-chat').click();
+  await app.id('context-size').selectOption('256');
+  await expect(app.id('kv-bytes')).toContainText('for 256 tokens', { timeout: LONG });
+  await expect(app.id('context-usage')).toContainText('/ 256 tokens');
+  await app.setMaxTokens(48);
+  for (let turn = 1; turn <= 8 && (await app.id('context-notice').count()) === 0; turn++) {
+    await app.waitReply(await app.send(`Question ${turn}: tell me about the number ${turn}.`));
+  }
+  await expect(app.id('context-notice')).toContainText('outgrew');
+  const used = Number((await app.id('context-usage').textContent()).match(/context (\d+) \//)[1]);
+  expect(used).toBeLessThanOrEqual(256);
+  // The oldest messages are marked, starting with the first question; the newest is not.
+  await expect(app.id('user-message').first().getByTestId('out-of-context')).toBeVisible();
+  await expect(app.id('user-message').last().getByTestId('out-of-context')).toHaveCount(0);
+  console.log(`context 256: ${await app.id('out-of-context').count()} messages out of context, ${used} tokens used`);
+  await app.screenshot(testInfo, 'context-outgrown');
+  await app.id('new-chat').click();
+  await expect(app.id('context-notice')).toHaveCount(0);
   expect(app.errors).toEqual([]);
 });
 
@@ -170,7 +249,7 @@ test('a corrupt file shows a named error and a good model still loads', async ({
   await expect(app.id('error-message')).toContainText('not a model lowbit can read', { timeout: LONG });
   await expect(app.id('error-message')).toContainText('general.alignment appears twice');
   await expect(app.id('model-status')).toContainText('ready');
-  await app.loadDefault();
+  await app.loadTiny();
   await expect(app.id('error-message')).toHaveCount(0);
   expect(app.errors).toEqual([]);
 });

@@ -1,7 +1,8 @@
 // The quality panel: perplexity, KL vs FP16 and top-1 agreement at each precision, measured in
 // the page on a built-in text, with the plain-language note about a 4-bit source file. On the
 // tiny test model (the default model's formats: Q4_1 layers, Q8_0 embedding); the default model's
-// own quality figures are checked natively (engine/tests/quality.rs).
+// own quality figures are checked natively (engine/tests/quality.rs). A conversation held across a
+// quality run and a comparison keeps its KV cache: the next reply reads only its own tokens.
 import { test, expect } from '@playwright/test';
 import { AppPage, LONG } from '../pages/app.mjs';
 
@@ -10,6 +11,10 @@ test('the quality panel measures every precision on a built-in text', async ({ p
   await page.setViewportSize({ width: 1300, height: 1000 });
   await app.open();
   await app.loadTiny();
+  await app.setMaxTokens(6);
+  await app.waitReply(await app.send('What is the capital of France?'));
+  const context = await app.id('context-usage').textContent();
+  const firstPrompt = Number((await app.id('prompt-tokens').textContent()).match(/^(\d+) tokens/)[1]);
   const panel = app.id('quality-panel');
   await expect(app.id('quality-source-note')).toContainText('Q4_1');
   await app.id('quality-text-choice').selectOption({ index: 1 });
@@ -19,7 +24,8 @@ test('the quality panel measures every precision on a built-in text', async ({ p
   await app.id('quality-run').click();
   await expect(app.id('quality-status')).toContainText('scoring at');
   const rows = app.id('quality-row');
-  await expect(rows).toHaveCount(3, { timeout: LONG });
+  // FP16, INT8, INT4 and the plan the model is at (the file's own mix: INT4 matrices, INT8 embedding).
+  await expect(rows).toHaveCount(4, { timeout: LONG });
   await panel.scrollIntoViewIfNeeded();
   await app.screenshot(testInfo, 'quality');
   const result = await rows.evaluateAll((rs) => rs.map((r) => ({
@@ -29,7 +35,7 @@ test('the quality panel measures every precision on a built-in text', async ({ p
     top1: r.querySelector('[data-testid=quality-top1]').textContent,
   })));
   console.log(`quality in the page: ${JSON.stringify(result)}`);
-  expect(result.map((r) => r.p)).toEqual(['fp16', 'int8', 'int4']);
+  expect(result.map((r) => r.p)).toEqual(['fp16', 'int8', 'int4', 'int4-int4-int8']);
   for (const r of result) expect(r.ppl).toBeGreaterThan(1);
   expect(result[0].kl).toBe(0);
   expect(result[0].top1).toBe('100.0%');
@@ -39,8 +45,21 @@ test('the quality panel measures every precision on a built-in text', async ({ p
   // Two bar charts (perplexity, KL), one bar per precision, drawn as SVG.
   await expect(app.id('quality-charts').locator('svg')).toHaveCount(2);
   await expect(app.id('quality-charts').locator('svg').first()).toContainText('INT4');
-  // The model is back at the precision it had, ready to chat.
-  await expect(app.id('precision-fp16')).toHaveAttribute('aria-pressed', 'true');
+  // The model is back at the precisions it had (the file's own), ready to chat.
+  await expect(app.id('precision-file')).toHaveAttribute('aria-pressed', 'true');
   await expect(app.id('model-status')).toContainText('ready');
+
+  // A comparison too (its lanes have their own caches), then the conversation goes on.
+  await app.id('compare-max-tokens').fill('3');
+  await app.id('compare-max-tokens').dispatchEvent('change');
+  await app.id('compare-run').click();
+  await expect(app.id('compare-summary-row')).toHaveCount(3, { timeout: LONG });
+  await expect(app.id('context-usage')).toHaveText(context);
+  await app.waitReply(await app.send('And of Germany?'));
+  const [total, reused] = (await app.id('prompt-tokens').textContent()).match(/^(\d+) tokens \((\d+) reused/).slice(1).map(Number);
+  console.log(`after a quality run and a comparison: ${context}; the next prompt ${total} tokens, ${reused} reused`);
+  // Everything up to the first reply is reused (the reply's own tokens, read back from its text,
+  // may tokenize differently).
+  expect(reused).toBeGreaterThanOrEqual(firstPrompt);
   expect(app.errors).toEqual([]);
 });

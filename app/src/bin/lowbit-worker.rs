@@ -9,9 +9,10 @@ use lowbit::gpu::Gpu;
 use lowbit::session::{Loader, Progress, Session, Stage};
 use lowbit::util::now_ms;
 use lowbit::lockstep::{CompareSettings, LockStep};
+use lowbit::model::Step;
 use lowbit::plan::Plan;
 use lowbit::Error;
-use lowbit_app::protocol::{CachedModel, ErrorKind, Event, Request, LOCAL_FILE_KEY};
+use lowbit_app::protocol::{blocked_host_message, download_allowed, CachedModel, ErrorKind, Event, Request, LOCAL_FILE_KEY};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
@@ -220,17 +221,32 @@ async fn run(req: Request, file: Option<web_sys::File>) -> Result<(), Fail> {
             post(&Event::KvSwitched { kv, kv_bytes });
             Ok(())
         }
+        Request::SetContext { n_ctx } => {
+            let (context_size, kv_bytes, context_used) = with_session(async |s| {
+                s.set_context(n_ctx)?;
+                s.gpu().check()?;
+                Ok((s.context_size(), s.kv_bytes(), s.context_used()))
+            })
+            .await?;
+            post(&Event::ContextSet { context_size, kv_bytes, context_used });
+            Ok(())
+        }
         Request::Chat { id, messages, sampling, max_tokens } => {
             let (mut tokens, mut first_ms) = (0usize, 0.0);
             let stats = with_session(async |s| {
                 let r = s
-                    .reply(&messages, &sampling, max_tokens, |text| {
-                        tokens += 1;
-                        if tokens == 1 {
-                            first_ms = now_ms();
+                    .reply(&messages, &sampling, max_tokens, |step| {
+                        match step {
+                            Step::Read { done, total } => post(&Event::Reading { id, done, total }),
+                            Step::Text(text) => {
+                                tokens += 1;
+                                if tokens == 1 {
+                                    first_ms = now_ms();
+                                }
+                                let decode_tps = (tokens - 1) as f64 / ((now_ms() - first_ms) / 1e3).max(1e-9);
+                                post(&Event::Token { id, text: text.to_string(), tokens, decode_tps });
+                            }
                         }
-                        let decode_tps = (tokens - 1) as f64 / ((now_ms() - first_ms) / 1e3).max(1e-9);
-                        post(&Event::Token { id, text: text.to_string(), tokens, decode_tps });
                         !STOP.with(|c| c.get())
                     })
                     .await;
@@ -324,7 +340,7 @@ enum Origin {
 
 /// Parse, requantize, upload and compile, reporting each stage; the previous model is replaced
 /// only once the new one is ready (a failed or cancelled load leaves it in place).
-async fn load(name: String, bytes: Vec<u8>, plan: Plan, n_ctx: usize, origin: Origin) -> Result<(), Fail> {
+async fn load(name: String, bytes: Vec<u8>, plan: Option<Plan>, n_ctx: usize, origin: Origin) -> Result<(), Fail> {
     let t0 = now_ms();
     let gpu = gpu().await?;
     let mut last = now_ms();
@@ -348,6 +364,7 @@ async fn load(name: String, bytes: Vec<u8>, plan: Plan, n_ctx: usize, origin: Or
     for p in loader.progress() {
         progress(&name, p.stage, p.done, p.total);
     }
+    let chosen = loader.plan();
     let session = loader.finish()?;
     let kernels = session.kernels();
     for (i, k) in kernels.iter().enumerate() {
@@ -362,7 +379,8 @@ async fn load(name: String, bytes: Vec<u8>, plan: Plan, n_ctx: usize, origin: Or
         name,
         fit: session.info.fit(&gpu.info),
         info: session.info.clone(),
-        plan,
+        plan: chosen,
+        plan_reason: plan.is_none().then(|| session.info.suggested_plan().1),
         weight_bytes: session.weight_bytes(),
         kv_bytes: session.kv_bytes(),
         context_size: session.context_size(),
@@ -464,7 +482,20 @@ fn hugging_face_file_url(url: &str) -> String {
     }
 }
 
+/// Refuses, with the reason, a URL the page's security policy would block (another host than the
+/// page's own and Hugging Face's): the browser would only say "Failed to fetch".
+fn check_host(url: &str) -> Result<(), Fail> {
+    let here = scope().location();
+    let parsed = web_sys::Url::new_with_base(url, &here.href()).map_err(|_| Fail(ErrorKind::FetchFailed, format!("{url} is not a web address")))?;
+    let own = parsed.origin() == here.origin();
+    if own || (parsed.protocol() == "https:" && download_allowed(&parsed.hostname())) {
+        return Ok(());
+    }
+    Err(Fail(ErrorKind::FetchFailed, blocked_host_message(&parsed.host())))
+}
+
 async fn download(url: &str, name: &str) -> Result<Vec<u8>, Fail> {
+    check_host(url)?;
     let resp = JsFuture::from(scope().fetch_with_str(url)).await.map_err(|e| js_err(&format!("fetching {url}"), e))?;
     let resp: web_sys::Response = resp.unchecked_into();
     if !resp.ok() {
