@@ -495,6 +495,10 @@ impl<'g> Session<'g> {
         let kept = self.backend.set_context(n_ctx, self.cached.len());
         match kept {
             Ok(n) => self.cached.truncate(n),
+            // The backend went back to its previous size with the cache restored, unless even
+            // that failed (then it has no cache: the error says so, and the session must not
+            // be used for a reply).
+            Err(Error::TooLarge { .. }) => {}
             Err(_) => self.cached.clear(),
         }
         kept.map(|_| ())

@@ -337,9 +337,16 @@ impl<'g> GpuBackend<'g> {
         self.forget_binds();
         // The step's buffers are sized by the context (attention scores): made again next step.
         self.run = RunState::default();
+        let old = std::mem::replace(&mut self.n_ctx, n_ctx);
         self.kv_cache = vec![];
-        self.n_ctx = n_ctx;
-        self.set_kv(self.kv)?;
+        if let Err(e) = self.set_kv(self.kv) {
+            // Too large for this GPU (or out of memory): back to the size it had, cache and all.
+            self.n_ctx = old;
+            self.kv_cache = vec![];
+            self.set_kv(self.kv)?;
+            self.restore_kv(&snapshot)?;
+            return Err(e);
+        }
         self.restore_kv(&snapshot)?;
         Ok(keep)
     }

@@ -404,6 +404,8 @@ pub enum Prefill {
 pub const FIRST_SLICE: usize = 4;
 /// The largest prefill slice.
 pub const MAX_SLICE: usize = 512;
+/// The most bytes a slice's attention scores may take (well under any GPU's 128 MiB binding).
+pub const SCORES_BUDGET: usize = 64 << 20;
 
 /// Prefill `prompt` after `context` (tokens already in the KV cache, positions `0..`), then
 /// sample up to `max_tokens` tokens one at a time, calling `on_step` with each piece of text as
@@ -456,7 +458,12 @@ pub async fn generate<B: Backend>(
                 });
             }
             let per_ms = slice as f64 / (now_ms() - ts).max(1e-3);
-            slice = ((per_ms * slice_ms) as usize / FIRST_SLICE * FIRST_SLICE).clamp(FIRST_SLICE, MAX_SLICE);
+            // Attention scores of a slice are [heads, slice, position + slice] floats: keep them
+            // within SCORES_BUDGET too, so a slice late in a long context fits any GPU's bindings.
+            let pos = pos0 + done;
+            let by_memory = (1..=MAX_SLICE).rev().find(|&m| 4 * cfg.n_heads * m * (pos + m) <= SCORES_BUDGET).unwrap_or(1);
+            let by_time = (per_ms * slice_ms) as usize;
+            slice = (by_time.min(by_memory) / FIRST_SLICE * FIRST_SLICE).clamp(FIRST_SLICE, MAX_SLICE);
         }
     }
     let mut history = [context, prompt].concat();
