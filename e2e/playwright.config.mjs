@@ -27,6 +27,8 @@ export default defineConfig({
   use: {
     baseURL: 'http://127.0.0.1:8090',
     headless: true,
+    // A click or fill that cannot happen (a disabled or missing control) fails instead of hanging.
+    actionTimeout: 120 * 1000,
     launchOptions: { executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: chromiumArgs },
   },
   webServer: {

@@ -31,6 +31,8 @@ pub const CONTEXT_SIZES: [usize; 7] = [256, 512, 1024, 2048, 4096, 8192, 16384];
 const MAX_RESTARTS: u32 = 3;
 
 thread_local! {
+    /// The owner the page's [`Store`] was made under (the app's root).
+    static ROOT: RefCell<Option<Owner>> = const { RefCell::new(None) };
     static WORKER: RefCell<Option<web_sys::Worker>> = const { RefCell::new(None) };
     static RESTARTS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
@@ -61,8 +63,10 @@ pub struct ChatMsg {
 }
 
 impl ChatMsg {
+    /// Its signals belong to the page's root, not to whatever created the message: a message
+    /// made by a button inside another message (Regenerate) must outlive that message's view.
     fn new(id: u64, role: &'static str, text: &str, plan: Option<Plan>, done: bool) -> Self {
-        ChatMsg {
+        let make = || ChatMsg {
             id,
             role,
             text: RwSignal::new(text.to_string()),
@@ -70,6 +74,10 @@ impl ChatMsg {
             done: RwSignal::new(done),
             stats: RwSignal::new(None),
             stopped: RwSignal::new(false),
+        };
+        match ROOT.with(|r| r.borrow().clone()) {
+            Some(owner) => owner.with(make),
+            None => make(),
         }
     }
 }
@@ -131,11 +139,17 @@ pub struct Store {
     pub last_stats: RwSignal<Option<ReplyStats>>,
     /// Tokens so far and the decode rate of the reply being generated.
     pub live: RwSignal<Option<(usize, f64)>>,
+    /// What the user is writing in the chat input.
+    pub draft: RwSignal<String>,
+    /// The user message being edited (sending replaces it and what follows).
+    pub editing: RwSignal<Option<u64>>,
     /// The reply being generated is reading its prompt: tokens read, of how many.
     pub reading: RwSignal<Option<(usize, usize)>>,
     /// How many of the oldest messages the last reply's model did not read (the conversation
     /// outgrew the context).
     pub forgotten: RwSignal<usize>,
+    /// The ids of the messages the reply being generated was asked with (system prompt aside).
+    sent: RwSignal<Vec<u64>>,
     pub cache: RwSignal<Vec<CachedModel>>,
     /// The quality measurement: running (at which precision), and its last result.
     pub quality_running: RwSignal<Option<Option<Variant>>>,
@@ -161,6 +175,7 @@ pub struct Store {
 
 impl Store {
     pub fn new() -> Self {
+        ROOT.with(|r| *r.borrow_mut() = Owner::current());
         Store {
             adapter: RwSignal::new(None),
             error: RwSignal::new(None),
@@ -190,8 +205,11 @@ impl Store {
             max_tokens: RwSignal::new(256),
             last_stats: RwSignal::new(None),
             live: RwSignal::new(None),
+            draft: RwSignal::new(String::new()),
+            editing: RwSignal::new(None),
             reading: RwSignal::new(None),
             forgotten: RwSignal::new(0),
+            sent: RwSignal::new(vec![]),
             cache: RwSignal::new(vec![]),
             quality_running: RwSignal::new(None),
             quality: RwSignal::new(None),
@@ -451,6 +469,14 @@ impl Store {
         if text.is_empty() || !self.can_chat() {
             return;
         }
+        if let Some(edited) = self.editing.get_untracked() {
+            self.messages.update(|m| {
+                if let Some(at) = m.iter().position(|c| c.id == edited) {
+                    m.truncate(at);
+                }
+            });
+            self.editing.set(None);
+        }
         let id = self.id();
         self.messages.update(|m| m.push(ChatMsg::new(id, "user", text, None, true)));
         self.start_reply();
@@ -465,11 +491,21 @@ impl Store {
         if !system.trim().is_empty() {
             history.push(Message::new("system", system.trim()));
         }
+        let mut sent = vec![];
         self.messages.with_untracked(|m| {
-            // A reply stopped before its first token says nothing: the model does not see it.
-            let said = m.iter().map(|c| (c.role, c.text.get_untracked())).filter(|(role, text)| *role == "user" || !text.is_empty());
-            history.extend(said.map(|(role, text)| Message::new(role, &text)));
+            // A reply stopped before its first token says nothing: the model sees neither it nor
+            // the question it did not answer (templates want user and assistant turns to alternate).
+            for (i, c) in m.iter().enumerate() {
+                let text = c.text.get_untracked();
+                let unanswered = |j: usize| m.get(j).is_some_and(|n| n.role == "assistant" && n.text.with_untracked(|t| t.is_empty()));
+                if (c.role == "assistant" && text.is_empty()) || (c.role == "user" && unanswered(i + 1)) {
+                    continue;
+                }
+                history.push(Message::new(c.role, &text));
+                sent.push(c.id);
+            }
         });
+        self.sent.set(sent);
         self.messages.update(|m| m.push(ChatMsg::new(id, "assistant", "", Some(plan), false)));
         self.generating.set(Some(id));
         self.live.set(None);
@@ -492,17 +528,31 @@ impl Store {
 
     /// Replace the last assistant message with a new reply.
     pub fn regenerate(&self) {
+        if let Some(id) = self.messages.with_untracked(|m| m.last().filter(|c| c.role == "assistant").map(|c| c.id)) {
+            self.regenerate_at(id);
+        }
+    }
+
+    /// Write the assistant message `id` again: it and every message after it are replaced by a
+    /// new reply to the conversation before it.
+    pub fn regenerate_at(&self, id: u64) {
         if !self.can_chat() {
             return;
         }
-        let last_is_assistant = self.messages.with_untracked(|m| m.last().is_some_and(|c| c.role == "assistant"));
-        if !last_is_assistant {
-            return;
-        }
-        self.messages.update(|m| {
-            m.pop();
-        });
+        let Some(at) = self.messages.with_untracked(|m| m.iter().position(|c| c.id == id && c.role == "assistant")) else { return };
+        self.messages.update(|m| m.truncate(at));
+        self.editing.set(None);
         self.start_reply();
+    }
+
+    /// Put the user message `id` into the input to be changed; sending it replaces that message
+    /// and everything after it.
+    pub fn edit(&self, id: u64) {
+        let Some(text) = self.messages.with_untracked(|m| m.iter().find(|c| c.id == id && c.role == "user").map(|c| c.text.get_untracked())) else {
+            return;
+        };
+        self.draft.set(text);
+        self.editing.set(Some(id));
     }
 
     pub fn new_chat(&self) {
@@ -510,6 +560,7 @@ impl Store {
             return;
         }
         self.messages.set(vec![]);
+        self.editing.set(None);
         self.forgotten.set(0);
         self.last_stats.set(None);
     }
@@ -573,6 +624,7 @@ impl Store {
                 // The conversation stays (New chat clears it): the new model reads it from the
                 // start with the next message.
                 self.last_stats.set(None);
+                self.forgotten.set(0);
                 send(&Request::ListCache, None);
                 // A KV format chosen before the load (or by a shared link) applies now.
                 if self.kv.get_untracked() != KvPrecision::F32 {
@@ -637,7 +689,10 @@ impl Store {
                     m.stopped.set(stopped);
                     m.done.set(true);
                 });
-                self.forgotten.set(stats.dropped_messages);
+                // The first message the model read, and every message before it is out of context.
+                let first_read = self.sent.with_untracked(|s| s.get(stats.dropped_messages).copied());
+                let before = self.messages.with_untracked(|m| first_read.and_then(|f| m.iter().position(|c| c.id == f)).unwrap_or(0));
+                self.forgotten.set(if stats.dropped_messages > 0 { before } else { 0 });
                 self.last_stats.set(Some(stats));
                 self.generating.set(None);
                 self.reading.set(None);

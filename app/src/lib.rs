@@ -1,5 +1,6 @@
 //! lowbit page: the messages between the page and its engine worker. The page's components are
 //! in `main.rs`, the worker in `bin/lowbit-worker.rs`.
 
+pub mod markdown;
 pub mod protocol;
 pub mod share;

@@ -384,12 +384,12 @@ fn KvCache() -> impl IntoView {
             <label class="inline context-size">
                 <span>"context"</span>
                 <select data-testid="context-size" disabled=move || store.busy()
-                    prop:value=move || store.model.get().map_or(store.n_ctx.get(), |m| m.context_size).to_string()
                     on:change=move |ev| { if let Ok(n) = event_target_value(&ev).parse::<usize>() { store.set_context(n) } }>
                     {move || {
                         let max = store.model.get().and_then(|m| m.info.context_length).unwrap_or(usize::MAX);
+                        let now = store.model.get().map_or(store.n_ctx.get(), |m| m.context_size);
                         client::CONTEXT_SIZES.iter().filter(|&&n| n <= max).map(|&n| view! {
-                            <option value=n.to_string()>{format!("{n} tokens")}</option>
+                            <option value=n.to_string() selected=n == now>{format!("{n} tokens")}</option>
                         }).collect_view()
                     }}
                 </select>
@@ -497,7 +497,7 @@ fn ModelCard() -> impl IntoView {
 #[component]
 fn ChatPanel() -> impl IntoView {
     let store = expect_context::<Store>();
-    let input = RwSignal::new(String::new());
+    let input = store.draft;
     let pane = NodeRef::<leptos::html::Div>::new();
     let input_ref = NodeRef::<leptos::html::Textarea>::new();
     // Follow the newest message unless the user scrolled up to read an earlier one: `pinned` is
@@ -513,11 +513,16 @@ fn ChatPanel() -> impl IntoView {
             input.set(String::new());
         }
     };
-    Effect::new(move |_| {
+    Effect::new(move |prev: Option<Option<u64>>| {
         store.messages.with(|m| m.last().map(|c| c.text.track()));
         store.reading.track();
-        store.generating.track();
-        let Some(el) = pane.get_untracked() else { return };
+        let generating = store.generating.get();
+        // A new reply (sent, regenerated, edited) is followed from its start.
+        if generating.is_some() && prev != Some(generating) {
+            follow.set_value(true);
+            pinned.set_value(0);
+        }
+        let Some(el) = pane.get_untracked() else { return generating };
         if el.scroll_top() < pinned.get_value() - 2 {
             follow.set_value(false);
         }
@@ -525,6 +530,7 @@ fn ChatPanel() -> impl IntoView {
             el.set_scroll_top(el.scroll_height());
             pinned.set_value(el.scroll_top());
         }
+        generating
     });
     // The input takes the focus when a model is ready and when a reply ends (the Stop button
     // it may have had is gone), unless the user is typing somewhere else.
@@ -537,6 +543,13 @@ fn ChatPanel() -> impl IntoView {
             }
         }
         now
+    });
+    Effect::new(move |_| {
+        if store.editing.get().is_some() {
+            if let Some(el) = input_ref.get_untracked() {
+                let _ = el.focus();
+            }
+        }
     });
     // Esc stops the reply (or the comparison) being generated, wherever the focus is.
     let esc = window_event_listener(leptos::ev::keydown, move |ev| {
@@ -562,6 +575,7 @@ fn ChatPanel() -> impl IntoView {
                     on:input=move |ev| store.system_prompt.set(event_target_value(&ev))></textarea>
             </label>
             <div class="messages" data-testid="messages" node_ref=pane
+                on:click=open_links_elsewhere
                 on:scroll=move |_| if let Some(el) = pane.get_untracked() {
                     if el.scroll_height() - el.scroll_top() - el.client_height() < 40 {
                         follow.set_value(true);
@@ -583,6 +597,11 @@ fn ChatPanel() -> impl IntoView {
                         on:change=move |ev| { if let Ok(v) = event_target_value(&ev).parse::<usize>() { store.max_tokens.set(v.max(1)) } }/>
                 </label>
             </div>
+            {move || store.editing.get().map(|_| view! {
+                <p class="hint editing" data-testid="editing">"Editing an earlier message: sending replaces it and everything after it. "
+                    <button type="button" class="ghost small" on:click=move |_| { store.editing.set(None); input.set(String::new()); }>"Cancel"</button>
+                </p>
+            })}
             <form class="composer" on:submit=move |ev| { ev.prevent_default(); send(); }>
                 <textarea rows="2" placeholder="Message (Enter to send, Shift+Enter for a new line, Esc to stop)" data-testid="chat-input"
                     aria-label="Message" node_ref=input_ref
@@ -646,8 +665,42 @@ fn message_view(m: ChatMsg) -> impl IntoView {
                     <span class="hint">{format!("{} tokens · {:.1} tok/s · first token {:.0} ms", s.generated_tokens, s.decode_tokens_per_second, s.time_to_first_token_ms)}</span>
                 })}
             </div>
-            <div class="msg-text" data-testid="message-text">{move || text.get()}</div>
+            {if is_assistant {
+                view! { <div class="msg-text markdown" data-testid="message-text" inner_html=move || lowbit_app::markdown::to_html(&text.get())></div> }.into_any()
+            } else {
+                view! { <div class="msg-text" data-testid="message-text">{move || text.get()}</div> }.into_any()
+            }}
+            <div class="msg-actions">
+                <button class="ghost small" data-testid="copy-message" title="Copy this message's text (Markdown as written)"
+                    on:click=move |_| copy_text(&text.get_untracked())>"Copy"</button>
+                {if is_assistant {
+                    view! { <button class="ghost small" data-testid="regenerate-message" disabled=move || !store.can_chat() || !done.get()
+                        title=move || store.busy_reason().unwrap_or("Write this reply again (it and everything after it are replaced)")
+                        on:click=move |_| store.regenerate_at(id)>"Regenerate"</button> }.into_any()
+                } else {
+                    view! { <button class="ghost small" data-testid="edit-message" disabled=move || store.generating.get().is_some()
+                        title="Change this message and send it again (the replies after it are replaced)"
+                        on:click=move |_| store.edit(id)>"Edit"</button> }.into_any()
+                }}
+            </div>
         </div>
+    }
+}
+
+/// Put `text` on the clipboard.
+fn copy_text(text: &str) {
+    let clipboard = window().navigator().clipboard();
+    let _ = clipboard.write_text(text);
+}
+
+/// A link in a reply opens in a new tab, so the conversation stays on this one.
+fn open_links_elsewhere(ev: leptos::ev::MouseEvent) {
+    let Some(target) = ev.target().and_then(|t| t.dyn_into::<web_sys::Element>().ok()) else { return };
+    let Ok(Some(link)) = target.closest("a[href]") else { return };
+    ev.prevent_default();
+    let href = link.get_attribute("href").unwrap_or_default();
+    if href.starts_with("http://") || href.starts_with("https://") || href.starts_with("mailto:") {
+        let _ = window().open_with_url_and_target_and_features(&href, "_blank", "noopener,noreferrer");
     }
 }
 

@@ -140,6 +140,36 @@ test('switching precision keeps the conversation and labels each reply', async (
   expect(app.errors).toEqual([]);
 });
 
+test('copy a message, edit and resend a question, regenerate any reply; replies are rendered as Markdown', async ({}, testInfo) => {
+  // The conversation of the previous test: three questions, three replies.
+  await expect(app.id('user-message')).toHaveCount(3);
+  // Replies are Markdown rendered safely (paragraphs at least; nothing the model writes is HTML).
+  await expect(app.id('assistant-message').first().locator('.msg-text p').first()).toBeAttached();
+  // What Copy hands the clipboard (headless Chromium has no clipboard to read back).
+  await page.evaluate(() => { navigator.clipboard.writeText = async (t) => { window.__copied = t; }; });
+  await app.id('user-message').first().getByTestId('copy-message').click();
+  expect(await page.evaluate(() => window.__copied)).toBe('What is the capital of France?');
+  // Edit the second question: the input takes it, and sending replaces it and what followed.
+  await app.id('user-message').nth(1).getByTestId('edit-message').click();
+  await expect(app.id('chat-input')).toHaveValue('And the capital of Germany?');
+  await expect(app.id('chat-input')).toBeFocused();
+  await expect(app.id('editing')).toBeVisible();
+  await app.id('chat-input').fill('And of Spain?');
+  await app.id('send').click();
+  await app.waitReply(app.id('assistant-message').last());
+  await expect(app.id('user-message')).toHaveCount(2);
+  await expect(app.id('user-message').last().getByTestId('message-text')).toHaveText('And of Spain?');
+  await expect(app.id('assistant-message')).toHaveCount(2);
+  await expect(app.id('editing')).toHaveCount(0);
+  // Regenerate the first reply: it and everything after it are replaced by a new reply.
+  await app.id('assistant-message').first().getByTestId('regenerate-message').click();
+  await app.waitReply(app.id('assistant-message').last());
+  await expect(app.id('user-message')).toHaveCount(1);
+  await expect(app.id('assistant-message')).toHaveCount(1);
+  await app.screenshot(testInfo, 'edited');
+  expect(app.errors).toEqual([]);
+});
+
 test('stop ends a reply mid-generation', async ({}, testInfo) => {
   // Room for far more tokens than a fast machine writes between the first token and the click.
   const max = 1500;
