@@ -300,12 +300,19 @@ pub fn perplexity_of(logprobs: &[f32]) -> f64 {
 /// The llama forward pass (SmolLM2, Llama 2/3, TinyLlama): logits `[m, vocab]` for the tokens
 /// `ids` at positions `pos0..`, or `[1, vocab]` for the last one only.
 pub fn forward<B: Backend>(cfg: &Config, b: &mut B, ids: &[u32], pos0: usize, all_logits: bool) -> Result<B::Act> {
+    let x = layers(cfg, b, ids, pos0)?;
+    let x = if all_logits { x } else { b.last_row(&x)? };
+    b.logits(&x)
+}
+
+/// The residual stream `[m, dim]` after the last layer (no output head); every layer's keys and
+/// values go into the KV cache on the way.
+fn layers<B: Backend>(cfg: &Config, b: &mut B, ids: &[u32], pos0: usize) -> Result<B::Act> {
     let mut x = b.embed(ids, pos0)?;
     for l in 0..cfg.n_layers {
         layer(b, &mut x, l, pos0)?;
     }
-    let x = if all_logits { x } else { b.last_row(&x)? };
-    b.logits(&x)
+    Ok(x)
 }
 
 /// The residual stream `[m, dim]` after each layer (no output head): what the inspector compares
@@ -437,10 +444,7 @@ pub async fn generate<B: Backend>(
         let mut slice = FIRST_SLICE;
         while total - done > slice {
             let ts = now_ms();
-            let mut x = b.embed(&prompt[done..done + slice], pos0 + done)?;
-            for l in 0..cfg.n_layers {
-                layer(b, &mut x, l, pos0 + done)?;
-            }
+            let x = layers(cfg, b, &prompt[done..done + slice], pos0 + done)?;
             let last = b.last_row(&x)?;
             b.read(&last).await?;
             done += slice;
