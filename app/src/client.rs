@@ -47,7 +47,13 @@ pub struct Loaded {
     pub kv_bytes: u64,
     pub from_cache: bool,
     pub load_ms: f64,
+    /// Loaded again on a new device after the GPU device was lost.
+    pub recovered: bool,
 }
+
+/// Max tokens of a reply by default, and on a software GPU.
+pub const DEFAULT_MAX_TOKENS: usize = 256;
+pub const FALLBACK_MAX_TOKENS: usize = 128;
 
 /// One chat message. The assistant's text streams into `text`.
 #[derive(Clone, Debug)]
@@ -137,6 +143,8 @@ pub struct Store {
     pub sampling: RwSignal<SamplerConfig>,
     pub max_tokens: RwSignal<usize>,
     pub last_stats: RwSignal<Option<ReplyStats>>,
+    /// The last reply's measured speed, kept across switches: (plan, decode tok/s, prefill tok/s).
+    pub speed: RwSignal<Option<(Plan, f64, f64)>>,
     /// Tokens so far and the decode rate of the reply being generated.
     pub live: RwSignal<Option<(usize, f64)>>,
     /// What the user is writing in the chat input.
@@ -202,8 +210,9 @@ impl Store {
                 repeat_last_n: 64,
                 seed: 42,
             }),
-            max_tokens: RwSignal::new(256),
+            max_tokens: RwSignal::new(DEFAULT_MAX_TOKENS),
             last_stats: RwSignal::new(None),
+            speed: RwSignal::new(None),
             live: RwSignal::new(None),
             draft: RwSignal::new(String::new()),
             editing: RwSignal::new(None),
@@ -589,6 +598,11 @@ impl Store {
     fn on_event(&self, ev: Event) {
         match ev {
             Event::Ready { adapter } => {
+                // A software GPU writes a few tokens a second: a shorter default reply (the field
+                // beside the input changes it).
+                if adapter.is_fallback && self.max_tokens.get_untracked() == DEFAULT_MAX_TOKENS {
+                    self.max_tokens.set(FALLBACK_MAX_TOKENS);
+                }
                 self.adapter.set(Some(adapter));
                 send(&Request::ListCache, None);
             }
@@ -614,7 +628,13 @@ impl Store {
                 self.plan.set(plan);
                 self.plan_reason.set(plan_reason);
                 self.weight_bytes.set(weight_bytes);
-                self.model.set(Some(Loaded { name, info, fit, context_size, kv_bytes, from_cache, load_ms }));
+                // The worker reloads the model by itself after a lost device: the banner that
+                // said so has done its work.
+                let recovered = self.error.get_untracked().is_some_and(|(k, _)| k == ErrorKind::DeviceLost);
+                if recovered {
+                    self.error.set(None);
+                }
+                self.model.set(Some(Loaded { name, info, fit, context_size, kv_bytes, from_cache, load_ms, recovered }));
                 self.quality.set(None);
                 self.compare.set(None);
                 self.profiles.set(vec![]);
@@ -693,6 +713,9 @@ impl Store {
                 let first_read = self.sent.with_untracked(|s| s.get(stats.dropped_messages).copied());
                 let before = self.messages.with_untracked(|m| first_read.and_then(|f| m.iter().position(|c| c.id == f)).unwrap_or(0));
                 self.forgotten.set(if stats.dropped_messages > 0 { before } else { 0 });
+                if stats.generated_tokens >= 2 {
+                    self.speed.set(Some((stats.plan.unwrap_or(self.plan.get_untracked()), stats.decode_tokens_per_second, stats.prefill_tokens_per_second)));
+                }
                 self.last_stats.set(Some(stats));
                 self.generating.set(None);
                 self.reading.set(None);
@@ -765,6 +788,11 @@ impl Store {
                 f(msg)
             }
         });
+    }
+
+    /// Destroy the GPU device (Diagnostics): the worker recovers as from a real loss.
+    pub fn lose_device(&self) {
+        send(&Request::LoseDevice, None);
     }
 
     /// Show an error and put the page back in a usable state.

@@ -6,6 +6,8 @@ use std::rc::Rc;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+
+use crate::glossary::Explain;
 use lowbit::bench::{self, BenchReport};
 use lowbit::gpu::{AdapterSummary, Gpu};
 use lowbit::selftest::{self, Row};
@@ -85,10 +87,10 @@ pub fn SelfTestPanel() -> impl IntoView {
     view! {
         <section>
             <h2>"Kernel self-test"</h2>
-            <p class="explain">"Runs every WGSL kernel on your GPU and compares it with the same naive CPU reference, compiled to WebAssembly, within the per-precision tolerance. Matrix shapes are deliberately not multiples of the workgroup or block size."</p>
+            <Explain>"Runs every WGSL kernel on your GPU and compares it with the same naive CPU reference, compiled to WebAssembly, within the per-precision tolerance. Matrix shapes are deliberately not multiples of the workgroup or block size."</Explain>
             <button data-testid="kernel-selftest" on:click=run disabled=move || running.get()>"Run self-test"</button>
             <span class="status" data-testid="kernel-selftest-status">{move || status.get()}</span>
-            <table data-testid="kernel-selftest-result">
+            <table data-testid="kernel-selftest-result" tabindex="0" aria-label="Kernel self-test results">
                 <thead><tr>
                     <th>"kernel"</th><th>"precision"</th><th>"shape"</th><th>"result"</th>
                     <th class="num">"max error"</th><th class="num">"error / tolerance"</th><th class="num">"time (ms)"</th>
@@ -138,12 +140,12 @@ pub fn BenchPanel() -> impl IntoView {
     view! {
         <section>
             <h2>"Kernel benchmark"</h2>
-            <p class="explain">"Decoding one token reads every weight once, so its speed follows the bytes read. This times the matrix–vector kernel at each precision and compares the bytes it reads per second with a plain copy kernel on the same GPU."</p>
+            <Explain words=&["roofline"]>"Decoding one token reads every weight once, so its speed follows the bytes read. This times the matrix–vector kernel at each precision and compares the bytes it reads per second with a plain copy kernel on the same GPU."</Explain>
             <button data-testid="kernel-bench" on:click=run disabled=move || running.get()>"Run benchmark"</button>
             <span class="status" data-testid="kernel-bench-status">{move || status.get()}</span>
             {move || report.get().map(|r| view! {
                 <p class="explain" data-testid="kernel-bench-copy">{format!("Copy kernel: {:.2} GB/s (read + write) on {}", r.copy_gbps, r.adapter.name)}</p>
-                <table data-testid="kernel-bench-result">
+                <table data-testid="kernel-bench-result" tabindex="0" aria-label="Kernel benchmark results">
                     <thead><tr>
                         <th>"precision"</th><th>"k × n"</th><th class="num">"weights (MB)"</th>
                         <th class="num">"median (µs)"</th><th class="num">"GB/s"</th><th class="num">"of copy"</th>

@@ -55,3 +55,41 @@ fn bits_of_kv(kv: lowbit::KvPrecision) -> &'static str {
         lowbit::KvPrecision::Int8 => "8",
     }
 }
+
+/// Milliseconds with the decimals their size needs: 0.105, 3.63, 45.1, 1234.
+pub fn ms(v: f64) -> String {
+    if v < 1.0 {
+        format!("{v:.3}")
+    } else if v < 10.0 {
+        format!("{v:.2}")
+    } else if v < 1000.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+/// `1 token`, `2 tokens`.
+pub fn tokens(n: usize) -> String {
+    if n == 1 { "1 token".into() } else { format!("{n} tokens") }
+}
+
+/// The adapter's name, saying once that it is a software fallback (the engine's name for a
+/// hidden adapter already says so).
+pub fn adapter_name(a: &lowbit::gpu::AdapterSummary) -> String {
+    if a.is_fallback && !a.name.contains("software fallback") { format!("{} (software fallback)", a.name) } else { a.name.clone() }
+}
+
+/// A duration for people: `40 s`, `3 min`, `1 h 5 min`.
+pub fn duration(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    if secs < 1.0 {
+        "under a second".into()
+    } else if s < 90 {
+        format!("{s} s")
+    } else if s < 3600 {
+        format!("{} min", (s + 30) / 60)
+    } else {
+        format!("{} h {} min", s / 3600, (s % 3600 + 30) / 60)
+    }
+}

@@ -7,9 +7,10 @@ use lowbit::plan::Variant;
 use lowbit::{KvPrecision, Precision};
 use lowbit_app::share;
 
-use crate::charts;
+use lowbit_app::charts;
 use crate::client::Store;
-use crate::fmt::{megabytes, plan_label, plan_short};
+use crate::glossary::Explain;
+use crate::fmt::{self, megabytes, plan_label, plan_short};
 
 /// Set the address bar to the comparison's link (without reloading) and return the link.
 fn share_link(store: &Store) -> String {
@@ -66,18 +67,18 @@ pub fn CompareView() -> impl IntoView {
     view! {
         <section class="compare-view" id="compare" data-testid="compare-view">
             <h2>"Side by side"</h2>
-            <p class="explain">"One prompt, one seed, every precision at once. In "<em>"same text"</em>" mode each column \
+            <Explain words=&["token", "kl", "top1"]>"One prompt, one seed, every precision at once. In "<em>"same text"</em>" mode each column \
                 reads FP16's text so far and shows the token it would write next, so every position asks all precisions \
                 the same question: a highlighted token is one FP16 would not have written, KL divergence says how far its \
                 whole next-token distribution moved. In "<em>"free"</em>" mode each precision writes its own text, as it \
-                would in the chat; after its first different token the texts part ways."</p>
+                would in the chat; after its first different token the texts part ways."</Explain>
             <div class="compare-form">
-                <textarea rows="2" data-testid="compare-prompt" prop:value=move || f.prompt.get()
+                <textarea rows="2" data-testid="compare-prompt" aria-label="Prompt to compare" prop:value=move || f.prompt.get()
                     on:input=move |ev| f.prompt.set(event_target_value(&ev))></textarea>
                 <div class="row">
                     <label class="inline"><input type="checkbox" data-testid="compare-chat" prop:checked=move || f.chat.get()
                         on:change=move |ev| f.chat.set(event_target_checked(&ev))/><span>"as a chat message"</span></label>
-                    <select data-testid="compare-mode" prop:value=move || f.mode.get().code()
+                    <select data-testid="compare-mode" aria-label="Comparison mode" prop:value=move || f.mode.get().code()
                         on:change=move |ev| f.mode.set(Mode::parse(&event_target_value(&ev)).unwrap_or_default())>
                         <option value="same">"same text (FP16's)"</option>
                         <option value="free">"free (each its own)"</option>
@@ -155,7 +156,7 @@ pub fn CompareView() -> impl IntoView {
                         }).collect_view()}
                     </div>
                     {show_chart.then(|| view! {
-                        <div class="chart" data-testid="compare-kl-chart" inner_html=charts::lines("KL vs FP16 at each position (nats)", &kl_series)></div>
+                        <div class="chart" data-testid="compare-kl-chart" inner_html=charts::lines("KL vs FP16 at each position (nats)", &kl_series, crate::chart_width(1000))></div>
                     })}
                     {c.summaries.clone().map(|s| summary_table(&s))}
                 }
@@ -175,7 +176,7 @@ fn badge_class(v: &Variant) -> String {
 
 fn summary_table(rows: &[LaneSummary]) -> impl IntoView {
     view! {
-        <table data-testid="compare-summary">
+        <table data-testid="compare-summary" tabindex="0" aria-label="Comparison summary per precision">
             <thead><tr>
                 <th>"precision"</th><th class="num">"tokens"</th><th class="num">"decode tok/s"</th><th class="num">"prefill tok/s"</th>
                 <th class="num">"weights"</th><th class="num">"KV / token"</th><th class="num">"mean KL vs FP16"</th><th class="num">"top-1 = FP16"</th><th class="num">"first divergence"</th>
@@ -208,11 +209,11 @@ pub fn SpeedPanel() -> impl IntoView {
     view! {
         <section class="speed-panel" data-testid="speed-panel">
             <h2>"Speed"</h2>
-            <p class="explain">"Writing one token reads every weight once (and the keys and values so far), with only two \
+            <Explain words=&["roofline", "prefill-decode"]>"Writing one token reads every weight once (and the keys and values so far), with only two \
                 arithmetic operations per weight: the GPU spends its time waiting for memory. So the fair yardstick is \
                 how many bytes per second a token step reads, against what a plain copy kernel reaches on this GPU. \
                 Fewer bytes per weight should mean more tokens per second, until something other than memory is the \
-                limit (on a software GPU it is arithmetic)."</p>
+                limit (on a software GPU it is arithmetic)."</Explain>
             <div class="row">
                 <button data-testid="speed-profile" disabled=move || !store.can_chat() on:click=move |_| store.profile()>
                     {move || format!("Profile a decode step at {}", plan_short(&store.plan.get().code()))}</button>
@@ -224,7 +225,7 @@ pub fn SpeedPanel() -> impl IntoView {
                 let profiles = store.profiles.get();
                 let copy = profiles.last().map(|p| p.copy_gbps);
                 (compare.is_some() || !profiles.is_empty()).then(|| view! {
-                    <table data-testid="speed-table">
+                    <table data-testid="speed-table" tabindex="0" aria-label="Speed per precision">
                         <caption>{match copy {
                             Some(c) => format!("copy kernel on this GPU: {c:.2} GB/s (the roofline)"),
                             None => "profile a step to measure this GPU's copy bandwidth (the roofline)".into(),
@@ -240,19 +241,19 @@ pub fn SpeedPanel() -> impl IntoView {
             }}
             {move || store.profiles.get().last().cloned().map(|p| {
                 let total: f64 = p.kernels.iter().map(|k| k.ms).sum();
-                let labels: Vec<String> = p.kernels.iter().take(4).map(|k| k.kernel.clone()).collect();
-                let labels_ref: Vec<&str> = labels.iter().map(String::as_str).collect();
-                let ms: Vec<f64> = p.kernels.iter().take(4).map(|k| k.ms).collect();
-                let colors = vec![charts::plan_color(&p.plan.code()); ms.len()];
+                let items: Vec<(String, f64)> = p.kernels.iter().map(|k| (k.kernel.clone(), k.ms)).collect();
+                let top = charts::top_n(&items, 6, "kernels");
+                let share = move |ms: f64| format!("{} ms · {:.0}%", fmt::ms(ms), 100.0 * ms / total.max(1e-12));
                 view! {
                     <h3>{format!("Where one decode step at {} spends its time", plan_short(&p.plan.code()))}</h3>
                     {if p.kernels.is_empty() {
                         view! { <p class="hint">"This GPU offers no timestamp queries, so only the whole step is timed."</p> }.into_any()
                     } else {
                         view! {
-                            <div class="chart" inner_html=charts::bars("GPU ms per kernel (one step)", &labels_ref, &ms, &colors)></div>
+                            <div class="chart" data-testid="kernel-chart"
+                                inner_html=charts::hbars("GPU time per kernel in one step", &top, charts::plan_color(&p.plan.code()), &share, crate::chart_width(1000))></div>
                             <table data-testid="kernel-times">
-                                <caption>{format!("GPU time {:.2} ms of {:.2} ms wall (the rest is submitting and reading back)", total, p.wall_ms)}</caption>
+                                <caption data-testid="kernel-times-caption">{profile_caption(&p, total)}</caption>
                                 <thead><tr><th>"kernel"</th><th class="num">"calls"</th><th class="num">"ms"</th><th class="num">"share"</th></tr></thead>
                                 <tbody>{p.kernels.iter().map(|k| view! {
                                     <tr data-testid="kernel-time-row"><td>{k.kernel.clone()}</td><td class="num">{k.calls}</td>
@@ -267,6 +268,20 @@ pub fn SpeedPanel() -> impl IntoView {
     }
 }
 
+/// What the kernel table's times are a part of. The kernels are timed in a step of their own (a
+/// pass and two timestamps per kernel), so their sum is compared with that step's wall time, and
+/// the untimed steps' wall time is named separately.
+fn profile_caption(p: &lowbit::bench::DecodeProfile, total: f64) -> String {
+    match p.timed_wall_ms {
+        Some(timed) => format!(
+            "Timed kernel by kernel, the step took {} ms wall: {} ms in these kernels on the GPU and {} ms recording, \
+             submitting, waiting and reading back. Without the timers a step takes {} ms (median of 3).",
+            fmt::ms(timed), fmt::ms(total), fmt::ms((timed - total).max(0.0)), fmt::ms(p.wall_ms)
+        ),
+        None => format!("GPU time in these kernels {} ms; a step without timers takes {} ms wall (median of 3).", fmt::ms(total), fmt::ms(p.wall_ms)),
+    }
+}
+
 /// The model benchmark in the page: what `lowbit bench model` prints natively, on the loaded
 /// model and this browser's GPU. `bench-result` holds the report as JSON for scripts.
 #[component]
@@ -275,9 +290,9 @@ fn BenchPanel() -> impl IntoView {
     let (prompt, decode) = store.bench_tokens;
     view! {
         <h3>"Benchmark: prefill and decode at every precision"</h3>
-        <p class="explain">"Reads a prompt, then writes tokens greedily, at FP16, INT8 and INT4 in turn, on this model \
+        <Explain words=&["prefill-decode"]>"Reads a prompt, then writes tokens greedily, at FP16, INT8 and INT4 in turn, on this model \
             and this GPU. Tokens per second are wall-clock time, so they include everything the browser does per \
-            token. The conversation stays on screen; the next reply reads it again."</p>
+            token. The conversation stays on screen; the next reply reads it again."</Explain>
         <div class="row">
             <label>"prompt tokens "
                 <input type="number" min="1" max="1024" data-testid="bench-prompt-tokens" prop:value=move || prompt.get().to_string()
@@ -292,7 +307,7 @@ fn BenchPanel() -> impl IntoView {
             let json = serde_json::to_string_pretty(&b).unwrap_or_default();
             let ratio = b.int4_over_fp16();
             view! {
-                <table data-testid="model-bench-table">
+                <table data-testid="model-bench-table" tabindex="0" aria-label="Model benchmark per precision">
                     <caption>{format!(
                         "{} ({}): prompt {} tokens, {} decoded; copy kernel {:.2} GB/s; matvec kernel {}, matmul {}",
                         b.adapter.name, b.adapter.backend, b.prompt_tokens, b.decode_tokens, b.copy_gbps, b.adapter.matvec_kernel, b.adapter.matmul_kernel
@@ -354,12 +369,12 @@ pub fn Inspector() -> impl IntoView {
     view! {
         <section class="inspector" data-testid="inspector">
             <h2>"Inspector"</h2>
-            <p class="explain">"Pick a weight matrix. The first chart is its values as stored in the file. INT8 and INT4 \
+            <Explain words=&["block-scale", "quantization"]>"Pick a weight matrix. The first chart is its values as stored in the file. INT8 and INT4 \
                 store each block of 32 weights as whole numbers times the block's scale: the scale charts show how \
                 those scales spread. The error charts show requantized minus original, weight by weight, and the RMS \
-                error says how large it is next to the weights themselves."</p>
+                error says how large it is next to the weights themselves."</Explain>
             <div class="row">
-                <select data-testid="inspector-tensor" prop:value=move || chosen.get() on:change=move |ev| chosen.set(event_target_value(&ev))>
+                <select data-testid="inspector-tensor" aria-label="Weight tensor" prop:value=move || chosen.get() on:change=move |ev| chosen.set(event_target_value(&ev))>
                     {move || store.tensors.get().into_iter().map(|t| {
                         let label = format!("{} · {} · {}×{}", t.name, t.dtype, t.rows, t.cols);
                         view! { <option value=t.name.clone()>{label}</option> }
@@ -379,14 +394,14 @@ pub fn Inspector() -> impl IntoView {
                         i.mean, i.std)}</p>
                     <div class="charts">
                         <div class="chart" data-testid="inspector-histogram"
-                            inner_html=charts::histogram(&format!("{} values", i.tensor.dtype), i.values.lo, i.values.hi, &i.values.counts, src)></div>
+                            inner_html=charts::histogram(&format!("{} values", i.tensor.dtype), i.values.lo, i.values.hi, &i.values.counts, src, crate::chart_width(1000).min(380))></div>
                         {i.precisions.iter().filter_map(|p| p.scales.as_ref().map(|s| (p.precision, s.clone()))).map(|(p, s)| view! {
                             <div class="chart" data-testid="inspector-scales"
-                                inner_html=charts::histogram(&format!("{} block scales", p.name().to_uppercase()), s.lo, s.hi, &s.counts, charts::plan_color(p.name()))></div>
+                                inner_html=charts::histogram(&format!("{} block scales", p.name().to_uppercase()), s.lo, s.hi, &s.counts, charts::plan_color(p.name()), crate::chart_width(1000).min(380))></div>
                         }).collect_view()}
                         {i.precisions.iter().map(|p| view! {
                             <div class="chart" data-testid="inspector-error"
-                                inner_html=charts::histogram(&format!("{} error", p.precision.name().to_uppercase()), p.error.lo, p.error.hi, &p.error.counts, charts::plan_color(p.precision.name()))></div>
+                                inner_html=charts::histogram(&format!("{} error", p.precision.name().to_uppercase()), p.error.lo, p.error.hi, &p.error.counts, charts::plan_color(p.precision.name()), crate::chart_width(1000).min(380))></div>
                         }).collect_view()}
                     </div>
                     <table data-testid="inspector-errors">
@@ -400,16 +415,16 @@ pub fn Inspector() -> impl IntoView {
                             </tr>
                         }).collect_view()}</tbody>
                     </table>
-                    <p class="explain">"An error of exactly zero means the file already stores this matrix in that format: \
+                    <Explain>"An error of exactly zero means the file already stores this matrix in that format: \
                         requantizing finds the file's own blocks again. In the default model the layer matrices are Q4_1, \
                         which INT4 keeps exactly, while the embedding (also the output head) is Q8_0, which only INT8 and \
-                        FP16 keep: that one matrix is where INT4 loses. Try the mixed precision with the embeddings at INT8."</p>
+                        FP16 keep: that one matrix is where INT4 loses. Try the mixed precision with the embeddings at INT8."</Explain>
                 }
             })}
             <h3>"Error layer by layer"</h3>
-            <p class="explain">"The same sentence goes through the model at FP16 and at each other precision; after every \
+            <Explain words=&["residual-stream"]>"The same sentence goes through the model at FP16 and at each other precision; after every \
                 layer the two residual streams (the vector each token carries from layer to layer) are compared: \
-                ‖other − FP16‖ / ‖FP16‖. Brighter cells drift more. Errors made early travel through every later layer."</p>
+                ‖other − FP16‖ / ‖FP16‖. Brighter cells drift more. Errors made early travel through every later layer."</Explain>
             <div class="row">
                 <button data-testid="inspector-layers" disabled=move || !store.can_chat()
                     on:click=move |_| store.measure_layers(crate::texts::TEXTS[0].1, 32)>"Measure each layer (32 tokens)"</button>
@@ -419,7 +434,7 @@ pub fn Inspector() -> impl IntoView {
                 let rows: Vec<(String, Vec<f64>)> = e.rows.iter().map(|(v, errs)| (plan_short(&v.code()), errs.clone())).collect();
                 view! {
                     <div class="chart" data-testid="inspector-heatmap"
-                        inner_html=charts::heatmap(&format!("relative error per layer, {} tokens", e.n_tokens), &rows)></div>
+                        inner_html=charts::heatmap(&format!("relative error per layer, {} tokens", e.n_tokens), &rows, crate::chart_width(1000))></div>
                 }
             })}
         </section>

@@ -1,10 +1,10 @@
 //! lowbit page (Leptos, client-side rendered). Components only: the model runs in the engine
 //! worker (`bin/lowbit-worker.rs`), reached through `client.rs`; all numerics live in the engine.
 
-mod charts;
 mod client;
 mod diagnostics;
 mod fmt;
+mod glossary;
 mod lab;
 mod texts;
 
@@ -12,12 +12,14 @@ use leptos::prelude::*;
 use lowbit::session::Stage;
 use lowbit::plan::{Group, Plan};
 use lowbit::{KvPrecision, Precision};
+use lowbit_app::charts;
 use lowbit_app::protocol::CachedModel;
 use serde::Deserialize;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 use client::{ChatMsg, Store};
+use glossary::Explain;
 use fmt::{megabytes, plan_label, plan_short, precision_label};
 
 fn main() {
@@ -57,12 +59,21 @@ fn App() -> impl IntoView {
     client::start_worker(store);
     view! {
         <main>
+            <a class="skip-link" href="#chat" data-testid="skip-to-chat" on:click=move |ev: leptos::ev::MouseEvent| {
+                ev.prevent_default();
+                if let Some(el) = document().query_selector("[data-testid=chat-input]").ok().flatten() {
+                    if let Ok(el) = el.dyn_into::<web_sys::HtmlElement>() {
+                        el.scroll_into_view();
+                        let _ = el.focus();
+                    }
+                }
+            }>"Skip to the chat"</a>
             <header>
                 <h1>"lowbit"</h1>
                 <p>"A small quantized language model on your own GPU, in FP16, INT8 or INT4. Nothing you type leaves this page."</p>
             </header>
             <ErrorBanner/>
-            <div class="layout">
+            <div class="layout" class:loaded=move || store.model.get().is_some()>
                 <aside>
                     <ModelPanel/>
                     <PrecisionPanel/>
@@ -77,13 +88,75 @@ fn App() -> impl IntoView {
             <QualityPanel/>
             <lab::SpeedPanel/>
             <lab::Inspector/>
+            <glossary::Glossary/>
             <details class="diagnostics">
                 <summary>"Diagnostics: your GPU, kernel self-test and benchmark"</summary>
                 <diagnostics::AdapterPanel adapter=store.adapter/>
                 <diagnostics::SelfTestPanel/>
                 <diagnostics::BenchPanel/>
+                <DeviceLoss/>
             </details>
         </main>
+    }
+}
+
+/// A perplexity beside FP16's: `+2.3%`, and whether the difference is inside the run's noise.
+fn vs_fp16(r: &lowbit::quality::Quality, fp16_ppl: f64) -> String {
+    match r.noise_vs_fp16 {
+        _ if r.precision == "fp16" || !fp16_ppl.is_finite() => "–".into(),
+        Some(noise) => {
+            let pct = (r.ppl / fp16_ppl - 1.0) * 100.0;
+            let band = (noise.exp() - 1.0) * 100.0;
+            if r.within_noise_of(fp16_ppl) { format!("{pct:+.1}% (within ±{band:.1}% noise)") } else { format!("{pct:+.1}% (noise ±{band:.1}%)") }
+        }
+        None => format!("{:+.1}%", (r.ppl / fp16_ppl - 1.0) * 100.0),
+    }
+}
+
+/// What the perplexity differences mean on a text of `n` tokens: which rows this text cannot
+/// tell from FP16, and why a lower perplexity than FP16's is luck rather than a better model.
+fn noise_note(rows: &[lowbit::quality::Quality], fp16_ppl: f64, n: usize) -> String {
+    let others: Vec<&lowbit::quality::Quality> = rows.iter().filter(|r| r.precision != "fp16" && r.noise_vs_fp16.is_some()).collect();
+    let (same, apart): (Vec<_>, Vec<_>) = others.iter().partition(|r| r.within_noise_of(fp16_ppl));
+    let names = |v: &[&&lowbit::quality::Quality]| v.iter().map(|r| plan_short(&r.precision)).collect::<Vec<_>>().join(", ");
+    let mut note = String::from(
+        "Noise: the same text scored at two precisions differs token by token; two standard errors of that difference \
+         over this text give the ± band. ",
+    );
+    if !same.is_empty() {
+        note += &format!(
+            "{} cannot be told apart from FP16 on these {n} tokens: the difference is inside the band{}. ",
+            names(&same),
+            if same.iter().any(|r| r.ppl < fp16_ppl) { ", so a lower perplexity than FP16's is chance, not a better model (rounding helps some tokens as often as it hurts others)" } else { "" }
+        );
+    }
+    if !apart.is_empty() {
+        note += &format!("{} differ{} from FP16 by more than the band. ", names(&apart), if apart.len() == 1 { "s" } else { "" });
+    }
+    note + "A longer text narrows the band."
+}
+
+/// The width a chart can take in a panel on this window, at most `max` pixels (charts are drawn
+/// at this size; narrower windows scale them down).
+pub fn chart_width(max: u32) -> u32 {
+    let window = leptos::prelude::window().inner_width().ok().and_then(|w| w.as_f64()).unwrap_or(1280.0);
+    // main's padding (2 × 24 at most), a section's padding and border (2 × 19), a scroll bar.
+    ((window.min(1280.0) - 48.0 - 38.0 - 16.0).max(0.0) as u32).clamp(260, max.max(260))
+}
+
+/// Diagnostics: destroy the GPU device as a driver reset would, to see (and test) the recovery.
+#[component]
+fn DeviceLoss() -> impl IntoView {
+    let store = expect_context::<Store>();
+    view! {
+        <section data-testid="device-loss">
+            <h2>"A lost GPU"</h2>
+            <Explain>"A driver update, a GPU reset or the browser reclaiming memory can take the GPU device away \
+                from a page. lowbit then asks for a new device and loads the same model again at the same precision; \
+                the conversation stays, and the next reply reads it again. This button destroys the device to show it."</Explain>
+            <button data-testid="lose-device" disabled=move || !store.can_chat() title=move || store.busy_reason()
+                on:click=move |_| store.lose_device()>"Simulate a lost GPU"</button>
+        </section>
     }
 }
 
@@ -171,12 +244,15 @@ fn ModelPanel() -> impl IntoView {
                 </label>
                 <span class="hint">"or drop one here"</span>
             </div>
-            <div class="url-row">
+            <form class="url-row" novalidate on:submit=move |ev| {
+                ev.prevent_default();
+                if can_load() && !url.get_untracked().trim().is_empty() { store.load_url(url.get_untracked().trim()) }
+            }>
                 <input type="url" placeholder="https://huggingface.co/…/resolve/main/model.gguf" data-testid="model-url-input"
+                    aria-label="Model URL (Hugging Face)"
                     prop:value=move || url.get() on:input=move |ev| url.set(event_target_value(&ev))/>
-                <button data-testid="model-url-load" disabled=move || !can_load() || url.get().trim().is_empty()
-                    on:click=move |_| store.load_url(url.get_untracked().trim())>"Download"</button>
-            </div>
+                <button type="submit" data-testid="model-url-load" disabled=move || !can_load() || url.get().trim().is_empty()>"Download"</button>
+            </form>
             <LoadProgress/>
             <CachedList/>
         </section>
@@ -199,6 +275,7 @@ fn model_status(store: &Store) -> String {
         return format!("switching to {p}…");
     }
     match store.model.get() {
+        Some(m) if m.recovered => format!("ready: {} at {} (loaded again on a new GPU device after the last one was lost)", m.name, store.plan.get()),
         Some(m) => format!("ready: {} at {}", m.name, store.plan.get()),
         None => "no model loaded".into(),
     }
@@ -340,7 +417,7 @@ fn PrecisionPanel() -> impl IntoView {
             </p>
             <MixedPrecision/>
             <KvCache/>
-            <p class="explain">"Switching requantizes the loaded file's weights on this device and keeps the conversation. Each reply is labelled with the precision that wrote it."</p>
+            <Explain words=&["quantization", "block-scale"]>"Switching requantizes the loaded file's weights on this device and keeps the conversation. Each reply is labelled with the precision that wrote it."</Explain>
             <details class="learn" data-testid="precision-explained">
                 <summary>"What do these numbers mean?"</summary>
                 <p><strong>"Block scales. "</strong>"INT8 and INT4 cut every row of weights into blocks of 32. Each block keeps one \
@@ -398,12 +475,12 @@ fn KvCache() -> impl IntoView {
                 Some(m) => format!("{} for {} tokens at {}", megabytes(m.kv_bytes), m.context_size, store.kv.get()),
                 None => format!("{} (applied after the load)", store.kv.get()),
             }}</p>
-            <p class="explain">"To write each new token the model looks back at every earlier token's keys and values, \
+            <Explain words=&["kv-cache", "token"]>"To write each new token the model looks back at every earlier token's keys and values, \
                 kept in this cache: it grows with the conversation, and long contexts make it larger than the weights. \
                 f16 halves it; INT8 stores blocks of 32 values with one scale, 3.6× smaller than f32. Changing the \
                 format clears the cache, so the next reply reads the conversation again (changing the context size \
                 keeps it); the compare view and the quality panel show what it costs. A conversation longer than the \
-                context leaves out its oldest exchanges."</p>
+                context leaves out its oldest exchanges."</Explain>
         </div>
     }
 }
@@ -437,10 +514,10 @@ fn MixedPrecision() -> impl IntoView {
             }}</p>
             <button data-testid="mix-apply" disabled=move || store.busy() || draft.get() == store.plan.get()
                 on:click=move |_| store.set_plan(draft.get_untracked())>"Apply"</button>
-            <p class="explain">"Not every weight matters equally. The feed-forward matrices hold about two thirds of a \
+            <Explain words=&["quantization"]>"Not every weight matters equally. The feed-forward matrices hold about two thirds of a \
                 layer's weights, so INT4 there saves most of the memory; attention and the output head are often more \
                 sensitive. Only the groups you change are requantized. The quality panel measures the mix beside FP16, INT8 \
-                and INT4."</p>
+                and INT4."</Explain>
         </details>
     }
 }
@@ -455,7 +532,7 @@ fn ModelCard() -> impl IntoView {
             let dtypes = i.source_dtypes.iter().map(|(k, v)| format!("{k} ×{v}")).collect::<Vec<_>>().join(", ");
             view! {
                 <section class="model-card" data-testid="model-card">
-                    <h2>{i.name.clone().unwrap_or_else(|| m.name.clone())}</h2>
+                    <h2 data-testid="model-title" title=i.name.clone().map(|n| format!("general.name: {n}"))>{i.title(&m.name)}</h2>
                     <dl>
                         <dt>"File"</dt><dd>{format!("{} ({}{})", m.name, megabytes(i.file_bytes), if m.from_cache { ", from cache" } else { "" })}</dd>
                         <dt>"Architecture"</dt><dd data-testid="card-architecture">{i.architecture.clone().unwrap_or_default()}</dd>
@@ -471,7 +548,7 @@ fn ModelCard() -> impl IntoView {
                         <dt>"KV cache"</dt><dd>{format!("{} ({})", megabytes(m.kv_bytes), store.kv.get())}</dd>
                         <dt>"Loaded in"</dt><dd>{format!("{:.1} s", m.load_ms / 1e3)}</dd>
                         {adapter.map(|a| view! {
-                            <dt>"GPU"</dt><dd>{format!("{}{}", a.name, if a.is_fallback { " (software fallback)" } else { "" })}</dd>
+                            <dt>"GPU"</dt><dd>{fmt::adapter_name(&a)}</dd>
                             <dt>"shader-f16"</dt><dd>{if a.shader_f16_available { "available, not needed" } else { "absent, not needed" }}</dd>
                             <dt>"Subgroups"</dt><dd>{if a.subgroups { "available" } else { "not available" }}</dd>
                         })}
@@ -559,7 +636,7 @@ fn ChatPanel() -> impl IntoView {
     });
     on_cleanup(move || esc.remove());
     view! {
-        <section class="chat" data-testid="chat">
+        <section class="chat" id="chat" data-testid="chat">
             <div class="chat-head">
                 <h2>"Chat"</h2>
                 <div class="chat-actions">
@@ -616,8 +693,48 @@ fn ChatPanel() -> impl IntoView {
                     view! { <button type="submit" data-testid="send" disabled=move || !store.can_chat() || input.get().trim().is_empty()>"Send"</button> }.into_any()
                 }}
             </form>
+            <SpeedNotice/>
             <Stats/>
         </section>
+    }
+}
+
+/// What to expect on a slow GPU: on a software adapter, or once a reply of the chosen max tokens
+/// is measured to take more than half a minute, the speed measured here and how long a reply of
+/// max tokens takes at it.
+#[component]
+fn SpeedNotice() -> impl IntoView {
+    let store = expect_context::<Store>();
+    move || {
+        let adapter = store.adapter.get()?;
+        store.model.get()?;
+        let max = store.max_tokens.get();
+        let text = match store.speed.get() {
+            Some((plan, decode, prefill)) if decode > 0.0 => {
+                let secs = max as f64 / decode;
+                if !adapter.is_fallback && secs < 30.0 {
+                    return None;
+                }
+                format!(
+                    "Measured here at {}: {decode:.1} tokens per second written, {prefill:.0} read. A reply of up to {} takes \
+                     {}, plus reading the conversation{}. Fewer max tokens, INT4, or a browser with a hardware GPU make \
+                     replies quicker; Stop (Esc) ends one at any time.",
+                    plan_short(&plan.code()),
+                    fmt::tokens(max),
+                    if secs < 1.0 { "under a second".to_string() } else { format!("up to {}", fmt::duration(secs)) },
+                    if adapter.is_fallback { " (this is a software GPU: the processor does a graphics card's work)" } else { "" }
+                )
+            }
+            _ if adapter.is_fallback => format!(
+                "This page runs on a software GPU ({}): the processor does a graphics card's work, so replies come at a few \
+                 tokens per second and reading a long conversation takes a while. The first reply measures the speed; this \
+                 note then says how long a reply of up to {} takes. Stop (Esc) ends a reply at any time.",
+                fmt::adapter_name(&adapter),
+                fmt::tokens(max)
+            ),
+            _ => return None,
+        };
+        Some(view! { <p class="hint speed-notice" data-testid="slow-gpu-notice">{text}</p> })
     }
 }
 
@@ -629,7 +746,9 @@ fn typing_elsewhere(input: NodeRef<leptos::html::Textarea>) -> bool {
         let i: &web_sys::Element = &i;
         i == &active
     });
-    !is_input && (tag == "textarea" || tag == "select" || (tag == "input" && active.get_attribute("type").as_deref() != Some("file")))
+    // The model URL field is where a keyboard user pressed Enter to load: the chat comes next.
+    let url_field = active.get_attribute("data-testid").as_deref() == Some("model-url-input");
+    !is_input && !url_field && (tag == "textarea" || tag == "select" || (tag == "input" && active.get_attribute("type").as_deref() != Some("file")))
 }
 
 fn message_view(m: ChatMsg) -> impl IntoView {
@@ -662,7 +781,7 @@ fn message_view(m: ChatMsg) -> impl IntoView {
                     "stopped"
                 }}</span> })}
                 {move || stats.get().map(|s| view! {
-                    <span class="hint">{format!("{} tokens · {:.1} tok/s · first token {:.0} ms", s.generated_tokens, s.decode_tokens_per_second, s.time_to_first_token_ms)}</span>
+                    <span class="hint" data-testid="message-stats">{format!("{} · {:.1} tok/s · first token {:.0} ms", fmt::tokens(s.generated_tokens), s.decode_tokens_per_second, s.time_to_first_token_ms)}</span>
                 })}
             </div>
             {if is_assistant {
@@ -741,7 +860,7 @@ fn Stats() -> impl IntoView {
                 (None, _, None) => "–".into(),
             }}</span></div>
             <div><span class="k">"first token"</span><span data-testid="ttft">{move || s().map_or("–".into(), |s| format!("{:.0} ms", s.time_to_first_token_ms))}</span></div>
-            <div><span class="k">"prompt"</span><span data-testid="prompt-tokens">{move || s().map_or("–".into(), |s| format!("{} tokens ({} reused from the cache)", s.prompt_tokens, s.reused_tokens))}</span></div>
+            <div><span class="k">"prompt"</span><span data-testid="prompt-tokens">{move || s().map_or("–".into(), |s| format!("{} ({} reused from the cache)", fmt::tokens(s.prompt_tokens), s.reused_tokens))}</span></div>
         </div>
     }
 }
@@ -806,13 +925,13 @@ fn QualityPanel() -> impl IntoView {
     view! {
         <section class="quality-panel" data-testid="quality-panel">
             <h2>"Quality at each precision"</h2>
-            <p class="explain">"Perplexity is how surprised the model is by each next word of a text (lower is better). \
+            <Explain words=&["perplexity", "nats", "kl", "top1", "teacher-forcing", "noise"]>"Perplexity is how surprised the model is by each next word of a text (lower is better). \
                 KL divergence measures how far INT8's and INT4's next-word probabilities drift from FP16's, \
                 and top-1 agreement how often they would pick the same next word. All three run on this \
-                device, on the same loaded model."</p>
+                device, on the same loaded model."</Explain>
             {move || source_note().map(|n| view! { <p class="source-note" data-testid="quality-source-note">{n}</p> })}
             <div class="quality-form">
-                <select data-testid="quality-text-choice" on:change=on_choice prop:value=move || choice.get()>
+                <select data-testid="quality-text-choice" aria-label="Text to score" on:change=on_choice prop:value=move || choice.get()>
                     {texts::TEXTS.iter().enumerate().map(|(i, (title, _))| view! { <option value=i.to_string()>{*title}</option> }).collect_view()}
                     <option value="own">"Your own text (paste below)"</option>
                 </select>
@@ -829,7 +948,7 @@ fn QualityPanel() -> impl IntoView {
                     None => String::new(),
                 }}</span>
             </div>
-            <textarea rows="4" data-testid="quality-text" prop:value=move || text.get()
+            <textarea rows="4" data-testid="quality-text" aria-label="Text to score (editable)" prop:value=move || text.get()
                 on:input=move |ev| { text.set(event_target_value(&ev)); choice.set("own".into()); }></textarea>
             {move || store.quality.get().map(|(n, rows)| {
                 let gpu_rows: Vec<_> = rows.iter().filter(|r| r.kl_vs_fp16.is_some()).collect();
@@ -839,22 +958,25 @@ fn QualityPanel() -> impl IntoView {
                 let kl: Vec<f64> = gpu_rows.iter().map(|r| r.kl_vs_fp16.unwrap_or(0.0)).collect();
                 let colors: Vec<_> = gpu_rows.iter().map(|r| charts::plan_color(&r.precision)).collect();
                 let colors = &colors[..];
+                let fp16_ppl = rows.iter().find(|r| r.precision == "fp16").map_or(f64::NAN, |r| r.ppl);
+                let half = (chart_width(1000) / 2).saturating_sub(10).max(chart_width(300));
                 view! {
                 <div class="charts" data-testid="quality-charts">
-                    <div class="chart" inner_html=charts::bars("perplexity (lower is better)", &labels, &ppl, colors)></div>
-                    <div class="chart" inner_html=charts::bars("KL vs FP16, nats (lower is better)", &labels, &kl, colors)></div>
+                    <div class="chart" inner_html=charts::bars("perplexity (lower is better)", &labels, &ppl, colors, half)></div>
+                    <div class="chart" inner_html=charts::bars("KL vs FP16, nats (lower is better)", &labels, &kl, colors, half)></div>
                 </div>
-                <table data-testid="quality-result">
-                    <caption>{format!("{n} tokens, teacher-forced")}</caption>
+                <table data-testid="quality-result" tabindex="0" aria-label="Quality per precision">
+                    <caption>{format!("{n} tokens, teacher-forced (each position predicts the text's real next token)")}</caption>
                     <thead><tr>
-                        <th>"precision"</th><th class="num">"perplexity"</th><th class="num">"KL vs FP16 (nats)"</th>
+                        <th>"precision"</th><th class="num">"perplexity"</th><th class="num">"vs FP16"</th><th class="num">"KL vs FP16 (nats)"</th>
                         <th class="num">"top-1 = FP16"</th><th class="num">"weights"</th><th class="num">"KV / token"</th><th class="num">"tok/s"</th>
                     </tr></thead>
                     <tbody>
-                        {rows.into_iter().map(|r| view! {
+                        {rows.iter().cloned().map(|r| view! {
                             <tr data-testid="quality-row" data-precision=r.precision.clone()>
                                 <td title=plan_label(&r.precision)>{plan_short(&r.precision)}</td>
                                 <td class="num" data-testid="quality-ppl">{format!("{:.3}", r.ppl)}</td>
+                                <td class="num" data-testid="quality-vs-fp16" data-noise=r.noise_vs_fp16.map(|n| format!("{n:.6}"))>{vs_fp16(&r, fp16_ppl)}</td>
                                 <td class="num" data-testid="quality-kl">{r.kl_vs_fp16.map_or("–".into(), |k| format!("{k:.5}"))}</td>
                                 <td class="num" data-testid="quality-top1">{r.top1_vs_fp16.map_or("–".into(), |t| format!("{:.1}%", t * 100.0))}</td>
                                 <td class="num">{r.weight_bytes.map_or("–".into(), megabytes)}</td>
@@ -864,6 +986,7 @@ fn QualityPanel() -> impl IntoView {
                         }).collect_view()}
                     </tbody>
                 </table>
+                <p class="hint" data-testid="quality-noise-note">{noise_note(&rows, fp16_ppl, n)}</p>
             }})}
         </section>
     }

@@ -55,6 +55,9 @@ pub enum Request {
     LayerErrors { text: String, max_tokens: usize, variants: Vec<Variant> },
     /// Perplexity, KL vs FP16 and top-1 agreement of each plan on `text` (FP16 always first).
     Quality { text: String, max_tokens: usize, plans: Vec<Variant> },
+    /// Destroy the GPU device, as a driver reset would (Diagnostics → simulate a lost GPU): the
+    /// worker then recovers as from a real loss, on a new device with the same model.
+    LoseDevice,
 }
 
 /// Cache key path prefix for files the user opened (the Cache API keys are URLs).
@@ -74,7 +77,18 @@ pub struct CachedModel {
 pub enum ErrorKind {
     NoWebgpu,
     BadFile,
+    /// The download stopped part way, or the browser could not fetch for another reason.
     FetchFailed,
+    /// The URL is on a host the page's security policy does not let it fetch from.
+    HostBlocked,
+    /// What was typed is not a web address.
+    NotAnAddress,
+    /// The server could not be reached (offline, unknown name, refused connection).
+    Unreachable,
+    /// The server answered with an HTTP error status (the message gives it and what it means).
+    HttpStatus,
+    /// The URL answered with a web page instead of a file.
+    NotAFile,
     TooLarge,
     OutOfMemory,
     DeviceLost,
@@ -91,6 +105,11 @@ impl ErrorKind {
             ErrorKind::NoWebgpu => "WebGPU is not available",
             ErrorKind::BadFile => "This file is not a model lowbit can read",
             ErrorKind::FetchFailed => "The download failed",
+            ErrorKind::HostBlocked => "The page may not download from this site",
+            ErrorKind::NotAnAddress => "That is not a web address",
+            ErrorKind::Unreachable => "The server could not be reached",
+            ErrorKind::HttpStatus => "The server refused the download",
+            ErrorKind::NotAFile => "That link is a web page, not a model file",
             ErrorKind::TooLarge => "The model does not fit this GPU",
             ErrorKind::OutOfMemory => "The GPU ran out of memory",
             ErrorKind::DeviceLost => "The GPU device was lost",
@@ -171,6 +190,20 @@ pub fn download_allowed(host: &str) -> bool {
     })
 }
 
+/// What an HTTP error status means for a model download, and what to do.
+pub fn http_status_message(url: &str, status: u16, text: &str) -> String {
+    let what = match status {
+        401 | 403 => "the file needs a signed-in account (on Hugging Face: a gated model whose licence must be accepted first). \
+                      Download it in your browser where you are signed in, then open it with “Open a .gguf file…”",
+        404 | 410 => "there is no file at this address: check the repository and file name (on Hugging Face, copy the link \
+                      of the file's download button)",
+        429 => "the server is limiting requests: wait a minute and try again",
+        500..=599 => "the server had a problem: try again later",
+        _ => "the server would not send the file",
+    };
+    format!("{url} answered HTTP {status}{}{}: {what}.", if text.is_empty() { "" } else { " " }, text)
+}
+
 /// What the page says when a model URL is on another host.
 pub fn blocked_host_message(host: &str) -> String {
     format!(
@@ -184,6 +217,14 @@ pub fn blocked_host_message(host: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_errors_say_what_to_do() {
+        let m = http_status_message("https://huggingface.co/x/y.gguf", 403, "Forbidden");
+        assert!(m.starts_with("https://huggingface.co/x/y.gguf answered HTTP 403 Forbidden: ") && m.contains("gated model"), "{m}");
+        assert!(http_status_message("u", 404, "").contains("HTTP 404: there is no file"));
+        assert!(http_status_message("u", 503, "").contains("try again later"));
+    }
 
     #[test]
     fn download_hosts_are_exactly_what_the_shipped_csp_allows() {

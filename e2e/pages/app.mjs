@@ -97,6 +97,25 @@ export class AppPage {
     return seen;
   }
 
+  /// A comparison of `tokens` positions at FP16, INT8 and INT4 (the default lanes); `prompt`
+  /// replaces the one in the field when given.
+  async runCompare(tokens, prompt) {
+    if (prompt !== undefined) await this.id('compare-prompt').fill(prompt);
+    await this.id('compare-max-tokens').fill(String(tokens));
+    await this.id('compare-max-tokens').dispatchEvent('change');
+    await this.id('compare-run').click();
+    await expect(this.id('compare-summary-row')).toHaveCount(3, { timeout: LONG });
+  }
+
+  /// A quality run on the first `tokens` tokens of the chosen text: FP16, INT8, INT4 and the
+  /// loaded plan when it is a mix.
+  async runQuality(tokens, rows = 4) {
+    await this.id('quality-max-tokens').fill(String(tokens));
+    await this.id('quality-max-tokens').dispatchEvent('change');
+    await this.id('quality-run').click();
+    await expect(this.id('quality-row')).toHaveCount(rows, { timeout: LONG });
+  }
+
   async screenshot(testInfo, name) {
     await this.page.screenshot({ path: testInfo.outputPath(`${name}.png`), fullPage: true });
   }

@@ -37,6 +37,13 @@ test('loads the default model and streams a reply', async ({}, testInfo) => {
   await expect(app.id('precision-reason')).toContainText('Q8_0');
   await expect(app.id('model-load-default')).toBeDisabled();
   await expect(app.id('chat-input')).toBeFocused();
+  // The card's title is the model's, not its training run's label (that is on hover).
+  await expect(app.id('model-title')).toHaveText('SmolLM2 135M Instruct');
+  await expect(app.id('model-title')).toHaveAttribute('title', /Smollm2 135M 8k/);
+  // SwiftShader is a software GPU: the page says what to expect before the first reply, with a
+  // shorter default reply.
+  await expect(app.id('slow-gpu-notice')).toContainText('software GPU');
+  await expect(app.id('max-tokens')).toHaveValue('128');
   await app.screenshot(testInfo, 'loaded');
 
   await app.setMaxTokens(8);
@@ -68,6 +75,14 @@ test('loads the default model and streams a reply', async ({}, testInfo) => {
   expect(seen.filter((s) => s.length > 0).length).toBeGreaterThanOrEqual(3);
   await expect(app.id('decode-tps')).toHaveText(/^\d+(\.\d+)? tok\/s$/);
   await expect(app.id('prefill-tps')).toHaveText(/^\d+(\.\d+)? tok\/s$/);
+  // Then the speed measured here and how long a reply of max tokens takes at it.
+  const decode = parseFloat(await app.id('decode-tps').textContent());
+  const notice = app.id('slow-gpu-notice');
+  await expect(notice).toContainText(/A reply of up to 8 tokens takes (up to \d|under a second)/);
+  const said = (await notice.textContent()).match(/Measured here at MIX a4 f4 e8: (\d+\.\d) tokens per second written/);
+  console.log(`slow-GPU notice: ${await notice.textContent()}`);
+  expect(said).not.toBeNull();
+  expect(Math.abs(parseFloat(said[1]) - decode)).toBeLessThan(0.06);
   console.log(`as stored: prefill ${await app.id('prefill-tps').textContent()}, decode ${await app.id('decode-tps').textContent()}, first token ${await app.id('ttft').textContent()}`);
   expect(app.errors).toEqual([]);
 });
@@ -238,8 +253,9 @@ test('a failed download is named, a load can be cancelled, a cached copy deleted
   // Hugging Face file page would: a web page is not a model.
   await app.id('model-url-input').fill('models/no-such-model.gguf');
   await app.id('model-url-load').click();
-  await expect(app.id('error-message')).toContainText('The download failed', { timeout: LONG });
+  await expect(app.id('error-message')).toContainText('That link is a web page, not a model file', { timeout: LONG });
   await expect(app.id('error-message')).toContainText('answered with a web page');
+  await expect(app.id('error-message')).toHaveAttribute('data-kind', 'NotAFile');
   await app.screenshot(testInfo, 'download-failed');
   await expect(app.id('model-status')).toContainText('ready');
 

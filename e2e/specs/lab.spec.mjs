@@ -110,6 +110,14 @@ test('speed panel, inspector and a mixed-precision plan', async ({ page }, testI
   console.log(`kernel times: ${JSON.stringify(kernels)}`);
   // The tiny model's matrices are Q4_1, so they load at INT4.
   expect(kernels.some((k) => k.startsWith('matvec_int4'))).toBe(true);
+  // The chart shows the largest kernels and the rest as one bar; the caption's parts add up:
+  // the kernels' GPU time is a part of the timed step's wall time.
+  await expect(app.id('kernel-chart').locator('svg[role=img]')).toContainText('other (');
+  const caption = await app.id('kernel-times-caption').textContent();
+  console.log(`kernel caption: ${caption}`);
+  const [, wall, gpu, rest] = caption.match(/the step took ([\d.]+) ms wall: ([\d.]+) ms in these kernels on the GPU and ([\d.]+) ms/).map(Number);
+  expect(gpu).toBeLessThanOrEqual(wall + 0.5);
+  expect(Math.abs(gpu + rest - wall)).toBeLessThan(0.2 + wall * 0.01);
   // The model benchmark: prefill and greedy decode at FP16, INT8 and INT4 on the loaded model,
   // its report as JSON (what `lowbit bench model --json` prints); the plan is kept.
   await app.id('bench-prompt-tokens').fill('8');

@@ -42,6 +42,18 @@ test('the quality panel measures every precision on a built-in text', async ({ p
   expect(result[1].kl).toBeGreaterThan(0);
   expect(result[2].kl).toBeGreaterThan(result[1].kl);
   await expect(app.id('quality-result')).toContainText('48 tokens');
+  // Beside FP16's, each perplexity says whether its difference is inside the run's noise (two
+  // standard errors of the per-token difference), and the note says what that means.
+  const vs = await app.id('quality-vs-fp16').evaluateAll((cs) => cs.map((c) => ({ text: c.textContent, noise: parseFloat(c.dataset.noise) })));
+  console.log(`vs FP16: ${JSON.stringify(vs)}`);
+  expect(vs[0].text).toBe('–');
+  for (let i = 1; i < vs.length; i++) {
+    const m = vs[i].text.match(/^([+-]\d+\.\d)% \((within ±|noise ±)(\d+\.\d)% noise\)$|^([+-]\d+\.\d)% \(noise ±(\d+\.\d)%\)$/);
+    expect(m, vs[i].text).not.toBeNull();
+    const within = Math.abs(Math.log(result[i].ppl / result[0].ppl)) <= vs[i].noise;
+    expect(vs[i].text.includes('within'), `${result[i].p}: ${vs[i].text}`).toBe(within);
+  }
+  await expect(app.id('quality-noise-note')).toContainText('A longer text narrows the band.');
   // Two bar charts (perplexity, KL), one bar per precision, drawn as SVG.
   await expect(app.id('quality-charts').locator('svg')).toHaveCount(2);
   await expect(app.id('quality-charts').locator('svg').first()).toContainText('INT4');
@@ -50,10 +62,7 @@ test('the quality panel measures every precision on a built-in text', async ({ p
   await expect(app.id('model-status')).toContainText('ready');
 
   // A comparison too (its lanes have their own caches), then the conversation goes on.
-  await app.id('compare-max-tokens').fill('3');
-  await app.id('compare-max-tokens').dispatchEvent('change');
-  await app.id('compare-run').click();
-  await expect(app.id('compare-summary-row')).toHaveCount(3, { timeout: LONG });
+  await app.runCompare(3);
   await expect(app.id('context-usage')).toHaveText(context);
   await app.waitReply(await app.send('And of Germany?'));
   const [total, reused] = (await app.id('prompt-tokens').textContent()).match(/^(\d+) tokens \((\d+) reused/).slice(1).map(Number);

@@ -221,6 +221,11 @@ pub struct DecodeProfile {
     pub gpu_ms: Option<f64>,
     /// Wall-clock time of a whole step, logits read back included (median of a few).
     pub wall_ms: f64,
+    /// Wall-clock time of the step that was timed kernel by kernel (one pass and two timestamps
+    /// per kernel, the greedy pick included, timestamps read back): the kernels' GPU time is a
+    /// part of it (None without timestamp queries).
+    #[serde(default)]
+    pub timed_wall_ms: Option<f64>,
     /// Bytes the step reads (weights, norms, keys and values).
     pub bytes_per_token: u64,
     /// The copy kernel's bandwidth on this adapter, GB/s.

@@ -5,7 +5,7 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum Error {
-    #[error("not a GGUF file (magic {0:#010x})")]
+    #[error("not a GGUF file: it begins with {} where a GGUF file begins with \"GGUF\"", magic_text(*.0))]
     BadMagic(u32),
     #[error("unsupported GGUF version {0} (lowbit reads v2 and v3)")]
     UnsupportedVersion(u32),
@@ -61,6 +61,13 @@ pub enum Error {
     RequestDevice(String),
     #[error("GPU: {0}")]
     Gpu(String),
+    /// An allocation or dispatch the device could not find memory for.
+    #[error("out of GPU memory: {0}")]
+    OutOfMemory(String),
+    /// The device is gone (driver reset, GPU removed, the browser reclaimed it): nothing on it
+    /// can be used again; a new device must be requested and the weights uploaded again.
+    #[error("the GPU device was lost: {0}")]
+    DeviceLost(String),
     #[error("{what} needs {needed} bytes but the adapter allows {limit}")]
     TooLarge { what: String, needed: u64, limit: u64 },
     #[error("the conversation needs {needed} tokens but the context holds {size}: start a new chat")]
@@ -111,3 +118,13 @@ impl From<std::io::Error> for Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// A file's first four bytes as a reader sees them: `"<!DO"` when printable, else hex.
+fn magic_text(magic: u32) -> String {
+    let b = magic.to_le_bytes();
+    if b.iter().all(|c| c.is_ascii_graphic() || *c == b' ') {
+        format!("\"{}\"", String::from_utf8_lossy(&b))
+    } else {
+        format!("the bytes {:02x} {:02x} {:02x} {:02x}", b[0], b[1], b[2], b[3])
+    }
+}

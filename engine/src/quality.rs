@@ -28,6 +28,46 @@ pub struct Quality {
     pub weight_bytes: Option<u64>,
     /// KV cache bytes per token (None for source).
     pub kv_bytes_per_token: Option<u64>,
+    /// How far this perplexity may sit from FP16's by chance on a text this short: two standard
+    /// errors of the mean per-token difference in log-probability from FP16's, in nats. When
+    /// `|ln(ppl / ppl_fp16)|` is below it the two precisions are not told apart by this text (0 for
+    /// FP16 itself; None without FP16 to compare with).
+    #[serde(default)]
+    pub noise_vs_fp16: Option<f64>,
+    /// `log p(next token)` at each position, for [`with_noise`].
+    #[serde(skip)]
+    pub logprobs: Vec<f32>,
+}
+
+impl Quality {
+    /// Whether this perplexity differs from `fp16_ppl` by less than the run's noise.
+    pub fn within_noise_of(&self, fp16_ppl: f64) -> bool {
+        self.noise_vs_fp16.is_some_and(|n| (self.ppl / fp16_ppl).ln().abs() <= n)
+    }
+}
+
+/// Two standard errors of the mean of `a[i] − b[i]` (paired: the same token scored twice), in the
+/// units of `a` and `b`. 0 for fewer than two pairs.
+pub fn paired_noise(a: &[f32], b: &[f32]) -> f64 {
+    let n = a.len().min(b.len());
+    if n < 2 {
+        return 0.0;
+    }
+    let d: Vec<f64> = a.iter().zip(b).map(|(&x, &y)| x as f64 - y as f64).collect();
+    let mean = d.iter().sum::<f64>() / n as f64;
+    let var = d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    2.0 * (var / n as f64).sqrt()
+}
+
+/// Fill in every row's [`Quality::noise_vs_fp16`] against the `fp16` row's log-probabilities.
+pub fn with_noise(mut rows: Vec<Quality>) -> Vec<Quality> {
+    let reference = rows.iter().find(|r| r.precision == Variant::REFERENCE.code()).map(|r| r.logprobs.clone());
+    if let Some(reference) = reference {
+        for r in &mut rows {
+            r.noise_vs_fp16 = Some(paired_noise(&r.logprobs, &reference));
+        }
+    }
+    rows
 }
 
 /// KL(P ‖ Q) in nats from log-probabilities.
@@ -51,11 +91,13 @@ pub async fn compare(gpu: &Gpu, g: &Gguf<'_>, tokens: &[u32], chunk: usize, with
             tokens_per_second: r.tokens_per_second,
             weight_bytes: None,
             kv_bytes_per_token: None,
+            noise_vs_fp16: None,
+            logprobs: r.target_logprob,
         });
     }
     let mut b = GpuBackend::load(gpu, g, Precision::Fp16, tokens.len())?;
     out.extend(compare_on(&mut b, g, tokens, chunk, plans, |_| {}).await?);
-    Ok(out)
+    Ok(with_noise(out))
 }
 
 /// FP16, INT8 and INT4 everywhere (f32 KV cache).
@@ -110,14 +152,43 @@ pub async fn compare_on(
             tokens_per_second: tokens.len() as f64 / secs.max(1e-9),
             weight_bytes: Some(b.weight_bytes()),
             kv_bytes_per_token: Some(b.kv_bytes_per_token()),
+            noise_vs_fp16: None,
+            logprobs: lp,
         });
     }
-    Ok(out)
+    Ok(with_noise(out))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paired_noise_is_two_standard_errors_of_the_difference() {
+        // Differences 1, -1, 1, -1: mean 0, sample variance 4/3, se = sqrt(4/3 / 4).
+        let a = [0.0f32, -2.0, 0.0, -2.0];
+        let b = [-1.0f32, -1.0, -1.0, -1.0];
+        assert!((paired_noise(&a, &b) - 2.0 * (1.0f64 / 3.0).sqrt()).abs() < 1e-9);
+        // A constant shift is a difference, not noise.
+        assert_eq!(paired_noise(&[-1.5, -2.5, -0.5], &[-1.0, -2.0, 0.0]), 0.0);
+        assert_eq!(paired_noise(&[1.0], &[2.0]), 0.0);
+        let row = |p: &str, lp: Vec<f32>| Quality {
+            precision: p.into(),
+            ppl: perplexity_of(&lp),
+            kl_vs_fp16: None,
+            top1_vs_fp16: None,
+            tokens_per_second: 1.0,
+            weight_bytes: None,
+            kv_bytes_per_token: None,
+            noise_vs_fp16: None,
+            logprobs: lp,
+        };
+        let rows = with_noise(vec![row("fp16", vec![-1.0, -3.0, -2.0, -2.0]), row("int8", vec![-0.9, -3.2, -1.9, -1.9]), row("int4", vec![-2.0, -4.0, -3.0, -3.0])]);
+        assert_eq!(rows[0].noise_vs_fp16, Some(0.0));
+        // INT8 is 0.025 nats better on average, well inside its noise; INT4 a whole nat worse, every token.
+        assert!(rows[1].within_noise_of(rows[0].ppl) && rows[1].ppl < rows[0].ppl);
+        assert!(!rows[2].within_noise_of(rows[0].ppl));
+    }
 
     #[test]
     fn kl_is_zero_for_equal_and_positive_otherwise() {

@@ -24,6 +24,13 @@ pub const PREFILL_SLICE_MS: f64 = 250.0;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelInfo {
     pub name: Option<String>,
+    /// `general.basename`, `general.size_label` and `general.finetune` (for [`ModelInfo::title`]).
+    #[serde(default)]
+    pub basename: Option<String>,
+    #[serde(default)]
+    pub size_label: Option<String>,
+    #[serde(default)]
+    pub finetune: Option<String>,
     pub architecture: Option<String>,
     pub n_params: u64,
     pub n_tensors: usize,
@@ -67,6 +74,33 @@ fn tokenizer_and_template(g: &Gguf) -> Result<(Tokenizer, ChatTemplate)> {
 }
 
 impl ModelInfo {
+    /// A title for people: the file's own name when it names the model (`SmolLM2-135M-Instruct.Q4_1.gguf`
+    /// → "SmolLM2 135M Instruct", the quantization left to the precision shown beside it), else
+    /// `general.basename` and `general.size_label` (and a one-word `general.finetune` such as
+    /// "Instruct"), else `general.name` or the file name. `general.name` is often a training run's
+    /// label ("Smollm2 135M 8k Lc100K Mix1 Ep2"): the page shows it on hover.
+    pub fn title(&self, file_name: &str) -> String {
+        let stem = strip_quant_suffix(file_name.trim_end_matches(".gguf").trim_end_matches(".GGUF"));
+        let words = |s: &str| s.split(['-', '_', ' ']).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ");
+        let base = self.basename.as_deref().map(str::trim).filter(|b| !b.is_empty());
+        if let Some(b) = base {
+            // A file name in lower case only ("qwen2.5-0.5b-instruct-q4_k_m") reads worse than the metadata.
+            let cased = stem.chars().any(|c| c.is_uppercase());
+            if cased && stem.to_lowercase().replace(['-', '_', ' '], "").contains(&b.to_lowercase().replace(['-', '_', ' '], "")) {
+                return words(stem);
+            }
+            let mut title = capitalize(b);
+            if let Some(size) = self.size_label.as_deref().filter(|s| !s.is_empty()) {
+                title = format!("{title} {size}");
+            }
+            if let Some(f) = self.finetune.as_deref().filter(|f| f.chars().all(|c| c.is_ascii_alphabetic()) && !f.is_empty()) {
+                title = format!("{title} {}", capitalize(f));
+            }
+            return title;
+        }
+        self.name.clone().filter(|n| !n.trim().is_empty()).unwrap_or_else(|| words(stem))
+    }
+
     pub fn from_gguf(g: &Gguf, file_bytes: u64) -> Self {
         Self::from_parts(g, file_bytes, &Config::from_gguf(g), &tokenizer_and_template(g))
     }
@@ -93,6 +127,9 @@ impl ModelInfo {
         let group_dtypes = cfg.as_ref().map(|c| group_dtypes(c, g)).unwrap_or_default();
         ModelInfo {
             name: g.get_str("general.name").map(str::to_string),
+            basename: g.get_str("general.basename").map(str::to_string),
+            size_label: g.get_str("general.size_label").map(str::to_string),
+            finetune: g.get_str("general.finetune").map(str::to_string),
             architecture: g.get_str("general.architecture").map(str::to_string),
             n_params,
             n_tensors: g.tensors.len(),
@@ -440,6 +477,11 @@ impl<'g> Session<'g> {
     }
 
     /// The device the model is on.
+    /// The model file, giving the session up (to load it again on a new device after a loss).
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
     pub fn gpu(&self) -> &'g Gpu {
         self.backend.gpu
     }
@@ -671,7 +713,9 @@ impl<'g> Session<'g> {
             self.backend.read(&l).await?;
             wall.push(crate::util::now_ms() - t0);
         }
+        let t0 = crate::util::now_ms();
         let passes = self.backend.profile_step(token, pos).await?;
+        let timed_wall_ms = passes.as_ref().map(|_| crate::util::now_ms() - t0);
         let kernels = passes.as_deref().map(crate::bench::by_kernel).unwrap_or_default();
         let bytes_per_token = self.backend.bytes_per_token(pos);
         let (copy_gbps, _) = crate::bench::copy_bandwidth(self.backend.gpu, 32 << 20, 10).await?;
@@ -682,6 +726,7 @@ impl<'g> Session<'g> {
             gpu_ms: passes.map(|p| p.iter().map(|x| x.1).sum()),
             kernels,
             wall_ms: crate::util::median(&wall),
+            timed_wall_ms,
             bytes_per_token,
             copy_gbps,
         })
@@ -721,4 +766,51 @@ impl<'g> Session<'g> {
 
 fn common_prefix(a: &[u32], b: &[u32]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+/// `name` without a trailing quantization label (`.Q4_K_M`, `-q8_0`, `.f16`, `-BF16`, `.IQ4_NL`).
+fn strip_quant_suffix(name: &str) -> &str {
+    let is_quant = |s: &str| {
+        let l = s.to_ascii_lowercase();
+        ["f16", "f32", "bf16", "fp16", "fp32"].contains(&l.as_str())
+            || ((l.starts_with('q') || l.starts_with("iq")) && l.chars().nth(if l.starts_with("iq") { 2 } else { 1 }).is_some_and(|c| c.is_ascii_digit()))
+    };
+    match name.rfind(['.', '-']) {
+        Some(i) if is_quant(&name[i + 1..]) => &name[..i],
+        _ => name,
+    }
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(name: Option<&str>, basename: Option<&str>, size: Option<&str>, finetune: Option<&str>) -> ModelInfo {
+        let bytes = crate::synth::bare(&crate::synth::Shape::TINY, 64, 1).unwrap();
+        let g = Gguf::parse(&bytes).unwrap();
+        let mut i = ModelInfo::from_gguf(&g, 0);
+        i.name = name.map(str::to_string);
+        i.basename = basename.map(str::to_string);
+        i.size_label = size.map(str::to_string);
+        i.finetune = finetune.map(str::to_string);
+        i
+    }
+
+    #[test]
+    fn titles_read_like_the_model_not_like_its_training_run() {
+        let smol = info(Some("Smollm2 135M 8k Lc100K Mix1 Ep2"), Some("smollm2"), Some("135M"), Some("8k-lc100k-mix1-ep2"));
+        assert_eq!(smol.title("SmolLM2-135M-Instruct.Q4_1.gguf"), "SmolLM2 135M Instruct");
+        // A renamed file falls back to the metadata; a multi-word finetune label is left out.
+        assert_eq!(smol.title("model.gguf"), "Smollm2 135M");
+        let qwen = info(Some("Qwen2.5 0.5B Instruct"), Some("Qwen2.5"), Some("0.5B"), Some("Instruct"));
+        assert_eq!(qwen.title("qwen2.5-0.5b-instruct-q4_k_m.gguf"), "Qwen2.5 0.5B Instruct");
+        assert_eq!(qwen.title("Qwen2.5-0.5B-Instruct-IQ4_NL.gguf"), "Qwen2.5 0.5B Instruct");
+        assert_eq!(info(Some("lowbit synthetic 2x96"), None, None, None).title("lowbit-tiny.gguf"), "lowbit synthetic 2x96");
+        assert_eq!(info(None, None, None, None).title("Llama-3.2-1B-Instruct-f16.gguf"), "Llama 3.2 1B Instruct");
+    }
 }

@@ -169,7 +169,9 @@ fn header_magic_versions_and_counts() {
     let bytes = base().bytes();
     let mut b = bytes.clone();
     b[..4].copy_from_slice(b"GGML");
-    rejects("magic", &b, "not a GGUF file");
+    rejects("magic", &b, r#"not a GGUF file: it begins with "GGML" where a GGUF file begins with "GGUF""#);
+    b[..4].copy_from_slice(&[0x7f, b'E', b'L', b'F']);
+    rejects("magic-binary", &b, "it begins with the bytes 7f 45 4c 46");
     for v in [1u32, 4] {
         let mut b = bytes.clone();
         b[4..8].copy_from_slice(&v.to_le_bytes());

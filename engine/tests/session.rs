@@ -280,7 +280,7 @@ fn a_decode_step_is_profiled_per_kernel() {
     s.set_precision(Precision::Fp16).unwrap();
     let fp16 = block_on(s.profile_decode()).unwrap();
     for p in [&int4, &fp16] {
-        println!("{}: wall {:.2} ms, gpu {:?} ms, {} B/token, copy {:.2} GB/s, achieved {:.2} GB/s", p.plan, p.wall_ms, p.gpu_ms, p.bytes_per_token, p.copy_gbps, p.achieved_gbps());
+        println!("{}: wall {:.2} ms, timed step {:?} ms, gpu {:?} ms, {} B/token, copy {:.2} GB/s, achieved {:.2} GB/s", p.plan, p.wall_ms, p.timed_wall_ms, p.gpu_ms, p.bytes_per_token, p.copy_gbps, p.achieved_gbps());
         for k in &p.kernels {
             println!("  {:<16} {:>4} calls {:>8.3} ms", k.kernel, k.calls, k.ms);
         }
@@ -295,7 +295,31 @@ fn a_decode_step_is_profiled_per_kernel() {
             assert_eq!(dispatches, 7 * lowbit::synth::Shape::TINY.layers + 3, "{:?}", p.kernels);
             let total: f64 = p.kernels.iter().map(|k| k.ms).sum();
             assert!((total - p.gpu_ms.unwrap()).abs() < 1e-6 && total > 0.0);
+            // The kernels ran one after another inside the timed step: their GPU time is a part
+            // of its wall time (the page's caption says so), up to the two clocks' granularity.
+            let timed = p.timed_wall_ms.unwrap();
+            assert!(total <= timed + 0.5, "kernels {total} ms in a step of {timed} ms");
         }
     }
     assert!(fp16.bytes_per_token > 3 * int4.bytes_per_token / 2);
+}
+
+#[test]
+fn a_lost_device_is_a_named_error_not_a_panic() {
+    let Some(bytes) = common::tiny_model() else { return };
+    let Some(gpu) = common::gpu() else { return };
+    let mut s = Session::load(&gpu, bytes, Precision::Int4, 64).unwrap();
+    let msgs = [Message::new("user", "Hi")];
+    block_on(s.reply(&msgs, &greedy(), 2, |_| true)).unwrap();
+    assert!(!gpu.is_lost());
+    gpu.destroy();
+    // The next use of the device reports the loss as its own kind of error (the page then
+    // requests a new device and loads the model again), and keeps reporting it.
+    for _ in 0..2 {
+        match block_on(s.reply(&msgs, &greedy(), 2, |_| true)) {
+            Err(lowbit::Error::DeviceLost(why)) => println!("device lost: {why}"),
+            other => panic!("expected DeviceLost, got {:?}", other.map(|r| r.1)),
+        }
+    }
+    assert!(gpu.is_lost());
 }

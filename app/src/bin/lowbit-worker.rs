@@ -12,7 +12,7 @@ use lowbit::lockstep::{CompareSettings, LockStep};
 use lowbit::model::Step;
 use lowbit::plan::Plan;
 use lowbit::Error;
-use lowbit_app::protocol::{blocked_host_message, download_allowed, CachedModel, ErrorKind, Event, Request, LOCAL_FILE_KEY};
+use lowbit_app::protocol::{blocked_host_message, download_allowed, http_status_message, CachedModel, ErrorKind, Event, Request, LOCAL_FILE_KEY};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
@@ -27,6 +27,8 @@ const YIELD_MS: f64 = 50.0;
 struct State {
     gpu: Option<&'static Gpu>,
     session: Option<Session<'static>>,
+    /// The loaded model's name (what `Loaded` said).
+    name: String,
     /// A load, switch or reply is running.
     busy: bool,
 }
@@ -47,8 +49,8 @@ impl From<Error> for Fail {
             e if e.is_bad_file() => ErrorKind::BadFile,
             Error::TooLarge { .. } => ErrorKind::TooLarge,
             Error::ContextFull { .. } => ErrorKind::ContextFull,
-            Error::Gpu(m) if m.contains("out of GPU memory") => ErrorKind::OutOfMemory,
-            Error::Gpu(m) if m.contains("device lost") => ErrorKind::DeviceLost,
+            Error::OutOfMemory(_) => ErrorKind::OutOfMemory,
+            Error::DeviceLost(_) => ErrorKind::DeviceLost,
             _ => ErrorKind::Internal,
         };
         Fail(kind, e.to_string())
@@ -168,21 +170,38 @@ fn handle(req: Request, file: Option<web_sys::File>) {
                 match r {
                     Ok(()) => {}
                     Err(Fail(ErrorKind::Cancelled, _)) => post(&Event::Cancelled),
-                    Err(f) => {
-                        if f.0 == ErrorKind::DeviceLost {
-                            // A lost device cannot be used again: the next load asks for a new one.
-                            STATE.with(|s| {
-                                let mut s = s.borrow_mut();
-                                s.session = None;
-                                s.gpu = None;
-                            });
-                        }
-                        post_err(f)
-                    }
+                    Err(f) if f.0 == ErrorKind::DeviceLost => recover(f),
+                    Err(f) => post_err(f),
                 }
             });
         }
     }
+}
+
+/// After the device was lost: nothing on it can be used again, so ask for a new device and load
+/// the same model at the same precision, KV format and context size on it. The page keeps the
+/// conversation; the next reply reads it again (the old KV cache went with the device).
+fn recover(f: Fail) {
+    let (session, name) = STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        s.gpu = None;
+        (s.session.take(), s.name.clone())
+    });
+    let Some(session) = session else {
+        return post_err(Fail(f.0, format!("{}; load the model again", f.1)));
+    };
+    // The page sets the KV format again when the model is loaded, as after any load.
+    let (plan, n_ctx) = (session.plan(), session.context_size());
+    let bytes = session.into_bytes();
+    post_err(Fail(f.0, format!("{}. lowbit is asking for a new GPU device and loading {name} again; the conversation is kept.", f.1)));
+    STATE.with(|s| s.borrow_mut().busy = true);
+    spawn_local(async move {
+        let r = load(name, bytes, Some(plan), n_ctx, Origin::Reloaded).await;
+        STATE.with(|s| s.borrow_mut().busy = false);
+        if let Err(f) = r {
+            post_err(Fail(f.0, format!("loading the model again on a new GPU device failed: {}", f.1)));
+        }
+    });
 }
 
 async fn run(req: Request, file: Option<web_sys::File>) -> Result<(), Fail> {
@@ -288,6 +307,11 @@ async fn run(req: Request, file: Option<web_sys::File>) -> Result<(), Fail> {
             post(&Event::QualityDone { n_tokens, rows });
             Ok(())
         }
+        Request::LoseDevice => {
+            let gpu = session_gpu().ok_or_else(|| Fail(ErrorKind::Internal, "no GPU device to lose".into()))?;
+            gpu.destroy();
+            Err(Fail(ErrorKind::DeviceLost, "the GPU device was destroyed on request (Diagnostics: simulate a lost GPU)".into()))
+        }
         Request::Cancel | Request::Stop | Request::ListCache | Request::DeleteCache { .. } => Ok(()),
     }
 }
@@ -301,6 +325,11 @@ async fn with_session<T>(f: impl AsyncFnOnce(&mut Session<'static>) -> Result<T,
     let mut session = STATE
         .with(|s| s.borrow_mut().session.take())
         .ok_or_else(|| Fail(ErrorKind::Internal, "no model is loaded".into()))?;
+    if session.gpu().is_lost() {
+        let e = session.gpu().check().err().map(Fail::from);
+        STATE.with(|s| s.borrow_mut().session = Some(session));
+        return Err(e.unwrap_or_else(|| Fail(ErrorKind::DeviceLost, "the GPU device was lost".into())));
+    }
     let r = f(&mut session).await;
     STATE.with(|s| s.borrow_mut().session = Some(session));
     r
@@ -334,6 +363,8 @@ fn progress(name: &str, stage: Stage, done: u64, total: u64) {
 /// Where the bytes of a model came from.
 enum Origin {
     Cache,
+    /// The model that was loaded, again (after the device was lost).
+    Reloaded,
     /// Downloaded or opened: cached under `cache_key` once the file parses.
     Fetched { cache_key: String },
 }
@@ -375,6 +406,7 @@ async fn load(name: String, bytes: Vec<u8>, plan: Option<Plan>, n_ctx: usize, or
     gpu.wait().await?;
     gpu.check()?;
     progress(&name, Stage::Compile, kernels.len() as u64, kernels.len() as u64);
+    STATE.with(|s| s.borrow_mut().name = name.clone());
     post(&Event::Loaded {
         name,
         fit: session.info.fit(&gpu.info),
@@ -384,7 +416,7 @@ async fn load(name: String, bytes: Vec<u8>, plan: Option<Plan>, n_ctx: usize, or
         weight_bytes: session.weight_bytes(),
         kv_bytes: session.kv_bytes(),
         context_size: session.context_size(),
-        from_cache: matches!(origin, Origin::Cache),
+        from_cache: matches!(origin, Origin::Cache | Origin::Reloaded),
         load_ms: now_ms() - t0,
     });
     if let Ok(g) = session.gguf() {
@@ -486,25 +518,30 @@ fn hugging_face_file_url(url: &str) -> String {
 /// page's own and Hugging Face's): the browser would only say "Failed to fetch".
 fn check_host(url: &str) -> Result<(), Fail> {
     let here = scope().location();
-    let parsed = web_sys::Url::new_with_base(url, &here.href()).map_err(|_| Fail(ErrorKind::FetchFailed, format!("{url} is not a web address")))?;
+    let parsed = web_sys::Url::new_with_base(url, &here.href())
+        .map_err(|_| Fail(ErrorKind::NotAnAddress, format!("“{url}” is not a web address: paste the file's full https:// link")))?;
     let own = parsed.origin() == here.origin();
     if own || (parsed.protocol() == "https:" && download_allowed(&parsed.hostname())) {
         return Ok(());
     }
-    Err(Fail(ErrorKind::FetchFailed, blocked_host_message(&parsed.host())))
+    Err(Fail(ErrorKind::HostBlocked, blocked_host_message(&parsed.host())))
 }
 
 async fn download(url: &str, name: &str) -> Result<Vec<u8>, Fail> {
     check_host(url)?;
-    let resp = JsFuture::from(scope().fetch_with_str(url)).await.map_err(|e| js_err(&format!("fetching {url}"), e))?;
+    // fetch rejects (a TypeError, "Failed to fetch") only when no answer came at all.
+    let resp = JsFuture::from(scope().fetch_with_str(url)).await.map_err(|e| {
+        let Fail(_, why) = js_err("", e);
+        Fail(ErrorKind::Unreachable, format!("{url} did not answer ({}): check the connection and the address", why.trim_start_matches(": ")))
+    })?;
     let resp: web_sys::Response = resp.unchecked_into();
     if !resp.ok() {
-        return Err(Fail(ErrorKind::FetchFailed, format!("fetching {url}: HTTP {} {}", resp.status(), resp.status_text())));
+        return Err(Fail(ErrorKind::HttpStatus, http_status_message(url, resp.status(), &resp.status_text())));
     }
     let kind = resp.headers().get("content-type").ok().flatten().unwrap_or_default();
     if kind.starts_with("text/html") {
         return Err(Fail(
-            ErrorKind::FetchFailed,
+            ErrorKind::NotAFile,
             format!("{url} answered with a web page, not a model file (on Hugging Face, use the file's resolve/main/… link)"),
         ));
     }

@@ -11,7 +11,6 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use wgpu::util::DeviceExt;
 
 pub use kernels::{Fuse, Kernel, Reduce, Tiling};
 
@@ -51,8 +50,16 @@ pub struct Gpu {
     choice: std::cell::Cell<(Reduce, Tiling)>,
     /// The first error the device reported on its own (out of memory, validation, device lost);
     /// [`Gpu::check`] turns it into an [`Error`] instead of wgpu's default panic.
-    fault: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+    fault: std::sync::Arc<std::sync::Mutex<Option<Fault>>>,
     created: std::cell::Cell<Created>,
+}
+
+/// What the device reported on its own, outside any call that could return it.
+#[derive(Clone, Debug)]
+enum Fault {
+    OutOfMemory(String),
+    Lost(String),
+    Other(String),
 }
 
 /// GPU objects created so far: a decode step after the first must create none.
@@ -172,25 +179,30 @@ impl Gpu {
             matvec_kernel: String::new(),
             matmul_kernel: String::new(),
         };
-        let fault = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
-        let record = |slot: &std::sync::Arc<std::sync::Mutex<Option<String>>>, msg: String| {
+        let fault = std::sync::Arc::new(std::sync::Mutex::new(None::<Fault>));
+        let record = |slot: &std::sync::Arc<std::sync::Mutex<Option<Fault>>>, fault: Fault| {
             if let Ok(mut s) = slot.lock() {
-                s.get_or_insert(msg);
+                // A loss outranks what came before it: nothing else can be done on the device.
+                if s.is_none() || matches!(fault, Fault::Lost(_)) {
+                    *s = Some(fault);
+                }
             }
         };
         let f = fault.clone();
         device.on_uncaptured_error(std::sync::Arc::new(move |e: wgpu::Error| {
-            let msg = match &e {
-                wgpu::Error::OutOfMemory { .. } => format!("out of GPU memory: {e}"),
-                _ => e.to_string(),
-            };
-            record(&f, msg)
+            record(
+                &f,
+                match &e {
+                    wgpu::Error::OutOfMemory { .. } => Fault::OutOfMemory(e.to_string()),
+                    _ => Fault::Other(e.to_string()),
+                },
+            )
         }));
         let f = fault.clone();
         device.set_device_lost_callback(move |reason, msg| {
-            if reason != wgpu::DeviceLostReason::Destroyed {
-                record(&f, format!("GPU device lost: {msg}"))
-            }
+            // `Destroyed` is lowbit dropping or destroying the device itself.
+            let why = if reason == wgpu::DeviceLostReason::Destroyed { format!("destroyed: {msg}") } else { msg };
+            record(&f, Fault::Lost(why))
         });
         let reduce = if subgroups { Reduce::Subgroup } else { Reduce::Workgroup };
         let choice = std::cell::Cell::new((reduce, Tiling::Shared));
@@ -224,10 +236,36 @@ impl Gpu {
 
     /// The error the device reported since the last check, if any.
     pub fn check(&self) -> Result<()> {
-        match self.fault.lock().ok().and_then(|mut s| s.take()) {
-            Some(msg) => Err(Error::Gpu(msg)),
+        let fault = self.fault.lock().ok().and_then(|mut s| match s.as_ref() {
+            // A lost device stays lost: every later check says so.
+            Some(Fault::Lost(_)) => s.clone(),
+            _ => s.take(),
+        });
+        match fault {
+            Some(Fault::OutOfMemory(m)) => Err(Error::OutOfMemory(m)),
+            Some(Fault::Lost(m)) => Err(Error::DeviceLost(m)),
+            Some(Fault::Other(m)) => Err(Error::Gpu(m)),
             None => Ok(()),
         }
+    }
+
+    /// The device's loss as an error: what it reported, or `when` it was noticed.
+    fn lost(&self, when: &str) -> Error {
+        match self.check() {
+            Err(e @ Error::DeviceLost(_)) => e,
+            _ => Error::DeviceLost(when.into()),
+        }
+    }
+
+    /// Destroy the device, as a driver reset or the browser would: the test hook for recovery
+    /// from a lost device (every later use fails with [`Error::DeviceLost`]).
+    pub fn destroy(&self) {
+        self.device.destroy();
+    }
+
+    /// Whether the device has been lost (every later use fails; request a new one).
+    pub fn is_lost(&self) -> bool {
+        self.fault.lock().is_ok_and(|s| matches!(*s, Some(Fault::Lost(_))))
     }
 
     /// Buffers and bind groups created so far (through this `Gpu`).
@@ -242,12 +280,19 @@ impl Gpu {
 
     /// A uniform buffer holding `words` (a [`params::Params`] struct).
     pub fn uniform(&self, label: &str, words: &[u32]) -> wgpu::Buffer {
+        self.filled(label, bytemuck::cast_slice(words), wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST)
+    }
+
+    /// A buffer holding `contents` (a multiple of 4 bytes), written through the queue rather than
+    /// mapped at creation: on a lost device wgpu's mapped creation panics natively, a queued write
+    /// is an error the device reports ([`Gpu::check`]).
+    fn filled(&self, label: &str, contents: &[u8], usage: wgpu::BufferUsages) -> wgpu::Buffer {
         self.count(1, 0);
-        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents: bytemuck::cast_slice(words),
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-        })
+        let buf = self.device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size: contents.len() as u64, usage, mapped_at_creation: false });
+        if !contents.is_empty() {
+            self.queue.write_buffer(&buf, 0, contents);
+        }
+        buf
     }
 
     /// A bind group for `kernel`'s pipeline.
@@ -311,12 +356,7 @@ impl Gpu {
             padded_data[..data.len()].copy_from_slice(data);
             &padded_data[..]
         };
-        self.count(1, 0);
-        Ok(self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-        }))
+        Ok(self.filled(label, contents, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST))
     }
 
     pub fn storage_f32(&self, label: &str, data: &[f32]) -> Result<wgpu::Buffer> {
@@ -370,7 +410,7 @@ impl Gpu {
         });
         #[cfg(not(target_arch = "wasm32"))]
         self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Gpu(e.to_string()))?;
-        rx.await.map_err(|_| Error::Gpu("device lost while waiting".into()))
+        rx.await.map_err(|_| self.lost("while waiting for the GPU"))
     }
 
     /// Copy `bytes` bytes of `buf` (from offset 0) back to the CPU.
@@ -407,8 +447,8 @@ impl Gpu {
         #[cfg(not(target_arch = "wasm32"))]
         self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Gpu(e.to_string()))?;
         rx.await
-            .map_err(|_| Error::Gpu("device lost during read-back".into()))?
-            .map_err(|e| Error::Gpu(format!("map failed: {e}")))?;
+            .map_err(|_| self.lost("during a read-back"))?
+            .map_err(|e| if self.is_lost() { self.lost("during a read-back") } else { Error::Gpu(format!("map failed: {e}")) })?;
         let out = {
             let view = staging.get_mapped_range(..size).map_err(|e| Error::Gpu(format!("{e:?}")))?;
             view[..bytes as usize].to_vec()
