@@ -61,8 +61,9 @@ pub struct ChatMsg {
     pub id: u64,
     pub role: &'static str,
     pub text: RwSignal<String>,
-    /// The precisions that produced an assistant message.
+    /// The precisions and the KV cache format that produced an assistant message.
     pub plan: Option<Plan>,
+    pub kv: Option<KvPrecision>,
     pub done: RwSignal<bool>,
     pub stats: RwSignal<Option<ReplyStats>>,
     pub stopped: RwSignal<bool>,
@@ -71,12 +72,13 @@ pub struct ChatMsg {
 impl ChatMsg {
     /// Its signals belong to the page's root, not to whatever created the message: a message
     /// made by a button inside another message (Regenerate) must outlive that message's view.
-    fn new(id: u64, role: &'static str, text: &str, plan: Option<Plan>, done: bool) -> Self {
+    pub(crate) fn new(id: u64, role: &'static str, text: &str, plan: Option<Plan>, kv: Option<KvPrecision>, done: bool) -> Self {
         let make = || ChatMsg {
             id,
             role,
             text: RwSignal::new(text.to_string()),
             plan,
+            kv,
             done: RwSignal::new(done),
             stats: RwSignal::new(None),
             stopped: RwSignal::new(false),
@@ -179,6 +181,15 @@ pub struct Store {
     pub layers_running: RwSignal<bool>,
     pub layer_errors: RwSignal<Option<LayerErrors>>,
     next_id: RwSignal<u64>,
+    /// The conversation on screen as saved (`saved.rs`): its id and when it was started.
+    pub chat_id: RwSignal<String>,
+    pub chat_created_ms: RwSignal<f64>,
+    /// Every saved chat, the most recent first.
+    pub chats: RwSignal<Vec<lowbit_app::history::SavedChat>>,
+    /// Whether the browser keeps this site's storage, the bytes used and the quota.
+    pub storage: RwSignal<Option<(bool, f64, f64)>>,
+    /// What the last import, export or save said.
+    pub history_note: RwSignal<Option<String>>,
 }
 
 impl Store {
@@ -243,10 +254,15 @@ impl Store {
             layers_running: RwSignal::new(false),
             layer_errors: RwSignal::new(None),
             next_id: RwSignal::new(1),
+            chat_id: RwSignal::new(crate::saved::new_chat_id()),
+            chat_created_ms: RwSignal::new(js_sys::Date::now()),
+            chats: RwSignal::new(vec![]),
+            storage: RwSignal::new(None),
+            history_note: RwSignal::new(None),
         }
     }
 
-    fn id(&self) -> u64 {
+    pub(crate) fn id(&self) -> u64 {
         let id = self.next_id.get_untracked();
         self.next_id.set(id + 1);
         id
@@ -487,7 +503,8 @@ impl Store {
             self.editing.set(None);
         }
         let id = self.id();
-        self.messages.update(|m| m.push(ChatMsg::new(id, "user", text, None, true)));
+        self.messages.update(|m| m.push(ChatMsg::new(id, "user", text, None, None, true)));
+        self.save_chat();
         self.start_reply();
     }
 
@@ -515,7 +532,7 @@ impl Store {
             }
         });
         self.sent.set(sent);
-        self.messages.update(|m| m.push(ChatMsg::new(id, "assistant", "", Some(plan), false)));
+        self.messages.update(|m| m.push(ChatMsg::new(id, "assistant", "", Some(plan), Some(self.kv.get_untracked()), false)));
         self.generating.set(Some(id));
         self.live.set(None);
         self.reading.set(None);
@@ -568,6 +585,9 @@ impl Store {
         if self.generating.get_untracked().is_some() {
             return;
         }
+        // The conversation on screen is saved already; the next message starts another.
+        self.chat_id.set(crate::saved::new_chat_id());
+        self.chat_created_ms.set(js_sys::Date::now());
         self.messages.set(vec![]);
         self.editing.set(None);
         self.forgotten.set(0);
@@ -719,6 +739,7 @@ impl Store {
                 self.last_stats.set(Some(stats));
                 self.generating.set(None);
                 self.reading.set(None);
+                self.save_chat();
             }
             Event::Cache { entries } => self.cache.set(entries),
             Event::QualityProgress { plan } => self.quality_running.set(Some(Some(plan))),
@@ -809,6 +830,7 @@ impl Store {
         if let Some(id) = self.generating.get_untracked() {
             self.with_msg(id, |m| m.done.set(true));
             self.generating.set(None);
+            self.save_chat();
         }
         self.reading.set(None);
         if kind == ErrorKind::DeviceLost {

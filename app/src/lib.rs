@@ -2,6 +2,7 @@
 //! in `main.rs`, the worker in `bin/lowbit-worker.rs`.
 
 pub mod charts;
+pub mod history;
 pub mod markdown;
 pub mod protocol;
 pub mod share;

@@ -5,6 +5,8 @@ mod client;
 mod diagnostics;
 mod fmt;
 mod glossary;
+mod idb;
+mod saved;
 mod lab;
 mod texts;
 
@@ -57,6 +59,7 @@ fn App() -> impl IntoView {
     provide_context(store);
     lab::apply_url(&store);
     client::start_worker(store);
+    store.restore_chats();
     view! {
         <main>
             <a class="skip-link" href="#chat" data-testid="skip-to-chat" on:click=move |ev: leptos::ev::MouseEvent| {
@@ -82,6 +85,7 @@ fn App() -> impl IntoView {
                 <div class="chat-column">
                     <ChatPanel/>
                     <SamplingPanel/>
+                    <ChatsPanel/>
                 </div>
             </div>
             <lab::CompareView/>
@@ -142,6 +146,63 @@ pub fn chart_width(max: u32) -> u32 {
     let window = leptos::prelude::window().inner_width().ok().and_then(|w| w.as_f64()).unwrap_or(1280.0);
     // main's padding (2 × 24 at most), a section's padding and border (2 × 19), a scroll bar.
     ((window.min(1280.0) - 48.0 - 38.0 - 16.0).max(0.0) as u32).clamp(260, max.max(260))
+}
+
+/// The saved chats: open, delete, export and import; where they are kept and how much room.
+#[component]
+fn ChatsPanel() -> impl IntoView {
+    let store = expect_context::<Store>();
+    let on_import = move |ev: leptos::ev::Event| {
+        let input: web_sys::HtmlInputElement = event_target(&ev);
+        let Some(file) = input.files().and_then(|f| f.get(0)) else { return };
+        input.set_value("");
+        leptos::task::spawn_local(async move {
+            match JsFuture::from(file.text()).await {
+                Ok(text) => store.import_chats(&text.as_string().unwrap_or_default()),
+                Err(_) => store.history_note.set(Some("The file could not be read.".into())),
+            }
+        });
+    };
+    let when = |ms: f64| String::from(js_sys::Date::new(&ms.into()).to_locale_string("en-GB", &wasm_bindgen::JsValue::UNDEFINED));
+    view! {
+        <details class="chats" data-testid="chats">
+            <summary>{move || format!("Saved chats ({})", store.chats.with(|c| c.len()))}</summary>
+            <p class="hint" data-testid="storage-estimate">{move || match store.storage.get() {
+                Some((kept, used, quota)) => format!(
+                    "Kept in this browser only (IndexedDB), never sent anywhere: this site uses {} of {} here; {}.",
+                    megabytes(used as u64), megabytes(quota as u64),
+                    if kept { "the browser keeps it when space runs low" } else { "the browser may clear it when space runs low (export to keep a copy)" }
+                ),
+                None => "Kept in this browser only (IndexedDB), never sent anywhere.".into(),
+            }}</p>
+            <ul class="chat-list">
+                <For each=move || store.chats.get() key=|c| (c.id.clone(), c.updated_ms.to_bits()) children=move |c| {
+                    let (id, id2) = (c.id.clone(), c.id.clone());
+                    let this = StoredValue::new(c.id.clone());
+                    let current = move || this.with_value(|id| store.chat_id.get() == *id);
+                    view! {
+                        <li data-testid="saved-chat" class:current=current.clone()>
+                            <button class="ghost link-like" data-testid="open-chat" aria-current=move || current().then_some("true")
+                                disabled=move || store.generating.get().is_some()
+                                on:click=move |_| store.open_chat(&id)>{c.title.clone()}</button>
+                            <span class="hint">{format!("{} · {} messages", when(c.updated_ms), c.messages.len())}</span>
+                            <button class="ghost small" data-testid="delete-chat" aria-label=format!("Delete the chat “{}”", c.title)
+                                on:click=move |_| store.delete_chat(&id2)>"Delete"</button>
+                        </li>
+                    }
+                }/>
+            </ul>
+            <div class="row">
+                <button class="ghost small" data-testid="export-chats" disabled=move || store.chats.with(|c| c.is_empty())
+                    on:click=move |_| store.export_chats()>"Export all (JSON)"</button>
+                <label class="file-button small">
+                    "Import chats…"
+                    <input type="file" accept=".json,application/json" data-testid="import-chats" on:change=on_import/>
+                </label>
+            </div>
+            {move || store.history_note.get().map(|n| view! { <p class="hint" data-testid="history-note" role="status">{n}</p> })}
+        </details>
+    }
 }
 
 /// Diagnostics: destroy the GPU device as a driver reset would, to see (and test) the recovery.

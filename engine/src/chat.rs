@@ -44,14 +44,16 @@ impl ChatTemplate {
     /// when it fails (`fallback` says why).
     pub fn from_gguf(g: &Gguf, tok: &Tokenizer) -> Self {
         let name = |id: Option<u32>| id.and_then(|i| tok.tokens.get(i as usize)).cloned().unwrap_or_default();
-        let file = g.get_str("tokenizer.chat_template");
-        let mut t = ChatTemplate {
-            source: file.unwrap_or(CHATML).to_string(),
-            from_file: file.is_some(),
-            fallback: None,
-            bos: name(tok.bos),
-            eos: name(tok.eos),
-        };
+        match g.get_str("tokenizer.chat_template") {
+            Some(source) => Self::from_source(source, &name(tok.bos), &name(tok.eos)),
+            None => ChatTemplate { source: CHATML.into(), from_file: false, fallback: None, bos: name(tok.bos), eos: name(tok.eos) },
+        }
+    }
+
+    /// A file's template `source` (with its BOS and EOS token texts), tried once on a short
+    /// conversation; ChatML when it fails (`fallback` says why).
+    pub fn from_source(source: &str, bos: &str, eos: &str) -> Self {
+        let mut t = ChatTemplate { source: source.to_string(), from_file: true, fallback: None, bos: bos.into(), eos: eos.into() };
         let trial = [
             Message::new("system", "You are helpful."),
             Message::new("user", "Hello"),

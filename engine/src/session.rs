@@ -384,7 +384,10 @@ impl<'g> Loader<'g> {
         let g = Gguf::parse(&bytes)?;
         let (cfg, tok) = (Config::from_gguf(&g), tokenizer_and_template(&g));
         let info = ModelInfo::from_parts(&g, bytes.len() as u64, &cfg, &tok);
-        let (cfg, (tok, template)) = (cfg?, tok?);
+        // The vocabulary first, as the CLI reads it: an empty or inconsistent one is the cause
+        // of the embedding's shape disagreeing with the metadata, not the other way round.
+        let (tok, template) = tok?;
+        let cfg = cfg?;
         let plan = plan.unwrap_or_else(|| info.suggested_plan().0);
         info.check_fit(&gpu.info, &plan)?;
         let rq = Requantizer::new(&cfg, &g, plan)?;

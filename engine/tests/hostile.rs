@@ -95,6 +95,23 @@ fn write_tmp(name: &str, bytes: &[u8]) -> PathBuf {
     p
 }
 
+/// The page meets the same matrix (e2e/specs/hostile.spec.mjs): each case as `{case}.gguf` with
+/// the error text it must show in `{case}.expect`, under target/hostile-files/.
+fn for_the_page(case: &str, bytes: &[u8], expect: &str) {
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/hostile-files"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{case}.gguf")), bytes).unwrap();
+    std::fs::write(dir.join(format!("{case}.expect")), expect).unwrap();
+}
+
+/// Files the page loads but must then say something about (a template that fails, NaN
+/// weights), under target/hostile-files/loads/.
+fn loads_in_the_page(name: &str, bytes: &[u8]) {
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/hostile-files/loads"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(name), bytes).unwrap();
+}
+
 /// Run `lowbit` under a 2 GiB address-space limit and a 60 s timeout: (exit code, stderr).
 /// A signal (an abort, or the limit's kill) or the timeout fails the calling test.
 fn lowbit(args: &[&str]) -> (i32, String) {
@@ -116,6 +133,7 @@ fn lowbit(args: &[&str]) -> (i32, String) {
 /// exit 1, no panic (`info` may instead describe the file as unsupported).
 fn rejects(case: &str, bytes: &[u8], expect: &str) {
     let p = write_tmp(&format!("{case}.gguf"), bytes);
+    for_the_page(case, bytes, expect);
     let path = p.to_str().unwrap();
     for args in [vec!["info", path], vec!["generate", path, "--prompt", "hi", "--chat", "--precision", "source", "--max-tokens", "2"]] {
         let (code, err) = lowbit(&args);
@@ -264,8 +282,10 @@ fn tensor_types_architecture_and_shapes() {
     m.tensors.retain(|t| t.0 != "blk.1.ffn_down.weight");
     rejects("missing-tensor", &m.bytes(), "tensor not found: blk.1.ffn_down.weight");
     // The config disagrees with the tensors: an absurd width, an absurd layer count, a shape.
-    rejects("absurd-embedding-length", &base().set("llama.embedding_length", Value::U64(1 << 40)).bytes(), "metadata implies");
-    rejects("absurd-block-count", &base().set("llama.block_count", Value::U64(1 << 40)).bytes(), "tensor not found: blk.2.attn_norm.weight");
+    rejects("absurd-embedding-length", &base().set("llama.embedding_length", Value::U64(1 << 40)).bytes(), "llama.embedding_length = 1099511627776 is not a plausible size");
+    rejects("large-embedding-length", &base().set("llama.embedding_length", Value::U64(1 << 20)).bytes(), "metadata implies");
+    rejects("absurd-block-count", &base().set("llama.block_count", Value::U64(1 << 40)).bytes(), "llama.block_count = 1099511627776 is not a plausible size");
+    rejects("many-blocks", &base().set("llama.block_count", Value::U64(1 << 20)).bytes(), "tensor not found: blk.2.attn_norm.weight");
     rejects("zero-block-count", &base().set("llama.block_count", Value::U32(0)).bytes(), "0 layers");
     rejects("zero-heads", &base().set("llama.attention.head_count", Value::U32(0)).bytes(), "inconsistent heads");
     let mut m = base();
@@ -306,7 +326,11 @@ fn templates_that_loop_recurse_or_explode_fall_back_to_chatml() {
         ("syntax", "{% for %}"),
         ("raise", "{{ raise_exception('no system role') }}"),
     ] {
-        let p = write_tmp(&format!("template-{what}.gguf"), &base().set("tokenizer.chat_template", Value::String(t.into())).bytes());
+        let bytes = base().set("tokenizer.chat_template", Value::String(t.into())).bytes();
+        if what == "loop" {
+            loads_in_the_page("template-loop.gguf", &bytes);
+        }
+        let p = write_tmp(&format!("template-{what}.gguf"), &bytes);
         let (code, err) = lowbit(&["generate", p.to_str().unwrap(), "--prompt", "hi", "--chat", "--precision", "source", "--max-tokens", "2"]);
         assert_eq!(code, 0, "{what}: {err}");
         assert!(err.contains("chat template failed") && err.contains("using ChatML"), "{what}: {err}");
@@ -320,11 +344,16 @@ fn nan_weights_are_named_not_printed_as_a_perplexity() {
     // The first block's scale d (an f16 first in Q4_1 and Q8_0 blocks) is NaN.
     assert!(matches!(t.2, GgmlType::Q4_1 | GgmlType::Q8_0), "{:?}", t.2);
     t.3[..2].copy_from_slice(&f16::NAN.to_bits().to_le_bytes());
+    loads_in_the_page("nan.gguf", &m.bytes());
     let p = write_tmp("nan.gguf", &m.bytes());
     let text = write_tmp("nan.txt", b"Some text to score, long enough for a few positions.");
     let (code, err) = lowbit(&["perplexity", p.to_str().unwrap(), "--file", text.to_str().unwrap(), "--precision", "source", "--backend", "cpu"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("not finite numbers"), "{err}");
+    // A chat does not turn NaN logits into arbitrary tokens either.
+    let (code, err) = lowbit(&["generate", p.to_str().unwrap(), "--prompt", "hi", "--chat", "--precision", "source", "--max-tokens", "2"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("the logits of the reply's first token are not finite numbers"), "{err}");
 }
 
 fn u32_at(b: &[u8], p: usize) -> u32 {

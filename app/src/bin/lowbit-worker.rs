@@ -380,21 +380,37 @@ async fn load(name: String, bytes: Vec<u8>, plan: Option<Plan>, n_ctx: usize, or
     let n = bytes.len() as u64;
     let mut loader = Loader::new(gpu, bytes, plan, n_ctx)?;
     progress(&name, Stage::Parse, n, n);
-    if let Origin::Fetched { cache_key } = &origin {
-        store(cache_key, &name, loader.bytes()).await;
-    }
-    loop {
+    // Cached once it parses (a download cancelled later need not be fetched again), and taken out
+    // of the cache again if a later stage finds it cannot be loaded.
+    let cached = match &origin {
+        Origin::Fetched { cache_key } => {
+            store(cache_key, &name, loader.bytes()).await;
+            Some(cache_key.clone())
+        }
+        _ => None,
+    };
+    let weights = async {
+        loop {
+            for p in loader.progress() {
+                progress(&name, p.stage, p.done, p.total);
+            }
+            checkpoint(&mut last).await?;
+            if !loader.step()? {
+                break;
+            }
+        }
         for p in loader.progress() {
             progress(&name, p.stage, p.done, p.total);
         }
-        checkpoint(&mut last).await?;
-        if !loader.step()? {
-            break;
+        Ok::<_, Fail>(())
+    }
+    .await;
+    if let (Err(f), Some(key)) = (&weights, &cached) {
+        if f.0 == ErrorKind::BadFile {
+            unstore(key).await;
         }
     }
-    for p in loader.progress() {
-        progress(&name, p.stage, p.done, p.total);
-    }
+    weights?;
     let chosen = loader.plan();
     let session = loader.finish()?;
     let kernels = session.kernels();
@@ -582,6 +598,13 @@ async fn cached_bytes(key: &str, name: &str) -> Result<Option<Vec<u8>>, Fail> {
 }
 
 /// Keep a copy in the cache (best effort: a full disk only means the next visit downloads again).
+/// Take a file that turned out not to load out of the model cache.
+async fn unstore(key: &str) {
+    if let Ok(cache) = open_cache().await {
+        let _ = JsFuture::from(cache.delete_with_str(key)).await;
+    }
+}
+
 async fn store(key: &str, name: &str, bytes: &[u8]) {
     let r = async {
         let cache = open_cache().await?;

@@ -36,16 +36,19 @@ impl Config {
         if arch != "llama" {
             return Err(Error::UnsupportedArchitecture(arch.to_string()));
         }
-        let req = |k: &str| {
-            g.get_u64(&format!("{arch}.{k}"))
-                .map(|v| v as usize)
-                .ok_or_else(|| Error::MissingKey(format!("{arch}.{k}")))
+        // Sizes past 2^31 describe no model, and on wasm32 they would wrap around in a usize.
+        let opt = |k: &str| -> Result<Option<usize>> {
+            let key = format!("{arch}.{k}");
+            g.get_u64(&key)
+                .map(|v| usize::try_from(v).ok().filter(|&v| v <= 1 << 31).ok_or_else(|| Error::BadConfig(format!("{key} = {v} is not a plausible size"))))
+                .transpose()
         };
+        let req = |k: &str| opt(k)?.ok_or_else(|| Error::MissingKey(format!("{arch}.{k}")));
         let opt_f = |k: &str, d: f32| g.get(&format!("{arch}.{k}")).and_then(|v| v.as_f64()).map_or(d, |v| v as f32);
         let dim = req("embedding_length")?;
         let n_heads = req("attention.head_count")?;
-        let n_kv_heads = req("attention.head_count_kv").unwrap_or(n_heads);
-        let head_dim = req("attention.key_length").unwrap_or(dim / n_heads.max(1));
+        let n_kv_heads = opt("attention.head_count_kv")?.unwrap_or(n_heads);
+        let head_dim = opt("attention.key_length")?.unwrap_or(dim / n_heads.max(1));
         let vocab = g
             .get("tokenizer.ggml.tokens")
             .and_then(|v| v.as_array())
@@ -59,9 +62,9 @@ impl Config {
             n_heads,
             n_kv_heads,
             head_dim,
-            n_rot: req("rope.dimension_count").unwrap_or(head_dim),
+            n_rot: opt("rope.dimension_count")?.unwrap_or(head_dim),
             vocab,
-            context_length: req("context_length").unwrap_or(2048),
+            context_length: opt("context_length")?.unwrap_or(2048),
             rope_base: opt_f("rope.freq_base", 10000.0),
             rope_neox: false,
             rms_eps: opt_f("attention.layer_norm_rms_epsilon", 1e-5),
@@ -472,6 +475,11 @@ pub async fn generate<B: Backend>(
     }
     let mut history = [context, prompt].concat();
     let logits = forward(cfg, b, &prompt[done..], pos0 + done, false)?;
+    // Weights that hold NaN or infinity make every later logit one too, and the pick would turn
+    // them into arbitrary tokens: the first position's logits are checked (one read of a row).
+    if b.read(&logits).await?.iter().any(|x| !x.is_finite()) {
+        return Err(Error::NonFinite("the logits of the reply's first token".into()));
+    }
     let mut next = pick(b, &logits, sampler, &history).await?;
     let prefill_ms = now_ms() - t0;
     let mut pos = pos0 + prompt.len();

@@ -1,0 +1,36 @@
+//! Any text through the default model's tokenizer (encode with and without special tokens, then
+//! decode), and any ids decoded. Skips when the default model is absent (www/models/, fetched by
+//! README's commands, or $LOWBIT_MODEL).
+#![no_main]
+
+use std::sync::OnceLock;
+
+use libfuzzer_sys::fuzz_target;
+use lowbit::gguf::Gguf;
+use lowbit::tokenizer::Tokenizer;
+
+fn tokenizer() -> Option<&'static Tokenizer> {
+    static TOK: OnceLock<Option<Tokenizer>> = OnceLock::new();
+    TOK.get_or_init(|| {
+        let path = std::env::var("LOWBIT_MODEL").unwrap_or_else(|_| "../www/models/SmolLM2-135M-Instruct.Q4_1.gguf".into());
+        let bytes = std::fs::read(path).ok()?;
+        let g = Gguf::parse(&bytes).ok()?;
+        Tokenizer::from_gguf(&g).ok()
+    })
+    .as_ref()
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some(tok) = tokenizer() else { return };
+    let text = String::from_utf8_lossy(data);
+    for special in [false, true] {
+        let ids = tok.encode(&text, special);
+        let back = tok.decode(&ids);
+        // Without special tokens, text round-trips (invalid UTF-8 came in as U+FFFD already).
+        if !special {
+            assert_eq!(back, text, "round trip");
+        }
+    }
+    let ids: Vec<u32> = data.chunks(4).map(|c| c.iter().fold(0u32, |a, &b| a << 8 | b as u32)).collect();
+    let _ = tok.decode(&ids);
+});
