@@ -23,11 +23,19 @@ fn tokenizer() -> Option<&'static Tokenizer> {
 fuzz_target!(|data: &[u8]| {
     let Some(tok) = tokenizer() else { return };
     let text = String::from_utf8_lossy(data);
+    // SmolLM2's vocabulary has no token for 21 byte values: six control characters (0x04, 0x06,
+    // 0x13, 0x14, 0x16, 0x1D), the lead bytes 0xF1 and 0xF2 of planes 4-12 (U+40000-U+BFFFF, where
+    // no character is assigned), and bytes that never occur in UTF-8. Encoding drops them, as
+    // llama.cpp's does. Text made of characters that survive on their own round-trips.
+    let representable = text.chars().all(|c| {
+        let s = c.to_string();
+        tok.decode(&tok.encode(&s, false)) == s
+    });
     for special in [false, true] {
         let ids = tok.encode(&text, special);
         let back = tok.decode(&ids);
         // Without special tokens, text round-trips (invalid UTF-8 came in as U+FFFD already).
-        if !special {
+        if !special && representable {
             assert_eq!(back, text, "round trip");
         }
     }
