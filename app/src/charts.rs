@@ -226,7 +226,7 @@ fn draw_histogram(svg: &mut String, title: &str, lo: f64, hi: f64, counts: &[u64
         .x_label_area_size(22)
         .y_label_area_size(48)
         .build_cartesian_2d(lo..hi, 0f64..top)?;
-    mesh(&mut chart, (lo, hi), top)?;
+    mesh(&mut chart, (lo, hi), top, None)?;
     let w = (hi - lo) / counts.len().max(1) as f64;
     chart.draw_series(counts.iter().enumerate().map(|(i, &c)| {
         let x0 = lo + i as f64 * w;
@@ -259,15 +259,7 @@ fn draw_lines(svg: &mut String, title: &str, series: &[(String, RGBColor, Vec<(f
         .x_label_area_size(36)
         .y_label_area_size(52)
         .build_cartesian_2d(0f64..x_hi, 0f64..y_hi)?;
-    let (x_fmt, y_fmt) = (ticks(0.0, x_hi, 5), ticks(0.0, y_hi, 4));
-    dark(&mut chart.configure_mesh())
-        .x_labels(5)
-        .y_labels(4)
-        .x_label_formatter(&x_fmt)
-        .y_label_formatter(&y_fmt)
-        .x_desc("position in the text (tokens)")
-        .axis_desc_style(("sans-serif", 12).into_font().color(&TEXT))
-        .draw()?;
+    mesh(&mut chart, (0.0, x_hi), y_hi, Some("position in the text (tokens)"))?;
     for (_, color, points) in series {
         chart.draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))?;
     }
@@ -293,15 +285,16 @@ fn compact(v: f64) -> String {
 
 type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>;
 
-/// The grid and axis labels every continuous chart shares (y from 0 to `y_hi`).
-fn mesh(chart: &mut Chart, (x_lo, x_hi): (f64, f64), y_hi: f64) -> Drawn {
+/// The grid and axis labels every continuous chart shares (y from 0 to `y_hi`), with the x axis
+/// named when `x_desc` is given.
+fn mesh(chart: &mut Chart, (x_lo, x_hi): (f64, f64), y_hi: f64, x_desc: Option<&str>) -> Drawn {
     let (x_fmt, y_fmt) = (ticks(x_lo, x_hi, 5), ticks(0.0, y_hi, 4));
-    dark(&mut chart.configure_mesh())
-        .x_labels(5)
-        .y_labels(4)
-        .x_label_formatter(&x_fmt)
-        .y_label_formatter(&y_fmt)
-        .draw()?;
+    let mut m = chart.configure_mesh();
+    dark(&mut m).x_labels(5).y_labels(4).x_label_formatter(&x_fmt).y_label_formatter(&y_fmt);
+    if let Some(d) = x_desc {
+        m.x_desc(d).axis_desc_style(("sans-serif", 12).into_font().color(&TEXT));
+    }
+    m.draw()?;
     Ok(())
 }
 

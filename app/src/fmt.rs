@@ -83,9 +83,7 @@ pub fn adapter_name(a: &lowbit::gpu::AdapterSummary) -> String {
 /// A duration for people: `40 s`, `3 min`, `1 h 5 min`.
 pub fn duration(secs: f64) -> String {
     let s = secs.max(0.0).round() as u64;
-    if secs < 1.0 {
-        "under a second".into()
-    } else if s < 90 {
+    if s < 90 {
         format!("{s} s")
     } else if s < 3600 {
         format!("{} min", (s + 30) / 60)

@@ -72,7 +72,7 @@ pub fn Glossary() -> impl IntoView {
 
 /// Whether the window is phone-width (explanations start folded there, so the chat comes first).
 pub fn narrow() -> bool {
-    window().inner_width().ok().and_then(|w| w.as_f64()).is_some_and(|w| w < 700.0)
+    crate::window_width().is_some_and(|w| w < 700.0)
 }
 
 /// A panel's explanation, with links to the words it uses: open on wide screens, folded under

@@ -2,6 +2,7 @@
 //! chat, keyed by its id), and the browser's storage estimate and persistence.
 
 use js_sys::{Array, Promise};
+use leptos::prelude::window;
 use lowbit_app::history::SavedChat;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -42,10 +43,6 @@ async fn open() -> Result<IdbDatabase, String> {
     let db = finished(&req).await?;
     drop(on_upgrade);
     db.dyn_into::<IdbDatabase>().map_err(|_| "IndexedDB did not open".into())
-}
-
-fn window() -> web_sys::Window {
-    web_sys::window().expect("a window")
 }
 
 fn store(db: &IdbDatabase, mode: IdbTransactionMode) -> Result<web_sys::IdbObjectStore, String> {

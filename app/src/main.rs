@@ -140,10 +140,15 @@ fn noise_note(rows: &[lowbit::quality::Quality], fp16_ppl: f64, n: usize) -> Str
     note + "A longer text narrows the band."
 }
 
+/// The window's width in CSS pixels, when the browser gives it.
+pub fn window_width() -> Option<f64> {
+    leptos::prelude::window().inner_width().ok().and_then(|w| w.as_f64())
+}
+
 /// The width a chart can take in a panel on this window, at most `max` pixels (charts are drawn
 /// at this size; narrower windows scale them down).
 pub fn chart_width(max: u32) -> u32 {
-    let window = leptos::prelude::window().inner_width().ok().and_then(|w| w.as_f64()).unwrap_or(1280.0);
+    let window = window_width().unwrap_or(1280.0);
     // main's padding (2 × 24 at most), a section's padding and border (2 × 19), a scroll bar.
     ((window.min(1280.0) - 48.0 - 38.0 - 16.0).max(0.0) as u32).clamp(260, max.max(260))
 }

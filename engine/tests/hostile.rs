@@ -98,16 +98,18 @@ fn write_tmp(name: &str, bytes: &[u8]) -> PathBuf {
 /// The page meets the same matrix (e2e/specs/hostile.spec.mjs): each case as `{case}.gguf` with
 /// the error text it must show in `{case}.expect`, under target/hostile-files/.
 fn for_the_page(case: &str, bytes: &[u8], expect: &str) {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/hostile-files"));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(format!("{case}.gguf")), bytes).unwrap();
-    std::fs::write(dir.join(format!("{case}.expect")), expect).unwrap();
+    page_file("", &format!("{case}.gguf"), bytes);
+    page_file("", &format!("{case}.expect"), expect.as_bytes());
 }
 
 /// Files the page loads but must then say something about (a template that fails, NaN
 /// weights), under target/hostile-files/loads/.
 fn loads_in_the_page(name: &str, bytes: &[u8]) {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/hostile-files/loads"));
+    page_file("loads", name, bytes);
+}
+
+fn page_file(sub: &str, name: &str, bytes: &[u8]) {
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/hostile-files")).join(sub);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(name), bytes).unwrap();
 }

@@ -597,7 +597,6 @@ async fn cached_bytes(key: &str, name: &str) -> Result<Option<Vec<u8>>, Fail> {
     Ok(Some(response_bytes(resp, name, "reading the model cache").await?))
 }
 
-/// Keep a copy in the cache (best effort: a full disk only means the next visit downloads again).
 /// Take a file that turned out not to load out of the model cache.
 async fn unstore(key: &str) {
     if let Ok(cache) = open_cache().await {
@@ -605,6 +604,7 @@ async fn unstore(key: &str) {
     }
 }
 
+/// Keep a copy in the cache (best effort: a full disk only means the next visit downloads again).
 async fn store(key: &str, name: &str, bytes: &[u8]) {
     let r = async {
         let cache = open_cache().await?;
