@@ -1,20 +1,21 @@
-//! The page's side of the engine worker: starts it, sends [`Request`]s and turns its [`Event`]s
-//! into changes of the page's state ([`Store`]).
+//! The page's side of the engine worker: starts it, starts [`Job`]s (one at a time: [`Store::job`])
+//! and turns the worker's [`Event`]s into changes of the page's state ([`Store`]).
 
 use std::cell::RefCell;
 
 use leptos::prelude::*;
 use lowbit::chat::Message;
-use lowbit::gpu::AdapterSummary;
+use lowbit::gpu::{AdapterSummary, Live};
 use lowbit::quality::Quality;
 use lowbit::sampler::SamplerConfig;
-use lowbit::session::{Fit, ModelInfo, Progress, ReplyStats, Stage};
+use lowbit::session::{Fit, ModelInfo, Progress, ReplyStats};
 use lowbit::plan::{Plan, Variant};
 use lowbit::KvPrecision;
 use lowbit::bench::{DecodeProfile, ModelBench};
 use lowbit::inspect::{Inspection, LayerErrors, TensorEntry};
 use lowbit::lockstep::{CompareSettings, CompareStep, LaneSummary, Mode};
-use lowbit_app::protocol::{CachedModel, ErrorKind, Event, Request};
+use lowbit_app::job::{self, JobKind, Running};
+use lowbit_app::protocol::{CachedModel, Control, ErrorKind, Event, FromWorker, Job, JobId, ToWorker};
 use lowbit_app::share::Shared;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -119,8 +120,8 @@ pub struct CompareForm {
 pub struct Store {
     pub adapter: RwSignal<Option<AdapterSummary>>,
     pub error: RwSignal<Option<(ErrorKind, String)>>,
-    /// The model being loaded and the latest progress of each stage.
-    pub loading: RwSignal<Option<(String, Vec<Progress>)>>,
+    /// The job the worker runs for the page (one at a time), with what it shows while it runs.
+    pub job: RwSignal<Option<Running>>,
     pub model: RwSignal<Option<Loaded>>,
     /// The active precisions (the ones the next load uses when no model is loaded).
     pub plan: RwSignal<Plan>,
@@ -134,13 +135,8 @@ pub struct Store {
     pub kv: RwSignal<KvPrecision>,
     /// Tokens the KV cache holds room for (the next load's, or the loaded model's).
     pub n_ctx: RwSignal<usize>,
-    pub kv_switching: RwSignal<bool>,
-    /// A precision switch in progress: its target and progress.
-    pub switching: RwSignal<Option<(Plan, Option<Progress>)>>,
     pub last_switch_ms: RwSignal<Option<f64>>,
     pub messages: RwSignal<Vec<ChatMsg>>,
-    /// The assistant message being generated.
-    pub generating: RwSignal<Option<u64>>,
     pub system_prompt: RwSignal<String>,
     pub sampling: RwSignal<SamplerConfig>,
     pub max_tokens: RwSignal<usize>,
@@ -153,32 +149,24 @@ pub struct Store {
     pub draft: RwSignal<String>,
     /// The user message being edited (sending replaces it and what follows).
     pub editing: RwSignal<Option<u64>>,
-    /// The reply being generated is reading its prompt: tokens read, of how many.
-    pub reading: RwSignal<Option<(usize, usize)>>,
     /// How many of the oldest messages the last reply's model did not read (the conversation
     /// outgrew the context).
     pub forgotten: RwSignal<usize>,
     /// The ids of the messages the reply being generated was asked with (system prompt aside).
     sent: RwSignal<Vec<u64>>,
     pub cache: RwSignal<Vec<CachedModel>>,
-    /// The quality measurement: running (at which precision), and its last result.
-    pub quality_running: RwSignal<Option<Option<Variant>>>,
+    /// The quality measurement's last result.
     pub quality: RwSignal<Option<(usize, Vec<Quality>)>>,
     pub compare_form: CompareForm,
-    pub compare_running: RwSignal<bool>,
     pub compare: RwSignal<Option<CompareRun>>,
     /// A shared link asked for a comparison: run it once a model is loaded.
     pub compare_pending: RwSignal<bool>,
-    pub profile_running: RwSignal<bool>,
     pub profiles: RwSignal<Vec<DecodeProfile>>,
-    /// The benchmark's prompt and decode lengths, whether it runs, and its last result.
+    /// The benchmark's prompt and decode lengths, and its last result.
     pub bench_tokens: (RwSignal<usize>, RwSignal<usize>),
-    pub bench_running: RwSignal<bool>,
     pub bench: RwSignal<Option<ModelBench>>,
     pub tensors: RwSignal<Vec<TensorEntry>>,
-    pub inspect_running: RwSignal<bool>,
     pub inspection: RwSignal<Option<Inspection>>,
-    pub layers_running: RwSignal<bool>,
     pub layer_errors: RwSignal<Option<LayerErrors>>,
     next_id: RwSignal<u64>,
     /// The conversation on screen as saved (`saved.rs`): its id and when it was started.
@@ -190,6 +178,8 @@ pub struct Store {
     pub storage: RwSignal<Option<(bool, f64, f64)>>,
     /// What the last import, export or save said.
     pub history_note: RwSignal<Option<String>>,
+    /// The worker's GPU devices and buffers, when last counted (Diagnostics).
+    pub resources: RwSignal<Option<(usize, Live)>>,
 }
 
 impl Store {
@@ -198,7 +188,7 @@ impl Store {
         Store {
             adapter: RwSignal::new(None),
             error: RwSignal::new(None),
-            loading: RwSignal::new(None),
+            job: RwSignal::new(None),
             model: RwSignal::new(None),
             plan: RwSignal::new(Plan::uniform(lowbit::Precision::Fp16)),
             plan_chosen: RwSignal::new(false),
@@ -206,11 +196,8 @@ impl Store {
             weight_bytes: RwSignal::new(0),
             kv: RwSignal::new(KvPrecision::F32),
             n_ctx: RwSignal::new(N_CTX),
-            kv_switching: RwSignal::new(false),
-            switching: RwSignal::new(None),
             last_switch_ms: RwSignal::new(None),
             messages: RwSignal::new(vec![]),
-            generating: RwSignal::new(None),
             system_prompt: RwSignal::new("You are a helpful assistant.".into()),
             sampling: RwSignal::new(SamplerConfig {
                 temperature: 0.2,
@@ -227,11 +214,9 @@ impl Store {
             live: RwSignal::new(None),
             draft: RwSignal::new(String::new()),
             editing: RwSignal::new(None),
-            reading: RwSignal::new(None),
             forgotten: RwSignal::new(0),
             sent: RwSignal::new(vec![]),
             cache: RwSignal::new(vec![]),
-            quality_running: RwSignal::new(None),
             quality: RwSignal::new(None),
             compare_form: CompareForm {
                 prompt: RwSignal::new("Explain in one sentence why the sky is blue.".into()),
@@ -240,18 +225,13 @@ impl Store {
                 max_tokens: RwSignal::new(16),
                 lanes: RwSignal::new(vec![lowbit::Precision::Int8.into(), lowbit::Precision::Int4.into()]),
             },
-            compare_running: RwSignal::new(false),
             compare: RwSignal::new(None),
             compare_pending: RwSignal::new(false),
-            profile_running: RwSignal::new(false),
             profiles: RwSignal::new(vec![]),
             bench_tokens: (RwSignal::new(128), RwSignal::new(64)),
-            bench_running: RwSignal::new(false),
             bench: RwSignal::new(None),
             tensors: RwSignal::new(vec![]),
-            inspect_running: RwSignal::new(false),
             inspection: RwSignal::new(None),
-            layers_running: RwSignal::new(false),
             layer_errors: RwSignal::new(None),
             next_id: RwSignal::new(1),
             chat_id: RwSignal::new(crate::saved::new_chat_id()),
@@ -259,6 +239,7 @@ impl Store {
             chats: RwSignal::new(vec![]),
             storage: RwSignal::new(None),
             history_note: RwSignal::new(None),
+            resources: RwSignal::new(None),
         }
     }
 
@@ -273,34 +254,76 @@ impl Store {
         self.model.get().is_some() && !self.busy()
     }
 
+    /// A job is pending (Leptos's `Action::pending`): controls that need the engine wait.
     pub fn busy(&self) -> bool {
-        self.loading.get().is_some()
-            || self.switching.get().is_some()
-            || self.generating.get().is_some()
-            || self.quality_running.get().is_some()
-            || self.compare_running.get()
-            || self.kv_switching.get()
-            || self.profile_running.get()
-            || self.bench_running.get()
-            || self.inspect_running.get()
-            || self.layers_running.get()
+        self.job.with(|j| j.is_some())
     }
 
     /// Why controls that need the engine are disabled now (their tooltip), if they are.
     pub fn busy_reason(&self) -> Option<&'static str> {
-        Some(if self.loading.get().is_some() {
-            "Wait for the model to load (or cancel the load)"
-        } else if self.switching.get().is_some() {
-            "Wait for the precision switch to finish (or cancel it)"
-        } else if self.generating.get().is_some() {
-            "Wait for the reply to finish, or press Stop (Esc)"
-        } else if self.compare_running.get() {
-            "Wait for the comparison to finish, or stop it (Esc)"
-        } else if self.busy() {
-            "Wait for the measurement in progress to finish"
-        } else {
-            return None;
+        self.job.with(|j| j.as_ref().map(|r| r.kind.busy_reason()))
+    }
+
+    /// Whether the job running is one `is` accepts.
+    pub fn running(&self, is: impl Fn(&JobKind) -> bool) -> bool {
+        self.job.with(|j| j.as_ref().is_some_and(|r| is(&r.kind)))
+    }
+
+    /// The model being loaded and the latest progress of each stage.
+    pub fn loading(&self) -> Option<(String, Vec<Progress>)> {
+        self.job.with(|j| match j.as_ref().map(|r| &r.kind) {
+            Some(JobKind::Load { name, stages }) => Some((name.clone(), stages.clone())),
+            _ => None,
         })
+    }
+
+    /// The precision switch in progress: its target and progress.
+    pub fn switching(&self) -> Option<(Plan, Option<Progress>)> {
+        self.job.with(|j| match j.as_ref().map(|r| &r.kind) {
+            Some(JobKind::Switch { target, progress }) => Some((*target, *progress)),
+            _ => None,
+        })
+    }
+
+    /// The assistant message being written.
+    pub fn generating(&self) -> Option<u64> {
+        self.job.with(|j| match j.as_ref().map(|r| &r.kind) {
+            Some(JobKind::Reply { msg, .. }) => Some(*msg),
+            _ => None,
+        })
+    }
+
+    /// The reply being written is reading its prompt: tokens read, of how many.
+    pub fn reading(&self) -> Option<(usize, usize)> {
+        self.job.with(|j| match j.as_ref().map(|r| &r.kind) {
+            Some(JobKind::Reply { reading, .. }) => *reading,
+            _ => None,
+        })
+    }
+
+    /// The quality measurement runs (at which variant, once it has reached one).
+    pub fn quality_at(&self) -> Option<Option<Variant>> {
+        self.job.with(|j| match j.as_ref().map(|r| &r.kind) {
+            Some(JobKind::Quality { at }) => Some(*at),
+            _ => None,
+        })
+    }
+
+    /// Start `job`, shown as `kind` until its last event; nothing else starts meanwhile.
+    fn start(&self, kind: JobKind, job: Job, file: Option<&web_sys::File>) {
+        let id = self.id();
+        self.error.set(None);
+        self.job.set(Some(Running { id, kind }));
+        send(&ToWorker::Job { id, job }, file);
+    }
+
+    /// Change what the running job shows.
+    fn update_job(&self, f: impl FnOnce(&mut JobKind)) {
+        self.job.update(|j| {
+            if let Some(r) = j {
+                f(&mut r.kind)
+            }
+        });
     }
 
     /// Each layer's output error at INT8, INT4 (and the current variant) vs FP16 on `text`.
@@ -308,14 +331,12 @@ impl Store {
         if !self.can_chat() {
             return;
         }
-        self.error.set(None);
-        self.layers_running.set(true);
         let mut variants: Vec<Variant> = vec![lowbit::Precision::Int8.into(), lowbit::Precision::Int4.into()];
         let current = Variant { plan: self.plan.get_untracked(), kv: self.kv.get_untracked() };
         if current != Variant::REFERENCE && !variants.contains(&current) {
             variants.push(current);
         }
-        send(&Request::LayerErrors { text: text.to_string(), max_tokens, variants }, None);
+        self.start(JobKind::Layers, Job::LayerErrors { text: text.to_string(), max_tokens, variants }, None);
     }
 
     /// Profile one decode step at the current plan.
@@ -323,9 +344,7 @@ impl Store {
         if !self.can_chat() {
             return;
         }
-        self.error.set(None);
-        self.profile_running.set(true);
-        send(&Request::Profile, None);
+        self.start(JobKind::Profile, Job::Profile, None);
     }
 
     /// Benchmark the loaded model at FP16, INT8 and INT4 (prefill and greedy decode).
@@ -334,20 +353,16 @@ impl Store {
         if !self.can_chat() {
             return;
         }
-        self.error.set(None);
-        self.bench_running.set(true);
         let precisions = vec![lowbit::Precision::Fp16, lowbit::Precision::Int8, lowbit::Precision::Int4];
         let (prompt_tokens, decode_tokens) = (self.bench_tokens.0.get_untracked(), self.bench_tokens.1.get_untracked());
-        send(&Request::Bench { name, precisions, prompt_tokens, decode_tokens }, None);
+        self.start(JobKind::Bench, Job::Bench { name, precisions, prompt_tokens, decode_tokens }, None);
     }
 
     pub fn inspect(&self, tensor: &str) {
         if !self.can_chat() || tensor.is_empty() {
             return;
         }
-        self.error.set(None);
-        self.inspect_running.set(true);
-        send(&Request::Inspect { tensor: tensor.to_string() }, None);
+        self.start(JobKind::Inspect, Job::Inspect { tensor: tensor.to_string() }, None);
     }
 
     /// The comparison the form describes, with the chat's system prompt and sampling settings.
@@ -396,9 +411,7 @@ impl Store {
         if settings.prompt.trim().is_empty() {
             return;
         }
-        self.error.set(None);
         self.compare_pending.set(false);
-        self.compare_running.set(true);
         self.compare.set(Some(CompareRun {
             settings: settings.clone(),
             lanes: vec![],
@@ -408,26 +421,26 @@ impl Store {
             summaries: None,
             stopped: false,
         }));
-        send(&Request::Compare { settings }, None);
+        self.start(JobKind::Compare, Job::Compare { settings }, None);
     }
 
     // ---- actions ----------------------------------------------------------------------------
 
     pub fn load_url(&self, url: &str) {
         let name = url.rsplit('/').next().unwrap_or(url).split('?').next().unwrap_or(url).to_string();
-        self.begin_load(&name);
-        send(&Request::LoadUrl { url: url.to_string(), name, plan: self.load_plan(), n_ctx: self.n_ctx.get_untracked() }, None);
+        let job = Job::LoadUrl { url: url.to_string(), name: name.clone(), plan: self.load_plan(), n_ctx: self.n_ctx.get_untracked() };
+        self.start(JobKind::Load { name, stages: vec![] }, job, None);
     }
 
     pub fn load_file(&self, file: web_sys::File) {
         let name = file.name();
-        self.begin_load(&name);
-        send(&Request::LoadFile { name, plan: self.load_plan(), n_ctx: self.n_ctx.get_untracked() }, Some(&file));
+        let job = Job::LoadFile { name: name.clone(), plan: self.load_plan(), n_ctx: self.n_ctx.get_untracked() };
+        self.start(JobKind::Load { name, stages: vec![] }, job, Some(&file));
     }
 
     pub fn load_cached(&self, c: &CachedModel) {
-        self.begin_load(&c.name);
-        send(&Request::LoadCached { key: c.key.clone(), plan: self.load_plan(), n_ctx: self.n_ctx.get_untracked() }, None);
+        let job = Job::LoadCached { key: c.key.clone(), plan: self.load_plan(), n_ctx: self.n_ctx.get_untracked() };
+        self.start(JobKind::Load { name: c.name.clone(), stages: vec![] }, job, None);
     }
 
     /// The plan a load asks for: the user's choice, else none (the file suggests one).
@@ -435,13 +448,11 @@ impl Store {
         self.plan_chosen.get_untracked().then(|| self.plan.get_untracked())
     }
 
-    fn begin_load(&self, name: &str) {
-        self.error.set(None);
-        self.loading.set(Some((name.to_string(), vec![])));
-    }
-
+    /// Cancel the load or switch running (the model before it stays).
     pub fn cancel(&self) {
-        send(&Request::Cancel, None);
+        if let Some(r) = self.job.get_untracked() {
+            send(&ToWorker::Control(Control::Cancel { job: r.id }), None);
+        }
     }
 
     pub fn set_plan(&self, plan: Plan) {
@@ -455,9 +466,7 @@ impl Store {
         }
         self.plan_chosen.set(true);
         self.plan_reason.set(None);
-        self.error.set(None);
-        self.switching.set(Some((plan, None)));
-        send(&Request::SetPrecision { plan }, None);
+        self.start(JobKind::Switch { target: plan, progress: None }, Job::SetPrecision { plan }, None);
     }
 
     /// Store the KV cache as `kv` (applied after the next load when no model is loaded).
@@ -469,9 +478,7 @@ impl Store {
         if kv == self.kv.get_untracked() || self.busy() {
             return;
         }
-        self.error.set(None);
-        self.kv_switching.set(true);
-        send(&Request::SetKv { kv }, None);
+        self.start(JobKind::Kv, Job::SetKv { kv }, None);
     }
 
     /// Make the KV cache hold `n` tokens (applied at the next load when no model is loaded).
@@ -483,9 +490,7 @@ impl Store {
         if self.model.get_untracked().is_some_and(|m| m.context_size == n) || self.busy() {
             return;
         }
-        self.error.set(None);
-        self.kv_switching.set(true);
-        send(&Request::SetContext { n_ctx: n }, None);
+        self.start(JobKind::Kv, Job::SetContext { n_ctx: n }, None);
     }
 
     /// Send the user's text and start the assistant's reply.
@@ -533,23 +538,16 @@ impl Store {
         });
         self.sent.set(sent);
         self.messages.update(|m| m.push(ChatMsg::new(id, "assistant", "", Some(plan), Some(self.kv.get_untracked()), false)));
-        self.generating.set(Some(id));
         self.live.set(None);
-        self.reading.set(None);
-        self.error.set(None);
-        send(
-            &Request::Chat {
-                id,
-                messages: history,
-                sampling: self.sampling.get_untracked(),
-                max_tokens: self.max_tokens.get_untracked(),
-            },
-            None,
-        );
+        let job = Job::Chat { messages: history, sampling: self.sampling.get_untracked(), max_tokens: self.max_tokens.get_untracked() };
+        self.start(JobKind::Reply { msg: id, reading: None }, job, None);
     }
 
+    /// Stop the reply or comparison running (what it wrote is kept).
     pub fn stop(&self) {
-        send(&Request::Stop, None);
+        if let Some(r) = self.job.get_untracked().filter(|r| r.kind.stoppable()) {
+            send(&ToWorker::Control(Control::Stop { job: r.id }), None);
+        }
     }
 
     /// Replace the last assistant message with a new reply.
@@ -582,7 +580,7 @@ impl Store {
     }
 
     pub fn new_chat(&self) {
-        if self.generating.get_untracked().is_some() {
+        if self.running(|k| matches!(k, JobKind::Reply { .. })) {
             return;
         }
         // The conversation on screen is saved already; the next message starts another.
@@ -599,23 +597,45 @@ impl Store {
         if !self.can_chat() {
             return;
         }
-        self.error.set(None);
-        self.quality_running.set(Some(None));
         let mut plans = lowbit::quality::uniform_plans();
         let current = Variant { plan: self.plan.get_untracked(), kv: self.kv.get_untracked() };
         if !plans.contains(&current) {
             plans.push(current);
         }
-        send(&Request::Quality { text: text.to_string(), max_tokens, plans }, None);
+        self.start(JobKind::Quality { at: None }, Job::Quality { text: text.to_string(), max_tokens, plans }, None);
     }
 
     pub fn delete_cached(&self, key: &str) {
-        send(&Request::DeleteCache { key: key.to_string() }, None);
+        send(&ToWorker::Control(Control::DeleteCache { key: key.to_string() }), None);
     }
 
     // ---- events -----------------------------------------------------------------------------
 
-    fn on_event(&self, ev: Event) {
+    /// Take an event: one about a job the page no longer runs is dropped; the last event of the
+    /// running job ends it before it is handled (so a handler may start the next job).
+    fn on_event(&self, m: FromWorker) {
+        let FromWorker { job, event } = m;
+        let running = self.job.get_untracked();
+        if !job::accepts(running.as_ref(), job, &event) {
+            return;
+        }
+        let mine = running.filter(|r| Some(r.id) == job).map(|r| r.kind);
+        let last = job.is_some() && job::is_last(&event);
+        if last {
+            self.job.set(None);
+        }
+        self.handle(event, job, mine);
+        if last {
+            self.count_resources();
+        }
+    }
+
+    /// `job`: the id the event came with; `mine`: the job it is about, as the page started it.
+    fn handle(&self, ev: Event, job: Option<JobId>, mine: Option<JobKind>) {
+        let reply_msg = match &mine {
+            Some(JobKind::Reply { msg, .. }) => Some(*msg),
+            _ => None,
+        };
         match ev {
             Event::Ready { adapter } => {
                 // A software GPU writes a few tokens a second: a shorter default reply (the field
@@ -624,27 +644,26 @@ impl Store {
                     self.max_tokens.set(FALLBACK_MAX_TOKENS);
                 }
                 self.adapter.set(Some(adapter));
-                send(&Request::ListCache, None);
+                send(&ToWorker::Control(Control::ListCache), None);
+                self.count_resources();
             }
-            Event::Progress { name, progress } => {
-                if let Some((target, _)) = self.switching.get_untracked() {
-                    self.switching.set(Some((target, Some(progress))));
-                    return;
+            Event::Progress { name: from, progress } => self.update_job(|k| match k {
+                JobKind::Switch { progress: p, .. } => *p = Some(progress),
+                JobKind::Load { name, stages } => {
+                    if !from.is_empty() {
+                        *name = from;
+                    }
+                    *stages = job::with_progress(std::mem::take(stages), progress);
                 }
-                self.loading.update(|l| {
-                    let (n, stages) = l.get_or_insert_with(|| (name.clone(), vec![]));
-                    if !name.is_empty() {
-                        *n = name;
-                    }
-                    match stages.iter_mut().find(|s| s.stage == progress.stage) {
-                        Some(s) => *s = progress,
-                        None => stages.push(progress),
-                    }
-                    stages.sort_by_key(|s| Stage::ALL.iter().position(|x| *x == s.stage));
-                });
+                _ => {}
+            }),
+            Event::Reloading { name } => {
+                if let Some(id) = job {
+                    self.job.set(Some(Running { id, kind: JobKind::Load { name, stages: vec![] } }));
+                }
             }
+            Event::Resources { devices, live } => self.resources.set(Some((devices, live))),
             Event::Loaded { name, info, fit, plan, plan_reason, weight_bytes, kv_bytes, context_size, from_cache, load_ms } => {
-                self.loading.set(None);
                 self.plan.set(plan);
                 self.plan_reason.set(plan_reason);
                 self.weight_bytes.set(weight_bytes);
@@ -665,7 +684,7 @@ impl Store {
                 // start with the next message.
                 self.last_stats.set(None);
                 self.forgotten.set(0);
-                send(&Request::ListCache, None);
+                send(&ToWorker::Control(Control::ListCache), None);
                 // A KV format chosen before the load (or by a shared link) applies now.
                 if self.kv.get_untracked() != KvPrecision::F32 {
                     let kv = self.kv.get_untracked();
@@ -677,7 +696,6 @@ impl Store {
                 }
             }
             Event::KvSwitched { kv, kv_bytes } => {
-                self.kv_switching.set(false);
                 self.kv.set(kv);
                 self.model.update(|m| {
                     if let Some(m) = m {
@@ -690,7 +708,6 @@ impl Store {
                 }
             }
             Event::ContextSet { context_size, kv_bytes, context_used } => {
-                self.kv_switching.set(false);
                 self.n_ctx.set(context_size);
                 self.model.update(|m| {
                     if let Some(m) = m {
@@ -706,24 +723,28 @@ impl Store {
                 });
             }
             Event::Switched { plan, weight_bytes, ms } => {
-                self.switching.set(None);
                 self.plan.set(plan);
                 self.weight_bytes.set(weight_bytes);
                 self.last_switch_ms.set(Some(ms));
             }
-            Event::Reading { id, done, total } => {
-                if self.generating.get_untracked() == Some(id) {
-                    self.reading.set(Some((done, total)));
+            Event::Reading { done, total } => self.update_job(|k| {
+                if let JobKind::Reply { reading, .. } = k {
+                    *reading = Some((done, total));
                 }
-            }
-            Event::Token { id, text, tokens, decode_tps } => {
-                self.reading.set(None);
-                if !text.is_empty() {
+            }),
+            Event::Token { text, tokens, decode_tps } => {
+                self.update_job(|k| {
+                    if let JobKind::Reply { reading, .. } = k {
+                        *reading = None;
+                    }
+                });
+                if let (Some(id), false) = (reply_msg, text.is_empty()) {
                     self.with_msg(id, |m| m.text.update(|t| t.push_str(&text)));
                 }
                 self.live.set(Some((tokens, decode_tps)));
             }
-            Event::ReplyDone { id, stats, stopped } => {
+            Event::ReplyDone { stats, stopped } => {
+                let Some(id) = reply_msg else { return };
                 self.with_msg(id, |m| {
                     m.stats.set(Some(stats.clone()));
                     m.stopped.set(stopped);
@@ -737,14 +758,15 @@ impl Store {
                     self.speed.set(Some((stats.plan.unwrap_or(self.plan.get_untracked()), stats.decode_tokens_per_second, stats.prefill_tokens_per_second)));
                 }
                 self.last_stats.set(Some(stats));
-                self.generating.set(None);
-                self.reading.set(None);
                 self.save_chat();
             }
             Event::Cache { entries } => self.cache.set(entries),
-            Event::QualityProgress { plan } => self.quality_running.set(Some(Some(plan))),
+            Event::QualityProgress { plan } => self.update_job(|k| {
+                if let JobKind::Quality { at } = k {
+                    *at = Some(plan);
+                }
+            }),
             Event::QualityDone { n_tokens, rows } => {
-                self.quality_running.set(None);
                 // The engine gave the conversation its KV cache back: the context bar stands.
                 self.quality.set(Some((n_tokens, rows)));
             }
@@ -761,7 +783,6 @@ impl Store {
                 }
             }),
             Event::CompareDone { summaries, stopped } => {
-                self.compare_running.set(false);
                 self.compare.update(|c| {
                     if let Some(c) = c {
                         c.summaries = Some(summaries);
@@ -770,35 +791,22 @@ impl Store {
                 });
             }
             Event::Profile { profile } => {
-                self.profile_running.set(false);
                 // Keep the latest profile of each plan.
                 self.profiles.update(|v| {
                     v.retain(|p| p.plan != profile.plan);
                     v.push(profile);
                 });
             }
-            Event::Bench { bench } => {
-                self.bench_running.set(false);
-                self.bench.set(Some(bench));
-            }
+            Event::Bench { bench } => self.bench.set(Some(bench)),
             Event::Tensors { tensors } => self.tensors.set(tensors),
-            Event::LayerErrors { errors } => {
-                self.layers_running.set(false);
-                self.layer_errors.set(Some(errors));
-            }
-            Event::Inspection { inspection } => {
-                self.inspect_running.set(false);
-                self.inspection.set(Some(inspection));
-            }
+            Event::LayerErrors { errors } => self.layer_errors.set(Some(errors)),
+            Event::Inspection { inspection } => self.inspection.set(Some(inspection)),
             // A load that got past parsing has cached its file: show the cache as it is now.
-            Event::Cancelled => {
-                self.loading.set(None);
-                self.switching.set(None);
-                send(&Request::ListCache, None);
-            }
+            Event::Cancelled => send(&ToWorker::Control(Control::ListCache), None),
             Event::Error { kind, message } => {
-                self.fail(kind, message);
-                send(&Request::ListCache, None);
+                self.ended(mine);
+                self.show_error(kind, message);
+                send(&ToWorker::Control(Control::ListCache), None);
             }
         }
     }
@@ -813,26 +821,33 @@ impl Store {
 
     /// Destroy the GPU device (Diagnostics): the worker recovers as from a real loss.
     pub fn lose_device(&self) {
-        send(&Request::LoseDevice, None);
+        if !self.busy() {
+            self.start(JobKind::LoseDevice, Job::LoseDevice, None);
+        }
     }
 
-    /// Show an error and put the page back in a usable state.
+    /// Ask the worker to count its GPU devices and buffers ([`Store::resources`]).
+    pub fn count_resources(&self) {
+        send(&ToWorker::Control(Control::Resources), None);
+    }
+
+    /// End the running job, if any, and show an error (the worker stopped).
     pub fn fail(&self, kind: ErrorKind, message: String) {
-        self.loading.set(None);
-        self.quality_running.set(None);
-        self.compare_running.set(false);
-        self.kv_switching.set(false);
-        self.profile_running.set(false);
-        self.bench_running.set(false);
-        self.inspect_running.set(false);
-        self.layers_running.set(false);
-        self.switching.set(None);
-        if let Some(id) = self.generating.get_untracked() {
-            self.with_msg(id, |m| m.done.set(true));
-            self.generating.set(None);
+        let running = self.job.get_untracked().map(|r| r.kind);
+        self.job.set(None);
+        self.ended(running);
+        self.show_error(kind, message);
+    }
+
+    /// A job ended without its own last event: a reply keeps what it wrote, as written.
+    fn ended(&self, kind: Option<JobKind>) {
+        if let Some(JobKind::Reply { msg, .. }) = kind {
+            self.with_msg(msg, |m| m.done.set(true));
             self.save_chat();
         }
-        self.reading.set(None);
+    }
+
+    fn show_error(&self, kind: ErrorKind, message: String) {
         if kind == ErrorKind::DeviceLost {
             self.model.set(None);
         }
@@ -847,8 +862,8 @@ impl Default for Store {
 }
 
 /// Send a request to the worker (with a file beside it when given).
-pub fn send(req: &Request, file: Option<&web_sys::File>) {
-    let Ok(json) = serde_json::to_string(req) else { return };
+pub fn send(msg: &ToWorker, file: Option<&web_sys::File>) {
+    let Ok(json) = serde_json::to_string(msg) else { return };
     WORKER.with(|w| {
         if let Some(w) = w.borrow().as_ref() {
             let msg = js_sys::Array::of2(&JsValue::from_str(&json), &file.map_or(JsValue::NULL, |f| f.into()));
@@ -871,8 +886,8 @@ pub fn start_worker(store: Store) {
         }
     };
     let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
-        match e.data().as_string().map(|s| serde_json::from_str::<Event>(&s)) {
-            Some(Ok(ev)) => store.on_event(ev),
+        match e.data().as_string().map(|s| serde_json::from_str::<FromWorker>(&s)) {
+            Some(Ok(m)) => store.on_event(m),
             _ => web_sys::console::error_1(&"lowbit: unreadable event from the worker".into()),
         }
     });

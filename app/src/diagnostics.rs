@@ -2,7 +2,6 @@
 //! page's own GPU device, not the worker's, and load no model).
 
 use std::cell::RefCell;
-use std::rc::Rc;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -15,15 +14,15 @@ use lowbit::selftest::{self, Row};
 use crate::fmt::megabytes;
 
 thread_local! {
-    static GPU: RefCell<Option<Rc<Gpu>>> = const { RefCell::new(None) };
+    static GPU: RefCell<Option<Gpu>> = const { RefCell::new(None) };
 }
 
 /// The page's GPU device for the self-test and benchmark, created on first use.
-async fn gpu() -> Result<Rc<Gpu>, String> {
+async fn gpu() -> Result<Gpu, String> {
     if let Some(g) = GPU.with(|g| g.borrow().clone()) {
         return Ok(g);
     }
-    let g = Rc::new(Gpu::new().await.map_err(|e| format!("WebGPU unavailable: {e}"))?);
+    let g = Gpu::new().await.map_err(|e| format!("WebGPU unavailable: {e}"))?;
     GPU.with(|c| *c.borrow_mut() = Some(g.clone()));
     Ok(g)
 }

@@ -9,6 +9,7 @@ use lowbit_app::share;
 
 use lowbit_app::charts;
 use crate::client::Store;
+use lowbit_app::job::JobKind;
 use crate::glossary::Explain;
 use crate::fmt::{self, megabytes, plan_label, plan_short};
 
@@ -100,7 +101,7 @@ pub fn CompareView() -> impl IntoView {
                     }
                 }}</p>
                 <div class="row">
-                    {move || if store.compare_running.get() {
+                    {move || if store.running(|k| matches!(k, JobKind::Compare)) {
                         view! { <button class="stop" data-testid="compare-stop" on:click=move |_| store.stop()>"Stop"</button> }.into_any()
                     } else {
                         view! { <button data-testid="compare-run" disabled=move || !store.can_chat() || f.prompt.get().trim().is_empty()
@@ -217,7 +218,7 @@ pub fn SpeedPanel() -> impl IntoView {
             <div class="row">
                 <button data-testid="speed-profile" disabled=move || !store.can_chat() on:click=move |_| store.profile()>
                     {move || format!("Profile a decode step at {}", plan_short(&store.plan.get().code()))}</button>
-                <span class="status">{move || store.profile_running.get().then_some("profiling…")}</span>
+                <span class="status">{move || store.running(|k| matches!(k, JobKind::Profile)).then_some("profiling…")}</span>
             </div>
             <BenchPanel/>
             {move || {
@@ -301,7 +302,7 @@ fn BenchPanel() -> impl IntoView {
                 <input type="number" min="2" max="1024" data-testid="bench-decode-tokens" prop:value=move || decode.get().to_string()
                     on:change=move |ev| { if let Ok(v) = event_target_value(&ev).parse::<usize>() { decode.set(v.clamp(2, 1024)) } }/></label>
             <button data-testid="bench-run" disabled=move || !store.can_chat() on:click=move |_| store.run_bench()>"Run the benchmark"</button>
-            <span class="status">{move || store.bench_running.get().then_some("benchmarking FP16, INT8 and INT4…")}</span>
+            <span class="status">{move || store.running(|k| matches!(k, JobKind::Bench)).then_some("benchmarking FP16, INT8 and INT4…")}</span>
         </div>
         {move || store.bench.get().map(|b| {
             let json = serde_json::to_string_pretty(&b).unwrap_or_default();
@@ -382,7 +383,7 @@ pub fn Inspector() -> impl IntoView {
                 </select>
                 <button data-testid="inspector-run" disabled=move || !store.can_chat() || chosen.get().is_empty()
                     on:click=move |_| store.inspect(&chosen.get_untracked())>"Inspect"</button>
-                <span class="status">{move || store.inspect_running.get().then_some("reading the tensor…")}</span>
+                <span class="status">{move || store.running(|k| matches!(k, JobKind::Inspect)).then_some("reading the tensor…")}</span>
             </div>
             {move || store.inspection.get().map(|i| {
                 let src = charts::RGBColor(0xb8, 0xc0, 0xd0);
@@ -428,7 +429,7 @@ pub fn Inspector() -> impl IntoView {
             <div class="row">
                 <button data-testid="inspector-layers" disabled=move || !store.can_chat()
                     on:click=move |_| store.measure_layers(crate::texts::TEXTS[0].1, 32)>"Measure each layer (32 tokens)"</button>
-                <span class="status">{move || store.layers_running.get().then_some("running every precision…")}</span>
+                <span class="status">{move || store.running(|k| matches!(k, JobKind::Layers)).then_some("running every precision…")}</span>
             </div>
             {move || store.layer_errors.get().map(|e| {
                 let rows: Vec<(String, Vec<f64>)> = e.rows.iter().map(|(v, errs)| (plan_short(&v.code()), errs.clone())).collect();

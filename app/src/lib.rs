@@ -3,6 +3,7 @@
 
 pub mod charts;
 pub mod history;
+pub mod job;
 pub mod markdown;
 pub mod protocol;
 pub mod share;

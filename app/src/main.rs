@@ -99,6 +99,7 @@ fn App() -> impl IntoView {
                 <diagnostics::SelfTestPanel/>
                 <diagnostics::BenchPanel/>
                 <DeviceLoss/>
+                <GpuHoldings/>
             </details>
         </main>
     }
@@ -188,7 +189,7 @@ fn ChatsPanel() -> impl IntoView {
                     view! {
                         <li data-testid="saved-chat" class:current=current.clone()>
                             <button class="ghost link-like" data-testid="open-chat" aria-current=move || current().then_some("true")
-                                disabled=move || store.generating.get().is_some()
+                                disabled=move || store.generating().is_some()
                                 on:click=move |_| store.open_chat(&id)>{c.title.clone()}</button>
                             <span class="hint">{format!("{} · {} messages", when(c.updated_ms), c.messages.len())}</span>
                             <button class="ghost small" data-testid="delete-chat" aria-label=format!("Delete the chat “{}”", c.title)
@@ -222,6 +223,31 @@ fn DeviceLoss() -> impl IntoView {
                 the conversation stays, and the next reply reads it again. This button destroys the device to show it."</Explain>
             <button data-testid="lose-device" disabled=move || !store.can_chat() title=move || store.busy_reason()
                 on:click=move |_| store.lose_device()>"Simulate a lost GPU"</button>
+        </section>
+    }
+}
+
+/// Diagnostics: what the engine holds on the GPU now, counted after every job.
+#[component]
+fn GpuHoldings() -> impl IntoView {
+    let store = expect_context::<Store>();
+    view! {
+        <section data-testid="gpu-holdings">
+            <h2>"What the engine holds on the GPU"</h2>
+            <Explain>"Every buffer lowbit makes on the GPU is counted while it exists. Switching precision or \
+                loading a model again gives back what the model held before, so after any number of switches the \
+                counts return to what they were at the same precision; after a lost GPU there is still one device."</Explain>
+            <p data-testid="gpu-resources" role="status">{move || match store.resources.get() {
+                None => "not counted yet".to_string(),
+                Some((devices, live)) => format!(
+                    "{devices} GPU device{}, {} buffer{} holding {}",
+                    if devices == 1 { "" } else { "s" },
+                    live.buffers,
+                    if live.buffers == 1 { "" } else { "s" },
+                    megabytes(live.bytes),
+                ),
+            }}</p>
+            <p class="hint" data-testid="gpu-resources-exact">{move || store.resources.get().map(|(d, l)| format!("devices={d} buffers={} bytes={}", l.buffers, l.bytes))}</p>
         </section>
     }
 }
@@ -334,10 +360,10 @@ fn model_status(store: &Store) -> String {
             _ => "starting the engine (WebGPU)…".into(),
         };
     }
-    if let Some((name, _)) = store.loading.get() {
+    if let Some((name, _)) = store.loading() {
         return format!("loading {name}…");
     }
-    if let Some((p, _)) = store.switching.get() {
+    if let Some((p, _)) = store.switching() {
         return format!("switching to {p}…");
     }
     match store.model.get() {
@@ -351,7 +377,7 @@ fn model_status(store: &Store) -> String {
 fn LoadProgress() -> impl IntoView {
     let store = expect_context::<Store>();
     move || {
-        store.loading.get().map(|(name, stages)| {
+        store.loading().map(|(name, stages)| {
             view! {
                 <div class="load-progress" data-testid="load-progress">
                     <div class="load-head">
@@ -465,7 +491,7 @@ fn PrecisionPanel() -> impl IntoView {
             {move || store.plan_reason.get().map(|why| view! {
                 <p class="hint" data-testid="precision-reason">{format!("Loaded at {why}.")}</p>
             })}
-            {move || store.switching.get().map(|(p, prog)| view! {
+            {move || store.switching().map(|(p, prog)| view! {
                 <div class="switch-progress" data-testid="switch-progress">
                     <span>{format!("Requantizing to {p}")}</span>
                     <progress max="1" value=prog.map_or(0.0, |g| fmt::fraction(g.done, g.total))></progress>
@@ -658,8 +684,8 @@ fn ChatPanel() -> impl IntoView {
     };
     Effect::new(move |prev: Option<Option<u64>>| {
         store.messages.with(|m| m.last().map(|c| c.text.track()));
-        store.reading.track();
-        let generating = store.generating.get();
+        store.job.track();
+        let generating = store.generating();
         // A new reply (sent, regenerated, edited) is followed from its start.
         if generating.is_some() && prev != Some(generating) {
             follow.set_value(true);
@@ -678,7 +704,7 @@ fn ChatPanel() -> impl IntoView {
     // The input takes the focus when a model is ready and when a reply ends (the Stop button
     // it may have had is gone), unless the user is typing somewhere else.
     Effect::new(move |prev: Option<(bool, bool)>| {
-        let now = (store.loading.with(|l| l.is_some()), store.generating.with(|g| g.is_some()));
+        let now = (store.loading().is_some(), store.generating().is_some());
         let ended = prev.is_some_and(|(loading, generating)| (loading && !now.0) || (generating && !now.1));
         if ended && store.model.with_untracked(|m| m.is_some()) && !typing_elsewhere(input_ref) {
             if let Some(el) = input_ref.get_untracked() {
@@ -696,7 +722,8 @@ fn ChatPanel() -> impl IntoView {
     });
     // Esc stops the reply (or the comparison) being generated, wherever the focus is.
     let esc = window_event_listener(leptos::ev::keydown, move |ev| {
-        if ev.key() == "Escape" && (store.generating.get_untracked().is_some() || store.compare_running.get_untracked()) {
+        // (`stop` stops only a job that Stop ends.)
+        if ev.key() == "Escape" {
             store.stop();
         }
     });
@@ -708,7 +735,7 @@ fn ChatPanel() -> impl IntoView {
                 <div class="chat-actions">
                     <button class="ghost small" data-testid="regenerate" disabled=move || !store.can_chat() || store.messages.get().is_empty()
                         on:click=move |_| store.regenerate()>"Regenerate"</button>
-                    <button class="ghost small" data-testid="new-chat" disabled=move || store.generating.get().is_some()
+                    <button class="ghost small" data-testid="new-chat" disabled=move || store.generating().is_some()
                         on:click=move |_| store.new_chat()>"New chat"</button>
                 </div>
             </div>
@@ -753,7 +780,7 @@ fn ChatPanel() -> impl IntoView {
                     on:keydown=move |ev: leptos::ev::KeyboardEvent| {
                         if ev.key() == "Enter" && !ev.shift_key() { ev.prevent_default(); send(); }
                     }></textarea>
-                {move || if store.generating.get().is_some() {
+                {move || if store.generating().is_some() {
                     view! { <button type="button" class="stop" data-testid="stop" on:click=move |_| store.stop()>"Stop"</button> }.into_any()
                 } else {
                     view! { <button type="submit" data-testid="send" disabled=move || !store.can_chat() || input.get().trim().is_empty()>"Send"</button> }.into_any()
@@ -836,8 +863,8 @@ fn message_view(m: ChatMsg) -> impl IntoView {
                 <span class="role">{if is_assistant { "assistant" } else { "you" }}</span>
                 {label.map(|l| view! { <span class=format!("badge {badge}")>{l}</span> })}
                 {move || forgotten().then(|| view! { <span class="hint" data-testid="out-of-context">"out of context"</span> })}
-                {move || (!done.get()).then(|| view! { <span class="typing" data-testid="reply-state">{move || match store.reading.get() {
-                    Some((read, total)) if store.generating.get() == Some(id) => format!("reading the prompt: {read} / {total} tokens…"),
+                {move || (!done.get()).then(|| view! { <span class="typing" data-testid="reply-state">{move || match store.reading() {
+                    Some((read, total)) if store.generating() == Some(id) => format!("reading the prompt: {read} / {total} tokens…"),
                     _ if text.with(|t| t.is_empty()) => "reading the prompt…".to_string(),
                     _ => "generating…".to_string(),
                 }}</span> })}
@@ -863,7 +890,7 @@ fn message_view(m: ChatMsg) -> impl IntoView {
                         title=move || store.busy_reason().unwrap_or("Write this reply again (it and everything after it are replaced)")
                         on:click=move |_| store.regenerate_at(id)>"Regenerate"</button> }.into_any()
                 } else {
-                    view! { <button class="ghost small" data-testid="edit-message" disabled=move || store.generating.get().is_some()
+                    view! { <button class="ghost small" data-testid="edit-message" disabled=move || store.generating().is_some()
                         title="Change this message and send it again (the replies after it are replaced)"
                         on:click=move |_| store.edit(id)>"Edit"</button> }.into_any()
                 }}
@@ -918,7 +945,7 @@ fn Stats() -> impl IntoView {
     view! {
         <div class="stats" data-testid="reply-stats">
             <div><span class="k">"prefill"</span><span data-testid="prefill-tps">{move || s().map_or("–".into(), |s| format!("{:.1} tok/s", s.prefill_tokens_per_second))}</span></div>
-            <div><span class="k">"decode"</span><span data-testid="decode-tps">{move || match (store.generating.get(), store.live.get(), s()) {
+            <div><span class="k">"decode"</span><span data-testid="decode-tps">{move || match (store.generating(), store.live.get(), s()) {
                 // While a reply streams: its running rate (from the second token on).
                 (Some(_), Some((n, tps)), _) if n > 1 => format!("{tps:.2} tok/s"),
                 (Some(_), _, _) => "…".into(),
@@ -1008,7 +1035,7 @@ fn QualityPanel() -> impl IntoView {
                 </label>
                 <button data-testid="quality-run" disabled=move || !store.can_chat() || text.get().trim().is_empty()
                     on:click=move |_| store.measure_quality(&text.get_untracked(), max_tokens.get_untracked())>"Measure"</button>
-                <span class="status" data-testid="quality-status">{move || match store.quality_running.get() {
+                <span class="status" data-testid="quality-status">{move || match store.quality_at() {
                     Some(Some(p)) => format!("scoring at {p}…"),
                     Some(None) => "starting…".into(),
                     None => String::new(),

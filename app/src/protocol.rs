@@ -3,7 +3,7 @@
 //! as a `File`, which `postMessage` hands over without copying).
 
 use lowbit::chat::Message;
-use lowbit::gpu::AdapterSummary;
+use lowbit::gpu::{AdapterSummary, Live};
 use lowbit::quality::Quality;
 use lowbit::sampler::SamplerConfig;
 use lowbit::session::{Fit, ModelInfo, Progress, ReplyStats};
@@ -14,9 +14,35 @@ use lowbit::plan::{Plan, Variant};
 use lowbit::KvPrecision;
 use serde::{Deserialize, Serialize};
 
-/// Page → worker.
+/// Page → worker: a job, or a control message about the job running or about the cache.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum Request {
+pub enum ToWorker {
+    /// Run `job`. The worker runs one job at a time; every event about it carries `id`.
+    Job { id: JobId, job: Job },
+    /// Answered at once, also while a job runs.
+    Control(Control),
+}
+
+/// Names a job: the page numbers them, the worker's events about a job carry its number, so an
+/// event about a job the page has finished with (a token after an error) is told apart.
+pub type JobId = u64;
+
+/// What the worker does beside a job.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Control {
+    /// Cancel `job` if it is a load or a precision switch (the model before it stays).
+    Cancel { job: JobId },
+    /// Stop `job` if it is a reply or a comparison (what was generated is kept).
+    Stop { job: JobId },
+    ListCache,
+    DeleteCache { key: String },
+    /// Count the GPU devices and buffers the worker holds ([`Event::Resources`]).
+    Resources,
+}
+
+/// The work the page asks of the worker, one at a time.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Job {
     /// Load a model from a URL: from the model cache when it holds the URL, else downloaded
     /// (and then cached).
     /// `plan: None` loads at the plan the file suggests (`ModelInfo::suggested_plan`).
@@ -25,17 +51,11 @@ pub enum Request {
     LoadFile { name: String, plan: Option<Plan>, n_ctx: usize },
     /// Load a model from the cache by its key.
     LoadCached { key: String, plan: Option<Plan>, n_ctx: usize },
-    /// Cancel the load or precision switch in progress.
-    Cancel,
     /// Requantize the loaded model to another plan of precisions (uniform or mixed per tensor
     /// group), keeping the conversation.
     SetPrecision { plan: Plan },
     /// Answer the last message of `messages` (the whole conversation, system prompt first).
-    Chat { id: u64, messages: Vec<Message>, sampling: SamplerConfig, max_tokens: usize },
-    /// Stop the reply being generated (what was generated is kept).
-    Stop,
-    ListCache,
-    DeleteCache { key: String },
+    Chat { messages: Vec<Message>, sampling: SamplerConfig, max_tokens: usize },
     /// Store the KV cache as f32, f16 or INT8 (the conversation is prefilled again next turn).
     SetKv { kv: KvPrecision },
     /// Make the KV cache hold `n_ctx` tokens (the conversation's cached tokens are kept as far as
@@ -58,6 +78,14 @@ pub enum Request {
     /// Destroy the GPU device, as a driver reset would (Diagnostics → simulate a lost GPU): the
     /// worker then recovers as from a real loss, on a new device with the same model.
     LoseDevice,
+}
+
+/// Worker → page: an event, and the job it is about (`None`: not about a job, such as `Ready`,
+/// `Cache` or `Resources`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FromWorker {
+    pub job: Option<JobId>,
+    pub event: Event,
 }
 
 /// Cache key path prefix for files the user opened (the Cache API keys are URLs).
@@ -90,6 +118,8 @@ pub enum ErrorKind {
     /// The URL answered with a web page instead of a file.
     NotAFile,
     TooLarge,
+    /// The file is larger than the page's engine can hold ([`MAX_FILE_BYTES`]).
+    FileTooLarge,
     OutOfMemory,
     DeviceLost,
     ContextFull,
@@ -111,6 +141,7 @@ impl ErrorKind {
             ErrorKind::HttpStatus => "The server refused the download",
             ErrorKind::NotAFile => "That link is a web page, not a model file",
             ErrorKind::TooLarge => "The model does not fit this GPU",
+            ErrorKind::FileTooLarge => "The file is too large for the page",
             ErrorKind::OutOfMemory => "The GPU ran out of memory",
             ErrorKind::DeviceLost => "The GPU device was lost",
             ErrorKind::ContextFull => "The conversation is longer than the context",
@@ -148,13 +179,13 @@ pub enum Event {
     ContextSet { context_size: usize, kv_bytes: u64, context_used: usize },
     /// The precision switch is done.
     Switched { plan: Plan, weight_bytes: u64, ms: f64 },
-    /// The reply `id` has read `done` of its prompt's `total` new tokens (sent between the
-    /// slices a long prompt is read in; Stop takes effect at the next one).
-    Reading { id: u64, done: usize, total: usize },
-    /// A piece of the reply `id`, with the decode rate so far (tokens per second since the
-    /// first token; 0 until the second).
-    Token { id: u64, text: String, tokens: usize, decode_tps: f64 },
-    ReplyDone { id: u64, stats: ReplyStats, stopped: bool },
+    /// The reply has read `done` of its prompt's `total` new tokens (sent between the slices a
+    /// long prompt is read in; Stop takes effect at the next one).
+    Reading { done: usize, total: usize },
+    /// A piece of the reply, with the decode rate so far (tokens per second since the first
+    /// token; 0 until the second).
+    Token { text: String, tokens: usize, decode_tps: f64 },
+    ReplyDone { stats: ReplyStats, stopped: bool },
     Cache { entries: Vec<CachedModel> },
     /// The quality measurement moved on to `plan`.
     QualityProgress { plan: Variant },
@@ -172,6 +203,12 @@ pub enum Event {
     LayerErrors { errors: LayerErrors },
     /// The load or switch was cancelled; the model loaded before (if any) is still there.
     Cancelled,
+    /// The device was lost during the job: the worker loads `name` again on a new device, as
+    /// this same job (its progress and `Loaded` follow).
+    Reloading { name: String },
+    /// The GPU devices the worker holds and the buffers on them (what a switch or a reload must
+    /// leave as it found).
+    Resources { devices: usize, live: Live },
     Error { kind: ErrorKind, message: String },
 }
 
@@ -202,6 +239,23 @@ pub fn http_status_message(url: &str, status: u16, text: &str) -> String {
         _ => "the server would not send the file",
     };
     format!("{url} answered HTTP {status}{}{}: {what}.", if text.is_empty() { "" } else { " " }, text)
+}
+
+/// The largest model file the page loads. The engine worker is a 32-bit WebAssembly program: its
+/// memory ends at 4 GiB, and it holds the file (to switch precisions from the original weights)
+/// beside the work of requantizing one tensor at a time. Past half of that a load would run out
+/// of memory part way, so such a file is refused before it is read.
+pub const MAX_FILE_BYTES: u64 = 2 << 30;
+
+/// What the page says when a file is larger than [`MAX_FILE_BYTES`].
+pub fn file_too_large_message(name: &str, bytes: u64) -> String {
+    format!(
+        "{name} is {:.2} GB; the page's engine holds the model file in its memory, which ends at 4 GiB, so it loads \
+         files up to {:.2} GB. Choose a smaller quantization of the model (Q4_K_M or Q8_0 instead of F16), or run \
+         the file with the lowbit command-line tool, which has no such limit.",
+        bytes as f64 / 1e9,
+        MAX_FILE_BYTES as f64 / 1e9
+    )
 }
 
 /// What the page says when a model URL is on another host.
@@ -239,6 +293,12 @@ mod tests {
         for d in ["object-src 'none'", "base-uri 'none'", "form-action 'none'", "frame-ancestors 'none'", "default-src 'self'"] {
             assert!(csp.split(';').any(|x| x.trim() == d), "{d} missing from {csp}");
         }
+    }
+
+    #[test]
+    fn a_file_too_large_says_its_size_and_what_to_do() {
+        let m = file_too_large_message("big.gguf", 3_400_000_000);
+        assert!(m.starts_with("big.gguf is 3.40 GB;") && m.contains("up to 2.15 GB") && m.contains("Q4_K_M"), "{m}");
     }
 
     #[test]

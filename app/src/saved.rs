@@ -91,7 +91,7 @@ impl Store {
     /// Put saved chat `id` on screen (not while a reply is being written). The engine reads it
     /// again with the next message (what its cache holds of it is reused).
     pub fn open_chat(&self, id: &str) {
-        if self.generating.get_untracked().is_some() {
+        if untrack(|| self.generating()).is_some() {
             return;
         }
         let Some(chat) = self.chats.with_untracked(|cs| cs.iter().find(|c| c.id == id).cloned()) else { return };
@@ -116,7 +116,7 @@ impl Store {
     }
 
     pub fn delete_chat(&self, id: &str) {
-        if self.generating.get_untracked().is_some() && self.chat_id.get_untracked() == id {
+        if untrack(|| self.generating()).is_some() && self.chat_id.get_untracked() == id {
             return;
         }
         self.chats.update(|cs| cs.retain(|c| c.id != id));

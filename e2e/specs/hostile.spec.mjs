@@ -64,3 +64,27 @@ test('every hostile file is refused by name; the model and the conversation stay
   await expect(app.id('model-status')).toContainText('ready: nan.gguf');
   expect(app.errors).toEqual([]);
 });
+
+// A file larger than the worker's memory can hold (its 32-bit WebAssembly memory ends at 4 GiB) is
+// refused from its size, before a byte is read: here a 3.4 GB download (the server's answer is
+// played by the test, its Content-Length is what matters). The model loaded before stays.
+test('a file too large for the page is refused before it is read', async ({ page, context }) => {
+  await context.route('**/models/huge.gguf', (route) => route.fulfill({
+    status: 200,
+    body: Buffer.alloc(1024),
+    headers: { 'content-type': 'application/octet-stream', 'content-length': '3400000000' },
+  }));
+  const app = new AppPage(page);
+  await page.setViewportSize({ width: 1300, height: 1000 });
+  await app.open();
+  await app.loadTiny();
+  await app.id('model-url-input').fill('models/huge.gguf');
+  await app.id('model-url-load').click();
+  const banner = app.id('error-message');
+  await expect(banner).toHaveAttribute('data-kind', 'FileTooLarge', { timeout: LONG });
+  await expect(banner).toContainText('huge.gguf is 3.40 GB');
+  await expect(banner).toContainText('files up to 2.15 GB');
+  await expect(app.id('model-status')).toContainText(`ready: ${TINY_MODEL}`);
+  await expect(app.id('cached-model')).toHaveCount(1);
+  expect(app.errors).toEqual([]);
+});

@@ -35,6 +35,8 @@ test('after a lost GPU device the model is loaded again and the conversation goe
   await expect(reply).toHaveAttribute('data-precision', 'int8');
   // The new device read the whole conversation again (the old cache went with the old device).
   await expect(app.id('prompt-tokens')).toContainText('(0 reused from the cache)');
+  // The old device went with the old model: the worker holds one.
+  await expect(app.id('gpu-resources-exact')).toHaveText(/^devices=1 buffers=\d+/, { timeout: LONG });
   await app.screenshot(testInfo, 'recovered');
   expect(app.errors).toEqual([]);
 });

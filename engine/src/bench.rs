@@ -387,7 +387,7 @@ pub fn prompt_ids(vocab: usize, n: usize) -> Vec<u32> {
 /// [`model`] on a loaded backend, whose precision it switches (and leaves at the last one) and
 /// whose KV cache it overwrites.
 pub async fn model_on(
-    b: &mut crate::model::gpu::GpuBackend<'_>,
+    b: &mut crate::model::gpu::GpuBackend,
     g: &crate::gguf::Gguf<'_>,
     name: &str,
     precisions: &[Precision],
@@ -396,7 +396,7 @@ pub async fn model_on(
 ) -> Result<ModelBench> {
     use crate::model::{forward, Backend};
     let prompt_tokens = prompt.len();
-    let gpu = b.gpu;
+    let gpu = b.gpu.clone();
     let cfg = b.cfg.clone();
     let n_ctx = b.n_ctx;
     if prompt_tokens == 0 || decode_tokens == 0 || prompt_tokens + decode_tokens + 2 > n_ctx {
@@ -412,7 +412,7 @@ pub async fn model_on(
         if copy_gbps == 0.0 {
             // The copy yardstick over as many bytes as a decode step reads.
             let limit = gpu.info.max_storage_buffer_binding_size.min(gpu.info.max_buffer_size);
-            copy_gbps = copy_bandwidth(gpu, b.bytes_per_token(0).min(limit).min(256 << 20), 10).await?.0;
+            copy_gbps = copy_bandwidth(&gpu, b.bytes_per_token(0).min(limit).min(256 << 20), 10).await?.0;
         }
         for k in b.kernels() {
             gpu.pipeline(k);

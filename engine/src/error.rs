@@ -17,7 +17,7 @@ pub enum Error {
     DuplicateKey(String),
     #[error("GGUF: two tensors are named {0}")]
     DuplicateTensor(String),
-    #[error("GGUF: general.alignment {0} is not a power of two")]
+    #[error("GGUF: general.alignment is {0}, not a power of two")]
     BadAlignment(String),
     #[error("GGUF: tensor {tensor}'s data offset {offset} is not a multiple of the alignment {alignment}")]
     Misaligned { tensor: String, offset: u64, alignment: u64 },

@@ -33,6 +33,27 @@ pub enum Value {
     Array(Array),
 }
 
+/// A value as an error message quotes it: numbers as numbers, strings in quotes, arrays by size.
+impl std::fmt::Display for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Value::U8(v) => write!(f, "{v}"),
+            Value::I8(v) => write!(f, "{v}"),
+            Value::U16(v) => write!(f, "{v}"),
+            Value::I16(v) => write!(f, "{v}"),
+            Value::U32(v) => write!(f, "{v}"),
+            Value::I32(v) => write!(f, "{v}"),
+            Value::U64(v) => write!(f, "{v}"),
+            Value::I64(v) => write!(f, "{v}"),
+            Value::F32(v) => write!(f, "{v}"),
+            Value::F64(v) => write!(f, "{v}"),
+            Value::Bool(v) => write!(f, "{v}"),
+            Value::String(v) => write!(f, "the string {v:?}"),
+            Value::Array(a) => write!(f, "an array of {} values", a.len()),
+        }
+    }
+}
+
 /// A metadata array, one vector of its element type: numbers take in memory what they take on
 /// disk (no enum per element), so metadata can never grow much past the file that holds it.
 #[derive(Clone, Debug, PartialEq)]
@@ -412,7 +433,7 @@ impl<'a> Gguf<'a> {
             Some(v) => v
                 .as_u64()
                 .filter(|a| a.is_power_of_two())
-                .ok_or_else(|| Error::BadAlignment(format!("{v:?}")))?,
+                .ok_or_else(|| Error::BadAlignment(v.to_string()))?,
         };
         let mut infos = Vec::with_capacity(n_tensors as usize);
         for _ in 0..n_tensors {

@@ -171,7 +171,7 @@ pub fn relative_error(a: &[f32], b: &[f32]) -> f64 {
 /// Run `tokens` through `b` at the reference and at each variant (requantizing in place, like
 /// [`crate::quality::compare_on`]) and compare every layer's output. The KV cache is overwritten.
 pub async fn layer_errors(
-    b: &mut crate::model::gpu::GpuBackend<'_>,
+    b: &mut crate::model::gpu::GpuBackend,
     g: &Gguf<'_>,
     tokens: &[u32],
     variants: &[crate::plan::Variant],
@@ -179,7 +179,7 @@ pub async fn layer_errors(
 ) -> Result<LayerErrors> {
     use crate::model::{forward_hidden, Backend};
     let cfg = b.cfg.clone();
-    let run = |b: &mut crate::model::gpu::GpuBackend<'_>, v: crate::plan::Variant| -> Result<Vec<crate::model::gpu::Act>> {
+    let run = |b: &mut crate::model::gpu::GpuBackend, v: crate::plan::Variant| -> Result<Vec<crate::model::gpu::Act>> {
         b.set_precision(g, v.plan)?;
         b.set_kv(v.kv)?;
         forward_hidden(&cfg, b, tokens, 0)

@@ -110,9 +110,9 @@ pub struct LaneSummary {
     pub first_divergence: Option<usize>,
 }
 
-struct Lane<'g> {
+struct Lane {
     variant: Variant,
-    backend: GpuBackend<'g>,
+    backend: GpuBackend,
     sampler: Sampler,
     /// Prompt and generated tokens this lane has read or will read next.
     history: Vec<u32>,
@@ -132,19 +132,19 @@ struct Lane<'g> {
 
 /// A running comparison (see the module docs). Drive it with [`LockStep::prefill`] and
 /// [`LockStep::step`] until `step` returns `None`.
-pub struct LockStep<'s, 'g> {
-    session: &'s Session<'g>,
-    lanes: Vec<Lane<'g>>,
+pub struct LockStep<'s> {
+    session: &'s Session,
+    lanes: Vec<Lane>,
     pub settings: CompareSettings,
     pub prompt_tokens: usize,
     prompt: Vec<u32>,
     position: usize,
 }
 
-impl<'s, 'g> LockStep<'s, 'g> {
+impl<'s> LockStep<'s> {
     /// Lanes for FP16 and `settings.plans` over the session's model. Weights at the session's
     /// precision are shared, the rest requantized; each lane gets a KV cache just long enough.
-    pub fn new(session: &'s Session<'g>, mut settings: CompareSettings) -> Result<Self> {
+    pub fn new(session: &'s Session, mut settings: CompareSettings) -> Result<Self> {
         let mut lanes = vec![Variant::REFERENCE];
         for v in &settings.lanes {
             if !lanes.contains(v) {

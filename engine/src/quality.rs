@@ -110,7 +110,7 @@ pub fn uniform_plans() -> Vec<Variant> {
 /// (added when `plans` lacks it). The KV cache is overwritten and the backend is left at the
 /// last variant.
 pub async fn compare_on(
-    b: &mut GpuBackend<'_>,
+    b: &mut GpuBackend,
     g: &Gguf<'_>,
     tokens: &[u32],
     chunk: usize,

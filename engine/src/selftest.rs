@@ -238,7 +238,7 @@ fn max_abs(v: &[f32]) -> f32 {
 }
 
 /// A [`Step`] uniform at `pos0`, for the kernels that read the position from it.
-fn step(gpu: &Gpu, pos0: usize) -> wgpu::Buffer {
+fn step(gpu: &Gpu, pos0: usize) -> crate::gpu::Buffer {
     gpu.uniform("step", &Step { pos0: pos0 as u32, ..Default::default() }.words())
 }
 
@@ -250,7 +250,7 @@ pub async fn run_case(gpu: &Gpu, case: &Case, seed: u64) -> Result<Row> {
     // Each arm records its passes and returns (output buffer, cpu reference, per-output scale);
     // a cache's output is words, decoded by `decode` into what is compared.
     let mut decode: Option<Box<dyn Fn(&[u32]) -> Vec<f32>>> = None;
-    let (out, want, scale): (wgpu::Buffer, Vec<f32>, Vec<f32>) = match *case {
+    let (out, want, scale): (crate::gpu::Buffer, Vec<f32>, Vec<f32>) = match *case {
         Case::Matvec { p, reduce, fuse, k, n } => {
             let rows = n * fuse.pairs();
             let w = QuantMatrix::quantize(&rng.normals(rows * k, 0.05), rows, k, p)?;

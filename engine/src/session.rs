@@ -354,20 +354,20 @@ pub struct Progress {
 }
 
 /// A model loaded on the GPU, with its conversation state.
-pub struct Session<'g> {
+pub struct Session {
     bytes: Vec<u8>,
     pub cfg: Config,
     pub info: ModelInfo,
     pub tok: Tokenizer,
     template: ChatTemplate,
-    backend: GpuBackend<'g>,
+    backend: GpuBackend,
     /// Tokens whose keys and values are in the KV cache, from position 0.
     cached: Vec<u32>,
 }
 
 /// Loads a [`Session`] a step at a time, so the caller can show progress and cancel.
-pub struct Loader<'g> {
-    gpu: &'g Gpu,
+pub struct Loader {
+    gpu: Gpu,
     bytes: Vec<u8>,
     cfg: Config,
     tok: Tokenizer,
@@ -377,10 +377,10 @@ pub struct Loader<'g> {
     rq: Requantizer,
 }
 
-impl<'g> Loader<'g> {
+impl Loader {
     /// Parse the file (header, tokenizer, template) and check it fits the adapter at `plan`
     /// (`None`: the file's [`ModelInfo::suggested_plan`]).
-    pub fn new(gpu: &'g Gpu, bytes: Vec<u8>, plan: Option<Plan>, n_ctx: usize) -> Result<Self> {
+    pub fn new(gpu: &Gpu, bytes: Vec<u8>, plan: Option<Plan>, n_ctx: usize) -> Result<Self> {
         let g = Gguf::parse(&bytes)?;
         let (cfg, tok) = (Config::from_gguf(&g), tokenizer_and_template(&g));
         let info = ModelInfo::from_parts(&g, bytes.len() as u64, &cfg, &tok);
@@ -392,7 +392,7 @@ impl<'g> Loader<'g> {
         info.check_fit(&gpu.info, &plan)?;
         let rq = Requantizer::new(&cfg, &g, plan)?;
         drop(g);
-        Ok(Loader { gpu, bytes, cfg, tok, template, info, n_ctx, rq })
+        Ok(Loader { gpu: gpu.clone(), bytes, cfg, tok, template, info, n_ctx, rq })
     }
 
     /// The model file.
@@ -416,14 +416,14 @@ impl<'g> Loader<'g> {
 
     /// Requantize and upload one tensor; false when all are done.
     pub fn step(&mut self) -> Result<bool> {
-        self.rq.step(self.gpu, &self.bytes)
+        self.rq.step(&self.gpu, &self.bytes)
     }
 
     /// Build the session (norms, KV cache, tokenizer) once every step is done.
-    pub fn finish(self) -> Result<Session<'g>> {
+    pub fn finish(self) -> Result<Session> {
         let g = Gguf::parse(&self.bytes)?;
         let weights = self.rq.finish()?;
-        let backend = GpuBackend::with_weights(self.gpu, &g, weights, self.n_ctx)?;
+        let backend = GpuBackend::with_weights(&self.gpu, &g, weights, self.n_ctx)?;
         drop(g);
         Ok(Session { bytes: self.bytes, cfg: self.cfg, info: self.info, tok: self.tok, template: self.template, backend, cached: vec![] })
     }
@@ -438,9 +438,9 @@ impl Switch {
     }
 }
 
-impl<'g> Session<'g> {
+impl Session {
     /// Load at once (no progress): the CLI and tests.
-    pub fn load(gpu: &'g Gpu, bytes: Vec<u8>, plan: impl Into<Plan>, n_ctx: usize) -> Result<Self> {
+    pub fn load(gpu: &Gpu, bytes: Vec<u8>, plan: impl Into<Plan>, n_ctx: usize) -> Result<Self> {
         let mut l = Loader::new(gpu, bytes, Some(plan.into()), n_ctx)?;
         while l.step()? {}
         l.finish()
@@ -485,8 +485,8 @@ impl<'g> Session<'g> {
         self.bytes
     }
 
-    pub fn gpu(&self) -> &'g Gpu {
-        self.backend.gpu
+    pub fn gpu(&self) -> &Gpu {
+        &self.backend.gpu
     }
 
     pub fn weight_bytes(&self) -> u64 {
@@ -518,7 +518,7 @@ impl<'g> Session<'g> {
     }
 
     pub fn step_switch(&self, s: &mut Switch) -> Result<bool> {
-        s.0.step(self.backend.gpu, &self.bytes)
+        s.0.step(&self.backend.gpu, &self.bytes)
     }
 
     pub fn finish_switch(&mut self, s: Switch) -> Result<()> {
@@ -653,12 +653,12 @@ impl<'g> Session<'g> {
     }
 }
 
-impl<'g> Session<'g> {
+impl Session {
     /// Lend the GPU backend and the parsed file to a measurement that requantizes and overwrites
     /// the KV cache. The conversation's part of the cache is copied aside first; the plan, the KV
     /// format and that part are put back afterwards, whatever the measurement did, so the next
     /// reply reads only its own new tokens.
-    async fn with_backend<T>(&mut self, f: impl AsyncFnOnce(&mut GpuBackend<'g>, &Gguf<'_>) -> Result<T>) -> Result<T> {
+    async fn with_backend<T>(&mut self, f: impl AsyncFnOnce(&mut GpuBackend, &Gguf<'_>) -> Result<T>) -> Result<T> {
         let (was, kv) = (self.plan(), self.kv());
         let snapshot = self.backend.save_kv(self.cached.len());
         let g = Gguf::parse(&self.bytes)?;
@@ -699,7 +699,7 @@ impl<'g> Session<'g> {
     }
 }
 
-impl<'g> Session<'g> {
+impl Session {
     /// Time one decode step at the current plan (after the conversation, which it keeps): its
     /// wall time, every kernel's GPU time, and the copy bandwidth to compare its bytes with.
     pub async fn profile_decode(&mut self) -> Result<crate::bench::DecodeProfile> {
@@ -721,7 +721,7 @@ impl<'g> Session<'g> {
         let timed_wall_ms = passes.as_ref().map(|_| crate::util::now_ms() - t0);
         let kernels = passes.as_deref().map(crate::bench::by_kernel).unwrap_or_default();
         let bytes_per_token = self.backend.bytes_per_token(pos);
-        let (copy_gbps, _) = crate::bench::copy_bandwidth(self.backend.gpu, 32 << 20, 10).await?;
+        let (copy_gbps, _) = crate::bench::copy_bandwidth(&self.backend.gpu, 32 << 20, 10).await?;
         Ok(crate::bench::DecodeProfile {
             plan: self.plan(),
             kv: self.kv(),
@@ -736,7 +736,7 @@ impl<'g> Session<'g> {
     }
 }
 
-impl<'g> Session<'g> {
+impl Session {
     /// The model benchmark ([`crate::bench::model_on`]) on the loaded model: prefill
     /// `prompt_tokens` and decode `decode_tokens` greedily at each precision. Uses the KV cache
     /// like [`Session::quality`] and restores it (the conversation's part), the precision and the
@@ -747,7 +747,7 @@ impl<'g> Session<'g> {
     }
 }
 
-impl<'g> Session<'g> {
+impl Session {
     /// Each layer's output error at `variants` vs FP16 on `text` (cut to `max_tokens`). Uses the
     /// KV cache like [`Session::quality`] and restores it (the conversation's part), the precision and
     /// the KV format afterwards.

@@ -104,7 +104,7 @@ impl Tokenizer {
                 None => Ok(None),
                 Some(v) => match v.as_u64() {
                     Some(id) if (id as usize) < n => Ok(Some(id as u32)),
-                    _ => Err(Error::TokenId { key: key.into(), id: format!("{v:?}"), vocab: n }),
+                    _ => Err(Error::TokenId { key: key.into(), id: v.to_string(), vocab: n }),
                 },
             }
         };

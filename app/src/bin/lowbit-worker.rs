@@ -1,6 +1,7 @@
 //! The engine worker: a dedicated Web Worker that owns the GPU device and the loaded model, so
 //! the page stays responsive while a model loads or a reply is generated. It takes
-//! [`Request`]s and answers with [`Event`]s (see `protocol.rs`).
+//! jobs and control messages ([`ToWorker`]) and answers with [`Event`]s, each naming the job it
+//! is about (see `protocol.rs`).
 
 use std::cell::{Cell, RefCell};
 
@@ -12,7 +13,10 @@ use lowbit::lockstep::{CompareSettings, LockStep};
 use lowbit::model::Step;
 use lowbit::plan::Plan;
 use lowbit::Error;
-use lowbit_app::protocol::{blocked_host_message, download_allowed, http_status_message, CachedModel, ErrorKind, Event, Request, LOCAL_FILE_KEY};
+use lowbit_app::protocol::{
+    blocked_host_message, download_allowed, file_too_large_message, http_status_message, CachedModel, Control, ErrorKind, Event, FromWorker, Job, JobId, ToWorker,
+    LOCAL_FILE_KEY, MAX_FILE_BYTES,
+};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
@@ -25,12 +29,13 @@ const YIELD_MS: f64 = 50.0;
 
 #[derive(Default)]
 struct State {
-    gpu: Option<&'static Gpu>,
-    session: Option<Session<'static>>,
+    /// The device (a handle the session shares: dropping both frees it).
+    gpu: Option<Gpu>,
+    session: Option<Session>,
     /// The loaded model's name (what `Loaded` said).
     name: String,
-    /// A load, switch or reply is running.
-    busy: bool,
+    /// The job running (one at a time): the events it sends carry its id.
+    job: Option<JobId>,
 }
 
 thread_local! {
@@ -70,8 +75,18 @@ fn scope() -> DedicatedWorkerGlobalScope {
     js_sys::global().unchecked_into()
 }
 
+/// Send an event about no job (the adapter, the cache, the resources).
 fn post(ev: &Event) {
-    match serde_json::to_string(ev) {
+    send(None, ev)
+}
+
+/// Send an event about the job running.
+fn emit(ev: &Event) {
+    send(STATE.with(|s| s.borrow().job), ev)
+}
+
+fn send(job: Option<JobId>, event: &Event) {
+    match serde_json::to_string(&FromWorker { job, event: event.clone() }) {
         Ok(s) => {
             let _ = scope().post_message(&JsValue::from_str(&s));
         }
@@ -81,6 +96,10 @@ fn post(ev: &Event) {
 
 fn post_err(f: Fail) {
     post(&Event::Error { kind: f.0, message: f.1 });
+}
+
+fn emit_err(f: Fail) {
+    emit(&Event::Error { kind: f.0, message: f.1 });
 }
 
 /// Let the event loop run (a resolved-after-0-ms timer).
@@ -117,8 +136,9 @@ fn main() {
             Some(a) => (a.get(0).as_string(), a.get(1).dyn_into::<web_sys::File>().ok()),
             None => (data.as_string(), None),
         };
-        match json.as_deref().map(serde_json::from_str::<Request>) {
-            Some(Ok(req)) => handle(req, file),
+        match json.as_deref().map(serde_json::from_str::<ToWorker>) {
+            Some(Ok(ToWorker::Control(c))) => control(c),
+            Some(Ok(ToWorker::Job { id, job })) => start(id, job, file),
             _ => post_err(Fail(ErrorKind::Internal, "unreadable request".into())),
         }
     });
@@ -127,26 +147,31 @@ fn main() {
     spawn_local(async {
         match Gpu::new().await {
             Ok(gpu) => {
-                let gpu: &'static Gpu = Box::leak(Box::new(gpu));
-                STATE.with(|s| s.borrow_mut().gpu = Some(gpu));
                 post(&Event::Ready { adapter: gpu.info.clone() });
+                STATE.with(|s| s.borrow_mut().gpu = Some(gpu));
             }
             Err(e) => post_err(Fail(ErrorKind::NoWebgpu, e.to_string())),
         }
     });
 }
 
-fn handle(req: Request, file: Option<web_sys::File>) {
-    match req {
-        Request::Cancel => CANCEL.with(|c| c.set(true)),
-        Request::Stop => STOP.with(|c| c.set(true)),
-        Request::ListCache => spawn_local(async {
+/// The job running now, if it is `job`.
+fn is_running(job: JobId) -> bool {
+    STATE.with(|s| s.borrow().job == Some(job))
+}
+
+fn control(c: Control) {
+    match c {
+        Control::Cancel { job } if is_running(job) => CANCEL.with(|c| c.set(true)),
+        Control::Stop { job } if is_running(job) => STOP.with(|c| c.set(true)),
+        Control::Cancel { .. } | Control::Stop { .. } => {}
+        Control::ListCache => spawn_local(async {
             match list_cache().await {
                 Ok(entries) => post(&Event::Cache { entries }),
                 Err(f) => post_err(f),
             }
         }),
-        Request::DeleteCache { key } => spawn_local(async move {
+        Control::DeleteCache { key } => spawn_local(async move {
             let r = async {
                 let cache = open_cache().await?;
                 JsFuture::from(cache.delete_with_str(&key)).await.map_err(|e| js_err("cache", e))?;
@@ -157,30 +182,39 @@ fn handle(req: Request, file: Option<web_sys::File>) {
                 Err(f) => post_err(f),
             }
         }),
-        other => {
-            if STATE.with(|s| std::mem::replace(&mut s.borrow_mut().busy, true)) {
-                post_err(Fail(ErrorKind::Busy, "wait for the current load, switch or reply to finish".into()));
-                return;
-            }
-            CANCEL.with(|c| c.set(false));
-            STOP.with(|c| c.set(false));
-            spawn_local(async move {
-                let r = run(other, file).await;
-                STATE.with(|s| s.borrow_mut().busy = false);
-                match r {
-                    Ok(()) => {}
-                    Err(Fail(ErrorKind::Cancelled, _)) => post(&Event::Cancelled),
-                    Err(f) if f.0 == ErrorKind::DeviceLost => recover(f),
-                    Err(f) => post_err(f),
-                }
-            });
+        Control::Resources => {
+            let live = STATE.with(|s| s.borrow().gpu.as_ref().map(|g| g.live())).unwrap_or_default();
+            post(&Event::Resources { devices: lowbit::gpu::live_devices(), live });
         }
     }
+}
+
+/// Run job `id`; a job sent while another runs is refused (the page sends one at a time).
+fn start(id: JobId, job: Job, file: Option<web_sys::File>) {
+    if let Some(running) = STATE.with(|s| s.borrow().job) {
+        let why = format!("job {id} arrived while job {running} runs: wait for the current load, switch or reply to finish");
+        return send(Some(id), &Event::Error { kind: ErrorKind::Busy, message: why });
+    }
+    STATE.with(|s| s.borrow_mut().job = Some(id));
+    CANCEL.with(|c| c.set(false));
+    STOP.with(|c| c.set(false));
+    spawn_local(async move {
+        let r = run(job, file).await;
+        match r {
+            Ok(()) => {}
+            Err(Fail(ErrorKind::Cancelled, _)) => emit(&Event::Cancelled),
+            Err(f) if f.0 == ErrorKind::DeviceLost => return recover(f),
+            Err(f) => emit_err(f),
+        }
+        STATE.with(|s| s.borrow_mut().job = None);
+    });
 }
 
 /// After the device was lost: nothing on it can be used again, so ask for a new device and load
 /// the same model at the same precision, KV format and context size on it. The page keeps the
 /// conversation; the next reply reads it again (the old KV cache went with the device).
+/// The job that found the loss ends with the error; the reload goes on under its id (announced
+/// by `Reloading`), so the page shows it as a load and no other job starts meanwhile.
 fn recover(f: Fail) {
     let (session, name) = STATE.with(|s| {
         let mut s = s.borrow_mut();
@@ -188,25 +222,28 @@ fn recover(f: Fail) {
         (s.session.take(), s.name.clone())
     });
     let Some(session) = session else {
-        return post_err(Fail(f.0, format!("{}; load the model again", f.1)));
+        emit_err(Fail(f.0, format!("{}; load the model again", f.1)));
+        STATE.with(|s| s.borrow_mut().job = None);
+        return;
     };
     // The page sets the KV format again when the model is loaded, as after any load.
     let (plan, n_ctx) = (session.plan(), session.context_size());
+    // The old device goes with the session's handle (the worker's own was dropped above).
     let bytes = session.into_bytes();
-    post_err(Fail(f.0, format!("{}. lowbit is asking for a new GPU device and loading {name} again; the conversation is kept.", f.1)));
-    STATE.with(|s| s.borrow_mut().busy = true);
+    emit_err(Fail(f.0, format!("{}. lowbit is asking for a new GPU device and loading {name} again; the conversation is kept.", f.1)));
+    emit(&Event::Reloading { name: name.clone() });
     spawn_local(async move {
         let r = load(name, bytes, Some(plan), n_ctx, Origin::Reloaded).await;
-        STATE.with(|s| s.borrow_mut().busy = false);
         if let Err(f) = r {
-            post_err(Fail(f.0, format!("loading the model again on a new GPU device failed: {}", f.1)));
+            emit_err(Fail(f.0, format!("loading the model again on a new GPU device failed: {}", f.1)));
         }
+        STATE.with(|s| s.borrow_mut().job = None);
     });
 }
 
-async fn run(req: Request, file: Option<web_sys::File>) -> Result<(), Fail> {
-    match req {
-        Request::LoadUrl { url, name, plan, n_ctx } => {
+async fn run(job: Job, file: Option<web_sys::File>) -> Result<(), Fail> {
+    match job {
+        Job::LoadUrl { url, name, plan, n_ctx } => {
             let url = hugging_face_file_url(&url);
             match cached_bytes(&url, &name).await? {
                 Some(b) => load(name, b, plan, n_ctx, Origin::Cache).await,
@@ -216,54 +253,65 @@ async fn run(req: Request, file: Option<web_sys::File>) -> Result<(), Fail> {
                 }
             }
         }
-        Request::LoadFile { name, plan, n_ctx } => {
+        Job::LoadFile { name, plan, n_ctx } => {
             let file = file.ok_or_else(|| Fail(ErrorKind::Internal, "no file sent with LoadFile".into()))?;
             let bytes = read_file(&file, &name).await?;
             let cache_key = format!("{LOCAL_FILE_KEY}{}", js_sys::encode_uri_component(&name));
             load(name, bytes, plan, n_ctx, Origin::Fetched { cache_key }).await
         }
-        Request::LoadCached { key, plan, n_ctx } => {
+        Job::LoadCached { key, plan, n_ctx } => {
             let name = key_name(&key);
             let bytes = cached_bytes(&key, &name)
                 .await?
                 .ok_or_else(|| Fail(ErrorKind::FetchFailed, format!("{name} is no longer in the cache")))?;
             load(name, bytes, plan, n_ctx, Origin::Cache).await
         }
-        Request::SetPrecision { plan } => switch(plan).await,
-        Request::SetKv { kv } => {
+        Job::SetPrecision { plan } => switch(plan).await,
+        Job::SetKv { kv } => {
             let (kv, kv_bytes) = with_session(async |s| {
+                let (oom, before) = (s.gpu().oom_scope(&format!("a {kv} KV cache")), s.kv());
                 s.set_kv(kv)?;
+                if let Err(e) = oom.check().await {
+                    // The cache in the format before fitted; it is made again.
+                    s.set_kv(before)?;
+                    return Err(e.into());
+                }
                 compile_kernels(s).await?;
                 Ok((s.kv(), s.kv_bytes()))
             })
             .await?;
-            post(&Event::KvSwitched { kv, kv_bytes });
+            emit(&Event::KvSwitched { kv, kv_bytes });
             Ok(())
         }
-        Request::SetContext { n_ctx } => {
+        Job::SetContext { n_ctx } => {
             let (context_size, kv_bytes, context_used) = with_session(async |s| {
+                let (oom, before) = (s.gpu().oom_scope(&format!("a KV cache of {n_ctx} tokens")), s.context_size());
                 s.set_context(n_ctx)?;
+                if let Err(e) = oom.check().await {
+                    s.set_context(before)?;
+                    return Err(e.into());
+                }
                 s.gpu().check()?;
                 Ok((s.context_size(), s.kv_bytes(), s.context_used()))
             })
             .await?;
-            post(&Event::ContextSet { context_size, kv_bytes, context_used });
+            emit(&Event::ContextSet { context_size, kv_bytes, context_used });
             Ok(())
         }
-        Request::Chat { id, messages, sampling, max_tokens } => {
+        Job::Chat { messages, sampling, max_tokens } => {
             let (mut tokens, mut first_ms) = (0usize, 0.0);
             let stats = with_session(async |s| {
                 let r = s
                     .reply(&messages, &sampling, max_tokens, |step| {
                         match step {
-                            Step::Read { done, total } => post(&Event::Reading { id, done, total }),
+                            Step::Read { done, total } => emit(&Event::Reading { done, total }),
                             Step::Text(text) => {
                                 tokens += 1;
                                 if tokens == 1 {
                                     first_ms = now_ms();
                                 }
                                 let decode_tps = (tokens - 1) as f64 / ((now_ms() - first_ms) / 1e3).max(1e-9);
-                                post(&Event::Token { id, text: text.to_string(), tokens, decode_tps });
+                                emit(&Event::Token { text: text.to_string(), tokens, decode_tps });
                             }
                         }
                         !STOP.with(|c| c.get())
@@ -275,53 +323,52 @@ async fn run(req: Request, file: Option<web_sys::File>) -> Result<(), Fail> {
                 Ok(stats)
             })
             .await?;
-            post(&Event::ReplyDone { id, stats, stopped: STOP.with(|c| c.get()) });
+            emit(&Event::ReplyDone { stats, stopped: STOP.with(|c| c.get()) });
             Ok(())
         }
-        Request::Compare { settings } => with_session(async |s| compare(s, settings).await).await,
-        Request::Profile => {
+        Job::Compare { settings } => with_session(async |s| compare(s, settings).await).await,
+        Job::Profile => {
             let profile = with_session(async |s| Ok(s.profile_decode().await?)).await?;
-            post(&Event::Profile { profile });
+            emit(&Event::Profile { profile });
             Ok(())
         }
-        Request::Bench { name, precisions, prompt_tokens, decode_tokens } => {
+        Job::Bench { name, precisions, prompt_tokens, decode_tokens } => {
             let bench = with_session(async |s| Ok(s.bench(&name, &precisions, prompt_tokens, decode_tokens).await?)).await?;
-            post(&Event::Bench { bench });
+            emit(&Event::Bench { bench });
             Ok(())
         }
-        Request::Inspect { tensor } => {
+        Job::Inspect { tensor } => {
             let inspection = with_session(async |s| Ok(lowbit::inspect::inspect(&s.gguf()?, &tensor, 48)?)).await?;
-            post(&Event::Inspection { inspection });
+            emit(&Event::Inspection { inspection });
             Ok(())
         }
-        Request::LayerErrors { text, max_tokens, variants } => {
+        Job::LayerErrors { text, max_tokens, variants } => {
             let errors = with_session(async |s| Ok(s.layer_errors(&text, max_tokens, &variants, |_| {}).await?)).await?;
-            post(&Event::LayerErrors { errors });
+            emit(&Event::LayerErrors { errors });
             Ok(())
         }
-        Request::Quality { text, max_tokens, plans } => {
+        Job::Quality { text, max_tokens, plans } => {
             let (n_tokens, rows) = with_session(async |s| {
-                Ok(s.quality(&text, max_tokens, &plans, |plan| post(&Event::QualityProgress { plan })).await?)
+                Ok(s.quality(&text, max_tokens, &plans, |plan| emit(&Event::QualityProgress { plan })).await?)
             })
             .await?;
-            post(&Event::QualityDone { n_tokens, rows });
+            emit(&Event::QualityDone { n_tokens, rows });
             Ok(())
         }
-        Request::LoseDevice => {
+        Job::LoseDevice => {
             let gpu = session_gpu().ok_or_else(|| Fail(ErrorKind::Internal, "no GPU device to lose".into()))?;
             gpu.destroy();
             Err(Fail(ErrorKind::DeviceLost, "the GPU device was destroyed on request (Diagnostics: simulate a lost GPU)".into()))
         }
-        Request::Cancel | Request::Stop | Request::ListCache | Request::DeleteCache { .. } => Ok(()),
     }
 }
 
-fn session_gpu() -> Option<&'static Gpu> {
-    STATE.with(|s| s.borrow().gpu)
+fn session_gpu() -> Option<Gpu> {
+    STATE.with(|s| s.borrow().gpu.clone())
 }
 
 /// Lend the loaded session to `f`; it goes back to the worker's state whatever `f` returns.
-async fn with_session<T>(f: impl AsyncFnOnce(&mut Session<'static>) -> Result<T, Fail>) -> Result<T, Fail> {
+async fn with_session<T>(f: impl AsyncFnOnce(&mut Session) -> Result<T, Fail>) -> Result<T, Fail> {
     let mut session = STATE
         .with(|s| s.borrow_mut().session.take())
         .ok_or_else(|| Fail(ErrorKind::Internal, "no model is loaded".into()))?;
@@ -337,7 +384,7 @@ async fn with_session<T>(f: impl AsyncFnOnce(&mut Session<'static>) -> Result<T,
 
 /// Compile the kernels the session's forward pass runs now (after a precision or KV change),
 /// so the next token does not stall on them.
-async fn compile_kernels(session: &Session<'static>) -> Result<(), Fail> {
+async fn compile_kernels(session: &Session) -> Result<(), Fail> {
     let gpu = session.gpu();
     for k in session.kernels() {
         gpu.pipeline(k);
@@ -347,17 +394,17 @@ async fn compile_kernels(session: &Session<'static>) -> Result<(), Fail> {
     Ok(())
 }
 
-async fn gpu() -> Result<&'static Gpu, Fail> {
+async fn gpu() -> Result<Gpu, Fail> {
     if let Some(g) = session_gpu() {
         return Ok(g);
     }
-    let g: &'static Gpu = Box::leak(Box::new(Gpu::new().await?));
-    STATE.with(|s| s.borrow_mut().gpu = Some(g));
+    let g = Gpu::new().await?;
+    STATE.with(|s| s.borrow_mut().gpu = Some(g.clone()));
     Ok(g)
 }
 
 fn progress(name: &str, stage: Stage, done: u64, total: u64) {
-    post(&Event::Progress { name: name.to_string(), progress: Progress { stage, done, total } });
+    emit(&Event::Progress { name: name.to_string(), progress: Progress { stage, done, total } });
 }
 
 /// Where the bytes of a model came from.
@@ -378,8 +425,11 @@ async fn load(name: String, bytes: Vec<u8>, plan: Option<Plan>, n_ctx: usize, or
     progress(&name, Stage::Parse, 0, bytes.len() as u64);
     checkpoint(&mut last).await?;
     let n = bytes.len() as u64;
-    let mut loader = Loader::new(gpu, bytes, plan, n_ctx)?;
+    let mut loader = Loader::new(&gpu, bytes, plan, n_ctx)?;
     progress(&name, Stage::Parse, n, n);
+    // Everything the new model allocates, in one out-of-memory scope: if it does not fit, it goes
+    // and the model loaded before stays (both are on the device until the new one is ready).
+    let oom = gpu.oom_scope(&format!("loading {name}"));
     // Cached once it parses (a download cancelled later need not be fetched again), and taken out
     // of the cache again if a later stage finds it cannot be loaded.
     let cached = match &origin {
@@ -413,6 +463,7 @@ async fn load(name: String, bytes: Vec<u8>, plan: Option<Plan>, n_ctx: usize, or
     weights?;
     let chosen = loader.plan();
     let session = loader.finish()?;
+    oom.check().await?;
     let kernels = session.kernels();
     for (i, k) in kernels.iter().enumerate() {
         progress(&name, Stage::Compile, i as u64, kernels.len() as u64);
@@ -423,7 +474,11 @@ async fn load(name: String, bytes: Vec<u8>, plan: Option<Plan>, n_ctx: usize, or
     gpu.check()?;
     progress(&name, Stage::Compile, kernels.len() as u64, kernels.len() as u64);
     STATE.with(|s| s.borrow_mut().name = name.clone());
-    post(&Event::Loaded {
+    // The tensor list first: `Loaded` ends the job, and the page takes no event of it after that.
+    if let Ok(g) = session.gguf() {
+        emit(&Event::Tensors { tensors: lowbit::inspect::tensors(&g) });
+    }
+    emit(&Event::Loaded {
         name,
         fit: session.info.fit(&gpu.info),
         info: session.info.clone(),
@@ -435,9 +490,6 @@ async fn load(name: String, bytes: Vec<u8>, plan: Option<Plan>, n_ctx: usize, or
         from_cache: matches!(origin, Origin::Cache | Origin::Reloaded),
         load_ms: now_ms() - t0,
     });
-    if let Ok(g) = session.gguf() {
-        post(&Event::Tensors { tensors: lowbit::inspect::tensors(&g) });
-    }
     STATE.with(|s| s.borrow_mut().session = Some(session));
     Ok(())
 }
@@ -446,6 +498,8 @@ async fn switch(plan: Plan) -> Result<(), Fail> {
     let t0 = now_ms();
     let (plan, weight_bytes) = with_session(async |session| {
         let mut sw = session.begin_switch(plan)?;
+        // The new weights are made beside the old ones, which stay if they do not fit.
+        let oom = session.gpu().oom_scope(&format!("switching to {plan}"));
         let mut last = now_ms();
         loop {
             let p = sw.progress();
@@ -455,24 +509,25 @@ async fn switch(plan: Plan) -> Result<(), Fail> {
                 break;
             }
         }
+        oom.check().await?;
         session.finish_switch(sw)?;
         compile_kernels(session).await?;
         Ok((session.plan(), session.weight_bytes()))
     })
     .await?;
-    post(&Event::Switched { plan, weight_bytes, ms: now_ms() - t0 });
+    emit(&Event::Switched { plan, weight_bytes, ms: now_ms() - t0 });
     Ok(())
 }
 
 /// Run a lock-step comparison, posting every position; Stop ends it after the current one.
-async fn compare(session: &Session<'static>, settings: CompareSettings) -> Result<(), Fail> {
+async fn compare(session: &Session, settings: CompareSettings) -> Result<(), Fail> {
     let mut ls = LockStep::new(session, settings)?;
-    post(&Event::CompareStarted { lanes: ls.variants(), prompt_tokens: ls.prompt_tokens, weight_bytes: ls.weight_bytes() });
+    emit(&Event::CompareStarted { lanes: ls.variants(), prompt_tokens: ls.prompt_tokens, weight_bytes: ls.weight_bytes() });
     yield_now().await;
     ls.prefill().await?;
     let mut stopped = false;
     while let Some(step) = ls.step().await? {
-        post(&Event::CompareStep { step });
+        emit(&Event::CompareStep { step });
         yield_now().await;
         if STOP.with(|c| c.get()) {
             stopped = true;
@@ -480,7 +535,7 @@ async fn compare(session: &Session<'static>, settings: CompareSettings) -> Resul
         }
     }
     session.gpu().check()?;
-    post(&Event::CompareDone { summaries: ls.summaries(), stopped });
+    emit(&Event::CompareDone { summaries: ls.summaries(), stopped });
     Ok(())
 }
 
@@ -494,6 +549,12 @@ async fn response_bytes(resp: web_sys::Response, name: &str, what: &str) -> Resu
         .flatten()
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0);
+    // Refused before a byte is read when the size is known, else as soon as it is passed: the
+    // worker's memory would run out part way and take the loaded model with it.
+    let too_large = |bytes: u64| Fail(ErrorKind::FileTooLarge, file_too_large_message(name, bytes));
+    if total > MAX_FILE_BYTES {
+        return Err(too_large(total));
+    }
     let body = resp.body().ok_or_else(|| Fail(ErrorKind::FetchFailed, format!("{what}: empty response")))?;
     let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
     let mut out = Vec::with_capacity(total as usize);
@@ -511,6 +572,10 @@ async fn response_bytes(resp: web_sys::Response, name: &str, what: &str) -> Resu
         }
         let value: Uint8Array = js_sys::Reflect::get(&chunk, &"value".into()).map_err(|e| js_err(what, e))?.unchecked_into();
         let start = out.len();
+        if (start + value.length() as usize) as u64 > MAX_FILE_BYTES {
+            let _ = reader.cancel();
+            return Err(too_large((start + value.length() as usize) as u64));
+        }
         out.resize(start + value.length() as usize, 0);
         value.copy_to(&mut out[start..]);
         if now_ms() - last > 100.0 {

@@ -78,9 +78,9 @@ fn print_json(v: &impl serde::Serialize) -> Result<()> {
 }
 
 /// Where a precision runs: `source` on the CPU; the GPU precisions on the GPU.
-enum Engine<'g> {
+enum Engine {
     Cpu(Box<CpuBackend>),
-    Gpu(Box<GpuBackend<'g>>),
+    Gpu(Box<GpuBackend>),
 }
 
 /// `--precision`: `source` (None), one precision, or a mixed plan `ATTENTION-FFN-EMBEDDINGS`.
@@ -91,7 +91,7 @@ fn precision_arg(a: &Args) -> Result<Option<lowbit::plan::Plan>> {
     }
 }
 
-fn engine<'g>(a: &Args, g: &Gguf, gpu: &'g Option<Gpu>, n_ctx: usize) -> Result<Engine<'g>> {
+fn engine(a: &Args, g: &Gguf, gpu: &Option<Gpu>, n_ctx: usize) -> Result<Engine> {
     let precision = precision_arg(a)?;
     let backend = a.get("--backend").unwrap_or(if precision.is_some() { "gpu" } else { "cpu" });
     match (precision, backend) {

@@ -7,8 +7,11 @@ pub mod kernels;
 pub mod ops;
 pub mod params;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::ops::Deref;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -41,17 +44,95 @@ pub struct AdapterSummary {
     pub matmul_kernel: String,
 }
 
-pub struct Gpu {
+/// The GPU device: a handle that clones cheaply. A model's backend keeps a clone, so the device
+/// lives exactly as long as something uses it; when the last clone goes, the device is destroyed
+/// (its memory freed at once, not when a garbage collector gets to it).
+#[derive(Clone)]
+pub struct Gpu(Rc<GpuShared>);
+
+/// What every clone of a [`Gpu`] shares.
+pub struct GpuShared {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     pub info: AdapterSummary,
     pipelines: RefCell<HashMap<Kernel, wgpu::ComputePipeline>>,
     /// The matvec and matmul variants this adapter runs fastest (see [`crate::bench::tune`]).
-    choice: std::cell::Cell<(Reduce, Tiling)>,
+    choice: Cell<(Reduce, Tiling)>,
     /// The first error the device reported on its own (out of memory, validation, device lost);
     /// [`Gpu::check`] turns it into an [`Error`] instead of wgpu's default panic.
     fault: std::sync::Arc<std::sync::Mutex<Option<Fault>>>,
-    created: std::cell::Cell<Created>,
+    created: Cell<Created>,
+    live: Rc<Cell<Live>>,
+}
+
+impl Deref for Gpu {
+    type Target = GpuShared;
+    fn deref(&self) -> &GpuShared {
+        &self.0
+    }
+}
+
+/// Devices created and not yet dropped, in this process (or this worker).
+static LIVE_DEVICES: AtomicUsize = AtomicUsize::new(0);
+
+/// How many [`Gpu`] devices exist now: after a reload or a device loss, still one.
+pub fn live_devices() -> usize {
+    LIVE_DEVICES.load(Ordering::Relaxed)
+}
+
+impl Drop for GpuShared {
+    fn drop(&mut self) {
+        self.device.destroy();
+        LIVE_DEVICES.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Buffers that exist now (made through a [`Gpu`] and not yet dropped), and their bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Live {
+    pub buffers: u64,
+    pub bytes: u64,
+}
+
+/// A GPU buffer, counted in [`Gpu::live`] while any clone of it exists (dereferences to wgpu's).
+#[derive(Clone, Debug)]
+pub struct Buffer {
+    raw: wgpu::Buffer,
+    _counted: Rc<Counted>,
+}
+
+#[derive(Debug)]
+struct Counted {
+    live: Rc<Cell<Live>>,
+    bytes: u64,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let l = self.live.get();
+        self.live.set(Live { buffers: l.buffers - 1, bytes: l.bytes - self.bytes });
+    }
+}
+
+impl Deref for Buffer {
+    type Target = wgpu::Buffer;
+    fn deref(&self) -> &wgpu::Buffer {
+        &self.raw
+    }
+}
+
+impl PartialEq for Buffer {
+    fn eq(&self, other: &Self) -> bool {
+        self.raw == other.raw
+    }
+}
+
+impl Eq for Buffer {}
+
+impl std::hash::Hash for Buffer {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.raw.hash(h)
+    }
 }
 
 /// What the device reported on its own, outside any call that could return it.
@@ -75,8 +156,8 @@ pub struct GpuMatrix {
     pub precision: crate::Precision,
     pub rows: usize,
     pub cols: usize,
-    pub q: wgpu::Buffer,
-    pub s: Option<wgpu::Buffer>,
+    pub q: Buffer,
+    pub s: Option<Buffer>,
     /// Bytes of its layout (the buffers' padding not counted).
     bytes: u64,
 }
@@ -205,11 +286,13 @@ impl Gpu {
             record(&f, Fault::Lost(why))
         });
         let reduce = if subgroups { Reduce::Subgroup } else { Reduce::Workgroup };
-        let choice = std::cell::Cell::new((reduce, Tiling::Shared));
-        let created = Default::default();
-        let mut gpu = Gpu { device, queue, info, pipelines: RefCell::new(HashMap::new()), choice, fault, created };
+        let choice = Cell::new((reduce, Tiling::Shared));
+        let (created, live) = Default::default();
+        LIVE_DEVICES.fetch_add(1, Ordering::Relaxed);
+        let shared = GpuShared { device, queue, info, pipelines: RefCell::new(HashMap::new()), choice, fault, created, live };
+        let mut gpu = Gpu(Rc::new(shared));
         let (reduce, tiling) = crate::bench::tune(&gpu).await?;
-        gpu.choose(reduce, tiling);
+        gpu.choose(reduce, tiling)?;
         // Natively, LOWBIT_MATVEC=subgroup|workgroup|row and LOWBIT_MATMUL=shared|rows force a
         // variant (experiments).
         #[cfg(not(target_arch = "wasm32"))]
@@ -217,16 +300,19 @@ impl Gpu {
             let env = |k: &str| std::env::var(k).unwrap_or_default();
             let r = gpu.reduces().into_iter().find(|r| format!("{r:?}").eq_ignore_ascii_case(&env("LOWBIT_MATVEC")));
             let t = [Tiling::Shared, Tiling::Rows].into_iter().find(|t| format!("{t:?}").eq_ignore_ascii_case(&env("LOWBIT_MATMUL")));
-            gpu.choose(r.unwrap_or(reduce), t.unwrap_or(tiling));
+            gpu.choose(r.unwrap_or(reduce), t.unwrap_or(tiling))?;
         }
         Ok(gpu)
     }
 
-    /// Run `reduce` matvecs and `tiling` matmuls from now on.
-    pub fn choose(&mut self, reduce: Reduce, tiling: Tiling) {
-        self.choice.set((reduce, tiling));
-        self.info.matvec_kernel = format!("{reduce:?}").to_lowercase();
-        self.info.matmul_kernel = format!("{tiling:?}").to_lowercase();
+    /// Run `reduce` matvecs and `tiling` matmuls from now on (while the device is being set up,
+    /// before anything else holds a clone of it).
+    fn choose(&mut self, reduce: Reduce, tiling: Tiling) -> Result<()> {
+        let shared = Rc::get_mut(&mut self.0).ok_or_else(|| Error::Gpu("the device is in use: its kernels are chosen once".into()))?;
+        shared.choice.set((reduce, tiling));
+        shared.info.matvec_kernel = format!("{reduce:?}").to_lowercase();
+        shared.info.matmul_kernel = format!("{tiling:?}").to_lowercase();
+        Ok(())
     }
 
     /// The matvec variants this adapter can run.
@@ -257,6 +343,14 @@ impl Gpu {
         }
     }
 
+    /// Catch the out-of-memory errors of what is made until [`OomScope::check`] (WebGPU's
+    /// `pushErrorScope('out-of-memory')`, wgpu's error scope natively): a model that does not fit
+    /// fails with [`Error::OutOfMemory`] naming `what` it was making, and the device, with the
+    /// model loaded before, stays usable. Scopes nest: check them in the reverse order.
+    pub fn oom_scope(&self, what: &str) -> OomScope {
+        OomScope { guard: self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory), what: what.to_string() }
+    }
+
     /// Destroy the device, as a driver reset or the browser would: the test hook for recovery
     /// from a lost device (every later use fails with [`Error::DeviceLost`]).
     pub fn destroy(&self) {
@@ -273,22 +367,35 @@ impl Gpu {
         self.created.get()
     }
 
+    /// Buffers that exist now and their bytes: what a switch or reload must leave as it was.
+    pub fn live(&self) -> Live {
+        self.live.get()
+    }
+
     fn count(&self, buffers: u64, bind_groups: u64) {
         let c = self.created.get();
         self.created.set(Created { buffers: c.buffers + buffers, bind_groups: c.bind_groups + bind_groups });
     }
 
+    /// Every buffer is made here: counted as created, and as live until its last clone drops.
+    fn buffer(&self, label: &str, size: u64, usage: wgpu::BufferUsages) -> Buffer {
+        self.count(1, 0);
+        let raw = self.device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size, usage, mapped_at_creation: false });
+        let l = self.live.get();
+        self.live.set(Live { buffers: l.buffers + 1, bytes: l.bytes + size });
+        Buffer { raw, _counted: Rc::new(Counted { live: self.live.clone(), bytes: size }) }
+    }
+
     /// A uniform buffer holding `words` (a [`params::Params`] struct).
-    pub fn uniform(&self, label: &str, words: &[u32]) -> wgpu::Buffer {
+    pub fn uniform(&self, label: &str, words: &[u32]) -> Buffer {
         self.filled(label, bytemuck::cast_slice(words), wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST)
     }
 
     /// A buffer holding `contents` (a multiple of 4 bytes), written through the queue rather than
     /// mapped at creation: on a lost device wgpu's mapped creation panics natively, a queued write
     /// is an error the device reports ([`Gpu::check`]).
-    fn filled(&self, label: &str, contents: &[u8], usage: wgpu::BufferUsages) -> wgpu::Buffer {
-        self.count(1, 0);
-        let buf = self.device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size: contents.len() as u64, usage, mapped_at_creation: false });
+    fn filled(&self, label: &str, contents: &[u8], usage: wgpu::BufferUsages) -> Buffer {
+        let buf = self.buffer(label, contents.len() as u64, usage);
         if !contents.is_empty() {
             self.queue.write_buffer(&buf, 0, contents);
         }
@@ -345,7 +452,7 @@ impl Gpu {
     }
 
     /// A storage buffer holding `data`, zero-padded to a multiple of [`PAD_BYTES`] (at least that).
-    pub fn storage(&self, label: &str, data: &[u8]) -> Result<wgpu::Buffer> {
+    pub fn storage(&self, label: &str, data: &[u8]) -> Result<Buffer> {
         let size = padded(data.len() as u64);
         self.check_size(label, size)?;
         let mut padded_data;
@@ -359,25 +466,19 @@ impl Gpu {
         Ok(self.filled(label, contents, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST))
     }
 
-    pub fn storage_f32(&self, label: &str, data: &[f32]) -> Result<wgpu::Buffer> {
+    pub fn storage_f32(&self, label: &str, data: &[f32]) -> Result<Buffer> {
         self.storage(label, bytemuck::cast_slice(data))
     }
 
-    pub fn storage_u32(&self, label: &str, data: &[u32]) -> Result<wgpu::Buffer> {
+    pub fn storage_u32(&self, label: &str, data: &[u32]) -> Result<Buffer> {
         self.storage(label, bytemuck::cast_slice(data))
     }
 
     /// A zeroed storage buffer of `len` f32 (or u32) elements (padded to [`PAD_BYTES`]).
-    pub fn zeros(&self, label: &str, len: usize) -> Result<wgpu::Buffer> {
+    pub fn zeros(&self, label: &str, len: usize) -> Result<Buffer> {
         let size = padded(len as u64 * 4);
         self.check_size(label, size)?;
-        self.count(1, 0);
-        Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        }))
+        Ok(self.buffer(label, size, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST))
     }
 
     /// Upload a quantized matrix in its GPU layout.
@@ -420,14 +521,8 @@ impl Gpu {
     }
 
     /// A buffer to read `bytes` bytes back through (see [`Gpu::read_with`]).
-    pub fn staging(&self, bytes: u64) -> wgpu::Buffer {
-        self.count(1, 0);
-        self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size: bytes.div_ceil(4).max(1) * 4,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        })
+    pub fn staging(&self, bytes: u64) -> Buffer {
+        self.buffer("readback", bytes.div_ceil(4).max(1) * 4, wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST)
     }
 
     /// Copy `bytes` bytes of `buf` back to the CPU through `staging` (kept by a caller that reads
@@ -469,10 +564,26 @@ impl Gpu {
     }
 }
 
+/// See [`Gpu::oom_scope`].
+pub struct OomScope {
+    guard: wgpu::ErrorScopeGuard,
+    what: String,
+}
+
+impl OomScope {
+    /// The out-of-memory error of the scope's allocations, if one failed.
+    pub async fn check(self) -> Result<()> {
+        match self.guard.pop().await {
+            Some(e) => Err(Error::OutOfMemory(format!("{}: {e}", self.what))),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Timestamp queries for `passes` compute passes (2 queries each), when the adapter has them.
 pub struct PassTimer {
     pub set: wgpu::QuerySet,
-    resolve: wgpu::Buffer,
+    resolve: Buffer,
     passes: u32,
 }
 
@@ -486,12 +597,7 @@ impl PassTimer {
             ty: wgpu::QueryType::Timestamp,
             count: passes * 2,
         });
-        let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("timestamps.resolve"),
-            size: passes as u64 * 16,
-            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
+        let resolve = gpu.buffer("timestamps.resolve", passes as u64 * 16, wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC);
         Some(PassTimer { set, resolve, passes })
     }
 

@@ -11,7 +11,7 @@ use super::params::{
     ArgmaxParams, SampleParams, AttnScoresParams, AttnValuesParams, EmbeddingParams, LenParams, MatmulParams, MatvecParams, Params,
     RmsnormParams, RopeStoreParams, SiluMulParams,
 };
-use super::{grid, grid_for, Fuse, Gpu, GpuMatrix, Kernel, PassTimer, Reduce, Tiling};
+use super::{grid, grid_for, Buffer, Fuse, Gpu, GpuMatrix, Kernel, PassTimer, Reduce, Tiling};
 use crate::cpu::{Attention, Rope};
 use crate::sampler::Draw;
 use crate::KvPrecision;
@@ -19,14 +19,14 @@ use crate::KvPrecision;
 /// What a binding of a dispatch holds: a buffer, the kernel's parameters (a uniform made from
 /// them), or nothing (a gap: FP16 weights have no scale binding).
 pub enum Bind<'b> {
-    Buf(&'b wgpu::Buffer),
+    Buf(&'b Buffer),
     Params(Vec<u32>),
     None,
 }
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 enum BindKey {
-    Buf(wgpu::Buffer),
+    Buf(Buffer),
     Params(Vec<u32>),
     None,
 }
@@ -59,7 +59,7 @@ pub fn draw_words(d: &Draw) -> Vec<u32> {
 #[derive(Default)]
 pub struct BindCache {
     binds: HashMap<(Kernel, Vec<BindKey>), wgpu::BindGroup>,
-    uniforms: HashMap<Vec<u32>, wgpu::Buffer>,
+    uniforms: HashMap<Vec<u32>, Buffer>,
 }
 
 impl BindCache {
@@ -78,8 +78,8 @@ impl BindCache {
 }
 
 /// Records dispatches into one command encoder, optionally timing each.
-pub struct Recorder<'a> {
-    pub gpu: &'a Gpu,
+pub struct Recorder {
+    pub gpu: Gpu,
     enc: wgpu::CommandEncoder,
     pass: Option<wgpu::ComputePass<'static>>,
     timer: Option<Rc<PassTimer>>,
@@ -90,14 +90,14 @@ pub struct Recorder<'a> {
     cache: Option<Rc<RefCell<BindCache>>>,
 }
 
-impl<'a> Recorder<'a> {
+impl Recorder {
     /// A recorder whose first `capacity` dispatches write timestamps into `timer`.
-    pub fn new(gpu: &'a Gpu, timer: Option<Rc<PassTimer>>, capacity: u32) -> Self {
-        Recorder { gpu, enc: gpu.encoder(), pass: None, timer, dispatches: 0, capacity, kernels: vec![], cache: None }
+    pub fn new(gpu: &Gpu, timer: Option<Rc<PassTimer>>, capacity: u32) -> Self {
+        Recorder { gpu: gpu.clone(), enc: gpu.encoder(), pass: None, timer, dispatches: 0, capacity, kernels: vec![], cache: None }
     }
 
     /// A recorder that reuses (and fills) `cache`.
-    pub fn cached(gpu: &'a Gpu, cache: Rc<RefCell<BindCache>>, timer: Option<Rc<PassTimer>>, capacity: u32) -> Self {
+    pub fn cached(gpu: &Gpu, cache: Rc<RefCell<BindCache>>, timer: Option<Rc<PassTimer>>, capacity: u32) -> Self {
         Recorder { cache: Some(cache), ..Recorder::new(gpu, timer, capacity) }
     }
 
@@ -125,7 +125,7 @@ impl<'a> Recorder<'a> {
         if let Some(bg) = self.cache.as_ref().and_then(|c| c.borrow().binds.get(&key).cloned()) {
             return bg;
         }
-        let uniforms: Vec<Option<wgpu::Buffer>> = binds
+        let uniforms: Vec<Option<Buffer>> = binds
             .iter()
             .map(|b| match b {
                 Bind::Params(w) => Some(match &self.cache {
@@ -205,12 +205,12 @@ impl<'a> Recorder<'a> {
     }
 
     /// `y [n] = W [n, k] · x [k]`, with the adapter's best matvec.
-    pub fn matvec(&mut self, w: &GpuMatrix, x: &wgpu::Buffer, y: &wgpu::Buffer) {
+    pub fn matvec(&mut self, w: &GpuMatrix, x: &Buffer, y: &Buffer) {
         self.matvec_with(w, x, y, self.gpu.reduce());
     }
 
     /// `matvec` with a chosen variant (tests run each).
-    pub fn matvec_with(&mut self, w: &GpuMatrix, x: &wgpu::Buffer, y: &wgpu::Buffer, reduce: Reduce) {
+    pub fn matvec_with(&mut self, w: &GpuMatrix, x: &Buffer, y: &Buffer, reduce: Reduce) {
         self.matvec_fused(w, x, y, Fuse::None, None, reduce);
     }
 
@@ -220,10 +220,10 @@ impl<'a> Recorder<'a> {
     pub fn matvec_fused(
         &mut self,
         w: &GpuMatrix,
-        x: &wgpu::Buffer,
-        y: &wgpu::Buffer,
+        x: &Buffer,
+        y: &Buffer,
         fuse: Fuse,
-        norm: Option<(&wgpu::Buffer, f32)>,
+        norm: Option<(&Buffer, f32)>,
         reduce: Reduce,
     ) {
         let n = w.rows / fuse.pairs();
@@ -247,14 +247,14 @@ impl<'a> Recorder<'a> {
     }
 
     /// `Y [m, n] = X [m, k] · W [n, k]ᵀ`, with the adapter's best tiling.
-    pub fn matmul(&mut self, w: &GpuMatrix, x: &wgpu::Buffer, y: &wgpu::Buffer, m: usize) {
+    pub fn matmul(&mut self, w: &GpuMatrix, x: &Buffer, y: &Buffer, m: usize) {
         // The barrier-free kernel reads rows of x as vec4s.
         let tiling = if w.cols % 4 == 0 { self.gpu.tiling() } else { Tiling::Shared };
         self.matmul_with(w, x, y, m, tiling);
     }
 
     /// `matmul` with a chosen tiling (tests run both).
-    pub fn matmul_with(&mut self, w: &GpuMatrix, x: &wgpu::Buffer, y: &wgpu::Buffer, m: usize, tiling: Tiling) {
+    pub fn matmul_with(&mut self, w: &GpuMatrix, x: &Buffer, y: &Buffer, m: usize, tiling: Tiling) {
         let p = MatmulParams { m: m as u32, n: w.rows as u32, k: w.cols as u32, nb: w.blocks_per_row() as u32 };
         let groups = match tiling {
             Tiling::Shared => [p.n.div_ceil(32), p.m.div_ceil(32), 1],
@@ -266,7 +266,7 @@ impl<'a> Recorder<'a> {
     }
 
     /// `out [m, k] = W [ids, :]`, dequantized.
-    pub fn embedding(&mut self, w: &GpuMatrix, ids: &wgpu::Buffer, out: &wgpu::Buffer, m: usize) {
+    pub fn embedding(&mut self, w: &GpuMatrix, ids: &Buffer, out: &Buffer, m: usize) {
         let p = EmbeddingParams { m: m as u32, k: w.cols as u32, nb: w.blocks_per_row() as u32, _pad: 0 };
         let groups = grid_for(m * w.blocks_per_row() * 4);
         let [q, s] = Self::weights(w);
@@ -274,19 +274,19 @@ impl<'a> Recorder<'a> {
     }
 
     /// `y [rows, d] = rmsnorm(x) · w`.
-    pub fn rmsnorm(&mut self, x: &wgpu::Buffer, w: &wgpu::Buffer, y: &wgpu::Buffer, rows: usize, d: usize, eps: f32) {
+    pub fn rmsnorm(&mut self, x: &Buffer, w: &Buffer, y: &Buffer, rows: usize, d: usize, eps: f32) {
         let p = RmsnormParams { rows: rows as u32, d: d as u32, eps, _pad: 0 };
         self.run(Kernel::Rmsnorm, &[Bind::Buf(x), Bind::Buf(w), Bind::Buf(y), Bind::Params(p.words())], grid_for(rows));
     }
 
     /// `out [m, n] = silu(gu[:, :n]) · gu[:, n:]` over stacked gate and up projections `gu [m, 2n]`.
-    pub fn silu_mul(&mut self, gu: &wgpu::Buffer, out: &wgpu::Buffer, m: usize, n: usize) {
+    pub fn silu_mul(&mut self, gu: &Buffer, out: &Buffer, m: usize, n: usize) {
         let p = SiluMulParams { m: m as u32, n: n as u32, ..Default::default() };
         self.run(Kernel::SiluMul, &[Bind::Buf(gu), Bind::Buf(out), Bind::Params(p.words())], grid_for(m * n));
     }
 
     /// `a += b`.
-    pub fn add(&mut self, a: &wgpu::Buffer, b: &wgpu::Buffer, len: usize) {
+    pub fn add(&mut self, a: &Buffer, b: &Buffer, len: usize) {
         let p = LenParams { len: len as u32, ..Default::default() };
         self.run(Kernel::Add, &[Bind::Buf(a), Bind::Buf(b), Bind::Params(p.words())], grid_for(len));
     }
@@ -297,9 +297,9 @@ impl<'a> Recorder<'a> {
     #[allow(clippy::too_many_arguments)]
     pub fn rope_store(
         &mut self,
-        qkv: &wgpu::Buffer,
-        cache: &wgpu::Buffer,
-        step: &wgpu::Buffer,
+        qkv: &Buffer,
+        cache: &Buffer,
+        step: &Buffer,
         m: usize,
         r: &Rope,
         kv_heads: usize,
@@ -328,12 +328,12 @@ impl<'a> Recorder<'a> {
     #[allow(clippy::too_many_arguments)]
     pub fn attention(
         &mut self,
-        q: &wgpu::Buffer,
+        q: &Buffer,
         q_stride: usize,
-        cache: &wgpu::Buffer,
-        step: &wgpu::Buffer,
-        scores: &wgpu::Buffer,
-        out: &wgpu::Buffer,
+        cache: &Buffer,
+        step: &Buffer,
+        scores: &Buffer,
+        out: &Buffer,
         m: usize,
         a: &Attention,
         v_base: usize,
@@ -358,7 +358,7 @@ impl<'a> Recorder<'a> {
     }
 
     /// `out[0] = argmax(v [n])` (the lowest index among equals).
-    pub fn argmax(&mut self, v: &wgpu::Buffer, out: &wgpu::Buffer, n: usize) {
+    pub fn argmax(&mut self, v: &Buffer, out: &Buffer, n: usize) {
         let p = ArgmaxParams { n: n as u32, ..Default::default() };
         self.run(Kernel::Argmax, &[Bind::Buf(v), Bind::Buf(out), Bind::Params(p.words())], [1, 1, 1]);
     }
@@ -366,7 +366,7 @@ impl<'a> Recorder<'a> {
     /// `out[0]` = one draw from the logits `v [n]` (penalized in place) with `d`'s settings;
     /// `draw` holds [`draw_words`]`(d)`. `d.top_k` must be 1 ..= [`SAMPLE_MAX_K`] (or the draw
     /// greedy).
-    pub fn sample(&mut self, v: &wgpu::Buffer, out: &wgpu::Buffer, draw: &wgpu::Buffer, n: usize, d: &Draw) {
+    pub fn sample(&mut self, v: &Buffer, out: &Buffer, draw: &Buffer, n: usize, d: &Draw) {
         let greedy = d.temperature <= 0.0;
         let p = SampleParams {
             n: n as u32,
@@ -381,7 +381,7 @@ impl<'a> Recorder<'a> {
     }
 
     /// `dst = src` for `len_vec4` 16-byte elements.
-    pub fn copy(&mut self, src: &wgpu::Buffer, dst: &wgpu::Buffer, len_vec4: usize) {
+    pub fn copy(&mut self, src: &Buffer, dst: &Buffer, len_vec4: usize) {
         let p = LenParams { len: len_vec4 as u32, ..Default::default() };
         self.run(Kernel::Copy, &[Bind::Buf(src), Bind::Buf(dst), Bind::Params(p.words())], grid_for(len_vec4));
     }

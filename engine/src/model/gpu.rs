@@ -16,13 +16,13 @@ use super::{Backend, Config, Mat, Norm};
 use crate::gguf::{Gguf, TensorInfo};
 use crate::gpu::ops::{BindCache, Recorder};
 use crate::gpu::params::{Params, Step};
-use crate::gpu::{Fuse, Gpu, GpuMatrix, Kernel, PassTimer};
+use crate::gpu::{Buffer, Fuse, Gpu, GpuMatrix, Kernel, PassTimer};
 use crate::plan::Plan;
 use crate::{Error, KvPrecision, Precision, QuantMatrix, Result};
 
 /// Activations `[m, width]` in a GPU buffer.
 pub struct Act {
-    pub buf: wgpu::Buffer,
+    pub buf: Buffer,
     pub m: usize,
     pub width: usize,
 }
@@ -201,19 +201,19 @@ struct RunState {
     decoding: bool,
     /// The step's activations, in order: x [dim]; per layer qkv [q + 2·kv dims], attention out
     /// [heads·head_dim], swiglu [ffn]; logits [vocab].
-    acts: Vec<wgpu::Buffer>,
+    acts: Vec<Buffer>,
     /// Next slot of `acts` this step.
     next: usize,
     /// The token id [1].
-    ids: Option<wgpu::Buffer>,
+    ids: Option<Buffer>,
     /// Attention scores [heads, n_ctx].
-    scores: Option<wgpu::Buffer>,
+    scores: Option<Buffer>,
     /// The argmax of the logits, or the sampled token [1].
-    token: Option<wgpu::Buffer>,
+    token: Option<Buffer>,
     /// The sampler's draw: [bits of u, n_recent, recent ids…] ([`crate::gpu::ops::draw_words`]).
-    draw: Option<wgpu::Buffer>,
+    draw: Option<Buffer>,
     /// Read-back buffer (the largest read so far).
-    staging: Option<wgpu::Buffer>,
+    staging: Option<Buffer>,
 }
 
 /// The keys and values of the first `positions` positions of every layer, copied aside
@@ -221,34 +221,34 @@ struct RunState {
 pub struct KvSnapshot {
     kv: KvPrecision,
     positions: usize,
-    layers: Vec<wgpu::Buffer>,
+    layers: Vec<Buffer>,
 }
 
-pub struct GpuBackend<'g> {
-    pub gpu: &'g Gpu,
+pub struct GpuBackend {
+    pub gpu: Gpu,
     pub cfg: Config,
     pub plan: Plan,
     weights: Weights,
-    norms: HashMap<Norm, wgpu::Buffer>,
+    norms: HashMap<Norm, Buffer>,
     /// Per layer: keys [n_ctx, kv_heads, head_dim], then values, in the `kv` format.
-    kv_cache: Vec<wgpu::Buffer>,
+    kv_cache: Vec<Buffer>,
     /// How the KV cache stores keys and values.
     pub kv: KvPrecision,
     /// Tokens the KV cache holds room for.
     pub n_ctx: usize,
     /// The per-step uniform ([`Step`]): the position of the step's first token.
-    step: wgpu::Buffer,
+    step: Buffer,
     run: RunState,
     /// Bind groups of decode steps (over the weights, the cache and `run`'s buffers).
     binds: Rc<RefCell<BindCache>>,
     /// Timestamps for the next step (profiling).
     timer: Option<Rc<PassTimer>>,
-    rec: Option<Recorder<'g>>,
+    rec: Option<Recorder>,
 }
 
-impl<'g> GpuBackend<'g> {
+impl GpuBackend {
     /// Upload the model at `plan` with a KV cache of `n_ctx` tokens.
-    pub fn load(gpu: &'g Gpu, g: &Gguf, plan: impl Into<Plan>, n_ctx: usize) -> Result<Self> {
+    pub fn load(gpu: &Gpu, g: &Gguf, plan: impl Into<Plan>, n_ctx: usize) -> Result<Self> {
         let cfg = Config::from_gguf(g)?;
         let weights = Requantizer::new(&cfg, g, plan.into())?.run(gpu, g.bytes())?;
         Self::with_weights(gpu, g, weights, n_ctx)
@@ -256,7 +256,7 @@ impl<'g> GpuBackend<'g> {
 
     /// A backend over weights already on the GPU (see [`Requantizer`]): uploads the norms and
     /// makes a KV cache of `n_ctx` tokens.
-    pub fn with_weights(gpu: &'g Gpu, g: &Gguf, weights: Weights, n_ctx: usize) -> Result<Self> {
+    pub fn with_weights(gpu: &Gpu, g: &Gguf, weights: Weights, n_ctx: usize) -> Result<Self> {
         let cfg = Config::from_gguf(g)?;
         let n_ctx = n_ctx.min(cfg.context_length).max(1);
         let mut norms = HashMap::new();
@@ -265,7 +265,7 @@ impl<'g> GpuBackend<'g> {
             norms.insert(n, gpu.storage_f32(&name, &g.dequantize_tensor(g.tensor(&name)?)?)?);
         }
         let mut b = GpuBackend {
-            gpu,
+            gpu: gpu.clone(),
             cfg,
             plan: weights.plan,
             weights,
@@ -387,7 +387,7 @@ impl<'g> GpuBackend<'g> {
         if plan == self.plan {
             return Ok(());
         }
-        let w = Requantizer::new(&self.cfg, g, plan)?.reusing(&self.weights).run(self.gpu, g.bytes())?;
+        let w = Requantizer::new(&self.cfg, g, plan)?.reusing(&self.weights).run(&self.gpu, g.bytes())?;
         self.set_weights(w);
         Ok(())
     }
@@ -470,12 +470,12 @@ impl<'g> GpuBackend<'g> {
     /// timestamp queries. It writes the KV cache at `pos`, like any step.
     pub async fn profile_step(&mut self, token: u32, pos: usize) -> Result<Option<Vec<(Kernel, f64)>>> {
         self.flush();
-        let Some(timer) = PassTimer::new(self.gpu, TIMED_DISPATCHES).map(Rc::new) else { return Ok(None) };
+        let Some(timer) = PassTimer::new(&self.gpu, TIMED_DISPATCHES).map(Rc::new) else { return Ok(None) };
         self.timer = Some(timer.clone());
         let cfg = self.cfg.clone();
         let logits = super::forward(&cfg, self, &[token], pos, false).and_then(|l| {
             // The greedy pick is part of a decode step.
-            let out = Self::run_buffer(self.gpu, &mut self.run.token, "token", 1)?;
+            let out = Self::run_buffer(&self.gpu, &mut self.run.token, "token", 1)?;
             self.rec().argmax(&l.buf, &out, l.width);
             Ok(l)
         });
@@ -486,7 +486,7 @@ impl<'g> GpuBackend<'g> {
         rec.submit();
         self.gpu.wait().await?;
         drop(logits);
-        let ms = timer.read_ms(self.gpu).await?;
+        let ms = timer.read_ms(&self.gpu).await?;
         Ok(Some(kernels.into_iter().zip(ms).collect()))
     }
 
@@ -502,8 +502,8 @@ impl<'g> GpuBackend<'g> {
         }
     }
 
-    fn rec(&mut self) -> &mut Recorder<'g> {
-        let (gpu, binds, timer, decoding) = (self.gpu, &self.binds, &self.timer, self.run.decoding);
+    fn rec(&mut self) -> &mut Recorder {
+        let (gpu, binds, timer, decoding) = (&self.gpu, &self.binds, &self.timer, self.run.decoding);
         self.rec.get_or_insert_with(|| match decoding {
             true => Recorder::cached(gpu, binds.clone(), timer.clone(), TIMED_DISPATCHES),
             false => Recorder::new(gpu, timer.clone(), TIMED_DISPATCHES),
@@ -535,25 +535,25 @@ impl<'g> GpuBackend<'g> {
     }
 
     /// A long-lived buffer of `run` (made once, at `len` u32/f32 values or more).
-    fn run_buffer(gpu: &Gpu, slot: &mut Option<wgpu::Buffer>, label: &str, len: usize) -> Result<wgpu::Buffer> {
+    fn run_buffer(gpu: &Gpu, slot: &mut Option<Buffer>, label: &str, len: usize) -> Result<Buffer> {
         match slot {
             Some(b) if b.size() >= (len * 4) as u64 => Ok(b.clone()),
             _ => Ok(slot.insert(gpu.zeros(label, len)?).clone()),
         }
     }
 
-    fn norm(&self, n: Norm) -> Result<&wgpu::Buffer> {
+    fn norm(&self, n: Norm) -> Result<&Buffer> {
         self.norms.get(&n).ok_or_else(|| Error::TensorNotFound(n.tensor_name()))
     }
 
     /// The token id a picking kernel (argmax, sample) wrote into `token` (4 bytes read back).
-    async fn read_token(&mut self, token: &wgpu::Buffer) -> Result<u32> {
+    async fn read_token(&mut self, token: &Buffer) -> Result<u32> {
         let b = self.read_back(token, 4).await?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
     /// Read `bytes` bytes of `buf` back (through the kept staging buffer).
-    async fn read_back(&mut self, buf: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+    async fn read_back(&mut self, buf: &Buffer, bytes: u64) -> Result<Vec<u8>> {
         self.flush();
         let staging = match &self.run.staging {
             Some(s) if s.size() >= bytes => s.clone(),
@@ -591,7 +591,7 @@ impl<'g> GpuBackend<'g> {
     }
 }
 
-impl<'g> Backend for GpuBackend<'g> {
+impl Backend for GpuBackend {
     type Act = Act;
 
     fn embed(&mut self, ids: &[u32], pos0: usize) -> Result<Act> {
@@ -607,7 +607,7 @@ impl<'g> Backend for GpuBackend<'g> {
         self.run.next = 0;
         self.gpu.queue.write_buffer(&self.step, 0, bytemuck::bytes_of(&Step { pos0: pos0 as u32, ..Default::default() }));
         let idb = if self.run.decoding {
-            let b = Self::run_buffer(self.gpu, &mut self.run.ids, "ids", 1)?;
+            let b = Self::run_buffer(&self.gpu, &mut self.run.ids, "ids", 1)?;
             self.gpu.queue.write_buffer(&b, 0, bytemuck::cast_slice(ids));
             b
         } else {
@@ -635,7 +635,7 @@ impl<'g> Backend for GpuBackend<'g> {
     fn attend(&mut self, l: usize, q: &Act, pos0: usize) -> Result<Act> {
         let (c, m) = (self.cfg.clone(), q.m);
         let scores = if self.run.decoding && m == 1 {
-            Self::run_buffer(self.gpu, &mut self.run.scores, "scores", c.n_heads * self.n_ctx)?
+            Self::run_buffer(&self.gpu, &mut self.run.scores, "scores", c.n_heads * self.n_ctx)?
         } else {
             self.gpu.zeros("scores", c.n_heads * m * (pos0 + m))?
         };
@@ -698,7 +698,7 @@ impl<'g> Backend for GpuBackend<'g> {
         if x.m != 1 {
             return Err(Error::Shape(format!("argmax of {} rows", x.m)));
         }
-        let token = Self::run_buffer(self.gpu, &mut self.run.token, "token", 1)?;
+        let token = Self::run_buffer(&self.gpu, &mut self.run.token, "token", 1)?;
         self.rec().argmax(&x.buf, &token, x.width);
         self.read_token(&token).await
     }
@@ -712,8 +712,8 @@ impl<'g> Backend for GpuBackend<'g> {
             return Ok(crate::sampler::sample(&self.read(x).await?, d));
         }
         let words = draw_words(d);
-        let token = Self::run_buffer(self.gpu, &mut self.run.token, "token", 1)?;
-        let draw = Self::run_buffer(self.gpu, &mut self.run.draw, "draw", words.len())?;
+        let token = Self::run_buffer(&self.gpu, &mut self.run.token, "token", 1)?;
+        let draw = Self::run_buffer(&self.gpu, &mut self.run.draw, "draw", words.len())?;
         // Queued writes land before the next submission, which holds this draw's dispatch.
         self.gpu.queue.write_buffer(&draw, 0, bytemuck::cast_slice(&words));
         self.rec().sample(&x.buf, &token, &draw, x.width, d);

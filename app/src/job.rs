@@ -1,0 +1,148 @@
+//! The page's one job state: which job the worker is running for the page, if any. In the spirit
+//! of a Leptos `Action`: a job is started with its input, is *pending* until its last event, and
+//! only its own events change what the page shows (an event about an earlier job is dropped).
+
+use lowbit::plan::{Plan, Variant};
+use lowbit::session::{Progress, Stage};
+
+use crate::protocol::{Event, JobId};
+
+/// A job the page started (or the worker started for it: the reload after a lost device).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Running {
+    pub id: JobId,
+    pub kind: JobKind,
+}
+
+/// What the job is, with what the page shows while it runs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum JobKind {
+    /// A model load: its name and the latest progress of each stage.
+    Load { name: String, stages: Vec<Progress> },
+    /// A precision switch: its target and progress.
+    Switch { target: Plan, progress: Option<Progress> },
+    /// A change of the KV cache's format or size.
+    Kv,
+    /// A reply written into the chat message `msg`; `reading`: prompt tokens read, of how many.
+    Reply { msg: u64, reading: Option<(usize, usize)> },
+    /// A quality measurement, at the variant it has reached.
+    Quality { at: Option<Variant> },
+    Compare,
+    Profile,
+    Bench,
+    Inspect,
+    Layers,
+    LoseDevice,
+}
+
+impl JobKind {
+    /// Why the controls that need the engine are disabled while this job runs (their tooltip).
+    pub fn busy_reason(&self) -> &'static str {
+        match self {
+            JobKind::Load { .. } => "Wait for the model to load (or cancel the load)",
+            JobKind::Switch { .. } => "Wait for the precision switch to finish (or cancel it)",
+            JobKind::Reply { .. } => "Wait for the reply to finish, or press Stop (Esc)",
+            JobKind::Compare => "Wait for the comparison to finish, or stop it (Esc)",
+            JobKind::LoseDevice => "Wait for the GPU device to come back",
+            JobKind::Kv => "Wait for the KV cache to change",
+            JobKind::Quality { .. } | JobKind::Profile | JobKind::Bench | JobKind::Inspect | JobKind::Layers => {
+                "Wait for the measurement in progress to finish"
+            }
+        }
+    }
+
+    /// Whether Stop ends it (keeping what was generated) rather than Cancel (undoing it).
+    pub fn stoppable(&self) -> bool {
+        matches!(self, JobKind::Reply { .. } | JobKind::Compare)
+    }
+}
+
+/// Whether an event about `job` is for the page now, while `running` runs: events about no job
+/// always are, events about a job only while it is the one running. `Reloading` starts a job of
+/// the worker's own, so it is taken when nothing runs.
+pub fn accepts(running: Option<&Running>, job: Option<JobId>, event: &Event) -> bool {
+    match (job, running) {
+        (None, _) => true,
+        (Some(j), Some(r)) => r.id == j,
+        (Some(_), None) => matches!(event, Event::Reloading { .. }),
+    }
+}
+
+/// Whether `event` is the last one of its job (it ends the job's pending state).
+pub fn is_last(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::Loaded { .. }
+            | Event::Switched { .. }
+            | Event::KvSwitched { .. }
+            | Event::ContextSet { .. }
+            | Event::ReplyDone { .. }
+            | Event::QualityDone { .. }
+            | Event::CompareDone { .. }
+            | Event::Profile { .. }
+            | Event::Bench { .. }
+            | Event::Inspection { .. }
+            | Event::LayerErrors { .. }
+            | Event::Cancelled
+            | Event::Error { .. }
+    )
+}
+
+/// A load's stages after `progress`: each stage once, in load order.
+pub fn with_progress(mut stages: Vec<Progress>, progress: Progress) -> Vec<Progress> {
+    match stages.iter_mut().find(|s| s.stage == progress.stage) {
+        Some(s) => *s = progress,
+        None => stages.push(progress),
+    }
+    stages.sort_by_key(|s| Stage::ALL.iter().position(|x| *x == s.stage));
+    stages
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::ErrorKind;
+
+    fn running(id: JobId) -> Running {
+        Running { id, kind: JobKind::Reply { msg: 7, reading: None } }
+    }
+
+    #[test]
+    fn only_the_running_jobs_events_are_taken() {
+        let token = Event::Token { text: "x".into(), tokens: 1, decode_tps: 0.0 };
+        assert!(accepts(Some(&running(4)), Some(4), &token));
+        // A token of the reply before, arriving after it failed and a new one began.
+        assert!(!accepts(Some(&running(4)), Some(3), &token));
+        assert!(!accepts(None, Some(3), &token));
+        // Events about no job (the cache list, the adapter) are always taken.
+        assert!(accepts(Some(&running(4)), None, &Event::Cache { entries: vec![] }));
+        // The worker's own reload after a lost device starts when nothing runs, and only then.
+        let reload = Event::Reloading { name: "m.gguf".into() };
+        assert!(accepts(None, Some(9), &reload));
+        assert!(!accepts(Some(&running(4)), Some(9), &reload));
+    }
+
+    #[test]
+    fn a_jobs_last_event_ends_it() {
+        assert!(is_last(&Event::Error { kind: ErrorKind::Internal, message: String::new() }));
+        assert!(is_last(&Event::Cancelled));
+        assert!(!is_last(&Event::Token { text: String::new(), tokens: 1, decode_tps: 0.0 }));
+        assert!(!is_last(&Event::Reloading { name: String::new() }));
+        assert!(!is_last(&Event::Tensors { tensors: vec![] }));
+    }
+
+    #[test]
+    fn load_stages_are_kept_once_each_in_order() {
+        let p = |stage, done| Progress { stage, done, total: 10 };
+        let s = with_progress(vec![], p(Stage::Upload, 1));
+        let s = with_progress(s, p(Stage::Parse, 10));
+        let s = with_progress(s, p(Stage::Upload, 5));
+        assert_eq!(s, vec![p(Stage::Parse, 10), p(Stage::Upload, 5)]);
+    }
+
+    #[test]
+    fn stop_is_for_what_it_keeps() {
+        assert!(JobKind::Compare.stoppable());
+        assert!(!JobKind::Switch { target: Plan::uniform(lowbit::Precision::Int8), progress: None }.stoppable());
+    }
+}
