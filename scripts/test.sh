@@ -15,6 +15,12 @@ phase "install: npm tools (Playwright, wasm-opt)"
 ensure_node_tools
 phase "fetch: default model"
 fetch_model
+phase "fetch: Gemma 3 270M and Qwen2.5-Coder-0.5B (Q4_K_M), gguf-py (reference block decoding)"
+fetch_gemma
+fetch_qwen
+ensure_gguf_py
+phase "fetch: llama.cpp's tokenizer tests and chat templates (llama-cpp-python sdist)"
+fetch_llama_cpp_models
 phase "cargo test --workspace (the app's release build runs beside it)"
 mkdir -p "$ROOT/target"
 # The wasm release build shares no artifacts with the native tests; on 2 cores the two fill each

@@ -35,6 +35,9 @@ pub struct ChatTemplate {
     pub from_file: bool,
     /// Why the file's template is not used (it failed a trial render), if it is not.
     pub fallback: Option<String>,
+    /// The template refuses a system message (Gemma 2's raises "System role not supported"): the
+    /// system prompt goes at the start of the first user message instead, as such models expect.
+    pub fold_system: bool,
     bos: String,
     eos: String,
 }
@@ -46,22 +49,26 @@ impl ChatTemplate {
         let name = |id: Option<u32>| id.and_then(|i| tok.tokens.get(i as usize)).cloned().unwrap_or_default();
         match g.get_str("tokenizer.chat_template") {
             Some(source) => Self::from_source(source, &name(tok.bos), &name(tok.eos)),
-            None => ChatTemplate { source: CHATML.into(), from_file: false, fallback: None, bos: name(tok.bos), eos: name(tok.eos) },
+            None => ChatTemplate { source: CHATML.into(), from_file: false, fallback: None, fold_system: false, bos: name(tok.bos), eos: name(tok.eos) },
         }
     }
 
     /// A file's template `source` (with its BOS and EOS token texts), tried once on a short
     /// conversation; ChatML when it fails (`fallback` says why).
     pub fn from_source(source: &str, bos: &str, eos: &str) -> Self {
-        let mut t = ChatTemplate { source: source.to_string(), from_file: true, fallback: None, bos: bos.into(), eos: eos.into() };
+        let source = without_generation_tags(source);
+        let mut t = ChatTemplate { source, from_file: true, fallback: None, fold_system: false, bos: bos.into(), eos: eos.into() };
         let trial = [
             Message::new("system", "You are helpful."),
             Message::new("user", "Hello"),
             Message::new("assistant", "Hi!"),
             Message::new("user", "Thanks"),
         ];
-        if let (true, Err(e)) = (t.from_file, t.render(&trial, true)) {
-            t = ChatTemplate { source: CHATML.into(), from_file: false, fallback: Some(e.to_string()), ..t };
+        if let Err(e) = t.render(&trial, true) {
+            t.fold_system = true;
+            if t.render(&trial, true).is_err() {
+                t = ChatTemplate { source: CHATML.into(), from_file: false, fallback: Some(e.to_string()), fold_system: false, ..t };
+            }
         }
         t
     }
@@ -69,6 +76,15 @@ impl ChatTemplate {
     /// The prompt text for `messages`, ending with the assistant's turn opener when asked. At most
     /// [`FUEL`] instructions and [`MAX_OUTPUT`] bytes.
     pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
+        let folded;
+        let messages = match (self.fold_system, messages) {
+            (true, [system, user, rest @ ..]) if system.role == "system" && user.role == "user" => {
+                folded = [&[Message::new("user", &format!("{}\n\n{}", system.content, user.content))], rest].concat();
+                &folded[..]
+            }
+            (true, [system, rest @ ..]) if system.role == "system" => rest,
+            _ => messages,
+        };
         let mut env = Environment::new();
         env.set_fuel(Some(FUEL));
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
@@ -92,6 +108,15 @@ impl ChatTemplate {
         })?;
         String::from_utf8(out.buf).map_err(|_| Error::Template("it wrote bytes that are not UTF-8".into()))
     }
+}
+
+/// The template without Hugging Face's `{% generation %}` … `{% endgeneration %}` tags, which mark
+/// the assistant's text for training masks and render as their contents (Jinja itself has no such
+/// statement).
+fn without_generation_tags(source: &str) -> String {
+    static TAG: std::sync::OnceLock<fancy_regex::Regex> = std::sync::OnceLock::new();
+    let tag = TAG.get_or_init(|| fancy_regex::Regex::new(r"\{%-?\s*(?:end)?generation\s*-?%\}").expect("a valid pattern"));
+    tag.replace_all(source, "").into_owned()
 }
 
 /// A writer that refuses to grow past [`MAX_OUTPUT`] bytes (`full` once it refused).

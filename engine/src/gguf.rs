@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use half::{bf16, f16};
+use half::f16;
 
 use crate::{Error, Result};
 
@@ -197,6 +197,7 @@ pub enum GgmlType {
     Q5K,
     Q6K,
     Q8K,
+    IQ4NL,
     BF16,
 }
 
@@ -217,6 +218,7 @@ impl GgmlType {
             13 => GgmlType::Q5K,
             14 => GgmlType::Q6K,
             15 => GgmlType::Q8K,
+            20 => GgmlType::IQ4NL,
             30 => GgmlType::BF16,
             _ => return Err(Error::UnknownTensorType(t)),
         })
@@ -238,28 +240,14 @@ impl GgmlType {
             GgmlType::Q5K => "Q5_K",
             GgmlType::Q6K => "Q6_K",
             GgmlType::Q8K => "Q8_K",
+            GgmlType::IQ4NL => "IQ4_NL",
             GgmlType::BF16 => "BF16",
         }
     }
 
     /// (weights per block, bytes per block), as ggml-common.h defines them.
     pub fn block(self) -> (usize, usize) {
-        match self {
-            GgmlType::F32 => (1, 4),
-            GgmlType::F16 | GgmlType::BF16 => (1, 2),
-            GgmlType::Q4_0 => (32, 18),
-            GgmlType::Q4_1 => (32, 20),
-            GgmlType::Q5_0 => (32, 22),
-            GgmlType::Q5_1 => (32, 24),
-            GgmlType::Q8_0 => (32, 34),
-            GgmlType::Q8_1 => (32, 36),
-            GgmlType::Q2K => (256, 84),
-            GgmlType::Q3K => (256, 110),
-            GgmlType::Q4K => (256, 144),
-            GgmlType::Q5K => (256, 176),
-            GgmlType::Q6K => (256, 210),
-            GgmlType::Q8K => (256, 292),
-        }
+        crate::blocks::block_size(self)
     }
 }
 
@@ -536,59 +524,9 @@ impl<'a> Gguf<'a> {
     }
 }
 
-fn h(b: &[u8], i: usize) -> f32 {
-    f16::from_bits(u16::from_le_bytes([b[i], b[i + 1]])).to_f32()
-}
-
-/// Dequantize whole blocks of `t` to f32 (bit layouts as in ggml-common.h).
+/// Dequantize whole blocks of `t` to f32 (see [`crate::blocks`]).
 pub fn dequantize(t: GgmlType, data: &[u8]) -> Result<Vec<f32>> {
-    let (bw, bb) = t.block();
-    if data.len() % bb != 0 {
-        return Err(Error::Malformed(format!("{} data of {} bytes is not whole blocks", t.name(), data.len())));
-    }
-    let mut out = Vec::with_capacity(data.len() / bb * bw);
-    for b in data.chunks_exact(bb) {
-        match t {
-            GgmlType::F32 => out.push(f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-            GgmlType::F16 => out.push(h(b, 0)),
-            GgmlType::BF16 => out.push(bf16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32()),
-            // d (f16), qs[32] (i8): x = d * q
-            GgmlType::Q8_0 => {
-                let d = h(b, 0);
-                out.extend(b[2..34].iter().map(|&q| d * q as i8 as f32));
-            }
-            // d (f16), qs[16]: x[j] = d * ((qs[j] & 15) - 8), x[j + 16] = d * ((qs[j] >> 4) - 8)
-            GgmlType::Q4_0 => {
-                let d = h(b, 0);
-                let qs = &b[2..18];
-                out.extend(qs.iter().map(|&q| d * ((q & 15) as f32 - 8.0)));
-                out.extend(qs.iter().map(|&q| d * ((q >> 4) as f32 - 8.0)));
-            }
-            // d, m (f16), qs[16]: x[j] = d * (qs[j] & 15) + m, x[j + 16] = d * (qs[j] >> 4) + m
-            GgmlType::Q4_1 => {
-                let (d, m) = (h(b, 0), h(b, 2));
-                let qs = &b[4..20];
-                out.extend(qs.iter().map(|&q| d * (q & 15) as f32 + m));
-                out.extend(qs.iter().map(|&q| d * (q >> 4) as f32 + m));
-            }
-            // d (f16), qh (u32, 5th bits), qs[16]: x = d * (q - 16)
-            GgmlType::Q5_0 | GgmlType::Q5_1 => {
-                let (d, m, o) = if t == GgmlType::Q5_0 { (h(b, 0), 0.0, 2) } else { (h(b, 0), h(b, 2), 4) };
-                let qh = u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
-                let qs = &b[o + 4..o + 20];
-                let off = if t == GgmlType::Q5_0 { -16.0 } else { 0.0 };
-                for half in 0..2 {
-                    for (j, &q) in qs.iter().enumerate() {
-                        let lo = if half == 0 { q & 15 } else { q >> 4 };
-                        let hb = ((qh >> (j + 16 * half)) & 1) as u8;
-                        out.push(d * ((lo | hb << 4) as f32 + off) + m);
-                    }
-                }
-            }
-            other => return Err(Error::UnsupportedTensorType(other.name().to_string())),
-        }
-    }
-    Ok(out)
+    crate::blocks::dequantize(t, data)
 }
 
 /// A tensor to write: name, dims (innermost first), type and its raw bytes.

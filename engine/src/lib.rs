@@ -5,6 +5,7 @@
 //! (wgpu on the browser's WebGPU). The UI crate holds no numerics: it calls into this crate.
 
 pub mod bench;
+pub mod blocks;
 pub mod chat;
 pub mod cpu;
 pub mod error;

@@ -61,6 +61,9 @@ pub struct ModelInfo {
     pub largest_buffer: Vec<(Precision, u64)>,
     /// Weight bytes of each tensor group at each precision (norms not included).
     pub group_bytes: Vec<(Group, Precision, u64)>,
+    /// The largest buffer of each tensor group at each precision (what a mixed plan must fit).
+    #[serde(default)]
+    pub group_largest: Vec<(Group, Precision, u64)>,
     /// The finest source dtype in each tensor group, and its bits per weight.
     #[serde(default)]
     pub group_dtypes: Vec<(Group, String, f64)>,
@@ -120,9 +123,9 @@ impl ModelInfo {
             matrices.entry(t.ggml_type.name()).or_insert((0, bytes as f64 * 8.0 / weights as f64)).0 += 1;
         }
         let matrix_dtype = matrices.iter().max_by_key(|(_, (n, _))| *n).map(|(name, (_, bits))| (name.to_string(), *bits));
-        let (weight_bytes, largest_buffer, group_bytes) = match cfg {
+        let (weight_bytes, largest_buffer, group_bytes, group_largest) = match cfg {
             Ok(c) => weight_sizes(c, g),
-            Err(_) => (vec![], vec![], vec![]),
+            Err(_) => (vec![], vec![], vec![], vec![]),
         };
         let group_dtypes = cfg.as_ref().map(|c| group_dtypes(c, g)).unwrap_or_default();
         ModelInfo {
@@ -153,6 +156,7 @@ impl ModelInfo {
             weight_bytes,
             largest_buffer,
             group_bytes,
+            group_largest,
             group_dtypes,
         }
     }
@@ -199,10 +203,12 @@ impl ModelInfo {
         groups + self.config.as_ref().map_or(0, norm_bytes)
     }
 
-    /// An error when a precision of `plan` has a buffer larger than the adapter allows.
+    /// An error when a group of `plan` has, at the precision the plan gives it, a buffer larger
+    /// than the adapter allows.
     pub fn check_fit(&self, adapter: &AdapterSummary, plan: &Plan) -> Result<()> {
-        match self.fit(adapter).into_iter().find(|f| plan.precisions().contains(&f.precision) && !f.fits) {
-            Some(f) => Err(Error::TooLarge { what: format!("{} weights", f.precision), needed: f.largest_buffer, limit: f.limit }),
+        let limit = adapter.max_buffer_size.min(adapter.max_storage_buffer_binding_size);
+        match self.group_largest.iter().find(|&&(g, p, bytes)| plan.get(g) == p && bytes > limit) {
+            Some(&(g, p, needed)) => Err(Error::TooLarge { what: format!("{} weights at {p}", g.label().to_lowercase()), needed, limit }),
             None => Ok(()),
         }
     }
@@ -245,7 +251,8 @@ pub struct Fit {
 
 /// Weight bytes per precision from tensor shapes alone: `(total, largest buffer, per group)`.
 #[allow(clippy::type_complexity)]
-fn weight_sizes(cfg: &Config, g: &Gguf) -> (Vec<(Precision, u64)>, Vec<(Precision, u64)>, Vec<(Group, Precision, u64)>) {
+#[allow(clippy::type_complexity)]
+fn weight_sizes(cfg: &Config, g: &Gguf) -> (Vec<(Precision, u64)>, Vec<(Precision, u64)>, Vec<(Group, Precision, u64)>, Vec<(Group, Precision, u64)>) {
     let mats: Vec<(Option<Mat>, Group, (usize, usize))> = Mat::all(cfg.n_layers)
         .into_iter()
         .filter(|&m| !(m == Mat::Output && cfg.tied_output))
@@ -263,16 +270,19 @@ fn weight_sizes(cfg: &Config, g: &Gguf) -> (Vec<(Precision, u64)>, Vec<(Precisio
         }
     }
     let norms = norm_bytes(cfg);
-    let (mut total, mut largest, mut groups) = (vec![], vec![], vec![]);
+    let (mut total, mut largest, mut groups, mut group_largest) = (vec![], vec![], vec![], vec![]);
+    let group_of = |u: Unit| u.first().map_or(Group::Embeddings, Group::of);
     for p in Precision::ALL {
         let size = |&(_, (r, c)): &(Group, (usize, usize))| crate::quant::matrix_bytes(r, c, p);
         total.push((p, shapes.iter().map(size).sum::<u64>() + norms));
         largest.push((p, units.iter().map(|&(_, (r, c))| crate::quant::matrix_bytes(r, c, p)).max().unwrap_or(0)));
         for grp in Group::ALL {
             groups.push((grp, p, shapes.iter().filter(|s| s.0 == grp).map(size).sum()));
+            let unit_bytes = units.iter().filter(|u| group_of(u.0) == grp).map(|&(_, (r, c))| crate::quant::matrix_bytes(r, c, p));
+            group_largest.push((grp, p, unit_bytes.max().unwrap_or(0)));
         }
     }
-    (total, largest, groups)
+    (total, largest, groups, group_largest)
 }
 
 /// The finest source dtype among each group's matrices (the embedding counts for the embeddings
@@ -293,9 +303,9 @@ fn group_dtypes(cfg: &Config, g: &Gguf) -> Vec<(Group, String, f64)> {
     out
 }
 
-/// The f32 norm vectors' bytes.
+/// The f32 vectors' bytes (norm weights and biases).
 fn norm_bytes(cfg: &Config) -> u64 {
-    (cfg.n_layers * 2 + 1) as u64 * cfg.dim as u64 * 4
+    cfg.vectors().into_iter().map(|n| cfg.vector_len(n) as u64 * 4).sum()
 }
 
 /// Statistics of one reply.

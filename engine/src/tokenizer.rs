@@ -21,13 +21,16 @@ const GPT2_PATTERN: &str = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{
 const LLAMA3_PATTERN: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 const QWEN2_PATTERN: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
+/// The `tokenizer.ggml.pre` names of Llama 3's pre-tokenizer.
+const LLAMA3_PRE: [&str; 5] = ["llama3", "llama-v3", "llama-bpe", "falcon3", "pixtral"];
+
 /// The pre-tokenizer regexes llama.cpp applies, in order, for a `tokenizer.ggml.pre` value.
 pub fn pre_tokenizer_patterns(pre: &str) -> Result<Vec<&'static str>> {
     Ok(match pre {
         "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone" | "minerva-7b" => {
             vec![r"\p{N}", GPT2_PATTERN]
         }
-        "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "pixtral" => vec![LLAMA3_PATTERN],
+        p if LLAMA3_PRE.contains(&p) => vec![LLAMA3_PATTERN],
         "qwen2" | "deepseek-r1-qwen" | "stablelm2" | "hunyuan" | "megrez" => vec![QWEN2_PATTERN],
         "gpt-2" | "phi-2" | "jina-es" | "jina-de" | "gpt3-finnish" | "olmo" | "mpt" | "jais" | "trillion" => {
             vec![GPT2_PATTERN]
@@ -54,7 +57,9 @@ fn byte_to_char() -> [char; 256] {
 }
 
 enum Model {
-    Bpe { pre: Vec<Regex>, ranks: HashMap<(String, String), usize>, byte_char: [char; 256], char_byte: HashMap<char, u8> },
+    /// `ignore_merges`: a pre-tokenized piece that is a token as a whole is that token (Llama 3's
+    /// tiktoken vocabulary has tokens no chain of its merges reaches; llama.cpp does the same).
+    Bpe { pre: Vec<Regex>, ranks: HashMap<(String, String), usize>, byte_char: [char; 256], char_byte: HashMap<char, u8>, ignore_merges: bool },
     Spm { scores: Vec<f32>, add_space_prefix: bool, byte_tokens: [Option<u32>; 256] },
 }
 
@@ -118,13 +123,15 @@ impl Tokenizer {
                     .enumerate()
                     .filter_map(|(r, m)| m.split_once(' ').map(|(a, b)| ((a.to_string(), b.to_string()), r)))
                     .collect();
-                let pre = pre_tokenizer_patterns(g.get_str("tokenizer.ggml.pre").unwrap_or("default"))?
+                let pre_name = g.get_str("tokenizer.ggml.pre").unwrap_or("default");
+                let ignore_merges = LLAMA3_PRE.contains(&pre_name);
+                let pre = pre_tokenizer_patterns(pre_name)?
                     .into_iter()
                     .map(|p| Regex::new(p).map_err(|e| Error::Malformed(format!("regex: {e}"))))
                     .collect::<Result<_>>()?;
                 let byte_char = byte_to_char();
                 let char_byte = byte_char.iter().enumerate().map(|(b, &c)| (c, b as u8)).collect();
-                Model::Bpe { pre, ranks, byte_char, char_byte }
+                Model::Bpe { pre, ranks, byte_char, char_byte, ignore_merges }
             }
             "llama" => {
                 let scores = per_token(g, "tokenizer.ggml.scores", n)?
@@ -241,13 +248,17 @@ impl Tokenizer {
 
     fn encode_text(&self, text: &str, at_start: bool, out: &mut Vec<u32>) {
         match &self.model {
-            Model::Bpe { pre, ranks, byte_char, .. } => {
+            Model::Bpe { pre, ranks, byte_char, ignore_merges, .. } => {
                 let mut pieces = vec![text.to_string()];
                 for re in pre {
                     pieces = pieces.iter().flat_map(|p| regex_split(re, p)).collect();
                 }
                 for p in pieces {
                     let chars: String = p.bytes().map(|b| byte_char[b as usize]).collect();
+                    if let (true, Some(&id)) = (*ignore_merges, self.ids.get(&chars)) {
+                        out.push(id);
+                        continue;
+                    }
                     for sym in bpe(&chars, ranks) {
                         match self.ids.get(&sym) {
                             Some(&id) => out.push(id),

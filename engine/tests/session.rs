@@ -266,6 +266,12 @@ fn model_info_and_fit_check_from_the_header() {
     let fits: Vec<bool> = info.fit(&adapter).iter().map(|f| f.fits).collect();
     assert_eq!(fits, [false, true, true]);
     assert!(info.fit(&adapter)[0].message.starts_with("too large"));
+    // A mixed plan is checked group by group: FP16 layers with INT8 embeddings fit.
+    match info.check_fit(&adapter, &Plan::uniform(Precision::Fp16)) {
+        Err(lowbit::Error::TooLarge { what, .. }) => assert_eq!(what, "embeddings + output head weights at fp16"),
+        other => panic!("{other:?}"),
+    }
+    info.check_fit(&adapter, &Plan::uniform(Precision::Fp16).with(Group::Embeddings, Precision::Int8)).unwrap();
     adapter.max_buffer_size = 1 << 30;
     adapter.max_storage_buffer_binding_size = 1 << 30;
     assert!(info.fit(&adapter).iter().all(|f| f.fits));

@@ -1,7 +1,7 @@
 //! CPU backend: weights exactly as stored in the file ("source" precision), the reference the
 //! GPU precisions are measured against. Matrix products use the available cores.
 //!
-//! A matrix stored in a 32-block integer format (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) stays in that
+//! A matrix stored in a 32-block integer format (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL) stays in that
 //! form (i8 quants with per-block scale and min: a quarter of the f32 memory) and is multiplied
 //! in f32 as `Σ_blocks d·(q·x) + m·Σx`, which is the dequantized product. Other formats are
 //! dequantized to f32 on load.
@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use super::{Backend, Config, Mat, Norm};
 use crate::cpu;
-use crate::gguf::{GgmlType, Gguf};
+use crate::gguf::Gguf;
 use crate::{Error, Result};
 
 /// A dense f32 matrix `[rows, cols]`.
@@ -48,55 +48,12 @@ impl Weights {
     }
 }
 
-/// Decode a 32-block tensor into integer quants and per-block scale (and min).
+/// A 32-weight integer tensor as integer quants and per-block scale (and min); `None` for other
+/// formats (they are dequantized to f32).
 fn load_blocks(g: &Gguf, name: &str) -> Result<Option<BlockMat>> {
     let t = g.tensor(name)?;
     let (rows, cols) = t.matrix_shape();
-    let data = g.tensor_data(t);
-    let (bw, bb) = t.ggml_type.block();
-    if bw != 32 {
-        return Ok(None);
-    }
-    let nblk = data.len() / bb;
-    let (mut q, mut d) = (Vec::with_capacity(nblk * 32), Vec::with_capacity(nblk));
-    let mut m = Vec::new();
-    let h = |b: &[u8], i: usize| half::f16::from_bits(u16::from_le_bytes([b[i], b[i + 1]])).to_f32();
-    for b in data.chunks_exact(bb) {
-        match t.ggml_type {
-            GgmlType::Q8_0 => {
-                d.push(h(b, 0));
-                q.extend(b[2..34].iter().map(|&x| x as i8));
-            }
-            GgmlType::Q4_0 | GgmlType::Q4_1 => {
-                let (off, o) = if t.ggml_type == GgmlType::Q4_0 { (8, 2) } else { (0, 4) };
-                d.push(h(b, 0));
-                if o == 4 {
-                    m.push(h(b, 2));
-                }
-                q.extend(b[o..o + 16].iter().map(|&x| (x & 15) as i8 - off));
-                q.extend(b[o..o + 16].iter().map(|&x| (x >> 4) as i8 - off));
-            }
-            GgmlType::Q5_0 | GgmlType::Q5_1 => {
-                let (off, o) = if t.ggml_type == GgmlType::Q5_0 { (16, 2) } else { (0, 4) };
-                d.push(h(b, 0));
-                if o == 4 {
-                    m.push(h(b, 2));
-                }
-                let qh = u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
-                let qs = &b[o + 4..o + 20];
-                for half in 0..2 {
-                    for (j, &x) in qs.iter().enumerate() {
-                        let lo = if half == 0 { x & 15 } else { x >> 4 };
-                        let hb = ((qh >> (j + 16 * half)) & 1) as u8;
-                        q.push((lo | hb << 4) as i8 - off);
-                    }
-                }
-            }
-            _ => return Ok(None),
-        }
-    }
-    let has_min = matches!(t.ggml_type, GgmlType::Q4_1 | GgmlType::Q5_1);
-    Ok(Some(BlockMat { rows, cols, q, d, m: has_min.then_some(m) }))
+    Ok(crate::blocks::integer_blocks(t.ggml_type, g.tensor_data(t)).map(|(q, d, m)| BlockMat { rows, cols, q, d, m }))
 }
 
 /// `Y [m, n] = X [m, k] · Wᵀ` for a block-integer W, in f32.
@@ -227,12 +184,9 @@ impl CpuBackend {
             mats.insert(Mat::Output, load_weights(g, "token_embd.weight")?);
         }
         let mut norms = HashMap::new();
-        for l in 0..cfg.n_layers {
-            for n in [Norm::Attn(l), Norm::Ffn(l)] {
-                norms.insert(n, load(g, &n.tensor_name())?.data);
-            }
+        for n in cfg.vectors() {
+            norms.insert(n, n.values(g)?);
         }
-        norms.insert(Norm::Output, load(g, &Norm::Output.tensor_name())?.data);
         let n = cfg.n_layers;
         Ok(CpuBackend { cfg, embd, mats, norms, k_cache: vec![vec![]; n], v_cache: vec![vec![]; n] })
     }
@@ -275,7 +229,15 @@ impl Backend for CpuBackend {
 
     fn qkv(&mut self, x: &Act, l: usize, pos0: usize) -> Result<Act> {
         let h = self.rmsnorm(x, Norm::Attn(l));
-        let (mut q, mut k, v) = (self.linear(&h, Mat::Q(l))?, self.linear(&h, Mat::K(l))?, self.linear(&h, Mat::V(l))?);
+        let (mut q, mut k, mut v) = (self.linear(&h, Mat::Q(l))?, self.linear(&h, Mat::K(l))?, self.linear(&h, Mat::V(l))?);
+        if let Some(bias) = self.norms.get(&Norm::QkvBias(l)) {
+            let (qd, kvd) = (q.width, k.width);
+            for (act, b) in [(&mut q, &bias[..qd]), (&mut k, &bias[qd..qd + kvd]), (&mut v, &bias[qd + kvd..])] {
+                for row in act.data.chunks_exact_mut(b.len()) {
+                    cpu::add(row, b);
+                }
+            }
+        }
         let c = &self.cfg;
         cpu::rope(&mut q.data, &c.rope(c.n_heads, pos0));
         cpu::rope(&mut k.data, &c.rope(c.n_kv_heads, pos0));

@@ -54,7 +54,7 @@ impl Unit {
     }
 
     /// A matrix of the unit (for its precision in a plan).
-    fn first(self) -> Option<Mat> {
+    pub fn first(self) -> Option<Mat> {
         match self {
             Unit::Embedding => None,
             Unit::Qkv(l) => Some(Mat::Q(l)),
@@ -230,6 +230,8 @@ pub struct GpuBackend {
     pub plan: Plan,
     weights: Weights,
     norms: HashMap<Norm, Buffer>,
+    /// The biases' values, to repeat over the rows of a prefill.
+    biases: HashMap<Norm, Vec<f32>>,
     /// Per layer: keys [n_ctx, kv_heads, head_dim], then values, in the `kv` format.
     kv_cache: Vec<Buffer>,
     /// How the KV cache stores keys and values.
@@ -260,9 +262,13 @@ impl GpuBackend {
         let cfg = Config::from_gguf(g)?;
         let n_ctx = n_ctx.min(cfg.context_length).max(1);
         let mut norms = HashMap::new();
-        for n in (0..cfg.n_layers).flat_map(|l| [Norm::Attn(l), Norm::Ffn(l)]).chain([Norm::Output]) {
-            let name = n.tensor_name();
-            norms.insert(n, gpu.storage_f32(&name, &g.dequantize_tensor(g.tensor(&name)?)?)?);
+        let mut biases = HashMap::new();
+        for n in cfg.vectors() {
+            let v = n.values(g)?;
+            norms.insert(n, gpu.storage_f32(&n.tensor_name(), &v)?);
+            if matches!(n, Norm::QkvBias(_)) {
+                biases.insert(n, v);
+            }
         }
         let mut b = GpuBackend {
             gpu: gpu.clone(),
@@ -270,6 +276,7 @@ impl GpuBackend {
             plan: weights.plan,
             weights,
             norms,
+            biases,
             kv_cache: vec![],
             kv: KvPrecision::F32,
             n_ctx,
@@ -448,7 +455,8 @@ impl GpuBackend {
     /// Bytes of weight data on the GPU at the current precision (norms included).
     pub fn weight_bytes(&self) -> u64 {
         // Norms are f32 vectors of the model's width.
-        self.weights.mats.values().map(GpuMatrix::bytes).sum::<u64>() + self.norms.len() as u64 * self.cfg.dim as u64 * 4
+        self.weights.mats.values().map(GpuMatrix::bytes).sum::<u64>()
+            + self.cfg.vectors().into_iter().map(|n| self.cfg.vector_len(n) as u64 * 4).sum::<u64>()
     }
 
     /// KV cache bytes one token of context takes (keys and values, every layer).
@@ -542,6 +550,20 @@ impl GpuBackend {
         }
     }
 
+    /// Add bias `n` to every row of `x`. A decode step adds the bias buffer itself; a prefill of
+    /// m rows adds the bias repeated m times (made for the call: prefill allocates anyway).
+    fn add_bias(&mut self, x: &Act, n: Norm) -> Result<()> {
+        let bias = self.norm(n)?.clone();
+        if x.m == 1 {
+            self.rec().add(&x.buf, &bias, x.width);
+            return Ok(());
+        }
+        let one = self.biases.get(&n).ok_or_else(|| Error::TensorNotFound(n.tensor_name()))?;
+        let rows = self.gpu.storage_f32("bias.rows", &one.repeat(x.m))?;
+        self.rec().add(&x.buf, &rows, x.m * x.width);
+        Ok(())
+    }
+
     fn norm(&self, n: Norm) -> Result<&Buffer> {
         self.norms.get(&n).ok_or_else(|| Error::TensorNotFound(n.tensor_name()))
     }
@@ -626,6 +648,9 @@ impl Backend for GpuBackend {
         }
         let w = self.weights.get(Unit::Qkv(l))?.clone();
         let qkv = self.norm_linear(x, Norm::Attn(l), &w, Fuse::Norm)?;
+        if self.cfg.qkv_bias {
+            self.add_bias(&qkv, Norm::QkvBias(l))?;
+        }
         let (c, v_base, kv) = (self.cfg.clone(), self.v_base(), self.kv);
         let (cache, step) = (self.kv_cache[l].clone(), self.step.clone());
         self.rec().rope_store(&qkv.buf, &cache, &step, m, &c.rope(c.n_heads, pos0), c.n_kv_heads, v_base, kv);

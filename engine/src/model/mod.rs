@@ -28,14 +28,21 @@ pub struct Config {
     pub rms_eps: f32,
     /// The output head is the token embedding (no `output.weight`).
     pub tied_output: bool,
+    /// The Q, K and V projections add a bias (Qwen2).
+    pub qkv_bias: bool,
 }
+
+/// The architectures lowbit runs: llama, and Qwen2 (llama's layer with Q, K, V biases and
+/// GPT-NeoX rotation).
+pub const ARCHITECTURES: [&str; 2] = ["llama", "qwen2"];
 
 impl Config {
     pub fn from_gguf(g: &Gguf) -> Result<Self> {
         let arch = g.get_str("general.architecture").ok_or_else(|| Error::Malformed("no general.architecture".into()))?;
-        if arch != "llama" {
+        if !ARCHITECTURES.contains(&arch) {
             return Err(Error::UnsupportedArchitecture(arch.to_string()));
         }
+        let qwen2 = arch == "qwen2";
         // Sizes past 2^31 describe no model, and on wasm32 they would wrap around in a usize.
         let opt = |k: &str| -> Result<Option<usize>> {
             let key = format!("{arch}.{k}");
@@ -66,9 +73,10 @@ impl Config {
             vocab,
             context_length: opt("context_length")?.unwrap_or(2048),
             rope_base: opt_f("rope.freq_base", 10000.0),
-            rope_neox: false,
+            rope_neox: qwen2,
             rms_eps: opt_f("attention.layer_norm_rms_epsilon", 1e-5),
             tied_output: g.tensor("output.weight").is_err(),
+            qkv_bias: qwen2,
         };
         if n_heads == 0 || n_kv_heads == 0 || n_heads % n_kv_heads != 0 || head_dim == 0 || cfg.n_rot > head_dim || cfg.n_rot % 2 != 0 {
             return Err(Error::BadConfig(format!(
@@ -109,6 +117,11 @@ impl Config {
             shape(&Mat::Q(l).tensor_name(false), &[d, q])?;
             shape(&Mat::K(l).tensor_name(false), &[d, kv])?;
             shape(&Mat::V(l).tensor_name(false), &[d, kv])?;
+            if self.qkv_bias {
+                for (m, n) in [(Mat::Q(l), q), (Mat::K(l), kv), (Mat::V(l), kv)] {
+                    shape(&m.bias_name(), &[n])?;
+                }
+            }
             shape(&Mat::O(l).tensor_name(false), &[q, d])?;
             shape(&Norm::Ffn(l).tensor_name(), &[d])?;
             shape(&Mat::Gate(l).tensor_name(false), &[d, self.ffn_dim])?;
@@ -125,6 +138,27 @@ impl Config {
 }
 
 impl Config {
+    /// The model's vectors (norm weights and biases), in load order: one list for every backend.
+    pub fn vectors(&self) -> Vec<Norm> {
+        let mut v = vec![];
+        for l in 0..self.n_layers {
+            v.extend([Norm::Attn(l), Norm::Ffn(l)]);
+            if self.qkv_bias {
+                v.push(Norm::QkvBias(l));
+            }
+        }
+        v.push(Norm::Output);
+        v
+    }
+
+    /// Elements of vector `n`.
+    pub fn vector_len(&self, n: Norm) -> usize {
+        match n {
+            Norm::QkvBias(_) => (self.n_heads + 2 * self.n_kv_heads) * self.head_dim,
+            _ => self.dim,
+        }
+    }
+
     /// Attention shape for queries starting at `pos0` (scale 1/sqrt(head_dim)).
     pub fn attention(&self, pos0: usize) -> crate::cpu::Attention {
         crate::cpu::Attention {
@@ -156,12 +190,14 @@ pub enum Mat {
     Output,
 }
 
-/// A norm weight vector of the model.
+/// A vector of the model: a norm's weights, or a bias.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Norm {
     Attn(usize),
     Ffn(usize),
     Output,
+    /// The Q, K and V biases of a layer, one after the other (the stacked projection's bias).
+    QkvBias(usize),
 }
 
 impl Mat {
@@ -177,6 +213,11 @@ impl Mat {
             Mat::Output if tied => "token_embd.weight".into(),
             Mat::Output => "output.weight".into(),
         }
+    }
+
+    /// The name of the matrix's bias tensor.
+    pub fn bias_name(self) -> String {
+        self.tensor_name(false).replace(".weight", ".bias")
     }
 
     /// Every matrix of a model with `n_layers` layers.
@@ -195,6 +236,21 @@ impl Norm {
             Norm::Attn(l) => format!("blk.{l}.attn_norm.weight"),
             Norm::Ffn(l) => format!("blk.{l}.ffn_norm.weight"),
             Norm::Output => "output_norm.weight".into(),
+            Norm::QkvBias(l) => format!("blk.{l}.attn_q+k+v.bias"),
+        }
+    }
+
+    /// Its values from the file.
+    pub fn values(self, g: &Gguf) -> Result<Vec<f32>> {
+        match self {
+            Norm::QkvBias(l) => {
+                let mut v = vec![];
+                for m in [Mat::Q(l), Mat::K(l), Mat::V(l)] {
+                    v.extend(g.dequantize_tensor(g.tensor(&m.bias_name())?)?);
+                }
+                Ok(v)
+            }
+            n => g.dequantize_tensor(g.tensor(&n.tensor_name())?),
         }
     }
 }

