@@ -332,6 +332,18 @@ impl QuantMatrix {
         Ok(out)
     }
 
+    /// Rows `first..first + rows` as a matrix of their own.
+    pub fn rows_range(&self, first: usize, rows: usize) -> QuantMatrix {
+        let nb = self.blocks_per_row();
+        let r = first * nb..(first + rows) * nb;
+        let blocks = match &self.blocks {
+            Blocks::Fp16(b) => Blocks::Fp16(b[r].to_vec()),
+            Blocks::Int8(b) => Blocks::Int8(b[r].to_vec()),
+            Blocks::Int4(b) => Blocks::Int4(b[r].to_vec()),
+        };
+        QuantMatrix { rows, cols: self.cols, blocks }
+    }
+
     /// Quantize a row-major f32 matrix. Rows are zero-padded to a whole number of blocks.
     pub fn quantize(values: &[f32], rows: usize, cols: usize, precision: Precision) -> Result<Self> {
         if values.len() != rows * cols {

@@ -57,7 +57,7 @@ pub struct ModelInfo {
     /// Weight bytes on the GPU at each precision (matrices requantized, norms f32).
     pub weight_bytes: Vec<(Precision, u64)>,
     /// The largest single weight buffer at each precision (what the adapter's per-buffer limits
-    /// must hold).
+    /// must hold; the embedding and output head are split over bindings when one is not enough).
     pub largest_buffer: Vec<(Precision, u64)>,
     /// Weight bytes of each tensor group at each precision (norms not included).
     pub group_bytes: Vec<(Group, Precision, u64)>,
@@ -275,10 +275,12 @@ fn weight_sizes(cfg: &Config, g: &Gguf) -> (Vec<(Precision, u64)>, Vec<(Precisio
     for p in Precision::ALL {
         let size = |&(_, (r, c)): &(Group, (usize, usize))| crate::quant::matrix_bytes(r, c, p);
         total.push((p, shapes.iter().map(size).sum::<u64>() + norms));
-        largest.push((p, units.iter().map(|&(_, (r, c))| crate::quant::matrix_bytes(r, c, p)).max().unwrap_or(0)));
+        // The embedding and the output head are split over bindings when one is not enough.
+        let bound = || units.iter().filter(|u| !matches!(u.0, Unit::Embedding | Unit::Output));
+        largest.push((p, bound().map(|&(_, (r, c))| crate::quant::matrix_bytes(r, c, p)).max().unwrap_or(0)));
         for grp in Group::ALL {
             groups.push((grp, p, shapes.iter().filter(|s| s.0 == grp).map(size).sum()));
-            let unit_bytes = units.iter().filter(|u| group_of(u.0) == grp).map(|&(_, (r, c))| crate::quant::matrix_bytes(r, c, p));
+            let unit_bytes = bound().filter(|u| group_of(u.0) == grp).map(|&(_, (r, c))| crate::quant::matrix_bytes(r, c, p));
             group_largest.push((grp, p, unit_bytes.max().unwrap_or(0)));
         }
     }

@@ -198,3 +198,45 @@ fn decode_steps_match_the_cpu_and_create_nothing_after_the_first() {
         }
     }
 }
+
+/// On a GPU with small bindings the embedding (and the tied output head) is split into parts of
+/// consecutive rows: the lookup dispatches once per part, the head writes each part's logits into
+/// place. Prefill and decode give the same logits as the whole matrix, at every precision.
+#[test]
+fn an_embedding_split_over_bindings_gives_the_same_logits() {
+    use lowbit::model::gpu::Unit;
+    let Some(bytes) = common::tiny_model() else { return };
+    let Some(gpu) = common::gpu() else { return };
+    let g = Gguf::parse(&bytes).unwrap();
+    let tok = Tokenizer::from_gguf(&g).unwrap();
+    let mut toks = tok.encode_with_bos(&golden_text("ppl-text.txt"), false);
+    // 12 tokens: their logits (12 × 49,152 f32) stay within the lowered limit too.
+    toks.truncate(12);
+    let cfg = lowbit::model::Config::from_gguf(&g).unwrap();
+    let run = |b: &mut GpuBackend| -> (Vec<f32>, Vec<f32>) {
+        let prefill = pollster::block_on(perplexity(&cfg, b, &toks, toks.len())).unwrap().target_logprob;
+        // Decode steps after a short prompt: one token at a time through the head.
+        let x = forward(&cfg, b, &toks[..4], 0, false).unwrap();
+        let mut decode = pollster::block_on(b.read(&x)).unwrap();
+        for (i, &t) in toks[4..10].iter().enumerate() {
+            let x = forward(&cfg, b, &[t], 4 + i, false).unwrap();
+            decode.extend(pollster::block_on(b.read(&x)).unwrap());
+        }
+        (prefill, decode)
+    };
+    for p in Precision::ALL {
+        let mut whole = GpuBackend::load(&gpu, &g, p, 64).unwrap();
+        assert_eq!(whole.weights().get(Unit::Embedding).unwrap().parts().len(), 1);
+        let want = run(&mut whole);
+        drop(whole);
+        gpu.set_binding_limit(5 << 20 >> 1);
+        let mut split = GpuBackend::load(&gpu, &g, p, 64).unwrap();
+        let parts = split.weights().get(Unit::Embedding).unwrap().parts().len();
+        let got = run(&mut split);
+        gpu.set_binding_limit(0);
+        println!("{p}: the {} MB embedding in {parts} parts", split.weights().get(Unit::Embedding).unwrap().bytes() as f64 / 1e6);
+        assert!(parts >= 2, "{p}: {parts} part");
+        assert_eq!(got.0, want.0, "{p}: prefill log-probabilities");
+        assert_eq!(got.1, want.1, "{p}: decode logits");
+    }
+}

@@ -1,15 +1,14 @@
 //! Qwen2 (llama's layer with Q, K and V biases and GPT-NeoX rotation) on a real file:
 //! Qwen2.5-Coder-0.5B-Instruct Q4_K_M (Q4_K, Q6_K, Q5_0, Q8_0 tensors; a 151,936-token vocabulary).
-//! The CPU reference at the source precision writes code when asked; the GPU agrees with it.
+//! The GPU at FP16, INT8 and INT4 against the CPU reference at the source precision, and a coding
+//! question answered with code.
 
 mod common;
 
-use lowbit::chat::Message;
+use lowbit::chat::{ChatTemplate, Message};
 use lowbit::gguf::Gguf;
-use lowbit::model::{cpu::CpuBackend, gpu::GpuBackend, perplexity};
-use lowbit::plan::{Group, Plan};
-use lowbit::sampler::SamplerConfig;
-use lowbit::session::Session;
+use lowbit::model::{cpu::CpuBackend, generate, gpu::GpuBackend, perplexity, Prefill};
+use lowbit::sampler::{Sampler, SamplerConfig};
 use lowbit::tokenizer::Tokenizer;
 use lowbit::Precision;
 use pollster::block_on;
@@ -32,26 +31,32 @@ fn qwen2_5_coder_runs_on_the_cpu_and_the_gpu() {
     drop(cpu);
 
     let Some(gpu) = common::gpu() else { return };
-    // The FP16 embedding (151,936 × 896: 272 MB) is past lavapipe's 128 MiB per binding until
-    // large tensors are split over bindings; the embeddings run at INT4 (85 MB) here.
-    let plan = Plan::uniform(Precision::Fp16).with(Group::Embeddings, Precision::Int4);
-    let limit = gpu.info.max_storage_buffer_binding_size.min(gpu.info.max_buffer_size);
-    let plan = if limit >= 272_269_312 { Plan::uniform(Precision::Fp16) } else { plan };
-    let mut b = GpuBackend::load(&gpu, &g, plan, TOKENS).unwrap();
-    let r = block_on(perplexity(&cfg, &mut b, &toks, TOKENS)).unwrap();
-    let agree = r.argmax.iter().zip(&src.argmax).filter(|(a, b)| a == b).count() as f64 / src.argmax.len() as f64;
-    println!("{plan} (GPU): perplexity {:.2} ({:+.2}% vs source), argmax agreement {agree:.3}", r.ppl, (r.ppl / src.ppl - 1.0) * 100.0);
-    assert!((r.ppl / src.ppl - 1.0).abs() < 0.05, "{plan} perplexity {} vs source {}", r.ppl, src.ppl);
-    // Measured 0.84 with the output head at INT4 (63 positions): near-ties of the top two
-    // tokens flip; a broken layer would be far lower.
-    assert!(agree >= 0.8, "argmax agreement {agree}");
-    drop(b);
+    // Its embedding (151,936 × 896: 272 MB at FP16) is past lavapipe's 128 MiB per binding: it is
+    // split over bindings. Every precision against the source, as the page offers them.
+    let mut b = GpuBackend::load(&gpu, &g, Precision::Int4, 256).unwrap();
+    for p in [Precision::Int4, Precision::Int8, Precision::Fp16] {
+        b.set_precision(&g, p).unwrap();
+        let r = block_on(perplexity(&cfg, &mut b, &toks, TOKENS)).unwrap();
+        let agree = r.argmax.iter().zip(&src.argmax).filter(|(a, b)| a == b).count() as f64 / src.argmax.len() as f64;
+        let vs = r.ppl / src.ppl - 1.0;
+        println!("{p} (GPU): perplexity {:.2} ({:+.2}% vs source), argmax agreement {agree:.3}", r.ppl, vs * 100.0);
+        let (ppl_within, agree_at_least) = match p {
+            Precision::Fp16 => (0.01, 0.95),
+            Precision::Int8 => (0.02, 0.9),
+            // The Q4_K/Q6_K layers and the Q8_0 embedding lose at 4 bits: a guard against a
+            // broken kernel, not a quality level.
+            Precision::Int4 => (0.5, 0.6),
+        };
+        assert!(vs.abs() < ppl_within, "{p} perplexity {} vs source {}", r.ppl, src.ppl);
+        assert!(agree >= agree_at_least, "{p}: argmax agreement {agree}");
+    }
 
-    // A coder answers a coding question with code (greedy, at the plan above).
-    let mut s = Session::load(&gpu, bytes, plan, 256).unwrap();
-    let greedy = SamplerConfig { temperature: 0.0, ..Default::default() };
+    // A coder answers a coding question with code (greedy, at FP16, through its chat template).
+    let template = ChatTemplate::from_gguf(&g, &tok);
     let ask = [Message::new("user", "Write a Python function that returns the square of a number.")];
-    let (reply, _) = block_on(s.reply(&ask, &greedy, 24, |_| true)).unwrap();
+    let prompt = tok.encode_with_bos(&template.render(&ask, true).unwrap(), true);
+    let mut greedy = Sampler::new(SamplerConfig { temperature: 0.0, ..Default::default() });
+    let reply = block_on(generate(&cfg, &mut b, &tok, &[], &prompt, 24, &mut greedy, Prefill::Whole, |_| true)).unwrap();
     println!("reply: {:?}", reply.text);
     assert!(reply.text.contains("def "), "{:?}", reply.text);
 }

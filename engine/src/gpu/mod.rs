@@ -63,6 +63,8 @@ pub struct GpuShared {
     fault: std::sync::Arc<std::sync::Mutex<Option<Fault>>>,
     created: Cell<Created>,
     live: Rc<Cell<Live>>,
+    /// A binding limit lower than the adapter's, set by a test (0: none).
+    test_limit: Cell<u64>,
 }
 
 impl Deref for Gpu {
@@ -150,16 +152,26 @@ pub struct Created {
     pub bind_groups: u64,
 }
 
-/// A weight matrix on the GPU in one of the [`crate::quant`] layouts.
+/// A weight matrix on the GPU in one of the [`crate::quant`] layouts: one part, or (a matrix
+/// larger than one binding may be: a large vocabulary's embedding) several parts of consecutive
+/// rows, each with its own buffers.
 #[derive(Clone)]
 pub struct GpuMatrix {
     pub precision: crate::Precision,
     pub rows: usize,
     pub cols: usize,
-    pub q: Buffer,
-    pub s: Option<Buffer>,
+    parts: Vec<RowPart>,
     /// Bytes of its layout (the buffers' padding not counted).
     bytes: u64,
+}
+
+/// Rows `first..first + rows` of a [`GpuMatrix`]: values `q` and scales `s` (none for FP16).
+#[derive(Clone)]
+pub struct RowPart {
+    pub first: usize,
+    pub rows: usize,
+    pub q: Buffer,
+    pub s: Option<Buffer>,
 }
 
 impl GpuMatrix {
@@ -168,6 +180,19 @@ impl GpuMatrix {
     }
     pub fn bytes(&self) -> u64 {
         self.bytes
+    }
+    pub fn parts(&self) -> &[RowPart] {
+        &self.parts
+    }
+    /// Part `i` as a matrix of its own (its rows counted from 0).
+    pub fn part(&self, i: usize) -> GpuMatrix {
+        let p = &self.parts[i];
+        let bytes = crate::quant::matrix_bytes(p.rows, self.cols, self.precision);
+        GpuMatrix { rows: p.rows, parts: vec![RowPart { first: 0, ..p.clone() }], bytes, ..*self }
+    }
+    /// The values and scales of a matrix in one part (the kernels that take a whole matrix).
+    pub fn whole(&self) -> (&Buffer, Option<&Buffer>) {
+        (&self.parts[0].q, self.parts[0].s.as_ref())
     }
 }
 
@@ -289,7 +314,7 @@ impl Gpu {
         let choice = Cell::new((reduce, Tiling::Shared));
         let (created, live) = Default::default();
         LIVE_DEVICES.fetch_add(1, Ordering::Relaxed);
-        let shared = GpuShared { device, queue, info, pipelines: RefCell::new(HashMap::new()), choice, fault, created, live };
+        let shared = GpuShared { device, queue, info, pipelines: RefCell::new(HashMap::new()), choice, fault, created, live, test_limit: Cell::new(0) };
         let mut gpu = Gpu(Rc::new(shared));
         let (reduce, tiling) = crate::bench::tune(&gpu).await?;
         gpu.choose(reduce, tiling)?;
@@ -444,7 +469,7 @@ impl Gpu {
     }
 
     fn check_size(&self, what: &str, bytes: u64) -> Result<()> {
-        let limit = self.info.max_storage_buffer_binding_size.min(self.info.max_buffer_size);
+        let limit = self.binding_limit();
         if bytes > limit {
             return Err(Error::TooLarge { what: what.to_string(), needed: bytes, limit });
         }
@@ -481,18 +506,57 @@ impl Gpu {
         Ok(self.buffer(label, size, wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST))
     }
 
-    /// Upload a quantized matrix in its GPU layout.
+    /// Upload a quantized matrix in its GPU layout, in one part; [`TooLarge`](Error::TooLarge)
+    /// past the binding limit.
     pub fn upload_matrix(&self, name: &str, w: &crate::QuantMatrix) -> Result<GpuMatrix> {
-        let layout = w.gpu_layout();
-        let s = if layout.s.is_empty() { None } else { Some(self.storage_u32(&format!("{name}.s"), &layout.s)?) };
-        Ok(GpuMatrix {
-            precision: w.precision(),
-            rows: w.rows,
-            cols: w.cols,
-            q: self.storage_u32(&format!("{name}.q"), &layout.q)?,
-            s,
-            bytes: (layout.q.len() + layout.s.len()) as u64 * 4,
-        })
+        self.upload_parts(name, w, w.rows)
+    }
+
+    /// Upload a matrix in parts of consecutive rows, each within the binding limit: for the
+    /// token embedding and output head, which the model reads part by part.
+    pub fn upload_split(&self, name: &str, w: &crate::QuantMatrix) -> Result<GpuMatrix> {
+        let row_bytes = crate::quant::matrix_bytes(1, w.cols, w.precision()).max(1);
+        // Padding and an odd row's packed scales take a little more than the rows' bytes.
+        let rows = ((self.binding_limit().saturating_sub(2 * PAD_BYTES)) / row_bytes) as usize;
+        if rows == 0 {
+            return Err(Error::TooLarge { what: format!("one row of {name}"), needed: row_bytes, limit: self.binding_limit() });
+        }
+        self.upload_parts(name, w, rows)
+    }
+
+    fn upload_parts(&self, name: &str, w: &crate::QuantMatrix, rows_per_part: usize) -> Result<GpuMatrix> {
+        let mut parts = vec![];
+        let mut bytes = 0;
+        for first in (0..w.rows.max(1)).step_by(rows_per_part.max(1)) {
+            let rows = rows_per_part.min(w.rows - first);
+            let slice;
+            let m = if rows == w.rows { w } else {
+                slice = w.rows_range(first, rows);
+                &slice
+            };
+            let layout = m.gpu_layout();
+            let tag = if rows == w.rows { String::new() } else { format!("[{first}..]") };
+            let s = if layout.s.is_empty() { None } else { Some(self.storage_u32(&format!("{name}{tag}.s"), &layout.s)?) };
+            let q = self.storage_u32(&format!("{name}{tag}.q"), &layout.q)?;
+            bytes += (layout.q.len() + layout.s.len()) as u64 * 4;
+            parts.push(RowPart { first, rows, q, s });
+        }
+        Ok(GpuMatrix { precision: w.precision(), rows: w.rows, cols: w.cols, parts, bytes })
+    }
+
+    /// The most bytes one buffer may have and be bound (the adapter's limits, or a lower one a
+    /// test set).
+    pub fn binding_limit(&self) -> u64 {
+        let adapter = self.info.max_storage_buffer_binding_size.min(self.info.max_buffer_size);
+        match self.test_limit.get() {
+            0 => adapter,
+            l => l.min(adapter),
+        }
+    }
+
+    /// Lower the binding limit, as a GPU with smaller buffers would have it (tests).
+    pub fn set_binding_limit(&self, bytes: u64) {
+        self.test_limit.set(bytes);
     }
 
     pub fn encoder(&self) -> wgpu::CommandEncoder {

@@ -201,7 +201,8 @@ impl Recorder {
     }
 
     fn weights<'b>(w: &'b GpuMatrix) -> [Bind<'b>; 2] {
-        [Bind::Buf(&w.q), w.s.as_ref().map_or(Bind::None, Bind::Buf)]
+        let (q, s) = w.whole();
+        [Bind::Buf(q), s.map_or(Bind::None, Bind::Buf)]
     }
 
     /// `y [n] = W [n, k] · x [k]`, with the adapter's best matvec.
@@ -266,11 +267,15 @@ impl Recorder {
     }
 
     /// `out [m, k] = W [ids, :]`, dequantized.
+    /// `out [m, k] = W[ids]`: one dispatch per part of W, each writing the rows it holds.
     pub fn embedding(&mut self, w: &GpuMatrix, ids: &Buffer, out: &Buffer, m: usize) {
-        let p = EmbeddingParams { m: m as u32, k: w.cols as u32, nb: w.blocks_per_row() as u32, _pad: 0 };
         let groups = grid_for(m * w.blocks_per_row() * 4);
-        let [q, s] = Self::weights(w);
-        self.run(Kernel::Embedding(w.precision), &[q, s, Bind::Buf(ids), Bind::Buf(out), Bind::Params(p.words())], groups);
+        for part in w.parts() {
+            let (k, nb) = (w.cols as u32, w.blocks_per_row() as u32);
+            let p = EmbeddingParams { m: m as u32, k, nb, first: part.first as u32, rows: part.rows as u32, ..Default::default() };
+            let s = part.s.as_ref().map_or(Bind::None, Bind::Buf);
+            self.run(Kernel::Embedding(w.precision), &[Bind::Buf(&part.q), s, Bind::Buf(ids), Bind::Buf(out), Bind::Params(p.words())], groups);
+        }
     }
 
     /// `y [rows, d] = rmsnorm(x) · w`.

@@ -42,7 +42,7 @@ params!(
 );
 params!(
     /// `embedding.wgsl`.
-    EmbeddingParams as "Params" { m: u32, k: u32, nb: u32, _pad: u32 }
+    EmbeddingParams as "Params" { m: u32, k: u32, nb: u32, first: u32, rows: u32, _pad0: u32, _pad1: u32, _pad2: u32 }
 );
 params!(
     /// `rmsnorm.wgsl`.

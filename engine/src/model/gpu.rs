@@ -87,7 +87,7 @@ pub struct Weights {
 }
 
 impl Weights {
-    fn get(&self, u: Unit) -> Result<&GpuMatrix> {
+    pub fn get(&self, u: Unit) -> Result<&GpuMatrix> {
         self.mats.get(&u).ok_or_else(|| Error::TensorNotFound(u.name()))
     }
 }
@@ -165,7 +165,15 @@ impl Requantizer {
         if unit_done {
             let w = match self.reuse.remove(&unit) {
                 Some(w) => w,
-                None => gpu.upload_matrix(&unit.name(), &QuantMatrix::stack(std::mem::take(&mut self.pending))?)?,
+                None => {
+                    let w = QuantMatrix::stack(std::mem::take(&mut self.pending))?;
+                    match unit {
+                        // Read part by part (the embedding lookup, the output head): a large
+                        // vocabulary's may be split over several bindings.
+                        Unit::Embedding | Unit::Output => gpu.upload_split(&unit.name(), &w)?,
+                        _ => gpu.upload_matrix(&unit.name(), &w)?,
+                    }
+                }
             };
             self.uploaded_bytes += w.bytes();
             self.mats.insert(unit, w);
@@ -693,9 +701,27 @@ impl Backend for GpuBackend {
         self.norm_linear(x, Norm::Ffn(l), &w, Fuse::NormSiluMul)
     }
 
+    fn max_logit_rows(&self) -> usize {
+        (self.gpu.binding_limit() / (self.cfg.vocab as u64 * 4).max(1)) as usize
+    }
+
     fn logits(&mut self, x: &Act) -> Result<Act> {
         let w = self.output()?.clone();
-        self.norm_linear(x, Norm::Output, &w, Fuse::Norm)
+        if w.parts().len() == 1 {
+            return self.norm_linear(x, Norm::Output, &w, Fuse::Norm);
+        }
+        // A head larger than one binding: each part's logits, copied into their place.
+        let out = self.act(x.m, w.rows)?;
+        for (i, first) in w.parts().iter().map(|p| p.first).enumerate() {
+            let part = w.part(i);
+            let y = self.norm_linear(x, Norm::Output, &part, Fuse::Norm)?;
+            let enc = self.rec().encoder();
+            for t in 0..x.m {
+                let (src, dst) = (t * part.rows, t * w.rows + first);
+                enc.copy_buffer_to_buffer(&y.buf, src as u64 * 4, &out.buf, dst as u64 * 4, part.rows as u64 * 4);
+            }
+        }
+        Ok(out)
     }
 
     fn last_row(&mut self, x: &Act) -> Result<Act> {

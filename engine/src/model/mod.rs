@@ -278,6 +278,10 @@ pub trait Backend {
     fn last_row(&mut self, x: &Self::Act) -> Result<Self::Act>;
     /// A copy of `x` (a snapshot of the residual stream, which the layers update in place).
     fn copy(&mut self, x: &Self::Act) -> Result<Self::Act>;
+    /// The most rows of logits one forward pass may return (a GPU holds them in one buffer).
+    fn max_logit_rows(&self) -> usize {
+        usize::MAX
+    }
     /// The values of an activation (finishing any queued work).
     fn read(&mut self, x: &Self::Act) -> impl std::future::Future<Output = Result<Vec<f32>>>;
     /// The index of the largest value of a one-row activation (greedy sampling), finishing any
@@ -317,7 +321,7 @@ pub async fn score<B: Backend>(
     let t0 = crate::util::now_ms();
     let mut pos = 0;
     while pos < tokens.len() {
-        let end = (pos + chunk.max(1)).min(tokens.len());
+        let end = (pos + chunk.min(b.max_logit_rows()).max(1)).min(tokens.len());
         let logits = forward(cfg, b, &tokens[pos..end], pos, true)?;
         let logits = b.read(&logits).await?;
         if let Some(i) = logits.iter().position(|x| !x.is_finite()) {
