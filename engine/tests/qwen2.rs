@@ -33,8 +33,10 @@ fn qwen2_5_coder_runs_on_the_cpu_and_the_gpu() {
     let Some(gpu) = common::gpu() else { return };
     // Its embedding (151,936 × 896: 272 MB at FP16) is past lavapipe's 128 MiB per binding: it is
     // split over bindings. Every precision against the source, as the page offers them.
+    // INT4 and FP16 (each a requantization of 630 M weights: lavapipe's CI time is counted); INT8's
+    // split scales are checked on the tiny model (`model_gpu.rs`).
     let mut b = GpuBackend::load(&gpu, &g, Precision::Int4, 256).unwrap();
-    for p in [Precision::Int4, Precision::Int8, Precision::Fp16] {
+    for p in [Precision::Int4, Precision::Fp16] {
         b.set_precision(&g, p).unwrap();
         let r = block_on(perplexity(&cfg, &mut b, &toks, TOKENS)).unwrap();
         let agree = r.argmax.iter().zip(&src.argmax).filter(|(a, b)| a == b).count() as f64 / src.argmax.len() as f64;
