@@ -69,3 +69,36 @@ fn the_benchmark_prompt_is_exactly_n_tokens_and_its_text_tokenizes_back_to_them(
         assert_eq!(tok.encode_with_bos(&text, false), ids, "n = {n}: {text:?}");
     }
 }
+
+/// Gemma 3's SentencePiece vocabulary (262,144 tokens) gives llama.cpp's ids for every golden
+/// string, prompt and the perplexity text (the architecture itself is not supported yet).
+#[test]
+fn gemma3_spm_matches_llama_cpp_on_every_golden_string() {
+    let Some(path) = common::gemma_model_path() else { return };
+    let bytes = std::fs::read(path).unwrap();
+    let g = Gguf::parse(&bytes).unwrap();
+    let tok = Tokenizer::from_gguf(&g).unwrap();
+    assert_eq!(tok.vocab_size(), 262_144);
+    let gold = golden("gemma3-270m-q4_k_m.llamacpp.json");
+    let mut wrong = vec![];
+    for case in gold["tokenize"].as_array().unwrap() {
+        let text = case["text"].as_str().unwrap();
+        let (got, want) = (tok.encode(text, true), ids(&case["ids"]));
+        if got != want {
+            wrong.push(format!("{text:?}: {got:?}, expected {want:?}"));
+        }
+    }
+    for case in gold["greedy"].as_array().unwrap() {
+        let prompt = case["prompt"].as_str().unwrap();
+        let (got, want) = (tok.encode_with_bos(prompt, true), ids(&case["prompt_ids"]));
+        if got != want {
+            wrong.push(format!("prompt {prompt:?}: {got:?}, expected {want:?}"));
+        }
+    }
+    let want = ids(&gold["perplexity"]["token_ids"]);
+    let got = tok.encode_with_bos(&golden_text("ppl-text.txt"), false);
+    if got[..want.len().min(got.len())] != want[..] {
+        wrong.push("the perplexity text".into());
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
