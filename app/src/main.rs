@@ -633,6 +633,9 @@ fn ModelCard() -> impl IntoView {
                         <dt>"Context"</dt><dd>{format!("{} tokens (this page uses {})", i.context_length.unwrap_or(0), m.context_size)}</dd>
                         <dt>"Source dtypes"</dt><dd>{dtypes}</dd>
                         <dt>"Chat template"</dt><dd data-testid="chat-template">{match (i.chat_template, &i.chat_template_fallback) {
+                            (true, None) if i.chat_template_folds_system => {
+                                "from the file; it takes no system message, so the system prompt opens your first message".to_string()
+                            }
                             (true, None) => "from the file".to_string(),
                             (true, Some(why)) => format!("the file's failed ({why}): ChatML instead"),
                             (false, _) => "none in the file: ChatML".to_string(),

@@ -138,3 +138,31 @@ impl std::io::Write for Capped {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Gemma 2's way: a template that raises on a system message.
+    const NO_SYSTEM: &str = "{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}\
+        {% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}</{{ m['role'] }}>{% endfor %}\
+        {% if add_generation_prompt %}<model>{% endif %}";
+
+    #[test]
+    fn a_template_without_system_messages_gets_the_system_prompt_in_the_first_user_turn() {
+        let t = ChatTemplate::from_source(NO_SYSTEM, "<s>", "</s>");
+        assert!(t.from_file && t.fold_system && t.fallback.is_none());
+        let text = t.render(&[Message::new("system", "Be brief."), Message::new("user", "Hi")], true).unwrap();
+        assert_eq!(text, "<user>Be brief.\n\nHi</user><model>");
+        // Without a system message the conversation is as written.
+        assert_eq!(t.render(&[Message::new("user", "Hi")], false).unwrap(), "<user>Hi</user>");
+    }
+
+    #[test]
+    fn generation_tags_render_as_their_contents_and_loops_can_break() {
+        let src = "{% for m in messages %}{% if loop.index > 1 %}{% break %}{% endif %}{% generation %}{{ m['content'] }}{% endgeneration %}{% endfor %}";
+        let t = ChatTemplate::from_source(src, "", "");
+        assert!(t.fallback.is_none(), "{:?}", t.fallback);
+        assert_eq!(t.render(&[Message::new("user", "a"), Message::new("assistant", "b")], false).unwrap(), "a");
+    }
+}

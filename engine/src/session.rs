@@ -45,6 +45,10 @@ pub struct ModelInfo {
     /// Why the file's chat template is not used (it failed a trial render: ChatML instead).
     #[serde(default)]
     pub chat_template_fallback: Option<String>,
+    /// The file's template refuses a system message: the system prompt opens the first user
+    /// message instead (see [`ChatTemplate::fold_system`](crate::chat::ChatTemplate)).
+    #[serde(default)]
+    pub chat_template_folds_system: bool,
     pub tokenizer: Option<String>,
     pub pre_tokenizer: Option<String>,
     pub n_vocab: Option<usize>,
@@ -142,6 +146,7 @@ impl ModelInfo {
             matrix_dtype,
             chat_template: g.get_str("tokenizer.chat_template").is_some(),
             chat_template_fallback: tok.as_ref().ok().and_then(|(_, t)| t.fallback.clone()),
+            chat_template_folds_system: tok.as_ref().is_ok_and(|(_, t)| t.fold_system),
             tokenizer: g.get_str("tokenizer.ggml.model").map(str::to_string),
             pre_tokenizer: g.get_str("tokenizer.ggml.pre").map(str::to_string),
             n_vocab: tok.as_ref().ok().map(|(t, _)| t.vocab_size()),

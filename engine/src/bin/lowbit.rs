@@ -216,6 +216,9 @@ async fn generate(a: &Args, gpu: &Option<Gpu>) -> Result<()> {
         if let Some(why) = &template.fallback {
             eprintln!("lowbit: the file's chat template failed ({why}); using ChatML");
         }
+        if template.fold_system && a.get("--system").is_some() {
+            eprintln!("lowbit: the file's chat template takes no system message; the system prompt opens the user message");
+        }
         let text = template.render(&msgs, true)?;
         tok.encode_with_bos(&text, true)
     } else {
