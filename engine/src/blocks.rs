@@ -39,6 +39,20 @@ fn decode_ints<B: IntBlock>(b: &[u8], out: &mut [f32]) {
     }
 }
 
+/// [`Block`] for a 32-weight [`IntBlock`] format of `$bytes` bytes: decoded as `d · q + m`.
+macro_rules! int_block {
+    ($t:ident, $bytes:expr) => {
+        impl Block for $t {
+            const TYPE: GgmlType = GgmlType::$t;
+            const WEIGHTS: usize = 32;
+            const BYTES: usize = $bytes;
+            fn decode(b: &[u8], out: &mut [f32]) {
+                decode_ints::<Self>(b, out)
+            }
+        }
+    };
+}
+
 fn half(b: &[u8], i: usize) -> f32 {
     f16::from_bits(u16::from_le_bytes([b[i], b[i + 1]])).to_f32()
 }
@@ -107,14 +121,7 @@ impl Block for BF16 {
     }
 }
 
-impl Block for Q8_0 {
-    const TYPE: GgmlType = GgmlType::Q8_0;
-    const WEIGHTS: usize = 32;
-    const BYTES: usize = 2 + 32;
-    fn decode(b: &[u8], out: &mut [f32]) {
-        decode_ints::<Self>(b, out)
-    }
-}
+int_block!(Q8_0, 2 + 32);
 
 impl IntBlock for Q8_0 {
     const HAS_MIN: bool = false;
@@ -126,14 +133,7 @@ impl IntBlock for Q8_0 {
     }
 }
 
-impl Block for Q4_0 {
-    const TYPE: GgmlType = GgmlType::Q4_0;
-    const WEIGHTS: usize = 32;
-    const BYTES: usize = 2 + 16;
-    fn decode(b: &[u8], out: &mut [f32]) {
-        decode_ints::<Self>(b, out)
-    }
-}
+int_block!(Q4_0, 2 + 16);
 
 impl IntBlock for Q4_0 {
     const HAS_MIN: bool = false;
@@ -145,14 +145,7 @@ impl IntBlock for Q4_0 {
     }
 }
 
-impl Block for Q4_1 {
-    const TYPE: GgmlType = GgmlType::Q4_1;
-    const WEIGHTS: usize = 32;
-    const BYTES: usize = 2 + 2 + 16;
-    fn decode(b: &[u8], out: &mut [f32]) {
-        decode_ints::<Self>(b, out)
-    }
-}
+int_block!(Q4_1, 2 + 2 + 16);
 
 impl IntBlock for Q4_1 {
     const HAS_MIN: bool = true;
@@ -172,14 +165,7 @@ fn five_bits(qh: &[u8], qs: &[u8], q: &mut [i8; 32], offset: i8) {
     }
 }
 
-impl Block for Q5_0 {
-    const TYPE: GgmlType = GgmlType::Q5_0;
-    const WEIGHTS: usize = 32;
-    const BYTES: usize = 2 + 4 + 16;
-    fn decode(b: &[u8], out: &mut [f32]) {
-        decode_ints::<Self>(b, out)
-    }
-}
+int_block!(Q5_0, 2 + 4 + 16);
 
 impl IntBlock for Q5_0 {
     const HAS_MIN: bool = false;
@@ -189,14 +175,7 @@ impl IntBlock for Q5_0 {
     }
 }
 
-impl Block for Q5_1 {
-    const TYPE: GgmlType = GgmlType::Q5_1;
-    const WEIGHTS: usize = 32;
-    const BYTES: usize = 2 + 2 + 4 + 16;
-    fn decode(b: &[u8], out: &mut [f32]) {
-        decode_ints::<Self>(b, out)
-    }
-}
+int_block!(Q5_1, 2 + 2 + 4 + 16);
 
 impl IntBlock for Q5_1 {
     const HAS_MIN: bool = true;
@@ -206,14 +185,7 @@ impl IntBlock for Q5_1 {
     }
 }
 
-impl Block for IQ4NL {
-    const TYPE: GgmlType = GgmlType::IQ4NL;
-    const WEIGHTS: usize = 32;
-    const BYTES: usize = 2 + 16;
-    fn decode(b: &[u8], out: &mut [f32]) {
-        decode_ints::<Self>(b, out)
-    }
-}
+int_block!(IQ4NL, 2 + 16);
 
 impl IntBlock for IQ4NL {
     const HAS_MIN: bool = false;

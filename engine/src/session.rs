@@ -205,13 +205,13 @@ impl ModelInfo {
     pub fn weight_bytes_of(&self, plan: &Plan) -> u64 {
         let groups: u64 =
             self.group_bytes.iter().filter(|(g, p, _)| plan.get(*g) == *p).map(|(_, _, b)| b).sum();
-        groups + self.config.as_ref().map_or(0, norm_bytes)
+        groups + self.config.as_ref().map_or(0, Config::vector_bytes)
     }
 
     /// An error when a group of `plan` has, at the precision the plan gives it, a buffer larger
     /// than the adapter allows.
     pub fn check_fit(&self, adapter: &AdapterSummary, plan: &Plan) -> Result<()> {
-        let limit = adapter.max_buffer_size.min(adapter.max_storage_buffer_binding_size);
+        let limit = adapter.binding_limit();
         match self.group_largest.iter().find(|&&(g, p, bytes)| plan.get(g) == p && bytes > limit) {
             Some(&(g, p, needed)) => Err(Error::TooLarge { what: format!("{} weights at {p}", g.label().to_lowercase()), needed, limit }),
             None => Ok(()),
@@ -220,7 +220,7 @@ impl ModelInfo {
 
     /// Whether every buffer fits the adapter's limits at each precision, in plain words.
     pub fn fit(&self, adapter: &AdapterSummary) -> Vec<Fit> {
-        let limit = adapter.max_buffer_size.min(adapter.max_storage_buffer_binding_size);
+        let limit = adapter.binding_limit();
         self.largest_buffer
             .iter()
             .map(|&(precision, largest)| {
@@ -274,7 +274,7 @@ fn weight_sizes(cfg: &Config, g: &Gguf) -> (Vec<(Precision, u64)>, Vec<(Precisio
             None => units.push((Unit::of(m), (r, c))),
         }
     }
-    let norms = norm_bytes(cfg);
+    let norms = cfg.vector_bytes();
     let (mut total, mut largest, mut groups, mut group_largest) = (vec![], vec![], vec![], vec![]);
     let group_of = |u: Unit| u.first().map_or(Group::Embeddings, Group::of);
     for p in Precision::ALL {
@@ -308,11 +308,6 @@ fn group_dtypes(cfg: &Config, g: &Gguf) -> Vec<(Group, String, f64)> {
         }
     }
     out
-}
-
-/// The f32 vectors' bytes (norm weights and biases).
-fn norm_bytes(cfg: &Config) -> u64 {
-    cfg.vectors().into_iter().map(|n| cfg.vector_len(n) as u64 * 4).sum()
 }
 
 /// Statistics of one reply.

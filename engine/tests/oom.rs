@@ -39,8 +39,7 @@ fn running_out_of_gpu_memory_is_a_named_error_and_the_device_goes_on() {
 
 fn child() {
     let gpu = block_on(Gpu::new()).expect("an adapter");
-    let limit = gpu.info.max_buffer_size.min(gpu.info.max_storage_buffer_binding_size);
-    let size = limit.min(256 << 20);
+    let size = gpu.binding_limit().min(256 << 20);
     let scope = gpu.oom_scope("test buffers");
     let mut held = vec![];
     // Past the address space many times over: some allocation must fail.

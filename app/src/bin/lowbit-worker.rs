@@ -269,13 +269,8 @@ async fn run(job: Job, file: Option<web_sys::File>) -> Result<(), Fail> {
         Job::SetPrecision { plan } => switch(plan).await,
         Job::SetKv { kv } => {
             let (kv, kv_bytes) = with_session(async |s| {
-                let (oom, before) = (s.gpu().oom_scope(&format!("a {kv} KV cache")), s.kv());
-                s.set_kv(kv)?;
-                if let Err(e) = oom.check().await {
-                    // The cache in the format before fitted; it is made again.
-                    s.set_kv(before)?;
-                    return Err(e.into());
-                }
+                let before = s.kv();
+                remake_kv(s, &format!("a {kv} KV cache"), |s| s.set_kv(kv), |s| s.set_kv(before)).await?;
                 compile_kernels(s).await?;
                 Ok((s.kv(), s.kv_bytes()))
             })
@@ -285,12 +280,8 @@ async fn run(job: Job, file: Option<web_sys::File>) -> Result<(), Fail> {
         }
         Job::SetContext { n_ctx } => {
             let (context_size, kv_bytes, context_used) = with_session(async |s| {
-                let (oom, before) = (s.gpu().oom_scope(&format!("a KV cache of {n_ctx} tokens")), s.context_size());
-                s.set_context(n_ctx)?;
-                if let Err(e) = oom.check().await {
-                    s.set_context(before)?;
-                    return Err(e.into());
-                }
+                let before = s.context_size();
+                remake_kv(s, &format!("a KV cache of {n_ctx} tokens"), |s| s.set_context(n_ctx), |s| s.set_context(before)).await?;
                 s.gpu().check()?;
                 Ok((s.context_size(), s.kv_bytes(), s.context_used()))
             })
@@ -361,6 +352,23 @@ async fn run(job: Job, file: Option<web_sys::File>) -> Result<(), Fail> {
             Err(Fail(ErrorKind::DeviceLost, "the GPU device was destroyed on request (Diagnostics: simulate a lost GPU)".into()))
         }
     }
+}
+
+/// Remake the KV cache with `change` inside an out-of-memory scope; if the new one does not fit,
+/// `undo` makes the one before again (it fitted).
+async fn remake_kv(
+    s: &mut Session,
+    what: &str,
+    change: impl FnOnce(&mut Session) -> lowbit::Result<()>,
+    undo: impl FnOnce(&mut Session) -> lowbit::Result<()>,
+) -> Result<(), Fail> {
+    let oom = s.gpu().oom_scope(what);
+    change(s)?;
+    if let Err(e) = oom.check().await {
+        undo(s)?;
+        return Err(e.into());
+    }
+    Ok(())
 }
 
 fn session_gpu() -> Option<Gpu> {

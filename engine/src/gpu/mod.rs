@@ -44,6 +44,13 @@ pub struct AdapterSummary {
     pub matmul_kernel: String,
 }
 
+impl AdapterSummary {
+    /// The most bytes one buffer may have and be bound as storage.
+    pub fn binding_limit(&self) -> u64 {
+        self.max_storage_buffer_binding_size.min(self.max_buffer_size)
+    }
+}
+
 /// The GPU device: a handle that clones cheaply. A model's backend keeps a clone, so the device
 /// lives exactly as long as something uses it; when the last clone goes, the device is destroyed
 /// (its memory freed at once, not when a garbage collector gets to it).
@@ -547,7 +554,7 @@ impl Gpu {
     /// The most bytes one buffer may have and be bound (the adapter's limits, or a lower one a
     /// test set).
     pub fn binding_limit(&self) -> u64 {
-        let adapter = self.info.max_storage_buffer_binding_size.min(self.info.max_buffer_size);
+        let adapter = self.info.binding_limit();
         match self.test_limit.get() {
             0 => adapter,
             l => l.min(adapter),

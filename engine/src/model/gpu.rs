@@ -462,9 +462,7 @@ impl GpuBackend {
 
     /// Bytes of weight data on the GPU at the current precision (norms included).
     pub fn weight_bytes(&self) -> u64 {
-        // Norms are f32 vectors of the model's width.
-        self.weights.mats.values().map(GpuMatrix::bytes).sum::<u64>()
-            + self.cfg.vectors().into_iter().map(|n| self.cfg.vector_len(n) as u64 * 4).sum::<u64>()
+        self.weights.mats.values().map(GpuMatrix::bytes).sum::<u64>() + self.cfg.vector_bytes()
     }
 
     /// KV cache bytes one token of context takes (keys and values, every layer).

@@ -151,6 +151,11 @@ impl Config {
         v
     }
 
+    /// Bytes of every vector, as f32.
+    pub fn vector_bytes(&self) -> u64 {
+        self.vectors().into_iter().map(|n| self.vector_len(n) as u64 * 4).sum()
+    }
+
     /// Elements of vector `n`.
     pub fn vector_len(&self, n: Norm) -> usize {
         match n {
