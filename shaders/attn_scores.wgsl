@@ -1,5 +1,6 @@
 // Attention step 1 of 2: s[h, t, j] = (q[t, h, :] · k[j, h / group, :]) · scale for key j <= pos0 + t,
-// and -1e30 (masked, exp → 0) for later keys, over n_kv = pos0 + m keys. group = heads / kv_heads
+// and -1e30 (masked, exp → 0) for later keys and, with a sliding window, for keys window or more
+// positions back, over n_kv = pos0 + m keys. group = heads / kv_heads
 // (grouped-query attention). One invocation per (head, token, key). Step 2 is attn_values.
 @group(0) @binding(0) var<storage, read> q: array<f32>;       // [m, q_stride], q at the start of a row
 // binding 1: the cache [2, n_ctx, kv_heads, head_dim], keys first, read with kv_load (kv_{f32,f16,int8}.wgsl)
@@ -12,7 +13,7 @@ struct Params {
     head_dim: u32,
     q_stride: u32, // floats per token row of q (q·k·v stacked: more than heads · head_dim)
     scale: f32,
-    _pad0: u32,
+    window: u32, // keys a query sees (a sliding window), 0: all
     _pad1: u32,
 }
 @group(0) @binding(3) var<uniform> p: Params;
@@ -26,7 +27,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let j = idx % n_kv;
     let t = (idx / n_kv) % p.m;
     let h = idx / (n_kv * p.m);
-    if (j > step.pos0 + t) {
+    let pos = step.pos0 + t;
+    if (j > pos || (p.window != 0u && pos - j >= p.window)) {
         s[idx] = -1e30;
         return;
     }

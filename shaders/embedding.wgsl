@@ -1,4 +1,4 @@
-// out[t, :] = W[ids[t], :], dequantized from the weight layout prepended above, for the tokens
+// out[t, :] = W[ids[t], :] · scale, dequantized from the weight layout prepended above, for the tokens
 // whose id is among the rows first..first + rows this part of W holds (a matrix larger than one
 // binding is dispatched part by part; the other tokens' rows are left to the other parts).
 // One invocation per (token, group of 8 weights).
@@ -11,7 +11,7 @@ struct Params {
     nb: u32, // blocks per row = ceil(k / 32)
     first: u32, // the first row of W this part holds
     rows: u32,  // rows in this part
-    _pad0: u32,
+    scale: f32, // Gemma's √dim, else 1
     _pad1: u32,
     _pad2: u32,
 }
@@ -30,7 +30,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let w = weights8(blk * 4u + g % 4u, block_scale(blk));
     let k0 = g * 8u;
     for (var e = 0u; e < 4u; e++) {
-        if (k0 + e < p.k) { out[t * p.k + k0 + e] = w.lo[e]; }
-        if (k0 + 4u + e < p.k) { out[t * p.k + k0 + 4u + e] = w.hi[e]; }
+        if (k0 + e < p.k) { out[t * p.k + k0 + e] = w.lo[e] * p.scale; }
+        if (k0 + 4u + e < p.k) { out[t * p.k + k0 + 4u + e] = w.hi[e] * p.scale; }
     }
 }

@@ -35,7 +35,7 @@ fn norm_scale() -> f32 {
 // Write output o from its row sums: a (and b, the up row, with PAIRS = 2), times the norm scale s.
 fn finish(o: u32, a: f32, b: f32, s: f32) {
     var v = a * s;
-    if (PAIRS == 2u) { v = v / (1.0 + exp(-v)) * (b * s); }
+    if (PAIRS == 2u) { v = act(v) * (b * s); }
     if (ADD) { v += y[o]; }
     y[o] = v;
 }

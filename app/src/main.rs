@@ -637,8 +637,12 @@ fn ModelCard() -> impl IntoView {
                                 "from the file; it takes no system message, so the system prompt opens your first message".to_string()
                             }
                             (true, None) => "from the file".to_string(),
-                            (true, Some(why)) => format!("the file's failed ({why}): ChatML instead"),
-                            (false, _) => "none in the file: ChatML".to_string(),
+                            (true, Some(why)) => format!("the file's failed ({why}): {} instead", i.chat_template_builtin),
+                            (false, _) if i.chat_template_folds_system => format!(
+                                "none in the file: {}'s turns; they take no system message, so the system prompt opens your first message",
+                                i.chat_template_builtin
+                            ),
+                            (false, _) => format!("none in the file: {}", i.chat_template_builtin),
                         }}</dd>
                         <dt>"KV cache"</dt><dd>{format!("{} ({})", megabytes(m.kv_bytes), store.kv.get())}</dd>
                         <dt>"Loaded in"</dt><dd>{format!("{:.1} s", m.load_ms / 1e3)}</dd>

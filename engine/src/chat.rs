@@ -9,6 +9,10 @@ use crate::gguf::Gguf;
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
 
+/// Gemma's turn format (`<start_of_turn>user` … `<end_of_turn>`, the assistant is `model`; no
+/// system role): for a Gemma file that carries no template.
+pub const GEMMA: &str = "{% for message in messages %}{{ '<start_of_turn>' + ('model' if message['role'] == 'assistant' else message['role']) + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}";
+
 pub const CHATML: &str = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -31,8 +35,11 @@ pub const MAX_OUTPUT: usize = 8 << 20;
 
 pub struct ChatTemplate {
     source: String,
-    /// The file had its own template and it renders (false: ChatML).
+    /// The file had its own template and it renders (false: a built-in format, `builtin`).
     pub from_file: bool,
+    /// The built-in format used when the file's template is absent or fails: "ChatML", or
+    /// "Gemma" for a vocabulary with Gemma's turn tokens and no ChatML ones.
+    pub builtin: &'static str,
     /// Why the file's template is not used (it failed a trial render), if it is not.
     pub fallback: Option<String>,
     /// The template refuses a system message (Gemma 2's raises "System role not supported"): the
@@ -43,21 +50,35 @@ pub struct ChatTemplate {
 }
 
 impl ChatTemplate {
-    /// The file's template, tried once on a short conversation; ChatML when the file has none or
-    /// when it fails (`fallback` says why).
+    /// The file's template, tried once on a short conversation; a built-in format for its
+    /// vocabulary when the file has none or when it fails (`fallback` says why).
     pub fn from_gguf(g: &Gguf, tok: &Tokenizer) -> Self {
         let name = |id: Option<u32>| id.and_then(|i| tok.tokens.get(i as usize)).cloned().unwrap_or_default();
-        match g.get_str("tokenizer.chat_template") {
+        let has = |t: &str| tok.tokens.iter().any(|x| x == t);
+        let mut t = match g.get_str("tokenizer.chat_template") {
             Some(source) => Self::from_source(source, &name(tok.bos), &name(tok.eos)),
-            None => ChatTemplate { source: CHATML.into(), from_file: false, fallback: None, fold_system: false, bos: name(tok.bos), eos: name(tok.eos) },
+            None => ChatTemplate {
+                source: CHATML.into(),
+                from_file: false,
+                builtin: "ChatML",
+                fallback: None,
+                fold_system: false,
+                bos: name(tok.bos),
+                eos: name(tok.eos),
+            },
+        };
+        if !t.from_file && has("<start_of_turn>") && has("<end_of_turn>") && !has("<|im_start|>") {
+            (t.source, t.builtin, t.fold_system) = (GEMMA.into(), "Gemma", true);
         }
+        t
     }
 
     /// A file's template `source` (with its BOS and EOS token texts), tried once on a short
     /// conversation; ChatML when it fails (`fallback` says why).
     pub fn from_source(source: &str, bos: &str, eos: &str) -> Self {
         let source = without_generation_tags(source);
-        let mut t = ChatTemplate { source, from_file: true, fallback: None, fold_system: false, bos: bos.into(), eos: eos.into() };
+        let mut t =
+            ChatTemplate { source, from_file: true, builtin: "ChatML", fallback: None, fold_system: false, bos: bos.into(), eos: eos.into() };
         let trial = [
             Message::new("system", "You are helpful."),
             Message::new("user", "Hello"),

@@ -127,6 +127,38 @@ pub fn silu_mul(gate: &[f32], up: &[f32]) -> Vec<f32> {
     gate.iter().zip(up).map(|(&g, &u)| silu(g) * u).collect()
 }
 
+/// GELU with the tanh approximation (ggml's `gelu`, Gemma's `gelu_pytorch_tanh`):
+/// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`.
+pub fn gelu(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)).tanh())
+}
+
+/// `out = gelu(gate) · up`, elementwise (GeGLU).
+pub fn gelu_mul(gate: &[f32], up: &[f32]) -> Vec<f32> {
+    gate.iter().zip(up).map(|(&g, &u)| gelu(g) * u).collect()
+}
+
+/// Per-head RMSNorm of the q and k heads of stacked projections `qkv [m, (heads + 2·kv_heads)·hd]`
+/// in place: each q head with `w[..hd]`, each k head with `w[hd..]`; v is left alone (Gemma 3's and
+/// Qwen3's q/k norms).
+pub fn head_norm(qkv: &mut [f32], w: &[f32], heads: usize, kv_heads: usize, eps: f32) {
+    let hd = w.len() / 2;
+    let stride = (heads + 2 * kv_heads) * hd;
+    for row in qkv.chunks_mut(stride) {
+        let (q, rest) = row.split_at_mut(heads * hd);
+        q.copy_from_slice(&rmsnorm(q, &w[..hd], eps));
+        let k = &mut rest[..kv_heads * hd];
+        k.copy_from_slice(&rmsnorm(k, &w[hd..], eps));
+    }
+}
+
+/// `y += rmsnorm(x) · w` for rows of `w.len()` (Gemma 3's norm after attention and the FFN, then
+/// the residual connection).
+pub fn rmsnorm_add(y: &mut [f32], x: &[f32], w: &[f32], eps: f32) {
+    add(y, &rmsnorm(x, w, eps));
+}
+
 /// `a += b`, elementwise (the residual connection).
 pub fn add(a: &mut [f32], b: &[f32]) {
     for (x, y) in a.iter_mut().zip(b) {
@@ -143,23 +175,32 @@ pub struct Attention {
     /// Position of the first query token; the cache holds `pos0 + m` keys once the new ones are in.
     pub pos0: usize,
     pub scale: f32,
+    /// Sliding window: a query sees only the last `window` keys, itself included (0: all of them).
+    pub window: usize,
+}
+
+impl Attention {
+    /// The first key query position `pos` sees.
+    pub fn first_key(&self, pos: usize) -> usize {
+        if self.window == 0 { 0 } else { (pos + 1).saturating_sub(self.window) }
+    }
 }
 
 /// Causal attention over a KV cache: `q [m, heads, hd]`, `k, v [pos0 + m, kv_heads, hd]`,
-/// returns `[m, heads, hd]`. Query `t` sees keys `0..=pos0 + t`; head `h` reads kv head
-/// `h / (heads / kv_heads)`.
+/// returns `[m, heads, hd]`. Query `t` sees keys `first_key(pos0 + t) ..= pos0 + t`; head `h`
+/// reads kv head `h / (heads / kv_heads)`.
 pub fn attention(q: &[f32], k: &[f32], v: &[f32], m: usize, a: &Attention) -> Vec<f32> {
     let (hd, group) = (a.head_dim, a.heads / a.kv_heads);
     let mut out = vec![0f32; m * a.heads * hd];
     for t in 0..m {
-        let n = a.pos0 + t + 1;
+        let (first, n) = (a.first_key(a.pos0 + t), a.pos0 + t + 1);
         for h in 0..a.heads {
             let kvh = h / group;
             let qv = &q[(t * a.heads + h) * hd..][..hd];
-            let mut s: Vec<f32> = (0..n).map(|j| dot(qv, &k[(j * a.kv_heads + kvh) * hd..][..hd]) * a.scale).collect();
-            softmax(&mut s, n);
+            let mut s: Vec<f32> = (first..n).map(|j| dot(qv, &k[(j * a.kv_heads + kvh) * hd..][..hd]) * a.scale).collect();
+            softmax(&mut s, n - first);
             let o = &mut out[(t * a.heads + h) * hd..][..hd];
-            for (j, p) in s.iter().enumerate() {
+            for (j, p) in (first..).zip(&s) {
                 for (od, vd) in o.iter_mut().zip(&v[(j * a.kv_heads + kvh) * hd..][..hd]) {
                     *od += p * vd;
                 }
@@ -172,4 +213,48 @@ pub fn attention(q: &[f32], k: &[f32], v: &[f32], m: usize, a: &Attention) -> Ve
 /// The KV cache words of `x` stored as `kv` (the `kv_store` kernel).
 pub fn kv_store(kv: crate::KvPrecision, x: &[f32]) -> crate::Result<Vec<u32>> {
     kv.encode(x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With all-zero queries every visible key weighs the same: the output is the mean of the
+    /// values a query sees, which shows the window's edges by hand.
+    #[test]
+    fn a_sliding_window_sees_the_last_window_keys() {
+        // One head of one dim; values 0, 1, …, 5 at positions 0..6; queries at positions 2..6.
+        let v: Vec<f32> = (0..6).map(|j| j as f32).collect();
+        let k = vec![0f32; 6];
+        let q = vec![0f32; 4];
+        let a = Attention { heads: 1, kv_heads: 1, head_dim: 1, pos0: 2, scale: 1.0, window: 3 };
+        // Position 2 sees 0, 1, 2; position 3 sees 1, 2, 3; …
+        assert_eq!(attention(&q, &k, &v, 4, &a), vec![1.0, 2.0, 3.0, 4.0]);
+        // No window: every earlier key.
+        let all = Attention { window: 0, ..a };
+        assert_eq!(attention(&q, &k, &v, 4, &all), vec![1.0, 1.5, 2.0, 2.5]);
+        assert_eq!((a.first_key(1), a.first_key(2), a.first_key(5)), (0, 0, 3));
+    }
+
+    /// GELU's tanh approximation at hand-computed points (ggml's and PyTorch's `tanh` GELU).
+    #[test]
+    fn gelu_at_known_points() {
+        for (x, want) in [(0.0, 0.0), (1.0, 0.841_192), (-1.0, -0.158_808), (3.0, 2.996_363), (-20.0, 0.0)] {
+            assert!((gelu(x) - want).abs() < 1e-5, "gelu({x}) = {} not {want}", gelu(x));
+        }
+    }
+
+    /// Each q head is normalized with the first half of the weights, each k head with the second;
+    /// v passes through.
+    #[test]
+    fn head_norm_normalizes_q_and_k_heads_and_leaves_v() {
+        // 2 q heads, 1 kv head, head_dim 2: [q0 q0 | q1 q1 | k k | v v].
+        let mut x = vec![3.0, 4.0, 1.0, 1.0, 0.0, 2.0, 7.0, 8.0];
+        head_norm(&mut x, &[1.0, 1.0, 2.0, 3.0], 2, 1, 0.0);
+        let r = 12.5f32.sqrt(); // rms of (3, 4)
+        let want = [3.0 / r, 4.0 / r, 1.0, 1.0, 0.0, 2.0f32.sqrt() * 3.0, 7.0, 8.0];
+        for (g, w) in x.iter().zip(want) {
+            assert!((g - w).abs() < 1e-6, "{x:?}");
+        }
+    }
 }

@@ -33,7 +33,7 @@ pub enum Error {
     TokenizerArrays { key: String, len: usize, vocab: usize },
     #[error("tokenizer: {key} = {id} is not a token of the {vocab}-token vocabulary")]
     TokenId { key: String, id: String, vocab: usize },
-    #[error("architecture '{0}' is not supported yet (llama and qwen2 are)")]
+    #[error("architecture '{0}' is not supported yet (llama, qwen2, qwen3 and gemma3 are)")]
     UnsupportedArchitecture(String),
     #[error("model: {0}")]
     BadConfig(String),

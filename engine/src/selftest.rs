@@ -6,6 +6,7 @@ use serde::Serialize;
 use crate::cpu::{self, Attention, Rope};
 use crate::gpu::params::{Params, Step};
 use crate::gpu::{ops::Recorder, Fuse, Gpu, Kernel, PassTimer, Reduce, Tiling};
+use crate::model::Activation;
 use crate::util::{now_ms, Rng};
 use crate::{KvPrecision, Precision, QuantMatrix, Result};
 
@@ -92,11 +93,14 @@ pub enum Case {
     Embedding { p: Precision, rows: usize, k: usize, m: usize },
     Rmsnorm { rows: usize, d: usize },
     /// SwiGLU's gate over stacked gate and up projections `[m, 2n]`.
-    SiluMul { m: usize, n: usize },
+    RmsnormAdd { rows: usize, d: usize },
+    HeadNorm { m: usize, heads: usize, kv_heads: usize, head_dim: usize },
+    Glu { act: Activation, m: usize, n: usize },
     Add { len: usize },
     /// RoPE of q and k of a stacked QKV projection and the append of k and v to a cache.
     RopeStore { neox: bool, m: usize, heads: usize, kv_heads: usize, head_dim: usize, pos0: usize, kv: KvPrecision },
-    Attention { m: usize, heads: usize, kv_heads: usize, head_dim: usize, pos0: usize, kv: KvPrecision },
+    /// `window`: a sliding window of that many keys (0: none).
+    Attention { m: usize, heads: usize, kv_heads: usize, head_dim: usize, pos0: usize, window: usize, kv: KvPrecision },
     Argmax { n: usize },
     /// One draw of the sampler: penalty, top-`k`, top-p, min-p and temperature (greedy after the
     /// penalty when `k` is 1), over logits with ties at the top-k cut.
@@ -126,11 +130,14 @@ impl Case {
             Case::Matmul { p, tiling, .. } => Kernel::Matmul(*p, *tiling).name(),
             Case::Embedding { p, .. } => format!("embedding_{p}"),
             Case::Rmsnorm { .. } => "rmsnorm".into(),
-            Case::SiluMul { .. } => "silu_mul".into(),
+            Case::RmsnormAdd { .. } => Kernel::RmsnormAdd.name(),
+            Case::HeadNorm { .. } => Kernel::HeadNorm.name(),
+            Case::Glu { act, .. } => Kernel::Glu(*act).name(),
             Case::Add { .. } => "add".into(),
             Case::RopeStore { neox: false, kv, .. } => format!("rope_store_kv_{kv}"),
             Case::RopeStore { neox: true, kv, .. } => format!("rope_neox_store_kv_{kv}"),
-            Case::Attention { kv: KvPrecision::F32, .. } => "attention".into(),
+            Case::Attention { kv: KvPrecision::F32, window: 0, .. } => "attention".into(),
+            Case::Attention { kv: KvPrecision::F32, .. } => "attention_window".into(),
             Case::Attention { kv, .. } => format!("attention_kv_{kv}"),
             Case::Argmax { .. } => "argmax".into(),
             Case::Sample { .. } => "sample".into(),
@@ -149,11 +156,15 @@ impl Case {
             Case::Matvec { k, n, .. } => format!("{k}x{n}"),
             Case::Matmul { m, k, n, .. } => format!("m{m} {k}x{n}"),
             Case::Embedding { rows, k, m, .. } => format!("{rows}x{k} m{m}"),
-            Case::Rmsnorm { rows, d } => format!("{rows}x{d}"),
-            Case::SiluMul { m, n } => format!("m{m} {n}"),
+            Case::Rmsnorm { rows, d } | Case::RmsnormAdd { rows, d } => format!("{rows}x{d}"),
+            Case::HeadNorm { m, heads, kv_heads, head_dim } => format!("m{m} h{heads}/{kv_heads} d{head_dim}"),
+            Case::Glu { m, n, .. } => format!("m{m} {n}"),
             Case::Add { len } | Case::Argmax { n: len } => format!("{len}"),
             Case::Sample { n, k: 1 } => format!("{n} greedy"),
             Case::Sample { n, k } => format!("{n} top-{k}"),
+            Case::Attention { m, heads, kv_heads, head_dim, pos0, window, .. } if window > 0 => {
+                format!("m{m} h{heads}/{kv_heads} d{head_dim} pos{pos0} window{window}")
+            }
             Case::Attention { m, heads, kv_heads, head_dim, pos0, .. }
             | Case::RopeStore { m, heads, kv_heads, head_dim, pos0, .. } => {
                 format!("m{m} h{heads}/{kv_heads} d{head_dim} pos{pos0}")
@@ -179,7 +190,10 @@ pub fn standard_cases(subgroups: bool) -> Vec<Case> {
     }
     v.extend([
         Case::Rmsnorm { rows: 3, d: 579 },
-        Case::SiluMul { m: 3, n: 335 },
+        Case::RmsnormAdd { rows: 3, d: 579 },
+        Case::HeadNorm { m: 5, heads: 3, kv_heads: 1, head_dim: 40 },
+        Case::Glu { act: Activation::Silu, m: 3, n: 335 },
+        Case::Glu { act: Activation::Gelu, m: 3, n: 335 },
         Case::Add { len: 1003 },
         Case::Argmax { n: 1001 },
         Case::Sample { n: 1001, k: 1 },
@@ -190,8 +204,10 @@ pub fn standard_cases(subgroups: bool) -> Vec<Case> {
         let head_dim = if kv == KvPrecision::Int8 { 48 } else { 40 };
         v.push(Case::RopeStore { neox: false, m: 5, heads: 6, kv_heads: 2, head_dim, pos0: 37, kv });
         v.push(Case::RopeStore { neox: true, m: 5, heads: 6, kv_heads: 2, head_dim, pos0: 37, kv });
-        v.push(Case::Attention { m: 5, heads: 6, kv_heads: 2, head_dim, pos0: 11, kv });
+        v.push(Case::Attention { m: 5, heads: 6, kv_heads: 2, head_dim, pos0: 11, window: 0, kv });
     }
+    // A window shorter than the context: the first queries see every key, later ones the last 7.
+    v.push(Case::Attention { m: 5, heads: 6, kv_heads: 2, head_dim: 40, pos0: 4, window: 7, kv: KvPrecision::F32 });
     v
 }
 
@@ -207,12 +223,12 @@ pub fn model_shape_cases(reduce: Reduce, tiling: Tiling) -> Vec<Case> {
             v.push(Case::Matmul { p, tiling, m: 7, k, n });
         }
         // The fused forms at the shapes a layer uses them: QKV, gate|up, down (+ residual).
-        for (fuse, k, n) in [(Fuse::Norm, 576, 960), (Fuse::NormSiluMul, 576, 1536), (Fuse::Add, 1536, 576)] {
+        for (fuse, k, n) in [(Fuse::Norm, 576, 960), (Fuse::NormGlu(Activation::Silu), 576, 1536), (Fuse::Add, 1536, 576)] {
             v.push(Case::Matvec { p, reduce, fuse, k, n });
         }
     }
     for kv in KvPrecision::ALL {
-        v.push(Case::Attention { m: 7, heads: 9, kv_heads: 3, head_dim: 64, pos0: 30, kv });
+        v.push(Case::Attention { m: 7, heads: 9, kv_heads: 3, head_dim: 64, pos0: 30, window: 0, kv });
     }
     v.push(Case::Rmsnorm { rows: 7, d: 576 });
     v
@@ -266,9 +282,12 @@ pub async fn run_case(gpu: &Gpu, case: &Case, seed: u64) -> Result<Row> {
             let (want, scale) = match fuse {
                 Fuse::None | Fuse::Norm => (y, abs),
                 Fuse::Add => (y.iter().zip(&y0).map(|(a, b)| a + b).collect(), abs.iter().zip(&y0).map(|(a, b)| a + b.abs()).collect()),
-                // silu(g)·u moves by about |u|·Δg + |g|·Δu.
-                Fuse::NormSiluMul => (
-                    cpu::silu_mul(&y[..n], &y[n..]),
+                // act(g)·u moves by about |u|·Δg + |g|·Δu.
+                Fuse::NormGlu(act) => (
+                    match act {
+                        Activation::Silu => cpu::silu_mul(&y[..n], &y[n..]),
+                        Activation::Gelu => cpu::gelu_mul(&y[..n], &y[n..]),
+                    },
                     (0..n).map(|i| abs[i] * y[n + i].abs() + y[i].abs() * abs[n + i]).collect(),
                 ),
             };
@@ -287,8 +306,9 @@ pub async fn run_case(gpu: &Gpu, case: &Case, seed: u64) -> Result<Row> {
             let ids: Vec<u32> = (0..m).map(|i| ((i * 37 + 11) % rows) as u32).collect();
             let gw = gpu.upload_matrix("w", &w)?;
             let (gi, go) = (gpu.storage_u32("ids", &ids)?, gpu.zeros("out", m * k)?);
-            rec.embedding(&gw, &gi, &go, m);
-            let want = cpu::embedding(&w, &ids);
+            // Scaled, as Gemma's is (by √dim).
+            rec.embedding(&gw, &gi, &go, m, 1.5);
+            let want: Vec<f32> = cpu::embedding(&w, &ids).iter().map(|v| v * 1.5).collect();
             let s = vec![max_abs(&want); want.len()];
             (go, want, s)
         }
@@ -300,11 +320,31 @@ pub async fn run_case(gpu: &Gpu, case: &Case, seed: u64) -> Result<Row> {
             let s = vec![max_abs(&want); want.len()];
             (gy, want, s)
         }
-        Case::SiluMul { m, n } => {
+        Case::RmsnormAdd { rows, d } => {
+            let (x, w, mut y) = (rng.normals(rows * d, 2.0), rng.normals(d, 1.0), rng.normals(rows * d, 1.0));
+            let (gx, gw, gy) = (gpu.storage_f32("x", &x)?, gpu.storage_f32("w", &w)?, gpu.storage_f32("y", &y)?);
+            rec.rmsnorm_add(&gx, &gw, &gy, rows, d, 1e-6);
+            cpu::rmsnorm_add(&mut y, &x, &w, 1e-6);
+            let s = vec![max_abs(&y); y.len()];
+            (gy, y, s)
+        }
+        Case::HeadNorm { m, heads, kv_heads, head_dim } => {
+            let (mut qkv, w) = (rng.normals(m * (heads + 2 * kv_heads) * head_dim, 2.0), rng.normals(2 * head_dim, 1.0));
+            let (gqkv, gw) = (gpu.storage_f32("qkv", &qkv)?, gpu.storage_f32("w", &w)?);
+            rec.head_norm(&gqkv, &gw, m, heads, kv_heads, head_dim, 1e-6);
+            cpu::head_norm(&mut qkv, &w, heads, kv_heads, 1e-6);
+            let s = vec![max_abs(&qkv); qkv.len()];
+            (gqkv, qkv, s)
+        }
+        Case::Glu { act, m, n } => {
             let gu = rng.normals(m * 2 * n, 2.0);
             let (ggu, go) = (gpu.storage_f32("gu", &gu)?, gpu.zeros("o", m * n)?);
-            rec.silu_mul(&ggu, &go, m, n);
-            let want: Vec<f32> = gu.chunks(2 * n).flat_map(|r| cpu::silu_mul(&r[..n], &r[n..])).collect();
+            rec.glu(act, &ggu, &go, m, n);
+            let f = match act {
+                Activation::Silu => cpu::silu_mul,
+                Activation::Gelu => cpu::gelu_mul,
+            };
+            let want: Vec<f32> = gu.chunks(2 * n).flat_map(|r| f(&r[..n], &r[n..])).collect();
             let s = vec![max_abs(&want); want.len()];
             (go, want, s)
         }
@@ -370,8 +410,8 @@ pub async fn run_case(gpu: &Gpu, case: &Case, seed: u64) -> Result<Row> {
             };
             (out, [q, k_stored, v_stored].concat(), [qscale, kscale, vscale].concat())
         }
-        Case::Attention { m, heads, kv_heads, head_dim, pos0, kv } => {
-            let a = Attention { heads, kv_heads, head_dim, pos0, scale: 1.0 / (head_dim as f32).sqrt() };
+        Case::Attention { m, heads, kv_heads, head_dim, pos0, window, kv } => {
+            let a = Attention { heads, kv_heads, head_dim, pos0, scale: 1.0 / (head_dim as f32).sqrt(), window };
             let n_kv = pos0 + m;
             let n = n_kv * kv_heads * head_dim;
             let q = rng.normals(m * heads * head_dim, 1.0);

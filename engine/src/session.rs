@@ -49,6 +49,9 @@ pub struct ModelInfo {
     /// message instead (see [`ChatTemplate::fold_system`](crate::chat::ChatTemplate)).
     #[serde(default)]
     pub chat_template_folds_system: bool,
+    /// The built-in format used instead of the file's template ("ChatML", "Gemma").
+    #[serde(default)]
+    pub chat_template_builtin: String,
     pub tokenizer: Option<String>,
     pub pre_tokenizer: Option<String>,
     pub n_vocab: Option<usize>,
@@ -147,6 +150,7 @@ impl ModelInfo {
             chat_template: g.get_str("tokenizer.chat_template").is_some(),
             chat_template_fallback: tok.as_ref().ok().and_then(|(_, t)| t.fallback.clone()),
             chat_template_folds_system: tok.as_ref().is_ok_and(|(_, t)| t.fold_system),
+            chat_template_builtin: tok.as_ref().map_or_else(|_| String::new(), |(_, t)| t.builtin.to_string()),
             tokenizer: g.get_str("tokenizer.ggml.model").map(str::to_string),
             pre_tokenizer: g.get_str("tokenizer.ggml.pre").map(str::to_string),
             n_vocab: tok.as_ref().ok().map(|(t, _)| t.vocab_size()),
@@ -255,7 +259,6 @@ pub struct Fit {
 }
 
 /// Weight bytes per precision from tensor shapes alone: `(total, largest buffer, per group)`.
-#[allow(clippy::type_complexity)]
 #[allow(clippy::type_complexity)]
 fn weight_sizes(cfg: &Config, g: &Gguf) -> (Vec<(Precision, u64)>, Vec<(Precision, u64)>, Vec<(Group, Precision, u64)>, Vec<(Group, Precision, u64)>) {
     let mats: Vec<(Option<Mat>, Group, (usize, usize))> = Mat::all(cfg.n_layers)

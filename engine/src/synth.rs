@@ -105,12 +105,26 @@ fn q4_1(values: &[f32]) -> Vec<u8> {
 /// A GGUF file of a llama model at `shape` with random weights (seeded: the same bytes for the
 /// same `base`, `shape` and `seed`), carrying `base`'s tokenizer, chat template and special tokens.
 pub fn model(base: &Gguf, shape: &Shape, seed: u64) -> Result<Vec<u8>> {
+    model_of(base, shape, seed, "llama")
+}
+
+/// The architectures [`model_of`] writes: llama's tensors, and Qwen3's and Gemma 3's additions.
+pub const ARCHITECTURES: [&str; 3] = ["llama", "qwen3", "gemma3"];
+
+/// [`model`] of architecture `arch` (one of [`ARCHITECTURES`]): `qwen3` adds per-head q/k norms;
+/// `gemma3` adds those and the norms after attention and the FFN, with a sliding window of
+/// [`GEMMA_WINDOW`] keys on every other layer (local layers 0, 2, …; RoPE base 10,000 there and
+/// 1,000,000 on the global ones).
+pub fn model_of(base: &Gguf, shape: &Shape, seed: u64, arch: &str) -> Result<Vec<u8>> {
+    if !ARCHITECTURES.contains(&arch) {
+        return Err(Error::UnsupportedArchitecture(arch.into()));
+    }
     let vocab = base
         .get("tokenizer.ggml.tokens")
         .and_then(Value::as_array)
         .map(|a| a.len())
         .ok_or_else(|| Error::Malformed("the base model has no tokenizer.ggml.tokens".into()))?;
-    let arch = base.get_str("general.architecture").unwrap_or("llama").to_string();
+    let base_arch = base.get_str("general.architecture").unwrap_or("llama").to_string();
     let mut metadata: Vec<(String, Value)> = base
         .metadata
         .iter()
@@ -118,39 +132,59 @@ pub fn model(base: &Gguf, shape: &Shape, seed: u64) -> Result<Vec<u8>> {
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     for k in ["rope.freq_base", "attention.layer_norm_rms_epsilon"] {
-        if let Some(v) = base.get(&format!("{arch}.{k}")) {
-            metadata.push((format!("llama.{k}"), v.clone()));
+        if let Some(v) = base.get(&format!("{base_arch}.{k}")) {
+            metadata.push((format!("{arch}.{k}"), v.clone()));
         }
     }
-    build(metadata, vocab, shape, seed, base.alignment)
+    build(metadata, vocab, shape, seed, base.alignment, arch)
 }
+
+/// The sliding window of a synthetic Gemma 3 model's local layers: short enough that a test's
+/// prompt runs past it.
+pub const GEMMA_WINDOW: usize = 4;
 
 /// A model at `shape` with random weights and a placeholder vocabulary of `vocab` tokens (no
 /// tokenizer to speak of): what `lowbit bench model --shape` runs where no model file is at hand.
 pub fn bare(shape: &Shape, vocab: usize, seed: u64) -> Result<Vec<u8>> {
     let tokens = Value::Array(Array::String((0..vocab).map(|i| format!("<{i}>")).collect()));
     let metadata = vec![("tokenizer.ggml.model".into(), Value::String("llama".into())), ("tokenizer.ggml.tokens".into(), tokens)];
-    build(metadata, vocab, shape, seed, 32)
+    build(metadata, vocab, shape, seed, 32, "llama")
 }
 
-fn build(mut metadata: Vec<(String, Value)>, vocab: usize, shape: &Shape, seed: u64, alignment: u64) -> Result<Vec<u8>> {
+fn build(mut metadata: Vec<(String, Value)>, vocab: usize, shape: &Shape, seed: u64, alignment: u64, arch: &str) -> Result<Vec<u8>> {
     shape.check()?;
     let (d, f, hd) = (shape.dim, shape.ffn, shape.head_dim());
     let kv = shape.kv_heads * hd;
     let u = |x: usize| Value::U32(x as u32);
     metadata.extend([
-        ("general.architecture".into(), Value::String("llama".into())),
-        ("general.name".into(), Value::String(format!("lowbit synthetic {}x{} (random weights)", shape.layers, d))),
+        ("general.architecture".into(), Value::String(arch.into())),
+        ("general.name".into(), Value::String(format!("lowbit synthetic {arch} {}x{} (random weights)", shape.layers, d))),
         ("general.file_type".into(), Value::U32(3)), // LLAMA_FTYPE_MOSTLY_Q4_1
-        ("llama.context_length".into(), u(shape.context)),
-        ("llama.embedding_length".into(), u(d)),
-        ("llama.block_count".into(), u(shape.layers)),
-        ("llama.feed_forward_length".into(), u(f)),
-        ("llama.attention.head_count".into(), u(shape.heads)),
-        ("llama.attention.head_count_kv".into(), u(shape.kv_heads)),
-        ("llama.rope.dimension_count".into(), u(hd)),
-        ("llama.vocab_size".into(), u(vocab)),
     ]);
+    let mut keys = vec![
+        ("context_length", u(shape.context)),
+        ("embedding_length", u(d)),
+        ("block_count", u(shape.layers)),
+        ("feed_forward_length", u(f)),
+        ("attention.head_count", u(shape.heads)),
+        ("attention.head_count_kv", u(shape.kv_heads)),
+        ("rope.dimension_count", u(hd)),
+        ("vocab_size", u(vocab)),
+    ];
+    if arch == "gemma3" {
+        keys.extend([
+            ("attention.sliding_window", u(GEMMA_WINDOW)),
+            ("attention.sliding_window_pattern", u(2)),
+            ("rope.freq_base", Value::F32(1e6)),
+            ("rope.freq_base_swa", Value::F32(1e4)),
+        ]);
+    }
+    for (k, v) in keys {
+        let key = format!("{arch}.{k}");
+        metadata.retain(|(m, _)| *m != key);
+        metadata.push((key, v));
+    }
+    let (qk_norm, post_norms) = (arch != "llama", arch == "gemma3");
 
     let mut rng = Rng::new(seed);
     // (name, dims innermost first, type, bytes). Matrices are N(0, 1/fan_in) so activations keep
@@ -176,6 +210,16 @@ fn build(mut metadata: Vec<(String, Value)>, vocab: usize, shape: &Shape, seed: 
         ];
         tensors.push((format!("blk.{l}.attn_norm.weight"), vec![d as u64], GgmlType::F32, norm(&mut rng, d)));
         tensors.push((format!("blk.{l}.ffn_norm.weight"), vec![d as u64], GgmlType::F32, norm(&mut rng, d)));
+        if qk_norm {
+            for n in ["attn_q_norm", "attn_k_norm"] {
+                tensors.push((format!("blk.{l}.{n}.weight"), vec![hd as u64], GgmlType::F32, norm(&mut rng, hd)));
+            }
+        }
+        if post_norms {
+            for n in ["post_attention_norm", "post_ffw_norm"] {
+                tensors.push((format!("blk.{l}.{n}.weight"), vec![d as u64], GgmlType::F32, norm(&mut rng, d)));
+            }
+        }
         tensors.extend(layer);
     }
     tensors.push(("output_norm.weight".into(), vec![d as u64], GgmlType::F32, norm(&mut rng, d)));

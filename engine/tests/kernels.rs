@@ -64,7 +64,7 @@ fn gpu_layout_holds_the_same_numbers_as_the_cpu_blocks() {
         let ids: Vec<u32> = (0..rows as u32).collect();
         let (gi, go) = (gpu.storage_u32("ids", &ids).unwrap(), gpu.zeros("out", rows * cols).unwrap());
         let mut rec = lowbit::gpu::ops::Recorder::new(&gpu, None, 0);
-        rec.embedding(&gw, &gi, &go, rows);
+        rec.embedding(&gw, &gi, &go, rows, 1.0);
         rec.submit();
         let got = pollster::block_on(gpu.read_f32(&go, rows * cols)).unwrap();
         let want = w.dequantize();

@@ -214,10 +214,10 @@ async fn generate(a: &Args, gpu: &Option<Gpu>) -> Result<()> {
         msgs.push(Message::new("user", prompt_text));
         let template = ChatTemplate::from_gguf(&g, &tok);
         if let Some(why) = &template.fallback {
-            eprintln!("lowbit: the file's chat template failed ({why}); using ChatML");
+            eprintln!("lowbit: the file's chat template failed ({why}); using {}", template.builtin);
         }
         if template.fold_system && a.get("--system").is_some() {
-            eprintln!("lowbit: the file's chat template takes no system message; the system prompt opens the user message");
+            eprintln!("lowbit: the chat template takes no system message; the system prompt opens the user message");
         }
         let text = template.render(&msgs, true)?;
         tok.encode_with_bos(&text, true)

@@ -8,6 +8,7 @@
 //! prefill matmuls come tiled in workgroup memory or barrier-free ([`Tiling`]). Which variant runs
 //! is chosen per adapter at start-up by a short measurement ([`crate::bench::tune`]).
 
+use crate::model::Activation;
 use crate::{KvPrecision, Precision};
 
 /// Every shader file, by name (compiled in).
@@ -29,7 +30,10 @@ const SHADERS: &[(&str, &str)] = &[
     ("step", include_str!("../../../shaders/step.wgsl")),
     ("argmax", include_str!("../../../shaders/argmax.wgsl")),
     ("sample", include_str!("../../../shaders/sample.wgsl")),
-    ("silu_mul", include_str!("../../../shaders/silu_mul.wgsl")),
+    ("glu", include_str!("../../../shaders/glu.wgsl")),
+    ("act_silu", include_str!("../../../shaders/act_silu.wgsl")),
+    ("act_gelu", include_str!("../../../shaders/act_gelu.wgsl")),
+    ("head_norm", include_str!("../../../shaders/head_norm.wgsl")),
     ("add", include_str!("../../../shaders/add.wgsl")),
     ("attn_scores", include_str!("../../../shaders/attn_scores.wgsl")),
     ("attn_values", include_str!("../../../shaders/attn_values.wgsl")),
@@ -95,20 +99,22 @@ pub enum Fuse {
     Norm,
     /// `y += W·x`: the O and down projections with the residual connection.
     Add,
-    /// `y = silu(Wg·h) ⊙ (Wu·h)`, `h = rmsnorm(x)`, over gate and up stacked: the SwiGLU input.
-    NormSiluMul,
+    /// `y = act(Wg·h) ⊙ (Wu·h)`, `h = rmsnorm(x)`, over gate and up stacked: the gated
+    /// feed-forward's input (SwiGLU, GeGLU).
+    NormGlu(Activation),
 }
 
 impl Fuse {
-    pub const ALL: [Fuse; 4] = [Fuse::None, Fuse::Norm, Fuse::Add, Fuse::NormSiluMul];
+    pub const ALL: [Fuse; 5] =
+        [Fuse::None, Fuse::Norm, Fuse::Add, Fuse::NormGlu(Activation::Silu), Fuse::NormGlu(Activation::Gelu)];
 
     pub fn norm(self) -> bool {
-        matches!(self, Fuse::Norm | Fuse::NormSiluMul)
+        matches!(self, Fuse::Norm | Fuse::NormGlu(_))
     }
 
     /// Matrix rows per output: 2 when gate and up are stacked.
     pub fn pairs(self) -> usize {
-        if self == Fuse::NormSiluMul { 2 } else { 1 }
+        if matches!(self, Fuse::NormGlu(_)) { 2 } else { 1 }
     }
 
     fn suffix(self) -> &'static str {
@@ -116,7 +122,8 @@ impl Fuse {
             Fuse::None => "",
             Fuse::Norm => "_norm",
             Fuse::Add => "_add",
-            Fuse::NormSiluMul => "_norm_silu",
+            Fuse::NormGlu(Activation::Silu) => "_norm_silu",
+            Fuse::NormGlu(Activation::Gelu) => "_norm_gelu",
         }
     }
 
@@ -128,7 +135,11 @@ impl Fuse {
         } else {
             "const NORM: bool = false;\nfn norm_w(i: u32) -> vec4<f32> { return vec4<f32>(1.0); }\n"
         };
-        format!("{norm}const PAIRS: u32 = {}u;\nconst ADD: bool = {};\n", self.pairs(), self == Fuse::Add)
+        let act = match self {
+            Fuse::NormGlu(a) => part(act(a)),
+            _ => "fn act(v: f32) -> f32 { return v; }\n".into(),
+        };
+        format!("{norm}{act}const PAIRS: u32 = {}u;\nconst ADD: bool = {};\n", self.pairs(), self == Fuse::Add)
     }
 }
 
@@ -138,7 +149,12 @@ pub enum Kernel {
     Matmul(Precision, Tiling),
     Embedding(Precision),
     Rmsnorm,
-    SiluMul,
+    /// `y += rmsnorm(x)·w`.
+    RmsnormAdd,
+    /// Per-head RMSNorm of q and k in the stacked projection (q/k norms).
+    HeadNorm,
+    /// `act(gate)·up` over stacked gate and up projections (prefill).
+    Glu(Activation),
     Add,
     /// RoPE on q and k of the stacked QKV projection, k and v appended to the cache.
     RopeStore(KvPrecision),
@@ -157,6 +173,14 @@ fn kv(k: KvPrecision) -> &'static str {
         KvPrecision::F32 => "kv_f32",
         KvPrecision::F16 => "kv_f16",
         KvPrecision::Int8 => "kv_int8",
+    }
+}
+
+/// The gate activation's file.
+fn act(a: Activation) -> &'static str {
+    match a {
+        Activation::Silu => "act_silu",
+        Activation::Gelu => "act_gelu",
     }
 }
 
@@ -180,7 +204,8 @@ impl Kernel {
             v.push(Kernel::Matmul(p, Tiling::Rows));
             v.push(Kernel::Embedding(p));
         }
-        v.extend([Kernel::Rmsnorm, Kernel::SiluMul, Kernel::Add, Kernel::Argmax, Kernel::Sample, Kernel::Copy]);
+        v.extend([Kernel::Rmsnorm, Kernel::RmsnormAdd, Kernel::HeadNorm, Kernel::Add, Kernel::Argmax, Kernel::Sample, Kernel::Copy]);
+        v.extend([Activation::Silu, Activation::Gelu].map(Kernel::Glu));
         for k in KvPrecision::ALL {
             v.extend([Kernel::RopeStore(k), Kernel::AttnScores(k), Kernel::AttnValues(k)]);
         }
@@ -194,7 +219,10 @@ impl Kernel {
             Kernel::Matmul(p, Tiling::Rows) => format!("matmul_{p}_rows"),
             Kernel::Embedding(p) => format!("embedding_{p}"),
             Kernel::Rmsnorm => "rmsnorm".into(),
-            Kernel::SiluMul => "silu_mul".into(),
+            Kernel::RmsnormAdd => "rmsnorm_add".into(),
+            Kernel::HeadNorm => "head_norm".into(),
+            Kernel::Glu(Activation::Silu) => "silu_mul".into(),
+            Kernel::Glu(Activation::Gelu) => "gelu_mul".into(),
             Kernel::Add => "add".into(),
             Kernel::AttnScores(KvPrecision::F32) => "attn_scores".into(),
             Kernel::AttnValues(KvPrecision::F32) => "attn_values".into(),
@@ -230,8 +258,9 @@ impl Kernel {
             Kernel::Matmul(p, Tiling::Shared) => vec!["common", weights(p), "matmul"],
             Kernel::Matmul(p, Tiling::Rows) => vec!["common", weights(p), "matmul_rows"],
             Kernel::Embedding(p) => vec!["common", weights(p), "embedding"],
-            Kernel::Rmsnorm => vec!["common", "rmsnorm"],
-            Kernel::SiluMul => vec!["common", "silu_mul"],
+            Kernel::Rmsnorm | Kernel::RmsnormAdd => vec!["common", "rmsnorm"],
+            Kernel::HeadNorm => vec!["common", "head_norm"],
+            Kernel::Glu(a) => vec!["common", act(a), "glu"],
             Kernel::Add => vec!["common", "add"],
             Kernel::RopeStore(k) => vec!["common", "step", kv(k), "rope_store"],
             Kernel::AttnScores(k) => vec!["common", "step", kv(k), "attn_scores"],
@@ -246,6 +275,8 @@ impl Kernel {
     pub fn wgsl(&self) -> String {
         let header = match self {
             Kernel::Matvec(_, _, f) => f.header(),
+            Kernel::Rmsnorm => "const ADD: bool = false;\n".into(),
+            Kernel::RmsnormAdd => "const ADD: bool = true;\n".into(),
             _ => String::new(),
         };
         header + &self.parts().into_iter().map(part).collect::<Vec<_>>().join("\n")

@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use super::params::{
     ArgmaxParams, SampleParams, AttnScoresParams, AttnValuesParams, EmbeddingParams, LenParams, MatmulParams, MatvecParams, Params,
-    RmsnormParams, RopeStoreParams, SiluMulParams,
+    RmsnormParams, RopeStoreParams, GluParams, HeadNormParams,
 };
 use super::{grid, grid_for, Buffer, Fuse, Gpu, GpuMatrix, Kernel, PassTimer, Reduce, Tiling};
 use crate::cpu::{Attention, Rope};
@@ -266,13 +266,13 @@ impl Recorder {
         self.run(Kernel::Matmul(w.precision, tiling), &[q, s, Bind::Buf(x), Bind::Buf(y), Bind::Params(p.words())], groups);
     }
 
-    /// `out [m, k] = W [ids, :]`, dequantized.
-    /// `out [m, k] = W[ids]`: one dispatch per part of W, each writing the rows it holds.
-    pub fn embedding(&mut self, w: &GpuMatrix, ids: &Buffer, out: &Buffer, m: usize) {
+    /// `out [m, k] = W[ids] · scale`, dequantized: one dispatch per part of W, each writing the
+    /// rows it holds.
+    pub fn embedding(&mut self, w: &GpuMatrix, ids: &Buffer, out: &Buffer, m: usize, scale: f32) {
         let groups = grid_for(m * w.blocks_per_row() * 4);
         for part in w.parts() {
             let (k, nb) = (w.cols as u32, w.blocks_per_row() as u32);
-            let p = EmbeddingParams { m: m as u32, k, nb, first: part.first as u32, rows: part.rows as u32, ..Default::default() };
+            let p = EmbeddingParams { m: m as u32, k, nb, first: part.first as u32, rows: part.rows as u32, scale, ..Default::default() };
             let s = part.s.as_ref().map_or(Bind::None, Bind::Buf);
             self.run(Kernel::Embedding(w.precision), &[Bind::Buf(&part.q), s, Bind::Buf(ids), Bind::Buf(out), Bind::Params(p.words())], groups);
         }
@@ -280,14 +280,39 @@ impl Recorder {
 
     /// `y [rows, d] = rmsnorm(x) · w`.
     pub fn rmsnorm(&mut self, x: &Buffer, w: &Buffer, y: &Buffer, rows: usize, d: usize, eps: f32) {
-        let p = RmsnormParams { rows: rows as u32, d: d as u32, eps, _pad: 0 };
-        self.run(Kernel::Rmsnorm, &[Bind::Buf(x), Bind::Buf(w), Bind::Buf(y), Bind::Params(p.words())], grid_for(rows));
+        self.rmsnorm_kernel(Kernel::Rmsnorm, x, w, y, rows, d, eps);
     }
 
-    /// `out [m, n] = silu(gu[:, :n]) · gu[:, n:]` over stacked gate and up projections `gu [m, 2n]`.
-    pub fn silu_mul(&mut self, gu: &Buffer, out: &Buffer, m: usize, n: usize) {
-        let p = SiluMulParams { m: m as u32, n: n as u32, ..Default::default() };
-        self.run(Kernel::SiluMul, &[Bind::Buf(gu), Bind::Buf(out), Bind::Params(p.words())], grid_for(m * n));
+    /// `y [rows, d] += rmsnorm(x) · w`.
+    pub fn rmsnorm_add(&mut self, x: &Buffer, w: &Buffer, y: &Buffer, rows: usize, d: usize, eps: f32) {
+        self.rmsnorm_kernel(Kernel::RmsnormAdd, x, w, y, rows, d, eps);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn rmsnorm_kernel(&mut self, k: Kernel, x: &Buffer, w: &Buffer, y: &Buffer, rows: usize, d: usize, eps: f32) {
+        let p = RmsnormParams { rows: rows as u32, d: d as u32, eps, _pad: 0 };
+        self.run(k, &[Bind::Buf(x), Bind::Buf(w), Bind::Buf(y), Bind::Params(p.words())], grid_for(rows));
+    }
+
+    /// Per-head RMSNorm in place of the q and k heads of `qkv [m, (heads + 2·kv_heads)·head_dim]`,
+    /// with `w [2, head_dim]` (q's weights, then k's).
+    #[allow(clippy::too_many_arguments)]
+    pub fn head_norm(&mut self, qkv: &Buffer, w: &Buffer, m: usize, heads: usize, kv_heads: usize, head_dim: usize, eps: f32) {
+        let p = HeadNormParams {
+            m: m as u32,
+            heads: heads as u32,
+            kv_heads: kv_heads as u32,
+            head_dim: head_dim as u32,
+            eps,
+            ..Default::default()
+        };
+        self.run(Kernel::HeadNorm, &[Bind::Buf(qkv), Bind::Buf(w), Bind::Params(p.words())], grid_for(m * (heads + kv_heads)));
+    }
+
+    /// `out [m, n] = act(gu[:, :n]) · gu[:, n:]` over stacked gate and up projections `gu [m, 2n]`.
+    pub fn glu(&mut self, act: crate::model::Activation, gu: &Buffer, out: &Buffer, m: usize, n: usize) {
+        let p = GluParams { m: m as u32, n: n as u32, ..Default::default() };
+        self.run(Kernel::Glu(act), &[Bind::Buf(gu), Bind::Buf(out), Bind::Params(p.words())], grid_for(m * n));
     }
 
     /// `a += b`.
@@ -328,7 +353,7 @@ impl Recorder {
 
     /// Causal grouped-query attention of `q [m, q_stride]` (each row starting with `heads` query
     /// heads) over the first `n_kv = pos0 + m` keys and values of `cache` (values from value
-    /// `v_base` on), into `out [m, heads, head_dim]`; `scores` holds `heads · m · n_kv` floats.
+    /// `v_base` on; the last `a.window` of them per query with a sliding window), into `out [m, heads, head_dim]`; `scores` holds `heads · m · n_kv` floats.
     /// `a.pos0` sizes the dispatch; the kernels read it from `step`.
     #[allow(clippy::too_many_arguments)]
     pub fn attention(
@@ -353,11 +378,20 @@ impl Recorder {
             head_dim: hd,
             q_stride: q_stride as u32,
             scale: a.scale,
+            window: a.window as u32,
             ..Default::default()
         };
         let binds = [Bind::Buf(q), Bind::Buf(cache), Bind::Buf(scores), Bind::Params(ps.words()), Bind::Buf(step)];
         self.run(Kernel::AttnScores(kv), &binds, grid_for(a.heads * m * n_kv));
-        let pv = AttnValuesParams { m: mu, heads, kv_heads: kvh, head_dim: hd, v_base: v_base as u32, ..Default::default() };
+        let pv = AttnValuesParams {
+            m: mu,
+            heads,
+            kv_heads: kvh,
+            head_dim: hd,
+            v_base: v_base as u32,
+            window: a.window as u32,
+            ..Default::default()
+        };
         let binds = [Bind::Buf(scores), Bind::Buf(cache), Bind::Buf(out), Bind::Params(pv.words()), Bind::Buf(step)];
         self.run(Kernel::AttnValues(kv), &binds, grid_for(m * a.heads * a.head_dim));
     }

@@ -42,15 +42,19 @@ params!(
 );
 params!(
     /// `embedding.wgsl`.
-    EmbeddingParams as "Params" { m: u32, k: u32, nb: u32, first: u32, rows: u32, _pad0: u32, _pad1: u32, _pad2: u32 }
+    EmbeddingParams as "Params" { m: u32, k: u32, nb: u32, first: u32, rows: u32, scale: f32, _pad1: u32, _pad2: u32 }
 );
 params!(
     /// `rmsnorm.wgsl`.
     RmsnormParams as "Params" { rows: u32, d: u32, eps: f32, _pad: u32 }
 );
 params!(
-    /// `silu_mul.wgsl`.
-    SiluMulParams as "Params" { m: u32, n: u32, _pad0: u32, _pad1: u32 }
+    /// `glu.wgsl`.
+    GluParams as "Params" { m: u32, n: u32, _pad0: u32, _pad1: u32 }
+);
+params!(
+    /// `head_norm.wgsl`.
+    HeadNormParams as "Params" { m: u32, heads: u32, kv_heads: u32, head_dim: u32, eps: f32, _pad0: u32, _pad1: u32, _pad2: u32 }
 );
 params!(
     /// `add.wgsl`, `copy.wgsl`.
@@ -65,13 +69,13 @@ params!(
 params!(
     /// `attn_scores.wgsl`.
     AttnScoresParams as "Params" {
-        m: u32, heads: u32, kv_heads: u32, head_dim: u32, q_stride: u32, scale: f32, _pad0: u32, _pad1: u32,
+        m: u32, heads: u32, kv_heads: u32, head_dim: u32, q_stride: u32, scale: f32, window: u32, _pad1: u32,
     }
 );
 params!(
     /// `attn_values.wgsl`.
     AttnValuesParams as "Params" {
-        m: u32, heads: u32, kv_heads: u32, head_dim: u32, v_base: u32, _pad0: u32, _pad1: u32, _pad2: u32,
+        m: u32, heads: u32, kv_heads: u32, head_dim: u32, v_base: u32, window: u32, _pad1: u32, _pad2: u32,
     }
 );
 params!(
@@ -104,8 +108,9 @@ impl Kernel {
             Kernel::Matvec(..) => layout::<MatvecParams>(),
             Kernel::Matmul(..) => layout::<MatmulParams>(),
             Kernel::Embedding(_) => layout::<EmbeddingParams>(),
-            Kernel::Rmsnorm => layout::<RmsnormParams>(),
-            Kernel::SiluMul => layout::<SiluMulParams>(),
+            Kernel::Rmsnorm | Kernel::RmsnormAdd => layout::<RmsnormParams>(),
+            Kernel::HeadNorm => layout::<HeadNormParams>(),
+            Kernel::Glu(_) => layout::<GluParams>(),
             Kernel::Add | Kernel::Copy => layout::<LenParams>(),
             Kernel::RopeStore(_) => layout::<RopeStoreParams>(),
             Kernel::AttnScores(_) => layout::<AttnScoresParams>(),

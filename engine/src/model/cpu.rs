@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use super::{Backend, Config, Mat, Norm};
+use super::{Activation, Backend, Config, Mat, Norm};
 use crate::cpu;
 use crate::gguf::Gguf;
 use crate::{Error, Result};
@@ -222,7 +222,7 @@ impl Backend for CpuBackend {
             if id >= self.embd.rows {
                 return Err(Error::Shape(format!("token id {id} outside the vocabulary of {}", self.embd.rows)));
             }
-            data.extend_from_slice(&self.embd.data[id * d..(id + 1) * d]);
+            data.extend(self.embd.data[id * d..(id + 1) * d].iter().map(|v| v * self.cfg.embed_scale));
         }
         Ok(Act { data, m: ids.len(), width: d })
     }
@@ -239,8 +239,14 @@ impl Backend for CpuBackend {
             }
         }
         let c = &self.cfg;
-        cpu::rope(&mut q.data, &c.rope(c.n_heads, pos0));
-        cpu::rope(&mut k.data, &c.rope(c.n_kv_heads, pos0));
+        if let Some(w) = self.norms.get(&Norm::QkNorm(l)) {
+            let hd = c.head_dim;
+            for (act, w) in [(&mut q, &w[..hd]), (&mut k, &w[hd..])] {
+                act.data = cpu::rmsnorm(&act.data, w, c.rms_eps);
+            }
+        }
+        cpu::rope(&mut q.data, &c.rope(l, c.n_heads, pos0));
+        cpu::rope(&mut k.data, &c.rope(l, c.n_kv_heads, pos0));
         let kvd = c.n_kv_heads * c.head_dim;
         let (kc, vc) = (&mut self.k_cache[l], &mut self.v_cache[l]);
         if kc.len() < pos0 * kvd {
@@ -255,7 +261,7 @@ impl Backend for CpuBackend {
 
     fn attend(&mut self, l: usize, q: &Act, pos0: usize) -> Result<Act> {
         let c = &self.cfg;
-        let a = c.attention(pos0);
+        let a = c.attention(l, pos0);
         let data = cpu::attention(&q.data, &self.k_cache[l], &self.v_cache[l], q.m, &a);
         Ok(Act { data, m: q.m, width: c.n_heads * c.head_dim })
     }
@@ -266,10 +272,21 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn swiglu(&mut self, x: &Act, l: usize) -> Result<Act> {
+    fn linear_norm_add(&mut self, x: &mut Act, a: &Act, w: Mat, norm: Norm) -> Result<()> {
+        let y = self.linear(a, w)?;
+        let g = self.norms.get(&norm).ok_or_else(|| Error::TensorNotFound(norm.tensor_name()))?;
+        cpu::rmsnorm_add(&mut x.data, &y.data, g, self.cfg.rms_eps);
+        Ok(())
+    }
+
+    fn glu(&mut self, x: &Act, l: usize) -> Result<Act> {
         let h = self.rmsnorm(x, Norm::Ffn(l));
         let (gate, up) = (self.linear(&h, Mat::Gate(l))?, self.linear(&h, Mat::Up(l))?);
-        Ok(Act { data: cpu::silu_mul(&gate.data, &up.data), ..gate })
+        let data = match self.cfg.activation {
+            Activation::Silu => cpu::silu_mul(&gate.data, &up.data),
+            Activation::Gelu => cpu::gelu_mul(&gate.data, &up.data),
+        };
+        Ok(Act { data, ..gate })
     }
 
     fn logits(&mut self, x: &Act) -> Result<Act> {

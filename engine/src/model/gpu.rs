@@ -435,12 +435,21 @@ impl GpuBackend {
         let (reduce, tiling) = (self.gpu.reduce(), self.gpu.tiling());
         let mut v = vec![Kernel::Embedding(self.plan.embeddings)];
         for p in self.plan.precisions() {
-            v.extend(Fuse::ALL.map(|f| Kernel::Matvec(p, reduce, f)));
             v.push(Kernel::Matmul(p, tiling));
+        }
+        let c = &self.cfg;
+        v.extend(Fuse::ALL.into_iter().filter(|f| !matches!(f, Fuse::NormGlu(a) if *a != c.activation)).flat_map(|f| {
+            self.plan.precisions().into_iter().map(move |p| Kernel::Matvec(p, reduce, f))
+        }));
+        if c.qk_norm {
+            v.push(Kernel::HeadNorm);
+        }
+        if c.family == super::Family::Gemma {
+            v.push(Kernel::RmsnormAdd);
         }
         v.extend([
             Kernel::Rmsnorm,
-            Kernel::SiluMul,
+            Kernel::Glu(c.activation),
             Kernel::Add,
             Kernel::Argmax,
             Kernel::RopeStore(self.kv),
@@ -504,9 +513,12 @@ impl GpuBackend {
         Ok(Some(kernels.into_iter().zip(ms).collect()))
     }
 
-    /// Dispatches per decode step: 7 per layer, plus the embedding, the output head and the argmax.
+    /// Dispatches per decode step: 7 per layer (one more with q/k norms, two more with post-norms,
+    /// one more with biases), plus the embedding and the output head part by part, and the argmax.
     pub fn dispatches_per_token(&self) -> usize {
-        7 * self.cfg.n_layers + 3
+        let c = &self.cfg;
+        let per_layer = 7 + c.qk_norm as usize + 2 * (c.family == super::Family::Gemma) as usize + c.qkv_bias as usize;
+        per_layer * c.n_layers + self.embd().parts().len() + self.output().map_or(1, |o| o.parts().len()) + 1
     }
 
     /// Submit everything recorded so far.
@@ -590,7 +602,7 @@ impl GpuBackend {
         self.gpu.read_with(buf, bytes, &staging).await
     }
 
-    /// `y = W·rmsnorm(x)` (or `silu(Wg·h)·(Wu·h)` with `fuse`) for m tokens: fused into the matvec
+    /// `y = W·rmsnorm(x)` (or `act(Wg·h)·(Wu·h)` with `fuse`) for m tokens: fused into the matvec
     /// when decoding, else rmsnorm then the matmul (and the SwiGLU gate).
     fn norm_linear(&mut self, x: &Act, norm: Norm, w: &GpuMatrix, fuse: Fuse) -> Result<Act> {
         if w.cols != x.width {
@@ -604,15 +616,15 @@ impl GpuBackend {
             self.rec().matvec_fused(w, &x.buf, &out.buf, fuse, Some((&g, eps)), reduce);
         } else {
             let h = self.act(m, x.width)?;
-            let gu = if fuse == Fuse::NormSiluMul { Some(self.act(m, w.rows)?) } else { None };
+            let gu = if fuse.pairs() == 2 { Some(self.act(m, w.rows)?) } else { None };
             let rec = self.rec();
             rec.rmsnorm(&x.buf, &g, &h.buf, m, x.width, eps);
-            match gu {
-                Some(gu) => {
+            match (gu, fuse) {
+                (Some(gu), Fuse::NormGlu(act)) => {
                     rec.matmul(w, &h.buf, &gu.buf, m);
-                    rec.silu_mul(&gu.buf, &out.buf, m, out.width);
+                    rec.glu(act, &gu.buf, &out.buf, m, out.width);
                 }
-                None => rec.matmul(w, &h.buf, &out.buf, m),
+                _ => rec.matmul(w, &h.buf, &out.buf, m),
             }
         }
         Ok(out)
@@ -642,8 +654,8 @@ impl Backend for GpuBackend {
             self.gpu.storage_u32("ids", ids)?
         };
         let out = self.act(ids.len(), self.embd().cols)?;
-        let e = self.embd().clone();
-        self.rec().embedding(&e, &idb, &out.buf, ids.len());
+        let (e, scale) = (self.embd().clone(), self.cfg.embed_scale);
+        self.rec().embedding(&e, &idb, &out.buf, ids.len(), scale);
         Ok(out)
     }
 
@@ -658,8 +670,12 @@ impl Backend for GpuBackend {
             self.add_bias(&qkv, Norm::QkvBias(l))?;
         }
         let (c, v_base, kv) = (self.cfg.clone(), self.v_base(), self.kv);
+        if c.qk_norm {
+            let w = self.norm(Norm::QkNorm(l))?.clone();
+            self.rec().head_norm(&qkv.buf, &w, m, c.n_heads, c.n_kv_heads, c.head_dim, c.rms_eps);
+        }
         let (cache, step) = (self.kv_cache[l].clone(), self.step.clone());
-        self.rec().rope_store(&qkv.buf, &cache, &step, m, &c.rope(c.n_heads, pos0), c.n_kv_heads, v_base, kv);
+        self.rec().rope_store(&qkv.buf, &cache, &step, m, &c.rope(l, c.n_heads, pos0), c.n_kv_heads, v_base, kv);
         Ok(qkv)
     }
 
@@ -672,7 +688,7 @@ impl Backend for GpuBackend {
         };
         let out = self.act(m, c.n_heads * c.head_dim)?;
         let (cache, step, v_base, kv) = (self.kv_cache[l].clone(), self.step.clone(), self.v_base(), self.kv);
-        self.rec().attention(&q.buf, q.width, &cache, &step, &scores, &out.buf, m, &c.attention(pos0), v_base, kv);
+        self.rec().attention(&q.buf, q.width, &cache, &step, &scores, &out.buf, m, &c.attention(l, pos0), v_base, kv);
         Ok(out)
     }
 
@@ -694,9 +710,26 @@ impl Backend for GpuBackend {
         Ok(())
     }
 
-    fn swiglu(&mut self, x: &Act, l: usize) -> Result<Act> {
+    fn linear_norm_add(&mut self, x: &mut Act, a: &Act, w: Mat, norm: Norm) -> Result<()> {
+        let wm = self.weights.get(Unit::of(Some(w)))?.clone();
+        if wm.cols != a.width || wm.rows != x.width {
+            return Err(Error::Shape(format!("{w:?}: {}x{} for activations of {} → {}", wm.rows, wm.cols, a.width, x.width)));
+        }
+        let (g, m, eps) = (self.norm(norm)?.clone(), a.m, self.cfg.rms_eps);
+        let y = self.act(m, wm.rows)?;
+        if m == 1 {
+            let reduce = self.gpu.reduce();
+            self.rec().matvec_fused(&wm, &a.buf, &y.buf, Fuse::None, None, reduce);
+        } else {
+            self.rec().matmul(&wm, &a.buf, &y.buf, m);
+        }
+        self.rec().rmsnorm_add(&y.buf, &g, &x.buf, m, x.width, eps);
+        Ok(())
+    }
+
+    fn glu(&mut self, x: &Act, l: usize) -> Result<Act> {
         let w = self.weights.get(Unit::GateUp(l))?.clone();
-        self.norm_linear(x, Norm::Ffn(l), &w, Fuse::NormSiluMul)
+        self.norm_linear(x, Norm::Ffn(l), &w, Fuse::NormGlu(self.cfg.activation))
     }
 
     fn max_logit_rows(&self) -> usize {

@@ -30,11 +30,44 @@ pub struct Config {
     pub tied_output: bool,
     /// The Q, K and V projections add a bias (Qwen2).
     pub qkv_bias: bool,
+    /// Every q and k head is RMS-normalized before RoPE (Gemma 3, Qwen3).
+    pub qk_norm: bool,
+    /// Which layer function runs the model.
+    pub family: Family,
+    /// The feed-forward's gate activation.
+    pub activation: Activation,
+    /// The token embedding is multiplied by this (Gemma: √dim).
+    pub embed_scale: f32,
+    /// Sliding-window attention on local layers: the keys a query sees (0: none).
+    pub sliding_window: usize,
+    /// Layer `l` is local when `l % swa_period < swa_period − 1` (Gemma 3: 5 local, 1 global).
+    pub swa_period: usize,
+    /// RoPE base of local layers (global layers use `rope_base`).
+    pub rope_base_local: f32,
 }
 
-/// The architectures lowbit runs: llama, and Qwen2 (llama's layer with Q, K, V biases and
-/// GPT-NeoX rotation).
-pub const ARCHITECTURES: [&str; 2] = ["llama", "qwen2"];
+/// A family of layer functions (`layer_llama`, `layer_gemma`): how a layer's steps are arranged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Family {
+    /// Pre-norm attention and SwiGLU, each added to the residual stream (llama, Qwen2, Qwen3).
+    Llama,
+    /// Pre- and post-norms around attention and the feed-forward (Gemma 3).
+    Gemma,
+}
+
+/// The gate activation of a gated feed-forward.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Activation {
+    /// `silu(g)·u` (SwiGLU).
+    Silu,
+    /// `gelu_tanh(g)·u` (GeGLU).
+    Gelu,
+}
+
+/// The architectures lowbit runs: llama; Qwen2 (llama's layer with Q, K, V biases and GPT-NeoX
+/// rotation); Qwen3 (llama's layer with q/k norms and GPT-NeoX rotation); Gemma 3 (pre- and
+/// post-norms, q/k norms, GeGLU, a scaled embedding, sliding-window attention on local layers).
+pub const ARCHITECTURES: [&str; 4] = ["llama", "qwen2", "qwen3", "gemma3"];
 
 impl Config {
     pub fn from_gguf(g: &Gguf) -> Result<Self> {
@@ -42,7 +75,7 @@ impl Config {
         if !ARCHITECTURES.contains(&arch) {
             return Err(Error::UnsupportedArchitecture(arch.to_string()));
         }
-        let qwen2 = arch == "qwen2";
+        let (qwen2, qwen3, gemma3) = (arch == "qwen2", arch == "qwen3", arch == "gemma3");
         // Sizes past 2^31 describe no model, and on wasm32 they would wrap around in a usize.
         let opt = |k: &str| -> Result<Option<usize>> {
             let key = format!("{arch}.{k}");
@@ -73,10 +106,17 @@ impl Config {
             vocab,
             context_length: opt("context_length")?.unwrap_or(2048),
             rope_base: opt_f("rope.freq_base", 10000.0),
-            rope_neox: qwen2,
+            rope_neox: qwen2 || qwen3 || gemma3,
             rms_eps: opt_f("attention.layer_norm_rms_epsilon", 1e-5),
             tied_output: g.tensor("output.weight").is_err(),
             qkv_bias: qwen2,
+            qk_norm: qwen3 || gemma3,
+            family: if gemma3 { Family::Gemma } else { Family::Llama },
+            activation: if gemma3 { Activation::Gelu } else { Activation::Silu },
+            embed_scale: if gemma3 { (dim as f32).sqrt() } else { 1.0 },
+            sliding_window: if gemma3 { opt("attention.sliding_window")?.unwrap_or(0) } else { 0 },
+            swa_period: if gemma3 { opt("attention.sliding_window_pattern")?.unwrap_or(6).max(1) } else { 1 },
+            rope_base_local: opt_f("rope.freq_base_swa", 10000.0),
         };
         if n_heads == 0 || n_kv_heads == 0 || n_heads % n_kv_heads != 0 || head_dim == 0 || cfg.n_rot > head_dim || cfg.n_rot % 2 != 0 {
             return Err(Error::BadConfig(format!(
@@ -90,8 +130,12 @@ impl Config {
                 cfg.n_layers, cfg.dim, cfg.ffn_dim, cfg.context_length
             )));
         }
-        if !(cfg.rms_eps.is_finite() && cfg.rms_eps >= 0.0 && cfg.rope_base.is_finite() && cfg.rope_base > 0.0) {
-            return Err(Error::BadConfig(format!("rms epsilon {}, rope base {}", cfg.rms_eps, cfg.rope_base)));
+        let base_ok = |b: f32| b.is_finite() && b > 0.0;
+        if !(cfg.rms_eps.is_finite() && cfg.rms_eps >= 0.0 && base_ok(cfg.rope_base) && base_ok(cfg.rope_base_local)) {
+            return Err(Error::BadConfig(format!(
+                "rms epsilon {}, rope base {} (local layers {})",
+                cfg.rms_eps, cfg.rope_base, cfg.rope_base_local
+            )));
         }
         cfg.check_tensors(g)?;
         Ok(cfg)
@@ -122,6 +166,14 @@ impl Config {
                     shape(&m.bias_name(), &[n])?;
                 }
             }
+            if self.qk_norm {
+                shape(&Norm::q_norm_name(l), &[self.head_dim])?;
+                shape(&Norm::k_norm_name(l), &[self.head_dim])?;
+            }
+            if self.family == Family::Gemma {
+                shape(&Norm::AttnPost(l).tensor_name(), &[d])?;
+                shape(&Norm::FfnPost(l).tensor_name(), &[d])?;
+            }
             shape(&Mat::O(l).tensor_name(false), &[q, d])?;
             shape(&Norm::Ffn(l).tensor_name(), &[d])?;
             shape(&Mat::Gate(l).tensor_name(false), &[d, self.ffn_dim])?;
@@ -146,9 +198,20 @@ impl Config {
             if self.qkv_bias {
                 v.push(Norm::QkvBias(l));
             }
+            if self.qk_norm {
+                v.push(Norm::QkNorm(l));
+            }
+            if self.family == Family::Gemma {
+                v.extend([Norm::AttnPost(l), Norm::FfnPost(l)]);
+            }
         }
         v.push(Norm::Output);
         v
+    }
+
+    /// Whether layer `l` attends through a sliding window (a local layer).
+    pub fn is_local(&self, l: usize) -> bool {
+        self.sliding_window > 0 && l % self.swa_period < self.swa_period - 1
     }
 
     /// Bytes of every vector, as f32.
@@ -160,24 +223,29 @@ impl Config {
     pub fn vector_len(&self, n: Norm) -> usize {
         match n {
             Norm::QkvBias(_) => (self.n_heads + 2 * self.n_kv_heads) * self.head_dim,
+            Norm::QkNorm(_) => 2 * self.head_dim,
             _ => self.dim,
         }
     }
 
-    /// Attention shape for queries starting at `pos0` (scale 1/sqrt(head_dim)).
-    pub fn attention(&self, pos0: usize) -> crate::cpu::Attention {
+    /// Layer `l`'s attention shape for queries starting at `pos0` (scale 1/sqrt(head_dim), the
+    /// sliding window on local layers).
+    pub fn attention(&self, l: usize, pos0: usize) -> crate::cpu::Attention {
         crate::cpu::Attention {
             heads: self.n_heads,
             kv_heads: self.n_kv_heads,
             head_dim: self.head_dim,
             pos0,
             scale: 1.0 / (self.head_dim as f32).sqrt(),
+            window: if self.is_local(l) { self.sliding_window } else { 0 },
         }
     }
 
-    /// Rotary embedding for `heads` heads per token starting at `pos0`.
-    pub fn rope(&self, heads: usize, pos0: usize) -> crate::cpu::Rope {
-        crate::cpu::Rope { heads, head_dim: self.head_dim, n_rot: self.n_rot, pos0, base: self.rope_base, neox: self.rope_neox }
+    /// Layer `l`'s rotary embedding for `heads` heads per token starting at `pos0` (local layers
+    /// have their own base).
+    pub fn rope(&self, l: usize, heads: usize, pos0: usize) -> crate::cpu::Rope {
+        let base = if self.is_local(l) { self.rope_base_local } else { self.rope_base };
+        crate::cpu::Rope { heads, head_dim: self.head_dim, n_rot: self.n_rot, pos0, base, neox: self.rope_neox }
     }
 }
 
@@ -203,6 +271,12 @@ pub enum Norm {
     Output,
     /// The Q, K and V biases of a layer, one after the other (the stacked projection's bias).
     QkvBias(usize),
+    /// The per-head q norm's weights, then the k norm's ([`crate::cpu::head_norm`]).
+    QkNorm(usize),
+    /// The norm of the attention's output, before the residual connection (Gemma).
+    AttnPost(usize),
+    /// The norm of the feed-forward's output, before the residual connection (Gemma).
+    FfnPost(usize),
 }
 
 impl Mat {
@@ -242,7 +316,18 @@ impl Norm {
             Norm::Ffn(l) => format!("blk.{l}.ffn_norm.weight"),
             Norm::Output => "output_norm.weight".into(),
             Norm::QkvBias(l) => format!("blk.{l}.attn_q+k+v.bias"),
+            Norm::QkNorm(l) => format!("blk.{l}.attn_q+k_norm.weight"),
+            Norm::AttnPost(l) => format!("blk.{l}.post_attention_norm.weight"),
+            Norm::FfnPost(l) => format!("blk.{l}.post_ffw_norm.weight"),
         }
+    }
+
+    fn q_norm_name(l: usize) -> String {
+        format!("blk.{l}.attn_q_norm.weight")
+    }
+
+    fn k_norm_name(l: usize) -> String {
+        format!("blk.{l}.attn_k_norm.weight")
     }
 
     /// Its values from the file.
@@ -255,28 +340,40 @@ impl Norm {
                 }
                 Ok(v)
             }
+            Norm::QkNorm(l) => {
+                let mut v = g.dequantize_tensor(g.tensor(&Self::q_norm_name(l))?)?;
+                v.extend(g.dequantize_tensor(g.tensor(&Self::k_norm_name(l))?)?);
+                Ok(v)
+            }
             n => g.dequantize_tensor(g.tensor(&n.tensor_name())?),
         }
     }
 }
 
-/// The ops a llama forward pass needs, each one fused step of a layer (so a backend can run each
+/// The ops the layer functions need, each one fused step of a layer (so a backend can run each
 /// as one kernel). Activations are `[m, width]` for `m` tokens.
 pub trait Backend {
     type Act;
-    /// Start a forward step at position `pos0`: the token embedding rows of `ids`.
+    /// Start a forward step at position `pos0`: the token embedding rows of `ids`, times the
+    /// config's `embed_scale`.
     fn embed(&mut self, ids: &[u32], pos0: usize) -> Result<Self::Act>;
     /// The attention's input: `h = rmsnorm(x)`, `q = RoPE(h·Wqᵀ)`, and `k = RoPE(h·Wkᵀ)`,
-    /// `v = h·Wvᵀ` appended to layer `l`'s KV cache at `pos0`. Returns q, for [`Backend::attend`]
+    /// `v = h·Wvᵀ` appended to layer `l`'s KV cache at `pos0` (with the config's Q/K/V biases
+    /// before RoPE, per-head q/k norms, and layer `l`'s RoPE base). Returns q, for [`Backend::attend`]
     /// (a backend may return q, k and v stacked per token: `attend` reads each row's first
     /// `heads · head_dim` values).
     fn qkv(&mut self, x: &Self::Act, l: usize, pos0: usize) -> Result<Self::Act>;
-    /// Causal attention of `q` over layer `l`'s cache (keys `0 ..= pos0 + t` for token t).
+    /// Causal attention of `q` over layer `l`'s cache (keys `0 ..= pos0 + t` for token t, the
+    /// last `sliding_window` of them on a local layer).
     fn attend(&mut self, l: usize, q: &Self::Act, pos0: usize) -> Result<Self::Act>;
     /// `x += a · Wᵀ`: a projection and the residual connection.
     fn linear_add(&mut self, x: &mut Self::Act, a: &Self::Act, w: Mat) -> Result<()>;
-    /// The SwiGLU input: `silu(h·Wgateᵀ) ⊙ (h·Wupᵀ)`, `h = rmsnorm(x)`.
-    fn swiglu(&mut self, x: &Self::Act, l: usize) -> Result<Self::Act>;
+    /// `x += rmsnorm(a · Wᵀ) · g`: a projection normalized by `norm`, then the residual
+    /// connection (Gemma's post-norms).
+    fn linear_norm_add(&mut self, x: &mut Self::Act, a: &Self::Act, w: Mat, norm: Norm) -> Result<()>;
+    /// The gated feed-forward's input: `act(h·Wgateᵀ) ⊙ (h·Wupᵀ)`, `h = rmsnorm(x)`, with the
+    /// config's activation (SwiGLU, GeGLU).
+    fn glu(&mut self, x: &Self::Act, l: usize) -> Result<Self::Act>;
     /// `rmsnorm(x) · Woutᵀ`: logits.
     fn logits(&mut self, x: &Self::Act) -> Result<Self::Act>;
     /// The last token's row.
@@ -365,8 +462,8 @@ pub fn perplexity_of(logprobs: &[f32]) -> f64 {
     (-logprobs.iter().map(|&x| x as f64).sum::<f64>() / n as f64).exp()
 }
 
-/// The llama forward pass (SmolLM2, Llama 2/3, TinyLlama): logits `[m, vocab]` for the tokens
-/// `ids` at positions `pos0..`, or `[1, vocab]` for the last one only.
+/// The forward pass: logits `[m, vocab]` for the tokens `ids` at positions `pos0..`, or
+/// `[1, vocab]` for the last one only.
 pub fn forward<B: Backend>(cfg: &Config, b: &mut B, ids: &[u32], pos0: usize, all_logits: bool) -> Result<B::Act> {
     let x = layers(cfg, b, ids, pos0)?;
     let x = if all_logits { x } else { b.last_row(&x)? };
@@ -378,7 +475,7 @@ pub fn forward<B: Backend>(cfg: &Config, b: &mut B, ids: &[u32], pos0: usize, al
 fn layers<B: Backend>(cfg: &Config, b: &mut B, ids: &[u32], pos0: usize) -> Result<B::Act> {
     let mut x = b.embed(ids, pos0)?;
     for l in 0..cfg.n_layers {
-        layer(b, &mut x, l, pos0)?;
+        layer(cfg, b, &mut x, l, pos0)?;
     }
     Ok(x)
 }
@@ -389,21 +486,42 @@ pub fn forward_hidden<B: Backend>(cfg: &Config, b: &mut B, ids: &[u32], pos0: us
     let mut x = b.embed(ids, pos0)?;
     let mut out = Vec::with_capacity(cfg.n_layers);
     for l in 0..cfg.n_layers {
-        layer(b, &mut x, l, pos0)?;
+        layer(cfg, b, &mut x, l, pos0)?;
         out.push(b.copy(&x)?);
     }
     Ok(out)
 }
 
-/// One transformer layer, updating the residual stream `x` in place.
-fn layer<B: Backend>(b: &mut B, x: &mut B::Act, l: usize, pos0: usize) -> Result<()> {
+/// One transformer layer of the config's family, updating the residual stream `x` in place.
+fn layer<B: Backend>(cfg: &Config, b: &mut B, x: &mut B::Act, l: usize, pos0: usize) -> Result<()> {
+    match cfg.family {
+        Family::Llama => layer_llama(b, x, l, pos0),
+        Family::Gemma => layer_gemma(b, x, l, pos0),
+    }
+}
+
+/// A llama layer (SmolLM2, Llama 2/3, TinyLlama, Qwen2, Qwen3): `x += attn(norm(x))`,
+/// `x += ffn(norm(x))`.
+fn layer_llama<B: Backend>(b: &mut B, x: &mut B::Act, l: usize, pos0: usize) -> Result<()> {
     // Attention block: q, k, v of the normalized stream, RoPE, k and v into the cache.
     let q = b.qkv(x, l, pos0)?;
     let a = b.attend(l, &q, pos0)?;
     b.linear_add(x, &a, Mat::O(l))?;
     // SwiGLU feed-forward block.
-    let f = b.swiglu(x, l)?;
+    let f = b.glu(x, l)?;
     b.linear_add(x, &f, Mat::Down(l))
+}
+
+/// A Gemma 3 layer: `x += norm(attn(norm(x)))`, `x += norm(ffn(norm(x)))`.
+fn layer_gemma<B: Backend>(b: &mut B, x: &mut B::Act, l: usize, pos0: usize) -> Result<()> {
+    // Attention block: q, k, v of the normalized stream, q and k normalized per head, RoPE with
+    // the layer's base, a sliding window on local layers; its output normalized again.
+    let q = b.qkv(x, l, pos0)?;
+    let a = b.attend(l, &q, pos0)?;
+    b.linear_norm_add(x, &a, Mat::O(l), Norm::AttnPost(l))?;
+    // GeGLU feed-forward block, its output normalized too.
+    let f = b.glu(x, l)?;
+    b.linear_norm_add(x, &f, Mat::Down(l), Norm::FfnPost(l))
 }
 
 /// `log softmax(logits)[target]`.

@@ -56,6 +56,13 @@ pub fn tiny_model() -> Option<Vec<u8>> {
     )
 }
 
+/// [`tiny_model`]'s shape and seed in another architecture ([`lowbit::synth::ARCHITECTURES`]).
+pub fn tiny_model_of(arch: &str) -> Option<Vec<u8>> {
+    let base = default_model()?;
+    let g = lowbit::gguf::Gguf::parse(&base).expect("default model parses");
+    Some(lowbit::synth::model_of(&g, &lowbit::synth::Shape::TINY, TINY_SEED, arch).expect("tiny model"))
+}
+
 /// The seed scripts/test.sh also writes www/models/lowbit-tiny.gguf with.
 pub const TINY_SEED: u64 = 1;
 

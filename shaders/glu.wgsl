@@ -1,5 +1,6 @@
-// out[t, i] = silu(gu[t, i]) · gu[t, n + i]: the SwiGLU gate over the stacked gate and up
-// projections of m tokens (prefill; decode fuses this into the matvec).
+// out[t, i] = act(gu[t, i]) · gu[t, n + i]: the gated feed-forward's gate over the stacked gate and
+// up projections of m tokens (prefill; decode fuses this into the matvec). `act` is composed in
+// from one act_{silu,gelu}.wgsl: SwiGLU or GeGLU.
 @group(0) @binding(0) var<storage, read> gu: array<f32>;        // [m, 2n]
 @group(0) @binding(1) var<storage, read_write> out: array<f32>; // [m, n]
 
@@ -16,6 +17,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let i = linear_id(gid, nwg);
     if (i >= p.m * p.n) { return; }
     let t = i / p.n;
-    let g = gu[t * 2u * p.n + i % p.n];
-    out[i] = g / (1.0 + exp(-g)) * gu[t * 2u * p.n + p.n + i % p.n];
+    out[i] = act(gu[t * 2u * p.n + i % p.n]) * gu[t * 2u * p.n + p.n + i % p.n];
 }
