@@ -54,7 +54,12 @@ function fileIn(dir, urlPath) {
 const peer = join(root, 'e2e', 'bench', 'peer');
 const wllama = join(root, 'e2e', 'node_modules', '@wllama', 'wllama', 'esm');
 
+/// Larger models the test suite fetches (scripts/test.sh, into .tools/models): served to the e2e
+/// suite only, never built into dist/.
+const testModels = join(root, '.tools', 'models');
+
 function fileFor(urlPath) {
+  if (urlPath.startsWith('/test-models/')) return fileIn(testModels, urlPath.slice('/test-models'.length));
   if (urlPath.startsWith('/peer/wllama/')) return fileIn(wllama, urlPath.slice('/peer/wllama'.length));
   if (urlPath.startsWith('/peer/')) return fileIn(peer, urlPath.slice('/peer'.length));
   return (urlPath.startsWith('/models/') && fileIn(www, urlPath)) || fileIn(dist, urlPath);
