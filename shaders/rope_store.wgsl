@@ -2,8 +2,9 @@
 // qkv [m, q_dim + 2·kv_dim] (q, then k, then v per token): q is rotated in place; k rotated and v
 // as it is go into the layer's cache (keys first, values from value v_base on) in the cache's
 // format (composed with one kv_{f32,f16,int8}.wgsl). One invocation per q pair or cache unit.
-// Pair i (< n_rot / 2) rotates by pos · base^(-2i / n_rot): dims (2i, 2i+1), or (i, i + n_rot/2)
-// for GPT-NeoX.
+// Pair i (< n_rot / 2) rotates by pos · scale · base^(-2i / n_rot) / factors[i]: dims (2i, 2i+1),
+// or (i, i + n_rot/2) for GPT-NeoX (scale: linear RoPE scaling; factors: Llama 3's frequency
+// divisors, ones for other models).
 @group(0) @binding(0) var<storage, read_write> qkv: array<f32>; // [m, heads·hd + 2·kv_heads·hd]
 // binding 1: the layer's cache [2, n_ctx, kv_heads, head_dim] in its format
 
@@ -16,12 +17,17 @@ struct Params {
     neox: u32, // 1: GPT-NeoX pairs
     base: f32,
     v_base: u32, // first value of the value half of the cache: n_ctx · kv_heads · head_dim
+    scale: f32,  // positions times this (linear scaling: 1 / factor)
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 @group(0) @binding(2) var<uniform> p: Params;
 @group(0) @binding(3) var<uniform> step: Step;
+@group(0) @binding(4) var<storage, read> factors: array<f32>; // [n_rot / 2]
 
 fn angle(pos: u32, i: u32) -> f32 {
-    return f32(pos) * pow(p.base, -2.0 * f32(i) / f32(p.n_rot));
+    return f32(pos) * p.scale * pow(p.base, -2.0 * f32(i) / f32(p.n_rot)) / factors[i];
 }
 
 // Dims (a, b) of pair i of a head.

@@ -80,6 +80,8 @@ pub struct Rope {
     pub base: f32,
     /// GPT-NeoX rotation: pairs `(i, i + n_rot/2)`; otherwise the normal pairs `(2i, 2i+1)`.
     pub neox: bool,
+    /// Positions are multiplied by this (linear RoPE scaling: 1 / factor; else 1).
+    pub scale: f32,
 }
 
 /// Rotation frequency of pair `i`: `base^(-2i / n_rot)`.
@@ -89,11 +91,17 @@ pub fn rope_freq(base: f32, i: usize, n_rot: usize) -> f32 {
 
 /// In place on `x [m, heads, head_dim]`: token `t` is at position `pos0 + t`.
 pub fn rope(x: &mut [f32], p: &Rope) {
+    rope_with(x, p, &[]);
+}
+
+/// [`rope`] with per-pair frequency divisors `factors [n_rot / 2]` (Llama 3's `rope_freqs`; empty:
+/// none): pair `i` turns by `pos · scale · base^(−2i / n_rot) / factors[i]`.
+pub fn rope_with(x: &mut [f32], p: &Rope, factors: &[f32]) {
     let hd = p.head_dim;
     for (th, v) in x.chunks_mut(hd).enumerate() {
         let pos = (p.pos0 + th / p.heads) as f32;
         for i in 0..p.n_rot / 2 {
-            let theta = pos * rope_freq(p.base, i, p.n_rot);
+            let theta = pos * p.scale * rope_freq(p.base, i, p.n_rot) / factors.get(i).copied().unwrap_or(1.0);
             let (s, c) = theta.sin_cos();
             let (a, b) = if p.neox { (i, i + p.n_rot / 2) } else { (2 * i, 2 * i + 1) };
             let (x0, x1) = (v[a], v[b]);
@@ -234,6 +242,20 @@ mod tests {
         let all = Attention { window: 0, ..a };
         assert_eq!(attention(&q, &k, &v, 4, &all), vec![1.0, 1.5, 2.0, 2.5]);
         assert_eq!((a.first_key(1), a.first_key(2), a.first_key(5)), (0, 0, 3));
+    }
+
+    /// Llama 3's frequency divisors and linear scaling, by hand: 4 rotated dims (2 pairs), base
+    /// 10,000, factors [1, 8], scale 1/2, position 3. Pair 0 turns by 3 · 1/2 · 1 / 1 = 1.5 rad;
+    /// pair 1 by 3 · 1/2 · 10000^(−1/2) / 8 = 0.001875 rad.
+    #[test]
+    fn rope_frequency_factors_and_scale_by_hand() {
+        let p = Rope { heads: 1, head_dim: 4, n_rot: 4, pos0: 3, base: 10000.0, neox: false, scale: 0.5 };
+        let mut x = vec![1.0, 0.0, 1.0, 0.0];
+        rope_with(&mut x, &p, &[1.0, 8.0]);
+        let want = [1.5f32.cos(), 1.5f32.sin(), 0.001_875f32.cos(), 0.001_875f32.sin()];
+        for (g, w) in x.iter().zip(want) {
+            assert!((g - w).abs() < 1e-6, "{x:?} vs {want:?}");
+        }
     }
 
     /// GELU's tanh approximation at hand-computed points (ggml's and PyTorch's `tanh` GELU).

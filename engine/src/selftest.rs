@@ -98,7 +98,8 @@ pub enum Case {
     Glu { act: Activation, m: usize, n: usize },
     Add { len: usize },
     /// RoPE of q and k of a stacked QKV projection and the append of k and v to a cache.
-    RopeStore { neox: bool, m: usize, heads: usize, kv_heads: usize, head_dim: usize, pos0: usize, kv: KvPrecision },
+    /// `scaled`: Llama 3's frequency divisors (random, 1 to 8) and a linear scale of 1/2.
+    RopeStore { neox: bool, scaled: bool, m: usize, heads: usize, kv_heads: usize, head_dim: usize, pos0: usize, kv: KvPrecision },
     /// `window`: a sliding window of that many keys (0: none).
     Attention { m: usize, heads: usize, kv_heads: usize, head_dim: usize, pos0: usize, window: usize, kv: KvPrecision },
     Argmax { n: usize },
@@ -134,6 +135,7 @@ impl Case {
             Case::HeadNorm { .. } => Kernel::HeadNorm.name(),
             Case::Glu { act, .. } => Kernel::Glu(*act).name(),
             Case::Add { .. } => "add".into(),
+            Case::RopeStore { neox: false, scaled: true, kv, .. } => format!("rope_scaled_store_kv_{kv}"),
             Case::RopeStore { neox: false, kv, .. } => format!("rope_store_kv_{kv}"),
             Case::RopeStore { neox: true, kv, .. } => format!("rope_neox_store_kv_{kv}"),
             Case::Attention { kv: KvPrecision::F32, window: 0, .. } => "attention".into(),
@@ -202,10 +204,11 @@ pub fn standard_cases(subgroups: bool) -> Vec<Case> {
     for kv in KvPrecision::ALL {
         // INT8 blocks run along a token's row: kv_heads · head_dim must be a multiple of 32.
         let head_dim = if kv == KvPrecision::Int8 { 48 } else { 40 };
-        v.push(Case::RopeStore { neox: false, m: 5, heads: 6, kv_heads: 2, head_dim, pos0: 37, kv });
-        v.push(Case::RopeStore { neox: true, m: 5, heads: 6, kv_heads: 2, head_dim, pos0: 37, kv });
+        v.push(Case::RopeStore { neox: false, scaled: false, m: 5, heads: 6, kv_heads: 2, head_dim, pos0: 37, kv });
+        v.push(Case::RopeStore { neox: true, scaled: false, m: 5, heads: 6, kv_heads: 2, head_dim, pos0: 37, kv });
         v.push(Case::Attention { m: 5, heads: 6, kv_heads: 2, head_dim, pos0: 11, window: 0, kv });
     }
+    v.push(Case::RopeStore { neox: false, scaled: true, m: 5, heads: 6, kv_heads: 2, head_dim: 40, pos0: 37, kv: KvPrecision::F32 });
     // A window shorter than the context: the first queries see every key, later ones the last 7.
     v.push(Case::Attention { m: 5, heads: 6, kv_heads: 2, head_dim: 40, pos0: 4, window: 7, kv: KvPrecision::F32 });
     v
@@ -356,9 +359,12 @@ pub async fn run_case(gpu: &Gpu, case: &Case, seed: u64) -> Result<Row> {
             let s = vec![max_abs(&a); len];
             (ga, a, s)
         }
-        Case::RopeStore { neox, m, heads, kv_heads, head_dim, pos0, kv } => {
+        Case::RopeStore { neox, scaled, m, heads, kv_heads, head_dim, pos0, kv } => {
             let (qd, kvd) = (heads * head_dim, kv_heads * head_dim);
-            let r = Rope { heads, head_dim, n_rot: head_dim, pos0, base: 10000.0, neox };
+            let scale = if scaled { 0.5 } else { 1.0 };
+            let r = Rope { heads, head_dim, n_rot: head_dim, pos0, base: 10000.0, neox, scale };
+            let factors: Vec<f32> = (0..head_dim / 2).map(|_| if scaled { 1.0 + 7.0 * rng.uniform() } else { 1.0 }).collect();
+            let gfactors = gpu.storage_f32("factors", &factors)?;
             let (mut q, mut k) = (rng.normals(m * qd, 1.0), rng.normals(m * kvd, 1.0));
             // Values (c + u) · 2⁻⁷ with |u| <= 0.3 and one ±127 per block: INT8 finds d = 2⁻⁷ and
             // rounds far from any tie, so stored values must match exactly.
@@ -376,14 +382,14 @@ pub async fn run_case(gpu: &Gpu, case: &Case, seed: u64) -> Result<Row> {
             let v_base = n_ctx * kvd;
             let cache_words = kv.words(2 * v_base);
             let (gqkv, cache) = (gpu.storage_f32("qkv", &qkv)?, gpu.zeros("cache", cache_words)?);
-            rec.rope_store(&gqkv, &cache, &step(gpu, pos0), m, &r, kv_heads, v_base, kv);
+            rec.rope_store(&gqkv, &cache, &step(gpu, pos0), m, &r, kv_heads, v_base, kv, &gfactors);
             // Compared: the rotated q, then the stored keys and values, gathered into one buffer.
             let out = gpu.zeros("q+cache", qkv.len() + cache_words)?;
             let qkv_bytes = (qkv.len() * 4) as u64;
             rec.encoder().copy_buffer_to_buffer(&gqkv, 0, &out, 0, qkv_bytes);
             rec.encoder().copy_buffer_to_buffer(&cache, 0, &out, qkv_bytes, (cache_words * 4) as u64);
-            cpu::rope(&mut q, &r);
-            cpu::rope(&mut k, &Rope { heads: kv_heads, ..r });
+            cpu::rope_with(&mut q, &r, &factors);
+            cpu::rope_with(&mut k, &Rope { heads: kv_heads, ..r }, &factors);
             let k_stored = kv.decode(&cpu::kv_store(kv, &k)?);
             let v_stored = kv.decode(&cpu::kv_store(kv, &v)?);
             let (lo, hi, n_qkv) = (pos0 * kvd, (pos0 + m) * kvd, qkv.len());

@@ -108,10 +108,14 @@ pub fn model(base: &Gguf, shape: &Shape, seed: u64) -> Result<Vec<u8>> {
     model_of(base, shape, seed, "llama")
 }
 
-/// The architectures [`model_of`] writes: llama's tensors, and Qwen3's and Gemma 3's additions.
-pub const ARCHITECTURES: [&str; 3] = ["llama", "qwen3", "gemma3"];
+/// The architectures [`model_of`] writes: llama's tensors, and Llama 3's, Qwen3's and Gemma 3's
+/// additions.
+pub const ARCHITECTURES: [&str; 4] = ["llama", "llama3", "qwen3", "gemma3"];
 
-/// [`model`] of architecture `arch` (one of [`ARCHITECTURES`]): `qwen3` adds per-head q/k norms;
+/// [`model`] of architecture `arch` (one of [`ARCHITECTURES`]): `llama3` is a llama file with
+/// Llama 3.1's RoPE frequency divisors (`rope_freqs.weight`, [`llama3_rope_factors`] for a
+/// factor of 8 over 32 positions, so the tiny model's head has divisors of 1, 8 and between);
+/// `qwen3` adds per-head q/k norms;
 /// `gemma3` adds those and the norms after attention and the FFN, with a sliding window of
 /// [`GEMMA_WINDOW`] keys on every other layer (local layers 0, 2, …; RoPE base 10,000 there and
 /// 1,000,000 on the global ones).
@@ -139,6 +143,25 @@ pub fn model_of(base: &Gguf, shape: &Shape, seed: u64, arch: &str) -> Result<Vec
     build(metadata, vocab, shape, seed, base.alignment, arch)
 }
 
+/// Llama 3.1's RoPE frequency divisors (as llama.cpp's convert_hf_to_gguf.py writes them into
+/// `rope_freqs.weight`): pairs whose wavelength is under `context / high` positions keep their
+/// frequency, those over `context / low` are divided by `factor`, and those between are blended.
+pub fn llama3_rope_factors(base: f32, n_rot: usize, factor: f32, low: f32, high: f32, context: f32) -> Vec<f32> {
+    (0..n_rot / 2)
+        .map(|i| {
+            let wavelen = 2.0 * std::f32::consts::PI / crate::cpu::rope_freq(base, i, n_rot);
+            if wavelen < context / high {
+                1.0
+            } else if wavelen > context / low {
+                factor
+            } else {
+                let smooth = (context / wavelen - low) / (high - low);
+                1.0 / ((1.0 - smooth) / factor + smooth)
+            }
+        })
+        .collect()
+}
+
 /// The sliding window of a synthetic Gemma 3 model's local layers: short enough that a test's
 /// prompt runs past it.
 pub const GEMMA_WINDOW: usize = 4;
@@ -156,6 +179,8 @@ fn build(mut metadata: Vec<(String, Value)>, vocab: usize, shape: &Shape, seed: 
     let (d, f, hd) = (shape.dim, shape.ffn, shape.head_dim());
     let kv = shape.kv_heads * hd;
     let u = |x: usize| Value::U32(x as u32);
+    let llama3 = arch == "llama3";
+    let arch = if llama3 { "llama" } else { arch };
     metadata.extend([
         ("general.architecture".into(), Value::String(arch.into())),
         ("general.name".into(), Value::String(format!("lowbit synthetic {arch} {}x{} (random weights)", shape.layers, d))),
@@ -223,6 +248,11 @@ fn build(mut metadata: Vec<(String, Value)>, vocab: usize, shape: &Shape, seed: 
         tensors.extend(layer);
     }
     tensors.push(("output_norm.weight".into(), vec![d as u64], GgmlType::F32, norm(&mut rng, d)));
+    if llama3 {
+        let base = metadata.iter().find(|(k, _)| k == "llama.rope.freq_base").and_then(|(_, v)| v.as_f64()).unwrap_or(10000.0) as f32;
+        let f = llama3_rope_factors(base, hd, 8.0, 1.0, 4.0, 32.0);
+        tensors.push(("rope_freqs.weight".into(), vec![(hd / 2) as u64], GgmlType::F32, f.iter().flat_map(|x| x.to_le_bytes()).collect()));
+    }
     let out: Vec<TensorOut> =
         tensors.iter().map(|(name, dims, ty, data)| TensorOut { name: name.clone(), dims: dims.clone(), ggml_type: *ty, data }).collect();
     Ok(gguf::write(&metadata, &out, alignment))
@@ -244,6 +274,19 @@ mod tests {
             for (a, c) in xs.iter().zip(ys) {
                 assert!((a - c).abs() <= step * 0.5 + 1e-2 * step.max(1e-3), "block {b}: {a} vs {c} (step {step})");
             }
+        }
+    }
+
+    /// Llama 3.2 1B's divisors (base 500,000, 64 rotated dims, factor 32 over 8,192 positions,
+    /// low 1, high 4), computed by hand with convert_hf_to_gguf.py's formula: pairs 0–14 keep
+    /// their frequency, 15–17 blend, 18–31 are divided by 32.
+    #[test]
+    fn llama3_rope_factors_of_llama_3_2() {
+        let f = llama3_rope_factors(500000.0, 64, 32.0, 1.0, 4.0, 8192.0);
+        assert_eq!(f.len(), 32);
+        assert!(f[..15].iter().all(|&x| x == 1.0) && f[18..].iter().all(|&x| x == 32.0), "{f:?}");
+        for (i, want) in [(15, 1.65133), (16, 3.29226), (17, 9.66673)] {
+            assert!((f[i] - want).abs() < 1e-4, "pair {i}: {} not {want}", f[i]);
         }
     }
 

@@ -280,6 +280,10 @@ fn tensor_types_architecture_and_shapes() {
     t.3 = vec![0; n * 36];
     rejects("unsupported-dtype", &m.bytes(), "cannot be dequantized");
     rejects("unknown-architecture", &base().set("general.architecture", Value::String("mamba9".into())).bytes(), "architecture 'mamba9'");
+    rejects("yarn-rope", &base().set("llama.rope.scaling.type", Value::String("yarn".into())).bytes(), "RoPE scaling 'yarn' is not supported yet");
+    // Llama 3's scaling names its divisors, which must then be in the file.
+    rejects("llama3-rope-without-factors", &base().set("llama.rope.scaling.type", Value::String("llama3".into())).bytes(), "RoPE scaling 'llama3'");
+    rejects("negative-rope-scaling", &base().set("llama.rope.scaling.type", Value::String("linear".into())).set("llama.rope.scaling.factor", Value::F32(-2.0)).bytes(), "rope scale -0.5");
     let mut m = base();
     m.tensors.retain(|t| t.0 != "blk.1.ffn_down.weight");
     rejects("missing-tensor", &m.bytes(), "tensor not found: blk.1.ffn_down.weight");

@@ -145,6 +145,12 @@ fn decode_steps_match_the_cpu_and_create_nothing_after_the_first() {
     decode_steps_match_the_cpu("llama");
 }
 
+/// Llama 3's RoPE frequency divisors (`rope_freqs.weight`), on a tiny model the suite writes.
+#[test]
+fn llama3_rope_factors_decode_steps_match_the_cpu() {
+    decode_steps_match_the_cpu("llama3");
+}
+
 /// Qwen3's per-head q/k norms, on a tiny model the suite writes.
 #[test]
 fn qwen3_decode_steps_match_the_cpu() {
@@ -170,7 +176,8 @@ fn decode_steps_match_the_cpu(arch: &str) {
     let prompt = tok.encode_with_bos("The capital of France is", false);
     let mut cpu = CpuBackend::load(&g).unwrap();
     let cfg = cpu.cfg.clone();
-    assert_eq!(cfg.architecture, arch);
+    assert_eq!(cfg.architecture, if arch == "llama3" { "llama" } else { arch });
+    assert_eq!(cfg.rope_factors, arch == "llama3");
     if arch == "gemma3" {
         assert!(prompt.len() > lowbit::synth::GEMMA_WINDOW && cfg.is_local(0) && !cfg.is_local(1), "{cfg:?}");
     }
@@ -218,7 +225,7 @@ fn decode_steps_match_the_cpu(arch: &str) {
         assert!(worst < bound, "{p}: decode logits off the CPU's by {worst} of their range");
         let profile = pollster::block_on(b.profile_step(next, pos)).unwrap();
         if let Some(profile) = profile {
-            if arch == "llama" {
+            if arch.starts_with("llama") {
                 assert_eq!(profile.len(), 7 * cfg.n_layers + 3, "{p}: dispatches per decode step");
             }
             assert_eq!(profile.len(), b.dispatches_per_token(), "{arch} {p}: dispatches per decode step");

@@ -323,7 +323,9 @@ impl Recorder {
 
     /// RoPE on q and k of `qkv [m, (heads + 2·kv_heads)·head_dim]` (q, k, v stacked per token) for
     /// positions `step.pos0 ..`: q rotated in place, k rotated and v appended to `cache` (format `kv`,
-    /// keys first, values from value `v_base` on). `r.heads` is the number of query heads.
+    /// keys first, values from value `v_base` on). `r.heads` is the number of query heads; pair i
+    /// turns by `pos · r.scale · base^(−2i / n_rot) / factors[i]` (`factors [n_rot / 2]`, ones when
+    /// the model has none).
     #[allow(clippy::too_many_arguments)]
     pub fn rope_store(
         &mut self,
@@ -335,6 +337,7 @@ impl Recorder {
         kv_heads: usize,
         v_base: usize,
         kv: KvPrecision,
+        factors: &Buffer,
     ) {
         let p = RopeStoreParams {
             m: m as u32,
@@ -345,9 +348,11 @@ impl Recorder {
             neox: r.neox as u32,
             base: r.base,
             v_base: v_base as u32,
+            scale: r.scale,
+            ..Default::default()
         };
         let per = r.heads * r.n_rot / 2 + 2 * kv_heads * r.head_dim / kv.unit();
-        let binds = [Bind::Buf(qkv), Bind::Buf(cache), Bind::Params(p.words()), Bind::Buf(step)];
+        let binds = [Bind::Buf(qkv), Bind::Buf(cache), Bind::Params(p.words()), Bind::Buf(step), Bind::Buf(factors)];
         self.run(Kernel::RopeStore(kv), &binds, grid_for(m * per));
     }
 

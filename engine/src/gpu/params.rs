@@ -64,6 +64,7 @@ params!(
     /// `rope_store.wgsl`.
     RopeStoreParams as "Params" {
         m: u32, heads: u32, kv_heads: u32, head_dim: u32, n_rot: u32, neox: u32, base: f32, v_base: u32,
+        scale: f32, _pad0: u32, _pad1: u32, _pad2: u32,
     }
 );
 params!(

@@ -245,8 +245,9 @@ impl Backend for CpuBackend {
                 act.data = cpu::rmsnorm(&act.data, w, c.rms_eps);
             }
         }
-        cpu::rope(&mut q.data, &c.rope(l, c.n_heads, pos0));
-        cpu::rope(&mut k.data, &c.rope(l, c.n_kv_heads, pos0));
+        let factors = self.norms.get(&Norm::RopeFreqs).map_or(&[][..], |f| &f[..]);
+        cpu::rope_with(&mut q.data, &c.rope(l, c.n_heads, pos0), factors);
+        cpu::rope_with(&mut k.data, &c.rope(l, c.n_kv_heads, pos0), factors);
         let kvd = c.n_kv_heads * c.head_dim;
         let (kc, vc) = (&mut self.k_cache[l], &mut self.v_cache[l]);
         if kc.len() < pos0 * kvd {

@@ -240,6 +240,8 @@ pub struct GpuBackend {
     norms: HashMap<Norm, Buffer>,
     /// The biases' values, to repeat over the rows of a prefill.
     biases: HashMap<Norm, Vec<f32>>,
+    /// RoPE frequency divisors [n_rot / 2]: the model's (Llama 3), else ones.
+    rope_factors: Buffer,
     /// Per layer: keys [n_ctx, kv_heads, head_dim], then values, in the `kv` format.
     kv_cache: Vec<Buffer>,
     /// How the KV cache stores keys and values.
@@ -278,6 +280,10 @@ impl GpuBackend {
                 biases.insert(n, v);
             }
         }
+        let rope_factors = match norms.get(&Norm::RopeFreqs) {
+            Some(f) => f.clone(),
+            None => gpu.storage_f32("rope_factors", &vec![1.0; (cfg.n_rot / 2).max(1)])?,
+        };
         let mut b = GpuBackend {
             gpu: gpu.clone(),
             cfg,
@@ -285,6 +291,7 @@ impl GpuBackend {
             weights,
             norms,
             biases,
+            rope_factors,
             kv_cache: vec![],
             kv: KvPrecision::F32,
             n_ctx,
@@ -674,8 +681,8 @@ impl Backend for GpuBackend {
             let w = self.norm(Norm::QkNorm(l))?.clone();
             self.rec().head_norm(&qkv.buf, &w, m, c.n_heads, c.n_kv_heads, c.head_dim, c.rms_eps);
         }
-        let (cache, step) = (self.kv_cache[l].clone(), self.step.clone());
-        self.rec().rope_store(&qkv.buf, &cache, &step, m, &c.rope(l, c.n_heads, pos0), c.n_kv_heads, v_base, kv);
+        let (cache, step, factors) = (self.kv_cache[l].clone(), self.step.clone(), self.rope_factors.clone());
+        self.rec().rope_store(&qkv.buf, &cache, &step, m, &c.rope(l, c.n_heads, pos0), c.n_kv_heads, v_base, kv, &factors);
         Ok(qkv)
     }
 

@@ -44,6 +44,10 @@ pub struct Config {
     pub swa_period: usize,
     /// RoPE base of local layers (global layers use `rope_base`).
     pub rope_base_local: f32,
+    /// Linear RoPE scaling of global layers: positions times 1 / `rope.scaling.factor` (else 1).
+    pub rope_scale: f32,
+    /// Per-pair RoPE frequency divisors from `rope_freqs.weight` (Llama 3's long-context scaling).
+    pub rope_factors: bool,
 }
 
 /// A family of layer functions (`layer_llama`, `layer_gemma`): how a layer's steps are arranged.
@@ -117,7 +121,17 @@ impl Config {
             sliding_window: if gemma3 { opt("attention.sliding_window")?.unwrap_or(0) } else { 0 },
             swa_period: if gemma3 { opt("attention.sliding_window_pattern")?.unwrap_or(6).max(1) } else { 1 },
             rope_base_local: opt_f("rope.freq_base_swa", 10000.0),
+            rope_scale: 1.0,
+            rope_factors: g.tensor(ROPE_FREQS).is_ok(),
         };
+        let mut cfg = cfg;
+        match g.get_str(&format!("{arch}.rope.scaling.type")) {
+            None | Some("none") => {}
+            Some("linear") => cfg.rope_scale = 1.0 / opt_f("rope.scaling.factor", 1.0),
+            // Its frequency divisors are the file's rope_freqs tensor.
+            Some("llama3") if cfg.rope_factors => {}
+            Some(other) => return Err(Error::BadConfig(format!("RoPE scaling '{other}' is not supported yet (linear and Llama 3's are)"))),
+        }
         if n_heads == 0 || n_kv_heads == 0 || n_heads % n_kv_heads != 0 || head_dim == 0 || cfg.n_rot > head_dim || cfg.n_rot % 2 != 0 {
             return Err(Error::BadConfig(format!(
                 "inconsistent heads: {n_heads} heads, {n_kv_heads} kv heads, head_dim {head_dim}, n_rot {}",
@@ -131,10 +145,10 @@ impl Config {
             )));
         }
         let base_ok = |b: f32| b.is_finite() && b > 0.0;
-        if !(cfg.rms_eps.is_finite() && cfg.rms_eps >= 0.0 && base_ok(cfg.rope_base) && base_ok(cfg.rope_base_local)) {
+        if !(cfg.rms_eps.is_finite() && cfg.rms_eps >= 0.0 && base_ok(cfg.rope_base) && base_ok(cfg.rope_base_local) && base_ok(cfg.rope_scale)) {
             return Err(Error::BadConfig(format!(
-                "rms epsilon {}, rope base {} (local layers {})",
-                cfg.rms_eps, cfg.rope_base, cfg.rope_base_local
+                "rms epsilon {}, rope base {} (local layers {}), rope scale {}",
+                cfg.rms_eps, cfg.rope_base, cfg.rope_base_local, cfg.rope_scale
             )));
         }
         cfg.check_tensors(g)?;
@@ -181,6 +195,9 @@ impl Config {
             shape(&Mat::Down(l).tensor_name(false), &[self.ffn_dim, d])?;
         }
         shape(&Norm::Output.tensor_name(), &[d])?;
+        if self.rope_factors {
+            shape(ROPE_FREQS, &[self.n_rot / 2])?;
+        }
         shape("token_embd.weight", &[d, self.vocab])?;
         if !self.tied_output {
             shape("output.weight", &[d, self.vocab])?;
@@ -206,6 +223,9 @@ impl Config {
             }
         }
         v.push(Norm::Output);
+        if self.rope_factors {
+            v.push(Norm::RopeFreqs);
+        }
         v
     }
 
@@ -224,6 +244,7 @@ impl Config {
         match n {
             Norm::QkvBias(_) => (self.n_heads + 2 * self.n_kv_heads) * self.head_dim,
             Norm::QkNorm(_) => 2 * self.head_dim,
+            Norm::RopeFreqs => self.n_rot / 2,
             _ => self.dim,
         }
     }
@@ -242,10 +263,11 @@ impl Config {
     }
 
     /// Layer `l`'s rotary embedding for `heads` heads per token starting at `pos0` (local layers
-    /// have their own base).
+    /// have their own base and no scaling; the frequency divisors, when the model has them, are
+    /// the vector [`Norm::RopeFreqs`]).
     pub fn rope(&self, l: usize, heads: usize, pos0: usize) -> crate::cpu::Rope {
-        let base = if self.is_local(l) { self.rope_base_local } else { self.rope_base };
-        crate::cpu::Rope { heads, head_dim: self.head_dim, n_rot: self.n_rot, pos0, base, neox: self.rope_neox }
+        let (base, scale) = if self.is_local(l) { (self.rope_base_local, 1.0) } else { (self.rope_base, self.rope_scale) };
+        crate::cpu::Rope { heads, head_dim: self.head_dim, n_rot: self.n_rot, pos0, base, neox: self.rope_neox, scale }
     }
 }
 
@@ -277,7 +299,12 @@ pub enum Norm {
     AttnPost(usize),
     /// The norm of the feed-forward's output, before the residual connection (Gemma).
     FfnPost(usize),
+    /// RoPE frequency divisors, one per rotated pair (Llama 3).
+    RopeFreqs,
 }
+
+/// The tensor of Llama 3's RoPE frequency divisors.
+pub const ROPE_FREQS: &str = "rope_freqs.weight";
 
 impl Mat {
     pub fn tensor_name(self, tied: bool) -> String {
@@ -319,6 +346,7 @@ impl Norm {
             Norm::QkNorm(l) => format!("blk.{l}.attn_q+k_norm.weight"),
             Norm::AttnPost(l) => format!("blk.{l}.post_attention_norm.weight"),
             Norm::FfnPost(l) => format!("blk.{l}.post_ffw_norm.weight"),
+            Norm::RopeFreqs => ROPE_FREQS.into(),
         }
     }
 
