@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod blocks;
+pub mod catalog;
 pub mod chat;
 pub mod cpu;
 pub mod error;

@@ -131,7 +131,7 @@ impl ModelInfo {
         }
         let matrix_dtype = matrices.iter().max_by_key(|(_, (n, _))| *n).map(|(name, (_, bits))| (name.to_string(), *bits));
         let (weight_bytes, largest_buffer, group_bytes, group_largest) = match cfg {
-            Ok(c) => weight_sizes(c, g),
+            Ok(c) => weight_sizes(c),
             Err(_) => (vec![], vec![], vec![], vec![]),
         };
         let group_dtypes = cfg.as_ref().map(|c| group_dtypes(c, g)).unwrap_or_default();
@@ -224,28 +224,26 @@ impl ModelInfo {
 
     /// Whether every buffer fits the adapter's limits at each precision, in plain words.
     pub fn fit(&self, adapter: &AdapterSummary) -> Vec<Fit> {
-        let limit = adapter.binding_limit();
-        self.largest_buffer
-            .iter()
-            .map(|&(precision, largest)| {
-                let fits = largest <= limit;
-                let message = if fits {
-                    format!(
-                        "fits: largest buffer {:.1} MB of the {:.0} MB this GPU allows",
-                        largest as f64 / 1e6,
-                        limit as f64 / 1e6
-                    )
-                } else {
-                    format!(
-                        "too large: one weight matrix needs {:.1} MB but this GPU allows at most {:.0} MB per buffer",
-                        largest as f64 / 1e6,
-                        limit as f64 / 1e6
-                    )
-                };
-                Fit { precision, fits, largest_buffer: largest, limit, message }
-            })
-            .collect()
+        fit_of(&self.largest_buffer, adapter)
     }
+}
+
+/// [`ModelInfo::fit`] from the largest buffer at each precision.
+pub fn fit_of(largest_buffer: &[(Precision, u64)], adapter: &AdapterSummary) -> Vec<Fit> {
+    let limit = adapter.binding_limit();
+    let mb = |b: u64| b as f64 / 1e6;
+    largest_buffer
+        .iter()
+        .map(|&(precision, largest)| {
+            let fits = largest <= limit;
+            let message = if fits {
+                format!("fits: largest buffer {:.1} MB of the {:.0} MB this GPU allows", mb(largest), mb(limit))
+            } else {
+                format!("too large: one weight matrix needs {:.1} MB but this GPU allows at most {:.0} MB per buffer", mb(largest), mb(limit))
+            };
+            Fit { precision, fits, largest_buffer: largest, limit, message }
+        })
+        .collect()
 }
 
 /// The fit check of one precision against the adapter's buffer limits.
@@ -258,15 +256,16 @@ pub struct Fit {
     pub message: String,
 }
 
-/// Weight bytes per precision from tensor shapes alone: `(total, largest buffer, per group)`.
+/// Weight bytes per precision from the config's shapes alone: `(total, largest buffer, per group,
+/// largest buffer per group)`.
 #[allow(clippy::type_complexity)]
-fn weight_sizes(cfg: &Config, g: &Gguf) -> (Vec<(Precision, u64)>, Vec<(Precision, u64)>, Vec<(Group, Precision, u64)>, Vec<(Group, Precision, u64)>) {
+pub fn weight_sizes(cfg: &Config) -> (Vec<(Precision, u64)>, Vec<(Precision, u64)>, Vec<(Group, Precision, u64)>, Vec<(Group, Precision, u64)>) {
     let mats: Vec<(Option<Mat>, Group, (usize, usize))> = Mat::all(cfg.n_layers)
         .into_iter()
         .filter(|&m| !(m == Mat::Output && cfg.tied_output))
-        .map(|m| (Some(m), Group::of(m), m.tensor_name(false)))
-        .chain([(None, Group::Embeddings, "token_embd.weight".to_string())])
-        .filter_map(|(m, grp, n)| g.tensor(&n).ok().map(|t| (m, grp, t.matrix_shape())))
+        .map(|m| (Some(m), Group::of(m)))
+        .chain([(None, Group::Embeddings)])
+        .map(|(m, grp)| (m, grp, cfg.matrix_shape(m)))
         .collect();
     let shapes: Vec<(Group, (usize, usize))> = mats.iter().map(|&(_, grp, shape)| (grp, shape)).collect();
     // The GPU stacks Q, K, V into one buffer, and gate and up: rows of one unit add up.

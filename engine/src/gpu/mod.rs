@@ -20,7 +20,7 @@ pub use kernels::{Fuse, Kernel, Reduce, Tiling};
 use crate::{Error, Result};
 
 /// What the page and the CLI show about the adapter.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct AdapterSummary {
     pub name: String,
     pub backend: String,

@@ -229,6 +229,20 @@ impl Config {
         v
     }
 
+    /// `(rows, cols)` of a weight matrix (None: the token embedding), as `check_tensors` holds the
+    /// file to.
+    pub fn matrix_shape(&self, m: Option<Mat>) -> (usize, usize) {
+        let (d, q, kv) = (self.dim, self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim);
+        match m {
+            None | Some(Mat::Output) => (self.vocab, d),
+            Some(Mat::Q(_)) => (q, d),
+            Some(Mat::K(_) | Mat::V(_)) => (kv, d),
+            Some(Mat::O(_)) => (d, q),
+            Some(Mat::Gate(_) | Mat::Up(_)) => (self.ffn_dim, d),
+            Some(Mat::Down(_)) => (d, self.ffn_dim),
+        }
+    }
+
     /// Whether layer `l` attends through a sliding window (a local layer).
     pub fn is_local(&self, l: usize) -> bool {
         self.sliding_window > 0 && l % self.swa_period < self.swa_period - 1
