@@ -205,6 +205,8 @@ build_app() { # the release build in dist/, skipped when dist/ was built from th
 }
 
 slowest_tests() { # slowest_tests LOG N: the N slowest tests of a cargo test log written with --report-time
-  sed -nE 's/^test (.+) \.\.\. (ok|FAILED|ignored) <([0-9.]+)s>$/\3 \1/p' "$1" | sort -rn | head -n "$2" \
-    | awk '{ printf "[lowbit]   %8.1fs  %s\n", $1, $2 }'
+  # awk reads to the end: `head` would close the pipe early, and under pipefail sort's SIGPIPE
+  # would end the script once the list is longer than one write.
+  sed -nE 's/^test (.+) \.\.\. (ok|FAILED|ignored) <([0-9.]+)s>$/\3 \1/p' "$1" | sort -rn \
+    | awk -v n="$2" 'NR <= n { printf "[lowbit]   %8.1fs  %s\n", $1, $2 }'
 }
