@@ -136,3 +136,34 @@ fn real_rows_roundtrip() {
     assert!(n_tensors >= 200, "expected the model's 2-D tensors, found {n_tensors}");
     assert!(asym * 10.0 < sym, "asymmetric INT4 must be far closer to the Q4_1 source than symmetric");
 }
+
+/// A source already in one of lowbit's GPU formats comes through requantization unchanged: Q8_0
+/// (`d·q`, f16 d) as INT8 and Q4_1 (`d·q + m`, f16 d and m) as INT4 give back every source weight
+/// to the bit, so a switch to the file's own precision loses nothing (the first 64 rows of every
+/// Q8_0 and Q4_1 tensor of the default model).
+#[test]
+fn a_source_in_a_gpu_format_is_kept_exactly() {
+    let Some(bytes) = common::default_model() else { return };
+    let g = Gguf::parse(&bytes).unwrap();
+    let mut checked = 0;
+    for t in g.tensors.iter().filter(|t| t.dims.len() == 2) {
+        let p = match t.ggml_type {
+            GgmlType::Q8_0 => Precision::Int8,
+            GgmlType::Q4_1 => Precision::Int4,
+            _ => continue,
+        };
+        let (rows, cols) = t.matrix_shape();
+        let take = rows.min(64);
+        let values = g.dequantize_rows(t, 0, take).unwrap();
+        let q = QuantMatrix::quantize(&values, take, cols, p).unwrap();
+        let mut row = vec![0f32; cols];
+        for r in 0..take {
+            q.dequantize_row(r, &mut row);
+            let src = &values[r * cols..(r + 1) * cols];
+            let differ = row.iter().zip(src).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+            assert_eq!(differ, 0, "{} row {r} at {p}: {differ} weights differ from the source", t.name);
+        }
+        checked += 1;
+    }
+    assert!(checked >= 200, "{checked} tensors");
+}
