@@ -208,7 +208,7 @@ struct RunState {
     /// Whether the step being recorded is a decode step (one token).
     decoding: bool,
     /// The step's activations, in order: x [dim]; per layer qkv [q + 2·kv dims], attention out
-    /// [heads·head_dim], swiglu [ffn]; logits [vocab].
+    /// [heads·head_dim], glu [ffn]; logits [vocab].
     acts: Vec<Buffer>,
     /// Next slot of `acts` this step.
     next: usize,
@@ -440,14 +440,13 @@ impl GpuBackend {
     /// The kernels a forward step runs (compiling them ahead avoids a stall on the first token).
     pub fn kernels(&self) -> Vec<Kernel> {
         let (reduce, tiling) = (self.gpu.reduce(), self.gpu.tiling());
+        let c = &self.cfg;
         let mut v = vec![Kernel::Embedding(self.plan.embeddings)];
         for p in self.plan.precisions() {
+            let fuses = [Fuse::None, Fuse::Norm, Fuse::Add, Fuse::NormGlu(c.activation)];
+            v.extend(fuses.map(|f| Kernel::Matvec(p, reduce, f)));
             v.push(Kernel::Matmul(p, tiling));
         }
-        let c = &self.cfg;
-        v.extend(Fuse::ALL.into_iter().filter(|f| !matches!(f, Fuse::NormGlu(a) if *a != c.activation)).flat_map(|f| {
-            self.plan.precisions().into_iter().map(move |p| Kernel::Matvec(p, reduce, f))
-        }));
         if c.qk_norm {
             v.push(Kernel::HeadNorm);
         }

@@ -98,7 +98,7 @@ impl Config {
             .and_then(|v| v.as_array())
             .map(|a| a.len())
             .ok_or_else(|| Error::MissingKey("tokenizer.ggml.tokens".into()))?;
-        let cfg = Config {
+        let mut cfg = Config {
             architecture: arch.to_string(),
             n_layers: req("block_count")?,
             dim,
@@ -124,7 +124,6 @@ impl Config {
             rope_scale: 1.0,
             rope_factors: g.tensor(ROPE_FREQS).is_ok(),
         };
-        let mut cfg = cfg;
         match g.get_str(&format!("{arch}.rope.scaling.type")) {
             None | Some("none") => {}
             Some("linear") => cfg.rope_scale = 1.0 / opt_f("rope.scaling.factor", 1.0),
