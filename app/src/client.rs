@@ -427,7 +427,7 @@ impl Store {
     // ---- actions ----------------------------------------------------------------------------
 
     pub fn load_url(&self, url: &str) {
-        let name = url.rsplit('/').next().unwrap_or(url).split('?').next().unwrap_or(url).to_string();
+        let name = lowbit::util::url_file_name(url).to_string();
         let job = Job::LoadUrl { url: url.to_string(), name: name.clone(), plan: self.load_plan(), n_ctx: self.n_ctx.get_untracked() };
         self.start(JobKind::Load { name, stages: vec![] }, job, None);
     }

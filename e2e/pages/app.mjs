@@ -13,6 +13,16 @@ export const TINY_MODEL = 'lowbit-tiny.gguf';
 /// LOWBIT_LONG_MS shortens them when debugging a hang.
 export const LONG = Number(process.env.LOWBIT_LONG_MS) || 20 * 60_000;
 
+/// Hugging Face's answer to a file download (for `route.fulfill`, where a test plays Hugging Face:
+/// the machine has no internet): the bytes, with the CORS header Hugging Face sends.
+export function huggingFaceFile(body) {
+  return {
+    status: 200,
+    body,
+    headers: { 'content-type': 'application/octet-stream', 'access-control-allow-origin': '*', 'content-length': String(body.length) },
+  };
+}
+
 export class AppPage {
   constructor(page) {
     this.page = page;

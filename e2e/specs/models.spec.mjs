@@ -10,7 +10,7 @@
 import { test, expect } from '@playwright/test';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { AppPage, LONG, TINY_MODEL } from '../pages/app.mjs';
+import { AppPage, LONG, TINY_MODEL, huggingFaceFile } from '../pages/app.mjs';
 
 const LISTED = 'https://huggingface.co/ggml-org/gemma-3-270m-it-GGUF/resolve/main/gemma-3-270m-it-Q8_0.gguf';
 const tinyPath = fileURLToPath(new URL(`../../www/models/${TINY_MODEL}`, import.meta.url));
@@ -21,11 +21,7 @@ test('the picker sizes each model for this GPU before downloading it', async ({ 
   const asked = [];
   await context.route('https://huggingface.co/**', (route) => {
     asked.push(route.request().url());
-    return route.fulfill({
-      status: 200,
-      body: tiny,
-      headers: { 'content-type': 'application/octet-stream', 'access-control-allow-origin': '*', 'content-length': String(tiny.length) },
-    });
+    return route.fulfill(huggingFaceFile(tiny));
   });
   const app = new AppPage(page);
   await page.setViewportSize({ width: 1300, height: 1000 });

@@ -7,7 +7,7 @@
 import { test, expect } from '@playwright/test';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { AppPage, LONG, TINY_MODEL } from '../pages/app.mjs';
+import { AppPage, LONG, TINY_MODEL, huggingFaceFile } from '../pages/app.mjs';
 import { shippedHeaders } from '../headers.mjs';
 
 const tinyPath = fileURLToPath(new URL(`../../www/models/${TINY_MODEL}`, import.meta.url));
@@ -28,11 +28,7 @@ test('nothing leaves the page but the model URL the user typed', async ({ page, 
     status: 403,
     body: 'Access to model lowbit-test/gated is restricted.',
     headers: { 'content-type': 'text/plain', 'access-control-allow-origin': '*' },
-  } : {
-    status: 200,
-    body: tiny,
-    headers: { 'content-type': 'application/octet-stream', 'access-control-allow-origin': '*', 'content-length': String(tiny.length) },
-  }));
+  } : huggingFaceFile(tiny)));
   const app = new AppPage(page);
   await page.setViewportSize({ width: 1300, height: 1000 });
   await app.open();

@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use crate::gpu::AdapterSummary;
-use crate::model::{Activation, Config, Family};
+use crate::model::{Config, Features};
 use crate::session::{fit_of, weight_sizes, Fit};
 use crate::Precision;
 
@@ -177,8 +177,9 @@ pub struct Need {
 
 impl Entry {
     /// The model's configuration as its file would give it (the parts that size its buffers).
+    /// Every listed architecture is one lowbit runs (`tests/catalog.rs`).
     pub fn config(&self) -> Config {
-        let gemma = self.architecture == "gemma3";
+        let f = Features::of(self.architecture).unwrap_or(Features::LLAMA);
         Config {
             architecture: self.architecture.into(),
             n_layers: self.layers,
@@ -191,13 +192,13 @@ impl Entry {
             vocab: self.vocab,
             context_length: 2048,
             rope_base: 10000.0,
-            rope_neox: self.architecture != "llama",
+            rope_neox: f.rope_neox,
             rms_eps: 1e-6,
             tied_output: self.tied,
-            qkv_bias: self.architecture == "qwen2",
-            qk_norm: gemma || self.architecture == "qwen3",
-            family: if gemma { Family::Gemma } else { Family::Llama },
-            activation: if gemma { Activation::Gelu } else { Activation::Silu },
+            qkv_bias: f.qkv_bias,
+            qk_norm: f.qk_norm,
+            family: f.family,
+            activation: f.activation,
             embed_scale: 1.0,
             sliding_window: 0,
             swa_period: 1,
@@ -221,8 +222,8 @@ impl Entry {
             .collect()
     }
 
-    /// The file's name (the last part of its URL).
+    /// The file's name, as the page names a download of its URL.
     pub fn file(&self) -> &'static str {
-        self.url.rsplit('/').next().unwrap_or(self.url)
+        crate::util::url_file_name(self.url)
     }
 }

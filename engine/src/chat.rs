@@ -54,7 +54,7 @@ impl ChatTemplate {
     /// vocabulary when the file has none or when it fails (`fallback` says why).
     pub fn from_gguf(g: &Gguf, tok: &Tokenizer) -> Self {
         let name = |id: Option<u32>| id.and_then(|i| tok.tokens.get(i as usize)).cloned().unwrap_or_default();
-        let has = |t: &str| tok.tokens.iter().any(|x| x == t);
+        let has = |t: &str| tok.token_id(t).is_some();
         let mut t = match g.get_str("tokenizer.chat_template") {
             Some(source) => Self::from_source(source, &name(tok.bos), &name(tok.eos)),
             None => ChatTemplate {

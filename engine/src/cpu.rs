@@ -147,6 +147,14 @@ pub fn gelu_mul(gate: &[f32], up: &[f32]) -> Vec<f32> {
     gate.iter().zip(up).map(|(&g, &u)| gelu(g) * u).collect()
 }
 
+/// `out = act(gate) · up` with the gated feed-forward's activation (the `glu` kernel's reference).
+pub fn glu(act: crate::model::Activation, gate: &[f32], up: &[f32]) -> Vec<f32> {
+    match act {
+        crate::model::Activation::Silu => silu_mul(gate, up),
+        crate::model::Activation::Gelu => gelu_mul(gate, up),
+    }
+}
+
 /// Per-head RMSNorm of the q and k heads of stacked projections `qkv [m, (heads + 2·kv_heads)·hd]`
 /// in place: each q head with `w[..hd]`, each k head with `w[hd..]`; v is left alone (Gemma 3's and
 /// Qwen3's q/k norms).

@@ -287,10 +287,7 @@ pub async fn run_case(gpu: &Gpu, case: &Case, seed: u64) -> Result<Row> {
                 Fuse::Add => (y.iter().zip(&y0).map(|(a, b)| a + b).collect(), abs.iter().zip(&y0).map(|(a, b)| a + b.abs()).collect()),
                 // act(g)·u moves by about |u|·Δg + |g|·Δu.
                 Fuse::NormGlu(act) => (
-                    match act {
-                        Activation::Silu => cpu::silu_mul(&y[..n], &y[n..]),
-                        Activation::Gelu => cpu::gelu_mul(&y[..n], &y[n..]),
-                    },
+                    cpu::glu(act, &y[..n], &y[n..]),
                     (0..n).map(|i| abs[i] * y[n + i].abs() + y[i].abs() * abs[n + i]).collect(),
                 ),
             };
@@ -343,11 +340,7 @@ pub async fn run_case(gpu: &Gpu, case: &Case, seed: u64) -> Result<Row> {
             let gu = rng.normals(m * 2 * n, 2.0);
             let (ggu, go) = (gpu.storage_f32("gu", &gu)?, gpu.zeros("o", m * n)?);
             rec.glu(act, &ggu, &go, m, n);
-            let f = match act {
-                Activation::Silu => cpu::silu_mul,
-                Activation::Gelu => cpu::gelu_mul,
-            };
-            let want: Vec<f32> = gu.chunks(2 * n).flat_map(|r| f(&r[..n], &r[n..])).collect();
+            let want: Vec<f32> = gu.chunks(2 * n).flat_map(|r| cpu::glu(act, &r[..n], &r[n..])).collect();
             let s = vec![max_abs(&want); want.len()];
             (go, want, s)
         }

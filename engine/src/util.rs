@@ -122,3 +122,9 @@ pub fn strftime(fmt: &str, unix: i64) -> String {
     }
     out
 }
+
+/// The file name a URL ends in: its last path segment, without a query.
+pub fn url_file_name(url: &str) -> &str {
+    let last = url.rsplit('/').next().unwrap_or(url);
+    last.split('?').next().unwrap_or(last)
+}

@@ -38,6 +38,11 @@ fn listed_shapes_match_the_real_files() {
 
 #[test]
 fn every_entry_is_a_downloadable_gguf_the_page_can_hold() {
+    // The architectures lowbit lists are the ones it knows the features of, and no other.
+    for a in lowbit::model::ARCHITECTURES {
+        assert!(lowbit::model::Features::of(a).is_some(), "{a}");
+    }
+    assert!(lowbit::model::Features::of("mamba").is_none());
     let mut ids = std::collections::HashSet::new();
     for e in MODELS {
         assert!(ids.insert(e.id), "{} listed twice", e.id);
@@ -45,6 +50,7 @@ fn every_entry_is_a_downloadable_gguf_the_page_can_hold() {
         // Under the page's 2 GiB file limit (the app's MAX_FILE_BYTES).
         assert!((e.file_mb as u64) * 1_000_000 < 2 << 30, "{}", e.id);
         assert!(lowbit::model::ARCHITECTURES.contains(&e.architecture), "{}", e.id);
+        assert!(lowbit::model::Features::of(e.architecture).is_some(), "{}", e.id);
         assert_eq!(e.dim % 32, 0, "{}", e.id);
     }
 }

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use super::{Activation, Backend, Config, Mat, Norm};
+use super::{Backend, Config, Mat, Norm};
 use crate::cpu;
 use crate::gguf::Gguf;
 use crate::{Error, Result};
@@ -283,11 +283,7 @@ impl Backend for CpuBackend {
     fn glu(&mut self, x: &Act, l: usize) -> Result<Act> {
         let h = self.rmsnorm(x, Norm::Ffn(l));
         let (gate, up) = (self.linear(&h, Mat::Gate(l))?, self.linear(&h, Mat::Up(l))?);
-        let data = match self.cfg.activation {
-            Activation::Silu => cpu::silu_mul(&gate.data, &up.data),
-            Activation::Gelu => cpu::gelu_mul(&gate.data, &up.data),
-        };
-        Ok(Act { data, ..gate })
+        Ok(Act { data: cpu::glu(self.cfg.activation, &gate.data, &up.data), ..gate })
     }
 
     fn logits(&mut self, x: &Act) -> Result<Act> {

@@ -608,6 +608,27 @@ impl GpuBackend {
         self.gpu.read_with(buf, bytes, &staging).await
     }
 
+    /// Matrix `w`, checked to map activations of `a.width` into the residual stream `x`.
+    fn residual_matrix(&self, x: &Act, a: &Act, w: Mat) -> Result<GpuMatrix> {
+        let wm = self.weights.get(Unit::of(Some(w)))?.clone();
+        if wm.cols != a.width || wm.rows != x.width {
+            return Err(Error::Shape(format!("{w:?}: {}x{} for activations of {} → {}", wm.rows, wm.cols, a.width, x.width)));
+        }
+        Ok(wm)
+    }
+
+    /// `a · Wᵀ` into a new activation: the matvec when decoding, else the matmul.
+    fn project(&mut self, a: &Act, w: &GpuMatrix) -> Result<Act> {
+        let y = self.act(a.m, w.rows)?;
+        if a.m == 1 {
+            let reduce = self.gpu.reduce();
+            self.rec().matvec_fused(w, &a.buf, &y.buf, Fuse::None, None, reduce);
+        } else {
+            self.rec().matmul(w, &a.buf, &y.buf, a.m);
+        }
+        Ok(y)
+    }
+
     /// `y = W·rmsnorm(x)` (or `act(Wg·h)·(Wu·h)` with `fuse`) for m tokens: fused into the matvec
     /// when decoding, else rmsnorm then the matmul (and the SwiGLU gate).
     fn norm_linear(&mut self, x: &Act, norm: Norm, w: &GpuMatrix, fuse: Fuse) -> Result<Act> {
@@ -699,37 +720,22 @@ impl Backend for GpuBackend {
     }
 
     fn linear_add(&mut self, x: &mut Act, a: &Act, w: Mat) -> Result<()> {
-        let wm = self.weights.get(Unit::of(Some(w)))?.clone();
-        if wm.cols != a.width || wm.rows != x.width {
-            return Err(Error::Shape(format!("{w:?}: {}x{} for activations of {} → {}", wm.rows, wm.cols, a.width, x.width)));
-        }
-        let m = a.m;
-        if m == 1 {
+        let wm = self.residual_matrix(x, a, w)?;
+        if a.m == 1 {
             let reduce = self.gpu.reduce();
             self.rec().matvec_fused(&wm, &a.buf, &x.buf, Fuse::Add, None, reduce);
         } else {
-            let y = self.act(m, wm.rows)?;
-            let rec = self.rec();
-            rec.matmul(&wm, &a.buf, &y.buf, m);
-            rec.add(&x.buf, &y.buf, m * wm.rows);
+            let y = self.project(a, &wm)?;
+            self.rec().add(&x.buf, &y.buf, y.m * y.width);
         }
         Ok(())
     }
 
     fn linear_norm_add(&mut self, x: &mut Act, a: &Act, w: Mat, norm: Norm) -> Result<()> {
-        let wm = self.weights.get(Unit::of(Some(w)))?.clone();
-        if wm.cols != a.width || wm.rows != x.width {
-            return Err(Error::Shape(format!("{w:?}: {}x{} for activations of {} → {}", wm.rows, wm.cols, a.width, x.width)));
-        }
-        let (g, m, eps) = (self.norm(norm)?.clone(), a.m, self.cfg.rms_eps);
-        let y = self.act(m, wm.rows)?;
-        if m == 1 {
-            let reduce = self.gpu.reduce();
-            self.rec().matvec_fused(&wm, &a.buf, &y.buf, Fuse::None, None, reduce);
-        } else {
-            self.rec().matmul(&wm, &a.buf, &y.buf, m);
-        }
-        self.rec().rmsnorm_add(&y.buf, &g, &x.buf, m, x.width, eps);
+        let wm = self.residual_matrix(x, a, w)?;
+        let (g, eps) = (self.norm(norm)?.clone(), self.cfg.rms_eps);
+        let y = self.project(a, &wm)?;
+        self.rec().rmsnorm_add(&y.buf, &g, &x.buf, y.m, x.width, eps);
         Ok(())
     }
 

@@ -68,6 +68,35 @@ pub enum Activation {
     Gelu,
 }
 
+/// What an architecture's name says about its layer; the rest of a [`Config`] comes from the
+/// file's metadata. One place per architecture, read by [`Config::from_gguf`] and by the model
+/// picker ([`crate::catalog`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Features {
+    pub family: Family,
+    pub activation: Activation,
+    pub rope_neox: bool,
+    pub qkv_bias: bool,
+    pub qk_norm: bool,
+}
+
+impl Features {
+    /// llama's layer: SwiGLU, normal RoPE pairs, no biases or q/k norms.
+    pub const LLAMA: Features = Features { family: Family::Llama, activation: Activation::Silu, rope_neox: false, qkv_bias: false, qk_norm: false };
+
+    /// The features of architecture `arch` (one of [`ARCHITECTURES`]), or None.
+    pub fn of(arch: &str) -> Option<Features> {
+        let llama = Self::LLAMA;
+        Some(match arch {
+            "llama" => llama,
+            "qwen2" => Features { rope_neox: true, qkv_bias: true, ..llama },
+            "qwen3" => Features { rope_neox: true, qk_norm: true, ..llama },
+            "gemma3" => Features { family: Family::Gemma, activation: Activation::Gelu, rope_neox: true, qk_norm: true, ..llama },
+            _ => return None,
+        })
+    }
+}
+
 /// The architectures lowbit runs: llama; Qwen2 (llama's layer with Q, K, V biases and GPT-NeoX
 /// rotation); Qwen3 (llama's layer with q/k norms and GPT-NeoX rotation); Gemma 3 (pre- and
 /// post-norms, q/k norms, GeGLU, a scaled embedding, sliding-window attention on local layers).
@@ -76,10 +105,8 @@ pub const ARCHITECTURES: [&str; 4] = ["llama", "qwen2", "qwen3", "gemma3"];
 impl Config {
     pub fn from_gguf(g: &Gguf) -> Result<Self> {
         let arch = g.get_str("general.architecture").ok_or_else(|| Error::Malformed("no general.architecture".into()))?;
-        if !ARCHITECTURES.contains(&arch) {
-            return Err(Error::UnsupportedArchitecture(arch.to_string()));
-        }
-        let (qwen2, qwen3, gemma3) = (arch == "qwen2", arch == "qwen3", arch == "gemma3");
+        let f = Features::of(arch).ok_or_else(|| Error::UnsupportedArchitecture(arch.to_string()))?;
+        let gemma = f.family == Family::Gemma;
         // Sizes past 2^31 describe no model, and on wasm32 they would wrap around in a usize.
         let opt = |k: &str| -> Result<Option<usize>> {
             let key = format!("{arch}.{k}");
@@ -110,16 +137,16 @@ impl Config {
             vocab,
             context_length: opt("context_length")?.unwrap_or(2048),
             rope_base: opt_f("rope.freq_base", 10000.0),
-            rope_neox: qwen2 || qwen3 || gemma3,
+            rope_neox: f.rope_neox,
             rms_eps: opt_f("attention.layer_norm_rms_epsilon", 1e-5),
             tied_output: g.tensor("output.weight").is_err(),
-            qkv_bias: qwen2,
-            qk_norm: qwen3 || gemma3,
-            family: if gemma3 { Family::Gemma } else { Family::Llama },
-            activation: if gemma3 { Activation::Gelu } else { Activation::Silu },
-            embed_scale: if gemma3 { (dim as f32).sqrt() } else { 1.0 },
-            sliding_window: if gemma3 { opt("attention.sliding_window")?.unwrap_or(0) } else { 0 },
-            swa_period: if gemma3 { opt("attention.sliding_window_pattern")?.unwrap_or(6).max(1) } else { 1 },
+            qkv_bias: f.qkv_bias,
+            qk_norm: f.qk_norm,
+            family: f.family,
+            activation: f.activation,
+            embed_scale: if gemma { (dim as f32).sqrt() } else { 1.0 },
+            sliding_window: if gemma { opt("attention.sliding_window")?.unwrap_or(0) } else { 0 },
+            swa_period: if gemma { opt("attention.sliding_window_pattern")?.unwrap_or(6).max(1) } else { 1 },
             rope_base_local: opt_f("rope.freq_base_swa", 10000.0),
             rope_scale: 1.0,
             rope_factors: g.tensor(ROPE_FREQS).is_ok(),
