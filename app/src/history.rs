@@ -8,6 +8,8 @@ use lowbit::session::ReplyStats;
 use lowbit::KvPrecision;
 use serde::{Deserialize, Serialize};
 
+use crate::protocol::Role;
+
 /// The version of [`SavedChat`]'s layout in storage and in export files. An import of a file with
 /// a larger one is refused (it was written by a newer page); smaller ones are read as they are.
 pub const SCHEMA: u32 = 1;
@@ -36,8 +38,8 @@ pub struct SavedChat {
 /// One message, with what wrote it when it is a reply.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SavedMessage {
-    /// `user` or `assistant`.
-    pub role: String,
+    /// `user` or `assistant` in storage and exports.
+    pub role: Role,
     pub text: String,
     /// The weights' precisions and the KV cache format that wrote a reply.
     #[serde(default)]
@@ -62,7 +64,7 @@ pub struct Export {
 
 /// A chat's title: its first question, on one line, cut at a word near 60 characters.
 pub fn title_of(messages: &[SavedMessage]) -> String {
-    let first = messages.iter().find(|m| m.role == "user").map(|m| m.text.as_str()).unwrap_or("");
+    let first = messages.iter().find(|m| m.role == Role::User).map(|m| m.text.as_str()).unwrap_or("");
     let line = first.split_whitespace().collect::<Vec<_>>().join(" ");
     if line.is_empty() {
         return "New chat".into();
@@ -151,8 +153,8 @@ mod tests {
             sampling: SamplerConfig::default(),
             max_tokens: 64,
             messages: vec![
-                SavedMessage { role: "user".into(), text: question.into(), plan: None, kv: None, stats: None, stopped: false },
-                SavedMessage { role: "assistant".into(), text: "Paris.".into(), plan: Some(Plan::uniform(lowbit::Precision::Int4)), kv: Some(KvPrecision::F16), stats: None, stopped: true },
+                SavedMessage { role: Role::User, text: question.into(), plan: None, kv: None, stats: None, stopped: false },
+                SavedMessage { role: Role::Assistant, text: "Paris.".into(), plan: Some(Plan::uniform(lowbit::Precision::Int4)), kv: Some(KvPrecision::F16), stats: None, stopped: true },
             ],
         }
     }
@@ -189,7 +191,7 @@ mod tests {
 
     #[test]
     fn titles_are_the_first_question_on_one_line() {
-        let m = |t: &str| vec![SavedMessage { role: "user".into(), text: t.into(), plan: None, kv: None, stats: None, stopped: false }];
+        let m = |t: &str| vec![SavedMessage { role: Role::User, text: t.into(), plan: None, kv: None, stats: None, stopped: false }];
         assert_eq!(title_of(&m("What is\nthe capital  of France?")), "What is the capital of France?");
         assert_eq!(title_of(&[]), "New chat");
         let long = title_of(&m("Please explain in a few sentences how a bicycle turns pedalling into forward motion"));

@@ -32,6 +32,9 @@ pub enum JobKind {
     Bench,
     Inspect,
     Layers,
+    /// The kernel self-test: `done` of `total` cases run, `kernel` next.
+    SelfTest { done: usize, total: usize, kernel: Option<String> },
+    KernelBench,
     LoseDevice,
 }
 
@@ -45,9 +48,10 @@ impl JobKind {
             JobKind::Compare => "Wait for the comparison to finish, or stop it (Esc)",
             JobKind::LoseDevice => "Wait for the GPU device to come back",
             JobKind::Kv => "Wait for the KV cache to change",
-            JobKind::Quality { .. } | JobKind::Profile | JobKind::Bench | JobKind::Inspect | JobKind::Layers => {
+            JobKind::Quality { .. } | JobKind::Profile | JobKind::Bench | JobKind::Inspect | JobKind::Layers | JobKind::KernelBench => {
                 "Wait for the measurement in progress to finish"
             }
+            JobKind::SelfTest { .. } => "Wait for the kernel self-test to finish (or cancel it)",
         }
     }
 
@@ -68,26 +72,6 @@ pub fn accepts(running: Option<&Running>, job: Option<JobId>, event: &Event) -> 
     }
 }
 
-/// Whether `event` is the last one of its job (it ends the job's pending state).
-pub fn is_last(event: &Event) -> bool {
-    matches!(
-        event,
-        Event::Loaded { .. }
-            | Event::Switched { .. }
-            | Event::KvSwitched { .. }
-            | Event::ContextSet { .. }
-            | Event::ReplyDone { .. }
-            | Event::QualityDone { .. }
-            | Event::CompareDone { .. }
-            | Event::Profile { .. }
-            | Event::Bench { .. }
-            | Event::Inspection { .. }
-            | Event::LayerErrors { .. }
-            | Event::Cancelled
-            | Event::Error { .. }
-    )
-}
-
 /// A load's stages after `progress`: each stage once, in load order.
 pub fn with_progress(mut stages: Vec<Progress>, progress: Progress) -> Vec<Progress> {
     match stages.iter_mut().find(|s| s.stage == progress.stage) {
@@ -101,7 +85,7 @@ pub fn with_progress(mut stages: Vec<Progress>, progress: Progress) -> Vec<Progr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::ErrorKind;
+    use crate::protocol::{ChatEvent, ModelEvent};
 
     fn running(id: JobId) -> Running {
         Running { id, kind: JobKind::Reply { msg: 7, reading: None } }
@@ -109,26 +93,17 @@ mod tests {
 
     #[test]
     fn only_the_running_jobs_events_are_taken() {
-        let token = Event::Token { text: "x".into(), tokens: 1, decode_tps: 0.0 };
+        let token = Event::from(ChatEvent::Token { text: "x".into(), tokens: 1, decode_tps: 0.0 });
         assert!(accepts(Some(&running(4)), Some(4), &token));
         // A token of the reply before, arriving after it failed and a new one began.
         assert!(!accepts(Some(&running(4)), Some(3), &token));
         assert!(!accepts(None, Some(3), &token));
         // Events about no job (the cache list, the adapter) are always taken.
-        assert!(accepts(Some(&running(4)), None, &Event::Cache { entries: vec![] }));
+        assert!(accepts(Some(&running(4)), None, &Event::from(ModelEvent::Cache { entries: vec![] })));
         // The worker's own reload after a lost device starts when nothing runs, and only then.
         let reload = Event::Reloading { name: "m.gguf".into() };
         assert!(accepts(None, Some(9), &reload));
         assert!(!accepts(Some(&running(4)), Some(9), &reload));
-    }
-
-    #[test]
-    fn a_jobs_last_event_ends_it() {
-        assert!(is_last(&Event::Error { kind: ErrorKind::Internal, message: String::new() }));
-        assert!(is_last(&Event::Cancelled));
-        assert!(!is_last(&Event::Token { text: String::new(), tokens: 1, decode_tps: 0.0 }));
-        assert!(!is_last(&Event::Reloading { name: String::new() }));
-        assert!(!is_last(&Event::Tensors { tensors: vec![] }));
     }
 
     #[test]

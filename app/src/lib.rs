@@ -1,5 +1,6 @@
-//! lowbit page: the messages between the page and its engine worker, and the charts (SVG). The page's components are
-//! in `main.rs`, the worker in `bin/lowbit-worker.rs`.
+//! lowbit page: what the page (`page/`, one folder per feature) and the engine worker (`worker/`)
+//! share, tested natively: the messages between them (`protocol`), the page's job state (`job`),
+//! saved chats (`history`), shared links (`share`), the charts (SVG) and Markdown rendering.
 
 pub mod charts;
 pub mod history;

@@ -3,14 +3,15 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::gpu::{ops::Recorder, AdapterSummary, Gpu, PassTimer, Reduce, Tiling};
-use crate::util::{median, now_ms, Rng};
+use crate::gpu::tune::Timer;
+use crate::gpu::{ops::Recorder, AdapterSummary, Gpu};
+use crate::util::{now_ms, Rng};
 use crate::{Error, Precision, QuantMatrix, Result};
 
 /// Benchmark shapes, inputs × outputs (k × n).
 pub const BENCH_SHAPES: [(usize, usize); 3] = [(576, 1536), (2048, 2048), (4096, 4096)];
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BenchRow {
     pub precision: Precision,
     pub k: usize,
@@ -23,11 +24,11 @@ pub struct BenchRow {
     pub ratio_to_copy: f64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BenchReport {
     pub adapter: AdapterSummary,
-    /// "timestamp" (GPU timestamp queries) or "wall" (wall clock over a batch).
-    pub timer: &'static str,
+    /// How the passes were timed.
+    pub timer: Timer,
     pub reps: u32,
     /// Copy kernel bandwidth, bytes read + bytes written per second.
     pub copy_gbps: f64,
@@ -37,47 +38,13 @@ pub struct BenchReport {
 
 /// Median milliseconds of one pass recorded by `record`, over `reps` passes: GPU timestamps where
 /// the adapter has them, else wall clock.
-async fn time_passes(gpu: &Gpu, reps: u32, record: &dyn Fn(&mut Recorder)) -> Result<(f64, &'static str)> {
-    time_passes_with(gpu, reps, record, true).await
-}
-
-async fn time_passes_with(gpu: &Gpu, reps: u32, record: &dyn Fn(&mut Recorder), timestamps: bool) -> Result<(f64, &'static str)> {
-    // Warm-up: compiles the pipeline and touches the buffers.
-    let mut rec = Recorder::new(gpu, None, 0);
-    record(&mut rec);
-    rec.submit();
-    gpu.wait().await?;
-    if let Some(timer) = PassTimer::new(gpu, reps).filter(|_| timestamps).map(std::rc::Rc::new) {
-        let mut rec = Recorder::new(gpu, Some(timer.clone()), reps);
-        for _ in 0..reps {
-            record(&mut rec);
-        }
-        rec.submit();
-        gpu.wait().await?;
-        let ms = timer.read_ms(gpu).await?;
-        // Some browsers quantize timestamps; fall back to wall clock if they read as zero.
-        if ms.iter().any(|&t| t > 0.0) {
-            return Ok((median(&ms), "timestamp"));
-        }
-    }
-    let batch = 8;
-    let mut samples = Vec::new();
-    for _ in 0..reps.div_ceil(batch).max(3) {
-        let mut rec = Recorder::new(gpu, None, 0);
-        for _ in 0..batch {
-            record(&mut rec);
-        }
-        let t0 = now_ms();
-        rec.submit();
-        gpu.wait().await?;
-        samples.push((now_ms() - t0) / batch as f64);
-    }
-    Ok((median(&samples), "wall"))
+async fn time_passes(gpu: &Gpu, reps: u32, record: &dyn Fn(&mut Recorder)) -> Result<(f64, Timer)> {
+    crate::gpu::tune::time_passes_with(gpu, reps, record, true).await
 }
 
 /// The copy kernel's bandwidth over `bytes` (bytes read + bytes written per second, in GB/s):
 /// the most a memory-bound kernel can hope for on this adapter.
-pub async fn copy_bandwidth(gpu: &Gpu, bytes: u64, reps: u32) -> Result<(f64, &'static str)> {
+pub async fn copy_bandwidth(gpu: &Gpu, bytes: u64, reps: u32) -> Result<(f64, Timer)> {
     let bytes = bytes.div_ceil(16) * 16;
     let src = gpu.zeros("copy.src", (bytes / 4) as usize)?;
     let dst = gpu.zeros("copy.dst", (bytes / 4) as usize)?;
@@ -254,37 +221,6 @@ pub fn by_kernel(passes: &[(crate::gpu::Kernel, f64)]) -> Vec<KernelTime> {
     }
     out.sort_by(|a, b| b.ms.total_cmp(&a.ms));
     out
-}
-
-/// The matvec and prefill matmul variants that run fastest on this adapter: each candidate times
-/// a few passes over an INT4 matrix of a small model's size (1024 × 512, 16 tokens for the
-/// matmul). GPUs pick the subgroup (or workgroup) matvec and the shared-memory tiles; CPU adapters
-/// (lavapipe, SwiftShader) the barrier-free one-row-per-invocation kernels.
-pub async fn tune(gpu: &Gpu) -> Result<(Reduce, Tiling)> {
-    let (k, n, m) = (512, 1024, 16);
-    let mut rng = Rng::new(7);
-    let w = QuantMatrix::quantize(&rng.normals(n * k, 0.05), n, k, Precision::Int4)?;
-    let gw = gpu.upload_matrix("tune.w", &w)?;
-    let x = gpu.storage_f32("tune.x", &rng.normals(m * k, 1.0))?;
-    let y = gpu.zeros("tune.y", m * n)?;
-    // Wall clock, not timestamps: what a user waits for (a software adapter's timestamps need
-    // not cover all of its work).
-    let mut reduce = (f64::INFINITY, gpu.reduce());
-    for r in gpu.reduces() {
-        let (ms, _) = time_passes_with(gpu, 5, &|rec| rec.matvec_with(&gw, &x, &y, r), false).await?;
-        if ms < reduce.0 {
-            reduce = (ms, r);
-        }
-    }
-    let mut tiling = (f64::INFINITY, gpu.tiling());
-    for t in [Tiling::Shared, Tiling::Rows] {
-        let (ms, _) = time_passes_with(gpu, 3, &|rec| rec.matmul_with(&gw, &x, &y, m, t), false).await?;
-        if ms < tiling.0 {
-            tiling = (ms, t);
-        }
-    }
-    gpu.check()?;
-    Ok((reduce.1, tiling.1))
 }
 
 /// One precision of a model benchmark.

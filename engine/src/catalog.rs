@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::gpu::AdapterSummary;
 use crate::model::{Config, Features};
-use crate::session::{fit_of, weight_sizes, Fit};
+use crate::info::{fit_of, weight_sizes, Fit};
 use crate::Precision;
 
 /// One recommended model.
@@ -210,12 +210,12 @@ impl Entry {
 
     /// Weight bytes and the buffer-limit check at FP16, INT8 and INT4 on `adapter`.
     pub fn needs(&self, adapter: &AdapterSummary) -> Vec<Need> {
-        let (total, largest, _, _) = weight_sizes(&self.config());
-        let fits = fit_of(&largest, adapter);
+        let sizes = weight_sizes(&self.config());
+        let fits = fit_of(&sizes.largest_buffer, adapter);
         Precision::ALL
             .into_iter()
             .filter_map(|p| {
-                let weight_bytes = total.iter().find(|t| t.0 == p)?.1;
+                let weight_bytes = sizes.weight_bytes.iter().find(|t| t.0 == p)?.1;
                 let fit = fits.iter().find(|f| f.precision == p)?.clone();
                 Some(Need { precision: p, weight_bytes, fit })
             })

@@ -247,7 +247,7 @@ impl GgmlType {
 
     /// (weights per block, bytes per block), as ggml-common.h defines them.
     pub fn block(self) -> (usize, usize) {
-        crate::blocks::block_size(self)
+        crate::ggml::block_size(self)
     }
 }
 
@@ -524,9 +524,9 @@ impl<'a> Gguf<'a> {
     }
 }
 
-/// Dequantize whole blocks of `t` to f32 (see [`crate::blocks`]).
+/// Dequantize whole blocks of `t` to f32 (see [`crate::ggml`]).
 pub fn dequantize(t: GgmlType, data: &[u8]) -> Result<Vec<f32>> {
-    crate::blocks::dequantize(t, data)
+    crate::ggml::dequantize(t, data)
 }
 
 /// A tensor to write: name, dims (innermost first), type and its raw bytes.
@@ -637,8 +637,8 @@ pub fn write(metadata: &[(String, Value)], tensors: &[TensorOut], alignment: u64
 /// ggml's Q8_0 blocks of a `[rows, cols]` matrix: lowbit's INT8 block is bit-identical to
 /// `block_q8_0` (f16 d, 32 × i8).
 pub fn q8_0_bytes(values: &[f32], rows: usize, cols: usize) -> Result<Vec<u8>> {
-    let q = crate::quant::QuantMatrix::quantize(values, rows, cols, crate::Precision::Int8)?;
-    let crate::quant::Blocks::Int8(blocks) = q.blocks else { unreachable!("quantized to int8") };
+    let q = crate::layout::QuantMatrix::quantize(values, rows, cols, crate::Precision::Int8)?;
+    let crate::layout::Blocks::Int8(blocks) = q.blocks else { unreachable!("quantized to int8") };
     Ok(bytemuck::cast_slice(&blocks).to_vec())
 }
 

@@ -179,7 +179,7 @@ pub async fn layer_errors(
 ) -> Result<LayerErrors> {
     use crate::model::{forward_hidden, Backend};
     let cfg = b.cfg.clone();
-    let run = |b: &mut crate::model::gpu::GpuBackend, v: crate::plan::Variant| -> Result<Vec<crate::model::gpu::Act>> {
+    let run = |b: &mut crate::model::gpu::GpuBackend, v: crate::plan::Variant| -> Result<Vec<crate::model::gpu::GpuActivations>> {
         b.set_precision(g, v.plan)?;
         b.set_kv(v.kv)?;
         forward_hidden(&cfg, b, tokens, 0)

@@ -1,23 +1,24 @@
 //! lowbit engine: weight formats, a GGUF reader, WGSL kernels with their naive CPU
-//! references, the kernel self-test and the kernel benchmark.
+//! references ([`reference`]), the kernel self-test and the kernel benchmark.
 //!
 //! Everything here compiles natively (wgpu on Vulkan/Metal/DX12) and to wasm32
 //! (wgpu on the browser's WebGPU). The UI crate holds no numerics: it calls into this crate.
 
 pub mod bench;
-pub mod blocks;
 pub mod catalog;
 pub mod chat;
-pub mod cpu;
 pub mod error;
+pub mod ggml;
 pub mod gguf;
 pub mod gpu;
+pub mod info;
 pub mod inspect;
+pub mod layout;
 pub mod lockstep;
 pub mod model;
 pub mod plan;
 pub mod quality;
-pub mod quant;
+pub mod reference;
 pub mod sampler;
 pub mod selftest;
 pub mod session;
@@ -26,4 +27,4 @@ pub mod tokenizer;
 pub mod util;
 
 pub use error::{Error, Result};
-pub use quant::{KvPrecision, Precision, QuantMatrix};
+pub use layout::{KvPrecision, Precision, QuantMatrix};

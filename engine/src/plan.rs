@@ -28,7 +28,7 @@ impl Group {
         match m {
             Mat::Q(_) | Mat::K(_) | Mat::V(_) | Mat::O(_) => Group::Attention,
             Mat::Gate(_) | Mat::Up(_) | Mat::Down(_) => Group::Ffn,
-            Mat::Output => Group::Embeddings,
+            Mat::Embedding | Mat::Output => Group::Embeddings,
         }
     }
 
@@ -79,9 +79,9 @@ impl Plan {
         self
     }
 
-    /// The precision of matrix `m` (`None`: the token embedding).
-    pub fn of(&self, m: Option<Mat>) -> Precision {
-        self.get(m.map_or(Group::Embeddings, Group::of))
+    /// The precision of matrix `m`.
+    pub fn of(&self, m: Mat) -> Precision {
+        self.get(Group::of(m))
     }
 
     /// The one precision of every group, when they agree.
@@ -199,9 +199,9 @@ mod tests {
         assert_eq!(Plan::parse("int8").unwrap(), Plan::uniform(Precision::Int8));
         assert!(Plan::parse("fp16-int4").is_err());
         assert_eq!(mixed.precisions(), vec![Precision::Fp16, Precision::Int4]);
-        assert_eq!(mixed.of(Some(Mat::Down(3))), Precision::Int4);
-        assert_eq!(mixed.of(Some(Mat::V(0))), Precision::Fp16);
-        assert_eq!(mixed.of(None), Precision::Fp16);
+        assert_eq!(mixed.of(Mat::Down(3)), Precision::Int4);
+        assert_eq!(mixed.of(Mat::V(0)), Precision::Fp16);
+        assert_eq!(mixed.of(Mat::Embedding), Precision::Fp16);
         assert_eq!(mixed.to_string(), "attention FP16 · feed-forward INT4 · embeddings FP16");
         assert_eq!(Plan::uniform(Precision::Int4).to_string(), "INT4");
         let v = Variant::new(mixed, KvPrecision::Int8);

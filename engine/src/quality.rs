@@ -12,12 +12,69 @@ use crate::model::{argmax, log_softmax, perplexity, perplexity_of, score, Config
 use crate::plan::Variant;
 use crate::{Precision, Result};
 
+/// What a quality row scored: the file's own weights on the CPU, or a variant on the GPU. In JSON
+/// it is `source` or the variant's [`Variant::code`] (`fp16`, `int4`, `fp16-int4-fp16`,
+/// `fp16+kv-int8`, …).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum Scored {
+    Source,
+    Variant(Variant),
+}
+
+impl Scored {
+    /// FP16 weights with an f32 KV cache: what every other row is compared with.
+    pub const REFERENCE: Scored = Scored::Variant(Variant::REFERENCE);
+
+    /// The variant scored, unless it is the source.
+    pub fn variant(self) -> Option<Variant> {
+        match self {
+            Scored::Source => None,
+            Scored::Variant(v) => Some(v),
+        }
+    }
+
+    pub fn code(self) -> String {
+        match self {
+            Scored::Source => "source".into(),
+            Scored::Variant(v) => v.code(),
+        }
+    }
+}
+
+impl From<Scored> for String {
+    fn from(s: Scored) -> String {
+        s.code()
+    }
+}
+
+impl TryFrom<String> for Scored {
+    type Error = crate::Error;
+    fn try_from(s: String) -> Result<Scored> {
+        if s == "source" { Ok(Scored::Source) } else { Variant::parse(&s).map(Scored::Variant) }
+    }
+}
+
+impl From<Variant> for Scored {
+    fn from(v: Variant) -> Scored {
+        Scored::Variant(v)
+    }
+}
+
+impl std::fmt::Display for Scored {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scored::Source => f.write_str("source"),
+            Scored::Variant(v) => v.fmt(f),
+        }
+    }
+}
+
 /// Quality of one precision on a text.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Quality {
-    /// `source` (the file's own weights, CPU) or a [`Variant::code`]: `fp16` / `int8` / `int4` /
-    /// a mix such as `fp16-int4-fp16`, with `+kv-f16` / `+kv-int8` for a quantized KV cache (GPU).
-    pub precision: String,
+    /// What was scored (in JSON: `source` or a [`Variant::code`]).
+    pub precision: Scored,
     pub ppl: f64,
     /// Mean over positions of KL(P_fp16 ‖ P_this), in nats (0 for FP16 itself; None for source).
     pub kl_vs_fp16: Option<f64>,
@@ -61,7 +118,7 @@ pub fn paired_noise(a: &[f32], b: &[f32]) -> f64 {
 
 /// Fill in every row's [`Quality::noise_vs_fp16`] against the `fp16` row's log-probabilities.
 pub fn with_noise(mut rows: Vec<Quality>) -> Vec<Quality> {
-    let reference = rows.iter().find(|r| r.precision == Variant::REFERENCE.code()).map(|r| r.logprobs.clone());
+    let reference = rows.iter().find(|r| r.precision == Scored::REFERENCE).map(|r| r.logprobs.clone());
     if let Some(reference) = reference {
         for r in &mut rows {
             r.noise_vs_fp16 = Some(paired_noise(&r.logprobs, &reference));
@@ -84,7 +141,7 @@ pub async fn compare(gpu: &Gpu, g: &Gguf<'_>, tokens: &[u32], chunk: usize, with
         let mut cpu = CpuBackend::load(g)?;
         let r = perplexity(&cfg, &mut cpu, tokens, chunk).await?;
         out.push(Quality {
-            precision: "source".into(),
+            precision: Scored::Source,
             ppl: r.ppl,
             kl_vs_fp16: None,
             top1_vs_fp16: None,
@@ -145,7 +202,7 @@ pub async fn compare_on(
         let n = lp.len().max(1) as f64;
         let (kl, top1) = if p == fp16 { (0.0, 1.0) } else { (kl / n, same as f64 / n) };
         out.push(Quality {
-            precision: p.code(),
+            precision: Scored::Variant(p),
             ppl: perplexity_of(&lp),
             kl_vs_fp16: Some(kl),
             top1_vs_fp16: Some(top1),
@@ -173,7 +230,7 @@ mod tests {
         assert_eq!(paired_noise(&[-1.5, -2.5, -0.5], &[-1.0, -2.0, 0.0]), 0.0);
         assert_eq!(paired_noise(&[1.0], &[2.0]), 0.0);
         let row = |p: &str, lp: Vec<f32>| Quality {
-            precision: p.into(),
+            precision: Scored::try_from(p.to_string()).unwrap(),
             ppl: perplexity_of(&lp),
             kl_vs_fp16: None,
             top1_vs_fp16: None,
@@ -188,6 +245,17 @@ mod tests {
         // INT8 is 0.025 nats better on average, well inside its noise; INT4 a whole nat worse, every token.
         assert!(rows[1].within_noise_of(rows[0].ppl) && rows[1].ppl < rows[0].ppl);
         assert!(!rows[2].within_noise_of(rows[0].ppl));
+    }
+
+    #[test]
+    fn scored_rows_are_their_codes_in_json() {
+        for code in ["source", "fp16", "int4", "fp16-int4-int8", "fp16+kv-int8"] {
+            let s = Scored::try_from(code.to_string()).unwrap();
+            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{code}\""));
+            assert_eq!(serde_json::from_str::<Scored>(&format!("\"{code}\"")).unwrap(), s);
+        }
+        assert!(serde_json::from_str::<Scored>("\"int5\"").is_err());
+        assert_eq!(Scored::REFERENCE.variant(), Some(Variant::REFERENCE));
     }
 
     #[test]

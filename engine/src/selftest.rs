@@ -1,17 +1,18 @@
-//! Kernel self-test: every WGSL kernel against its CPU reference ([`crate::cpu`]) on the same
+//! Kernel self-test: every WGSL kernel against its CPU reference ([`crate::reference`]) on the same
 //! inputs. The native test suite (wgpu on lavapipe) and the page (WebGPU) run this same code.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::cpu::{self, Attention, Rope};
+use crate::reference::{self, Attention, Rope};
 use crate::gpu::params::{Params, Step};
+use crate::gpu::tune::Timer;
 use crate::gpu::{ops::Recorder, Fuse, Gpu, Kernel, PassTimer, Reduce, Tiling};
 use crate::model::Activation;
 use crate::util::{now_ms, Rng};
 use crate::{KvPrecision, Precision, QuantMatrix, Result};
 
 /// Element type a kernel computes in: f32 activations, weights at one of the precisions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DType {
     F32,
@@ -109,7 +110,7 @@ pub enum Case {
 }
 
 /// One result row of the self-test.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Row {
     pub kernel: String,
     pub dtype: DType,
@@ -121,7 +122,7 @@ pub struct Row {
     pub err_over_tol: f32,
     /// GPU time of the kernel's passes (timestamp queries) or wall time of submit + wait.
     pub ms: f64,
-    pub timer: &'static str,
+    pub timer: Timer,
 }
 
 impl Case {
@@ -263,196 +264,29 @@ fn step(gpu: &Gpu, pos0: usize) -> crate::gpu::Buffer {
 
 /// Run one case on the GPU and compare it with the CPU reference.
 pub async fn run_case(gpu: &Gpu, case: &Case, seed: u64) -> Result<Row> {
-    let mut rng = Rng::new(seed);
     let timer = PassTimer::new(gpu, 3).map(std::rc::Rc::new);
-    let mut rec = Recorder::new(gpu, timer.clone(), 3);
-    // Each arm records its passes and returns (output buffer, cpu reference, per-output scale);
-    // a cache's output is words, decoded by `decode` into what is compared.
-    let mut decode: Option<Box<dyn Fn(&[u32]) -> Vec<f32>>> = None;
-    let (out, want, scale): (crate::gpu::Buffer, Vec<f32>, Vec<f32>) = match *case {
-        Case::Matvec { p, reduce, fuse, k, n } => {
-            let rows = n * fuse.pairs();
-            let w = QuantMatrix::quantize(&rng.normals(rows * k, 0.05), rows, k, p)?;
-            let x = rng.normals(k, 1.0);
-            let g = rng.normals(k, 1.0);
-            let y0 = rng.normals(n, 1.0);
-            let gw = gpu.upload_matrix("w", &w)?;
-            let (gx, gg) = (gpu.storage_f32("x", &x)?, gpu.storage_f32("g", &g)?);
-            let gy = if fuse == Fuse::Add { gpu.storage_f32("y", &y0)? } else { gpu.zeros("y", n)? };
-            rec.matvec_fused(&gw, &gx, &gy, fuse, Some((&gg, 1e-5)), reduce);
-            let h = if fuse.norm() { cpu::rmsnorm(&x, &g, 1e-5) } else { x.clone() };
-            let (y, abs) = (cpu::matmul(&w, &h, 1), cpu::matmul_abs(&w, &h, 1));
-            let (want, scale) = match fuse {
-                Fuse::None | Fuse::Norm => (y, abs),
-                Fuse::Add => (y.iter().zip(&y0).map(|(a, b)| a + b).collect(), abs.iter().zip(&y0).map(|(a, b)| a + b.abs()).collect()),
-                // act(g)·u moves by about |u|·Δg + |g|·Δu.
-                Fuse::NormGlu(act) => (
-                    cpu::glu(act, &y[..n], &y[n..]),
-                    (0..n).map(|i| abs[i] * y[n + i].abs() + y[i].abs() * abs[n + i]).collect(),
-                ),
-            };
-            (gy, want, scale)
-        }
-        Case::Matmul { p, tiling, m, k, n } => {
-            let w = QuantMatrix::quantize(&rng.normals(n * k, 0.05), n, k, p)?;
-            let x = rng.normals(m * k, 1.0);
-            let gw = gpu.upload_matrix("w", &w)?;
-            let (gx, gy) = (gpu.storage_f32("x", &x)?, gpu.zeros("y", m * n)?);
-            rec.matmul_with(&gw, &gx, &gy, m, tiling);
-            (gy, cpu::matmul(&w, &x, m), cpu::matmul_abs(&w, &x, m))
-        }
-        Case::Embedding { p, rows, k, m } => {
-            let w = QuantMatrix::quantize(&rng.normals(rows * k, 1.0), rows, k, p)?;
-            let ids: Vec<u32> = (0..m).map(|i| ((i * 37 + 11) % rows) as u32).collect();
-            let gw = gpu.upload_matrix("w", &w)?;
-            let (gi, go) = (gpu.storage_u32("ids", &ids)?, gpu.zeros("out", m * k)?);
-            // Scaled, as Gemma's is (by √dim).
-            rec.embedding(&gw, &gi, &go, m, 1.5);
-            let want: Vec<f32> = cpu::embedding(&w, &ids).iter().map(|v| v * 1.5).collect();
-            let s = vec![max_abs(&want); want.len()];
-            (go, want, s)
-        }
-        Case::Rmsnorm { rows, d } => {
-            let (x, w) = (rng.normals(rows * d, 2.0), rng.normals(d, 1.0));
-            let (gx, gw, gy) = (gpu.storage_f32("x", &x)?, gpu.storage_f32("w", &w)?, gpu.zeros("y", rows * d)?);
-            rec.rmsnorm(&gx, &gw, &gy, rows, d, 1e-5);
-            let want = cpu::rmsnorm(&x, &w, 1e-5);
-            let s = vec![max_abs(&want); want.len()];
-            (gy, want, s)
-        }
-        Case::RmsnormAdd { rows, d } => {
-            let (x, w, mut y) = (rng.normals(rows * d, 2.0), rng.normals(d, 1.0), rng.normals(rows * d, 1.0));
-            let (gx, gw, gy) = (gpu.storage_f32("x", &x)?, gpu.storage_f32("w", &w)?, gpu.storage_f32("y", &y)?);
-            rec.rmsnorm_add(&gx, &gw, &gy, rows, d, 1e-6);
-            cpu::rmsnorm_add(&mut y, &x, &w, 1e-6);
-            let s = vec![max_abs(&y); y.len()];
-            (gy, y, s)
-        }
-        Case::HeadNorm { m, heads, kv_heads, head_dim } => {
-            let (mut qkv, w) = (rng.normals(m * (heads + 2 * kv_heads) * head_dim, 2.0), rng.normals(2 * head_dim, 1.0));
-            let (gqkv, gw) = (gpu.storage_f32("qkv", &qkv)?, gpu.storage_f32("w", &w)?);
-            rec.head_norm(&gqkv, &gw, m, heads, kv_heads, head_dim, 1e-6);
-            cpu::head_norm(&mut qkv, &w, heads, kv_heads, 1e-6);
-            let s = vec![max_abs(&qkv); qkv.len()];
-            (gqkv, qkv, s)
-        }
-        Case::Glu { act, m, n } => {
-            let gu = rng.normals(m * 2 * n, 2.0);
-            let (ggu, go) = (gpu.storage_f32("gu", &gu)?, gpu.zeros("o", m * n)?);
-            rec.glu(act, &ggu, &go, m, n);
-            let want: Vec<f32> = gu.chunks(2 * n).flat_map(|r| cpu::glu(act, &r[..n], &r[n..])).collect();
-            let s = vec![max_abs(&want); want.len()];
-            (go, want, s)
-        }
-        Case::Add { len } => {
-            let (mut a, b) = (rng.normals(len, 1.0), rng.normals(len, 1.0));
-            let (ga, gb) = (gpu.storage_f32("a", &a)?, gpu.storage_f32("b", &b)?);
-            rec.add(&ga, &gb, len);
-            cpu::add(&mut a, &b);
-            let s = vec![max_abs(&a); len];
-            (ga, a, s)
-        }
-        Case::RopeStore { neox, scaled, m, heads, kv_heads, head_dim, pos0, kv } => {
-            let (qd, kvd) = (heads * head_dim, kv_heads * head_dim);
-            let scale = if scaled { 0.5 } else { 1.0 };
-            let r = Rope { heads, head_dim, n_rot: head_dim, pos0, base: 10000.0, neox, scale };
-            let factors: Vec<f32> = (0..head_dim / 2).map(|_| if scaled { 1.0 + 7.0 * rng.uniform() } else { 1.0 }).collect();
-            let gfactors = gpu.storage_f32("factors", &factors)?;
-            let (mut q, mut k) = (rng.normals(m * qd, 1.0), rng.normals(m * kvd, 1.0));
-            // Values (c + u) · 2⁻⁷ with |u| <= 0.3 and one ±127 per block: INT8 finds d = 2⁻⁷ and
-            // rounds far from any tie, so stored values must match exactly.
-            let v: Vec<f32> = (0..m * kvd)
-                .map(|i| {
-                    let c = if i % 32 == 5 { 127.0 } else { (rng.uniform() * 252.0 - 126.0).round() };
-                    (c + (rng.uniform() - 0.5) * 0.6 * (i % 32 != 5) as u8 as f32) / 128.0
-                })
-                .collect();
-            let qkv: Vec<f32> = (0..m)
-                .flat_map(|t| [&q[t * qd..(t + 1) * qd], &k[t * kvd..(t + 1) * kvd], &v[t * kvd..(t + 1) * kvd]].concat())
-                .collect();
-            // Room for 3 more tokens: the values half starts at n_ctx · kvd, not right after the keys.
-            let n_ctx = pos0 + m + 3;
-            let v_base = n_ctx * kvd;
-            let cache_words = kv.words(2 * v_base);
-            let (gqkv, cache) = (gpu.storage_f32("qkv", &qkv)?, gpu.zeros("cache", cache_words)?);
-            rec.rope_store(&gqkv, &cache, &step(gpu, pos0), m, &r, kv_heads, v_base, kv, &gfactors);
-            // Compared: the rotated q, then the stored keys and values, gathered into one buffer.
-            let out = gpu.zeros("q+cache", qkv.len() + cache_words)?;
-            let qkv_bytes = (qkv.len() * 4) as u64;
-            rec.encoder().copy_buffer_to_buffer(&gqkv, 0, &out, 0, qkv_bytes);
-            rec.encoder().copy_buffer_to_buffer(&cache, 0, &out, qkv_bytes, (cache_words * 4) as u64);
-            cpu::rope_with(&mut q, &r, &factors);
-            cpu::rope_with(&mut k, &Rope { heads: kv_heads, ..r }, &factors);
-            let k_stored = kv.decode(&cpu::kv_store(kv, &k)?);
-            let v_stored = kv.decode(&cpu::kv_store(kv, &v)?);
-            let (lo, hi, n_qkv) = (pos0 * kvd, (pos0 + m) * kvd, qkv.len());
-            decode = Some(Box::new(move |w: &[u32]| {
-                let q = w[..n_qkv].chunks(qd + 2 * kvd).flat_map(|row| row[..qd].iter().map(|&b| f32::from_bits(b)));
-                let all = kv.decode(&w[n_qkv..n_qkv + cache_words]);
-                q.chain(all[lo..hi].iter().copied()).chain(all[v_base + lo..v_base + hi].iter().copied()).collect()
-            }));
-            // q as any f32 op. Keys are rotated on the GPU first, so an INT8 code may round one
-            // step the other way (one block scale d); f16 may round one f16 step; the tie-free
-            // values must match.
-            let (mk, mv) = (max_abs(&k_stored), max_abs(&v_stored));
-            let f32_tol = tolerance(DType::F32).rtol;
-            let qscale = vec![max_abs(&q); q.len()];
-            let kscale: Vec<f32> = match kv {
-                KvPrecision::F32 => vec![mk; k.len()],
-                KvPrecision::F16 => vec![mk * 1e-3 / f32_tol; k.len()],
-                KvPrecision::Int8 => k.chunks(32).flat_map(|b| vec![max_abs(b) / 127.0 / f32_tol; b.len()]).collect(),
-            };
-            let vscale = match kv {
-                KvPrecision::F32 => vec![mv; v.len()],
-                KvPrecision::F16 => vec![mv * 1e-3 / f32_tol; v.len()],
-                KvPrecision::Int8 => vec![0.0; v.len()],
-            };
-            (out, [q, k_stored, v_stored].concat(), [qscale, kscale, vscale].concat())
-        }
-        Case::Attention { m, heads, kv_heads, head_dim, pos0, window, kv } => {
-            let a = Attention { heads, kv_heads, head_dim, pos0, scale: 1.0 / (head_dim as f32).sqrt(), window };
-            let n_kv = pos0 + m;
-            let n = n_kv * kv_heads * head_dim;
-            let q = rng.normals(m * heads * head_dim, 1.0);
-            let (k, v) = (rng.normals(n, 1.0), rng.normals(n, 1.0));
-            // The cache as the CPU encodes it (keys, then values from value n on): attention is
-            // tested over exactly the keys and values the reference attends over.
-            let (kw, vw) = (cpu::kv_store(kv, &k)?, cpu::kv_store(kv, &v)?);
-            let cache = gpu.storage_u32("cache", &[kw.clone(), vw.clone()].concat())?;
-            let gq = gpu.storage_f32("q", &q)?;
-            let (gs, go) = (gpu.zeros("scores", heads * m * n_kv)?, gpu.zeros("o", m * heads * head_dim)?);
-            rec.attention(&gq, heads * head_dim, &cache, &step(gpu, pos0), &gs, &go, m, &a, n, kv);
-            let want = cpu::attention(&q, &kv.decode(&kw), &kv.decode(&vw), m, &a);
-            let s = vec![max_abs(&want); want.len()];
-            (go, want, s)
-        }
-        Case::Argmax { n } => {
-            let mut x = rng.normals(n, 1.0);
-            // A tie between two maxima: the lower index wins, as on the CPU.
-            let (i, j) = (n / 3, 2 * n / 3);
-            x[i] = 10.0;
-            x[j] = 10.0;
-            let (gx, go) = (gpu.storage_f32("x", &x)?, gpu.zeros("out", 1)?);
-            rec.argmax(&gx, &go, n);
-            decode = Some(Box::new(|w: &[u32]| vec![w[0] as f32]));
-            (go, vec![crate::model::argmax(&x) as f32], vec![0.0])
-        }
-        Case::Sample { n, k } => {
-            let (x, d) = sample_case(&mut rng, n, k);
-            let words = crate::gpu::ops::draw_words(&d);
-            let (gx, go, gd) = (gpu.storage_f32("x", &x)?, gpu.zeros("out", 1)?, gpu.storage_u32("draw", &words)?);
-            rec.sample(&gx, &go, &gd, n, &d);
-            decode = Some(Box::new(|w: &[u32]| vec![w[0] as f32]));
-            (go, vec![crate::sampler::sample(&x, &d) as f32], vec![0.0])
-        }
+    let mut t = Trial { gpu, rec: Recorder::new(gpu, timer.clone(), 3), rng: Rng::new(seed) };
+    let Expected { out, want, scale, decode } = match *case {
+        Case::Matvec { p, reduce, fuse, k, n } => matvec_trial(&mut t, p, reduce, fuse, k, n)?,
+        Case::Matmul { p, tiling, m, k, n } => matmul_trial(&mut t, p, tiling, m, k, n)?,
+        Case::Embedding { p, rows, k, m } => embedding_trial(&mut t, p, rows, k, m)?,
+        Case::Rmsnorm { rows, d } => rmsnorm_trial(&mut t, rows, d)?,
+        Case::RmsnormAdd { rows, d } => rmsnorm_add_trial(&mut t, rows, d)?,
+        Case::HeadNorm { m, heads, kv_heads, head_dim } => head_norm_trial(&mut t, m, heads, kv_heads, head_dim)?,
+        Case::Glu { act, m, n } => glu_trial(&mut t, act, m, n)?,
+        Case::Add { len } => add_trial(&mut t, len)?,
+        Case::RopeStore { neox, scaled, m, heads, kv_heads, head_dim, pos0, kv } => rope_store_trial(&mut t, neox, scaled, m, heads, kv_heads, head_dim, pos0, kv)?,
+        Case::Attention { m, heads, kv_heads, head_dim, pos0, window, kv } => attention_trial(&mut t, m, heads, kv_heads, head_dim, pos0, window, kv)?,
+        Case::Argmax { n } => argmax_trial(&mut t, n)?,
+        Case::Sample { n, k } => sample_trial(&mut t, n, k)?,
     };
     let t0 = now_ms();
-    rec.submit();
+    t.rec.submit();
     gpu.wait().await?;
     let wall = now_ms() - t0;
     let (ms, timer_name) = match &timer {
-        Some(t) => (t.read_ms(gpu).await?.iter().sum(), "timestamp"),
-        None => (wall, "wall"),
+        Some(t) => (t.read_ms(gpu).await?.iter().sum(), Timer::Timestamp),
+        None => (wall, Timer::Wall),
     };
     let got = match decode {
         Some(decode) => decode(&gpu.read_u32(&out, (out.size() / 4) as usize).await?),
@@ -469,6 +303,241 @@ pub async fn run_case(gpu: &Gpu, case: &Case, seed: u64) -> Result<Row> {
         ms,
         timer: timer_name,
     })
+}
+
+/// What a case's trial records into: the device, one recorder for the case's passes, and the
+/// source of its random inputs.
+struct Trial<'g> {
+    gpu: &'g Gpu,
+    rec: Recorder,
+    rng: Rng,
+}
+
+/// Turns the words a kernel wrote (a KV cache, a token index) into the values compared.
+type Decode = Box<dyn Fn(&[u32]) -> Vec<f32>>;
+
+/// What a trial recorded, and what the CPU reference says the GPU must give back.
+struct Expected {
+    /// The buffer compared.
+    out: crate::gpu::Buffer,
+    /// The reference's values, and the scale of each one's tolerance ([`Tolerance`]).
+    want: Vec<f32>,
+    scale: Vec<f32>,
+    /// None: `out` holds f32 values, compared as they are.
+    decode: Option<Decode>,
+}
+
+/// The trial of [`Case::Matvec`].
+fn matvec_trial(t: &mut Trial, p: Precision, reduce: Reduce, fuse: Fuse, k: usize, n: usize) -> Result<Expected> {
+    let (gpu, rec, rng) = (t.gpu, &mut t.rec, &mut t.rng);
+    let rows = n * fuse.pairs();
+    let w = QuantMatrix::quantize(&rng.normals(rows * k, 0.05), rows, k, p)?;
+    let x = rng.normals(k, 1.0);
+    let g = rng.normals(k, 1.0);
+    let y0 = rng.normals(n, 1.0);
+    let gw = gpu.upload_matrix("w", &w)?;
+    let (gx, gg) = (gpu.storage_f32("x", &x)?, gpu.storage_f32("g", &g)?);
+    let gy = if fuse == Fuse::Add { gpu.storage_f32("y", &y0)? } else { gpu.zeros("y", n)? };
+    rec.matvec_fused(&gw, &gx, &gy, fuse, Some((&gg, 1e-5)), reduce);
+    let h = if fuse.norm() { reference::rmsnorm(&x, &g, 1e-5) } else { x.clone() };
+    let (y, abs) = (reference::matmul(&w, &h, 1), reference::matmul_abs(&w, &h, 1));
+    let (want, scale) = match fuse {
+        Fuse::None | Fuse::Norm => (y, abs),
+        Fuse::Add => (y.iter().zip(&y0).map(|(a, b)| a + b).collect(), abs.iter().zip(&y0).map(|(a, b)| a + b.abs()).collect()),
+        // act(g)·u moves by about |u|·Δg + |g|·Δu.
+        Fuse::NormGlu(act) => (
+            reference::glu(act, &y[..n], &y[n..]),
+            (0..n).map(|i| abs[i] * y[n + i].abs() + y[i].abs() * abs[n + i]).collect(),
+        ),
+    };
+    Ok(Expected { out: gy, want, scale, decode: None })
+}
+
+/// The trial of [`Case::Matmul`].
+fn matmul_trial(t: &mut Trial, p: Precision, tiling: Tiling, m: usize, k: usize, n: usize) -> Result<Expected> {
+    let (gpu, rec, rng) = (t.gpu, &mut t.rec, &mut t.rng);
+    let w = QuantMatrix::quantize(&rng.normals(n * k, 0.05), n, k, p)?;
+    let x = rng.normals(m * k, 1.0);
+    let gw = gpu.upload_matrix("w", &w)?;
+    let (gx, gy) = (gpu.storage_f32("x", &x)?, gpu.zeros("y", m * n)?);
+    rec.matmul_with(&gw, &gx, &gy, m, tiling);
+    Ok(Expected { out: gy, want: reference::matmul(&w, &x, m), scale: reference::matmul_abs(&w, &x, m), decode: None })
+}
+
+/// The trial of [`Case::Embedding`].
+fn embedding_trial(t: &mut Trial, p: Precision, rows: usize, k: usize, m: usize) -> Result<Expected> {
+    let (gpu, rec, rng) = (t.gpu, &mut t.rec, &mut t.rng);
+    let w = QuantMatrix::quantize(&rng.normals(rows * k, 1.0), rows, k, p)?;
+    let ids: Vec<u32> = (0..m).map(|i| ((i * 37 + 11) % rows) as u32).collect();
+    let gw = gpu.upload_matrix("w", &w)?;
+    let (gi, go) = (gpu.storage_u32("ids", &ids)?, gpu.zeros("out", m * k)?);
+    // Scaled, as Gemma's is (by √dim).
+    rec.embedding(&gw, &gi, &go, m, 1.5);
+    let want: Vec<f32> = reference::embedding(&w, &ids).iter().map(|v| v * 1.5).collect();
+    let s = vec![max_abs(&want); want.len()];
+    Ok(Expected { out: go, want, scale: s, decode: None })
+}
+
+/// The trial of [`Case::Rmsnorm`].
+fn rmsnorm_trial(t: &mut Trial, rows: usize, d: usize) -> Result<Expected> {
+    let (gpu, rec, rng) = (t.gpu, &mut t.rec, &mut t.rng);
+    let (x, w) = (rng.normals(rows * d, 2.0), rng.normals(d, 1.0));
+    let (gx, gw, gy) = (gpu.storage_f32("x", &x)?, gpu.storage_f32("w", &w)?, gpu.zeros("y", rows * d)?);
+    rec.rmsnorm(&gx, &gw, &gy, rows, d, 1e-5);
+    let want = reference::rmsnorm(&x, &w, 1e-5);
+    let s = vec![max_abs(&want); want.len()];
+    Ok(Expected { out: gy, want, scale: s, decode: None })
+}
+
+/// The trial of [`Case::RmsnormAdd`].
+fn rmsnorm_add_trial(t: &mut Trial, rows: usize, d: usize) -> Result<Expected> {
+    let (gpu, rec, rng) = (t.gpu, &mut t.rec, &mut t.rng);
+    let (x, w, mut y) = (rng.normals(rows * d, 2.0), rng.normals(d, 1.0), rng.normals(rows * d, 1.0));
+    let (gx, gw, gy) = (gpu.storage_f32("x", &x)?, gpu.storage_f32("w", &w)?, gpu.storage_f32("y", &y)?);
+    rec.rmsnorm_add(&gx, &gw, &gy, rows, d, 1e-6);
+    reference::rmsnorm_add(&mut y, &x, &w, 1e-6);
+    let s = vec![max_abs(&y); y.len()];
+    Ok(Expected { out: gy, want: y, scale: s, decode: None })
+}
+
+/// The trial of [`Case::HeadNorm`].
+fn head_norm_trial(t: &mut Trial, m: usize, heads: usize, kv_heads: usize, head_dim: usize) -> Result<Expected> {
+    let (gpu, rec, rng) = (t.gpu, &mut t.rec, &mut t.rng);
+    let (mut qkv, w) = (rng.normals(m * (heads + 2 * kv_heads) * head_dim, 2.0), rng.normals(2 * head_dim, 1.0));
+    let (gqkv, gw) = (gpu.storage_f32("qkv", &qkv)?, gpu.storage_f32("w", &w)?);
+    rec.head_norm(&gqkv, &gw, m, heads, kv_heads, head_dim, 1e-6);
+    reference::head_norm(&mut qkv, &w, heads, kv_heads, 1e-6);
+    let s = vec![max_abs(&qkv); qkv.len()];
+    Ok(Expected { out: gqkv, want: qkv, scale: s, decode: None })
+}
+
+/// The trial of [`Case::Glu`].
+fn glu_trial(t: &mut Trial, act: Activation, m: usize, n: usize) -> Result<Expected> {
+    let (gpu, rec, rng) = (t.gpu, &mut t.rec, &mut t.rng);
+    let gu = rng.normals(m * 2 * n, 2.0);
+    let (ggu, go) = (gpu.storage_f32("gu", &gu)?, gpu.zeros("o", m * n)?);
+    rec.glu(act, &ggu, &go, m, n);
+    let want: Vec<f32> = gu.chunks(2 * n).flat_map(|r| reference::glu(act, &r[..n], &r[n..])).collect();
+    let s = vec![max_abs(&want); want.len()];
+    Ok(Expected { out: go, want, scale: s, decode: None })
+}
+
+/// The trial of [`Case::Add`].
+fn add_trial(t: &mut Trial, len: usize) -> Result<Expected> {
+    let (gpu, rec, rng) = (t.gpu, &mut t.rec, &mut t.rng);
+    let (mut a, b) = (rng.normals(len, 1.0), rng.normals(len, 1.0));
+    let (ga, gb) = (gpu.storage_f32("a", &a)?, gpu.storage_f32("b", &b)?);
+    rec.add(&ga, &gb, len);
+    reference::add(&mut a, &b);
+    let s = vec![max_abs(&a); len];
+    Ok(Expected { out: ga, want: a, scale: s, decode: None })
+}
+
+/// The trial of [`Case::RopeStore`].
+#[allow(clippy::too_many_arguments)]
+fn rope_store_trial(t: &mut Trial, neox: bool, scaled: bool, m: usize, heads: usize, kv_heads: usize, head_dim: usize, pos0: usize, kv: KvPrecision) -> Result<Expected> {
+    let (gpu, rec, rng) = (t.gpu, &mut t.rec, &mut t.rng);
+    let (qd, kvd) = (heads * head_dim, kv_heads * head_dim);
+    let scale = if scaled { 0.5 } else { 1.0 };
+    let r = Rope { heads, head_dim, n_rot: head_dim, pos0, base: 10000.0, neox, scale };
+    let factors: Vec<f32> = (0..head_dim / 2).map(|_| if scaled { 1.0 + 7.0 * rng.uniform() } else { 1.0 }).collect();
+    let gfactors = gpu.storage_f32("factors", &factors)?;
+    let (mut q, mut k) = (rng.normals(m * qd, 1.0), rng.normals(m * kvd, 1.0));
+    // Values (c + u) · 2⁻⁷ with |u| <= 0.3 and one ±127 per block: INT8 finds d = 2⁻⁷ and
+    // rounds far from any tie, so stored values must match exactly.
+    let v: Vec<f32> = (0..m * kvd)
+        .map(|i| {
+            let c = if i % 32 == 5 { 127.0 } else { (rng.uniform() * 252.0 - 126.0).round() };
+            (c + (rng.uniform() - 0.5) * 0.6 * (i % 32 != 5) as u8 as f32) / 128.0
+        })
+        .collect();
+    let qkv: Vec<f32> = (0..m)
+        .flat_map(|t| [&q[t * qd..(t + 1) * qd], &k[t * kvd..(t + 1) * kvd], &v[t * kvd..(t + 1) * kvd]].concat())
+        .collect();
+    // Room for 3 more tokens: the values half starts at n_ctx · kvd, not right after the keys.
+    let n_ctx = pos0 + m + 3;
+    let v_base = n_ctx * kvd;
+    let cache_words = kv.words(2 * v_base);
+    let (gqkv, cache) = (gpu.storage_f32("qkv", &qkv)?, gpu.zeros("cache", cache_words)?);
+    rec.rope_store(&gqkv, &cache, &step(gpu, pos0), m, &r, kv_heads, v_base, kv, &gfactors);
+    // Compared: the rotated q, then the stored keys and values, gathered into one buffer.
+    let out = gpu.zeros("q+cache", qkv.len() + cache_words)?;
+    let qkv_bytes = (qkv.len() * 4) as u64;
+    rec.encoder().copy_buffer_to_buffer(&gqkv, 0, &out, 0, qkv_bytes);
+    rec.encoder().copy_buffer_to_buffer(&cache, 0, &out, qkv_bytes, (cache_words * 4) as u64);
+    reference::rope_with(&mut q, &r, &factors);
+    reference::rope_with(&mut k, &Rope { heads: kv_heads, ..r }, &factors);
+    let k_stored = kv.decode(&reference::kv_store(kv, &k)?);
+    let v_stored = kv.decode(&reference::kv_store(kv, &v)?);
+    let (lo, hi, n_qkv) = (pos0 * kvd, (pos0 + m) * kvd, qkv.len());
+    let decode: Option<Decode> = Some(Box::new(move |w: &[u32]| {
+        let q = w[..n_qkv].chunks(qd + 2 * kvd).flat_map(|row| row[..qd].iter().map(|&b| f32::from_bits(b)));
+        let all = kv.decode(&w[n_qkv..n_qkv + cache_words]);
+        q.chain(all[lo..hi].iter().copied()).chain(all[v_base + lo..v_base + hi].iter().copied()).collect()
+    }));
+    // q as any f32 op. Keys are rotated on the GPU first, so an INT8 code may round one
+    // step the other way (one block scale d); f16 may round one f16 step; the tie-free
+    // values must match.
+    let (mk, mv) = (max_abs(&k_stored), max_abs(&v_stored));
+    let f32_tol = tolerance(DType::F32).rtol;
+    let qscale = vec![max_abs(&q); q.len()];
+    let kscale: Vec<f32> = match kv {
+        KvPrecision::F32 => vec![mk; k.len()],
+        KvPrecision::F16 => vec![mk * 1e-3 / f32_tol; k.len()],
+        KvPrecision::Int8 => k.chunks(32).flat_map(|b| vec![max_abs(b) / 127.0 / f32_tol; b.len()]).collect(),
+    };
+    let vscale = match kv {
+        KvPrecision::F32 => vec![mv; v.len()],
+        KvPrecision::F16 => vec![mv * 1e-3 / f32_tol; v.len()],
+        KvPrecision::Int8 => vec![0.0; v.len()],
+    };
+    Ok(Expected { out, want: [q, k_stored, v_stored].concat(), scale: [qscale, kscale, vscale].concat(), decode })
+}
+
+/// The trial of [`Case::Attention`].
+#[allow(clippy::too_many_arguments)]
+fn attention_trial(t: &mut Trial, m: usize, heads: usize, kv_heads: usize, head_dim: usize, pos0: usize, window: usize, kv: KvPrecision) -> Result<Expected> {
+    let (gpu, rec, rng) = (t.gpu, &mut t.rec, &mut t.rng);
+    let a = Attention { heads, kv_heads, head_dim, pos0, scale: 1.0 / (head_dim as f32).sqrt(), window };
+    let n_kv = pos0 + m;
+    let n = n_kv * kv_heads * head_dim;
+    let q = rng.normals(m * heads * head_dim, 1.0);
+    let (k, v) = (rng.normals(n, 1.0), rng.normals(n, 1.0));
+    // The cache as the CPU encodes it (keys, then values from value n on): attention is
+    // tested over exactly the keys and values the reference attends over.
+    let (kw, vw) = (reference::kv_store(kv, &k)?, reference::kv_store(kv, &v)?);
+    let cache = gpu.storage_u32("cache", &[kw.clone(), vw.clone()].concat())?;
+    let gq = gpu.storage_f32("q", &q)?;
+    let (gs, go) = (gpu.zeros("scores", heads * m * n_kv)?, gpu.zeros("o", m * heads * head_dim)?);
+    rec.attention(&gq, heads * head_dim, &cache, &step(gpu, pos0), &gs, &go, m, &a, n, kv);
+    let want = reference::attention(&q, &kv.decode(&kw), &kv.decode(&vw), m, &a);
+    let s = vec![max_abs(&want); want.len()];
+    Ok(Expected { out: go, want, scale: s, decode: None })
+}
+
+/// The trial of [`Case::Argmax`].
+fn argmax_trial(t: &mut Trial, n: usize) -> Result<Expected> {
+    let (gpu, rec, rng) = (t.gpu, &mut t.rec, &mut t.rng);
+    let mut x = rng.normals(n, 1.0);
+    // A tie between two maxima: the lower index wins, as on the CPU.
+    let (i, j) = (n / 3, 2 * n / 3);
+    x[i] = 10.0;
+    x[j] = 10.0;
+    let (gx, go) = (gpu.storage_f32("x", &x)?, gpu.zeros("out", 1)?);
+    rec.argmax(&gx, &go, n);
+    let decode: Option<Decode> = Some(Box::new(|w: &[u32]| vec![w[0] as f32]));
+    Ok(Expected { out: go, want: vec![crate::model::argmax(&x) as f32], scale: vec![0.0], decode })
+}
+
+/// The trial of [`Case::Sample`].
+fn sample_trial(t: &mut Trial, n: usize, k: usize) -> Result<Expected> {
+    let (gpu, rec, rng) = (t.gpu, &mut t.rec, &mut t.rng);
+    let (x, d) = sample_case(rng, n, k);
+    let words = crate::gpu::ops::draw_words(&d);
+    let (gx, go, gd) = (gpu.storage_f32("x", &x)?, gpu.zeros("out", 1)?, gpu.storage_u32("draw", &words)?);
+    rec.sample(&gx, &go, &gd, n, &d);
+    let decode: Option<Decode> = Some(Box::new(|w: &[u32]| vec![w[0] as f32]));
+    Ok(Expected { out: go, want: vec![crate::sampler::sample(&x, &d) as f32], scale: vec![0.0], decode })
 }
 
 /// Run cases in order; `seed` varies the random inputs.

@@ -9,7 +9,7 @@
 use half::f16;
 
 use crate::gguf::{self, Array, GgmlType, Gguf, TensorOut, Value};
-use crate::quant::BLOCK;
+use crate::layout::BLOCK;
 use crate::util::Rng;
 use crate::{Error, Result};
 
@@ -149,7 +149,7 @@ pub fn model_of(base: &Gguf, shape: &Shape, seed: u64, arch: &str) -> Result<Vec
 pub fn llama3_rope_factors(base: f32, n_rot: usize, factor: f32, low: f32, high: f32, context: f32) -> Vec<f32> {
     (0..n_rot / 2)
         .map(|i| {
-            let wavelen = 2.0 * std::f32::consts::PI / crate::cpu::rope_freq(base, i, n_rot);
+            let wavelen = 2.0 * std::f32::consts::PI / crate::reference::rope_freq(base, i, n_rot);
             if wavelen < context / high {
                 1.0
             } else if wavelen > context / low {

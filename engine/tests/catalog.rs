@@ -6,7 +6,7 @@ mod common;
 use lowbit::catalog::{Entry, MODELS};
 use lowbit::gguf::Gguf;
 use lowbit::model::Config;
-use lowbit::session::weight_sizes;
+use lowbit::info::weight_sizes;
 
 fn check_against_file(entry: &Entry, bytes: &[u8]) {
     let file = Config::from_gguf(&Gguf::parse(bytes).unwrap()).unwrap();

@@ -461,7 +461,7 @@ fn load_everything(bytes: &[u8]) -> bool {
             file_fault(e);
         }
     }
-    let _ = lowbit::session::ModelInfo::from_gguf(&g, bytes.len() as u64);
+    let _ = lowbit::info::ModelInfo::from_gguf(&g, bytes.len() as u64);
     true
 }
 

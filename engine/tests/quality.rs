@@ -18,7 +18,7 @@ fn compare_orders_the_precisions_by_quality() {
     for r in &rows {
         println!("{r:?}");
     }
-    let names: Vec<&str> = rows.iter().map(|r| r.precision.as_str()).collect();
+    let names: Vec<String> = rows.iter().map(|r| r.precision.code()).collect();
     assert_eq!(names, ["source", "fp16", "int8", "int4"]);
     let (src, fp16, int8, int4) = (&rows[0], &rows[1], &rows[2], &rows[3]);
     // FP16 holds a Q4_1 file's values almost exactly: the same perplexity as the source.

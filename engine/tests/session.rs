@@ -8,7 +8,8 @@ mod common;
 use lowbit::chat::Message;
 use lowbit::sampler::SamplerConfig;
 use lowbit::plan::{Group, Plan};
-use lowbit::session::{ModelInfo, Session};
+use lowbit::info::ModelInfo;
+use lowbit::session::Session;
 use lowbit::{Error, Precision};
 use pollster::block_on;
 
@@ -251,7 +252,7 @@ fn model_info_and_fit_check_from_the_header() {
     let mut adapter = lowbit::gpu::AdapterSummary {
         name: "test".into(),
         backend: "test".into(),
-        device_type: "Cpu".into(),
+        device_type: lowbit::gpu::DeviceKind::Cpu,
         driver: String::new(),
         is_fallback: true,
         subgroups: false,
@@ -261,8 +262,8 @@ fn model_info_and_fit_check_from_the_header() {
         shader_f16_available: false,
         max_buffer_size: 2 << 20,
         max_storage_buffer_binding_size: 2 << 20,
-        matvec_kernel: "row".into(),
-        matmul_kernel: "rows".into(),
+        matvec_kernel: lowbit::gpu::Reduce::Row,
+        matmul_kernel: lowbit::gpu::Tiling::Rows,
     };
     let fits: Vec<bool> = info.fit(&adapter).iter().map(|f| f.fits).collect();
     assert_eq!(fits, [false, true, true]);

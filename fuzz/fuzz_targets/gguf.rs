@@ -7,7 +7,7 @@
 use libfuzzer_sys::fuzz_target;
 use lowbit::gguf::Gguf;
 use lowbit::model::Config;
-use lowbit::session::ModelInfo;
+use lowbit::info::ModelInfo;
 use lowbit::tokenizer::Tokenizer;
 
 fuzz_target!(|data: &[u8]| {

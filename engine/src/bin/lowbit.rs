@@ -9,7 +9,7 @@ use lowbit::gguf::Gguf;
 use lowbit::gpu::Gpu;
 use lowbit::model::{self, cpu::CpuBackend, gpu::GpuBackend, Config};
 use lowbit::sampler::{Sampler, SamplerConfig};
-use lowbit::session::ModelInfo;
+use lowbit::info::ModelInfo;
 use lowbit::tokenizer::Tokenizer;
 use lowbit::{bench, quality, selftest, Error, Precision, Result};
 

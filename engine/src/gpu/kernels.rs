@@ -6,7 +6,7 @@
 //! The matvecs share `matvec_io.wgsl` (bindings and the block dot product with the scale and
 //! minimum out of the inner loop) and differ in how a row is spread over invocations ([`Reduce`]);
 //! prefill matmuls come tiled in workgroup memory or barrier-free ([`Tiling`]). Which variant runs
-//! is chosen per adapter at start-up by a short measurement ([`crate::bench::tune`]).
+//! is chosen per adapter at start-up by a short measurement ([`super::tune::fastest`]).
 
 use crate::model::Activation;
 use crate::{KvPrecision, Precision};
@@ -56,11 +56,14 @@ fn part(name: &str) -> String {
 }
 
 /// How a matvec spreads a row over invocations (and so how it adds a row's partial sums).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Reports name it in lower case (`subgroup`, `workgroup`, `row`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Reduce {
     /// 4 invocations per row, added with `subgroupShuffleXor`, no barrier (needs `subgroups`).
     Subgroup,
     /// 4 invocations per row, added through workgroup memory and one barrier (every adapter).
+    #[default]
     Workgroup,
     /// One invocation per row: nothing to add, no barrier. Fastest on CPU adapters, which run
     /// invocations as SIMD lanes; slow on GPUs (the lanes' loads do not coalesce).
@@ -80,13 +83,34 @@ impl Reduce {
     }
 }
 
-/// How a prefill matmul is organised.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// How a prefill matmul is organised. Reports name it in lower case (`shared`, `rows`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Tiling {
     /// 32×32 output tiles staged in workgroup memory (GPUs).
+    #[default]
     Shared,
     /// One invocation per (row, 8 tokens), no workgroup memory or barrier (CPU adapters).
     Rows,
+}
+
+impl std::fmt::Display for Reduce {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Reduce::Subgroup => "subgroup",
+            Reduce::Workgroup => "workgroup",
+            Reduce::Row => "row",
+        })
+    }
+}
+
+impl std::fmt::Display for Tiling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Tiling::Shared => "shared",
+            Tiling::Rows => "rows",
+        })
+    }
 }
 
 /// What a decode matvec does besides `W·x` (one kernel per combination: the flags are WGSL

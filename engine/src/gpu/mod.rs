@@ -6,6 +6,7 @@ mod browser;
 pub mod kernels;
 pub mod ops;
 pub mod params;
+pub mod tune;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -24,7 +25,7 @@ use crate::{Error, Result};
 pub struct AdapterSummary {
     pub name: String,
     pub backend: String,
-    pub device_type: String,
+    pub device_type: DeviceKind,
     pub driver: String,
     pub is_fallback: bool,
     /// The device has subgroup operations (natively through wgpu, in browsers through
@@ -37,11 +38,40 @@ pub struct AdapterSummary {
     pub shader_f16_available: bool,
     pub max_buffer_size: u64,
     pub max_storage_buffer_binding_size: u64,
-    /// The matvec and prefill kernels chosen for this adapter by [`crate::bench::tune`].
+    /// The matvec and prefill kernels chosen for this adapter by [`tune::fastest`].
     #[serde(default)]
-    pub matvec_kernel: String,
+    pub matvec_kernel: Reduce,
     #[serde(default)]
-    pub matmul_kernel: String,
+    pub matmul_kernel: Tiling,
+}
+
+/// What kind of device the adapter is (wgpu's `DeviceType`; `Cpu` is a software adapter).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeviceKind {
+    DiscreteGpu,
+    IntegratedGpu,
+    VirtualGpu,
+    Cpu,
+    #[default]
+    Other,
+}
+
+impl From<wgpu::DeviceType> for DeviceKind {
+    fn from(t: wgpu::DeviceType) -> Self {
+        match t {
+            wgpu::DeviceType::DiscreteGpu => DeviceKind::DiscreteGpu,
+            wgpu::DeviceType::IntegratedGpu => DeviceKind::IntegratedGpu,
+            wgpu::DeviceType::VirtualGpu => DeviceKind::VirtualGpu,
+            wgpu::DeviceType::Cpu => DeviceKind::Cpu,
+            wgpu::DeviceType::Other => DeviceKind::Other,
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
 }
 
 impl AdapterSummary {
@@ -63,7 +93,7 @@ pub struct GpuShared {
     pub queue: wgpu::Queue,
     pub info: AdapterSummary,
     pipelines: RefCell<HashMap<Kernel, wgpu::ComputePipeline>>,
-    /// The matvec and matmul variants this adapter runs fastest (see [`crate::bench::tune`]).
+    /// The matvec and matmul variants this adapter runs fastest (see [`tune::fastest`]).
     choice: Cell<(Reduce, Tiling)>,
     /// The first error the device reported on its own (out of memory, validation, device lost);
     /// [`Gpu::check`] turns it into an [`Error`] instead of wgpu's default panic.
@@ -159,7 +189,7 @@ pub struct Created {
     pub bind_groups: u64,
 }
 
-/// A weight matrix on the GPU in one of the [`crate::quant`] layouts: one part, or (a matrix
+/// A weight matrix on the GPU in one of the [`crate::layout`] layouts: one part, or (a matrix
 /// larger than one binding may be: a large vocabulary's embedding) several parts of consecutive
 /// rows, each with its own buffers.
 #[derive(Clone)]
@@ -167,7 +197,8 @@ pub struct GpuMatrix {
     pub precision: crate::Precision,
     pub rows: usize,
     pub cols: usize,
-    parts: Vec<RowPart>,
+    /// Shared by its clones: a clone (one per matrix a forward step records) allocates nothing.
+    parts: Rc<[RowPart]>,
     /// Bytes of its layout (the buffers' padding not counted).
     bytes: u64,
 }
@@ -183,7 +214,7 @@ pub struct RowPart {
 
 impl GpuMatrix {
     pub fn blocks_per_row(&self) -> usize {
-        self.cols.div_ceil(crate::quant::BLOCK)
+        self.cols.div_ceil(crate::layout::BLOCK)
     }
     pub fn bytes(&self) -> u64 {
         self.bytes
@@ -194,8 +225,8 @@ impl GpuMatrix {
     /// Part `i` as a matrix of its own (its rows counted from 0).
     pub fn part(&self, i: usize) -> GpuMatrix {
         let p = &self.parts[i];
-        let bytes = crate::quant::matrix_bytes(p.rows, self.cols, self.precision);
-        GpuMatrix { rows: p.rows, parts: vec![RowPart { first: 0, ..p.clone() }], bytes, ..*self }
+        let bytes = crate::layout::matrix_bytes(p.rows, self.cols, self.precision);
+        GpuMatrix { rows: p.rows, parts: Rc::new([RowPart { first: 0, ..p.clone() }]), bytes, ..*self }
     }
     /// The values and scales of a matrix in one part (the kernels that take a whole matrix).
     pub fn whole(&self) -> (&Buffer, Option<&Buffer>) {
@@ -279,7 +310,7 @@ impl Gpu {
         let info = AdapterSummary {
             name,
             backend: format!("{:?}", ai.backend),
-            device_type: format!("{:?}", ai.device_type),
+            device_type: ai.device_type.into(),
             driver: format!("{} {}", ai.driver, ai.driver_info).trim().to_string(),
             is_fallback: ai.device_type == wgpu::DeviceType::Cpu,
             subgroups,
@@ -289,8 +320,8 @@ impl Gpu {
             shader_f16_available: feats.contains(wgpu::Features::SHADER_F16),
             max_buffer_size: limits.max_buffer_size,
             max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size as u64,
-            matvec_kernel: String::new(),
-            matmul_kernel: String::new(),
+            matvec_kernel: Reduce::default(),
+            matmul_kernel: Tiling::default(),
         };
         let fault = std::sync::Arc::new(std::sync::Mutex::new(None::<Fault>));
         let record = |slot: &std::sync::Arc<std::sync::Mutex<Option<Fault>>>, fault: Fault| {
@@ -323,7 +354,7 @@ impl Gpu {
         LIVE_DEVICES.fetch_add(1, Ordering::Relaxed);
         let shared = GpuShared { device, queue, info, pipelines: RefCell::new(HashMap::new()), choice, fault, created, live, test_limit: Cell::new(0) };
         let mut gpu = Gpu(Rc::new(shared));
-        let (reduce, tiling) = crate::bench::tune(&gpu).await?;
+        let (reduce, tiling) = tune::fastest(&gpu).await?;
         gpu.choose(reduce, tiling)?;
         // Natively, LOWBIT_MATVEC=subgroup|workgroup|row and LOWBIT_MATMUL=shared|rows force a
         // variant (experiments).
@@ -342,8 +373,8 @@ impl Gpu {
     fn choose(&mut self, reduce: Reduce, tiling: Tiling) -> Result<()> {
         let shared = Rc::get_mut(&mut self.0).ok_or_else(|| Error::Gpu("the device is in use: its kernels are chosen once".into()))?;
         shared.choice.set((reduce, tiling));
-        shared.info.matvec_kernel = format!("{reduce:?}").to_lowercase();
-        shared.info.matmul_kernel = format!("{tiling:?}").to_lowercase();
+        shared.info.matvec_kernel = reduce;
+        shared.info.matmul_kernel = tiling;
         Ok(())
     }
 
@@ -522,7 +553,7 @@ impl Gpu {
     /// Upload a matrix in parts of consecutive rows, each within the binding limit: for the
     /// token embedding and output head, which the model reads part by part.
     pub fn upload_split(&self, name: &str, w: &crate::QuantMatrix) -> Result<GpuMatrix> {
-        let row_bytes = crate::quant::matrix_bytes(1, w.cols, w.precision()).max(1);
+        let row_bytes = crate::layout::matrix_bytes(1, w.cols, w.precision()).max(1);
         // Padding and an odd row's packed scales take a little more than the rows' bytes.
         let rows = ((self.binding_limit().saturating_sub(2 * PAD_BYTES)) / row_bytes) as usize;
         if rows == 0 {
@@ -548,7 +579,7 @@ impl Gpu {
             bytes += (layout.q.len() + layout.s.len()) as u64 * 4;
             parts.push(RowPart { first, rows, q, s });
         }
-        Ok(GpuMatrix { precision: w.precision(), rows: w.rows, cols: w.cols, parts, bytes })
+        Ok(GpuMatrix { precision: w.precision(), rows: w.rows, cols: w.cols, parts: parts.into(), bytes })
     }
 
     /// The most bytes one buffer may have and be bound (the adapter's limits, or a lower one a

@@ -12,23 +12,50 @@ use super::params::{
     RmsnormParams, RopeStoreParams, GluParams, HeadNormParams,
 };
 use super::{grid, grid_for, Buffer, Fuse, Gpu, GpuMatrix, Kernel, PassTimer, Reduce, Tiling};
-use crate::cpu::{Attention, Rope};
+use crate::reference::{Attention, Rope};
 use crate::sampler::Draw;
 use crate::KvPrecision;
 
 /// What a binding of a dispatch holds: a buffer, the kernel's parameters (a uniform made from
-/// them), or nothing (a gap: FP16 weights have no scale binding).
+/// their words), or nothing (a gap: FP16 weights have no scale binding).
 pub enum Bind<'b> {
     Buf(&'b Buffer),
-    Params(Vec<u32>),
+    Params(&'b [u32]),
     None,
 }
 
+/// The most bindings a kernel has.
+const MAX_BINDS: usize = 8;
+/// The most words a kernel's parameters have.
+const MAX_PARAM_WORDS: usize = 16;
+
+/// What a binding holds, as a [`BindCache`] key: owned, so the cache keeps its buffers alive (and
+/// their identity unique), and of a fixed size, so looking a dispatch up allocates nothing.
+/// Parameters are zero-padded: one kernel's always have the same length.
 #[derive(Clone, PartialEq, Eq, Hash)]
 enum BindKey {
     Buf(Buffer),
-    Params(Vec<u32>),
+    Params([u32; MAX_PARAM_WORDS]),
     None,
+}
+
+/// A dispatch's kernel and bindings (the slots past its last binding hold `None`).
+type DispatchKey = (Kernel, [BindKey; MAX_BINDS]);
+
+impl BindKey {
+    fn of(kernel: Kernel, binds: &[Bind]) -> DispatchKey {
+        assert!(binds.len() <= MAX_BINDS, "{} binds for {}: at most {MAX_BINDS}", binds.len(), kernel.name());
+        let key = std::array::from_fn(|i| match binds.get(i) {
+            Some(Bind::Buf(b)) => BindKey::Buf((*b).clone()),
+            Some(Bind::Params(w)) => {
+                let mut words = [0; MAX_PARAM_WORDS];
+                words[..w.len()].copy_from_slice(w);
+                BindKey::Params(words)
+            }
+            Some(Bind::None) | None => BindKey::None,
+        });
+        (kernel, key)
+    }
 }
 
 /// The most candidates `sample.wgsl` keeps (top-k).
@@ -58,7 +85,7 @@ pub fn draw_words(d: &Draw) -> Vec<u32> {
 /// them alive. Its owner clears it when those buffers change.
 #[derive(Default)]
 pub struct BindCache {
-    binds: HashMap<(Kernel, Vec<BindKey>), wgpu::BindGroup>,
+    binds: HashMap<DispatchKey, wgpu::BindGroup>,
     uniforms: HashMap<Vec<u32>, Buffer>,
 }
 
@@ -112,28 +139,24 @@ impl Recorder {
         &mut self.enc
     }
 
+    /// The bind group of a dispatch: the cache's when it has one (found without allocating), else
+    /// made (and kept when caching).
     fn bind_group(&self, kernel: Kernel, binds: &[Bind]) -> wgpu::BindGroup {
-        let key: Vec<BindKey> = binds
-            .iter()
-            .map(|b| match b {
-                Bind::Buf(b) => BindKey::Buf((*b).clone()),
-                Bind::Params(w) => BindKey::Params(w.clone()),
-                Bind::None => BindKey::None,
-            })
-            .collect();
-        let key = (kernel, key);
-        if let Some(bg) = self.cache.as_ref().and_then(|c| c.borrow().binds.get(&key).cloned()) {
-            return bg;
+        let key = self.cache.as_ref().map(|_| BindKey::of(kernel, binds));
+        if let Some((c, key)) = self.cache.as_ref().zip(key.as_ref()) {
+            if let Some(bg) = c.borrow().binds.get(key) {
+                return bg.clone();
+            }
         }
         let uniforms: Vec<Option<Buffer>> = binds
             .iter()
             .map(|b| match b {
                 Bind::Params(w) => Some(match &self.cache {
                     Some(c) => {
-                        let found = c.borrow().uniforms.get(w).cloned();
+                        let found = c.borrow().uniforms.get(*w).cloned();
                         found.unwrap_or_else(|| {
                             let u = self.gpu.uniform("params", w);
-                            c.borrow_mut().uniforms.insert(w.clone(), u.clone());
+                            c.borrow_mut().uniforms.insert(w.to_vec(), u.clone());
                             u
                         })
                     }
@@ -156,7 +179,7 @@ impl Recorder {
             })
             .collect();
         let bg = self.gpu.bind_group(kernel, &entries);
-        if let Some(c) = &self.cache {
+        if let Some((c, key)) = self.cache.as_ref().zip(key) {
             c.borrow_mut().binds.insert(key, bg.clone());
         }
         bg
@@ -240,11 +263,11 @@ impl Recorder {
             Reduce::Subgroup | Reduce::Workgroup => grid(n.div_ceil(16) as u32),
         };
         let [q, s] = Self::weights(w);
-        let mut binds = vec![q, s, Bind::Buf(x), Bind::Buf(y), Bind::Params(p.words())];
-        if fuse.norm() {
-            binds.push(norm.map_or(Bind::None, |(g, _)| Bind::Buf(g)));
-        }
-        self.run(Kernel::Matvec(w.precision, reduce, fuse), &binds, groups);
+        let g = norm.map_or(Bind::None, |(g, _)| Bind::Buf(g));
+        let binds = [q, s, Bind::Buf(x), Bind::Buf(y), Bind::Params(p.words()), g];
+        // The fusions that normalize x bind its norm's weights last.
+        let used = if fuse.norm() { binds.len() } else { binds.len() - 1 };
+        self.run(Kernel::Matvec(w.precision, reduce, fuse), &binds[..used], groups);
     }
 
     /// `Y [m, n] = X [m, k] · W [n, k]ᵀ`, with the adapter's best tiling.

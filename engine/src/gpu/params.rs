@@ -11,8 +11,9 @@ pub trait Params: bytemuck::Pod {
     /// `(member, byte offset)` in declaration order.
     const FIELDS: &'static [(&'static str, usize)];
 
-    fn words(&self) -> Vec<u32> {
-        bytemuck::cast_slice(bytemuck::bytes_of(self)).to_vec()
+    /// Its words, as the uniform holds them (borrowed: recording a dispatch allocates nothing).
+    fn words(&self) -> &[u32] {
+        bytemuck::cast_slice(std::slice::from_ref(self))
     }
 }
 

@@ -12,8 +12,8 @@
 
 use std::collections::HashMap;
 
-use super::{Backend, Config, Mat, Norm};
-use crate::cpu;
+use super::{Backend, Config, Mat, Vector};
+use crate::reference;
 use crate::gguf::Gguf;
 use crate::{Error, Result};
 
@@ -34,16 +34,17 @@ pub struct BlockMat {
     pub m: Option<Vec<f32>>,
 }
 
-pub enum Weights {
+/// A weight matrix as the CPU backend holds it: in f32, or in its file's 32-block integer form.
+pub enum CpuMatrix {
     F32(F32Mat),
     Blocks(BlockMat),
 }
 
-impl Weights {
+impl CpuMatrix {
     fn rows(&self) -> usize {
         match self {
-            Weights::F32(w) => w.rows,
-            Weights::Blocks(w) => w.rows,
+            CpuMatrix::F32(w) => w.rows,
+            CpuMatrix::Blocks(w) => w.rows,
         }
     }
 }
@@ -53,7 +54,7 @@ impl Weights {
 fn load_blocks(g: &Gguf, name: &str) -> Result<Option<BlockMat>> {
     let t = g.tensor(name)?;
     let (rows, cols) = t.matrix_shape();
-    Ok(crate::blocks::integer_blocks(t.ggml_type, g.tensor_data(t)).map(|(q, d, m)| BlockMat { rows, cols, q, d, m }))
+    Ok(crate::ggml::integer_blocks(t.ggml_type, g.tensor_data(t)).map(|(q, d, m)| BlockMat { rows, cols, q, d, m }))
 }
 
 /// `Y [m, n] = X [m, k] · Wᵀ` for a block-integer W, in f32.
@@ -116,9 +117,9 @@ fn par_rows(rows: usize, m: usize, f: impl Fn(usize, &mut [f32]) + Sync) -> Vec<
     y
 }
 
-/// Activations `[m, width]`.
+/// Activations `[m, width]`: the CPU backend's [`Backend::Act`].
 #[derive(Clone, Debug)]
-pub struct Act {
+pub struct CpuActivations {
     pub data: Vec<f32>,
     pub m: usize,
     pub width: usize,
@@ -127,8 +128,9 @@ pub struct Act {
 pub struct CpuBackend {
     pub cfg: Config,
     embd: F32Mat,
-    mats: HashMap<Mat, Weights>,
-    norms: HashMap<Norm, Vec<f32>>,
+    mats: HashMap<Mat, CpuMatrix>,
+    /// Every [`Vector`] of the model.
+    vectors: HashMap<Vector, Vec<f32>>,
     k_cache: Vec<Vec<f32>>,
     v_cache: Vec<Vec<f32>>,
 }
@@ -139,10 +141,10 @@ fn load(g: &Gguf, name: &str) -> Result<F32Mat> {
     Ok(F32Mat { rows, cols, data: g.dequantize_tensor(t)? })
 }
 
-fn load_weights(g: &Gguf, name: &str) -> Result<Weights> {
+fn load_matrix(g: &Gguf, name: &str) -> Result<CpuMatrix> {
     Ok(match load_blocks(g, name)? {
-        Some(b) => Weights::Blocks(b),
-        None => Weights::F32(load(g, name)?),
+        Some(b) => CpuMatrix::Blocks(b),
+        None => CpuMatrix::F32(load(g, name)?),
     })
 }
 
@@ -172,49 +174,46 @@ pub fn matmul_f32(w: &F32Mat, x: &[f32], m: usize) -> Vec<f32> {
 impl CpuBackend {
     pub fn load(g: &Gguf) -> Result<Self> {
         let cfg = Config::from_gguf(g)?;
-        let embd = load(g, "token_embd.weight")?;
+        // The embedding in f32 for its row lookups; as a matrix too when it is the output head.
+        let embd = load(g, &Mat::Embedding.tensor_name(false))?;
         let mut mats = HashMap::new();
         for m in Mat::all(cfg.n_layers) {
-            if m == Mat::Output && cfg.tied_output {
-                continue;
+            if m != Mat::Embedding {
+                mats.insert(m, load_matrix(g, &m.tensor_name(cfg.tied_output))?);
             }
-            mats.insert(m, load_weights(g, &m.tensor_name(false))?);
         }
-        if cfg.tied_output {
-            mats.insert(Mat::Output, load_weights(g, "token_embd.weight")?);
-        }
-        let mut norms = HashMap::new();
+        let mut vectors = HashMap::new();
         for n in cfg.vectors() {
-            norms.insert(n, n.values(g)?);
+            vectors.insert(n, n.values(g)?);
         }
         let n = cfg.n_layers;
-        Ok(CpuBackend { cfg, embd, mats, norms, k_cache: vec![vec![]; n], v_cache: vec![vec![]; n] })
+        Ok(CpuBackend { cfg, embd, mats, vectors, k_cache: vec![vec![]; n], v_cache: vec![vec![]; n] })
     }
 
-    fn mat(&self, m: Mat) -> Result<&Weights> {
+    fn mat(&self, m: Mat) -> Result<&CpuMatrix> {
         self.mats.get(&m).ok_or_else(|| Error::TensorNotFound(m.tensor_name(self.cfg.tied_output)))
     }
 }
 
 impl CpuBackend {
-    fn rmsnorm(&self, x: &Act, w: Norm) -> Act {
-        Act { data: cpu::rmsnorm(&x.data, &self.norms[&w], self.cfg.rms_eps), ..*x }
+    fn rmsnorm(&self, x: &CpuActivations, w: Vector) -> CpuActivations {
+        CpuActivations { data: reference::rmsnorm(&x.data, &self.vectors[&w], self.cfg.rms_eps), ..*x }
     }
 
-    fn linear(&self, x: &Act, w: Mat) -> Result<Act> {
+    fn linear(&self, x: &CpuActivations, w: Mat) -> Result<CpuActivations> {
         let w = self.mat(w)?;
         let data = match w {
-            Weights::F32(f) => matmul_f32(f, &x.data, x.m),
-            Weights::Blocks(b) => matmul_blocks(b, &x.data, x.m),
+            CpuMatrix::F32(f) => matmul_f32(f, &x.data, x.m),
+            CpuMatrix::Blocks(b) => matmul_blocks(b, &x.data, x.m),
         };
-        Ok(Act { data, m: x.m, width: w.rows() })
+        Ok(CpuActivations { data, m: x.m, width: w.rows() })
     }
 }
 
 impl Backend for CpuBackend {
-    type Act = Act;
+    type Act = CpuActivations;
 
-    fn embed(&mut self, ids: &[u32], _pos0: usize) -> Result<Act> {
+    fn embed(&mut self, ids: &[u32], _pos0: usize) -> Result<CpuActivations> {
         let d = self.embd.cols;
         let mut data = Vec::with_capacity(ids.len() * d);
         for &id in ids {
@@ -224,30 +223,30 @@ impl Backend for CpuBackend {
             }
             data.extend(self.embd.data[id * d..(id + 1) * d].iter().map(|v| v * self.cfg.embed_scale));
         }
-        Ok(Act { data, m: ids.len(), width: d })
+        Ok(CpuActivations { data, m: ids.len(), width: d })
     }
 
-    fn qkv(&mut self, x: &Act, l: usize, pos0: usize) -> Result<Act> {
-        let h = self.rmsnorm(x, Norm::Attn(l));
+    fn qkv(&mut self, x: &CpuActivations, l: usize, pos0: usize) -> Result<CpuActivations> {
+        let h = self.rmsnorm(x, Vector::Attn(l));
         let (mut q, mut k, mut v) = (self.linear(&h, Mat::Q(l))?, self.linear(&h, Mat::K(l))?, self.linear(&h, Mat::V(l))?);
-        if let Some(bias) = self.norms.get(&Norm::QkvBias(l)) {
+        if let Some(bias) = self.vectors.get(&Vector::QkvBias(l)) {
             let (qd, kvd) = (q.width, k.width);
             for (act, b) in [(&mut q, &bias[..qd]), (&mut k, &bias[qd..qd + kvd]), (&mut v, &bias[qd + kvd..])] {
                 for row in act.data.chunks_exact_mut(b.len()) {
-                    cpu::add(row, b);
+                    reference::add(row, b);
                 }
             }
         }
         let c = &self.cfg;
-        if let Some(w) = self.norms.get(&Norm::QkNorm(l)) {
+        if let Some(w) = self.vectors.get(&Vector::QkNorm(l)) {
             let hd = c.head_dim;
             for (act, w) in [(&mut q, &w[..hd]), (&mut k, &w[hd..])] {
-                act.data = cpu::rmsnorm(&act.data, w, c.rms_eps);
+                act.data = reference::rmsnorm(&act.data, w, c.rms_eps);
             }
         }
-        let factors = self.norms.get(&Norm::RopeFreqs).map_or(&[][..], |f| &f[..]);
-        cpu::rope_with(&mut q.data, &c.rope(l, c.n_heads, pos0), factors);
-        cpu::rope_with(&mut k.data, &c.rope(l, c.n_kv_heads, pos0), factors);
+        let factors = self.vectors.get(&Vector::RopeFreqs).map_or(&[][..], |f| &f[..]);
+        reference::rope_with(&mut q.data, &c.rope(l, c.n_heads, pos0), factors);
+        reference::rope_with(&mut k.data, &c.rope(l, c.n_kv_heads, pos0), factors);
         let kvd = c.n_kv_heads * c.head_dim;
         let (kc, vc) = (&mut self.k_cache[l], &mut self.v_cache[l]);
         if kc.len() < pos0 * kvd {
@@ -260,46 +259,46 @@ impl Backend for CpuBackend {
         Ok(q)
     }
 
-    fn attend(&mut self, l: usize, q: &Act, pos0: usize) -> Result<Act> {
+    fn attend(&mut self, l: usize, q: &CpuActivations, pos0: usize) -> Result<CpuActivations> {
         let c = &self.cfg;
         let a = c.attention(l, pos0);
-        let data = cpu::attention(&q.data, &self.k_cache[l], &self.v_cache[l], q.m, &a);
-        Ok(Act { data, m: q.m, width: c.n_heads * c.head_dim })
+        let data = reference::attention(&q.data, &self.k_cache[l], &self.v_cache[l], q.m, &a);
+        Ok(CpuActivations { data, m: q.m, width: c.n_heads * c.head_dim })
     }
 
-    fn linear_add(&mut self, x: &mut Act, a: &Act, w: Mat) -> Result<()> {
+    fn linear_add(&mut self, x: &mut CpuActivations, a: &CpuActivations, w: Mat) -> Result<()> {
         let y = self.linear(a, w)?;
-        cpu::add(&mut x.data, &y.data);
+        reference::add(&mut x.data, &y.data);
         Ok(())
     }
 
-    fn linear_norm_add(&mut self, x: &mut Act, a: &Act, w: Mat, norm: Norm) -> Result<()> {
+    fn linear_norm_add(&mut self, x: &mut CpuActivations, a: &CpuActivations, w: Mat, norm: Vector) -> Result<()> {
         let y = self.linear(a, w)?;
-        let g = self.norms.get(&norm).ok_or_else(|| Error::TensorNotFound(norm.tensor_name()))?;
-        cpu::rmsnorm_add(&mut x.data, &y.data, g, self.cfg.rms_eps);
+        let g = self.vectors.get(&norm).ok_or_else(|| Error::TensorNotFound(norm.tensor_name()))?;
+        reference::rmsnorm_add(&mut x.data, &y.data, g, self.cfg.rms_eps);
         Ok(())
     }
 
-    fn glu(&mut self, x: &Act, l: usize) -> Result<Act> {
-        let h = self.rmsnorm(x, Norm::Ffn(l));
+    fn glu(&mut self, x: &CpuActivations, l: usize) -> Result<CpuActivations> {
+        let h = self.rmsnorm(x, Vector::Ffn(l));
         let (gate, up) = (self.linear(&h, Mat::Gate(l))?, self.linear(&h, Mat::Up(l))?);
-        Ok(Act { data: cpu::glu(self.cfg.activation, &gate.data, &up.data), ..gate })
+        Ok(CpuActivations { data: reference::glu(self.cfg.activation, &gate.data, &up.data), ..gate })
     }
 
-    fn logits(&mut self, x: &Act) -> Result<Act> {
-        let h = self.rmsnorm(x, Norm::Output);
+    fn logits(&mut self, x: &CpuActivations) -> Result<CpuActivations> {
+        let h = self.rmsnorm(x, Vector::Output);
         self.linear(&h, Mat::Output)
     }
 
-    fn last_row(&mut self, x: &Act) -> Result<Act> {
-        Ok(Act { data: x.data[(x.m - 1) * x.width..].to_vec(), m: 1, width: x.width })
+    fn last_row(&mut self, x: &CpuActivations) -> Result<CpuActivations> {
+        Ok(CpuActivations { data: x.data[(x.m - 1) * x.width..].to_vec(), m: 1, width: x.width })
     }
 
-    fn copy(&mut self, x: &Act) -> Result<Act> {
-        Ok(Act { data: x.data.clone(), m: x.m, width: x.width })
+    fn copy(&mut self, x: &CpuActivations) -> Result<CpuActivations> {
+        Ok(CpuActivations { data: x.data.clone(), m: x.m, width: x.width })
     }
 
-    async fn read(&mut self, x: &Act) -> Result<Vec<f32>> {
+    async fn read(&mut self, x: &CpuActivations) -> Result<Vec<f32>> {
         Ok(x.data.clone())
     }
 }

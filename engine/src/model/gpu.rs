@@ -6,13 +6,15 @@
 //! A decode step (one token) runs 7 dispatches a layer plus 3, over buffers allocated on the
 //! first step and reused ([`RunState`], llama2.c's way) and bind groups built once and replayed
 //! (a [`BindCache`]): after the first step a decode step creates no buffer and no bind group. What
-//! changes per step (the position) is one `queue.write_buffer` into a uniform.
+//! changes per step (the position) is one `queue.write_buffer` into a uniform. Recording a layer
+//! allocates no host memory either (tests/alloc.rs): the config is borrowed, matrix handles share
+//! their parts, and a dispatch's bind group is found by a fixed-size key.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use super::{Backend, Config, Mat, Norm};
+use super::{Backend, Config, Mat, Vector};
 use crate::gguf::{Gguf, TensorInfo};
 use crate::gpu::ops::{BindCache, Recorder};
 use crate::gpu::params::{Params, Step};
@@ -20,8 +22,8 @@ use crate::gpu::{Buffer, Fuse, Gpu, GpuMatrix, Kernel, PassTimer};
 use crate::plan::Plan;
 use crate::{Error, KvPrecision, Precision, QuantMatrix, Result};
 
-/// Activations `[m, width]` in a GPU buffer.
-pub struct Act {
+/// Activations `[m, width]` in a GPU buffer: the GPU backend's [`Backend::Act`].
+pub struct GpuActivations {
     pub buf: Buffer,
     pub m: usize,
     pub width: usize,
@@ -41,27 +43,27 @@ pub enum Unit {
 }
 
 impl Unit {
-    /// The unit a matrix of the model is part of (None is the token embedding).
-    pub fn of(m: Option<Mat>) -> Unit {
+    /// The unit a matrix of the model is part of.
+    pub fn of(m: Mat) -> Unit {
         match m {
-            None => Unit::Embedding,
-            Some(Mat::Q(l) | Mat::K(l) | Mat::V(l)) => Unit::Qkv(l),
-            Some(Mat::O(l)) => Unit::O(l),
-            Some(Mat::Gate(l) | Mat::Up(l)) => Unit::GateUp(l),
-            Some(Mat::Down(l)) => Unit::Down(l),
-            Some(Mat::Output) => Unit::Output,
+            Mat::Embedding => Unit::Embedding,
+            Mat::Q(l) | Mat::K(l) | Mat::V(l) => Unit::Qkv(l),
+            Mat::O(l) => Unit::O(l),
+            Mat::Gate(l) | Mat::Up(l) => Unit::GateUp(l),
+            Mat::Down(l) => Unit::Down(l),
+            Mat::Output => Unit::Output,
         }
     }
 
     /// A matrix of the unit (for its precision in a plan).
-    pub fn first(self) -> Option<Mat> {
+    pub fn first(self) -> Mat {
         match self {
-            Unit::Embedding => None,
-            Unit::Qkv(l) => Some(Mat::Q(l)),
-            Unit::O(l) => Some(Mat::O(l)),
-            Unit::GateUp(l) => Some(Mat::Gate(l)),
-            Unit::Down(l) => Some(Mat::Down(l)),
-            Unit::Output => Some(Mat::Output),
+            Unit::Embedding => Mat::Embedding,
+            Unit::Qkv(l) => Mat::Q(l),
+            Unit::O(l) => Mat::O(l),
+            Unit::GateUp(l) => Mat::Gate(l),
+            Unit::Down(l) => Mat::Down(l),
+            Unit::Output => Mat::Output,
         }
     }
 
@@ -81,12 +83,12 @@ fn requantize(file: &[u8], t: &TensorInfo, p: Precision) -> Result<QuantMatrix> 
 
 /// The weight matrices of a model at one plan of precisions, on the GPU.
 #[derive(Clone)]
-pub struct Weights {
+pub struct GpuWeights {
     pub plan: Plan,
     mats: HashMap<Unit, GpuMatrix>,
 }
 
-impl Weights {
+impl GpuWeights {
     pub fn get(&self, u: Unit) -> Result<&GpuMatrix> {
         self.mats.get(&u).ok_or_else(|| Error::TensorNotFound(u.name()))
     }
@@ -96,9 +98,9 @@ impl Weights {
 /// caller can report progress and cancel between tensors (the page does, in its worker).
 pub struct Requantizer {
     pub plan: Plan,
-    /// `(matrix, tensor)` still to do, in load order (embedding first; None is the embedding);
+    /// `(matrix, tensor)` still to do, in load order ([`Config::matrices`]: the embedding first);
     /// the tensors of a [`Unit`] are consecutive.
-    todo: std::collections::VecDeque<(Option<Mat>, TensorInfo)>,
+    todo: std::collections::VecDeque<(Mat, TensorInfo)>,
     /// Units already on the GPU at the precision the plan wants (shared, not requantized).
     reuse: HashMap<Unit, GpuMatrix>,
     /// Requantized tensors of the unit being built.
@@ -116,12 +118,8 @@ pub struct Requantizer {
 impl Requantizer {
     pub fn new(cfg: &Config, g: &Gguf, plan: Plan) -> Result<Self> {
         let mut todo = std::collections::VecDeque::new();
-        todo.push_back((None, g.tensor("token_embd.weight")?.clone()));
-        for m in Mat::all(cfg.n_layers) {
-            if m == Mat::Output && cfg.tied_output {
-                continue;
-            }
-            todo.push_back((Some(m), g.tensor(&m.tensor_name(false))?.clone()));
+        for m in cfg.matrices() {
+            todo.push_back((m, g.tensor(&m.tensor_name(false))?.clone()));
         }
         let source_bytes_total = todo.iter().map(|t| t.1.n_bytes).sum();
         Ok(Requantizer {
@@ -140,7 +138,7 @@ impl Requantizer {
 
     /// Share the units of `w` that are already at the precision the plan wants for them: those
     /// are not requantized again (switching one group only touches that group).
-    pub fn reusing(mut self, w: &Weights) -> Self {
+    pub fn reusing(mut self, w: &GpuWeights) -> Self {
         let mut elements: HashMap<Unit, usize> = HashMap::new();
         for (m, t) in &self.todo {
             *elements.entry(Unit::of(*m)).or_default() += t.n_elements() as usize;
@@ -184,19 +182,19 @@ impl Requantizer {
     }
 
     /// Every tensor at once.
-    pub fn run(mut self, gpu: &Gpu, file: &[u8]) -> Result<Weights> {
+    pub fn run(mut self, gpu: &Gpu, file: &[u8]) -> Result<GpuWeights> {
         while self.step(gpu, file)? {}
         self.finish()
     }
 
-    pub fn finish(self) -> Result<Weights> {
+    pub fn finish(self) -> Result<GpuWeights> {
         if !self.todo.is_empty() {
             return Err(Error::Usage(format!("{} tensors not requantized yet", self.todo.len())));
         }
         if !self.mats.contains_key(&Unit::Embedding) {
-            return Err(Error::TensorNotFound("token_embd.weight".into()));
+            return Err(Error::TensorNotFound(Mat::Embedding.tensor_name(false)));
         }
-        Ok(Weights { plan: self.plan, mats: self.mats })
+        Ok(GpuWeights { plan: self.plan, mats: self.mats })
     }
 }
 
@@ -236,10 +234,11 @@ pub struct GpuBackend {
     pub gpu: Gpu,
     pub cfg: Config,
     pub plan: Plan,
-    weights: Weights,
-    norms: HashMap<Norm, Buffer>,
+    weights: GpuWeights,
+    /// Every [`Vector`] of the model, in f32.
+    vectors: HashMap<Vector, Buffer>,
     /// The biases' values, to repeat over the rows of a prefill.
-    biases: HashMap<Norm, Vec<f32>>,
+    biases: HashMap<Vector, Vec<f32>>,
     /// RoPE frequency divisors [n_rot / 2]: the model's (Llama 3), else ones.
     rope_factors: Buffer,
     /// Per layer: keys [n_ctx, kv_heads, head_dim], then values, in the `kv` format.
@@ -266,21 +265,21 @@ impl GpuBackend {
         Self::with_weights(gpu, g, weights, n_ctx)
     }
 
-    /// A backend over weights already on the GPU (see [`Requantizer`]): uploads the norms and
+    /// A backend over weights already on the GPU (see [`Requantizer`]): uploads the vectors and
     /// makes a KV cache of `n_ctx` tokens.
-    pub fn with_weights(gpu: &Gpu, g: &Gguf, weights: Weights, n_ctx: usize) -> Result<Self> {
+    pub fn with_weights(gpu: &Gpu, g: &Gguf, weights: GpuWeights, n_ctx: usize) -> Result<Self> {
         let cfg = Config::from_gguf(g)?;
         let n_ctx = n_ctx.min(cfg.context_length).max(1);
-        let mut norms = HashMap::new();
+        let mut vectors = HashMap::new();
         let mut biases = HashMap::new();
         for n in cfg.vectors() {
             let v = n.values(g)?;
-            norms.insert(n, gpu.storage_f32(&n.tensor_name(), &v)?);
-            if matches!(n, Norm::QkvBias(_)) {
+            vectors.insert(n, gpu.storage_f32(&n.tensor_name(), &v)?);
+            if matches!(n, Vector::QkvBias(_)) {
                 biases.insert(n, v);
             }
         }
-        let rope_factors = match norms.get(&Norm::RopeFreqs) {
+        let rope_factors = match vectors.get(&Vector::RopeFreqs) {
             Some(f) => f.clone(),
             None => gpu.storage_f32("rope_factors", &vec![1.0; (cfg.n_rot / 2).max(1)])?,
         };
@@ -289,7 +288,7 @@ impl GpuBackend {
             cfg,
             plan: weights.plan,
             weights,
-            norms,
+            vectors,
             biases,
             rope_factors,
             kv_cache: vec![],
@@ -415,7 +414,7 @@ impl GpuBackend {
     }
 
     /// Swap in weights at another plan (from a [`Requantizer`]), keeping the KV cache.
-    pub fn set_weights(&mut self, w: Weights) {
+    pub fn set_weights(&mut self, w: GpuWeights) {
         self.flush();
         self.forget_binds();
         self.plan = w.plan;
@@ -428,7 +427,7 @@ impl GpuBackend {
     }
 
     /// The weight matrices (shared GPU buffers, not copies).
-    pub fn weights(&self) -> Weights {
+    pub fn weights(&self) -> GpuWeights {
         self.weights.clone()
     }
 
@@ -475,7 +474,7 @@ impl GpuBackend {
         self.weights.get(if self.cfg.tied_output { Unit::Embedding } else { Unit::Output })
     }
 
-    /// Bytes of weight data on the GPU at the current precision (norms included).
+    /// Bytes of weight data on the GPU at the current precision (vectors included).
     pub fn weight_bytes(&self) -> u64 {
         self.weights.mats.values().map(GpuMatrix::bytes).sum::<u64>() + self.cfg.vector_bytes()
     }
@@ -486,7 +485,7 @@ impl GpuBackend {
     }
 
     /// Bytes one decode step at position `pos` reads: every weight matrix once (the token
-    /// embedding only as the output head when tied, else one row of it), the norms, and the
+    /// embedding only as the output head when tied, else one row of it), the vectors, and the
     /// keys and values of `pos + 1` tokens.
     pub fn bytes_per_token(&self, pos: usize) -> u64 {
         let e = self.embd();
@@ -543,9 +542,9 @@ impl GpuBackend {
     }
 
     /// An activation `[m, width]`: the step's next slot when decoding, else a new buffer.
-    fn act(&mut self, m: usize, width: usize) -> Result<Act> {
+    fn act(&mut self, m: usize, width: usize) -> Result<GpuActivations> {
         if !(self.run.decoding && m == 1) {
-            return Ok(Act { buf: self.gpu.zeros("act", m * width)?, m, width });
+            return Ok(GpuActivations { buf: self.gpu.zeros("act", m * width)?, m, width });
         }
         let slot = self.run.next;
         self.run.next += 1;
@@ -563,7 +562,7 @@ impl GpuBackend {
                 }
             }
         }
-        Ok(Act { buf: self.run.acts[slot].clone(), m, width })
+        Ok(GpuActivations { buf: self.run.acts[slot].clone(), m, width })
     }
 
     /// A long-lived buffer of `run` (made once, at `len` u32/f32 values or more).
@@ -576,8 +575,8 @@ impl GpuBackend {
 
     /// Add bias `n` to every row of `x`. A decode step adds the bias buffer itself; a prefill of
     /// m rows adds the bias repeated m times (made for the call: prefill allocates anyway).
-    fn add_bias(&mut self, x: &Act, n: Norm) -> Result<()> {
-        let bias = self.norm(n)?.clone();
+    fn add_bias(&mut self, x: &GpuActivations, n: Vector) -> Result<()> {
+        let bias = self.vector(n)?.clone();
         if x.m == 1 {
             self.rec().add(&x.buf, &bias, x.width);
             return Ok(());
@@ -588,8 +587,8 @@ impl GpuBackend {
         Ok(())
     }
 
-    fn norm(&self, n: Norm) -> Result<&Buffer> {
-        self.norms.get(&n).ok_or_else(|| Error::TensorNotFound(n.tensor_name()))
+    fn vector(&self, n: Vector) -> Result<&Buffer> {
+        self.vectors.get(&n).ok_or_else(|| Error::TensorNotFound(n.tensor_name()))
     }
 
     /// The token id a picking kernel (argmax, sample) wrote into `token` (4 bytes read back).
@@ -609,8 +608,8 @@ impl GpuBackend {
     }
 
     /// Matrix `w`, checked to map activations of `a.width` into the residual stream `x`.
-    fn residual_matrix(&self, x: &Act, a: &Act, w: Mat) -> Result<GpuMatrix> {
-        let wm = self.weights.get(Unit::of(Some(w)))?.clone();
+    fn residual_matrix(&self, x: &GpuActivations, a: &GpuActivations, w: Mat) -> Result<GpuMatrix> {
+        let wm = self.weights.get(Unit::of(w))?.clone();
         if wm.cols != a.width || wm.rows != x.width {
             return Err(Error::Shape(format!("{w:?}: {}x{} for activations of {} → {}", wm.rows, wm.cols, a.width, x.width)));
         }
@@ -618,7 +617,7 @@ impl GpuBackend {
     }
 
     /// `a · Wᵀ` into a new activation: the matvec when decoding, else the matmul.
-    fn project(&mut self, a: &Act, w: &GpuMatrix) -> Result<Act> {
+    fn project(&mut self, a: &GpuActivations, w: &GpuMatrix) -> Result<GpuActivations> {
         let y = self.act(a.m, w.rows)?;
         if a.m == 1 {
             let reduce = self.gpu.reduce();
@@ -631,11 +630,11 @@ impl GpuBackend {
 
     /// `y = W·rmsnorm(x)` (or `act(Wg·h)·(Wu·h)` with `fuse`) for m tokens: fused into the matvec
     /// when decoding, else rmsnorm then the matmul (and the SwiGLU gate).
-    fn norm_linear(&mut self, x: &Act, norm: Norm, w: &GpuMatrix, fuse: Fuse) -> Result<Act> {
+    fn norm_linear(&mut self, x: &GpuActivations, norm: Vector, w: &GpuMatrix, fuse: Fuse) -> Result<GpuActivations> {
         if w.cols != x.width {
             return Err(Error::Shape(format!("{norm:?}: {} inputs, activations of {}", w.cols, x.width)));
         }
-        let g = self.norm(norm)?.clone();
+        let g = self.vector(norm)?.clone();
         let (m, eps) = (x.m, self.cfg.rms_eps);
         let out = self.act(m, w.rows / fuse.pairs())?;
         if m == 1 {
@@ -659,9 +658,9 @@ impl GpuBackend {
 }
 
 impl Backend for GpuBackend {
-    type Act = Act;
+    type Act = GpuActivations;
 
-    fn embed(&mut self, ids: &[u32], pos0: usize) -> Result<Act> {
+    fn embed(&mut self, ids: &[u32], pos0: usize) -> Result<GpuActivations> {
         if let Some(&bad) = ids.iter().find(|&&i| i as usize >= self.embd().rows) {
             return Err(Error::Shape(format!("token id {bad} outside the vocabulary of {}", self.embd().rows)));
         }
@@ -686,40 +685,44 @@ impl Backend for GpuBackend {
         Ok(out)
     }
 
-    fn qkv(&mut self, x: &Act, l: usize, pos0: usize) -> Result<Act> {
+    fn qkv(&mut self, x: &GpuActivations, l: usize, pos0: usize) -> Result<GpuActivations> {
         let m = x.m;
         if pos0 + m > self.n_ctx {
             return Err(Error::ContextFull { needed: pos0 + m, size: self.n_ctx });
         }
         let w = self.weights.get(Unit::Qkv(l))?.clone();
-        let qkv = self.norm_linear(x, Norm::Attn(l), &w, Fuse::Norm)?;
+        let qkv = self.norm_linear(x, Vector::Attn(l), &w, Fuse::Norm)?;
         if self.cfg.qkv_bias {
-            self.add_bias(&qkv, Norm::QkvBias(l))?;
+            self.add_bias(&qkv, Vector::QkvBias(l))?;
         }
-        let (c, v_base, kv) = (self.cfg.clone(), self.v_base(), self.kv);
-        if c.qk_norm {
-            let w = self.norm(Norm::QkNorm(l))?.clone();
-            self.rec().head_norm(&qkv.buf, &w, m, c.n_heads, c.n_kv_heads, c.head_dim, c.rms_eps);
+        // The few numbers the kernels need, copied out of the config (a clone of it would allocate
+        // its architecture name for every layer of every token).
+        let c = &self.cfg;
+        let (rope, kv_heads, head_dim, eps) = (c.rope(l, c.n_heads, pos0), c.n_kv_heads, c.head_dim, c.rms_eps);
+        let (v_base, kv) = (self.v_base(), self.kv);
+        if self.cfg.qk_norm {
+            let w = self.vector(Vector::QkNorm(l))?.clone();
+            self.rec().head_norm(&qkv.buf, &w, m, rope.heads, kv_heads, head_dim, eps);
         }
         let (cache, step, factors) = (self.kv_cache[l].clone(), self.step.clone(), self.rope_factors.clone());
-        self.rec().rope_store(&qkv.buf, &cache, &step, m, &c.rope(l, c.n_heads, pos0), c.n_kv_heads, v_base, kv, &factors);
+        self.rec().rope_store(&qkv.buf, &cache, &step, m, &rope, kv_heads, v_base, kv, &factors);
         Ok(qkv)
     }
 
-    fn attend(&mut self, l: usize, q: &Act, pos0: usize) -> Result<Act> {
-        let (c, m) = (self.cfg.clone(), q.m);
+    fn attend(&mut self, l: usize, q: &GpuActivations, pos0: usize) -> Result<GpuActivations> {
+        let (a, m) = (self.cfg.attention(l, pos0), q.m);
         let scores = if self.run.decoding && m == 1 {
-            Self::run_buffer(&self.gpu, &mut self.run.scores, "scores", c.n_heads * self.n_ctx)?
+            Self::run_buffer(&self.gpu, &mut self.run.scores, "scores", a.heads * self.n_ctx)?
         } else {
-            self.gpu.zeros("scores", c.n_heads * m * (pos0 + m))?
+            self.gpu.zeros("scores", a.heads * m * (pos0 + m))?
         };
-        let out = self.act(m, c.n_heads * c.head_dim)?;
+        let out = self.act(m, a.heads * a.head_dim)?;
         let (cache, step, v_base, kv) = (self.kv_cache[l].clone(), self.step.clone(), self.v_base(), self.kv);
-        self.rec().attention(&q.buf, q.width, &cache, &step, &scores, &out.buf, m, &c.attention(l, pos0), v_base, kv);
+        self.rec().attention(&q.buf, q.width, &cache, &step, &scores, &out.buf, m, &a, v_base, kv);
         Ok(out)
     }
 
-    fn linear_add(&mut self, x: &mut Act, a: &Act, w: Mat) -> Result<()> {
+    fn linear_add(&mut self, x: &mut GpuActivations, a: &GpuActivations, w: Mat) -> Result<()> {
         let wm = self.residual_matrix(x, a, w)?;
         if a.m == 1 {
             let reduce = self.gpu.reduce();
@@ -731,33 +734,33 @@ impl Backend for GpuBackend {
         Ok(())
     }
 
-    fn linear_norm_add(&mut self, x: &mut Act, a: &Act, w: Mat, norm: Norm) -> Result<()> {
+    fn linear_norm_add(&mut self, x: &mut GpuActivations, a: &GpuActivations, w: Mat, norm: Vector) -> Result<()> {
         let wm = self.residual_matrix(x, a, w)?;
-        let (g, eps) = (self.norm(norm)?.clone(), self.cfg.rms_eps);
+        let (g, eps) = (self.vector(norm)?.clone(), self.cfg.rms_eps);
         let y = self.project(a, &wm)?;
         self.rec().rmsnorm_add(&y.buf, &g, &x.buf, y.m, x.width, eps);
         Ok(())
     }
 
-    fn glu(&mut self, x: &Act, l: usize) -> Result<Act> {
+    fn glu(&mut self, x: &GpuActivations, l: usize) -> Result<GpuActivations> {
         let w = self.weights.get(Unit::GateUp(l))?.clone();
-        self.norm_linear(x, Norm::Ffn(l), &w, Fuse::NormGlu(self.cfg.activation))
+        self.norm_linear(x, Vector::Ffn(l), &w, Fuse::NormGlu(self.cfg.activation))
     }
 
     fn max_logit_rows(&self) -> usize {
         (self.gpu.binding_limit() / (self.cfg.vocab as u64 * 4).max(1)) as usize
     }
 
-    fn logits(&mut self, x: &Act) -> Result<Act> {
+    fn logits(&mut self, x: &GpuActivations) -> Result<GpuActivations> {
         let w = self.output()?.clone();
         if w.parts().len() == 1 {
-            return self.norm_linear(x, Norm::Output, &w, Fuse::Norm);
+            return self.norm_linear(x, Vector::Output, &w, Fuse::Norm);
         }
         // A head larger than one binding: each part's logits, copied into their place.
         let out = self.act(x.m, w.rows)?;
         for (i, first) in w.parts().iter().map(|p| p.first).enumerate() {
             let part = w.part(i);
-            let y = self.norm_linear(x, Norm::Output, &part, Fuse::Norm)?;
+            let y = self.norm_linear(x, Vector::Output, &part, Fuse::Norm)?;
             let enc = self.rec().encoder();
             for t in 0..x.m {
                 let (src, dst) = (t * part.rows, t * w.rows + first);
@@ -767,9 +770,9 @@ impl Backend for GpuBackend {
         Ok(out)
     }
 
-    fn last_row(&mut self, x: &Act) -> Result<Act> {
+    fn last_row(&mut self, x: &GpuActivations) -> Result<GpuActivations> {
         if x.m == 1 {
-            return Ok(Act { buf: x.buf.clone(), m: 1, width: x.width });
+            return Ok(GpuActivations { buf: x.buf.clone(), m: 1, width: x.width });
         }
         let out = self.act(1, x.width)?;
         let off = ((x.m - 1) * x.width * 4) as u64;
@@ -777,18 +780,18 @@ impl Backend for GpuBackend {
         Ok(out)
     }
 
-    fn copy(&mut self, x: &Act) -> Result<Act> {
-        let out = Act { buf: self.gpu.zeros("act", x.m * x.width)?, m: x.m, width: x.width };
+    fn copy(&mut self, x: &GpuActivations) -> Result<GpuActivations> {
+        let out = GpuActivations { buf: self.gpu.zeros("act", x.m * x.width)?, m: x.m, width: x.width };
         self.rec().encoder().copy_buffer_to_buffer(&x.buf, 0, &out.buf, 0, (x.m * x.width * 4) as u64);
         Ok(out)
     }
 
-    async fn read(&mut self, x: &Act) -> Result<Vec<f32>> {
+    async fn read(&mut self, x: &GpuActivations) -> Result<Vec<f32>> {
         let b = self.read_back(&x.buf, (x.m * x.width * 4) as u64).await?;
         Ok(bytemuck::pod_collect_to_vec(&b))
     }
 
-    async fn argmax(&mut self, x: &Act) -> Result<u32> {
+    async fn argmax(&mut self, x: &GpuActivations) -> Result<u32> {
         if x.m != 1 {
             return Err(Error::Shape(format!("argmax of {} rows", x.m)));
         }
@@ -797,7 +800,7 @@ impl Backend for GpuBackend {
         self.read_token(&token).await
     }
 
-    async fn sample(&mut self, x: &Act, d: &crate::sampler::Draw) -> Result<u32> {
+    async fn sample(&mut self, x: &GpuActivations, d: &crate::sampler::Draw) -> Result<u32> {
         use crate::gpu::ops::{draw_words, sample_fits};
         if x.m != 1 {
             return Err(Error::Shape(format!("sampling from {} rows", x.m)));

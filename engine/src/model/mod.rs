@@ -1,5 +1,6 @@
 //! Model configuration from GGUF and the llama forward pass, written once over a [`Backend`]
-//! (the CPU reference in [`cpu`], the wgpu kernels in [`gpu`]).
+//! (the CPU backend in [`cpu`], which runs the file's weights as stored; the wgpu kernels in
+//! [`gpu`]). The kernels' naive CPU references are [`crate::reference`].
 
 pub mod cpu;
 pub mod gpu;
@@ -197,7 +198,7 @@ impl Config {
         let (d, q, kv) = (self.dim, self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim);
         // Layers first: an absurd block count fails at the first missing layer.
         for l in 0..self.n_layers {
-            shape(&Norm::Attn(l).tensor_name(), &[d])?;
+            shape(&Vector::Attn(l).tensor_name(), &[d])?;
             shape(&Mat::Q(l).tensor_name(false), &[d, q])?;
             shape(&Mat::K(l).tensor_name(false), &[d, kv])?;
             shape(&Mat::V(l).tensor_name(false), &[d, kv])?;
@@ -207,24 +208,24 @@ impl Config {
                 }
             }
             if self.qk_norm {
-                shape(&Norm::q_norm_name(l), &[self.head_dim])?;
-                shape(&Norm::k_norm_name(l), &[self.head_dim])?;
+                shape(&Vector::q_norm_name(l), &[self.head_dim])?;
+                shape(&Vector::k_norm_name(l), &[self.head_dim])?;
             }
             if self.family == Family::Gemma {
-                shape(&Norm::AttnPost(l).tensor_name(), &[d])?;
-                shape(&Norm::FfnPost(l).tensor_name(), &[d])?;
+                shape(&Vector::AttnPost(l).tensor_name(), &[d])?;
+                shape(&Vector::FfnPost(l).tensor_name(), &[d])?;
             }
             shape(&Mat::O(l).tensor_name(false), &[q, d])?;
-            shape(&Norm::Ffn(l).tensor_name(), &[d])?;
+            shape(&Vector::Ffn(l).tensor_name(), &[d])?;
             shape(&Mat::Gate(l).tensor_name(false), &[d, self.ffn_dim])?;
             shape(&Mat::Up(l).tensor_name(false), &[d, self.ffn_dim])?;
             shape(&Mat::Down(l).tensor_name(false), &[self.ffn_dim, d])?;
         }
-        shape(&Norm::Output.tensor_name(), &[d])?;
+        shape(&Vector::Output.tensor_name(), &[d])?;
         if self.rope_factors {
             shape(ROPE_FREQS, &[self.n_rot / 2])?;
         }
-        shape("token_embd.weight", &[d, self.vocab])?;
+        shape(&Mat::Embedding.tensor_name(false), &[d, self.vocab])?;
         if !self.tied_output {
             shape("output.weight", &[d, self.vocab])?;
         }
@@ -233,40 +234,46 @@ impl Config {
 }
 
 impl Config {
-    /// The model's vectors (norm weights and biases), in load order: one list for every backend.
-    pub fn vectors(&self) -> Vec<Norm> {
+    /// The model's vectors (norm weights, biases, RoPE divisors), in load order: one list for every
+    /// backend.
+    pub fn vectors(&self) -> Vec<Vector> {
         let mut v = vec![];
         for l in 0..self.n_layers {
-            v.extend([Norm::Attn(l), Norm::Ffn(l)]);
+            v.extend([Vector::Attn(l), Vector::Ffn(l)]);
             if self.qkv_bias {
-                v.push(Norm::QkvBias(l));
+                v.push(Vector::QkvBias(l));
             }
             if self.qk_norm {
-                v.push(Norm::QkNorm(l));
+                v.push(Vector::QkNorm(l));
             }
             if self.family == Family::Gemma {
-                v.extend([Norm::AttnPost(l), Norm::FfnPost(l)]);
+                v.extend([Vector::AttnPost(l), Vector::FfnPost(l)]);
             }
         }
-        v.push(Norm::Output);
+        v.push(Vector::Output);
         if self.rope_factors {
-            v.push(Norm::RopeFreqs);
+            v.push(Vector::RopeFreqs);
         }
         v
     }
 
-    /// `(rows, cols)` of a weight matrix (None: the token embedding), as `check_tensors` holds the
-    /// file to.
-    pub fn matrix_shape(&self, m: Option<Mat>) -> (usize, usize) {
+    /// `(rows, cols)` of a weight matrix, as `check_tensors` holds the file to.
+    pub fn matrix_shape(&self, m: Mat) -> (usize, usize) {
         let (d, q, kv) = (self.dim, self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim);
         match m {
-            None | Some(Mat::Output) => (self.vocab, d),
-            Some(Mat::Q(_)) => (q, d),
-            Some(Mat::K(_) | Mat::V(_)) => (kv, d),
-            Some(Mat::O(_)) => (d, q),
-            Some(Mat::Gate(_) | Mat::Up(_)) => (self.ffn_dim, d),
-            Some(Mat::Down(_)) => (d, self.ffn_dim),
+            Mat::Embedding | Mat::Output => (self.vocab, d),
+            Mat::Q(_) => (q, d),
+            Mat::K(_) | Mat::V(_) => (kv, d),
+            Mat::O(_) => (d, q),
+            Mat::Gate(_) | Mat::Up(_) => (self.ffn_dim, d),
+            Mat::Down(_) => (d, self.ffn_dim),
         }
+    }
+
+    /// The weight matrices the file stores, in load order: [`Mat::all`] without the output head
+    /// when it is the token embedding.
+    pub fn matrices(&self) -> Vec<Mat> {
+        Mat::all(self.n_layers).into_iter().filter(|&m| !(m == Mat::Output && self.tied_output)).collect()
     }
 
     /// Whether layer `l` attends through a sliding window (a local layer).
@@ -280,19 +287,19 @@ impl Config {
     }
 
     /// Elements of vector `n`.
-    pub fn vector_len(&self, n: Norm) -> usize {
+    pub fn vector_len(&self, n: Vector) -> usize {
         match n {
-            Norm::QkvBias(_) => (self.n_heads + 2 * self.n_kv_heads) * self.head_dim,
-            Norm::QkNorm(_) => 2 * self.head_dim,
-            Norm::RopeFreqs => self.n_rot / 2,
+            Vector::QkvBias(_) => (self.n_heads + 2 * self.n_kv_heads) * self.head_dim,
+            Vector::QkNorm(_) => 2 * self.head_dim,
+            Vector::RopeFreqs => self.n_rot / 2,
             _ => self.dim,
         }
     }
 
     /// Layer `l`'s attention shape for queries starting at `pos0` (scale 1/sqrt(head_dim), the
     /// sliding window on local layers).
-    pub fn attention(&self, l: usize, pos0: usize) -> crate::cpu::Attention {
-        crate::cpu::Attention {
+    pub fn attention(&self, l: usize, pos0: usize) -> crate::reference::Attention {
+        crate::reference::Attention {
             heads: self.n_heads,
             kv_heads: self.n_kv_heads,
             head_dim: self.head_dim,
@@ -304,16 +311,18 @@ impl Config {
 
     /// Layer `l`'s rotary embedding for `heads` heads per token starting at `pos0` (local layers
     /// have their own base and no scaling; the frequency divisors, when the model has them, are
-    /// the vector [`Norm::RopeFreqs`]).
-    pub fn rope(&self, l: usize, heads: usize, pos0: usize) -> crate::cpu::Rope {
+    /// the vector [`Vector::RopeFreqs`]).
+    pub fn rope(&self, l: usize, heads: usize, pos0: usize) -> crate::reference::Rope {
         let (base, scale) = if self.is_local(l) { (self.rope_base_local, 1.0) } else { (self.rope_base, self.rope_scale) };
-        crate::cpu::Rope { heads, head_dim: self.head_dim, n_rot: self.n_rot, pos0, base, neox: self.rope_neox, scale }
+        crate::reference::Rope { heads, head_dim: self.head_dim, n_rot: self.n_rot, pos0, base, neox: self.rope_neox, scale }
     }
 }
 
 /// A weight matrix of the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Mat {
+    /// The token embedding `[vocab, dim]`: a row per token, read by the first step.
+    Embedding,
     Q(usize),
     K(usize),
     V(usize),
@@ -325,15 +334,19 @@ pub enum Mat {
     Output,
 }
 
-/// A vector of the model: a norm's weights, or a bias.
+/// A vector of the model: a norm's weights, a bias, or RoPE's frequency divisors. Backends keep
+/// them in f32 whatever the plan.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Norm {
+pub enum Vector {
+    /// The norm before the attention.
     Attn(usize),
+    /// The norm before the feed-forward.
     Ffn(usize),
+    /// The norm before the output head.
     Output,
     /// The Q, K and V biases of a layer, one after the other (the stacked projection's bias).
     QkvBias(usize),
-    /// The per-head q norm's weights, then the k norm's ([`crate::cpu::head_norm`]).
+    /// The per-head q norm's weights, then the k norm's ([`crate::reference::head_norm`]).
     QkNorm(usize),
     /// The norm of the attention's output, before the residual connection (Gemma).
     AttnPost(usize),
@@ -347,6 +360,7 @@ pub enum Norm {
 pub const ROPE_FREQS: &str = "rope_freqs.weight";
 
 impl Mat {
+    /// The tensor that holds it (`tied`: the output head is the token embedding).
     pub fn tensor_name(self, tied: bool) -> String {
         match self {
             Mat::Q(l) => format!("blk.{l}.attn_q.weight"),
@@ -356,8 +370,8 @@ impl Mat {
             Mat::Gate(l) => format!("blk.{l}.ffn_gate.weight"),
             Mat::Up(l) => format!("blk.{l}.ffn_up.weight"),
             Mat::Down(l) => format!("blk.{l}.ffn_down.weight"),
-            Mat::Output if tied => "token_embd.weight".into(),
-            Mat::Output => "output.weight".into(),
+            Mat::Output if !tied => "output.weight".into(),
+            Mat::Embedding | Mat::Output => "token_embd.weight".into(),
         }
     }
 
@@ -366,27 +380,27 @@ impl Mat {
         self.tensor_name(false).replace(".weight", ".bias")
     }
 
-    /// Every matrix of a model with `n_layers` layers.
+    /// Every matrix of a model with `n_layers` layers, in load order: the token embedding, the
+    /// layers', the output head.
     pub fn all(n_layers: usize) -> Vec<Mat> {
-        let mut v: Vec<Mat> = (0..n_layers)
-            .flat_map(|l| [Mat::Q(l), Mat::K(l), Mat::V(l), Mat::O(l), Mat::Gate(l), Mat::Up(l), Mat::Down(l)])
-            .collect();
+        let mut v = vec![Mat::Embedding];
+        v.extend((0..n_layers).flat_map(|l| [Mat::Q(l), Mat::K(l), Mat::V(l), Mat::O(l), Mat::Gate(l), Mat::Up(l), Mat::Down(l)]));
         v.push(Mat::Output);
         v
     }
 }
 
-impl Norm {
+impl Vector {
     pub fn tensor_name(self) -> String {
         match self {
-            Norm::Attn(l) => format!("blk.{l}.attn_norm.weight"),
-            Norm::Ffn(l) => format!("blk.{l}.ffn_norm.weight"),
-            Norm::Output => "output_norm.weight".into(),
-            Norm::QkvBias(l) => format!("blk.{l}.attn_q+k+v.bias"),
-            Norm::QkNorm(l) => format!("blk.{l}.attn_q+k_norm.weight"),
-            Norm::AttnPost(l) => format!("blk.{l}.post_attention_norm.weight"),
-            Norm::FfnPost(l) => format!("blk.{l}.post_ffw_norm.weight"),
-            Norm::RopeFreqs => ROPE_FREQS.into(),
+            Vector::Attn(l) => format!("blk.{l}.attn_norm.weight"),
+            Vector::Ffn(l) => format!("blk.{l}.ffn_norm.weight"),
+            Vector::Output => "output_norm.weight".into(),
+            Vector::QkvBias(l) => format!("blk.{l}.attn_q+k+v.bias"),
+            Vector::QkNorm(l) => format!("blk.{l}.attn_q+k_norm.weight"),
+            Vector::AttnPost(l) => format!("blk.{l}.post_attention_norm.weight"),
+            Vector::FfnPost(l) => format!("blk.{l}.post_ffw_norm.weight"),
+            Vector::RopeFreqs => ROPE_FREQS.into(),
         }
     }
 
@@ -401,14 +415,14 @@ impl Norm {
     /// Its values from the file.
     pub fn values(self, g: &Gguf) -> Result<Vec<f32>> {
         match self {
-            Norm::QkvBias(l) => {
+            Vector::QkvBias(l) => {
                 let mut v = vec![];
                 for m in [Mat::Q(l), Mat::K(l), Mat::V(l)] {
                     v.extend(g.dequantize_tensor(g.tensor(&m.bias_name())?)?);
                 }
                 Ok(v)
             }
-            Norm::QkNorm(l) => {
+            Vector::QkNorm(l) => {
                 let mut v = g.dequantize_tensor(g.tensor(&Self::q_norm_name(l))?)?;
                 v.extend(g.dequantize_tensor(g.tensor(&Self::k_norm_name(l))?)?);
                 Ok(v)
@@ -438,7 +452,7 @@ pub trait Backend {
     fn linear_add(&mut self, x: &mut Self::Act, a: &Self::Act, w: Mat) -> Result<()>;
     /// `x += rmsnorm(a · Wᵀ) · g`: a projection normalized by `norm`, then the residual
     /// connection (Gemma's post-norms).
-    fn linear_norm_add(&mut self, x: &mut Self::Act, a: &Self::Act, w: Mat, norm: Norm) -> Result<()>;
+    fn linear_norm_add(&mut self, x: &mut Self::Act, a: &Self::Act, w: Mat, norm: Vector) -> Result<()>;
     /// The gated feed-forward's input: `act(h·Wgateᵀ) ⊙ (h·Wupᵀ)`, `h = rmsnorm(x)`, with the
     /// config's activation (SwiGLU, GeGLU).
     fn glu(&mut self, x: &Self::Act, l: usize) -> Result<Self::Act>;
@@ -586,10 +600,10 @@ fn layer_gemma<B: Backend>(b: &mut B, x: &mut B::Act, l: usize, pos0: usize) -> 
     // the layer's base, a sliding window on local layers; its output normalized again.
     let q = b.qkv(x, l, pos0)?;
     let a = b.attend(l, &q, pos0)?;
-    b.linear_norm_add(x, &a, Mat::O(l), Norm::AttnPost(l))?;
+    b.linear_norm_add(x, &a, Mat::O(l), Vector::AttnPost(l))?;
     // GeGLU feed-forward block, its output normalized too.
     let f = b.glu(x, l)?;
-    b.linear_norm_add(x, &f, Mat::Down(l), Norm::FfnPost(l))
+    b.linear_norm_add(x, &f, Mat::Down(l), Vector::FfnPost(l))
 }
 
 /// `log softmax(logits)[target]`.

@@ -1,5 +1,5 @@
 """Reference dequantization by gguf-py (the numpy port of ggml's dequantizers, maintained in the
-llama.cpp repository), for engine/tests/blocks.rs.
+llama.cpp repository), for engine/tests/ggml.rs.
 
     gguf_py_dequantize.py blocks TYPE IN OUT     raw blocks of TYPE in IN -> f32 values in OUT
     gguf_py_dequantize.py tensors GGUF ROWS DIR NAME...   the first ROWS rows of each tensor

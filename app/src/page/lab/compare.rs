@@ -1,0 +1,209 @@
+//! The compare view: one prompt at FP16 and other variants in lock-step, token by token, with the
+//! KL at each position and a summary per lane.
+
+use leptos::prelude::*;
+use lowbit::lockstep::{LaneSummary, Mode};
+use lowbit::plan::Variant;
+use lowbit::{KvPrecision, Precision};
+use lowbit_app::charts;
+use lowbit_app::job::JobKind;
+
+use super::share::share_link;
+use super::state::{CompareRun, LabState};
+use crate::ui::fmt::{megabytes, plan_short};
+use crate::ui::glossary::Explain;
+use crate::ui::layout::chart_width;
+
+#[component]
+pub fn CompareView() -> impl IntoView {
+    view! {
+        <section class="compare-view" id="compare" data-testid="compare-view">
+            <h2>"Side by side"</h2>
+            <Explain words=&["token", "kl", "top1"]>"One prompt, one seed, every precision at once. In "<em>"same text"</em>" mode each column \
+                reads FP16's text so far and shows the token it would write next, so every position asks all precisions \
+                the same question: a highlighted token is one FP16 would not have written, KL divergence says how far its \
+                whole next-token distribution moved. In "<em>"free"</em>" mode each precision writes its own text, as it \
+                would in the chat; after its first different token the texts part ways."</Explain>
+            <CompareForm/>
+            {move || expect_context::<LabState>().compare.get().filter(|c| !c.lanes.is_empty()).map(|c| view! { <CompareResult run=c/> })}
+        </section>
+    }
+}
+
+/// A lane's checkbox: compare `p` with FP16 or not.
+fn lane_checkbox(lab: LabState, p: Variant) -> impl IntoView {
+    let f = lab.compare_form;
+    view! {
+        <label class="inline" title=p.to_string()>
+            <input type="checkbox" data-testid=format!("compare-lane-{}", p.code())
+                prop:checked=move || f.lanes.get().contains(&p)
+                on:change=move |ev| {
+                    let on = event_target_checked(&ev);
+                    f.lanes.update(|v| { v.retain(|x| *x != p); if on { v.push(p) } });
+                }/>
+            <span>{plan_short(&p)}</span>
+        </label>
+    }
+}
+
+/// Where the comparison is.
+fn status(run: Option<CompareRun>) -> String {
+    match run {
+        None => String::new(),
+        Some(c) if c.lanes.is_empty() => "preparing the lanes (requantizing)…".into(),
+        Some(c) if c.summaries.is_some() => format!("{} positions{}", c.steps.len(), if c.stopped { ", stopped" } else { "" }),
+        Some(c) if c.steps.is_empty() => format!("reading the prompt ({} tokens) in {} lanes…", c.prompt_tokens, c.lanes.len()),
+        Some(c) => format!("position {}…", c.steps.len()),
+    }
+}
+
+/// The prompt, mode, length and lanes to compare; Run or Stop; the link to share.
+#[component]
+fn CompareForm() -> impl IntoView {
+    let lab = expect_context::<LabState>();
+    let (engine, model) = (lab.model.engine, lab.model);
+    let f = lab.compare_form;
+    let link = RwSignal::new(String::new());
+    let mixed = move || Some(model.plan.get()).filter(|p| p.uniform_precision().is_none()).map(Variant::from);
+    let lane_toggle = move |p: Variant| lane_checkbox(lab, p);
+    let status = move || status(lab.compare.get());
+    view! {
+    <div class="compare-form">
+        <textarea rows="2" data-testid="compare-prompt" aria-label="Prompt to compare" prop:value=move || f.prompt.get()
+            on:input=move |ev| f.prompt.set(event_target_value(&ev))></textarea>
+        <div class="row">
+            <label class="inline"><input type="checkbox" data-testid="compare-chat" prop:checked=move || f.chat.get()
+                on:change=move |ev| f.chat.set(event_target_checked(&ev))/><span>"as a chat message"</span></label>
+            <select data-testid="compare-mode" aria-label="Comparison mode" prop:value=move || f.mode.get().code()
+                on:change=move |ev| f.mode.set(Mode::parse(&event_target_value(&ev)).unwrap_or_default())>
+                <option value="same">"same text (FP16's)"</option>
+                <option value="free">"free (each its own)"</option>
+            </select>
+            <label class="inline"><span>"tokens"</span>
+                <input type="number" min="1" max="512" data-testid="compare-max-tokens" prop:value=move || f.max_tokens.get().to_string()
+                    on:change=move |ev| { if let Ok(v) = event_target_value(&ev).parse::<usize>() { f.max_tokens.set(v.clamp(1, 512)) } }/></label>
+            <span class="k">"with FP16:"</span>
+            {lane_toggle(Precision::Int8.into())}
+            {lane_toggle(Precision::Int4.into())}
+            {lane_toggle(Variant::new(Precision::Fp16, KvPrecision::F16))}
+            {lane_toggle(Variant::new(Precision::Fp16, KvPrecision::Int8))}
+            {move || mixed().map(lane_toggle)}
+        </div>
+        <p class="hint" data-testid="compare-sampling">{move || {
+            let s = lab.chat.sampling.get();
+            if s.temperature <= 0.0 { "greedy (temperature 0); change under Sampling".to_string() } else {
+                format!("temperature {} · top-k {} · top-p {} · min-p {} · seed {} (change under Sampling)", s.temperature, s.top_k, s.top_p, s.min_p, s.seed)
+            }
+        }}</p>
+        <div class="row">
+            {move || if engine.running(|k| matches!(k, JobKind::Compare)) {
+                view! { <button class="stop" data-testid="compare-stop" on:click=move |_| engine.stop()>"Stop"</button> }.into_any()
+            } else {
+                view! { <button data-testid="compare-run" disabled=move || !model.can_run() || f.prompt.get().trim().is_empty()
+                    on:click=move |_| lab.run_compare()>"Compare"</button> }.into_any()
+            }}
+            <button class="ghost" data-testid="compare-share" on:click=move |_| link.set(share_link(&lab))>"Copy a link to this comparison"</button>
+            <span class="status" data-testid="compare-status">{status}</span>
+        </div>
+        {move || (!link.get().is_empty()).then(|| view! {
+            <input type="text" readonly class="link" data-testid="compare-link" prop:value=move || link.get()/>
+        })}
+        {move || (lab.compare_pending.get() && model.model.get().is_none()).then(|| view! {
+            <p class="source-note" data-testid="compare-pending">"This link holds a comparison: it runs as soon as a model is loaded."</p>
+        })}
+    </div>
+    }
+}
+
+/// The first position where each lane's token differs from FP16's: the engine's once the run is
+/// done; while it runs, the first differing token so far.
+fn first_divergence(c: &CompareRun) -> Vec<Option<usize>> {
+    (0..c.lanes.len())
+        .map(|i| match c.summaries.as_ref().and_then(|s| s.get(i)) {
+            Some(s) => s.first_divergence,
+            None => c.steps.iter().find(|s| s.lanes.get(i).is_some_and(|l| !l.same_as_fp16 && !(l.stopped && l.text.is_empty()))).map(|s| s.position),
+        })
+        .collect()
+}
+
+/// Each lane's tokens, the KL chart and the summary table.
+#[component]
+fn CompareResult(run: CompareRun) -> impl IntoView {
+    let c = run;
+    let first_div = first_divergence(&c);
+    let kl_series: Vec<(String, charts::RGBColor, Vec<(f64, f64)>)> = c.lanes.iter().enumerate().skip(1).map(|(i, p)| {
+        let pts = c.steps.iter().filter_map(|s| s.lanes.get(i).and_then(|l| l.kl).map(|k| (s.position as f64, k))).collect();
+        (plan_short(p), charts::plan_color(p), pts)
+    }).collect();
+    let show_chart = c.steps.len() >= 2;
+    view! {
+        <div class="lanes">
+            {c.lanes.iter().enumerate().map(|(i, p)| lane_view(&c, i, p, first_div[i])).collect_view()}
+        </div>
+        {show_chart.then(|| view! {
+            <div class="chart" data-testid="compare-kl-chart" inner_html=charts::lines("KL vs FP16 at each position (nats)", &kl_series, chart_width(1000))></div>
+        })}
+        {c.summaries.clone().map(|s| summary_table(&s))}
+    }
+}
+
+/// Lane `i` (variant `p`): its tokens, those FP16 would not have written highlighted.
+fn lane_view(c: &CompareRun, i: usize, p: &Variant, first_div: Option<usize>) -> impl IntoView {
+    view! {
+        <div class="lane" data-testid="compare-lane" data-plan=p.code()>
+            <h3 title=p.to_string()><span class=format!("badge {}", badge_class(p))>{plan_short(p)}</span>
+                <span class="hint">{c.weight_bytes.get(i).map(|b| format!(" {} of weights", megabytes(*b)))}</span></h3>
+            <div class="lane-text" data-testid="compare-lane-text">
+                {c.steps.iter().filter_map(|s| s.lanes.get(i).map(|l| (s.position, l.clone()))).map(|(pos, l)| {
+                    let mut class = String::from("tok");
+                    if !l.same_as_fp16 && i > 0 { class.push_str(" diverge") }
+                    if first_div == Some(pos) && i > 0 { class.push_str(" first") }
+                    let title = match (l.kl, l.top1_so_far) {
+                        (Some(k), Some(t)) => format!("position {pos}: KL {k:.4} nats, top-1 agreement so far {:.0}%", t * 100.0),
+                        _ => format!("position {pos}: not compared (the texts differ)"),
+                    };
+                    let text = if l.stopped && l.text.is_empty() { "⏎".to_string() } else { l.text.clone() };
+                    view! { <span class=class title=title data-kl=l.kl.map(|k| format!("{k:.6}"))>{text}</span> }
+                }).collect_view()}
+            </div>
+        </div>
+    }
+}
+
+/// The badge colour class of a lane.
+fn badge_class(v: &Variant) -> String {
+    match (v.plan.uniform_precision(), v.kv) {
+        (Some(p), KvPrecision::F32) => p.name().to_string(),
+        (_, KvPrecision::F32) => "mixed".into(),
+        _ => "kv".into(),
+    }
+}
+
+fn summary_table(rows: &[LaneSummary]) -> impl IntoView {
+    view! {
+        <table data-testid="compare-summary" tabindex="0" aria-label="Comparison summary per precision">
+            <thead><tr>
+                <th>"precision"</th><th class="num">"tokens"</th><th class="num">"decode tok/s"</th><th class="num">"prefill tok/s"</th>
+                <th class="num">"weights"</th><th class="num">"KV / token"</th><th class="num">"mean KL vs FP16"</th><th class="num">"top-1 = FP16"</th><th class="num">"first divergence"</th>
+            </tr></thead>
+            <tbody>
+                {rows.iter().map(|r| {
+                    let code = r.variant.code();
+                    view! {
+                        <tr data-testid="compare-summary-row" data-plan=code.clone()>
+                            <td title=r.variant.to_string()>{plan_short(&r.variant)}</td>
+                            <td class="num">{r.tokens}</td>
+                            <td class="num" data-testid="compare-decode-tps">{format!("{:.2}", r.decode_tokens_per_second)}</td>
+                            <td class="num">{format!("{:.1}", r.prefill_tokens_per_second)}</td>
+                            <td class="num">{megabytes(r.weight_bytes)}</td>
+                            <td class="num">{format!("{:.1} KB", r.kv_bytes_per_token as f64 / 1e3)}</td>
+                            <td class="num" data-testid="compare-mean-kl">{format!("{:.5}", r.mean_kl)}</td>
+                            <td class="num" data-testid="compare-top1">{format!("{:.1}% of {}", r.top1_agreement * 100.0, r.compared_positions)}</td>
+                            <td class="num" data-testid="compare-first-divergence">{r.first_divergence.map_or("none".into(), |p| format!("position {p}"))}</td>
+                        </tr>
+                    }
+                }).collect_view()}
+            </tbody>
+        </table>
+    }
+}

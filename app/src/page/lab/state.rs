@@ -1,0 +1,241 @@
+//! The lab's state: the last quality measurement, the comparison (its form and run), the speed
+//! profiles and benchmark, the inspector's tensors and results; the commands that start each
+//! measurement; and their events from the worker.
+
+use leptos::prelude::*;
+use lowbit::bench::{DecodeProfile, ModelBench};
+use lowbit::inspect::{Inspection, LayerErrors, TensorEntry};
+use lowbit::lockstep::{CompareSettings, CompareStep, LaneSummary, Mode};
+use lowbit::plan::Variant;
+use lowbit::quality::Quality;
+use lowbit::Precision;
+use lowbit_app::job::JobKind;
+use lowbit_app::protocol::{Job, LabEvent, LabJob};
+use lowbit_app::share::Shared;
+
+use crate::chat::ChatState;
+use crate::model::ModelState;
+
+/// A lock-step comparison the page ran (or is running).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CompareRun {
+    pub settings: CompareSettings,
+    /// The lanes, the reference first (empty until the worker has them).
+    pub lanes: Vec<Variant>,
+    pub prompt_tokens: usize,
+    pub weight_bytes: Vec<u64>,
+    pub steps: Vec<CompareStep>,
+    pub summaries: Option<Vec<LaneSummary>>,
+    pub stopped: bool,
+}
+
+/// The compare view's form.
+#[derive(Clone, Copy)]
+pub struct CompareForm {
+    pub prompt: RwSignal<String>,
+    pub chat: RwSignal<bool>,
+    pub mode: RwSignal<Mode>,
+    pub max_tokens: RwSignal<usize>,
+    /// The variants compared with FP16.
+    pub lanes: RwSignal<Vec<Variant>>,
+}
+
+#[derive(Clone, Copy)]
+pub struct LabState {
+    pub model: ModelState,
+    pub chat: ChatState,
+    /// The quality measurement's last result: tokens scored and a row per variant.
+    pub quality: RwSignal<Option<(usize, Vec<Quality>)>>,
+    pub compare_form: CompareForm,
+    pub compare: RwSignal<Option<CompareRun>>,
+    /// A shared link asked for a comparison: run it once a model is loaded.
+    pub compare_pending: RwSignal<bool>,
+    pub profiles: RwSignal<Vec<DecodeProfile>>,
+    /// The benchmark's prompt and decode lengths, and its last result.
+    pub bench_tokens: (RwSignal<usize>, RwSignal<usize>),
+    pub bench: RwSignal<Option<ModelBench>>,
+    pub tensors: RwSignal<Vec<TensorEntry>>,
+    pub inspection: RwSignal<Option<Inspection>>,
+    pub layer_errors: RwSignal<Option<LayerErrors>>,
+}
+
+impl LabState {
+    pub fn new(model: ModelState, chat: ChatState) -> Self {
+        LabState {
+            model,
+            chat,
+            quality: RwSignal::new(None),
+            compare_form: CompareForm {
+                prompt: RwSignal::new("Explain in one sentence why the sky is blue.".into()),
+                chat: RwSignal::new(true),
+                mode: RwSignal::new(Mode::SameContext),
+                max_tokens: RwSignal::new(16),
+                lanes: RwSignal::new(vec![Precision::Int8.into(), Precision::Int4.into()]),
+            },
+            compare: RwSignal::new(None),
+            compare_pending: RwSignal::new(false),
+            profiles: RwSignal::new(vec![]),
+            bench_tokens: (RwSignal::new(128), RwSignal::new(64)),
+            bench: RwSignal::new(None),
+            tensors: RwSignal::new(vec![]),
+            inspection: RwSignal::new(None),
+            layer_errors: RwSignal::new(None),
+        }
+    }
+
+    /// A new model is loaded: what was measured on the one before goes.
+    pub fn clear(&self) {
+        self.quality.set(None);
+        self.compare.set(None);
+        self.profiles.set(vec![]);
+        self.bench.set(None);
+        self.inspection.set(None);
+        self.layer_errors.set(None);
+    }
+
+    /// Start a lab job when a model is loaded and the engine is free.
+    fn start(&self, kind: JobKind, job: LabJob) {
+        if self.model.can_run() {
+            self.model.engine.start(kind, Job::Lab(job), None);
+        }
+    }
+
+    /// The variant the chat runs at now.
+    fn current(&self) -> Variant {
+        Variant { plan: self.model.plan.get_untracked(), kv: self.model.kv.get_untracked() }
+    }
+
+    /// Measure the quality of FP16, INT8, INT4 (and the current variant when it is another) on `text`.
+    pub fn measure_quality(&self, text: &str, max_tokens: usize) {
+        let mut plans = lowbit::quality::uniform_plans();
+        if !plans.contains(&self.current()) {
+            plans.push(self.current());
+        }
+        self.start(JobKind::Quality { at: None }, LabJob::Quality { text: text.to_string(), max_tokens, plans });
+    }
+
+    /// Each layer's output error at INT8, INT4 (and the current variant) vs FP16 on `text`.
+    pub fn measure_layers(&self, text: &str, max_tokens: usize) {
+        let mut variants: Vec<Variant> = vec![Precision::Int8.into(), Precision::Int4.into()];
+        let current = self.current();
+        if current != Variant::REFERENCE && !variants.contains(&current) {
+            variants.push(current);
+        }
+        self.start(JobKind::Layers, LabJob::LayerErrors { text: text.to_string(), max_tokens, variants });
+    }
+
+    /// Profile one decode step at the current plan.
+    pub fn profile(&self) {
+        self.start(JobKind::Profile, LabJob::Profile);
+    }
+
+    /// Benchmark the loaded model at FP16, INT8 and INT4 (prefill and greedy decode).
+    pub fn run_bench(&self) {
+        let Some(name) = self.model.model.get_untracked().map(|m| m.name) else { return };
+        let precisions = vec![Precision::Fp16, Precision::Int8, Precision::Int4];
+        let (prompt_tokens, decode_tokens) = (self.bench_tokens.0.get_untracked(), self.bench_tokens.1.get_untracked());
+        self.start(JobKind::Bench, LabJob::Bench { name, precisions, prompt_tokens, decode_tokens });
+    }
+
+    pub fn inspect(&self, tensor: &str) {
+        if !tensor.is_empty() {
+            self.start(JobKind::Inspect, LabJob::Inspect { tensor: tensor.to_string() });
+        }
+    }
+
+    /// The comparison the form describes, with the chat's system prompt and sampling settings.
+    pub fn compare_settings(&self) -> CompareSettings {
+        let f = self.compare_form;
+        CompareSettings {
+            prompt: f.prompt.get_untracked(),
+            chat: f.chat.get_untracked(),
+            system: self.chat.system_prompt.get_untracked(),
+            sampling: self.chat.sampling.get_untracked(),
+            max_tokens: f.max_tokens.get_untracked(),
+            lanes: f.lanes.get_untracked(),
+            mode: f.mode.get_untracked(),
+        }
+    }
+
+    /// What a shared link of the current form holds.
+    pub fn shared(&self) -> Shared {
+        Shared { settings: self.compare_settings(), plan: self.model.plan.get_untracked(), kv: self.model.kv.get_untracked() }
+    }
+
+    /// Fill the form, sampling settings and precision from a shared link; the comparison runs
+    /// once a model is loaded.
+    pub fn apply_shared(&self, sh: Shared) {
+        let f = self.compare_form;
+        let s = sh.settings;
+        f.prompt.set(s.prompt);
+        f.chat.set(s.chat);
+        f.mode.set(s.mode);
+        f.max_tokens.set(s.max_tokens);
+        f.lanes.set(s.lanes);
+        self.model.kv.set(sh.kv);
+        self.chat.system_prompt.set(s.system);
+        self.chat.sampling.set(s.sampling);
+        self.model.plan.set(sh.plan);
+        self.model.plan_chosen.set(true);
+        self.compare_pending.set(true);
+    }
+
+    /// Run the comparison a shared link asked for, if it waits.
+    pub fn run_pending(&self) {
+        if self.compare_pending.get_untracked() {
+            self.run_compare();
+        }
+    }
+
+    /// Run the form's comparison.
+    pub fn run_compare(&self) {
+        let settings = self.compare_settings();
+        if !self.model.can_run() || settings.prompt.trim().is_empty() {
+            return;
+        }
+        self.compare_pending.set(false);
+        let run = CompareRun { settings: settings.clone(), lanes: vec![], prompt_tokens: 0, weight_bytes: vec![], steps: vec![], summaries: None, stopped: false };
+        self.compare.set(Some(run));
+        self.start(JobKind::Compare, LabJob::Compare { settings });
+    }
+
+    fn update_compare(&self, f: impl FnOnce(&mut CompareRun)) {
+        self.compare.update(|c| {
+            if let Some(c) = c {
+                f(c)
+            }
+        });
+    }
+
+    /// Take one of the lab's events.
+    pub fn apply(&self, e: LabEvent) {
+        match e {
+            LabEvent::QualityProgress { plan } => self.model.engine.update_job(|k| {
+                if let JobKind::Quality { at } = k {
+                    *at = Some(plan);
+                }
+            }),
+            // The engine gave the conversation its KV cache back: the context bar stands.
+            LabEvent::QualityDone { n_tokens, rows } => self.quality.set(Some((n_tokens, rows))),
+            LabEvent::CompareStarted { lanes, prompt_tokens, weight_bytes } => self.update_compare(|c| {
+                c.lanes = lanes;
+                c.prompt_tokens = prompt_tokens;
+                c.weight_bytes = weight_bytes;
+            }),
+            LabEvent::CompareStep { step } => self.update_compare(|c| c.steps.push(step)),
+            LabEvent::CompareDone { summaries, stopped } => self.update_compare(|c| {
+                c.summaries = Some(summaries);
+                c.stopped = stopped;
+            }),
+            // Keep the latest profile of each plan.
+            LabEvent::Profile { profile } => self.profiles.update(|v| {
+                v.retain(|p| p.plan != profile.plan);
+                v.push(profile);
+            }),
+            LabEvent::Bench { bench } => self.bench.set(Some(bench)),
+            LabEvent::Tensors { tensors } => self.tensors.set(tensors),
+            LabEvent::LayerErrors { errors } => self.layer_errors.set(Some(errors)),
+            LabEvent::Inspection { inspection } => self.inspection.set(Some(inspection)),
+        }
+    }
+}

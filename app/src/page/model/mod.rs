@@ -1,0 +1,11 @@
+//! The model feature: loading a model (default, file, URL, picker, cache), its precisions and
+//! KV cache, and its card. `state.rs` holds what it knows and the commands that change it.
+
+pub mod card;
+pub mod kv;
+pub mod panel;
+pub mod picker;
+pub mod precision;
+pub mod state;
+
+pub use state::ModelState;

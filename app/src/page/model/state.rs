@@ -1,0 +1,204 @@
+//! The model feature's state: the loaded model, its precisions (the plan), its KV cache, the
+//! model cache; the commands that load and switch; and its events from the worker.
+
+use leptos::prelude::*;
+use lowbit::plan::Plan;
+use lowbit::info::{Fit, ModelInfo};
+use lowbit::KvPrecision;
+use lowbit_app::job::{self, JobKind};
+use lowbit_app::protocol::{CachedModel, Control, Job, ModelEvent, ModelJob};
+use lowbit_app::protocol::model::LoadedModel;
+
+use crate::worker::Engine;
+
+/// Tokens the KV cache holds room for, unless the user chooses another size.
+pub const N_CTX: usize = 2048;
+/// The context sizes the page offers.
+pub const CONTEXT_SIZES: [usize; 7] = [256, 512, 1024, 2048, 4096, 8192, 16384];
+
+/// A model the page has loaded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Loaded {
+    pub name: String,
+    pub info: ModelInfo,
+    pub fit: Vec<Fit>,
+    pub context_size: usize,
+    pub kv_bytes: u64,
+    pub from_cache: bool,
+    pub load_ms: f64,
+    /// Loaded again on a new device after the GPU device was lost.
+    pub recovered: bool,
+}
+
+#[derive(Clone, Copy)]
+pub struct ModelState {
+    pub engine: Engine,
+    pub model: RwSignal<Option<Loaded>>,
+    /// The active precisions (the ones the next load uses when no model is loaded).
+    pub plan: RwSignal<Plan>,
+    /// The user chose `plan` (a precision button, a shared link): loads use it. Until then each
+    /// file loads at its own suggested precision.
+    pub plan_chosen: RwSignal<bool>,
+    /// Why the loaded file chose its precision (when the user had not).
+    pub plan_reason: RwSignal<Option<String>>,
+    pub weight_bytes: RwSignal<u64>,
+    /// How the KV cache is stored.
+    pub kv: RwSignal<KvPrecision>,
+    /// Tokens the KV cache holds room for (the next load's, or the loaded model's).
+    pub n_ctx: RwSignal<usize>,
+    pub last_switch_ms: RwSignal<Option<f64>>,
+    /// The model cache's entries.
+    pub cache: RwSignal<Vec<CachedModel>>,
+}
+
+impl ModelState {
+    pub fn new(engine: Engine) -> Self {
+        ModelState {
+            engine,
+            model: RwSignal::new(None),
+            plan: RwSignal::new(Plan::uniform(lowbit::Precision::Fp16)),
+            plan_chosen: RwSignal::new(false),
+            plan_reason: RwSignal::new(None),
+            weight_bytes: RwSignal::new(0),
+            kv: RwSignal::new(KvPrecision::F32),
+            n_ctx: RwSignal::new(N_CTX),
+            last_switch_ms: RwSignal::new(None),
+            cache: RwSignal::new(vec![]),
+        }
+    }
+
+    pub fn loaded(&self) -> bool {
+        self.model.with(|m| m.is_some())
+    }
+
+    /// A model is loaded and no job runs: a reply or a measurement can start.
+    pub fn can_run(&self) -> bool {
+        self.loaded() && !self.engine.busy()
+    }
+
+    fn start(&self, kind: JobKind, job: ModelJob, file: Option<&web_sys::File>) {
+        self.engine.start(kind, Job::Model(job), file);
+    }
+
+    pub fn load_url(&self, url: &str) {
+        let name = lowbit::util::url_file_name(url).to_string();
+        let job = ModelJob::LoadUrl { url: url.to_string(), name: name.clone(), plan: self.load_plan(), n_ctx: self.n_ctx.get_untracked() };
+        self.start(JobKind::Load { name, stages: vec![] }, job, None);
+    }
+
+    pub fn load_file(&self, file: web_sys::File) {
+        let name = file.name();
+        let job = ModelJob::LoadFile { name: name.clone(), plan: self.load_plan(), n_ctx: self.n_ctx.get_untracked() };
+        self.start(JobKind::Load { name, stages: vec![] }, job, Some(&file));
+    }
+
+    pub fn load_cached(&self, c: &CachedModel) {
+        let job = ModelJob::LoadCached { key: c.key.clone(), plan: self.load_plan(), n_ctx: self.n_ctx.get_untracked() };
+        self.start(JobKind::Load { name: c.name.clone(), stages: vec![] }, job, None);
+    }
+
+    /// The plan a load asks for: the user's choice, else none (the file suggests one).
+    fn load_plan(&self) -> Option<Plan> {
+        self.plan_chosen.get_untracked().then(|| self.plan.get_untracked())
+    }
+
+    pub fn set_plan(&self, plan: Plan) {
+        if !self.model.with_untracked(|m| m.is_some()) {
+            self.plan.set(plan);
+            self.plan_chosen.set(true);
+            return;
+        }
+        if plan == self.plan.get_untracked() || self.engine.busy() {
+            return;
+        }
+        self.plan_chosen.set(true);
+        self.plan_reason.set(None);
+        self.start(JobKind::Switch { target: plan, progress: None }, ModelJob::SetPrecision { plan }, None);
+    }
+
+    /// Store the KV cache as `kv` (applied after the next load when no model is loaded).
+    pub fn set_kv(&self, kv: KvPrecision) {
+        if !self.model.with_untracked(|m| m.is_some()) {
+            self.kv.set(kv);
+            return;
+        }
+        if kv == self.kv.get_untracked() || self.engine.busy() {
+            return;
+        }
+        self.start(JobKind::Kv, ModelJob::SetKv { kv }, None);
+    }
+
+    /// A KV format chosen before the load (or by a shared link) applies once a model is loaded.
+    pub fn apply_chosen_kv(&self) {
+        let kv = self.kv.get_untracked();
+        if kv != KvPrecision::F32 {
+            self.kv.set(KvPrecision::F32);
+            self.set_kv(kv);
+        }
+    }
+
+    /// Make the KV cache hold `n` tokens (applied at the next load when no model is loaded).
+    pub fn set_context(&self, n: usize) {
+        match self.model.get_untracked() {
+            None => self.n_ctx.set(n),
+            Some(m) if m.context_size == n || self.engine.busy() => {}
+            Some(_) => self.start(JobKind::Kv, ModelJob::SetContext { n_ctx: n }, None),
+        }
+    }
+
+    pub fn list_cache(&self) {
+        self.engine.control(Control::ListCache);
+    }
+
+    pub fn delete_cached(&self, key: &str) {
+        self.engine.control(Control::DeleteCache { key: key.to_string() });
+    }
+
+    /// Take one of the model feature's events. `recovered`: a `Loaded` is the reload after a lost
+    /// device.
+    pub fn apply(&self, e: ModelEvent, recovered: bool) {
+        match e {
+            ModelEvent::Progress { name: from, progress } => self.engine.update_job(|k| match k {
+                JobKind::Switch { progress: p, .. } => *p = Some(progress),
+                JobKind::Load { name, stages } => {
+                    if !from.is_empty() {
+                        *name = from;
+                    }
+                    *stages = job::with_progress(std::mem::take(stages), progress);
+                }
+                _ => {}
+            }),
+            ModelEvent::Loaded(m) => {
+                let LoadedModel { name, info, fit, plan, plan_reason, weight_bytes, kv_bytes, context_size, from_cache, load_ms } = *m;
+                self.plan.set(plan);
+                self.plan_reason.set(plan_reason);
+                self.weight_bytes.set(weight_bytes);
+                self.model.set(Some(Loaded { name, info, fit, context_size, kv_bytes, from_cache, load_ms, recovered }));
+                self.list_cache();
+            }
+            ModelEvent::KvSwitched { kv, kv_bytes } => {
+                self.kv.set(kv);
+                self.model.update(|m| {
+                    if let Some(m) = m {
+                        m.kv_bytes = kv_bytes;
+                    }
+                });
+            }
+            ModelEvent::ContextSet { context_size, kv_bytes, .. } => {
+                self.n_ctx.set(context_size);
+                self.model.update(|m| {
+                    if let Some(m) = m {
+                        m.context_size = context_size;
+                        m.kv_bytes = kv_bytes;
+                    }
+                });
+            }
+            ModelEvent::Switched { plan, weight_bytes, ms } => {
+                self.plan.set(plan);
+                self.weight_bytes.set(weight_bytes);
+                self.last_switch_ms.set(Some(ms));
+            }
+            ModelEvent::Cache { entries } => self.cache.set(entries),
+        }
+    }
+}

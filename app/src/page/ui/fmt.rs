@@ -1,0 +1,97 @@
+//! How the page writes sizes, counts and precisions.
+
+use lowbit::plan::Variant;
+use lowbit::quality::Scored;
+use lowbit::Precision;
+
+pub fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+pub fn count(n: u64) -> String {
+    match n {
+        n if n >= 1_000_000_000 => format!("{:.2} B", n as f64 / 1e9),
+        n if n >= 1_000_000 => format!("{:.1} M", n as f64 / 1e6),
+        n => n.to_string(),
+    }
+}
+
+/// `done / total` for a progress bar (0 while the total is unknown).
+pub fn fraction(done: u64, total: u64) -> f64 {
+    if total == 0 { 0.0 } else { (done as f64 / total as f64).min(1.0) }
+}
+
+pub fn precision_label(p: Precision) -> &'static str {
+    match p {
+        Precision::Fp16 => "FP16",
+        Precision::Int8 => "INT8",
+        Precision::Int4 => "INT4",
+    }
+}
+
+/// A short name for tables and chart axes: `INT4`, `MIX a16 f4 e16`, `FP16 KV8`. (A variant's
+/// name for people is its `Display`: `attention FP16 · feed-forward INT4 · …, KV cache int8`.)
+pub fn plan_short(v: &Variant) -> String {
+    let p = v.plan;
+    let bits = |x: Precision| x.name().trim_start_matches(|c: char| c.is_alphabetic()).to_string();
+    let weights = match p.uniform_precision() {
+        Some(u) => precision_label(u).to_string(),
+        None => format!("MIX a{} f{} e{}", bits(p.attention), bits(p.ffn), bits(p.embeddings)),
+    };
+    match v.kv {
+        lowbit::KvPrecision::F32 => weights,
+        kv => format!("{weights} KV{}", bits_of_kv(kv)),
+    }
+}
+
+/// A quality row's short name: `SOURCE`, or its variant's [`plan_short`].
+pub fn scored_short(s: Scored) -> String {
+    match s {
+        Scored::Source => "SOURCE".into(),
+        Scored::Variant(v) => plan_short(&v),
+    }
+}
+
+fn bits_of_kv(kv: lowbit::KvPrecision) -> &'static str {
+    match kv {
+        lowbit::KvPrecision::F32 => "32",
+        lowbit::KvPrecision::F16 => "16",
+        lowbit::KvPrecision::Int8 => "8",
+    }
+}
+
+/// Milliseconds with the decimals their size needs: 0.105, 3.63, 45.1, 1234.
+pub fn ms(v: f64) -> String {
+    if v < 1.0 {
+        format!("{v:.3}")
+    } else if v < 10.0 {
+        format!("{v:.2}")
+    } else if v < 1000.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+/// `1 token`, `2 tokens`.
+pub fn tokens(n: usize) -> String {
+    if n == 1 { "1 token".into() } else { format!("{n} tokens") }
+}
+
+/// The adapter's name, saying once that it is a software fallback (the engine's name for a
+/// hidden adapter already says so).
+pub fn adapter_name(a: &lowbit::gpu::AdapterSummary) -> String {
+    if a.is_fallback && !a.name.contains("software fallback") { format!("{} (software fallback)", a.name) } else { a.name.clone() }
+}
+
+/// A duration for people: `40 s`, `3 min`, `1 h 5 min`.
+pub fn duration(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    if s < 90 {
+        format!("{s} s")
+    } else if s < 3600 {
+        format!("{} min", (s + 30) / 60)
+    } else {
+        format!("{} h {} min", s / 3600, (s % 3600 + 30) / 60)
+    }
+}

@@ -1,0 +1,210 @@
+//! The model's jobs in the worker: load (parse, requantize, upload, compile, each stage with
+//! progress and Cancel), switch precisions, and remake the KV cache in another format or size;
+//! whatever does not fit leaves what was there before.
+
+use lowbit::plan::Plan;
+use lowbit::session::{Loader, Progress, Session, Stage};
+use lowbit::util::now_ms;
+use lowbit_app::protocol::model::{LoadedModel, LOCAL_FILE_KEY};
+use lowbit_app::protocol::{ErrorKind, LabEvent, ModelEvent, ModelJob};
+
+use crate::cache::{cached_bytes, key_name, store, unstore};
+use crate::download::{download, hugging_face_file_url, read_file};
+use crate::{checkpoint, emit, gpu, set_model, with_session, Fail};
+
+/// Run one of the model feature's jobs (`file`: the file a `LoadFile` came with).
+pub async fn run(job: ModelJob, file: Option<web_sys::File>) -> Result<(), Fail> {
+    match job {
+        ModelJob::LoadUrl { url, name, plan, n_ctx } => {
+            let url = hugging_face_file_url(&url);
+            match cached_bytes(&url, &name).await? {
+                Some(b) => load(name, b, plan, n_ctx, Origin::Cache).await,
+                None => {
+                    let b = download(&url, &name).await?;
+                    load(name, b, plan, n_ctx, Origin::Fetched { cache_key: url }).await
+                }
+            }
+        }
+        ModelJob::LoadFile { name, plan, n_ctx } => {
+            let file = file.ok_or_else(|| Fail(ErrorKind::Internal, "no file sent with LoadFile".into()))?;
+            let bytes = read_file(&file, &name).await?;
+            let cache_key = format!("{LOCAL_FILE_KEY}{}", js_sys::encode_uri_component(&name));
+            load(name, bytes, plan, n_ctx, Origin::Fetched { cache_key }).await
+        }
+        ModelJob::LoadCached { key, plan, n_ctx } => {
+            let name = key_name(&key);
+            let bytes = cached_bytes(&key, &name)
+                .await?
+                .ok_or_else(|| Fail(ErrorKind::FetchFailed, format!("{name} is no longer in the cache")))?;
+            load(name, bytes, plan, n_ctx, Origin::Cache).await
+        }
+        ModelJob::SetPrecision { plan } => switch(plan).await,
+        ModelJob::SetKv { kv } => {
+            let (kv, kv_bytes) = with_session(async |s| {
+                let before = s.kv();
+                remake_kv(s, &format!("a {kv} KV cache"), |s| s.set_kv(kv), |s| s.set_kv(before)).await?;
+                compile_kernels(s).await?;
+                Ok((s.kv(), s.kv_bytes()))
+            })
+            .await?;
+            emit(ModelEvent::KvSwitched { kv, kv_bytes });
+            Ok(())
+        }
+        ModelJob::SetContext { n_ctx } => {
+            let (context_size, kv_bytes, context_used) = with_session(async |s| {
+                let before = s.context_size();
+                remake_kv(s, &format!("a KV cache of {n_ctx} tokens"), |s| s.set_context(n_ctx), |s| s.set_context(before)).await?;
+                s.gpu().check()?;
+                Ok((s.context_size(), s.kv_bytes(), s.context_used()))
+            })
+            .await?;
+            emit(ModelEvent::ContextSet { context_size, kv_bytes, context_used });
+            Ok(())
+        }
+    }
+}
+
+/// Remake the KV cache with `change` inside an out-of-memory scope; if the new one does not fit,
+/// `undo` makes the one before again (it fitted).
+pub async fn remake_kv(
+    s: &mut Session,
+    what: &str,
+    change: impl FnOnce(&mut Session) -> lowbit::Result<()>,
+    undo: impl FnOnce(&mut Session) -> lowbit::Result<()>,
+) -> Result<(), Fail> {
+    let oom = s.gpu().oom_scope(what);
+    change(s)?;
+    if let Err(e) = oom.check().await {
+        undo(s)?;
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// Compile the kernels the session's forward pass runs now (after a precision or KV change),
+/// so the next token does not stall on them.
+pub async fn compile_kernels(session: &Session) -> Result<(), Fail> {
+    let gpu = session.gpu();
+    for k in session.kernels() {
+        gpu.pipeline(k);
+    }
+    gpu.wait().await?;
+    gpu.check()?;
+    Ok(())
+}
+
+pub fn progress(name: &str, stage: Stage, done: u64, total: u64) {
+    emit(ModelEvent::Progress { name: name.to_string(), progress: Progress { stage, done, total } });
+}
+
+/// Where the bytes of a model came from.
+pub enum Origin {
+    Cache,
+    /// The model that was loaded, again (after the device was lost).
+    Reloaded,
+    /// Downloaded or opened: cached under `cache_key` once the file parses.
+    Fetched { cache_key: String },
+}
+
+/// Parse, requantize, upload and compile, reporting each stage; the previous model is replaced
+/// only once the new one is ready (a failed or cancelled load leaves it in place).
+pub async fn load(name: String, bytes: Vec<u8>, plan: Option<Plan>, n_ctx: usize, origin: Origin) -> Result<(), Fail> {
+    let t0 = now_ms();
+    let gpu = gpu().await?;
+    let mut last = now_ms();
+    progress(&name, Stage::Parse, 0, bytes.len() as u64);
+    checkpoint(&mut last).await?;
+    let n = bytes.len() as u64;
+    let mut loader = Loader::new(&gpu, bytes, plan, n_ctx)?;
+    progress(&name, Stage::Parse, n, n);
+    // Everything the new model allocates, in one out-of-memory scope: if it does not fit, it goes
+    // and the model loaded before stays (both are on the device until the new one is ready).
+    let oom = gpu.oom_scope(&format!("loading {name}"));
+    // Cached once it parses (a download cancelled later need not be fetched again), and taken out
+    // of the cache again if a later stage finds it cannot be loaded.
+    let cached = match &origin {
+        Origin::Fetched { cache_key } => {
+            store(cache_key, &name, loader.bytes()).await;
+            Some(cache_key.clone())
+        }
+        _ => None,
+    };
+    let weights = async {
+        loop {
+            for p in loader.progress() {
+                progress(&name, p.stage, p.done, p.total);
+            }
+            checkpoint(&mut last).await?;
+            if !loader.step()? {
+                break;
+            }
+        }
+        for p in loader.progress() {
+            progress(&name, p.stage, p.done, p.total);
+        }
+        Ok::<_, Fail>(())
+    }
+    .await;
+    if let (Err(f), Some(key)) = (&weights, &cached) {
+        if f.0 == ErrorKind::BadFile {
+            unstore(key).await;
+        }
+    }
+    weights?;
+    let chosen = loader.plan();
+    let session = loader.finish()?;
+    oom.check().await?;
+    let kernels = session.kernels();
+    for (i, k) in kernels.iter().enumerate() {
+        progress(&name, Stage::Compile, i as u64, kernels.len() as u64);
+        checkpoint(&mut last).await?;
+        gpu.pipeline(*k);
+    }
+    gpu.wait().await?;
+    gpu.check()?;
+    progress(&name, Stage::Compile, kernels.len() as u64, kernels.len() as u64);
+    // The tensor list first: `Loaded` ends the job, and the page takes no event of it after that.
+    if let Ok(g) = session.gguf() {
+        emit(LabEvent::Tensors { tensors: lowbit::inspect::tensors(&g) });
+    }
+    emit(ModelEvent::Loaded(Box::new(LoadedModel {
+        name: name.clone(),
+        fit: session.info.fit(&gpu.info),
+        info: session.info.clone(),
+        plan: chosen,
+        plan_reason: plan.is_none().then(|| session.info.suggested_plan().1),
+        weight_bytes: session.weight_bytes(),
+        kv_bytes: session.kv_bytes(),
+        context_size: session.context_size(),
+        from_cache: matches!(origin, Origin::Cache | Origin::Reloaded),
+        load_ms: now_ms() - t0,
+    })));
+    set_model(name, session);
+    Ok(())
+}
+
+async fn switch(plan: Plan) -> Result<(), Fail> {
+    let t0 = now_ms();
+    let (plan, weight_bytes) = with_session(async |session| {
+        let mut sw = session.begin_switch(plan)?;
+        // The new weights are made beside the old ones, which stay if they do not fit.
+        let oom = session.gpu().oom_scope(&format!("switching to {plan}"));
+        let mut last = now_ms();
+        loop {
+            let p = sw.progress();
+            progress("", p.stage, p.done, p.total);
+            checkpoint(&mut last).await?;
+            if !session.step_switch(&mut sw)? {
+                break;
+            }
+        }
+        oom.check().await?;
+        session.finish_switch(sw)?;
+        compile_kernels(session).await?;
+        Ok((session.plan(), session.weight_bytes()))
+    })
+    .await?;
+    emit(ModelEvent::Switched { plan, weight_bytes, ms: now_ms() - t0 });
+    Ok(())
+}
+

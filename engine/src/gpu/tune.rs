@@ -1,0 +1,93 @@
+//! The start-up measurement that picks the matvec and prefill matmul variants this adapter runs
+//! fastest ([`fastest`], called by [`Gpu::new`]), and the pass timing it shares with the kernel
+//! benchmark ([`crate::bench`]).
+
+use super::{ops::Recorder, Gpu, PassTimer, Reduce, Tiling};
+use crate::util::{median, now_ms, Rng};
+use crate::{Precision, QuantMatrix, Result};
+
+/// How a pass was timed: GPU timestamp queries, or the wall clock over a batch of passes
+/// (`timestamp` and `wall` in reports and JSON).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Timer {
+    Timestamp,
+    Wall,
+}
+
+impl std::fmt::Display for Timer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Timer::Timestamp => "timestamp",
+            Timer::Wall => "wall",
+        })
+    }
+}
+
+/// Median milliseconds of one pass recorded by `record`, over `reps` passes: GPU timestamps where
+/// the adapter has them and `timestamps` asks for them, else wall clock over batches of passes.
+/// Every pass is recorded and run once first (compiling the pipeline, touching the buffers).
+pub async fn time_passes_with(gpu: &Gpu, reps: u32, record: &dyn Fn(&mut Recorder), timestamps: bool) -> Result<(f64, Timer)> {
+    // Warm-up: compiles the pipeline and touches the buffers.
+    let mut rec = Recorder::new(gpu, None, 0);
+    record(&mut rec);
+    rec.submit();
+    gpu.wait().await?;
+    if let Some(timer) = PassTimer::new(gpu, reps).filter(|_| timestamps).map(std::rc::Rc::new) {
+        let mut rec = Recorder::new(gpu, Some(timer.clone()), reps);
+        for _ in 0..reps {
+            record(&mut rec);
+        }
+        rec.submit();
+        gpu.wait().await?;
+        let ms = timer.read_ms(gpu).await?;
+        // Some browsers quantize timestamps; fall back to wall clock if they read as zero.
+        if ms.iter().any(|&t| t > 0.0) {
+            return Ok((median(&ms), Timer::Timestamp));
+        }
+    }
+    let batch = 8;
+    let mut samples = Vec::new();
+    for _ in 0..reps.div_ceil(batch).max(3) {
+        let mut rec = Recorder::new(gpu, None, 0);
+        for _ in 0..batch {
+            record(&mut rec);
+        }
+        let t0 = now_ms();
+        rec.submit();
+        gpu.wait().await?;
+        samples.push((now_ms() - t0) / batch as f64);
+    }
+    Ok((median(&samples), Timer::Wall))
+}
+
+/// The matvec and prefill matmul variants that run fastest on this adapter: each candidate times
+/// a few passes over an INT4 matrix of a small model's size (1024 × 512, 16 tokens for the
+/// matmul). GPUs pick the subgroup (or workgroup) matvec and the shared-memory tiles; CPU adapters
+/// (lavapipe, SwiftShader) the barrier-free one-row-per-invocation kernels.
+pub async fn fastest(gpu: &Gpu) -> Result<(Reduce, Tiling)> {
+    let (k, n, m) = (512, 1024, 16);
+    let mut rng = Rng::new(7);
+    let w = QuantMatrix::quantize(&rng.normals(n * k, 0.05), n, k, Precision::Int4)?;
+    let gw = gpu.upload_matrix("tune.w", &w)?;
+    let x = gpu.storage_f32("tune.x", &rng.normals(m * k, 1.0))?;
+    let y = gpu.zeros("tune.y", m * n)?;
+    // Wall clock, not timestamps: what a user waits for (a software adapter's timestamps need
+    // not cover all of its work).
+    let mut reduce = (f64::INFINITY, gpu.reduce());
+    for r in gpu.reduces() {
+        let (ms, _) = time_passes_with(gpu, 5, &|rec| rec.matvec_with(&gw, &x, &y, r), false).await?;
+        if ms < reduce.0 {
+            reduce = (ms, r);
+        }
+    }
+    let mut tiling = (f64::INFINITY, gpu.tiling());
+    for t in [Tiling::Shared, Tiling::Rows] {
+        let (ms, _) = time_passes_with(gpu, 3, &|rec| rec.matmul_with(&gw, &x, &y, m, t), false).await?;
+        if ms < tiling.0 {
+            tiling = (ms, t);
+        }
+    }
+    gpu.check()?;
+    Ok((reduce.1, tiling.1))
+}

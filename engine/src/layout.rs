@@ -1,0 +1,570 @@
+//! lowbit's own formats: the FP16, INT8 and INT4 weight layouts it keeps on the GPU, and the KV
+//! cache's formats; not the formats a GGUF file stores, which are in [`crate::ggml`].
+//!
+//! The one source of truth for the block layouts lowbit keeps on the GPU.
+//!
+//! Every format stores a weight matrix `[rows, cols]` row by row, each row cut into blocks of
+//! [`BLOCK`] = 32 consecutive weights. A row whose length is not a multiple of 32 is padded with
+//! zero weights up to the next block, so every kernel reads whole blocks.
+//!
+//! | precision | CPU block              | bytes / 32 weights | bits / weight |
+//! |-----------|------------------------|--------------------|---------------|
+//! | FP16      | [`BlockFp16`]          | 64                 | 16            |
+//! | INT8      | [`BlockInt8`]          | 34                 | 8.5           |
+//! | INT4      | [`BlockInt4`]          | 20                 | 5             |
+//!
+//! **GPU layout** ([`GpuLayout`]): two `array<u32>` bindings per matrix.
+//! `q` holds the quantized values of all blocks in order (row-major, block-major inside a row),
+//! which is byte-for-byte the concatenation of the CPU blocks' value fields; `s` holds the per-block
+//! scales as packed f16 (`unpack2x16float`), so no binding needs `shader-f16`.
+//!
+//! **Why INT4 is asymmetric (scale + min, like ggml's Q4_1).** Measured on the default model
+//! (SmolLM2-135M-Instruct Q4_1, the first 64 rows of each of its 210 Q4_1 tensors; the
+//! `real_rows_roundtrip` test): asymmetric INT4 reproduces the Q4_1 source exactly (relative RMS
+//! error 0: the source's own scale and min survive the f16 round trip), while symmetric INT4
+//! (`d·(q−8)`, one scale) loses 9.9e-2 — for 0.5 bit per weight less. On random N(0, 1) data the two
+//! are close; real weight blocks are skewed, and most checkpoints people load are asymmetric.
+
+use bytemuck::{Pod, Zeroable};
+use half::f16;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Weights per block, for every format.
+pub const BLOCK: usize = 32;
+
+/// The three GPU weight precisions the product switches between.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    Fp16,
+    Int8,
+    Int4,
+}
+
+impl Precision {
+    pub const ALL: [Precision; 3] = [Precision::Fp16, Precision::Int8, Precision::Int4];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Fp16 => "fp16",
+            Precision::Int8 => "int8",
+            Precision::Int4 => "int4",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "fp16" | "f16" => Ok(Precision::Fp16),
+            "int8" | "q8" => Ok(Precision::Int8),
+            "int4" | "q4" => Ok(Precision::Int4),
+            _ => Err(Error::UnknownPrecision(s.to_string())),
+        }
+    }
+
+    /// Bytes one block of 32 weights takes (CPU block and GPU layout alike).
+    pub fn block_bytes(self) -> usize {
+        match self {
+            Precision::Fp16 => std::mem::size_of::<BlockFp16>(),
+            Precision::Int8 => std::mem::size_of::<BlockInt8>(),
+            Precision::Int4 => std::mem::size_of::<BlockInt4>(),
+        }
+    }
+
+    /// `u32` words one block's values take in the GPU `q` binding.
+    pub fn block_words(self) -> usize {
+        match self {
+            Precision::Fp16 => 16,
+            Precision::Int8 => 8,
+            Precision::Int4 => 4,
+        }
+    }
+
+    pub fn bits_per_weight(self) -> f64 {
+        self.block_bytes() as f64 * 8.0 / BLOCK as f64
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// FP16 block: `h[i]` is weight `i` as IEEE-754 binary16 bits. GPU `q`: 16 `u32`, weight `2j`
+/// in the low half of word `j`, weight `2j+1` in the high half. No scales.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq)]
+pub struct BlockFp16 {
+    pub h: [u16; BLOCK],
+}
+
+/// INT8 block, symmetric: `w[i] = d · qs[i]`, `d = max|w| / 127` stored as f16 bits,
+/// `qs[i] = round(w[i] / d)` in `-127..=127`. GPU `q`: 8 `u32`, weight `4j+t` in byte `t`
+/// (two's complement) of word `j`; GPU `s`: block `b`'s `d` in half `b & 1` of word `b >> 1`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq)]
+pub struct BlockInt8 {
+    pub d: u16,
+    pub qs: [i8; BLOCK],
+}
+
+/// INT4 block, asymmetric: `w[i] = d · q[i] + m` with `q[i]` in `0..=15`, `m = min(w)` and
+/// `d = (max(w) − min(w)) / 15`, both stored as f16 bits. Byte `qs[j]` holds `q[2j]` in bits 0..3
+/// and `q[2j+1]` in bits 4..7. GPU `q`: 4 `u32` (the 16 bytes little-endian: weight `8j+t` in bits
+/// `4t..4t+3` of word `j`); GPU `s`: one `u32` per block, `d` in the low half, `m` in the high half.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq)]
+pub struct BlockInt4 {
+    pub d: u16,
+    pub m: u16,
+    pub qs: [u8; BLOCK / 2],
+}
+
+const _: () = assert!(std::mem::size_of::<BlockFp16>() == 64);
+const _: () = assert!(std::mem::size_of::<BlockInt8>() == 34);
+const _: () = assert!(std::mem::size_of::<BlockInt4>() == 20);
+
+impl BlockFp16 {
+    pub fn quantize(x: &[f32; BLOCK]) -> Self {
+        BlockFp16 { h: x.map(|v| f16::from_f32(v).to_bits()) }
+    }
+    pub fn dequantize(&self, out: &mut [f32; BLOCK]) {
+        for (o, h) in out.iter_mut().zip(self.h) {
+            *o = f16::from_bits(h).to_f32();
+        }
+    }
+}
+
+impl BlockInt8 {
+    pub fn quantize(x: &[f32; BLOCK]) -> Self {
+        let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
+        let d = f16::from_f32(amax / 127.0);
+        let df = d.to_f32();
+        let inv = if df > 0.0 { 1.0 / df } else { 0.0 };
+        BlockInt8 { d: d.to_bits(), qs: x.map(|v| (v * inv).round().clamp(-127.0, 127.0) as i8) }
+    }
+    pub fn dequantize(&self, out: &mut [f32; BLOCK]) {
+        let d = f16::from_bits(self.d).to_f32();
+        for (o, q) in out.iter_mut().zip(self.qs) {
+            *o = d * q as f32;
+        }
+    }
+}
+
+impl BlockInt4 {
+    pub fn quantize(x: &[f32; BLOCK]) -> Self {
+        let min = x.iter().fold(f32::INFINITY, |a, &v| a.min(v));
+        let max = x.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
+        let m = f16::from_f32(min);
+        let d = f16::from_f32((max - m.to_f32()) / 15.0);
+        let (df, mf) = (d.to_f32(), m.to_f32());
+        let inv = if df > 0.0 { 1.0 / df } else { 0.0 };
+        let q = |v: f32| ((v - mf) * inv).round().clamp(0.0, 15.0) as u8;
+        let mut qs = [0u8; BLOCK / 2];
+        for (j, byte) in qs.iter_mut().enumerate() {
+            *byte = q(x[2 * j]) | (q(x[2 * j + 1]) << 4);
+        }
+        BlockInt4 { d: d.to_bits(), m: m.to_bits(), qs }
+    }
+    pub fn dequantize(&self, out: &mut [f32; BLOCK]) {
+        let (d, m) = (f16::from_bits(self.d).to_f32(), f16::from_bits(self.m).to_f32());
+        for (j, byte) in self.qs.iter().enumerate() {
+            out[2 * j] = d * (byte & 15) as f32 + m;
+            out[2 * j + 1] = d * (byte >> 4) as f32 + m;
+        }
+    }
+}
+
+/// How the KV cache stores keys and values: f32, f16 (two per `u32`), or INT8 in blocks of 32
+/// values along a token's row with one f16 scale each (`v = d · q`, like [`BlockInt8`]), laid out
+/// as 9 words per block: 8 words of signed bytes (value `4i + t` in byte `t` of word `i`), then
+/// the scale in the low half of the 9th.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum KvPrecision {
+    #[default]
+    F32,
+    F16,
+    Int8,
+}
+
+impl KvPrecision {
+    pub const ALL: [KvPrecision; 3] = [KvPrecision::F32, KvPrecision::F16, KvPrecision::Int8];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            KvPrecision::F32 => "f32",
+            KvPrecision::F16 => "f16",
+            KvPrecision::Int8 => "int8",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self> {
+        KvPrecision::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| Error::UnknownPrecision(s.to_string()))
+    }
+
+    /// Values one store handles together (a token's row must be a multiple of it).
+    pub fn unit(self) -> usize {
+        match self {
+            KvPrecision::F32 => 1,
+            KvPrecision::F16 => 2,
+            KvPrecision::Int8 => BLOCK,
+        }
+    }
+
+    /// `u32` words `n` values take (`n` a multiple of [`KvPrecision::unit`]).
+    pub fn words(self, n: usize) -> usize {
+        match self {
+            KvPrecision::F32 => n,
+            KvPrecision::F16 => n / 2,
+            KvPrecision::Int8 => n / BLOCK * 9,
+        }
+    }
+
+    /// Bytes per stored value, scales included.
+    pub fn bytes_per_value(self) -> f64 {
+        self.words(BLOCK) as f64 * 4.0 / BLOCK as f64
+    }
+
+    /// The cache words for `x` (the CPU reference of the `kv_store` kernel).
+    pub fn encode(self, x: &[f32]) -> Result<Vec<u32>> {
+        if x.len() % self.unit() != 0 {
+            return Err(Error::Shape(format!("{} values are not whole {} KV units of {}", x.len(), self.name(), self.unit())));
+        }
+        Ok(match self {
+            KvPrecision::F32 => x.iter().map(|v| v.to_bits()).collect(),
+            KvPrecision::F16 => x
+                .chunks_exact(2)
+                .map(|p| f16::from_f32(p[0]).to_bits() as u32 | (f16::from_f32(p[1]).to_bits() as u32) << 16)
+                .collect(),
+            KvPrecision::Int8 => {
+                let mut out = Vec::with_capacity(self.words(x.len()));
+                for c in x.chunks_exact(BLOCK) {
+                    let b = BlockInt8::quantize(c.try_into().map_err(|_| Error::Shape("block".into()))?);
+                    out.extend(b.qs.chunks_exact(4).map(|q| u32::from_le_bytes([q[0] as u8, q[1] as u8, q[2] as u8, q[3] as u8])));
+                    out.push(b.d as u32);
+                }
+                out
+            }
+        })
+    }
+
+    /// The values the cache words hold (what the attention kernels read).
+    pub fn decode(self, w: &[u32]) -> Vec<f32> {
+        match self {
+            KvPrecision::F32 => w.iter().map(|&b| f32::from_bits(b)).collect(),
+            KvPrecision::F16 => w
+                .iter()
+                .flat_map(|&b| [f16::from_bits(b as u16).to_f32(), f16::from_bits((b >> 16) as u16).to_f32()])
+                .collect(),
+            KvPrecision::Int8 => w
+                .chunks_exact(9)
+                .flat_map(|b| {
+                    let d = f16::from_bits(b[8] as u16).to_f32();
+                    b[..8].iter().flat_map(move |w| w.to_le_bytes().map(|q| q as i8 as f32 * d))
+                })
+                .collect(),
+        }
+    }
+}
+
+impl std::fmt::Display for KvPrecision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Bytes a `[rows, cols]` matrix takes at `p` (rows padded to whole blocks).
+pub fn matrix_bytes(rows: usize, cols: usize, p: Precision) -> u64 {
+    (rows * cols.div_ceil(BLOCK) * p.block_bytes()) as u64
+}
+
+/// A quantized matrix `[rows, cols]`: `rows · blocks_per_row` blocks of one precision.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuantMatrix {
+    pub rows: usize,
+    pub cols: usize,
+    pub blocks: Blocks,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Blocks {
+    Fp16(Vec<BlockFp16>),
+    Int8(Vec<BlockInt8>),
+    Int4(Vec<BlockInt4>),
+}
+
+/// The GPU form of a [`QuantMatrix`]: see the module docs for the bit layout.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GpuLayout {
+    /// Quantized values, `rows · blocks_per_row · block_words` words.
+    pub q: Vec<u32>,
+    /// Packed f16 scales (empty for FP16).
+    pub s: Vec<u32>,
+}
+
+fn pack_halves(h: impl Iterator<Item = u16>) -> Vec<u32> {
+    let h: Vec<u16> = h.collect();
+    h.chunks(2).map(|c| c[0] as u32 | (*c.get(1).unwrap_or(&0) as u32) << 16).collect()
+}
+
+fn unpack_halves(words: &[u32], n: usize) -> impl Iterator<Item = u16> + '_ {
+    (0..n).map(move |i| (words[i / 2] >> (16 * (i % 2))) as u16)
+}
+
+impl QuantMatrix {
+    /// The rows of `parts` one after another (same columns and precision): how the GPU holds the
+    /// attention's Q, K and V, and the feed-forward's gate and up, as one matrix each.
+    pub fn stack(parts: Vec<QuantMatrix>) -> Result<QuantMatrix> {
+        let mut it = parts.into_iter();
+        let mut out = it.next().ok_or_else(|| Error::Shape("nothing to stack".into()))?;
+        for p in it {
+            if p.cols != out.cols {
+                return Err(Error::Shape(format!("stacking {} columns onto {}", p.cols, out.cols)));
+            }
+            match (&mut out.blocks, p.blocks) {
+                (Blocks::Fp16(a), Blocks::Fp16(b)) => a.extend(b),
+                (Blocks::Int8(a), Blocks::Int8(b)) => a.extend(b),
+                (Blocks::Int4(a), Blocks::Int4(b)) => a.extend(b),
+                _ => return Err(Error::Shape("stacking matrices of different precisions".into())),
+            }
+            out.rows += p.rows;
+        }
+        Ok(out)
+    }
+
+    /// Rows `first..first + rows` as a matrix of their own.
+    pub fn rows_range(&self, first: usize, rows: usize) -> QuantMatrix {
+        let nb = self.blocks_per_row();
+        let r = first * nb..(first + rows) * nb;
+        let blocks = match &self.blocks {
+            Blocks::Fp16(b) => Blocks::Fp16(b[r].to_vec()),
+            Blocks::Int8(b) => Blocks::Int8(b[r].to_vec()),
+            Blocks::Int4(b) => Blocks::Int4(b[r].to_vec()),
+        };
+        QuantMatrix { rows, cols: self.cols, blocks }
+    }
+
+    /// Quantize a row-major f32 matrix. Rows are zero-padded to a whole number of blocks.
+    pub fn quantize(values: &[f32], rows: usize, cols: usize, precision: Precision) -> Result<Self> {
+        if values.len() != rows * cols {
+            return Err(Error::Shape(format!(
+                "quantize: {} values for a {rows}x{cols} matrix",
+                values.len()
+            )));
+        }
+        let nb = cols.div_ceil(BLOCK);
+        let mut chunks = Vec::with_capacity(rows * nb);
+        for r in 0..rows {
+            let row = &values[r * cols..(r + 1) * cols];
+            for b in 0..nb {
+                let mut x = [0f32; BLOCK];
+                let src = &row[b * BLOCK..((b + 1) * BLOCK).min(cols)];
+                x[..src.len()].copy_from_slice(src);
+                chunks.push(x);
+            }
+        }
+        let blocks = match precision {
+            Precision::Fp16 => Blocks::Fp16(chunks.iter().map(BlockFp16::quantize).collect()),
+            Precision::Int8 => Blocks::Int8(chunks.iter().map(BlockInt8::quantize).collect()),
+            Precision::Int4 => Blocks::Int4(chunks.iter().map(BlockInt4::quantize).collect()),
+        };
+        Ok(QuantMatrix { rows, cols, blocks })
+    }
+
+    /// Every block's scale `d` (empty for FP16, which has none).
+    pub fn block_scales(&self) -> Vec<f32> {
+        let h = |d: u16| f16::from_bits(d).to_f32();
+        match &self.blocks {
+            Blocks::Fp16(_) => vec![],
+            Blocks::Int8(b) => b.iter().map(|b| h(b.d)).collect(),
+            Blocks::Int4(b) => b.iter().map(|b| h(b.d)).collect(),
+        }
+    }
+
+    pub fn precision(&self) -> Precision {
+        match self.blocks {
+            Blocks::Fp16(_) => Precision::Fp16,
+            Blocks::Int8(_) => Precision::Int8,
+            Blocks::Int4(_) => Precision::Int4,
+        }
+    }
+
+    pub fn blocks_per_row(&self) -> usize {
+        self.cols.div_ceil(BLOCK)
+    }
+
+    /// Bytes of weight data (equal on CPU and GPU).
+    pub fn bytes(&self) -> usize {
+        matrix_bytes(self.rows, self.cols, self.precision()) as usize
+    }
+
+    fn dequantize_block(&self, i: usize, out: &mut [f32; BLOCK]) {
+        match &self.blocks {
+            Blocks::Fp16(b) => b[i].dequantize(out),
+            Blocks::Int8(b) => b[i].dequantize(out),
+            Blocks::Int4(b) => b[i].dequantize(out),
+        }
+    }
+
+    /// Dequantize row `r` into `out[..cols]`.
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+        let nb = self.blocks_per_row();
+        let mut tmp = [0f32; BLOCK];
+        for b in 0..nb {
+            self.dequantize_block(r * nb + b, &mut tmp);
+            let lo = b * BLOCK;
+            let hi = (lo + BLOCK).min(self.cols);
+            out[lo..hi].copy_from_slice(&tmp[..hi - lo]);
+        }
+    }
+
+    pub fn dequantize(&self) -> Vec<f32> {
+        let mut out = vec![0f32; self.rows * self.cols];
+        for r in 0..self.rows {
+            self.dequantize_row(r, &mut out[r * self.cols..(r + 1) * self.cols]);
+        }
+        out
+    }
+
+    /// Repack for the GPU: every binding is an `array<u32>`.
+    pub fn gpu_layout(&self) -> GpuLayout {
+        match &self.blocks {
+            Blocks::Fp16(b) => GpuLayout { q: bytemuck::cast_slice(&b[..]).to_vec(), s: vec![] },
+            Blocks::Int8(b) => GpuLayout {
+                q: b.iter().flat_map(|blk| bytemuck::cast::<_, [u32; 8]>(blk.qs)).collect(),
+                s: pack_halves(b.iter().map(|blk| blk.d)),
+            },
+            Blocks::Int4(b) => GpuLayout {
+                q: b.iter().flat_map(|blk| bytemuck::cast::<_, [u32; 4]>(blk.qs)).collect(),
+                s: b.iter().map(|blk| blk.d as u32 | (blk.m as u32) << 16).collect(),
+            },
+        }
+    }
+
+    /// Rebuild a matrix from its GPU layout (the inverse of [`Self::gpu_layout`]).
+    pub fn from_gpu_layout(
+        precision: Precision,
+        rows: usize,
+        cols: usize,
+        layout: &GpuLayout,
+    ) -> Result<Self> {
+        let n = rows * cols.div_ceil(BLOCK);
+        let words = precision.block_words();
+        let s_words = match precision {
+            Precision::Fp16 => 0,
+            Precision::Int8 => n.div_ceil(2),
+            Precision::Int4 => n,
+        };
+        if layout.q.len() != n * words || layout.s.len() != s_words {
+            return Err(Error::Shape(format!(
+                "GPU layout of {} words + {} scale words does not fit {rows}x{cols} {precision}",
+                layout.q.len(),
+                layout.s.len()
+            )));
+        }
+        let q = |i: usize| -> &[u32] { &layout.q[i * words..(i + 1) * words] };
+        let blocks = match precision {
+            Precision::Fp16 => Blocks::Fp16(bytemuck::cast_slice(&layout.q).to_vec()),
+            Precision::Int8 => Blocks::Int8(
+                unpack_halves(&layout.s, n)
+                    .enumerate()
+                    .map(|(i, d)| BlockInt8 { d, qs: bytemuck::cast_slice(q(i)).try_into().unwrap() })
+                    .collect(),
+            ),
+            Precision::Int4 => Blocks::Int4(
+                (0..n)
+                    .map(|i| BlockInt4 {
+                        d: layout.s[i] as u16,
+                        m: (layout.s[i] >> 16) as u16,
+                        qs: bytemuck::cast_slice(q(i)).try_into().unwrap(),
+                    })
+                    .collect(),
+            ),
+        };
+        Ok(QuantMatrix { rows, cols, blocks })
+    }
+}
+
+/// Round-trip error budget of one format (quantize → dequantize).
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct RoundTripBudget {
+    /// `‖w − ŵ‖₂ / ‖w‖₂` over a whole matrix of N(0, 1) weights.
+    pub rel_rms_random: f32,
+    /// Max `|w − ŵ|` inside a block, as a fraction of that block's `max|w|`.
+    pub max_err_over_block_absmax: f32,
+}
+
+/// The round-trip error budgets, one row per format: asserted on random data and on real rows
+/// of the default model (tests/layout.rs).
+pub const ROUNDTRIP_BUDGET: [(Precision, RoundTripBudget); 3] = [
+    // binary16 keeps 11 significant bits: |err| <= 2^-11 |w|.
+    (Precision::Fp16, RoundTripBudget { rel_rms_random: 4e-4, max_err_over_block_absmax: 4.9e-4 }),
+    // half a step of max|w|/127, plus the f16 rounding of d (127 · 2^-11 steps at most).
+    (Precision::Int8, RoundTripBudget { rel_rms_random: 0.01, max_err_over_block_absmax: 0.0045 }),
+    // half a step of (max−min)/15 <= 2·max|w|/15, plus f16 rounding of d and m.
+    (Precision::Int4, RoundTripBudget { rel_rms_random: 0.12, max_err_over_block_absmax: 0.07 }),
+];
+
+pub fn roundtrip_budget(p: Precision) -> RoundTripBudget {
+    ROUNDTRIP_BUDGET.iter().find(|(q, _)| *q == p).map(|(_, b)| *b).expect("every precision has a budget")
+}
+
+/// Measured round-trip error of `values` (a `[rows, cols]` matrix) at `precision`.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct RoundTripError {
+    pub rel_rms: f32,
+    pub max_err_over_block_absmax: f32,
+}
+
+pub fn roundtrip_error(values: &[f32], rows: usize, cols: usize, precision: Precision) -> Result<RoundTripError> {
+    let q = QuantMatrix::quantize(values, rows, cols, precision)?;
+    let back = q.dequantize();
+    Ok(compare_blocks(values, &back, cols))
+}
+
+/// `rel_rms` and the worst block-relative error between `a` (reference) and `b`, rows of `cols`.
+pub fn compare_blocks(a: &[f32], b: &[f32], cols: usize) -> RoundTripError {
+    let (mut num, mut den, mut worst) = (0f64, 0f64, 0f32);
+    for (ra, rb) in a.chunks(cols).zip(b.chunks(cols)) {
+        for (ba, bb) in ra.chunks(BLOCK).zip(rb.chunks(BLOCK)) {
+            let amax = ba.iter().fold(0f32, |m, v| m.max(v.abs()));
+            for (x, y) in ba.iter().zip(bb) {
+                let e = (x - y) as f64;
+                num += e * e;
+                den += (*x as f64) * (*x as f64);
+                if amax > 0.0 {
+                    worst = worst.max((x - y).abs() / amax);
+                }
+            }
+        }
+    }
+    RoundTripError { rel_rms: if den > 0.0 { (num / den).sqrt() as f32 } else { 0.0 }, max_err_over_block_absmax: worst }
+}
+
+#[cfg(test)]
+mod kv_tests {
+    use super::*;
+
+    #[test]
+    fn kv_formats_round_trip_within_their_precision() {
+        let x: Vec<f32> = (0..64).map(|i| ((i * 37 % 64) as f32 - 31.5) / 13.0).collect();
+        for kv in KvPrecision::ALL {
+            let w = kv.encode(&x).unwrap();
+            assert_eq!(w.len(), kv.words(x.len()));
+            let back = kv.decode(&w);
+            let err = back.iter().zip(&x).fold(0f32, |a, (b, v)| a.max((b - v).abs()));
+            let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
+            let budget = match kv {
+                KvPrecision::F32 => 0.0,
+                KvPrecision::F16 => amax / 2048.0,
+                KvPrecision::Int8 => amax / 127.0 / 2.0 * 1.01,
+            };
+            assert!(err <= budget, "{kv}: {err} > {budget}");
+        }
+        assert_eq!(KvPrecision::Int8.bytes_per_value(), 1.125);
+        assert!(KvPrecision::Int8.encode(&x[..40]).is_err());
+    }
+}

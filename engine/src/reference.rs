@@ -1,0 +1,290 @@
+//! Naive CPU reference ops, one per WGSL kernel and with the kernel's name. They are written for
+//! clarity, not speed: the GPU kernels are tested against them.
+//!
+//! Conventions shared with the shaders: matrices are row-major; a weight matrix `W` is `[n, k]`
+//! (n output rows of k inputs); activations of `m` tokens are `[m, k]`; heads are laid out
+//! `[token, head, head_dim]`.
+
+use crate::layout::QuantMatrix;
+
+/// `y = W·x` for one token: `W [n, k]`, `x [k]`, `y [n]`.
+pub fn matvec(w: &QuantMatrix, x: &[f32]) -> Vec<f32> {
+    matmul(w, x, 1)
+}
+
+/// `Y = X·Wᵀ` for `m` tokens: `W [n, k]`, `X [m, k]`, `Y [m, n]`.
+pub fn matmul(w: &QuantMatrix, x: &[f32], m: usize) -> Vec<f32> {
+    let (n, k) = (w.rows, w.cols);
+    let mut row = vec![0f32; k];
+    let mut y = vec![0f32; m * n];
+    for r in 0..n {
+        w.dequantize_row(r, &mut row);
+        for t in 0..m {
+            y[t * n + r] = dot(&row, &x[t * k..(t + 1) * k]);
+        }
+    }
+    y
+}
+
+/// Per output, `Σ |w·x|` (the scale against which a dot product's rounding is judged).
+pub fn matmul_abs(w: &QuantMatrix, x: &[f32], m: usize) -> Vec<f32> {
+    let (n, k) = (w.rows, w.cols);
+    let mut row = vec![0f32; k];
+    let mut y = vec![0f32; m * n];
+    for r in 0..n {
+        w.dequantize_row(r, &mut row);
+        for t in 0..m {
+            y[t * n + r] = row.iter().zip(&x[t * k..(t + 1) * k]).map(|(a, b)| (a * b).abs()).sum();
+        }
+    }
+    y
+}
+
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// `out[t, :] = W[ids[t], :]` dequantized: `W [rows, k]`, `out [m, k]`.
+pub fn embedding(w: &QuantMatrix, ids: &[u32]) -> Vec<f32> {
+    let k = w.cols;
+    let mut out = vec![0f32; ids.len() * k];
+    for (t, &id) in ids.iter().enumerate() {
+        w.dequantize_row(id as usize, &mut out[t * k..(t + 1) * k]);
+    }
+    out
+}
+
+/// `y[r, :] = x[r, :] / sqrt(mean(x[r, :]²) + eps) · w` for rows of `w.len()`.
+pub fn rmsnorm(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
+    let d = w.len();
+    let mut y = vec![0f32; x.len()];
+    for (xr, yr) in x.chunks(d).zip(y.chunks_mut(d)) {
+        let ms = xr.iter().map(|v| v * v).sum::<f32>() / d as f32;
+        let s = 1.0 / (ms + eps).sqrt();
+        for ((o, v), g) in yr.iter_mut().zip(xr).zip(w) {
+            *o = v * s * g;
+        }
+    }
+    y
+}
+
+/// Rotary position embedding parameters.
+#[derive(Clone, Copy, Debug)]
+pub struct Rope {
+    pub heads: usize,
+    pub head_dim: usize,
+    /// Dimensions rotated (<= head_dim); the rest pass through.
+    pub n_rot: usize,
+    /// Position of token 0.
+    pub pos0: usize,
+    pub base: f32,
+    /// GPT-NeoX rotation: pairs `(i, i + n_rot/2)`; otherwise the normal pairs `(2i, 2i+1)`.
+    pub neox: bool,
+    /// Positions are multiplied by this (linear RoPE scaling: 1 / factor; else 1).
+    pub scale: f32,
+}
+
+/// Rotation frequency of pair `i`: `base^(-2i / n_rot)`.
+pub fn rope_freq(base: f32, i: usize, n_rot: usize) -> f32 {
+    base.powf(-2.0 * i as f32 / n_rot as f32)
+}
+
+/// In place on `x [m, heads, head_dim]`: token `t` is at position `pos0 + t`.
+pub fn rope(x: &mut [f32], p: &Rope) {
+    rope_with(x, p, &[]);
+}
+
+/// [`rope`] with per-pair frequency divisors `factors [n_rot / 2]` (Llama 3's `rope_freqs`; empty:
+/// none): pair `i` turns by `pos · scale · base^(−2i / n_rot) / factors[i]`.
+pub fn rope_with(x: &mut [f32], p: &Rope, factors: &[f32]) {
+    let hd = p.head_dim;
+    for (th, v) in x.chunks_mut(hd).enumerate() {
+        let pos = (p.pos0 + th / p.heads) as f32;
+        for i in 0..p.n_rot / 2 {
+            let theta = pos * p.scale * rope_freq(p.base, i, p.n_rot) / factors.get(i).copied().unwrap_or(1.0);
+            let (s, c) = theta.sin_cos();
+            let (a, b) = if p.neox { (i, i + p.n_rot / 2) } else { (2 * i, 2 * i + 1) };
+            let (x0, x1) = (v[a], v[b]);
+            v[a] = x0 * c - x1 * s;
+            v[b] = x0 * s + x1 * c;
+        }
+    }
+}
+
+/// Row-wise softmax in place over rows of `n`.
+pub fn softmax(x: &mut [f32], n: usize) {
+    for r in x.chunks_mut(n) {
+        let mx = r.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
+        let mut sum = 0.0;
+        for v in r.iter_mut() {
+            *v = (*v - mx).exp();
+            sum += *v;
+        }
+        for v in r.iter_mut() {
+            *v /= sum;
+        }
+    }
+}
+
+pub fn silu(x: f32) -> f32 {
+    x / (1.0 + (-x).exp())
+}
+
+/// `out = silu(gate) · up`, elementwise.
+pub fn silu_mul(gate: &[f32], up: &[f32]) -> Vec<f32> {
+    gate.iter().zip(up).map(|(&g, &u)| silu(g) * u).collect()
+}
+
+/// GELU with the tanh approximation (ggml's `gelu`, Gemma's `gelu_pytorch_tanh`):
+/// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`.
+pub fn gelu(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)).tanh())
+}
+
+/// `out = gelu(gate) · up`, elementwise (GeGLU).
+pub fn gelu_mul(gate: &[f32], up: &[f32]) -> Vec<f32> {
+    gate.iter().zip(up).map(|(&g, &u)| gelu(g) * u).collect()
+}
+
+/// `out = act(gate) · up` with the gated feed-forward's activation (the `glu` kernel's reference).
+pub fn glu(act: crate::model::Activation, gate: &[f32], up: &[f32]) -> Vec<f32> {
+    match act {
+        crate::model::Activation::Silu => silu_mul(gate, up),
+        crate::model::Activation::Gelu => gelu_mul(gate, up),
+    }
+}
+
+/// Per-head RMSNorm of the q and k heads of stacked projections `qkv [m, (heads + 2·kv_heads)·hd]`
+/// in place: each q head with `w[..hd]`, each k head with `w[hd..]`; v is left alone (Gemma 3's and
+/// Qwen3's q/k norms).
+pub fn head_norm(qkv: &mut [f32], w: &[f32], heads: usize, kv_heads: usize, eps: f32) {
+    let hd = w.len() / 2;
+    let stride = (heads + 2 * kv_heads) * hd;
+    for row in qkv.chunks_mut(stride) {
+        let (q, rest) = row.split_at_mut(heads * hd);
+        q.copy_from_slice(&rmsnorm(q, &w[..hd], eps));
+        let k = &mut rest[..kv_heads * hd];
+        k.copy_from_slice(&rmsnorm(k, &w[hd..], eps));
+    }
+}
+
+/// `y += rmsnorm(x) · w` for rows of `w.len()` (Gemma 3's norm after attention and the FFN, then
+/// the residual connection).
+pub fn rmsnorm_add(y: &mut [f32], x: &[f32], w: &[f32], eps: f32) {
+    add(y, &rmsnorm(x, w, eps));
+}
+
+/// `a += b`, elementwise (the residual connection).
+pub fn add(a: &mut [f32], b: &[f32]) {
+    for (x, y) in a.iter_mut().zip(b) {
+        *x += y;
+    }
+}
+
+/// Attention shape: `heads` query heads share `kv_heads` key/value heads (grouped-query).
+#[derive(Clone, Copy, Debug)]
+pub struct Attention {
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    /// Position of the first query token; the cache holds `pos0 + m` keys once the new ones are in.
+    pub pos0: usize,
+    pub scale: f32,
+    /// Sliding window: a query sees only the last `window` keys, itself included (0: all of them).
+    pub window: usize,
+}
+
+impl Attention {
+    /// The first key query position `pos` sees.
+    pub fn first_key(&self, pos: usize) -> usize {
+        if self.window == 0 { 0 } else { (pos + 1).saturating_sub(self.window) }
+    }
+}
+
+/// Causal attention over a KV cache: `q [m, heads, hd]`, `k, v [pos0 + m, kv_heads, hd]`,
+/// returns `[m, heads, hd]`. Query `t` sees keys `first_key(pos0 + t) ..= pos0 + t`; head `h`
+/// reads kv head `h / (heads / kv_heads)`.
+pub fn attention(q: &[f32], k: &[f32], v: &[f32], m: usize, a: &Attention) -> Vec<f32> {
+    let (hd, group) = (a.head_dim, a.heads / a.kv_heads);
+    let mut out = vec![0f32; m * a.heads * hd];
+    for t in 0..m {
+        let (first, n) = (a.first_key(a.pos0 + t), a.pos0 + t + 1);
+        for h in 0..a.heads {
+            let kvh = h / group;
+            let qv = &q[(t * a.heads + h) * hd..][..hd];
+            let mut s: Vec<f32> = (first..n).map(|j| dot(qv, &k[(j * a.kv_heads + kvh) * hd..][..hd]) * a.scale).collect();
+            softmax(&mut s, n - first);
+            let o = &mut out[(t * a.heads + h) * hd..][..hd];
+            for (j, p) in (first..).zip(&s) {
+                for (od, vd) in o.iter_mut().zip(&v[(j * a.kv_heads + kvh) * hd..][..hd]) {
+                    *od += p * vd;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The KV cache words of `x` stored as `kv` (the `kv_store` kernel).
+pub fn kv_store(kv: crate::KvPrecision, x: &[f32]) -> crate::Result<Vec<u32>> {
+    kv.encode(x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With all-zero queries every visible key weighs the same: the output is the mean of the
+    /// values a query sees, which shows the window's edges by hand.
+    #[test]
+    fn a_sliding_window_sees_the_last_window_keys() {
+        // One head of one dim; values 0, 1, …, 5 at positions 0..6; queries at positions 2..6.
+        let v: Vec<f32> = (0..6).map(|j| j as f32).collect();
+        let k = vec![0f32; 6];
+        let q = vec![0f32; 4];
+        let a = Attention { heads: 1, kv_heads: 1, head_dim: 1, pos0: 2, scale: 1.0, window: 3 };
+        // Position 2 sees 0, 1, 2; position 3 sees 1, 2, 3; …
+        assert_eq!(attention(&q, &k, &v, 4, &a), vec![1.0, 2.0, 3.0, 4.0]);
+        // No window: every earlier key.
+        let all = Attention { window: 0, ..a };
+        assert_eq!(attention(&q, &k, &v, 4, &all), vec![1.0, 1.5, 2.0, 2.5]);
+        assert_eq!((a.first_key(1), a.first_key(2), a.first_key(5)), (0, 0, 3));
+    }
+
+    /// Llama 3's frequency divisors and linear scaling, by hand: 4 rotated dims (2 pairs), base
+    /// 10,000, factors [1, 8], scale 1/2, position 3. Pair 0 turns by 3 · 1/2 · 1 / 1 = 1.5 rad;
+    /// pair 1 by 3 · 1/2 · 10000^(−1/2) / 8 = 0.001875 rad.
+    #[test]
+    fn rope_frequency_factors_and_scale_by_hand() {
+        let p = Rope { heads: 1, head_dim: 4, n_rot: 4, pos0: 3, base: 10000.0, neox: false, scale: 0.5 };
+        let mut x = vec![1.0, 0.0, 1.0, 0.0];
+        rope_with(&mut x, &p, &[1.0, 8.0]);
+        let want = [1.5f32.cos(), 1.5f32.sin(), 0.001_875f32.cos(), 0.001_875f32.sin()];
+        for (g, w) in x.iter().zip(want) {
+            assert!((g - w).abs() < 1e-6, "{x:?} vs {want:?}");
+        }
+    }
+
+    /// GELU's tanh approximation at hand-computed points (ggml's and PyTorch's `tanh` GELU).
+    #[test]
+    fn gelu_at_known_points() {
+        for (x, want) in [(0.0, 0.0), (1.0, 0.841_192), (-1.0, -0.158_808), (3.0, 2.996_363), (-20.0, 0.0)] {
+            assert!((gelu(x) - want).abs() < 1e-5, "gelu({x}) = {} not {want}", gelu(x));
+        }
+    }
+
+    /// Each q head is normalized with the first half of the weights, each k head with the second;
+    /// v passes through.
+    #[test]
+    fn head_norm_normalizes_q_and_k_heads_and_leaves_v() {
+        // 2 q heads, 1 kv head, head_dim 2: [q0 q0 | q1 q1 | k k | v v].
+        let mut x = vec![3.0, 4.0, 1.0, 1.0, 0.0, 2.0, 7.0, 8.0];
+        head_norm(&mut x, &[1.0, 1.0, 2.0, 3.0], 2, 1, 0.0);
+        let r = 12.5f32.sqrt(); // rms of (3, 4)
+        let want = [3.0 / r, 4.0 / r, 1.0, 1.0, 0.0, 2.0f32.sqrt() * 3.0, 7.0, 8.0];
+        for (g, w) in x.iter().zip(want) {
+            assert!((g - w).abs() < 1e-6, "{x:?}");
+        }
+    }
+}
