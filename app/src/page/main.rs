@@ -102,6 +102,8 @@ impl Page {
                 self.model.apply(e, recovered);
                 self.lab.clear();
                 self.chat.model_changed();
+                // The file is in the model cache now: the storage line counts it.
+                self.chat.refresh_storage_soon();
                 self.model.apply_chosen_kv();
                 self.lab.run_pending();
             }

@@ -180,10 +180,15 @@ fn ContextBar() -> impl IntoView {
         let size = model.model.get().map(|m| m.context_size)?;
         let used = chat.last_stats.get().map_or(0, |s| s.context_used);
         let forgotten = chat.forgotten.get();
+        // A conversation on screen that this model has not read yet (restored after a reload,
+        // opened, or from before a load): its cache starts empty.
+        let unread = chat.last_stats.with(|s| s.is_none()) && chat.messages.with(|m| !m.is_empty());
         Some(view! {
             <div class="context-bar" data-testid="context-usage" title="Tokens held in the KV cache">
                 <progress max=size value=used></progress>
-                <span>{format!("context {used} / {size} tokens")}</span>
+                <span>{format!("context {used} / {size} tokens")}
+                    {unread.then(|| view! { <span data-testid="context-unread">
+                        " · empty: the next message reads the conversation above again"</span> })}</span>
             </div>
             {(forgotten > 0).then(|| view! {
                 <p class="hint context-notice" data-testid="context-notice">{format!(

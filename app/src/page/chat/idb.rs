@@ -1,5 +1,9 @@
 //! The page's saved chats in IndexedDB (database `lowbit`, store `chats`: one JSON record per
-//! chat, keyed by its id), and the browser's storage estimate and persistence.
+//! chat, keyed by its id), and the browser's storage estimate and persistence. One connection is
+//! kept open; a write is done when its transaction has completed (committed), not when its
+//! request succeeded, so what the page shows as saved or deleted survives a reload at any moment.
+
+use std::cell::RefCell;
 
 use js_sys::{Array, Promise};
 use leptos::prelude::window;
@@ -7,10 +11,15 @@ use lowbit_app::history::SavedChat;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{IdbDatabase, IdbRequest, IdbTransactionMode};
+use web_sys::{IdbDatabase, IdbObjectStore, IdbRequest, IdbTransaction, IdbTransactionMode};
 
 const DB: &str = "lowbit";
 const STORE: &str = "chats";
+
+thread_local! {
+    /// The open connection (None until the first use, and again after the browser closed it).
+    static CONNECTION: RefCell<Option<IdbDatabase>> = const { RefCell::new(None) };
+}
 
 fn js(e: JsValue) -> String {
     e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).or_else(|| e.as_string()).unwrap_or_else(|| format!("{e:?}"))
@@ -45,31 +54,82 @@ async fn open() -> Result<IdbDatabase, String> {
     db.dyn_into::<IdbDatabase>().map_err(|_| "IndexedDB did not open".into())
 }
 
-fn store(db: &IdbDatabase, mode: IdbTransactionMode) -> Result<web_sys::IdbObjectStore, String> {
-    db.transaction_with_str_and_mode(STORE, mode).and_then(|t| t.object_store(STORE)).map_err(js)
+/// The connection, opened on first use and kept; when the browser closes it (another tab
+/// upgrading the database, storage cleared) the next use opens it again.
+async fn connection() -> Result<IdbDatabase, String> {
+    if let Some(db) = CONNECTION.with(|c| c.borrow().clone()) {
+        return Ok(db);
+    }
+    let db = open().await?;
+    let forget = Closure::<dyn FnMut()>::new(|| CONNECTION.with(|c| *c.borrow_mut() = None));
+    db.set_onclose(Some(forget.as_ref().unchecked_ref()));
+    db.set_onversionchange(Some(forget.as_ref().unchecked_ref()));
+    forget.forget();
+    CONNECTION.with(|c| *c.borrow_mut() = Some(db.clone()));
+    Ok(db)
+}
+
+/// Once `tx` has completed: its writes are committed. An error or abort says why.
+async fn committed(tx: &IdbTransaction) -> Result<(), String> {
+    let p = Promise::new(&mut |resolve, reject| {
+        let failed = reject.clone();
+        tx.set_oncomplete(Some(Closure::once_into_js(move |_: web_sys::Event| resolve.call0(&JsValue::NULL)).unchecked_ref()));
+        tx.set_onerror(Some(Closure::once_into_js(move |_: web_sys::Event| failed.call0(&JsValue::NULL)).unchecked_ref()));
+        tx.set_onabort(Some(Closure::once_into_js(move |_: web_sys::Event| reject.call0(&JsValue::NULL)).unchecked_ref()));
+    });
+    match JsFuture::from(p).await {
+        Ok(_) => Ok(()),
+        Err(_) => Err(tx.error().map_or("the IndexedDB transaction was aborted".into(), |e| e.message())),
+    }
+}
+
+/// Run `write` on the chats store in one read-write transaction with strict durability (flushed
+/// to disk before it completes) and wait for it to complete.
+async fn write(write: impl FnOnce(&IdbObjectStore) -> Result<IdbRequest, JsValue>) -> Result<(), String> {
+    let db = connection().await?;
+    // `db.transaction(store, "readwrite", { durability: "strict" })`: web-sys has the options
+    // only behind its unstable APIs.
+    let options = js_sys::Object::new();
+    js_sys::Reflect::set(&options, &"durability".into(), &"strict".into()).map_err(js)?;
+    let transaction: js_sys::Function = js_sys::Reflect::get(&db, &"transaction".into()).map_err(js)?.unchecked_into();
+    let tx: IdbTransaction = transaction.call3(&db, &STORE.into(), &"readwrite".into(), &options).map_err(js)?.unchecked_into();
+    write(&tx.object_store(STORE).map_err(js)?).map_err(js)?;
+    committed(&tx).await
 }
 
 /// Every saved chat, the most recently updated first (records that no longer parse are skipped).
 pub async fn all() -> Result<Vec<SavedChat>, String> {
-    let db = open().await?;
-    let values = finished(&store(&db, IdbTransactionMode::Readonly)?.get_all().map_err(js)?).await?;
+    let db = connection().await?;
+    let store = db.transaction_with_str_and_mode(STORE, IdbTransactionMode::Readonly).and_then(|t| t.object_store(STORE)).map_err(js)?;
+    let values = finished(&store.get_all().map_err(js)?).await?;
     let mut chats: Vec<SavedChat> =
         Array::from(&values).iter().filter_map(|v| v.as_string()).filter_map(|s| serde_json::from_str(&s).ok()).collect();
     chats.sort_by(|a, b| b.updated_ms.total_cmp(&a.updated_ms));
     Ok(chats)
 }
 
+/// Save `chat` (replacing the record with its id); done once committed.
 pub async fn put(chat: &SavedChat) -> Result<(), String> {
-    let db = open().await?;
     let json = serde_json::to_string(chat).map_err(|e| e.to_string())?;
-    let req = store(&db, IdbTransactionMode::Readwrite)?.put_with_key(&JsValue::from_str(&json), &JsValue::from_str(&chat.id)).map_err(js)?;
-    finished(&req).await.map(|_| ())
+    write(|s| s.put_with_key(&JsValue::from_str(&json), &JsValue::from_str(&chat.id))).await
 }
 
+/// Save every chat of `chats` in one transaction (an import): all or none.
+pub async fn put_all(chats: &[SavedChat]) -> Result<(), String> {
+    let records: Vec<(String, String)> = chats.iter().map(|c| Ok((c.id.clone(), serde_json::to_string(c)?))).collect::<Result<_, serde_json::Error>>().map_err(|e| e.to_string())?;
+    write(|s| {
+        let mut last = None;
+        for (id, json) in &records {
+            last = Some(s.put_with_key(&JsValue::from_str(json), &JsValue::from_str(id))?);
+        }
+        last.map_or_else(|| s.count(), Ok)
+    })
+    .await
+}
+
+/// Delete the chat `id`; done once committed.
 pub async fn delete(id: &str) -> Result<(), String> {
-    let db = open().await?;
-    let req = store(&db, IdbTransactionMode::Readwrite)?.delete(&JsValue::from_str(id)).map_err(js)?;
-    finished(&req).await.map(|_| ())
+    write(|s| s.delete(&JsValue::from_str(id))).await
 }
 
 /// Ask the browser to keep this site's storage when space runs low (it may say no); whether it is

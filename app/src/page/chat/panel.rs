@@ -2,10 +2,13 @@
 //! reader scrolled up) and the composer.
 
 use leptos::prelude::*;
+use lowbit_app::protocol::Role;
 
 use super::composer::{Composer, Follow};
 use super::message::{message_view, open_links_elsewhere};
 use super::state::{ChatMsg, ChatState};
+use crate::ui::fmt;
+use crate::ui::layout::{remember, remembered};
 
 #[component]
 pub fn ChatPanel() -> impl IntoView {
@@ -46,8 +49,37 @@ pub fn ChatPanel() -> impl IntoView {
                 })}
                 <For each=move || chat.messages.get() key=|m| m.id children=move |m: ChatMsg| message_view(m)/>
             </div>
+            <SmallModelNote/>
             <Composer follow=follow/>
         </section>
+    }
+}
+
+/// Models under this many parameters get the note that they are weak at facts at any precision.
+const SMALL_MODEL_PARAMS: u64 = 2_000_000_000;
+/// Where the browser remembers that the note was read.
+const NOTE_KEY: &str = "lowbit-small-model-note";
+
+/// Said once, under the first finished reply of a small model: a model this size gets facts
+/// wrong at every precision, FP16 too, so a wrong answer at INT4 is not INT4's doing; the lab
+/// measures what precision changes, and the picker has larger models.
+#[component]
+fn SmallModelNote() -> impl IntoView {
+    let chat = expect_context::<ChatState>();
+    let read = RwSignal::new(remembered(NOTE_KEY).is_some());
+    let params = move || chat.model.model.with(|m| m.as_ref().map(|m| m.info.n_params)).filter(|n| *n < SMALL_MODEL_PARAMS);
+    let replied = move || chat.messages.with(|ms| ms.iter().any(|m| m.role == Role::Assistant && m.done.get() && m.text.with(|t| !t.is_empty())));
+    move || {
+        let n = params()?;
+        (!read.get() && replied()).then(|| view! {
+            <p class="hint small-model-note" data-testid="small-model-note" role="note">
+                {format!("A model of {} parameters is small: it often gets facts wrong at every precision, FP16 included, \
+                    so a wrong answer is rarely the precision's doing. What precision changes is measured below, side by side \
+                    and in the quality panel; larger models are under “More models”. ", fmt::count(n))}
+                <button class="ghost small" data-testid="small-model-note-dismiss"
+                    on:click=move |_| { remember(NOTE_KEY, "read"); read.set(true); }>"Got it"</button>
+            </p>
+        })
     }
 }
 

@@ -77,17 +77,18 @@ impl ChatState {
         })
     }
 
-    /// Save the conversation on screen (a question sent, a reply ended).
+    /// Save the conversation on screen (a question sent, a reply ended). The list shows it as
+    /// saved once IndexedDB has committed it (saves complete in the order they were made).
     pub fn save_chat(&self) {
         let Some(chat) = self.snapshot() else { return };
-        self.saved.chats.update(|cs| {
-            cs.retain(|c| c.id != chat.id);
-            cs.insert(0, chat.clone());
-        });
-        let store = *self;
+        let saved = self.saved;
         spawn_local(async move {
-            if let Err(e) = idb::put(&chat).await {
-                store.saved.note.set(Some(format!("This chat could not be saved: {e}")));
+            match idb::put(&chat).await {
+                Ok(()) => saved.chats.update(|cs| {
+                    cs.retain(|c| c.id != chat.id);
+                    cs.insert(0, chat);
+                }),
+                Err(e) => saved.note.set(Some(format!("This chat could not be saved: {e}"))),
             }
         });
     }
@@ -111,6 +112,12 @@ impl ChatState {
             }
             store.refresh_storage().await;
         });
+    }
+
+    /// Ask the browser again how much this site stores (after a model was cached, say).
+    pub fn refresh_storage_soon(&self) {
+        let store = *self;
+        spawn_local(async move { store.refresh_storage().await });
     }
 
     async fn refresh_storage(&self) {
@@ -150,14 +157,17 @@ impl ChatState {
         if untrack(|| self.engine.generating()).is_some() && self.saved.chat_id.get_untracked() == id {
             return;
         }
-        self.saved.chats.update(|cs| cs.retain(|c| c.id != id));
-        if self.saved.chat_id.get_untracked() == id {
-            self.new_chat();
-        }
+        // Gone from the list (and from the screen) once IndexedDB has committed the delete.
         let (store, id) = (*self, id.to_string());
         spawn_local(async move {
-            if let Err(e) = idb::delete(&id).await {
-                store.saved.note.set(Some(format!("The chat could not be deleted: {e}")));
+            match idb::delete(&id).await {
+                Ok(()) => {
+                    store.saved.chats.update(|cs| cs.retain(|c| c.id != id));
+                    if store.saved.chat_id.get_untracked() == id {
+                        store.new_chat();
+                    }
+                }
+                Err(e) => store.saved.note.set(Some(format!("The chat could not be deleted: {e}"))),
             }
             store.refresh_storage().await;
         });
@@ -181,14 +191,13 @@ impl ChatState {
             Ok(i) => i,
             Err(e) => return self.saved.note.set(Some(format!("This file cannot be imported: {e}"))),
         };
-        self.saved.note.set(Some(imported.summary()));
         let store = *self;
         spawn_local(async move {
-            for c in &imported.chats {
-                if let Err(e) = idb::put(c).await {
-                    return store.saved.note.set(Some(format!("The import stopped: {e}")));
-                }
+            // One transaction: the import is saved whole or not at all, and said once committed.
+            if let Err(e) = idb::put_all(&imported.chats).await {
+                return store.saved.note.set(Some(format!("The import failed, nothing was added: {e}")));
             }
+            store.saved.note.set(Some(imported.summary()));
             if let Ok(chats) = idb::all().await {
                 store.saved.chats.set(chats);
             }

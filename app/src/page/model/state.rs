@@ -9,7 +9,11 @@ use lowbit_app::job::{self, JobKind};
 use lowbit_app::protocol::{CachedModel, Control, Job, ModelEvent, ModelJob};
 use lowbit_app::protocol::model::LoadedModel;
 
+use crate::ui::layout::{remember, remembered};
 use crate::worker::Engine;
+
+/// Where the browser keeps the precisions the user last chose (a plan's code).
+const PLAN_KEY: &str = "lowbit-plan";
 
 /// Tokens the KV cache holds room for, unless the user chooses another size.
 pub const N_CTX: usize = 2048;
@@ -52,12 +56,14 @@ pub struct ModelState {
 }
 
 impl ModelState {
+    /// The precisions the user chose on an earlier visit come back: the next load uses them.
     pub fn new(engine: Engine) -> Self {
+        let chosen = remembered(PLAN_KEY).and_then(|c| Plan::parse(&c).ok());
         ModelState {
             engine,
             model: RwSignal::new(None),
-            plan: RwSignal::new(Plan::uniform(lowbit::Precision::Fp16)),
-            plan_chosen: RwSignal::new(false),
+            plan: RwSignal::new(chosen.unwrap_or(Plan::uniform(lowbit::Precision::Fp16))),
+            plan_chosen: RwSignal::new(chosen.is_some()),
             plan_reason: RwSignal::new(None),
             weight_bytes: RwSignal::new(0),
             kv: RwSignal::new(KvPrecision::F32),
@@ -102,7 +108,9 @@ impl ModelState {
         self.plan_chosen.get_untracked().then(|| self.plan.get_untracked())
     }
 
+    /// The user chose `plan`: switch to it (or load at it next), and remember it for the next visit.
     pub fn set_plan(&self, plan: Plan) {
+        remember(PLAN_KEY, &plan.code());
         if !self.model.with_untracked(|m| m.is_some()) {
             self.plan.set(plan);
             self.plan_chosen.set(true);

@@ -22,6 +22,18 @@ pub fn copy_text(text: &str) {
     let _ = clipboard.write_text(text);
 }
 
+/// A setting this browser remembers for the page (localStorage), if it has one.
+pub fn remembered(key: &str) -> Option<String> {
+    leptos::prelude::window().local_storage().ok().flatten()?.get_item(key).ok().flatten()
+}
+
+/// Remember a setting for the next visit (best effort: a private window may refuse).
+pub fn remember(key: &str, value: &str) {
+    if let Some(s) = leptos::prelude::window().local_storage().ok().flatten() {
+        let _ = s.set_item(key, value);
+    }
+}
+
 /// The text at `url` on the page's own site.
 pub async fn fetch_text(url: &str) -> Result<String, String> {
     let window = web_sys::window().ok_or("no window")?;
