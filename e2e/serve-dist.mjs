@@ -1,7 +1,7 @@
 // Serves the release build in ../dist for the e2e suite, as a static host would: the headers of
 // www/_headers (CSP, COOP/COEP; checked equal to Trunk.toml's [serve.headers]) on every answer,
-// and the page itself for any path that is not a file (a mistyped model link gets a web page, as
-// from Trunk's dev server).
+// and 404 for a path that is not a file (a mistyped model link is not found, as from Trunk's dev
+// server with `no_spa`).
 // scripts/test.sh builds dist/ once (and only when its inputs changed); every spec reuses it.
 // Model files come from ../www/models, where scripts/test.sh writes them (the build's copy in
 // dist/models may predate the test model), and from dist/models otherwise.
@@ -67,9 +67,13 @@ function fileFor(urlPath) {
 
 createServer((req, res) => {
   const url = new URL(req.url, 'http://localhost');
-  const file = fileFor(url.pathname) ?? fileFor('/index.html');
+  const file = fileFor(url.pathname);
   if (!file) {
-    res.writeHead(500, headers).end('dist/index.html is missing: run scripts/test.sh (it builds the app)');
+    if (!fileFor('/index.html')) {
+      res.writeHead(500, headers).end('dist/index.html is missing: run scripts/test.sh (it builds the app)');
+    } else {
+      res.writeHead(404, { ...headers, 'Content-Type': 'text/plain; charset=utf-8' }).end(`${url.pathname}: not found`);
+    }
     return;
   }
   res.writeHead(200, {

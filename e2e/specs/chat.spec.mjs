@@ -249,9 +249,16 @@ test('a reload loads the model from the cache without fetching it', async ({}, t
 });
 
 test('a failed download is named, a load can be cancelled, a cached copy deleted', async ({}, testInfo) => {
-  // The dev server answers unknown paths with the page itself, as a mistyped link or a
-  // Hugging Face file page would: a web page is not a model.
+  // A mistyped link: the server has no such file, and the page says so.
   await app.id('model-url-input').fill('models/no-such-model.gguf');
+  await app.id('model-url-load').click();
+  await expect(app.id('error-message')).toContainText('The server refused the download', { timeout: LONG });
+  await expect(app.id('error-message')).toContainText('HTTP 404');
+  await expect(app.id('error-message')).toContainText('there is no file at this address');
+  await expect(app.id('error-message')).toHaveAttribute('data-kind', 'HttpStatus');
+  await app.screenshot(testInfo, 'download-not-found');
+  // A web page (as a Hugging Face file page would be) is not a model.
+  await app.id('model-url-input').fill('index.html');
   await app.id('model-url-load').click();
   await expect(app.id('error-message')).toContainText('That link is a web page, not a model file', { timeout: LONG });
   await expect(app.id('error-message')).toContainText('answered with a web page');

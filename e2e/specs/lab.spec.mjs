@@ -21,6 +21,8 @@ async function laneTexts(app) {
 
 async function waitCompare(app) {
   await expect(app.id('compare-summary-row')).toHaveCount(4, { timeout: LONG });
+  // Its sample size said, as the quality panel says its noise.
+  await expect(app.id('compare-caveat')).toContainText('positions compared');
 }
 
 test('the compare view runs one prompt at FP16, INT8, INT4 and an INT8 KV cache in lock-step', async ({ page }, testInfo) => {
@@ -154,6 +156,9 @@ test('speed panel, inspector and a mixed-precision plan', async ({ page }, testI
   await app.id('inspector-layers').click();
   await expect(app.id('inspector-heatmap').locator('svg')).toHaveCount(1, { timeout: LONG });
   await expect(app.id('inspector-heatmap')).toContainText('INT4');
+  // Its colour scale, lowest and highest error at the ends.
+  await expect(app.id('inspector-heatmap').getByTestId('heat-scale')).toBeVisible();
+  await expect(app.id('inspector-heatmap').getByTestId('heat-scale')).toContainText('logarithmic');
   await app.id('inspector').scrollIntoViewIfNeeded();
   await app.screenshot(testInfo, 'inspector');
   // KV cache at INT8: 9 words per 32 values instead of 32. The tiny model caches 2 layers x

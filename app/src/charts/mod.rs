@@ -258,17 +258,32 @@ fn mesh(chart: &mut Chart, (x_lo, x_hi): (f64, f64), y_hi: f64, x_desc: Option<&
 /// A heatmap: one row per series, one cell per column, coloured by value on a log scale (the
 /// legend gives the range).
 pub fn heatmap(title: &str, rows: &[(String, Vec<f64>)], width: u32) -> String {
-    svg(title, |svg| draw_heatmap(svg, title, rows, width))
+    let chart = svg(title, |svg| draw_heatmap(svg, title, rows, width));
+    let (lo, hi) = heat_range(rows);
+    let stops = [0.0, 0.25, 0.5, 0.75, 1.0].map(|t| hex(ramp(t))).join(", ");
+    format!(
+        "{chart}<p class=\"legend heat-scale\" data-testid=\"heat-scale\"><span>{}</span>\
+         <span class=\"ramp\" style=\"background:linear-gradient(to right, {stops})\"></span><span>{}</span>\
+         <span class=\"hint\">(logarithmic: each step to the right multiplies the error)</span></p>",
+        compact(lo),
+        compact(hi)
+    )
+}
+
+/// The smallest and largest positive value of a heatmap: the ends of its colour scale.
+fn heat_range(rows: &[(String, Vec<f64>)]) -> (f64, f64) {
+    let vals = rows.iter().flat_map(|r| r.1.iter().copied()).filter(|v| *v > 0.0);
+    let lo = vals.clone().fold(f64::INFINITY, f64::min).max(1e-9);
+    let hi = vals.fold(0f64, f64::max).max(lo * 1.0001);
+    (lo, hi)
 }
 
 fn draw_heatmap(svg: &mut String, title: &str, rows: &[(String, Vec<f64>)], width: u32) -> Drawn {
     let cols = rows.iter().map(|r| r.1.len()).max().unwrap_or(0).max(1);
     let root = SVGBackend::with_string(svg, (width, 60 + 34 * rows.len().max(1) as u32)).into_drawing_area();
-    let vals = rows.iter().flat_map(|r| r.1.iter().copied()).filter(|v| *v > 0.0);
-    let lo = vals.clone().fold(f64::INFINITY, f64::min).max(1e-9);
-    let hi = vals.fold(0f64, f64::max).max(lo * 1.0001);
+    let (lo, hi) = heat_range(rows);
     let mut chart = ChartBuilder::on(&root)
-        .caption(format!("{title} · {} … {}", compact(lo), compact(hi)), ("sans-serif", 14).into_font().color(&TEXT))
+        .caption(title, ("sans-serif", 14).into_font().color(&TEXT))
         .margin(8)
         .x_label_area_size(36)
         .y_label_area_size(110)
@@ -324,6 +339,14 @@ mod tests {
         assert_eq!(top.iter().map(|t| t.0.as_str()).collect::<Vec<_>>(), ["b", "c", "other (3 kernels)"]);
         assert!((top[2].1 - 1.7).abs() < 1e-12);
         assert_eq!(top_n(&items, 5, "kernels").len(), 5);
+    }
+
+    #[test]
+    fn a_heatmap_has_its_colour_scale() {
+        let h = heatmap("error", &[("INT4".into(), vec![0.01, 0.1]), ("INT8".into(), vec![0.001, 0.0])], 500);
+        let scale = &h[h.find("<p class=\"legend heat-scale\"").expect("a scale after the chart")..];
+        assert!(scale.contains("<span>1.0e-3</span>") && scale.contains("<span>0.100</span>"), "{scale}");
+        assert!(scale.contains(&format!("linear-gradient(to right, {}", hex(ramp(0.0)))), "{scale}");
     }
 
     #[test]

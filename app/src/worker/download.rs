@@ -79,6 +79,9 @@ fn check_host(url: &str) -> Result<(), Fail> {
     Err(Fail(ErrorKind::HostBlocked, blocked_host_message(&parsed.host())))
 }
 
+/// Larger than any web page a model link could land on (a Hugging Face file page is ~100 kB).
+const WEB_PAGE_BYTES: u64 = 4 << 20;
+
 pub async fn download(url: &str, name: &str) -> Result<Vec<u8>, Fail> {
     check_host(url)?;
     // fetch rejects (a TypeError, "Failed to fetch") only when no answer came at all.
@@ -90,8 +93,11 @@ pub async fn download(url: &str, name: &str) -> Result<Vec<u8>, Fail> {
     if !resp.ok() {
         return Err(Fail(ErrorKind::HttpStatus, http_status_message(url, resp.status(), &resp.status_text())));
     }
+    // A web page says so in its type and is small; a large file sent as text/html by a
+    // misconfigured host is read, and the parser judges it.
     let kind = resp.headers().get("content-type").ok().flatten().unwrap_or_default();
-    if kind.starts_with("text/html") {
+    let length = resp.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<u64>().ok());
+    if kind.starts_with("text/html") && length.is_none_or(|n| n < WEB_PAGE_BYTES) {
         return Err(Fail(
             ErrorKind::NotAFile,
             format!("{url} answered with a web page, not a model file (on Hugging Face, use the file's resolve/main/… link)"),

@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 
 use super::DiagState;
-use crate::ui::fmt::megabytes;
+use crate::ui::fmt::{self, megabytes};
 use crate::ui::glossary::Explain;
 
 #[component]
@@ -15,7 +15,7 @@ pub fn AdapterPanel() -> impl IntoView {
             <h2>"Your GPU"</h2>
             {move || adapter.get().map(|a| view! {
                 <dl>
-                    <dt>"Adapter"</dt><dd data-testid="adapter-name">{format!("{} ({}, {})", a.name, a.backend, a.device_type)}</dd>
+                    <dt>"Adapter"</dt><dd data-testid="adapter-name">{format!("{} · {} · {}", a.name, a.backend, fmt::device_kind(a.device_type))}</dd>
                     <dt>"Subgroups"</dt><dd data-testid="adapter-subgroups">{if a.subgroups {
                         format!("available (size {}–{}); the start-up measurement picked the {} matvec", a.subgroup_min_size, a.subgroup_max_size, a.matvec_kernel)
                     } else {
@@ -58,16 +58,20 @@ pub fn GpuHoldings() -> impl IntoView {
                 loading a model again gives back what the model held before, so after any number of switches the \
                 counts return to what they were at the same precision; after a lost GPU there is still one device."</Explain>
             <p data-testid="gpu-resources" role="status">{move || match diag.resources.get() {
-                None => "not counted yet".to_string(),
+                None => "Not counted yet: the count comes when the engine has a GPU device.".to_string(),
                 Some((devices, live)) => format!(
-                    "{devices} GPU device{}, {} buffer{} holding {}",
+                    "{devices} GPU device{}, {} buffer{} holding {} in all (the model's weights, its KV cache and the \
+                     working buffers of one step).",
                     if devices == 1 { "" } else { "s" },
                     live.buffers,
                     if live.buffers == 1 { "" } else { "s" },
                     megabytes(live.bytes),
                 ),
             }}</p>
-            <p class="hint" data-testid="gpu-resources-exact">{move || diag.resources.get().map(|(d, l)| format!("devices={d} buffers={} bytes={}", l.buffers, l.bytes))}</p>
+            <details class="exact">
+                <summary>"Exact counts (for comparing two moments)"</summary>
+                <p class="hint" data-testid="gpu-resources-exact">{move || diag.resources.get().map(|(d, l)| format!("devices={d} buffers={} bytes={}", l.buffers, l.bytes))}</p>
+            </details>
         </section>
     }
 }

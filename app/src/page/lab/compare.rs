@@ -144,7 +144,20 @@ fn CompareResult(run: CompareRun) -> impl IntoView {
             <div class="chart" data-testid="compare-kl-chart" inner_html=charts::lines("KL vs FP16 at each position (nats)", &kl_series, chart_width(1000))></div>
         })}
         {c.summaries.clone().map(|s| summary_table(&s))}
+        {c.summaries.as_ref().map(|_| view! { <p class="hint" data-testid="compare-caveat">{caveat(c.steps.len())}</p> })}
     }
+}
+
+/// What `n` positions can and cannot tell apart (the quality panel gives a noise band; a
+/// comparison this short has none).
+fn caveat(n: usize) -> String {
+    let point = 100.0 / n.max(1) as f64;
+    format!(
+        "Sample size: {n} positions compared, so one position is {point:.1} points of top-1 agreement. Over this few \
+         positions the lanes' agreement and mean KL can order differently (a lane may pick FP16's token less often yet \
+         drift less on average): a difference of a few positions is noise, not a ranking. The quality panel scores a \
+         whole text with a noise band; more tokens here narrow the uncertainty."
+    )
 }
 
 /// Lane `i` (variant `p`): its tokens, those FP16 would not have written highlighted.
@@ -162,7 +175,13 @@ fn lane_view(c: &CompareRun, i: usize, p: &Variant, first_div: Option<usize>) ->
                         (Some(k), Some(t)) => format!("position {pos}: KL {k:.4} nats, top-1 agreement so far {:.0}%", t * 100.0),
                         _ => format!("position {pos}: not compared (the texts differ)"),
                     };
-                    let text = if l.stopped && l.text.is_empty() { "⏎".to_string() } else { l.text.clone() };
+                    // A first difference that is only white space is drawn, not left an empty box.
+                    let first = first_div == Some(pos) && i > 0;
+                    let text = match (l.stopped && l.text.is_empty(), first && l.text.trim().is_empty()) {
+                        (true, _) => "⏎".to_string(),
+                        (false, true) => l.text.replace(' ', "␣").replace('\n', "⏎\n").replace('\t', "⇥"),
+                        (false, false) => l.text.clone(),
+                    };
                     view! { <span class=class title=title data-kl=l.kl.map(|k| format!("{k:.6}"))>{text}</span> }
                 }).collect_view()}
             </div>

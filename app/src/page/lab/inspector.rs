@@ -95,7 +95,10 @@ fn LayerErrorsView() -> impl IntoView {
     <h3>"Error layer by layer"</h3>
     <Explain words=&["residual-stream"]>"The same sentence goes through the model at FP16 and at each other precision; after every \
         layer the two residual streams (the vector each token carries from layer to layer) are compared: \
-        ‖other − FP16‖ / ‖FP16‖. Brighter cells drift more. Errors made early travel through every later layer."</Explain>
+        ‖other − FP16‖ / ‖FP16‖, on a logarithmic colour scale (below the chart). Brighter cells drift more. \
+        An error made early travels through every later layer, yet the relative error can fall with depth: \
+        every layer adds its output to the stream, so the stream grows and the same error is a smaller part \
+        of it (and the first layers carry the embedding's rounding, which later layers dilute)."</Explain>
     <div class="row">
         <button data-testid="inspector-layers" disabled=move || !model.can_run()
             on:click=move |_| lab.measure_layers(TEXTS[0].1, 32)>"Measure each layer (32 tokens)"</button>

@@ -79,9 +79,21 @@ pub fn tokens(n: usize) -> String {
 }
 
 /// The adapter's name, saying once that it is a software fallback (the engine's name for a
-/// hidden adapter already says so).
+/// hidden adapter already says so), without nesting parentheses in a name that has its own.
 pub fn adapter_name(a: &lowbit::gpu::AdapterSummary) -> String {
-    if a.is_fallback && !a.name.contains("software fallback") { format!("{} (software fallback)", a.name) } else { a.name.clone() }
+    if a.is_fallback && !a.name.contains("software fallback") { format!("{}, a software fallback", a.name) } else { a.name.clone() }
+}
+
+/// What kind of device an adapter is, in words.
+pub fn device_kind(k: lowbit::gpu::DeviceKind) -> &'static str {
+    use lowbit::gpu::DeviceKind::*;
+    match k {
+        DiscreteGpu => "a discrete GPU",
+        IntegratedGpu => "an integrated GPU",
+        VirtualGpu => "a virtual GPU",
+        Cpu => "software: the processor does the GPU's work",
+        Other => "a device of unknown kind",
+    }
 }
 
 /// A duration for people: `40 s`, `3 min`, `1 h 5 min`.
