@@ -60,8 +60,12 @@ test('a model is loaded and a chat held with the keyboard alone', async ({ page 
   await expect(reply.getByTestId('message-stats')).toContainText(/^[1-4] tokens? /);
   // The focus comes back to the message box for the next question.
   await expect(app.id('chat-input')).toBeFocused();
-  // The reply's own actions come right after it in the tab order, before the message box.
+  // The reply's own actions come right after it in the tab order, before the message box; under
+  // a small model's first reply, the note's "Got it" sits between them.
   await page.keyboard.press('Shift+Tab');
+  await expect(app.id('max-tokens')).toBeFocused();
+  await page.keyboard.press('Shift+Tab');
+  expect(await focused(page)).toBe('small-model-note-dismiss');
   await page.keyboard.press('Shift+Tab');
   expect(['regenerate-message', 'copy-message']).toContain(await focused(page));
   // A word's link goes to its definition.
