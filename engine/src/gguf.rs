@@ -642,11 +642,32 @@ pub fn q8_0_bytes(values: &[f32], rows: usize, cols: usize) -> Result<Vec<u8>> {
     Ok(bytemuck::cast_slice(&blocks).to_vec())
 }
 
+/// ggml's Q4_0 blocks of a `[rows, cols]` matrix, as ggml's reference quantizer makes them
+/// (`quantize_row_q4_0_ref`): `d` = the block's value of largest magnitude / −8, `q = min(15,
+/// trunc(x/d + 8.5))`, weights j and j+16 in byte j. Symmetric blocks that lowbit's INT4 (scale
+/// and min) keeps exactly only by copying them (`QuantMatrix::from_ggml`).
+pub fn q4_0_bytes(values: &[f32], rows: usize, cols: usize) -> Result<Vec<u8>> {
+    if values.len() != rows * cols || cols % 32 != 0 {
+        return Err(Error::Shape(format!("q4_0: {} values as {rows} rows of {cols}", values.len())));
+    }
+    let mut out = Vec::with_capacity(values.len() / 32 * 18);
+    for x in values.chunks_exact(32) {
+        let max = x.iter().fold(0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
+        let d = max / -8.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        out.extend(f16::from_f32(d).to_bits().to_le_bytes());
+        let q = |v: f32| ((v * id + 8.5) as i8).min(15) as u8;
+        out.extend((0..16).map(|j| q(x[j]) | q(x[j + 16]) << 4));
+    }
+    Ok(out)
+}
+
 /// Target types of [`convert`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConvertTo {
     F16,
     Q8_0,
+    Q4_0,
 }
 
 impl ConvertTo {
@@ -654,16 +675,22 @@ impl ConvertTo {
         match s {
             "f16" => Ok(ConvertTo::F16),
             "q8_0" => Ok(ConvertTo::Q8_0),
-            other => Err(Error::Usage(format!("convert --to {other}: expected f16 or q8_0"))),
+            "q4_0" => Ok(ConvertTo::Q4_0),
+            other => Err(Error::Usage(format!("convert --to {other}: expected f16, q8_0 or q4_0"))),
         }
     }
 }
 
-/// Re-encode every weight matrix (tensors of 2 or more dimensions) of a GGUF file as F16 or Q8_0,
-/// keeping 1-D tensors (norms) and all metadata; `general.file_type` is updated.
+/// Re-encode every weight matrix (tensors of 2 or more dimensions) of a GGUF file as F16, Q8_0 or
+/// Q4_0, keeping 1-D tensors (norms) and all metadata; `general.file_type` is updated.
 pub fn convert(g: &Gguf, to: ConvertTo) -> Result<Vec<u8>> {
     let mut metadata: Vec<(String, Value)> = g.metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    let file_type = if to == ConvertTo::F16 { 1 } else { 7 }; // LLAMA_FTYPE_MOSTLY_F16 / _Q8_0
+    // LLAMA_FTYPE_MOSTLY_F16 / _Q8_0 / _Q4_0
+    let file_type = match to {
+        ConvertTo::F16 => 1,
+        ConvertTo::Q8_0 => 7,
+        ConvertTo::Q4_0 => 2,
+    };
     metadata.retain(|(k, _)| k != "general.file_type");
     metadata.push(("general.file_type".into(), Value::U32(file_type)));
     let mut encoded: Vec<(GgmlType, Vec<u8>)> = Vec::with_capacity(g.tensors.len());
@@ -675,12 +702,15 @@ pub fn convert(g: &Gguf, to: ConvertTo) -> Result<Vec<u8>> {
         let values = g.dequantize_tensor(t)?;
         encoded.push(match to {
             ConvertTo::F16 => (GgmlType::F16, values.iter().flat_map(|&v| f16::from_f32(v).to_bits().to_le_bytes()).collect()),
-            ConvertTo::Q8_0 => {
+            ConvertTo::Q8_0 | ConvertTo::Q4_0 => {
                 if t.dims[0] % 32 != 0 {
-                    return Err(Error::Shape(format!("{}: rows of {} cannot be Q8_0 blocks", t.name, t.dims[0])));
+                    return Err(Error::Shape(format!("{}: rows of {} cannot be {to:?} blocks", t.name, t.dims[0])));
                 }
                 let (rows, cols) = t.matrix_shape();
-                (GgmlType::Q8_0, q8_0_bytes(&values, rows, cols)?)
+                match to {
+                    ConvertTo::Q8_0 => (GgmlType::Q8_0, q8_0_bytes(&values, rows, cols)?),
+                    _ => (GgmlType::Q4_0, q4_0_bytes(&values, rows, cols)?),
+                }
             }
         });
     }

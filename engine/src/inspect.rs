@@ -114,7 +114,9 @@ pub fn inspect(g: &Gguf, name: &str, bins: usize) -> Result<Inspection> {
     let take = (MAX_VALUES / cols.max(1)).clamp(1, rows);
     let picked: Vec<usize> = (0..take).map(|i| i * rows / take).collect();
     let mut values = Vec::with_capacity(take * cols);
+    let mut picked_bytes = Vec::with_capacity(take * row_bytes);
     for &r in &picked {
+        picked_bytes.extend_from_slice(&data[r * row_bytes..(r + 1) * row_bytes]);
         values.extend(crate::gguf::dequantize(t.ggml_type, &data[r * row_bytes..(r + 1) * row_bytes])?);
     }
     let n = values.len().max(1) as f64;
@@ -123,7 +125,11 @@ pub fn inspect(g: &Gguf, name: &str, bins: usize) -> Result<Inspection> {
     let rms_src = (values.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / n).sqrt();
     let mut precisions = Vec::new();
     for p in Precision::ALL {
-        let q = QuantMatrix::quantize(&values, picked.len(), cols, p)?;
+        // As the model loads it: the file's own blocks where they are this precision's.
+        let q = match QuantMatrix::from_ggml(t.ggml_type, &picked_bytes, picked.len(), cols, p) {
+            Some(kept) => kept,
+            None => QuantMatrix::quantize(&values, picked.len(), cols, p)?,
+        };
         let back = q.dequantize();
         let err: Vec<f32> = back.iter().zip(&values).map(|(b, v)| b - v).collect();
         let rms = (err.iter().map(|&e| (e as f64).powi(2)).sum::<f64>() / n).sqrt();

@@ -374,6 +374,69 @@ impl QuantMatrix {
         Ok(QuantMatrix { rows, cols, blocks })
     }
 
+    /// A matrix stored in `data` as ggml blocks of type `ty` (whole rows of `cols`), at `precision`,
+    /// *kept as stored* where the file's blocks map onto lowbit's: Q4_1 and Q4_0 as INT4 (Q4_0's
+    /// `d·q`, q in −8..7, is `d·(q+8) − 8d`: the same scale, min = −8d), Q8_0 as INT8: the same
+    /// scales, minima and integers, only the nibbles reordered (ggml packs weights j and j+16 in a
+    /// byte, lowbit 2j and 2j+1). Every weight then decodes to the file's value (to the bit, ±0
+    /// aside), however the file chose its blocks: with an importance matrix, by search, or by
+    /// min and max. `None` where the formats differ (the caller requantizes from the values).
+    pub fn from_ggml(ty: crate::gguf::GgmlType, data: &[u8], rows: usize, cols: usize, precision: Precision) -> Option<Self> {
+        use crate::gguf::GgmlType;
+        use crate::ggml::{IntBlock, Q4_0, Q4_1, Q8_0};
+        let nb = cols / BLOCK;
+        if cols % BLOCK != 0 || rows == 0 {
+            return None;
+        }
+        let block_bytes = match (ty, precision) {
+            (GgmlType::Q4_1, Precision::Int4) => 20,
+            (GgmlType::Q4_0, Precision::Int4) => 18,
+            (GgmlType::Q8_0, Precision::Int8) => 34,
+            _ => return None,
+        };
+        let blocks = data.chunks_exact(block_bytes);
+        if data.len() != rows * nb * block_bytes {
+            return None;
+        }
+        let half = |b: &[u8], i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+        let mut q = [0i8; BLOCK];
+        let kept = match ty {
+            GgmlType::Q8_0 => Blocks::Int8(
+                blocks
+                    .map(|b| {
+                        Q8_0::ints(b, &mut q);
+                        BlockInt8 { d: half(b, 0), qs: q }
+                    })
+                    .collect(),
+            ),
+            _ => {
+                let mut out = Vec::with_capacity(rows * nb);
+                for b in blocks {
+                    let (d, m) = if ty == GgmlType::Q4_1 {
+                        Q4_1::ints(b, &mut q);
+                        (half(b, 0), half(b, 2))
+                    } else {
+                        let d = Q4_0::ints(b, &mut q).0;
+                        q.iter_mut().for_each(|v| *v += 8);
+                        // −8d is exact in f16 (a power of two times d) unless it overflows.
+                        let m = f16::from_f32(-8.0 * d);
+                        if m.to_f32() != -8.0 * d {
+                            return None;
+                        }
+                        (half(b, 0), m.to_bits())
+                    };
+                    let mut qs = [0u8; BLOCK / 2];
+                    for (j, byte) in qs.iter_mut().enumerate() {
+                        *byte = q[2 * j] as u8 | (q[2 * j + 1] as u8) << 4;
+                    }
+                    out.push(BlockInt4 { d, m, qs });
+                }
+                Blocks::Int4(out)
+            }
+        };
+        Some(QuantMatrix { rows, cols, blocks: kept })
+    }
+
     /// Every block's scale `d` (empty for FP16, which has none).
     pub fn block_scales(&self) -> Vec<f32> {
         let h = |d: u16| f16::from_bits(d).to_f32();

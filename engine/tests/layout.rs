@@ -152,18 +152,71 @@ fn a_source_in_a_gpu_format_is_kept_exactly() {
             GgmlType::Q4_1 => Precision::Int4,
             _ => continue,
         };
+        // As a load does it: the file's own blocks, kept.
         let (rows, cols) = t.matrix_shape();
-        let take = rows.min(64);
-        let values = g.dequantize_rows(t, 0, take).unwrap();
-        let q = QuantMatrix::quantize(&values, take, cols, p).unwrap();
-        let mut row = vec![0f32; cols];
-        for r in 0..take {
-            q.dequantize_row(r, &mut row);
-            let src = &values[r * cols..(r + 1) * cols];
-            let differ = row.iter().zip(src).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
-            assert_eq!(differ, 0, "{} row {r} at {p}: {differ} weights differ from the source", t.name);
-        }
+        let q = QuantMatrix::from_ggml(t.ggml_type, g.tensor_data(t), rows, cols, p).expect("kept as stored");
+        assert_eq!(differing(&q.dequantize(), &lowbit::gguf::dequantize(t.ggml_type, g.tensor_data(t)).unwrap()), 0, "{} at {p}", t.name);
         checked += 1;
     }
     assert!(checked >= 200, "{checked} tensors");
+}
+
+/// How many of `a`'s values differ from `b`'s (+0 and −0 alike).
+fn differing(a: &[f32], b: &[f32]) -> usize {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).filter(|(x, y)| x != y).count()
+}
+
+/// Blocks of `ty` made as an importance matrix or a search makes them: a scale and a minimum
+/// that are not the block's (max − min)/15 and min, integers that do not reach both ends.
+fn chosen_blocks(ty: GgmlType, rows: usize, cols: usize, seed: u64) -> Vec<u8> {
+    let mut rng = Rng::new(seed);
+    let h = |v: f32| f16::from_f32(v).to_le_bytes();
+    let mut out = vec![];
+    for _ in 0..rows * cols / BLOCK {
+        let d = 0.01 + 0.02 * rng.uniform();
+        match ty {
+            GgmlType::Q4_1 => {
+                out.extend(h(d));
+                out.extend(h(-0.1 * rng.uniform() - 0.05));
+                out.extend((0..16).map(|_| (2 + (rng.uniform() * 10.0) as u8) | (3 + (rng.uniform() * 9.0) as u8) << 4));
+            }
+            GgmlType::Q4_0 => {
+                out.extend(h(if rng.uniform() < 0.5 { -d } else { d }));
+                out.extend((0..16).map(|_| (1 + (rng.uniform() * 13.0) as u8) | (2 + (rng.uniform() * 12.0) as u8) << 4));
+            }
+            GgmlType::Q8_0 => {
+                out.extend(h(d));
+                out.extend((0..32).map(|_| ((rng.uniform() * 200.0) as i32 - 100) as i8 as u8));
+            }
+            _ => unreachable!(),
+        }
+    }
+    out
+}
+
+#[test]
+fn blocks_a_file_chose_load_as_it_chose_them() {
+    // Q4_1 and Q4_0 as INT4 and Q8_0 as INT8: every weight the file's, where requantizing from the
+    // values by min and max (the earlier load path) would move most of them.
+    let (rows, cols) = (7, 96);
+    for (ty, p) in [(GgmlType::Q4_1, Precision::Int4), (GgmlType::Q4_0, Precision::Int4), (GgmlType::Q8_0, Precision::Int8)] {
+        let data = chosen_blocks(ty, rows, cols, 3);
+        let source = lowbit::gguf::dequantize(ty, &data).unwrap();
+        let kept = QuantMatrix::from_ggml(ty, &data, rows, cols, p).expect("kept as stored");
+        assert_eq!(differing(&kept.dequantize(), &source), 0, "{ty:?} at {p}");
+        // The GPU layout holds the same blocks.
+        let back = QuantMatrix::from_gpu_layout(p, rows, cols, &kept.gpu_layout()).unwrap();
+        assert_eq!(back, kept);
+        let rerounded = QuantMatrix::quantize(&source, rows, cols, p).unwrap().dequantize();
+        let moved = differing(&rerounded, &source);
+        println!("{ty:?} at {p}: requantized by min and max, {moved} of {} weights move", source.len());
+        if ty != GgmlType::Q8_0 {
+            assert!(moved > source.len() / 2, "{ty:?}: the test's blocks must be ones min and max do not reproduce");
+        }
+    }
+    // Formats that are not the target's are not kept: the caller requantizes.
+    let data = chosen_blocks(GgmlType::Q4_1, rows, cols, 4);
+    assert!(QuantMatrix::from_ggml(GgmlType::Q4_1, &data, rows, cols, Precision::Int8).is_none());
+    assert!(QuantMatrix::from_ggml(GgmlType::Q4_1, &data[..data.len() - 1], rows, cols, Precision::Int4).is_none());
 }

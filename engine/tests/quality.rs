@@ -32,3 +32,23 @@ fn compare_orders_the_precisions_by_quality() {
     assert!(int4.top1_vs_fp16.unwrap() < int8.top1_vs_fp16.unwrap());
     assert!(fp16.weight_bytes > int8.weight_bytes && int8.weight_bytes > int4.weight_bytes);
 }
+
+#[test]
+fn a_q4_0_file_at_int4_has_the_files_own_perplexity() {
+    // The default model written as ggml's reference Q4_0 (symmetric blocks, d = max / −8): INT4
+    // keeps those blocks as they are (scale d, min −8d), so the GPU at INT4 scores the golden text
+    // as the CPU does on the file's own weights. Requantizing them by min and max, as loads did
+    // before, moved most weights.
+    let Some(bytes) = common::default_model() else { return };
+    let Some(gpu) = common::gpu() else { return };
+    let q4_0 = lowbit::gguf::convert(&Gguf::parse(&bytes).unwrap(), lowbit::gguf::ConvertTo::Q4_0).unwrap();
+    let g = Gguf::parse(&q4_0).unwrap();
+    let tok = Tokenizer::from_gguf(&g).unwrap();
+    let toks = tok.encode_with_bos(&golden_text("ppl-text.txt"), false);
+    let plans = [lowbit::Precision::Int4.into()];
+    let rows = pollster::block_on(compare(&gpu, &g, &toks[..64], 64, true, &plans)).unwrap();
+    let ppl = |code: &str| rows.iter().find(|r| r.precision.code() == code).unwrap().ppl;
+    let (source, fp16, int4) = (ppl("source"), ppl("fp16"), ppl("int4"));
+    println!("Q4_0 file: source (CPU) {source:.4}, FP16 {fp16:.4}, INT4 {int4:.4}");
+    assert!((int4 / source - 1.0).abs() < 0.003, "INT4 {int4} vs the file's own {source}");
+}

@@ -22,7 +22,7 @@ const USAGE: &str = "usage:
                   [--repeat-penalty R] [--seed S] [--json]
   lowbit compare MODEL.gguf --file TEXT_FILE [--max-tokens 256] [--no-source] [--plans fp16,int8,int4,int4-int4-int8,fp16+kv-int8]
       (a plan is one precision, or attention-ffn-embeddings precisions; +kv-f16 or +kv-int8 quantizes the KV cache)
-  lowbit convert IN.gguf OUT.gguf --to f16|q8_0
+  lowbit convert IN.gguf OUT.gguf --to f16|q8_0|q4_0
   lowbit synth BASE.gguf OUT.gguf [--shape tiny|smollm2-135m|smollm2-1.7b|LAYERS:DIM:FFN:HEADS:KV_HEADS] [--seed S]
       (random weights at that shape, with BASE's tokenizer and chat template)
   lowbit bench kernels [--json | --markdown] [--reps N]

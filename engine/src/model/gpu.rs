@@ -75,10 +75,15 @@ impl Unit {
 /// Dispatches a profiled step may time: WebGPU allows 4096 queries per set, two per dispatch.
 const TIMED_DISPATCHES: u32 = 2000;
 
-/// Dequantize a tensor of `file` and requantize it to `p`.
+/// A tensor of `file` at `p`: its own blocks where they are already `p`'s
+/// ([`QuantMatrix::from_ggml`]), else dequantized and requantized.
 fn requantize(file: &[u8], t: &TensorInfo, p: Precision) -> Result<QuantMatrix> {
     let (rows, cols) = t.matrix_shape();
-    QuantMatrix::quantize(&crate::gguf::dequantize(t.ggml_type, t.data(file)?)?, rows, cols, p)
+    let data = t.data(file)?;
+    match QuantMatrix::from_ggml(t.ggml_type, data, rows, cols, p) {
+        Some(kept) => Ok(kept),
+        None => QuantMatrix::quantize(&crate::gguf::dequantize(t.ggml_type, data)?, rows, cols, p),
+    }
 }
 
 /// The weight matrices of a model at one plan of precisions, on the GPU.

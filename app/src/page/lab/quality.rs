@@ -98,7 +98,7 @@ fn source_note(model: &ModelState) -> Option<String> {
         format!(
             "This file stores its weight matrices as {dtype} ({bits:.1} bits per weight). FP16 and INT8 hold those values almost \
              exactly, so they measure the file itself: no precision can add back what was lost when the file was quantized.{}{}",
-            if dtype == "Q4_1" { " INT4 uses Q4_1's own block layout, so it keeps those matrices exactly too." } else { "" },
+            if dtype == "Q4_1" || dtype == "Q4_0" { " INT4 keeps the file's own blocks, so it holds those matrices exactly too." } else { "" },
             if others.is_empty() { String::new() } else {
                 format!(" Where INT4 loses is in the tensors stored more finely ({}): the inspector below shows each tensor's error.", others.join(", "))
             }
