@@ -151,7 +151,7 @@ impl worker::Handler for Page {
         }
     }
 
-    fn on_crash(self, message: String, _restarted: bool) {
+    fn on_crash(self, message: String) {
         self.model.model.set(None);
         self.engine.adapter.set(None);
         let running = self.engine.job.get_untracked().map(|r| r.kind);

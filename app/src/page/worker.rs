@@ -178,8 +178,8 @@ fn send(msg: &ToWorker, file: Option<&web_sys::File>) {
 /// What the page does with the worker's messages and its crashes.
 pub trait Handler: Copy + 'static {
     fn on_event(self, m: FromWorker);
-    /// The worker stopped (`restarted`: a fresh one is starting).
-    fn on_crash(self, message: String, restarted: bool);
+    /// The worker stopped (`message` says whether a fresh one is starting).
+    fn on_crash(self, message: String);
 }
 
 /// Start the engine worker; a crash of the worker is shown and a fresh one started.
@@ -188,7 +188,7 @@ pub fn start_worker(h: impl Handler) {
     opts.set_type(web_sys::WorkerType::Classic);
     let worker = match web_sys::Worker::new_with_options(WORKER_URL, &opts) {
         Ok(w) => w,
-        Err(e) => return h.on_crash(format!("cannot start the engine worker: {e:?}"), false),
+        Err(e) => return h.on_crash(format!("cannot start the engine worker: {e:?}")),
     };
     let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
         match e.data().as_string().map(|s| serde_json::from_str::<FromWorker>(&s)) {
@@ -210,10 +210,10 @@ pub fn start_worker(h: impl Handler) {
             r.get()
         });
         if restarts <= MAX_RESTARTS {
-            h.on_crash(format!("the engine stopped unexpectedly ({}); it was restarted: load a model again", e.message()), true);
+            h.on_crash(format!("the engine stopped unexpectedly ({}); it was restarted: load a model again", e.message()));
             start_worker(h);
         } else {
-            h.on_crash(format!("the engine keeps stopping ({}); reload the page", e.message()), false);
+            h.on_crash(format!("the engine keeps stopping ({}); reload the page", e.message()));
         }
     });
     worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));

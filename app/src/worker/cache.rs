@@ -1,5 +1,5 @@
 //! The model cache (the Cache API, `lowbit-models-v1`): a file is kept under its URL, or under
-//! [`LOCAL_FILE_KEY`] and its name when it was opened from the disk.
+//! `protocol::model::LOCAL_FILE_KEY` and its name when it was opened from the disk.
 
 use js_sys::{Array, Uint8Array};
 use lowbit_app::protocol::CachedModel;
@@ -8,9 +8,6 @@ use wasm_bindgen::JsCast;
 
 use crate::download::response_bytes;
 use crate::{js_err, scope, Fail};
-
-#[allow(unused_imports)]
-use lowbit_app::protocol::model::LOCAL_FILE_KEY;
 
 /// The Cache API cache holding model files.
 const CACHE: &str = "lowbit-models-v1";

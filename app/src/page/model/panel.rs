@@ -27,9 +27,8 @@ struct Manifest {
 #[component]
 pub fn ModelPanel() -> impl IntoView {
     let model = expect_context::<ModelState>();
-    let engine = model.engine;
     let dragging = RwSignal::new(false);
-    let can_load = move || engine.ready() && !engine.busy();
+    let can_load = move || model.can_load();
     let on_file = move |ev: leptos::ev::Event| {
         let input: web_sys::HtmlInputElement = event_target(&ev);
         if let Some(f) = input.files().and_then(|fs| fs.get(0)) {
@@ -79,7 +78,7 @@ pub fn ModelPanel() -> impl IntoView {
 fn DefaultModel() -> impl IntoView {
     let model = expect_context::<ModelState>();
     let engine = model.engine;
-    let can_load = move || engine.ready() && !engine.busy();
+    let can_load = move || model.can_load();
     let manifest = LocalResource::new(|| async {
         let text = fetch_text("models/manifest.json").await?;
         serde_json::from_str::<Manifest>(&text).map_err(|e| format!("models/manifest.json: {e}"))
@@ -114,8 +113,7 @@ fn DefaultModel() -> impl IntoView {
 #[component]
 fn UrlForm() -> impl IntoView {
     let model = expect_context::<ModelState>();
-    let engine = model.engine;
-    let can_load = move || engine.ready() && !engine.busy();
+    let can_load = move || model.can_load();
     let url = RwSignal::new(String::new());
     view! {
     <form class="url-row" novalidate on:submit=move |ev| {

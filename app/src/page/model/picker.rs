@@ -12,7 +12,7 @@ use crate::ui::fmt::{self, megabytes};
 pub fn ModelPicker() -> impl IntoView {
     let model = expect_context::<ModelState>();
     let engine = model.engine;
-    let can_load = move || engine.adapter.get().is_some() && !engine.busy();
+    let can_load = move || model.can_load();
     let rows = lowbit::catalog::MODELS.iter().map(|e| {
         let e = *e;
         let needs = move || engine.adapter.get().map(|a| e.needs(&a)).unwrap_or_default();

@@ -77,6 +77,11 @@ impl ModelState {
         self.model.with(|m| m.is_some())
     }
 
+    /// The engine has a device and no job runs: a model can be loaded.
+    pub fn can_load(&self) -> bool {
+        self.engine.ready() && !self.engine.busy()
+    }
+
     /// A model is loaded and no job runs: a reply or a measurement can start.
     pub fn can_run(&self) -> bool {
         self.loaded() && !self.engine.busy()
