@@ -26,7 +26,8 @@ pub enum JobKind {
     /// A reply written into the chat message `msg`; `reading`: prompt tokens read, of how many.
     Reply { msg: u64, reading: Option<(usize, usize)> },
     /// A quality measurement, at the variant it has reached.
-    Quality { at: Option<Variant> },
+    /// `calibrating`: tokens of calibration text done, of how many (before the first variant).
+    Quality { at: Option<Variant>, calibrating: Option<(u64, u64)> },
     Compare,
     Profile,
     Bench,

@@ -15,6 +15,7 @@ pub mod info;
 pub mod inspect;
 pub mod layout;
 pub mod lockstep;
+pub mod method;
 pub mod model;
 pub mod plan;
 pub mod quality;

@@ -176,7 +176,8 @@ impl<'s> LockStep<'s> {
         let mut built = Vec::new();
         for variant in lanes {
             session.info.check_fit(&gpu.info, &variant.plan)?;
-            let w = Requantizer::new(&session.cfg, &g, variant.plan)?.reusing(&have).run(gpu, session.bytes())?;
+            let calib = session.calibration().cloned();
+            let w = Requantizer::new(&session.cfg, &g, variant.plan)?.reusing(&have).calibrated(calib).run(gpu, session.bytes())?;
             let mut backend = GpuBackend::with_weights(gpu, &g, w, n_ctx)?;
             backend.set_kv(variant.kv)?;
             built.push(Lane {

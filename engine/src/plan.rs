@@ -6,6 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::method::Method;
 use crate::model::Mat;
 use crate::{Error, KvPrecision, Precision, Result};
 
@@ -55,11 +56,14 @@ pub struct Plan {
     pub attention: Precision,
     pub ffn: Precision,
     pub embeddings: Precision,
+    /// How every quantized group chooses its integers and scales ([`Method`]).
+    #[serde(default)]
+    pub method: Method,
 }
 
 impl Plan {
     pub const fn uniform(p: Precision) -> Plan {
-        Plan { attention: p, ffn: p, embeddings: p }
+        Plan { attention: p, ffn: p, embeddings: p, method: Method::Rtn }
     }
 
     pub fn get(&self, g: Group) -> Precision {
@@ -76,6 +80,11 @@ impl Plan {
             Group::Ffn => self.ffn = p,
             Group::Embeddings => self.embeddings = p,
         }
+        self
+    }
+
+    pub fn with_method(mut self, m: Method) -> Plan {
+        self.method = m;
         self
     }
 
@@ -97,21 +106,35 @@ impl Plan {
         v
     }
 
-    /// `int4` for a uniform plan, else `attention-ffn-embeddings` (`fp16-int4-fp16`): the form
-    /// URLs, the CLI and `data-precision` attributes use.
+    /// Whether the method matters: some group is quantized (FP16 is the same by every method).
+    pub fn quantized(&self) -> bool {
+        self.precisions().iter().any(|&p| p != Precision::Fp16)
+    }
+
+    /// `int4` for a uniform plan, else `attention-ffn-embeddings` (`fp16-int4-fp16`), then
+    /// `@method` unless it is `rtn` (`int4@gptq`): the form URLs, the CLI and `data-precision`
+    /// attributes use.
     pub fn code(&self) -> String {
-        match self.uniform_precision() {
+        let precisions = match self.uniform_precision() {
             Some(p) => p.name().to_string(),
             None => format!("{}-{}-{}", self.attention.name(), self.ffn.name(), self.embeddings.name()),
+        };
+        match self.method {
+            Method::Rtn => precisions,
+            m => format!("{precisions}@{m}"),
         }
     }
 
     /// Read [`Plan::code`]'s form back.
     pub fn parse(s: &str) -> Result<Plan> {
+        let (s, method) = match s.split_once('@') {
+            Some((p, m)) => (p, Method::parse(m)?),
+            None => (s, Method::Rtn),
+        };
         let parts: Vec<&str> = s.split('-').collect();
         match parts[..] {
-            [p] => Ok(Plan::uniform(Precision::parse(p)?)),
-            [a, f, e] => Ok(Plan { attention: Precision::parse(a)?, ffn: Precision::parse(f)?, embeddings: Precision::parse(e)? }),
+            [p] => Ok(Plan::uniform(Precision::parse(p)?).with_method(method)),
+            [a, f, e] => Ok(Plan { attention: Precision::parse(a)?, ffn: Precision::parse(f)?, embeddings: Precision::parse(e)?, method }),
             _ => Err(Error::UnknownPrecision(s.to_string())),
         }
     }
@@ -123,13 +146,18 @@ impl From<Precision> for Plan {
     }
 }
 
-/// `INT4`, or `attention FP16 · feed-forward INT4 · embeddings FP16`.
+/// `INT4`, or `attention FP16 · feed-forward INT4 · embeddings FP16`, then ` (GPTQ)` for a method
+/// other than round-to-nearest.
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let up = |p: Precision| p.name().to_uppercase();
         match self.uniform_precision() {
-            Some(p) => write!(f, "{}", up(p)),
-            None => write!(f, "attention {} · feed-forward {} · embeddings {}", up(self.attention), up(self.ffn), up(self.embeddings)),
+            Some(p) => write!(f, "{}", up(p))?,
+            None => write!(f, "attention {} · feed-forward {} · embeddings {}", up(self.attention), up(self.ffn), up(self.embeddings))?,
+        }
+        match self.method {
+            Method::Rtn => Ok(()),
+            m => write!(f, " ({})", m.name().to_uppercase()),
         }
     }
 }
@@ -209,5 +237,14 @@ mod tests {
         assert_eq!(Variant::parse(&v.code()).unwrap(), v);
         assert_eq!(Variant::parse("int4").unwrap(), Variant::from(Precision::Int4));
         assert!(Variant::parse("int4+kv-int3").is_err());
+        let g = Variant::new(Plan::uniform(Precision::Int4).with_method(Method::Gptq), KvPrecision::Int8);
+        assert_eq!(g.code(), "int4@gptq+kv-int8");
+        assert_eq!(Variant::parse(&g.code()).unwrap(), g);
+        assert_eq!(Plan::parse("fp16-int4-int8@imatrix").unwrap().code(), "fp16-int4-int8@imatrix");
+        assert_eq!(g.plan.to_string(), "INT4 (GPTQ)");
+        assert!(Plan::parse("int4@awq2").is_err());
+        // Plans saved before methods existed read back as round-to-nearest.
+        let old: Plan = serde_json::from_str(r#"{"attention":"int4","ffn":"int4","embeddings":"int8"}"#).unwrap();
+        assert_eq!(old.method, Method::Rtn);
     }
 }

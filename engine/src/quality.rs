@@ -134,7 +134,16 @@ pub fn kl_divergence(log_p: &[f32], log_q: &[f32]) -> f64 {
 
 /// Score `tokens` at each plan (FP16 first) on one GPU model (requantized in place between
 /// them), and at the source precision on the CPU when `with_source`.
-pub async fn compare(gpu: &Gpu, g: &Gguf<'_>, tokens: &[u32], chunk: usize, with_source: bool, plans: &[Variant]) -> Result<Vec<Quality>> {
+/// `calib`: the calibration activations, where a plan's method needs them.
+pub async fn compare(
+    gpu: &Gpu,
+    g: &Gguf<'_>,
+    tokens: &[u32],
+    chunk: usize,
+    with_source: bool,
+    plans: &[Variant],
+    calib: Option<std::sync::Arc<crate::method::Calibration>>,
+) -> Result<Vec<Quality>> {
     let cfg = Config::from_gguf(g)?;
     let mut out = Vec::new();
     if with_source {
@@ -152,7 +161,7 @@ pub async fn compare(gpu: &Gpu, g: &Gguf<'_>, tokens: &[u32], chunk: usize, with
             logprobs: r.target_logprob,
         });
     }
-    let mut b = GpuBackend::load(gpu, g, Precision::Fp16, tokens.len())?;
+    let mut b = GpuBackend::load_calibrated(gpu, g, Precision::Fp16, tokens.len(), calib)?;
     out.extend(compare_on(&mut b, g, tokens, chunk, plans, |_| {}).await?);
     Ok(with_noise(out))
 }

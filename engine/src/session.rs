@@ -2,12 +2,16 @@
 //! the tokens whose keys and values are in the KV cache, so a multi-turn conversation only
 //! prefills what is new. This is what the page's worker holds; the CLI uses the same pieces.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::chat::{ChatTemplate, Message};
 use crate::gguf::Gguf;
 use crate::gpu::Gpu;
 use crate::info::{tokenizer_and_template, ModelInfo};
+use crate::method::calibration::Calibrator;
+use crate::method::Calibration;
 use crate::model::gpu::{GpuBackend, Requantizer};
 use crate::model::{self, Backend, Config, Generation, Prefill, Step};
 use crate::plan::Plan;
@@ -51,10 +55,13 @@ pub enum Stage {
     Requantize,
     Upload,
     Compile,
+    /// A calibration text through the model at source precision (for the calibrated methods);
+    /// units are tokens.
+    Calibrate,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 5] = [Stage::Download, Stage::Parse, Stage::Requantize, Stage::Upload, Stage::Compile];
+    pub const ALL: [Stage; 6] = [Stage::Download, Stage::Parse, Stage::Requantize, Stage::Upload, Stage::Compile, Stage::Calibrate];
     pub fn label(self) -> &'static str {
         match self {
             Stage::Download => "download",
@@ -62,6 +69,7 @@ impl Stage {
             Stage::Requantize => "requantize",
             Stage::Upload => "GPU upload",
             Stage::Compile => "shader compile",
+            Stage::Calibrate => "calibration",
         }
     }
 }
@@ -96,6 +104,7 @@ pub struct Loader {
     info: ModelInfo,
     n_ctx: usize,
     rq: Requantizer,
+    calibration: Option<Arc<Calibration>>,
 }
 
 impl Loader {
@@ -113,7 +122,25 @@ impl Loader {
         info.check_fit(&gpu.info, &plan)?;
         let rq = Requantizer::new(&cfg, &g, plan)?;
         drop(g);
-        Ok(Loader { gpu: gpu.clone(), bytes, cfg, tok, template, info, n_ctx, rq })
+        Ok(Loader { gpu: gpu.clone(), bytes, cfg, tok, template, info, n_ctx, rq, calibration: None })
+    }
+
+    /// Whether the plan's method needs a calibration ([`Loader::calibrator`]) before the steps.
+    pub fn needs_calibration(&self) -> bool {
+        self.rq.plan.method.calibrated() && self.rq.plan.quantized() && self.calibration.is_none()
+    }
+
+    /// A calibrator on the built-in text (see [`Session::calibrator`]).
+    pub fn calibrator(&self, tokens: usize) -> Result<Calibrator> {
+        let mut toks = self.tok.encode_with_bos(crate::method::calibration::TEXT, false);
+        toks.truncate(tokens.max(1));
+        Calibrator::new(&Gguf::parse(&self.bytes)?, toks)
+    }
+
+    pub fn set_calibration(&mut self, c: Calibration) {
+        let c = Arc::new(c);
+        self.rq.set_calibration(Some(c.clone()));
+        self.calibration = Some(c);
     }
 
     /// The model file.
@@ -144,7 +171,8 @@ impl Loader {
     pub fn finish(self) -> Result<Session> {
         let g = Gguf::parse(&self.bytes)?;
         let weights = self.rq.finish()?;
-        let backend = GpuBackend::with_weights(&self.gpu, &g, weights, self.n_ctx)?;
+        let mut backend = GpuBackend::with_weights(&self.gpu, &g, weights, self.n_ctx)?;
+        backend.set_calibration(self.calibration);
         drop(g);
         Ok(Session { bytes: self.bytes, cfg: self.cfg, info: self.info, tok: self.tok, template: self.template, backend, cached: vec![] })
     }
@@ -232,10 +260,29 @@ impl Session {
     }
 
     /// Start switching to `plan` (step it, then [`Session::finish_switch`]). The KV cache is
-    /// kept; matrices whose precision does not change are kept too.
+    /// kept; matrices whose precision does not change are kept too. A calibrated method needs
+    /// [`Session::calibration`] first.
     pub fn begin_switch(&self, plan: Plan) -> Result<Switch> {
         self.info.check_fit(&self.backend.gpu.info, &plan)?;
-        Ok(Switch(Requantizer::new(&self.cfg, &self.gguf()?, plan)?.reusing(&self.backend.weights())))
+        let calib = self.backend.calibration().cloned();
+        Ok(Switch(Requantizer::new(&self.cfg, &self.gguf()?, plan)?.reusing(&self.backend.weights()).calibrated(calib)))
+    }
+
+    /// The calibration activations the calibrated methods use, once made.
+    pub fn calibration(&self) -> Option<&Arc<Calibration>> {
+        self.backend.calibration()
+    }
+
+    /// Start calibrating on `text` (the built-in calibration text when `None`), its first
+    /// `tokens` tokens: step the [`Calibrator`], then [`Session::set_calibration`].
+    pub fn calibrator(&self, text: Option<&str>, tokens: usize) -> Result<Calibrator> {
+        let mut toks = self.tok.encode_with_bos(text.unwrap_or(crate::method::calibration::TEXT), false);
+        toks.truncate(tokens.max(1));
+        Calibrator::new(&self.gguf()?, toks)
+    }
+
+    pub fn set_calibration(&mut self, c: Calibration) {
+        self.backend.set_calibration(Some(Arc::new(c)));
     }
 
     pub fn step_switch(&self, s: &mut Switch) -> Result<bool> {

@@ -14,7 +14,7 @@ fn compare_orders_the_precisions_by_quality() {
     let g = Gguf::parse(&bytes).unwrap();
     let tok = Tokenizer::from_gguf(&g).unwrap();
     let toks = tok.encode_with_bos(&golden_text("ppl-text.txt"), false);
-    let rows = pollster::block_on(compare(&gpu, &g, &toks[..64], 64, true, &lowbit::quality::uniform_plans())).unwrap();
+    let rows = pollster::block_on(compare(&gpu, &g, &toks[..64], 64, true, &lowbit::quality::uniform_plans(), None)).unwrap();
     for r in &rows {
         println!("{r:?}");
     }
@@ -46,7 +46,7 @@ fn a_q4_0_file_at_int4_has_the_files_own_perplexity() {
     let tok = Tokenizer::from_gguf(&g).unwrap();
     let toks = tok.encode_with_bos(&golden_text("ppl-text.txt"), false);
     let plans = [lowbit::Precision::Int4.into()];
-    let rows = pollster::block_on(compare(&gpu, &g, &toks[..64], 64, true, &plans)).unwrap();
+    let rows = pollster::block_on(compare(&gpu, &g, &toks[..64], 64, true, &plans, None)).unwrap();
     let ppl = |code: &str| rows.iter().find(|r| r.precision.code() == code).unwrap().ppl;
     let (source, fp16, int4) = (ppl("source"), ppl("fp16"), ppl("int4"));
     println!("Q4_0 file: source (CPU) {source:.4}, FP16 {fp16:.4}, INT4 {int4:.4}");

@@ -124,7 +124,15 @@ impl Engine {
     /// The quality measurement runs (at which variant, once it has reached one).
     pub fn quality_at(&self) -> Option<Option<Variant>> {
         self.running_as(|k| match k {
-            JobKind::Quality { at } => Some(*at),
+            JobKind::Quality { at, .. } => Some(*at),
+            _ => None,
+        })
+    }
+
+    /// The quality run's calibration, while it runs: tokens done, of how many.
+    pub fn quality_calibrating(&self) -> Option<(u64, u64)> {
+        self.running_as(|k| match k {
+            JobKind::Quality { at: None, calibrating } => *calibrating,
             _ => None,
         })
     }

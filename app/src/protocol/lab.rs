@@ -30,6 +30,8 @@ pub enum LabJob {
 pub enum LabEvent {
     /// The quality measurement moved on to `plan`.
     QualityProgress { plan: Variant },
+    /// The quality run is calibrating first (a variant's method needs it): tokens done, of `total`.
+    Calibrating { done: u64, total: u64 },
     QualityDone { n_tokens: usize, rows: Vec<Quality> },
     /// A lock-step comparison has its lanes (FP16 first) and is reading the prompt.
     CompareStarted { lanes: Vec<Variant>, prompt_tokens: usize, weight_bytes: Vec<u64> },
@@ -53,7 +55,7 @@ impl LabEvent {
             | LabEvent::Bench { .. }
             | LabEvent::Inspection { .. }
             | LabEvent::LayerErrors { .. } => true,
-            LabEvent::QualityProgress { .. } | LabEvent::CompareStarted { .. } | LabEvent::CompareStep { .. } | LabEvent::Tensors { .. } => false,
+            LabEvent::QualityProgress { .. } | LabEvent::Calibrating { .. } | LabEvent::CompareStarted { .. } | LabEvent::CompareStep { .. } | LabEvent::Tensors { .. } => false,
         }
     }
 }

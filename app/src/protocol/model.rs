@@ -42,6 +42,22 @@ pub struct LoadedModel {
     pub context_size: usize,
     pub from_cache: bool,
     pub load_ms: f64,
+    /// The calibration the load made (its plan's method needed one).
+    #[serde(default)]
+    pub calibration: Option<Calibrated>,
+}
+
+/// A calibration the worker ran: tokens of calibration text through the model, and how long.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Calibrated {
+    pub tokens: usize,
+    pub seconds: f64,
+}
+
+impl From<&lowbit::method::Calibration> for Calibrated {
+    fn from(c: &lowbit::method::Calibration) -> Self {
+        Calibrated { tokens: c.tokens, seconds: c.seconds }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -54,8 +70,8 @@ pub enum ModelEvent {
     /// The KV cache holds `context_size` tokens now (`kv_bytes`: the whole cache), of which
     /// `context_used` are the conversation's.
     ContextSet { context_size: usize, kv_bytes: u64, context_used: usize },
-    /// The precision switch is done.
-    Switched { plan: Plan, weight_bytes: u64, ms: f64 },
+    /// The precision switch is done (`calibration`: the model's, if one was made so far).
+    Switched { plan: Plan, weight_bytes: u64, ms: f64, calibration: Option<Calibrated> },
     /// The model cache's entries (answering `ListCache` and `DeleteCache`: about no job).
     Cache { entries: Vec<CachedModel> },
 }

@@ -32,6 +32,9 @@ pub async fn run(job: LabJob) -> Result<(), Fail> {
         }
         LabJob::Quality { text, max_tokens, plans } => {
             let (n_tokens, rows) = with_session(async |s| {
+                if plans.iter().any(|v| v.plan.method.calibrated() && v.plan.quantized()) && s.calibration().is_none() {
+                    crate::model::calibrate(s, |done, total| emit(LabEvent::Calibrating { done, total })).await?;
+                }
                 Ok(s.quality(&text, max_tokens, &plans, |plan| emit(LabEvent::QualityProgress { plan })).await?)
             })
             .await?;

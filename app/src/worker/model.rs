@@ -2,10 +2,11 @@
 //! progress and Cancel), switch precisions, and remake the KV cache in another format or size;
 //! whatever does not fit leaves what was there before.
 
+use lowbit::method::calibration::Calibrator;
 use lowbit::plan::Plan;
 use lowbit::session::{Loader, Progress, Session, Stage};
 use lowbit::util::now_ms;
-use lowbit_app::protocol::model::{LoadedModel, LOCAL_FILE_KEY};
+use lowbit_app::protocol::model::{Calibrated, LoadedModel, LOCAL_FILE_KEY};
 use lowbit_app::protocol::{ErrorKind, LabEvent, ModelEvent, ModelJob};
 
 use crate::cache::{cached_bytes, key_name, store, unstore};
@@ -117,6 +118,11 @@ pub async fn load(name: String, bytes: Vec<u8>, plan: Option<Plan>, n_ctx: usize
     let n = bytes.len() as u64;
     let mut loader = Loader::new(&gpu, bytes, plan, n_ctx)?;
     progress(&name, Stage::Parse, n, n);
+    if loader.needs_calibration() {
+        let mut c = loader.calibrator(lowbit::method::calibration::DEFAULT_TOKENS)?;
+        run_calibrator(&mut c, |d, t| progress(&name, Stage::Calibrate, d, t)).await?;
+        loader.set_calibration(c.finish());
+    }
     // Everything the new model allocates, in one out-of-memory scope: if it does not fit, it goes
     // and the model loaded before stays (both are on the device until the new one is ready).
     let oom = gpu.oom_scope(&format!("loading {name}"));
@@ -178,14 +184,42 @@ pub async fn load(name: String, bytes: Vec<u8>, plan: Option<Plan>, n_ctx: usize
         context_size: session.context_size(),
         from_cache: matches!(origin, Origin::Cache | Origin::Reloaded),
         load_ms: now_ms() - t0,
+        calibration: session.calibration().map(|c| Calibrated::from(&**c)),
     })));
     set_model(name, session);
     Ok(())
 }
 
+/// Run the built-in calibration text through the model at source precision (a few tokens a
+/// step, with progress and Cancel) and keep its activations for every later calibrated switch.
+pub async fn calibrate(session: &mut Session, report: impl Fn(u64, u64)) -> Result<(), Fail> {
+    let mut c = session.calibrator(None, lowbit::method::calibration::DEFAULT_TOKENS)?;
+    run_calibrator(&mut c, report).await?;
+    session.set_calibration(c.finish());
+    Ok(())
+}
+
+/// Step a calibrator to the end, telling `report` the tokens done and the total before each step.
+async fn run_calibrator(c: &mut Calibrator, report: impl Fn(u64, u64)) -> Result<(), Fail> {
+    let total = c.total() as u64;
+    let mut last = now_ms();
+    loop {
+        report(c.done as u64, total);
+        checkpoint(&mut last).await?;
+        if !c.step()? {
+            break;
+        }
+    }
+    report(total, total);
+    Ok(())
+}
+
 async fn switch(plan: Plan) -> Result<(), Fail> {
     let t0 = now_ms();
-    let (plan, weight_bytes) = with_session(async |session| {
+    let (plan, weight_bytes, calibration) = with_session(async |session| {
+        if plan.method.calibrated() && plan.quantized() && session.calibration().is_none() {
+            calibrate(session, |d, t| progress("", Stage::Calibrate, d, t)).await?;
+        }
         let mut sw = session.begin_switch(plan)?;
         // The new weights are made beside the old ones, which stay if they do not fit.
         let oom = session.gpu().oom_scope(&format!("switching to {plan}"));
@@ -201,10 +235,10 @@ async fn switch(plan: Plan) -> Result<(), Fail> {
         oom.check().await?;
         session.finish_switch(sw)?;
         compile_kernels(session).await?;
-        Ok((session.plan(), session.weight_bytes()))
+        Ok((session.plan(), session.weight_bytes(), session.calibration().map(|c| Calibrated::from(&**c))))
     })
     .await?;
-    emit(ModelEvent::Switched { plan, weight_bytes, ms: now_ms() - t0 });
+    emit(ModelEvent::Switched { plan, weight_bytes, ms: now_ms() - t0, calibration });
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use lowbit::chat::{ChatTemplate, Message};
 use lowbit::gguf::Gguf;
@@ -10,6 +11,8 @@ use lowbit::gpu::Gpu;
 use lowbit::model::{self, cpu::CpuBackend, gpu::GpuBackend, Config};
 use lowbit::sampler::{Sampler, SamplerConfig};
 use lowbit::info::ModelInfo;
+use lowbit::method::{calibration, Calibration, Method};
+use lowbit::plan::{Plan, Variant};
 use lowbit::tokenizer::Tokenizer;
 use lowbit::{bench, quality, selftest, Error, Precision, Result};
 
@@ -20,8 +23,12 @@ const USAGE: &str = "usage:
   lowbit generate MODEL.gguf --prompt TEXT [--chat] [--system TEXT] --precision source|fp16|int8|int4
                   [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--min-p P]
                   [--repeat-penalty R] [--seed S] [--json]
-  lowbit compare MODEL.gguf --file TEXT_FILE [--max-tokens 256] [--no-source] [--plans fp16,int8,int4,int4-int4-int8,fp16+kv-int8]
-      (a plan is one precision, or attention-ffn-embeddings precisions; +kv-f16 or +kv-int8 quantizes the KV cache)
+  lowbit compare MODEL.gguf --file TEXT_FILE [--max-tokens 256] [--no-source] [--plans fp16,int8,int4,int4-int4-int8,fp16+kv-int8,int4@gptq]
+      (a plan is one precision, or attention-ffn-embeddings precisions; @METHOD picks its method;
+       +kv-f16 or +kv-int8 quantizes the KV cache)
+  perplexity, generate and compare also take
+      [--method rtn|search|imatrix|gptq] (how int8/int4 are made; default rtn; a plan's own @METHOD wins)
+      [--calib TEXT_FILE] [--calib-tokens 512] (the calibration text of imatrix and gptq; default: the built-in one)
   lowbit convert IN.gguf OUT.gguf --to f16|q8_0|q4_0
   lowbit synth BASE.gguf OUT.gguf [--shape tiny|smollm2-135m|smollm2-1.7b|LAYERS:DIM:FFN:HEADS:KV_HEADS] [--seed S]
       (random weights at that shape, with BASE's tokenizer and chat template)
@@ -83,11 +90,46 @@ enum Engine {
     Gpu(Box<GpuBackend>),
 }
 
-/// `--precision`: `source` (None), one precision, or a mixed plan `ATTENTION-FFN-EMBEDDINGS`.
-fn precision_arg(a: &Args) -> Result<Option<lowbit::plan::Plan>> {
+/// `--precision`: `source` (None), one precision, or a mixed plan `ATTENTION-FFN-EMBEDDINGS`,
+/// made by `--method` unless it names its own (`int4@gptq`).
+fn precision_arg(a: &Args) -> Result<Option<Plan>> {
     match a.get("--precision").unwrap_or("source") {
         "source" => Ok(None),
-        p => lowbit::plan::Plan::parse(p).map(Some),
+        p => plan_arg(a, p).map(Some),
+    }
+}
+
+/// A plan code from the command line, with `--method` applied unless it carries `@METHOD`.
+fn plan_arg(a: &Args, code: &str) -> Result<Plan> {
+    let plan = Plan::parse(code)?;
+    match (code.contains('@'), a.get("--method")) {
+        (false, Some(m)) => Ok(plan.with_method(Method::parse(m)?)),
+        _ => Ok(plan),
+    }
+}
+
+/// The calibration activations when some plan's method needs them: `--calib` (or the built-in
+/// text), its first `--calib-tokens`, through the model at source precision on the CPU.
+fn calibration(a: &Args, g: &Gguf, plans: &[Plan]) -> Result<Option<Arc<Calibration>>> {
+    if !plans.iter().any(|p| p.method.calibrated() && p.quantized()) {
+        return Ok(None);
+    }
+    let text = match a.get("--calib") {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| Error::Io(format!("{path}: {e}")))?,
+        None => calibration::TEXT.to_string(),
+    };
+    let mut toks = Tokenizer::from_gguf(g)?.encode_with_bos(&text, false);
+    toks.truncate(a.num("--calib-tokens", calibration::DEFAULT_TOKENS)?);
+    let c = Calibration::collect(g, &toks)?;
+    eprintln!("lowbit: calibrated on {} tokens in {:.1} s", c.tokens, c.seconds);
+    Ok(Some(Arc::new(c)))
+}
+
+/// `{tokens, seconds}` of a calibration, for the JSON output.
+fn calibration_json(c: &Option<Arc<Calibration>>) -> serde_json::Value {
+    match c {
+        Some(c) => serde_json::json!({ "tokens": c.tokens, "seconds": c.seconds }),
+        None => serde_json::Value::Null,
     }
 }
 
@@ -99,7 +141,8 @@ fn engine(a: &Args, g: &Gguf, gpu: &Option<Gpu>, n_ctx: usize) -> Result<Engine>
         (None, _) => Err(Error::Usage("precision source runs on the CPU backend only".into())),
         (Some(p), "gpu") => {
             let gpu = gpu.as_ref().ok_or(Error::NoAdapter)?;
-            Ok(Engine::Gpu(Box::new(GpuBackend::load(gpu, g, p, n_ctx)?)))
+            let calib = calibration(a, g, &[p])?;
+            Ok(Engine::Gpu(Box::new(GpuBackend::load_calibrated(gpu, g, p, n_ctx, calib)?)))
         }
         (Some(_), "cpu") => Err(Error::Usage("fp16, int8 and int4 run on the GPU backend (--backend gpu)".into())),
         (_, other) => Err(Error::Usage(format!("unknown backend '{other}' (cpu or gpu)"))),
@@ -170,16 +213,17 @@ async fn perplexity(a: &Args, gpu: &Option<Gpu>) -> Result<()> {
     let g = Gguf::parse(&bytes)?;
     let toks = text_tokens(a, &g, 1024)?;
     let cfg = Config::from_gguf(&g)?;
-    let r = match engine(a, &g, gpu, toks.len())? {
-        Engine::Cpu(mut b) => model::perplexity(&cfg, b.as_mut(), &toks, 512).await?,
-        Engine::Gpu(mut b) => model::perplexity(&cfg, b.as_mut(), &toks, 256).await?,
+    let (r, calib) = match engine(a, &g, gpu, toks.len())? {
+        Engine::Cpu(mut b) => (model::perplexity(&cfg, b.as_mut(), &toks, 512).await?, None),
+        Engine::Gpu(mut b) => (model::perplexity(&cfg, b.as_mut(), &toks, 256).await?, b.calibration().cloned()),
     };
     print_json(&serde_json::json!({
         "ppl": r.ppl,
         "n_tokens": r.n_tokens,
         "argmax": r.argmax,
         "tokens_per_second": r.tokens_per_second,
-        "precision": a.get("--precision").unwrap_or("source"),
+        "precision": precision_arg(a)?.map_or("source".to_string(), |p| p.code()),
+        "calibration": calibration_json(&calib),
     }))
 }
 
@@ -188,11 +232,20 @@ async fn compare(a: &Args, gpu: &Gpu) -> Result<()> {
     let g = Gguf::parse(&bytes)?;
     let toks = text_tokens(a, &g, 256)?;
     let plans = match a.get("--plans") {
-        Some(list) => list.split(',').map(|c| lowbit::plan::Variant::parse(c.trim())).collect::<Result<Vec<_>>>()?,
-        None => quality::uniform_plans(),
+        Some(list) => list
+            .split(',')
+            .map(|c| {
+                let (p, kv) = c.trim().split_once("+kv-").map_or((c.trim(), None), |(p, kv)| (p, Some(kv)));
+                let kv = kv.map_or(Ok(lowbit::KvPrecision::F32), lowbit::KvPrecision::parse)?;
+                Ok(Variant::new(plan_arg(a, p)?, kv))
+            })
+            .collect::<Result<Vec<_>>>()?,
+        None => quality::uniform_plans().into_iter().map(|v| Ok(Variant::new(plan_arg(a, &v.plan.code())?, v.kv))).collect::<Result<_>>()?,
     };
-    let rows = quality::compare(gpu, &g, &toks, 256, !a.has("--no-source"), &plans).await?;
+    let calib = calibration(a, &g, &plans.iter().map(|v| v.plan).collect::<Vec<_>>())?;
+    let rows = quality::compare(gpu, &g, &toks, 256, !a.has("--no-source"), &plans, calib.clone()).await?;
     print_json(&serde_json::json!({
+        "calibration": calibration_json(&calib),
         "n_tokens": toks.len(),
         "source_dtypes": ModelInfo::from_gguf(&g, bytes.len() as u64).source_dtypes,
         "adapter": gpu.info.name,

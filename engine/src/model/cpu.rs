@@ -10,9 +10,11 @@
 //! dropped: it moved the full-text perplexity from −0.28% to +0.02% of llama.cpp's, but argmax
 //! agreement from 0.954 to 0.951; the residual difference to llama.cpp is elsewhere.)
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use super::{Backend, Config, Mat, Vector};
+use crate::method::{Inputs, Site};
 use crate::reference;
 use crate::gguf::Gguf;
 use crate::{Error, Result};
@@ -88,7 +90,19 @@ pub fn matmul_blocks(w: &BlockMat, x: &[f32], m: usize) -> Vec<f32> {
 /// Compute `rows` outputs of `m` values each over the available cores; `f(r, out[..m])` fills
 /// row `r`. Returns `[m, rows]`.
 fn par_rows(rows: usize, m: usize, f: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
-    let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).min(8);
+    // One thread on wasm (the worker calibrates on it): spawning would fail there.
+    let threads = if cfg!(target_arch = "wasm32") { 1 } else { std::thread::available_parallelism().map_or(1, |t| t.get()).min(8) };
+    if threads == 1 {
+        let mut y = vec![0f32; m * rows];
+        let mut out = vec![0f32; m];
+        for r in 0..rows {
+            f(r, &mut out);
+            for (t, v) in out.iter().enumerate() {
+                y[t * rows + r] = *v;
+            }
+        }
+        return y;
+    }
     let chunk = rows.div_ceil(threads).max(1);
     let f = &f;
     let parts: Vec<Vec<f32>> = std::thread::scope(|s| {
@@ -133,6 +147,8 @@ pub struct CpuBackend {
     vectors: HashMap<Vector, Vec<f32>>,
     k_cache: Vec<Vec<f32>>,
     v_cache: Vec<Vec<f32>>,
+    /// Every matrix's input so far, by site, while recording ([`CpuBackend::record_inputs`]).
+    recorded: Option<RefCell<HashMap<Site, Inputs>>>,
 }
 
 fn load(g: &Gguf, name: &str) -> Result<F32Mat> {
@@ -187,7 +203,17 @@ impl CpuBackend {
             vectors.insert(n, n.values(g)?);
         }
         let n = cfg.n_layers;
-        Ok(CpuBackend { cfg, embd, mats, vectors, k_cache: vec![vec![]; n], v_cache: vec![vec![]; n] })
+        Ok(CpuBackend { cfg, embd, mats, vectors, k_cache: vec![vec![]; n], v_cache: vec![vec![]; n], recorded: None })
+    }
+
+    /// From now on, keep the activations every matrix multiplies (for calibration).
+    pub fn record_inputs(&mut self) {
+        self.recorded = Some(RefCell::new(HashMap::new()));
+    }
+
+    /// The activations recorded since [`CpuBackend::record_inputs`], by site; stops recording.
+    pub fn take_inputs(&mut self) -> HashMap<Site, Inputs> {
+        self.recorded.take().map(RefCell::into_inner).unwrap_or_default()
     }
 
     fn mat(&self, m: Mat) -> Result<&CpuMatrix> {
@@ -200,8 +226,13 @@ impl CpuBackend {
         CpuActivations { data: reference::rmsnorm(&x.data, &self.vectors[&w], self.cfg.rms_eps), ..*x }
     }
 
-    fn linear(&self, x: &CpuActivations, w: Mat) -> Result<CpuActivations> {
-        let w = self.mat(w)?;
+    fn linear(&self, x: &CpuActivations, m: Mat) -> Result<CpuActivations> {
+        if let (Some(rec), Some(site)) = (&self.recorded, Site::recorded_at(m)) {
+            let mut rec = rec.borrow_mut();
+            let inputs = rec.entry(site).or_insert_with(|| Inputs { cols: x.width, x: vec![] });
+            inputs.x.extend_from_slice(&x.data);
+        }
+        let w = self.mat(m)?;
         let data = match w {
             CpuMatrix::F32(f) => matmul_f32(f, &x.data, x.m),
             CpuMatrix::Blocks(b) => matmul_blocks(b, &x.data, x.m),

@@ -13,12 +13,14 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use super::{Backend, Config, Mat, Vector};
 use crate::gguf::{Gguf, TensorInfo};
 use crate::gpu::ops::{BindCache, Recorder};
 use crate::gpu::params::{Params, Step};
 use crate::gpu::{Buffer, Fuse, Gpu, GpuMatrix, Kernel, PassTimer};
+use crate::method::Calibration;
 use crate::plan::Plan;
 use crate::{Error, KvPrecision, Precision, QuantMatrix, Result};
 
@@ -75,14 +77,16 @@ impl Unit {
 /// Dispatches a profiled step may time: WebGPU allows 4096 queries per set, two per dispatch.
 const TIMED_DISPATCHES: u32 = 2000;
 
-/// A tensor of `file` at `p`: its own blocks where they are already `p`'s
-/// ([`QuantMatrix::from_ggml`]), else dequantized and requantized.
-fn requantize(file: &[u8], t: &TensorInfo, p: Precision) -> Result<QuantMatrix> {
+/// Matrix `m` (tensor `t` of `file`) at `plan`: its own blocks where they are already its
+/// precision's ([`QuantMatrix::from_ggml`]: no method can do better than the file's own
+/// numbers), else dequantized and quantized by the plan's method.
+fn requantize(file: &[u8], t: &TensorInfo, m: Mat, plan: &Plan, calib: Option<&Calibration>) -> Result<QuantMatrix> {
     let (rows, cols) = t.matrix_shape();
     let data = t.data(file)?;
+    let p = plan.of(m);
     match QuantMatrix::from_ggml(t.ggml_type, data, rows, cols, p) {
         Some(kept) => Ok(kept),
-        None => QuantMatrix::quantize(&crate::gguf::dequantize(t.ggml_type, data)?, rows, cols, p),
+        None => crate::method::quantize(&crate::gguf::dequantize(t.ggml_type, data)?, rows, cols, p, plan.method, m, calib),
     }
 }
 
@@ -118,6 +122,8 @@ pub struct Requantizer {
     pub source_bytes_total: u64,
     /// Bytes uploaded to the GPU so far (at `precision`).
     pub uploaded_bytes: u64,
+    /// The calibration activations the plan's method reads, if it is a calibrated one.
+    calibration: Option<Arc<Calibration>>,
 }
 
 impl Requantizer {
@@ -138,7 +144,18 @@ impl Requantizer {
             source_bytes_done: 0,
             source_bytes_total,
             uploaded_bytes: 0,
+            calibration: None,
         })
+    }
+
+    /// Quantize with these calibration activations (the calibrated methods need them).
+    pub fn calibrated(mut self, c: Option<Arc<Calibration>>) -> Self {
+        self.set_calibration(c);
+        self
+    }
+
+    pub fn set_calibration(&mut self, c: Option<Arc<Calibration>>) {
+        self.calibration = c;
     }
 
     /// Share the units of `w` that are already at the precision the plan wants for them: those
@@ -149,7 +166,9 @@ impl Requantizer {
             *elements.entry(Unit::of(*m)).or_default() += t.n_elements() as usize;
         }
         for (u, have) in &w.mats {
-            if have.precision == self.plan.of(u.first()) && elements.get(u) == Some(&(have.rows * have.cols)) {
+            let want = self.plan.of(u.first());
+            let same_numbers = w.plan.method == self.plan.method || want == Precision::Fp16;
+            if have.precision == want && same_numbers && elements.get(u) == Some(&(have.rows * have.cols)) {
                 self.reuse.insert(*u, have.clone());
             }
         }
@@ -162,7 +181,7 @@ impl Requantizer {
         let Some((m, t)) = self.todo.pop_front() else { return Ok(false) };
         let unit = Unit::of(m);
         if !self.reuse.contains_key(&unit) {
-            self.pending.push(requantize(file, &t, self.plan.of(m))?);
+            self.pending.push(requantize(file, &t, m, &self.plan, self.calibration.as_deref())?);
         }
         let unit_done = self.todo.front().is_none_or(|(next, _)| Unit::of(*next) != unit);
         if unit_done {
@@ -260,14 +279,33 @@ pub struct GpuBackend {
     /// Timestamps for the next step (profiling).
     timer: Option<Rc<PassTimer>>,
     rec: Option<Recorder>,
+    /// Calibration activations for the calibrated methods ([`crate::method`]).
+    calibration: Option<Arc<Calibration>>,
 }
 
 impl GpuBackend {
     /// Upload the model at `plan` with a KV cache of `n_ctx` tokens.
     pub fn load(gpu: &Gpu, g: &Gguf, plan: impl Into<Plan>, n_ctx: usize) -> Result<Self> {
+        Self::load_calibrated(gpu, g, plan, n_ctx, None)
+    }
+
+    /// [`GpuBackend::load`] with calibration activations for the calibrated methods (kept for
+    /// later [`GpuBackend::set_precision`]s).
+    pub fn load_calibrated(gpu: &Gpu, g: &Gguf, plan: impl Into<Plan>, n_ctx: usize, calib: Option<Arc<Calibration>>) -> Result<Self> {
         let cfg = Config::from_gguf(g)?;
-        let weights = Requantizer::new(&cfg, g, plan.into())?.run(gpu, g.bytes())?;
-        Self::with_weights(gpu, g, weights, n_ctx)
+        let weights = Requantizer::new(&cfg, g, plan.into())?.calibrated(calib.clone()).run(gpu, g.bytes())?;
+        let mut b = Self::with_weights(gpu, g, weights, n_ctx)?;
+        b.calibration = calib;
+        Ok(b)
+    }
+
+    /// The calibration activations later precision switches quantize with.
+    pub fn set_calibration(&mut self, c: Option<Arc<Calibration>>) {
+        self.calibration = c;
+    }
+
+    pub fn calibration(&self) -> Option<&Arc<Calibration>> {
+        self.calibration.as_ref()
     }
 
     /// A backend over weights already on the GPU (see [`Requantizer`]): uploads the vectors and
@@ -304,6 +342,7 @@ impl GpuBackend {
             binds: Default::default(),
             timer: None,
             rec: None,
+            calibration: None,
         };
         b.set_kv(KvPrecision::F32)?;
         Ok(b)
@@ -413,7 +452,7 @@ impl GpuBackend {
         if plan == self.plan {
             return Ok(());
         }
-        let w = Requantizer::new(&self.cfg, g, plan)?.reusing(&self.weights).run(&self.gpu, g.bytes())?;
+        let w = Requantizer::new(&self.cfg, g, plan)?.reusing(&self.weights).calibrated(self.calibration.clone()).run(&self.gpu, g.bytes())?;
         self.set_weights(w);
         Ok(())
     }

@@ -3,6 +3,7 @@
 
 use leptos::prelude::*;
 use lowbit::lockstep::{LaneSummary, Mode};
+use lowbit::method::Method;
 use lowbit::plan::Variant;
 use lowbit::{KvPrecision, Precision};
 use lowbit_app::charts;
@@ -64,7 +65,8 @@ fn CompareForm() -> impl IntoView {
     let (engine, model) = (lab.model.engine, lab.model);
     let f = lab.compare_form;
     let link = RwSignal::new(String::new());
-    let mixed = move || Some(model.plan.get()).filter(|p| p.uniform_precision().is_none()).map(Variant::from);
+    // The chat's own plan when no box above is it: a mix, or a method other than rounding.
+    let mixed = move || Some(model.plan.get()).filter(|p| p.uniform_precision().is_none() || (p.method != Method::Rtn && p.quantized())).map(Variant::from);
     let lane_toggle = move |p: Variant| lane_checkbox(lab, p);
     let status = move || status(lab.compare.get());
     view! {

@@ -49,6 +49,7 @@ pub fn QualityPanel() -> impl IntoView {
     let text = RwSignal::new(TEXTS[0].1.to_string());
     let choice = RwSignal::new(TextChoice::Builtin(0));
     let max_tokens = RwSignal::new(128usize);
+    let methods = RwSignal::new(false);
     let on_choice = move |ev: leptos::ev::Event| {
         let c = TextChoice::parse(&event_target_value(&ev));
         if let Some(t) = c.text() {
@@ -75,11 +76,17 @@ pub fn QualityPanel() -> impl IntoView {
                         on:change=move |ev| { if let Ok(v) = event_target_value(&ev).parse::<usize>() { max_tokens.set(v.max(2)) } }/>
                 </label>
                 <button data-testid="quality-run" disabled=move || !model.can_run() || text.get().trim().is_empty()
-                    on:click=move |_| lab.measure_quality(&text.get_untracked(), max_tokens.get_untracked())>"Measure"</button>
-                <span class="status" data-testid="quality-status">{move || match engine.quality_at() {
-                    Some(Some(p)) => format!("scoring at {p}…"),
-                    Some(None) => "starting…".into(),
-                    None => String::new(),
+                    on:click=move |_| lab.measure_quality(&text.get_untracked(), max_tokens.get_untracked(), methods.get_untracked())>"Measure"</button>
+                <label class="inline" title="Adds INT4 made by each quantization method (searched scales, importance-weighted, GPTQ) beside round-to-nearest">
+                    <input type="checkbox" data-testid="quality-methods" prop:checked=move || methods.get()
+                        on:change=move |ev| methods.set(event_target_checked(&ev))/>
+                    <span>"every INT4 method"</span>
+                </label>
+                <span class="status" data-testid="quality-status">{move || match (engine.quality_at(), engine.quality_calibrating()) {
+                    (Some(None), Some((done, total))) => format!("calibrating on the built-in text: {done} / {total} tokens…"),
+                    (Some(Some(p)), _) => format!("scoring at {p}…"),
+                    (Some(None), None) => "starting…".into(),
+                    (None, _) => String::new(),
                 }}</span>
             </div>
             <textarea rows="4" data-testid="quality-text" aria-label="Text to score (editable)" prop:value=move || text.get()

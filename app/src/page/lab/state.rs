@@ -105,13 +105,18 @@ impl LabState {
         Variant { plan: self.model.plan.get_untracked(), kv: self.model.kv.get_untracked() }
     }
 
-    /// Measure the quality of FP16, INT8, INT4 (and the current variant when it is another) on `text`.
-    pub fn measure_quality(&self, text: &str, max_tokens: usize) {
+    /// Measure the quality of FP16, INT8, INT4 (and the current variant when it is another) on
+    /// `text`; `methods`: INT4 by every quantization method too.
+    pub fn measure_quality(&self, text: &str, max_tokens: usize, methods: bool) {
         let mut plans = lowbit::quality::uniform_plans();
+        if methods {
+            let int4 = lowbit::plan::Plan::uniform(Precision::Int4);
+            plans.extend(lowbit::method::Method::ALL.iter().skip(1).map(|&m| Variant::from(int4.with_method(m))));
+        }
         if !plans.contains(&self.current()) {
             plans.push(self.current());
         }
-        self.start(JobKind::Quality { at: None }, LabJob::Quality { text: text.to_string(), max_tokens, plans });
+        self.start(JobKind::Quality { at: None, calibrating: None }, LabJob::Quality { text: text.to_string(), max_tokens, plans });
     }
 
     /// Each layer's output error at INT8, INT4 (and the current variant) vs FP16 on `text`.
@@ -211,8 +216,13 @@ impl LabState {
     pub fn apply(&self, e: LabEvent) {
         match e {
             LabEvent::QualityProgress { plan } => self.model.engine.update_job(|k| {
-                if let JobKind::Quality { at } = k {
+                if let JobKind::Quality { at, .. } = k {
                     *at = Some(plan);
+                }
+            }),
+            LabEvent::Calibrating { done, total } => self.model.engine.update_job(|k| {
+                if let JobKind::Quality { calibrating, .. } = k {
+                    *calibrating = Some((done, total));
                 }
             }),
             // The engine gave the conversation its KV cache back: the context bar stands.

@@ -3,6 +3,7 @@
 
 pub mod card;
 pub mod kv;
+pub mod method;
 pub mod panel;
 pub mod picker;
 pub mod precision;

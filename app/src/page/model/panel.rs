@@ -163,10 +163,11 @@ pub fn LoadProgress() -> impl IntoView {
                         <span>{format!("Loading {name}")}</span>
                         <button class="ghost" data-testid="load-cancel" on:click=move |_| engine.cancel()>"Cancel"</button>
                     </div>
-                    {Stage::ALL.iter().map(|&st| {
+                    {Stage::ALL.iter().filter(|&&st| st != Stage::Calibrate || stages.iter().any(|p| p.stage == st)).map(|&st| {
                         let p = stages.iter().find(|p| p.stage == st).copied();
                         let (frac, text) = match p {
                             Some(p) if st == Stage::Compile => (fmt::fraction(p.done, p.total), format!("{} / {} kernels", p.done, p.total)),
+                            Some(p) if st == Stage::Calibrate => (fmt::fraction(p.done, p.total), format!("{} / {} tokens", p.done, p.total)),
                             Some(p) => (fmt::fraction(p.done, p.total), format!("{} / {}", megabytes(p.done), megabytes(p.total))),
                             None => (0.0, "waiting".to_string()),
                         };

@@ -3,7 +3,11 @@
 
 use leptos::prelude::*;
 use lowbit::plan::{Group, Plan};
+use lowbit::method::Method;
+use lowbit::session::Stage;
 use lowbit::Precision;
+
+use super::method::MethodPicker;
 
 use super::kv::KvCache;
 use super::state::ModelState;
@@ -15,6 +19,8 @@ pub fn PrecisionPanel() -> impl IntoView {
     let model = expect_context::<ModelState>();
     let engine = model.engine;
     let bytes_at = move |p: Precision| model.model.get().map(|m| m.info.weight_bytes_at(p));
+    // Whether the active plan has `plan`'s precisions (whatever its method).
+    let at = move |plan: Plan| model.plan.get().with_method(Method::Rtn) == plan;
     view! {
         <section class="precision-panel">
             <h2>"Precision"</h2>
@@ -22,10 +28,10 @@ pub fn PrecisionPanel() -> impl IntoView {
                 {Precision::ALL.iter().map(|&p| view! {
                     <button
                         data-testid=format!("precision-{}", p.name())
-                        aria-pressed=move || (model.plan.get() == Plan::uniform(p)).to_string()
-                        disabled=move || engine.busy() && model.plan.get() != Plan::uniform(p)
-                        title=move || (model.plan.get() != Plan::uniform(p)).then(|| engine.busy_reason()).flatten()
-                        on:click=move |_| model.set_plan(Plan::uniform(p))
+                        aria-pressed=move || at(Plan::uniform(p)).to_string()
+                        disabled=move || engine.busy() && !at(Plan::uniform(p))
+                        title=move || (!at(Plan::uniform(p))).then(|| engine.busy_reason()).flatten()
+                        on:click=move |_| model.set_plan(Plan::uniform(p).with_method(model.plan.get_untracked().method))
                     >
                         <span class="p-name">{precision_label(p)}</span>
                         <span class="p-bytes">{move || bytes_at(p).map(megabytes).unwrap_or_else(|| format!("{:.1} bits/weight", p.bits_per_weight()))}</span>
@@ -39,10 +45,10 @@ pub fn PrecisionPanel() -> impl IntoView {
                     own.uniform_precision().is_none().then(|| view! {
                         <button
                             data-testid="precision-file"
-                            aria-pressed=move || (model.plan.get() == own).to_string()
-                            disabled=move || engine.busy() && model.plan.get() != own
+                            aria-pressed=move || at(own).to_string()
+                            disabled=move || engine.busy() && !at(own)
                             title=move || engine.busy_reason().map(str::to_string).unwrap_or_else(|| format!("The precisions the file stores: {own}"))
-                            on:click=move |_| model.set_plan(own)
+                            on:click=move |_| model.set_plan(own.with_method(model.plan.get_untracked().method))
                         >
                             <span class="p-name">"As stored"</span>
                             <span class="p-bytes">{megabytes(info.weight_bytes_of(&own))}</span>
@@ -50,12 +56,16 @@ pub fn PrecisionPanel() -> impl IntoView {
                     })
                 }}
             </div>
+            <MethodPicker/>
             {move || model.plan_reason.get().map(|why| view! {
                 <p class="hint" data-testid="precision-reason">{format!("Loaded at {why}.")}</p>
             })}
             {move || engine.switching().map(|(p, prog)| view! {
                 <div class="switch-progress" data-testid="switch-progress">
-                    <span>{format!("Requantizing to {p}")}</span>
+                    <span>{match prog {
+                        Some(g) if g.stage == Stage::Calibrate => format!("Calibrating for {p}: {} / {} tokens", g.done, g.total),
+                        _ => format!("Requantizing to {p}"),
+                    }}</span>
                     <progress max="1" value=prog.map_or(0.0, |g| fmt::fraction(g.done, g.total))></progress>
                     <button class="ghost small" on:click=move |_| engine.cancel()>"Cancel"</button>
                 </div>

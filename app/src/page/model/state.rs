@@ -51,6 +51,8 @@ pub struct ModelState {
     /// Tokens the KV cache holds room for (the next load's, or the loaded model's).
     pub n_ctx: RwSignal<usize>,
     pub last_switch_ms: RwSignal<Option<f64>>,
+    /// The loaded model's calibration, once a calibrated method made one: (tokens, seconds).
+    pub calibrated: RwSignal<Option<(usize, f64)>>,
     /// The model cache's entries.
     pub cache: RwSignal<Vec<CachedModel>>,
 }
@@ -69,6 +71,7 @@ impl ModelState {
             kv: RwSignal::new(KvPrecision::F32),
             n_ctx: RwSignal::new(N_CTX),
             last_switch_ms: RwSignal::new(None),
+            calibrated: RwSignal::new(None),
             cache: RwSignal::new(vec![]),
         }
     }
@@ -182,8 +185,9 @@ impl ModelState {
                 _ => {}
             }),
             ModelEvent::Loaded(m) => {
-                let LoadedModel { name, info, fit, plan, plan_reason, weight_bytes, kv_bytes, context_size, from_cache, load_ms } = *m;
+                let LoadedModel { name, info, fit, plan, plan_reason, weight_bytes, kv_bytes, context_size, from_cache, load_ms, calibration } = *m;
                 self.plan.set(plan);
+                self.calibrated.set(calibration.map(|c| (c.tokens, c.seconds)));
                 self.plan_reason.set(plan_reason);
                 self.weight_bytes.set(weight_bytes);
                 self.model.set(Some(Loaded { name, info, fit, context_size, kv_bytes, from_cache, load_ms, recovered }));
@@ -206,8 +210,9 @@ impl ModelState {
                     }
                 });
             }
-            ModelEvent::Switched { plan, weight_bytes, ms } => {
+            ModelEvent::Switched { plan, weight_bytes, ms, calibration } => {
                 self.plan.set(plan);
+                self.calibrated.set(calibration.map(|c| (c.tokens, c.seconds)));
                 self.weight_bytes.set(weight_bytes);
                 self.last_switch_ms.set(Some(ms));
             }

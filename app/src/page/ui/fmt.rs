@@ -34,10 +34,13 @@ pub fn precision_label(p: Precision) -> &'static str {
 pub fn plan_short(v: &Variant) -> String {
     let p = v.plan;
     let bits = |x: Precision| x.name().trim_start_matches(|c: char| c.is_alphabetic()).to_string();
-    let weights = match p.uniform_precision() {
+    let mut weights = match p.uniform_precision() {
         Some(u) => precision_label(u).to_string(),
         None => format!("MIX a{} f{} e{}", bits(p.attention), bits(p.ffn), bits(p.embeddings)),
     };
+    if p.method != lowbit::method::Method::Rtn && p.quantized() {
+        weights = format!("{weights} {}", p.method.name().to_uppercase());
+    }
     match v.kv {
         lowbit::KvPrecision::F32 => weights,
         kv => format!("{weights} KV{}", bits_of_kv(kv)),

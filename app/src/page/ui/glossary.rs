@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 
 /// `(anchor, term, definition)`, in the order a reader meets them.
-pub const TERMS: [(&str, &str, &str); 13] = [
+pub const TERMS: [(&str, &str, &str); 15] = [
     ("token", "token", "A piece of text the model reads and writes one at a time: a word, part of a word, or a punctuation mark. \
         A token is about three quarters of an English word."),
     ("quantization", "precision, FP16, INT8, INT4", "How many bits hold each weight. FP16 is a 16-bit floating-point number; \
@@ -12,6 +12,13 @@ pub const TERMS: [(&str, &str, &str); 13] = [
     ("block-scale", "block scale", "INT8 and INT4 split every row of weights into blocks of 32. Each block keeps one scale (and \
         INT4 a minimum too): the weights are stored as small whole numbers, and weight = number × scale. A block with one large \
         weight gets a large scale, and its small weights are rounded more coarsely."),
+    ("method", "quantization method", "How the whole numbers and scales of INT8 and INT4 are chosen. Rounding to \
+        the nearest level is the simplest; searching each block's scale, weighting errors by how much each input matters, or \
+        GPTQ's compensating one rounding error with the weights not yet rounded keep more of the model's quality at the same \
+        memory and speed."),
+    ("calibration", "calibration", "Running a sample text through the model before quantizing it, to measure which inputs each \
+        weight meets and how strongly. Calibrated methods protect the weights those inputs lean on. The text used to judge \
+        quality must be a different one, or the result flatters the method."),
     ("kv-cache", "KV cache", "The keys and values the model computed for every token so far, kept so that each new token only \
         computes its own. It grows with the conversation; its size limits how long a conversation can be (the context)."),
     ("prefill-decode", "prefill and decode", "Prefill reads the prompt, all its tokens at once; decode writes the reply, one \

@@ -1,0 +1,57 @@
+// Quantization methods in the page: the method selector beside the precision re-quantizes the
+// loaded model (calibrating first for the calibrated methods, on the built-in text, in the
+// worker), the reply badge and the status name the method, the quality panel puts every INT4
+// method beside FP16, and a reload loads at the method chosen. On the tiny test model.
+import { test, expect } from '@playwright/test';
+import { AppPage, LONG } from '../pages/app.mjs';
+
+test('switching the quantization method calibrates once and is measured beside FP16', async ({ page }) => {
+  const app = new AppPage(page);
+  await app.open();
+  await app.loadTiny();
+  await app.setPrecision('int4');
+  await expect(app.id('method')).toHaveValue('rtn');
+  await expect(app.id('method-explain')).toContainText('rounded to the nearest level');
+  await app.id('method').selectOption('gptq');
+  await expect(app.id('model-status')).toContainText('INT4 (GPTQ)', { timeout: LONG });
+  await expect(app.id('precision-int4')).toHaveAttribute('aria-pressed', 'true');
+  await expect(app.id('method-explain')).toContainText('compensated');
+  const note = await app.id('calibration-note').textContent();
+  console.log(`calibration: ${note}`);
+  expect(note).toMatch(/^Calibrated on \d+ tokens of the built-in calibration text in \d+\.\d s/);
+  await expect(app.id('weights-bytes')).toContainText('INT4 (GPTQ)');
+
+  // The reply says which variant wrote it.
+  await app.setMaxTokens(4);
+  const msg = await app.send('Hello');
+  await app.waitReply(msg);
+  await expect(msg).toContainText('GPTQ');
+
+  // Another calibrated method reuses the calibration (the note's figures stay).
+  await app.id('method').selectOption('imatrix');
+  await expect(app.id('model-status')).toContainText('INT4 (IMATRIX)', { timeout: LONG });
+  await expect(app.id('calibration-note')).toHaveText(note);
+
+  // Every INT4 method beside FP16, INT8 and INT4 by rounding.
+  await app.id('quality-methods').check();
+  await app.runQuality(32, 6);
+  const rows = await app.id('quality-row').evaluateAll((rs) => rs.map((r) => ({
+    p: r.dataset.precision,
+    kl: parseFloat(r.querySelector('[data-testid=quality-kl]').textContent),
+  })));
+  console.log(`quality by method: ${JSON.stringify(rows)}`);
+  expect(rows.map((r) => r.p)).toEqual(['fp16', 'int8', 'int4', 'int4@search', 'int4@imatrix', 'int4@gptq']);
+  for (const r of rows.slice(1)) expect(r.kl).toBeGreaterThan(0);
+  await expect(app.id('quality-result')).toContainText('INT4 GPTQ');
+
+  // A reload loads at the chosen precision and method, calibrating during the load.
+  await page.reload();
+  await app.loadTiny();
+  await expect(app.id('model-status')).toContainText('INT4 (IMATRIX)');
+  await expect(app.id('method')).toHaveValue('imatrix');
+  await expect(app.id('calibration-note')).toContainText('Calibrated on');
+  // Back to rounding: no calibration needed, and FP16 says the method does not matter there.
+  await app.id('method').selectOption('rtn');
+  await expect(app.id('model-status')).toContainText(/at INT4$/, { timeout: LONG });
+  expect(app.errors).toEqual([]);
+});

@@ -1,0 +1,171 @@
+//! Quantization methods: which integers, scales and minima a matrix is stored with at a given
+//! precision. The GPU layouts and kernels are the same for every method; only the numbers
+//! differ, so a method costs nothing at decode time.
+//!
+//! - [`Method::Rtn`]: each block's min and max (INT4) or absmax (INT8), round to nearest.
+//! - [`Method::Search`]: data-free; per block the scale (and min) that minimise the squared
+//!   error, by a grid of candidates and least-squares refits ([`search`]).
+//! - [`Method::Imatrix`]: the same search weighted by each input column's mean squared
+//!   activation on a calibration text ([`calibration`]), llama.cpp's importance matrix.
+//! - [`Method::Gptq`]: per matrix, columns quantized in order with each one's error fed forward
+//!   onto the columns not yet quantized, through the inverse of the inputs' `XᵀX` ([`gptq`]).
+//!
+//! FP16 has nothing to choose: every method stores the same halves.
+
+pub mod calibration;
+pub mod gptq;
+pub mod search;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::layout::{BlockInt4, BlockInt8, Blocks, BLOCK};
+use crate::model::Mat;
+use crate::{Error, Precision, QuantMatrix, Result};
+pub use calibration::{Calibration, Inputs, Site};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    #[default]
+    Rtn,
+    Search,
+    Imatrix,
+    Gptq,
+}
+
+impl Method {
+    pub const ALL: [Method; 4] = [Method::Rtn, Method::Search, Method::Imatrix, Method::Gptq];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Rtn => "rtn",
+            Method::Search => "search",
+            Method::Imatrix => "imatrix",
+            Method::Gptq => "gptq",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Method> {
+        Method::ALL
+            .into_iter()
+            .find(|m| m.name() == s.to_ascii_lowercase())
+            .ok_or_else(|| Error::Usage(format!("unknown method '{s}' (rtn, search, imatrix or gptq)")))
+    }
+
+    /// Whether it needs the activations of a calibration text.
+    pub fn calibrated(self) -> bool {
+        matches!(self, Method::Imatrix | Method::Gptq)
+    }
+
+    /// One line for a newcomer.
+    pub fn explain(self) -> &'static str {
+        match self {
+            Method::Rtn => "each block's range split evenly; every weight rounded to the nearest level",
+            Method::Search => "each block's scale and offset searched to make its rounding error smallest",
+            Method::Imatrix => "the same search, but errors weighted by how strongly a calibration text drives each input",
+            Method::Gptq => "weights rounded one column at a time, each error compensated on the columns still to come",
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Run `f(i)` for `i` in `0..n` over the available cores (one thread on wasm), results in order.
+pub(crate) fn par_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let threads = if cfg!(target_arch = "wasm32") { 1 } else { std::thread::available_parallelism().map_or(1, |t| t.get()).min(8) };
+    if threads <= 1 || n <= 1 {
+        return (0..n).map(f).collect();
+    }
+    let chunk = n.div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n).step_by(chunk).map(|i0| s.spawn(move || (i0..(i0 + chunk).min(n)).map(f).collect::<Vec<T>>())).collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+    })
+}
+
+/// Block `b` of row `r` of a row-major `[rows, cols]` matrix, zero-padded to 32 values.
+fn block_of(values: &[f32], cols: usize, r: usize, b: usize) -> [f32; BLOCK] {
+    let mut x = [0f32; BLOCK];
+    let row = &values[r * cols..(r + 1) * cols];
+    let src = &row[(b * BLOCK).min(cols)..((b + 1) * BLOCK).min(cols)];
+    x[..src.len()].copy_from_slice(src);
+    x
+}
+
+/// Matrix `mat` (row-major f32 `values`) quantized at `p` by `method`. The calibrated methods
+/// need `calib`; a matrix no activation multiplies (an untied embedding) gets the data-free
+/// search under them.
+pub fn quantize(values: &[f32], rows: usize, cols: usize, p: Precision, method: Method, mat: Mat, calib: Option<&Calibration>) -> Result<QuantMatrix> {
+    if values.len() != rows * cols {
+        return Err(Error::Shape(format!("quantize: {} values for a {rows}x{cols} matrix", values.len())));
+    }
+    if p == Precision::Fp16 || method == Method::Rtn {
+        return QuantMatrix::quantize(values, rows, cols, p);
+    }
+    let inputs = match (method.calibrated(), calib) {
+        (false, _) => None,
+        (true, Some(c)) => c.inputs(mat),
+        (true, None) => return Err(Error::Usage(format!("method {method} needs a calibration text"))),
+    };
+    let weights: Vec<f32> = match inputs {
+        None => vec![1.0; cols],
+        Some(inp) if inp.cols == cols => inp.importance(),
+        Some(inp) => return Err(Error::Shape(format!("calibration inputs of {} columns for a matrix of {cols}", inp.cols))),
+    };
+    if let (Method::Gptq, Some(_), Some(c), 0) = (method, inputs, calib, cols % BLOCK) {
+        return gptq::quantize(values, rows, cols, p, &*c.factor(mat)?, &weights);
+    }
+    let nb = cols.div_ceil(BLOCK);
+    let wblock = |b: usize| -> [f32; BLOCK] {
+        let mut w = block_of(&weights, cols, 0, b);
+        // Padding columns carry no weight; an all-zero block of weights falls back to uniform.
+        if w.iter().all(|&v| v <= 0.0) {
+            w = [1.0; BLOCK];
+        }
+        w
+    };
+    let blocks = match p {
+        Precision::Int4 => Blocks::Int4(par_map(rows, |r| (0..nb).map(|b| search::int4(&block_of(values, cols, r, b), &wblock(b))).collect::<Vec<BlockInt4>>()).concat()),
+        Precision::Int8 => Blocks::Int8(par_map(rows, |r| (0..nb).map(|b| search::int8(&block_of(values, cols, r, b), &wblock(b))).collect::<Vec<BlockInt8>>()).concat()),
+        Precision::Fp16 => unreachable!("handled above"),
+    };
+    Ok(QuantMatrix { rows, cols, blocks })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::util::Rng;
+
+    #[test]
+    fn methods_parse_by_name_and_rtn_is_the_default() {
+        for m in Method::ALL {
+            assert_eq!(Method::parse(m.name()).unwrap(), m);
+            assert_eq!(serde_json::to_string(&m).unwrap(), format!("\"{}\"", m.name()));
+        }
+        assert_eq!(Method::default(), Method::Rtn);
+        assert!(Method::parse("awq4").is_err());
+    }
+
+    #[test]
+    fn search_matrix_has_lower_error_than_rtn_on_a_ragged_shape() {
+        // 37 columns: one whole block and a padded one.
+        let (rows, cols) = (5, 37);
+        let v = Rng::new(11).normals(rows * cols, 0.1);
+        let err = |q: &QuantMatrix| q.dequantize().iter().zip(&v).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>();
+        for p in [Precision::Int4, Precision::Int8] {
+            let rtn = QuantMatrix::quantize(&v, rows, cols, p).unwrap();
+            let s = quantize(&v, rows, cols, p, Method::Search, Mat::Q(0), None).unwrap();
+            assert_eq!(s.gpu_layout().q.len(), rtn.gpu_layout().q.len());
+            assert!(err(&s) < err(&rtn), "{p}: search {} vs rtn {}", err(&s), err(&rtn));
+        }
+        assert!(quantize(&v, rows, cols, Precision::Int4, Method::Imatrix, Mat::Q(0), None).is_err());
+    }
+}
