@@ -23,6 +23,8 @@ pub enum JobKind {
     Switch { target: Plan, progress: Option<Progress> },
     /// A change of the KV cache's format or size.
     Kv,
+    /// Writing the model as GGUF: tensors done, of how many.
+    Export { done: usize, total: usize },
     /// A reply written into the chat message `msg`; `reading`: prompt tokens read, of how many.
     Reply { msg: u64, reading: Option<(usize, usize)> },
     /// A quality measurement, at the variant it has reached.
@@ -49,6 +51,7 @@ impl JobKind {
             JobKind::Compare => "Wait for the comparison to finish, or stop it (Esc)",
             JobKind::LoseDevice => "Wait for the GPU device to come back",
             JobKind::Kv => "Wait for the KV cache to change",
+            JobKind::Export { .. } => "Wait for the GGUF file to be written (or cancel it)",
             JobKind::Quality { .. } | JobKind::Profile | JobKind::Bench | JobKind::Inspect | JobKind::Layers | JobKind::KernelBench => {
                 "Wait for the measurement in progress to finish"
             }

@@ -1,11 +1,13 @@
 // Quantization methods in the page: the method selector beside the precision re-quantizes the
 // loaded model (calibrating first for the calibrated methods, on the built-in text, in the
 // worker), the reply badge and the status name the method, the quality panel puts every INT4
-// method beside FP16, and a reload loads at the method chosen. On the tiny test model.
+// method beside FP16, the variant downloads as a GGUF file the page loads again, and a reload
+// loads at the method chosen. On the tiny test model.
+import fs from 'node:fs';
 import { test, expect } from '@playwright/test';
 import { AppPage, LONG } from '../pages/app.mjs';
 
-test('switching the quantization method calibrates once and is measured beside FP16', async ({ page }) => {
+test('switching the quantization method calibrates once and is measured beside FP16', async ({ page }, testInfo) => {
   const app = new AppPage(page);
   await app.open();
   await app.loadTiny();
@@ -43,6 +45,18 @@ test('switching the quantization method calibrates once and is measured beside F
   expect(rows.map((r) => r.p)).toEqual(['fp16', 'int8', 'int4', 'int4@search', 'int4@imatrix', 'int4@gptq']);
   for (const r of rows.slice(1)) expect(r.kl).toBeGreaterThan(0);
   await expect(app.id('quality-result')).toContainText('INT4 GPTQ');
+
+  // Download as GGUF: the weights the page runs, as a file the page (and llama.cpp) loads.
+  const [download] = await Promise.all([page.waitForEvent('download'), app.id('export-gguf').click()]);
+  expect(download.suggestedFilename()).toBe('lowbit-tiny.lowbit-int4@imatrix.gguf');
+  const saved = testInfo.outputPath(download.suggestedFilename());
+  await download.saveAs(saved);
+  const bytes = fs.readFileSync(saved);
+  expect(bytes.subarray(0, 4).toString('latin1')).toBe('GGUF');
+  await expect(app.id('export-done')).toContainText('lowbit-int4@imatrix.gguf');
+  console.log(`exported ${bytes.length} bytes`);
+  await app.id('model-file-input').setInputFiles(saved);
+  await expect(app.id('model-status')).toContainText('ready: lowbit-tiny.lowbit-int4@imatrix.gguf', { timeout: LONG });
 
   // A reload loads at the chosen precision and method, calibrating during the load.
   await page.reload();

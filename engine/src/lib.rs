@@ -8,6 +8,7 @@ pub mod bench;
 pub mod catalog;
 pub mod chat;
 pub mod error;
+pub mod export;
 pub mod ggml;
 pub mod gguf;
 pub mod gpu;

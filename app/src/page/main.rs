@@ -116,7 +116,11 @@ impl Page {
                 self.chat.context_set(context_size, context_used);
                 self.model.apply(e, false);
             }
-            ModelEvent::Progress { .. } | ModelEvent::Switched { .. } | ModelEvent::Cache { .. } => self.model.apply(e, false),
+            ModelEvent::Progress { .. }
+            | ModelEvent::Switched { .. }
+            | ModelEvent::Cache { .. }
+            | ModelEvent::ExportProgress { .. }
+            | ModelEvent::Exported { .. } => self.model.apply(e, false),
         }
     }
 

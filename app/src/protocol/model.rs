@@ -26,6 +26,8 @@ pub enum ModelJob {
     /// Make the KV cache hold `n_ctx` tokens (the conversation's cached tokens are kept as far as
     /// they fit).
     SetContext { n_ctx: usize },
+    /// Write the loaded model at its current plan as a GGUF file (`lowbit::export`).
+    Export,
 }
 
 /// A model the worker has loaded, as `Loaded` reports it.
@@ -72,6 +74,11 @@ pub enum ModelEvent {
     ContextSet { context_size: usize, kv_bytes: u64, context_used: usize },
     /// The precision switch is done (`calibration`: the model's, if one was made so far).
     Switched { plan: Plan, weight_bytes: u64, ms: f64, calibration: Option<Calibrated> },
+    /// The export has written `done` of `total` tensors.
+    ExportProgress { done: usize, total: usize },
+    /// The export is ready to save: a `blob:` URL the worker made (valid until the next export),
+    /// the file name to offer, its size.
+    Exported { url: String, name: String, bytes: u64 },
     /// The model cache's entries (answering `ListCache` and `DeleteCache`: about no job).
     Cache { entries: Vec<CachedModel> },
 }
@@ -79,8 +86,8 @@ pub enum ModelEvent {
 impl ModelEvent {
     pub fn ends_job(&self) -> bool {
         match self {
-            ModelEvent::Loaded(_) | ModelEvent::KvSwitched { .. } | ModelEvent::ContextSet { .. } | ModelEvent::Switched { .. } => true,
-            ModelEvent::Progress { .. } | ModelEvent::Cache { .. } => false,
+            ModelEvent::Loaded(_) | ModelEvent::KvSwitched { .. } | ModelEvent::ContextSet { .. } | ModelEvent::Switched { .. } | ModelEvent::Exported { .. } => true,
+            ModelEvent::Progress { .. } | ModelEvent::ExportProgress { .. } | ModelEvent::Cache { .. } => false,
         }
     }
 }

@@ -293,6 +293,11 @@ async fn run(job: Job, file: Option<web_sys::File>) -> Result<(), Fail> {
     }
 }
 
+/// The loaded model's name.
+fn model_name() -> String {
+    STATE.with(|s| s.borrow().name.clone())
+}
+
 /// The model just loaded (`name`, as `Loaded` said) replaces the one before.
 fn set_model(name: String, session: Session) {
     STATE.with(|s| {

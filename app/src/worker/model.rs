@@ -40,6 +40,7 @@ pub async fn run(job: ModelJob, file: Option<web_sys::File>) -> Result<(), Fail>
             load(name, bytes, plan, n_ctx, Origin::Cache).await
         }
         ModelJob::SetPrecision { plan } => switch(plan).await,
+        ModelJob::Export => export().await,
         ModelJob::SetKv { kv } => {
             let (kv, kv_bytes) = with_session(async |s| {
                 let before = s.kv();
@@ -187,6 +188,43 @@ pub async fn load(name: String, bytes: Vec<u8>, plan: Option<Plan>, n_ctx: usize
         calibration: session.calibration().map(|c| Calibrated::from(&**c)),
     })));
     set_model(name, session);
+    Ok(())
+}
+
+thread_local! {
+    /// The last export's `blob:` URL: let go when the next export is made.
+    static EXPORT_URL: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The model at its current plan as a GGUF file, a tensor a step (progress, Cancel), offered to
+/// the page as a `blob:` URL.
+async fn export() -> Result<(), Fail> {
+    let (bytes, plan) = with_session(async |s| {
+        let g = s.gguf()?;
+        let plan = s.plan();
+        let mut e = lowbit::export::Exporter::new(&g, plan)?;
+        let calib = s.calibration().cloned();
+        let mut last = now_ms();
+        loop {
+            emit(ModelEvent::ExportProgress { done: e.done(), total: e.total() });
+            checkpoint(&mut last).await?;
+            if !e.step(&g, calib.as_deref())? {
+                break;
+            }
+        }
+        Ok((e.finish(&g)?, plan))
+    })
+    .await?;
+    let js = |e: wasm_bindgen::JsValue| Fail(ErrorKind::Internal, format!("export: {e:?}"));
+    let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(&bytes[..]));
+    let blob = web_sys::Blob::new_with_u8_array_sequence(&parts).map_err(js)?;
+    let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(js)?;
+    if let Some(old) = EXPORT_URL.with(|u| u.replace(Some(url.clone()))) {
+        let _ = web_sys::Url::revoke_object_url(&old);
+    }
+    let stem = crate::model_name();
+    let stem = stem.strip_suffix(".gguf").unwrap_or(&stem);
+    emit(ModelEvent::Exported { url, name: format!("{stem}.lowbit-{}.gguf", plan.code()), bytes: bytes.len() as u64 });
     Ok(())
 }
 

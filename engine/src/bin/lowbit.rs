@@ -29,6 +29,8 @@ const USAGE: &str = "usage:
   perplexity, generate and compare also take
       [--method rtn|search|imatrix|gptq] (how int8/int4 are made; default rtn; a plan's own @METHOD wins)
       [--calib TEXT_FILE] [--calib-tokens 512] (the calibration text of imatrix and gptq; default: the built-in one)
+  lowbit quantize MODEL.gguf -o OUT.gguf --precision int8|int4|PLAN [--method …] [--calib FILE] [--calib-tokens N]
+      (the weights lowbit runs at that plan, as GGUF: INT4 blocks as Q4_1, INT8 as Q8_0, FP16 as F16)
   lowbit convert IN.gguf OUT.gguf --to f16|q8_0|q4_0
   lowbit synth BASE.gguf OUT.gguf [--shape tiny|smollm2-135m|smollm2-1.7b|LAYERS:DIM:FFN:HEADS:KV_HEADS] [--seed S]
       (random weights at that shape, with BASE's tokenizer and chat template)
@@ -52,7 +54,7 @@ impl Args {
         while let Some(a) = it.next() {
             if SWITCHES.contains(&a.as_str()) {
                 flags.insert(a.clone(), None);
-            } else if a.starts_with("--") {
+            } else if a.starts_with("--") || a == "-o" {
                 let v = it.next().ok_or_else(|| Error::Usage(format!("{a} needs a value\n{USAGE}")))?;
                 flags.insert(a.clone(), Some(v.clone()));
             } else {
@@ -173,6 +175,26 @@ fn convert(a: &Args) -> Result<()> {
     Gguf::parse(&converted)?; // what we write must read back
     std::fs::write(out, &converted).map_err(|e| Error::Io(format!("{out}: {e}")))?;
     print_json(&serde_json::json!({ "output": out, "bytes": converted.len(), "tensors": g.tensors.len() }))
+}
+
+/// `quantize`: the model at `--precision` (and `--method`) written as GGUF to `-o`.
+fn quantize(a: &Args) -> Result<()> {
+    let bytes = a.model()?;
+    let out = a.get("-o").ok_or_else(|| Error::Usage(format!("quantize needs -o OUT.gguf\n{USAGE}")))?;
+    let g = Gguf::parse(&bytes)?;
+    let plan = precision_arg(a)?.ok_or_else(|| Error::Usage("quantize needs --precision int8|int4|PLAN".into()))?;
+    let calib = calibration(a, &g, &[plan])?;
+    let t0 = std::time::Instant::now();
+    let written = lowbit::export::export(&g, &plan, calib.as_deref(), |_, _| {})?;
+    Gguf::parse(&written)?; // what we write must read back
+    std::fs::write(out, &written).map_err(|e| Error::Io(format!("{out}: {e}")))?;
+    print_json(&serde_json::json!({
+        "output": out,
+        "bytes": written.len(),
+        "plan": plan.code(),
+        "seconds": t0.elapsed().as_secs_f64(),
+        "calibration": calibration_json(&calib),
+    }))
 }
 
 fn synth(a: &Args) -> Result<()> {
@@ -358,6 +380,7 @@ fn run(raw: &[String]) -> Result<()> {
     match a.positional.first().map(String::as_str) {
         Some("info") => info(&a),
         Some("convert") => convert(&a),
+        Some("quantize") => quantize(&a),
         Some("synth") => synth(&a),
         Some("tokenize") => tokenize(&a),
         Some("perplexity") => {

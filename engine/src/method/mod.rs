@@ -99,6 +99,20 @@ fn block_of(values: &[f32], cols: usize, r: usize, b: usize) -> [f32; BLOCK] {
     x
 }
 
+/// Matrix `m` (tensor `t` of `file`) at `plan`: its own blocks where they are already its
+/// precision's ([`QuantMatrix::from_ggml`]: no method can do better than the file's own
+/// numbers), else dequantized and quantized by the plan's method. What the GPU uploads and what
+/// [`crate::export`] writes.
+pub fn requantize(file: &[u8], t: &crate::gguf::TensorInfo, m: Mat, plan: &crate::plan::Plan, calib: Option<&Calibration>) -> Result<QuantMatrix> {
+    let (rows, cols) = t.matrix_shape();
+    let data = t.data(file)?;
+    let p = plan.of(m);
+    match QuantMatrix::from_ggml(t.ggml_type, data, rows, cols, p) {
+        Some(kept) => Ok(kept),
+        None => quantize(&crate::gguf::dequantize(t.ggml_type, data)?, rows, cols, p, plan.method, m, calib),
+    }
+}
+
 /// Matrix `mat` (row-major f32 `values`) quantized at `p` by `method`. The calibrated methods
 /// need `calib`; a matrix no activation multiplies (an untied embedding) gets the data-free
 /// search under them.

@@ -77,18 +77,6 @@ impl Unit {
 /// Dispatches a profiled step may time: WebGPU allows 4096 queries per set, two per dispatch.
 const TIMED_DISPATCHES: u32 = 2000;
 
-/// Matrix `m` (tensor `t` of `file`) at `plan`: its own blocks where they are already its
-/// precision's ([`QuantMatrix::from_ggml`]: no method can do better than the file's own
-/// numbers), else dequantized and quantized by the plan's method.
-fn requantize(file: &[u8], t: &TensorInfo, m: Mat, plan: &Plan, calib: Option<&Calibration>) -> Result<QuantMatrix> {
-    let (rows, cols) = t.matrix_shape();
-    let data = t.data(file)?;
-    let p = plan.of(m);
-    match QuantMatrix::from_ggml(t.ggml_type, data, rows, cols, p) {
-        Some(kept) => Ok(kept),
-        None => crate::method::quantize(&crate::gguf::dequantize(t.ggml_type, data)?, rows, cols, p, plan.method, m, calib),
-    }
-}
 
 /// The weight matrices of a model at one plan of precisions, on the GPU.
 #[derive(Clone)]
@@ -181,7 +169,7 @@ impl Requantizer {
         let Some((m, t)) = self.todo.pop_front() else { return Ok(false) };
         let unit = Unit::of(m);
         if !self.reuse.contains_key(&unit) {
-            self.pending.push(requantize(file, &t, m, &self.plan, self.calibration.as_deref())?);
+            self.pending.push(crate::method::requantize(file, &t, m, &self.plan, self.calibration.as_deref())?);
         }
         let unit_done = self.todo.front().is_none_or(|(next, _)| Unit::of(*next) != unit);
         if unit_done {

@@ -2,6 +2,7 @@
 //! KV cache, and its card. `state.rs` holds what it knows and the commands that change it.
 
 pub mod card;
+pub mod export;
 pub mod kv;
 pub mod method;
 pub mod panel;

@@ -79,6 +79,7 @@ pub fn PrecisionPanel() -> impl IntoView {
                 }}</span>
                 {move || model.last_switch_ms.get().map(|ms| view! { <span class="hint">{format!(" (last switch {:.1} s)", ms / 1e3)}</span> })}
             </p>
+            <super::export::ExportGguf/>
             <MixedPrecision/>
             <KvCache/>
             <Explain words=&["quantization", "block-scale"]>"Switching requantizes the loaded file's weights on this device and keeps the conversation. Each reply is labelled with the precision that wrote it."</Explain>

@@ -53,6 +53,8 @@ pub struct ModelState {
     pub last_switch_ms: RwSignal<Option<f64>>,
     /// The loaded model's calibration, once a calibrated method made one: (tokens, seconds).
     pub calibrated: RwSignal<Option<(usize, f64)>>,
+    /// The last GGUF export offered for download: its file name and size.
+    pub exported: RwSignal<Option<(String, u64)>>,
     /// The model cache's entries.
     pub cache: RwSignal<Vec<CachedModel>>,
 }
@@ -72,6 +74,7 @@ impl ModelState {
             n_ctx: RwSignal::new(N_CTX),
             last_switch_ms: RwSignal::new(None),
             calibrated: RwSignal::new(None),
+            exported: RwSignal::new(None),
             cache: RwSignal::new(vec![]),
         }
     }
@@ -132,6 +135,13 @@ impl ModelState {
         self.start(JobKind::Switch { target: plan, progress: None }, ModelJob::SetPrecision { plan }, None);
     }
 
+    /// Write the loaded model at its current plan as a GGUF file, offered for download.
+    pub fn export(&self) {
+        if self.can_run() {
+            self.start(JobKind::Export { done: 0, total: 0 }, ModelJob::Export, None);
+        }
+    }
+
     /// Store the KV cache as `kv` (applied after the next load when no model is loaded).
     pub fn set_kv(&self, kv: KvPrecision) {
         if !self.model.with_untracked(|m| m.is_some()) {
@@ -188,6 +198,7 @@ impl ModelState {
                 let LoadedModel { name, info, fit, plan, plan_reason, weight_bytes, kv_bytes, context_size, from_cache, load_ms, calibration } = *m;
                 self.plan.set(plan);
                 self.calibrated.set(calibration.map(|c| (c.tokens, c.seconds)));
+                self.exported.set(None);
                 self.plan_reason.set(plan_reason);
                 self.weight_bytes.set(weight_bytes);
                 self.model.set(Some(Loaded { name, info, fit, context_size, kv_bytes, from_cache, load_ms, recovered }));
@@ -215,6 +226,15 @@ impl ModelState {
                 self.calibrated.set(calibration.map(|c| (c.tokens, c.seconds)));
                 self.weight_bytes.set(weight_bytes);
                 self.last_switch_ms.set(Some(ms));
+            }
+            ModelEvent::ExportProgress { done, total } => self.engine.update_job(|k| {
+                if let JobKind::Export { done: d, total: t } = k {
+                    (*d, *t) = (done, total);
+                }
+            }),
+            ModelEvent::Exported { url, name, bytes } => {
+                super::export::save(&url, &name);
+                self.exported.set(Some((name, bytes)));
             }
             ModelEvent::Cache { entries } => self.cache.set(entries),
         }
