@@ -90,7 +90,7 @@ test('every panel passes an accessibility audit at 1400 and 420 px', async ({ pa
   await expect(app.id('kernel-times')).toBeVisible({ timeout: LONG });
   await app.id('inspector-tensor').selectOption('blk.0.ffn_down.weight');
   await app.id('inspector-run').click();
-  await expect(app.id('inspector-error').locator('svg')).toHaveCount(3, { timeout: LONG });
+  await expect(app.id('inspector-error').locator('svg')).toHaveCount(5, { timeout: LONG });
   await app.id('inspector-layers').click();
   await expect(app.id('inspector-heatmap').locator('svg')).toHaveCount(1, { timeout: LONG });
   // Charts are images with names, and legends sit outside the plot.

@@ -148,8 +148,8 @@ test('speed panel, inspector and a mixed-precision plan', async ({ page }, testI
   await app.id('inspector-tensor').selectOption('blk.0.ffn_down.weight');
   await app.id('inspector-run').click();
   await expect(app.id('inspector-histogram').locator('svg')).toHaveCount(1, { timeout: LONG });
-  await expect(app.id('inspector-scales').locator('svg')).toHaveCount(2);
-  await expect(app.id('inspector-error').locator('svg')).toHaveCount(3);
+  await expect(app.id('inspector-scales').locator('svg')).toHaveCount(4);
+  await expect(app.id('inspector-error').locator('svg')).toHaveCount(5);
   await expect(app.id('inspector-summary')).toContainText('Q4_1');
   await expect(app.id('inspector-error-row').filter({ hasText: 'INT4' })).toContainText('0.00e0');
   // Every layer's output error at INT8 and INT4 against FP16, as a heatmap.

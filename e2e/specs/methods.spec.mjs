@@ -69,3 +69,28 @@ test('switching the quantization method calibrates once and is measured beside F
   await expect(app.id('model-status')).toContainText(/at INT4$/, { timeout: LONG });
   expect(app.errors).toEqual([]);
 });
+
+test('the ladder down to INT2: measured beside FP16, and a chat at 3 bits per weight', async ({ page }) => {
+  const app = new AppPage(page);
+  await app.open();
+  await app.loadTiny();
+  await app.id('quality-ladder').check();
+  // FP16, INT8, INT4, INT3, INT2 and the file's own mix the model is at.
+  await app.runQuality(32, 6);
+  const rows = await app.id('quality-row').evaluateAll((rs) => rs.map((r) => ({
+    p: r.dataset.precision,
+    kl: parseFloat(r.querySelector('[data-testid=quality-kl]').textContent),
+  })));
+  console.log(`quality down the ladder: ${JSON.stringify(rows)}`);
+  expect(rows.map((r) => r.p)).toEqual(['fp16', 'int8', 'int4', 'int3', 'int2', 'int4-int4-int8']);
+  const kl = Object.fromEntries(rows.map((r) => [r.p, r.kl]));
+  expect(kl.int3).toBeGreaterThan(kl.int4);
+  expect(kl.int2).toBeGreaterThan(kl.int3);
+  await app.setPrecision('int2');
+  await expect(app.id('weights-bytes')).toContainText('INT2');
+  await app.setMaxTokens(4);
+  const msg = await app.send('Hello');
+  await app.waitReply(msg);
+  await expect(msg).toContainText('INT2');
+  expect(app.errors).toEqual([]);
+});

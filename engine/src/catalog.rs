@@ -212,7 +212,7 @@ impl Entry {
     pub fn needs(&self, adapter: &AdapterSummary) -> Vec<Need> {
         let sizes = weight_sizes(&self.config());
         let fits = fit_of(&sizes.largest_buffer, adapter);
-        Precision::ALL
+        Precision::COMMON
             .into_iter()
             .filter_map(|p| {
                 let weight_bytes = sizes.weight_bytes.iter().find(|t| t.0 == p)?.1;

@@ -32,6 +32,9 @@ pub fn ggml_bytes(q: &QuantMatrix) -> Result<(GgmlType, Vec<u8>)> {
             }
             (GgmlType::Q4_1, out)
         }
+        Blocks::Int3(_) | Blocks::Int2(_) => {
+            return Err(Error::Usage("INT3 and INT2 have no 32-weight block format in GGUF: export INT8, INT4 or FP16".into()))
+        }
         Blocks::Fp16(_) => {
             let mut row = vec![0f32; q.cols];
             let mut out = Vec::with_capacity(q.rows * q.cols * 2);
@@ -49,7 +52,7 @@ fn file_type(plan: &Plan) -> u32 {
     match plan.ffn {
         Precision::Fp16 => 1, // LLAMA_FTYPE_MOSTLY_F16
         Precision::Int8 => 7, // LLAMA_FTYPE_MOSTLY_Q8_0
-        Precision::Int4 => 3, // LLAMA_FTYPE_MOSTLY_Q4_1
+        Precision::Int4 | Precision::Int3 | Precision::Int2 => 3, // LLAMA_FTYPE_MOSTLY_Q4_1
     }
 }
 
@@ -75,6 +78,9 @@ pub struct Exporter {
 
 impl Exporter {
     pub fn new(g: &Gguf, plan: Plan) -> Result<Exporter> {
+        if plan.precisions().iter().any(|p| matches!(p, Precision::Int3 | Precision::Int2)) {
+            return Err(Error::Usage(format!("{plan}: INT3 and INT2 have no 32-weight block format in GGUF; export INT8, INT4 or FP16")));
+        }
         let cfg = Config::from_gguf(g)?;
         let mats = cfg.matrices().into_iter().map(|m| (m.tensor_name(false), m)).collect();
         Ok(Exporter { plan, mats, encoded: Vec::with_capacity(g.tensors.len()), total: g.tensors.len() })

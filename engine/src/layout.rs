@@ -12,6 +12,11 @@
 //! | FP16      | [`BlockFp16`]          | 64                 | 16            |
 //! | INT8      | [`BlockInt8`]          | 34                 | 8.5           |
 //! | INT4      | [`BlockInt4`]          | 20                 | 5             |
+//! | INT3      | [`BlockInt3`]          | 16                 | 4             |
+//! | INT2      | [`BlockInt2`]          | 12                 | 3             |
+//!
+//! INT3 and INT2 are INT4's scheme with 8 and 4 levels (`w = d·q + m`): the bottom of the
+//! ladder, where the lab shows quality falling off a cliff.
 //!
 //! **GPU layout** ([`GpuLayout`]): two `array<u32>` bindings per matrix.
 //! `q` holds the quantized values of all blocks in order (row-major, block-major inside a row),
@@ -34,23 +39,29 @@ use crate::{Error, Result};
 /// Weights per block, for every format.
 pub const BLOCK: usize = 32;
 
-/// The three GPU weight precisions the product switches between.
+/// The GPU weight precisions the product switches between.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     Fp16,
     Int8,
     Int4,
+    Int3,
+    Int2,
 }
 
 impl Precision {
-    pub const ALL: [Precision; 3] = [Precision::Fp16, Precision::Int8, Precision::Int4];
+    pub const ALL: [Precision; 5] = [Precision::Fp16, Precision::Int8, Precision::Int4, Precision::Int3, Precision::Int2];
+    /// The precisions a run measures unless asked for the bottom of the ladder too.
+    pub const COMMON: [Precision; 3] = [Precision::Fp16, Precision::Int8, Precision::Int4];
 
     pub fn name(self) -> &'static str {
         match self {
             Precision::Fp16 => "fp16",
             Precision::Int8 => "int8",
             Precision::Int4 => "int4",
+            Precision::Int3 => "int3",
+            Precision::Int2 => "int2",
         }
     }
 
@@ -59,6 +70,8 @@ impl Precision {
             "fp16" | "f16" => Ok(Precision::Fp16),
             "int8" | "q8" => Ok(Precision::Int8),
             "int4" | "q4" => Ok(Precision::Int4),
+            "int3" | "q3" => Ok(Precision::Int3),
+            "int2" | "q2" => Ok(Precision::Int2),
             _ => Err(Error::UnknownPrecision(s.to_string())),
         }
     }
@@ -69,6 +82,8 @@ impl Precision {
             Precision::Fp16 => std::mem::size_of::<BlockFp16>(),
             Precision::Int8 => std::mem::size_of::<BlockInt8>(),
             Precision::Int4 => std::mem::size_of::<BlockInt4>(),
+            Precision::Int3 => std::mem::size_of::<BlockInt3>(),
+            Precision::Int2 => std::mem::size_of::<BlockInt2>(),
         }
     }
 
@@ -78,6 +93,8 @@ impl Precision {
             Precision::Fp16 => 16,
             Precision::Int8 => 8,
             Precision::Int4 => 4,
+            Precision::Int3 => 3,
+            Precision::Int2 => 2,
         }
     }
 
@@ -122,6 +139,109 @@ pub struct BlockInt4 {
     pub qs: [u8; BLOCK / 2],
 }
 
+/// INT3 block: `w[i] = d · q[i] + m`, `q[i]` in `0..=7`, `m = min(w)`, `d = (max − min) / 7`
+/// (f16 bits). The codes in two planes: bits 0..1 of `q[i]` in bits `2(i % 4)` of `qs[i / 4]`
+/// (bytes 0..8), bit 2 in bit `i % 8` of `qs[8 + i / 8]`. GPU `q`: 3 `u32` (the 12 bytes
+/// little-endian: weight `16j + t`'s low bits at bits `2t` of word `j`, its high bit at bit `i` of
+/// word 2); GPU `s`: as INT4.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq)]
+pub struct BlockInt3 {
+    pub d: u16,
+    pub m: u16,
+    pub qs: [u8; 12],
+}
+
+/// INT2 block: `w[i] = d · q[i] + m`, `q[i]` in `0..=3`, `m = min(w)`, `d = (max − min) / 3`
+/// (f16 bits); `q[i]` in bits `2(i % 4)` of `qs[i / 4]`. GPU `q`: 2 `u32` (weight `16j + t` at bits
+/// `2t` of word `j`); GPU `s`: as INT4.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable, PartialEq)]
+pub struct BlockInt2 {
+    pub d: u16,
+    pub m: u16,
+    pub qs: [u8; 8],
+}
+
+/// An asymmetric block of `levels + 1` codes: built from its scale, min and codes; read back as
+/// codes. INT4, INT3 and INT2 share every method through it.
+pub trait AsymBlock: Copy {
+    const LEVELS: u8;
+    fn from_codes(d: u16, m: u16, q: &[u8; BLOCK]) -> Self;
+    fn codes(&self) -> [u8; BLOCK];
+    fn dm(&self) -> (u16, u16);
+
+    /// Min and max, rounded to nearest (the `rtn` method).
+    fn quantize_minmax(x: &[f32; BLOCK]) -> Self {
+        let min = x.iter().fold(f32::INFINITY, |a, &v| a.min(v));
+        let max = x.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
+        let levels = Self::LEVELS as f32;
+        let m = f16::from_f32(min);
+        let d = f16::from_f32((max - m.to_f32()) / levels);
+        let (df, mf) = (d.to_f32(), m.to_f32());
+        let inv = if df > 0.0 { 1.0 / df } else { 0.0 };
+        Self::from_codes(d.to_bits(), m.to_bits(), &x.map(|v| ((v - mf) * inv).round().clamp(0.0, levels) as u8))
+    }
+
+    fn dequantize_codes(&self, out: &mut [f32; BLOCK]) {
+        let (d, m) = self.dm();
+        let (d, m) = (f16::from_bits(d).to_f32(), f16::from_bits(m).to_f32());
+        for (o, q) in out.iter_mut().zip(self.codes()) {
+            *o = d * q as f32 + m;
+        }
+    }
+}
+
+impl AsymBlock for BlockInt4 {
+    const LEVELS: u8 = 15;
+    fn from_codes(d: u16, m: u16, q: &[u8; BLOCK]) -> Self {
+        BlockInt4 { d, m, qs: std::array::from_fn(|j| q[2 * j] | q[2 * j + 1] << 4) }
+    }
+    fn codes(&self) -> [u8; BLOCK] {
+        std::array::from_fn(|i| (self.qs[i / 2] >> (4 * (i % 2))) & 15)
+    }
+    fn dm(&self) -> (u16, u16) {
+        (self.d, self.m)
+    }
+}
+
+impl AsymBlock for BlockInt3 {
+    const LEVELS: u8 = 7;
+    fn from_codes(d: u16, m: u16, q: &[u8; BLOCK]) -> Self {
+        let mut qs = [0u8; 12];
+        for (i, &c) in q.iter().enumerate() {
+            qs[i / 4] |= (c & 3) << (2 * (i % 4));
+            qs[8 + i / 8] |= (c >> 2 & 1) << (i % 8);
+        }
+        BlockInt3 { d, m, qs }
+    }
+    fn codes(&self) -> [u8; BLOCK] {
+        std::array::from_fn(|i| (self.qs[i / 4] >> (2 * (i % 4)) & 3) | (self.qs[8 + i / 8] >> (i % 8) & 1) << 2)
+    }
+    fn dm(&self) -> (u16, u16) {
+        (self.d, self.m)
+    }
+}
+
+impl AsymBlock for BlockInt2 {
+    const LEVELS: u8 = 3;
+    fn from_codes(d: u16, m: u16, q: &[u8; BLOCK]) -> Self {
+        let mut qs = [0u8; 8];
+        for (i, &c) in q.iter().enumerate() {
+            qs[i / 4] |= (c & 3) << (2 * (i % 4));
+        }
+        BlockInt2 { d, m, qs }
+    }
+    fn codes(&self) -> [u8; BLOCK] {
+        std::array::from_fn(|i| self.qs[i / 4] >> (2 * (i % 4)) & 3)
+    }
+    fn dm(&self) -> (u16, u16) {
+        (self.d, self.m)
+    }
+}
+
+const _: () = assert!(std::mem::size_of::<BlockInt3>() == 16);
+const _: () = assert!(std::mem::size_of::<BlockInt2>() == 12);
 const _: () = assert!(std::mem::size_of::<BlockFp16>() == 64);
 const _: () = assert!(std::mem::size_of::<BlockInt8>() == 34);
 const _: () = assert!(std::mem::size_of::<BlockInt4>() == 20);
@@ -294,6 +414,8 @@ pub enum Blocks {
     Fp16(Vec<BlockFp16>),
     Int8(Vec<BlockInt8>),
     Int4(Vec<BlockInt4>),
+    Int3(Vec<BlockInt3>),
+    Int2(Vec<BlockInt2>),
 }
 
 /// The GPU form of a [`QuantMatrix`]: see the module docs for the bit layout.
@@ -328,6 +450,8 @@ impl QuantMatrix {
                 (Blocks::Fp16(a), Blocks::Fp16(b)) => a.extend(b),
                 (Blocks::Int8(a), Blocks::Int8(b)) => a.extend(b),
                 (Blocks::Int4(a), Blocks::Int4(b)) => a.extend(b),
+                (Blocks::Int3(a), Blocks::Int3(b)) => a.extend(b),
+                (Blocks::Int2(a), Blocks::Int2(b)) => a.extend(b),
                 _ => return Err(Error::Shape("stacking matrices of different precisions".into())),
             }
             out.rows += p.rows;
@@ -343,6 +467,8 @@ impl QuantMatrix {
             Blocks::Fp16(b) => Blocks::Fp16(b[r].to_vec()),
             Blocks::Int8(b) => Blocks::Int8(b[r].to_vec()),
             Blocks::Int4(b) => Blocks::Int4(b[r].to_vec()),
+            Blocks::Int3(b) => Blocks::Int3(b[r].to_vec()),
+            Blocks::Int2(b) => Blocks::Int2(b[r].to_vec()),
         };
         QuantMatrix { rows, cols: self.cols, blocks }
     }
@@ -370,6 +496,8 @@ impl QuantMatrix {
             Precision::Fp16 => Blocks::Fp16(chunks.iter().map(BlockFp16::quantize).collect()),
             Precision::Int8 => Blocks::Int8(chunks.iter().map(BlockInt8::quantize).collect()),
             Precision::Int4 => Blocks::Int4(chunks.iter().map(BlockInt4::quantize).collect()),
+            Precision::Int3 => Blocks::Int3(chunks.iter().map(BlockInt3::quantize_minmax).collect()),
+            Precision::Int2 => Blocks::Int2(chunks.iter().map(BlockInt2::quantize_minmax).collect()),
         };
         Ok(QuantMatrix { rows, cols, blocks })
     }
@@ -444,6 +572,8 @@ impl QuantMatrix {
             Blocks::Fp16(_) => vec![],
             Blocks::Int8(b) => b.iter().map(|b| h(b.d)).collect(),
             Blocks::Int4(b) => b.iter().map(|b| h(b.d)).collect(),
+            Blocks::Int3(b) => b.iter().map(|b| h(b.d)).collect(),
+            Blocks::Int2(b) => b.iter().map(|b| h(b.d)).collect(),
         }
     }
 
@@ -452,6 +582,8 @@ impl QuantMatrix {
             Blocks::Fp16(_) => Precision::Fp16,
             Blocks::Int8(_) => Precision::Int8,
             Blocks::Int4(_) => Precision::Int4,
+            Blocks::Int3(_) => Precision::Int3,
+            Blocks::Int2(_) => Precision::Int2,
         }
     }
 
@@ -469,6 +601,8 @@ impl QuantMatrix {
             Blocks::Fp16(b) => b[i].dequantize(out),
             Blocks::Int8(b) => b[i].dequantize(out),
             Blocks::Int4(b) => b[i].dequantize(out),
+            Blocks::Int3(b) => b[i].dequantize_codes(out),
+            Blocks::Int2(b) => b[i].dequantize_codes(out),
         }
     }
 
@@ -504,6 +638,14 @@ impl QuantMatrix {
                 q: b.iter().flat_map(|blk| bytemuck::cast::<_, [u32; 4]>(blk.qs)).collect(),
                 s: b.iter().map(|blk| blk.d as u32 | (blk.m as u32) << 16).collect(),
             },
+            Blocks::Int3(b) => GpuLayout {
+                q: b.iter().flat_map(|blk| bytemuck::cast::<_, [u32; 3]>(blk.qs)).collect(),
+                s: b.iter().map(|blk| blk.d as u32 | (blk.m as u32) << 16).collect(),
+            },
+            Blocks::Int2(b) => GpuLayout {
+                q: b.iter().flat_map(|blk| bytemuck::cast::<_, [u32; 2]>(blk.qs)).collect(),
+                s: b.iter().map(|blk| blk.d as u32 | (blk.m as u32) << 16).collect(),
+            },
         }
     }
 
@@ -519,7 +661,7 @@ impl QuantMatrix {
         let s_words = match precision {
             Precision::Fp16 => 0,
             Precision::Int8 => n.div_ceil(2),
-            Precision::Int4 => n,
+            Precision::Int4 | Precision::Int3 | Precision::Int2 => n,
         };
         if layout.q.len() != n * words || layout.s.len() != s_words {
             return Err(Error::Shape(format!(
@@ -546,6 +688,16 @@ impl QuantMatrix {
                     })
                     .collect(),
             ),
+            Precision::Int3 => Blocks::Int3(
+                (0..n)
+                    .map(|i| BlockInt3 { d: layout.s[i] as u16, m: (layout.s[i] >> 16) as u16, qs: bytemuck::cast_slice(q(i)).try_into().unwrap() })
+                    .collect(),
+            ),
+            Precision::Int2 => Blocks::Int2(
+                (0..n)
+                    .map(|i| BlockInt2 { d: layout.s[i] as u16, m: (layout.s[i] >> 16) as u16, qs: bytemuck::cast_slice(q(i)).try_into().unwrap() })
+                    .collect(),
+            ),
         };
         Ok(QuantMatrix { rows, cols, blocks })
     }
@@ -562,13 +714,17 @@ pub struct RoundTripBudget {
 
 /// The round-trip error budgets, one row per format: asserted on random data and on real rows
 /// of the default model (tests/layout.rs).
-pub const ROUNDTRIP_BUDGET: [(Precision, RoundTripBudget); 3] = [
+pub const ROUNDTRIP_BUDGET: [(Precision, RoundTripBudget); 5] = [
     // binary16 keeps 11 significant bits: |err| <= 2^-11 |w|.
     (Precision::Fp16, RoundTripBudget { rel_rms_random: 4e-4, max_err_over_block_absmax: 4.9e-4 }),
     // half a step of max|w|/127, plus the f16 rounding of d (127 · 2^-11 steps at most).
     (Precision::Int8, RoundTripBudget { rel_rms_random: 0.01, max_err_over_block_absmax: 0.0045 }),
     // half a step of (max−min)/15 <= 2·max|w|/15, plus f16 rounding of d and m.
     (Precision::Int4, RoundTripBudget { rel_rms_random: 0.12, max_err_over_block_absmax: 0.07 }),
+    // half a step of (max−min)/7 <= 2·max|w|/7, plus f16 rounding of d and m.
+    (Precision::Int3, RoundTripBudget { rel_rms_random: 0.25, max_err_over_block_absmax: 0.15 }),
+    // half a step of (max−min)/3 <= 2·max|w|/3.
+    (Precision::Int2, RoundTripBudget { rel_rms_random: 0.55, max_err_over_block_absmax: 0.34 }),
 ];
 
 pub fn roundtrip_budget(p: Precision) -> RoundTripBudget {

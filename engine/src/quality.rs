@@ -168,7 +168,7 @@ pub async fn compare(
 
 /// FP16, INT8 and INT4 everywhere (f32 KV cache).
 pub fn uniform_plans() -> Vec<Variant> {
-    Precision::ALL.map(Variant::from).to_vec()
+    Precision::COMMON.map(Variant::from).to_vec()
 }
 
 /// Score `tokens` at each plan on a loaded backend, requantizing it in place (`on_plan` is told

@@ -19,6 +19,8 @@ pub enum DType {
     Fp16,
     Int8,
     Int4,
+    Int3,
+    Int2,
     /// KV cache stored as f16 or INT8 (`kv_store`).
     #[serde(rename = "kv-f16")]
     KvF16,
@@ -33,6 +35,8 @@ impl DType {
             DType::Fp16 => "fp16",
             DType::Int8 => "int8",
             DType::Int4 => "int4",
+            DType::Int3 => "int3",
+            DType::Int2 => "int2",
             DType::KvF16 => "kv-f16",
             DType::KvInt8 => "kv-int8",
         }
@@ -55,6 +59,8 @@ impl From<Precision> for DType {
             Precision::Fp16 => DType::Fp16,
             Precision::Int8 => DType::Int8,
             Precision::Int4 => DType::Int4,
+            Precision::Int3 => DType::Int3,
+            Precision::Int2 => DType::Int2,
         }
     }
 }
@@ -72,11 +78,13 @@ pub struct Tolerance {
 /// so only f32 summation order and GPU transcendentals (exp, sin, cos, pow) differ. A KV store is
 /// compared after decoding: f16 may round a value the other way (one f16 step of the largest
 /// value); INT8's test values lie away from rounding ties, so its blocks must match exactly.
-pub const KERNEL_TOLERANCE: [(DType, Tolerance); 6] = [
+pub const KERNEL_TOLERANCE: [(DType, Tolerance); 8] = [
     (DType::F32, Tolerance { atol: 1e-5, rtol: 2e-4 }),
     (DType::Fp16, Tolerance { atol: 1e-5, rtol: 1e-4 }),
     (DType::Int8, Tolerance { atol: 1e-5, rtol: 1e-4 }),
     (DType::Int4, Tolerance { atol: 1e-5, rtol: 1e-4 }),
+    (DType::Int3, Tolerance { atol: 1e-5, rtol: 1e-4 }),
+    (DType::Int2, Tolerance { atol: 1e-5, rtol: 1e-4 }),
     (DType::KvF16, Tolerance { atol: 0.0, rtol: 1e-3 }),
     (DType::KvInt8, Tolerance { atol: 0.0, rtol: 1e-6 }),
 ];

@@ -90,7 +90,7 @@ fn cli_info_tokenize_and_errors() {
     assert_eq!(common::ids(&v["ids"]), vec![1, 4093, 198, 1780, 314, 216, 34, 27, 34, 47, 2, 198, 1, 520, 9531, 198]);
     let (code, _, err) = lowbit(&["perplexity", model, "--file", "/nonexistent.txt"]);
     assert_eq!(code, 1, "{err}");
-    let (code, _, err) = lowbit(&["generate", model, "--prompt", "hi", "--precision", "int3"]);
+    let (code, _, err) = lowbit(&["generate", model, "--prompt", "hi", "--precision", "int5"]);
     assert_eq!(code, 1);
     assert!(err.contains("unknown precision"), "{err}");
 }

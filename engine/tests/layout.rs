@@ -25,6 +25,7 @@ fn random_data_roundtrip_is_within_budget() {
     // The formats are ordered: more bits, less error.
     let err = |p| roundtrip_error(&values, rows, cols, p).unwrap().rel_rms;
     assert!(err(Precision::Fp16) < err(Precision::Int8) && err(Precision::Int8) < err(Precision::Int4));
+    assert!(err(Precision::Int4) < err(Precision::Int3) && err(Precision::Int3) < err(Precision::Int2));
 }
 
 #[test]
@@ -42,6 +43,13 @@ fn exact_values_roundtrip_exactly() {
                 let ramp: Vec<f32> = (0..BLOCK).map(|i| (i % 16) as f32).collect();
                 let q = QuantMatrix::quantize(&ramp, 1, BLOCK, p).unwrap();
                 assert_eq!(q.dequantize(), ramp);
+            }
+            // 0..7 and 0..3 ramps are exact at 8 and 4 levels.
+            Precision::Int3 | Precision::Int2 => {
+                let top = if p == Precision::Int3 { 8 } else { 4 };
+                let ramp: Vec<f32> = (0..BLOCK).map(|i| (i % top) as f32).collect();
+                let q = QuantMatrix::quantize(&ramp, 1, BLOCK, p).unwrap();
+                assert_eq!(q.dequantize(), ramp, "{p}");
             }
             Precision::Fp16 => assert_eq!(back, ints),
         }
@@ -64,6 +72,24 @@ fn block_bit_layouts_are_as_documented() {
     for (i, &xi) in x.iter().enumerate() {
         let nib = (l.q[i / 8] >> (4 * (i % 8))) & 15;
         assert!((d * nib as f32 + m - xi).abs() <= d * 0.51, "int4 weight {i}");
+    }
+    // INT3: two low bits of weight 16j + t at bits 2t of word j, the high bit at bit i of word 2.
+    let q = QuantMatrix::quantize(&x, 1, BLOCK, Precision::Int3).unwrap();
+    let l = q.gpu_layout();
+    assert_eq!(l.q.len(), 3);
+    let (d, m) = (f16::from_bits(l.s[0] as u16).to_f32(), f16::from_bits((l.s[0] >> 16) as u16).to_f32());
+    for (i, &xi) in x.iter().enumerate() {
+        let code = (l.q[i / 16] >> (2 * (i % 16))) & 3 | ((l.q[2] >> i) & 1) << 2;
+        assert!((d * code as f32 + m - xi).abs() <= d * 0.51, "int3 weight {i}");
+    }
+    // INT2: weight 16j + t at bits 2t of word j.
+    let q = QuantMatrix::quantize(&x, 1, BLOCK, Precision::Int2).unwrap();
+    let l = q.gpu_layout();
+    assert_eq!(l.q.len(), 2);
+    let (d, m) = (f16::from_bits(l.s[0] as u16).to_f32(), f16::from_bits((l.s[0] >> 16) as u16).to_f32());
+    for (i, &xi) in x.iter().enumerate() {
+        let code = (l.q[i / 16] >> (2 * (i % 16))) & 3;
+        assert!((d * code as f32 + m - xi).abs() <= d * 0.51, "int2 weight {i}");
     }
     let q = QuantMatrix::quantize(&x, 1, BLOCK, Precision::Int8).unwrap();
     let l = q.gpu_layout();

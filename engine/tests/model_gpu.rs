@@ -53,6 +53,8 @@ fn gpu_perplexity_at_each_precision() {
             // tied Q8_0 embedding/output head loses much at 4 bits. The guard catches a broken
             // kernel, not a quality level.
             Precision::Int4 => assert!(vs_src.abs() < 0.3, "int4 perplexity {} vs source {}", r.ppl, src.ppl),
+            // The bottom of the ladder: finite and worse than INT4, a guard against a broken kernel.
+            Precision::Int3 | Precision::Int2 => assert!(r.ppl.is_finite() && vs_src.abs() < 5.0, "{p} perplexity {} vs source {}", r.ppl, src.ppl),
         }
     }
 }
@@ -221,6 +223,9 @@ fn decode_steps_match_the_cpu(arch: &str) {
             Precision::Fp16 => 0.01,
             Precision::Int8 => 0.03,
             Precision::Int4 => 0.3,
+            // Random weights at 8 and 4 levels: the guard is against NaN and garbage only
+            // (measured 0.63 and 1.27; the kernels themselves match the CPU in tests/kernels.rs).
+            Precision::Int3 | Precision::Int2 => 3.0,
         };
         assert!(worst < bound, "{p}: decode logits off the CPU's by {worst} of their range");
         let profile = pollster::block_on(b.profile_step(next, pos)).unwrap();
@@ -258,7 +263,9 @@ fn an_embedding_split_over_bindings_gives_the_same_logits() {
         }
         (prefill, decode)
     };
-    for p in Precision::ALL {
+    // FP16, INT8 and INT4: the split follows bytes per row, whatever the format; INT3's and
+    // INT2's embeddings already fit the lowered limit whole.
+    for p in Precision::COMMON {
         let mut whole = GpuBackend::load(&gpu, &g, p, 64).unwrap();
         assert_eq!(whole.weights().get(Unit::Embedding).unwrap().parts().len(), 1);
         let want = run(&mut whole);

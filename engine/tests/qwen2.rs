@@ -48,6 +48,7 @@ fn qwen2_5_coder_runs_on_the_cpu_and_the_gpu() {
             // The Q4_K/Q6_K layers and the Q8_0 embedding lose at 4 bits: a guard against a
             // broken kernel, not a quality level.
             Precision::Int4 => (0.5, 0.6),
+            Precision::Int3 | Precision::Int2 => unreachable!("not measured here"),
         };
         assert!(vs.abs() < ppl_within, "{p} perplexity {} vs source {}", r.ppl, src.ppl);
         assert!(agree >= agree_at_least, "{p}: argmax agreement {agree}");

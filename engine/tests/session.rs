@@ -266,7 +266,7 @@ fn model_info_and_fit_check_from_the_header() {
         matmul_kernel: lowbit::gpu::Tiling::Rows,
     };
     let fits: Vec<bool> = info.fit(&adapter).iter().map(|f| f.fits).collect();
-    assert_eq!(fits, [false, true, true]);
+    assert_eq!(fits, [false, true, true, true, true]);
     assert!(info.fit(&adapter)[0].message.starts_with("too large"));
     // A mixed plan is checked group by group: FP16 attention and embeddings with an INT8
     // feed-forward fit.

@@ -10,7 +10,13 @@ pub use ticks::ticks;
 mod ticks;
 
 /// Bar colours of FP16, INT8 and INT4 (the same as their badges in the chat).
-pub const PRECISION_COLORS: [RGBColor; 3] = [RGBColor(0x7a, 0xa2, 0xff), RGBColor(0x4c, 0xc3, 0x8a), RGBColor(0xf2, 0xb8, 0x4b)];
+pub const PRECISION_COLORS: [RGBColor; 5] = [
+    RGBColor(0x7a, 0xa2, 0xff),
+    RGBColor(0x4c, 0xc3, 0x8a),
+    RGBColor(0xf2, 0xb8, 0x4b),
+    RGBColor(0xf0, 0x7f, 0x5a),
+    RGBColor(0xe0, 0x5a, 0x8a),
+];
 /// Bar colour of a mixed plan.
 const MIXED: RGBColor = RGBColor(0xc0, 0x84, 0xfc);
 
@@ -27,6 +33,8 @@ pub fn plan_color(v: &Variant) -> RGBColor {
         Some(Precision::Fp16) => PRECISION_COLORS[0],
         Some(Precision::Int8) => PRECISION_COLORS[1],
         Some(Precision::Int4) => PRECISION_COLORS[2],
+        Some(Precision::Int3) => PRECISION_COLORS[3],
+        Some(Precision::Int2) => PRECISION_COLORS[4],
         None => MIXED,
     }
 }

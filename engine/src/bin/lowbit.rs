@@ -19,8 +19,8 @@ use lowbit::{bench, quality, selftest, Error, Precision, Result};
 const USAGE: &str = "usage:
   lowbit info MODEL.gguf
   lowbit tokenize MODEL.gguf --text TEXT
-  lowbit perplexity MODEL.gguf --file TEXT_FILE --precision source|fp16|int8|int4 [--backend cpu|gpu] [--max-tokens 1024]
-  lowbit generate MODEL.gguf --prompt TEXT [--chat] [--system TEXT] --precision source|fp16|int8|int4
+  lowbit perplexity MODEL.gguf --file TEXT_FILE --precision source|fp16|int8|int4|int3|int2 [--backend cpu|gpu] [--max-tokens 1024]
+  lowbit generate MODEL.gguf --prompt TEXT [--chat] [--system TEXT] --precision source|fp16|int8|int4|int3|int2
                   [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--min-p P]
                   [--repeat-penalty R] [--seed S] [--json]
   lowbit compare MODEL.gguf --file TEXT_FILE [--max-tokens 256] [--no-source] [--plans fp16,int8,int4,int4-int4-int8,fp16+kv-int8,int4@gptq]
@@ -36,7 +36,7 @@ const USAGE: &str = "usage:
       (random weights at that shape, with BASE's tokenizer and chat template)
   lowbit bench kernels [--json | --markdown] [--reps N]
   lowbit bench model [MODEL.gguf | --shape smollm2-135m|qwen2.5-0.5b|llama-3.2-1b|smollm2-1.7b|tiny]
-                     [--precision fp16,int8,int4] [--prompt-tokens 128] [--tokens 128] [--json | --markdown]
+                     [--precision fp16,int8,int4,int3,int2] [--prompt-tokens 128] [--tokens 128] [--json | --markdown]
       (--shape: random weights at that model's shape, no file needed)
   lowbit selftest [--json]";
 

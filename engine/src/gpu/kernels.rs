@@ -19,6 +19,8 @@ const SHADERS: &[(&str, &str)] = &[
     ("weights_fp16", include_str!("../../../shaders/weights_fp16.wgsl")),
     ("weights_int8", include_str!("../../../shaders/weights_int8.wgsl")),
     ("weights_int4", include_str!("../../../shaders/weights_int4.wgsl")),
+    ("weights_int3", include_str!("../../../shaders/weights_int3.wgsl")),
+    ("weights_int2", include_str!("../../../shaders/weights_int2.wgsl")),
     ("matvec_io", include_str!("../../../shaders/matvec_io.wgsl")),
     ("matvec", include_str!("../../../shaders/matvec.wgsl")),
     ("matvec_rows", include_str!("../../../shaders/matvec_rows.wgsl")),
@@ -213,6 +215,8 @@ fn weights(p: Precision) -> &'static str {
         Precision::Fp16 => "weights_fp16",
         Precision::Int8 => "weights_int8",
         Precision::Int4 => "weights_int4",
+        Precision::Int3 => "weights_int3",
+        Precision::Int2 => "weights_int2",
     }
 }
 

@@ -12,7 +12,7 @@
 use half::f16;
 
 use super::{par_map, search, Inputs};
-use crate::layout::{BlockInt4, BlockInt8, Blocks, BLOCK};
+use crate::layout::{AsymBlock, BlockInt2, BlockInt3, BlockInt4, BlockInt8, Blocks, BLOCK};
 use crate::{Error, Precision, QuantMatrix, Result};
 
 /// Damping added to `H`'s diagonal, as a fraction of its mean (GPTQ's `percdamp`).
@@ -100,25 +100,30 @@ impl Factor {
 /// How a block's values are rounded once its scale (and min) are fixed.
 #[derive(Clone, Copy)]
 enum Grid {
-    Int4 { d: f32, m: f32 },
+    /// `d·q + m`, `q` in `0..=levels` (INT4, INT3, INT2).
+    Asym { d: f32, m: f32, levels: f32 },
     Int8 { d: f32 },
+}
+
+fn asym_grid<B: AsymBlock>(x: &[f32; BLOCK], w: &[f32; BLOCK]) -> Grid {
+    let (d, m) = search::asym::<B>(x, w).dm();
+    Grid::Asym { d: f16::from_bits(d).to_f32(), m: f16::from_bits(m).to_f32(), levels: B::LEVELS as f32 }
 }
 
 impl Grid {
     fn fit(p: Precision, x: &[f32; BLOCK], w: &[f32; BLOCK]) -> Grid {
         match p {
-            Precision::Int8 => Grid::Int8 { d: f16::from_bits(search::int8(x, w).d).to_f32() },
-            _ => {
-                let b = search::int4(x, w);
-                Grid::Int4 { d: f16::from_bits(b.d).to_f32(), m: f16::from_bits(b.m).to_f32() }
-            }
+            Precision::Int8 | Precision::Fp16 => Grid::Int8 { d: f16::from_bits(search::int8(x, w).d).to_f32() },
+            Precision::Int4 => asym_grid::<BlockInt4>(x, w),
+            Precision::Int3 => asym_grid::<BlockInt3>(x, w),
+            Precision::Int2 => asym_grid::<BlockInt2>(x, w),
         }
     }
     /// The level of `x` and the value it decodes to.
     fn round(self, x: f32) -> (f32, f32) {
         match self {
-            Grid::Int4 { d, m } => {
-                let q = if d > 0.0 { ((x - m) / d).round().clamp(0.0, 15.0) } else { 0.0 };
+            Grid::Asym { d, m, levels } => {
+                let q = if d > 0.0 { ((x - m) / d).round().clamp(0.0, levels) } else { 0.0 };
                 (q, d * q + m)
             }
             Grid::Int8 { d } => {
@@ -131,18 +136,21 @@ impl Grid {
 
 /// A block from its grid and levels.
 enum Block {
-    Int4(BlockInt4),
     Int8(BlockInt8),
+    Int4(BlockInt4),
+    Int3(BlockInt3),
+    Int2(BlockInt2),
 }
 
-fn block(g: Grid, q: &[f32; BLOCK]) -> Block {
+fn block(p: Precision, g: Grid, q: &[f32; BLOCK]) -> Block {
     match g {
-        Grid::Int4 { d, m } => {
-            let mut qs = [0u8; BLOCK / 2];
-            for (j, byte) in qs.iter_mut().enumerate() {
-                *byte = q[2 * j] as u8 | (q[2 * j + 1] as u8) << 4;
+        Grid::Asym { d, m, .. } => {
+            let (d, m, codes) = (f16::from_f32(d).to_bits(), f16::from_f32(m).to_bits(), q.map(|v| v as u8));
+            match p {
+                Precision::Int3 => Block::Int3(BlockInt3::from_codes(d, m, &codes)),
+                Precision::Int2 => Block::Int2(BlockInt2::from_codes(d, m, &codes)),
+                _ => Block::Int4(BlockInt4::from_codes(d, m, &codes)),
             }
-            Block::Int4(BlockInt4 { d: f16::from_f32(d).to_bits(), m: f16::from_f32(m).to_bits(), qs })
         }
         Grid::Int8 { d } => Block::Int8(BlockInt8 { d: f16::from_f32(d).to_bits(), qs: q.map(|v| v as i8) }),
     }
@@ -181,7 +189,7 @@ fn tile(values: &[f32], cols: usize, r0: usize, n: usize, p: Precision, f: &Fact
             }
         }
         for t in 0..n {
-            out[t].push(block(grids[t], &levels[t]));
+            out[t].push(block(p, grids[t], &levels[t]));
         }
     }
     out.into_iter().flatten().collect()
@@ -197,6 +205,8 @@ pub fn quantize(values: &[f32], rows: usize, cols: usize, p: Precision, f: &Fact
     let all = tiles.into_iter().flatten();
     let blocks = match p {
         Precision::Int4 => Blocks::Int4(all.filter_map(|b| if let Block::Int4(b) = b { Some(b) } else { None }).collect()),
+        Precision::Int3 => Blocks::Int3(all.filter_map(|b| if let Block::Int3(b) = b { Some(b) } else { None }).collect()),
+        Precision::Int2 => Blocks::Int2(all.filter_map(|b| if let Block::Int2(b) = b { Some(b) } else { None }).collect()),
         _ => Blocks::Int8(all.filter_map(|b| if let Block::Int8(b) = b { Some(b) } else { None }).collect()),
     };
     Ok(QuantMatrix { rows, cols, blocks })
@@ -269,7 +279,7 @@ mod tests {
         let w = rng.normals(rows * k, 0.05);
         let imp = inp.importance();
         let f = Factor::of(&inp).unwrap();
-        for p in [Precision::Int4, Precision::Int8] {
+        for p in [Precision::Int4, Precision::Int8, Precision::Int3, Precision::Int2] {
             let rtn = output_error(&w, &QuantMatrix::quantize(&w, rows, k, p).unwrap(), &inp);
             let calib = super::super::Calibration::from_inputs([(super::super::Site::Qkv(0), inp.clone())].into(), false);
             let im = super::super::quantize(&w, rows, k, p, super::super::Method::Imatrix, crate::model::Mat::Q(0), Some(&calib)).unwrap();

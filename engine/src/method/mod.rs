@@ -148,6 +148,8 @@ pub fn quantize(values: &[f32], rows: usize, cols: usize, p: Precision, method: 
     let blocks = match p {
         Precision::Int4 => Blocks::Int4(par_map(rows, |r| (0..nb).map(|b| search::int4(&block_of(values, cols, r, b), &wblock(b))).collect::<Vec<BlockInt4>>()).concat()),
         Precision::Int8 => Blocks::Int8(par_map(rows, |r| (0..nb).map(|b| search::int8(&block_of(values, cols, r, b), &wblock(b))).collect::<Vec<BlockInt8>>()).concat()),
+        Precision::Int3 => Blocks::Int3(par_map(rows, |r| (0..nb).map(|b| search::asym(&block_of(values, cols, r, b), &wblock(b))).collect::<Vec<_>>()).concat()),
+        Precision::Int2 => Blocks::Int2(par_map(rows, |r| (0..nb).map(|b| search::asym(&block_of(values, cols, r, b), &wblock(b))).collect::<Vec<_>>()).concat()),
         Precision::Fp16 => unreachable!("handled above"),
     };
     Ok(QuantMatrix { rows, cols, blocks })
@@ -174,7 +176,7 @@ mod tests {
         let (rows, cols) = (5, 37);
         let v = Rng::new(11).normals(rows * cols, 0.1);
         let err = |q: &QuantMatrix| q.dequantize().iter().zip(&v).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>();
-        for p in [Precision::Int4, Precision::Int8] {
+        for p in [Precision::Int4, Precision::Int8, Precision::Int3, Precision::Int2] {
             let rtn = QuantMatrix::quantize(&v, rows, cols, p).unwrap();
             let s = quantize(&v, rows, cols, p, Method::Search, Mat::Q(0), None).unwrap();
             assert_eq!(s.gpu_layout().q.len(), rtn.gpu_layout().q.len());

@@ -12,7 +12,7 @@
 
 use half::f16;
 
-use crate::layout::{BlockInt4, BlockInt8, BLOCK};
+use crate::layout::{AsymBlock, BlockInt4, BlockInt8, BLOCK};
 
 /// Candidate inverse scales around the min/max one: `(levels + STEP_LO + STEP·i) / range`.
 const STEPS: i32 = 24;
@@ -25,16 +25,17 @@ fn f16r(v: f32) -> f32 {
     f16::from_f32(v).to_f32()
 }
 
-/// An asymmetric fit `x̂ = d·q + m`, `q` in `0..=15`, with `d` and `m` already rounded to f16.
+/// An asymmetric fit `x̂ = d·q + m`, `q` in `0..=levels`, with `d` and `m` already rounded to f16.
 #[derive(Clone, Copy, Debug)]
 struct Affine {
     d: f32,
     m: f32,
+    levels: f32,
 }
 
 impl Affine {
     fn level(&self, x: f32) -> f32 {
-        if self.d > 0.0 { ((x - self.m) / self.d).round().clamp(0.0, 15.0) } else { 0.0 }
+        if self.d > 0.0 { ((x - self.m) / self.d).round().clamp(0.0, self.levels) } else { 0.0 }
     }
     fn error(&self, x: &[f32; BLOCK], w: &[f32; BLOCK]) -> f64 {
         x.iter().zip(w).map(|(&x, &w)| {
@@ -42,8 +43,8 @@ impl Affine {
             w as f64 * e * e
         }).sum()
     }
-    fn rounded(d: f32, m: f32) -> Affine {
-        Affine { d: f16r(d.max(0.0)), m: f16r(m) }
+    fn rounded(d: f32, m: f32, levels: f32) -> Affine {
+        Affine { d: f16r(d.max(0.0)), m: f16r(m), levels }
     }
 }
 
@@ -71,17 +72,25 @@ fn fit_affine(x: &[f32; BLOCK], w: &[f32; BLOCK], q: &[f32; BLOCK]) -> Option<(f
 /// The INT4 block of `x` that minimises the `w`-weighted squared error (never worse than
 /// [`BlockInt4::quantize`]'s min/max block under the same weights).
 pub fn int4(x: &[f32; BLOCK], w: &[f32; BLOCK]) -> BlockInt4 {
+    asym(x, w)
+}
+
+/// The asymmetric block (INT4, INT3, INT2) of `x` that minimises the `w`-weighted squared error
+/// (never worse than its min/max block under the same weights).
+pub fn asym<B: AsymBlock>(x: &[f32; BLOCK], w: &[f32; BLOCK]) -> B {
     let min = x.iter().fold(f32::INFINITY, |a, &v| a.min(v));
     let max = x.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
-    let rtn = BlockInt4::quantize(x);
-    let mut best = Affine { d: f16::from_bits(rtn.d).to_f32(), m: f16::from_bits(rtn.m).to_f32() };
+    let levels = B::LEVELS as f32;
+    let rtn = B::quantize_minmax(x);
+    let (d0, m0) = rtn.dm();
+    let mut best = Affine { d: f16::from_bits(d0).to_f32(), m: f16::from_bits(m0).to_f32(), levels };
     let mut best_err = best.error(x, w);
     if max <= min || best_err == 0.0 {
         return rtn;
     }
     let try_fit = |q: &[f32; BLOCK], best: &mut Affine, best_err: &mut f64| -> bool {
         let Some((d, m)) = fit_affine(x, w, q) else { return false };
-        let a = Affine::rounded(d, m);
+        let a = Affine::rounded(d, m, levels);
         let e = a.error(x, w);
         if e < *best_err {
             (*best, *best_err) = (a, e);
@@ -91,8 +100,8 @@ pub fn int4(x: &[f32; BLOCK], w: &[f32; BLOCK]) -> BlockInt4 {
         }
     };
     for i in 0..=STEPS {
-        let iscale = (15.0 + STEP_LO + STEP * i as f32) / (max - min);
-        let q = x.map(|v| ((v - min) * iscale).round().clamp(0.0, 15.0));
+        let iscale = (levels + STEP_LO + STEP * i as f32) / (max - min);
+        let q = x.map(|v| ((v - min) * iscale).round().clamp(0.0, levels));
         try_fit(&q, &mut best, &mut best_err);
     }
     for _ in 0..REFITS {
@@ -101,11 +110,7 @@ pub fn int4(x: &[f32; BLOCK], w: &[f32; BLOCK]) -> BlockInt4 {
             break;
         }
     }
-    let mut qs = [0u8; BLOCK / 2];
-    for (j, byte) in qs.iter_mut().enumerate() {
-        *byte = best.level(x[2 * j]) as u8 | ((best.level(x[2 * j + 1]) as u8) << 4);
-    }
-    BlockInt4 { d: f16::from_f32(best.d).to_bits(), m: f16::from_f32(best.m).to_bits(), qs }
+    B::from_codes(f16::from_f32(best.d).to_bits(), f16::from_f32(best.m).to_bits(), &x.map(|v| best.level(v) as u8))
 }
 
 fn sym_level(d: f32, x: f32) -> f32 {
@@ -191,6 +196,15 @@ mod tests {
             total_search += s;
             let (r8, s8) = (err8(&BlockInt8::quantize(&x), &x, &w), err8(&int8(&x, &w), &x, &w));
             assert!(s8 <= r8 * (1.0 + 1e-9), "trial {trial}: int8 search {s8} > absmax {r8}");
+            let errn = |b: &dyn Fn(&mut [f32; BLOCK])| {
+                let mut y = [0f32; BLOCK];
+                b(&mut y);
+                (0..BLOCK).map(|i| w[i] as f64 * ((y[i] - x[i]) as f64).powi(2)).sum::<f64>()
+            };
+            use crate::layout::{BlockInt2, BlockInt3};
+            let (r3, s3) = (errn(&|y| BlockInt3::quantize_minmax(&x).dequantize_codes(y)), errn(&|y| asym::<BlockInt3>(&x, &w).dequantize_codes(y)));
+            let (r2, s2) = (errn(&|y| BlockInt2::quantize_minmax(&x).dequantize_codes(y)), errn(&|y| asym::<BlockInt2>(&x, &w).dequantize_codes(y)));
+            assert!(s3 <= r3 * (1.0 + 1e-9) && s2 <= r2 * (1.0 + 1e-9), "trial {trial}: int3 {s3} vs {r3}, int2 {s2} vs {r2}");
         }
         // Gaussian blocks: min/max wastes levels on the tails; the search finds a tighter grid.
         assert!(wins > 300, "search won only {wins} of 400 blocks");

@@ -87,6 +87,8 @@ fn CompareForm() -> impl IntoView {
             <span class="k">"with FP16:"</span>
             {lane_toggle(Precision::Int8.into())}
             {lane_toggle(Precision::Int4.into())}
+            {lane_toggle(Precision::Int3.into())}
+            {lane_toggle(Precision::Int2.into())}
             {lane_toggle(Variant::new(Precision::Fp16, KvPrecision::F16))}
             {lane_toggle(Variant::new(Precision::Fp16, KvPrecision::Int8))}
             {move || mixed().map(lane_toggle)}

@@ -50,6 +50,7 @@ pub fn QualityPanel() -> impl IntoView {
     let choice = RwSignal::new(TextChoice::Builtin(0));
     let max_tokens = RwSignal::new(128usize);
     let methods = RwSignal::new(false);
+    let ladder = RwSignal::new(false);
     let on_choice = move |ev: leptos::ev::Event| {
         let c = TextChoice::parse(&event_target_value(&ev));
         if let Some(t) = c.text() {
@@ -76,11 +77,16 @@ pub fn QualityPanel() -> impl IntoView {
                         on:change=move |ev| { if let Ok(v) = event_target_value(&ev).parse::<usize>() { max_tokens.set(v.max(2)) } }/>
                 </label>
                 <button data-testid="quality-run" disabled=move || !model.can_run() || text.get().trim().is_empty()
-                    on:click=move |_| lab.measure_quality(&text.get_untracked(), max_tokens.get_untracked(), methods.get_untracked())>"Measure"</button>
+                    on:click=move |_| lab.measure_quality(&text.get_untracked(), max_tokens.get_untracked(), methods.get_untracked(), ladder.get_untracked())>"Measure"</button>
                 <label class="inline" title="Adds INT4 made by each quantization method (searched scales, importance-weighted, GPTQ) beside round-to-nearest">
                     <input type="checkbox" data-testid="quality-methods" prop:checked=move || methods.get()
                         on:change=move |ev| methods.set(event_target_checked(&ev))/>
                     <span>"every INT4 method"</span>
+                </label>
+                <label class="inline" title="Adds INT3 and INT2: 4 and 3 bits per weight, where quality falls off a cliff">
+                    <input type="checkbox" data-testid="quality-ladder" prop:checked=move || ladder.get()
+                        on:change=move |ev| ladder.set(event_target_checked(&ev))/>
+                    <span>"INT3 and INT2"</span>
                 </label>
                 <span class="status" data-testid="quality-status">{move || match (engine.quality_at(), engine.quality_calibrating()) {
                     (Some(None), Some((done, total))) => format!("calibrating on the built-in text: {done} / {total} tokens…"),

@@ -106,9 +106,12 @@ impl LabState {
     }
 
     /// Measure the quality of FP16, INT8, INT4 (and the current variant when it is another) on
-    /// `text`; `methods`: INT4 by every quantization method too.
-    pub fn measure_quality(&self, text: &str, max_tokens: usize, methods: bool) {
+    /// `text`; `methods`: INT4 by every quantization method too; `ladder`: INT3 and INT2 too.
+    pub fn measure_quality(&self, text: &str, max_tokens: usize, methods: bool, ladder: bool) {
         let mut plans = lowbit::quality::uniform_plans();
+        if ladder {
+            plans.extend([Precision::Int3, Precision::Int2].map(|p| Variant::from(p)));
+        }
         if methods {
             let int4 = lowbit::plan::Plan::uniform(Precision::Int4);
             plans.extend(lowbit::method::Method::ALL.iter().skip(1).map(|&m| Variant::from(int4.with_method(m))));

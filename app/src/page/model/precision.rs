@@ -140,6 +140,10 @@ fn PrecisionExplained() -> impl IntoView {
             bits on each weight plus a 16-bit scale and a 16-bit minimum per block of 32: 32 × 4 + 32 = 160 bits, or \
             5 bits per weight, so 3.2× smaller. INT8 is 8 bits plus a 16-bit scale per block: 8.5 bits. The norms stay \
             in 32-bit floats."</p>
+        <p><strong>"INT3 and INT2. "</strong>"The same scheme with 8 and 4 levels per block: 4 and 3 bits per \
+            weight. Each bit less doubles the rounding step, and below 4 bits a small model's quality falls off a cliff: \
+            the quality panel measures it (tick “INT3 and INT2”). Careful methods push the cliff lower, they do not \
+            remove it."</p>
         <p><strong>"Why speed follows bytes. "</strong>"Writing one token reads every weight of the model once and does \
             only two arithmetic operations with each. A GPU can do arithmetic far faster than it can fetch memory, so \
             the time per token is mostly the time to read the weights: fewer bytes per weight, more tokens per second. \

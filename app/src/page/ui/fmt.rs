@@ -26,6 +26,8 @@ pub fn precision_label(p: Precision) -> &'static str {
         Precision::Fp16 => "FP16",
         Precision::Int8 => "INT8",
         Precision::Int4 => "INT4",
+        Precision::Int3 => "INT3",
+        Precision::Int2 => "INT2",
     }
 }
 

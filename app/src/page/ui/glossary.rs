@@ -6,8 +6,8 @@ use leptos::prelude::*;
 pub const TERMS: [(&str, &str, &str); 15] = [
     ("token", "token", "A piece of text the model reads and writes one at a time: a word, part of a word, or a punctuation mark. \
         A token is about three quarters of an English word."),
-    ("quantization", "precision, FP16, INT8, INT4", "How many bits hold each weight. FP16 is a 16-bit floating-point number; \
-        INT8 and INT4 store each weight as a whole number of 8 or 4 bits, multiplied back by a scale. Fewer bits mean less memory \
+    ("quantization", "precision, FP16, INT8, INT4, INT3, INT2", "How many bits hold each weight. FP16 is a 16-bit floating-point number; \
+        INT8 to INT2 store each weight as a whole number of 8 to 2 bits, multiplied back by a scale. Fewer bits mean less memory \
         to read per token, and some rounding error."),
     ("block-scale", "block scale", "INT8 and INT4 split every row of weights into blocks of 32. Each block keeps one scale (and \
         INT4 a minimum too): the weights are stored as small whole numbers, and weight = number × scale. A block with one large \
