@@ -30,12 +30,25 @@ pub struct Factor {
     pub dead: Vec<bool>,
 }
 
+/// `Σ a[i]·b[i]` in four independent lanes (a single running sum cannot be vectorized).
+fn dot64(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0f64; 4];
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let tail: f64 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..4 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+}
+
 /// Lower Cholesky factor of the symmetric `a [k, k]`; `None` if it is not positive definite.
 fn cholesky(a: &[f64], k: usize) -> Option<Vec<f64>> {
     let mut l = vec![0f64; k * k];
     for i in 0..k {
         for j in 0..=i {
-            let s = a[i * k + j] - l[i * k..i * k + j].iter().zip(&l[j * k..j * k + j]).map(|(x, y)| x * y).sum::<f64>();
+            let s = a[i * k + j] - dot64(&l[i * k..i * k + j], &l[j * k..j * k + j]);
             if i == j {
                 if s <= 0.0 || !s.is_finite() {
                     return None;
@@ -82,7 +95,7 @@ impl Factor {
             let mut x = vec![0f64; k - c];
             x[0] = 1.0 / l[c * k + c];
             for i in c + 1..k {
-                let s: f64 = l[i * k + c..i * k + i].iter().zip(&x[..i - c]).map(|(a, b)| a * b).sum();
+                let s = dot64(&l[i * k + c..i * k + i], &x[..i - c]);
                 x[i - c] = -s / l[i * k + i];
             }
             x
