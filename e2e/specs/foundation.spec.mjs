@@ -56,7 +56,7 @@ test('kernel benchmark reports every precision and shape', async ({ page }, test
   const rows = await app.runBench();
   await app.screenshot(testInfo, 'bench');
   await expect(app.id('kernel-bench-status')).toHaveText(/^timer: (timestamp|wall)/);
-  await expect(rows).toHaveCount(9);
+  await expect(rows).toHaveCount(15);
   const gbps = await rows.evaluateAll((rs) => rs.map((r) => parseFloat(r.children[4].textContent)));
   for (const g of gbps) expect(g).toBeGreaterThan(0);
   await expect(app.id('kernel-bench-copy')).toContainText('GB/s');

@@ -56,8 +56,9 @@ pub struct Plan {
     pub attention: Precision,
     pub ffn: Precision,
     pub embeddings: Precision,
-    /// How every quantized group chooses its integers and scales ([`Method`]).
-    #[serde(default)]
+    /// How every quantized group chooses its integers and scales ([`Method`]). Left out of JSON
+    /// when it is round-to-nearest, so plans saved before methods existed read and write the same.
+    #[serde(default, skip_serializing_if = "Method::is_rtn")]
     pub method: Method,
 }
 
@@ -246,5 +247,8 @@ mod tests {
         // Plans saved before methods existed read back as round-to-nearest.
         let old: Plan = serde_json::from_str(r#"{"attention":"int4","ffn":"int4","embeddings":"int8"}"#).unwrap();
         assert_eq!(old.method, Method::Rtn);
+        assert_eq!(serde_json::to_string(&old).unwrap(), r#"{"attention":"int4","ffn":"int4","embeddings":"int8"}"#);
+        let gptq = old.with_method(Method::Gptq);
+        assert_eq!(serde_json::from_str::<Plan>(&serde_json::to_string(&gptq).unwrap()).unwrap(), gptq);
     }
 }

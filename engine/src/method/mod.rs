@@ -54,6 +54,10 @@ impl Method {
             .ok_or_else(|| Error::Usage(format!("unknown method '{s}' (rtn, search, imatrix or gptq)")))
     }
 
+    pub fn is_rtn(&self) -> bool {
+        *self == Method::Rtn
+    }
+
     /// Whether it needs the activations of a calibration text.
     pub fn calibrated(self) -> bool {
         matches!(self, Method::Imatrix | Method::Gptq)
