@@ -70,6 +70,10 @@ pub struct PrecisionView {
     /// Histogram of the block scales (None for FP16, which has none).
     pub scales: Option<Histogram>,
     pub n_blocks: usize,
+    /// `relative_rms_error` with the same rows quantized by searched scales (the data-free
+    /// method), where the file's blocks are not kept as stored: what a better method recovers.
+    #[serde(default)]
+    pub searched_relative_rms_error: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -126,10 +130,17 @@ pub fn inspect(g: &Gguf, name: &str, bins: usize) -> Result<Inspection> {
     let mut precisions = Vec::new();
     for p in Precision::ALL {
         // As the model loads it: the file's own blocks where they are this precision's.
-        let q = match QuantMatrix::from_ggml(t.ggml_type, &picked_bytes, picked.len(), cols, p) {
-            Some(kept) => kept,
-            None => QuantMatrix::quantize(&values, picked.len(), cols, p)?,
+        let (q, kept) = match QuantMatrix::from_ggml(t.ggml_type, &picked_bytes, picked.len(), cols, p) {
+            Some(kept) => (kept, true),
+            None => (QuantMatrix::quantize(&values, picked.len(), cols, p)?, false),
         };
+        let searched = (!kept && p != Precision::Fp16)
+            .then(|| crate::method::quantize(&values, picked.len(), cols, p, crate::method::Method::Search, crate::model::Mat::Q(0), None))
+            .transpose()?
+            .map(|s| {
+                let e = s.dequantize().iter().zip(&values).map(|(b, v)| ((b - v) as f64).powi(2)).sum::<f64>() / n;
+                if rms_src > 0.0 { e.sqrt() / rms_src } else { 0.0 }
+            });
         let back = q.dequantize();
         let err: Vec<f32> = back.iter().zip(&values).map(|(b, v)| b - v).collect();
         let rms = (err.iter().map(|&e| (e as f64).powi(2)).sum::<f64>() / n).sqrt();
@@ -141,6 +152,7 @@ pub fn inspect(g: &Gguf, name: &str, bins: usize) -> Result<Inspection> {
             error: Histogram::symmetric(&err, bins),
             scales: (!scales.is_empty()).then(|| Histogram::of(&scales, 0.0, scales.iter().fold(0f64, |a, &s| a.max(s as f64)), bins)),
             n_blocks: q.rows * q.blocks_per_row(),
+            searched_relative_rms_error: searched,
         });
     }
     Ok(Inspection {

@@ -35,6 +35,17 @@ fn inspect_a_q4_1_matrix_and_the_q8_0_embedding() {
     assert!(embd.n_values < embd.n_total && embd.n_values <= lowbit::inspect::MAX_VALUES);
     assert!(rel(&embd, Precision::Int4) > 0.05, "INT4 loses on the Q8_0 embedding");
     assert!(rel(&embd, Precision::Int8) < 0.02 && rel(&embd, Precision::Fp16) < 1e-3);
+    // A kept tensor has no other method to show; a requantized one shows what searched scales
+    // recover, at every precision below INT8's kept blocks, and the ladder's error grows.
+    let searched = |i: &lowbit::inspect::Inspection, p: Precision| i.precisions.iter().find(|v| v.precision == p).unwrap().searched_relative_rms_error;
+    assert_eq!(searched(&down, Precision::Int4), None);
+    assert_eq!(searched(&embd, Precision::Int8), None);
+    for p in [Precision::Int4, Precision::Int3, Precision::Int2] {
+        let s = searched(&embd, p).unwrap();
+        println!("embedding {p}: min/max {:.4}, searched {s:.4}", rel(&embd, p));
+        assert!(s < rel(&embd, p), "{p}: searched {s} vs {}", rel(&embd, p));
+    }
+    assert!(rel(&embd, Precision::Int4) < rel(&embd, Precision::Int3) && rel(&embd, Precision::Int3) < rel(&embd, Precision::Int2));
 }
 
 #[test]

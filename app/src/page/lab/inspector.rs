@@ -64,11 +64,12 @@ pub fn Inspector() -> impl IntoView {
                         }).collect_view()}
                     </div>
                     <table data-testid="inspector-errors">
-                        <thead><tr><th>"precision"</th><th class="num">"RMS error / RMS weight"</th><th class="num">"largest error"</th><th class="num">"blocks"</th></tr></thead>
+                        <thead><tr><th>"precision"</th><th class="num">"RMS error / RMS weight"</th><th class="num" title="The same rows with each block's scale and offset searched (the data-free method): what a better method recovers">"searched scales"</th><th class="num">"largest error"</th><th class="num">"blocks"</th></tr></thead>
                         <tbody>{i.precisions.iter().map(|p| view! {
                             <tr data-testid="inspector-error-row" data-precision=p.precision.name()>
                                 <td>{p.precision.name().to_uppercase()}</td>
                                 <td class="num">{format!("{:.2e}", p.relative_rms_error)}</td>
+                                <td class="num" data-testid="inspector-searched">{p.searched_relative_rms_error.map_or("–".into(), |e| format!("{e:.2e}"))}</td>
                                 <td class="num">{format!("{:.2e}", p.max_abs_error)}</td>
                                 <td class="num">{p.n_blocks}</td>
                             </tr>
