@@ -153,6 +153,16 @@ mod tests {
         assert!(!q.contains(' ') && !q.contains('#') && !q.contains('«') && !q.contains('+'), "{q}");
         assert!(q.contains("lanes=int8%2Cint4%2Cfp16-int4-fp16%2Cfp16%2Bkv-int8"), "{q}");
         assert_eq!(from_query(&q, &defaults()), Some(sh));
+        // A method travels with its plan, in the lanes and as the chat's own plan.
+        let mut sh = defaults();
+        sh.settings.prompt = "hi".into();
+        let gptq = Plan::uniform(Precision::Int4).with_method(lowbit::method::Method::Gptq);
+        sh.settings.lanes.push(gptq.into());
+        sh.settings.lanes.push(Precision::Int2.into());
+        sh.plan = gptq;
+        let q = to_query(&sh);
+        assert!(q.contains("w=int4%40gptq") && q.contains("int4%40gptq%2Cint2"), "{q}");
+        assert_eq!(from_query(&q, &defaults()), Some(sh));
     }
 
     #[test]
