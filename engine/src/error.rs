@@ -76,6 +76,9 @@ pub enum Error {
     Io(String),
     #[error("usage: {0}")]
     Usage(String),
+    /// The caller asked a long run to stop (the page's Cancel).
+    #[error("cancelled")]
+    Cancelled,
 }
 
 impl Error {

@@ -162,7 +162,7 @@ pub async fn compare(
         });
     }
     let mut b = GpuBackend::load_calibrated(gpu, g, Precision::Fp16, tokens.len(), calib)?;
-    out.extend(compare_on(&mut b, g, tokens, chunk, plans, |_| {}).await?);
+    out.extend(compare_on(&mut b, g, tokens, chunk, plans, |_| true).await?);
     Ok(with_noise(out))
 }
 
@@ -172,7 +172,7 @@ pub fn uniform_plans() -> Vec<Variant> {
 }
 
 /// Score `tokens` at each plan on a loaded backend, requantizing it in place (`on_plan` is told
-/// each one as it starts). FP16 with an f32 KV cache is the reference, so it is scored first
+/// each one as it starts; false stops the run with [`crate::Error::Cancelled`]). FP16 with an f32 KV cache is the reference, so it is scored first
 /// (added when `plans` lacks it). The KV cache is overwritten and the backend is left at the
 /// last variant.
 pub async fn compare_on(
@@ -181,7 +181,7 @@ pub async fn compare_on(
     tokens: &[u32],
     chunk: usize,
     plans: &[Variant],
-    mut on_plan: impl FnMut(Variant),
+    mut on_plan: impl FnMut(Variant) -> bool,
 ) -> Result<Vec<Quality>> {
     let cfg = b.cfg.clone();
     let mut out = Vec::new();
@@ -191,7 +191,9 @@ pub async fn compare_on(
     // FP16's next-token distribution at every position: the reference.
     let mut reference: Vec<(Vec<f32>, usize)> = Vec::new();
     for p in order {
-        on_plan(p);
+        if !on_plan(p) {
+            return Err(crate::Error::Cancelled);
+        }
         b.set_precision(g, p.plan)?;
         b.set_kv(p.kv)?;
         let (mut lp, mut kl, mut same) = (Vec::new(), 0f64, 0usize);

@@ -454,7 +454,7 @@ impl Session {
         text: &str,
         max_tokens: usize,
         plans: &[crate::plan::Variant],
-        on_plan: impl FnMut(crate::plan::Variant),
+        on_plan: impl FnMut(crate::plan::Variant) -> bool,
     ) -> Result<(usize, Vec<crate::quality::Quality>)> {
         let mut toks = self.tok.encode_with_bos(text, false);
         toks.truncate(max_tokens.min(self.backend.n_ctx));

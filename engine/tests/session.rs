@@ -149,7 +149,15 @@ fn measurements_give_the_conversation_its_cache_back() {
     // each overwrites the cache, and each gives the conversation's part of it back.
     let kv8 = Variant::parse("fp16+kv-int8").unwrap();
     let text = "The quick brown fox jumps over the lazy dog, again and again, all day long.";
-    block_on(s.quality(text, 24, &[Precision::Fp16.into(), Precision::Int8.into(), kv8], |_| {})).unwrap();
+    block_on(s.quality(text, 24, &[Precision::Fp16.into(), Precision::Int8.into(), kv8], |_| true)).unwrap();
+    // A quality run cancelled after its first variant ends as cancelled and gives the plan back.
+    let mut seen = 0;
+    let r = block_on(s.quality(text, 24, &[Precision::Int8.into(), Precision::Int2.into()], |_| {
+        seen += 1;
+        seen < 2
+    }));
+    assert!(matches!(r, Err(lowbit::Error::Cancelled)), "{r:?}");
+    assert_eq!(seen, 2);
     block_on(s.bench("tiny", &[Precision::Fp16, Precision::Int4], 8, 4)).unwrap();
     block_on(s.layer_errors(text, 16, &[Precision::Int8.into()], |_| {})).unwrap();
     assert_eq!(s.context_used(), st1.context_used);

@@ -35,7 +35,12 @@ pub async fn run(job: LabJob) -> Result<(), Fail> {
                 if plans.iter().any(|v| v.plan.method.calibrated() && v.plan.quantized()) && s.calibration().is_none() {
                     crate::model::calibrate(s, |done, total| emit(LabEvent::Calibrating { done, total })).await?;
                 }
-                Ok(s.quality(&text, max_tokens, &plans, |plan| emit(LabEvent::QualityProgress { plan })).await?)
+                // Cancel is taken between variants (each one's scoring runs to its end).
+                Ok(s.quality(&text, max_tokens, &plans, |plan| {
+                    emit(LabEvent::QualityProgress { plan });
+                    !crate::cancelled()
+                })
+                .await?)
             })
             .await?;
             emit(LabEvent::QualityDone { n_tokens, rows });

@@ -57,6 +57,7 @@ impl From<Error> for Fail {
             Error::ContextFull { .. } => ErrorKind::ContextFull,
             Error::OutOfMemory(_) => ErrorKind::OutOfMemory,
             Error::DeviceLost(_) => ErrorKind::DeviceLost,
+            Error::Cancelled => ErrorKind::Cancelled,
             _ => ErrorKind::Internal,
         };
         Fail(kind, e.to_string())

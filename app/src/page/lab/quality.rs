@@ -94,6 +94,10 @@ pub fn QualityPanel() -> impl IntoView {
                     (Some(None), None) => "starting…".into(),
                     (None, _) => String::new(),
                 }}</span>
+                {move || engine.quality_at().map(|_| view! {
+                    <button class="ghost small" data-testid="quality-cancel" title="Stops after the precision being scored"
+                        on:click=move |_| engine.cancel()>"Cancel"</button>
+                })}
             </div>
             <textarea rows="4" data-testid="quality-text" aria-label="Text to score (editable)" prop:value=move || text.get()
                 on:input=move |ev| { text.set(event_target_value(&ev)); choice.set(TextChoice::Own); }></textarea>
