@@ -433,7 +433,8 @@ impl Session {
         let r = f(&mut self.backend, &g).await;
         let restored = self.backend.set_precision(&g, was).and_then(|_| self.backend.set_kv(kv));
         match (&restored, &snapshot) {
-            (Ok(()), Ok(s)) if r.is_ok() => {
+            // A cancelled run stopped between steps: the snapshot is as good as after a whole one.
+            (Ok(()), Ok(s)) if r.is_ok() || matches!(r, Err(Error::Cancelled)) => {
                 if self.backend.restore_kv(s).is_err() {
                     self.cached.clear();
                 }
