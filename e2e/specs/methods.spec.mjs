@@ -75,14 +75,17 @@ test('the ladder down to INT2: measured beside FP16, and a chat at 3 bits per we
   await app.open();
   await app.loadTiny();
   await app.id('quality-ladder').check();
-  // FP16, INT8, INT4, INT3, INT2 and the file's own mix the model is at.
-  await app.runQuality(32, 6);
+  await app.id('quality-methods').check();
+  // FP16, INT8, INT4, INT3, INT2, INT4 by each other method (calibrating first, in the quality
+  // run) and the file's own mix the model is at.
+  await app.runQuality(32, 9);
+  await expect(app.id('calibration-note')).toContainText('Calibrated on');
   const rows = await app.id('quality-row').evaluateAll((rs) => rs.map((r) => ({
     p: r.dataset.precision,
     kl: parseFloat(r.querySelector('[data-testid=quality-kl]').textContent),
   })));
   console.log(`quality down the ladder: ${JSON.stringify(rows)}`);
-  expect(rows.map((r) => r.p)).toEqual(['fp16', 'int8', 'int4', 'int3', 'int2', 'int4-int4-int8']);
+  expect(rows.map((r) => r.p)).toEqual(['fp16', 'int8', 'int4', 'int3', 'int2', 'int4@search', 'int4@imatrix', 'int4@gptq', 'int4-int4-int8']);
   const kl = Object.fromEntries(rows.map((r) => [r.p, r.kl]));
   expect(kl.int3).toBeGreaterThan(kl.int4);
   expect(kl.int2).toBeGreaterThan(kl.int3);

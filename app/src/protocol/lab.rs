@@ -32,6 +32,8 @@ pub enum LabEvent {
     QualityProgress { plan: Variant },
     /// The quality run is calibrating first (a variant's method needs it): tokens done, of `total`.
     Calibrating { done: u64, total: u64 },
+    /// That calibration is made: on `tokens` tokens in `seconds` (the model keeps it).
+    Calibrated { tokens: usize, seconds: f64 },
     QualityDone { n_tokens: usize, rows: Vec<Quality> },
     /// A lock-step comparison has its lanes (FP16 first) and is reading the prompt.
     CompareStarted { lanes: Vec<Variant>, prompt_tokens: usize, weight_bytes: Vec<u64> },
@@ -55,7 +57,7 @@ impl LabEvent {
             | LabEvent::Bench { .. }
             | LabEvent::Inspection { .. }
             | LabEvent::LayerErrors { .. } => true,
-            LabEvent::QualityProgress { .. } | LabEvent::Calibrating { .. } | LabEvent::CompareStarted { .. } | LabEvent::CompareStep { .. } | LabEvent::Tensors { .. } => false,
+            LabEvent::QualityProgress { .. } | LabEvent::Calibrating { .. } | LabEvent::Calibrated { .. } | LabEvent::CompareStarted { .. } | LabEvent::CompareStep { .. } | LabEvent::Tensors { .. } => false,
         }
     }
 }

@@ -34,6 +34,9 @@ pub async fn run(job: LabJob) -> Result<(), Fail> {
             let (n_tokens, rows) = with_session(async |s| {
                 if plans.iter().any(|v| v.plan.method.calibrated() && v.plan.quantized()) && s.calibration().is_none() {
                     crate::model::calibrate(s, |done, total| emit(LabEvent::Calibrating { done, total })).await?;
+                    if let Some(c) = s.calibration() {
+                        emit(LabEvent::Calibrated { tokens: c.tokens, seconds: c.seconds });
+                    }
                 }
                 // Cancel is taken between variants (each one's scoring runs to its end).
                 Ok(s.quality(&text, max_tokens, &plans, |plan| {

@@ -223,6 +223,7 @@ impl LabState {
                     *at = Some(plan);
                 }
             }),
+            LabEvent::Calibrated { tokens, seconds } => self.model.calibrated.set(Some((tokens, seconds))),
             LabEvent::Calibrating { done, total } => self.model.engine.update_job(|k| {
                 if let JobKind::Quality { calibrating, .. } = k {
                     *calibrating = Some((done, total));
