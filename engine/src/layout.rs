@@ -459,6 +459,14 @@ impl QuantMatrix {
         Ok(out)
     }
 
+    /// Whether a tensor of ggml type `ty` with rows of `cols` is kept as stored at `precision`
+    /// ([`QuantMatrix::from_ggml`]): then no method changes it.
+    pub fn keeps(ty: crate::gguf::GgmlType, cols: usize, precision: Precision) -> bool {
+        use crate::gguf::GgmlType;
+        cols % BLOCK == 0
+            && matches!((ty, precision), (GgmlType::Q4_1 | GgmlType::Q4_0, Precision::Int4) | (GgmlType::Q8_0, Precision::Int8))
+    }
+
     /// Rows `first..first + rows` as a matrix of their own.
     pub fn rows_range(&self, first: usize, rows: usize) -> QuantMatrix {
         let nb = self.blocks_per_row();
@@ -513,14 +521,13 @@ impl QuantMatrix {
         use crate::gguf::GgmlType;
         use crate::ggml::{IntBlock, Q4_0, Q4_1, Q8_0};
         let nb = cols / BLOCK;
-        if cols % BLOCK != 0 || rows == 0 {
+        if !Self::keeps(ty, cols, precision) || rows == 0 {
             return None;
         }
-        let block_bytes = match (ty, precision) {
-            (GgmlType::Q4_1, Precision::Int4) => 20,
-            (GgmlType::Q4_0, Precision::Int4) => 18,
-            (GgmlType::Q8_0, Precision::Int8) => 34,
-            _ => return None,
+        let block_bytes = match ty {
+            GgmlType::Q4_1 => 20,
+            GgmlType::Q4_0 => 18,
+            _ => 34,
         };
         let blocks = data.chunks_exact(block_bytes);
         if data.len() != rows * nb * block_bytes {

@@ -127,7 +127,7 @@ impl Loader {
 
     /// Whether the plan's method needs a calibration ([`Loader::calibrator`]) before the steps.
     pub fn needs_calibration(&self) -> bool {
-        self.rq.plan.method.calibrated() && self.rq.plan.quantized() && self.calibration.is_none()
+        self.rq.needs_calibration()
     }
 
     /// A calibrator on the built-in text (see [`Session::calibrator`]).
@@ -266,6 +266,12 @@ impl Session {
         self.info.check_fit(&self.backend.gpu.info, &plan)?;
         let calib = self.backend.calibration().cloned();
         Ok(Switch(Requantizer::new(&self.cfg, &self.gguf()?, plan)?.reusing(&self.backend.weights()).calibrated(calib)))
+    }
+
+    /// Whether switching to `plan` needs a calibration first ([`Session::calibrator`]): its method
+    /// is a calibrated one, none was made yet, and some tensor is requantized, not kept as stored.
+    pub fn needs_calibration(&self, plan: Plan) -> Result<bool> {
+        Ok(self.calibration().is_none() && self.begin_switch(plan)?.0.needs_calibration())
     }
 
     /// The calibration activations the calibrated methods use, once made.

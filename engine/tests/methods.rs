@@ -74,3 +74,16 @@ fn a_calibrated_method_without_calibration_is_a_usage_error() {
     // The data-free search needs none.
     assert!(lowbit::model::gpu::GpuBackend::load(&gpu, &g, Plan::uniform(Precision::Int4).with_method(Method::Search), 16).is_ok());
 }
+
+#[test]
+fn calibration_is_asked_for_only_where_a_tensor_is_requantized() {
+    // The tiny model's layers are Q4_1 and its embedding Q8_0: at its own precisions every block
+    // is kept as stored, and no method changes anything there.
+    let Some(bytes) = common::tiny_model() else { return };
+    let Some(gpu) = common::gpu() else { return };
+    let s = lowbit::session::Session::load(&gpu, bytes, Plan::parse("int4-int4-int8").unwrap(), 32).unwrap();
+    assert!(!s.needs_calibration(Plan::parse("int4-int4-int8@gptq").unwrap()).unwrap());
+    assert!(!s.needs_calibration(Plan::parse("int4@search").unwrap()).unwrap());
+    assert!(s.needs_calibration(Plan::parse("int4@gptq").unwrap()).unwrap());
+    assert!(s.needs_calibration(Plan::parse("int8-int8-int8@imatrix").unwrap()).unwrap());
+}

@@ -32,7 +32,11 @@ pub async fn run(job: LabJob) -> Result<(), Fail> {
         }
         LabJob::Quality { text, max_tokens, plans } => {
             let (n_tokens, rows) = with_session(async |s| {
-                if plans.iter().any(|v| v.plan.method.calibrated() && v.plan.quantized()) && s.calibration().is_none() {
+                let mut needed = false;
+                for v in &plans {
+                    needed |= s.needs_calibration(v.plan)?;
+                }
+                if needed {
                     crate::model::calibrate(s, |done, total| emit(LabEvent::Calibrating { done, total })).await?;
                     if let Some(c) = s.calibration() {
                         emit(LabEvent::Calibrated { tokens: c.tokens, seconds: c.seconds });

@@ -255,7 +255,7 @@ async fn run_calibrator(c: &mut Calibrator, report: impl Fn(u64, u64)) -> Result
 async fn switch(plan: Plan) -> Result<(), Fail> {
     let t0 = now_ms();
     let (plan, weight_bytes, calibration) = with_session(async |session| {
-        if plan.method.calibrated() && plan.quantized() && session.calibration().is_none() {
+        if session.needs_calibration(plan)? {
             calibrate(session, |d, t| progress("", Stage::Calibrate, d, t)).await?;
         }
         let mut sw = session.begin_switch(plan)?;

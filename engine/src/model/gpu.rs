@@ -136,6 +136,14 @@ impl Requantizer {
         })
     }
 
+    /// Whether the plan's method needs calibration activations here: it is a calibrated one and
+    /// some tensor left to do is requantized (not kept as stored).
+    pub fn needs_calibration(&self) -> bool {
+        self.plan.method.calibrated()
+            && self.calibration.is_none()
+            && self.todo.iter().any(|(m, t)| !self.reuse.contains_key(&Unit::of(*m)) && !QuantMatrix::keeps(t.ggml_type, t.matrix_shape().1, self.plan.of(*m)))
+    }
+
     /// Quantize with these calibration activations (the calibrated methods need them).
     pub fn calibrated(mut self, c: Option<Arc<Calibration>>) -> Self {
         self.set_calibration(c);

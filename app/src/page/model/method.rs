@@ -34,10 +34,8 @@ pub fn MethodPicker() -> impl IntoView {
                     {Method::ALL.iter().map(|&m| view! { <option value=m.name()>{method_label(m)}</option> }).collect_view()}
                 </select>
             </label>
-            <span class="hint" data-testid="method-explain">{move || format!("{}.", capitalized(method().explain()))}</span>
-            {move || (fp16_only() && method() != Method::Rtn).then(|| view! {
-                <span class="hint">" FP16 stores every weight as it is: the method matters at INT8 and INT4."</span>
-            })}
+            <p class="hint" data-testid="method-explain">{move || format!("{}.", capitalized(method().explain()))}
+                {move || (fp16_only() && method() != Method::Rtn).then_some(" FP16 stores every weight as it is: the method matters at INT8 and below.")}</p>
             {move || model.calibrated.get().map(|(tokens, secs)| view! {
                 <p class="hint" data-testid="calibration-note">{format!(
                     "Calibrated on {tokens} tokens of the built-in calibration text in {secs:.1} s (once per model; every calibrated switch reuses it)."
