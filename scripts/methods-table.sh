@@ -5,6 +5,8 @@
 # and how long calibration took. Each run names its adapter.
 #   scripts/methods-table.sh                      # lowbit from target/release (cargo build --release)
 #   HELDOUT=text.txt MAX_TOKENS=1024 scripts/methods-table.sh
+#   MODELS=path.gguf PRECISIONS="int3 int2" scripts/methods-table.sh   # prints the tables only
+# README is rewritten only for the default models and precisions; otherwise the tables go to stdout.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib.sh
@@ -12,12 +14,14 @@ LOWBIT=${LOWBIT:-target/release/lowbit}
 HELDOUT=${HELDOUT:-../shared/golden/ppl-text.txt}
 MAX_TOKENS=${MAX_TOKENS:-1024}
 METHODS=${METHODS:-"rtn search imatrix gptq"}
+PRECISIONS=${PRECISIONS:-"int8 int4"}
+partial=$([ -n "${MODELS:-}" ] || [ "$PRECISIONS" != "int8 int4" ] && echo yes || echo no)
 fetch_model >/dev/null
 fetch_gemma >/dev/null
 fetch_qwen >/dev/null
 MODELS=${MODELS:-"www/models/$MODEL_FILE .tools/models/$GEMMA_FILE .tools/models/$QWEN_FILE"}
 plans="fp16"
-for p in int8 int4; do
+for p in $PRECISIONS; do
     for m in $METHODS; do plans="$plans,$p@$m"; done
 done
 out=$(mktemp -d)
@@ -54,7 +58,7 @@ for model in models:
 print()
 print("<!-- methods:end -->")
 PY
-if grep -q "<!-- methods:begin" README.md; then
+if [ "$partial" = no ] && grep -q "<!-- methods:begin" README.md; then
     awk -v gen="$gen" '
         /<!-- methods:begin/ { while ((getline line < gen) > 0) print line; skip = 1; next }
         /<!-- methods:end -->/ { skip = 0; next }
