@@ -132,3 +132,31 @@ fn cli_bench_model_at_a_shape_reports_every_precision_and_creates_nothing_per_to
     assert_ne!(code, 0);
     assert!(err.contains("unknown shape"), "{err}");
 }
+
+#[test]
+fn cli_methods_calibrate_only_what_they_requantize() {
+    let Some(_) = common::default_model() else { return };
+    let Some(_) = common::gpu() else { return };
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/../www/models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let text = std::env::temp_dir().join(format!("lowbit-cli-methods-{}.txt", std::process::id()));
+    std::fs::write(&text, common::golden_text("ppl-text.txt")).unwrap();
+    let text = text.to_str().unwrap();
+    let run = |args: &[&str]| -> serde_json::Value {
+        let mut all = vec!["perplexity", model, "--file", text, "--max-tokens", "16"];
+        all.extend(args);
+        let (code, out, err) = lowbit(&all);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str(&out).unwrap()
+    };
+    // At the file's own precisions every tensor is kept as stored: nothing to calibrate.
+    let kept = run(&["--precision", "int4-int4-int8", "--method", "gptq"]);
+    assert_eq!(kept["precision"], "int4-int4-int8@gptq");
+    assert!(kept["calibration"].is_null(), "{kept}");
+    // Uniform INT4 requantizes the Q8_0 embedding: calibrated on the tokens asked for.
+    let head = run(&["--precision", "int4@imatrix", "--calib-tokens", "32"]);
+    assert_eq!(head["calibration"]["tokens"], 32, "{head}");
+    let (code, _, err) = lowbit(&["perplexity", model, "--file", text, "--precision", "int4", "--method", "awq9"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown method"), "{err}");
+    let _ = std::fs::remove_file(text);
+}

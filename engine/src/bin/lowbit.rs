@@ -110,10 +110,16 @@ fn plan_arg(a: &Args, code: &str) -> Result<Plan> {
     }
 }
 
-/// The calibration activations when some plan's method needs them: `--calib` (or the built-in
-/// text), its first `--calib-tokens`, through the model at source precision on the CPU.
+/// The calibration activations when some plan's method needs them (a calibrated method, and a
+/// tensor it requantizes rather than keeps as stored): `--calib` (or the built-in text), its
+/// first `--calib-tokens`, through the model at source precision on the CPU.
 fn calibration(a: &Args, g: &Gguf, plans: &[Plan]) -> Result<Option<Arc<Calibration>>> {
-    if !plans.iter().any(|p| p.method.calibrated() && p.quantized()) {
+    let cfg = Config::from_gguf(g)?;
+    let mut needed = false;
+    for p in plans {
+        needed |= lowbit::model::gpu::Requantizer::new(&cfg, g, *p)?.needs_calibration();
+    }
+    if !needed {
         return Ok(None);
     }
     let text = match a.get("--calib") {
