@@ -73,7 +73,12 @@ test('switching the quantization method calibrates once and is measured beside F
 test('the ladder down to INT2: measured beside FP16, and a chat at 3 bits per weight', async ({ page }) => {
   const app = new AppPage(page);
   await app.open();
+  // Before a load nothing looks chosen: the file's own precisions are the default.
+  await expect(app.id('precision-default')).toContainText('As stored');
+  for (const p of ['fp16', 'int8', 'int4', 'int3', 'int2']) await expect(app.id(`precision-${p}`)).toHaveAttribute('aria-pressed', 'false');
   await app.loadTiny();
+  await expect(app.id('precision-file')).toHaveAttribute('aria-pressed', 'true');
+  await expect(app.id('precision-default')).toHaveCount(0);
   await app.id('quality-ladder').check();
   await app.id('quality-methods').check();
   // FP16, INT8, INT4, INT3, INT2, INT4 by each other method (calibrating first, in the quality

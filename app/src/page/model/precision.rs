@@ -20,7 +20,8 @@ pub fn PrecisionPanel() -> impl IntoView {
     let engine = model.engine;
     let bytes_at = move |p: Precision| model.model.get().map(|m| m.info.weight_bytes_at(p));
     // Whether the active plan has `plan`'s precisions (whatever its method).
-    let at = move |plan: Plan| model.plan.get().with_method(Method::Rtn) == plan;
+    // Before a load nothing is pressed unless chosen: the file's own precisions are the default.
+    let at = move |plan: Plan| (model.loaded() || model.plan_chosen.get()) && model.plan.get().with_method(Method::Rtn) == plan;
     view! {
         <section class="precision-panel">
             <h2>"Precision"</h2>
@@ -56,6 +57,9 @@ pub fn PrecisionPanel() -> impl IntoView {
                     })
                 }}
             </div>
+            {move || (!model.loaded() && !model.plan_chosen.get()).then(|| view! {
+                <p class="hint" data-testid="precision-default">"A model loads at the precisions its file stores (As stored) unless you pick one here."</p>
+            })}
             <MethodPicker/>
             {move || model.plan_reason.get().map(|why| view! {
                 <p class="hint" data-testid="precision-reason">{format!("Loaded at {why}.")}</p>
