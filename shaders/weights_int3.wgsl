@@ -1,6 +1,6 @@
 // INT3 weights W [rows, k]: rows of nb = ceil(k / 32) blocks, zero-padded; w = d * q + m, q in 0..7.
 // Block `blk` = row * nb + b: 3 words. Words 0 and 1 hold each code's low two bits (weight 16j+t in
-// bits 2t..2t+1 of word j), word 2 its high bit (weight i in bit i).
+// bits 2t..2t+1 of word j, read by `crumbs` in crumbs.wgsl), word 2 its high bit (weight i in bit i).
 @group(0) @binding(0) var<storage, read> w_q: array<u32>; // [rows * nb * 3]
 @group(0) @binding(1) var<storage, read> w_s: array<u32>; // [rows * nb] f16 d (low half), f16 m (high half)
 
@@ -9,13 +9,6 @@ const HAS_MIN: bool = true;
 
 fn block_scale(blk: u32) -> vec2<f32> {
     return unpack2x16float(w_s[blk]);
-}
-
-// The 8 two-bit codes in the low 16 bits of w.
-fn crumbs(w: u32) -> W8 {
-    let lo = vec4<f32>(vec4<i32>(vec4<u32>(w, w >> 2u, w >> 4u, w >> 6u) & vec4<u32>(3u)));
-    let hi = vec4<f32>(vec4<i32>(vec4<u32>(w >> 8u, w >> 10u, w >> 12u, w >> 14u) & vec4<u32>(3u)));
-    return W8(lo, hi);
 }
 
 // The 8 codes whose two low bits are in the low 16 bits of l and high bits in the low 8 bits of h.

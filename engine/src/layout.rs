@@ -275,25 +275,10 @@ impl BlockInt8 {
 
 impl BlockInt4 {
     pub fn quantize(x: &[f32; BLOCK]) -> Self {
-        let min = x.iter().fold(f32::INFINITY, |a, &v| a.min(v));
-        let max = x.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
-        let m = f16::from_f32(min);
-        let d = f16::from_f32((max - m.to_f32()) / 15.0);
-        let (df, mf) = (d.to_f32(), m.to_f32());
-        let inv = if df > 0.0 { 1.0 / df } else { 0.0 };
-        let q = |v: f32| ((v - mf) * inv).round().clamp(0.0, 15.0) as u8;
-        let mut qs = [0u8; BLOCK / 2];
-        for (j, byte) in qs.iter_mut().enumerate() {
-            *byte = q(x[2 * j]) | (q(x[2 * j + 1]) << 4);
-        }
-        BlockInt4 { d: d.to_bits(), m: m.to_bits(), qs }
+        Self::quantize_minmax(x)
     }
     pub fn dequantize(&self, out: &mut [f32; BLOCK]) {
-        let (d, m) = (f16::from_bits(self.d).to_f32(), f16::from_bits(self.m).to_f32());
-        for (j, byte) in self.qs.iter().enumerate() {
-            out[2 * j] = d * (byte & 15) as f32 + m;
-            out[2 * j + 1] = d * (byte >> 4) as f32 + m;
-        }
+        self.dequantize_codes(out)
     }
 }
 

@@ -19,6 +19,7 @@ const SHADERS: &[(&str, &str)] = &[
     ("weights_fp16", include_str!("../../../shaders/weights_fp16.wgsl")),
     ("weights_int8", include_str!("../../../shaders/weights_int8.wgsl")),
     ("weights_int4", include_str!("../../../shaders/weights_int4.wgsl")),
+    ("crumbs", include_str!("../../../shaders/crumbs.wgsl")),
     ("weights_int3", include_str!("../../../shaders/weights_int3.wgsl")),
     ("weights_int2", include_str!("../../../shaders/weights_int2.wgsl")),
     ("matvec_io", include_str!("../../../shaders/matvec_io.wgsl")),
@@ -210,13 +211,14 @@ fn act(a: Activation) -> &'static str {
     }
 }
 
-fn weights(p: Precision) -> &'static str {
+/// The weight format's files (INT3 and INT2 read two-bit codes through `crumbs`).
+fn weights(p: Precision) -> &'static [&'static str] {
     match p {
-        Precision::Fp16 => "weights_fp16",
-        Precision::Int8 => "weights_int8",
-        Precision::Int4 => "weights_int4",
-        Precision::Int3 => "weights_int3",
-        Precision::Int2 => "weights_int2",
+        Precision::Fp16 => &["weights_fp16"],
+        Precision::Int8 => &["weights_int8"],
+        Precision::Int4 => &["weights_int4"],
+        Precision::Int3 => &["crumbs", "weights_int3"],
+        Precision::Int2 => &["crumbs", "weights_int2"],
     }
 }
 
@@ -278,14 +280,14 @@ impl Kernel {
     /// The shader files this kernel is composed of, in order.
     pub fn parts(&self) -> Vec<&'static str> {
         match *self {
-            Kernel::Matvec(p, Reduce::Row, _) => vec!["common", weights(p), "matvec_io", "matvec_rows"],
+            Kernel::Matvec(p, Reduce::Row, _) => [&["common"][..], weights(p), &["matvec_io", "matvec_rows"]].concat(),
             Kernel::Matvec(p, r, _) => {
                 let reduce = if r == Reduce::Subgroup { "reduce_subgroup" } else { "reduce_workgroup" };
-                vec![reduce, "common", weights(p), "matvec_io", "matvec"]
+                [&[reduce, "common"][..], weights(p), &["matvec_io", "matvec"]].concat()
             }
-            Kernel::Matmul(p, Tiling::Shared) => vec!["common", weights(p), "matmul"],
-            Kernel::Matmul(p, Tiling::Rows) => vec!["common", weights(p), "matmul_rows"],
-            Kernel::Embedding(p) => vec!["common", weights(p), "embedding"],
+            Kernel::Matmul(p, Tiling::Shared) => [&["common"][..], weights(p), &["matmul"]].concat(),
+            Kernel::Matmul(p, Tiling::Rows) => [&["common"][..], weights(p), &["matmul_rows"]].concat(),
+            Kernel::Embedding(p) => [&["common"][..], weights(p), &["embedding"]].concat(),
             Kernel::Rmsnorm | Kernel::RmsnormAdd => vec!["common", "rmsnorm"],
             Kernel::HeadNorm => vec!["common", "head_norm"],
             Kernel::Glu(a) => vec!["common", act(a), "glu"],

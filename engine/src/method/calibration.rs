@@ -98,7 +98,7 @@ impl Inputs {
         }
         let rows = super::par_map(k, |i| {
             let a = &xt[i * n..(i + 1) * n];
-            (0..=i).map(|j| dot(a, &xt[j * n..(j + 1) * n]) / n.max(1) as f64).collect::<Vec<f64>>()
+            (0..=i).map(|j| crate::model::cpu::dot8(a, &xt[j * n..(j + 1) * n]) as f64 / n.max(1) as f64).collect::<Vec<f64>>()
         });
         let mut h = vec![0f64; k * k];
         for (i, r) in rows.iter().enumerate() {
@@ -109,18 +109,6 @@ impl Inputs {
         }
         h
     }
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f64 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    acc.iter().map(|&v| v as f64).sum::<f64>() + tail as f64
 }
 
 /// Tokens per [`Calibrator::step`].

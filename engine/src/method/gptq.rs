@@ -170,7 +170,7 @@ fn block(p: Precision, g: Grid, q: &[f32; BLOCK]) -> Block {
 }
 
 /// Rows `r0..r0 + n` quantized with error feedback: their blocks in order.
-fn tile(values: &[f32], cols: usize, r0: usize, n: usize, p: Precision, f: &Factor, weights: &[f32]) -> Vec<Block> {
+fn tile(values: &[f32], cols: usize, r0: usize, n: usize, p: Precision, f: &Factor, wb: &[[f32; BLOCK]]) -> Vec<Block> {
     let mut w: Vec<Vec<f32>> = (r0..r0 + n)
         .map(|r| values[r * cols..(r + 1) * cols].iter().zip(&f.dead).map(|(&v, &dead)| if dead { 0.0 } else { v }).collect())
         .collect();
@@ -178,12 +178,7 @@ fn tile(values: &[f32], cols: usize, r0: usize, n: usize, p: Precision, f: &Fact
     let mut out: Vec<Vec<Block>> = (0..n).map(|_| Vec::with_capacity(nb)).collect();
     let mut err = vec![0f32; n];
     for b in 0..nb {
-        let mut wb = [1f32; BLOCK];
-        wb.copy_from_slice(&weights[b * BLOCK..(b + 1) * BLOCK]);
-        if wb.iter().all(|&v| v <= 0.0) {
-            wb = [1.0; BLOCK];
-        }
-        let grids: Vec<Grid> = w.iter().map(|row| Grid::fit(p, row[b * BLOCK..(b + 1) * BLOCK].try_into().unwrap_or(&[0.0; BLOCK]), &wb)).collect();
+        let grids: Vec<Grid> = w.iter().map(|row| Grid::fit(p, row[b * BLOCK..(b + 1) * BLOCK].try_into().unwrap_or(&[0.0; BLOCK]), &wb[b])).collect();
         let mut levels = vec![[0f32; BLOCK]; n];
         for i in 0..BLOCK {
             let j = b * BLOCK + i;
@@ -214,7 +209,8 @@ pub fn quantize(values: &[f32], rows: usize, cols: usize, p: Precision, f: &Fact
     if cols % BLOCK != 0 || f.cols != cols || weights.len() != cols || values.len() != rows * cols || p == Precision::Fp16 {
         return Err(Error::Shape(format!("GPTQ: a {rows}x{cols} {p} matrix with a factor of {} columns", f.cols)));
     }
-    let tiles = par_map(rows.div_ceil(TILE), |i| tile(values, cols, i * TILE, TILE.min(rows - i * TILE), p, f, weights));
+    let wb = super::block_weights(weights, cols);
+    let tiles = par_map(rows.div_ceil(TILE), |i| tile(values, cols, i * TILE, TILE.min(rows - i * TILE), p, f, &wb));
     let all = tiles.into_iter().flatten();
     let blocks = match p {
         Precision::Int4 => Blocks::Int4(all.filter_map(|b| if let Block::Int4(b) = b { Some(b) } else { None }).collect()),

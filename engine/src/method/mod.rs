@@ -20,7 +20,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::layout::{BlockInt4, BlockInt8, Blocks, BLOCK};
+use crate::layout::{Blocks, BLOCK};
 use crate::model::Mat;
 use crate::{Error, Precision, QuantMatrix, Result};
 pub use calibration::{Calibration, Inputs, Site};
@@ -103,6 +103,23 @@ fn block_of(values: &[f32], cols: usize, r: usize, b: usize) -> [f32; BLOCK] {
     x
 }
 
+/// Each block's column weights, once per matrix: padding columns carry none, and a block whose
+/// weights are all zero falls back to uniform.
+pub(crate) fn block_weights(weights: &[f32], cols: usize) -> Vec<[f32; BLOCK]> {
+    (0..cols.div_ceil(BLOCK))
+        .map(|b| {
+            let w = block_of(weights, cols, 0, b);
+            if w.iter().all(|&v| v <= 0.0) { [1.0; BLOCK] } else { w }
+        })
+        .collect()
+}
+
+/// Every block of a row-major `[rows, cols]` matrix fitted by `fit(values, weights)`, rows over
+/// the cores, in order.
+fn fit_rows<B: Copy + Send>(values: &[f32], rows: usize, cols: usize, wb: &[[f32; BLOCK]], fit: impl Fn(&[f32; BLOCK], &[f32; BLOCK]) -> B + Sync) -> Vec<B> {
+    par_map(rows, |r| wb.iter().enumerate().map(|(b, w)| fit(&block_of(values, cols, r, b), w)).collect::<Vec<B>>()).concat()
+}
+
 /// Matrix `m` (tensor `t` of `file`) at `plan`: its own blocks where they are already its
 /// precision's ([`QuantMatrix::from_ggml`]: no method can do better than the file's own
 /// numbers), else dequantized and quantized by the plan's method. What the GPU uploads and what
@@ -140,20 +157,12 @@ pub fn quantize(values: &[f32], rows: usize, cols: usize, p: Precision, method: 
     if let (Method::Gptq, Some(_), Some(c), 0) = (method, inputs, calib, cols % BLOCK) {
         return gptq::quantize(values, rows, cols, p, &*c.factor(mat)?, &weights);
     }
-    let nb = cols.div_ceil(BLOCK);
-    let wblock = |b: usize| -> [f32; BLOCK] {
-        let mut w = block_of(&weights, cols, 0, b);
-        // Padding columns carry no weight; an all-zero block of weights falls back to uniform.
-        if w.iter().all(|&v| v <= 0.0) {
-            w = [1.0; BLOCK];
-        }
-        w
-    };
+    let wb = block_weights(&weights, cols);
     let blocks = match p {
-        Precision::Int4 => Blocks::Int4(par_map(rows, |r| (0..nb).map(|b| search::int4(&block_of(values, cols, r, b), &wblock(b))).collect::<Vec<BlockInt4>>()).concat()),
-        Precision::Int8 => Blocks::Int8(par_map(rows, |r| (0..nb).map(|b| search::int8(&block_of(values, cols, r, b), &wblock(b))).collect::<Vec<BlockInt8>>()).concat()),
-        Precision::Int3 => Blocks::Int3(par_map(rows, |r| (0..nb).map(|b| search::asym(&block_of(values, cols, r, b), &wblock(b))).collect::<Vec<_>>()).concat()),
-        Precision::Int2 => Blocks::Int2(par_map(rows, |r| (0..nb).map(|b| search::asym(&block_of(values, cols, r, b), &wblock(b))).collect::<Vec<_>>()).concat()),
+        Precision::Int4 => Blocks::Int4(fit_rows(values, rows, cols, &wb, search::asym)),
+        Precision::Int8 => Blocks::Int8(fit_rows(values, rows, cols, &wb, search::int8)),
+        Precision::Int3 => Blocks::Int3(fit_rows(values, rows, cols, &wb, search::asym)),
+        Precision::Int2 => Blocks::Int2(fit_rows(values, rows, cols, &wb, search::asym)),
         Precision::Fp16 => unreachable!("handled above"),
     };
     Ok(QuantMatrix { rows, cols, blocks })

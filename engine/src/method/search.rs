@@ -12,7 +12,7 @@
 
 use half::f16;
 
-use crate::layout::{AsymBlock, BlockInt4, BlockInt8, BLOCK};
+use crate::layout::{AsymBlock, BlockInt8, BLOCK};
 
 /// Candidate inverse scales around the min/max one: `(levels + STEP_LO + STEP·i) / range`.
 const STEPS: i32 = 24;
@@ -67,12 +67,6 @@ fn fit_affine(x: &[f32; BLOCK], w: &[f32; BLOCK], q: &[f32; BLOCK]) -> Option<(f
     let d = (sw * sqx - sq * sx) / det;
     let m = (sqq * sx - sq * sqx) / det;
     Some((d as f32, m as f32))
-}
-
-/// The INT4 block of `x` that minimises the `w`-weighted squared error (never worse than
-/// [`BlockInt4::quantize`]'s min/max block under the same weights).
-pub fn int4(x: &[f32; BLOCK], w: &[f32; BLOCK]) -> BlockInt4 {
-    asym(x, w)
 }
 
 /// The asymmetric block (INT4, INT3, INT2) of `x` that minimises the `w`-weighted squared error
@@ -167,6 +161,7 @@ pub fn int8(x: &[f32; BLOCK], w: &[f32; BLOCK]) -> BlockInt8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layout::BlockInt4;
     use crate::util::Rng;
 
     fn err4(b: &BlockInt4, x: &[f32; BLOCK], w: &[f32; BLOCK]) -> f64 {
@@ -189,7 +184,7 @@ mod tests {
             let x: [f32; BLOCK] = std::array::from_fn(|_| rng.normal() * 0.02);
             // Uniform weights half the time, skewed "activation" weights the other half.
             let w: [f32; BLOCK] = std::array::from_fn(|_| if trial % 2 == 0 { 1.0 } else { (rng.normal() * 2.0).exp() });
-            let (r, s) = (err4(&BlockInt4::quantize(&x), &x, &w), err4(&int4(&x, &w), &x, &w));
+            let (r, s) = (err4(&BlockInt4::quantize(&x), &x, &w), err4(&asym::<BlockInt4>(&x, &w), &x, &w));
             assert!(s <= r * (1.0 + 1e-9), "trial {trial}: search {s} > min/max {r}");
             wins += (s < r * 0.999) as usize;
             total_rtn += r;
@@ -218,11 +213,11 @@ mod tests {
         // Column 5 carries almost all the activation energy.
         let mut w = [1e-3f32; BLOCK];
         w[5] = 1.0;
-        let y = int4(&x, &w);
+        let y = asym::<BlockInt4>(&x, &w);
         let mut dq = [0f32; BLOCK];
         y.dequantize(&mut dq);
         let mut flat = [0f32; BLOCK];
-        int4(&x, &[1.0; BLOCK]).dequantize(&mut flat);
+        asym::<BlockInt4>(&x, &[1.0; BLOCK]).dequantize(&mut flat);
         assert!((dq[5] - x[5]).abs() <= (flat[5] - x[5]).abs() + 1e-6);
         assert!((dq[5] - x[5]).abs() < 1e-2 * x.iter().fold(0f32, |a, v| a.max(v.abs())), "{} vs {}", dq[5], x[5]);
     }
@@ -232,7 +227,7 @@ mod tests {
         let w = [1.0; BLOCK];
         for c in [0.0f32, 0.5, -3.0] {
             let x = [c; BLOCK];
-            assert_eq!(err4(&int4(&x, &w), &x, &w), err4(&BlockInt4::quantize(&x), &x, &w));
+            assert_eq!(err4(&asym::<BlockInt4>(&x, &w), &x, &w), err4(&BlockInt4::quantize(&x), &x, &w));
             assert_eq!(err8(&int8(&x, &w), &x, &w), err8(&BlockInt8::quantize(&x), &x, &w));
         }
     }

@@ -164,7 +164,8 @@ fn load_matrix(g: &Gguf, name: &str) -> Result<CpuMatrix> {
     })
 }
 
-fn dot8(a: &[f32], b: &[f32]) -> f32 {
+/// `Σ a[i]·b[i]` in eight f32 lanes (the CPU reference's matmuls; calibration's `XᵀX`).
+pub(crate) fn dot8(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
