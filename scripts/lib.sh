@@ -45,6 +45,15 @@ phase() { # phase NAME: print the time the previous phase took, then start NAME
 }
 phase_end() { phase done; }
 
+readme_section() { # readme_section NAME FILE: README's <!-- NAME:begin … --> … <!-- NAME:end --> becomes FILE
+  awk -v gen="$2" -v begin="<!-- $1:begin" -v end="<!-- $1:end -->" '
+    index($0, begin) == 1 { while ((getline line < gen) > 0) print line; skip = 1; next }
+    index($0, end) == 1 { skip = 0; next }
+    !skip { print }
+  ' "$ROOT/README.md" > "$ROOT/README.md.new"
+  mv "$ROOT/README.md.new" "$ROOT/README.md"
+}
+
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 ensure_apt() { # ensure_apt PKG...: install the Debian packages that are missing

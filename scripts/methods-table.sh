@@ -59,12 +59,7 @@ print()
 print("<!-- methods:end -->")
 PY
 if [ "$partial" = no ] && grep -q "<!-- methods:begin" README.md; then
-    awk -v gen="$gen" '
-        /<!-- methods:begin/ { while ((getline line < gen) > 0) print line; skip = 1; next }
-        /<!-- methods:end -->/ { skip = 0; next }
-        !skip { print }
-    ' README.md > README.md.new
-    mv README.md.new README.md
+    readme_section methods "$gen"
     echo "README.md: methods table regenerated" >&2
 else
     cat "$gen"

@@ -7,6 +7,7 @@
 #   LOWBIT=path/to/lowbit PERF_SHAPES="smollm2-135m smollm2-1.7b" scripts/perf.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/lib.sh
 LOWBIT=${LOWBIT:-target/release/lowbit}
 MODEL=${MODEL:-www/models/SmolLM2-135M-Instruct.Q4_1.gguf}
 # The page against wllama, from scripts/bench-page.sh's last run.
@@ -31,11 +32,6 @@ gen=$(mktemp)
     echo
     echo "<!-- perf:end -->"
 } > "$gen"
-awk -v gen="$gen" '
-    /<!-- perf:begin/ { while ((getline line < gen) > 0) print line; skip = 1; next }
-    /<!-- perf:end -->/ { skip = 0; next }
-    !skip { print }
-' README.md > README.md.new
-mv README.md.new README.md
+readme_section perf "$gen"
 rm -f "$gen"
 echo "README.md: performance section regenerated" >&2
