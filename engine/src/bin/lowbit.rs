@@ -103,7 +103,11 @@ fn precision_arg(a: &Args) -> Result<Option<Plan>> {
 
 /// A plan code from the command line, with `--method` applied unless it carries `@METHOD`.
 fn plan_arg(a: &Args, code: &str) -> Result<Plan> {
-    let plan = Plan::parse(code)?;
+    method_arg(a, code, Plan::parse(code)?)
+}
+
+/// `plan` (read from `code`) made by `--method`, unless `code` names its own method.
+fn method_arg(a: &Args, code: &str, plan: Plan) -> Result<Plan> {
     match (code.contains('@'), a.get("--method")) {
         (false, Some(m)) => Ok(plan.with_method(Method::parse(m)?)),
         _ => Ok(plan),
@@ -263,12 +267,11 @@ async fn compare(a: &Args, gpu: &Gpu) -> Result<()> {
         Some(list) => list
             .split(',')
             .map(|c| {
-                let (p, kv) = c.trim().split_once("+kv-").map_or((c.trim(), None), |(p, kv)| (p, Some(kv)));
-                let kv = kv.map_or(Ok(lowbit::KvPrecision::F32), lowbit::KvPrecision::parse)?;
-                Ok(Variant::new(plan_arg(a, p)?, kv))
+                let v = Variant::parse(c.trim())?;
+                Ok(Variant::new(method_arg(a, c, v.plan)?, v.kv))
             })
             .collect::<Result<Vec<_>>>()?,
-        None => quality::uniform_plans().into_iter().map(|v| Ok(Variant::new(plan_arg(a, &v.plan.code())?, v.kv))).collect::<Result<_>>()?,
+        None => quality::uniform_plans().into_iter().map(|v| Ok(Variant::new(method_arg(a, "", v.plan)?, v.kv))).collect::<Result<_>>()?,
     };
     let calib = calibration(a, &g, &plans.iter().map(|v| v.plan).collect::<Vec<_>>())?;
     let rows = quality::compare(gpu, &g, &toks, 256, !a.has("--no-source"), &plans, calib.clone()).await?;
