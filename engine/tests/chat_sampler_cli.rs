@@ -155,6 +155,10 @@ fn cli_methods_calibrate_only_what_they_requantize() {
     // Uniform INT4 requantizes the Q8_0 embedding: calibrated on the tokens asked for.
     let head = run(&["--precision", "int4@imatrix", "--calib-tokens", "32"]);
     assert_eq!(head["calibration"]["tokens"], 32, "{head}");
+    // FP16 is the same by every method: --method leaves it the one FP16.
+    let fp16 = run(&["--precision", "fp16", "--method", "gptq"]);
+    assert_eq!(fp16["precision"], "fp16");
+    assert!(fp16["calibration"].is_null(), "{fp16}");
     let (code, _, err) = lowbit(&["perplexity", model, "--file", text, "--precision", "int4", "--method", "awq9"]);
     assert_eq!(code, 1);
     assert!(err.contains("unknown method"), "{err}");

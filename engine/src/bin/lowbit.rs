@@ -106,10 +106,14 @@ fn plan_arg(a: &Args, code: &str) -> Result<Plan> {
     method_arg(a, code, Plan::parse(code)?)
 }
 
-/// `plan` (read from `code`) made by `--method`, unless `code` names its own method.
+/// `plan` (read from `code`) made by `--method`, unless `code` names its own method or the plan
+/// quantizes nothing (FP16 is the same by every method, and stays the one FP16 reference).
 fn method_arg(a: &Args, code: &str, plan: Plan) -> Result<Plan> {
     match (code.contains('@'), a.get("--method")) {
-        (false, Some(m)) => Ok(plan.with_method(Method::parse(m)?)),
+        (false, Some(m)) => {
+            let m = Method::parse(m)?;
+            Ok(if plan.quantized() { plan.with_method(m) } else { plan })
+        }
         _ => Ok(plan),
     }
 }
