@@ -57,12 +57,16 @@ fn file_type(plan: &Plan) -> u32 {
 }
 
 /// The model in `g` at `plan` as GGUF bytes, all at once; `calib` for a calibrated method.
+/// `on_tensor(done, total)` after each tensor, the last one included.
 pub fn export(g: &Gguf, plan: &Plan, calib: Option<&Calibration>, mut on_tensor: impl FnMut(usize, usize)) -> Result<Vec<u8>> {
     let mut e = Exporter::new(g, *plan)?;
-    while e.step(g, calib)? {
+    loop {
+        let more = e.step(g, calib)?;
         on_tensor(e.done(), e.total());
+        if !more {
+            return e.finish(g);
+        }
     }
-    e.finish(g)
 }
 
 /// Writes an export one tensor per [`Exporter::step`], so a caller can report progress and

@@ -24,7 +24,10 @@ fn gguf_py_reads_the_exported_weights_to_the_bit() {
     let g = Gguf::parse(&bytes).unwrap();
     let cfg = Config::from_gguf(&g).unwrap();
     let plan = Plan::uniform(Precision::Int4).with(lowbit::plan::Group::Embeddings, Precision::Int8).with_method(Method::Search);
-    let out = export(&g, &plan, None, |_, _| {}).unwrap();
+    let mut reported = vec![];
+    let out = export(&g, &plan, None, |done, total| reported.push((done, total))).unwrap();
+    let n = g.tensors.len();
+    assert_eq!(reported, (1..=n).map(|i| (i, n)).collect::<Vec<_>>(), "one report per tensor, the last included");
     let e = Gguf::parse(&out).unwrap();
     assert_eq!(e.get_str("general.quantized_by"), Some("lowbit"));
     assert_eq!(e.get_str("lowbit.quantization.plan"), Some("int4-int4-int8@search"));
