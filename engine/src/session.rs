@@ -132,8 +132,7 @@ impl Loader {
 
     /// A calibrator on the built-in text (see [`Session::calibrator`]).
     pub fn calibrator(&self, tokens: usize) -> Result<Calibrator> {
-        let mut toks = self.tok.encode_with_bos(crate::method::calibration::TEXT, false);
-        toks.truncate(tokens.max(1));
+        let toks = crate::method::calibration::text_tokens(&self.tok, crate::method::calibration::TEXT, tokens.max(1));
         Calibrator::new(&Gguf::parse(&self.bytes)?, toks)
     }
 
@@ -282,8 +281,7 @@ impl Session {
     /// Start calibrating on `text` (the built-in calibration text when `None`), its first
     /// `tokens` tokens: step the [`Calibrator`], then [`Session::set_calibration`].
     pub fn calibrator(&self, text: Option<&str>, tokens: usize) -> Result<Calibrator> {
-        let mut toks = self.tok.encode_with_bos(text.unwrap_or(crate::method::calibration::TEXT), false);
-        toks.truncate(tokens.max(1));
+        let toks = crate::method::calibration::text_tokens(&self.tok, text.unwrap_or(crate::method::calibration::TEXT), tokens.max(1));
         Calibrator::new(&self.gguf()?, toks)
     }
 

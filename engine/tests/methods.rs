@@ -19,8 +19,7 @@ fn int4_kl_by_method(bytes: &[u8], eval: usize, calib: usize) -> Option<Vec<(Met
     let gpu = common::gpu()?;
     let g = Gguf::parse(bytes).unwrap();
     let tok = Tokenizer::from_gguf(&g).unwrap();
-    let mut ctoks = tok.encode_with_bos(calibration::TEXT, false);
-    ctoks.truncate(calib);
+    let ctoks = calibration::text_tokens(&tok, calibration::TEXT, calib);
     let c = Calibration::collect(&g, &ctoks).unwrap();
     assert_eq!(c.tokens, ctoks.len());
     let mut toks = tok.encode_with_bos(&golden_text("ppl-text.txt"), false);

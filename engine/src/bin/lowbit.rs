@@ -134,8 +134,7 @@ fn calibration(a: &Args, g: &Gguf, plans: &[Plan]) -> Result<Option<Arc<Calibrat
         Some(path) => std::fs::read_to_string(path).map_err(|e| Error::Io(format!("{path}: {e}")))?,
         None => calibration::TEXT.to_string(),
     };
-    let mut toks = Tokenizer::from_gguf(g)?.encode_with_bos(&text, false);
-    toks.truncate(a.num("--calib-tokens", calibration::DEFAULT_TOKENS)?);
+    let toks = calibration::text_tokens(&Tokenizer::from_gguf(g)?, &text, a.num("--calib-tokens", calibration::DEFAULT_TOKENS)?);
     let c = Calibration::collect(g, &toks)?;
     eprintln!("lowbit: calibrated on {} tokens in {:.1} s", c.tokens, c.seconds);
     Ok(Some(Arc::new(c)))

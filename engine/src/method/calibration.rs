@@ -20,6 +20,14 @@ pub const TEXT: &str = include_str!("../../texts/calibration.txt");
 /// Tokens of calibration text used unless asked otherwise.
 pub const DEFAULT_TOKENS: usize = 512;
 
+/// The first `n` tokens of a calibration `text` (BOS as the model's metadata says, special
+/// tokens not parsed): what every calibration runs.
+pub fn text_tokens(tok: &crate::tokenizer::Tokenizer, text: &str, n: usize) -> Vec<u32> {
+    let mut toks = tok.encode_with_bos(text, false);
+    toks.truncate(n);
+    toks
+}
+
 /// Tokens per forward pass (each chunk starts at position 0, as llama.cpp's `imatrix` does).
 pub const CHUNK: usize = 512;
 
