@@ -13,7 +13,7 @@ source scripts/lib.sh
 LOWBIT=${LOWBIT:-target/release/lowbit}
 HELDOUT=${HELDOUT:-../shared/golden/ppl-text.txt}
 MAX_TOKENS=${MAX_TOKENS:-1024}
-METHODS=${METHODS:-"rtn search imatrix gptq"}
+METHODS=${METHODS:-"rtn search imatrix awq gptq"}
 PRECISIONS=${PRECISIONS:-"int8 int4"}
 partial=$([ -n "${MODELS:-}" ] || [ "$PRECISIONS" != "int8 int4" ] && echo yes || echo no)
 fetch_model >/dev/null

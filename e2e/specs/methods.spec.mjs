@@ -36,13 +36,13 @@ test('switching the quantization method calibrates once and is measured beside F
 
   // Every INT4 method beside FP16, INT8 and INT4 by rounding.
   await app.id('quality-methods').check();
-  await app.runQuality(32, 6);
+  await app.runQuality(32, 7);
   const rows = await app.id('quality-row').evaluateAll((rs) => rs.map((r) => ({
     p: r.dataset.precision,
     kl: parseFloat(r.querySelector('[data-testid=quality-kl]').textContent),
   })));
   console.log(`quality by method: ${JSON.stringify(rows)}`);
-  expect(rows.map((r) => r.p)).toEqual(['fp16', 'int8', 'int4', 'int4@search', 'int4@imatrix', 'int4@gptq']);
+  expect(rows.map((r) => r.p)).toEqual(['fp16', 'int8', 'int4', 'int4@search', 'int4@imatrix', 'int4@awq', 'int4@gptq']);
   for (const r of rows.slice(1)) expect(r.kl).toBeGreaterThan(0);
   await expect(app.id('quality-result')).toContainText('INT4 GPTQ');
 
@@ -83,14 +83,14 @@ test('the ladder down to INT2: measured beside FP16, and a chat at 3 bits per we
   await app.id('quality-methods').check();
   // FP16, INT8, INT4, INT3, INT2, INT4 by each other method (calibrating first, in the quality
   // run) and the file's own mix the model is at.
-  await app.runQuality(32, 9);
+  await app.runQuality(32, 10);
   await expect(app.id('calibration-note')).toContainText('Calibrated on');
   const rows = await app.id('quality-row').evaluateAll((rs) => rs.map((r) => ({
     p: r.dataset.precision,
     kl: parseFloat(r.querySelector('[data-testid=quality-kl]').textContent),
   })));
   console.log(`quality down the ladder: ${JSON.stringify(rows)}`);
-  expect(rows.map((r) => r.p)).toEqual(['fp16', 'int8', 'int4', 'int3', 'int2', 'int4@search', 'int4@imatrix', 'int4@gptq', 'int4-int4-int8']);
+  expect(rows.map((r) => r.p)).toEqual(['fp16', 'int8', 'int4', 'int3', 'int2', 'int4@search', 'int4@imatrix', 'int4@awq', 'int4@gptq', 'int4-int4-int8']);
   const kl = Object.fromEntries(rows.map((r) => [r.p, r.kl]));
   expect(kl.int3).toBeGreaterThan(kl.int4);
   expect(kl.int2).toBeGreaterThan(kl.int3);

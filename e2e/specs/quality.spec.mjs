@@ -17,6 +17,7 @@ test('the quality panel measures every precision on a built-in text', async ({ p
   const firstPrompt = Number((await app.id('prompt-tokens').textContent()).match(/^(\d+) tokens/)[1]);
   const panel = app.id('quality-panel');
   await expect(app.id('quality-source-note')).toContainText('Q4_1');
+  await expect(app.id('quality-source-note')).toContainText('stored at 8 bits or more');
   await app.id('quality-text-choice').selectOption({ index: 1 });
   await expect(app.id('quality-text')).toHaveValue(/bicycle/);
   await app.id('quality-max-tokens').fill('48');

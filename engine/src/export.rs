@@ -1,7 +1,7 @@
 //! A model at a plan written back as GGUF, so llama.cpp and every GGUF runtime load exactly the
 //! weights lowbit ran: INT4 blocks as Q4_1 (the same f16 scale `d` and minimum `m`, the nibbles
 //! reordered from lowbit's pairs `2j, 2j+1` to ggml's `j, j+16`), INT8 blocks as Q8_0 (the same
-//! bytes), FP16 as F16. Norms, biases and metadata are copied; the tokenizer and chat template
+//! bytes), FP16 as F16. Norms (as AWQ left them, in F32), biases and metadata are copied; the tokenizer and chat template
 //! with them. `general.quantized_by` names lowbit and `lowbit.quantization.*` the plan and method.
 //! Loading the export at the same precisions keeps every block as stored
 //! ([`QuantMatrix::from_ggml`]), so it scores exactly as the variant that wrote it.
@@ -11,7 +11,7 @@ use half::f16;
 use crate::gguf::{write, GgmlType, Gguf, TensorOut, Value};
 use crate::layout::{Blocks, BLOCK};
 use crate::method::Calibration;
-use crate::model::{Config, Mat};
+use crate::model::{Config, Mat, Vector};
 use crate::plan::Plan;
 use crate::{Error, Precision, QuantMatrix, Result};
 
@@ -73,8 +73,11 @@ pub fn export(g: &Gguf, plan: &Plan, calib: Option<&Calibration>, mut on_tensor:
 /// cancel in between (the page's worker does).
 pub struct Exporter {
     plan: Plan,
+    quantizer: crate::method::Quantizer,
     /// The model's weight matrices by tensor name.
     mats: Vec<(String, Mat)>,
+    /// The norms a method may change (AWQ folds its scales into them), by tensor name.
+    norms: Vec<(String, Vector)>,
     /// Each tensor's type and bytes so far, in the file's order.
     encoded: Vec<(GgmlType, Vec<u8>)>,
     total: usize,
@@ -87,7 +90,9 @@ impl Exporter {
         }
         let cfg = Config::from_gguf(g)?;
         let mats = cfg.matrices().into_iter().map(|m| (m.tensor_name(false), m)).collect();
-        Ok(Exporter { plan, mats, encoded: Vec::with_capacity(g.tensors.len()), total: g.tensors.len() })
+        let norms = (0..cfg.n_layers).flat_map(|l| [Vector::Attn(l), Vector::Ffn(l)]).map(|v| (v.tensor_name(), v)).collect();
+        let quantizer = crate::method::Quantizer::new(&cfg, g, plan)?;
+        Ok(Exporter { plan, quantizer, mats, norms, encoded: Vec::with_capacity(g.tensors.len()), total: g.tensors.len() })
     }
 
     pub fn done(&self) -> usize {
@@ -101,9 +106,15 @@ impl Exporter {
     /// Encode the next tensor of `g` (the file [`Exporter::new`] read); false once all are.
     pub fn step(&mut self, g: &Gguf, calib: Option<&Calibration>) -> Result<bool> {
         let Some(t) = g.tensors.get(self.encoded.len()) else { return Ok(false) };
-        self.encoded.push(match self.mats.iter().find(|(name, _)| *name == t.name) {
-            Some((_, m)) => ggml_bytes(&crate::method::requantize(g.bytes(), t, *m, &self.plan, calib)?)?,
-            None => (t.ggml_type, g.tensor_data(t).to_vec()),
+        let norm = self.norms.iter().find(|(name, _)| *name == t.name).map(|n| n.1);
+        let changed = match norm {
+            Some(v) => self.quantizer.vector(g.bytes(), v, calib)?,
+            None => None,
+        };
+        self.encoded.push(match (self.mats.iter().find(|(name, _)| *name == t.name), changed) {
+            (Some((_, m)), _) => ggml_bytes(&self.quantizer.matrix(g.bytes(), t, *m, calib)?)?,
+            (None, Some(v)) => (GgmlType::F32, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+            (None, None) => (t.ggml_type, g.tensor_data(t).to_vec()),
         });
         Ok(self.encoded.len() < self.total)
     }

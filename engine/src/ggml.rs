@@ -258,7 +258,7 @@ impl Block for Q3K {
 }
 
 /// Scale and min `j` (0..8) of Q4_K/Q5_K's 12 scale bytes (ggml's `get_scale_min_k4`).
-fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
+pub(crate) fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     if j < 4 {
         (q[j] & 63, q[j + 4] & 63)
     } else {

@@ -449,7 +449,7 @@ impl QuantMatrix {
     pub fn keeps(ty: crate::gguf::GgmlType, cols: usize, precision: Precision) -> bool {
         use crate::gguf::GgmlType;
         cols % BLOCK == 0
-            && matches!((ty, precision), (GgmlType::Q4_1 | GgmlType::Q4_0, Precision::Int4) | (GgmlType::Q8_0, Precision::Int8))
+            && matches!((ty, precision), (GgmlType::Q4_1 | GgmlType::Q4_0 | GgmlType::Q4K, Precision::Int4) | (GgmlType::Q8_0, Precision::Int8))
     }
 
     /// Rows `first..first + rows` as a matrix of their own.
@@ -501,13 +501,21 @@ impl QuantMatrix {
     /// scales, minima and integers, only the nibbles reordered (ggml packs weights j and j+16 in a
     /// byte, lowbit 2j and 2j+1). Every weight then decodes to the file's value (to the bit, ±0
     /// aside), however the file chose its blocks: with an importance matrix, by search, or by
-    /// min and max. `None` where the formats differ (the caller requantizes from the values).
+    /// min and max. Q4_K's super-blocks are eight 32-weight sub-blocks of 4-bit integers, each
+    /// with scale `d·sc` and min `−dmin·m` (6-bit `sc` and `m`): kept as eight INT4 blocks with
+    /// the same integers, the products rounded to f16 (a weight moves by at most 2⁻¹¹ of its
+    /// sub-block's range, as much as widening it to FP16 moves it).
+    /// `None` where the formats differ (the caller requantizes from the values).
     pub fn from_ggml(ty: crate::gguf::GgmlType, data: &[u8], rows: usize, cols: usize, precision: Precision) -> Option<Self> {
         use crate::gguf::GgmlType;
         use crate::ggml::{IntBlock, Q4_0, Q4_1, Q8_0};
         let nb = cols / BLOCK;
         if !Self::keeps(ty, cols, precision) || rows == 0 {
             return None;
+        }
+        let half = |b: &[u8], i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+        if ty == GgmlType::Q4K {
+            return Self::from_q4_k(data, rows, cols);
         }
         let block_bytes = match ty {
             GgmlType::Q4_1 => 20,
@@ -518,7 +526,6 @@ impl QuantMatrix {
         if data.len() != rows * nb * block_bytes {
             return None;
         }
-        let half = |b: &[u8], i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
         let mut q = [0i8; BLOCK];
         let kept = match ty {
             GgmlType::Q8_0 => Blocks::Int8(
@@ -555,6 +562,38 @@ impl QuantMatrix {
             }
         };
         Some(QuantMatrix { rows, cols, blocks: kept })
+    }
+
+    /// Q4_K super-blocks (144 bytes: f16 `d`, f16 `dmin`, 12 bytes of 6-bit scales and mins, 128
+    /// bytes of nibbles) as INT4 blocks ([`QuantMatrix::from_ggml`]).
+    fn from_q4_k(data: &[u8], rows: usize, cols: usize) -> Option<Self> {
+        const SUPER: usize = 256;
+        if cols % SUPER != 0 || data.len() != rows * cols / SUPER * 144 {
+            return None;
+        }
+        let h = |b: &[u8], i: usize| f16::from_bits(u16::from_le_bytes([b[i], b[i + 1]])).to_f32();
+        let mut out = Vec::with_capacity(rows * cols / BLOCK);
+        for b in data.chunks_exact(144) {
+            let (d, dmin, scales, qs) = (h(b, 0), h(b, 2), &b[4..16], &b[16..144]);
+            for j in 0..SUPER / BLOCK {
+                let (sc, m) = crate::ggml::scale_min_k4(j, scales);
+                // Sub-block j: the low nibbles of 32 bytes for even j, their high nibbles for odd.
+                let nib = |l: usize| {
+                    let q = qs[32 * (j / 2) + l];
+                    if j % 2 == 0 { q & 15 } else { q >> 4 }
+                };
+                let mut q = [0u8; BLOCK / 2];
+                for (i, byte) in q.iter_mut().enumerate() {
+                    *byte = nib(2 * i) | nib(2 * i + 1) << 4;
+                }
+                let (dd, mm) = (f16::from_f32(d * sc as f32), f16::from_f32(-dmin * m as f32));
+                if !dd.is_finite() || !mm.is_finite() {
+                    return None;
+                }
+                out.push(BlockInt4 { d: dd.to_bits(), m: mm.to_bits(), qs: q });
+            }
+        }
+        Some(QuantMatrix { rows, cols, blocks: Blocks::Int4(out) })
     }
 
     /// Every block's scale `d` (empty for FP16, which has none).

@@ -69,3 +69,35 @@ fn the_export_loads_with_the_variants_own_perplexity() {
         assert_eq!(variant.to_bits(), exported.to_bits(), "{}", plan.code());
     }
 }
+
+#[test]
+fn an_awq_export_carries_its_folded_norms_and_scores_as_the_variant() {
+    // The tiny model's layers are Q4_1: at INT8 every matrix is requantized, so AWQ scales its
+    // sites and folds 1/s into the norms; loading the export at INT8 keeps every block, and
+    // only the norms written with it can give the variant's perplexity back.
+    let (Some(bytes), Some(gpu)) = (common::tiny_model(), common::gpu()) else { return };
+    let g = Gguf::parse(&bytes).unwrap();
+    let cfg = Config::from_gguf(&g).unwrap();
+    let tok = lowbit::tokenizer::Tokenizer::from_gguf(&g).unwrap();
+    let ctoks = lowbit::method::calibration::text_tokens(&tok, lowbit::method::calibration::TEXT, 256);
+    let calib = std::sync::Arc::new(lowbit::method::Calibration::collect(&g, &ctoks).unwrap());
+    let plan = Plan::uniform(Precision::Int8).with_method(Method::Awq);
+    let q = lowbit::method::Quantizer::new(&cfg, &g, plan).unwrap();
+    let norms: Vec<_> = (0..cfg.n_layers).flat_map(|l| [lowbit::model::Vector::Attn(l), lowbit::model::Vector::Ffn(l)]).collect();
+    let folded = norms.iter().filter(|v| q.vector(&bytes, **v, Some(&calib)).unwrap().is_some()).count();
+    println!("AWQ scaled {folded} of {} norms", norms.len());
+    assert!(folded > 0, "AWQ scaled no site of the tiny model at INT8");
+    let out = export(&g, &plan, Some(&calib), |_, _| {}).unwrap();
+    let e = Gguf::parse(&out).unwrap();
+    let changed = norms.iter().filter(|v| e.dequantize_tensor(e.tensor(&v.tensor_name()).unwrap()).unwrap() != g.dequantize_tensor(g.tensor(&v.tensor_name()).unwrap()).unwrap()).count();
+    assert_eq!(changed, folded, "the export writes every folded norm");
+    let toks = tok.encode_with_bos(&common::golden_text("ppl-text.txt"), false)[..48].to_vec();
+    let ppl = |g: &Gguf, p: Plan, c: Option<std::sync::Arc<lowbit::method::Calibration>>| {
+        let mut b = lowbit::model::gpu::GpuBackend::load_calibrated(&gpu, g, p, toks.len(), c).unwrap();
+        pollster::block_on(lowbit::model::perplexity(&cfg, &mut b, &toks, 48)).unwrap().ppl
+    };
+    let (variant, exported) = (ppl(&g, plan, Some(calib.clone())), ppl(&e, plan.with_method(Method::Rtn), None));
+    let unscaled = ppl(&g, plan.with_method(Method::Imatrix), Some(calib));
+    println!("int8@awq: variant {variant:.6}, its export {exported:.6}, imatrix {unscaled:.6}");
+    assert_eq!(variant.to_bits(), exported.to_bits());
+}

@@ -246,3 +246,37 @@ fn blocks_a_file_chose_load_as_it_chose_them() {
     assert!(QuantMatrix::from_ggml(GgmlType::Q4_1, &data, rows, cols, Precision::Int8).is_none());
     assert!(QuantMatrix::from_ggml(GgmlType::Q4_1, &data[..data.len() - 1], rows, cols, Precision::Int4).is_none());
 }
+
+#[test]
+fn q4_k_super_blocks_load_at_int4_as_their_own_sub_blocks() {
+    // Random Q4_K super-blocks (any 6-bit scales and mins, any nibbles): each 32-weight sub-block
+    // becomes one INT4 block with the same integers; only d·sc and dmin·m round to f16.
+    let (rows, cols) = (3, 512);
+    let mut rng = Rng::new(8);
+    let h = |v: f32| f16::from_f32(v).to_le_bytes();
+    let mut data = vec![];
+    for _ in 0..rows * cols / 256 {
+        data.extend(h(0.001 + 0.002 * rng.uniform()));
+        data.extend(h(0.001 + 0.003 * rng.uniform()));
+        data.extend((0..12 + 128).map(|_| (rng.uniform() * 256.0) as u8));
+    }
+    let source = lowbit::gguf::dequantize(GgmlType::Q4K, &data).unwrap();
+    assert!(QuantMatrix::keeps(GgmlType::Q4K, cols, Precision::Int4));
+    let kept = QuantMatrix::from_ggml(GgmlType::Q4K, &data, rows, cols, Precision::Int4).expect("kept");
+    let back = kept.dequantize();
+    let err = |a: &[f32]| a.iter().zip(&source).map(|(x, y)| ((x - y) as f64).powi(2)).sum::<f64>().sqrt();
+    let rerounded = QuantMatrix::quantize(&source, rows, cols, Precision::Int4).unwrap().dequantize();
+    let widened: Vec<f32> = source.iter().map(|&v| f16::from_f32(v).to_f32()).collect();
+    println!("Q4_K at INT4: kept {:.3e}, requantized by min and max {:.3e}, widened to FP16 {:.3e}", err(&back), err(&rerounded), err(&widened));
+    // Each weight within 2⁻¹⁰ of its sub-block's range (f16 has 11 significant bits).
+    for (b, (x, y)) in back.chunks(32).zip(source.chunks(32)).enumerate() {
+        let range = y.iter().fold(0f32, |a, v| a.max(v.abs())) + 1e-6;
+        for (x, y) in x.iter().zip(y) {
+            assert!((x - y).abs() <= range / 1024.0, "block {b}: {x} vs {y}");
+        }
+    }
+    assert!(err(&back) < 0.1 * err(&rerounded));
+    // Not at other precisions, nor from a truncated tensor.
+    assert!(QuantMatrix::from_ggml(GgmlType::Q4K, &data, rows, cols, Precision::Int8).is_none());
+    assert!(QuantMatrix::from_ggml(GgmlType::Q4K, &data[..data.len() - 1], rows, cols, Precision::Int4).is_none());
+}

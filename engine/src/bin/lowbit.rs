@@ -27,8 +27,8 @@ const USAGE: &str = "usage:
       (a plan is one precision, or attention-ffn-embeddings precisions; @METHOD picks its method;
        +kv-f16 or +kv-int8 quantizes the KV cache)
   perplexity, generate and compare also take
-      [--method rtn|search|imatrix|gptq] (how int8/int4 are made; default rtn; a plan's own @METHOD wins)
-      [--calib TEXT_FILE] [--calib-tokens 512] (the calibration text of imatrix and gptq; default: the built-in one)
+      [--method rtn|search|imatrix|awq|gptq] (how int8/int4 are made; default rtn; a plan's own @METHOD wins)
+      [--calib TEXT_FILE] [--calib-tokens 512] (the calibration text of imatrix, awq and gptq; default: the built-in one)
   lowbit quantize MODEL.gguf -o OUT.gguf --precision int8|int4|PLAN [--method …] [--calib FILE] [--calib-tokens N]
       (the weights lowbit runs at that plan, as GGUF: INT4 blocks as Q4_1, INT8 as Q8_0, FP16 as F16)
   lowbit convert IN.gguf OUT.gguf --to f16|q8_0|q4_0

@@ -11,7 +11,7 @@ use super::gptq::Factor;
 use crate::gguf::Gguf;
 use crate::model::cpu::CpuBackend;
 use crate::model::{Config, Mat};
-use crate::{Error, Result};
+use crate::{Error, Precision, Result};
 
 /// The built-in calibration text (written for this project, CC0): mixed genres, never the
 /// text the quality panel or the README's tables evaluate on.
@@ -168,6 +168,7 @@ impl Calibrator {
             tied: self.cfg.tied_output,
             inputs: self.cpu.take_inputs(),
             last_factor: Mutex::new(None),
+            awq: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -183,6 +184,8 @@ pub struct Calibration {
     inputs: HashMap<Site, Inputs>,
     /// GPTQ's factor of the last site asked for (Q, K and V share one; the next site replaces it).
     last_factor: Mutex<Option<(Site, Arc<Factor>)>>,
+    /// AWQ's scales per site and precision ([`super::awq`]), searched once.
+    awq: Mutex<HashMap<(Site, Precision), Option<Arc<Vec<f32>>>>>,
 }
 
 impl Calibration {
@@ -215,9 +218,20 @@ impl Calibration {
         Ok(f)
     }
 
+    /// AWQ's scales of `site` at `p`: `search()` the first time, then as found.
+    pub fn awq_scales(&self, site: Site, p: Precision, search: impl FnOnce() -> Result<Option<Vec<f32>>>) -> Result<Option<Arc<Vec<f32>>>> {
+        let mut cache = self.awq.lock().map_err(|_| Error::Usage("calibration lock poisoned".into()))?;
+        if let Some(s) = cache.get(&(site, p)) {
+            return Ok(s.clone());
+        }
+        let s = search()?.map(Arc::new);
+        cache.insert((site, p), s.clone());
+        Ok(s)
+    }
+
     /// From recorded inputs (tests).
     pub fn from_inputs(inputs: HashMap<Site, Inputs>, tied: bool) -> Calibration {
         let tokens = inputs.values().map(Inputs::rows).max().unwrap_or(0);
-        Calibration { tokens, seconds: 0.0, tied, inputs, last_factor: Mutex::new(None) }
+        Calibration { tokens, seconds: 0.0, tied, inputs, last_factor: Mutex::new(None), awq: Mutex::new(HashMap::new()) }
     }
 }

@@ -7,11 +7,14 @@
 //!   error, by a grid of candidates and least-squares refits ([`search`]).
 //! - [`Method::Imatrix`]: the same search weighted by each input column's mean squared
 //!   activation on a calibration text ([`calibration`]), llama.cpp's importance matrix.
+//! - [`Method::Awq`]: the inputs' most active channels scaled up in the weights (and down in
+//!   the norm or matrix that produces them) before the importance-weighted search ([`awq`]).
 //! - [`Method::Gptq`]: per matrix, columns quantized in order with each one's error fed forward
 //!   onto the columns not yet quantized, through the inverse of the inputs' `XᵀX` ([`gptq`]).
 //!
 //! FP16 has nothing to choose: every method stores the same halves.
 
+pub mod awq;
 pub mod calibration;
 pub mod gptq;
 pub mod search;
@@ -21,7 +24,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::layout::{Blocks, BLOCK};
-use crate::model::Mat;
+use crate::model::{Mat, Vector};
+use crate::plan::Plan;
 use crate::{Error, Precision, QuantMatrix, Result};
 pub use calibration::{Calibration, Inputs, Site};
 
@@ -32,17 +36,19 @@ pub enum Method {
     Rtn,
     Search,
     Imatrix,
+    Awq,
     Gptq,
 }
 
 impl Method {
-    pub const ALL: [Method; 4] = [Method::Rtn, Method::Search, Method::Imatrix, Method::Gptq];
+    pub const ALL: [Method; 5] = [Method::Rtn, Method::Search, Method::Imatrix, Method::Awq, Method::Gptq];
 
     pub fn name(self) -> &'static str {
         match self {
             Method::Rtn => "rtn",
             Method::Search => "search",
             Method::Imatrix => "imatrix",
+            Method::Awq => "awq",
             Method::Gptq => "gptq",
         }
     }
@@ -51,7 +57,7 @@ impl Method {
         Method::ALL
             .into_iter()
             .find(|m| m.name() == s.to_ascii_lowercase())
-            .ok_or_else(|| Error::Usage(format!("unknown method '{s}' (rtn, search, imatrix or gptq)")))
+            .ok_or_else(|| Error::Usage(format!("unknown method '{s}' (rtn, search, imatrix, awq or gptq)")))
     }
 
     pub fn is_rtn(&self) -> bool {
@@ -60,7 +66,7 @@ impl Method {
 
     /// Whether it needs the activations of a calibration text.
     pub fn calibrated(self) -> bool {
-        matches!(self, Method::Imatrix | Method::Gptq)
+        matches!(self, Method::Imatrix | Method::Awq | Method::Gptq)
     }
 
     /// One line for a newcomer.
@@ -69,6 +75,7 @@ impl Method {
             Method::Rtn => "each block's range split evenly; every weight rounded to the nearest level",
             Method::Search => "each block's scale and offset searched to make its rounding error smallest",
             Method::Imatrix => "the same search, but errors weighted by how strongly a calibration text drives each input",
+            Method::Awq => "the inputs a calibration text drives hardest scaled up in the weights, and down where they come from, before the weighted search",
             Method::Gptq => "weights rounded one column at a time, each error compensated on the columns still to come",
         }
     }
@@ -123,8 +130,9 @@ fn fit_rows<B: Copy + Send>(values: &[f32], rows: usize, cols: usize, wb: &[[f32
 /// Matrix `m` (tensor `t` of `file`) at `plan`: its own blocks where they are already its
 /// precision's ([`QuantMatrix::from_ggml`]: no method can do better than the file's own
 /// numbers), else dequantized and quantized by the plan's method. What the GPU uploads and what
-/// [`crate::export`] writes.
-pub fn requantize(file: &[u8], t: &crate::gguf::TensorInfo, m: Mat, plan: &crate::plan::Plan, calib: Option<&Calibration>) -> Result<QuantMatrix> {
+/// [`crate::export`] writes. AWQ, which also reads a matrix's neighbours, goes through
+/// [`Quantizer`]; here it is the importance-weighted search without scales.
+pub fn requantize(file: &[u8], t: &crate::gguf::TensorInfo, m: Mat, plan: &Plan, calib: Option<&Calibration>) -> Result<QuantMatrix> {
     let (rows, cols) = t.matrix_shape();
     let data = t.data(file)?;
     let p = plan.of(m);
@@ -157,15 +165,55 @@ pub fn quantize(values: &[f32], rows: usize, cols: usize, p: Precision, method: 
     if let (Method::Gptq, Some(_), Some(c), 0) = (method, inputs, calib, cols % BLOCK) {
         return gptq::quantize(values, rows, cols, p, &*c.factor(mat)?, &weights);
     }
-    let wb = block_weights(&weights, cols);
+    weighted(values, rows, cols, p, &weights)
+}
+
+/// The searched blocks of a row-major `[rows, cols]` matrix under per-column `weights`
+/// (`search`, `imatrix`, and `awq` after scaling).
+pub(crate) fn weighted(values: &[f32], rows: usize, cols: usize, p: Precision, weights: &[f32]) -> Result<QuantMatrix> {
+    let wb = block_weights(weights, cols);
     let blocks = match p {
         Precision::Int4 => Blocks::Int4(fit_rows(values, rows, cols, &wb, search::asym)),
         Precision::Int8 => Blocks::Int8(fit_rows(values, rows, cols, &wb, search::int8)),
         Precision::Int3 => Blocks::Int3(fit_rows(values, rows, cols, &wb, search::asym)),
         Precision::Int2 => Blocks::Int2(fit_rows(values, rows, cols, &wb, search::asym)),
-        Precision::Fp16 => unreachable!("handled above"),
+        Precision::Fp16 => return QuantMatrix::quantize(values, rows, cols, p),
     };
     Ok(QuantMatrix { rows, cols, blocks })
+}
+
+/// How a plan's matrices (and the vectors its method changes) are made from a file, tensor by
+/// tensor: what the GPU uploads ([`crate::model::gpu::Requantizer`]) and what
+/// [`crate::export`] writes.
+#[derive(Clone)]
+pub struct Quantizer {
+    pub plan: Plan,
+    /// AWQ's view of the model, which needs a site's other matrices and norms.
+    awq: Option<awq::Awq>,
+}
+
+impl Quantizer {
+    pub fn new(cfg: &crate::model::Config, g: &crate::gguf::Gguf, plan: Plan) -> Result<Quantizer> {
+        let awq = (plan.method == Method::Awq).then(|| awq::Awq::new(cfg, g, plan)).transpose()?;
+        Ok(Quantizer { plan, awq })
+    }
+
+    /// Matrix `m` (tensor `t` of `file`) at the plan.
+    pub fn matrix(&self, file: &[u8], t: &crate::gguf::TensorInfo, m: Mat, calib: Option<&Calibration>) -> Result<QuantMatrix> {
+        match (&self.awq, calib) {
+            (Some(a), Some(c)) => a.matrix(file, m, c),
+            _ => requantize(file, t, m, &self.plan, calib),
+        }
+    }
+
+    /// Vector `v` where the plan's method changes it (AWQ's scales folded into a norm); `None`
+    /// where it stays the file's.
+    pub fn vector(&self, file: &[u8], v: Vector, calib: Option<&Calibration>) -> Result<Option<Vec<f32>>> {
+        match (&self.awq, calib) {
+            (Some(a), Some(c)) => a.vector(file, v, c),
+            _ => Ok(None),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -72,6 +72,15 @@ impl Unit {
     fn name(self) -> String {
         format!("{self:?}").to_lowercase()
     }
+
+    /// The norm in front of the unit, which a method may fold scales into ([`crate::method::awq`]).
+    fn norm(self) -> Option<Vector> {
+        match self {
+            Unit::Qkv(l) => Some(Vector::Attn(l)),
+            Unit::GateUp(l) => Some(Vector::Ffn(l)),
+            _ => None,
+        }
+    }
 }
 
 /// Dispatches a profiled step may time: WebGPU allows 4096 queries per set, two per dispatch.
@@ -83,6 +92,8 @@ const TIMED_DISPATCHES: u32 = 2000;
 pub struct GpuWeights {
     pub plan: Plan,
     mats: HashMap<Unit, GpuMatrix>,
+    /// Vectors the plan's method changed (AWQ's scales folded into norms), replacing the file's.
+    vectors: HashMap<Vector, Buffer>,
 }
 
 impl GpuWeights {
@@ -103,6 +114,9 @@ pub struct Requantizer {
     /// Requantized tensors of the unit being built.
     pending: Vec<QuantMatrix>,
     mats: HashMap<Unit, GpuMatrix>,
+    vectors: HashMap<Vector, Buffer>,
+    /// Makes each matrix (and the vectors a method changes) from the file.
+    quantizer: crate::method::Quantizer,
     pub tensors_done: usize,
     pub tensors_total: usize,
     /// Bytes of the source tensors requantized so far, and in all.
@@ -128,6 +142,8 @@ impl Requantizer {
             reuse: HashMap::new(),
             pending: vec![],
             mats: HashMap::new(),
+            vectors: HashMap::new(),
+            quantizer: crate::method::Quantizer::new(cfg, g, plan)?,
             tensors_done: 0,
             source_bytes_done: 0,
             source_bytes_total,
@@ -166,6 +182,10 @@ impl Requantizer {
             let same_numbers = w.plan.method == self.plan.method || want == Precision::Fp16;
             if have.precision == want && same_numbers && elements.get(u) == Some(&(have.rows * have.cols)) {
                 self.reuse.insert(*u, have.clone());
+                // Its norm as the method left it for these numbers.
+                if let Some(v) = u.norm().and_then(|n| w.vectors.get(&n).map(|b| (n, b))) {
+                    self.vectors.insert(v.0, v.1.clone());
+                }
             }
         }
         self
@@ -177,7 +197,7 @@ impl Requantizer {
         let Some((m, t)) = self.todo.pop_front() else { return Ok(false) };
         let unit = Unit::of(m);
         if !self.reuse.contains_key(&unit) {
-            self.pending.push(crate::method::requantize(file, &t, m, &self.plan, self.calibration.as_deref())?);
+            self.pending.push(self.quantizer.matrix(file, &t, m, self.calibration.as_deref())?);
         }
         let unit_done = self.todo.front().is_none_or(|(next, _)| Unit::of(*next) != unit);
         if unit_done {
@@ -185,12 +205,18 @@ impl Requantizer {
                 Some(w) => w,
                 None => {
                     let w = QuantMatrix::stack(std::mem::take(&mut self.pending))?;
-                    match unit {
+                    let up = match unit {
                         // Read part by part (the embedding lookup, the output head): a large
                         // vocabulary's may be split over several bindings.
                         Unit::Embedding | Unit::Output => gpu.upload_split(&unit.name(), &w)?,
                         _ => gpu.upload_matrix(&unit.name(), &w)?,
+                    };
+                    if let Some(n) = unit.norm() {
+                        if let Some(v) = self.quantizer.vector(file, n, self.calibration.as_deref())? {
+                            self.vectors.insert(n, gpu.storage_f32(&n.tensor_name(), &v)?);
+                        }
                     }
+                    up
                 }
             };
             self.uploaded_bytes += w.bytes();
@@ -214,7 +240,7 @@ impl Requantizer {
         if !self.mats.contains_key(&Unit::Embedding) {
             return Err(Error::TensorNotFound(Mat::Embedding.tensor_name(false)));
         }
-        Ok(GpuWeights { plan: self.plan, mats: self.mats })
+        Ok(GpuWeights { plan: self.plan, mats: self.mats, vectors: self.vectors })
     }
 }
 
@@ -628,7 +654,7 @@ impl GpuBackend {
     }
 
     fn vector(&self, n: Vector) -> Result<&Buffer> {
-        self.vectors.get(&n).ok_or_else(|| Error::TensorNotFound(n.tensor_name()))
+        self.weights.vectors.get(&n).or_else(|| self.vectors.get(&n)).ok_or_else(|| Error::TensorNotFound(n.tensor_name()))
     }
 
     /// The token id a picking kernel (argmax, sample) wrote into `token` (4 bytes read back).

@@ -78,7 +78,7 @@ pub fn QualityPanel() -> impl IntoView {
                 </label>
                 <button data-testid="quality-run" disabled=move || !model.can_run() || text.get().trim().is_empty()
                     on:click=move |_| lab.measure_quality(&text.get_untracked(), max_tokens.get_untracked(), methods.get_untracked(), ladder.get_untracked())>"Measure"</button>
-                <label class="inline" title="Adds INT4 made by each quantization method (searched scales, importance-weighted, GPTQ) beside round-to-nearest">
+                <label class="inline" title="Adds INT4 made by each quantization method (searched scales, importance-weighted, AWQ, GPTQ) beside round-to-nearest">
                     <input type="checkbox" data-testid="quality-methods" prop:checked=move || methods.get()
                         on:change=move |ev| methods.set(event_target_checked(&ev))/>
                     <span>"every INT4 method"</span>
@@ -114,8 +114,12 @@ fn source_note(model: &ModelState) -> Option<String> {
     Some(if bits < 16.0 {
         format!(
             "This file stores its weight matrices as {dtype} ({bits:.1} bits per weight). FP16 and INT8 hold those values almost \
-             exactly, so they measure the file itself: no precision can add back what was lost when the file was quantized.{}{}",
-            if dtype == "Q4_1" || dtype == "Q4_0" { " INT4 keeps the file's own blocks, so it holds those matrices exactly too." } else { "" },
+             exactly, so they measure the file itself: no precision can add back what was lost when the file was quantized.{}{}{}",
+            if matches!(dtype.as_str(), "Q4_1" | "Q4_0" | "Q4_K") { " INT4 keeps the file's own blocks, so it holds those matrices exactly too." } else { "" },
+            if bits < 6.0 {
+                " Its FP16 is those few-bit weights widened, so FP16 and INT4 cannot differ here as much as on a full-precision \
+                 model: to see what 4 bits really cost, load a model stored at 8 bits or more (Q8_0, F16 or BF16)."
+            } else { "" },
             if others.is_empty() { String::new() } else {
                 format!(" Where INT4 loses is in the tensors stored more finely ({}): the inspector below shows each tensor's error.", others.join(", "))
             }

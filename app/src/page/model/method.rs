@@ -13,6 +13,7 @@ pub fn method_label(m: Method) -> &'static str {
         Method::Rtn => "Round to nearest",
         Method::Search => "Searched scales",
         Method::Imatrix => "Importance-weighted",
+        Method::Awq => "AWQ (activation-aware)",
         Method::Gptq => "GPTQ",
     }
 }
@@ -42,7 +43,7 @@ pub fn MethodPicker() -> impl IntoView {
                 )}</p>
             })}
             <Explain words=&["method", "calibration"]>"A method changes only which numbers are stored: the memory and the speed are \
-                the same. Importance-weighted and GPTQ first run a calibration text through the model as stored, to see which \
+                the same. Importance-weighted, AWQ and GPTQ first run a calibration text through the model as stored, to see which \
                 inputs each weight meets; the quality panel then compares them with FP16 on a different text."</Explain>
         </div>
     }

@@ -13,8 +13,8 @@ pub const TERMS: [(&str, &str, &str); 15] = [
         INT4 a minimum too): the weights are stored as small whole numbers, and weight = number × scale. A block with one large \
         weight gets a large scale, and its small weights are rounded more coarsely."),
     ("method", "quantization method", "How the whole numbers and scales of INT8 and INT4 are chosen. Rounding to \
-        the nearest level is the simplest; searching each block's scale, weighting errors by how much each input matters, or \
-        GPTQ's compensating one rounding error with the weights not yet rounded keep more of the model's quality at the same \
+        the nearest level is the simplest; searching each block's scale, weighting errors by how much each input matters, AWQ's \
+        scaling up the weights the most active inputs meet (and those inputs down by as much), or GPTQ's compensating one rounding error with the weights not yet rounded keep more of the model's quality at the same \
         memory and speed."),
     ("calibration", "calibration", "Running a sample text through the model before quantizing it, to measure which inputs each \
         weight meets and how strongly. Calibrated methods protect the weights those inputs lean on. The text used to judge \
