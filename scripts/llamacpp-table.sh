@@ -14,14 +14,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib.sh
-LOWBIT=${LOWBIT:-target/release/lowbit}
-HELDOUT=${HELDOUT:-../shared/golden/ppl-text.txt}
-MAX_TOKENS=${MAX_TOKENS:-1024}
-partial=$([ -n "${MODELS:-}" ] && echo yes || echo no)
-fetch_model >/dev/null
-fetch_gemma >/dev/null
-fetch_qwen >/dev/null
-MODELS=${MODELS:-"www/models/$MODEL_FILE .tools/models/$GEMMA_FILE .tools/models/$QWEN_FILE"}
+heldout_setup
 
 # llama.cpp from the sdist.
 src="$TOOLS/llama.cpp-$LLAMA_CPP_PY_VERSION"
@@ -80,7 +73,7 @@ done
     echo
     echo "<!-- llamacpp:end -->"
 } >> "$gen"
-if [ "$partial" = no ] && grep -q "<!-- llamacpp:begin" README.md; then
+if [ "$PARTIAL" = no ] && grep -q "<!-- llamacpp:begin" README.md; then
     readme_section llamacpp "$gen"
     echo "README.md: llama.cpp table regenerated" >&2
 else

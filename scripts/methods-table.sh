@@ -10,16 +10,10 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib.sh
-LOWBIT=${LOWBIT:-target/release/lowbit}
-HELDOUT=${HELDOUT:-../shared/golden/ppl-text.txt}
-MAX_TOKENS=${MAX_TOKENS:-1024}
 METHODS=${METHODS:-"rtn search imatrix awq gptq"}
 PRECISIONS=${PRECISIONS:-"int8 int4"}
-partial=$([ -n "${MODELS:-}" ] || [ "$PRECISIONS" != "int8 int4" ] && echo yes || echo no)
-fetch_model >/dev/null
-fetch_gemma >/dev/null
-fetch_qwen >/dev/null
-MODELS=${MODELS:-"www/models/$MODEL_FILE .tools/models/$GEMMA_FILE .tools/models/$QWEN_FILE"}
+heldout_setup
+partial=$([ "$PARTIAL" = yes ] || [ "$PRECISIONS" != "int8 int4" ] && echo yes || echo no)
 plans="fp16"
 for p in $PRECISIONS; do
     for m in $METHODS; do plans="$plans,$p@$m"; done

@@ -18,6 +18,8 @@ test('switching the quantization method calibrates once and is measured beside F
   await expect(app.id('model-status')).toContainText('INT4 (GPTQ)', { timeout: LONG });
   await expect(app.id('precision-int4')).toHaveAttribute('aria-pressed', 'true');
   await expect(app.id('method-explain')).toContainText('compensated');
+  // Uniform INT4 requantizes the tiny model's Q8_0 embedding: there the method matters.
+  await expect(app.id('method-explain')).not.toContainText('every method gives the same numbers');
   const note = await app.id('calibration-note').textContent();
   console.log(`calibration: ${note}`);
   expect(note).toMatch(/^Calibrated on \d+ tokens of the built-in calibration text in \d+\.\d s/);
@@ -94,6 +96,11 @@ test('the ladder down to INT2: measured beside FP16, and a chat at 3 bits per we
   const kl = Object.fromEntries(rows.map((r) => [r.p, r.kl]));
   expect(kl.int3).toBeGreaterThan(kl.int4);
   expect(kl.int2).toBeGreaterThan(kl.int3);
+  // At the file's own precisions every block is kept as stored: the picker says a method
+  // changes nothing there.
+  await app.id('method').selectOption('awq');
+  await expect(app.id('model-status')).toContainText('(AWQ)', { timeout: LONG });
+  await expect(app.id('method-explain')).toContainText('every method gives the same numbers here');
   await app.setPrecision('int2');
   await expect(app.id('weights-bytes')).toContainText('INT2');
   await app.setMaxTokens(4);

@@ -69,6 +69,10 @@ pub struct ModelInfo {
     /// The finest source dtype in each tensor group, and its bits per weight.
     #[serde(default)]
     pub group_dtypes: Vec<(Group, String, f64)>,
+    /// The groups and precisions at which every matrix of the group is kept as the file stores
+    /// it ([`crate::QuantMatrix::keeps`]): there no quantization method changes a number.
+    #[serde(default)]
+    pub kept: Vec<(Group, Precision)>,
 }
 
 /// The file's tokenizer and its chat template (tried once: see [`ChatTemplate::from_gguf`]).
@@ -127,6 +131,7 @@ impl ModelInfo {
         let matrix_dtype = matrices.iter().max_by_key(|(_, (n, _))| *n).map(|(name, (_, bits))| (name.to_string(), *bits));
         let WeightSizes { weight_bytes, largest_buffer, group_bytes, group_largest } = cfg.as_ref().map(weight_sizes).unwrap_or_default();
         let group_dtypes = cfg.as_ref().map(|c| group_dtypes(c, g)).unwrap_or_default();
+        let kept = cfg.as_ref().map(|c| kept_groups(c, g)).unwrap_or_default();
         ModelInfo {
             name: g.get_str("general.name").map(str::to_string),
             basename: g.get_str("general.basename").map(str::to_string),
@@ -159,6 +164,7 @@ impl ModelInfo {
             group_bytes,
             group_largest,
             group_dtypes,
+            kept,
         }
     }
 
@@ -191,6 +197,15 @@ impl ModelInfo {
             ),
         };
         (plan, why)
+    }
+
+    /// Whether the quantization method changes any number of `plan` on this file: some group is
+    /// requantized (neither FP16 nor kept as stored).
+    pub fn method_matters(&self, plan: &Plan) -> bool {
+        Group::ALL.iter().any(|&g| {
+            let p = plan.get(g);
+            p != Precision::Fp16 && !self.kept.contains(&(g, p))
+        })
     }
 
     pub fn weight_bytes_at(&self, p: Precision) -> u64 {
@@ -296,6 +311,23 @@ pub fn weight_sizes(cfg: &Config) -> WeightSizes {
 
 /// The finest source dtype among each group's matrices (the embedding counts for the embeddings
 /// group, tied output head or not), with its bits per weight.
+/// [`ModelInfo::kept`].
+fn kept_groups(cfg: &Config, g: &Gguf) -> Vec<(Group, Precision)> {
+    let mats = cfg.matrices();
+    let mut out = vec![];
+    for group in Group::ALL {
+        for p in [Precision::Int8, Precision::Int4] {
+            let all = mats.iter().filter(|m| Group::of(**m) == group).all(|m| {
+                g.tensor(&m.tensor_name(false)).is_ok_and(|t| crate::QuantMatrix::keeps(t.ggml_type, t.matrix_shape().1, p))
+            });
+            if all {
+                out.push((group, p));
+            }
+        }
+    }
+    out
+}
+
 fn group_dtypes(cfg: &Config, g: &Gguf) -> Vec<(Group, String, f64)> {
     let mut out: Vec<(Group, String, f64)> = vec![];
     // The embedding last: where it and the output head are as fine, the head's dtype is named.

@@ -117,3 +117,17 @@ fn calibration_is_asked_for_only_where_a_tensor_is_requantized() {
     assert!(s.needs_calibration(Plan::parse("int4@gptq").unwrap()).unwrap());
     assert!(s.needs_calibration(Plan::parse("int8-int8-int8@imatrix").unwrap()).unwrap());
 }
+
+#[test]
+fn the_model_info_says_where_a_method_changes_nothing() {
+    // What the page's method picker says: on the tiny model (Q4_1 layers, Q8_0 embedding) its
+    // own precisions keep every block, as Session::needs_calibration finds above.
+    let Some(bytes) = common::tiny_model() else { return };
+    let g = Gguf::parse(&bytes).unwrap();
+    let info = lowbit::info::ModelInfo::from_gguf(&g, bytes.len() as u64);
+    let matters = |code: &str| info.method_matters(&Plan::parse(code).unwrap());
+    assert!(!matters("int4-int4-int8"));
+    assert!(!matters("fp16") && !matters("fp16-fp16-int8"));
+    assert!(matters("int4"), "the Q8_0 embedding is requantized at INT4");
+    assert!(matters("int8") && matters("int3-int4-int8"));
+}

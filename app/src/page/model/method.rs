@@ -24,6 +24,8 @@ pub fn MethodPicker() -> impl IntoView {
     let engine = model.engine;
     let method = move || model.plan.get().method;
     let fp16_only = move || !model.plan.get().quantized();
+    // Every group the plan quantizes is kept as the file stores it: no method changes a number.
+    let all_kept = move || model.model.get().is_some_and(|m| !m.info.method_matters(&model.plan.get())) && !fp16_only();
     view! {
         <div class="method-picker">
             <label class="inline">
@@ -36,7 +38,9 @@ pub fn MethodPicker() -> impl IntoView {
                 </select>
             </label>
             <p class="hint" data-testid="method-explain">{move || format!("{}.", capitalized(method().explain()))}
-                {move || (fp16_only() && method() != Method::Rtn).then_some(" FP16 stores every weight as it is: the method matters at INT8 and below.")}</p>
+                {move || (fp16_only() && method() != Method::Rtn).then_some(" FP16 stores every weight as it is: the method matters at INT8 and below.")}
+                {move || (all_kept() && method() != Method::Rtn).then_some(" This file already stores its weights in these precisions' blocks, which are kept as they are: \
+                    every method gives the same numbers here. It matters where a group is requantized (uniform INT4 or INT8, INT3, INT2).")}</p>
             {move || model.calibrated.get().map(|(tokens, secs)| view! {
                 <p class="hint" data-testid="calibration-note">{format!(
                     "Calibrated on {tokens} tokens of the built-in calibration text in {secs:.1} s (once per model; every calibrated switch reuses it)."
