@@ -301,7 +301,8 @@ mod tests {
         let (rows, k) = (16, 64);
         let mut rng = Rng::new(9);
         let w = rng.normals(rows * k, 0.05);
-        let x = Inputs { cols: k, x: rng.normals(200 * k, 1.0) };
+        // Fewer tokens than the search samples, so it scores every one.
+        let x = Inputs { cols: k, x: rng.normals(120 * k, 1.0) };
         let imatrix = weighted(&w, rows, k, Precision::Int4, &x.importance()).unwrap();
         let e_imp = output_error(&w, &imatrix, k, &x, None);
         match search(&[&w], k, &x, Precision::Int4).unwrap() {
