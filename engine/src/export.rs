@@ -72,7 +72,7 @@ pub fn export(g: &Gguf, plan: &Plan, calib: Option<&Calibration>, mut on_tensor:
 /// Writes an export one tensor per [`Exporter::step`], so a caller can report progress and
 /// cancel in between (the page's worker does).
 pub struct Exporter {
-    plan: Plan,
+    /// Makes each matrix and changed norm at the plan (its `plan`).
     quantizer: crate::method::Quantizer,
     /// The model's weight matrices by tensor name.
     mats: Vec<(String, Mat)>,
@@ -92,7 +92,7 @@ impl Exporter {
         let mats = cfg.matrices().into_iter().map(|m| (m.tensor_name(false), m)).collect();
         let norms = (0..cfg.n_layers).flat_map(|l| [Vector::Attn(l), Vector::Ffn(l)]).map(|v| (v.tensor_name(), v)).collect();
         let quantizer = crate::method::Quantizer::new(&cfg, g, plan)?;
-        Ok(Exporter { plan, quantizer, mats, norms, encoded: Vec::with_capacity(g.tensors.len()), total: g.tensors.len() })
+        Ok(Exporter { quantizer, mats, norms, encoded: Vec::with_capacity(g.tensors.len()), total: g.tensors.len() })
     }
 
     pub fn done(&self) -> usize {
@@ -124,7 +124,7 @@ impl Exporter {
         if self.encoded.len() != g.tensors.len() {
             return Err(Error::Usage(format!("{} of {} tensors written", self.encoded.len(), g.tensors.len())));
         }
-        let plan = &self.plan;
+        let plan = &self.quantizer.plan;
         let mut metadata: Vec<(String, Value)> = g.metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let ours = ["general.file_type", "general.quantized_by", "lowbit.quantization.plan", "lowbit.quantization.method"];
         metadata.retain(|(k, _)| !ours.contains(&k.as_str()));

@@ -309,8 +309,6 @@ pub fn weight_sizes(cfg: &Config) -> WeightSizes {
     sizes
 }
 
-/// The finest source dtype among each group's matrices (the embedding counts for the embeddings
-/// group, tied output head or not), with its bits per weight.
 /// [`ModelInfo::kept`].
 fn kept_groups(cfg: &Config, g: &Gguf) -> Vec<(Group, Precision)> {
     let mats = cfg.matrices();
@@ -328,6 +326,8 @@ fn kept_groups(cfg: &Config, g: &Gguf) -> Vec<(Group, Precision)> {
     out
 }
 
+/// The finest source dtype among each group's matrices (the embedding counts for the embeddings
+/// group, tied output head or not), with its bits per weight.
 fn group_dtypes(cfg: &Config, g: &Gguf) -> Vec<(Group, String, f64)> {
     let mut out: Vec<(Group, String, f64)> = vec![];
     // The embedding last: where it and the output head are as fine, the head's dtype is named.

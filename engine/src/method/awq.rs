@@ -185,21 +185,11 @@ impl Awq {
         })
     }
 
-    /// Matrix `m` at the plan: its columns scaled by its site's `s`, its rows (up's) divided by
-    /// the down site's, then the importance-weighted search under the scaled inputs.
-    pub fn matrix(&self, file: &[u8], m: Mat, calib: &Calibration) -> Result<QuantMatrix> {
-        let t = self.tensor(m)?;
-        let (rows, cols) = t.matrix_shape();
-        let p = self.plan.of(m);
-        if let Some(kept) = QuantMatrix::from_ggml(t.ggml_type, t.data(file)?, rows, cols, p) {
-            return Ok(kept);
-        }
-        let values = crate::gguf::dequantize(t.ggml_type, t.data(file)?)?;
-        if p == Precision::Fp16 {
-            return QuantMatrix::quantize(&values, rows, cols, p);
-        }
-        let site = Site::of(m, calib.tied);
-        let cols_s = match site {
+    /// Matrix `m` (tensor `t`) at the plan: its columns scaled by its site's `s`, its rows (up's)
+    /// divided by the down site's, then the importance-weighted search under the scaled inputs.
+    /// Unscaled (kept as stored, FP16, or a site AWQ leaves alone), it is [`super::requantize`]'s.
+    pub fn matrix(&self, file: &[u8], t: &TensorInfo, m: Mat, calib: &Calibration) -> Result<QuantMatrix> {
+        let cols_s = match Site::of(m, calib.tied) {
             Some(s) => self.scales(file, s, calib)?,
             None => None,
         };
@@ -207,6 +197,12 @@ impl Awq {
             Mat::Up(l) => self.scales(file, Site::Down(l), calib)?,
             _ => None,
         };
+        if cols_s.is_none() && rows_s.is_none() {
+            return super::requantize(file, t, m, &self.plan, Some(calib));
+        }
+        // Scales exist only where every matrix they touch is requantized (`scales`).
+        let (rows, cols) = t.matrix_shape();
+        let values = crate::gguf::dequantize(t.ggml_type, t.data(file)?)?;
         let importance = match calib.inputs(m) {
             Some(inp) if inp.cols == cols => inp.importance(),
             Some(inp) => return Err(Error::Shape(format!("calibration inputs of {} columns for a matrix of {cols}", inp.cols))),
@@ -217,7 +213,7 @@ impl Awq {
             Some(s) => scaled_importance(&importance, s),
             None => importance,
         };
-        weighted(&v, rows, cols, p, &w)
+        weighted(&v, rows, cols, self.plan.of(m), &w)
     }
 
     /// Norm `v`'s weights where the plan folds scales into them (divided by its site's `s`);

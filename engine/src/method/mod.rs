@@ -201,7 +201,7 @@ impl Quantizer {
     /// Matrix `m` (tensor `t` of `file`) at the plan.
     pub fn matrix(&self, file: &[u8], t: &crate::gguf::TensorInfo, m: Mat, calib: Option<&Calibration>) -> Result<QuantMatrix> {
         match (&self.awq, calib) {
-            (Some(a), Some(c)) => a.matrix(file, m, c),
+            (Some(a), Some(c)) => a.matrix(file, t, m, c),
             _ => requantize(file, t, m, &self.plan, calib),
         }
     }
