@@ -95,7 +95,7 @@ test('every panel passes an accessibility audit at 1400 and 420 px', async ({ pa
   await expect(app.id('inspector-heatmap').locator('svg')).toHaveCount(1, { timeout: LONG });
   // Charts are images with names, and legends sit outside the plot.
   await expect(app.id('compare-kl-chart').locator('svg[role=img]')).toHaveAttribute('aria-label', /KL vs FP16/);
-  await expect(app.id('compare-kl-chart').locator('.legend li')).toHaveCount(2);
+  await expect(app.id('compare-kl-chart').locator('.legend li')).toHaveCount(3);
   expect(await audit(page, '1400 px, every panel')).toEqual([]);
   await app.screenshot(testInfo, 'every-panel-1400');
   await page.setViewportSize({ width: 420, height: 900 });
@@ -120,6 +120,10 @@ test('on a phone-width screen the chat comes first and explanations are folded',
   expect(chat).toBeLessThan(model);
   expect(chat).toBeLessThan(200);
   await expect(app.id('chat-input')).toBeInViewport();
+  // The whole chat card is in view, not its message box at the screen's top edge.
+  const card = await app.id('chat').boundingBox();
+  expect(card.y).toBeGreaterThanOrEqual(0);
+  expect(card.y + card.height).toBeLessThanOrEqual(860);
   // Explanations start folded here (open on wide screens), one tap away.
   const explains = page.locator('details.explain');
   expect(await explains.count()).toBeGreaterThan(5);

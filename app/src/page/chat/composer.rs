@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 
 use super::state::ChatState;
-use crate::ui::fmt::{self, plan_short};
+use crate::ui::fmt;
 
 /// Whether the messages pane follows new text: `pinned` is where it was last scrolled to; above
 /// it, the reader has moved up to read something earlier.
@@ -99,10 +99,22 @@ pub fn Composer(follow: Follow) -> impl IntoView {
 /// have had is gone), unless the user is typing somewhere else; and when a message is edited.
 fn focus_input(chat: ChatState, input_ref: NodeRef<leptos::html::Textarea>) {
     let engine = chat.engine;
+    // Without the browser's own scroll to the box: the whole chat card comes into view instead
+    // (on a phone its message list and the box, not the box at the screen's top edge), on the
+    // next frame, once the page has moved the chat where a loaded model puts it.
     let focus = move || {
-        if let Some(el) = input_ref.get_untracked() {
-            let _ = el.focus();
-        }
+        request_animation_frame(move || {
+            if let Some(el) = input_ref.get_untracked() {
+                let opts = web_sys::FocusOptions::new();
+                opts.set_prevent_scroll(true);
+                let _ = el.focus_with_options(&opts);
+                if let Some(card) = el.closest("section").ok().flatten() {
+                    let at = web_sys::ScrollIntoViewOptions::new();
+                    at.set_block(web_sys::ScrollLogicalPosition::Nearest);
+                    card.scroll_into_view_with_scroll_into_view_options(&at);
+                }
+            }
+        })
     };
     Effect::new(move |prev: Option<(bool, bool)>| {
         let now = (engine.loading().is_some(), engine.generating().is_some());
@@ -153,14 +165,14 @@ fn SpeedNotice() -> impl IntoView {
                     "Measured here at {}: {decode:.1} tokens per second written, {prefill:.0} read. A reply of up to {} takes \
                      {}, plus reading the conversation{}. Fewer max tokens, INT4, or a browser with a hardware GPU make \
                      replies quicker; Stop (Esc) ends one at any time.",
-                    plan_short(&plan.into()),
+                    fmt::plan_name(&plan.into()),
                     fmt::tokens(max),
                     if secs < 1.0 { "under a second".to_string() } else { format!("up to {}", fmt::duration(secs)) },
                     if adapter.is_fallback { " (this is a software GPU: the processor does a graphics card's work)" } else { "" }
                 )
             }
             _ if adapter.is_fallback => format!(
-                "This page runs on a software GPU ({}): the processor does a graphics card's work, so replies come at a few \
+                "This page runs on a software GPU, {}: the processor does a graphics card's work, so replies come at a few \
                  tokens per second and reading a long conversation takes a while. The first reply measures the speed; this \
                  note then says how long a reply of up to {} takes. Stop (Esc) ends a reply at any time.",
                 fmt::adapter_name(&adapter),

@@ -26,7 +26,8 @@ pub fn ModelPicker() -> impl IntoView {
                         title=move || if loaded() { Some("Loaded") } else { engine.busy_reason() }
                         on:click=move |_| model.load_url(e.url)>"Download"</button>
                 </div>
-                <span class="pick-note">{format!("{} · {} · ≈ {} MB · {}", e.note, e.format, e.file_mb, e.license)}</span>
+                <span class="pick-note">{format!("{} · {} · ", e.note, e.format)}<span class="nowrap">{format!("≈ {} MB", e.file_mb)}</span>" · "
+                    <span class="nowrap" data-testid="pick-license">{e.license}</span></span>
                 <span class="pick-fits">{move || {
                     let needs = needs();
                     if needs.is_empty() {
