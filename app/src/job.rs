@@ -3,7 +3,7 @@
 //! only its own events change what the page shows (an event about an earlier job is dropped).
 
 use lowbit::plan::{Plan, Variant};
-use lowbit::session::{Progress, Stage};
+use lowbit::session::{Progress, RunStep, Stage};
 
 use crate::protocol::{Event, JobId};
 
@@ -12,6 +12,23 @@ use crate::protocol::{Event, JobId};
 pub struct Running {
     pub id: JobId,
     pub kind: JobKind,
+    /// When the page started it (ms since the epoch): what an estimate of the time left counts from.
+    pub started_ms: f64,
+    /// The measurement's latest step, for its progress bar.
+    pub step: Option<RunStep>,
+}
+
+impl Running {
+    pub fn new(id: JobId, kind: JobKind, started_ms: f64) -> Running {
+        Running { id, kind, started_ms, step: None }
+    }
+
+    /// Seconds left by the pace so far, once a step is done (`now_ms`: the clock now).
+    pub fn seconds_left(&self, now_ms: f64) -> Option<f64> {
+        let s = self.step.as_ref().filter(|s| s.done > 0 && s.total >= s.done)?;
+        let per_step = (now_ms - self.started_ms).max(0.0) / s.done as f64;
+        Some(per_step * (s.total - s.done) as f64 / 1e3)
+    }
 }
 
 /// What the job is, with what the page shows while it runs.
@@ -59,6 +76,23 @@ impl JobKind {
         }
     }
 
+    /// What the job is doing, for the model's status line (None for a reply, which the chat shows).
+    pub fn doing(&self) -> Option<&'static str> {
+        Some(match self {
+            JobKind::Kv => "changing the KV cache",
+            JobKind::Export { .. } => "writing a GGUF file",
+            JobKind::Quality { .. } => "measuring quality",
+            JobKind::Compare => "comparing precisions",
+            JobKind::Profile => "profiling a decode step",
+            JobKind::Bench => "benchmarking",
+            JobKind::Inspect => "inspecting a tensor",
+            JobKind::Layers => "measuring each layer's error",
+            JobKind::SelfTest { .. } => "running the kernel self-test",
+            JobKind::KernelBench => "benchmarking the kernels",
+            JobKind::Load { .. } | JobKind::Switch { .. } | JobKind::Reply { .. } | JobKind::LoseDevice => return None,
+        })
+    }
+
     /// Whether Stop ends it (keeping what was generated) rather than Cancel (undoing it).
     pub fn stoppable(&self) -> bool {
         matches!(self, JobKind::Reply { .. } | JobKind::Compare)
@@ -92,7 +126,7 @@ mod tests {
     use crate::protocol::{ChatEvent, ModelEvent};
 
     fn running(id: JobId) -> Running {
-        Running { id, kind: JobKind::Reply { msg: 7, reading: None } }
+        Running::new(id, JobKind::Reply { msg: 7, reading: None }, 0.0)
     }
 
     #[test]
@@ -117,6 +151,17 @@ mod tests {
         let s = with_progress(s, p(Stage::Parse, 10));
         let s = with_progress(s, p(Stage::Upload, 5));
         assert_eq!(s, vec![p(Stage::Parse, 10), p(Stage::Upload, 5)]);
+    }
+
+    #[test]
+    fn time_left_follows_the_pace_so_far() {
+        let mut r = Running::new(1, JobKind::Bench, 1_000.0);
+        assert_eq!(r.seconds_left(5_000.0), None);
+        r.step = Some(RunStep { done: 0, total: 9, what: "switching to FP16".into() });
+        assert_eq!(r.seconds_left(5_000.0), None);
+        // 3 of 9 steps in 6 s: 12 s to go.
+        r.step = Some(RunStep { done: 3, total: 9, what: "INT8".into() });
+        assert_eq!(r.seconds_left(7_000.0), Some(12.0));
     }
 
     #[test]

@@ -31,7 +31,9 @@ test('loads the default model and streams a reply', async ({}, testInfo) => {
   await expect(app.id('model-card')).toContainText('llama');
   // The file's Q4_1 matrices load at INT4 (their own layout) and its Q8_0 embedding at INT8, and
   // the page says why; the default model is not offered again.
-  await expect(app.id('weights-bytes')).toContainText('attention INT4 · feed-forward INT4 · embeddings INT8');
+  // One name for the file's own setting: the button, the weights line, the status and the badges.
+  await expect(app.id('weights-bytes')).toContainText('As stored (INT4 layers, INT8 embeddings)');
+  await expect(app.id('model-status')).toContainText('at As stored (INT4 layers, INT8 embeddings)');
   await expect(app.id('precision-file')).toHaveAttribute('aria-pressed', 'true');
   await expect(app.id('precision-reason')).toContainText('Q4_1');
   await expect(app.id('precision-reason')).toContainText('Q8_0');
@@ -79,7 +81,7 @@ test('loads the default model and streams a reply', async ({}, testInfo) => {
   const decode = parseFloat(await app.id('decode-tps').textContent());
   const notice = app.id('slow-gpu-notice');
   await expect(notice).toContainText(/A reply of up to 8 tokens takes (up to \d|under a second)/);
-  const said = (await notice.textContent()).match(/Measured here at MIX a4 f4 e8: (\d+\.\d) tokens per second written/);
+  const said = (await notice.textContent()).match(/Measured here at As stored \(INT4 layers, INT8 embeddings\): (\d+\.\d) tokens per second written/);
   console.log(`slow-GPU notice: ${await notice.textContent()}`);
   expect(said).not.toBeNull();
   expect(Math.abs(parseFloat(said[1]) - decode)).toBeLessThan(0.06);

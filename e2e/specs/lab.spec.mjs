@@ -20,12 +20,12 @@ async function laneTexts(app) {
 }
 
 async function waitCompare(app) {
-  await expect(app.id('compare-summary-row')).toHaveCount(4, { timeout: LONG });
+  await expect(app.id('compare-summary-row')).toHaveCount(5, { timeout: LONG });
   // Its sample size said, as the quality panel says its noise.
   await expect(app.id('compare-caveat')).toContainText('positions compared');
 }
 
-test('the compare view runs one prompt at FP16, INT8, INT4 and an INT8 KV cache in lock-step', async ({ page }, testInfo) => {
+test('the compare view runs one prompt at FP16, INT8, INT4, the file\'s own setting and an INT8 KV cache in lock-step', async ({ page }, testInfo) => {
   const app = new AppPage(page);
   await page.setViewportSize({ width: 1300, height: 1000 });
   await app.open();
@@ -38,12 +38,15 @@ test('the compare view runs one prompt at FP16, INT8, INT4 and an INT8 KV cache 
   await app.id('compare-max-tokens').fill('6');
   await app.id('compare-max-tokens').dispatchEvent('change');
   await expect(app.id('compare-sampling')).toContainText('seed 7');
-  // A fourth lane: FP16 weights with an INT8 KV cache.
+  // The file's own setting is a lane from the start, named as everywhere else.
+  await expect(app.id('compare-lane-int4-int4-int8')).toBeChecked();
+  await expect(app.id('compare-lane-int4-int4-int8').locator('xpath=..')).toContainText('As stored');
+  // A fifth lane: FP16 weights with an INT8 KV cache.
   await app.id('compare-lane-fp16+kv-int8').check();
   await app.id('compare-run').click();
   await expect(app.id('compare-status')).toContainText(/preparing|reading the prompt|position/);
   // The columns stream: a lane shows tokens before the comparison is done.
-  await expect(app.id('compare-lane')).toHaveCount(4, { timeout: LONG });
+  await expect(app.id('compare-lane')).toHaveCount(5, { timeout: LONG });
   await expect(app.id('compare-lane').first().locator('.tok').first()).toBeVisible({ timeout: LONG });
   await waitCompare(app);
   await app.id('compare-view').scrollIntoViewIfNeeded();
@@ -56,11 +59,15 @@ test('the compare view runs one prompt at FP16, INT8, INT4 and an INT8 KV cache 
     tps: parseFloat(r.querySelector('[data-testid=compare-decode-tps]').textContent),
   })));
   console.log(`compare summaries: ${JSON.stringify(rows)}`);
-  expect(rows.map((r) => r.plan)).toEqual(['fp16', 'int8', 'int4', 'fp16+kv-int8']);
+  expect(rows.map((r) => r.plan)).toEqual(['fp16', 'int8', 'int4', 'int4-int4-int8', 'fp16+kv-int8']);
   expect(rows[0].kl).toBe(0);
   expect(rows[0].top1).toMatch(/^100\.0% of \d+/);
   expect(rows[0].first).toBe('none');
-  for (const r of rows.slice(1)) expect(r.kl).toBeGreaterThan(0);
+  // The file's own setting holds its blocks exactly (Q4_1 kept at INT4, Q8_0 at INT8), as FP16's
+  // widened copy does: it is as close to FP16 as INT8 is, or closer. Every requantized lane moves.
+  const kl = Object.fromEntries(rows.map((r) => [r.plan, r.kl]));
+  for (const p of ['int8', 'int4', 'fp16+kv-int8']) expect(kl[p], p).toBeGreaterThan(0);
+  expect(kl['int4-int4-int8']).toBeLessThanOrEqual(kl.int8);
   for (const r of rows) expect(r.tps).toBeGreaterThan(0);
   const lanes = await laneTexts(app);
   console.log(`compare lanes: ${JSON.stringify(lanes)}`);
@@ -74,7 +81,7 @@ test('the compare view runs one prompt at FP16, INT8, INT4 and an INT8 KV cache 
   const link = await app.id('compare-link').inputValue();
   console.log(`shared link: ${link}`);
   expect(link).toContain('seed=7');
-  expect(link).toContain('lanes=int8%2Cint4%2Cfp16%2Bkv-int8');
+  expect(link).toContain('lanes=int8%2Cint4%2Cint4-int4-int8%2Cfp16%2Bkv-int8');
   expect(page.url()).toBe(link);
   shared = { link, lanes };
   expect(app.errors).toEqual([]);
@@ -106,7 +113,14 @@ test('speed panel, inspector and a mixed-precision plan', async ({ page }, testI
   // Speed: one profiled decode step, per kernel, against the copy roofline.
   await app.id('speed-profile').click();
   await expect(app.id('speed-row')).toHaveCount(1, { timeout: LONG });
-  await expect(app.id('speed-table')).toContainText('copy kernel on this GPU');
+  // One roofline for the panel, and what limits decode here read from the profile's numbers;
+  // the precision panel says the same.
+  const roofline = await app.id('speed-roofline').textContent();
+  expect(roofline).toMatch(/^Copy kernel on this GPU: \d+\.\d\d GB\/s/);
+  const limit = await app.id('speed-limit').textContent();
+  console.log(`speed limit: ${limit}`);
+  expect(limit).toMatch(/^On this GPU decode is limited by (overhead|memory|arithmetic)|no timestamp queries/);
+  await expect(app.id('precision-speed-limit')).toContainText(limit);
   await expect(app.id('kernel-time-row').first()).toBeVisible();
   const kernels = await app.id('kernel-time-row').allTextContents();
   console.log(`kernel times: ${JSON.stringify(kernels)}`);
@@ -122,13 +136,32 @@ test('speed panel, inspector and a mixed-precision plan', async ({ page }, testI
   expect(Math.abs(gpu + rest - wall)).toBeLessThan(0.2 + wall * 0.01);
   // The model benchmark: prefill and greedy decode at FP16, INT8 and INT4 on the loaded model,
   // its report as JSON (what `lowbit bench model --json` prints); the plan is kept.
+  // A long benchmark shows its step, the time left and Cancel, and the model's status says
+  // what runs; Cancel leaves no result and the model as it was.
   await app.id('bench-prompt-tokens').fill('8');
   await app.id('bench-prompt-tokens').dispatchEvent('change');
+  await app.id('bench-decode-tokens').fill('400');
+  await app.id('bench-decode-tokens').dispatchEvent('change');
+  await app.id('bench-run').click();
+  await expect(app.id('bench-progress').getByTestId('run-step')).toContainText(/run \d of 3/, { timeout: LONG });
+  await expect(app.id('model-status')).toContainText(/benchmarking \(step \d+ of 27\)/);
+  await expect(app.id('bench-progress').getByTestId('run-left')).toContainText(/step \d+ of 27/);
+  await app.id('bench-progress').getByTestId('run-cancel').click();
+  await expect(app.id('bench-progress')).toHaveCount(0, { timeout: LONG });
+  await app.waitReady();
+  await expect(app.id('model-bench-row')).toHaveCount(0);
+  await expect(app.id('precision-file')).toHaveAttribute('aria-pressed', 'true');
   await app.id('bench-decode-tokens').fill('4');
   await app.id('bench-decode-tokens').dispatchEvent('change');
   await app.id('bench-run').click();
   await expect(app.id('model-bench-row')).toHaveCount(3, { timeout: LONG });
   const bench = JSON.parse(await app.id('bench-result').textContent());
+  // Every precision ran 3 times, taking turns; the ratio says its spread; the roofline is the
+  // profile's, measured once.
+  expect(bench.repeats).toBe(3);
+  for (const r of bench.rows) expect(r.decode_runs.length).toBe(3);
+  await expect(app.id('bench-ratio')).toContainText(/median of 3 runs, \d+\.\d\d–\d+\.\d\d×/);
+  expect(roofline).toContain(`${bench.copy_gbps.toFixed(2)} GB/s`);
   console.log(`model bench: ${JSON.stringify(bench.rows.map((r) => [r.precision, r.prefill_tokens_per_second, r.decode_tokens_per_second]))}`);
   expect(bench.rows.map((r) => r.precision)).toEqual(['fp16', 'int8', 'int4']);
   expect([bench.prompt_tokens, bench.decode_tokens]).toEqual([8, 4]);

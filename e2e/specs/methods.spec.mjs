@@ -38,14 +38,17 @@ test('switching the quantization method calibrates once and is measured beside F
 
   // Every INT4 method beside FP16, INT8 and INT4 by rounding.
   await app.id('quality-methods').check();
-  await app.runQuality(32, 7);
+  await app.runQuality(32, 8);
   const rows = await app.id('quality-row').evaluateAll((rs) => rs.map((r) => ({
     p: r.dataset.precision,
     kl: parseFloat(r.querySelector('[data-testid=quality-kl]').textContent),
   })));
   console.log(`quality by method: ${JSON.stringify(rows)}`);
-  expect(rows.map((r) => r.p)).toEqual(['fp16', 'int8', 'int4', 'int4@search', 'int4@imatrix', 'int4@awq', 'int4@gptq']);
-  for (const r of rows.slice(1)) expect(r.kl).toBeGreaterThan(0);
+  // ... and the file's own setting, where the chat loads by default.
+  expect(rows.map((r) => r.p)).toEqual(['fp16', 'int8', 'int4', 'int4@search', 'int4@imatrix', 'int4@awq', 'int4@gptq', 'int4-int4-int8']);
+  // Every requantized row moves away from FP16; the file's own setting keeps its blocks exactly.
+  for (const r of rows.slice(1, -1)) expect(r.kl, r.p).toBeGreaterThan(0);
+  expect(rows.at(-1).kl).toBeLessThanOrEqual(rows[1].kl);
   await expect(app.id('quality-result')).toContainText('INT4 GPTQ');
 
   // Download as GGUF: the weights the page runs, as a file the page (and llama.cpp) loads.
@@ -98,9 +101,12 @@ test('the ladder down to INT2: measured beside FP16, and a chat at 3 bits per we
   expect(kl.int2).toBeGreaterThan(kl.int3);
   // At the file's own precisions every block is kept as stored: the picker says a method
   // changes nothing there.
+  // changes nothing there, and the setting's name leaves the method out.
   await app.id('method').selectOption('awq');
-  await expect(app.id('model-status')).toContainText('(AWQ)', { timeout: LONG });
-  await expect(app.id('method-explain')).toContainText('every method gives the same numbers here');
+  await expect(app.id('method-explain')).toContainText('every method gives the same numbers here', { timeout: LONG });
+  await app.waitReady();
+  await expect(app.id('model-status')).toContainText('at As stored (INT4 layers, INT8 embeddings)');
+  await expect(app.id('model-status')).not.toContainText('AWQ');
   await app.setPrecision('int2');
   await expect(app.id('weights-bytes')).toContainText('INT2');
   await app.setMaxTokens(4);

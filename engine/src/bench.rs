@@ -204,6 +204,12 @@ impl DecodeProfile {
     pub fn achieved_gbps(&self) -> f64 {
         self.bytes_per_token as f64 / (self.wall_ms * 1e-3).max(1e-12) / 1e9
     }
+
+    /// What limits this step: its wall time, its kernels' GPU time and its bytes against the
+    /// copy roofline.
+    pub fn limit(&self) -> Option<Limit> {
+        Limit::read(self.bytes_per_token, self.wall_ms, self.gpu_ms, self.copy_gbps)
+    }
 }
 
 /// Sum per-pass timings by kernel, slowest first.
@@ -223,12 +229,22 @@ pub fn by_kernel(passes: &[(crate::gpu::Kernel, f64)]) -> Vec<KernelTime> {
     out
 }
 
+fn one() -> usize {
+    1
+}
+
 /// One precision of a model benchmark.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelBenchRow {
     pub precision: Precision,
+    /// Medians of the runs below.
     pub prefill_tokens_per_second: f64,
     pub decode_tokens_per_second: f64,
+    /// Every run's figure, in run order.
+    #[serde(default)]
+    pub prefill_runs: Vec<f64>,
+    #[serde(default)]
+    pub decode_runs: Vec<f64>,
     /// Bytes a decode step reads (weights, norms, the KV cache at the middle position).
     pub bytes_per_token: u64,
     /// `bytes_per_token` × decode tokens per second.
@@ -249,6 +265,9 @@ pub struct ModelBench {
     pub model: String,
     pub prompt_tokens: usize,
     pub decode_tokens: usize,
+    /// How many times every precision ran (taking turns).
+    #[serde(default = "one")]
+    pub repeats: usize,
     /// The prompt's token ids ([`prompt_ids`] or [`text_prompt`]).
     pub prompt: Vec<u32>,
     /// The prompt as text when it came from the model's tokenizer ([`text_prompt`]), so a peer
@@ -258,24 +277,72 @@ pub struct ModelBench {
     pub rows: Vec<ModelBenchRow>,
 }
 
-/// Prefill `prompt_tokens` tokens, then decode `decode_tokens` greedily, at each precision:
-/// tokens per second, bytes and GB/s, the roofline ratio against the copy kernel, dispatches and
-/// GPU objects created per decode step, and one decode step's GPU time by kernel. Every pipeline
-/// is compiled and run once before anything is timed. One backend is loaded and switched from
-/// precision to precision (as the page does).
-pub async fn model(
-    gpu: &Gpu,
-    g: &crate::gguf::Gguf<'_>,
-    name: &str,
-    precisions: &[Precision],
-    prompt_tokens: usize,
-    decode_tokens: usize,
-) -> Result<ModelBench> {
-    let first = *precisions.first().ok_or_else(|| Error::Usage("no precision to benchmark".into()))?;
-    let mut b = crate::model::gpu::GpuBackend::load(gpu, g, first, prompt_tokens + decode_tokens + 2)?;
+/// What a model benchmark runs: prefill `prompt_tokens`, then decode `decode_tokens` greedily, at
+/// each of `precisions`, `repeats` times over (the precisions take turns, so a slow spell of the
+/// machine falls on all of them rather than on one).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BenchSettings {
+    pub precisions: Vec<Precision>,
+    pub prompt_tokens: usize,
+    pub decode_tokens: usize,
+    pub repeats: usize,
+}
+
+/// A measurement over repeated runs: its median and range.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub runs: usize,
+}
+
+impl Spread {
+    /// None for no runs.
+    pub fn of(v: &[f64]) -> Option<Spread> {
+        let finite: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+        (!finite.is_empty()).then(|| Spread {
+            median: crate::util::median(&finite),
+            min: finite.iter().copied().fold(f64::INFINITY, f64::min),
+            max: finite.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            runs: finite.len(),
+        })
+    }
+
+    /// `1.40× (median of 3 runs, 1.27–1.54×)`, or `1.40× (one run)`, with `unit` after each number.
+    pub fn describe(&self, decimals: usize, unit: &str) -> String {
+        format!("{:.*}{unit}{}", decimals, self.median, self.range_phrase(decimals, unit))
+    }
+
+    /// What [`Spread::describe`] says after the median: ` (median of 3 runs, 1.27–1.54×)`.
+    pub fn range_phrase(&self, decimals: usize, unit: &str) -> String {
+        if self.runs < 2 {
+            " (one run)".into()
+        } else {
+            format!(" (median of {} runs, {:.*}–{:.*}{unit})", self.runs, decimals, self.min, decimals, self.max)
+        }
+    }
+}
+
+/// Prefill and decode at each precision ([`BenchSettings`]): tokens per second (median and every
+/// run), bytes and GB/s, the roofline ratio against the copy kernel, dispatches and GPU objects
+/// created per decode step, and one decode step's GPU time by kernel. Every pipeline is compiled
+/// and run once before anything is timed. One backend is loaded and switched from precision to
+/// precision (as the page does).
+pub async fn model(gpu: &Gpu, g: &crate::gguf::Gguf<'_>, name: &str, settings: &BenchSettings) -> Result<ModelBench> {
+    let first = *settings.precisions.first().ok_or_else(|| Error::Usage("no precision to benchmark".into()))?;
+    let mut b = crate::model::gpu::GpuBackend::load(gpu, g, first, settings.prompt_tokens + settings.decode_tokens + 2)?;
     let tok = crate::tokenizer::Tokenizer::from_gguf(g).ok();
-    let prompt = bench_prompt(tok.as_ref(), b.cfg.vocab, prompt_tokens);
-    model_on(&mut b, g, name, precisions, prompt, decode_tokens).await
+    let prompt = bench_prompt(tok.as_ref(), b.cfg.vocab, settings.prompt_tokens);
+    // The copy yardstick over as many bytes as the first precision's decode step reads.
+    let copy = copy_bandwidth(gpu, roofline_bytes(gpu, b.bytes_per_token(0)), 10).await?.0;
+    model_on(&mut b, g, name, settings, prompt, copy, |_| true).await
+}
+
+/// How many bytes the copy yardstick moves for a step that reads `step_bytes`: as many, within a
+/// binding and 256 MiB.
+pub fn roofline_bytes(gpu: &Gpu, step_bytes: u64) -> u64 {
+    step_bytes.min(gpu.binding_limit()).min(256 << 20).max(1 << 20)
 }
 
 /// What the benchmark's text prompt is cut from (repeated as needed).
@@ -321,88 +388,250 @@ pub fn prompt_ids(vocab: usize, n: usize) -> Vec<u32> {
 }
 
 /// [`model`] on a loaded backend, whose precision it switches (and leaves at the last one) and
-/// whose KV cache it overwrites.
+/// whose KV cache it overwrites; `copy_gbps` is the roofline its rows are compared with.
+/// `on_step` hears of every step before it runs and ends the run with [`Error::Cancelled`] when
+/// it answers false.
 pub async fn model_on(
     b: &mut crate::model::gpu::GpuBackend,
     g: &crate::gguf::Gguf<'_>,
     name: &str,
-    precisions: &[Precision],
+    settings: &BenchSettings,
     (prompt, prompt_text): (Vec<u32>, Option<String>),
-    decode_tokens: usize,
+    copy_gbps: f64,
+    mut on_step: impl FnMut(crate::session::RunStep) -> bool,
 ) -> Result<ModelBench> {
     use crate::model::{forward, Backend};
+    let (precisions, decode_tokens, repeats) = (&settings.precisions, settings.decode_tokens, settings.repeats.max(1));
     let prompt_tokens = prompt.len();
     let gpu = b.gpu.clone();
     let cfg = b.cfg.clone();
     let n_ctx = b.n_ctx;
-    if prompt_tokens == 0 || decode_tokens == 0 || prompt_tokens + decode_tokens + 2 > n_ctx {
+    if precisions.is_empty() || prompt_tokens == 0 || decode_tokens == 0 || prompt_tokens + decode_tokens + 2 > n_ctx {
         return Err(Error::Usage(format!(
-            "the benchmark needs 1 or more prompt and decode tokens, {} in all with 2 of warm-up, within the context of {n_ctx}",
+            "the benchmark needs a precision, and 1 or more prompt and decode tokens, {} in all with 2 of warm-up, within the context of {n_ctx}",
             prompt_tokens + decode_tokens + 2
         )));
     }
-    let mut rows = Vec::new();
-    let mut copy_gbps = 0.0;
-    for &p in precisions {
-        b.set_precision(g, p)?;
-        if copy_gbps == 0.0 {
-            // The copy yardstick over as many bytes as a decode step reads.
-            copy_gbps = copy_bandwidth(&gpu, b.bytes_per_token(0).min(gpu.binding_limit()).min(256 << 20), 10).await?.0;
-        }
-        for k in b.kernels() {
-            gpu.pipeline(k);
-        }
-        // Warm-up: a short prefill and two decode steps run every kernel once.
-        let l = forward(&cfg, b, &prompt[..prompt_tokens.min(4)], 0, false)?;
-        let t = b.argmax(&l).await?;
-        for pos in 4..6 {
-            let l = forward(&cfg, b, &[t], pos, false)?;
-            b.argmax(&l).await?;
-        }
-        let t0 = now_ms();
-        let l = forward(&cfg, b, &prompt, 0, false)?;
-        let mut next = b.argmax(&l).await?;
-        let prefill_s = (now_ms() - t0) / 1e3;
-        let mut pos = prompt_tokens;
-        let (mut created0, mut t1) = (gpu.created(), now_ms());
-        for i in 0..decode_tokens {
-            if i == 1 {
-                // Objects are counted from the second step on: the first may make its buffers.
-                (created0, t1) = (gpu.created(), now_ms());
+    let mut rows: Vec<ModelBenchRow> = Vec::new();
+    // Three steps per precision and run: switch and warm up, read the prompt, decode.
+    let total = repeats * precisions.len() * 3;
+    let mut done = 0;
+    let mut step = |done: &mut usize, what: String| {
+        let go = on_step(crate::session::RunStep { done: *done, total, what });
+        *done += 1;
+        if go { Ok(()) } else { Err(Error::Cancelled) }
+    };
+    for run in 0..repeats {
+        for (i, &p) in precisions.iter().enumerate() {
+            let of = if repeats > 1 { format!("run {} of {repeats}: ", run + 1) } else { String::new() };
+            let label = p.name().to_uppercase();
+            step(&mut done, format!("{of}switching to {label}"))?;
+            b.set_precision(g, p)?;
+            for k in b.kernels() {
+                gpu.pipeline(k);
             }
-            let l = forward(&cfg, b, &[next], pos, false)?;
-            next = b.argmax(&l).await?;
-            pos += 1;
+            // Warm-up: a short prefill and two decode steps run every kernel once.
+            let l = forward(&cfg, b, &prompt[..prompt_tokens.min(4)], 0, false)?;
+            let t = b.argmax(&l).await?;
+            for pos in 4..6 {
+                let l = forward(&cfg, b, &[t], pos, false)?;
+                b.argmax(&l).await?;
+            }
+            step(&mut done, format!("{of}{label}, reading {prompt_tokens} prompt tokens"))?;
+            let t0 = now_ms();
+            let l = forward(&cfg, b, &prompt, 0, false)?;
+            let mut next = b.argmax(&l).await?;
+            let prefill_s = (now_ms() - t0) / 1e3;
+            step(&mut done, format!("{of}{label}, writing {decode_tokens} tokens"))?;
+            let mut pos = prompt_tokens;
+            let (mut created0, mut t1) = (gpu.created(), now_ms());
+            for i in 0..decode_tokens {
+                if i == 1 {
+                    // Objects are counted from the second step on: the first may make its buffers.
+                    (created0, t1) = (gpu.created(), now_ms());
+                }
+                let l = forward(&cfg, b, &[next], pos, false)?;
+                next = b.argmax(&l).await?;
+                pos += 1;
+            }
+            let steps = decode_tokens.saturating_sub(1).max(1) as f64;
+            let decode_s = (now_ms() - t1) / 1e3;
+            let created = gpu.created();
+            let prefill_tps = prompt_tokens as f64 / prefill_s.max(1e-9);
+            let decode_tps = steps / decode_s.max(1e-9);
+            let (buffers, bind_groups) = ((created.buffers - created0.buffers) as f64 / steps, (created.bind_groups - created0.bind_groups) as f64 / steps);
+            if run == 0 {
+                let bytes = b.bytes_per_token(prompt_tokens + decode_tokens / 2);
+                rows.push(ModelBenchRow {
+                    precision: p,
+                    prefill_tokens_per_second: 0.0,
+                    decode_tokens_per_second: 0.0,
+                    prefill_runs: vec![],
+                    decode_runs: vec![],
+                    bytes_per_token: bytes,
+                    gbps: 0.0,
+                    roofline_ratio: 0.0,
+                    dispatches_per_token: b.dispatches_per_token(),
+                    buffers_per_token: 0.0,
+                    bind_groups_per_token: 0.0,
+                    kernels: vec![],
+                });
+            }
+            let row = &mut rows[i];
+            row.prefill_runs.push(prefill_tps);
+            row.decode_runs.push(decode_tps);
+            // What any run made is what the row says (every run must make nothing).
+            row.buffers_per_token = row.buffers_per_token.max(buffers);
+            row.bind_groups_per_token = row.bind_groups_per_token.max(bind_groups);
+            if run + 1 == repeats {
+                row.kernels = b.profile_step(next, pos.min(n_ctx - 1)).await?.as_deref().map(by_kernel).unwrap_or_default();
+            }
         }
-        let steps = decode_tokens.saturating_sub(1).max(1) as f64;
-        let decode_s = (now_ms() - t1) / 1e3;
-        let created = gpu.created();
-        let decode_tps = steps / decode_s.max(1e-9);
-        let kernels = b.profile_step(next, pos.min(n_ctx - 1)).await?.as_deref().map(by_kernel).unwrap_or_default();
-        let bytes = b.bytes_per_token(prompt_tokens + decode_tokens / 2);
-        let gbps = bytes as f64 * decode_tps / 1e9;
-        rows.push(ModelBenchRow {
-            precision: p,
-            prefill_tokens_per_second: prompt_tokens as f64 / prefill_s.max(1e-9),
-            decode_tokens_per_second: decode_tps,
-            bytes_per_token: bytes,
-            gbps,
-            roofline_ratio: gbps / copy_gbps.max(1e-9),
-            dispatches_per_token: b.dispatches_per_token(),
-            buffers_per_token: (created.buffers - created0.buffers) as f64 / steps,
-            bind_groups_per_token: (created.bind_groups - created0.bind_groups) as f64 / steps,
-            kernels,
-        });
+    }
+    for r in &mut rows {
+        r.prefill_tokens_per_second = crate::util::median(&r.prefill_runs);
+        r.decode_tokens_per_second = crate::util::median(&r.decode_runs);
+        r.gbps = r.bytes_per_token as f64 * r.decode_tokens_per_second / 1e9;
+        r.roofline_ratio = r.gbps / copy_gbps.max(1e-9);
     }
     gpu.check()?;
-    Ok(ModelBench { adapter: gpu.info.clone(), model: name.to_string(), prompt_tokens, decode_tokens, prompt, prompt_text, copy_gbps, rows })
+    Ok(ModelBench {
+        adapter: gpu.info.clone(),
+        model: name.to_string(),
+        prompt_tokens,
+        decode_tokens,
+        repeats,
+        prompt,
+        prompt_text,
+        copy_gbps,
+        rows,
+    })
+}
+
+/// `1.95 (1.80–2.01)` for several runs, `1.95` for one.
+fn with_range(median: f64, runs: &[f64], decimals: usize) -> String {
+    match Spread::of(runs) {
+        Some(s) if s.runs > 1 => format!("{median:.decimals$} ({:.decimals$}–{:.decimals$})", s.min, s.max),
+        _ => format!("{median:.decimals$}"),
+    }
 }
 
 impl ModelBench {
-    /// INT4 decode speed over FP16's, when both ran.
-    pub fn int4_over_fp16(&self) -> Option<f64> {
-        let t = |p| self.rows.iter().find(|r| r.precision == p).map(|r| r.decode_tokens_per_second);
-        Some(t(Precision::Int4)? / t(Precision::Fp16)?)
+    /// `median of 3 runs` or `one run`.
+    pub fn runs_phrase(&self) -> String {
+        if self.repeats > 1 { format!("median (and range) of {} runs, the precisions taking turns", self.repeats) } else { "one run".into() }
+    }
+
+    fn row(&self, p: Precision) -> Option<&ModelBenchRow> {
+        self.rows.iter().find(|r| r.precision == p)
+    }
+
+    /// INT4 decode speed over FP16's, when both ran: run by run (the precisions took turns in
+    /// each run), its median and range.
+    pub fn int4_over_fp16(&self) -> Option<Spread> {
+        let (int4, fp16) = (self.row(Precision::Int4)?, self.row(Precision::Fp16)?);
+        let ratios: Vec<f64> = int4.decode_runs.iter().zip(&fp16.decode_runs).map(|(a, b)| a / b.max(1e-12)).collect();
+        Spread::of(&ratios)
+    }
+
+    /// FP16's decode-step bytes over INT4's: how much faster INT4 would be if reading memory were
+    /// all a step did.
+    pub fn int4_bytes_ratio(&self) -> Option<f64> {
+        Some(self.row(Precision::Fp16)?.bytes_per_token as f64 / self.row(Precision::Int4)?.bytes_per_token.max(1) as f64)
+    }
+
+    /// What limits decode on this adapter, from the FP16 row (the most bytes per token): its wall
+    /// time per token, its kernels' GPU time and its bytes against the copy roofline.
+    pub fn limit(&self) -> Option<Limit> {
+        let r = self.row(Precision::Fp16).or(self.rows.first())?;
+        let gpu_ms: f64 = r.kernels.iter().map(|k| k.ms).sum();
+        Limit::read(r.bytes_per_token, 1e3 / r.decode_tokens_per_second.max(1e-12), (!r.kernels.is_empty()).then_some(gpu_ms), self.copy_gbps)
+    }
+}
+
+/// What sets the pace of a decode step on this adapter, read from one step's numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Limit {
+    pub kind: LimitKind,
+    /// The kernels' GPU time over the step's wall time (None without timestamp queries).
+    pub gpu_share: Option<f64>,
+    /// The bytes the step reads per second of the kernels' GPU time (or, without timestamps, of
+    /// wall time) over the copy kernel's GB/s.
+    pub of_copy: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LimitKind {
+    /// The GPU waits between kernels more than it works: recording, submitting and reading back.
+    Overhead,
+    /// The kernels read near the copy kernel's speed: fewer bytes per weight buy speed.
+    Memory,
+    /// The kernels read well below the copy kernel's speed: their arithmetic (or too little work
+    /// at once) sets the pace, so fewer bytes buy less than they would.
+    Arithmetic,
+    /// Without GPU timers the step reads well below copy speed, and wall time alone cannot say why.
+    Unknown,
+}
+
+impl Limit {
+    /// Read the limit of a step that reads `bytes` in `wall_ms`, `gpu_ms` of it in kernels.
+    pub fn read(bytes: u64, wall_ms: f64, gpu_ms: Option<f64>, copy_gbps: f64) -> Option<Limit> {
+        if bytes == 0 || !(wall_ms > 0.0) || !(copy_gbps > 0.0) {
+            return None;
+        }
+        let gbps = |ms: f64| bytes as f64 / (ms.max(1e-9) * 1e-3) / 1e9;
+        Some(match gpu_ms.filter(|g| *g > 0.0) {
+            Some(gpu) => {
+                let (share, of_copy) = (gpu / wall_ms, gbps(gpu) / copy_gbps);
+                let kind = if share < 0.5 {
+                    LimitKind::Overhead
+                } else if of_copy >= 0.5 {
+                    LimitKind::Memory
+                } else {
+                    LimitKind::Arithmetic
+                };
+                Limit { kind, gpu_share: Some(share.min(1.0)), of_copy }
+            }
+            None => {
+                let of_copy = gbps(wall_ms) / copy_gbps;
+                Limit { kind: if of_copy >= 0.5 { LimitKind::Memory } else { LimitKind::Unknown }, gpu_share: None, of_copy }
+            }
+        })
+    }
+
+    /// The finding in a sentence, with the numbers it rests on.
+    pub fn sentence(&self) -> String {
+        let pct = |f: f64| format!("{:.0} %", 100.0 * f);
+        match (self.kind, self.gpu_share) {
+            (LimitKind::Overhead, Some(s)) => format!(
+                "On this GPU decode is limited by overhead: the kernels run for only {} of a step's wall time, the rest is \
+                 recording, submitting and reading back. Fewer bits per weight shorten only the kernels' part.",
+                pct(s)
+            ),
+            (LimitKind::Memory, Some(s)) => format!(
+                "On this GPU decode is limited by memory: the kernels run for {} of a step and read the weights at {} of the \
+                 copy kernel's speed, so fewer bytes per weight mean more tokens per second.",
+                pct(s),
+                pct(self.of_copy)
+            ),
+            (LimitKind::Memory, None) => format!(
+                "On this GPU decode is limited by memory: a step reads the weights at {} of the copy kernel's speed, so fewer \
+                 bytes per weight mean more tokens per second.",
+                pct(self.of_copy)
+            ),
+            (LimitKind::Arithmetic, Some(s)) => format!(
+                "On this GPU decode is limited by arithmetic, not memory: the kernels run for {} of a step but read the \
+                 weights at only {} of the copy kernel's speed, so fewer bytes per weight buy less speed than they save \
+                 memory (unpacking them costs arithmetic too).",
+                pct(s),
+                pct(self.of_copy)
+            ),
+            _ => format!(
+                "A step reads the weights at {} of the copy kernel's speed. This GPU has no timestamp queries, so wall time \
+                 alone cannot say whether arithmetic or overhead is the limit.",
+                pct(self.of_copy)
+            ),
+        }
     }
 }
 
@@ -410,19 +639,20 @@ impl Report for ModelBench {
     /// The table as Markdown (README's performance section, `scripts/perf.sh`).
     fn markdown(&self) -> String {
         let head = format!(
-            "{}. Model: {}; prefill {} tokens, decode {} tokens greedily; copy kernel {:.2} GB/s.",
+            "{}. Model: {}; prefill {} tokens, decode {} tokens greedily; {}; copy kernel {:.2} GB/s.",
             adapter_line(&self.adapter),
             self.model,
             self.prompt_tokens,
             self.decode_tokens,
+            self.runs_phrase(),
             self.copy_gbps
         );
         let header = ["precision", "prefill tok/s", "decode tok/s", "MB read/token", "GB/s", "of copy", "dispatches/token", "created/token"];
         let rows = self.rows.iter().map(|r| {
             vec![
                 r.precision.name().to_string(),
-                format!("{:.1}", r.prefill_tokens_per_second),
-                format!("{:.2}", r.decode_tokens_per_second),
+                with_range(r.prefill_tokens_per_second, &r.prefill_runs, 1),
+                with_range(r.decode_tokens_per_second, &r.decode_runs, 2),
                 format!("{:.1}", r.bytes_per_token as f64 / 1e6),
                 format!("{:.2}", r.gbps),
                 format!("{:.3}", r.roofline_ratio),
@@ -432,7 +662,7 @@ impl Report for ModelBench {
         });
         let mut s = markdown_table(&head, &header, rows);
         if let Some(r) = self.int4_over_fp16() {
-            s += &format!("\nINT4 decode ÷ FP16 decode: **{r:.2}**\n");
+            s += &format!("\nINT4 decode ÷ FP16 decode: **{}**\n", r.describe(2, "×"));
         }
         s
     }
@@ -441,19 +671,19 @@ impl Report for ModelBench {
     fn table(&self) -> String {
         let a = &self.adapter;
         let mut s = format!(
-            "adapter: {} ({}, {})  matvec: {}  matmul: {}\nmodel: {}  prompt {} tokens, decode {} tokens  copy kernel: {:.2} GB/s\n",
-            a.name, a.backend, a.device_type, a.matvec_kernel, a.matmul_kernel, self.model, self.prompt_tokens, self.decode_tokens, self.copy_gbps
+            "adapter: {} ({}, {})  matvec: {}  matmul: {}\nmodel: {}  prompt {} tokens, decode {} tokens, {}  copy kernel: {:.2} GB/s\n",
+            a.name, a.backend, a.device_type, a.matvec_kernel, a.matmul_kernel, self.model, self.prompt_tokens, self.decode_tokens, self.runs_phrase(), self.copy_gbps
         );
         s += &format!(
-            "{:<6} {:>12} {:>12} {:>10} {:>8} {:>9} {:>11} {:>14}\n",
+            "{:<6} {:>22} {:>22} {:>10} {:>8} {:>9} {:>11} {:>14}\n",
             "prec", "prefill t/s", "decode t/s", "MB/token", "GB/s", "roofline", "dispatches", "created/token"
         );
         for r in &self.rows {
             s += &format!(
-                "{:<6} {:>12.1} {:>12.2} {:>10.1} {:>8.2} {:>9.3} {:>11} {:>14}\n",
+                "{:<6} {:>22} {:>22} {:>10.1} {:>8.2} {:>9.3} {:>11} {:>14}\n",
                 r.precision.name(),
-                r.prefill_tokens_per_second,
-                r.decode_tokens_per_second,
+                with_range(r.prefill_tokens_per_second, &r.prefill_runs, 1),
+                with_range(r.decode_tokens_per_second, &r.decode_runs, 2),
                 r.bytes_per_token as f64 / 1e6,
                 r.gbps,
                 r.roofline_ratio,
@@ -466,10 +696,13 @@ impl Report for ModelBench {
             self.rows.iter().find(|r| r.precision == Precision::Int4),
         ) {
             s += &format!(
-                "int4 decode / fp16 decode: {:.2}   int4 prefill / fp16 prefill: {:.2}\n",
-                int4.decode_tokens_per_second / fp16.decode_tokens_per_second.max(1e-9),
+                "int4 decode / fp16 decode: {}   int4 prefill / fp16 prefill: {:.2}\n",
+                self.int4_over_fp16().map_or("-".into(), |r| r.describe(2, "")),
                 int4.prefill_tokens_per_second / fp16.prefill_tokens_per_second.max(1e-9)
             );
+        }
+        if let Some(l) = self.limit() {
+            s += &format!("{}\n", l.sentence());
         }
         for r in &self.rows {
             let top: Vec<String> = r.kernels.iter().take(5).map(|k| format!("{} {:.2}", k.kernel, k.ms)).collect();
@@ -478,5 +711,43 @@ impl Report for ModelBench {
             }
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spread_is_the_median_and_range_of_its_runs() {
+        let s = Spread::of(&[1.54, 1.27, 1.40]).unwrap();
+        assert_eq!((s.median, s.min, s.max, s.runs), (1.40, 1.27, 1.54, 3));
+        assert_eq!(s.describe(2, "×"), "1.40× (median of 3 runs, 1.27–1.54×)");
+        assert_eq!(Spread::of(&[2.0]).unwrap().describe(1, " tok/s"), "2.0 tok/s (one run)");
+        assert_eq!(Spread::of(&[]), None);
+        assert_eq!(Spread::of(&[f64::NAN, 3.0]).unwrap().runs, 1);
+    }
+
+    #[test]
+    fn the_limit_is_read_from_the_steps_own_numbers() {
+        // 100 MB in a 10 ms step, copy at 20 GB/s: 10 GB/s over wall time.
+        let mb = 100_000_000;
+        // The kernels run 4 of the 10 ms: the rest is overhead.
+        assert_eq!(Limit::read(mb, 10.0, Some(4.0), 20.0).unwrap().kind, LimitKind::Overhead);
+        // They run 9 ms, reading at 11.1 GB/s: over half of copy speed, so memory.
+        let memory = Limit::read(mb, 10.0, Some(9.0), 20.0).unwrap();
+        assert_eq!(memory.kind, LimitKind::Memory);
+        assert!((memory.of_copy - 100.0 / 9.0 / 20.0).abs() < 1e-9);
+        assert!(memory.sentence().starts_with("On this GPU decode is limited by memory"), "{}", memory.sentence());
+        // At 40 GB/s copy the same kernels read at 28 % of it: arithmetic.
+        let arithmetic = Limit::read(mb, 10.0, Some(9.0), 40.0).unwrap();
+        assert_eq!(arithmetic.kind, LimitKind::Arithmetic);
+        assert!(arithmetic.sentence().contains("only 28 %"), "{}", arithmetic.sentence());
+        // Without timers: memory when wall time alone reaches half of copy, else unknown.
+        assert_eq!(Limit::read(mb, 10.0, None, 15.0).unwrap().kind, LimitKind::Memory);
+        let unknown = Limit::read(mb, 10.0, None, 40.0).unwrap();
+        assert_eq!(unknown.kind, LimitKind::Unknown);
+        assert!(unknown.sentence().contains("no timestamp queries"));
+        assert_eq!(Limit::read(0, 10.0, None, 40.0), None);
     }
 }

@@ -201,6 +201,25 @@ impl ModelInfo {
 
     /// Whether the quantization method changes any number of `plan` on this file: some group is
     /// requantized (neither FP16 nor kept as stored).
+    /// The file's own precisions when they differ between groups: the page's "As stored" setting
+    /// (a file stored at one precision is simply that precision).
+    pub fn stored_plan(&self) -> Option<Plan> {
+        let own = self.suggested_plan().0;
+        own.uniform_precision().is_none().then_some(own)
+    }
+
+    /// The one name of a setting on this model, for people ([`Variant::name_in`]): `As stored
+    /// (INT4 layers, INT8 embeddings)` for the file's own mixed precisions, and a method only
+    /// where it changes something here.
+    pub fn name_of(&self, v: &crate::plan::Variant) -> String {
+        v.name_in(self.stored_plan(), self.method_matters(&v.plan))
+    }
+
+    /// [`ModelInfo::name_of`] for tables and chart axes ([`Variant::short_name_in`]).
+    pub fn short_name_of(&self, v: &crate::plan::Variant) -> String {
+        v.short_name_in(self.stored_plan(), self.method_matters(&v.plan))
+    }
+
     pub fn method_matters(&self, plan: &Plan) -> bool {
         Group::ALL.iter().any(|&g| {
             let p = plan.get(g);

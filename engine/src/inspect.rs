@@ -188,12 +188,14 @@ pub fn relative_error(a: &[f32], b: &[f32]) -> f64 {
 
 /// Run `tokens` through `b` at the reference and at each variant (requantizing in place, like
 /// [`crate::quality::compare_on`]) and compare every layer's output. The KV cache is overwritten.
+/// `on_variant` hears of each variant before it runs (the reference first) and cancels the run by
+/// answering false.
 pub async fn layer_errors(
     b: &mut crate::model::gpu::GpuBackend,
     g: &Gguf<'_>,
     tokens: &[u32],
     variants: &[crate::plan::Variant],
-    mut on_variant: impl FnMut(crate::plan::Variant),
+    mut on_variant: impl FnMut(crate::plan::Variant) -> bool,
 ) -> Result<LayerErrors> {
     use crate::model::{forward_hidden, Backend};
     let cfg = b.cfg.clone();
@@ -202,7 +204,8 @@ pub async fn layer_errors(
         b.set_kv(v.kv)?;
         forward_hidden(&cfg, b, tokens, 0)
     };
-    on_variant(crate::plan::Variant::REFERENCE);
+    let mut next = |v| if on_variant(v) { Ok(()) } else { Err(crate::Error::Cancelled) };
+    next(crate::plan::Variant::REFERENCE)?;
     let acts = run(b, crate::plan::Variant::REFERENCE)?;
     let mut reference = Vec::with_capacity(acts.len());
     for a in &acts {
@@ -210,7 +213,7 @@ pub async fn layer_errors(
     }
     let mut rows = Vec::new();
     for &v in variants.iter().filter(|v| **v != crate::plan::Variant::REFERENCE) {
-        on_variant(v);
+        next(v)?;
         let acts = run(b, v)?;
         let mut errs = Vec::with_capacity(acts.len());
         for (a, r) in acts.iter().zip(&reference) {

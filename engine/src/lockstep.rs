@@ -142,9 +142,17 @@ pub struct LockStep<'s> {
 }
 
 impl<'s> LockStep<'s> {
-    /// Lanes for FP16 and `settings.plans` over the session's model. Weights at the session's
-    /// precision are shared, the rest requantized; each lane gets a KV cache just long enough.
-    pub fn new(session: &'s Session, mut settings: CompareSettings) -> Result<Self> {
+    /// Lanes for FP16 and `settings.lanes` over the session's model, all made at once (see
+    /// [`LockStep::start`] and [`LockStep::prepare_next`] to make them one at a time).
+    pub fn new(session: &'s Session, settings: CompareSettings) -> Result<Self> {
+        let mut ls = Self::start(session, settings)?;
+        while ls.prepare_next()?.is_some() {}
+        Ok(ls)
+    }
+
+    /// A comparison with its prompt read and checked but no lane made yet: call
+    /// [`LockStep::prepare_next`] until it returns `None` before [`LockStep::prefill`].
+    pub fn start(session: &'s Session, mut settings: CompareSettings) -> Result<Self> {
         let mut lanes = vec![Variant::REFERENCE];
         for v in &settings.lanes {
             if !lanes.contains(v) {
@@ -165,40 +173,50 @@ impl<'s> LockStep<'s> {
         if prompt.is_empty() || settings.prompt.trim().is_empty() {
             return Err(Error::Usage("the prompt is empty".into()));
         }
-        let max_tokens = settings.max_tokens.max(1);
-        let n_ctx = prompt.len() + max_tokens;
+        let n_ctx = prompt.len() + settings.max_tokens.max(1);
         if n_ctx > session.cfg.context_length {
             return Err(Error::ContextFull { needed: n_ctx, size: session.cfg.context_length });
         }
+        for v in &lanes {
+            session.info.check_fit(&session.gpu().info, &v.plan)?;
+        }
+        Ok(LockStep { session, lanes: vec![], prompt_tokens: prompt.len(), prompt, settings, position: 0 })
+    }
+
+    /// How many lanes are made, of how many.
+    pub fn prepared(&self) -> (usize, usize) {
+        (self.lanes.len(), self.settings.lanes.len())
+    }
+
+    /// Make the next lane (its weights requantized, unless at the session's precision, and a KV
+    /// cache just long enough): its variant, or `None` once every lane is made.
+    pub fn prepare_next(&mut self) -> Result<Option<Variant>> {
+        let Some(&variant) = self.settings.lanes.get(self.lanes.len()) else { return Ok(None) };
+        let session = self.session;
         let g = session.gguf()?;
         let gpu = session.gpu();
-        let have = session.weights();
-        let mut built = Vec::new();
-        for variant in lanes {
-            session.info.check_fit(&gpu.info, &variant.plan)?;
-            let calib = session.calibration().cloned();
-            let w = Requantizer::new(&session.cfg, &g, variant.plan)?.reusing(&have).calibrated(calib).run(gpu, session.bytes())?;
-            let mut backend = GpuBackend::with_weights(gpu, &g, w, n_ctx)?;
-            backend.set_kv(variant.kv)?;
-            built.push(Lane {
-                variant,
-                backend,
-                sampler: Sampler::new(settings.sampling.clone()),
-                history: prompt.clone(),
-                logits: vec![],
-                tokens: vec![],
-                steps: 0,
-                stopped: false,
-                kl_sum: 0.0,
-                agree: 0,
-                compared: 0,
-                first_divergence: None,
-                prefill_ms: 0.0,
-                decode_ms: 0.0,
-                decoded: 0,
-            });
-        }
-        Ok(LockStep { session, lanes: built, prompt_tokens: prompt.len(), prompt, settings, position: 0 })
+        let calib = session.calibration().cloned();
+        let w = Requantizer::new(&session.cfg, &g, variant.plan)?.reusing(&session.weights()).calibrated(calib).run(gpu, session.bytes())?;
+        let mut backend = GpuBackend::with_weights(gpu, &g, w, self.prompt.len() + self.settings.max_tokens.max(1))?;
+        backend.set_kv(variant.kv)?;
+        self.lanes.push(Lane {
+            variant,
+            backend,
+            sampler: Sampler::new(self.settings.sampling.clone()),
+            history: self.prompt.clone(),
+            logits: vec![],
+            tokens: vec![],
+            steps: 0,
+            stopped: false,
+            kl_sum: 0.0,
+            agree: 0,
+            compared: 0,
+            first_divergence: None,
+            prefill_ms: 0.0,
+            decode_ms: 0.0,
+            decoded: 0,
+        });
+        Ok(Some(variant))
     }
 
     /// The lanes' variants, the reference first.

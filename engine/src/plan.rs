@@ -163,6 +163,20 @@ impl fmt::Display for Plan {
     }
 }
 
+/// The name of a file's own mixed precisions (`ModelInfo::stored_plan`).
+pub const STORED: &str = "As stored";
+
+impl Plan {
+    /// A short name for tables and chart axes, method aside: `INT4`, `MIX a16 f4 e16`.
+    pub fn short(&self) -> String {
+        let bits = |x: Precision| x.name().trim_start_matches(|c: char| c.is_alphabetic()).to_string();
+        match self.uniform_precision() {
+            Some(u) => u.name().to_uppercase(),
+            None => format!("MIX a{} f{} e{}", bits(self.attention), bits(self.ffn), bits(self.embeddings)),
+        }
+    }
+}
+
 /// What one run is measured at: a weight plan and a KV cache format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Variant {
@@ -190,6 +204,50 @@ impl Variant {
         match s.split_once("+kv-") {
             Some((p, kv)) => Ok(Variant { plan: Plan::parse(p)?, kv: KvPrecision::parse(kv)? }),
             None => Ok(Variant { plan: Plan::parse(s)?, kv: KvPrecision::F32 }),
+        }
+    }
+}
+
+impl Variant {
+    /// The one name of this setting for people, on a model whose file stores `stored` (its own
+    /// mixed precisions, if they are mixed) and where the plan's method changes something or
+    /// not (`method_matters`): `As stored (INT4 layers, INT8 embeddings)`, `INT4 (GPTQ)`,
+    /// `attention FP16 · feed-forward INT4 · embeddings FP16, KV cache int8`.
+    pub fn name_in(&self, stored: Option<Plan>, method_matters: bool) -> String {
+        let precisions = self.plan.with_method(Method::Rtn);
+        let mut name = match stored.filter(|s| *s == precisions) {
+            Some(s) => {
+                let up = |p: Precision| p.name().to_uppercase();
+                let detail = if s.attention == s.ffn {
+                    format!("{} layers, {} embeddings", up(s.attention), up(s.embeddings))
+                } else {
+                    format!("attention {}, feed-forward {}, embeddings {}", up(s.attention), up(s.ffn), up(s.embeddings))
+                };
+                format!("{STORED} ({detail})")
+            }
+            None => precisions.to_string(),
+        };
+        if self.plan.method != Method::Rtn && method_matters {
+            name = format!("{name} ({})", self.plan.method.name().to_uppercase());
+        }
+        match self.kv {
+            KvPrecision::F32 => name,
+            kv => format!("{name}, KV cache {kv}"),
+        }
+    }
+
+    /// [`Variant::name_in`] for tables and chart axes: `As stored`, `INT4 GPTQ`, `MIX a16 f4
+    /// e16`, `FP16 KV8`.
+    pub fn short_name_in(&self, stored: Option<Plan>, method_matters: bool) -> String {
+        let precisions = self.plan.with_method(Method::Rtn);
+        let mut name = if stored == Some(precisions) { STORED.to_string() } else { precisions.short() };
+        if self.plan.method != Method::Rtn && method_matters {
+            name = format!("{name} {}", self.plan.method.name().to_uppercase());
+        }
+        match self.kv {
+            KvPrecision::F32 => name,
+            KvPrecision::F16 => format!("{name} KV16"),
+            KvPrecision::Int8 => format!("{name} KV8"),
         }
     }
 }
@@ -238,6 +296,17 @@ mod tests {
         assert_eq!(Variant::parse(&v.code()).unwrap(), v);
         assert_eq!(Variant::parse("int4").unwrap(), Variant::from(Precision::Int4));
         assert!(Variant::parse("int4+kv-int3").is_err());
+        // One name per setting: the file's own mix is "As stored", a method only where it matters.
+        let stored = Plan::uniform(Precision::Int4).with(Group::Embeddings, Precision::Int8);
+        let at = |p: Plan| Variant::from(p);
+        assert_eq!(at(stored).name_in(Some(stored), true), "As stored (INT4 layers, INT8 embeddings)");
+        assert_eq!(at(stored).short_name_in(Some(stored), true), "As stored");
+        assert_eq!(at(stored.with_method(Method::Imatrix)).name_in(Some(stored), false), "As stored (INT4 layers, INT8 embeddings)");
+        assert_eq!(at(stored.with_method(Method::Gptq)).short_name_in(Some(stored), true), "As stored GPTQ");
+        assert_eq!(at(stored).name_in(None, true), "attention INT4 · feed-forward INT4 · embeddings INT8");
+        assert_eq!(at(stored).short_name_in(None, true), "MIX a4 f4 e8");
+        assert_eq!(Variant::new(Precision::Fp16, KvPrecision::Int8).short_name_in(Some(stored), true), "FP16 KV8");
+        assert_eq!(at(Plan::uniform(Precision::Int4).with_method(Method::Gptq)).name_in(Some(stored), true), "INT4 (GPTQ)");
         let g = Variant::new(Plan::uniform(Precision::Int4).with_method(Method::Gptq), KvPrecision::Int8);
         assert_eq!(g.code(), "int4@gptq+kv-int8");
         assert_eq!(Variant::parse(&g.code()).unwrap(), g);

@@ -82,6 +82,14 @@ pub struct Progress {
     pub total: u64,
 }
 
+/// Where a measurement is: `done` of `total` steps, `what` the step starting now.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunStep {
+    pub done: usize,
+    pub total: usize,
+    pub what: String,
+}
+
 /// A model loaded on the GPU, with its conversation state.
 pub struct Session {
     bytes: Vec<u8>,
@@ -92,6 +100,8 @@ pub struct Session {
     backend: GpuBackend,
     /// Tokens whose keys and values are in the KV cache, from position 0.
     cached: Vec<u32>,
+    /// The copy kernel's GB/s on this GPU, measured once ([`Session::roofline`]).
+    roofline: Option<f64>,
 }
 
 /// Loads a [`Session`] a step at a time, so the caller can show progress and cancel.
@@ -173,7 +183,7 @@ impl Loader {
         let mut backend = GpuBackend::with_weights(&self.gpu, &g, weights, self.n_ctx)?;
         backend.set_calibration(self.calibration);
         drop(g);
-        Ok(Session { bytes: self.bytes, cfg: self.cfg, info: self.info, tok: self.tok, template: self.template, backend, cached: vec![] })
+        Ok(Session { bytes: self.bytes, cfg: self.cfg, info: self.info, tok: self.tok, template: self.template, backend, cached: vec![], roofline: None })
     }
 }
 
@@ -494,7 +504,7 @@ impl Session {
         let timed_wall_ms = passes.as_ref().map(|_| crate::util::now_ms() - t0);
         let kernels = passes.as_deref().map(crate::bench::by_kernel).unwrap_or_default();
         let bytes_per_token = self.backend.bytes_per_token(pos);
-        let (copy_gbps, _) = crate::bench::copy_bandwidth(&self.backend.gpu, 32 << 20, 10).await?;
+        let copy_gbps = self.roofline().await?;
         Ok(crate::bench::DecodeProfile {
             plan: self.plan(),
             kv: self.kv(),
@@ -514,9 +524,30 @@ impl Session {
     /// `prompt_tokens` and decode `decode_tokens` greedily at each precision. Uses the KV cache
     /// like [`Session::quality`] and restores it (the conversation's part), the precision and the
     /// KV format afterwards.
-    pub async fn bench(&mut self, name: &str, precisions: &[crate::Precision], prompt_tokens: usize, decode_tokens: usize) -> Result<crate::bench::ModelBench> {
-        let prompt = crate::bench::bench_prompt(Some(&self.tok), self.cfg.vocab, prompt_tokens);
-        self.with_backend(async |b, g| crate::bench::model_on(b, g, name, precisions, prompt, decode_tokens).await).await
+    /// `on_step` hears of each step and cancels the run by answering false.
+    pub async fn bench(
+        &mut self,
+        name: &str,
+        settings: &crate::bench::BenchSettings,
+        on_step: impl FnMut(RunStep) -> bool,
+    ) -> Result<crate::bench::ModelBench> {
+        let prompt = crate::bench::bench_prompt(Some(&self.tok), self.cfg.vocab, settings.prompt_tokens);
+        let copy = self.roofline().await?;
+        self.with_backend(async |b, g| crate::bench::model_on(b, g, name, settings, prompt, copy, on_step).await).await
+    }
+
+    /// The copy kernel's GB/s on this GPU over as many bytes as an FP16 decode step of this
+    /// model reads (within a binding and 256 MiB): measured on first use, then the same figure
+    /// for every profile and benchmark of the session, so the speed tables share one roofline.
+    pub async fn roofline(&mut self) -> Result<f64> {
+        if let Some(r) = self.roofline {
+            return Ok(r);
+        }
+        let gpu = &self.backend.gpu;
+        let bytes = crate::bench::roofline_bytes(gpu, self.info.weight_bytes_at(crate::Precision::Fp16));
+        let r = crate::bench::copy_bandwidth(gpu, bytes, 10).await?.0;
+        self.roofline = Some(r);
+        Ok(r)
     }
 }
 
@@ -529,7 +560,7 @@ impl Session {
         text: &str,
         max_tokens: usize,
         variants: &[crate::plan::Variant],
-        on_variant: impl FnMut(crate::plan::Variant),
+        on_variant: impl FnMut(crate::plan::Variant) -> bool,
     ) -> Result<crate::inspect::LayerErrors> {
         let mut toks = self.tok.encode_with_bos(text, false);
         toks.truncate(max_tokens.min(self.backend.n_ctx));

@@ -114,11 +114,12 @@ fn cli_bench_model_at_a_shape_reports_every_precision_and_creates_nothing_per_to
     if common::gpu().is_none() {
         return;
     }
-    let (code, out, err) = lowbit(&["bench", "model", "--shape", "tiny", "--prompt-tokens", "5", "--tokens", "4", "--json"]);
+    let (code, out, err) = lowbit(&["bench", "model", "--shape", "tiny", "--prompt-tokens", "5", "--tokens", "4", "--repeats", "2", "--json"]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let rows = v["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 3);
+    assert_eq!(v["repeats"], 2);
     for r in rows {
         // 2 layers: 7 dispatches each, plus the embedding, the output head and the argmax.
         assert_eq!(r["dispatches_per_token"], 17, "{r}");
@@ -127,6 +128,11 @@ fn cli_bench_model_at_a_shape_reports_every_precision_and_creates_nothing_per_to
         assert!(r["decode_tokens_per_second"].as_f64().unwrap() > 0.0);
         assert!(r["prefill_tokens_per_second"].as_f64().unwrap() > 0.0);
         assert!(r["bytes_per_token"].as_u64().unwrap() > 0);
+        // Every run is kept, and the figure shown is their median.
+        let runs: Vec<f64> = r["decode_runs"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+        assert_eq!(runs.len(), 2, "{r}");
+        let median = r["decode_tokens_per_second"].as_f64().unwrap();
+        assert!((median - (runs[0] + runs[1]) / 2.0).abs() < 1e-9 * median, "{r}");
     }
     let (code, _, err) = lowbit(&["bench", "model", "--shape", "no-such-model"]);
     assert_ne!(code, 0);

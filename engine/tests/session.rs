@@ -158,8 +158,26 @@ fn measurements_give_the_conversation_its_cache_back() {
     }));
     assert!(matches!(r, Err(lowbit::Error::Cancelled)), "{r:?}");
     assert_eq!(seen, 2);
-    block_on(s.bench("tiny", &[Precision::Fp16, Precision::Int4], 8, 4)).unwrap();
-    block_on(s.layer_errors(text, 16, &[Precision::Int8.into()], |_| {})).unwrap();
+    let settings = lowbit::bench::BenchSettings { precisions: vec![Precision::Fp16, Precision::Int4], prompt_tokens: 8, decode_tokens: 4, repeats: 2 };
+    let mut steps = vec![];
+    let bench = block_on(s.bench("tiny", &settings, |st| {
+        steps.push(st);
+        true
+    }))
+    .unwrap();
+    // Two runs of two precisions, three steps each, announced in order before they run.
+    assert_eq!(steps.len(), 12);
+    assert!(steps.iter().enumerate().all(|(i, st)| st.done == i && st.total == 12), "{steps:?}");
+    assert!(steps[6].what.starts_with("run 2 of 2: switching to FP16"), "{:?}", steps[6]);
+    assert!(bench.rows.iter().all(|r| r.decode_runs.len() == 2));
+    // Cancelled at its fifth step, a benchmark ends as cancelled and gives the plan back.
+    let r = block_on(s.bench("tiny", &settings, |st| st.done < 4));
+    assert!(matches!(r, Err(lowbit::Error::Cancelled)), "{r:?}");
+    assert_eq!(s.plan(), Plan::uniform(Precision::Int4));
+    // The profile compares with the very roofline the benchmark did: measured once.
+    let profile = block_on(s.profile_decode()).unwrap();
+    assert_eq!(profile.copy_gbps, bench.copy_gbps);
+    block_on(s.layer_errors(text, 16, &[Precision::Int8.into()], |_| true)).unwrap();
     assert_eq!(s.context_used(), st1.context_used);
     assert_eq!(s.plan(), Plan::uniform(Precision::Int4));
     let (g2, st2) = block_on(s.reply(&msgs, &greedy(), 6, |_| true)).unwrap();

@@ -77,6 +77,7 @@ impl Page {
             // A load that got past parsing has cached its file: show the cache as it is now.
             Event::Cancelled => {
                 self.diag.ended(mine.as_ref(), "cancelled");
+                self.lab.cancelled(mine.as_ref());
                 self.model.list_cache();
             }
             Event::Error { kind, message } => {
@@ -101,6 +102,7 @@ impl Page {
                 }
                 self.model.apply(e, recovered);
                 self.lab.clear();
+                self.lab.model_loaded();
                 self.chat.model_changed();
                 // The file is in the model cache now: the storage line counts it.
                 self.chat.refresh_storage_soon();

@@ -51,7 +51,7 @@ impl Engine {
     pub fn start(&self, kind: JobKind, job: Job, file: Option<&web_sys::File>) {
         let id = self.id();
         self.error.set(None);
-        self.job.set(Some(Running { id, kind }));
+        self.job.set(Some(Running::new(id, kind, js_sys::Date::now())));
         send(&ToWorker::Job { id, job }, file);
     }
 
@@ -60,6 +60,15 @@ impl Engine {
         self.job.update(|j| {
             if let Some(r) = j {
                 f(&mut r.kind)
+            }
+        });
+    }
+
+    /// The running measurement reached `step`.
+    pub fn step(&self, step: lowbit::session::RunStep) {
+        self.job.update(|j| {
+            if let Some(r) = j {
+                r.step = Some(step)
             }
         });
     }
@@ -159,7 +168,7 @@ impl Engine {
     /// The worker started a job of its own (the reload after a lost device): show it as a load.
     pub fn reloading(&self, job: Option<JobId>, name: String) {
         if let Some(id) = job {
-            self.job.set(Some(Running { id, kind: JobKind::Load { name, stages: vec![] } }));
+            self.job.set(Some(Running::new(id, JobKind::Load { name, stages: vec![] }, js_sys::Date::now())));
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The lab's jobs and events: quality per precision, the lock-step comparison, the decode
 //! profile and model benchmark, the weight inspector and the layer-by-layer error.
 
-use lowbit::bench::{DecodeProfile, ModelBench};
+use lowbit::bench::{BenchSettings, DecodeProfile, ModelBench};
+use lowbit::session::RunStep;
 use lowbit::inspect::{Inspection, LayerErrors, TensorEntry};
 use lowbit::lockstep::{CompareSettings, CompareStep, LaneSummary};
 use lowbit::plan::Variant;
@@ -14,10 +15,9 @@ pub enum LabJob {
     Compare { settings: CompareSettings },
     /// Time one decode step at the current plan, per kernel, with the copy bandwidth.
     Profile,
-    /// The model benchmark on the loaded model (`lowbit bench model` in the page): prefill
-    /// `prompt_tokens`, decode `decode_tokens` greedily, at each of `precisions`; the plan, KV
-    /// format and the conversation's KV cache are kept.
-    Bench { name: String, precisions: Vec<lowbit::Precision>, prompt_tokens: usize, decode_tokens: usize },
+    /// The model benchmark on the loaded model (`lowbit bench model` in the page); the plan, KV
+    /// format and the conversation's KV cache are kept. Cancel is taken between steps.
+    Bench { name: String, settings: BenchSettings },
     /// Histograms and requantization errors of one weight tensor.
     Inspect { tensor: String },
     /// Each layer's output error at `variants` vs FP16 on `text`.
@@ -28,6 +28,8 @@ pub enum LabJob {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum LabEvent {
+    /// A measurement (quality, comparison's preparation, benchmark, layer errors) starts a step.
+    Step { step: RunStep },
     /// The quality measurement moved on to `plan`.
     QualityProgress { plan: Variant },
     /// The quality run is calibrating first (a variant's method needs it): tokens done, of `total`.
@@ -57,7 +59,7 @@ impl LabEvent {
             | LabEvent::Bench { .. }
             | LabEvent::Inspection { .. }
             | LabEvent::LayerErrors { .. } => true,
-            LabEvent::QualityProgress { .. } | LabEvent::Calibrating { .. } | LabEvent::Calibrated { .. } | LabEvent::CompareStarted { .. } | LabEvent::CompareStep { .. } | LabEvent::Tensors { .. } => false,
+            LabEvent::Step { .. } | LabEvent::QualityProgress { .. } | LabEvent::Calibrating { .. } | LabEvent::Calibrated { .. } | LabEvent::CompareStarted { .. } | LabEvent::CompareStep { .. } | LabEvent::Tensors { .. } => false,
         }
     }
 }

@@ -2,6 +2,8 @@
 //! benchmark, the inspector and the layer errors, each on the loaded session.
 
 use lowbit::lockstep::{CompareSettings, LockStep};
+use lowbit::plan::Variant;
+use lowbit::session::RunStep;
 use lowbit::session::Session;
 use lowbit_app::protocol::{LabEvent, LabJob};
 
@@ -15,8 +17,8 @@ pub async fn run(job: LabJob) -> Result<(), Fail> {
             emit(LabEvent::Profile { profile });
             Ok(())
         }
-        LabJob::Bench { name, precisions, prompt_tokens, decode_tokens } => {
-            let bench = with_session(async |s| Ok(s.bench(&name, &precisions, prompt_tokens, decode_tokens).await?)).await?;
+        LabJob::Bench { name, settings } => {
+            let bench = with_session(async |s| Ok(s.bench(&name, &settings, step).await?)).await?;
             emit(LabEvent::Bench { bench });
             Ok(())
         }
@@ -26,7 +28,17 @@ pub async fn run(job: LabJob) -> Result<(), Fail> {
             Ok(())
         }
         LabJob::LayerErrors { text, max_tokens, variants } => {
-            let errors = with_session(async |s| Ok(s.layer_errors(&text, max_tokens, &variants, |_| {}).await?)).await?;
+            let total = 1 + variants.iter().filter(|v| **v != Variant::REFERENCE).count();
+            let mut done = 0;
+            let errors = with_session(async |s| {
+                let info = s.info.clone();
+                Ok(s.layer_errors(&text, max_tokens, &variants, |v| {
+                    done += 1;
+                    step(RunStep { done: done - 1, total, what: format!("running every layer at {}", info.name_of(&v)) })
+                })
+                .await?)
+            })
+            .await?;
             emit(LabEvent::LayerErrors { errors });
             Ok(())
         }
@@ -43,9 +55,13 @@ pub async fn run(job: LabJob) -> Result<(), Fail> {
                     }
                 }
                 // Cancel is taken between variants (each one's scoring runs to its end).
+                let total = 1 + plans.iter().filter(|v| **v != Variant::REFERENCE).count();
+                let mut done = 0;
+                let info = s.info.clone();
                 Ok(s.quality(&text, max_tokens, &plans, |plan| {
                     emit(LabEvent::QualityProgress { plan });
-                    !crate::cancelled()
+                    done += 1;
+                    step(RunStep { done: done - 1, total, what: format!("scoring at {}", info.name_of(&plan)) })
                 })
                 .await?)
             })
@@ -56,9 +72,28 @@ pub async fn run(job: LabJob) -> Result<(), Fail> {
     }
 }
 
+/// Post a measurement's step; false once Cancel has arrived (the measurement then ends).
+fn step(step: RunStep) -> bool {
+    emit(LabEvent::Step { step });
+    !crate::cancelled()
+}
+
 /// Run a lock-step comparison, posting every position; Stop ends it after the current one.
+/// Making the lanes (requantizing) is a step each, and Cancel or Stop there ends it with nothing.
 async fn compare(session: &Session, settings: CompareSettings) -> Result<(), Fail> {
-    let mut ls = LockStep::new(session, settings)?;
+    let mut ls = LockStep::start(session, settings)?;
+    loop {
+        let (done, total) = ls.prepared();
+        let Some(&next) = ls.settings.lanes.get(done) else { break };
+        if !step(RunStep { done, total, what: format!("preparing the {} lane", session.info.name_of(&next)) }) || stopped() {
+            return Err(Fail::cancelled());
+        }
+        yield_now().await;
+        if crate::cancelled() || stopped() {
+            return Err(Fail::cancelled());
+        }
+        ls.prepare_next()?;
+    }
     emit(LabEvent::CompareStarted { lanes: ls.variants(), prompt_tokens: ls.prompt_tokens, weight_bytes: ls.weight_bytes() });
     yield_now().await;
     ls.prefill().await?;

@@ -36,7 +36,7 @@ const USAGE: &str = "usage:
       (random weights at that shape, with BASE's tokenizer and chat template)
   lowbit bench kernels [--json | --markdown] [--reps N]
   lowbit bench model [MODEL.gguf | --shape smollm2-135m|qwen2.5-0.5b|llama-3.2-1b|smollm2-1.7b|tiny]
-                     [--precision fp16,int8,int4,int3,int2] [--prompt-tokens 128] [--tokens 128] [--json | --markdown]
+                     [--precision fp16,int8,int4,int3,int2] [--prompt-tokens 128] [--tokens 128] [--repeats 3] [--json | --markdown]
       (--shape: random weights at that model's shape, no file needed)
   lowbit selftest [--json]";
 
@@ -371,8 +371,13 @@ fn bench_model(a: &Args) -> Result<()> {
         .map(Precision::parse)
         .collect::<Result<_>>()?;
     let gpu = pollster::block_on(Gpu::new())?;
-    let (prompt, tokens) = (a.num("--prompt-tokens", 128usize)?, a.num("--tokens", 128usize)?);
-    let report = pollster::block_on(bench::model(&gpu, &g, &name, &precisions, prompt.max(1), tokens.max(2)))?;
+    let settings = bench::BenchSettings {
+        precisions,
+        prompt_tokens: a.num("--prompt-tokens", 128usize)?.max(1),
+        decode_tokens: a.num("--tokens", 128usize)?.max(2),
+        repeats: a.num("--repeats", 3usize)?.max(1),
+    };
+    let report = pollster::block_on(bench::model(&gpu, &g, &name, &settings))?;
     print_report(a, &report)
 }
 

@@ -15,7 +15,7 @@ pub fn message_view(m: ChatMsg) -> impl IntoView {
     let is_assistant = m.role == Role::Assistant;
     let p = m.plan.map(|p| p.code()).unwrap_or_default();
     let badge = if m.plan.is_some_and(|p| p.uniform_precision().is_none()) { "mixed".to_string() } else { p.clone() };
-    let label = m.plan.map(|p| p.to_string());
+    let label = m.plan.map(|p| fmt::plan_name(&p.into()));
     let (done, stats, stopped, text) = (m.done, m.stats, m.stopped, m.text);
     // Out of the context: the last reply's model did not read this message.
     let forgotten = move || chat.messages.with(|ms| ms.iter().position(|c| c.id == id).is_some_and(|i| i < chat.forgotten.get()));

@@ -4,6 +4,7 @@
 use leptos::prelude::*;
 
 use super::DiagState;
+use crate::ui::fmt;
 use crate::ui::glossary::Explain;
 
 #[component]
@@ -18,7 +19,7 @@ pub fn KernelBenchPanel() -> impl IntoView {
                 title=move || engine.busy_reason()>"Run benchmark"</button>
             <span class="status" data-testid="kernel-bench-status">{move || diag.bench_status.get()}</span>
             {move || diag.bench.get().map(|r| view! {
-                <p class="explain" data-testid="kernel-bench-copy">{format!("Copy kernel: {:.2} GB/s (read + write) on {}", r.copy_gbps, r.adapter.name)}</p>
+                <p class="explain" data-testid="kernel-bench-copy">{format!("Copy kernel: {:.2} GB/s (read + write) on {}", r.copy_gbps, fmt::adapter_name(&r.adapter))}</p>
                 <table data-testid="kernel-bench-result" tabindex="0" aria-label="Kernel benchmark results">
                     <thead><tr>
                         <th>"precision"</th><th>"k × n"</th><th class="num">"weights (MB)"</th>

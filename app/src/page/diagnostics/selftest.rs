@@ -6,6 +6,7 @@ use lowbit_app::job::JobKind;
 
 use super::DiagState;
 use crate::ui::glossary::Explain;
+use crate::ui::progress::RunProgress;
 
 #[component]
 pub fn SelfTestPanel() -> impl IntoView {
@@ -23,6 +24,7 @@ pub fn SelfTestPanel() -> impl IntoView {
                     title=move || engine.busy_reason()>"Run self-test"</button> }.into_any()
             }}
             <span class="status" data-testid="kernel-selftest-status">{move || diag.selftest_status.get()}</span>
+            <RunProgress is=|k| matches!(k, JobKind::SelfTest { .. }) testid="selftest-progress" cancel=false/>
             <table data-testid="kernel-selftest-result" tabindex="0" aria-label="Kernel self-test results">
                 <thead><tr>
                     <th>"kernel"</th><th>"precision"</th><th>"shape"</th><th>"result"</th>

@@ -11,9 +11,10 @@ use lowbit_app::job::JobKind;
 
 use super::share::share_link;
 use super::state::{CompareRun, LabState};
-use crate::ui::fmt::{megabytes, plan_short};
+use crate::ui::fmt::{self, megabytes, plan_short};
 use crate::ui::glossary::Explain;
 use crate::ui::layout::chart_width;
+use crate::ui::progress::RunProgress;
 
 #[component]
 pub fn CompareView() -> impl IntoView {
@@ -35,7 +36,7 @@ pub fn CompareView() -> impl IntoView {
 fn lane_checkbox(lab: LabState, p: Variant) -> impl IntoView {
     let f = lab.compare_form;
     view! {
-        <label class="inline" title=p.to_string()>
+        <label class="inline" title=fmt::plan_name(&p)>
             <input type="checkbox" data-testid=format!("compare-lane-{}", p.code())
                 prop:checked=move || f.lanes.get().contains(&p)
                 on:change=move |ev| {
@@ -65,8 +66,15 @@ fn CompareForm() -> impl IntoView {
     let (engine, model) = (lab.model.engine, lab.model);
     let f = lab.compare_form;
     let link = RwSignal::new(String::new());
-    // The chat's own plan when no box above is it: a mix, or a method other than rounding.
-    let mixed = move || Some(model.plan.get()).filter(|p| p.uniform_precision().is_none() || (p.method != Method::Rtn && p.quantized())).map(Variant::from);
+    // The file's own setting (As stored), and the chat's own plan when no box is it: a mix, or
+    // a method other than rounding.
+    let stored = move || model.model.get().and_then(|m| m.info.stored_plan()).map(Variant::from);
+    let mixed = move || {
+        Some(model.plan.get())
+            .filter(|p| p.uniform_precision().is_none() || (p.method != Method::Rtn && p.quantized()))
+            .map(Variant::from)
+            .filter(|v| Some(*v) != stored())
+    };
     let lane_toggle = move |p: Variant| lane_checkbox(lab, p);
     let status = move || status(lab.compare.get());
     view! {
@@ -91,6 +99,7 @@ fn CompareForm() -> impl IntoView {
             {lane_toggle(Precision::Int2.into())}
             {lane_toggle(Variant::new(Precision::Fp16, KvPrecision::F16))}
             {lane_toggle(Variant::new(Precision::Fp16, KvPrecision::Int8))}
+            {move || stored().map(lane_toggle)}
             {move || mixed().map(lane_toggle)}
         </div>
         <p class="hint" data-testid="compare-sampling">{move || {
@@ -109,6 +118,9 @@ fn CompareForm() -> impl IntoView {
             <button class="ghost" data-testid="compare-share" on:click=move |_| link.set(share_link(&lab))>"Copy a link to this comparison"</button>
             <span class="status" data-testid="compare-status">{status}</span>
         </div>
+        {move || lab.compare.get().is_some_and(|c| c.lanes.is_empty()).then(|| view! {
+            <RunProgress is=|k| matches!(k, JobKind::Compare) testid="compare-progress"/>
+        })}
         {move || (!link.get().is_empty()).then(|| view! {
             <input type="text" readonly class="link" data-testid="compare-link" prop:value=move || link.get()/>
         })}
@@ -168,7 +180,7 @@ fn caveat(n: usize) -> String {
 fn lane_view(c: &CompareRun, i: usize, p: &Variant, first_div: Option<usize>) -> impl IntoView {
     view! {
         <div class="lane" data-testid="compare-lane" data-plan=p.code()>
-            <h3 title=p.to_string()><span class=format!("badge {}", badge_class(p))>{plan_short(p)}</span>
+            <h3 title=fmt::plan_name(p)><span class=format!("badge {}", badge_class(p))>{plan_short(p)}</span>
                 <span class="hint">{c.weight_bytes.get(i).map(|b| format!(" {} of weights", megabytes(*b)))}</span></h3>
             <div class="lane-text" data-testid="compare-lane-text">
                 {c.steps.iter().filter_map(|s| s.lanes.get(i).map(|l| (s.position, l.clone()))).map(|(pos, l)| {
@@ -206,7 +218,7 @@ fn summary_table(rows: &[LaneSummary]) -> impl IntoView {
     view! {
         <table data-testid="compare-summary" tabindex="0" aria-label="Comparison summary per precision">
             <thead><tr>
-                <th>"precision"</th><th class="num">"tokens"</th><th class="num">"decode tok/s"</th><th class="num">"prefill tok/s"</th>
+                <th>"precision"</th><th class="num">"tokens"</th><th class="num" title="The lanes take turns token by token, so this is not the benchmark's figure: the speed panel's benchmark times each precision alone">"decode tok/s (in turn)"</th><th class="num">"prefill tok/s"</th>
                 <th class="num">"weights"</th><th class="num">"KV / token"</th><th class="num">"mean KL vs FP16"</th><th class="num">"top-1 = FP16"</th><th class="num">"first divergence"</th>
             </tr></thead>
             <tbody>
@@ -214,7 +226,7 @@ fn summary_table(rows: &[LaneSummary]) -> impl IntoView {
                     let code = r.variant.code();
                     view! {
                         <tr data-testid="compare-summary-row" data-plan=code.clone()>
-                            <td title=r.variant.to_string()>{plan_short(&r.variant)}</td>
+                            <td title=fmt::plan_name(&r.variant)>{plan_short(&r.variant)}</td>
                             <td class="num">{r.tokens}</td>
                             <td class="num" data-testid="compare-decode-tps">{format!("{:.2}", r.decode_tokens_per_second)}</td>
                             <td class="num">{format!("{:.1}", r.prefill_tokens_per_second)}</td>

@@ -9,6 +9,7 @@ use super::state::LabState;
 use crate::ui::fmt::plan_short;
 use crate::ui::glossary::Explain;
 use crate::ui::layout::chart_width;
+use crate::ui::progress::RunProgress;
 use crate::ui::texts::TEXTS;
 
 #[component]
@@ -91,7 +92,6 @@ pub fn Inspector() -> impl IntoView {
 fn LayerErrorsView() -> impl IntoView {
     let lab = expect_context::<LabState>();
     let model = lab.model;
-    let engine = model.engine;
     view! {
     <h3>"Error layer by layer"</h3>
     <Explain words=&["residual-stream"]>"The same sentence goes through the model at FP16 and at each other precision; after every \
@@ -103,8 +103,8 @@ fn LayerErrorsView() -> impl IntoView {
     <div class="row">
         <button data-testid="inspector-layers" disabled=move || !model.can_run()
             on:click=move |_| lab.measure_layers(TEXTS[0].1, 32)>"Measure each layer (32 tokens)"</button>
-        <span class="status">{move || engine.running(|k| matches!(k, JobKind::Layers)).then_some("running every precision…")}</span>
     </div>
+    <RunProgress is=|k| matches!(k, JobKind::Layers) testid="layers-progress"/>
     {move || lab.layer_errors.get().map(|e| {
         let rows: Vec<(String, Vec<f64>)> = e.rows.iter().map(|(v, errs)| (plan_short(v), errs.clone())).collect();
         view! {

@@ -5,12 +5,14 @@ use leptos::prelude::*;
 use lowbit::plan::Variant;
 use lowbit::quality::{Quality, Scored};
 use lowbit_app::charts;
+use lowbit_app::job::JobKind;
 
 use super::state::LabState;
 use crate::model::ModelState;
-use crate::ui::fmt::{megabytes, scored_short};
+use crate::ui::fmt::{self, megabytes, scored_short};
 use crate::ui::glossary::Explain;
 use crate::ui::layout::chart_width;
+use crate::ui::progress::RunProgress;
 use crate::ui::texts::TEXTS;
 
 /// The text the quality panel scores: a built-in one (by its place in [`TEXTS`]) or the user's.
@@ -90,15 +92,17 @@ pub fn QualityPanel() -> impl IntoView {
                 </label>
                 <span class="status" data-testid="quality-status">{move || match (engine.quality_at(), engine.quality_calibrating()) {
                     (Some(None), Some((done, total))) => format!("calibrating on the built-in text: {done} / {total} tokens…"),
-                    (Some(Some(p)), _) => format!("scoring at {p}…"),
+                    (Some(Some(p)), _) => format!("scoring at {}…", fmt::plan_name(&p)),
                     (Some(None), None) => "starting…".into(),
                     (None, _) => String::new(),
                 }}</span>
-                {move || engine.quality_at().map(|_| view! {
+                // Cancel while it calibrates; once it scores, the progress below has it.
+                {move || (engine.quality_at().is_some() && engine.job.get().is_some_and(|r| r.step.is_none())).then(|| view! {
                     <button class="ghost small" data-testid="quality-cancel" title="Stops after the precision being scored"
                         on:click=move |_| engine.cancel()>"Cancel"</button>
                 })}
             </div>
+            <RunProgress is=|k| matches!(k, JobKind::Quality { .. }) testid="quality-progress"/>
             <textarea rows="4" data-testid="quality-text" aria-label="Text to score (editable)" prop:value=move || text.get()
                 on:input=move |ev| { text.set(event_target_value(&ev)); choice.set(TextChoice::Own); }></textarea>
             {move || lab.quality.get().map(|(n, rows)| view! { <QualityResult n=n rows=rows/> })}

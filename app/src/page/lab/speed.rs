@@ -10,6 +10,10 @@ use super::state::LabState;
 use crate::ui::fmt::{self, plan_short};
 use crate::ui::glossary::Explain;
 use crate::ui::layout::chart_width;
+use crate::ui::progress::RunProgress;
+
+/// How many times the page's benchmark runs every precision.
+pub const BENCH_REPEATS: usize = 3;
 
 #[component]
 pub fn SpeedPanel() -> impl IntoView {
@@ -19,32 +23,28 @@ pub fn SpeedPanel() -> impl IntoView {
         <section class="speed-panel" data-testid="speed-panel">
             <h2>"Speed"</h2>
             <Explain words=&["roofline", "prefill-decode"]>"Writing one token reads every weight once (and the keys and values so far), with only two \
-                arithmetic operations per weight: the GPU spends its time waiting for memory. So the fair yardstick is \
-                how many bytes per second a token step reads, against what a plain copy kernel reaches on this GPU. \
-                Fewer bytes per weight should mean more tokens per second, until something other than memory is the \
-                limit (on a software GPU it is arithmetic)."</Explain>
+                arithmetic operations per weight. Where memory is the limit, the time per token is the time to read those bytes, \
+                and the fair yardstick is a plain copy kernel's bytes per second on this GPU (the roofline). Whether memory is \
+                the limit here, or arithmetic, or the overhead between kernels, is measured below, not assumed."</Explain>
+            {move || roofline(&lab).map(|c| view! {
+                <p class="note" data-testid="speed-roofline">{format!(
+                    "Copy kernel on this GPU: {c:.2} GB/s (the roofline). Measured once for this model, over as many bytes as an FP16 step reads; every figure below is compared with it."
+                )}</p>
+            })}
+            {move || limit(&lab).map(|l| view! { <p class="finding" data-testid="speed-limit">{l.sentence()}</p> })}
             <div class="row">
                 <button data-testid="speed-profile" disabled=move || !model.can_run() on:click=move |_| lab.profile()>
                     {move || format!("Profile a decode step at {}", plan_short(&model.plan.get().into()))}</button>
                 <span class="status">{move || engine.running(|k| matches!(k, JobKind::Profile)).then_some("profiling…")}</span>
             </div>
-            <ModelBenchPanel/>
             {move || {
-                let compare = lab.compare.get().and_then(|c| c.summaries);
                 let profiles = lab.profiles.get();
-                let copy = profiles.last().map(|p| p.copy_gbps);
-                (compare.is_some() || !profiles.is_empty()).then(|| view! {
-                    <table data-testid="speed-table" tabindex="0" aria-label="Speed per precision">
-                        <caption>{match copy {
-                            Some(c) => format!("copy kernel on this GPU: {c:.2} GB/s (the roofline)"),
-                            None => "profile a step to measure this GPU's copy bandwidth (the roofline)".into(),
-                        }}</caption>
-                        <thead><tr><th>"precision"</th><th>"from"</th><th class="num">"prefill tok/s"</th><th class="num">"decode tok/s"</th>
-                            <th class="num">"MB read / token"</th><th class="num">"GB/s"</th><th>"of the copy roofline"</th></tr></thead>
-                        <tbody>
-                            {compare.unwrap_or_default().into_iter().map(|r| speed_row(r.variant, "comparison", Some(r.prefill_tokens_per_second), r.decode_tokens_per_second, r.bytes_per_token, copy)).collect_view()}
-                            {profiles.iter().map(|p| speed_row(Variant { plan: p.plan, kv: p.kv }, "profiled step", None, 1e3 / p.wall_ms.max(1e-9), p.bytes_per_token, copy)).collect_view()}
-                        </tbody>
+                (!profiles.is_empty()).then(|| view! {
+                    <table data-testid="speed-table" tabindex="0" aria-label="Profiled decode steps">
+                        <caption>"One decode step per precision profiled (wall time the median of 3 steps), against the roofline above"</caption>
+                        <thead><tr><th>"precision"</th><th class="num">"step ms (wall)"</th><th class="num">"GPU ms in kernels"</th>
+                            <th class="num">"MB read / step"</th><th class="num">"GB/s"</th><th>"of the copy roofline"</th></tr></thead>
+                        <tbody>{profiles.iter().map(profile_row).collect_view()}</tbody>
                     </table>
                 })
             }}
@@ -73,6 +73,7 @@ pub fn SpeedPanel() -> impl IntoView {
                     }}
                 }
             })}
+            <ModelBenchPanel/>
         </section>
     }
 }
@@ -91,36 +92,50 @@ fn profile_caption(p: &lowbit::bench::DecodeProfile, total: f64) -> String {
     }
 }
 
+/// The roofline every speed figure here is compared with: the session measures it once, so a
+/// profile and a benchmark carry the same figure.
+fn roofline(lab: &LabState) -> Option<f64> {
+    lab.profiles.get().last().map(|p| p.copy_gbps).or_else(|| lab.bench.get().map(|b| b.copy_gbps))
+}
+
+/// What limits decode here: from the latest profiled step, else from the benchmark's FP16 row.
+pub fn limit(lab: &LabState) -> Option<lowbit::bench::Limit> {
+    lab.profiles.get().last().and_then(|p| p.limit()).or_else(|| lab.bench.get().and_then(|b| b.limit()))
+}
+
 /// The model benchmark in the page: what `lowbit bench model` prints natively, on the loaded
 /// model and this browser's GPU. `bench-result` holds the report as JSON for scripts.
 #[component]
 fn ModelBenchPanel() -> impl IntoView {
     let lab = expect_context::<LabState>();
-    let (engine, model) = (lab.model.engine, lab.model);
+    let model = lab.model;
     let (prompt, decode) = lab.bench_tokens;
     view! {
         <h3>"Benchmark: prefill and decode at every precision"</h3>
-        <Explain words=&["prefill-decode"]>"Reads a prompt, then writes tokens greedily, at FP16, INT8 and INT4 in turn, on this model \
-            and this GPU. Tokens per second are wall-clock time, so they include everything the browser does per \
-            token. The conversation stays on screen; the next reply reads it again."</Explain>
+        <Explain words=&["prefill-decode"]>{format!("Reads a prompt, then writes tokens greedily, at FP16, INT8 and INT4 in turn, {BENCH_REPEATS} times \
+            over (the precisions take turns, so a slow moment of this machine falls on all of them), on this model and this GPU. \
+            Each figure is the median of the runs, with their range: a speed ratio means little without it. Tokens per second \
+            are wall-clock time, so they include everything the browser does per token. The conversation stays on screen; the \
+            next reply reads it again.")}</Explain>
         <div class="row">
-            <label>"prompt tokens "
+            <label class="inline">"prompt tokens "
                 <input type="number" min="1" max="1024" data-testid="bench-prompt-tokens" prop:value=move || prompt.get().to_string()
                     on:change=move |ev| { if let Ok(v) = event_target_value(&ev).parse::<usize>() { prompt.set(v.clamp(1, 1024)) } }/></label>
-            <label>"decode tokens "
+            <label class="inline">"decode tokens "
                 <input type="number" min="2" max="1024" data-testid="bench-decode-tokens" prop:value=move || decode.get().to_string()
                     on:change=move |ev| { if let Ok(v) = event_target_value(&ev).parse::<usize>() { decode.set(v.clamp(2, 1024)) } }/></label>
             <button data-testid="bench-run" disabled=move || !model.can_run() on:click=move |_| lab.run_bench()>"Run the benchmark"</button>
-            <span class="status">{move || engine.running(|k| matches!(k, JobKind::Bench)).then_some("benchmarking FP16, INT8 and INT4…")}</span>
         </div>
+        <RunProgress is=|k| matches!(k, JobKind::Bench) testid="bench-progress"/>
         {move || lab.bench.get().map(|b| {
             let json = serde_json::to_string_pretty(&b).unwrap_or_default();
             let ratio = b.int4_over_fp16();
+            let bytes = b.int4_bytes_ratio();
             view! {
                 <table data-testid="model-bench-table" tabindex="0" aria-label="Model benchmark per precision">
                     <caption>{format!(
-                        "{} ({}): prompt {} tokens, {} decoded; copy kernel {:.2} GB/s; matvec kernel {}, matmul {}",
-                        b.adapter.name, b.adapter.backend, b.prompt_tokens, b.decode_tokens, b.copy_gbps, b.adapter.matvec_kernel, b.adapter.matmul_kernel
+                        "{} · {}: prompt {} tokens, {} decoded, {}; matvec kernel {}, matmul {}; \"of copy\" against the roofline above",
+                        fmt::adapter_name(&b.adapter), b.adapter.backend, b.prompt_tokens, b.decode_tokens, b.runs_phrase(), b.adapter.matvec_kernel, b.adapter.matmul_kernel
                     )}</caption>
                     <thead><tr><th>"precision"</th><th class="num">"prefill tok/s"</th><th class="num">"decode tok/s"</th>
                         <th class="num">"MB read / token"</th><th class="num">"GB/s"</th><th class="num">"of copy"</th>
@@ -128,8 +143,8 @@ fn ModelBenchPanel() -> impl IntoView {
                     <tbody>{b.rows.iter().map(|r| view! {
                         <tr data-testid="model-bench-row" data-plan=r.precision.name()>
                             <td>{r.precision.name().to_uppercase()}</td>
-                            <td class="num">{format!("{:.1}", r.prefill_tokens_per_second)}</td>
-                            <td class="num" data-testid="model-bench-decode-tps">{format!("{:.2}", r.decode_tokens_per_second)}</td>
+                            <td class="num">{format!("{:.1}", r.prefill_tokens_per_second)}<RunRange runs=r.prefill_runs.clone() decimals=1/></td>
+                            <td class="num"><span data-testid="model-bench-decode-tps">{format!("{:.2}", r.decode_tokens_per_second)}</span><RunRange runs=r.decode_runs.clone() decimals=2/></td>
                             <td class="num">{format!("{:.1}", r.bytes_per_token as f64 / 1e6)}</td>
                             <td class="num">{format!("{:.2}", r.gbps)}</td>
                             <td class="num">{format!("{:.1}%", r.roofline_ratio * 100.0)}</td>
@@ -138,27 +153,40 @@ fn ModelBenchPanel() -> impl IntoView {
                         </tr>
                     }).collect_view()}</tbody>
                 </table>
-                {ratio.map(|r| view! { <p data-testid="bench-ratio">{format!("INT4 decodes {r:.2}× as fast as FP16 here.")}</p> })}
+                {ratio.map(|r| view! { <p data-testid="bench-ratio">{format!(
+                    "INT4 decodes {:.2}× as fast as FP16 here{}{}",
+                    r.median,
+                    r.range_phrase(2, "×"),
+                    bytes.map_or(".".into(), |x| format!(", reading {x:.1}× fewer bytes per token."))
+                )}</p> })}
                 <details><summary>"The report as JSON"</summary><pre data-testid="bench-result">{json}</pre></details>
             }
         })}
     }
 }
 
-fn speed_row(v: Variant, from: &'static str, prefill: Option<f64>, decode: f64, bytes: u64, copy: Option<f64>) -> impl IntoView {
-    let gbps = bytes as f64 * decode / 1e9;
-    let frac = copy.map(|c| (gbps / c.max(1e-12)).min(1.0));
+/// One profiled step: its wall and kernel time, bytes, and GB/s against the roofline.
+fn profile_row(p: &lowbit::bench::DecodeProfile) -> impl IntoView {
+    let v = Variant { plan: p.plan, kv: p.kv };
+    let gbps = p.achieved_gbps();
+    let frac = (gbps / p.copy_gbps.max(1e-12)).min(1.0);
     view! {
         <tr data-testid="speed-row" data-plan=v.code()>
-            <td title=v.to_string()>{plan_short(&v)}</td>
-            <td>{from}</td>
-            <td class="num">{prefill.map_or("–".into(), |p| format!("{p:.1}"))}</td>
-            <td class="num">{format!("{decode:.2}")}</td>
-            <td class="num">{format!("{:.1}", bytes as f64 / 1e6)}</td>
+            <td title=fmt::plan_name(&v)>{plan_short(&v)}</td>
+            <td class="num">{fmt::ms(p.wall_ms)}</td>
+            <td class="num">{p.gpu_ms.map_or("–".into(), fmt::ms)}</td>
+            <td class="num">{format!("{:.1}", p.bytes_per_token as f64 / 1e6)}</td>
             <td class="num" data-testid="speed-gbps">{format!("{gbps:.2}")}</td>
-            <td>{frac.map(|f| view! {
-                <span class="roofline"><progress max="1" value=f></progress>{format!(" {:.0}%", f * 100.0)}</span>
-            })}</td>
+            <td><span class="roofline"><progress max="1" value=frac></progress>{format!(" {:.0}%", frac * 100.0)}</span></td>
         </tr>
     }
+}
+
+/// A benchmark figure's range over its runs, after the median (nothing for one run).
+#[component]
+fn RunRange(runs: Vec<f64>, decimals: usize) -> impl IntoView {
+    lowbit::bench::Spread::of(&runs).filter(|s| s.runs > 1).map(|s| view! {
+        <span class="range" title=format!("{} runs: {}", s.runs, runs.iter().map(|x| format!("{x:.decimals$}")).collect::<Vec<_>>().join(", "))>
+            {format!(" ({:.decimals$}–{:.decimals$})", s.min, s.max)}</span>
+    })
 }

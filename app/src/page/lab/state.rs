@@ -15,6 +15,7 @@ use lowbit_app::share::Shared;
 
 use crate::chat::ChatState;
 use crate::model::ModelState;
+use super::speed::BENCH_REPEATS;
 
 /// A lock-step comparison the page ran (or is running).
 #[derive(Clone, Debug, PartialEq)]
@@ -75,7 +76,7 @@ impl LabState {
             compare: RwSignal::new(None),
             compare_pending: RwSignal::new(false),
             profiles: RwSignal::new(vec![]),
-            bench_tokens: (RwSignal::new(128), RwSignal::new(64)),
+            bench_tokens: (RwSignal::new(64), RwSignal::new(32)),
             bench: RwSignal::new(None),
             tensors: RwSignal::new(vec![]),
             inspection: RwSignal::new(None),
@@ -100,6 +101,23 @@ impl LabState {
         }
     }
 
+    /// The file's own mixed precisions ("As stored"), if the loaded model has them.
+    pub fn stored(&self) -> Option<Variant> {
+        self.model.model.get_untracked().and_then(|m| m.info.stored_plan()).map(Variant::from)
+    }
+
+    /// A model is loaded: the comparison's lanes include its file's own setting (unless a shared
+    /// link chose the lanes).
+    pub fn model_loaded(&self) {
+        if let Some(s) = self.stored().filter(|_| !self.compare_pending.get_untracked()) {
+            self.compare_form.lanes.update(|v| {
+                if !v.contains(&s) {
+                    v.push(s)
+                }
+            });
+        }
+    }
+
     /// The variant the chat runs at now.
     fn current(&self) -> Variant {
         Variant { plan: self.model.plan.get_untracked(), kv: self.model.kv.get_untracked() }
@@ -116,8 +134,11 @@ impl LabState {
             let int4 = lowbit::plan::Plan::uniform(Precision::Int4);
             plans.extend(lowbit::method::Method::ALL.iter().skip(1).map(|&m| Variant::from(int4.with_method(m))));
         }
-        if !plans.contains(&self.current()) {
-            plans.push(self.current());
+        // The setting the chat runs at, and the file's own (where the chat loads by default).
+        for v in [self.current()].into_iter().chain(self.stored()) {
+            if !plans.contains(&v) {
+                plans.push(v);
+            }
         }
         self.start(JobKind::Quality { at: None, calibrating: None }, LabJob::Quality { text: text.to_string(), max_tokens, plans });
     }
@@ -140,9 +161,13 @@ impl LabState {
     /// Benchmark the loaded model at FP16, INT8 and INT4 (prefill and greedy decode).
     pub fn run_bench(&self) {
         let Some(name) = self.model.model.get_untracked().map(|m| m.name) else { return };
-        let precisions = vec![Precision::Fp16, Precision::Int8, Precision::Int4];
-        let (prompt_tokens, decode_tokens) = (self.bench_tokens.0.get_untracked(), self.bench_tokens.1.get_untracked());
-        self.start(JobKind::Bench, LabJob::Bench { name, precisions, prompt_tokens, decode_tokens });
+        let settings = lowbit::bench::BenchSettings {
+            precisions: vec![Precision::Fp16, Precision::Int8, Precision::Int4],
+            prompt_tokens: self.bench_tokens.0.get_untracked(),
+            decode_tokens: self.bench_tokens.1.get_untracked(),
+            repeats: BENCH_REPEATS,
+        };
+        self.start(JobKind::Bench, LabJob::Bench { name, settings });
     }
 
     pub fn inspect(&self, tensor: &str) {
@@ -215,9 +240,17 @@ impl LabState {
         });
     }
 
+    /// A measurement was cancelled: a comparison cancelled while it made its lanes leaves nothing.
+    pub fn cancelled(&self, kind: Option<&JobKind>) {
+        if matches!(kind, Some(JobKind::Compare)) && self.compare.get_untracked().is_some_and(|c| c.lanes.is_empty()) {
+            self.compare.set(None);
+        }
+    }
+
     /// Take one of the lab's events.
     pub fn apply(&self, e: LabEvent) {
         match e {
+            LabEvent::Step { step } => self.model.engine.step(step),
             LabEvent::QualityProgress { plan } => self.model.engine.update_job(|k| {
                 if let JobKind::Quality { at, .. } = k {
                     *at = Some(plan);

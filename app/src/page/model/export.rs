@@ -28,7 +28,7 @@ pub fn ExportGguf() -> impl IntoView {
                 }.into_any(),
                 None => view! {
                     <button class="ghost small" data-testid="export-gguf" disabled=move || !model.can_run()
-                        title=move || format!("Save the weights this page runs at {} as a .gguf file that llama.cpp and other GGUF runtimes load", model.plan.get())
+                        title=move || format!("Save the weights this page runs at {} as a .gguf file that llama.cpp and other GGUF runtimes load", crate::ui::fmt::plan_name(&model.plan.get().into()))
                         on:click=move |_| model.export()>"Download as GGUF"</button>
                 }.into_any(),
             }}

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::picker::ModelPicker;
 use super::state::ModelState;
-use crate::ui::fmt::{self, megabytes};
+use crate::ui::fmt::{self, megabytes, plan_name};
 use crate::ui::layout::fetch_text;
 
 #[derive(Clone, Debug, Deserialize)]
@@ -142,12 +142,20 @@ fn model_status(model: &ModelState) -> String {
         return format!("loading {name}…");
     }
     if let Some((p, _)) = engine.switching() {
-        return format!("switching to {p}…");
+        return format!("switching to {}…", plan_name(&p.into()));
     }
-    match model.model.get() {
-        Some(m) if m.recovered => format!("ready: {} at {} (loaded again on a new GPU device after the last one was lost)", m.name, model.plan.get()),
-        Some(m) => format!("ready: {} at {}", m.name, model.plan.get()),
-        None => "no model loaded".into(),
+    let at = plan_name(&model.plan.get().into());
+    match (model.model.get(), engine.job.get()) {
+        // A measurement runs: the model is busy with it, and says so.
+        (Some(m), Some(r)) if r.kind.doing().is_some() => format!(
+            "{} at {at}: {}{}…",
+            m.name,
+            r.kind.doing().unwrap_or_default(),
+            r.step.map_or(String::new(), |s| format!(" (step {} of {})", s.done + 1, s.total))
+        ),
+        (Some(m), _) if m.recovered => format!("ready: {} at {at} (loaded again on a new GPU device after the last one was lost)", m.name),
+        (Some(m), _) => format!("ready: {} at {at}", m.name),
+        (None, _) => "no model loaded".into(),
     }
 }
 

@@ -48,7 +48,7 @@ pub fn PrecisionPanel() -> impl IntoView {
                             data-testid="precision-file"
                             aria-pressed=move || at(own).to_string()
                             disabled=move || engine.busy() && !at(own)
-                            title=move || engine.busy_reason().map(str::to_string).unwrap_or_else(|| format!("The precisions the file stores: {own}"))
+                            title=move || engine.busy_reason().map(str::to_string).unwrap_or_else(|| format!("The precisions the file stores: {}", fmt::plan_name(&own.into())))
                             on:click=move |_| model.set_plan(own.with_method(model.plan.get_untracked().method))
                         >
                             <span class="p-name">"As stored"</span>
@@ -67,8 +67,8 @@ pub fn PrecisionPanel() -> impl IntoView {
             {move || engine.switching().map(|(p, prog)| view! {
                 <div class="switch-progress" data-testid="switch-progress">
                     <span>{match prog {
-                        Some(g) if g.stage == Stage::Calibrate => format!("Calibrating for {p}: {} / {} tokens", g.done, g.total),
-                        _ => format!("Requantizing to {p}"),
+                        Some(g) if g.stage == Stage::Calibrate => format!("Calibrating for {}: {} / {} tokens", fmt::plan_name(&p.into()), g.done, g.total),
+                        _ => format!("Requantizing to {}", fmt::plan_name(&p.into())),
                     }}</span>
                     <progress max="1" value=prog.map_or(0.0, |g| fmt::fraction(g.done, g.total))></progress>
                     <button class="ghost small" on:click=move |_| engine.cancel()>"Cancel"</button>
@@ -77,7 +77,7 @@ pub fn PrecisionPanel() -> impl IntoView {
             <p class="weights">
                 "Weights on the GPU: "
                 <span data-testid="weights-bytes">{move || if model.model.get().is_some() {
-                    format!("{} at {}", megabytes(model.weight_bytes.get()), model.plan.get())
+                    format!("{} at {}", megabytes(model.weight_bytes.get()), fmt::plan_name(&model.plan.get().into()))
                 } else {
                     "no model loaded".into()
                 }}</span>
@@ -130,9 +130,11 @@ pub fn MixedPrecision() -> impl IntoView {
     }
 }
 
-/// What block scales are, why INT4 is 5 bits per weight, and why speed follows bytes.
+/// What block scales are, why INT4 is 5 bits per weight, and when speed follows bytes (with
+/// what the speed panel measured on this GPU, so the two panels say the same).
 #[component]
 fn PrecisionExplained() -> impl IntoView {
+    let lab = expect_context::<crate::lab::LabState>();
     view! {
     <details class="learn" data-testid="precision-explained">
         <summary>"What do these numbers mean?"</summary>
@@ -148,10 +150,16 @@ fn PrecisionExplained() -> impl IntoView {
             weight. Each bit less doubles the rounding step, and below 4 bits a small model's quality falls off a cliff: \
             the quality panel measures it (tick “INT3 and INT2”). Careful methods push the cliff lower, they do not \
             remove it."</p>
-        <p><strong>"Why speed follows bytes. "</strong>"Writing one token reads every weight of the model once and does \
-            only two arithmetic operations with each. A GPU can do arithmetic far faster than it can fetch memory, so \
+        <p><strong>"When speed follows bytes. "</strong>"Writing one token reads every weight of the model once and does \
+            only two arithmetic operations with each. A typical GPU does arithmetic far faster than it fetches memory, so \
             the time per token is mostly the time to read the weights: fewer bytes per weight, more tokens per second. \
-            (Reading a prompt is different: many tokens share each weight read, so it leans on arithmetic.)"</p>
+            Not every GPU is typical: a software GPU, or a fast one running many small kernels, is limited by arithmetic or by \
+            the overhead between kernels instead. (Reading a prompt is different: many tokens share each weight read, so it \
+            leans on arithmetic.)"</p>
+        <p data-testid="precision-speed-limit">{move || match crate::lab::speed::limit(&lab) {
+            Some(l) => format!("Measured in the speed panel: {}", l.sentence()),
+            None => "Which it is on this GPU, the lab's speed panel measures: profile a decode step there.".into(),
+        }}</p>
     </details>
     }
 }

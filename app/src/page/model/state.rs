@@ -196,6 +196,7 @@ impl ModelState {
             }),
             ModelEvent::Loaded(m) => {
                 let LoadedModel { name, info, fit, plan, plan_reason, weight_bytes, kv_bytes, context_size, from_cache, load_ms, calibration } = *m;
+                crate::ui::fmt::set_model(Some(info.clone()));
                 self.plan.set(plan);
                 self.calibrated.set(calibration.map(|c| (c.tokens, c.seconds)));
                 self.exported.set(None);

@@ -1,5 +1,8 @@
 //! How the page writes sizes, counts and precisions.
 
+use std::cell::RefCell;
+
+use lowbit::info::ModelInfo;
 use lowbit::plan::Variant;
 use lowbit::quality::Scored;
 use lowbit::Precision;
@@ -31,22 +34,32 @@ pub fn precision_label(p: Precision) -> &'static str {
     }
 }
 
-/// A short name for tables and chart axes: `INT4`, `MIX a16 f4 e16`, `FP16 KV8`. (A variant's
-/// name for people is its `Display`: `attention FP16 · feed-forward INT4 · …, KV cache int8`.)
+thread_local! {
+    /// The loaded model's description, which names its settings (see [`plan_name`]).
+    static MODEL: RefCell<Option<ModelInfo>> = const { RefCell::new(None) };
+}
+
+/// The model whose settings [`plan_name`] and [`plan_short`] name (None: no model loaded).
+pub fn set_model(info: Option<ModelInfo>) {
+    MODEL.with(|m| *m.borrow_mut() = info);
+}
+
+/// A setting's one name for people, the same in the precision buttons, reply badges, status,
+/// notices, compare and quality: `As stored (INT4 layers, INT8 embeddings)`, `INT4 (GPTQ)`
+/// (see `Variant::name_in`).
+pub fn plan_name(v: &Variant) -> String {
+    MODEL.with(|m| match &*m.borrow() {
+        Some(i) => i.name_of(v),
+        None => v.name_in(None, v.plan.quantized()),
+    })
+}
+
+/// [`plan_name`] for tables and chart axes: `As stored`, `INT4 GPTQ`, `MIX a16 f4 e16`, `FP16 KV8`.
 pub fn plan_short(v: &Variant) -> String {
-    let p = v.plan;
-    let bits = |x: Precision| x.name().trim_start_matches(|c: char| c.is_alphabetic()).to_string();
-    let mut weights = match p.uniform_precision() {
-        Some(u) => precision_label(u).to_string(),
-        None => format!("MIX a{} f{} e{}", bits(p.attention), bits(p.ffn), bits(p.embeddings)),
-    };
-    if p.method != lowbit::method::Method::Rtn && p.quantized() {
-        weights = format!("{weights} {}", p.method.name().to_uppercase());
-    }
-    match v.kv {
-        lowbit::KvPrecision::F32 => weights,
-        kv => format!("{weights} KV{}", bits_of_kv(kv)),
-    }
+    MODEL.with(|m| match &*m.borrow() {
+        Some(i) => i.short_name_of(v),
+        None => v.short_name_in(None, v.plan.quantized()),
+    })
 }
 
 /// A quality row's short name: `SOURCE`, or its variant's [`plan_short`].
@@ -54,14 +67,6 @@ pub fn scored_short(s: Scored) -> String {
     match s {
         Scored::Source => "SOURCE".into(),
         Scored::Variant(v) => plan_short(&v),
-    }
-}
-
-fn bits_of_kv(kv: lowbit::KvPrecision) -> &'static str {
-    match kv {
-        lowbit::KvPrecision::F32 => "32",
-        lowbit::KvPrecision::F16 => "16",
-        lowbit::KvPrecision::Int8 => "8",
     }
 }
 

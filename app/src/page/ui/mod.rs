@@ -4,4 +4,5 @@
 pub mod fmt;
 pub mod glossary;
 pub mod layout;
+pub mod progress;
 pub mod texts;
