@@ -5,12 +5,16 @@ import { readFileSync } from 'node:fs';
 const file = process.argv[2] || new URL('../bench-results/page-vs-wllama.json', import.meta.url);
 const r = JSON.parse(readFileSync(file, 'utf8'));
 const a = r.adapter;
+// A figure with its range over the runs (older reports hold one number: one run).
+const fig = (s, d) => (typeof s === 'number' ? s.toFixed(d) : s.runs > 1 ? `${s.median.toFixed(d)} (${s.min.toFixed(d)}–${s.max.toFixed(d)})` : s.median.toFixed(d));
+const runs = r.runs ?? 1;
 console.log(`In the page, headless Chromium: adapter **${a.name}** (${a.backend}), matvec \`${a.matvec_kernel}\`, prefill matmul \`${a.matmul_kernel}\`; ` +
   `beside wllama 3.8.1 (llama.cpp compiled to wasm, on the CPU) in the same browser. Model: ${r.model}; ` +
-  `the same ${r.prompt_tokens}-token prompt, ${r.decode_tokens} tokens decoded greedily (\`scripts/bench-page.sh\`, ${r.date ?? 'undated'}).`);
+  `the same ${r.prompt_tokens}-token prompt, ${r.decode_tokens} tokens decoded greedily; ` +
+  `${runs > 1 ? `median (and range) of ${runs} runs, taking turns` : 'one run'} (\`scripts/bench-page.sh\`, ${r.date ?? 'undated'}).`);
 console.log();
 console.log('| runtime | prefill tok/s | decode tok/s |');
 console.log('|---|---|---|');
-for (const row of r.rows) console.log(`| ${row.runtime} | ${row.prefill.toFixed(2)} | ${row.decode.toFixed(2)} |`);
+for (const row of r.rows) console.log(`| ${row.runtime} | ${fig(row.prefill, 2)} | ${fig(row.decode, 2)} |`);
 console.log();
-console.log(r.int4_over_wllama.map((q) => `lowbit INT4 ÷ wllama ${q.threads} thread${q.threads > 1 ? 's' : ''}: decode **${q.decode.toFixed(2)}×**, prefill ${q.prefill.toFixed(2)}×`).join('; ') + '.');
+console.log(r.int4_over_wllama.map((q) => `lowbit INT4 ÷ wllama ${q.threads} thread${q.threads > 1 ? 's' : ''}: decode **${fig(q.decode, 2)}×**, prefill ${fig(q.prefill, 2)}×`).join('; ') + '.');

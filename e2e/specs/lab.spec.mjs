@@ -146,6 +146,8 @@ test('speed panel, inspector and a mixed-precision plan', async ({ page }, testI
   await expect(app.id('bench-progress').getByTestId('run-step')).toContainText(/run \d of 3/, { timeout: LONG });
   await expect(app.id('model-status')).toContainText(/benchmarking \(step \d+ of 27\)/);
   await expect(app.id('bench-progress').getByTestId('run-left')).toContainText(/step \d+ of 27/);
+  await app.id('bench-progress').scrollIntoViewIfNeeded();
+  await page.screenshot({ path: testInfo.outputPath('bench-progress.png') });
   await app.id('bench-progress').getByTestId('run-cancel').click();
   await expect(app.id('bench-progress')).toHaveCount(0, { timeout: LONG });
   await app.waitReady();
