@@ -107,6 +107,8 @@ test('the ladder down to INT2: measured beside FP16, and a chat at 3 bits per we
   await app.waitReady();
   await expect(app.id('model-status')).toContainText('at As stored (INT4 layers, INT8 embeddings)');
   await expect(app.id('model-status')).not.toContainText('AWQ');
+  // ... and the compare view offers that setting once, not again under the method's name.
+  await expect(page.locator('.compare-form label').filter({ hasText: 'As stored' })).toHaveCount(1);
   await app.setPrecision('int2');
   await expect(app.id('weights-bytes')).toContainText('INT2');
   await app.setMaxTokens(4);

@@ -118,9 +118,13 @@ impl LabState {
         }
     }
 
-    /// The variant the chat runs at now.
+    /// The variant the chat runs at now (its method left out where it changes nothing, so the
+    /// file's own setting is not measured twice under two names).
     fn current(&self) -> Variant {
-        Variant { plan: self.model.plan.get_untracked(), kv: self.model.kv.get_untracked() }
+        let plan = self.model.plan.get_untracked();
+        let matters = self.model.model.with_untracked(|m| m.as_ref().is_none_or(|m| m.info.method_matters(&plan)));
+        let plan = if matters { plan } else { plan.with_method(lowbit::method::Method::Rtn) };
+        Variant { plan, kv: self.model.kv.get_untracked() }
     }
 
     /// Measure the quality of FP16, INT8, INT4 (and the current variant when it is another) on
