@@ -53,6 +53,9 @@ pub enum Error {
     TensorNotFound(String),
     #[error("shape mismatch: {0}")]
     Shape(String),
+    /// A safetensors checkpoint that is not what its header says (see `safetensors`).
+    #[error("safetensors: {0}")]
+    Safetensors(String),
     #[error("unknown precision '{0}' (expected fp16, int8 or int4)")]
     UnknownPrecision(String),
     #[error("no GPU adapter found (WebGPU/Vulkan/Metal/DX12)")]
@@ -110,6 +113,7 @@ impl Error {
                 | Error::TensorShape { .. }
                 | Error::NonFinite(_)
                 | Error::Template(_)
+                | Error::Safetensors(_)
         )
     }
 }

@@ -21,6 +21,7 @@ pub mod model;
 pub mod plan;
 pub mod quality;
 pub mod reference;
+pub mod safetensors;
 pub mod sampler;
 pub mod selftest;
 pub mod session;
