@@ -16,17 +16,30 @@ pub struct Running {
     pub started_ms: f64,
     /// The measurement's latest step, for its progress bar.
     pub step: Option<RunStep>,
+    /// When its first step began (ms since the epoch): the pace is counted from there, so what ran
+    /// before the steps (a calibration, the roofline) does not inflate it.
+    pub first_step_ms: Option<f64>,
 }
 
 impl Running {
     pub fn new(id: JobId, kind: JobKind, started_ms: f64) -> Running {
-        Running { id, kind, started_ms, step: None }
+        Running { id, kind, started_ms, step: None, first_step_ms: None }
     }
 
-    /// Seconds left by the pace so far, once a step is done (`now_ms`: the clock now).
+    /// The run reached `step` at `now_ms`.
+    pub fn stepped(&mut self, step: RunStep, now_ms: f64) {
+        if self.first_step_ms.is_none() {
+            self.first_step_ms = Some(now_ms);
+        }
+        self.step = Some(step);
+    }
+
+    /// Seconds left by the pace so far, once enough steps are done for the pace to mean something
+    /// (`RunStep::settle`; `now_ms`: the clock now).
     pub fn seconds_left(&self, now_ms: f64) -> Option<f64> {
-        let s = self.step.as_ref().filter(|s| s.done > 0 && s.total >= s.done)?;
-        let per_step = (now_ms - self.started_ms).max(0.0) / s.done as f64;
+        let s = self.step.as_ref().filter(|s| s.done >= s.settle.max(1) && s.total >= s.done)?;
+        let from = self.first_step_ms.unwrap_or(self.started_ms);
+        let per_step = (now_ms - from).max(0.0) / s.done as f64;
         Some(per_step * (s.total - s.done) as f64 / 1e3)
     }
 }
@@ -155,12 +168,16 @@ mod tests {
 
     #[test]
     fn time_left_follows_the_pace_so_far() {
-        let mut r = Running::new(1, JobKind::Bench, 1_000.0);
+        let mut r = Running::new(1, JobKind::Bench, 0.0);
         assert_eq!(r.seconds_left(5_000.0), None);
-        r.step = Some(RunStep { done: 0, total: 9, what: "switching to FP16".into() });
+        // Counted from the first step (what ran before it is not part of the pace).
+        r.stepped(RunStep { done: 0, total: 9, what: "switching to FP16".into(), settle: 3 }, 1_000.0);
         assert_eq!(r.seconds_left(5_000.0), None);
+        // Before a whole round of steps the pace says nothing yet.
+        r.stepped(RunStep { done: 2, total: 9, what: "FP16, writing".into(), settle: 3 }, 2_000.0);
+        assert_eq!(r.seconds_left(2_000.0), None);
         // 3 of 9 steps in 6 s: 12 s to go.
-        r.step = Some(RunStep { done: 3, total: 9, what: "INT8".into() });
+        r.stepped(RunStep { done: 3, total: 9, what: "INT8".into(), settle: 3 }, 7_000.0);
         assert_eq!(r.seconds_left(7_000.0), Some(12.0));
     }
 

@@ -2,7 +2,9 @@
 // the same prompt (text that both tokenize to the same ids) and the same number of greedy tokens, in the same headless Chromium,
 // with 1 and 2 wllama threads (the page is cross-origin isolated, so threads work). The page runs
 // every precision RUNS times (its benchmark's repeats, the precisions taking turns); wllama runs
-// RUNS times per thread count, taking turns too; each ratio is run i ÷ run i, median and range.
+// RUNS times per thread count, taking turns too. Each figure is a median with its range; a ratio
+// is the medians' quotient, its range from the lowest over the highest to the highest over the
+// lowest (the two runtimes' runs are not paired: they run one after the other).
 // Not a test:
 // nothing here can fail on speed. Prints a table and writes bench-results/page-vs-wllama.json
 // (scripts/perf.sh puts it in README).
@@ -64,11 +66,11 @@ test('lowbit (every precision) vs wllama, default model', async ({ page, context
     ...wllama.map((w) => ({ runtime: `wllama 3.8.1 CPU, ${w.threads} thread${w.threads > 1 ? 's' : ''}`, prefill: spread(w.prefill_runs), decode: spread(w.decode_runs) })),
   ];
   const int4 = lowbit.rows.find((r) => r.precision === 'int4');
-  const per = (a, b) => a.map((x, i) => x / b[i]);
+  const quot = (a, b) => ({ median: a.median / b.median, min: a.min / b.max, max: a.max / b.min, runs: Math.min(a.runs, b.runs) });
   const ratios = wllama.map((w) => ({
     threads: w.threads,
-    decode: spread(per(int4.decode_runs, w.decode_runs)),
-    prefill: spread(per(int4.prefill_runs, w.prefill_runs)),
+    decode: quot(spread(int4.decode_runs), spread(w.decode_runs)),
+    prefill: quot(spread(int4.prefill_runs), spread(w.prefill_runs)),
   }));
   const report = { date: new Date().toISOString().slice(0, 10), adapter: lowbit.adapter, model: DEFAULT_MODEL, prompt_tokens: PROMPT_TOKENS, decode_tokens: TOKENS, runs, rows, int4_over_wllama: ratios, lowbit };
   mkdirSync('bench-results', { recursive: true });
@@ -76,5 +78,5 @@ test('lowbit (every precision) vs wllama, default model', async ({ page, context
   console.log(`adapter: ${lowbit.adapter.name} (${lowbit.adapter.backend}); prompt ${PROMPT_TOKENS} tokens, ${TOKENS} decoded greedily`);
   const f = (s, d) => `${s.median.toFixed(d)} (${s.min.toFixed(d)}–${s.max.toFixed(d)})`;
   for (const r of rows) console.log(`${r.runtime.padEnd(28)} prefill ${f(r.prefill, 2).padStart(20)} tok/s   decode ${f(r.decode, 2).padStart(20)} tok/s`);
-  for (const q of ratios) console.log(`lowbit INT4 ÷ wllama ${q.threads} thread(s), median (range) of ${runs} runs: decode ${f(q.decode, 3)}×, prefill ${f(q.prefill, 3)}×`);
+  for (const q of ratios) console.log(`lowbit INT4 ÷ wllama ${q.threads} thread(s), medians' quotient (extremes' quotients) over ${runs} runs each: decode ${f(q.decode, 3)}×, prefill ${f(q.prefill, 3)}×`);
 });

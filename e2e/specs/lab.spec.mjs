@@ -119,7 +119,7 @@ test('speed panel, inspector and a mixed-precision plan', async ({ page }, testI
   expect(roofline).toMatch(/^Copy kernel on this GPU: \d+\.\d\d GB\/s/);
   const limit = await app.id('speed-limit').textContent();
   console.log(`speed limit: ${limit}`);
-  expect(limit).toMatch(/^On this GPU decode is limited by (overhead|memory|arithmetic)|no timestamp queries/);
+  expect(limit).toMatch(/^On this GPU a decode step at As stored \(INT4 layers, INT8 embeddings\) is limited by (overhead|memory|arithmetic)|no timestamp queries/);
   await expect(app.id('precision-speed-limit')).toContainText(limit);
   await expect(app.id('kernel-time-row').first()).toBeVisible();
   const kernels = await app.id('kernel-time-row').allTextContents();

@@ -340,10 +340,14 @@ pub async fn model(gpu: &Gpu, g: &crate::gguf::Gguf<'_>, name: &str, settings: &
 }
 
 /// How many bytes the copy yardstick moves for a step that reads `step_bytes`: as many, within a
-/// binding and 256 MiB.
+/// binding and [`ROOFLINE_MAX_BYTES`].
 pub fn roofline_bytes(gpu: &Gpu, step_bytes: u64) -> u64 {
-    step_bytes.min(gpu.binding_limit()).min(256 << 20).max(1 << 20)
+    step_bytes.min(gpu.binding_limit()).min(ROOFLINE_MAX_BYTES).max(1 << 20)
 }
+
+/// The most the copy yardstick moves: past any cache, and small beside a loaded model (it needs
+/// twice this while it runs).
+pub const ROOFLINE_MAX_BYTES: u64 = 64 << 20;
 
 /// What the benchmark's text prompt is cut from (repeated as needed).
 const PROMPT_TEXT: &str = "The history of the bicycle begins in the early nineteenth century, when inventors in \
@@ -414,18 +418,13 @@ pub async fn model_on(
     }
     let mut rows: Vec<ModelBenchRow> = Vec::new();
     // Three steps per precision and run: switch and warm up, read the prompt, decode.
-    let total = repeats * precisions.len() * 3;
-    let mut done = 0;
-    let mut step = |done: &mut usize, what: String| {
-        let go = on_step(crate::session::RunStep { done: *done, total, what });
-        *done += 1;
-        if go { Ok(()) } else { Err(Error::Cancelled) }
-    };
+    let round = precisions.len() * 3;
+    let mut steps = Steps { on_step: &mut on_step, done: 0, total: repeats * round, round, what: String::new() };
     for run in 0..repeats {
         for (i, &p) in precisions.iter().enumerate() {
             let of = if repeats > 1 { format!("run {} of {repeats}: ", run + 1) } else { String::new() };
             let label = p.name().to_uppercase();
-            step(&mut done, format!("{of}switching to {label}"))?;
+            steps.next(format!("{of}switching to {label}"))?;
             b.set_precision(g, p)?;
             for k in b.kernels() {
                 gpu.pipeline(k);
@@ -437,18 +436,22 @@ pub async fn model_on(
                 let l = forward(&cfg, b, &[t], pos, false)?;
                 b.argmax(&l).await?;
             }
-            step(&mut done, format!("{of}{label}, reading {prompt_tokens} prompt tokens"))?;
+            steps.next(format!("{of}{label}, reading {prompt_tokens} prompt tokens"))?;
             let t0 = now_ms();
             let l = forward(&cfg, b, &prompt, 0, false)?;
             let mut next = b.argmax(&l).await?;
             let prefill_s = (now_ms() - t0) / 1e3;
-            step(&mut done, format!("{of}{label}, writing {decode_tokens} tokens"))?;
+            steps.next(format!("{of}{label}, writing {decode_tokens} tokens"))?;
             let mut pos = prompt_tokens;
             let (mut created0, mut t1) = (gpu.created(), now_ms());
-            for i in 0..decode_tokens {
-                if i == 1 {
+            for token in 0..decode_tokens {
+                if token == 1 {
                     // Objects are counted from the second step on: the first may make its buffers.
                     (created0, t1) = (gpu.created(), now_ms());
+                }
+                if token % 16 == 15 {
+                    // A long decode hears Cancel too.
+                    steps.again()?;
                 }
                 let l = forward(&cfg, b, &[next], pos, false)?;
                 next = b.argmax(&l).await?;
@@ -516,6 +519,32 @@ fn with_range(median: f64, runs: &[f64], decimals: usize) -> String {
     }
 }
 
+/// A benchmark's steps as its `on_step` hears them: each announced before it runs, and asked
+/// again within a long one, so Cancel is heard there too.
+struct Steps<'f, F: FnMut(crate::session::RunStep) -> bool> {
+    on_step: &'f mut F,
+    done: usize,
+    total: usize,
+    /// Steps in one round of every precision: the pace is known after one.
+    round: usize,
+    what: String,
+}
+
+impl<F: FnMut(crate::session::RunStep) -> bool> Steps<'_, F> {
+    /// Announce the next step; Cancel (false) ends the run.
+    fn next(&mut self, what: String) -> Result<()> {
+        self.what = what;
+        self.done += 1;
+        self.again()
+    }
+
+    /// Announce the step running again (nothing counted).
+    fn again(&mut self) -> Result<()> {
+        let step = crate::session::RunStep { done: self.done - 1, total: self.total, what: self.what.clone(), settle: self.round };
+        if (self.on_step)(step) { Ok(()) } else { Err(Error::Cancelled) }
+    }
+}
+
 impl ModelBench {
     /// `median of 3 runs` or `one run`.
     pub fn runs_phrase(&self) -> String {
@@ -540,12 +569,14 @@ impl ModelBench {
         Some(self.row(Precision::Fp16)?.bytes_per_token as f64 / self.row(Precision::Int4)?.bytes_per_token.max(1) as f64)
     }
 
-    /// What limits decode on this adapter, from the FP16 row (the most bytes per token): its wall
-    /// time per token, its kernels' GPU time and its bytes against the copy roofline.
-    pub fn limit(&self) -> Option<Limit> {
+    /// What limits decode on this adapter, from the FP16 row (the most bytes per token; else the
+    /// first): its wall time per token, its kernels' GPU time and its bytes against the copy
+    /// roofline. With the precision it was read at.
+    pub fn limit(&self) -> Option<(Precision, Limit)> {
         let r = self.row(Precision::Fp16).or(self.rows.first())?;
         let gpu_ms: f64 = r.kernels.iter().map(|k| k.ms).sum();
-        Limit::read(r.bytes_per_token, 1e3 / r.decode_tokens_per_second.max(1e-12), (!r.kernels.is_empty()).then_some(gpu_ms), self.copy_gbps)
+        let l = Limit::read(r.bytes_per_token, 1e3 / r.decode_tokens_per_second.max(1e-12), (!r.kernels.is_empty()).then_some(gpu_ms), self.copy_gbps)?;
+        Some((r.precision, l))
     }
 }
 
@@ -599,35 +630,36 @@ impl Limit {
         })
     }
 
-    /// The finding in a sentence, with the numbers it rests on.
-    pub fn sentence(&self) -> String {
+    /// The finding in a sentence, with the numbers it rests on, for a step at `at` (a precision's
+    /// name: the finding is about that step).
+    pub fn sentence(&self, at: &str) -> String {
         let pct = |f: f64| format!("{:.0} %", 100.0 * f);
         match (self.kind, self.gpu_share) {
             (LimitKind::Overhead, Some(s)) => format!(
-                "On this GPU decode is limited by overhead: the kernels run for only {} of a step's wall time, the rest is \
+                "On this GPU a decode step at {at} is limited by overhead: the kernels run for only {} of a step's wall time, the rest is \
                  recording, submitting and reading back. Fewer bits per weight shorten only the kernels' part.",
                 pct(s)
             ),
             (LimitKind::Memory, Some(s)) => format!(
-                "On this GPU decode is limited by memory: the kernels run for {} of a step and read the weights at {} of the \
+                "On this GPU a decode step at {at} is limited by memory: the kernels run for {} of a step and read the weights at {} of the \
                  copy kernel's speed, so fewer bytes per weight mean more tokens per second.",
                 pct(s),
                 pct(self.of_copy)
             ),
             (LimitKind::Memory, None) => format!(
-                "On this GPU decode is limited by memory: a step reads the weights at {} of the copy kernel's speed, so fewer \
+                "On this GPU a decode step at {at} is limited by memory: it reads the weights at {} of the copy kernel's speed, so fewer \
                  bytes per weight mean more tokens per second.",
                 pct(self.of_copy)
             ),
             (LimitKind::Arithmetic, Some(s)) => format!(
-                "On this GPU decode is limited by arithmetic, not memory: the kernels run for {} of a step but read the \
+                "On this GPU a decode step at {at} is limited by arithmetic, not memory: the kernels run for {} of a step but read the \
                  weights at only {} of the copy kernel's speed, so fewer bytes per weight buy less speed than they save \
                  memory (unpacking them costs arithmetic too).",
                 pct(s),
                 pct(self.of_copy)
             ),
             _ => format!(
-                "A step reads the weights at {} of the copy kernel's speed. This GPU has no timestamp queries, so wall time \
+                "A decode step at {at} reads the weights at {} of the copy kernel's speed. This GPU has no timestamp queries, so wall time \
                  alone cannot say whether arithmetic or overhead is the limit.",
                 pct(self.of_copy)
             ),
@@ -701,8 +733,8 @@ impl Report for ModelBench {
                 int4.prefill_tokens_per_second / fp16.prefill_tokens_per_second.max(1e-9)
             );
         }
-        if let Some(l) = self.limit() {
-            s += &format!("{}\n", l.sentence());
+        if let Some((p, l)) = self.limit() {
+            s += &format!("{}\n", l.sentence(&p.name().to_uppercase()));
         }
         for r in &self.rows {
             let top: Vec<String> = r.kernels.iter().take(5).map(|k| format!("{} {:.2}", k.kernel, k.ms)).collect();
@@ -738,16 +770,16 @@ mod tests {
         let memory = Limit::read(mb, 10.0, Some(9.0), 20.0).unwrap();
         assert_eq!(memory.kind, LimitKind::Memory);
         assert!((memory.of_copy - 100.0 / 9.0 / 20.0).abs() < 1e-9);
-        assert!(memory.sentence().starts_with("On this GPU decode is limited by memory"), "{}", memory.sentence());
+        assert!(memory.sentence("INT4").starts_with("On this GPU a decode step at INT4 is limited by memory"), "{}", memory.sentence("INT4"));
         // At 40 GB/s copy the same kernels read at 28 % of it: arithmetic.
         let arithmetic = Limit::read(mb, 10.0, Some(9.0), 40.0).unwrap();
         assert_eq!(arithmetic.kind, LimitKind::Arithmetic);
-        assert!(arithmetic.sentence().contains("only 28 %"), "{}", arithmetic.sentence());
+        assert!(arithmetic.sentence("FP16").contains("only 28 %"), "{}", arithmetic.sentence("FP16"));
         // Without timers: memory when wall time alone reaches half of copy, else unknown.
         assert_eq!(Limit::read(mb, 10.0, None, 15.0).unwrap().kind, LimitKind::Memory);
         let unknown = Limit::read(mb, 10.0, None, 40.0).unwrap();
         assert_eq!(unknown.kind, LimitKind::Unknown);
-        assert!(unknown.sentence().contains("no timestamp queries"));
+        assert!(unknown.sentence("FP16").contains("no timestamp queries"));
         assert_eq!(Limit::read(0, 10.0, None, 40.0), None);
     }
 }

@@ -199,8 +199,6 @@ impl ModelInfo {
         (plan, why)
     }
 
-    /// Whether the quantization method changes any number of `plan` on this file: some group is
-    /// requantized (neither FP16 nor kept as stored).
     /// The file's own precisions when they differ between groups: the page's "As stored" setting
     /// (a file stored at one precision is simply that precision).
     pub fn stored_plan(&self) -> Option<Plan> {
@@ -220,6 +218,8 @@ impl ModelInfo {
         v.short_name_in(self.stored_plan(), self.method_matters(&v.plan))
     }
 
+    /// Whether the quantization method changes any number of `plan` on this file: some group is
+    /// requantized (neither FP16 nor kept as stored).
     pub fn method_matters(&self, plan: &Plan) -> bool {
         Group::ALL.iter().any(|&g| {
             let p = plan.get(g);

@@ -67,8 +67,10 @@ pub struct TensorView<'a> {
 }
 
 impl TensorView<'_> {
+    /// How many values it holds (its bytes over the dtype's size: `parse` checked that the shape's
+    /// product is exactly that, so nothing here can overflow).
     pub fn elements(&self) -> usize {
-        self.shape.iter().product()
+        self.data.len() / self.dtype.size()
     }
 
     /// The values as f32 (BF16 and F16 widened exactly).

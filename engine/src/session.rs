@@ -88,6 +88,10 @@ pub struct RunStep {
     pub done: usize,
     pub total: usize,
     pub what: String,
+    /// After how many steps the pace so far says how long the rest takes (steps of unequal length
+    /// repeat with this period: a benchmark's round of every precision); 0 or 1: after the first.
+    #[serde(default)]
+    pub settle: usize,
 }
 
 /// A model loaded on the GPU, with its conversation state.
@@ -537,7 +541,7 @@ impl Session {
     }
 
     /// The copy kernel's GB/s on this GPU over as many bytes as an FP16 decode step of this
-    /// model reads (within a binding and 256 MiB): measured on first use, then the same figure
+    /// model reads (within a binding and 64 MiB): measured on first use, then the same figure
     /// for every profile and benchmark of the session, so the speed tables share one roofline.
     pub async fn roofline(&mut self) -> Result<f64> {
         if let Some(r) = self.roofline {

@@ -170,10 +170,15 @@ fn measurements_give_the_conversation_its_cache_back() {
     assert!(steps.iter().enumerate().all(|(i, st)| st.done == i && st.total == 12), "{steps:?}");
     assert!(steps[6].what.starts_with("run 2 of 2: switching to FP16"), "{:?}", steps[6]);
     assert!(bench.rows.iter().all(|r| r.decode_runs.len() == 2));
-    // Cancelled at its fifth step, a benchmark ends as cancelled and gives the plan back.
-    let r = block_on(s.bench("tiny", &settings, |st| st.done < 4));
+    // The time left is estimated after a whole round of both precisions.
+    assert!(steps.iter().all(|st| st.settle == 6), "{steps:?}");
+    // Cancelled while FP16 is loaded, a benchmark ends as cancelled and gives the plan, the KV
+    // format and the conversation's cache back.
+    let (kv, used) = (s.kv(), s.context_used());
+    let r = block_on(s.bench("tiny", &settings, |st| st.done < 2));
     assert!(matches!(r, Err(lowbit::Error::Cancelled)), "{r:?}");
     assert_eq!(s.plan(), Plan::uniform(Precision::Int4));
+    assert_eq!((s.kv(), s.context_used()), (kv, used));
     // The profile compares with the very roofline the benchmark did: measured once.
     let profile = block_on(s.profile_decode()).unwrap();
     assert_eq!(profile.copy_gbps, bench.copy_gbps);

@@ -77,7 +77,7 @@ impl Page {
             // A load that got past parsing has cached its file: show the cache as it is now.
             Event::Cancelled => {
                 self.diag.ended(mine.as_ref(), "cancelled");
-                self.lab.cancelled(mine.as_ref());
+                self.lab.ended_without_result(mine.as_ref());
                 self.model.list_cache();
             }
             Event::Error { kind, message } => {
@@ -129,6 +129,7 @@ impl Page {
     /// A job ended with an error (`running`: what it was): a reply keeps what it wrote; a lost
     /// device takes the model with it.
     fn fail(self, running: Option<JobKind>, kind: ErrorKind, message: String) {
+        self.lab.ended_without_result(running.as_ref());
         self.chat.ended(running);
         if kind == ErrorKind::DeviceLost {
             self.model.model.set(None);

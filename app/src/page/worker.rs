@@ -68,7 +68,7 @@ impl Engine {
     pub fn step(&self, step: lowbit::session::RunStep) {
         self.job.update(|j| {
             if let Some(r) = j {
-                r.step = Some(step)
+                r.stepped(step, js_sys::Date::now())
             }
         });
     }

@@ -34,7 +34,7 @@ pub async fn run(job: LabJob) -> Result<(), Fail> {
                 let info = s.info.clone();
                 Ok(s.layer_errors(&text, max_tokens, &variants, |v| {
                     done += 1;
-                    step(RunStep { done: done - 1, total, what: format!("running every layer at {}", info.name_of(&v)) })
+                    step(RunStep { done: done - 1, total, what: format!("running every layer at {}", info.name_of(&v)), settle: 1 })
                 })
                 .await?)
             })
@@ -61,7 +61,7 @@ pub async fn run(job: LabJob) -> Result<(), Fail> {
                 Ok(s.quality(&text, max_tokens, &plans, |plan| {
                     emit(LabEvent::QualityProgress { plan });
                     done += 1;
-                    step(RunStep { done: done - 1, total, what: format!("scoring at {}", info.name_of(&plan)) })
+                    step(RunStep { done: done - 1, total, what: format!("scoring at {}", info.name_of(&plan)), settle: 1 })
                 })
                 .await?)
             })
@@ -85,7 +85,7 @@ async fn compare(session: &Session, settings: CompareSettings) -> Result<(), Fai
     loop {
         let (done, total) = ls.prepared();
         let Some(&next) = ls.settings.lanes.get(done) else { break };
-        if !step(RunStep { done, total, what: format!("preparing the {} lane", session.info.name_of(&next)) }) || stopped() {
+        if !step(RunStep { done, total, what: format!("preparing the {} lane", session.info.name_of(&next)), settle: 1 }) || stopped() {
             return Err(Fail::cancelled());
         }
         yield_now().await;

@@ -108,11 +108,13 @@ fn focus_input(chat: ChatState, input_ref: NodeRef<leptos::html::Textarea>) {
                 let opts = web_sys::FocusOptions::new();
                 opts.set_prevent_scroll(true);
                 let _ = el.focus_with_options(&opts);
+                let at = web_sys::ScrollIntoViewOptions::new();
+                at.set_block(web_sys::ScrollLogicalPosition::Nearest);
                 if let Some(card) = el.closest("section").ok().flatten() {
-                    let at = web_sys::ScrollIntoViewOptions::new();
-                    at.set_block(web_sys::ScrollLogicalPosition::Nearest);
                     card.scroll_into_view_with_scroll_into_view_options(&at);
                 }
+                // A card taller than the window: the box itself, at least.
+                el.scroll_into_view_with_scroll_into_view_options(&at);
             }
         })
     };

@@ -82,7 +82,7 @@ impl DiagState {
         match e {
             DiagnosticsEvent::SelfTestRunning { kernel, done, total } => {
                 self.selftest_status.set(format!("running {kernel} ({}/{total})", done + 1));
-                self.model.engine.step(lowbit::session::RunStep { done, total, what: format!("running {kernel}") });
+                self.model.engine.step(lowbit::session::RunStep { done, total, what: format!("running {kernel}"), settle: 1 });
                 self.model.engine.update_job(|k| *k = JobKind::SelfTest { done, total, kernel: Some(kernel) });
             }
             DiagnosticsEvent::SelfTestRow { row } => self.selftest.update(|rows| rows.push(row)),

@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use lowbit::lockstep::{LaneSummary, Mode};
 use lowbit::method::Method;
-use lowbit::plan::Variant;
+use lowbit::plan::{Plan, Variant};
 use lowbit::{KvPrecision, Precision};
 use lowbit_app::charts;
 use lowbit_app::job::JobKind;
@@ -59,6 +59,16 @@ fn status(run: Option<CompareRun>) -> String {
     }
 }
 
+/// The lanes offered beside FP16 on every model.
+const FIXED_LANES: [Variant; 6] = [
+    Variant { plan: Plan::uniform(Precision::Int8), kv: KvPrecision::F32 },
+    Variant { plan: Plan::uniform(Precision::Int4), kv: KvPrecision::F32 },
+    Variant { plan: Plan::uniform(Precision::Int3), kv: KvPrecision::F32 },
+    Variant { plan: Plan::uniform(Precision::Int2), kv: KvPrecision::F32 },
+    Variant { plan: Plan::uniform(Precision::Fp16), kv: KvPrecision::F16 },
+    Variant { plan: Plan::uniform(Precision::Fp16), kv: KvPrecision::Int8 },
+];
+
 /// The prompt, mode, length and lanes to compare; Run or Stop; the link to share.
 #[component]
 fn CompareForm() -> impl IntoView {
@@ -96,14 +106,14 @@ fn CompareForm() -> impl IntoView {
                 <input type="number" min="1" max="512" data-testid="compare-max-tokens" prop:value=move || f.max_tokens.get().to_string()
                     on:change=move |ev| { if let Ok(v) = event_target_value(&ev).parse::<usize>() { f.max_tokens.set(v.clamp(1, 512)) } }/></label>
             <span class="k">"with FP16:"</span>
-            {lane_toggle(Precision::Int8.into())}
-            {lane_toggle(Precision::Int4.into())}
-            {lane_toggle(Precision::Int3.into())}
-            {lane_toggle(Precision::Int2.into())}
-            {lane_toggle(Variant::new(Precision::Fp16, KvPrecision::F16))}
-            {lane_toggle(Variant::new(Precision::Fp16, KvPrecision::Int8))}
+            {FIXED_LANES.iter().map(|&v| lane_toggle(v)).collect_view()}
             {move || stored().map(lane_toggle)}
             {move || mixed().map(lane_toggle)}
+            // Any other lane ticked (a shared link's mix): shown, so it can be unticked.
+            {move || {
+                let shown: Vec<Variant> = FIXED_LANES.iter().copied().chain(stored()).chain(mixed()).collect();
+                f.lanes.get().into_iter().filter(|l| !shown.contains(l)).map(lane_toggle).collect_view()
+            }}
         </div>
         <p class="hint" data-testid="compare-sampling">{move || {
             let s = lab.chat.sampling.get();

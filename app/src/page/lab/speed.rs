@@ -28,10 +28,10 @@ pub fn SpeedPanel() -> impl IntoView {
                 the limit here, or arithmetic, or the overhead between kernels, is measured below, not assumed."</Explain>
             {move || roofline(&lab).map(|c| view! {
                 <p class="note" data-testid="speed-roofline">{format!(
-                    "Copy kernel on this GPU: {c:.2} GB/s (the roofline). Measured once for this model, over as many bytes as an FP16 step reads; every figure below is compared with it."
+                    "Copy kernel on this GPU: {c:.2} GB/s (the roofline). Measured once for this model, over as many bytes as an FP16 step reads (at most 64 MB); every figure below is compared with it."
                 )}</p>
             })}
-            {move || limit(&lab).map(|l| view! { <p class="finding" data-testid="speed-limit">{l.sentence()}</p> })}
+            {move || limit_sentence(&lab).map(|l| view! { <p class="finding" data-testid="speed-limit">{l}</p> })}
             <div class="row">
                 <button data-testid="speed-profile" disabled=move || !model.can_run() on:click=move |_| lab.profile()>
                     {move || format!("Profile a decode step at {}", plan_short(&model.plan.get().into()))}</button>
@@ -98,9 +98,12 @@ fn roofline(lab: &LabState) -> Option<f64> {
     lab.profiles.get().last().map(|p| p.copy_gbps).or_else(|| lab.bench.get().map(|b| b.copy_gbps))
 }
 
-/// What limits decode here: from the latest profiled step, else from the benchmark's FP16 row.
-pub fn limit(lab: &LabState) -> Option<lowbit::bench::Limit> {
-    lab.profiles.get().last().and_then(|p| p.limit()).or_else(|| lab.bench.get().and_then(|b| b.limit()))
+/// What limits decode here, in a sentence that names the step it was read from: the latest
+/// profiled step, else the benchmark's FP16 row.
+pub fn limit_sentence(lab: &LabState) -> Option<String> {
+    let profiled = lab.profiles.get().last().and_then(|p| Some((fmt::plan_name(&Variant { plan: p.plan, kv: p.kv }), p.limit()?)));
+    let benched = || lab.bench.get().and_then(|b| b.limit()).map(|(p, l)| (fmt::precision_label(p).to_string(), l));
+    profiled.or_else(benched).map(|(at, l)| l.sentence(&at))
 }
 
 /// The model benchmark in the page: what `lowbit bench model` prints natively, on the loaded

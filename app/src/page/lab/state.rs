@@ -106,16 +106,19 @@ impl LabState {
         self.model.model.get_untracked().and_then(|m| m.info.stored_plan()).map(Variant::from)
     }
 
-    /// A model is loaded: the comparison's lanes include its file's own setting (unless a shared
-    /// link chose the lanes).
+    /// A model is loaded: the comparison's lanes include its file's own setting, and no longer a
+    /// mix that was the previous model's (unless a shared link chose the lanes).
     pub fn model_loaded(&self) {
-        if let Some(s) = self.stored().filter(|_| !self.compare_pending.get_untracked()) {
-            self.compare_form.lanes.update(|v| {
-                if !v.contains(&s) {
-                    v.push(s)
-                }
-            });
+        if self.compare_pending.get_untracked() {
+            return;
         }
+        let stored = self.stored();
+        self.compare_form.lanes.update(|v| {
+            v.retain(|l| l.plan.uniform_precision().is_some() || Some(*l) == stored);
+            if let Some(s) = stored.filter(|s| !v.contains(s)) {
+                v.push(s)
+            }
+        });
     }
 
     /// The variant the chat runs at now (its method left out where it changes nothing, so the
@@ -244,8 +247,9 @@ impl LabState {
         });
     }
 
-    /// A measurement was cancelled: a comparison cancelled while it made its lanes leaves nothing.
-    pub fn cancelled(&self, kind: Option<&JobKind>) {
+    /// A measurement was cancelled or failed: a comparison that ended while it made its lanes
+    /// leaves nothing (not a view stuck at "preparing").
+    pub fn ended_without_result(&self, kind: Option<&JobKind>) {
         if matches!(kind, Some(JobKind::Compare)) && self.compare.get_untracked().is_some_and(|c| c.lanes.is_empty()) {
             self.compare.set(None);
         }

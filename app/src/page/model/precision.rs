@@ -156,8 +156,8 @@ fn PrecisionExplained() -> impl IntoView {
             Not every GPU is typical: a software GPU, or a fast one running many small kernels, is limited by arithmetic or by \
             the overhead between kernels instead. (Reading a prompt is different: many tokens share each weight read, so it \
             leans on arithmetic.)"</p>
-        <p data-testid="precision-speed-limit">{move || match crate::lab::speed::limit(&lab) {
-            Some(l) => format!("Measured in the speed panel: {}", l.sentence()),
+        <p data-testid="precision-speed-limit">{move || match crate::lab::speed::limit_sentence(&lab) {
+            Some(l) => format!("Measured in the speed panel: {l}"),
             None => "Which it is on this GPU, the lab's speed panel measures: profile a decode step there.".into(),
         }}</p>
     </details>
