@@ -2,7 +2,7 @@
 //! of a Leptos `Action`: a job is started with its input, is *pending* until its last event, and
 //! only its own events change what the page shows (an event about an earlier job is dropped).
 
-use lowbit::plan::{Plan, Variant};
+use lowbit::plan::Plan;
 use lowbit::session::{Progress, RunStep, Stage};
 
 use crate::protocol::{Event, JobId};
@@ -12,8 +12,6 @@ use crate::protocol::{Event, JobId};
 pub struct Running {
     pub id: JobId,
     pub kind: JobKind,
-    /// When the page started it (ms since the epoch): what an estimate of the time left counts from.
-    pub started_ms: f64,
     /// The measurement's latest step, for its progress bar.
     pub step: Option<RunStep>,
     /// When its first step began (ms since the epoch): the pace is counted from there, so what ran
@@ -22,8 +20,8 @@ pub struct Running {
 }
 
 impl Running {
-    pub fn new(id: JobId, kind: JobKind, started_ms: f64) -> Running {
-        Running { id, kind, started_ms, step: None, first_step_ms: None }
+    pub fn new(id: JobId, kind: JobKind) -> Running {
+        Running { id, kind, step: None, first_step_ms: None }
     }
 
     /// The run reached `step` at `now_ms`.
@@ -38,8 +36,7 @@ impl Running {
     /// (`RunStep::settle`; `now_ms`: the clock now).
     pub fn seconds_left(&self, now_ms: f64) -> Option<f64> {
         let s = self.step.as_ref().filter(|s| s.done >= s.settle.max(1) && s.total >= s.done)?;
-        let from = self.first_step_ms.unwrap_or(self.started_ms);
-        let per_step = (now_ms - from).max(0.0) / s.done as f64;
+        let per_step = (now_ms - self.first_step_ms?).max(0.0) / s.done as f64;
         Some(per_step * (s.total - s.done) as f64 / 1e3)
     }
 }
@@ -57,9 +54,9 @@ pub enum JobKind {
     Export { done: usize, total: usize },
     /// A reply written into the chat message `msg`; `reading`: prompt tokens read, of how many.
     Reply { msg: u64, reading: Option<(usize, usize)> },
-    /// A quality measurement, at the variant it has reached.
+    /// A quality measurement (the variant it has reached is its step, see [`Running::step`]).
     /// `calibrating`: tokens of calibration text done, of how many (before the first variant).
-    Quality { at: Option<Variant>, calibrating: Option<(u64, u64)> },
+    Quality { calibrating: Option<(u64, u64)> },
     Compare,
     Profile,
     Bench,
@@ -139,7 +136,7 @@ mod tests {
     use crate::protocol::{ChatEvent, ModelEvent};
 
     fn running(id: JobId) -> Running {
-        Running::new(id, JobKind::Reply { msg: 7, reading: None }, 0.0)
+        Running::new(id, JobKind::Reply { msg: 7, reading: None })
     }
 
     #[test]
@@ -168,7 +165,7 @@ mod tests {
 
     #[test]
     fn time_left_follows_the_pace_so_far() {
-        let mut r = Running::new(1, JobKind::Bench, 0.0);
+        let mut r = Running::new(1, JobKind::Bench);
         assert_eq!(r.seconds_left(5_000.0), None);
         // Counted from the first step (what ran before it is not part of the pace).
         r.stepped(RunStep { done: 0, total: 9, what: "switching to FP16".into(), settle: 3 }, 1_000.0);

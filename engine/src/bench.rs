@@ -316,11 +316,15 @@ impl Spread {
 
     /// What [`Spread::describe`] says after the median: ` (median of 3 runs, 1.27–1.54×)`.
     pub fn range_phrase(&self, decimals: usize, unit: &str) -> String {
-        if self.runs < 2 {
-            " (one run)".into()
-        } else {
-            format!(" (median of {} runs, {:.*}–{:.*}{unit})", self.runs, decimals, self.min, decimals, self.max)
+        match self.range(decimals) {
+            Some(r) => format!(" (median of {} runs, {r}{unit})", self.runs),
+            None => " (one run)".into(),
         }
+    }
+
+    /// `1.27–1.54`: lowest to highest, for two runs or more.
+    pub fn range(&self, decimals: usize) -> Option<String> {
+        (self.runs > 1).then(|| format!("{:.*}–{:.*}", decimals, self.min, decimals, self.max))
     }
 }
 
@@ -457,12 +461,12 @@ pub async fn model_on(
                 next = b.argmax(&l).await?;
                 pos += 1;
             }
-            let steps = decode_tokens.saturating_sub(1).max(1) as f64;
+            let timed = decode_tokens.saturating_sub(1).max(1) as f64;
             let decode_s = (now_ms() - t1) / 1e3;
             let created = gpu.created();
             let prefill_tps = prompt_tokens as f64 / prefill_s.max(1e-9);
-            let decode_tps = steps / decode_s.max(1e-9);
-            let (buffers, bind_groups) = ((created.buffers - created0.buffers) as f64 / steps, (created.bind_groups - created0.bind_groups) as f64 / steps);
+            let decode_tps = timed / decode_s.max(1e-9);
+            let (buffers, bind_groups) = ((created.buffers - created0.buffers) as f64 / timed, (created.bind_groups - created0.bind_groups) as f64 / timed);
             if run == 0 {
                 let bytes = b.bytes_per_token(prompt_tokens + decode_tokens / 2);
                 rows.push(ModelBenchRow {
@@ -513,9 +517,9 @@ pub async fn model_on(
 
 /// `1.95 (1.80–2.01)` for several runs, `1.95` for one.
 fn with_range(median: f64, runs: &[f64], decimals: usize) -> String {
-    match Spread::of(runs) {
-        Some(s) if s.runs > 1 => format!("{median:.decimals$} ({:.decimals$}–{:.decimals$})", s.min, s.max),
-        _ => format!("{median:.decimals$}"),
+    match Spread::of(runs).and_then(|s| s.range(decimals)) {
+        Some(r) => format!("{median:.decimals$} ({r})"),
+        None => format!("{median:.decimals$}"),
     }
 }
 

@@ -218,6 +218,12 @@ impl ModelInfo {
         v.short_name_in(self.stored_plan(), self.method_matters(&v.plan))
     }
 
+    /// `plan` as its one name names it: without its method where the method changes nothing on
+    /// this file (every quantized group kept as stored), so it is the same setting as rounding.
+    pub fn canonical(&self, plan: Plan) -> Plan {
+        if self.method_matters(&plan) { plan } else { plan.with_method(crate::method::Method::Rtn) }
+    }
+
     /// Whether the quantization method changes any number of `plan` on this file: some group is
     /// requantized (neither FP16 nor kept as stored).
     pub fn method_matters(&self, plan: &Plan) -> bool {

@@ -6,7 +6,7 @@ use std::cell::{Cell, RefCell};
 
 use leptos::prelude::*;
 use lowbit::gpu::AdapterSummary;
-use lowbit::plan::{Plan, Variant};
+use lowbit::plan::Plan;
 use lowbit::session::Progress;
 use lowbit_app::job::{JobKind, Running};
 use lowbit_app::protocol::{Control, ErrorKind, FromWorker, Job, JobId, ToWorker};
@@ -51,7 +51,7 @@ impl Engine {
     pub fn start(&self, kind: JobKind, job: Job, file: Option<&web_sys::File>) {
         let id = self.id();
         self.error.set(None);
-        self.job.set(Some(Running::new(id, kind, js_sys::Date::now())));
+        self.job.set(Some(Running::new(id, kind)));
         send(&ToWorker::Job { id, job }, file);
     }
 
@@ -130,19 +130,18 @@ impl Engine {
         })
     }
 
-    /// The quality measurement runs (at which variant, once it has reached one).
-    pub fn quality_at(&self) -> Option<Option<Variant>> {
-        self.running_as(|k| match k {
-            JobKind::Quality { at, .. } => Some(*at),
-            _ => None,
-        })
+    /// The quality measurement runs: the step it is at, once it scores (before, it may calibrate).
+    pub fn quality_step(&self) -> Option<Option<lowbit::session::RunStep>> {
+        self.job.with(|j| j.as_ref().filter(|r| matches!(r.kind, JobKind::Quality { .. })).map(|r| r.step.clone()))
     }
 
-    /// The quality run's calibration, while it runs: tokens done, of how many.
+    /// The quality run's calibration, while it runs (before it scores): tokens done, of how many.
     pub fn quality_calibrating(&self) -> Option<(u64, u64)> {
-        self.running_as(|k| match k {
-            JobKind::Quality { at: None, calibrating } => *calibrating,
-            _ => None,
+        self.quality_step().filter(Option::is_none).and_then(|_| {
+            self.running_as(|k| match k {
+                JobKind::Quality { calibrating } => *calibrating,
+                _ => None,
+            })
         })
     }
 
@@ -168,7 +167,7 @@ impl Engine {
     /// The worker started a job of its own (the reload after a lost device): show it as a load.
     pub fn reloading(&self, job: Option<JobId>, name: String) {
         if let Some(id) = job {
-            self.job.set(Some(Running::new(id, JobKind::Load { name, stages: vec![] }, js_sys::Date::now())));
+            self.job.set(Some(Running::new(id, JobKind::Load { name, stages: vec![] })));
         }
     }
 }

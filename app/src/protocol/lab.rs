@@ -30,8 +30,6 @@ pub enum LabJob {
 pub enum LabEvent {
     /// A measurement (quality, comparison's preparation, benchmark, layer errors) starts a step.
     Step { step: RunStep },
-    /// The quality measurement moved on to `plan`.
-    QualityProgress { plan: Variant },
     /// The quality run is calibrating first (a variant's method needs it): tokens done, of `total`.
     Calibrating { done: u64, total: u64 },
     /// That calibration is made: on `tokens` tokens in `seconds` (the model keeps it).
@@ -59,7 +57,7 @@ impl LabEvent {
             | LabEvent::Bench { .. }
             | LabEvent::Inspection { .. }
             | LabEvent::LayerErrors { .. } => true,
-            LabEvent::Step { .. } | LabEvent::QualityProgress { .. } | LabEvent::Calibrating { .. } | LabEvent::Calibrated { .. } | LabEvent::CompareStarted { .. } | LabEvent::CompareStep { .. } | LabEvent::Tensors { .. } => false,
+            LabEvent::Step { .. } | LabEvent::Calibrating { .. } | LabEvent::Calibrated { .. } | LabEvent::CompareStarted { .. } | LabEvent::CompareStep { .. } | LabEvent::Tensors { .. } => false,
         }
     }
 }

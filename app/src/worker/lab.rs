@@ -28,15 +28,9 @@ pub async fn run(job: LabJob) -> Result<(), Fail> {
             Ok(())
         }
         LabJob::LayerErrors { text, max_tokens, variants } => {
-            let total = 1 + variants.iter().filter(|v| **v != Variant::REFERENCE).count();
-            let mut done = 0;
             let errors = with_session(async |s| {
-                let info = s.info.clone();
-                Ok(s.layer_errors(&text, max_tokens, &variants, |v| {
-                    done += 1;
-                    step(RunStep { done: done - 1, total, what: format!("running every layer at {}", info.name_of(&v)), settle: 1 })
-                })
-                .await?)
+                let on_variant = variant_steps(s.info.clone(), &variants, "running every layer at");
+                Ok(s.layer_errors(&text, max_tokens, &variants, on_variant).await?)
             })
             .await?;
             emit(LabEvent::LayerErrors { errors });
@@ -55,20 +49,24 @@ pub async fn run(job: LabJob) -> Result<(), Fail> {
                     }
                 }
                 // Cancel is taken between variants (each one's scoring runs to its end).
-                let total = 1 + plans.iter().filter(|v| **v != Variant::REFERENCE).count();
-                let mut done = 0;
-                let info = s.info.clone();
-                Ok(s.quality(&text, max_tokens, &plans, |plan| {
-                    emit(LabEvent::QualityProgress { plan });
-                    done += 1;
-                    step(RunStep { done: done - 1, total, what: format!("scoring at {}", info.name_of(&plan)), settle: 1 })
-                })
-                .await?)
+                let on_plan = variant_steps(s.info.clone(), &plans, "scoring at");
+                Ok(s.quality(&text, max_tokens, &plans, on_plan).await?)
             })
             .await?;
             emit(LabEvent::QualityDone { n_tokens, rows });
             Ok(())
         }
+    }
+}
+
+/// The steps of a measurement that runs FP16 first, then each of `variants` that is not FP16
+/// (quality, layer errors): "`doing` <the variant's name>", posted as each begins.
+fn variant_steps(info: lowbit::info::ModelInfo, variants: &[Variant], doing: &'static str) -> impl FnMut(Variant) -> bool {
+    let total = 1 + variants.iter().filter(|v| **v != Variant::REFERENCE).count();
+    let mut done = 0;
+    move |v| {
+        done += 1;
+        step(RunStep { done: done - 1, total, what: format!("{doing} {}", info.name_of(&v)), settle: 1 })
     }
 }
 

@@ -81,9 +81,8 @@ fn CompareForm() -> impl IntoView {
     let stored = move || model.model.get().and_then(|m| m.info.stored_plan()).map(Variant::from);
     let mixed = move || {
         // A method that changes nothing here is the same lane as rounding.
-        let matters = |p: &lowbit::plan::Plan| model.model.with(|m| m.as_ref().is_none_or(|m| m.info.method_matters(p)));
-        Some(model.plan.get())
-            .map(|p| if matters(&p) { p } else { p.with_method(Method::Rtn) })
+        let plan = model.plan.get();
+        Some(model.model.with(|m| m.as_ref().map_or(plan, |m| m.info.canonical(plan))))
             .filter(|p| p.uniform_precision().is_none() || (p.method != Method::Rtn && p.quantized()))
             .map(Variant::from)
             .filter(|v| Some(*v) != stored())

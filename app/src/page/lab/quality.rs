@@ -9,7 +9,7 @@ use lowbit_app::job::JobKind;
 
 use super::state::LabState;
 use crate::model::ModelState;
-use crate::ui::fmt::{self, megabytes, scored_short};
+use crate::ui::fmt::{megabytes, scored_short};
 use crate::ui::glossary::Explain;
 use crate::ui::layout::chart_width;
 use crate::ui::progress::RunProgress;
@@ -90,14 +90,14 @@ pub fn QualityPanel() -> impl IntoView {
                         on:change=move |ev| ladder.set(event_target_checked(&ev))/>
                     <span>"INT3 and INT2"</span>
                 </label>
-                <span class="status" data-testid="quality-status">{move || match (engine.quality_at(), engine.quality_calibrating()) {
+                <span class="status" data-testid="quality-status">{move || match (engine.quality_step(), engine.quality_calibrating()) {
                     (Some(None), Some((done, total))) => format!("calibrating on the built-in text: {done} / {total} tokens…"),
-                    (Some(Some(p)), _) => format!("scoring at {}…", fmt::plan_name(&p)),
+                    (Some(Some(step)), _) => format!("{}…", step.what),
                     (Some(None), None) => "starting…".into(),
                     (None, _) => String::new(),
                 }}</span>
                 // Cancel while it calibrates; once it scores, the progress below has it.
-                {move || (engine.quality_at().is_some() && engine.job.get().is_some_and(|r| r.step.is_none())).then(|| view! {
+                {move || (engine.quality_step() == Some(None)).then(|| view! {
                     <button class="ghost small" data-testid="quality-cancel" title="Stops after the precision being scored"
                         on:click=move |_| engine.cancel()>"Cancel"</button>
                 })}

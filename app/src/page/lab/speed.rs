@@ -188,8 +188,8 @@ fn profile_row(p: &lowbit::bench::DecodeProfile) -> impl IntoView {
 /// A benchmark figure's range over its runs, after the median (nothing for one run).
 #[component]
 fn RunRange(runs: Vec<f64>, decimals: usize) -> impl IntoView {
-    lowbit::bench::Spread::of(&runs).filter(|s| s.runs > 1).map(|s| view! {
-        <span class="range" title=format!("{} runs: {}", s.runs, runs.iter().map(|x| format!("{x:.decimals$}")).collect::<Vec<_>>().join(", "))>
-            {format!(" ({:.decimals$}–{:.decimals$})", s.min, s.max)}</span>
+    lowbit::bench::Spread::of(&runs).and_then(|s| Some((s.runs, s.range(decimals)?))).map(|(n, range)| view! {
+        <span class="range" title=format!("{n} runs: {}", runs.iter().map(|x| format!("{x:.decimals$}")).collect::<Vec<_>>().join(", "))>
+            {format!(" ({range})")}</span>
     })
 }

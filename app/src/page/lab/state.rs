@@ -125,8 +125,7 @@ impl LabState {
     /// file's own setting is not measured twice under two names).
     fn current(&self) -> Variant {
         let plan = self.model.plan.get_untracked();
-        let matters = self.model.model.with_untracked(|m| m.as_ref().is_none_or(|m| m.info.method_matters(&plan)));
-        let plan = if matters { plan } else { plan.with_method(lowbit::method::Method::Rtn) };
+        let plan = self.model.model.with_untracked(|m| m.as_ref().map_or(plan, |m| m.info.canonical(plan)));
         Variant { plan, kv: self.model.kv.get_untracked() }
     }
 
@@ -147,7 +146,7 @@ impl LabState {
                 plans.push(v);
             }
         }
-        self.start(JobKind::Quality { at: None, calibrating: None }, LabJob::Quality { text: text.to_string(), max_tokens, plans });
+        self.start(JobKind::Quality { calibrating: None }, LabJob::Quality { text: text.to_string(), max_tokens, plans });
     }
 
     /// Each layer's output error at INT8, INT4 (and the current variant) vs FP16 on `text`.
@@ -259,11 +258,6 @@ impl LabState {
     pub fn apply(&self, e: LabEvent) {
         match e {
             LabEvent::Step { step } => self.model.engine.step(step),
-            LabEvent::QualityProgress { plan } => self.model.engine.update_job(|k| {
-                if let JobKind::Quality { at, .. } = k {
-                    *at = Some(plan);
-                }
-            }),
             LabEvent::Calibrated { tokens, seconds } => self.model.calibrated.set(Some((tokens, seconds))),
             LabEvent::Calibrating { done, total } => self.model.engine.update_job(|k| {
                 if let JobKind::Quality { calibrating, .. } = k {

@@ -145,14 +145,12 @@ fn model_status(model: &ModelState) -> String {
         return format!("switching to {}…", plan_name(&p.into()));
     }
     let at = plan_name(&model.plan.get().into());
-    match (model.model.get(), engine.job.get()) {
-        // A measurement runs: the model is busy with it, and says so.
-        (Some(m), Some(r)) if r.kind.doing().is_some() => format!(
-            "{} at {at}: {}{}…",
-            m.name,
-            r.kind.doing().unwrap_or_default(),
-            r.step.map_or(String::new(), |s| format!(" (step {} of {})", s.done + 1, s.total))
-        ),
+    // A measurement runs: the model is busy with it, and says so.
+    let doing = engine.job.get().and_then(|r| Some((r.kind.doing()?, r.step)));
+    match (model.model.get(), doing) {
+        (Some(m), Some((doing, step))) => {
+            format!("{} at {at}: {doing}{}…", m.name, step.map_or(String::new(), |s| format!(" (step {} of {})", s.done + 1, s.total)))
+        }
         (Some(m), _) if m.recovered => format!("ready: {} at {at} (loaded again on a new GPU device after the last one was lost)", m.name),
         (Some(m), _) => format!("ready: {} at {at}", m.name),
         (None, _) => "no model loaded".into(),
