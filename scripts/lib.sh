@@ -182,6 +182,14 @@ ensure_gguf_py() { # .tools/gguf-py-VERSION/gguf and Debian's python3-numpy to r
   export LOWBIT_GGUF_PY="$dir" LOWBIT_PYTHON=/usr/bin/python3
 }
 
+# Hugging Face's tokenizers (the reference for tokenizer.json), unpacked from its PyPI wheel.
+HF_TOKENIZERS_VERSION=0.23.3
+ensure_hf_tokenizers() { # .tools/hf-tokenizers-VERSION and the Python to import it with
+  local dir="$TOOLS/hf-tokenizers-$HF_TOKENIZERS_VERSION"
+  [ -f "$dir/tokenizers/__init__.py" ] || unzip -o -q "$(pip_wheel tokenizers "$HF_TOKENIZERS_VERSION")" -d "$dir"
+  export LOWBIT_HF_TOKENIZERS="$dir" LOWBIT_PYTHON=/usr/bin/python3
+}
+
 fetch_llama_cpp_models() { # .tools/llama-cpp-models-VERSION: llama.cpp's models/ from the sdist
   local dir="$TOOLS/llama-cpp-models-$LLAMA_CPP_PY_VERSION" tgz="$TOOLS/cache/llama_cpp_python-$LLAMA_CPP_PY_VERSION.tar.gz"
   export LOWBIT_LLAMA_CPP_MODELS="$dir"
@@ -207,6 +215,8 @@ make_tiny_model() { # www/models/lowbit-tiny.gguf from the default model, by the
   "$bin" synth "$ROOT/www/models/$MODEL_FILE" "$tmp" --shape tiny --seed "$TINY_SEED"
   # The same bytes keep the old file.
   if cmp -s "$tmp" "$out"; then rm "$tmp"; else mv "$tmp" "$out"; fi
+  # The same model as a Hugging Face checkpoint (BF16, two shards): e2e's stand-in for one.
+  "$bin" checkpoint "$out" -o "$ROOT/target/hf-tiny" --dtype bf16 --shards 2 >/dev/null
 }
 
 build_app() { # the release build in dist/, skipped when dist/ was built from the same sources

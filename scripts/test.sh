@@ -15,10 +15,11 @@ phase "install: npm tools (Playwright, wasm-opt)"
 ensure_node_tools
 phase "fetch: default model"
 fetch_model
-phase "fetch: Gemma 3 270M and Qwen2.5-Coder-0.5B (Q4_K_M), gguf-py (reference block decoding)"
+phase "fetch: Gemma 3 270M and Qwen2.5-Coder-0.5B (Q4_K_M), gguf-py (reference block decoding), Hugging Face's tokenizers"
 fetch_gemma
 fetch_qwen
 ensure_gguf_py
+ensure_hf_tokenizers
 phase "fetch: llama.cpp's tokenizer tests and chat templates (llama-cpp-python sdist)"
 fetch_llama_cpp_models
 phase "cargo test --workspace (the app's release build runs beside it)"

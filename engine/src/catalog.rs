@@ -18,7 +18,8 @@ pub struct Entry {
     pub name: &'static str,
     /// What it is good for, in a few words.
     pub note: &'static str,
-    /// The GGUF file on Hugging Face (`resolve/main`, which the page may download from).
+    /// The GGUF file on Hugging Face (`resolve/main`, which the page may download from), or the
+    /// repository of a full-precision checkpoint (see [`Entry::is_checkpoint`]).
     pub url: &'static str,
     /// The download's size in MB, roughly (the download itself reports the exact size).
     pub file_mb: u32,
@@ -36,7 +37,81 @@ pub struct Entry {
     pub tied: bool,
 }
 
-pub const MODELS: [Entry; 7] = [
+pub const MODELS: [Entry; 11] = [
+    // Full precision, as the authors publish it (safetensors, BF16): the lab's FP16 is then a
+    // real baseline. `file_mb` is the BF16 size of the shape's weights.
+    Entry {
+        id: "smollm2-135m-instruct-bf16",
+        name: "SmolLM2 135M Instruct (full precision)",
+        note: "the default model before quantization",
+        url: "https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct",
+        file_mb: 269,
+        format: "BF16",
+        license: "Apache-2.0",
+        architecture: "llama",
+        layers: 30,
+        dim: 576,
+        ffn: 1536,
+        heads: 9,
+        kv_heads: 3,
+        head_dim: 64,
+        vocab: 49_152,
+        tied: true,
+    },
+    Entry {
+        id: "smollm2-360m-instruct-bf16",
+        name: "SmolLM2 360M Instruct (full precision)",
+        note: "its larger sibling, unquantized",
+        url: "https://huggingface.co/HuggingFaceTB/SmolLM2-360M-Instruct",
+        file_mb: 724,
+        format: "BF16",
+        license: "Apache-2.0",
+        architecture: "llama",
+        layers: 32,
+        dim: 960,
+        ffn: 2560,
+        heads: 15,
+        kv_heads: 5,
+        head_dim: 64,
+        vocab: 49_152,
+        tied: true,
+    },
+    Entry {
+        id: "qwen2.5-0.5b-instruct-bf16",
+        name: "Qwen2.5 0.5B Instruct (full precision)",
+        note: "multilingual chat, unquantized",
+        url: "https://huggingface.co/Qwen/Qwen2.5-0.5B-Instruct",
+        file_mb: 988,
+        format: "BF16",
+        license: "Apache-2.0",
+        architecture: "qwen2",
+        layers: 24,
+        dim: 896,
+        ffn: 4864,
+        heads: 14,
+        kv_heads: 2,
+        head_dim: 64,
+        vocab: 151_936,
+        tied: true,
+    },
+    Entry {
+        id: "qwen3-0.6b-bf16",
+        name: "Qwen3 0.6B (full precision)",
+        note: "thinks before it answers, unquantized",
+        url: "https://huggingface.co/Qwen/Qwen3-0.6B",
+        file_mb: 1192,
+        format: "BF16",
+        license: "Apache-2.0",
+        architecture: "qwen3",
+        layers: 28,
+        dim: 1024,
+        ffn: 3072,
+        heads: 16,
+        kv_heads: 8,
+        head_dim: 128,
+        vocab: 151_936,
+        tied: true,
+    },
     Entry {
         id: "gemma-3-270m-it",
         name: "Gemma 3 270M Instruct",
@@ -222,7 +297,27 @@ impl Entry {
             .collect()
     }
 
-    /// The file's name, as the page names a download of its URL.
+    /// A Hugging Face checkpoint (safetensors, converted in the page), not a GGUF file.
+    pub fn is_checkpoint(&self) -> bool {
+        crate::hf::Repo::parse(self.url).is_some()
+    }
+
+    /// Weights in the shape (norms and biases included): the parameter count.
+    pub fn parameters(&self) -> u64 {
+        let (c, d) = (self.config(), self.dim as u64);
+        let (q, kv, f) = ((c.n_heads * c.head_dim) as u64, (c.n_kv_heads * c.head_dim) as u64, c.ffn_dim as u64);
+        let mut layer = d * q + 2 * d * kv + q * d + 3 * d * f + 2 * d;
+        if c.qkv_bias {
+            layer += q + 2 * kv;
+        }
+        if c.qk_norm {
+            layer += 2 * c.head_dim as u64;
+        }
+        let embed = c.vocab as u64 * d;
+        embed * if c.tied_output { 1 } else { 2 } + c.n_layers as u64 * layer + d
+    }
+
+    /// The file's name (a checkpoint's: its repository's name), as the page names a download.
     pub fn file(&self) -> &'static str {
         crate::util::url_file_name(self.url)
     }

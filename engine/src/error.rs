@@ -56,6 +56,10 @@ pub enum Error {
     /// A safetensors checkpoint that is not what its header says (see `safetensors`).
     #[error("safetensors: {0}")]
     Safetensors(String),
+    /// A Hugging Face checkpoint lowbit cannot read: a file missing or malformed, a tokenizer or
+    /// tensor it does not know (see `hf`).
+    #[error("Hugging Face checkpoint: {0}")]
+    Hf(String),
     #[error("unknown precision '{0}' (expected fp16, int8 or int4)")]
     UnknownPrecision(String),
     #[error("no GPU adapter found (WebGPU/Vulkan/Metal/DX12)")]
@@ -114,6 +118,7 @@ impl Error {
                 | Error::NonFinite(_)
                 | Error::Template(_)
                 | Error::Safetensors(_)
+                | Error::Hf(_)
         )
     }
 }

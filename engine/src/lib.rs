@@ -12,6 +12,7 @@ pub mod export;
 pub mod ggml;
 pub mod gguf;
 pub mod gpu;
+pub mod hf;
 pub mod info;
 pub mod inspect;
 pub mod layout;

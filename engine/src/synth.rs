@@ -108,14 +108,14 @@ pub fn model(base: &Gguf, shape: &Shape, seed: u64) -> Result<Vec<u8>> {
     model_of(base, shape, seed, "llama")
 }
 
-/// The architectures [`model_of`] writes: llama's tensors, and Llama 3's, Qwen3's and Gemma 3's
-/// additions.
-pub const ARCHITECTURES: [&str; 4] = ["llama", "llama3", "qwen3", "gemma3"];
+/// The architectures [`model_of`] writes: llama's tensors, and Llama 3's, Qwen2's, Qwen3's and
+/// Gemma 3's additions.
+pub const ARCHITECTURES: [&str; 5] = ["llama", "llama3", "qwen2", "qwen3", "gemma3"];
 
 /// [`model`] of architecture `arch` (one of [`ARCHITECTURES`]): `llama3` is a llama file with
 /// Llama 3.1's RoPE frequency divisors (`rope_freqs.weight`, [`llama3_rope_factors`] for a
 /// factor of 8 over 32 positions, so the tiny model's head has divisors of 1, 8 and between);
-/// `qwen3` adds per-head q/k norms;
+/// `qwen2` adds Q, K and V biases; `qwen3` adds per-head q/k norms;
 /// `gemma3` adds those and the norms after attention and the FFN, with a sliding window of
 /// [`GEMMA_WINDOW`] keys on every other layer (local layers 0, 2, …; RoPE base 10,000 there and
 /// 1,000,000 on the global ones).
@@ -209,7 +209,7 @@ fn build(mut metadata: Vec<(String, Value)>, vocab: usize, shape: &Shape, seed: 
         metadata.retain(|(m, _)| *m != key);
         metadata.push((key, v));
     }
-    let (qk_norm, post_norms) = (arch != "llama", arch == "gemma3");
+    let (qk_norm, post_norms, biases) = (matches!(arch, "qwen3" | "gemma3"), arch == "gemma3", arch == "qwen2");
 
     let mut rng = Rng::new(seed);
     // (name, dims innermost first, type, bytes). Matrices are N(0, 1/fan_in) so activations keep
@@ -238,6 +238,12 @@ fn build(mut metadata: Vec<(String, Value)>, vocab: usize, shape: &Shape, seed: 
         if qk_norm {
             for n in ["attn_q_norm", "attn_k_norm"] {
                 tensors.push((format!("blk.{l}.{n}.weight"), vec![hd as u64], GgmlType::F32, norm(&mut rng, hd)));
+            }
+        }
+        if biases {
+            for (n, len) in [("attn_q", d), ("attn_k", kv), ("attn_v", kv)] {
+                let b: Vec<u8> = (0..len).flat_map(|_| (0.1 * rng.normal()).to_le_bytes()).collect();
+                tensors.push((format!("blk.{l}.{n}.bias"), vec![len as u64], GgmlType::F32, b));
             }
         }
         if post_norms {

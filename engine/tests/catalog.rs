@@ -29,11 +29,27 @@ fn listed_shapes_match_the_real_files() {
         check_against_file(entry("gemma-3-270m-it"), &std::fs::read(path).unwrap());
     }
     if let Some(bytes) = common::qwen_model() {
+        // Its BF16 sibling's parameters are the file's, less the output head the GGUF stores
+        // apart and the checkpoint ties to the embedding.
+        let g = Gguf::parse(&bytes).unwrap();
+        let bf16 = entry("qwen2.5-0.5b-instruct-bf16");
+        let head = (bf16.vocab * bf16.dim) as u64;
+        assert_eq!(bf16.parameters() + head, lowbit::info::ModelInfo::from_gguf(&g, bytes.len() as u64).n_params, "Qwen2.5 0.5B parameters");
         let coder = entry("qwen2.5-coder-0.5b-instruct");
         check_against_file(coder, &bytes);
         // The download size listed is the file's.
         assert_eq!(coder.file_mb, (bytes.len() as f64 / 1e6).round() as u32);
     }
+}
+
+#[test]
+fn the_default_models_full_precision_entry_is_its_shape() {
+    let Some(bytes) = common::default_model() else { return };
+    let e = entry("smollm2-135m-instruct-bf16");
+    check_against_file(e, &bytes);
+    let g = Gguf::parse(&bytes).unwrap();
+    assert_eq!(e.parameters(), lowbit::info::ModelInfo::from_gguf(&g, bytes.len() as u64).n_params);
+    assert_eq!(e.file(), "SmolLM2-135M-Instruct");
 }
 
 #[test]
@@ -46,7 +62,13 @@ fn every_entry_is_a_downloadable_gguf_the_page_can_hold() {
     let mut ids = std::collections::HashSet::new();
     for e in MODELS {
         assert!(ids.insert(e.id), "{} listed twice", e.id);
-        assert!(e.url.starts_with("https://huggingface.co/") && e.url.contains("/resolve/main/") && e.url.ends_with(".gguf"), "{}", e.url);
+        if e.is_checkpoint() {
+            // A published checkpoint: BF16, the listed size that of its weights at 2 bytes each.
+            assert_eq!(e.format, "BF16", "{}", e.id);
+            assert_eq!(e.file_mb as u64, (e.parameters() * 2 + 500_000) / 1_000_000, "{}", e.id);
+        } else {
+            assert!(e.url.starts_with("https://huggingface.co/") && e.url.contains("/resolve/main/") && e.url.ends_with(".gguf"), "{}", e.url);
+        }
         // Under the page's 2 GiB file limit (the app's MAX_FILE_BYTES).
         assert!((e.file_mb as u64) * 1_000_000 < 2 << 30, "{}", e.id);
         assert!(lowbit::model::ARCHITECTURES.contains(&e.architecture), "{}", e.id);

@@ -5,12 +5,16 @@
 //! Every file is built here from a small valid model (random weights at the tiny shape, a
 //! byte-fallback SentencePiece vocabulary, a ChatML template), so nothing needs a download.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
 use half::f16;
 use lowbit::chat::{ChatTemplate, Message};
 use lowbit::gguf::{self, Array, GgmlType, Gguf, TensorOut, Value};
+use lowbit::hf::{self, Files};
+use lowbit::safetensors::Dtype;
 use lowbit::model::Config;
 use lowbit::synth::{self, Shape};
 use lowbit::tokenizer::Tokenizer;
@@ -513,4 +517,134 @@ fn seeded_structure_aware_mutations_never_panic() {
     eprintln!("{runs} mutations in {:.1} s, {parsed} still parsed", t0.elapsed().as_secs_f64());
     assert!(runs >= 2000, "only {runs} mutations ran");
     assert!(parsed * 5 >= runs, "only {parsed} of {runs} mutated files parsed: the mutations stop at the reader");
+}
+
+/// A Hugging Face checkpoint of the tiny model (BF16 in two shards) with one thing wrong.
+type Edit = Box<dyn Fn(&mut Files)>;
+
+fn edit_json(file: &'static str, f: impl Fn(&mut serde_json::Value) + 'static) -> Edit {
+    Box::new(move |c: &mut Files| {
+        let mut v: serde_json::Value = serde_json::from_slice(&c[file]).unwrap();
+        f(&mut v);
+        c.insert(file.into(), serde_json::to_vec(&v).unwrap());
+    })
+}
+
+fn header_len(b: &[u8]) -> usize {
+    u64::from_le_bytes(b[..8].try_into().unwrap()) as usize
+}
+
+/// A safetensors header replaced in place, padded with spaces to its old length.
+fn rewrite_header(b: &mut [u8], header: &serde_json::Map<String, serde_json::Value>) {
+    let h = header_len(b);
+    let text = serde_json::to_string(header).unwrap();
+    assert!(text.len() <= h);
+    b[8..8 + h].copy_from_slice(format!("{text:<h$}").as_bytes());
+}
+
+/// The bad-checkpoint matrix: (case, edit, what the error must say).
+fn checkpoint_cases(shard: &str) -> Vec<(&'static str, Edit, &'static str)> {
+    let shard = shard.to_string();
+    let on_shard = move |f: fn(&mut Vec<u8>)| -> Edit {
+        let s = shard.clone();
+        Box::new(move |c: &mut Files| f(c.get_mut(&s).unwrap()))
+    };
+    vec![
+        ("no-config", Box::new(|c: &mut Files| drop(c.remove(hf::CONFIG))), "has no config.json"),
+        ("no-tokenizer", Box::new(|c: &mut Files| drop(c.remove(hf::TOKENIZER))), "has no tokenizer.json"),
+        ("config-not-json", Box::new(|c: &mut Files| drop(c.insert(hf::CONFIG.into(), b"{ hidden".to_vec()))), "config.json is not JSON"),
+        ("truncated-header", on_shard(|b| b.truncate(20)), "the header claims"),
+        ("huge-header-length", on_shard(|b| b[..8].copy_from_slice(&u64::MAX.to_le_bytes())), "more than the 100000000 a header may have"),
+        ("offsets-past-the-end", on_shard(|b| b.truncate(b.len() - 64)), "of the data, which has"),
+        (
+            "bad-dtype",
+            on_shard(|b| {
+                let h = header_len(b);
+                let text = String::from_utf8(b[8..8 + h].to_vec()).unwrap().replacen("\"BF16\"", "\"I64\" ", 1);
+                b[8..8 + h].copy_from_slice(text.as_bytes());
+            }),
+            "is I64: lowbit reads F32, F16 and BF16",
+        ),
+        (
+            "overlapping",
+            on_shard(|b| {
+                // The second tensor (by offset) moved two bytes back, into the first.
+                let mut header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&b[8..8 + header_len(b)]).unwrap();
+                let mut ranges: Vec<(u64, String)> = header
+                    .iter()
+                    .filter_map(|(k, v)| Some((v.get("data_offsets")?[0].as_u64()?, k.clone())))
+                    .collect();
+                ranges.sort();
+                let first_end = header[&ranges[0].1]["data_offsets"][1].as_u64().unwrap();
+                let second_end = header[&ranges[1].1]["data_offsets"][1].as_u64().unwrap();
+                header[&ranges[1].1]["data_offsets"] = serde_json::json!([first_end - 2, second_end - 2]);
+                rewrite_header(b, &header);
+            }),
+            "share bytes",
+        ),
+        ("shapes-unlike-the-config", edit_json(hf::CONFIG, |v| v["intermediate_size"] = serde_json::json!(448)), "where config.json implies"),
+        ("unknown-architecture", edit_json(hf::CONFIG, |v| v["architectures"] = serde_json::json!(["GPTNeoXForCausalLM"])), "architecture 'GPTNeoXForCausalLM' is not supported"),
+        (
+            "byte-fallback-byte-level",
+            edit_json(hf::TOKENIZER, |v| v["model"]["byte_fallback"] = serde_json::json!(true)),
+            "is not one lowbit knows for SentencePiece-style BPE",
+        ),
+        (
+            "merge-makes-no-token",
+            edit_json(hf::TOKENIZER, |v| v["model"]["merges"][0] = serde_json::json!("\u{0120}q \u{0120}q")),
+            "which is not a token",
+        ),
+        ("unknown-pre-tokenizer", edit_json(hf::TOKENIZER, |v| v["pre_tokenizer"] = serde_json::json!({ "type": "Whitespace" })), "pre-tokenizer is not one lowbit knows"),
+        ("index-elsewhere", edit_json(hf::INDEX, |v| {
+            let m = v["weight_map"].as_object_mut().unwrap();
+            let k = m.keys().next().unwrap().clone();
+            let other = if m[&k] == "model-00001-of-00002.safetensors" { "model-00002-of-00002.safetensors" } else { "model-00001-of-00002.safetensors" };
+            m.insert(k, serde_json::json!(other));
+        }), "which the index puts elsewhere"),
+        ("index-outside", edit_json(hf::INDEX, |v| {
+            let m = v["weight_map"].as_object_mut().unwrap();
+            let k = m.keys().next().unwrap().clone();
+            m.insert(k, serde_json::json!("../model.safetensors"));
+        }), "which is not a file beside it"),
+    ]
+}
+
+/// Hostile Hugging Face checkpoints: each ends in its named error in process (a file error, as
+/// the page reports it), at the command line (`info` and `generate` on the directory: exit 1, no
+/// panic, bounded memory), and is written under target/hostile-files/checkpoints/ for the page.
+#[test]
+fn hostile_checkpoints_end_in_named_errors() {
+    let Some(bytes) = common::tiny_model() else { return };
+    let files = hf::from_gguf(&Gguf::parse(&bytes).unwrap(), Dtype::BF16, 2).unwrap();
+    assert!(hf::to_gguf(&files, "ok", hf::OutType::AsStored).is_ok());
+    let shard = files.keys().find(|k| k.ends_with(".safetensors")).unwrap().clone();
+    let root = std::env::temp_dir().join(format!("lowbit-hostile-hf-{}", std::process::id()));
+    let for_page = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/hostile-files/checkpoints"));
+    std::fs::remove_dir_all(&for_page).ok();
+    for (case, edit, expect) in checkpoint_cases(&shard) {
+        let mut c = files.clone();
+        edit(&mut c);
+        let err = match hf::to_gguf(&c, "x", hf::OutType::AsStored) {
+            Err(e) => e,
+            Ok(_) => panic!("{case}: accepted"),
+        };
+        println!("{case:26} {err}");
+        assert!(err.is_bad_file(), "{case}: {err:?} is not a file error");
+        assert!(err.to_string().contains(expect), "{case}: expected '{expect}' in: {err}");
+        let dir = root.join(case);
+        hf::write_dir(&dir, &c).unwrap();
+        let page = for_page.join(case);
+        hf::write_dir(&page, &c).unwrap();
+        std::fs::write(page.join("expect.txt"), expect).unwrap();
+        let path = dir.to_str().unwrap();
+        for args in [vec!["info", path], vec!["generate", path, "--prompt", "hi", "--precision", "source", "--max-tokens", "2"]] {
+            let (code, err) = lowbit(&args);
+            assert!(!err.contains("panicked"), "{case}: lowbit {} panicked: {err}", args[0]);
+            assert_eq!(code, 1, "{case}: lowbit {} exited {code}: {err}", args[0]);
+            // A missing file is named by the directory reader, before conversion.
+            let missing = case == "no-config" || case == "no-tokenizer";
+            assert!(err.contains(expect) || (missing && err.contains("No such file")), "{case}: lowbit {}: expected '{expect}' in: {err}", args[0]);
+        }
+    }
+    std::fs::remove_dir_all(&root).ok();
 }

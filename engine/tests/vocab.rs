@@ -23,17 +23,7 @@ fn tokenizers_give_the_ids_llama_cpp_tests_expect() {
     names.sort();
     let mut failed = vec![];
     for name in &names {
-        let base = dir.join(format!("ggml-vocab-{name}.gguf"));
-        let bytes = std::fs::read(&base).unwrap();
-        let inp = std::fs::read_to_string(base.with_extension("gguf.inp")).unwrap();
-        let out = std::fs::read_to_string(base.with_extension("gguf.out")).unwrap();
-        // Each text ends with the separator, except in files whose last text has none.
-        let mut texts: Vec<&str> = inp.split("\n__ggml_vocab_test__\n").collect();
-        if texts.last() == Some(&"") {
-            texts.pop();
-        }
-        let want: Vec<Vec<u32>> = out.lines().map(|l| l.split_whitespace().map(|t| t.parse().unwrap()).collect()).collect();
-        assert_eq!(texts.len(), want.len(), "{name}: texts and expected ids");
+        let (bytes, texts, want) = common::vocab_test(&dir, name);
         let tok = match Gguf::parse(&bytes).and_then(|g| Tokenizer::from_gguf(&g)) {
             Ok(t) => t,
             Err(e) => {

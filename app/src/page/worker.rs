@@ -48,11 +48,12 @@ impl Engine {
     }
 
     /// Start `job`, shown as `kind` until its last event; nothing else starts meanwhile.
-    pub fn start(&self, kind: JobKind, job: Job, file: Option<&web_sys::File>) {
+    /// Start `job` (`files`: the files it reads, sent beside it).
+    pub fn start(&self, kind: JobKind, job: Job, files: &[web_sys::File]) {
         let id = self.id();
         self.error.set(None);
         self.job.set(Some(Running::new(id, kind)));
-        send(&ToWorker::Job { id, job }, file);
+        send(&ToWorker::Job { id, job }, files);
     }
 
     /// Change what the running job shows.
@@ -148,20 +149,20 @@ impl Engine {
     /// Cancel the job running if Cancel undoes it (a load, a switch, a self-test).
     pub fn cancel(&self) {
         if let Some(r) = self.job.get_untracked() {
-            send(&ToWorker::Control(Control::Cancel { job: r.id }), None);
+            send(&ToWorker::Control(Control::Cancel { job: r.id }), &[]);
         }
     }
 
     /// Stop the reply or comparison running (what it wrote is kept).
     pub fn stop(&self) {
         if let Some(r) = self.job.get_untracked().filter(|r| r.kind.stoppable()) {
-            send(&ToWorker::Control(Control::Stop { job: r.id }), None);
+            send(&ToWorker::Control(Control::Stop { job: r.id }), &[]);
         }
     }
 
     /// Ask the worker something beside the job (the cache, the resources).
     pub fn control(&self, c: Control) {
-        send(&ToWorker::Control(c), None);
+        send(&ToWorker::Control(c), &[]);
     }
 
     /// The worker started a job of its own (the reload after a lost device): show it as a load.
@@ -179,11 +180,15 @@ impl Default for Engine {
 }
 
 /// Send a request to the worker (with a file beside it when given).
-fn send(msg: &ToWorker, file: Option<&web_sys::File>) {
+/// Post `msg` to the worker as `[json, file…]`.
+fn send(msg: &ToWorker, files: &[web_sys::File]) {
     let Ok(json) = serde_json::to_string(msg) else { return };
     WORKER.with(|w| {
         if let Some(w) = w.borrow().as_ref() {
-            let msg = js_sys::Array::of2(&JsValue::from_str(&json), &file.map_or(JsValue::NULL, |f| f.into()));
+            let msg = js_sys::Array::of1(&JsValue::from_str(&json));
+            for f in files {
+                msg.push(f);
+            }
             if let Err(e) = w.post_message(&msg) {
                 web_sys::console::error_1(&e);
             }

@@ -14,6 +14,15 @@ pub enum ModelJob {
     /// (and then cached).
     /// `plan: None` loads at the plan the file suggests (`ModelInfo::suggested_plan`).
     LoadUrl { url: String, name: String, plan: Option<Plan>, n_ctx: usize },
+    /// Load a Hugging Face checkpoint (`config.json`, `tokenizer.json`, … and its safetensors,
+    /// as `lowbit::hf` reads them) whose files are at `base` + their names (a repository's
+    /// `…/resolve/REVISION/`): each from the model cache when it holds it, else downloaded and
+    /// cached; converted to GGUF in the worker, its matrices as stored (BF16 mostly).
+    LoadCheckpoint { base: String, name: String, plan: Option<Plan>, n_ctx: usize },
+    /// Load the Hugging Face checkpoint whose files are sent beside this message (picked or
+    /// dropped: its config.json, tokenizer files and safetensors), converted in the worker; the
+    /// converted GGUF is cached as a file the user opened, under `name`.
+    LoadCheckpointFiles { name: String, plan: Option<Plan>, n_ctx: usize },
     /// Load the `File` sent beside this message (file picker or drag and drop); it is cached too.
     LoadFile { name: String, plan: Option<Plan>, n_ctx: usize },
     /// Load a model from the cache by its key.
@@ -95,7 +104,18 @@ impl ModelEvent {
 /// Cache key path prefix for files the user opened (the Cache API keys are URLs).
 pub const LOCAL_FILE_KEY: &str = "/lowbit-local-file/";
 
-/// One cached model file.
+/// The model cache's record of a checkpoint whose files it holds (beside them, at their base
+/// URL + this name): the model's name and its files, written once they converted. A cache entry
+/// whose key ends in `/` is such a checkpoint.
+pub const CHECKPOINT_MANIFEST: &str = "lowbit-checkpoint.json";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointManifest {
+    pub name: String,
+    pub files: Vec<String>,
+}
+
+/// One cached model file, or one checkpoint (its key ends in `/`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CachedModel {
     pub key: String,

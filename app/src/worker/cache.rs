@@ -1,7 +1,10 @@
 //! The model cache (the Cache API, `lowbit-models-v1`): a file is kept under its URL, or under
-//! `protocol::model::LOCAL_FILE_KEY` and its name when it was opened from the disk.
+//! `protocol::model::LOCAL_FILE_KEY` and its name when it was opened from the disk. A checkpoint's
+//! files are kept under their URLs, with a manifest beside them (`CHECKPOINT_MANIFEST`); the list
+//! shows the checkpoint as one entry, keyed by its base URL.
 
 use js_sys::{Array, Uint8Array};
+use lowbit_app::protocol::model::{CheckpointManifest, CHECKPOINT_MANIFEST};
 use lowbit_app::protocol::CachedModel;
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen::JsCast;
@@ -61,10 +64,47 @@ pub async fn store(key: &str, name: &str, bytes: &[u8]) {
     }
 }
 
+/// The manifest of the checkpoint at `base`, if the cache holds one.
+pub async fn checkpoint_manifest(base: &str) -> Result<Option<CheckpointManifest>, Fail> {
+    let key = format!("{base}{CHECKPOINT_MANIFEST}");
+    let Some(bytes) = cached_bytes(&key, CHECKPOINT_MANIFEST).await? else { return Ok(None) };
+    Ok(serde_json::from_slice(&bytes).ok())
+}
+
+/// Record that the cache holds the checkpoint at `base` (its files cached one by one).
+pub async fn store_manifest(base: &str, m: &CheckpointManifest) {
+    if let Ok(bytes) = serde_json::to_vec(m) {
+        store(&format!("{base}{CHECKPOINT_MANIFEST}"), &m.name, &bytes).await;
+    }
+}
+
+/// Take `key` out of the cache; a checkpoint's key (ending in `/`) takes every file under it.
+pub async fn delete(key: &str) -> Result<(), Fail> {
+    let cache = open_cache().await?;
+    let keys: Array = JsFuture::from(cache.keys()).await.map_err(|e| js_err("the model cache", e))?.unchecked_into();
+    for req in keys.iter() {
+        let url = req.unchecked_ref::<web_sys::Request>().url();
+        if url == key || (key.ends_with('/') && url.starts_with(key)) {
+            JsFuture::from(cache.delete_with_str(&url)).await.map_err(|e| js_err("the model cache", e))?;
+        }
+    }
+    Ok(())
+}
+
 pub async fn list_cache() -> Result<Vec<CachedModel>, Fail> {
     let cache = open_cache().await?;
     let keys: Array = JsFuture::from(cache.keys()).await.map_err(|e| js_err("the model cache", e))?.unchecked_into();
-    let mut out = Vec::new();
+    let mut out: Vec<CachedModel> = Vec::new();
+    // Checkpoints (base URL → its entry), summed as their files are met.
+    let mut checkpoints: Vec<(String, CachedModel)> = Vec::new();
+    for req in keys.iter() {
+        let url = req.unchecked_ref::<web_sys::Request>().url();
+        if let Some(base) = url.strip_suffix(CHECKPOINT_MANIFEST) {
+            if let Some(m) = checkpoint_manifest(base).await? {
+                checkpoints.push((base.to_string(), CachedModel { key: base.to_string(), name: m.name, bytes: 0 }));
+            }
+        }
+    }
     for req in keys.iter() {
         let req: web_sys::Request = req.unchecked_into();
         let key = req.url();
@@ -81,7 +121,12 @@ pub async fn list_cache() -> Result<Vec<CachedModel>, Fail> {
             .flatten()
             .and_then(|n| js_sys::decode_uri_component(&n).ok().and_then(|s| s.as_string()))
             .unwrap_or_else(|| key_name(&key));
-        out.push(CachedModel { key, name, bytes });
+        match checkpoints.iter_mut().find(|(base, _)| key.starts_with(base.as_str())) {
+            Some((_, c)) if !key.ends_with(CHECKPOINT_MANIFEST) => c.bytes += bytes,
+            Some(_) => {}
+            None => out.push(CachedModel { key, name, bytes }),
+        }
     }
+    out.extend(checkpoints.into_iter().map(|(_, c)| c));
     Ok(out)
 }

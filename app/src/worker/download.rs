@@ -83,6 +83,20 @@ fn check_host(url: &str) -> Result<(), Fail> {
 const WEB_PAGE_BYTES: u64 = 4 << 20;
 
 pub async fn download(url: &str, name: &str) -> Result<Vec<u8>, Fail> {
+    let resp = answer(url, false).await?.ok_or_else(|| Fail(ErrorKind::Internal, format!("{url}: no answer")))?;
+    response_bytes(resp, name, &format!("downloading {url}")).await
+}
+
+/// [`download`], except that a file the server does not have (404) is `None`.
+pub async fn download_if_present(url: &str, name: &str) -> Result<Option<Vec<u8>>, Fail> {
+    match answer(url, true).await? {
+        Some(resp) => Ok(Some(response_bytes(resp, name, &format!("downloading {url}")).await?)),
+        None => Ok(None),
+    }
+}
+
+/// `url`'s answer, once it is known to be a file (`None`: a 404, when `optional`).
+async fn answer(url: &str, optional: bool) -> Result<Option<web_sys::Response>, Fail> {
     check_host(url)?;
     // fetch rejects (a TypeError, "Failed to fetch") only when no answer came at all.
     let resp = JsFuture::from(scope().fetch_with_str(url)).await.map_err(|e| {
@@ -90,6 +104,9 @@ pub async fn download(url: &str, name: &str) -> Result<Vec<u8>, Fail> {
         Fail(ErrorKind::Unreachable, format!("{url} did not answer ({}): check the connection and the address", why.trim_start_matches(": ")))
     })?;
     let resp: web_sys::Response = resp.unchecked_into();
+    if optional && resp.status() == 404 {
+        return Ok(None);
+    }
     if !resp.ok() {
         return Err(Fail(ErrorKind::HttpStatus, http_status_message(url, resp.status(), &resp.status_text())));
     }
@@ -103,7 +120,7 @@ pub async fn download(url: &str, name: &str) -> Result<Vec<u8>, Fail> {
             format!("{url} answered with a web page, not a model file (on Hugging Face, use the file's resolve/main/… link)"),
         ));
     }
-    response_bytes(resp, name, &format!("downloading {url}")).await
+    Ok(Some(resp))
 }
 
 pub async fn read_file(file: &web_sys::File, name: &str) -> Result<Vec<u8>, Fail> {

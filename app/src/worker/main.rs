@@ -144,13 +144,13 @@ fn main() {
     console_error_panic_hook::set_once();
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(|e: MessageEvent| {
         let data = e.data();
-        let (json, file) = match data.dyn_ref::<Array>() {
-            Some(a) => (a.get(0).as_string(), a.get(1).dyn_into::<web_sys::File>().ok()),
-            None => (data.as_string(), None),
+        let (json, files) = match data.dyn_ref::<Array>() {
+            Some(a) => (a.get(0).as_string(), a.iter().skip(1).filter_map(|f| f.dyn_into::<web_sys::File>().ok()).collect()),
+            None => (data.as_string(), vec![]),
         };
         match json.as_deref().map(serde_json::from_str::<ToWorker>) {
             Some(Ok(ToWorker::Control(c))) => control(c),
-            Some(Ok(ToWorker::Job { id, job })) => start(id, job, file),
+            Some(Ok(ToWorker::Job { id, job })) => start(id, job, files),
             _ => post_err(Fail(ErrorKind::Internal, "unreadable request".into())),
         }
     });
@@ -185,8 +185,7 @@ fn control(c: Control) {
         }),
         Control::DeleteCache { key } => spawn_local(async move {
             let r = async {
-                let cache = cache::open_cache().await?;
-                JsFuture::from(cache.delete_with_str(&key)).await.map_err(|e| js_err("cache", e))?;
+                cache::delete(&key).await?;
                 cache::list_cache().await
             };
             match r.await {
@@ -202,7 +201,7 @@ fn control(c: Control) {
 }
 
 /// Run job `id`; a job sent while another runs is refused (the page sends one at a time).
-fn start(id: JobId, job: Job, file: Option<web_sys::File>) {
+fn start(id: JobId, job: Job, files: Vec<web_sys::File>) {
     if let Some(running) = STATE.with(|s| s.borrow().job) {
         let why = format!("job {id} arrived while job {running} runs: wait for the current load, switch or reply to finish");
         return send(Some(id), Event::Error { kind: ErrorKind::Busy, message: why });
@@ -211,7 +210,7 @@ fn start(id: JobId, job: Job, file: Option<web_sys::File>) {
     CANCEL.with(|c| c.set(false));
     STOP.with(|c| c.set(false));
     spawn_local(async move {
-        let r = run(job, file).await;
+        let r = run(job, files).await;
         match r {
             Ok(()) => {}
             Err(Fail(ErrorKind::Cancelled, _)) => emit(Event::Cancelled),
@@ -285,9 +284,9 @@ async fn gpu() -> Result<Gpu, Fail> {
 
 
 /// Run one job, by feature.
-async fn run(job: Job, file: Option<web_sys::File>) -> Result<(), Fail> {
+async fn run(job: Job, files: Vec<web_sys::File>) -> Result<(), Fail> {
     match job {
-        Job::Model(j) => model::run(j, file).await,
+        Job::Model(j) => model::run(j, files).await,
         Job::Chat(j) => chat::run(j).await,
         Job::Lab(j) => lab::run(j).await,
         Job::Diagnostics(j) => diagnostics::run(j).await,

@@ -6,15 +6,17 @@ use lowbit::method::calibration::Calibrator;
 use lowbit::plan::Plan;
 use lowbit::session::{Loader, Progress, Session, Stage};
 use lowbit::util::now_ms;
-use lowbit_app::protocol::model::{Calibrated, LoadedModel, LOCAL_FILE_KEY};
+use lowbit::hf;
+use lowbit_app::protocol::model::{Calibrated, CheckpointManifest, LoadedModel, LOCAL_FILE_KEY};
 use lowbit_app::protocol::{ErrorKind, LabEvent, ModelEvent, ModelJob};
 
-use crate::cache::{cached_bytes, key_name, store, unstore};
-use crate::download::{download, hugging_face_file_url, read_file};
+use crate::cache::{cached_bytes, checkpoint_manifest, key_name, store, store_manifest, unstore};
+use crate::download::{download, download_if_present, hugging_face_file_url, read_file};
 use crate::{checkpoint, emit, gpu, set_model, with_session, Fail};
 
-/// Run one of the model feature's jobs (`file`: the file a `LoadFile` came with).
-pub async fn run(job: ModelJob, file: Option<web_sys::File>) -> Result<(), Fail> {
+/// Run one of the model feature's jobs (`files`: the files a `LoadFile` or `LoadCheckpointFiles`
+/// came with).
+pub async fn run(job: ModelJob, files: Vec<web_sys::File>) -> Result<(), Fail> {
     match job {
         ModelJob::LoadUrl { url, name, plan, n_ctx } => {
             let url = hugging_face_file_url(&url);
@@ -26,11 +28,31 @@ pub async fn run(job: ModelJob, file: Option<web_sys::File>) -> Result<(), Fail>
                 }
             }
         }
+        ModelJob::LoadCheckpoint { base, name, plan, n_ctx } => load_checkpoint(&base, name, plan, n_ctx, false).await,
+        ModelJob::LoadCheckpointFiles { name, plan, n_ctx } => {
+            let mut read = hf::Files::new();
+            let n = files.len();
+            for (i, f) in files.iter().enumerate() {
+                let label = format!("{name} · {} ({} of {n})", f.name(), i + 1);
+                read.insert(f.name(), read_file(f, &label).await?);
+            }
+            progress(&name, Stage::Parse, 0, 1);
+            let gguf = hf::to_gguf(&read, &name, hf::OutType::AsStored)?;
+            drop(read);
+            let cache_key = format!("{LOCAL_FILE_KEY}{}", js_sys::encode_uri_component(&name));
+            load(name, gguf, plan, n_ctx, Origin::Fetched { cache_key }).await
+        }
         ModelJob::LoadFile { name, plan, n_ctx } => {
-            let file = file.ok_or_else(|| Fail(ErrorKind::Internal, "no file sent with LoadFile".into()))?;
+            let file = files.into_iter().next().ok_or_else(|| Fail(ErrorKind::Internal, "no file sent with LoadFile".into()))?;
             let bytes = read_file(&file, &name).await?;
             let cache_key = format!("{LOCAL_FILE_KEY}{}", js_sys::encode_uri_component(&name));
             load(name, bytes, plan, n_ctx, Origin::Fetched { cache_key }).await
+        }
+        ModelJob::LoadCached { key, plan, n_ctx } if key.ends_with('/') => {
+            let manifest = checkpoint_manifest(&key)
+                .await?
+                .ok_or_else(|| Fail(ErrorKind::FetchFailed, format!("{key} is no longer in the cache")))?;
+            load_checkpoint(&key, manifest.name, plan, n_ctx, true).await
         }
         ModelJob::LoadCached { key, plan, n_ctx } => {
             let name = key_name(&key);
@@ -99,9 +121,93 @@ pub fn progress(name: &str, stage: Stage, done: u64, total: u64) {
     emit(ModelEvent::Progress { name: name.to_string(), progress: Progress { stage, done, total } });
 }
 
+/// A Hugging Face checkpoint whose files are at `base` + their names: each from the model cache,
+/// else downloaded (`cached_only`: from the cache alone, as its manifest lists them) and cached,
+/// progress per file; then converted to GGUF (`lowbit::hf`) and loaded. A checkpoint that does
+/// not convert leaves nothing in the cache.
+async fn load_checkpoint(base: &str, name: String, plan: Option<Plan>, n_ctx: usize, cached_only: bool) -> Result<(), Fail> {
+    // Cache keys of the checkpoint's files: all, and those this load stored.
+    let (mut keys, mut stored) = (vec![], vec![]);
+    let converted = checkpoint_gguf(base, &name, cached_only, &mut keys, &mut stored).await;
+    match converted {
+        // A checkpoint that is not one leaves nothing behind; a failed download leaves nothing of
+        // this attempt (a cancelled one keeps what arrived, for the next try).
+        Err(f) => {
+            let drop_keys = match f.0 {
+                ErrorKind::BadFile => &keys,
+                ErrorKind::Cancelled => &vec![],
+                _ => &stored,
+            };
+            for k in drop_keys {
+                unstore(k).await;
+            }
+            Err(f)
+        }
+        Ok((gguf, listed)) => {
+            store_manifest(base, &listed).await;
+            load(name, gguf, plan, n_ctx, if stored.is_empty() { Origin::Cache } else { Origin::Converted }).await
+        }
+    }
+}
+
+/// The checkpoint at `base` as GGUF, and the manifest of its files (see [`load_checkpoint`]).
+async fn checkpoint_gguf(
+    base: &str,
+    name: &str,
+    cached_only: bool,
+    keys: &mut Vec<String>,
+    stored: &mut Vec<String>,
+) -> Result<(Vec<u8>, CheckpointManifest), Fail> {
+    let manifest = if cached_only { checkpoint_manifest(base).await? } else { None };
+    let mut files = hf::Files::new();
+    let mut fetch = async |file: &str, required: bool, label: String| -> Result<Option<Vec<u8>>, Fail> {
+        let key = format!("{base}{file}");
+        let bytes = match cached_bytes(&key, &label).await? {
+            Some(b) => Some(b),
+            None if cached_only => return Err(Fail(ErrorKind::FetchFailed, format!("{name}: {file} is no longer in the cache"))),
+            None => {
+                let got = if required { Some(download(&key, &label).await?) } else { download_if_present(&key, &label).await? };
+                if let Some(b) = &got {
+                    store(&key, &label, b).await;
+                    stored.push(key.clone());
+                }
+                got
+            }
+        };
+        if bytes.is_some() {
+            keys.push(key);
+        }
+        Ok(bytes)
+    };
+    // The small files first (a missing config or tokenizer fails before the weights download);
+    // then the weights, as the index lists them, or the one file.
+    let small: Vec<(String, bool)> = match &manifest {
+        Some(m) => m.files.iter().filter(|f| !f.ends_with(".safetensors")).map(|f| (f.clone(), true)).collect(),
+        None => hf::META_FILES.iter().map(|(f, r)| (f.to_string(), *r)).chain([(hf::INDEX.to_string(), false)]).collect(),
+    };
+    for (file, required) in &small {
+        if let Some(b) = fetch(file, *required, format!("{name} · {file}")).await? {
+            files.insert(file.clone(), b);
+        }
+    }
+    let weights = hf::weight_files(files.get(hf::INDEX).map(Vec::as_slice))?;
+    let n = weights.len();
+    for (i, w) in weights.iter().enumerate() {
+        let label = if n > 1 { format!("{name} · {w} ({} of {n})", i + 1) } else { format!("{name} · {w}") };
+        if let Some(b) = fetch(w, true, label).await? {
+            files.insert(w.clone(), b);
+        }
+    }
+    progress(name, Stage::Parse, 0, 1);
+    let gguf = hf::to_gguf(&files, name, hf::OutType::AsStored)?;
+    Ok((gguf, CheckpointManifest { name: name.to_string(), files: files.keys().cloned().collect() }))
+}
+
 /// Where the bytes of a model came from.
 pub enum Origin {
     Cache,
+    /// Converted from a checkpoint whose files were downloaded (and cached, file by file).
+    Converted,
     /// The model that was loaded, again (after the device was lost).
     Reloaded,
     /// Downloaded or opened: cached under `cache_key` once the file parses.

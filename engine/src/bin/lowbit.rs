@@ -32,6 +32,12 @@ const USAGE: &str = "usage:
   lowbit quantize MODEL.gguf -o OUT.gguf --precision int8|int4|PLAN [--method …] [--calib FILE] [--calib-tokens N]
       (the weights lowbit runs at that plan, as GGUF: INT4 blocks as Q4_1, INT8 as Q8_0, FP16 as F16)
   lowbit convert IN.gguf OUT.gguf --to f16|q8_0|q4_0
+  lowbit convert HF_DIR -o OUT.gguf [--to source|bf16|f16|f32]
+      (a Hugging Face checkpoint as the GGUF llama.cpp's converter writes; source keeps its dtype)
+  lowbit checkpoint MODEL.gguf -o DIR [--dtype bf16|f16|f32] [--shards N] [--tokenizer-only]
+      (the model as a Hugging Face checkpoint: config.json, tokenizer.json, safetensors)
+  Every MODEL.gguf may also be a Hugging Face checkpoint directory (config.json, tokenizer.json,
+  model.safetensors or shards with model.safetensors.index.json), read as stored.
   lowbit synth BASE.gguf OUT.gguf [--shape tiny|smollm2-135m|smollm2-1.7b|LAYERS:DIM:FFN:HEADS:KV_HEADS] [--seed S]
       (random weights at that shape, with BASE's tokenizer and chat template)
   lowbit bench kernels [--json | --markdown] [--reps N]
@@ -45,7 +51,7 @@ struct Args {
     flags: BTreeMap<String, Option<String>>,
 }
 
-const SWITCHES: [&str; 4] = ["--json", "--chat", "--no-source", "--markdown"];
+const SWITCHES: [&str; 5] = ["--json", "--chat", "--no-source", "--markdown", "--tokenizer-only"];
 
 impl Args {
     fn parse(raw: &[String]) -> Result<Self> {
@@ -76,9 +82,20 @@ impl Args {
         }
     }
     fn model(&self) -> Result<Vec<u8>> {
-        let path = self.positional.get(1).ok_or_else(|| Error::Usage(USAGE.into()))?;
-        std::fs::read(path).map_err(|e| Error::Io(format!("{path}: {e}")))
+        read_model(self.positional.get(1).ok_or_else(|| Error::Usage(USAGE.into()))?)
     }
+}
+
+/// A GGUF file, or a Hugging Face checkpoint directory converted to GGUF in memory (its
+/// matrices as stored: BF16, F16 or F32).
+fn read_model(path: &str) -> Result<Vec<u8>> {
+    let p = std::path::Path::new(path);
+    if p.is_dir() {
+        let files = lowbit::hf::read_dir(p)?;
+        let name = p.file_name().map_or(path.to_string(), |n| n.to_string_lossy().into_owned());
+        return lowbit::hf::to_gguf(&files, &name, lowbit::hf::OutType::AsStored);
+    }
+    std::fs::read(path).map_err(|e| Error::Io(format!("{path}: {e}")))
 }
 
 fn print_json(v: &impl serde::Serialize) -> Result<()> {
@@ -180,14 +197,47 @@ fn info(a: &Args) -> Result<()> {
 }
 
 fn convert(a: &Args) -> Result<()> {
+    let input = a.positional.get(1).ok_or_else(|| Error::Usage(USAGE.into()))?;
+    let out = a.get("-o").or(a.positional.get(2).map(String::as_str)).ok_or_else(|| Error::Usage(USAGE.into()))?;
+    if std::path::Path::new(input).is_dir() {
+        // A Hugging Face checkpoint: GGUF as llama.cpp's converter writes it.
+        let to = lowbit::hf::OutType::parse(a.get("--to").unwrap_or("source"))?;
+        let files = lowbit::hf::read_dir(std::path::Path::new(input))?;
+        let name = std::path::Path::new(input).file_name().map_or(input.clone(), |n| n.to_string_lossy().into_owned());
+        let converted = lowbit::hf::to_gguf(&files, &name, to)?;
+        let g = Gguf::parse(&converted)?;
+        std::fs::write(out, &converted).map_err(|e| Error::Io(format!("{out}: {e}")))?;
+        return print_json(&serde_json::json!({ "output": out, "bytes": converted.len(), "tensors": g.tensors.len() }));
+    }
     let bytes = a.model()?;
-    let out = a.positional.get(2).ok_or_else(|| Error::Usage(USAGE.into()))?;
     let to = lowbit::gguf::ConvertTo::parse(a.get("--to").ok_or_else(|| Error::Usage("--to is required".into()))?)?;
     let g = Gguf::parse(&bytes)?;
     let converted = lowbit::gguf::convert(&g, to)?;
     Gguf::parse(&converted)?; // what we write must read back
     std::fs::write(out, &converted).map_err(|e| Error::Io(format!("{out}: {e}")))?;
     print_json(&serde_json::json!({ "output": out, "bytes": converted.len(), "tensors": g.tensors.len() }))
+}
+
+/// `checkpoint`: the model as a Hugging Face checkpoint directory (the suite's stand-in for
+/// published checkpoints; `--tokenizer-only` for vocabulary-only GGUFs).
+fn checkpoint(a: &Args) -> Result<()> {
+    let bytes = a.model()?;
+    let out = a.get("-o").ok_or_else(|| Error::Usage(format!("checkpoint needs -o DIR\n{USAGE}")))?;
+    let g = Gguf::parse(&bytes)?;
+    let files = if a.has("--tokenizer-only") {
+        lowbit::hf::tokenizer_files(&g)?
+    } else {
+        let dtype = match a.get("--dtype").unwrap_or("bf16") {
+            "bf16" => lowbit::safetensors::Dtype::BF16,
+            "f16" => lowbit::safetensors::Dtype::F16,
+            "f32" => lowbit::safetensors::Dtype::F32,
+            other => return Err(Error::Usage(format!("--dtype {other}: expected bf16, f16 or f32"))),
+        };
+        lowbit::hf::from_gguf(&g, dtype, a.num("--shards", 1usize)?)?
+    };
+    lowbit::hf::write_dir(std::path::Path::new(out), &files)?;
+    let names: Vec<&String> = files.keys().collect();
+    print_json(&serde_json::json!({ "output": out, "files": names, "bytes": files.values().map(Vec::len).sum::<usize>() }))
 }
 
 /// `quantize`: the model at `--precision` (and `--method`) written as GGUF to `-o`.
@@ -360,7 +410,7 @@ fn bench_model(a: &Args) -> Result<()> {
                 .ok_or_else(|| Error::Usage(format!("unknown shape '{shape}'\n{USAGE}")))?;
             (lowbit::synth::bare(&s, vocab, 1)?, format!("{shape} shape, random weights"))
         }
-        (None, Some(path)) => (std::fs::read(path).map_err(|e| Error::Usage(format!("{path}: {e}")))?, path.clone()),
+        (None, Some(path)) => (read_model(path)?, path.clone()),
         _ => return Err(Error::Usage(format!("bench model takes a MODEL.gguf or --shape\n{USAGE}"))),
     };
     let g = Gguf::parse(&bytes)?;
@@ -397,6 +447,7 @@ fn run(raw: &[String]) -> Result<()> {
     match a.positional.first().map(String::as_str) {
         Some("info") => info(&a),
         Some("convert") => convert(&a),
+        Some("checkpoint") => checkpoint(&a),
         Some("quantize") => quantize(&a),
         Some("synth") => synth(&a),
         Some("tokenize") => tokenize(&a),

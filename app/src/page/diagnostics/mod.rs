@@ -51,7 +51,7 @@ impl DiagState {
         }
         self.selftest.set(vec![]);
         self.selftest_status.set("starting…".into());
-        self.model.engine.start(JobKind::SelfTest { done: 0, total: 0, kernel: None }, Job::Diagnostics(DiagnosticsJob::SelfTest), None);
+        self.model.engine.start(JobKind::SelfTest { done: 0, total: 0, kernel: None }, Job::Diagnostics(DiagnosticsJob::SelfTest), &[]);
     }
 
     pub fn run_bench(&self) {
@@ -59,13 +59,13 @@ impl DiagState {
             return;
         }
         self.bench_status.set("measuring… (quantizes and uploads 3 × 3 matrices first)".into());
-        self.model.engine.start(JobKind::KernelBench, Job::Diagnostics(DiagnosticsJob::KernelBench), None);
+        self.model.engine.start(JobKind::KernelBench, Job::Diagnostics(DiagnosticsJob::KernelBench), &[]);
     }
 
     /// Destroy the GPU device: the worker recovers as from a real loss.
     pub fn lose_device(&self) {
         if !self.model.engine.busy() {
-            self.model.engine.start(JobKind::LoseDevice, Job::Diagnostics(DiagnosticsJob::LoseDevice), None);
+            self.model.engine.start(JobKind::LoseDevice, Job::Diagnostics(DiagnosticsJob::LoseDevice), &[]);
         }
     }
 

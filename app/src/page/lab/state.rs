@@ -97,7 +97,7 @@ impl LabState {
     /// Start a lab job when a model is loaded and the engine is free.
     fn start(&self, kind: JobKind, job: LabJob) {
         if self.model.can_run() {
-            self.model.engine.start(kind, Job::Lab(job), None);
+            self.model.engine.start(kind, Job::Lab(job), &[]);
         }
     }
 

@@ -23,7 +23,7 @@ pub fn ModelCard() -> impl IntoView {
                         <dt>"Parameters"</dt><dd>{fmt::count(i.n_params)}</dd>
                         <dt>"Layers"</dt><dd>{i.n_layers.unwrap_or(0)}</dd>
                         <dt>"Context"</dt><dd>{format!("{} tokens (this page uses {})", i.context_length.unwrap_or(0), m.context_size)}</dd>
-                        <dt>"Source dtypes"</dt><dd>{dtypes}</dd>
+                        <dt>"Source dtypes"</dt><dd data-testid="card-dtypes">{dtypes}</dd>
                         <dt>"Chat template"</dt><dd data-testid="chat-template">{match (i.chat_template, &i.chat_template_fallback) {
                             (true, None) if i.chat_template_folds_system => {
                                 "from the file; it takes no system message, so the system prompt opens your first message".to_string()

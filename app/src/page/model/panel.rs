@@ -31,8 +31,8 @@ pub fn ModelPanel() -> impl IntoView {
     let can_load = move || model.can_load();
     let on_file = move |ev: leptos::ev::Event| {
         let input: web_sys::HtmlInputElement = event_target(&ev);
-        if let Some(f) = input.files().and_then(|fs| fs.get(0)) {
-            model.load_file(f);
+        if let Some(fs) = input.files() {
+            open_files(model, &fs);
         }
         input.set_value("");
     };
@@ -42,8 +42,8 @@ pub fn ModelPanel() -> impl IntoView {
         if !can_load() {
             return;
         }
-        if let Some(f) = ev.data_transfer().and_then(|d| d.files()).and_then(|fs| fs.get(0)) {
-            model.load_file(f);
+        if let Some(fs) = ev.data_transfer().and_then(|d| d.files()) {
+            open_files(model, &fs);
         }
     };
     view! {
@@ -61,9 +61,13 @@ pub fn ModelPanel() -> impl IntoView {
             <div class="open-row">
                 <label class="file-button" class:disabled=move || !can_load()>
                     "Open a .gguf file…"
-                    <input type="file" accept=".gguf" data-testid="model-file-input" on:change=on_file disabled=move || !can_load()/>
+                    <input type="file" accept=".gguf,.safetensors,.json,.jinja" multiple data-testid="model-file-input" on:change=on_file disabled=move || !can_load()/>
                 </label>
-                <span class="hint">"or drop one here"</span>
+                <label class="file-button" class:disabled=move || !can_load() title="A Hugging Face checkpoint's folder: config.json, tokenizer.json and its .safetensors">
+                    "Open a checkpoint folder…"
+                    <input type="file" prop:webkitdirectory=true data-testid="model-folder-input" on:change=on_file disabled=move || !can_load()/>
+                </label>
+                <span class="hint">"or drop a .gguf file, or a checkpoint's files, here"</span>
             </div>
             <UrlForm/>
             <ModelPicker/>
@@ -109,7 +113,26 @@ fn DefaultModel() -> impl IntoView {
     }
 }
 
-/// A model file's address (Hugging Face, or this site).
+/// Files picked or dropped: one GGUF file, or a Hugging Face checkpoint's files (those it reads;
+/// from a picked folder, those at its top, the folder naming the model).
+fn open_files(model: ModelState, list: &web_sys::FileList) {
+    let files: Vec<web_sys::File> = (0..list.length()).filter_map(|i| list.get(i)).collect();
+    match &files[..] {
+        [] => {}
+        [f] if f.name().to_ascii_lowercase().ends_with(".gguf") => model.load_file(f.clone()),
+        _ => {
+            // A folder's files carry their path inside it ("SmolLM2-135M-Instruct/config.json").
+            let path = |f: &web_sys::File| js_sys::Reflect::get(f, &"webkitRelativePath".into()).ok().and_then(|p| p.as_string()).unwrap_or_default();
+            let folder = files.iter().find_map(|f| path(f).split_once('/').map(|(d, _)| d.to_string()));
+            let wanted: Vec<web_sys::File> =
+                files.into_iter().filter(|f| path(f).matches('/').count() <= 1 && lowbit::hf::reads_file(&f.name())).collect();
+            model.load_checkpoint_files(folder.unwrap_or_else(|| "checkpoint".into()), wanted);
+        }
+    }
+}
+
+/// A model file's address (Hugging Face, or this site), or a Hugging Face model id (its
+/// full-precision checkpoint).
 #[component]
 fn UrlForm() -> impl IntoView {
     let model = expect_context::<ModelState>();
@@ -120,8 +143,8 @@ fn UrlForm() -> impl IntoView {
         ev.prevent_default();
         if can_load() && !url.get_untracked().trim().is_empty() { model.load_url(url.get_untracked().trim()) }
     }>
-        <input type="url" placeholder="https://huggingface.co/…/resolve/main/model.gguf" data-testid="model-url-input"
-            aria-label="Model URL (Hugging Face)"
+        <input type="url" placeholder="HuggingFaceTB/SmolLM2-135M-Instruct, or a …/resolve/main/model.gguf link" data-testid="model-url-input"
+            aria-label="Model: a Hugging Face model id, or a GGUF file's address"
             prop:value=move || url.get() on:input=move |ev| url.set(event_target_value(&ev))/>
         <button type="submit" data-testid="model-url-load" disabled=move || !can_load() || url.get().trim().is_empty()>"Download"</button>
     </form>
@@ -231,6 +254,8 @@ pub fn CachedList() -> impl IntoView {
 fn cached_source(key: &str) -> String {
     if key.contains(lowbit_app::protocol::model::LOCAL_FILE_KEY) {
         "opened from a file".into()
+    } else if key.ends_with('/') {
+        format!("Hugging Face checkpoint, {key}")
     } else {
         key.to_string()
     }

@@ -93,25 +93,39 @@ impl ModelState {
         self.loaded() && !self.engine.busy()
     }
 
-    fn start(&self, kind: JobKind, job: ModelJob, file: Option<&web_sys::File>) {
-        self.engine.start(kind, Job::Model(job), file);
+    fn start(&self, kind: JobKind, job: ModelJob, files: &[web_sys::File]) {
+        self.engine.start(kind, Job::Model(job), files);
     }
 
+    /// Load a GGUF file's address, or a Hugging Face model id (`owner/name`, or its page's
+    /// address): its checkpoint, converted in the worker.
     pub fn load_url(&self, url: &str) {
+        if let Some(repo) = lowbit::hf::Repo::parse(url) {
+            let name = repo.name().to_string();
+            let job = ModelJob::LoadCheckpoint { base: repo.base_url(), name: name.clone(), plan: self.load_plan(), n_ctx: self.n_ctx.get_untracked() };
+            return self.start(JobKind::Load { name, stages: vec![] }, job, &[]);
+        }
         let name = lowbit::util::url_file_name(url).to_string();
         let job = ModelJob::LoadUrl { url: url.to_string(), name: name.clone(), plan: self.load_plan(), n_ctx: self.n_ctx.get_untracked() };
-        self.start(JobKind::Load { name, stages: vec![] }, job, None);
+        self.start(JobKind::Load { name, stages: vec![] }, job, &[]);
     }
 
     pub fn load_file(&self, file: web_sys::File) {
         let name = file.name();
         let job = ModelJob::LoadFile { name: name.clone(), plan: self.load_plan(), n_ctx: self.n_ctx.get_untracked() };
-        self.start(JobKind::Load { name, stages: vec![] }, job, Some(&file));
+        self.start(JobKind::Load { name, stages: vec![] }, job, std::slice::from_ref(&file));
+    }
+
+    /// Load a Hugging Face checkpoint from files picked or dropped (a folder's, or several):
+    /// those the checkpoint reads go to the worker, which converts them (`name`: the folder's).
+    pub fn load_checkpoint_files(&self, name: String, files: Vec<web_sys::File>) {
+        let job = ModelJob::LoadCheckpointFiles { name: name.clone(), plan: self.load_plan(), n_ctx: self.n_ctx.get_untracked() };
+        self.start(JobKind::Load { name, stages: vec![] }, job, &files);
     }
 
     pub fn load_cached(&self, c: &CachedModel) {
         let job = ModelJob::LoadCached { key: c.key.clone(), plan: self.load_plan(), n_ctx: self.n_ctx.get_untracked() };
-        self.start(JobKind::Load { name: c.name.clone(), stages: vec![] }, job, None);
+        self.start(JobKind::Load { name: c.name.clone(), stages: vec![] }, job, &[]);
     }
 
     /// The plan a load asks for: the user's choice, else none (the file suggests one).
@@ -132,13 +146,13 @@ impl ModelState {
         }
         self.plan_chosen.set(true);
         self.plan_reason.set(None);
-        self.start(JobKind::Switch { target: plan, progress: None }, ModelJob::SetPrecision { plan }, None);
+        self.start(JobKind::Switch { target: plan, progress: None }, ModelJob::SetPrecision { plan }, &[]);
     }
 
     /// Write the loaded model at its current plan as a GGUF file, offered for download.
     pub fn export(&self) {
         if self.can_run() {
-            self.start(JobKind::Export { done: 0, total: 0 }, ModelJob::Export, None);
+            self.start(JobKind::Export { done: 0, total: 0 }, ModelJob::Export, &[]);
         }
     }
 
@@ -151,7 +165,7 @@ impl ModelState {
         if kv == self.kv.get_untracked() || self.engine.busy() {
             return;
         }
-        self.start(JobKind::Kv, ModelJob::SetKv { kv }, None);
+        self.start(JobKind::Kv, ModelJob::SetKv { kv }, &[]);
     }
 
     /// A KV format chosen before the load (or by a shared link) applies once a model is loaded.
@@ -168,7 +182,7 @@ impl ModelState {
         match self.model.get_untracked() {
             None => self.n_ctx.set(n),
             Some(m) if m.context_size == n || self.engine.busy() => {}
-            Some(_) => self.start(JobKind::Kv, ModelJob::SetContext { n_ctx: n }, None),
+            Some(_) => self.start(JobKind::Kv, ModelJob::SetContext { n_ctx: n }, &[]),
         }
     }
 
