@@ -36,11 +36,11 @@ test('a model is loaded and a chat held with the keyboard alone', async ({ page 
   // From the top, the ways to load a model, in reading order.
   await page.locator('h1').click();
   const order = [];
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < 4; i++) {
     await page.keyboard.press('Tab');
     order.push(await focused(page));
   }
-  expect(order).toEqual(['model-load-default', 'model-file-input', 'model-url-input']);
+  expect(order).toEqual(['model-load-default', 'model-file-input', 'model-folder-input', 'model-url-input']);
   await page.keyboard.type(`models/${TINY_MODEL}`);
   await page.keyboard.press('Enter');
   await expect(app.id('model-status')).toContainText(`ready: ${TINY_MODEL}`, { timeout: LONG });

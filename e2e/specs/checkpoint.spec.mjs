@@ -84,6 +84,12 @@ test('a Hugging Face model id loads its BF16 checkpoint, measured and cached', a
   await context.route('https://huggingface.co/**', (route) => route.abort('internetdisconnected'));
   await entry.getByRole('button', { name: /^Load/ }).click();
   await expect(app.id('model-status')).toContainText('ready: tiny-bf16', { timeout: LONG });
+  // Asked for by id again, it asks the network for nothing either (the manifest lists its files,
+  // so the optional ones it lacks are not looked for).
+  await app.id('model-url-input').fill(REPO);
+  await app.id('model-url-load').click();
+  await expect(app.id('model-status')).toContainText('ready: tiny-bf16', { timeout: LONG });
+  await expect(app.id('error-message')).toHaveCount(0);
   // Deleting it takes every file of it.
   await entry.getByTestId('cached-delete').click();
   await expect(app.id('cached-model')).toHaveCount(0);
@@ -140,5 +146,34 @@ test('a checkpoint opens from its folder on the disk, or from its files', async 
   // Each is cached as a file the user opened (the converted model).
   await expect(app.id('cached-model')).toHaveCount(2);
   await expect(app.id('cached-models')).toContainText('hf-tiny');
+  expect(app.errors).toEqual([]);
+});
+
+test('a cancelled checkpoint download is kept as unfinished and finishes from the cache entry', async ({ page, context }) => {
+  const asked = [];
+  await playHuggingFace(context, asked);
+  // The second shard answers after a pause, in which the download is cancelled.
+  await context.route(`https://huggingface.co/${REPO}/resolve/main/model-00002-of-00002.safetensors`, async (route) => {
+    asked.push(new URL(route.request().url()).pathname);
+    await new Promise((r) => setTimeout(r, 3000));
+    await route.fulfill(huggingFaceFile(readFileSync(`${TINY_DIR}model-00002-of-00002.safetensors`)));
+  });
+  const app = new AppPage(page);
+  await page.setViewportSize({ width: 1300, height: 1000 });
+  await app.open();
+  await app.id('model-url-input').fill(REPO);
+  await app.id('model-url-load').click();
+  await expect.poll(() => asked.some((p) => p.endsWith('model-00002-of-00002.safetensors')), { timeout: LONG }).toBe(true);
+  await app.id('load-cancel').click();
+  await expect(app.id('model-status')).not.toContainText('ready', { timeout: LONG });
+  const entry = app.id('cached-model').filter({ hasText: 'tiny-bf16 (download not finished)' });
+  await expect(entry).toHaveCount(1, { timeout: LONG });
+  await expect(app.id('cached-model')).toHaveCount(1);
+  // Its Load finishes the download (the files it has come from the cache).
+  const before = asked.length;
+  await entry.getByRole('button', { name: /^Load/ }).click();
+  await expect(app.id('model-status')).toContainText('ready: tiny-bf16', { timeout: LONG });
+  expect(asked.slice(before).filter((p) => p.endsWith('.safetensors'))).toEqual([`/${REPO}/resolve/main/model-00002-of-00002.safetensors`]);
+  await expect(app.id('cached-model').filter({ hasText: 'tiny-bf16' })).toHaveText(/^tiny-bf16[^(]/);
   expect(app.errors).toEqual([]);
 });

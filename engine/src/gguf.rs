@@ -627,6 +627,8 @@ pub fn write(metadata: &[(String, Value)], tensors: &[TensorOut], alignment: u64
         offset = align(offset + t.data.len() as u64);
     }
     out.resize(align(out.len() as u64) as usize, 0);
+    // Reserved exactly: a model's bytes are most of the worker's memory.
+    out.reserve_exact(offset as usize);
     for t in tensors {
         out.extend(t.data);
         out.resize(align(out.len() as u64) as usize, 0);

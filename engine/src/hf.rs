@@ -20,6 +20,7 @@
 //! Matrices keep their dtype (BF16, F16 or F32: the "source precision" the model card shows)
 //! unless [`OutType`] asks for another; vectors (norms, biases) become F32.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use half::{bf16, f16};
@@ -52,6 +53,19 @@ const MAX_VOCAB: usize = 1 << 22;
 fn bad(msg: impl Into<String>) -> Error {
     Error::Hf(msg.into())
 }
+
+/// A JSON value as an error message quotes it: its first 300 characters.
+fn shown(j: &Json) -> String {
+    let text = j.to_string();
+    match text.char_indices().nth(300) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text,
+    }
+}
+
+/// The largest head a config may declare (Gemma's 256 is the largest published): what RoPE's
+/// tables are sized by before any tensor is seen.
+const MAX_HEAD_DIM: usize = 1024;
 
 /// Whether a checkpoint's reader reads a file of this name (the files [`META_FILES`] names, the
 /// shard index, the weights).
@@ -345,7 +359,6 @@ struct Arch {
     family: Family,
     n_heads: usize,
     n_kv_heads: usize,
-    tied: bool,
 }
 
 /// `config.json` as GGUF metadata (`{arch}.*` keys, `general.architecture`), and the RoPE
@@ -365,6 +378,9 @@ fn config_metadata(cfg: &Json) -> Result<(Arch, Vec<(String, Value)>, Option<Vec
         None if n_heads > 0 => dim / n_heads,
         None => 0,
     };
+    if head_dim > MAX_HEAD_DIM {
+        return Err(Error::BadConfig(format!("{CONFIG}: head_dim {head_dim} is not a plausible head size (at most {MAX_HEAD_DIM})")));
+    }
     // What the layer functions do; anything else is refused rather than run wrong.
     let act = hp.str("hidden_activation").or_else(|| hp.str("hidden_act")).unwrap_or(if gemma { "gelu_pytorch_tanh" } else { "silu" });
     let want_act = if gemma { "gelu_pytorch_tanh" } else { "silu" };
@@ -464,8 +480,7 @@ fn config_metadata(cfg: &Json) -> Result<(Arch, Vec<(String, Value)>, Option<Vec
         meta.push((k("attention.sliding_window_pattern"), u(period)));
         meta.push((k("rope.freq_base_swa"), Value::F32(local_theta.unwrap_or(1e4) as f32)));
     }
-    let tied = cfg.get("tie_word_embeddings").and_then(Json::as_bool).unwrap_or(true);
-    Ok((Arch { name, family: f.family, n_heads, n_kv_heads, tied }, meta, rope_freqs))
+    Ok((Arch { name, family: f.family, n_heads, n_kv_heads }, meta, rope_freqs))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -515,11 +530,7 @@ fn pre_name(pre: &Json) -> Result<&'static str> {
         },
         _ => None,
     };
-    name.ok_or_else(|| {
-        let mut shown = pre.to_string();
-        shown.truncate(300);
-        bad(format!("{TOKENIZER}'s pre-tokenizer is not one lowbit knows (GPT-2's, SmolLM's, Llama 3's and Qwen2's are): {shown}"))
-    })
+    name.ok_or_else(|| bad(format!("{TOKENIZER}'s pre-tokenizer is not one lowbit knows (GPT-2's, SmolLM's, Llama 3's and Qwen2's are): {}", shown(pre))))
 }
 
 /// Which tokenizer a `tokenizer.json` holds.
@@ -542,11 +553,7 @@ fn spm_space_prefix(tj: &Json) -> Result<bool> {
         ty(j) == "Replace" && j.get("pattern").and_then(|p| p.get("String")).and_then(Json::as_str) == Some(" ") && j.get("content").and_then(Json::as_str) == Some("\u{2581}")
     };
     let is_prepend = |j: &Json| ty(j) == "Prepend" && j.get("prepend").and_then(Json::as_str) == Some("\u{2581}");
-    let refuse = |what: &str, j: &Json| {
-        let mut shown = j.to_string();
-        shown.truncate(300);
-        bad(format!("{TOKENIZER}'s {what} is not one lowbit knows for SentencePiece-style BPE: {shown}"))
-    };
+    let refuse = |what: &str, j: &Json| bad(format!("{TOKENIZER}'s {what} is not one lowbit knows for SentencePiece-style BPE: {}", shown(j)));
     let normalizer = tj.get("normalizer").unwrap_or(&Json::Null);
     let from_normalizer = match normalizer {
         Json::Null => None,
@@ -559,8 +566,16 @@ fn spm_space_prefix(tj: &Json) -> Result<bool> {
         n => return Err(refuse("normalizer", n)),
     };
     let pre = tj.get("pre_tokenizer").unwrap_or(&Json::Null);
+    // Gemma's (transformers' GemmaConverter): split at spaces, which the normalizer has already
+    // replaced with `▁`, so nothing is split.
+    let gemma_split = |j: &Json| {
+        ty(j) == "Split"
+            && j.get("pattern").and_then(|p| p.get("String")).and_then(Json::as_str) == Some(" ")
+            && j.get("invert").and_then(Json::as_bool) != Some(true)
+    };
     let from_pre = match pre {
         Json::Null => None,
+        p if gemma_split(p) && from_normalizer.is_some() => None,
         p if ty(p) == "Metaspace" && p.get("split").and_then(Json::as_bool) != Some(true) => {
             Some(p.get("prepend_scheme").and_then(Json::as_str).map_or(p.get("add_prefix_space").and_then(Json::as_bool).unwrap_or(true), |s| s != "never"))
         }
@@ -614,8 +629,14 @@ fn tokenizer_metadata(files: &Files, rows: usize, pad: bool) -> Result<(Vec<(Str
     };
     let vocab = model.get("vocab").and_then(Json::as_object).ok_or_else(|| bad(format!("{TOKENIZER}'s model has no vocab")))?;
     let added = tj.get("added_tokens").and_then(Json::as_array).cloned().unwrap_or_default();
+    // An id past every token the file lists and every row of the embedding would leave holes
+    // that cost memory and mean nothing.
+    let bound = (vocab.len() + added.len()).max(rows).min(MAX_VOCAB);
     let id_of = |v: &Json, what: &str| -> Result<usize> {
-        v.as_u64().map(|i| i as usize).filter(|&i| i < MAX_VOCAB).ok_or_else(|| bad(format!("{TOKENIZER}: {what} has id {v}")))
+        v.as_u64()
+            .map(|i| i as usize)
+            .filter(|&i| i < bound)
+            .ok_or_else(|| bad(format!("{TOKENIZER}: {what} has id {v}, past the vocabulary's {bound} tokens")))
     };
     let mut slots: Vec<Option<(String, i32)>> = vec![];
     let mut put = |id: usize, text: &str, ty: i32| -> Result<()> {
@@ -744,12 +765,17 @@ fn tokenizer_metadata(files: &Files, rows: usize, pad: bool) -> Result<(Vec<(Str
     // BOS: tokenizer_config.json's add_bos_token, else whether the post-processor adds it.
     let add_bos = match tc.get("add_bos_token").and_then(Json::as_bool) {
         Some(b) => b,
-        None => tj
-            .get("post_processor")
-            .and_then(|p| p.get("single"))
-            .and_then(Json::as_array)
-            .and_then(|s| s.first())
-            .is_some_and(|first| first.get("SpecialToken").is_some()),
+        None => {
+            // The post-processor, or one in its sequence (Llama 3's: ByteLevel, then the template).
+            let post = tj.get("post_processor").unwrap_or(&Json::Null);
+            let steps: Vec<&Json> = match post.get("processors").and_then(Json::as_array) {
+                Some(list) => list.iter().collect(),
+                None => vec![post],
+            };
+            steps.iter().any(|p| {
+                p.get("single").and_then(Json::as_array).and_then(|s| s.first()).is_some_and(|first| first.get("SpecialToken").is_some())
+            })
+        }
     };
     meta.push(("tokenizer.ggml.add_bos_token".into(), Value::Bool(add_bos)));
     let template = match tc.get("chat_template") {
@@ -819,16 +845,34 @@ pub fn to_gguf(files: &Files, name: &str, out: OutType) -> Result<Vec<u8>> {
     let (arch, mut meta, rope_freqs) = config_metadata(&cfg)?;
     let gemma = arch.family == Family::Gemma;
     let views = tensors(files)?;
-    let embed = views.get("model.embed_tokens.weight").ok_or_else(|| Error::TensorNotFound("model.embed_tokens.weight".into()))?;
-    let rows = embed.shape.first().copied().unwrap_or(0);
+    if let Some((name, v)) = views.iter().find(|(_, v)| v.shape.is_empty() || v.shape.len() > 2) {
+        return Err(bad(format!("tensor {name} has {} dimensions: a model's tensors have 1 or 2", v.shape.len())));
+    }
+    let embed = views.get("model.embed_tokens.weight").ok_or_else(|| bad("the checkpoint has no model.embed_tokens.weight"))?;
+    let dim = cfg.get("hidden_size").and_then(Json::as_u64).unwrap_or(0) as usize;
+    let rows = match embed.shape[..] {
+        [rows, d] if d == dim && rows > 0 && rows <= MAX_VOCAB => rows,
+        _ => return Err(bad(format!("model.embed_tokens.weight has shape {:?} where {CONFIG} implies [vocabulary, {dim}]", embed.shape))),
+    };
+    // A stored head is used unless the config ties it; a config silent on it ties only when no
+    // head is stored (transformers' defaults differ by model; llama.cpp uses a stored head).
+    let tied = match cfg.get("tie_word_embeddings").and_then(Json::as_bool) {
+        Some(t) => t,
+        None => !views.contains_key("lm_head.weight"),
+    };
     let (tok_meta, n_tokens) = tokenizer_metadata(files, rows, !gemma)?;
     meta.extend(tok_meta);
     meta.push(("general.name".into(), Value::String(name.into())));
     // (GGUF name, checkpoint name, dims innermost first, type, bytes)
-    let mut encoded: Vec<(String, String, Vec<u64>, GgmlType, Vec<u8>)> = vec![];
+    if !tied && !views.contains_key("lm_head.weight") {
+        return Err(bad(format!("{CONFIG} unties the output head (tie_word_embeddings: false) but the checkpoint has no lm_head.weight")));
+    }
+    // (GGUF name, checkpoint name, dims innermost first, type, bytes: the checkpoint's own where
+    // nothing changes them, so the source and the GGUF are the only two copies of the weights).
+    let mut encoded: Vec<(String, String, Vec<u64>, GgmlType, Cow<[u8]>)> = vec![];
     for (hf, v) in &views {
         let Some(gg) = gguf_name(hf, arch.family)? else { continue };
-        if gg == "output.weight" && arch.tied {
+        if gg == "output.weight" && tied {
             // A tied checkpoint may store the head anyway; the model reads the embedding.
             continue;
         }
@@ -838,30 +882,36 @@ pub fn to_gguf(files: &Files, name: &str, out: OutType) -> Result<Vec<u8>> {
             if gemma && hf.ends_with("norm.weight") {
                 gemma_norm_shift(&mut values, 1.0);
             }
-            encoded.push((gg, hf.clone(), dims, GgmlType::F32, encode(&values, Dtype::F32)));
+            encoded.push((gg, hf.clone(), dims, GgmlType::F32, Cow::Owned(encode(&values, Dtype::F32))));
             continue;
         }
         let to = dtype_of(out, v.dtype);
-        let mut bytes = if to == v.dtype { v.data.to_vec() } else { encode(&v.to_f32(), to) };
-        let row_bytes = v.shape[1..].iter().product::<usize>() * to.size();
+        let mut bytes: Cow<[u8]> = if to == v.dtype { Cow::Borrowed(v.data) } else { Cow::Owned(encode(&v.to_f32(), to)) };
+        let row_bytes = v.shape[1] * to.size();
         let mut dims = dims;
         if gg == "token_embd.weight" && gemma && rows > n_tokens {
-            bytes.truncate(n_tokens * row_bytes);
+            bytes = match bytes {
+                Cow::Borrowed(b) => Cow::Borrowed(&b[..n_tokens * row_bytes]),
+                Cow::Owned(mut b) => {
+                    b.truncate(n_tokens * row_bytes);
+                    Cow::Owned(b)
+                }
+            };
             if let Some(d) = dims.last_mut() {
                 *d = n_tokens as u64;
             }
         }
         if arch.name == "llama" {
             if gg.ends_with("attn_q.weight") {
-                bytes = rope_permute(&bytes, arch.n_heads, row_bytes).map_err(|e| bad(format!("{hf}: {e}")))?;
+                bytes = Cow::Owned(rope_permute(&bytes, arch.n_heads, row_bytes).map_err(|e| bad(format!("{hf}: {e}")))?);
             } else if gg.ends_with("attn_k.weight") {
-                bytes = rope_permute(&bytes, arch.n_kv_heads, row_bytes).map_err(|e| bad(format!("{hf}: {e}")))?;
+                bytes = Cow::Owned(rope_permute(&bytes, arch.n_kv_heads, row_bytes).map_err(|e| bad(format!("{hf}: {e}")))?);
             }
         }
         encoded.push((gg, hf.clone(), dims, ggml_of(to), bytes));
     }
     if let Some(f) = rope_freqs {
-        encoded.push((crate::model::ROPE_FREQS.into(), "config.json rope_scaling".into(), vec![f.len() as u64], GgmlType::F32, encode(&f, Dtype::F32)));
+        encoded.push((crate::model::ROPE_FREQS.into(), "config.json rope_scaling".into(), vec![f.len() as u64], GgmlType::F32, Cow::Owned(encode(&f, Dtype::F32))));
     }
     // LLAMA_FTYPE_ALL_F32 / MOSTLY_F16 / MOSTLY_BF16, by the matrices' type.
     let file_type = match encoded.iter().find(|e| e.2.len() > 1).map(|e| e.3) {
@@ -1114,7 +1164,9 @@ fn spm_json(g: &Gguf, tok: &crate::tokenizer::Tokenizer) -> Result<Json> {
         "padding": null,
         "added_tokens": added,
         "normalizer": normalizer,
-        "pre_tokenizer": null,
+        // Gemma's (no space prefix) splits at spaces as transformers' GemmaConverter writes it:
+        // after the normalizer, nothing.
+        "pre_tokenizer": if add_space_prefix { Json::Null } else { json!({ "type": "Split", "pattern": { "String": " " }, "behavior": "MergedWithPrevious", "invert": false }) },
         "post_processor": post_processor,
         "decoder": { "type": "Sequence", "decoders": decoders },
         "model": {
@@ -1238,7 +1290,7 @@ mod tests {
     #[test]
     fn configs_map_to_gguf_keys_and_odd_ones_are_refused() {
         let (arch, meta, freqs) = config_metadata(&tiny_config()).unwrap();
-        assert_eq!((arch.name, arch.n_heads, arch.n_kv_heads, arch.tied), ("llama", 4, 2, true));
+        assert_eq!((arch.name, arch.n_heads, arch.n_kv_heads), ("llama", 4, 2));
         let get = |k: &str| meta.iter().find(|(m, _)| m == k).map(|(_, v)| v.clone());
         assert_eq!(get("llama.attention.key_length"), Some(Value::U32(16)));
         assert_eq!(get("llama.block_count"), Some(Value::U32(2)));
@@ -1287,5 +1339,45 @@ mod tests {
         ] {
             assert_eq!(Repo::parse(not), None, "{not}");
         }
+    }
+
+    #[test]
+    fn sentencepiece_space_prefixes_are_read_from_each_published_form() {
+        let replace = json!({ "type": "Replace", "pattern": { "String": " " }, "content": "\u{2581}" });
+        let prepend = json!({ "type": "Prepend", "prepend": "\u{2581}" });
+        let gemma_split = json!({ "type": "Split", "pattern": { "String": " " }, "behavior": "MergedWithPrevious", "invert": false });
+        let metaspace = |scheme: &str| json!({ "type": "Metaspace", "replacement": "\u{2581}", "prepend_scheme": scheme, "split": false });
+        let read = |normalizer: &Json, pre: &Json| spm_space_prefix(&json!({ "normalizer": normalizer, "pre_tokenizer": pre }));
+        // Llama 2 and TinyLlama; Gemma 3 (transformers' GemmaConverter); the Metaspace form.
+        assert!(read(&json!({ "type": "Sequence", "normalizers": [prepend, replace] }), &Json::Null).unwrap());
+        assert!(!read(&replace, &gemma_split).unwrap());
+        assert!(!read(&replace, &Json::Null).unwrap());
+        assert!(read(&Json::Null, &metaspace("first")).unwrap());
+        assert!(!read(&Json::Null, &metaspace("never")).unwrap());
+        // A split with nothing replaced first, both forms at once, another normalizer: refused.
+        for (n, p) in [(Json::Null, gemma_split.clone()), (replace.clone(), metaspace("first")), (json!({ "type": "Lowercase" }), Json::Null)] {
+            assert!(matches!(read(&n, &p), Err(Error::Hf(_))), "{n} {p}");
+        }
+    }
+
+    #[test]
+    fn bos_is_added_when_a_post_processor_in_a_sequence_adds_it() {
+        let template = json!({ "type": "TemplateProcessing", "single": [{ "SpecialToken": { "id": "<s>", "type_id": 0 } }, { "Sequence": { "id": "A", "type_id": 0 } }] });
+        let add_bos = |post: Json| {
+            let tj = json!({
+                "added_tokens": [{ "id": 3, "content": "<s>", "special": true }],
+                "pre_tokenizer": byte_level(true),
+                "post_processor": post,
+                "model": { "type": "BPE", "vocab": { "a": 0, "b": 1, "ab": 2, "<s>": 3 }, "merges": ["a b"] },
+            });
+            let files: Files = [(TOKENIZER.to_string(), serde_json::to_vec(&tj).unwrap())].into();
+            let g = gguf::write(&tokenizer_metadata(&files, 0, false).unwrap().0, &[], 32);
+            crate::tokenizer::Tokenizer::from_gguf(&Gguf::parse(&g).unwrap()).unwrap().add_bos
+        };
+        // Llama 3's: ByteLevel, then the template.
+        assert!(add_bos(json!({ "type": "Sequence", "processors": [byte_level(false), template.clone()] })));
+        assert!(add_bos(template));
+        assert!(!add_bos(byte_level(false)));
+        assert!(!add_bos(Json::Null));
     }
 }

@@ -542,6 +542,24 @@ fn rewrite_header(b: &mut [u8], header: &serde_json::Map<String, serde_json::Val
     b[8..8 + h].copy_from_slice(format!("{text:<h$}").as_bytes());
 }
 
+/// Rewrite the shard that holds tensor `name`, with `f` applied to that tensor's (shape, values).
+fn edit_tensor(name: &'static str, f: impl Fn(&mut Vec<usize>, &mut Vec<f32>) + 'static) -> Edit {
+    Box::new(move |c: &mut Files| {
+        let shard = c
+            .iter()
+            .find(|(k, b)| k.ends_with(".safetensors") && lowbit::safetensors::SafeTensors::parse(b).unwrap().get(name).is_ok())
+            .map(|(k, _)| k.clone())
+            .unwrap();
+        let st = lowbit::safetensors::SafeTensors::parse(&c[&shard]).unwrap();
+        let mut list: Vec<(String, Dtype, Vec<usize>, Vec<f32>)> = st.tensors.iter().map(|t| (t.name.clone(), t.dtype, t.shape.clone(), t.to_f32())).collect();
+        let t = list.iter_mut().find(|t| t.0 == name).unwrap();
+        f(&mut t.2, &mut t.3);
+        let refs: Vec<(&str, Dtype, &[usize], &[f32])> = list.iter().map(|t| (t.0.as_str(), t.1, t.2.as_slice(), t.3.as_slice())).collect();
+        let bytes = lowbit::safetensors::write(&refs, &st.metadata).unwrap();
+        c.insert(shard, bytes);
+    })
+}
+
 /// The bad-checkpoint matrix: (case, edit, what the error must say).
 fn checkpoint_cases(shard: &str) -> Vec<(&'static str, Edit, &'static str)> {
     let shard = shard.to_string();
@@ -583,6 +601,29 @@ fn checkpoint_cases(shard: &str) -> Vec<(&'static str, Edit, &'static str)> {
             "share bytes",
         ),
         ("shapes-unlike-the-config", edit_json(hf::CONFIG, |v| v["intermediate_size"] = serde_json::json!(448)), "where config.json implies"),
+        (
+            "scalar-tensor",
+            edit_tensor("model.norm.weight", |shape, values| {
+                shape.clear();
+                values.truncate(1);
+            }),
+            "has 0 dimensions",
+        ),
+        (
+            "huge-vocabulary",
+            edit_tensor("model.embed_tokens.weight", |shape, values| {
+                *shape = vec![100_000_000, 0];
+                values.clear();
+            }),
+            "where config.json implies [vocabulary, 96]",
+        ),
+        (
+            "token-id-past-the-vocabulary",
+            edit_json(hf::TOKENIZER, |v| v["added_tokens"][0]["id"] = serde_json::json!(4_000_000)),
+            "past the vocabulary's",
+        ),
+        ("untied-without-head", edit_json(hf::CONFIG, |v| v["tie_word_embeddings"] = serde_json::json!(false)), "has no lm_head.weight"),
+        ("huge-head", edit_json(hf::CONFIG, |v| v["head_dim"] = serde_json::json!(1u64 << 31)), "not a plausible head size"),
         ("unknown-architecture", edit_json(hf::CONFIG, |v| v["architectures"] = serde_json::json!(["GPTNeoXForCausalLM"])), "architecture 'GPTNeoXForCausalLM' is not supported"),
         (
             "byte-fallback-byte-level",

@@ -78,13 +78,29 @@ pub async fn store_manifest(base: &str, m: &CheckpointManifest) {
     }
 }
 
-/// Take `key` out of the cache; a checkpoint's key (ending in `/`) takes every file under it.
+/// The checkpoint a cached file belongs to: the base URL of a file a checkpoint reads (or of its
+/// manifest), None for a model file of its own.
+fn checkpoint_of(key: &str) -> Option<&str> {
+    let (base, file) = key.rsplit_once('/')?;
+    (file == CHECKPOINT_MANIFEST || lowbit::hf::reads_file(file)).then(|| &key[..base.len() + 1])
+}
+
+/// A checkpoint's name from its base URL (`…/owner/NAME/resolve/REVISION/`).
+pub fn checkpoint_name(base: &str) -> String {
+    let parts: Vec<&str> = base.trim_end_matches('/').split('/').collect();
+    match parts.iter().position(|p| *p == "resolve") {
+        Some(i) if i > 0 => parts[i - 1].to_string(),
+        _ => parts.last().copied().unwrap_or(base).to_string(),
+    }
+}
+
+/// Take `key` out of the cache; a checkpoint's key (its base URL, ending in `/`) takes its files.
 pub async fn delete(key: &str) -> Result<(), Fail> {
     let cache = open_cache().await?;
     let keys: Array = JsFuture::from(cache.keys()).await.map_err(|e| js_err("the model cache", e))?.unchecked_into();
     for req in keys.iter() {
         let url = req.unchecked_ref::<web_sys::Request>().url();
-        if url == key || (key.ends_with('/') && url.starts_with(key)) {
+        if url == key || (key.ends_with('/') && checkpoint_of(&url) == Some(key)) {
             JsFuture::from(cache.delete_with_str(&url)).await.map_err(|e| js_err("the model cache", e))?;
         }
     }
@@ -95,15 +111,20 @@ pub async fn list_cache() -> Result<Vec<CachedModel>, Fail> {
     let cache = open_cache().await?;
     let keys: Array = JsFuture::from(cache.keys()).await.map_err(|e| js_err("the model cache", e))?.unchecked_into();
     let mut out: Vec<CachedModel> = Vec::new();
-    // Checkpoints (base URL → its entry), summed as their files are met.
+    // Checkpoints (base URL → its entry), summed as their files are met; one whose download was
+    // interrupted has no manifest yet, and says so.
     let mut checkpoints: Vec<(String, CachedModel)> = Vec::new();
     for req in keys.iter() {
         let url = req.unchecked_ref::<web_sys::Request>().url();
-        if let Some(base) = url.strip_suffix(CHECKPOINT_MANIFEST) {
-            if let Some(m) = checkpoint_manifest(base).await? {
-                checkpoints.push((base.to_string(), CachedModel { key: base.to_string(), name: m.name, bytes: 0 }));
-            }
+        let Some(base) = checkpoint_of(&url) else { continue };
+        if checkpoints.iter().any(|(b, _)| b == base) {
+            continue;
         }
+        let name = match checkpoint_manifest(base).await? {
+            Some(m) => m.name,
+            None => format!("{} (download not finished)", checkpoint_name(base)),
+        };
+        checkpoints.push((base.to_string(), CachedModel { key: base.to_string(), name, bytes: 0 }));
     }
     for req in keys.iter() {
         let req: web_sys::Request = req.unchecked_into();
@@ -121,7 +142,7 @@ pub async fn list_cache() -> Result<Vec<CachedModel>, Fail> {
             .flatten()
             .and_then(|n| js_sys::decode_uri_component(&n).ok().and_then(|s| s.as_string()))
             .unwrap_or_else(|| key_name(&key));
-        match checkpoints.iter_mut().find(|(base, _)| key.starts_with(base.as_str())) {
+        match checkpoint_of(&key).and_then(|b| checkpoints.iter_mut().find(|(base, _)| base == b)) {
             Some((_, c)) if !key.ends_with(CHECKPOINT_MANIFEST) => c.bytes += bytes,
             Some(_) => {}
             None => out.push(CachedModel { key, name, bytes }),

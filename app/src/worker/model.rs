@@ -7,10 +7,10 @@ use lowbit::plan::Plan;
 use lowbit::session::{Loader, Progress, Session, Stage};
 use lowbit::util::now_ms;
 use lowbit::hf;
-use lowbit_app::protocol::model::{Calibrated, CheckpointManifest, LoadedModel, LOCAL_FILE_KEY};
+use lowbit_app::protocol::model::{Calibrated, CheckpointManifest, LoadedModel, CHECKPOINT_MANIFEST, LOCAL_FILE_KEY};
 use lowbit_app::protocol::{ErrorKind, LabEvent, ModelEvent, ModelJob};
 
-use crate::cache::{cached_bytes, checkpoint_manifest, key_name, store, store_manifest, unstore};
+use crate::cache::{cached_bytes, checkpoint_manifest, checkpoint_name, key_name, store, store_manifest, unstore};
 use crate::download::{download, download_if_present, hugging_face_file_url, read_file};
 use crate::{checkpoint, emit, gpu, set_model, with_session, Fail};
 
@@ -28,7 +28,7 @@ pub async fn run(job: ModelJob, files: Vec<web_sys::File>) -> Result<(), Fail> {
                 }
             }
         }
-        ModelJob::LoadCheckpoint { base, name, plan, n_ctx } => load_checkpoint(&base, name, plan, n_ctx, false).await,
+        ModelJob::LoadCheckpoint { base, name, plan, n_ctx } => load_checkpoint(&base, name, plan, n_ctx).await,
         ModelJob::LoadCheckpointFiles { name, plan, n_ctx } => {
             let mut read = hf::Files::new();
             let n = files.len();
@@ -49,10 +49,10 @@ pub async fn run(job: ModelJob, files: Vec<web_sys::File>) -> Result<(), Fail> {
             load(name, bytes, plan, n_ctx, Origin::Fetched { cache_key }).await
         }
         ModelJob::LoadCached { key, plan, n_ctx } if key.ends_with('/') => {
-            let manifest = checkpoint_manifest(&key)
-                .await?
-                .ok_or_else(|| Fail(ErrorKind::FetchFailed, format!("{key} is no longer in the cache")))?;
-            load_checkpoint(&key, manifest.name, plan, n_ctx, true).await
+            // A checkpoint: complete (its manifest names it), or an interrupted download, which
+            // this finishes.
+            let name = checkpoint_manifest(&key).await?.map_or_else(|| checkpoint_name(&key), |m| m.name);
+            load_checkpoint(&key, name, plan, n_ctx).await
         }
         ModelJob::LoadCached { key, plan, n_ctx } => {
             let name = key_name(&key);
@@ -122,19 +122,22 @@ pub fn progress(name: &str, stage: Stage, done: u64, total: u64) {
 }
 
 /// A Hugging Face checkpoint whose files are at `base` + their names: each from the model cache,
-/// else downloaded (`cached_only`: from the cache alone, as its manifest lists them) and cached,
-/// progress per file; then converted to GGUF (`lowbit::hf`) and loaded. A checkpoint that does
-/// not convert leaves nothing in the cache.
-async fn load_checkpoint(base: &str, name: String, plan: Option<Plan>, n_ctx: usize, cached_only: bool) -> Result<(), Fail> {
+/// else downloaded and cached, progress per file; then converted to GGUF (`lowbit::hf`) and
+/// loaded. Once cached whole, its manifest lists its files, so a load asks the network for
+/// nothing. A checkpoint that does not convert leaves nothing in the cache.
+async fn load_checkpoint(base: &str, name: String, plan: Option<Plan>, n_ctx: usize) -> Result<(), Fail> {
     // Cache keys of the checkpoint's files: all, and those this load stored.
     let (mut keys, mut stored) = (vec![], vec![]);
-    let converted = checkpoint_gguf(base, &name, cached_only, &mut keys, &mut stored).await;
+    let converted = checkpoint_gguf(base, &name, &mut keys, &mut stored).await;
     match converted {
         // A checkpoint that is not one leaves nothing behind; a failed download leaves nothing of
         // this attempt (a cancelled one keeps what arrived, for the next try).
         Err(f) => {
             let drop_keys = match f.0 {
-                ErrorKind::BadFile => &keys,
+                ErrorKind::BadFile => {
+                    keys.push(format!("{base}{CHECKPOINT_MANIFEST}"));
+                    &keys
+                }
                 ErrorKind::Cancelled => &vec![],
                 _ => &stored,
             };
@@ -151,20 +154,13 @@ async fn load_checkpoint(base: &str, name: String, plan: Option<Plan>, n_ctx: us
 }
 
 /// The checkpoint at `base` as GGUF, and the manifest of its files (see [`load_checkpoint`]).
-async fn checkpoint_gguf(
-    base: &str,
-    name: &str,
-    cached_only: bool,
-    keys: &mut Vec<String>,
-    stored: &mut Vec<String>,
-) -> Result<(Vec<u8>, CheckpointManifest), Fail> {
-    let manifest = if cached_only { checkpoint_manifest(base).await? } else { None };
+async fn checkpoint_gguf(base: &str, name: &str, keys: &mut Vec<String>, stored: &mut Vec<String>) -> Result<(Vec<u8>, CheckpointManifest), Fail> {
+    let manifest = checkpoint_manifest(base).await?;
     let mut files = hf::Files::new();
     let mut fetch = async |file: &str, required: bool, label: String| -> Result<Option<Vec<u8>>, Fail> {
         let key = format!("{base}{file}");
         let bytes = match cached_bytes(&key, &label).await? {
             Some(b) => Some(b),
-            None if cached_only => return Err(Fail(ErrorKind::FetchFailed, format!("{name}: {file} is no longer in the cache"))),
             None => {
                 let got = if required { Some(download(&key, &label).await?) } else { download_if_present(&key, &label).await? };
                 if let Some(b) = &got {
