@@ -265,6 +265,12 @@ pub struct ModelBench {
     pub model: String,
     pub prompt_tokens: usize,
     pub decode_tokens: usize,
+    /// The position decode started at ([`BenchSettings::context`], or the prompt's length).
+    #[serde(default)]
+    pub context: usize,
+    /// The KV cache's format.
+    #[serde(default)]
+    pub kv: String,
     /// How many times every precision ran (taking turns).
     #[serde(default = "one")]
     pub repeats: usize,
@@ -286,6 +292,25 @@ pub struct BenchSettings {
     pub prompt_tokens: usize,
     pub decode_tokens: usize,
     pub repeats: usize,
+    /// The position decode starts at: the KV cache's length then. The positions before the timed
+    /// prompt are filled first, untimed, in slices of [`FILL_SLICE`] tokens; at most
+    /// `prompt_tokens`, decode starts right after the prompt.
+    #[serde(default)]
+    pub context: usize,
+    /// The KV cache's format (None: the backend's own).
+    #[serde(default)]
+    pub kv: Option<crate::KvPrecision>,
+}
+
+/// How many tokens at a time a long context is filled with before the timed prompt: a slice's
+/// attention scores (heads × slice × context) stay well inside one binding at 8k tokens.
+pub const FILL_SLICE: usize = 256;
+
+impl BenchSettings {
+    /// The context a backend needs for these settings (warm-up included).
+    pub fn n_ctx(&self) -> usize {
+        self.context.max(self.prompt_tokens) + self.decode_tokens + 2
+    }
 }
 
 /// A measurement over repeated runs: its median and range.
@@ -335,7 +360,10 @@ impl Spread {
 /// precision (as the page does).
 pub async fn model(gpu: &Gpu, g: &crate::gguf::Gguf<'_>, name: &str, settings: &BenchSettings) -> Result<ModelBench> {
     let first = *settings.precisions.first().ok_or_else(|| Error::Usage("no precision to benchmark".into()))?;
-    let mut b = crate::model::gpu::GpuBackend::load(gpu, g, first, settings.prompt_tokens + settings.decode_tokens + 2)?;
+    let mut b = crate::model::gpu::GpuBackend::load(gpu, g, first, settings.n_ctx())?;
+    if let Some(kv) = settings.kv {
+        b.set_kv(kv)?;
+    }
     let tok = crate::tokenizer::Tokenizer::from_gguf(g).ok();
     let prompt = bench_prompt(tok.as_ref(), b.cfg.vocab, settings.prompt_tokens);
     // The copy yardstick over as many bytes as the first precision's decode step reads.
@@ -414,10 +442,13 @@ pub async fn model_on(
     let gpu = b.gpu.clone();
     let cfg = b.cfg.clone();
     let n_ctx = b.n_ctx;
-    if precisions.is_empty() || prompt_tokens == 0 || decode_tokens == 0 || prompt_tokens + decode_tokens + 2 > n_ctx {
+    // The positions filled before the timed prompt, and where decode starts.
+    let fill = settings.context.saturating_sub(prompt_tokens);
+    let start = fill + prompt_tokens;
+    if precisions.is_empty() || prompt_tokens == 0 || decode_tokens == 0 || start + decode_tokens + 2 > n_ctx {
         return Err(Error::Usage(format!(
             "the benchmark needs a precision, and 1 or more prompt and decode tokens, {} in all with 2 of warm-up, within the context of {n_ctx}",
-            prompt_tokens + decode_tokens + 2
+            start + decode_tokens + 2
         )));
     }
     let mut rows: Vec<ModelBenchRow> = Vec::new();
@@ -440,13 +471,23 @@ pub async fn model_on(
                 let l = forward(&cfg, b, &[t], pos, false)?;
                 b.argmax(&l).await?;
             }
+            // A long context: the prompt's tokens over and over, untimed, a slice at a time.
+            let mut at = 0;
+            while at < fill {
+                let n = FILL_SLICE.min(fill - at);
+                let ids: Vec<u32> = (at..at + n).map(|i| prompt[i % prompt_tokens]).collect();
+                let l = forward(&cfg, b, &ids, at, false)?;
+                b.argmax(&l).await?;
+                at += n;
+                steps.again()?;
+            }
             steps.next(format!("{of}{label}, reading {prompt_tokens} prompt tokens"))?;
             let t0 = now_ms();
-            let l = forward(&cfg, b, &prompt, 0, false)?;
+            let l = forward(&cfg, b, &prompt, fill, false)?;
             let mut next = b.argmax(&l).await?;
             let prefill_s = (now_ms() - t0) / 1e3;
             steps.next(format!("{of}{label}, writing {decode_tokens} tokens"))?;
-            let mut pos = prompt_tokens;
+            let mut pos = start;
             let (mut created0, mut t1) = (gpu.created(), now_ms());
             for token in 0..decode_tokens {
                 if token == 1 {
@@ -468,7 +509,7 @@ pub async fn model_on(
             let decode_tps = timed / decode_s.max(1e-9);
             let (buffers, bind_groups) = ((created.buffers - created0.buffers) as f64 / timed, (created.bind_groups - created0.bind_groups) as f64 / timed);
             if run == 0 {
-                let bytes = b.bytes_per_token(prompt_tokens + decode_tokens / 2);
+                let bytes = b.bytes_per_token(start + decode_tokens / 2);
                 rows.push(ModelBenchRow {
                     precision: p,
                     prefill_tokens_per_second: 0.0,
@@ -507,6 +548,8 @@ pub async fn model_on(
         model: name.to_string(),
         prompt_tokens,
         decode_tokens,
+        context: start,
+        kv: b.kv.name().to_string(),
         repeats,
         prompt,
         prompt_text,
@@ -550,6 +593,14 @@ impl<F: FnMut(crate::session::RunStep) -> bool> Steps<'_, F> {
 }
 
 impl ModelBench {
+    /// What each run did: the prompt, the decode and where it started, the KV cache's format.
+    fn workload(&self) -> String {
+        format!(
+            "prefill {} tokens, decode {} tokens greedily from position {} ({} KV cache)",
+            self.prompt_tokens, self.decode_tokens, self.context, self.kv
+        )
+    }
+
     /// `median of 3 runs` or `one run`.
     pub fn runs_phrase(&self) -> String {
         if self.repeats > 1 { format!("median (and range) of {} runs, the precisions taking turns", self.repeats) } else { "one run".into() }
@@ -674,15 +725,7 @@ impl Limit {
 impl Report for ModelBench {
     /// The table as Markdown (README's performance section, `scripts/perf.sh`).
     fn markdown(&self) -> String {
-        let head = format!(
-            "{}. Model: {}; prefill {} tokens, decode {} tokens greedily; {}; copy kernel {:.2} GB/s.",
-            adapter_line(&self.adapter),
-            self.model,
-            self.prompt_tokens,
-            self.decode_tokens,
-            self.runs_phrase(),
-            self.copy_gbps
-        );
+        let head = format!("{}. Model: {}; {}; {}; copy kernel {:.2} GB/s.", adapter_line(&self.adapter), self.model, self.workload(), self.runs_phrase(), self.copy_gbps);
         let header = ["precision", "prefill tok/s", "decode tok/s", "MB read/token", "GB/s", "of copy", "dispatches/token", "created/token"];
         let rows = self.rows.iter().map(|r| {
             vec![
@@ -707,8 +750,16 @@ impl Report for ModelBench {
     fn table(&self) -> String {
         let a = &self.adapter;
         let mut s = format!(
-            "adapter: {} ({}, {})  matvec: {}  matmul: {}\nmodel: {}  prompt {} tokens, decode {} tokens, {}  copy kernel: {:.2} GB/s\n",
-            a.name, a.backend, a.device_type, a.matvec_kernel, a.matmul_kernel, self.model, self.prompt_tokens, self.decode_tokens, self.runs_phrase(), self.copy_gbps
+            "adapter: {} ({}, {})  matvec: {}  matmul: {}\nmodel: {}  {}, {}  copy kernel: {:.2} GB/s\n",
+            a.name,
+            a.backend,
+            a.device_type,
+            a.matvec_kernel,
+            a.matmul_kernel,
+            self.model,
+            self.workload(),
+            self.runs_phrase(),
+            self.copy_gbps
         );
         s += &format!(
             "{:<6} {:>22} {:>22} {:>10} {:>8} {:>9} {:>11} {:>14}\n",

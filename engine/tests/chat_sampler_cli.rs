@@ -170,3 +170,39 @@ fn cli_methods_calibrate_only_what_they_requantize() {
     assert!(err.contains("unknown method"), "{err}");
     let _ = std::fs::remove_file(text);
 }
+
+/// `bench model --context N --kv F`: decode measured from position N (the KV cache filled first,
+/// in slices), in that KV format, and the report says both; the tiny model also runs as a
+/// Hugging Face checkpoint folder (`lowbit checkpoint`), as every MODEL may be.
+#[test]
+fn cli_bench_model_at_a_long_context_and_on_a_checkpoint_folder() {
+    let Some(bytes) = common::tiny_model() else { return };
+    let dir = std::env::temp_dir().join(format!("lowbit-cli-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = dir.join("tiny.gguf");
+    std::fs::write(&model, bytes).unwrap();
+    let m = model.to_str().unwrap();
+    // 600 positions: past two fill slices and one binding's worth of a whole-prompt prefill.
+    let (code, out, err) = lowbit(&["bench", "model", m, "--precision", "int8", "--kv", "int8", "--context", "600", "--prompt-tokens", "8", "--tokens", "4", "--repeats", "1", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((v["context"].as_u64(), v["kv"].as_str()), (Some(600), Some("int8")));
+    assert!(v["rows"][0]["decode_tokens_per_second"].as_f64().unwrap() > 0.0);
+    let (code, out, err) = lowbit(&["bench", "model", m, "--precision", "int4", "--prompt-tokens", "8", "--tokens", "4", "--repeats", "1", "--markdown"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("from position 8 (f32 KV cache)"), "{out}");
+    let ckpt = dir.join("tiny-checkpoint");
+    let (code, _, err) = lowbit(&["checkpoint", m, "-o", ckpt.to_str().unwrap(), "--dtype", "bf16"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = lowbit(&["info", ckpt.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["source_dtypes"]["BF16"].as_u64().unwrap() > 0, "{out}");
+    let gguf = dir.join("converted.gguf");
+    let (code, _, err) = lowbit(&["convert", ckpt.to_str().unwrap(), "-o", gguf.to_str().unwrap(), "--to", "f16"]);
+    assert_eq!(code, 0, "{err}");
+    let converted = std::fs::read(&gguf).unwrap();
+    let g = lowbit::gguf::Gguf::parse(&converted).unwrap();
+    assert_eq!(g.tensor("blk.0.attn_q.weight").unwrap().ggml_type, lowbit::gguf::GgmlType::F16);
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -158,7 +158,7 @@ fn measurements_give_the_conversation_its_cache_back() {
     }));
     assert!(matches!(r, Err(lowbit::Error::Cancelled)), "{r:?}");
     assert_eq!(seen, 2);
-    let settings = lowbit::bench::BenchSettings { precisions: vec![Precision::Fp16, Precision::Int4], prompt_tokens: 8, decode_tokens: 4, repeats: 2 };
+    let settings = lowbit::bench::BenchSettings { precisions: vec![Precision::Fp16, Precision::Int4], prompt_tokens: 8, decode_tokens: 4, repeats: 2, context: 0, kv: None };
     let mut steps = vec![];
     let bench = block_on(s.bench("tiny", &settings, |st| {
         steps.push(st);

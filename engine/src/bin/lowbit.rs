@@ -43,7 +43,9 @@ const USAGE: &str = "usage:
   lowbit bench kernels [--json | --markdown] [--reps N]
   lowbit bench model [MODEL.gguf | --shape smollm2-135m|qwen2.5-0.5b|llama-3.2-1b|smollm2-1.7b|tiny]
                      [--precision fp16,int8,int4,int3,int2] [--prompt-tokens 128] [--tokens 128] [--repeats 3] [--json | --markdown]
-      (--shape: random weights at that model's shape, no file needed)
+                     [--context N] [--kv f32|f16|int8]
+      (--shape: random weights at that model's shape, no file needed; --context: decode from position N,
+       the KV cache filled first)
   lowbit selftest [--json]";
 
 struct Args {
@@ -426,6 +428,8 @@ fn bench_model(a: &Args) -> Result<()> {
         prompt_tokens: a.num("--prompt-tokens", 128usize)?.max(1),
         decode_tokens: a.num("--tokens", 128usize)?.max(2),
         repeats: a.num("--repeats", 3usize)?.max(1),
+        context: a.num("--context", 0usize)?,
+        kv: a.get("--kv").map(lowbit::KvPrecision::parse).transpose()?,
     };
     let report = pollster::block_on(bench::model(&gpu, &g, &name, &settings))?;
     print_report(a, &report)

@@ -172,6 +172,9 @@ impl LabState {
             prompt_tokens: self.bench_tokens.0.get_untracked(),
             decode_tokens: self.bench_tokens.1.get_untracked(),
             repeats: BENCH_REPEATS,
+            // Decode right after the prompt, in the KV format the model is at.
+            context: 0,
+            kv: None,
         };
         self.start(JobKind::Bench, LabJob::Bench { name, settings });
     }
