@@ -73,23 +73,25 @@ pub fn reads_file(name: &str) -> bool {
     META_FILES.iter().any(|(f, _)| *f == name) || name == INDEX || name.ends_with(".safetensors")
 }
 
-/// Whether `files` look like a checkpoint (a `config.json` beside weights or an index).
-pub fn is_checkpoint(files: &Files) -> bool {
-    files.contains_key(CONFIG) && (files.contains_key(WEIGHTS) || files.contains_key(INDEX))
-}
-
 /// The weight files a checkpoint needs: the shards its index lists (in order, each once), or
 /// `model.safetensors`.
 pub fn weight_files(index: Option<&[u8]>) -> Result<Vec<String>> {
-    let Some(index) = index else { return Ok(vec![WEIGHTS.into()]) };
-    let text = std::str::from_utf8(index).map_err(|_| Error::Safetensors("the shard index is not UTF-8".into()))?;
-    let mut seen = BTreeSet::new();
-    let mut out = vec![];
-    for file in safetensors::shard_index(text)?.into_values() {
-        if seen.insert(file.clone()) {
-            out.push(file);
-        }
+    match index {
+        Some(bytes) => shards(&parse_index(bytes)?),
+        None => Ok(vec![WEIGHTS.into()]),
     }
+}
+
+/// `model.safetensors.index.json`: which shard holds each tensor.
+fn parse_index(bytes: &[u8]) -> Result<BTreeMap<String, String>> {
+    let text = std::str::from_utf8(bytes).map_err(|_| Error::Safetensors("the shard index is not UTF-8".into()))?;
+    safetensors::shard_index(text)
+}
+
+/// The shard files an index names, in order, each once.
+fn shards(index: &BTreeMap<String, String>) -> Result<Vec<String>> {
+    let mut seen = BTreeSet::new();
+    let out: Vec<String> = index.values().filter(|f| seen.insert(f.as_str())).cloned().collect();
     if out.is_empty() {
         return Err(Error::Safetensors("the shard index lists no tensors".into()));
     }
@@ -132,11 +134,6 @@ impl Repo {
     /// Where the repository's files download from: this, then the file's name.
     pub fn base_url(&self) -> String {
         format!("https://huggingface.co/{}/resolve/{}/", self.id, self.revision)
-    }
-
-    /// Where file `file` of the repository downloads from.
-    pub fn file_url(&self, file: &str) -> String {
-        self.base_url() + file
     }
 
     /// The model's name (the id's second part).
@@ -196,32 +193,33 @@ fn encode(values: &[f32], d: Dtype) -> Vec<u8> {
 // ---------------------------------------------------------------------------------------------
 // The transforms
 
-/// The rows of a Q or K projection (`heads` heads of `rows / heads` rows, each row `row_bytes`
-/// long) from Hugging Face's order to llama GGUF's: within a head of `d` rows, row `2i + j`
-/// (j = 0, 1) of the result is row `j·d/2 + i` of the checkpoint (`convert_hf_to_gguf.py`'s
-/// `LlamaModel.permute`: reshape to (heads, 2, d/2), swap the last two axes).
-pub fn rope_permute(data: &[u8], heads: usize, row_bytes: usize) -> Result<Vec<u8>> {
-    permute_rows(data, heads, row_bytes, false)
+/// The rows of a Q or K projection (`heads` heads of `rows / heads` rows, each row `row_len`
+/// elements: bytes of a stored tensor, or values) from Hugging Face's order to llama GGUF's:
+/// within a head of `d` rows, row `2i + j` (j = 0, 1) of the result is row `j·d/2 + i` of the
+/// checkpoint (`convert_hf_to_gguf.py`'s `LlamaModel.permute`: reshape to (heads, 2, d/2), swap
+/// the last two axes).
+pub fn rope_permute<T: Copy + Default>(data: &[T], heads: usize, row_len: usize) -> Result<Vec<T>> {
+    permute_rows(data, heads, row_len, false)
 }
 
 /// The inverse of [`rope_permute`].
-pub fn rope_unpermute(data: &[u8], heads: usize, row_bytes: usize) -> Result<Vec<u8>> {
-    permute_rows(data, heads, row_bytes, true)
+pub fn rope_unpermute<T: Copy + Default>(data: &[T], heads: usize, row_len: usize) -> Result<Vec<T>> {
+    permute_rows(data, heads, row_len, true)
 }
 
-fn permute_rows(data: &[u8], heads: usize, row_bytes: usize, inverse: bool) -> Result<Vec<u8>> {
-    let rows = if row_bytes == 0 { 0 } else { data.len() / row_bytes };
-    if heads == 0 || row_bytes == 0 || data.len() % row_bytes != 0 || rows % (2 * heads) != 0 {
+fn permute_rows<T: Copy + Default>(data: &[T], heads: usize, row_len: usize, inverse: bool) -> Result<Vec<T>> {
+    let rows = if row_len == 0 { 0 } else { data.len() / row_len };
+    if heads == 0 || row_len == 0 || data.len() % row_len != 0 || rows % (2 * heads) != 0 {
         return Err(Error::Shape(format!("{rows} rows cannot be {heads} heads of pairs")));
     }
     let (d, half) = (rows / heads, rows / heads / 2);
-    let mut out = vec![0u8; data.len()];
+    let mut out = vec![T::default(); data.len()];
     for h in 0..heads {
         for i in 0..half {
             for j in 0..2 {
                 let (gguf_row, hf_row) = (h * d + 2 * i + j, h * d + j * half + i);
                 let (to, from) = if inverse { (hf_row, gguf_row) } else { (gguf_row, hf_row) };
-                out[to * row_bytes..(to + 1) * row_bytes].copy_from_slice(&data[from * row_bytes..(from + 1) * row_bytes]);
+                out[to * row_len..(to + 1) * row_len].copy_from_slice(&data[from * row_len..(from + 1) * row_len]);
             }
         }
     }
@@ -357,6 +355,7 @@ impl Hp<'_> {
 struct Arch {
     name: &'static str,
     family: Family,
+    dim: usize,
     n_heads: usize,
     n_kv_heads: usize,
 }
@@ -480,7 +479,7 @@ fn config_metadata(cfg: &Json) -> Result<(Arch, Vec<(String, Value)>, Option<Vec
         meta.push((k("attention.sliding_window_pattern"), u(period)));
         meta.push((k("rope.freq_base_swa"), Value::F32(local_theta.unwrap_or(1e4) as f32)));
     }
-    Ok((Arch { name, family: f.family, n_heads, n_kv_heads }, meta, rope_freqs))
+    Ok((Arch { name, family: f.family, dim, n_heads, n_kv_heads }, meta, rope_freqs))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -601,7 +600,7 @@ fn json_file(files: &Files, name: &str) -> Result<Option<Json>> {
     serde_json::from_slice(bytes).map(Some).map_err(|e| bad(format!("{name} is not JSON: {e}")))
 }
 
-/// `tokenizer.json` (byte-level BPE), `tokenizer_config.json`, `generation_config.json` and
+/// `tokenizer.json` (byte-level or SentencePiece-style BPE), `tokenizer_config.json`, `generation_config.json` and
 /// `chat_template.jinja` as GGUF tokenizer metadata, the vocabulary padded to `rows` tokens
 /// (or cut there, for Gemma's embedding, which is cut instead: `pad` false); returns the
 /// vocabulary's size too.
@@ -806,12 +805,13 @@ fn tokenizer_metadata(files: &Files, rows: usize, pad: bool) -> Result<(Vec<(Str
 /// Every tensor of the checkpoint's weight files, by name (checked: each parses, no name in two
 /// shards, every tensor the index lists is where it says).
 fn tensors(files: &Files) -> Result<BTreeMap<String, safetensors::TensorView<'_>>> {
-    let index = match files.get(INDEX) {
-        Some(b) => Some(safetensors::shard_index(std::str::from_utf8(b).map_err(|_| Error::Safetensors("the shard index is not UTF-8".into()))?)?),
-        None => None,
+    let index = files.get(INDEX).map(|b| parse_index(b)).transpose()?;
+    let weights = match &index {
+        Some(idx) => shards(idx)?,
+        None => vec![WEIGHTS.into()],
     };
     let mut out = BTreeMap::new();
-    for file in weight_files(files.get(INDEX).map(Vec::as_slice))? {
+    for file in weights {
         let bytes = files.get(&file).ok_or_else(|| bad(format!("the checkpoint has no {file}")))?;
         let st = SafeTensors::parse(bytes).map_err(|e| match e {
             Error::Safetensors(m) => Error::Safetensors(format!("{file}: {m}")),
@@ -849,10 +849,9 @@ pub fn to_gguf(files: &Files, name: &str, out: OutType) -> Result<Vec<u8>> {
         return Err(bad(format!("tensor {name} has {} dimensions: a model's tensors have 1 or 2", v.shape.len())));
     }
     let embed = views.get("model.embed_tokens.weight").ok_or_else(|| bad("the checkpoint has no model.embed_tokens.weight"))?;
-    let dim = cfg.get("hidden_size").and_then(Json::as_u64).unwrap_or(0) as usize;
     let rows = match embed.shape[..] {
-        [rows, d] if d == dim && rows > 0 && rows <= MAX_VOCAB => rows,
-        _ => return Err(bad(format!("model.embed_tokens.weight has shape {:?} where {CONFIG} implies [vocabulary, {dim}]", embed.shape))),
+        [rows, d] if d == arch.dim && rows > 0 && rows <= MAX_VOCAB => rows,
+        _ => return Err(bad(format!("model.embed_tokens.weight has shape {:?} where {CONFIG} implies [vocabulary, {}]", embed.shape, arch.dim))),
     };
     // A stored head is used unless the config ties it; a config silent on it ties only when no
     // head is stored (transformers' defaults differ by model; llama.cpp uses a stored head).
@@ -860,13 +859,12 @@ pub fn to_gguf(files: &Files, name: &str, out: OutType) -> Result<Vec<u8>> {
         Some(t) => t,
         None => !views.contains_key("lm_head.weight"),
     };
-    let (tok_meta, n_tokens) = tokenizer_metadata(files, rows, !gemma)?;
-    meta.extend(tok_meta);
-    meta.push(("general.name".into(), Value::String(name.into())));
-    // (GGUF name, checkpoint name, dims innermost first, type, bytes)
     if !tied && !views.contains_key("lm_head.weight") {
         return Err(bad(format!("{CONFIG} unties the output head (tie_word_embeddings: false) but the checkpoint has no lm_head.weight")));
     }
+    let (tok_meta, n_tokens) = tokenizer_metadata(files, rows, !gemma)?;
+    meta.extend(tok_meta);
+    meta.push(("general.name".into(), Value::String(name.into())));
     // (GGUF name, checkpoint name, dims innermost first, type, bytes: the checkpoint's own where
     // nothing changes them, so the source and the GGUF are the only two copies of the weights).
     let mut encoded: Vec<(String, String, Vec<u64>, GgmlType, Cow<[u8]>)> = vec![];
@@ -876,31 +874,21 @@ pub fn to_gguf(files: &Files, name: &str, out: OutType) -> Result<Vec<u8>> {
             // A tied checkpoint may store the head anyway; the model reads the embedding.
             continue;
         }
-        let dims: Vec<u64> = v.shape.iter().rev().map(|&d| d as u64).collect();
         if v.shape.len() == 1 {
             let mut values = v.to_f32();
             if gemma && hf.ends_with("norm.weight") {
                 gemma_norm_shift(&mut values, 1.0);
             }
-            encoded.push((gg, hf.clone(), dims, GgmlType::F32, Cow::Owned(encode(&values, Dtype::F32))));
+            encoded.push((gg, hf.clone(), vec![v.shape[0] as u64], GgmlType::F32, Cow::Owned(encode(&values, Dtype::F32))));
             continue;
         }
+        // Gemma's embedding keeps the tokenizer's rows only.
+        let kept = if gg == "token_embd.weight" && gemma { n_tokens.min(rows) } else { v.shape[0] };
+        let v = safetensors::TensorView { data: &v.data[..kept * v.shape[1] * v.dtype.size()], shape: vec![kept, v.shape[1]], ..v.clone() };
+        let dims = vec![v.shape[1] as u64, kept as u64];
         let to = dtype_of(out, v.dtype);
         let mut bytes: Cow<[u8]> = if to == v.dtype { Cow::Borrowed(v.data) } else { Cow::Owned(encode(&v.to_f32(), to)) };
         let row_bytes = v.shape[1] * to.size();
-        let mut dims = dims;
-        if gg == "token_embd.weight" && gemma && rows > n_tokens {
-            bytes = match bytes {
-                Cow::Borrowed(b) => Cow::Borrowed(&b[..n_tokens * row_bytes]),
-                Cow::Owned(mut b) => {
-                    b.truncate(n_tokens * row_bytes);
-                    Cow::Owned(b)
-                }
-            };
-            if let Some(d) = dims.last_mut() {
-                *d = n_tokens as u64;
-            }
-        }
         if arch.name == "llama" {
             if gg.ends_with("attn_q.weight") {
                 bytes = Cow::Owned(rope_permute(&bytes, arch.n_heads, row_bytes).map_err(|e| bad(format!("{hf}: {e}")))?);
@@ -942,8 +930,8 @@ pub fn to_gguf(files: &Files, name: &str, out: OutType) -> Result<Vec<u8>> {
 // GGUF → checkpoint (the suite's stand-in for published checkpoints)
 
 /// A checkpoint of `g`'s model, as its authors would publish it: every transform undone, weights
-/// in `dtype`, split into `shards` files (with an index) when more than one. Byte-level BPE
-/// tokenizers only (the GGUF `gpt2` model).
+/// in `dtype`, split into `shards` files (with an index) when more than one. Its tokenizer as
+/// [`tokenizer_files`] writes it.
 pub fn from_gguf(g: &Gguf, dtype: Dtype, shards: usize) -> Result<Files> {
     let cfg = Config::from_gguf(g)?;
     let arch = cfg.architecture.as_str();
@@ -1017,9 +1005,7 @@ pub fn from_gguf(g: &Gguf, dtype: Dtype, shards: usize) -> Result<Files> {
         }
         if arch == "llama" && (t.name.ends_with("attn_q.weight") || t.name.ends_with("attn_k.weight")) {
             let heads = if t.name.ends_with("attn_q.weight") { cfg.n_heads } else { cfg.n_kv_heads };
-            let row_bytes = shape[1] * 4;
-            let bytes = rope_unpermute(&encode(&values, Dtype::F32), heads, row_bytes)?;
-            values = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            values = rope_unpermute(&values, heads, shape[1])?;
         }
         weights.push((hf, shape, values));
     }
@@ -1044,7 +1030,8 @@ pub fn from_gguf(g: &Gguf, dtype: Dtype, shards: usize) -> Result<Files> {
 }
 
 /// `tokenizer.json`, `tokenizer_config.json` and `generation_config.json` for `g`'s tokenizer, as
-/// Hugging Face's `tokenizers` reads them (byte-level BPE only: GGUF's `gpt2` model).
+/// Hugging Face's `tokenizers` reads them (GGUF's byte-level `gpt2` and SentencePiece `llama`
+/// models).
 pub fn tokenizer_files(g: &Gguf) -> Result<Files> {
     let tok = crate::tokenizer::Tokenizer::from_gguf(g)?;
     let mut files = Files::new();
@@ -1321,7 +1308,7 @@ mod tests {
     fn repositories_are_told_from_files_and_other_addresses() {
         let r = Repo::parse("HuggingFaceTB/SmolLM2-135M-Instruct").unwrap();
         assert_eq!((r.id.as_str(), r.revision.as_str(), r.name()), ("HuggingFaceTB/SmolLM2-135M-Instruct", "main", "SmolLM2-135M-Instruct"));
-        assert_eq!(r.file_url("config.json"), "https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct/resolve/main/config.json");
+        assert_eq!(r.base_url() + "config.json", "https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct/resolve/main/config.json");
         assert_eq!(Repo::parse(" https://huggingface.co/Qwen/Qwen2.5-0.5B-Instruct/ ").unwrap().id, "Qwen/Qwen2.5-0.5B-Instruct");
         assert_eq!(Repo::parse("https://huggingface.co/Qwen/Qwen3-0.6B/tree/v1.0").unwrap().revision, "v1.0");
         assert_eq!(Repo::parse("hf.co/google/gemma-3-270m-it").unwrap().id, "google/gemma-3-270m-it");

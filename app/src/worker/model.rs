@@ -28,7 +28,10 @@ pub async fn run(job: ModelJob, files: Vec<web_sys::File>) -> Result<(), Fail> {
                 }
             }
         }
-        ModelJob::LoadCheckpoint { base, name, plan, n_ctx } => load_checkpoint(&base, name, plan, n_ctx).await,
+        ModelJob::LoadCheckpoint { base, name, plan, n_ctx } => {
+            let manifest = checkpoint_manifest(&base).await?;
+            load_checkpoint(&base, name, manifest, plan, n_ctx).await
+        }
         ModelJob::LoadCheckpointFiles { name, plan, n_ctx } => {
             let mut read = hf::Files::new();
             let n = files.len();
@@ -51,8 +54,9 @@ pub async fn run(job: ModelJob, files: Vec<web_sys::File>) -> Result<(), Fail> {
         ModelJob::LoadCached { key, plan, n_ctx } if key.ends_with('/') => {
             // A checkpoint: complete (its manifest names it), or an interrupted download, which
             // this finishes.
-            let name = checkpoint_manifest(&key).await?.map_or_else(|| checkpoint_name(&key), |m| m.name);
-            load_checkpoint(&key, name, plan, n_ctx).await
+            let manifest = checkpoint_manifest(&key).await?;
+            let name = manifest.as_ref().map_or_else(|| checkpoint_name(&key), |m| m.name.clone());
+            load_checkpoint(&key, name, manifest, plan, n_ctx).await
         }
         ModelJob::LoadCached { key, plan, n_ctx } => {
             let name = key_name(&key);
@@ -123,12 +127,12 @@ pub fn progress(name: &str, stage: Stage, done: u64, total: u64) {
 
 /// A Hugging Face checkpoint whose files are at `base` + their names: each from the model cache,
 /// else downloaded and cached, progress per file; then converted to GGUF (`lowbit::hf`) and
-/// loaded. Once cached whole, its manifest lists its files, so a load asks the network for
+/// loaded. Once cached whole, its `manifest` lists its files, so a load asks the network for
 /// nothing. A checkpoint that does not convert leaves nothing in the cache.
-async fn load_checkpoint(base: &str, name: String, plan: Option<Plan>, n_ctx: usize) -> Result<(), Fail> {
+async fn load_checkpoint(base: &str, name: String, manifest: Option<CheckpointManifest>, plan: Option<Plan>, n_ctx: usize) -> Result<(), Fail> {
     // Cache keys of the checkpoint's files: all, and those this load stored.
     let (mut keys, mut stored) = (vec![], vec![]);
-    let converted = checkpoint_gguf(base, &name, &mut keys, &mut stored).await;
+    let converted = checkpoint_gguf(base, &name, manifest.as_ref(), &mut keys, &mut stored).await;
     match converted {
         // A checkpoint that is not one leaves nothing behind; a failed download leaves nothing of
         // this attempt (a cancelled one keeps what arrived, for the next try).
@@ -154,8 +158,13 @@ async fn load_checkpoint(base: &str, name: String, plan: Option<Plan>, n_ctx: us
 }
 
 /// The checkpoint at `base` as GGUF, and the manifest of its files (see [`load_checkpoint`]).
-async fn checkpoint_gguf(base: &str, name: &str, keys: &mut Vec<String>, stored: &mut Vec<String>) -> Result<(Vec<u8>, CheckpointManifest), Fail> {
-    let manifest = checkpoint_manifest(base).await?;
+async fn checkpoint_gguf(
+    base: &str,
+    name: &str,
+    manifest: Option<&CheckpointManifest>,
+    keys: &mut Vec<String>,
+    stored: &mut Vec<String>,
+) -> Result<(Vec<u8>, CheckpointManifest), Fail> {
     let mut files = hf::Files::new();
     let mut fetch = async |file: &str, required: bool, label: String| -> Result<Option<Vec<u8>>, Fail> {
         let key = format!("{base}{file}");
@@ -177,7 +186,7 @@ async fn checkpoint_gguf(base: &str, name: &str, keys: &mut Vec<String>, stored:
     };
     // The small files first (a missing config or tokenizer fails before the weights download);
     // then the weights, as the index lists them, or the one file.
-    let small: Vec<(String, bool)> = match &manifest {
+    let small: Vec<(String, bool)> = match manifest {
         Some(m) => m.files.iter().filter(|f| !f.ends_with(".safetensors")).map(|f| (f.clone(), true)).collect(),
         None => hf::META_FILES.iter().map(|(f, r)| (f.to_string(), *r)).chain([(hf::INDEX.to_string(), false)]).collect(),
     };

@@ -91,13 +91,17 @@ impl Args {
 /// A GGUF file, or a Hugging Face checkpoint directory converted to GGUF in memory (its
 /// matrices as stored: BF16, F16 or F32).
 fn read_model(path: &str) -> Result<Vec<u8>> {
-    let p = std::path::Path::new(path);
-    if p.is_dir() {
-        let files = lowbit::hf::read_dir(p)?;
-        let name = p.file_name().map_or(path.to_string(), |n| n.to_string_lossy().into_owned());
-        return lowbit::hf::to_gguf(&files, &name, lowbit::hf::OutType::AsStored);
+    if std::path::Path::new(path).is_dir() {
+        return checkpoint_gguf(path, lowbit::hf::OutType::AsStored);
     }
     std::fs::read(path).map_err(|e| Error::Io(format!("{path}: {e}")))
+}
+
+/// The checkpoint in folder `dir` as GGUF, its matrices in `to`'s dtype, named after the folder.
+fn checkpoint_gguf(dir: &str, to: lowbit::hf::OutType) -> Result<Vec<u8>> {
+    let p = std::path::Path::new(dir);
+    let name = p.file_name().map_or(dir.to_string(), |n| n.to_string_lossy().into_owned());
+    lowbit::hf::to_gguf(&lowbit::hf::read_dir(p)?, &name, to)
 }
 
 fn print_json(v: &impl serde::Serialize) -> Result<()> {
@@ -203,10 +207,7 @@ fn convert(a: &Args) -> Result<()> {
     let out = a.get("-o").or(a.positional.get(2).map(String::as_str)).ok_or_else(|| Error::Usage(USAGE.into()))?;
     if std::path::Path::new(input).is_dir() {
         // A Hugging Face checkpoint: GGUF as llama.cpp's converter writes it.
-        let to = lowbit::hf::OutType::parse(a.get("--to").unwrap_or("source"))?;
-        let files = lowbit::hf::read_dir(std::path::Path::new(input))?;
-        let name = std::path::Path::new(input).file_name().map_or(input.clone(), |n| n.to_string_lossy().into_owned());
-        let converted = lowbit::hf::to_gguf(&files, &name, to)?;
+        let converted = checkpoint_gguf(input, lowbit::hf::OutType::parse(a.get("--to").unwrap_or("source"))?)?;
         let g = Gguf::parse(&converted)?;
         std::fs::write(out, &converted).map_err(|e| Error::Io(format!("{out}: {e}")))?;
         return print_json(&serde_json::json!({ "output": out, "bytes": converted.len(), "tensors": g.tensors.len() }));
