@@ -1,20 +1,23 @@
-// Attention step 1 of 2: s[h, t, j] = (q[t, h, :] · k[j, h / group, :]) · scale for key j <= pos0 + t,
-// and -1e30 (masked, exp → 0) for later keys and, with a sliding window, for keys window or more
-// positions back, over n_kv = pos0 + m keys. group = heads / kv_heads
-// (grouped-query attention). One invocation per (head, token, key). Step 2 is attn_values.
-@group(0) @binding(0) var<storage, read> q: array<f32>;       // [m, q_stride], q at the start of a row
-// binding 1: the cache [2, n_ctx, kv_heads, head_dim], keys first, read with kv_load (kv_{f32,f16,int8}.wgsl)
-@group(0) @binding(2) var<storage, read_write> s: array<f32>; // [heads, m, n_kv]
+// Attention step 1 of 3: s[h, t, j] = (q[t0 + t, h, :] · k[j, h / group, :]) · scale for the keys
+// row t sees (j <= pos, and j > pos − window with a sliding window), pos = pos0 + t0 + t, over a
+// tile of `rows` query rows; n_kv = pos0 + t0 + rows keys per row. Keys a row does not see are not
+// written (steps 2 and 3 read only the keys a row sees). group = heads / kv_heads (grouped-query
+// attention): the query heads of one kv head read its keys together. One invocation per (row,
+// kv head, up to GT of its query heads, eight keys): each key value is decoded once for all those
+// heads and each query value read once for all eight keys. head_dim a multiple of 4.
+@group(0) @binding(0) var<storage, read> q: array<vec4<f32>>; // [m, q_stride / 4], q at the start of a row
+// binding 1: the cache [2, n_ctx, kv_heads, head_dim], keys first, read with kv_load (kv_*.wgsl)
+@group(0) @binding(2) var<storage, read_write> s: array<f32>; // [heads, rows, n_kv], then attn_softmax's stats
 
 struct Params {
-    m: u32,
+    rows: u32, // query rows in this tile
     heads: u32,
     kv_heads: u32,
     head_dim: u32,
     q_stride: u32, // floats per token row of q (q·k·v stacked: more than heads · head_dim)
     scale: f32,
     window: u32, // keys a query sees (a sliding window), 0: all
-    _pad1: u32,
+    t0: u32,     // the tile's first query row
 }
 @group(0) @binding(3) var<uniform> p: Params;
 @group(0) @binding(4) var<uniform> step: Step;
@@ -22,22 +25,56 @@ struct Params {
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let idx = linear_id(gid, nwg);
-    let n_kv = step.pos0 + p.m;
-    if (idx >= p.heads * p.m * n_kv) { return; }
-    let j = idx % n_kv;
-    let t = (idx / n_kv) % p.m;
-    let h = idx / (n_kv * p.m);
-    let pos = step.pos0 + t;
-    if (j > pos || (p.window != 0u && pos - j >= p.window)) {
-        s[idx] = -1e30;
-        return;
+    let n_kv = step.pos0 + p.t0 + p.rows;
+    let quads = (n_kv + 7u) / 8u; // eights of keys
+    let group = p.heads / p.kv_heads;
+    let tiles = (group + GT - 1u) / GT;
+    if (idx >= p.rows * p.kv_heads * tiles * quads) { return; }
+    let j0 = (idx % quads) * 8u;
+    let r = idx / quads; // (t * kv_heads + kvh) * tiles + tile
+    let h0 = (r / tiles % p.kv_heads) * group + (r % tiles) * GT;
+    let gn = min(GT, group - (r % tiles) * GT); // query heads of this invocation
+    let kvh = r / tiles % p.kv_heads;
+    let t = r / (tiles * p.kv_heads);
+    let pos = step.pos0 + p.t0 + t;
+    var first = 0u;
+    if (p.window != 0u && pos + 1u > p.window) { first = pos + 1u - p.window; }
+    if (j0 > pos || j0 + 7u < first) { return; }
+    let qo = (p.t0 + t) * p.q_stride + h0 * p.head_dim;
+    // Keys past the row's last are read as the last (and never written).
+    let k0 = (min(j0, pos) * p.kv_heads + kvh) * p.head_dim;
+    let k1 = (min(j0 + 1u, pos) * p.kv_heads + kvh) * p.head_dim;
+    let k2 = (min(j0 + 2u, pos) * p.kv_heads + kvh) * p.head_dim;
+    let k3 = (min(j0 + 3u, pos) * p.kv_heads + kvh) * p.head_dim;
+    let k4 = (min(j0 + 4u, pos) * p.kv_heads + kvh) * p.head_dim;
+    let k5 = (min(j0 + 5u, pos) * p.kv_heads + kvh) * p.head_dim;
+    let k6 = (min(j0 + 6u, pos) * p.kv_heads + kvh) * p.head_dim;
+    let k7 = (min(j0 + 7u, pos) * p.kv_heads + kvh) * p.head_dim;
+    var lo: array<vec4<f32>, GT>; // keys j0 .. j0 + 3
+    var hi: array<vec4<f32>, GT>; // keys j0 + 4 .. j0 + 7
+    for (var d = 0u; d < p.head_dim; d += 4u) {
+        let a0 = kv_load4(k0 + d);
+        let a1 = kv_load4(k1 + d);
+        let a2 = kv_load4(k2 + d);
+        let a3 = kv_load4(k3 + d);
+        let a4 = kv_load4(k4 + d);
+        let a5 = kv_load4(k5 + d);
+        let a6 = kv_load4(k6 + d);
+        let a7 = kv_load4(k7 + d);
+        for (var g = 0u; g < GT; g++) {
+            if (g < gn) {
+                let qd = q[(qo + g * p.head_dim + d) / 4u];
+                lo[g] += vec4<f32>(dot(qd, a0), dot(qd, a1), dot(qd, a2), dot(qd, a3));
+                hi[g] += vec4<f32>(dot(qd, a4), dot(qd, a5), dot(qd, a6), dot(qd, a7));
+            }
+        }
     }
-    let kvh = h / (p.heads / p.kv_heads);
-    let qo = t * p.q_stride + h * p.head_dim;
-    let ko = (j * p.kv_heads + kvh) * p.head_dim;
-    var acc = 0.0;
-    for (var d = 0u; d < p.head_dim; d++) {
-        acc += q[qo + d] * kv_load(ko + d);
+    for (var g = 0u; g < gn; g++) {
+        let so = ((h0 + g) * p.rows + t) * n_kv;
+        for (var i = 0u; i < 8u; i++) {
+            let j = j0 + i;
+            let v = select(lo[g][i & 3u], hi[g][i & 3u], i >= 4u);
+            if (j >= first && j <= pos) { s[so + j] = v * p.scale; }
+        }
     }
-    s[idx] = acc * p.scale;
 }

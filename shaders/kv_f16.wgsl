@@ -3,8 +3,14 @@
 
 const KV_UNIT: u32 = 2u;
 
-fn kv_load(i: u32) -> f32 {
-    return unpack2x16float(kv[i >> 1u])[i & 1u];
+// Values i .. i + 4 (i a multiple of 4).
+fn kv_load4(i: u32) -> vec4<f32> {
+    return vec4<f32>(unpack2x16float(kv[i >> 1u]), unpack2x16float(kv[(i >> 1u) + 1u]));
+}
+
+// Values i .. i + 8 (i a multiple of 8).
+fn kv_load8(i: u32) -> W8 {
+    return W8(kv_load4(i), kv_load4(i + 4u));
 }
 
 // Store values i0 .. i0 + KV_UNIT (i0 even).

@@ -4,11 +4,24 @@
 
 const KV_UNIT: u32 = 32u;
 
-fn kv_load(i: u32) -> f32 {
+// Values i .. i + 4 (i a multiple of 4): one word of codes, one scale.
+fn kv_load4(i: u32) -> vec4<f32> {
     let b = (i >> 5u) * 9u;
-    let r = i & 31u;
-    let q = extractBits(bitcast<i32>(kv[b + (r >> 2u)]), (r & 3u) * 8u, 8u);
-    return f32(q) * unpack2x16float(kv[b + 8u]).x;
+    let w = bitcast<i32>(kv[b + ((i & 31u) >> 2u)]);
+    let q = vec4<i32>(extractBits(w, 0u, 8u), extractBits(w, 8u, 8u), extractBits(w, 16u, 8u), extractBits(w, 24u, 8u));
+    return vec4<f32>(q) * unpack2x16float(kv[b + 8u]).x;
+}
+
+// Values i .. i + 8 (i a multiple of 8): two words of codes, one scale.
+fn kv_load8(i: u32) -> W8 {
+    let b = (i >> 5u) * 9u;
+    let o = b + ((i & 31u) >> 2u);
+    let w0 = bitcast<i32>(kv[o]);
+    let w1 = bitcast<i32>(kv[o + 1u]);
+    let d = unpack2x16float(kv[b + 8u]).x;
+    let q0 = vec4<i32>(extractBits(w0, 0u, 8u), extractBits(w0, 8u, 8u), extractBits(w0, 16u, 8u), extractBits(w0, 24u, 8u));
+    let q1 = vec4<i32>(extractBits(w1, 0u, 8u), extractBits(w1, 8u, 8u), extractBits(w1, 16u, 8u), extractBits(w1, 24u, 8u));
+    return W8(vec4<f32>(q0) * d, vec4<f32>(q1) * d);
 }
 
 // Quantize and store the block of values i0 .. i0 + 32 (i0 a multiple of 32): d = f16(max|v| / 127),

@@ -1,7 +1,8 @@
 // RoPE and the KV-cache append, for m tokens at positions pos0 + t, from the stacked projection
 // qkv [m, q_dim + 2·kv_dim] (q, then k, then v per token): q is rotated in place; k rotated and v
 // as it is go into the layer's cache (keys first, values from value v_base on) in the cache's
-// format (composed with one kv_{f32,f16,int8}.wgsl). One invocation per q pair or cache unit.
+// format (composed with one kv_*.wgsl, and hadamard.wgsl: the rotated formats rotate k and v
+// before they are quantized). One invocation per q pair or cache unit.
 // Pair i (< n_rot / 2) rotates by pos · scale · base^(-2i / n_rot) / factors[i]: dims (2i, 2i+1),
 // or (i, i + n_rot/2) for GPT-NeoX (scale: linear RoPE scaling; factors: Llama 3's frequency
 // divisors, ones for other models).
@@ -18,7 +19,7 @@ struct Params {
     base: f32,
     v_base: u32, // first value of the value half of the cache: n_ctx · kv_heads · head_dim
     scale: f32,  // positions times this (linear scaling: 1 / factor)
-    _pad0: u32,
+    rot: u32,    // the rotated formats' rotation block (0: not rotated)
     _pad1: u32,
     _pad2: u32,
 }
@@ -87,6 +88,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         } else {
             vals[j] = rotated(row + qd + (e / p.head_dim) * p.head_dim, e % p.head_dim, pos);
         }
+    }
+    if (p.rot != 0u) {
+        var b: array<f32, ROT_MAX>;
+        for (var j = 0u; j < KV_UNIT; j++) { b[j] = vals[j]; }
+        rotate(&b, KV_UNIT, p.rot, i0, p.head_dim, false);
+        for (var j = 0u; j < KV_UNIT; j++) { vals[j] = b[j]; }
     }
     kv_store_unit(select(0u, p.v_base, is_v) + pos * kvd + i0, vals);
 }

@@ -89,6 +89,27 @@ test('loads the default model and streams a reply', async ({}, testInfo) => {
   expect(app.errors).toEqual([]);
 });
 
+test('the default model keeps its answer with a rotated INT3 KV cache', async ({}, testInfo) => {
+  // 30 layers x (K + V) x 192 values a token: 46.1 KB at f32, 5.0 KB at INT3 (3.5 bits a value).
+  await expect(app.id('kv-f32')).toContainText('46.1 KB/token');
+  await expect(app.id('kv-int3-rot')).toContainText('5.0 KB/token');
+  await expect(app.id('kv-int3-rot')).toBeEnabled();
+  await app.id('kv-int3-rot').click();
+  await expect(app.id('kv-int3-rot')).toHaveAttribute('aria-pressed', 'true', { timeout: LONG });
+  await expect(app.id('kv-bytes')).toContainText('at int3-rot');
+  await app.id('new-chat').click();
+  await app.setMaxTokens(8);
+  const reply = await app.send('What is the capital of France?');
+  const seen = await app.waitReply(reply);
+  await app.screenshot(testInfo, 'reply-kv-int3-rot');
+  console.log(`int3-rot KV reply: ${JSON.stringify(seen[seen.length - 1])}`);
+  expect(seen[seen.length - 1]).toContain('Paris');
+  // Back to f32 for the steps after (the tiny model's rows cannot hold INT3 units).
+  await app.id('kv-f32').click();
+  await expect(app.id('kv-f32')).toHaveAttribute('aria-pressed', 'true', { timeout: LONG });
+  expect(app.errors).toEqual([]);
+});
+
 test('stop answers while the prompt is read; the next reply reuses what was read', async ({}, testInfo) => {
   await app.id('new-chat').click();
   await app.setMaxTokens(4);

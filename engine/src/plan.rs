@@ -192,7 +192,7 @@ impl Variant {
         Variant { plan: plan.into(), kv }
     }
 
-    /// [`Plan::code`], then `+kv-f16` / `+kv-int8` when the KV cache is not f32.
+    /// [`Plan::code`], then `+kv-f16`, `+kv-int8`, `+kv-int4-rot`… when the KV cache is not f32.
     pub fn code(&self) -> String {
         match self.kv {
             KvPrecision::F32 => self.plan.code(),
@@ -247,7 +247,8 @@ impl Variant {
         match self.kv {
             KvPrecision::F32 => name,
             KvPrecision::F16 => format!("{name} KV16"),
-            KvPrecision::Int8 => format!("{name} KV8"),
+            kv if kv.rotated() => format!("{name} KV{} rot", kv.bits()),
+            kv => format!("{name} KV{}", kv.bits()),
         }
     }
 }
@@ -295,7 +296,10 @@ mod tests {
         assert_eq!(v.code(), "fp16-int4-fp16+kv-int8");
         assert_eq!(Variant::parse(&v.code()).unwrap(), v);
         assert_eq!(Variant::parse("int4").unwrap(), Variant::from(Precision::Int4));
-        assert!(Variant::parse("int4+kv-int3").is_err());
+        assert!(Variant::parse("int4+kv-int2").is_err());
+        let r = Variant::parse("int4+kv-int4-rot").unwrap();
+        assert_eq!((r.kv, r.code()), (KvPrecision::Int4Rot, "int4+kv-int4-rot".to_string()));
+        assert_eq!(Variant::new(Precision::Fp16, KvPrecision::Int3Rot).short_name_in(None, true), "FP16 KV3 rot");
         // One name per setting: the file's own mix is "As stored", a method only where it matters.
         let stored = Plan::uniform(Precision::Int4).with(Group::Embeddings, Precision::Int8);
         let at = |p: Plan| Variant::from(p);

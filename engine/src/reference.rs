@@ -226,9 +226,9 @@ pub fn attention(q: &[f32], k: &[f32], v: &[f32], m: usize, a: &Attention) -> Ve
     out
 }
 
-/// The KV cache words of `x` stored as `kv` (the `kv_store` kernel).
-pub fn kv_store(kv: crate::KvPrecision, x: &[f32]) -> crate::Result<Vec<u32>> {
-    kv.encode(x)
+/// The KV cache words of `x`, rows of heads of `head_dim`, stored as `kv` (the `kv_store` kernel).
+pub fn kv_store(kv: crate::KvPrecision, x: &[f32], head_dim: usize) -> crate::Result<Vec<u32>> {
+    kv.encode(x, head_dim)
 }
 
 #[cfg(test)]

@@ -26,6 +26,11 @@ pub enum DType {
     KvF16,
     #[serde(rename = "kv-int8")]
     KvInt8,
+    /// INT4 and INT3 KV caches, plain or rotated.
+    #[serde(rename = "kv-int4")]
+    KvInt4,
+    #[serde(rename = "kv-int3")]
+    KvInt3,
 }
 
 impl DType {
@@ -39,6 +44,8 @@ impl DType {
             DType::Int2 => "int2",
             DType::KvF16 => "kv-f16",
             DType::KvInt8 => "kv-int8",
+            DType::KvInt4 => "kv-int4",
+            DType::KvInt3 => "kv-int3",
         }
     }
 }
@@ -49,6 +56,8 @@ impl From<KvPrecision> for DType {
             KvPrecision::F32 => DType::F32,
             KvPrecision::F16 => DType::KvF16,
             KvPrecision::Int8 => DType::KvInt8,
+            KvPrecision::Int4 | KvPrecision::Int4Rot => DType::KvInt4,
+            KvPrecision::Int3 | KvPrecision::Int3Rot => DType::KvInt3,
         }
     }
 }
@@ -78,7 +87,7 @@ pub struct Tolerance {
 /// so only f32 summation order and GPU transcendentals (exp, sin, cos, pow) differ. A KV store is
 /// compared after decoding: f16 may round a value the other way (one f16 step of the largest
 /// value); INT8's test values lie away from rounding ties, so its blocks must match exactly.
-pub const KERNEL_TOLERANCE: [(DType, Tolerance); 8] = [
+pub const KERNEL_TOLERANCE: [(DType, Tolerance); 10] = [
     (DType::F32, Tolerance { atol: 1e-5, rtol: 2e-4 }),
     (DType::Fp16, Tolerance { atol: 1e-5, rtol: 1e-4 }),
     (DType::Int8, Tolerance { atol: 1e-5, rtol: 1e-4 }),
@@ -87,6 +96,8 @@ pub const KERNEL_TOLERANCE: [(DType, Tolerance); 8] = [
     (DType::Int2, Tolerance { atol: 1e-5, rtol: 1e-4 }),
     (DType::KvF16, Tolerance { atol: 0.0, rtol: 1e-3 }),
     (DType::KvInt8, Tolerance { atol: 0.0, rtol: 1e-6 }),
+    (DType::KvInt4, Tolerance { atol: 0.0, rtol: 1e-6 }),
+    (DType::KvInt3, Tolerance { atol: 0.0, rtol: 1e-6 }),
 ];
 
 pub fn tolerance(d: DType) -> Tolerance {
@@ -211,8 +222,15 @@ pub fn standard_cases(subgroups: bool) -> Vec<Case> {
         Case::Sample { n: 1001, k: 40 },
     ]);
     for kv in KvPrecision::ALL {
-        // INT8 blocks run along a token's row: kv_heads · head_dim must be a multiple of 32.
-        let head_dim = if kv == KvPrecision::Int8 { 48 } else { 40 };
+        // INT8 blocks run along a token's row: kv_heads · head_dim must be a multiple of 32, and
+        // 64 for INT4/INT3's units; the rotated formats at a head size that is not a power of
+        // two (rotation blocks of 32).
+        let head_dim = match kv {
+            KvPrecision::F32 | KvPrecision::F16 => 40,
+            KvPrecision::Int8 => 48,
+            KvPrecision::Int4 | KvPrecision::Int3 => 64,
+            KvPrecision::Int4Rot | KvPrecision::Int3Rot => 96,
+        };
         v.push(Case::RopeStore { neox: false, scaled: false, m: 5, heads: 6, kv_heads: 2, head_dim, pos0: 37, kv });
         v.push(Case::RopeStore { neox: true, scaled: false, m: 5, heads: 6, kv_heads: 2, head_dim, pos0: 37, kv });
         v.push(Case::Attention { m: 5, heads: 6, kv_heads: 2, head_dim, pos0: 11, window: 0, kv });
@@ -220,6 +238,9 @@ pub fn standard_cases(subgroups: bool) -> Vec<Case> {
     v.push(Case::RopeStore { neox: false, scaled: true, m: 5, heads: 6, kv_heads: 2, head_dim: 40, pos0: 37, kv: KvPrecision::F32 });
     // A window shorter than the context: the first queries see every key, later ones the last 7.
     v.push(Case::Attention { m: 5, heads: 6, kv_heads: 2, head_dim: 40, pos0: 4, window: 7, kv: KvPrecision::F32 });
+    // A long context (many chunks of keys merged), with and without a window that starts inside a chunk.
+    v.push(Case::Attention { m: 3, heads: 6, kv_heads: 2, head_dim: 40, pos0: 1500, window: 0, kv: KvPrecision::F32 });
+    v.push(Case::Attention { m: 3, heads: 6, kv_heads: 2, head_dim: 40, pos0: 1500, window: 77, kv: KvPrecision::F32 });
     v
 }
 
@@ -475,12 +496,12 @@ fn rope_store_trial(t: &mut Trial, neox: bool, scaled: bool, m: usize, heads: us
     rec.encoder().copy_buffer_to_buffer(&cache, 0, &out, qkv_bytes, (cache_words * 4) as u64);
     reference::rope_with(&mut q, &r, &factors);
     reference::rope_with(&mut k, &Rope { heads: kv_heads, ..r }, &factors);
-    let k_stored = kv.decode(&reference::kv_store(kv, &k)?);
-    let v_stored = kv.decode(&reference::kv_store(kv, &v)?);
+    let k_stored = kv.decode(&reference::kv_store(kv, &k, head_dim)?, head_dim);
+    let v_stored = kv.decode(&reference::kv_store(kv, &v, head_dim)?, head_dim);
     let (lo, hi, n_qkv) = (pos0 * kvd, (pos0 + m) * kvd, qkv.len());
     let decode: Option<Decode> = Some(Box::new(move |w: &[u32]| {
         let q = w[..n_qkv].chunks(qd + 2 * kvd).flat_map(|row| row[..qd].iter().map(|&b| f32::from_bits(b)));
-        let all = kv.decode(&w[n_qkv..n_qkv + cache_words]);
+        let all = kv.decode(&w[n_qkv..n_qkv + cache_words], head_dim);
         q.chain(all[lo..hi].iter().copied()).chain(all[v_base + lo..v_base + hi].iter().copied()).collect()
     }));
     // q as any f32 op. Keys are rotated on the GPU first, so an INT8 code may round one
@@ -492,14 +513,27 @@ fn rope_store_trial(t: &mut Trial, neox: bool, scaled: bool, m: usize, heads: us
     let kscale: Vec<f32> = match kv {
         KvPrecision::F32 => vec![mk; k.len()],
         KvPrecision::F16 => vec![mk * 1e-3 / f32_tol; k.len()],
-        KvPrecision::Int8 => k.chunks(32).flat_map(|b| vec![max_abs(b) / 127.0 / f32_tol; b.len()]).collect(),
+        _ => kv_steps(kv, &k, head_dim).iter().map(|d| d / f32_tol).collect(),
     };
     let vscale = match kv {
         KvPrecision::F32 => vec![mv; v.len()],
         KvPrecision::F16 => vec![mv * 1e-3 / f32_tol; v.len()],
         KvPrecision::Int8 => vec![0.0; v.len()],
+        _ => kv_steps(kv, &v, head_dim).iter().map(|d| d / f32_tol).collect(),
     };
     Ok(Expected { out, want: [q, k_stored, v_stored].concat(), scale: [qscale, kscale, vscale].concat(), decode })
+}
+
+/// One code step of each value of `x` stored as the INT `kv` format: the widest gap of its grid
+/// times the largest value of its block (INT8) or unit (INT4/INT3, of the rotated values for a
+/// rotated format: one code rounded the other way moves every value of its rotation block by at
+/// most that step).
+fn kv_steps(kv: KvPrecision, x: &[f32], head_dim: usize) -> Vec<f32> {
+    let mut r = x.to_vec();
+    if kv.rotated() {
+        crate::layout::rotate(&mut r, head_dim, false);
+    }
+    r.chunks(if kv.bits() == 8 { 32 } else { kv.unit() }).flat_map(|b| vec![max_abs(b) * kv.widest_step(); b.len()]).collect()
 }
 
 /// The trial of [`Case::Attention`].
@@ -513,12 +547,13 @@ fn attention_trial(t: &mut Trial, m: usize, heads: usize, kv_heads: usize, head_
     let (k, v) = (rng.normals(n, 1.0), rng.normals(n, 1.0));
     // The cache as the CPU encodes it (keys, then values from value n on): attention is
     // tested over exactly the keys and values the reference attends over.
-    let (kw, vw) = (reference::kv_store(kv, &k)?, reference::kv_store(kv, &v)?);
+    let (kw, vw) = (reference::kv_store(kv, &k, head_dim)?, reference::kv_store(kv, &v, head_dim)?);
     let cache = gpu.storage_u32("cache", &[kw.clone(), vw.clone()].concat())?;
     let gq = gpu.storage_f32("q", &q)?;
-    let (gs, go) = (gpu.zeros("scores", heads * m * n_kv)?, gpu.zeros("o", m * heads * head_dim)?);
+    // Scores for two query rows at a time: the queries go through in tiles, as a long prompt's do.
+    let (gs, go) = (gpu.zeros("scores", crate::gpu::ops::scores_len(heads, head_dim, 2, n_kv))?, gpu.zeros("o", m * heads * head_dim)?);
     rec.attention(&gq, heads * head_dim, &cache, &step(gpu, pos0), &gs, &go, m, &a, n, kv);
-    let want = reference::attention(&q, &kv.decode(&kw), &kv.decode(&vw), m, &a);
+    let want = reference::attention(&q, &kv.decode(&kw, head_dim), &kv.decode(&vw, head_dim), m, &a);
     let s = vec![max_abs(&want); want.len()];
     Ok(Expected { out: go, want, scale: s, decode: None })
 }

@@ -330,9 +330,9 @@ fn a_decode_step_is_profiled_per_kernel() {
             let calls: usize = p.kernels.iter().filter(|k| k.kernel.starts_with(&name)).map(|k| k.calls).sum();
             // Four matvecs a layer (Q·K·V stacked, O, gate·up stacked, down) and the tied output head.
             assert_eq!(calls, 4 * lowbit::synth::Shape::TINY.layers + 1, "{:?}", p.kernels);
-            // Seven dispatches a layer, the embedding, the output head and the greedy argmax.
+            // Nine dispatches a layer (attention is four), the embedding, the output head and the greedy argmax.
             let dispatches: usize = p.kernels.iter().map(|k| k.calls).sum();
-            assert_eq!(dispatches, 7 * lowbit::synth::Shape::TINY.layers + 3, "{:?}", p.kernels);
+            assert_eq!(dispatches, 9 * lowbit::synth::Shape::TINY.layers + 3, "{:?}", p.kernels);
             let total: f64 = p.kernels.iter().map(|k| k.ms).sum();
             assert!((total - p.gpu_ms.unwrap()).abs() < 1e-6 && total > 0.0);
             // The kernels ran one after another inside the timed step: their GPU time is a part

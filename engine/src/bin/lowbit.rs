@@ -20,13 +20,15 @@ const USAGE: &str = "usage:
   lowbit info MODEL.gguf
   lowbit tokenize MODEL.gguf --text TEXT
   lowbit perplexity MODEL.gguf --file TEXT_FILE --precision source|fp16|int8|int4|int3|int2 [--backend cpu|gpu] [--max-tokens 1024]
+      (scores up to --max-tokens tokens of the text in one context that holds them all)
   lowbit generate MODEL.gguf --prompt TEXT [--chat] [--system TEXT] --precision source|fp16|int8|int4|int3|int2
                   [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--min-p P]
                   [--repeat-penalty R] [--seed S] [--json]
   lowbit compare MODEL.gguf --file TEXT_FILE [--max-tokens 256] [--no-source] [--plans fp16,int8,int4,int4-int4-int8,fp16+kv-int8,int4@gptq]
       (a plan is one precision, or attention-ffn-embeddings precisions; @METHOD picks its method;
-       +kv-f16 or +kv-int8 quantizes the KV cache)
+       +kv-f16, +kv-int8, +kv-int4, +kv-int3, +kv-int4-rot or +kv-int3-rot stores the KV cache so)
   perplexity, generate and compare also take
+      [--kv f32|f16|int8|int4|int3|int4-rot|int3-rot] (the GPU's KV cache; -rot: rotated first; default f32)
       [--method rtn|search|imatrix|awq|gptq] (how int8/int4 are made; default rtn; a plan's own @METHOD wins)
       [--calib TEXT_FILE] [--calib-tokens 512] (the calibration text of imatrix, awq and gptq; default: the built-in one)
   lowbit quantize MODEL.gguf -o OUT.gguf --precision int8|int4|PLAN [--method …] [--calib FILE] [--calib-tokens N]
@@ -43,7 +45,7 @@ const USAGE: &str = "usage:
   lowbit bench kernels [--json | --markdown] [--reps N]
   lowbit bench model [MODEL.gguf | --shape smollm2-135m|qwen2.5-0.5b|llama-3.2-1b|smollm2-1.7b|tiny]
                      [--precision fp16,int8,int4,int3,int2] [--prompt-tokens 128] [--tokens 128] [--repeats 3] [--json | --markdown]
-                     [--context N] [--kv f32|f16|int8]
+                     [--context N] [--kv f32|f16|int8|int4|int3|int4-rot|int3-rot]
       (--shape: random weights at that model's shape, no file needed; --context: decode from position N,
        the KV cache filled first)
   lowbit selftest [--json]";
@@ -117,6 +119,11 @@ enum Engine {
 
 /// `--precision`: `source` (None), one precision, or a mixed plan `ATTENTION-FFN-EMBEDDINGS`,
 /// made by `--method` unless it names its own (`int4@gptq`).
+/// `--kv f32|f16|int8|int4|int3|int4-rot|int3-rot`: the GPU's KV cache format.
+fn kv_arg(a: &Args) -> Result<Option<lowbit::KvPrecision>> {
+    a.get("--kv").map(lowbit::KvPrecision::parse).transpose()
+}
+
 fn precision_arg(a: &Args) -> Result<Option<Plan>> {
     match a.get("--precision").unwrap_or("source") {
         "source" => Ok(None),
@@ -175,12 +182,19 @@ fn engine(a: &Args, g: &Gguf, gpu: &Option<Gpu>, n_ctx: usize) -> Result<Engine>
     let precision = precision_arg(a)?;
     let backend = a.get("--backend").unwrap_or(if precision.is_some() { "gpu" } else { "cpu" });
     match (precision, backend) {
+        (_, "cpu") if kv_arg(a)?.is_some() => {
+            Err(Error::Usage("--kv quantizes the GPU backend's KV cache (the CPU reference keeps f32)".into()))
+        }
         (None, "cpu") => Ok(Engine::Cpu(Box::new(CpuBackend::load(g)?))),
         (None, _) => Err(Error::Usage("precision source runs on the CPU backend only".into())),
         (Some(p), "gpu") => {
             let gpu = gpu.as_ref().ok_or(Error::NoAdapter)?;
             let calib = calibration(a, g, &[p])?;
-            Ok(Engine::Gpu(Box::new(GpuBackend::load_calibrated(gpu, g, p, n_ctx, calib)?)))
+            let mut b = GpuBackend::load_calibrated(gpu, g, p, n_ctx, calib)?;
+            if let Some(kv) = kv_arg(a)? {
+                b.set_kv(kv)?;
+            }
+            Ok(Engine::Gpu(Box::new(b)))
         }
         (Some(_), "cpu") => Err(Error::Usage("fp16, int8 and int4 run on the GPU backend (--backend gpu)".into())),
         (_, other) => Err(Error::Usage(format!("unknown backend '{other}' (cpu or gpu)"))),
@@ -311,6 +325,7 @@ async fn perplexity(a: &Args, gpu: &Option<Gpu>) -> Result<()> {
         "argmax": r.argmax,
         "tokens_per_second": r.tokens_per_second,
         "precision": precision_arg(a)?.map_or("source".to_string(), |p| p.code()),
+        "kv": kv_arg(a)?.unwrap_or_default().name(),
         "calibration": calibration_json(&calib),
     }))
 }
@@ -324,10 +339,15 @@ async fn compare(a: &Args, gpu: &Gpu) -> Result<()> {
             .split(',')
             .map(|c| {
                 let v = Variant::parse(c.trim())?;
-                Ok(Variant::new(method_arg(a, c, v.plan)?, v.kv))
+                // --kv for the plans that do not name their own (+kv-…).
+                let kv = if c.contains("+kv-") { v.kv } else { kv_arg(a)?.unwrap_or(v.kv) };
+                Ok(Variant::new(method_arg(a, c, v.plan)?, kv))
             })
             .collect::<Result<Vec<_>>>()?,
-        None => quality::uniform_plans().into_iter().map(|v| Ok(Variant::new(method_arg(a, "", v.plan)?, v.kv))).collect::<Result<_>>()?,
+        None => quality::uniform_plans()
+            .into_iter()
+            .map(|v| Ok(Variant::new(method_arg(a, "", v.plan)?, kv_arg(a)?.unwrap_or(v.kv))))
+            .collect::<Result<_>>()?,
     };
     let calib = calibration(a, &g, &plans.iter().map(|v| v.plan).collect::<Vec<_>>())?;
     let rows = quality::compare(gpu, &g, &toks, 256, !a.has("--no-source"), &plans, calib.clone()).await?;
@@ -430,7 +450,7 @@ fn bench_model(a: &Args) -> Result<()> {
         decode_tokens: a.num("--tokens", 128usize)?.max(2),
         repeats: a.num("--repeats", 3usize)?.max(1),
         context: a.num("--context", 0usize)?,
-        kv: a.get("--kv").map(lowbit::KvPrecision::parse).transpose()?,
+        kv: kv_arg(a)?,
     };
     let report = pollster::block_on(bench::model(&gpu, &g, &name, &settings))?;
     print_report(a, &report)

@@ -39,11 +39,18 @@ const SHADERS: &[(&str, &str)] = &[
     ("head_norm", include_str!("../../../shaders/head_norm.wgsl")),
     ("add", include_str!("../../../shaders/add.wgsl")),
     ("attn_scores", include_str!("../../../shaders/attn_scores.wgsl")),
+    ("attn_softmax", include_str!("../../../shaders/attn_softmax.wgsl")),
     ("attn_values", include_str!("../../../shaders/attn_values.wgsl")),
+    ("attn_merge", include_str!("../../../shaders/attn_merge.wgsl")),
+    ("hadamard", include_str!("../../../shaders/hadamard.wgsl")),
+    ("kv_rotate", include_str!("../../../shaders/kv_rotate.wgsl")),
     ("copy", include_str!("../../../shaders/copy.wgsl")),
     ("kv_f32", include_str!("../../../shaders/kv_f32.wgsl")),
     ("kv_f16", include_str!("../../../shaders/kv_f16.wgsl")),
     ("kv_int8", include_str!("../../../shaders/kv_int8.wgsl")),
+    ("kv_int4", include_str!("../../../shaders/kv_int4.wgsl")),
+    ("kv_int3", include_str!("../../../shaders/kv_int3.wgsl")),
+    ("kv_grid", include_str!("../../../shaders/kv_grid.wgsl")),
 ];
 
 /// The text of `shaders/{name}.wgsl`. Natively, `LOWBIT_SHADER_DIR` reads the files from that
@@ -186,20 +193,29 @@ pub enum Kernel {
     /// RoPE on q and k of the stacked QKV projection, k and v appended to the cache.
     RopeStore(KvPrecision),
     AttnScores(KvPrecision),
-    /// Softmax and the weighted sum of values.
+    /// The softmax's maxima, exponentials and sums, per chunk of keys.
+    AttnSoftmax,
+    /// The weighted sum of values, the chunks merged, per split of the keys.
     AttnValues(KvPrecision),
+    /// The splits' shares added up.
+    AttnMerge,
+    /// The rotated KV formats' rotation of queries, and back of the attention output.
+    KvRotate,
     Argmax,
     /// One draw of the sampler (penalty, top-k, top-p, min-p, temperature).
     Sample,
     Copy,
 }
 
-/// The KV cache format a kernel reads or writes (one file per format).
-fn kv(k: KvPrecision) -> &'static str {
+/// The KV cache format a kernel reads or writes (one file per layout; a rotated format shares
+/// its plain one's, with its own grid constants, [`crate::KvPrecision::grid`]).
+fn kv(k: KvPrecision) -> &'static [&'static str] {
     match k {
-        KvPrecision::F32 => "kv_f32",
-        KvPrecision::F16 => "kv_f16",
-        KvPrecision::Int8 => "kv_int8",
+        KvPrecision::F32 => &["kv_f32"],
+        KvPrecision::F16 => &["kv_f16"],
+        KvPrecision::Int8 => &["kv_int8"],
+        KvPrecision::Int4 | KvPrecision::Int4Rot => &["kv_int4", "kv_grid"],
+        KvPrecision::Int3 | KvPrecision::Int3Rot => &["kv_int3", "kv_grid"],
     }
 }
 
@@ -239,6 +255,7 @@ impl Kernel {
         for k in KvPrecision::ALL {
             v.extend([Kernel::RopeStore(k), Kernel::AttnScores(k), Kernel::AttnValues(k)]);
         }
+        v.extend([Kernel::AttnSoftmax, Kernel::AttnMerge, Kernel::KvRotate]);
         v
     }
 
@@ -258,6 +275,9 @@ impl Kernel {
             Kernel::AttnValues(KvPrecision::F32) => "attn_values".into(),
             Kernel::AttnScores(k) => format!("attn_scores_kv_{k}"),
             Kernel::AttnValues(k) => format!("attn_values_kv_{k}"),
+            Kernel::AttnSoftmax => "attn_softmax".into(),
+            Kernel::AttnMerge => "attn_merge".into(),
+            Kernel::KvRotate => "kv_rotate".into(),
             Kernel::RopeStore(k) => format!("rope_store_kv_{k}"),
             Kernel::Argmax => "argmax".into(),
             Kernel::Sample => "sample".into(),
@@ -292,9 +312,12 @@ impl Kernel {
             Kernel::HeadNorm => vec!["common", "head_norm"],
             Kernel::Glu(a) => vec!["common", act(a), "glu"],
             Kernel::Add => vec!["common", "add"],
-            Kernel::RopeStore(k) => vec!["common", "step", kv(k), "rope_store"],
-            Kernel::AttnScores(k) => vec!["common", "step", kv(k), "attn_scores"],
-            Kernel::AttnValues(k) => vec!["common", "step", kv(k), "attn_values"],
+            Kernel::RopeStore(k) => [&["common", "step", "hadamard"][..], kv(k), &["rope_store"]].concat(),
+            Kernel::AttnScores(k) => [&["common", "step"][..], kv(k), &["attn_scores"]].concat(),
+            Kernel::AttnSoftmax => vec!["common", "step", "attn_softmax"],
+            Kernel::AttnValues(k) => [&["common", "step"][..], kv(k), &["attn_values"]].concat(),
+            Kernel::KvRotate => vec!["common", "hadamard", "kv_rotate"],
+            Kernel::AttnMerge => vec!["common", "step", "attn_merge"],
             Kernel::Argmax => vec!["argmax"],
             Kernel::Sample => vec!["sample"],
             Kernel::Copy => vec!["common", "copy"],
@@ -303,12 +326,21 @@ impl Kernel {
 
     /// The WGSL module as naga reads it (no enable directive).
     pub fn wgsl(&self) -> String {
-        let header = match self {
+        use super::ops::{ATTN_CHUNK, ATTN_GROUP_TILE, ATTN_SPLIT};
+        let mut header = match self {
             Kernel::Matvec(_, _, f) => f.header(),
             Kernel::Rmsnorm => "const ADD: bool = false;\n".into(),
             Kernel::RmsnormAdd => "const ADD: bool = true;\n".into(),
+            Kernel::AttnSoftmax => format!("const CHUNK: u32 = {ATTN_CHUNK}u;\n"),
+            Kernel::AttnValues(_) | Kernel::AttnMerge => format!("const CHUNK: u32 = {ATTN_CHUNK}u;\nconst SPLIT: u32 = {ATTN_SPLIT}u;\n"),
+            Kernel::AttnScores(_) => format!("const GT: u32 = {ATTN_GROUP_TILE}u;\n"),
             _ => String::new(),
         };
+        if let Kernel::RopeStore(k) | Kernel::AttnScores(k) | Kernel::AttnValues(k) = self {
+            // The INT4/INT3 grid (unused by the other formats).
+            let (a, b, div) = k.grid();
+            header += &format!("const KV_A: f32 = {a:?};\nconst KV_B: f32 = {b:?};\nconst KV_DIV: f32 = {div:?};\n");
+        }
         header + &self.parts().into_iter().map(part).collect::<Vec<_>>().join("\n")
     }
 }

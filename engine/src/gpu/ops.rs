@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use super::params::{
-    ArgmaxParams, SampleParams, AttnScoresParams, AttnValuesParams, EmbeddingParams, LenParams, MatmulParams, MatvecParams, Params,
+    ArgmaxParams, SampleParams, AttnScoresParams, AttnSoftmaxParams, AttnValuesParams, AttnMergeParams, KvRotateParams, EmbeddingParams, LenParams, MatmulParams, MatvecParams, Params,
     RmsnormParams, RopeStoreParams, GluParams, HeadNormParams,
 };
 use super::{grid, grid_for, Buffer, Fuse, Gpu, GpuMatrix, Kernel, PassTimer, Reduce, Tiling};
@@ -372,6 +372,7 @@ impl Recorder {
             base: r.base,
             v_base: v_base as u32,
             scale: r.scale,
+            rot: if kv.rotated() { crate::layout::rot_block(r.head_dim) as u32 } else { 0 },
             ..Default::default()
         };
         let per = r.heads * r.n_rot / 2 + 2 * kv_heads * r.head_dim / kv.unit();
@@ -381,8 +382,11 @@ impl Recorder {
 
     /// Causal grouped-query attention of `q [m, q_stride]` (each row starting with `heads` query
     /// heads) over the first `n_kv = pos0 + m` keys and values of `cache` (values from value
-    /// `v_base` on; the last `a.window` of them per query with a sliding window), into `out [m, heads, head_dim]`; `scores` holds `heads · m · n_kv` floats.
-    /// `a.pos0` sizes the dispatch; the kernels read it from `step`.
+    /// `v_base` on; the last `a.window` of them per query with a sliding window), into
+    /// `out [m, heads, head_dim]`. Queries go through in tiles of as many rows as `scores` holds
+    /// ([`scores_len`] floats a tile), so a long prompt needs no scores buffer the square of its
+    /// length. A rotated format rotates `q` in place first and `out` back last. `a.pos0` sizes
+    /// the dispatches; the kernels read it from `step`.
     #[allow(clippy::too_many_arguments)]
     pub fn attention(
         &mut self,
@@ -397,31 +401,49 @@ impl Recorder {
         v_base: usize,
         kv: KvPrecision,
     ) {
-        let n_kv = a.pos0 + m;
-        let (mu, heads, kvh, hd) = (m as u32, a.heads as u32, a.kv_heads as u32, a.head_dim as u32);
-        let ps = AttnScoresParams {
-            m: mu,
-            heads,
-            kv_heads: kvh,
-            head_dim: hd,
-            q_stride: q_stride as u32,
-            scale: a.scale,
-            window: a.window as u32,
+        let (heads, kvh, hd) = (a.heads as u32, a.kv_heads as u32, a.head_dim as u32);
+        if kv.rotated() {
+            self.kv_rotate(q, m, a.heads, a.head_dim, q_stride, false);
+        }
+        let tile = ((scores.size() / 4) as usize / scores_len(a.heads, a.head_dim, 1, a.pos0 + m).max(1)).clamp(1, m.max(1));
+        // Query heads of a kv head go GT at a time (`GT` in attn_scores.wgsl).
+        let tiles = (a.heads / a.kv_heads.max(1)).div_ceil(ATTN_GROUP_TILE);
+        for t0 in (0..m).step_by(tile) {
+            let (rows, n_kv) = (tile.min(m - t0), a.pos0 + t0 + tile.min(m - t0));
+            let (ru, t0u, window) = (rows as u32, t0 as u32, a.window as u32);
+            let ps = AttnScoresParams { rows: ru, heads, kv_heads: kvh, head_dim: hd, q_stride: q_stride as u32, scale: a.scale, window, t0: t0u };
+            let binds = [Bind::Buf(q), Bind::Buf(cache), Bind::Buf(scores), Bind::Params(ps.words()), Bind::Buf(step)];
+            self.run(Kernel::AttnScores(kv), &binds, grid_for(rows * a.kv_heads * tiles * n_kv.div_ceil(8)));
+            let pm = AttnSoftmaxParams { rows: ru, heads, window, t0: t0u };
+            let binds = [Bind::Buf(scores), Bind::Params(pm.words()), Bind::Buf(step)];
+            self.run(Kernel::AttnSoftmax, &binds, grid_for(a.heads * rows * n_kv.div_ceil(ATTN_CHUNK)));
+            let pv = AttnValuesParams { rows: ru, heads, kv_heads: kvh, head_dim: hd, v_base: v_base as u32, window, t0: t0u, ..Default::default() };
+            let binds = [Bind::Buf(scores), Bind::Buf(cache), Bind::Params(pv.words()), Bind::Buf(step)];
+            let splits = n_kv.div_ceil(ATTN_CHUNK).div_ceil(ATTN_SPLIT);
+            self.run(Kernel::AttnValues(kv), &binds, grid_for(splits * rows * a.heads * a.head_dim / 8));
+            let pm = AttnMergeParams { rows: ru, heads, head_dim: hd, t0: t0u };
+            let binds = [Bind::Buf(scores), Bind::Buf(out), Bind::Params(pm.words()), Bind::Buf(step)];
+            self.run(Kernel::AttnMerge, &binds, grid_for(rows * a.heads * a.head_dim));
+        }
+        if kv.rotated() {
+            self.kv_rotate(out, m, a.heads, a.head_dim, a.heads * a.head_dim, true);
+        }
+    }
+
+    /// Rotate the heads of `x [m, stride]` in place as the rotated KV formats rotate keys
+    /// ([`crate::layout::rotate`]), or back.
+    pub fn kv_rotate(&mut self, x: &Buffer, m: usize, heads: usize, head_dim: usize, stride: usize, inverse: bool) {
+        let r = crate::layout::rot_block(head_dim);
+        let p = KvRotateParams {
+            m: m as u32,
+            heads: heads as u32,
+            head_dim: head_dim as u32,
+            stride: stride as u32,
+            r: r as u32,
+            inverse: inverse as u32,
             ..Default::default()
         };
-        let binds = [Bind::Buf(q), Bind::Buf(cache), Bind::Buf(scores), Bind::Params(ps.words()), Bind::Buf(step)];
-        self.run(Kernel::AttnScores(kv), &binds, grid_for(a.heads * m * n_kv));
-        let pv = AttnValuesParams {
-            m: mu,
-            heads,
-            kv_heads: kvh,
-            head_dim: hd,
-            v_base: v_base as u32,
-            window: a.window as u32,
-            ..Default::default()
-        };
-        let binds = [Bind::Buf(scores), Bind::Buf(cache), Bind::Buf(out), Bind::Params(pv.words()), Bind::Buf(step)];
-        self.run(Kernel::AttnValues(kv), &binds, grid_for(m * a.heads * a.head_dim));
+        self.run(Kernel::KvRotate, &[Bind::Buf(x), Bind::Params(p.words())], grid_for(m * heads * head_dim / r));
     }
 
     /// `out[0] = argmax(v [n])` (the lowest index among equals).
@@ -452,4 +474,22 @@ impl Recorder {
         let p = LenParams { len: len_vec4 as u32, ..Default::default() };
         self.run(Kernel::Copy, &[Bind::Buf(src), Bind::Buf(dst), Bind::Params(p.words())], grid_for(len_vec4));
     }
+}
+
+/// Query heads of one kv head an `attn_scores` invocation takes (`GT`).
+pub const ATTN_GROUP_TILE: usize = 4;
+
+/// Keys one `attn_softmax` invocation takes (`CHUNK` in `attn_softmax.wgsl` and `attn_values.wgsl`).
+pub const ATTN_CHUNK: usize = 32;
+
+/// Chunks of keys one `attn_values` invocation takes (`SPLIT`): rows longer than this are split
+/// over more invocations, their shares added by `attn_merge`.
+pub const ATTN_SPLIT: usize = 8;
+
+/// Floats the scores buffer of an attention tile of `rows` query rows over `n_kv` keys takes:
+/// the scores, a (maximum, sum) pair per chunk of keys, each split's share of the output, and a
+/// (maximum, sum) pair per split.
+pub fn scores_len(heads: usize, head_dim: usize, rows: usize, n_kv: usize) -> usize {
+    let chunks = n_kv.div_ceil(ATTN_CHUNK);
+    heads * rows * (n_kv + 2 * chunks + chunks.div_ceil(ATTN_SPLIT) * (head_dim + 2))
 }

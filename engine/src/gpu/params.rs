@@ -65,19 +65,33 @@ params!(
     /// `rope_store.wgsl`.
     RopeStoreParams as "Params" {
         m: u32, heads: u32, kv_heads: u32, head_dim: u32, n_rot: u32, neox: u32, base: f32, v_base: u32,
-        scale: f32, _pad0: u32, _pad1: u32, _pad2: u32,
+        scale: f32, rot: u32, _pad1: u32, _pad2: u32,
     }
 );
 params!(
     /// `attn_scores.wgsl`.
     AttnScoresParams as "Params" {
-        m: u32, heads: u32, kv_heads: u32, head_dim: u32, q_stride: u32, scale: f32, window: u32, _pad1: u32,
+        rows: u32, heads: u32, kv_heads: u32, head_dim: u32, q_stride: u32, scale: f32, window: u32, t0: u32,
     }
+);
+params!(
+    /// `attn_softmax.wgsl`.
+    AttnSoftmaxParams as "Params" { rows: u32, heads: u32, window: u32, t0: u32 }
 );
 params!(
     /// `attn_values.wgsl`.
     AttnValuesParams as "Params" {
-        m: u32, heads: u32, kv_heads: u32, head_dim: u32, v_base: u32, window: u32, _pad1: u32, _pad2: u32,
+        rows: u32, heads: u32, kv_heads: u32, head_dim: u32, v_base: u32, window: u32, t0: u32, _pad0: u32,
+    }
+);
+params!(
+    /// `attn_merge.wgsl`.
+    AttnMergeParams as "Params" { rows: u32, heads: u32, head_dim: u32, t0: u32 }
+);
+params!(
+    /// `kv_rotate.wgsl`.
+    KvRotateParams as "Params" {
+        m: u32, heads: u32, head_dim: u32, stride: u32, r: u32, inverse: u32, _pad0: u32, _pad1: u32,
     }
 );
 params!(
@@ -116,12 +130,15 @@ impl Kernel {
             Kernel::Add | Kernel::Copy => layout::<LenParams>(),
             Kernel::RopeStore(_) => layout::<RopeStoreParams>(),
             Kernel::AttnScores(_) => layout::<AttnScoresParams>(),
+            Kernel::AttnSoftmax => layout::<AttnSoftmaxParams>(),
             Kernel::AttnValues(_) => layout::<AttnValuesParams>(),
+            Kernel::KvRotate => layout::<KvRotateParams>(),
+            Kernel::AttnMerge => layout::<AttnMergeParams>(),
             Kernel::Argmax => layout::<ArgmaxParams>(),
             Kernel::Sample => layout::<SampleParams>(),
         };
         let mut v = vec![("p", p)];
-        if matches!(self, Kernel::RopeStore(_) | Kernel::AttnScores(_) | Kernel::AttnValues(_)) {
+        if matches!(self, Kernel::RopeStore(_) | Kernel::AttnScores(_) | Kernel::AttnSoftmax | Kernel::AttnValues(_) | Kernel::AttnMerge) {
             v.push(("step", layout::<Step>()));
         }
         v

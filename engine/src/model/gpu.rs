@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use super::{Backend, Config, Mat, Vector};
 use crate::gguf::{Gguf, TensorInfo};
-use crate::gpu::ops::{BindCache, Recorder};
+use crate::gpu::ops::{scores_len, BindCache, Recorder};
 use crate::gpu::params::{Params, Step};
 use crate::gpu::{Buffer, Fuse, Gpu, GpuMatrix, Kernel, PassTimer};
 use crate::method::Calibration;
@@ -85,6 +85,9 @@ impl Unit {
 
 /// Dispatches a profiled step may time: WebGPU allows 4096 queries per set, two per dispatch.
 const TIMED_DISPATCHES: u32 = 2000;
+
+/// The most a prefill's attention scores take at once: longer prompts go through in query tiles.
+const SCORES_TILE_BYTES: u64 = 32 << 20;
 
 
 /// The weight matrices of a model at one plan of precisions, on the GPU.
@@ -450,13 +453,8 @@ impl GpuBackend {
         if kv == self.kv && !self.kv_cache.is_empty() {
             return Ok(());
         }
-        let kvd = self.cfg.n_kv_heads * self.cfg.head_dim;
-        if kvd % kv.unit() != 0 {
-            return Err(Error::Usage(format!(
-                "a {} KV cache needs rows of a multiple of {} values; this model has {kvd}",
-                kv,
-                kv.unit()
-            )));
+        if let Some(why) = kv.unfit(self.cfg.n_kv_heads * self.cfg.head_dim, self.cfg.head_dim) {
+            return Err(Error::Usage(why));
         }
         self.flush();
         self.forget_binds();
@@ -525,8 +523,13 @@ impl GpuBackend {
             Kernel::Argmax,
             Kernel::RopeStore(self.kv),
             Kernel::AttnScores(self.kv),
+            Kernel::AttnSoftmax,
             Kernel::AttnValues(self.kv),
+            Kernel::AttnMerge,
         ]);
+        if self.kv.rotated() {
+            v.push(Kernel::KvRotate);
+        }
         v
     }
 
@@ -584,11 +587,16 @@ impl GpuBackend {
         Ok(Some(kernels.into_iter().zip(ms).collect()))
     }
 
-    /// Dispatches per decode step: 7 per layer (one more with q/k norms, two more with post-norms,
-    /// one more with biases), plus the embedding and the output head part by part, and the argmax.
+    /// Dispatches per decode step: 9 per layer (attention is 4 of them; one more with q/k norms,
+    /// two more with post-norms, one more with biases, two more with a rotated KV cache), plus the
+    /// embedding and the output head part by part, and the argmax.
     pub fn dispatches_per_token(&self) -> usize {
         let c = &self.cfg;
-        let per_layer = 7 + c.qk_norm as usize + 2 * (c.family == super::Family::Gemma) as usize + c.qkv_bias as usize;
+        let per_layer = 9
+            + c.qk_norm as usize
+            + 2 * (c.family == super::Family::Gemma) as usize
+            + c.qkv_bias as usize
+            + 2 * self.kv.rotated() as usize;
         per_layer * c.n_layers + self.embd().parts().len() + self.output().map_or(1, |o| o.parts().len()) + 1
     }
 
@@ -778,9 +786,12 @@ impl Backend for GpuBackend {
     fn attend(&mut self, l: usize, q: &GpuActivations, pos0: usize) -> Result<GpuActivations> {
         let (a, m) = (self.cfg.attention(l, pos0), q.m);
         let scores = if self.run.decoding && m == 1 {
-            Self::run_buffer(&self.gpu, &mut self.run.scores, "scores", a.heads * self.n_ctx)?
+            Self::run_buffer(&self.gpu, &mut self.run.scores, "scores", scores_len(a.heads, a.head_dim, 1, self.n_ctx))?
         } else {
-            self.gpu.zeros("scores", a.heads * m * (pos0 + m))?
+            // Query tiles of as many rows as SCORES_TILE_BYTES (or one binding) holds.
+            let cap = (SCORES_TILE_BYTES.min(self.gpu.binding_limit()) / 4) as usize;
+            let rows = (cap / scores_len(a.heads, a.head_dim, 1, pos0 + m)).clamp(1, m);
+            self.gpu.zeros("scores", scores_len(a.heads, a.head_dim, rows, pos0 + m))?
         };
         let out = self.act(m, a.heads * a.head_dim)?;
         let (cache, step, v_base, kv) = (self.kv_cache[l].clone(), self.step.clone(), self.v_base(), self.kv);

@@ -1,4 +1,4 @@
-//! The KV cache: its format (f32, f16, INT8) and how many tokens it holds.
+//! The KV cache: its format (f32, f16, INT8, INT4, INT3, rotated or not) and how many tokens it holds.
 
 use leptos::prelude::*;
 use lowbit::KvPrecision;
@@ -7,13 +7,24 @@ use super::state::{ModelState, CONTEXT_SIZES};
 use crate::ui::fmt::megabytes;
 use crate::ui::glossary::Explain;
 
-/// How the KV cache stores keys and values: f32, f16 or INT8.
+/// How the KV cache stores keys and values: f32, f16, INT8, INT4 or INT3 (those two also rotated).
 #[component]
 pub fn KvCache() -> impl IntoView {
     let model = expect_context::<ModelState>();
     let engine = model.engine;
     let per_token = move |kv: KvPrecision| {
         model.model.get().and_then(|m| m.info.config).map(|c| (2 * c.n_layers * c.n_kv_heads * c.head_dim) as f64 * kv.bytes_per_value())
+    };
+    // Why the loaded model's heads cannot be stored so, if they cannot.
+    let unfit = move |kv: KvPrecision| model.model.get().and_then(|m| m.info.config).and_then(|c| kv.unfit(c.n_kv_heads * c.head_dim, c.head_dim));
+    // The longest context a format fits: one layer's keys and values in one buffer of this GPU,
+    // and no longer than the model was trained for.
+    let longest = move |kv: KvPrecision| {
+        let m = model.model.get()?;
+        let c = m.info.config?;
+        let limit = m.fit.first()?.limit;
+        let fits = (limit as f64 / (2 * c.n_kv_heads * c.head_dim) as f64 / kv.bytes_per_value()) as usize;
+        Some(m.info.context_length.map_or(fits, |t| t.min(fits)))
     };
     view! {
         <div class="kv-cache">
@@ -22,7 +33,8 @@ pub fn KvCache() -> impl IntoView {
                 {KvPrecision::ALL.iter().map(|&kv| view! {
                     <button data-testid=format!("kv-{}", kv.name())
                         aria-pressed=move || (model.kv.get() == kv).to_string()
-                        disabled=move || engine.busy() && model.kv.get() != kv
+                        disabled=move || (engine.busy() && model.kv.get() != kv) || unfit(kv).is_some()
+                        title=move || unfit(kv).or_else(|| longest(kv).map(|n| format!("up to {n} tokens of context fit this GPU's buffers")))
                         on:click=move |_| model.set_kv(kv)>
                         <span class="p-name">{kv.name().to_uppercase()}</span>
                         <span class="p-bytes">{move || per_token(kv).map_or_else(|| format!("{} bytes/value", kv.bytes_per_value()), |b| format!("{:.1} KB/token", b / 1e3))}</span>
@@ -46,9 +58,11 @@ pub fn KvCache() -> impl IntoView {
                 Some(m) => format!("{} for {} tokens at {}", megabytes(m.kv_bytes), m.context_size, model.kv.get()),
                 None => format!("{} (applied after the load)", model.kv.get()),
             }}</p>
-            <Explain words=&["kv-cache", "token"]>"To write each new token the model looks back at every earlier token's keys and values, \
+            <Explain words=&["kv-cache", "rotation", "token"]>"To write each new token the model looks back at every earlier token's keys and values, \
                 kept in this cache: it grows with the conversation, and long contexts make it larger than the weights. \
-                f16 halves it; INT8 stores blocks of 32 values with one scale, 3.6× smaller than f32. Changing the \
+                f16 halves it; INT8 stores blocks of 32 values with one scale, 3.6× smaller than f32; INT4 and INT3 \
+                7.1× and 9.1× smaller. -ROT rotates keys and values before rounding them, so one large value no longer \
+                costs its neighbours their detail. Changing the \
                 format clears the cache, so the next reply reads the conversation again (changing the context size \
                 keeps it); the compare view and the quality panel show what it costs. A conversation longer than the \
                 context leaves out its oldest exchanges."</Explain>

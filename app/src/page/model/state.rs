@@ -18,7 +18,7 @@ const PLAN_KEY: &str = "lowbit-plan";
 /// Tokens the KV cache holds room for, unless the user chooses another size.
 pub const N_CTX: usize = 2048;
 /// The context sizes the page offers.
-pub const CONTEXT_SIZES: [usize; 7] = [256, 512, 1024, 2048, 4096, 8192, 16384];
+pub const CONTEXT_SIZES: [usize; 8] = [256, 512, 1024, 2048, 4096, 8192, 16384, 32768];
 
 /// A model the page has loaded.
 #[derive(Clone, Debug, PartialEq)]

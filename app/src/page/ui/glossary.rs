@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 
 /// `(anchor, term, definition)`, in the order a reader meets them.
-pub const TERMS: [(&str, &str, &str); 15] = [
+pub const TERMS: [(&str, &str, &str); 16] = [
     ("token", "token", "A piece of text the model reads and writes one at a time: a word, part of a word, or a punctuation mark. \
         A token is about three quarters of an English word."),
     ("quantization", "precision, FP16, INT8, INT4, INT3, INT2", "How many bits hold each weight. FP16 is a 16-bit floating-point number; \
@@ -21,6 +21,10 @@ pub const TERMS: [(&str, &str, &str); 15] = [
         quality must be a different one, or the result flatters the method."),
     ("kv-cache", "KV cache", "The keys and values the model computed for every token so far, kept so that each new token only \
         computes its own. It grows with the conversation; its size limits how long a conversation can be (the context)."),
+    ("rotation", "rotation (KV cache)", "Before keys and values are rounded to 4 or 3 bits, the rotated formats mix each block of \
+        them with a fixed pattern of sums, differences and sign flips, which keeps every length and angle but spreads one large \
+        value over the whole block. Rounded with one scale per block, the other values then keep their detail instead of \
+        rounding to zero beside a giant; the attention results are rotated back, so nothing else changes."),
     ("prefill-decode", "prefill and decode", "Prefill reads the prompt, all its tokens at once; decode writes the reply, one \
         token at a time. Prefill is limited by arithmetic, decode by how fast the weights can be read from memory."),
     ("perplexity", "perplexity", "How surprised the model is by a text, on average per token: 10 means it was as unsure as if \

@@ -1,0 +1,30 @@
+// The grid of the INT4 and INT3 KV formats (composed after kv_int4.wgsl or kv_int3.wgsl, which
+// set KV_HALF): code q stands for d · kv_level(q), u = q − KV_HALF steps from the middle, either
+// the uniform grid (KV_A = 1, KV_B = 0, d = max|v| / KV_HALF: every code used, none at 0) or, for
+// the rotated formats, a Lloyd–Max grid u · (KV_A + KV_B · u²) with d = max|v| (KV_DIV = 1). The
+// engine prepends KV_A, KV_B and KV_DIV (layout::KvPrecision::grid, the CPU reference).
+
+fn kv_level(q: vec4<u32>) -> vec4<f32> {
+    let u = vec4<f32>(q) - KV_HALF;
+    return u * (KV_A + KV_B * u * u);
+}
+
+// The code of y (a value over its block scale): the number of midpoints between adjacent levels
+// below it, as the CPU's KvPrecision::code.
+fn kv_code(y: f32) -> u32 {
+    var q = 0u;
+    for (var k = 1u; k <= u32(2.0 * KV_HALF); k++) {
+        let m = kv_level(vec4<u32>(k - 1u, k, 0u, 0u));
+        q += u32(y > (m.x + m.y) / 2.0);
+    }
+    return q;
+}
+
+// The f16 scale of block h (values 32h .. 32h + 32) of a unit: max|v| / KV_DIV.
+fn kv_block_scale(v: array<f32, KV_UNIT>, h: u32) -> f32 {
+    var amax = 0.0;
+    for (var j = 0u; j < 32u; j++) {
+        amax = max(amax, abs(v[h * 32u + j]));
+    }
+    return unpack2x16float(pack2x16float(vec2<f32>(amax / KV_DIV, 0.0))).x;
+}
