@@ -9,6 +9,7 @@
 #   scripts/long-context.sh                         # README's two tables rewritten
 #   MODELS=path.gguf scripts/long-context.sh        # prints the tables only
 #   KVS="int8 int4-rot" CONTEXTS="256 4096" SPEED_KVS=… # narrower runs (printed only)
+#   PARTS=quality or PARTS=speed                    # one of the two tables
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib.sh
@@ -24,6 +25,7 @@ fi
 KVS=${KVS:-"f16 int8 int4 int4-rot int3 int3-rot"}
 SPEED_KVS=${SPEED_KVS:-"int8 int4-rot"}
 CONTEXTS=${CONTEXTS:-"256 1024 2048 4096"}
+PARTS=${PARTS:-"quality speed"}
 [ -x "$LOWBIT" ] || cargo build --release -p lowbit-engine --bin lowbit
 
 quality=$(mktemp)
@@ -36,6 +38,7 @@ trap 'rm -f "$quality" "$speed"' EXIT
     echo "|---|---|---|---|---|---|---|---|---|"
 } > "$quality"
 for model in $MODELS; do
+    [[ " $PARTS " == *" quality "* ]] || break
     name=$(basename "$model" .gguf)
     plans=$(for k in $KVS; do printf 'fp16+kv-%s,' "$k"; done)
     echo "[long-context] $name: ${plans%,}" >&2
@@ -46,12 +49,12 @@ r = json.load(sys.stdin)
 name, n = sys.argv[1], r["n_tokens"]
 rows = {p["precision"]: p for p in r["precisions"]}
 f16 = rows["fp16+kv-f16"]
-per_f16 = f16["kv_bytes_per_token"]
 for code, p in rows.items():
     kv = code.split("+kv-")[1] if "+kv-" in code else "f32"
-    band = p["noise_vs_fp16"]
-    print(f"| {name} | {n} | {kv} | {p[\"kv_bytes_per_token\"] / per_f16:.3f} | {p[\"ppl\"]:.3f} | "
-          f"{(p[\"ppl\"] / f16[\"ppl\"] - 1) * 100:+.2f} % | {band * 100:.2f} % | {p[\"kl_vs_fp16\"]:.4f} | {p[\"top1_vs_fp16\"] * 100:.1f} % |")
+    cells = [name, str(n), kv, "%.3f" % (p["kv_bytes_per_token"] / f16["kv_bytes_per_token"]), "%.3f" % p["ppl"],
+             "%+.2f %%" % ((p["ppl"] / f16["ppl"] - 1) * 100), "%.2f %%" % (p["noise_vs_fp16"] * 100),
+             "%.4f" % p["kl_vs_fp16"], "%.1f %%" % (p["top1_vs_fp16"] * 100)]
+    print("| " + " | ".join(cells) + " |")
 ' "$name" >> "$quality"
 done
 echo >> "$quality"
@@ -65,13 +68,14 @@ echo "<!-- longctx:end -->" >> "$quality"
 } > "$speed"
 model="www/models/$MODEL_FILE"
 for kv in $SPEED_KVS; do
+    [[ " $PARTS " == *" speed "* ]] || break
     row="| $kv |"
     first="" last=""
     for c in $CONTEXTS; do
         echo "[long-context] decode from $c, $kv KV" >&2
         tps=$("$LOWBIT" bench model "$model" --precision int4 --prompt-tokens 64 --tokens 32 --repeats 1 \
             --context "$c" --kv "$kv" --json 2>/dev/null \
-            | python3 -c 'import json, sys; print(f"{json.load(sys.stdin)[\"rows\"][0][\"decode_tokens_per_second\"]:.2f}")')
+            | python3 -c 'import json, sys; print("%.2f" % json.load(sys.stdin)["rows"][0]["decode_tokens_per_second"])')
         row="$row $tps |"
         first=${first:-$tps}
         last=$tps
@@ -84,8 +88,8 @@ done
 } >> "$speed"
 
 if [ "$PARTIAL" = no ] && grep -q "<!-- longctx:begin" README.md; then
-    readme_section longctx "$quality"
-    readme_section longspeed "$speed"
+    [[ " $PARTS " != *" quality "* ]] || readme_section longctx "$quality"
+    [[ " $PARTS " != *" speed "* ]] || readme_section longspeed "$speed"
     echo "README.md: long-context tables regenerated" >&2
 else
     cat "$quality" "$speed"

@@ -332,7 +332,8 @@ impl Kernel {
             Kernel::Rmsnorm => "const ADD: bool = false;\n".into(),
             Kernel::RmsnormAdd => "const ADD: bool = true;\n".into(),
             Kernel::AttnSoftmax => format!("const CHUNK: u32 = {ATTN_CHUNK}u;\n"),
-            Kernel::AttnValues(_) | Kernel::AttnMerge => format!("const CHUNK: u32 = {ATTN_CHUNK}u;\nconst SPLIT: u32 = {ATTN_SPLIT}u;\n"),
+            Kernel::AttnValues(_) => format!("const CHUNK: u32 = {ATTN_CHUNK}u;\nconst SPLIT: u32 = {ATTN_SPLIT}u;\nconst GT: u32 = {ATTN_GROUP_TILE}u;\n"),
+            Kernel::AttnMerge => format!("const CHUNK: u32 = {ATTN_CHUNK}u;\nconst SPLIT: u32 = {ATTN_SPLIT}u;\n"),
             Kernel::AttnScores(_) => format!("const GT: u32 = {ATTN_GROUP_TILE}u;\n"),
             _ => String::new(),
         };

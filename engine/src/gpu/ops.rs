@@ -420,7 +420,7 @@ impl Recorder {
             let pv = AttnValuesParams { rows: ru, heads, kv_heads: kvh, head_dim: hd, v_base: v_base as u32, window, t0: t0u, ..Default::default() };
             let binds = [Bind::Buf(scores), Bind::Buf(cache), Bind::Params(pv.words()), Bind::Buf(step)];
             let splits = n_kv.div_ceil(ATTN_CHUNK).div_ceil(ATTN_SPLIT);
-            self.run(Kernel::AttnValues(kv), &binds, grid_for(splits * rows * a.heads * a.head_dim / 8));
+            self.run(Kernel::AttnValues(kv), &binds, grid_for(splits * rows * a.kv_heads * tiles * a.head_dim / 8));
             let pm = AttnMergeParams { rows: ru, heads, head_dim: hd, t0: t0u };
             let binds = [Bind::Buf(scores), Bind::Buf(out), Bind::Params(pm.words()), Bind::Buf(step)];
             self.run(Kernel::AttnMerge, &binds, grid_for(rows * a.heads * a.head_dim));
