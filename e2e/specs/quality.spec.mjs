@@ -73,3 +73,32 @@ test('the quality panel measures every precision on a built-in text', async ({ p
   expect(reused).toBeGreaterThanOrEqual(firstPrompt);
   expect(app.errors).toEqual([]);
 });
+
+test('the long text scores every KV cache format the model can hold', async ({ page }) => {
+  const app = new AppPage(page);
+  await page.setViewportSize({ width: 1300, height: 1000 });
+  await app.open();
+  await app.loadTiny();
+  // The long story (the file scripts/long-context.sh scores) is scored whole, with the KV formats.
+  await app.id('quality-text-choice').selectOption({ label: 'The river ferry (long story, for the KV cache formats)' });
+  await expect(app.id('quality-text')).toHaveValue(/ferry at Dunley/);
+  await expect(app.id('quality-max-tokens')).toHaveValue('2048');
+  await expect(app.id('quality-kv')).toBeChecked();
+  await app.id('quality-max-tokens').fill('256');
+  await app.id('quality-max-tokens').dispatchEvent('change');
+  await app.id('quality-run').click();
+  const rows = app.id('quality-row');
+  // The tiny model's rows of 32 values hold f16 and INT8 caches, not INT4/INT3's units of 64.
+  await expect(rows).toHaveCount(6, { timeout: LONG });
+  const result = await rows.evaluateAll((rs) => rs.map((r) => ({
+    p: r.dataset.precision,
+    ppl: parseFloat(r.querySelector('[data-testid=quality-ppl]').textContent),
+    kl: parseFloat(r.querySelector('[data-testid=quality-kl]').textContent),
+  })));
+  console.log(`KV formats in the page: ${JSON.stringify(result)}`);
+  expect(result.map((r) => r.p)).toEqual(['fp16', 'int8', 'int4', 'fp16+kv-f16', 'fp16+kv-int8', 'int4-int4-int8']);
+  const kv8 = result.find((r) => r.p === 'fp16+kv-int8');
+  expect(kv8.kl).toBeGreaterThan(0);
+  await expect(app.id('quality-result')).toContainText('256 tokens');
+  expect(app.errors).toEqual([]);
+});

@@ -69,6 +69,13 @@ const FIXED_LANES: [Variant; 6] = [
     Variant { plan: Plan::uniform(Precision::Fp16), kv: KvPrecision::Int8 },
 ];
 
+/// The lanes offered on models whose KV rows hold units of 64 (the INT4/INT3 caches): the
+/// rotated INT4 and INT3 caches, the long-context issue's lesson.
+const KV_LANES: [Variant; 2] = [
+    Variant { plan: Plan::uniform(Precision::Fp16), kv: KvPrecision::Int4Rot },
+    Variant { plan: Plan::uniform(Precision::Fp16), kv: KvPrecision::Int3Rot },
+];
+
 /// The prompt, mode, length and lanes to compare; Run or Stop; the link to share.
 #[component]
 fn CompareForm() -> impl IntoView {
@@ -88,6 +95,11 @@ fn CompareForm() -> impl IntoView {
             .filter(|v| Some(*v) != stored())
     };
     let lane_toggle = move |p: Variant| lane_checkbox(lab, p);
+    // The KV lanes this model's cache rows can hold.
+    let kv_lanes = move || -> Vec<Variant> {
+        let c = model.model.get().and_then(|m| m.info.config);
+        KV_LANES.into_iter().filter(|v| c.as_ref().is_some_and(|c| v.kv.unfit(c.n_kv_heads * c.head_dim, c.head_dim).is_none())).collect()
+    };
     let status = move || status(lab.compare.get());
     view! {
     <div class="compare-form">
@@ -106,11 +118,12 @@ fn CompareForm() -> impl IntoView {
                     on:change=move |ev| { if let Ok(v) = event_target_value(&ev).parse::<usize>() { f.max_tokens.set(v.clamp(1, 512)) } }/></label>
             <span class="k">"with FP16:"</span>
             {FIXED_LANES.iter().map(|&v| lane_toggle(v)).collect_view()}
+            {move || kv_lanes().into_iter().map(lane_toggle).collect_view()}
             {move || stored().map(lane_toggle)}
             {move || mixed().map(lane_toggle)}
             // Any other lane ticked (a shared link's mix): shown, so it can be unticked.
             {move || {
-                let shown: Vec<Variant> = FIXED_LANES.iter().copied().chain(stored()).chain(mixed()).collect();
+                let shown: Vec<Variant> = FIXED_LANES.iter().copied().chain(kv_lanes()).chain(stored()).chain(mixed()).collect();
                 f.lanes.get().into_iter().filter(|l| !shown.contains(l)).map(lane_toggle).collect_view()
             }}
         </div>

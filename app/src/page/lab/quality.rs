@@ -13,7 +13,7 @@ use crate::ui::fmt::{megabytes, scored_short};
 use crate::ui::glossary::Explain;
 use crate::ui::layout::chart_width;
 use crate::ui::progress::RunProgress;
-use crate::ui::texts::TEXTS;
+use crate::ui::texts::{LONG_TEXT_TITLE, TEXTS};
 
 /// The text the quality panel scores: a built-in one (by its place in [`TEXTS`]) or the user's.
 /// Its `value()` is the choice's `<option>` value.
@@ -53,10 +53,18 @@ pub fn QualityPanel() -> impl IntoView {
     let max_tokens = RwSignal::new(128usize);
     let methods = RwSignal::new(false);
     let ladder = RwSignal::new(false);
+    let kv = RwSignal::new(false);
     let on_choice = move |ev: leptos::ev::Event| {
         let c = TextChoice::parse(&event_target_value(&ev));
         if let Some(t) = c.text() {
             text.set(t.to_string());
+        }
+        // The long text is for the KV cache formats: scored whole, with them.
+        if let TextChoice::Builtin(i) = c {
+            if TEXTS[i].0 == LONG_TEXT_TITLE {
+                max_tokens.set(2048);
+                kv.set(true);
+            }
         }
         choice.set(c);
     };
@@ -79,7 +87,7 @@ pub fn QualityPanel() -> impl IntoView {
                         on:change=move |ev| { if let Ok(v) = event_target_value(&ev).parse::<usize>() { max_tokens.set(v.max(2)) } }/>
                 </label>
                 <button data-testid="quality-run" disabled=move || !model.can_run() || text.get().trim().is_empty()
-                    on:click=move |_| lab.measure_quality(&text.get_untracked(), max_tokens.get_untracked(), methods.get_untracked(), ladder.get_untracked())>"Measure"</button>
+                    on:click=move |_| lab.measure_quality(&text.get_untracked(), max_tokens.get_untracked(), methods.get_untracked(), ladder.get_untracked(), kv.get_untracked())>"Measure"</button>
                 <label class="inline" title="Adds INT4 made by each quantization method (searched scales, importance-weighted, AWQ, GPTQ) beside round-to-nearest">
                     <input type="checkbox" data-testid="quality-methods" prop:checked=move || methods.get()
                         on:change=move |ev| methods.set(event_target_checked(&ev))/>
@@ -89,6 +97,11 @@ pub fn QualityPanel() -> impl IntoView {
                     <input type="checkbox" data-testid="quality-ladder" prop:checked=move || ladder.get()
                         on:change=move |ev| ladder.set(event_target_checked(&ev))/>
                     <span>"INT3 and INT2"</span>
+                </label>
+                <label class="inline" title="Adds FP16 weights with each KV cache format this model's rows can hold (f16, INT8, INT4 and INT3, plain and rotated): what each costs at a long context">
+                    <input type="checkbox" data-testid="quality-kv" prop:checked=move || kv.get()
+                        on:change=move |ev| kv.set(event_target_checked(&ev))/>
+                    <span>"every KV cache format"</span>
                 </label>
                 <span class="status" data-testid="quality-status">{move || match (engine.quality_step(), engine.quality_calibrating()) {
                     (Some(None), Some((done, total))) => format!("calibrating on the built-in text: {done} / {total} tokens…"),

@@ -130,8 +130,9 @@ impl LabState {
     }
 
     /// Measure the quality of FP16, INT8, INT4 (and the current variant when it is another) on
-    /// `text`; `methods`: INT4 by every quantization method too; `ladder`: INT3 and INT2 too.
-    pub fn measure_quality(&self, text: &str, max_tokens: usize, methods: bool, ladder: bool) {
+    /// `text`; `methods`: INT4 by every quantization method too; `ladder`: INT3 and INT2 too;
+    /// `kv`: FP16 weights with every KV cache format the model's rows hold.
+    pub fn measure_quality(&self, text: &str, max_tokens: usize, methods: bool, ladder: bool, kv: bool) {
         let mut plans = lowbit::quality::uniform_plans();
         if ladder {
             plans.extend([Precision::Int3, Precision::Int2].map(|p| Variant::from(p)));
@@ -139,6 +140,15 @@ impl LabState {
         if methods {
             let int4 = lowbit::plan::Plan::uniform(Precision::Int4);
             plans.extend(lowbit::method::Method::ALL.iter().skip(1).map(|&m| Variant::from(int4.with_method(m))));
+        }
+        if kv {
+            let c = self.model.model.with_untracked(|m| m.as_ref().and_then(|m| m.info.config.clone()));
+            plans.extend(
+                lowbit::KvPrecision::ALL
+                    .into_iter()
+                    .filter(|k| *k != lowbit::KvPrecision::F32 && c.as_ref().is_some_and(|c| k.unfit(c.n_kv_heads * c.head_dim, c.head_dim).is_none()))
+                    .map(|k| Variant::new(Precision::Fp16, k)),
+            );
         }
         // The setting the chat runs at, and the file's own (where the chat loads by default).
         for v in [self.current()].into_iter().chain(self.stored()) {

@@ -1,6 +1,6 @@
 //! Built-in reference texts for the quality panel (written for lowbit; free to reuse).
 
-pub const TEXTS: [(&str, &str); 3] = [
+pub const TEXTS: [(&str, &str); 4] = [
     (
         "The lighthouse (story)",
         "The lighthouse keeper climbed the spiral stairs every evening at six. From the top he could \
@@ -22,4 +22,9 @@ structures called chloroplasts capture energy from sunlight. They use it to spli
 hydrogen and oxygen, and to join the hydrogen with carbon dioxide from the air into sugar. The \
 oxygen is released through small pores in the leaf, which is why forests are said to help us breathe.",
     ),
+    (LONG_TEXT_TITLE, include_str!("../../../../engine/texts/long-context.txt")),
 ];
+
+/// The long text (about 2,500 tokens): the KV cache formats' lesson needs a long context. The
+/// CLI's `scripts/long-context.sh` scores the same file.
+pub const LONG_TEXT_TITLE: &str = "The river ferry (long story, for the KV cache formats)";
