@@ -50,8 +50,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let k5 = (min(j0 + 5u, pos) * p.kv_heads + kvh) * p.head_dim;
     let k6 = (min(j0 + 6u, pos) * p.kv_heads + kvh) * p.head_dim;
     let k7 = (min(j0 + 7u, pos) * p.kv_heads + kvh) * p.head_dim;
-    var lo: array<vec4<f32>, GT>; // keys j0 .. j0 + 3
-    var hi: array<vec4<f32>, GT>; // keys j0 + 4 .. j0 + 7
+    var lo = array<vec4<f32>, GT>(); // keys j0 .. j0 + 3
+    var hi = array<vec4<f32>, GT>(); // keys j0 + 4 .. j0 + 7
     for (var d = 0u; d < p.head_dim; d += 4u) {
         let a0 = kv_load4(k0 + d);
         let a1 = kv_load4(k1 + d);

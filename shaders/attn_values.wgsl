@@ -61,14 +61,16 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
     let stride = p.kv_heads * p.head_dim;
     let vo = p.v_base + kvh * p.head_dim + d;
-    var sum: array<f32, GT>;
-    var a: array<vec4<f32>, GT>;
-    var b: array<vec4<f32>, GT>;
+    var sum = array<f32, GT>();
+    var a = array<vec4<f32>, GT>();
+    var b = array<vec4<f32>, GT>();
     for (var c = c0; c <= c1; c++) {
         let lo = max(c * CHUNK, first);
         let hi = min(c * CHUNK + CHUNK, last + 1u);
-        var pa: array<vec4<f32>, GT>;
-        var pb: array<vec4<f32>, GT>;
+        // Zeroed per chunk, explicitly: a declaration without an initializer inside a loop was
+        // zeroed only once in Chromium on SwiftShader (the self-test's long rows caught it).
+        var pa = array<vec4<f32>, GT>();
+        var pb = array<vec4<f32>, GT>();
         for (var j = lo; j < hi; j++) {
             let v = kv_load8(vo + j * stride);
             for (var g = 0u; g < GT; g++) {

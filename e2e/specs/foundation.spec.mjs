@@ -24,6 +24,8 @@ test('every kernel passes the self-test on WebGPU', async ({ page }, testInfo) =
   // 3 precisions x (matvec variants x 4 fusions, 2 matmul tilings, embedding) + the f32 ops
   // + RoPE/KV-store and attention per KV format.
   expect(n).toBeGreaterThanOrEqual(40);
+  const failed = await rows.evaluateAll((rs) => rs.filter((r) => r.dataset.pass !== 'true').map((r) => r.textContent));
+  console.log(`self-test rows that failed: ${JSON.stringify(failed)}`);
   expect(status).toBe(`${n}/${n} passed`);
   for (let i = 0; i < n; i++) {
     await expect(rows.nth(i)).toHaveAttribute('data-pass', 'true');

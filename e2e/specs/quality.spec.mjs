@@ -80,7 +80,7 @@ test('the long text scores every KV cache format the model can hold', async ({ p
   await app.open();
   await app.loadTiny();
   // The long story (the file scripts/long-context.sh scores) is scored whole, with the KV formats.
-  await app.id('quality-text-choice').selectOption({ label: 'The river ferry (long story, for the KV cache formats)' });
+  await app.id('quality-text-choice').selectOption({ label: 'The river ferry (long story)' });
   await expect(app.id('quality-text')).toHaveValue(/ferry at Dunley/);
   await expect(app.id('quality-max-tokens')).toHaveValue('2048');
   await expect(app.id('quality-kv')).toBeChecked();

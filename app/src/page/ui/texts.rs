@@ -27,4 +27,4 @@ oxygen is released through small pores in the leaf, which is why forests are sai
 
 /// The long text (about 2,500 tokens): the KV cache formats' lesson needs a long context. The
 /// CLI's `scripts/long-context.sh` scores the same file.
-pub const LONG_TEXT_TITLE: &str = "The river ferry (long story, for the KV cache formats)";
+pub const LONG_TEXT_TITLE: &str = "The river ferry (long story)";
