@@ -6,7 +6,7 @@
 // kv head, up to GT of its query heads, eight keys): each key value is decoded once for all those
 // heads and each query value read once for all eight keys. head_dim a multiple of 4.
 @group(0) @binding(0) var<storage, read> q: array<vec4<f32>>; // [m, q_stride / 4], q at the start of a row
-// binding 1: the cache [2, n_ctx, kv_heads, head_dim], keys first, read with kv_load (kv_*.wgsl)
+// binding 1: the cache [2, n_ctx, kv_heads, head_dim], keys first, read with kv_load4 (kv_*.wgsl)
 @group(0) @binding(2) var<storage, read_write> s: array<f32>; // [heads, rows, n_kv], then attn_softmax's stats
 
 struct Params {
@@ -37,8 +37,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let kvh = r / tiles % p.kv_heads;
     let t = r / (tiles * p.kv_heads);
     let pos = step.pos0 + p.t0 + t;
-    var first = 0u;
-    if (p.window != 0u && pos + 1u > p.window) { first = pos + 1u - p.window; }
+    let first = first_key(pos, p.window);
     if (j0 > pos || j0 + 7u < first) { return; }
     let qo = (p.t0 + t) * p.q_stride + h0 * p.head_dim;
     // Keys past the row's last are read as the last (and never written).

@@ -24,8 +24,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let ht = idx / chunks; // h * rows + t
     let t = ht % p.rows;
     let last = step.pos0 + p.t0 + t;
-    var first = 0u;
-    if (p.window != 0u && last + 1u > p.window) { first = last + 1u - p.window; }
+    let first = first_key(last, p.window);
     let lo = max(c * CHUNK, first);
     let hi = min(c * CHUNK + CHUNK, last + 1u);
     let so = ht * n_kv;

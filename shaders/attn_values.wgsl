@@ -41,8 +41,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let gn = min(GT, group - (r % tiles) * GT); // query heads of this invocation
     let t = r / (tiles * p.kv_heads);
     let last = step.pos0 + p.t0 + t;
-    var first = 0u;
-    if (p.window != 0u && last + 1u > p.window) { first = last + 1u - p.window; }
+    let first = first_key(last, p.window);
     // This split's chunks of the row's (none where the row is shorter or its window later).
     let c0 = max(first / CHUNK, sp * SPLIT);
     let c1 = min(last / CHUNK, sp * SPLIT + SPLIT - 1u);

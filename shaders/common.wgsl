@@ -6,6 +6,13 @@ struct W8 {
     hi: vec4<f32>,
 }
 
+// The first key the query at position pos sees: 0, or the start of its sliding window of
+// `window` keys (0: no window). As reference::Attention::first_key.
+fn first_key(pos: u32, window: u32) -> u32 {
+    if (window != 0u && pos + 1u > window) { return pos + 1u - window; }
+    return 0u;
+}
+
 // Index of this invocation in a 1-D grid of 64-wide workgroups dispatched as (x, y):
 // the host splits more than 65535 workgroups over y.
 fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {

@@ -1043,8 +1043,7 @@ mod kv_tests {
                 // rotated back, the errors of 32 coordinates add at most √32-fold.
                 KvPrecision::Int4Rot | KvPrecision::Int3Rot => {
                     let top = kv.level((1 << kv.bits()) - 1);
-                    let gap = (1..1u32 << kv.bits()).map(|q| kv.level(q) - kv.level(q - 1)).fold(1.0 - top, f32::max);
-                    amax * 32.0 * gap * 1.02
+                    amax * 32.0 * kv.widest_step().max(1.0 - top) * 1.02
                 }
             };
             assert!(err <= budget, "{kv}: {err} > {budget}");

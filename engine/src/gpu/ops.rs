@@ -409,7 +409,8 @@ impl Recorder {
         // Query heads of a kv head go GT at a time (`GT` in attn_scores.wgsl).
         let tiles = (a.heads / a.kv_heads.max(1)).div_ceil(ATTN_GROUP_TILE);
         for t0 in (0..m).step_by(tile) {
-            let (rows, n_kv) = (tile.min(m - t0), a.pos0 + t0 + tile.min(m - t0));
+            let rows = tile.min(m - t0);
+            let n_kv = a.pos0 + t0 + rows;
             let (ru, t0u, window) = (rows as u32, t0 as u32, a.window as u32);
             let ps = AttnScoresParams { rows: ru, heads, kv_heads: kvh, head_dim: hd, q_stride: q_stride as u32, scale: a.scale, window, t0: t0u };
             let binds = [Bind::Buf(q), Bind::Buf(cache), Bind::Buf(scores), Bind::Params(ps.words()), Bind::Buf(step)];

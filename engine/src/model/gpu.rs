@@ -453,7 +453,7 @@ impl GpuBackend {
         if kv == self.kv && !self.kv_cache.is_empty() {
             return Ok(());
         }
-        if let Some(why) = kv.unfit(self.cfg.n_kv_heads * self.cfg.head_dim, self.cfg.head_dim) {
+        if let Some(why) = self.cfg.kv_unfit(kv) {
             return Err(Error::Usage(why));
         }
         self.flush();

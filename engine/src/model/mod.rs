@@ -298,6 +298,17 @@ impl Config {
 
     /// Layer `l`'s attention shape for queries starting at `pos0` (scale 1/sqrt(head_dim), the
     /// sliding window on local layers).
+    /// Why this model's KV rows cannot be stored as `kv`, if they cannot ([`crate::KvPrecision::unfit`]).
+    pub fn kv_unfit(&self, kv: crate::KvPrecision) -> Option<String> {
+        kv.unfit(self.n_kv_heads * self.head_dim, self.head_dim)
+    }
+
+    /// The most positions a layer's KV cache as `kv` holds in one buffer of `limit` bytes (its
+    /// keys and values share one: `GpuBackend::set_kv`).
+    pub fn kv_positions_in(&self, kv: crate::KvPrecision, limit: u64) -> usize {
+        (limit as f64 / (2 * self.n_kv_heads * self.head_dim) as f64 / kv.bytes_per_value()) as usize
+    }
+
     pub fn attention(&self, l: usize, pos0: usize) -> crate::reference::Attention {
         crate::reference::Attention {
             heads: self.n_heads,

@@ -98,7 +98,7 @@ fn CompareForm() -> impl IntoView {
     // The KV lanes this model's cache rows can hold.
     let kv_lanes = move || -> Vec<Variant> {
         let c = model.model.get().and_then(|m| m.info.config);
-        KV_LANES.into_iter().filter(|v| c.as_ref().is_some_and(|c| v.kv.unfit(c.n_kv_heads * c.head_dim, c.head_dim).is_none())).collect()
+        KV_LANES.into_iter().filter(|v| c.as_ref().is_some_and(|c| c.kv_unfit(v.kv).is_none())).collect()
     };
     let status = move || status(lab.compare.get());
     view! {

@@ -146,7 +146,7 @@ impl LabState {
             plans.extend(
                 lowbit::KvPrecision::ALL
                     .into_iter()
-                    .filter(|k| *k != lowbit::KvPrecision::F32 && c.as_ref().is_some_and(|c| k.unfit(c.n_kv_heads * c.head_dim, c.head_dim).is_none()))
+                    .filter(|&k| k != lowbit::KvPrecision::F32 && c.as_ref().is_some_and(|c| c.kv_unfit(k).is_none()))
                     .map(|k| Variant::new(Precision::Fp16, k)),
             );
         }

@@ -16,14 +16,13 @@ pub fn KvCache() -> impl IntoView {
         model.model.get().and_then(|m| m.info.config).map(|c| (2 * c.n_layers * c.n_kv_heads * c.head_dim) as f64 * kv.bytes_per_value())
     };
     // Why the loaded model's heads cannot be stored so, if they cannot.
-    let unfit = move |kv: KvPrecision| model.model.get().and_then(|m| m.info.config).and_then(|c| kv.unfit(c.n_kv_heads * c.head_dim, c.head_dim));
+    let unfit = move |kv: KvPrecision| model.model.get().and_then(|m| m.info.config).and_then(|c| c.kv_unfit(kv));
     // The longest context a format fits: one layer's keys and values in one buffer of this GPU,
     // and no longer than the model was trained for.
     let longest = move |kv: KvPrecision| {
         let m = model.model.get()?;
         let c = m.info.config?;
-        let limit = m.fit.first()?.limit;
-        let fits = (limit as f64 / (2 * c.n_kv_heads * c.head_dim) as f64 / kv.bytes_per_value()) as usize;
+        let fits = c.kv_positions_in(kv, m.fit.first()?.limit);
         Some(m.info.context_length.map_or(fits, |t| t.min(fits)))
     };
     view! {
