@@ -60,6 +60,8 @@ pub enum JobKind {
     Compare,
     Profile,
     Bench,
+    /// Decode speed at growing contexts per KV format.
+    ContextSweep,
     Inspect,
     Layers,
     /// The kernel self-test: `done` of `total` cases run, `kernel` next.
@@ -79,7 +81,7 @@ impl JobKind {
             JobKind::LoseDevice => "Wait for the GPU device to come back",
             JobKind::Kv => "Wait for the KV cache to change",
             JobKind::Export { .. } => "Wait for the GGUF file to be written (or cancel it)",
-            JobKind::Quality { .. } | JobKind::Profile | JobKind::Bench | JobKind::Inspect | JobKind::Layers | JobKind::KernelBench => {
+            JobKind::Quality { .. } | JobKind::Profile | JobKind::Bench | JobKind::ContextSweep | JobKind::Inspect | JobKind::Layers | JobKind::KernelBench => {
                 "Wait for the measurement in progress to finish"
             }
             JobKind::SelfTest { .. } => "Wait for the kernel self-test to finish (or cancel it)",
@@ -95,6 +97,7 @@ impl JobKind {
             JobKind::Compare => "comparing precisions",
             JobKind::Profile => "profiling a decode step",
             JobKind::Bench => "benchmarking",
+            JobKind::ContextSweep => "measuring decode speed at growing contexts",
             JobKind::Inspect => "inspecting a tensor",
             JobKind::Layers => "measuring each layer's error",
             JobKind::SelfTest { .. } => "running the kernel self-test",

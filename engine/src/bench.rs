@@ -418,6 +418,121 @@ pub fn text_prompt(tok: &crate::tokenizer::Tokenizer, n: usize) -> Option<(Vec<u
     Some((ids, tok.decode(&body)))
 }
 
+/// Decode speed as the context grows, per KV cache format: the speed-vs-context chart of the
+/// page's speed panel (`lowbit bench model --context N --kv K` measures one point natively).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ContextSweep {
+    /// The weights' plan (`Plan::code`), the same for every point.
+    pub plan: String,
+    /// Tokens decoded (timed) at each point.
+    pub decode_tokens: usize,
+    pub rows: Vec<ContextSweepRow>,
+}
+
+/// One KV format's points, shortest context first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ContextSweepRow {
+    pub kv: crate::KvPrecision,
+    pub points: Vec<ContextPoint>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ContextPoint {
+    /// The KV cache's length when the timed decode started.
+    pub context: usize,
+    pub decode_tokens_per_second: f64,
+}
+
+impl ContextSweepRow {
+    /// Decode speed at the longest context over that at the shortest.
+    pub fn kept(&self) -> Option<f64> {
+        let (first, last) = (self.points.first()?, self.points.last()?);
+        (self.points.len() > 1 && first.decode_tokens_per_second > 0.0).then(|| last.decode_tokens_per_second / first.decode_tokens_per_second)
+    }
+}
+
+/// The contexts a sweep of `decode_tokens` measures at in a cache of `n_ctx` tokens: 256, 1k,
+/// 2k, 4k, … while the decode after them fits; in a cache too small for two of those, an
+/// eighth, a quarter and a half of it.
+pub fn sweep_contexts(n_ctx: usize, decode_tokens: usize) -> Vec<usize> {
+    let fits = |c: &usize| *c > 0 && c + decode_tokens + 2 <= n_ctx;
+    let standard: Vec<usize> = [256, 1024, 2048, 4096, 8192, 16384].into_iter().filter(fits).collect();
+    if standard.len() >= 2 {
+        return standard;
+    }
+    let mut small: Vec<usize> = [n_ctx / 8, n_ctx / 4, n_ctx / 2].into_iter().filter(fits).collect();
+    small.dedup_by(|b, a| *b < *a + decode_tokens.max(2) + 6);
+    small
+}
+
+/// Why a sweep of `kvs` formats at `contexts` cannot run in a cache of `n_ctx` tokens, if so.
+pub fn sweep_unfit(kvs: usize, contexts: &[usize], decode_tokens: usize, n_ctx: usize) -> Option<String> {
+    let decode_tokens = decode_tokens.max(2);
+    let spaced = contexts.windows(2).all(|w| w[1] >= w[0] + decode_tokens + 6);
+    (kvs == 0 || contexts.is_empty() || !spaced || contexts[contexts.len() - 1] + decode_tokens + 2 > n_ctx).then(|| {
+        format!(
+            "a context sweep needs a KV format and contexts in ascending order, {} or more apart, the last with its {decode_tokens} decoded tokens within the context of {n_ctx}",
+            decode_tokens + 6
+        )
+    })
+}
+
+/// Decode tok/s at each of `contexts` (ascending, at least `decode_tokens` + 6 apart) for each
+/// of `kvs`, on a loaded backend at its plan: per format, the cache is filled a slice at a time
+/// (untimed) up to each context in turn and `decode_tokens` are decoded greedily there, timed
+/// from the second. Leaves the last format set and the cache overwritten (the session restores
+/// both); `on_step` hears of every step and ends the run with [`Error::Cancelled`] when it
+/// answers false.
+pub async fn context_sweep(
+    b: &mut crate::model::gpu::GpuBackend,
+    kvs: &[crate::KvPrecision],
+    contexts: &[usize],
+    decode_tokens: usize,
+    mut on_step: impl FnMut(crate::session::RunStep) -> bool,
+) -> Result<ContextSweep> {
+    use crate::model::{forward, Backend};
+    let cfg = b.cfg.clone();
+    let decode_tokens = decode_tokens.max(2);
+    if let Some(why) = sweep_unfit(kvs.len(), contexts, decode_tokens, b.n_ctx) {
+        return Err(Error::Usage(why));
+    }
+    let ids = prompt_ids(cfg.vocab, FILL_SLICE);
+    let round = contexts.len();
+    let mut steps = Steps { on_step: &mut on_step, done: 0, total: kvs.len() * round, round, what: String::new() };
+    let mut rows = Vec::new();
+    for &kv in kvs {
+        b.set_kv(kv)?;
+        let mut points = Vec::new();
+        // Warm-up at the start of the cache: every kernel runs once; the fill overwrites it.
+        let l = forward(&cfg, b, &ids[..4], 0, false)?;
+        let mut next = b.argmax(&l).await?;
+        let mut pos = 0;
+        for &c in contexts {
+            steps.next(format!("{kv} KV cache: filling to {c} tokens, then decoding {decode_tokens}"))?;
+            while pos < c {
+                let n = FILL_SLICE.min(c - pos);
+                let l = forward(&cfg, b, &ids[..n], pos, false)?;
+                next = b.argmax(&l).await?;
+                pos += n;
+                steps.again()?;
+            }
+            let mut t0 = now_ms();
+            for token in 0..decode_tokens {
+                if token == 1 {
+                    t0 = now_ms();
+                }
+                let l = forward(&cfg, b, &[next], pos, false)?;
+                next = b.argmax(&l).await?;
+                pos += 1;
+            }
+            let secs = (now_ms() - t0) / 1e3;
+            points.push(ContextPoint { context: c, decode_tokens_per_second: (decode_tokens - 1) as f64 / secs.max(1e-9) });
+        }
+        rows.push(ContextSweepRow { kv, points });
+    }
+    Ok(ContextSweep { plan: b.plan.code(), decode_tokens, rows })
+}
+
 /// The benchmark's prompt: `n` token ids spread over the vocabulary (the same on every run).
 pub fn prompt_ids(vocab: usize, n: usize) -> Vec<u32> {
     (0..n).map(|i| ((i * 7919 + 13) % vocab) as u32).collect()
@@ -813,6 +928,25 @@ mod tests {
         assert_eq!(Spread::of(&[2.0]).unwrap().describe(1, " tok/s"), "2.0 tok/s (one run)");
         assert_eq!(Spread::of(&[]), None);
         assert_eq!(Spread::of(&[f64::NAN, 3.0]).unwrap().runs, 1);
+    }
+
+    #[test]
+    fn a_context_sweep_measures_at_the_contexts_that_fit() {
+        assert_eq!(sweep_contexts(4096 + 34, 32), vec![256, 1024, 2048, 4096]);
+        assert_eq!(sweep_contexts(4096, 32), vec![256, 1024, 2048]);
+        assert_eq!(sweep_contexts(32768, 16), vec![256, 1024, 2048, 4096, 8192, 16384]);
+        // Too small for two of those: an eighth, a quarter and a half of the cache.
+        assert_eq!(sweep_contexts(512, 16), vec![64, 128, 256]);
+        assert_eq!(sweep_contexts(128, 4), vec![16, 32, 64]);
+        // Points too close together for the decode between them are left out.
+        assert_eq!(sweep_contexts(64, 8), vec![8, 32]);
+        assert!(sweep_contexts(8, 8).is_empty());
+        let row = ContextSweepRow {
+            kv: crate::KvPrecision::Int8,
+            points: vec![ContextPoint { context: 256, decode_tokens_per_second: 10.0 }, ContextPoint { context: 4096, decode_tokens_per_second: 4.0 }],
+        };
+        assert_eq!(row.kept(), Some(0.4));
+        assert_eq!(ContextSweepRow { points: row.points[..1].to_vec(), ..row }.kept(), None);
     }
 
     #[test]

@@ -540,6 +540,24 @@ impl Session {
         self.with_backend(async |b, g| crate::bench::model_on(b, g, name, settings, prompt, copy, on_step).await).await
     }
 
+    /// Decode speed at growing contexts per KV format at the current plan
+    /// ([`crate::bench::context_sweep`]); the plan, the KV format and the conversation's part of
+    /// the cache are restored afterwards.
+    pub async fn context_sweep(
+        &mut self,
+        kvs: &[crate::KvPrecision],
+        contexts: &[usize],
+        decode_tokens: usize,
+        on_step: impl FnMut(RunStep) -> bool,
+    ) -> Result<crate::bench::ContextSweep> {
+        // Checked before the cache is touched, so a refusal keeps the conversation.
+        let unfit = crate::bench::sweep_unfit(kvs.len(), contexts, decode_tokens, self.backend.n_ctx);
+        if let Some(why) = unfit.or_else(|| kvs.iter().find_map(|&kv| self.cfg.kv_unfit(kv))) {
+            return Err(Error::Usage(why));
+        }
+        self.with_backend(async |b, _| crate::bench::context_sweep(b, kvs, contexts, decode_tokens, on_step).await).await
+    }
+
     /// The copy kernel's GB/s on this GPU over as many bytes as an FP16 decode step of this
     /// model reads (within a binding and 64 MiB): measured on first use, then the same figure
     /// for every profile and benchmark of the session, so the speed tables share one roofline.

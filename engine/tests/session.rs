@@ -184,6 +184,29 @@ fn measurements_give_the_conversation_its_cache_back() {
     assert_eq!(profile.copy_gbps, bench.copy_gbps);
     block_on(s.layer_errors(text, 16, &[Precision::Int8.into()], |_| true)).unwrap();
     assert_eq!(s.context_used(), st1.context_used);
+    // Decode speed as the context grows, per KV format: every point measured, in order, and the
+    // KV format and the conversation given back.
+    let kvs = [lowbit::KvPrecision::F16, lowbit::KvPrecision::Int8];
+    let contexts = lowbit::bench::sweep_contexts(128, 4);
+    let mut announced = vec![];
+    let sweep = block_on(s.context_sweep(&kvs, &contexts, 4, |st| {
+        announced.push(st.what);
+        true
+    }))
+    .unwrap();
+    assert_eq!(sweep.plan, "int4");
+    assert_eq!(sweep.rows.iter().map(|r| r.kv).collect::<Vec<_>>(), kvs);
+    for r in &sweep.rows {
+        assert_eq!(r.points.iter().map(|p| p.context).collect::<Vec<_>>(), contexts);
+        assert!(r.points.iter().all(|p| p.decode_tokens_per_second > 0.0), "{r:?}");
+    }
+    assert!(announced.iter().any(|w| w == "int8 KV cache: filling to 64 tokens, then decoding 4"), "{announced:?}");
+    assert_eq!((s.kv(), s.context_used()), (kv, st1.context_used));
+    // Contexts out of order, or whose decode does not fit, are a usage error.
+    for bad in [&[32, 16][..], &[16, 125]] {
+        let r = block_on(s.context_sweep(&kvs, bad, 4, |_| true));
+        assert!(matches!(r, Err(lowbit::Error::Usage(_))), "{bad:?}: {r:?}");
+    }
     assert_eq!(s.plan(), Plan::uniform(Precision::Int4));
     let (g2, st2) = block_on(s.reply(&msgs, &greedy(), 6, |_| true)).unwrap();
     assert_eq!(st2.reused_tokens, st1.context_used, "{st2:?}");

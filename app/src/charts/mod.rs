@@ -204,7 +204,12 @@ fn draw_histogram(svg: &mut String, title: &str, lo: f64, hi: f64, counts: &[u64
 /// One line per series (`(label, colour, points)`) as an SVG document, and its legend below it
 /// as HTML (a legend inside the plot covers the lines it names).
 pub fn lines(title: &str, series: &[(String, RGBColor, Vec<(f64, f64)>)], width: u32) -> String {
-    let chart = svg(title, |svg| draw_lines(svg, title, series, width));
+    lines_over(title, "position in the text (tokens)", series, width)
+}
+
+/// [`lines`] over an x axis named `x_desc`.
+pub fn lines_over(title: &str, x_desc: &str, series: &[(String, RGBColor, Vec<(f64, f64)>)], width: u32) -> String {
+    let chart = svg(title, |svg| draw_lines(svg, title, x_desc, series, width));
     let legend: String = series
         .iter()
         .map(|(label, color, _)| format!("<li><span class=\"swatch\" style=\"background:{}\"></span>{}</li>", hex(*color), escape(label)))
@@ -212,7 +217,7 @@ pub fn lines(title: &str, series: &[(String, RGBColor, Vec<(f64, f64)>)], width:
     format!("{chart}<ul class=\"legend\">{legend}</ul>")
 }
 
-fn draw_lines(svg: &mut String, title: &str, series: &[(String, RGBColor, Vec<(f64, f64)>)], width: u32) -> Drawn {
+fn draw_lines(svg: &mut String, title: &str, x_desc: &str, series: &[(String, RGBColor, Vec<(f64, f64)>)], width: u32) -> Drawn {
     let root = SVGBackend::with_string(svg, (width, 230)).into_drawing_area();
     let pts = series.iter().flat_map(|s| s.2.iter());
     let x_hi = pts.clone().map(|p| p.0).fold(1.0f64, f64::max);
@@ -224,7 +229,7 @@ fn draw_lines(svg: &mut String, title: &str, series: &[(String, RGBColor, Vec<(f
         .x_label_area_size(36)
         .y_label_area_size(52)
         .build_cartesian_2d(0f64..x_hi, 0f64..y_hi)?;
-    mesh(&mut chart, (0.0, x_hi), y_hi, Some("position in the text (tokens)"))?;
+    mesh(&mut chart, (0.0, x_hi), y_hi, Some(x_desc))?;
     for (_, color, points) in series {
         chart.draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))?;
     }

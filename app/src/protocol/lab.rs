@@ -1,7 +1,7 @@
 //! The lab's jobs and events: quality per precision, the lock-step comparison, the decode
 //! profile and model benchmark, the weight inspector and the layer-by-layer error.
 
-use lowbit::bench::{BenchSettings, DecodeProfile, ModelBench};
+use lowbit::bench::{BenchSettings, ContextSweep, DecodeProfile, ModelBench};
 use lowbit::session::RunStep;
 use lowbit::inspect::{Inspection, LayerErrors, TensorEntry};
 use lowbit::lockstep::{CompareSettings, CompareStep, LaneSummary};
@@ -18,6 +18,10 @@ pub enum LabJob {
     /// The model benchmark on the loaded model (`lowbit bench model` in the page); the plan, KV
     /// format and the conversation's KV cache are kept. Cancel is taken between steps.
     Bench { name: String, settings: BenchSettings },
+    /// Decode speed at each of `contexts` per KV format, at the current plan (the speed-vs-context
+    /// chart); the plan, KV format and the conversation's KV cache are kept. Cancel is taken
+    /// between fill slices.
+    ContextSweep { kvs: Vec<lowbit::KvPrecision>, contexts: Vec<usize>, decode_tokens: usize },
     /// Histograms and requantization errors of one weight tensor.
     Inspect { tensor: String },
     /// Each layer's output error at `variants` vs FP16 on `text`.
@@ -42,6 +46,7 @@ pub enum LabEvent {
     CompareDone { summaries: Vec<LaneSummary>, stopped: bool },
     Profile { profile: DecodeProfile },
     Bench { bench: ModelBench },
+    ContextSweep { sweep: ContextSweep },
     /// The loaded model's weight tensors (sent during a load, before `Loaded`).
     Tensors { tensors: Vec<TensorEntry> },
     Inspection { inspection: Inspection },
@@ -55,6 +60,7 @@ impl LabEvent {
             | LabEvent::CompareDone { .. }
             | LabEvent::Profile { .. }
             | LabEvent::Bench { .. }
+            | LabEvent::ContextSweep { .. }
             | LabEvent::Inspection { .. }
             | LabEvent::LayerErrors { .. } => true,
             LabEvent::Step { .. } | LabEvent::Calibrating { .. } | LabEvent::Calibrated { .. } | LabEvent::CompareStarted { .. } | LabEvent::CompareStep { .. } | LabEvent::Tensors { .. } => false,

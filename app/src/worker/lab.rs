@@ -22,6 +22,11 @@ pub async fn run(job: LabJob) -> Result<(), Fail> {
             emit(LabEvent::Bench { bench });
             Ok(())
         }
+        LabJob::ContextSweep { kvs, contexts, decode_tokens } => {
+            let sweep = with_session(async |s| Ok(s.context_sweep(&kvs, &contexts, decode_tokens, step).await?)).await?;
+            emit(LabEvent::ContextSweep { sweep });
+            Ok(())
+        }
         LabJob::Inspect { tensor } => {
             let inspection = with_session(async |s| Ok(lowbit::inspect::inspect(&s.gguf()?, &tensor, 48)?)).await?;
             emit(LabEvent::Inspection { inspection });

@@ -3,6 +3,7 @@
 //! them; every number comes from the engine.
 
 pub mod compare;
+pub mod context_speed;
 pub mod inspector;
 pub mod quality;
 pub mod share;

@@ -74,6 +74,7 @@ pub fn SpeedPanel() -> impl IntoView {
                 }
             })}
             <ModelBenchPanel/>
+            <super::context_speed::ContextSpeedPanel/>
         </section>
     }
 }

@@ -3,15 +3,25 @@
 //! measurement; and their events from the worker.
 
 use leptos::prelude::*;
-use lowbit::bench::{DecodeProfile, ModelBench};
+use lowbit::bench::{ContextSweep, DecodeProfile, ModelBench};
 use lowbit::inspect::{Inspection, LayerErrors, TensorEntry};
 use lowbit::lockstep::{CompareSettings, CompareStep, LaneSummary, Mode};
 use lowbit::plan::Variant;
 use lowbit::quality::Quality;
-use lowbit::Precision;
+use lowbit::{KvPrecision, Precision};
 use lowbit_app::job::JobKind;
 use lowbit_app::protocol::{Job, LabEvent, LabJob};
 use lowbit_app::share::Shared;
+
+use crate::model::state::Loaded;
+
+/// Tokens the speed-vs-context sweep decodes (timed from the second) at each context.
+pub const SWEEP_DECODE_TOKENS: usize = 16;
+
+/// Whether the loaded model's KV rows can be stored as `kv`.
+pub fn kv_fits(m: &Loaded, kv: KvPrecision) -> bool {
+    m.info.config.as_ref().is_some_and(|c| c.kv_unfit(kv).is_none())
+}
 
 use crate::chat::ChatState;
 use crate::model::ModelState;
@@ -55,6 +65,9 @@ pub struct LabState {
     /// The benchmark's prompt and decode lengths, and its last result.
     pub bench_tokens: (RwSignal<usize>, RwSignal<usize>),
     pub bench: RwSignal<Option<ModelBench>>,
+    /// The KV formats the speed-vs-context sweep runs, and its last result.
+    pub sweep_kvs: RwSignal<Vec<KvPrecision>>,
+    pub sweep: RwSignal<Option<ContextSweep>>,
     pub tensors: RwSignal<Vec<TensorEntry>>,
     pub inspection: RwSignal<Option<Inspection>>,
     pub layer_errors: RwSignal<Option<LayerErrors>>,
@@ -78,6 +91,8 @@ impl LabState {
             profiles: RwSignal::new(vec![]),
             bench_tokens: (RwSignal::new(64), RwSignal::new(32)),
             bench: RwSignal::new(None),
+            sweep_kvs: RwSignal::new(vec![KvPrecision::F16, KvPrecision::Int8, KvPrecision::Int4Rot]),
+            sweep: RwSignal::new(None),
             tensors: RwSignal::new(vec![]),
             inspection: RwSignal::new(None),
             layer_errors: RwSignal::new(None),
@@ -90,6 +105,7 @@ impl LabState {
         self.compare.set(None);
         self.profiles.set(vec![]);
         self.bench.set(None);
+        self.sweep.set(None);
         self.inspection.set(None);
         self.layer_errors.set(None);
     }
@@ -187,6 +203,17 @@ impl LabState {
             kv: None,
         };
         self.start(JobKind::Bench, LabJob::Bench { name, settings });
+    }
+
+    /// Decode speed at 256, 1k, 2k, 4k… tokens of context (those the cache holds) per ticked KV
+    /// format the model can store, at the current plan.
+    pub fn run_sweep(&self) {
+        let Some(m) = self.model.model.get_untracked() else { return };
+        let kvs: Vec<KvPrecision> = self.sweep_kvs.get_untracked().into_iter().filter(|&k| kv_fits(&m, k)).collect();
+        let contexts = lowbit::bench::sweep_contexts(m.context_size, SWEEP_DECODE_TOKENS);
+        if !kvs.is_empty() && !contexts.is_empty() {
+            self.start(JobKind::ContextSweep, LabJob::ContextSweep { kvs, contexts, decode_tokens: SWEEP_DECODE_TOKENS });
+        }
     }
 
     pub fn inspect(&self, tensor: &str) {
@@ -295,6 +322,7 @@ impl LabState {
                 v.push(profile);
             }),
             LabEvent::Bench { bench } => self.bench.set(Some(bench)),
+            LabEvent::ContextSweep { sweep } => self.sweep.set(Some(sweep)),
             LabEvent::Tensors { tensors } => self.tensors.set(tensors),
             LabEvent::LayerErrors { errors } => self.layer_errors.set(Some(errors)),
             LabEvent::Inspection { inspection } => self.inspection.set(Some(inspection)),
