@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Everything worth knowing about lowbit on a real GPU, in one command and one JSON, for a machine
+# with a GPU and no Rust (issue 29): build `lowbit` here (`cargo build --release`, x86-64), carry
+# it there with this script, and run
+#   scripts/gpu-check.sh [OUT.json]            # default gpu-check.json; a summary on stderr
+# It runs, each step recorded even when another fails:
+#   - `lowbit selftest --json`: every kernel against its CPU reference on this GPU;
+#   - `lowbit bench kernels --json`: the matvec kernels and the copy roofline;
+#   - `lowbit bench model --shape S --json` for each shape in SHAPES at every precision (random
+#     weights at a real model's shape: no model file travels), decode from the prompt;
+#   - the same at the first shape from CONTEXT tokens of context, for each KV format in KVS.
+# Settings (environment): LOWBIT (default target/release/lowbit, else ./lowbit), SHAPES
+# ("smollm2-135m llama-3.2-1b"), PRECISIONS (fp16,int8,int4,int3,int2), PROMPT and TOKENS (128),
+# REPEATS (3), CONTEXT (4096), KVS ("f16 int8 int4-rot"), REPS (bench kernels, 20).
+# Vulkan on a bare machine: Debian's loader packages unpacked from .gl/*.deb when libvulkan is
+# missing (see the device notes), and NVIDIA's driver manifest when VK_DRIVER_FILES is unset.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+OUT=${1:-gpu-check.json}
+LOWBIT=${LOWBIT:-$( [ -x target/release/lowbit ] && echo target/release/lowbit || echo ./lowbit )}
+SHAPES=${SHAPES:-"smollm2-135m llama-3.2-1b"}
+PRECISIONS=${PRECISIONS:-fp16,int8,int4,int3,int2}
+PROMPT=${PROMPT:-128}
+TOKENS=${TOKENS:-128}
+REPEATS=${REPEATS:-3}
+CONTEXT=${CONTEXT:-4096}
+KVS=${KVS:-"f16 int8 int4-rot"}
+REPS=${REPS:-20}
+
+if ! ldconfig -p 2>/dev/null | grep -q libvulkan && compgen -G ".gl/*.deb" >/dev/null; then
+    for f in .gl/*.deb; do dpkg -x "$f" /; done
+    ldconfig
+fi
+nvidia_icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+if [ -z "${VK_DRIVER_FILES:-}" ] && [ -f "$nvidia_icd" ]; then
+    export VK_DRIVER_FILES=$nvidia_icd
+fi
+if [ ! -x "$LOWBIT" ]; then
+    echo "gpu-check: no lowbit at $LOWBIT (build it with cargo build --release and carry it)" >&2
+    exit 2
+fi
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0
+
+# step NAME COMMAND…: the command's JSON output under "NAME", or {"error": …, "seconds": …}.
+step() {
+    local name=$1
+    shift
+    local t0=$SECONDS
+    echo "[gpu-check] $name: $*" >&2
+    if "$@" >"$work/out" 2>"$work/err" && [ -s "$work/out" ]; then
+        printf '"%s": {"seconds": %d, "result": ' "$name" $((SECONDS - t0)) >>"$work/steps"
+        cat "$work/out" >>"$work/steps"
+        printf '},\n' >>"$work/steps"
+    else
+        failures=$((failures + 1))
+        local msg
+        msg=$(tail -c 2000 "$work/err" | sed 's/\\/\\\\/g; s/"/\\"/g' | tr '\n\t' '  ')
+        printf '"%s": {"seconds": %d, "error": "%s"},\n' "$name" $((SECONDS - t0)) "$msg" >>"$work/steps"
+        echo "[gpu-check] $name failed: $msg" >&2
+    fi
+}
+
+: >"$work/steps"
+step selftest "$LOWBIT" selftest --json
+step kernels "$LOWBIT" bench kernels --reps "$REPS" --json
+first=""
+for shape in $SHAPES; do
+    first=${first:-$shape}
+    step "model_$shape" "$LOWBIT" bench model --shape "$shape" --precision "$PRECISIONS" \
+        --prompt-tokens "$PROMPT" --tokens "$TOKENS" --repeats "$REPEATS" --json
+done
+for kv in $KVS; do
+    step "context_${first}_${kv}" "$LOWBIT" bench model --shape "$first" --precision int4 \
+        --prompt-tokens 64 --tokens 64 --repeats 1 --context "$CONTEXT" --kv "$kv" --json
+done
+
+{
+    printf '{\n"generated": "%s",\n"lowbit": "%s",\n' "$(date -u +%FT%TZ)" "$LOWBIT"
+    printf '"gpu": "%s",\n' "$( (nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null || echo unknown) | head -1 | tr -d '"')"
+    cat "$work/steps"
+    printf '"failed_steps": %d\n}\n' "$failures"
+} >"$OUT"
+
+# A summary a person reads first: the self-test's count and each model row's decode speed.
+if command -v python3 >/dev/null; then
+    python3 - "$OUT" <<'EOF' >&2
+import json, sys
+r = json.load(open(sys.argv[1]))
+st = r.get("selftest", {}).get("result")
+if isinstance(st, list):
+    bad = [f"{x['kernel']} {x['dtype']} {x['shape']}" for x in st if not x.get("pass")]
+    print(f"self-test: {len(st) - len(bad)} of {len(st)} pass" + (": failing " + "; ".join(bad) if bad else ""))
+kern = r.get("kernels", {}).get("result")
+if isinstance(kern, dict):
+    rows = ", ".join(f"{x['precision']} {x['k']}x{x['n']} {x['ratio_to_copy'] * 100:.0f}%" for x in kern.get("rows", []))
+    print(f"copy {kern.get('copy_gbps', 0):.0f} GB/s; matvec of copy: {rows}")
+for k, v in r.items():
+    if k.startswith(("model_", "context_")) and isinstance(v, dict) and isinstance(v.get("result"), dict):
+        m = v["result"]
+        rows = ", ".join(f"{x['precision']} {x['decode_tokens_per_second']:.1f}" for x in m["rows"])
+        print(f"{k} ({m.get('kv', '')} KV, decode from {m.get('context', 0)}): decode tok/s {rows}")
+print(f"failed steps: {r['failed_steps']}")
+EOF
+fi
+echo "gpu-check: wrote $OUT ($failures failed steps)" >&2
+[ "$failures" -eq 0 ]
