@@ -28,7 +28,7 @@ const USAGE: &str = "usage:
       (a plan is one precision, or attention-ffn-embeddings precisions; @METHOD picks its method;
        +kv-f16, +kv-int8, +kv-int4, +kv-int3, +kv-int4-rot or +kv-int3-rot stores the KV cache so)
   perplexity, generate and compare also take
-      [--kv f32|f16|int8|int4|int3|int4-rot|int3-rot] (the GPU's KV cache; -rot: rotated first; default f32)
+      [--kv f32|f16|int8|int4|int3|int4-rot|int3-rot] (the KV cache; -rot: rotated first; default f32; on the CPU backend, keys and values pass through the format: its model-level reference)
       [--method rtn|search|imatrix|awq|gptq] (how int8/int4 are made; default rtn; a plan's own @METHOD wins)
       [--calib TEXT_FILE] [--calib-tokens 512] (the calibration text of imatrix, awq and gptq; default: the built-in one)
   lowbit quantize MODEL.gguf -o OUT.gguf --precision int8|int4|PLAN [--method …] [--calib FILE] [--calib-tokens N]
@@ -119,7 +119,8 @@ enum Engine {
 
 /// `--precision`: `source` (None), one precision, or a mixed plan `ATTENTION-FFN-EMBEDDINGS`,
 /// made by `--method` unless it names its own (`int4@gptq`).
-/// `--kv f32|f16|int8|int4|int3|int4-rot|int3-rot`: the GPU's KV cache format.
+/// `--kv f32|f16|int8|int4|int3|int4-rot|int3-rot`: the KV cache format (the GPU's, or the one
+/// the CPU reference passes keys and values through).
 fn kv_arg(a: &Args) -> Result<Option<lowbit::KvPrecision>> {
     a.get("--kv").map(lowbit::KvPrecision::parse).transpose()
 }
@@ -182,10 +183,13 @@ fn engine(a: &Args, g: &Gguf, gpu: &Option<Gpu>, n_ctx: usize) -> Result<Engine>
     let precision = precision_arg(a)?;
     let backend = a.get("--backend").unwrap_or(if precision.is_some() { "gpu" } else { "cpu" });
     match (precision, backend) {
-        (_, "cpu") if kv_arg(a)?.is_some() => {
-            Err(Error::Usage("--kv quantizes the GPU backend's KV cache (the CPU reference keeps f32)".into()))
+        (None, "cpu") => {
+            let mut b = CpuBackend::load(g)?;
+            if let Some(kv) = kv_arg(a)? {
+                b.set_kv(kv)?;
+            }
+            Ok(Engine::Cpu(Box::new(b)))
         }
-        (None, "cpu") => Ok(Engine::Cpu(Box::new(CpuBackend::load(g)?))),
         (None, _) => Err(Error::Usage("precision source runs on the CPU backend only".into())),
         (Some(p), "gpu") => {
             let gpu = gpu.as_ref().ok_or(Error::NoAdapter)?;

@@ -17,7 +17,7 @@ use super::{Backend, Config, Mat, Vector};
 use crate::method::{Inputs, Site};
 use crate::reference;
 use crate::gguf::Gguf;
-use crate::{Error, Result};
+use crate::{Error, KvPrecision, Result};
 
 /// A dense f32 matrix `[rows, cols]`.
 pub struct F32Mat {
@@ -147,6 +147,10 @@ pub struct CpuBackend {
     vectors: HashMap<Vector, Vec<f32>>,
     k_cache: Vec<Vec<f32>>,
     v_cache: Vec<Vec<f32>>,
+    /// The format keys and values pass through on their way into the cache (each row encoded
+    /// and decoded by [`KvPrecision`], as the GPU stores and reads it): the model-level
+    /// reference of the GPU's KV formats. f32 keeps them as computed.
+    kv: KvPrecision,
     /// Every matrix's input so far, by site, while recording ([`CpuBackend::record_inputs`]).
     recorded: Option<RefCell<HashMap<Site, Inputs>>>,
 }
@@ -204,7 +208,16 @@ impl CpuBackend {
             vectors.insert(n, n.values(g)?);
         }
         let n = cfg.n_layers;
-        Ok(CpuBackend { cfg, embd, mats, vectors, k_cache: vec![vec![]; n], v_cache: vec![vec![]; n], recorded: None })
+        Ok(CpuBackend { cfg, embd, mats, vectors, k_cache: vec![vec![]; n], v_cache: vec![vec![]; n], kv: KvPrecision::F32, recorded: None })
+    }
+
+    /// Store keys and values as `kv` from now on (the cache so far is kept as it was stored).
+    pub fn set_kv(&mut self, kv: KvPrecision) -> Result<()> {
+        if let Some(why) = self.cfg.kv_unfit(kv) {
+            return Err(Error::Usage(why));
+        }
+        self.kv = kv;
+        Ok(())
     }
 
     /// From now on, keep the activations every matrix multiplies (for calibration).
@@ -286,8 +299,16 @@ impl Backend for CpuBackend {
         }
         kc.truncate(pos0 * kvd);
         vc.truncate(pos0 * kvd);
-        kc.extend_from_slice(&k.data);
-        vc.extend_from_slice(&v.data);
+        if self.kv == KvPrecision::F32 {
+            kc.extend_from_slice(&k.data);
+            vc.extend_from_slice(&v.data);
+        } else {
+            for (x, cache) in [(&k.data, kc), (&v.data, vc)] {
+                for row in x.chunks_exact(kvd) {
+                    cache.extend(self.kv.decode(&self.kv.encode(row, c.head_dim)?, c.head_dim));
+                }
+            }
+        }
         Ok(q)
     }
 
