@@ -15,9 +15,11 @@
 # Vulkan on a bare machine: Debian's loader packages unpacked from .gl/*.deb when libvulkan is
 # missing (see the device notes), and NVIDIA's driver manifest when VK_DRIVER_FILES is unset.
 set -uo pipefail
+# Paths the caller gave are the caller's: resolved before moving to the repository's root.
+OUT=$(realpath -m "${1:-gpu-check.json}")
+[ -n "${LOWBIT:-}" ] && LOWBIT=$(realpath -m "$LOWBIT")
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-OUT=${1:-gpu-check.json}
-LOWBIT=${LOWBIT:-$( [ -x target/release/lowbit ] && echo target/release/lowbit || echo ./lowbit )}
+LOWBIT=${LOWBIT:-$( [ -x target/release/lowbit ] && echo "$PWD/target/release/lowbit" || echo "$PWD/lowbit" )}
 SHAPES=${SHAPES:-"smollm2-135m llama-3.2-1b"}
 PRECISIONS=${PRECISIONS:-fp16,int8,int4,int3,int2}
 PROMPT=${PROMPT:-128}
@@ -27,7 +29,8 @@ CONTEXT=${CONTEXT:-4096}
 KVS=${KVS:-"f16 int8 int4-rot"}
 REPS=${REPS:-20}
 
-if ! ldconfig -p 2>/dev/null | grep -q libvulkan && compgen -G ".gl/*.deb" >/dev/null; then
+libs=$(ldconfig -p 2>/dev/null || true)
+if [[ "$libs" != *libvulkan* ]] && compgen -G ".gl/*.deb" >/dev/null; then
     for f in .gl/*.deb; do dpkg -x "$f" /; done
     ldconfig
 fi
@@ -44,23 +47,31 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 failures=0
 
-# step NAME COMMAND…: the command's JSON output under "NAME", or {"error": …, "seconds": …}.
+# step NAME COMMAND…: under "NAME", the command's exit status and seconds, its JSON output as
+# "result" when it printed one (a failing self-test prints its rows, then exits 1), and the end
+# of its stderr as "error" when it failed.
 step() {
     local name=$1
     shift
-    local t0=$SECONDS
+    local t0=$SECONDS rc=0
     echo "[gpu-check] $name: $*" >&2
-    if "$@" >"$work/out" 2>"$work/err" && [ -s "$work/out" ]; then
-        printf '"%s": {"seconds": %d, "result": ' "$name" $((SECONDS - t0)) >>"$work/steps"
+    "$@" >"$work/out" 2>"$work/err" || rc=$?
+    printf '"%s": {"exit": %d, "seconds": %d' "$name" "$rc" $((SECONDS - t0)) >>"$work/steps"
+    local first
+    first=$(head -c 1 "$work/out")
+    if [ "$first" = "{" ] || [ "$first" = "[" ]; then
+        printf ', "result": ' >>"$work/steps"
         cat "$work/out" >>"$work/steps"
-        printf '},\n' >>"$work/steps"
-    else
+    fi
+    if [ "$rc" -ne 0 ]; then
         failures=$((failures + 1))
+        # JSON-safe: ASCII only, no control characters, backslashes and quotes escaped.
         local msg
-        msg=$(tail -c 2000 "$work/err" | sed 's/\\/\\\\/g; s/"/\\"/g' | tr '\n\t' '  ')
-        printf '"%s": {"seconds": %d, "error": "%s"},\n' "$name" $((SECONDS - t0)) "$msg" >>"$work/steps"
+        msg=$(tail -c 2000 "$work/err" | LC_ALL=C tr -c '\040-\176' ' ' | sed 's/\\/\\\\/g; s/"/\\"/g')
+        printf ', "error": "%s"' "$msg" >>"$work/steps"
         echo "[gpu-check] $name failed: $msg" >&2
     fi
+    printf '},\n' >>"$work/steps"
 }
 
 : >"$work/steps"

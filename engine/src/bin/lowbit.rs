@@ -429,25 +429,12 @@ async fn generate(a: &Args, gpu: &Option<Gpu>) -> Result<()> {
 }
 
 fn bench_model(a: &Args) -> Result<()> {
-    let (bytes, name) = match (a.get("--shape"), a.positional.get(2)) {
-        (Some(shape), None) => {
-            let (_, s, vocab) = lowbit::synth::Shape::NAMED
-                .into_iter()
-                .find(|(n, _, _)| *n == shape)
-                .ok_or_else(|| Error::Usage(format!("unknown shape '{shape}'\n{USAGE}")))?;
-            (lowbit::synth::bare(&s, vocab, 1)?, format!("{shape} shape, random weights"))
-        }
-        (None, Some(path)) => (read_model(path)?, path.clone()),
-        _ => return Err(Error::Usage(format!("bench model takes a MODEL.gguf or --shape\n{USAGE}"))),
-    };
-    let g = Gguf::parse(&bytes)?;
     let precisions: Vec<Precision> = a
         .get("--precision")
         .unwrap_or("fp16,int8,int4")
         .split(',')
         .map(Precision::parse)
         .collect::<Result<_>>()?;
-    let gpu = pollster::block_on(Gpu::new())?;
     let settings = bench::BenchSettings {
         precisions,
         prompt_tokens: a.num("--prompt-tokens", 128usize)?.max(1),
@@ -456,6 +443,21 @@ fn bench_model(a: &Args) -> Result<()> {
         context: a.num("--context", 0usize)?,
         kv: kv_arg(a)?,
     };
+    let (bytes, name) = match (a.get("--shape"), a.positional.get(2)) {
+        (Some(shape), None) => {
+            let (_, s, vocab) = lowbit::synth::Shape::NAMED
+                .into_iter()
+                .find(|(n, _, _)| *n == shape)
+                .ok_or_else(|| Error::Usage(format!("unknown shape '{shape}'\n{USAGE}")))?;
+            // Random weights have no trained context: room for the benchmark's (--context 4096).
+            let s = lowbit::synth::Shape { context: s.context.max(settings.n_ctx()), ..s };
+            (lowbit::synth::bare(&s, vocab, 1)?, format!("{shape} shape, random weights"))
+        }
+        (None, Some(path)) => (read_model(path)?, path.clone()),
+        _ => return Err(Error::Usage(format!("bench model takes a MODEL.gguf or --shape\n{USAGE}"))),
+    };
+    let g = Gguf::parse(&bytes)?;
+    let gpu = pollster::block_on(Gpu::new())?;
     let report = pollster::block_on(bench::model(&gpu, &g, &name, &settings))?;
     print_report(a, &report)
 }

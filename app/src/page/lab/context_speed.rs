@@ -26,11 +26,15 @@ pub fn ContextSpeedPanel() -> impl IntoView {
         <h3>"Decode speed as the context grows"</h3>
         <Explain words=&["kv-cache", "rotation"]>{format!("Every new token reads the keys and values of all the tokens before it, so \
             writing slows down as a conversation grows, and a KV cache stored in fewer bits has fewer bytes to read. This fills the \
-            cache to each length below (untimed) and times {SWEEP_DECODE_TOKENS} tokens written there, for each ticked KV format, \
-            at the current precision. A larger context size in the model card adds longer points.")}</Explain>
+            cache to each length below (untimed), writes {SWEEP_DECODE_TOKENS} tokens there and times all but the first, for each \
+            ticked KV format, at the current precision. Each length needs room for those tokens after it, so a larger context \
+            size in the KV cache settings adds longer points (4,096 needs 8,192).")}</Explain>
         <div class="row sweep-kvs" data-testid="sweep-kvs">
             {KvPrecision::ALL.into_iter().map(|kv| {
-                let unfit = move || model.model.get().and_then(|m| m.info.config).and_then(|c| c.kv_unfit(kv));
+                let unfit = move || model.model.get().and_then(|m| match m.info.config {
+                    Some(c) => c.kv_unfit(kv),
+                    None => Some("this model's shape is not known".to_string()),
+                });
                 view! {
                     <label class="inline" title=move || unfit().unwrap_or_else(|| format!("{} bytes a value", kv.bytes_per_value()))>
                         <input type="checkbox" data-testid="sweep-kv" data-kv=kv.name() disabled=move || unfit().is_some()
