@@ -178,16 +178,17 @@ test('speed panel, inspector and a mixed-precision plan', async ({ page }, testI
   await expect(app.id('bench-ratio')).toContainText('INT4 decodes');
   await expect(app.id('precision-file')).toHaveAttribute('aria-pressed', 'true');
   // Decode speed as the context grows, per KV format: f16 and INT8 (this model's rows of 32
-  // cannot hold rotated INT4's units of 64), at the contexts a 2,048-token cache measures in.
+  // cannot hold rotated INT4's units of 64), at the contexts a 2,048-token cache measures in
+  // (the last the fullest it allows, 16 tokens short of it).
   await expect(page.locator('[data-testid=sweep-kv][data-kv=int4-rot]')).toBeDisabled();
   await expect(page.locator('[data-testid=sweep-kv][data-kv=int8]')).toBeChecked();
-  await expect(app.id('sweep-run')).toHaveText('Measure at 256, 1024');
+  await expect(app.id('sweep-run')).toHaveText('Measure at 256, 1024, 2030');
   await app.id('sweep-run').click();
   await expect(app.id('sweep-row')).toHaveCount(2, { timeout: LONG });
   expect(await app.id('sweep-row').evaluateAll((rows) => rows.map((r) => r.dataset.kv))).toEqual(['f16', 'int8']);
   const sweep = await app.id('sweep-tps').allTextContents();
-  console.log(`decode tok/s from 256 and 1024 tokens, f16 then int8: ${JSON.stringify(sweep)}`);
-  expect(sweep).toHaveLength(4);
+  console.log(`decode tok/s from 256, 1024 and 2030 tokens, f16 then int8: ${JSON.stringify(sweep)}`);
+  expect(sweep).toHaveLength(6);
   for (const t of sweep) expect(Number(t)).toBeGreaterThan(0);
   await expect(app.id('sweep-kept').first()).toHaveText(/^\d+\.\d\d×$/);
   await expect(app.id('sweep-chart').locator('svg[role=img]')).toContainText('tokens already in the KV cache');

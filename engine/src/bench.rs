@@ -451,12 +451,21 @@ impl ContextSweepRow {
     }
 }
 
+/// The longest context a sweep measures at: the 4k (a longer fill takes minutes on a
+/// CPU adapter for every format ticked).
+pub const SWEEP_MAX: usize = 4096;
+
 /// The contexts a sweep of `decode_tokens` measures at in a cache of `n_ctx` tokens: 256, 1k,
-/// 2k, 4k, … while the decode after them fits; in a cache too small for two of those, an
-/// eighth, a quarter and a half of it.
+/// 2k and 4k while the decode after them fits, then the fullest the cache allows when 4k does
+/// not fit (2,030 in a cache of 2,048); in a cache too small for two of those, an eighth, a
+/// quarter and a half of it.
 pub fn sweep_contexts(n_ctx: usize, decode_tokens: usize) -> Vec<usize> {
     let fits = |c: &usize| *c > 0 && c + decode_tokens + 2 <= n_ctx;
-    let standard: Vec<usize> = [256, 1024, 2048, 4096, 8192, 16384].into_iter().filter(fits).collect();
+    let mut standard: Vec<usize> = [256, 1024, 2048, SWEEP_MAX].into_iter().filter(fits).collect();
+    let fullest = n_ctx.saturating_sub(decode_tokens + 2).min(SWEEP_MAX);
+    if standard.last().is_some_and(|&l| fullest >= l + l / 2) {
+        standard.push(fullest);
+    }
     if standard.len() >= 2 {
         return standard;
     }
@@ -933,10 +942,15 @@ mod tests {
     #[test]
     fn a_context_sweep_measures_at_the_contexts_that_fit() {
         assert_eq!(sweep_contexts(4096 + 34, 32), vec![256, 1024, 2048, 4096]);
-        assert_eq!(sweep_contexts(4096, 32), vec![256, 1024, 2048]);
-        assert_eq!(sweep_contexts(32768, 16), vec![256, 1024, 2048, 4096, 8192, 16384]);
+        // 4k does not fit: the fullest the cache allows instead.
+        assert_eq!(sweep_contexts(4096, 32), vec![256, 1024, 2048, 4062]);
+        assert_eq!(sweep_contexts(2048, 16), vec![256, 1024, 2030]);
+        // Not when the fullest is hardly past the last (1,030 after 1,024).
+        assert_eq!(sweep_contexts(1048, 16), vec![256, 1024]);
+        assert_eq!(sweep_contexts(32768, 16), vec![256, 1024, 2048, 4096]);
+        assert_eq!(sweep_contexts(512, 16), vec![256, 494]);
         // Too small for two of those: an eighth, a quarter and a half of the cache.
-        assert_eq!(sweep_contexts(512, 16), vec![64, 128, 256]);
+        assert_eq!(sweep_contexts(300, 16), vec![37, 75, 150]);
         assert_eq!(sweep_contexts(128, 4), vec![16, 32, 64]);
         // Points too close together for the decode between them are left out.
         assert_eq!(sweep_contexts(64, 8), vec![8, 32]);

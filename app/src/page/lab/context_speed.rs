@@ -27,8 +27,8 @@ pub fn ContextSpeedPanel() -> impl IntoView {
         <Explain words=&["kv-cache", "rotation"]>{format!("Every new token reads the keys and values of all the tokens before it, so \
             writing slows down as a conversation grows, and a KV cache stored in fewer bits has fewer bytes to read. This fills the \
             cache to each length below (untimed), writes {SWEEP_DECODE_TOKENS} tokens there and times all but the first, for each \
-            ticked KV format, at the current precision. Each length needs room for those tokens after it, so a larger context \
-            size in the KV cache settings adds longer points (4,096 needs 8,192).")}</Explain>
+            ticked KV format, at the current precision. The longest point is 4,096 tokens, or the fullest the \
+            context size in the KV cache settings allows.")}</Explain>
         <div class="row sweep-kvs" data-testid="sweep-kvs">
             {KvPrecision::ALL.into_iter().map(|kv| {
                 let unfit = move || model.model.get().and_then(|m| match m.info.config {
