@@ -422,9 +422,9 @@ pub fn text_prompt(tok: &crate::tokenizer::Tokenizer, n: usize) -> Option<(Vec<u
 /// page's speed panel (`lowbit bench model --context N --kv K` measures one point natively).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ContextSweep {
-    /// The weights' plan (`Plan::code`), the same for every point.
-    pub plan: String,
-    /// Tokens decoded (timed) at each point.
+    /// The weights' plan, the same for every point.
+    pub plan: crate::plan::Plan,
+    /// Tokens decoded at each point (timed from the second).
     pub decode_tokens: usize,
     pub rows: Vec<ContextSweepRow>,
 }
@@ -518,13 +518,8 @@ pub async fn context_sweep(
         let mut pos = 0;
         for &c in contexts {
             steps.next(format!("{kv} KV cache: filling to {c} tokens, then decoding {decode_tokens}"))?;
-            while pos < c {
-                let n = FILL_SLICE.min(c - pos);
-                let l = forward(&cfg, b, &ids[..n], pos, false)?;
-                next = b.argmax(&l).await?;
-                pos += n;
-                steps.again()?;
-            }
+            next = fill_cache(&cfg, b, &ids, pos, c, &mut steps).await?.unwrap_or(next);
+            pos = c;
             let mut t0 = now_ms();
             for token in 0..decode_tokens {
                 if token == 1 {
@@ -539,7 +534,31 @@ pub async fn context_sweep(
         }
         rows.push(ContextSweepRow { kv, points });
     }
-    Ok(ContextSweep { plan: b.plan.code(), decode_tokens, rows })
+    Ok(ContextSweep { plan: b.plan, decode_tokens, rows })
+}
+
+/// Fill the cache from position `from` up to `to`, untimed, [`FILL_SLICE`] tokens a step, with
+/// `ids` repeated by position; Cancel is heard after every slice. The last slice's greedy token,
+/// if there was a slice.
+async fn fill_cache<F: FnMut(crate::session::RunStep) -> bool>(
+    cfg: &crate::model::Config,
+    b: &mut crate::model::gpu::GpuBackend,
+    ids: &[u32],
+    from: usize,
+    to: usize,
+    steps: &mut Steps<'_, F>,
+) -> Result<Option<u32>> {
+    use crate::model::{forward, Backend};
+    let (mut at, mut next) = (from, None);
+    while at < to {
+        let n = FILL_SLICE.min(to - at);
+        let slice: Vec<u32> = (at..at + n).map(|i| ids[i % ids.len()]).collect();
+        let l = forward(cfg, b, &slice, at, false)?;
+        next = Some(b.argmax(&l).await?);
+        at += n;
+        steps.again()?;
+    }
+    Ok(next)
 }
 
 /// The benchmark's prompt: `n` token ids spread over the vocabulary (the same on every run).
@@ -595,16 +614,8 @@ pub async fn model_on(
                 let l = forward(&cfg, b, &[t], pos, false)?;
                 b.argmax(&l).await?;
             }
-            // A long context: the prompt's tokens over and over, untimed, a slice at a time.
-            let mut at = 0;
-            while at < fill {
-                let n = FILL_SLICE.min(fill - at);
-                let ids: Vec<u32> = (at..at + n).map(|i| prompt[i % prompt_tokens]).collect();
-                let l = forward(&cfg, b, &ids, at, false)?;
-                b.argmax(&l).await?;
-                at += n;
-                steps.again()?;
-            }
+            // A long context: the prompt's tokens over and over.
+            fill_cache(&cfg, b, &prompt, 0, fill, &mut steps).await?;
             steps.next(format!("{of}{label}, reading {prompt_tokens} prompt tokens"))?;
             let t0 = now_ms();
             let l = forward(&cfg, b, &prompt, fill, false)?;

@@ -194,7 +194,7 @@ fn measurements_give_the_conversation_its_cache_back() {
         true
     }))
     .unwrap();
-    assert_eq!(sweep.plan, "int4");
+    assert_eq!(sweep.plan, Plan::uniform(Precision::Int4));
     assert_eq!(sweep.rows.iter().map(|r| r.kv).collect::<Vec<_>>(), kvs);
     for r in &sweep.rows {
         assert_eq!(r.points.iter().map(|p| p.context).collect::<Vec<_>>(), contexts);

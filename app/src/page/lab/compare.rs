@@ -97,8 +97,8 @@ fn CompareForm() -> impl IntoView {
     let lane_toggle = move |p: Variant| lane_checkbox(lab, p);
     // The KV lanes this model's cache rows can hold.
     let kv_lanes = move || -> Vec<Variant> {
-        let c = model.model.get().and_then(|m| m.info.config);
-        KV_LANES.into_iter().filter(|v| c.as_ref().is_some_and(|c| c.kv_unfit(v.kv).is_none())).collect()
+        let m = model.model.get();
+        KV_LANES.into_iter().filter(|v| m.as_ref().is_some_and(|m| m.kv_unfit(v.kv).is_none())).collect()
     };
     let status = move || status(lab.compare.get());
     view! {

@@ -7,7 +7,7 @@ use lowbit::KvPrecision;
 use lowbit_app::charts;
 use lowbit_app::job::JobKind;
 
-use super::state::{kv_fits, LabState, SWEEP_DECODE_TOKENS};
+use super::state::{sweep_request, LabState, SWEEP_DECODE_TOKENS};
 use crate::ui::fmt::plan_short;
 use crate::ui::glossary::Explain;
 use crate::ui::layout::chart_width;
@@ -17,11 +17,7 @@ use crate::ui::progress::RunProgress;
 pub fn ContextSpeedPanel() -> impl IntoView {
     let lab = expect_context::<LabState>();
     let model = lab.model;
-    let contexts = move || model.model.get().map_or(vec![], |m| lowbit::bench::sweep_contexts(m.context_size, SWEEP_DECODE_TOKENS));
-    let chosen = move || {
-        let m = model.model.get();
-        lab.sweep_kvs.get().into_iter().filter(|&k| m.as_ref().is_some_and(|m| kv_fits(m, k))).count()
-    };
+    let request = move || model.model.get().map_or((vec![], vec![]), |m| sweep_request(&m, lab.sweep_kvs.get()));
     view! {
         <h3>"Decode speed as the context grows"</h3>
         <Explain words=&["kv-cache", "rotation"]>{format!("Every new token reads the keys and values of all the tokens before it, so \
@@ -31,10 +27,7 @@ pub fn ContextSpeedPanel() -> impl IntoView {
             context size in the KV cache settings allows.")}</Explain>
         <div class="row sweep-kvs" data-testid="sweep-kvs">
             {KvPrecision::ALL.into_iter().map(|kv| {
-                let unfit = move || model.model.get().and_then(|m| match m.info.config {
-                    Some(c) => c.kv_unfit(kv),
-                    None => Some("this model's shape is not known".to_string()),
-                });
+                let unfit = move || model.model.get().and_then(|m| m.kv_unfit(kv));
                 view! {
                     <label class="inline" title=move || unfit().unwrap_or_else(|| format!("{} bytes a value", kv.bytes_per_value()))>
                         <input type="checkbox" data-testid="sweep-kv" data-kv=kv.name() disabled=move || unfit().is_some()
@@ -55,12 +48,12 @@ pub fn ContextSpeedPanel() -> impl IntoView {
             }).collect_view()}
         </div>
         <div class="row">
-            <button data-testid="sweep-run" disabled=move || !model.can_run() || contexts().is_empty() || chosen() == 0
+            <button data-testid="sweep-run" disabled=move || { let (kvs, contexts) = request(); !model.can_run() || contexts.is_empty() || kvs.is_empty() }
                 on:click=move |_| lab.run_sweep()>
-                {move || format!("Measure at {}", contexts().iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", "))}</button>
+                {move || format!("Measure at {}", request().1.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", "))}</button>
             <span class="hint">{move || {
                 let m = model.model.get()?;
-                contexts().is_empty().then(|| format!("A context of {} tokens is too small to measure in.", m.context_size))
+                request().1.is_empty().then(|| format!("A context of {} tokens is too small to measure in.", m.context_size))
             }}</span>
         </div>
         <RunProgress is=|k| matches!(k, JobKind::ContextSweep) testid="sweep-progress"/>
@@ -71,7 +64,7 @@ pub fn ContextSpeedPanel() -> impl IntoView {
                 charts::PRECISION_COLORS[i % charts::PRECISION_COLORS.len()],
                 r.points.iter().map(|p| (p.context as f64, p.decode_tokens_per_second)).collect(),
             )).collect();
-            let plan = lowbit::plan::Plan::parse(&sw.plan).map(|p| plan_short(&p.into())).unwrap_or_else(|_| sw.plan.clone());
+            let plan = plan_short(&sw.plan.into());
             let title = format!("Decode tok/s at {plan} as the context grows");
             view! {
                 <div class="chart" data-testid="sweep-chart" inner_html=charts::lines_over(&title, "tokens already in the KV cache", &series, chart_width(1000))></div>

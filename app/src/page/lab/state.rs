@@ -18,9 +18,11 @@ use crate::model::state::Loaded;
 /// Tokens the speed-vs-context sweep decodes (timed from the second) at each context.
 pub const SWEEP_DECODE_TOKENS: usize = 16;
 
-/// Whether the loaded model's KV rows can be stored as `kv`.
-pub fn kv_fits(m: &Loaded, kv: KvPrecision) -> bool {
-    m.info.config.as_ref().is_some_and(|c| c.kv_unfit(kv).is_none())
+/// What a speed-vs-context sweep of `ticked` formats on `m` runs: the formats its rows can hold,
+/// and the contexts its cache measures at (the button's label and the job).
+pub fn sweep_request(m: &Loaded, ticked: Vec<KvPrecision>) -> (Vec<KvPrecision>, Vec<usize>) {
+    let kvs = ticked.into_iter().filter(|&k| m.kv_unfit(k).is_none()).collect();
+    (kvs, lowbit::bench::sweep_contexts(m.context_size, SWEEP_DECODE_TOKENS))
 }
 
 use crate::chat::ChatState;
@@ -158,11 +160,11 @@ impl LabState {
             plans.extend(lowbit::method::Method::ALL.iter().skip(1).map(|&m| Variant::from(int4.with_method(m))));
         }
         if kv {
-            let c = self.model.model.with_untracked(|m| m.as_ref().and_then(|m| m.info.config.clone()));
+            let m = self.model.model.get_untracked();
             plans.extend(
-                lowbit::KvPrecision::ALL
+                KvPrecision::ALL
                     .into_iter()
-                    .filter(|&k| k != lowbit::KvPrecision::F32 && c.as_ref().is_some_and(|c| c.kv_unfit(k).is_none()))
+                    .filter(|&k| k != KvPrecision::F32 && m.as_ref().is_some_and(|m| m.kv_unfit(k).is_none()))
                     .map(|k| Variant::new(Precision::Fp16, k)),
             );
         }
@@ -209,8 +211,7 @@ impl LabState {
     /// format the model can store, at the current plan.
     pub fn run_sweep(&self) {
         let Some(m) = self.model.model.get_untracked() else { return };
-        let kvs: Vec<KvPrecision> = self.sweep_kvs.get_untracked().into_iter().filter(|&k| kv_fits(&m, k)).collect();
-        let contexts = lowbit::bench::sweep_contexts(m.context_size, SWEEP_DECODE_TOKENS);
+        let (kvs, contexts) = sweep_request(&m, self.sweep_kvs.get_untracked());
         if !kvs.is_empty() && !contexts.is_empty() {
             self.start(JobKind::ContextSweep, LabJob::ContextSweep { kvs, contexts, decode_tokens: SWEEP_DECODE_TOKENS });
         }

@@ -34,6 +34,17 @@ pub struct Loaded {
     pub recovered: bool,
 }
 
+impl Loaded {
+    /// Why this model's KV rows cannot be stored as `kv`, if they cannot (also when its shape is
+    /// not known).
+    pub fn kv_unfit(&self, kv: KvPrecision) -> Option<String> {
+        match &self.info.config {
+            Some(c) => c.kv_unfit(kv),
+            None => Some("this model's shape is not known".to_string()),
+        }
+    }
+}
+
 #[derive(Clone, Copy)]
 pub struct ModelState {
     pub engine: Engine,
