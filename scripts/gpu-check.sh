@@ -8,6 +8,8 @@
 #   - `lowbit bench kernels --json`: the matvec kernels and the copy roofline;
 #   - `lowbit bench model --shape S --json` for each shape in SHAPES at every precision (random
 #     weights at a real model's shape: no model file travels), decode from the prompt;
+#   - the same at the first shape with each token read back before the next step (`--chain 1`),
+#     to set against the chained decode above: what a CPU round trip per token costs here;
 #   - the same at the first shape from CONTEXT tokens of context, for each KV format in KVS.
 # Settings (environment): LOWBIT (default target/release/lowbit, else ./lowbit), SHAPES
 # ("smollm2-135m llama-3.2-1b"), PRECISIONS (fp16,int8,int4,int3,int2), PROMPT and TOKENS (128),
@@ -83,6 +85,8 @@ for shape in $SHAPES; do
     step "model_$shape" "$LOWBIT" bench model --shape "$shape" --precision "$PRECISIONS" \
         --prompt-tokens "$PROMPT" --tokens "$TOKENS" --repeats "$REPEATS" --json
 done
+step "one_at_a_time_$first" "$LOWBIT" bench model --shape "$first" --precision "$PRECISIONS" \
+    --prompt-tokens "$PROMPT" --tokens "$TOKENS" --repeats "$REPEATS" --chain 1 --json
 for kv in $KVS; do
     step "context_${first}_${kv}" "$LOWBIT" bench model --shape "$first" --precision int4 \
         --prompt-tokens 64 --tokens 64 --repeats 1 --context "$CONTEXT" --kv "$kv" --json
@@ -109,9 +113,10 @@ if isinstance(kern, dict):
     rows = ", ".join(f"{x['precision']} {x['k']}x{x['n']} {x['ratio_to_copy'] * 100:.0f}%" for x in kern.get("rows", []))
     print(f"copy {kern.get('copy_gbps', 0):.0f} GB/s; matvec of copy: {rows}")
 for k, v in r.items():
-    if k.startswith(("model_", "context_")) and isinstance(v, dict) and isinstance(v.get("result"), dict):
+    if k.startswith(("model_", "one_at_a_time_", "context_")) and isinstance(v, dict) and isinstance(v.get("result"), dict):
         m = v["result"]
-        rows = ", ".join(f"{x['precision']} {x['decode_tokens_per_second']:.1f}" for x in m["rows"])
+        rows = ", ".join(f"{x['precision']} {x['decode_tokens_per_second']:.1f} ({x.get('round_trips_per_token', 1):.2f} trips, "
+                         f"{x.get('host_ms_per_token') or 0:.2f} host ms)" for x in m["rows"])
         print(f"{k} ({m.get('kv', '')} KV, decode from {m.get('context', 0)}): decode tok/s {rows}")
 print(f"failed steps: {r['failed_steps']}")
 EOF

@@ -2,7 +2,7 @@
 // repetition penalty → top-k → top-p → min-p → temperature, then the first token whose cumulative
 // probability exceeds u. A decode step then reads back 4 bytes instead of the vocabulary's logits.
 // One workgroup of 256:
-//   1. the penalty, in place, on the distinct recent tokens of `draw`;
+//   1. the penalty, in place, on the recent tokens of `draw` (each distinct token once);
 //   2. the k-th largest logit by radix select: 4 passes of a 256-bin histogram over 8 bits of an
 //      order-preserving key each, no sort of the vocabulary;
 //   3. the candidates (logits above it, and the ties at it) gathered and ranked by logit, then id;
@@ -21,7 +21,8 @@ struct Params {
     _pad1: u32,
 }
 @group(0) @binding(2) var<uniform> p: Params;
-// [bits of u as f32, n_recent, the recent token ids (distinct)…], written once per draw.
+// [bits of u as f32, n_recent, the recent token ids…], written once per draw (the CPU lists them
+// distinct; a chained draw copies the history's window as it is, repeats and all).
 @group(0) @binding(3) var<storage, read> draw: array<u32>;
 
 const WG: u32 = 256u;
@@ -57,7 +58,15 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     let n_recent = min(draw[1], arrayLength(&draw) - 2u);
     for (var j = lid; j < n_recent; j += WG) {
         let t = draw[2u + j];
-        if (t < p.n) {
+        // A token listed twice (a chained draw lists the window as it is) is penalized once.
+        var first = true;
+        for (var i = 0u; i < j; i++) {
+            if (draw[2u + i] == t) {
+                first = false;
+                break;
+            }
+        }
+        if (first && t < p.n) {
             let x = v[t];
             v[t] = select(x * p.penalty, x / p.penalty, x > 0.0);
         }

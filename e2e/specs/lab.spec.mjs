@@ -176,6 +176,20 @@ test('speed panel, inspector and a mixed-precision plan', async ({ page }, testI
   }
   expect(bench.rows[2].bytes_per_token).toBeLessThan(bench.rows[0].bytes_per_token / 2);
   await expect(app.id('bench-ratio')).toContainText('INT4 decodes');
+  // Decode chains its steps: 4 tokens read back in batches of 1, 2 and 1, not one by one; with
+  // "one token at a time" every token is a round trip. Host time per token is reported either way.
+  expect(bench.chain).toBe(16);
+  for (const r of bench.rows) expect([r.activations, r.round_trips_per_token]).toEqual(['f32', 0.75]);
+  await expect(app.id('model-bench-table').locator('caption')).toContainText('read back a batch at a time');
+  await app.id('bench-one-at-a-time').check();
+  await app.id('bench-run').click();
+  await expect(app.id('model-bench-table').locator('caption')).toContainText('each token read back before the next step', { timeout: LONG });
+  const single = JSON.parse(await app.id('bench-result').textContent());
+  expect(single.chain).toBe(1);
+  for (const r of single.rows) expect(r.round_trips_per_token).toBe(1);
+  console.log(`host ms per token, chained then one at a time: ${JSON.stringify([bench, single].map((b) => b.rows.map((r) => r.host_ms_per_token)))}`);
+  await expect(app.id('model-bench-host-ms')).toHaveCount(3);
+  await app.id('bench-one-at-a-time').uncheck();
   await expect(app.id('precision-file')).toHaveAttribute('aria-pressed', 'true');
   // Decode speed as the context grows, per KV format: f16 and INT8 (this model's rows of 32
   // cannot hold rotated INT4's units of 64), at the contexts a 2,048-token cache measures in

@@ -233,6 +233,10 @@ fn one() -> usize {
     1
 }
 
+fn f32_name() -> String {
+    "f32".into()
+}
+
 /// One precision of a model benchmark.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelBenchRow {
@@ -252,7 +256,23 @@ pub struct ModelBenchRow {
     /// `gbps` / the copy kernel's GB/s: the share of the memory roofline decode reaches.
     pub roofline_ratio: f64,
     pub dispatches_per_token: usize,
-    /// GPU objects created per decode step after the first (must be 0).
+    /// The activations' format in the matrix products ("f32": weights-only quantization).
+    #[serde(default = "f32_name")]
+    pub activations: String,
+    /// Waits for the GPU to read tokens back, per decode token (1 when each token is read before
+    /// the next step is recorded; a chained decode reads a batch at a time).
+    #[serde(default)]
+    pub round_trips_per_token: f64,
+    /// Milliseconds of a decode token's wall time in which the GPU is not running its step
+    /// (recording, submitting, waiting, reading back): wall ms per token minus the GPU ms of a
+    /// step, timed whole by a timestamp before and after it (median of the runs). None without
+    /// timestamp queries.
+    #[serde(default)]
+    pub host_ms_per_token: Option<f64>,
+    /// Every run's `host_ms_per_token`, in run order.
+    #[serde(default)]
+    pub host_ms_runs: Vec<f64>,
+    /// GPU objects created per decode step (must be 0).
     pub buffers_per_token: f64,
     pub bind_groups_per_token: f64,
     /// GPU time of one decode step by kernel (timestamp queries), largest first.
@@ -274,6 +294,10 @@ pub struct ModelBench {
     /// How many times every precision ran (taking turns).
     #[serde(default = "one")]
     pub repeats: usize,
+    /// How many decode steps ran ahead of the tokens read back (1: each token was read before
+    /// the next step was recorded).
+    #[serde(default = "one")]
+    pub chain: usize,
     /// The prompt's token ids ([`prompt_ids`] or [`text_prompt`]).
     pub prompt: Vec<u32>,
     /// The prompt as text when it came from the model's tokenizer ([`text_prompt`]), so a peer
@@ -300,6 +324,10 @@ pub struct BenchSettings {
     /// The KV cache's format (None: the backend's own).
     #[serde(default)]
     pub kv: Option<crate::KvPrecision>,
+    /// How many decode steps may run ahead of the tokens read back (None: the backend's own,
+    /// [`crate::model::gpu::CHAIN_AHEAD`]; 1: every token read before the next step).
+    #[serde(default)]
+    pub chain: Option<usize>,
 }
 
 /// How many tokens at a time a long context is filled with before the timed prompt: a slice's
@@ -575,6 +603,25 @@ pub async fn model_on(
     g: &crate::gguf::Gguf<'_>,
     name: &str,
     settings: &BenchSettings,
+    prompt: (Vec<u32>, Option<String>),
+    copy_gbps: f64,
+    on_step: impl FnMut(crate::session::RunStep) -> bool,
+) -> Result<ModelBench> {
+    let chain_was = b.chain;
+    if let Some(c) = settings.chain {
+        b.chain = c.max(1);
+    }
+    let r = model_at_chain(b, g, name, settings, prompt, copy_gbps, on_step).await;
+    b.chain = chain_was;
+    r
+}
+
+/// [`model_on`] at the backend's chain length.
+async fn model_at_chain(
+    b: &mut crate::model::gpu::GpuBackend,
+    g: &crate::gguf::Gguf<'_>,
+    name: &str,
+    settings: &BenchSettings,
     (prompt, prompt_text): (Vec<u32>, Option<String>),
     copy_gbps: f64,
     mut on_step: impl FnMut(crate::session::RunStep) -> bool,
@@ -595,6 +642,10 @@ pub async fn model_on(
         )));
     }
     let mut rows: Vec<ModelBenchRow> = Vec::new();
+    let mut greedy = crate::sampler::Sampler::new(crate::sampler::SamplerConfig {
+        temperature: 0.0,
+        ..Default::default()
+    });
     // Three steps per precision and run: switch and warm up, read the prompt, decode.
     let round = precisions.len() * 3;
     let mut steps = Steps { on_step: &mut on_step, done: 0, total: repeats * round, round, what: String::new() };
@@ -607,39 +658,50 @@ pub async fn model_on(
             for k in b.kernels() {
                 gpu.pipeline(k);
             }
-            // Warm-up: a short prefill and two decode steps run every kernel once.
+            // Warm-up: a short prefill and a short decode run every kernel once and make the
+            // decode's buffers.
             let l = forward(&cfg, b, &prompt[..prompt_tokens.min(4)], 0, false)?;
-            let t = b.argmax(&l).await?;
-            for pos in 4..6 {
-                let l = forward(&cfg, b, &[t], pos, false)?;
-                b.argmax(&l).await?;
-            }
+            let mut warm: Vec<u32> = prompt[..prompt_tokens.min(4)].to_vec();
+            crate::model::decode(&cfg, b, l, &mut warm, 3, &mut greedy, |_| true).await?;
             // A long context: the prompt's tokens over and over.
             fill_cache(&cfg, b, &prompt, 0, fill, &mut steps).await?;
             steps.next(format!("{of}{label}, reading {prompt_tokens} prompt tokens"))?;
             let t0 = now_ms();
             let l = forward(&cfg, b, &prompt, fill, false)?;
-            let mut next = b.argmax(&l).await?;
+            let next = b.argmax(&l).await?;
             let prefill_s = (now_ms() - t0) / 1e3;
             steps.next(format!("{of}{label}, writing {decode_tokens} tokens"))?;
-            let mut pos = start;
-            let (mut created0, mut t1) = (gpu.created(), now_ms());
-            for token in 0..decode_tokens {
-                if token == 1 {
-                    // Objects are counted from the second step on: the first may make its buffers.
-                    (created0, t1) = (gpu.created(), now_ms());
-                }
-                if token % 16 == 15 {
+            // Greedy picks read only the history's length: the positions before `start` count.
+            let mut history = vec![0u32; start];
+            history.push(next);
+            // Every step timed whole on the GPU too (two timestamps each): the rest of a token's
+            // wall time is the host's.
+            b.time_steps(decode_tokens);
+            let (created0, t1) = (gpu.created(), now_ms());
+            let l = forward(&cfg, b, &[next], start, false)?;
+            let mut shown = 0;
+            let mut cancelled = false;
+            let d =
+                crate::model::decode(&cfg, b, l, &mut history, decode_tokens, &mut greedy, |_| {
+                    shown += 1;
                     // A long decode hears Cancel too.
-                    steps.again()?;
-                }
-                let l = forward(&cfg, b, &[next], pos, false)?;
-                next = b.argmax(&l).await?;
-                pos += 1;
+                    cancelled |= shown % 16 == 0 && steps.again().is_err();
+                    !cancelled
+                })
+                .await?;
+            if cancelled {
+                return Err(Error::Cancelled);
             }
-            let timed = decode_tokens.saturating_sub(1).max(1) as f64;
+            let pos = start + 1 + d.fed;
+            // Every decode step is timed (the first pick's read-back included).
+            let timed = decode_tokens as f64;
             let decode_s = (now_ms() - t1) / 1e3;
+            let trips = d.round_trips as f64 / timed;
             let created = gpu.created();
+            let host_ms = b.step_times().await?.filter(|ms| !ms.is_empty()).map(|ms| {
+                let gpu_ms = ms.iter().sum::<f64>() / ms.len() as f64;
+                (decode_s * 1e3 / timed - gpu_ms).max(0.0)
+            });
             let prefill_tps = prompt_tokens as f64 / prefill_s.max(1e-9);
             let decode_tps = timed / decode_s.max(1e-9);
             let (buffers, bind_groups) = ((created.buffers - created0.buffers) as f64 / timed, (created.bind_groups - created0.bind_groups) as f64 / timed);
@@ -655,6 +717,10 @@ pub async fn model_on(
                     gbps: 0.0,
                     roofline_ratio: 0.0,
                     dispatches_per_token: b.dispatches_per_token(),
+                    activations: f32_name(),
+                    round_trips_per_token: 0.0,
+                    host_ms_per_token: None,
+                    host_ms_runs: vec![],
                     buffers_per_token: 0.0,
                     bind_groups_per_token: 0.0,
                     kernels: vec![],
@@ -666,6 +732,8 @@ pub async fn model_on(
             // What any run made is what the row says (every run must make nothing).
             row.buffers_per_token = row.buffers_per_token.max(buffers);
             row.bind_groups_per_token = row.bind_groups_per_token.max(bind_groups);
+            row.round_trips_per_token = row.round_trips_per_token.max(trips);
+            row.host_ms_runs.extend(host_ms);
             if run + 1 == repeats {
                 row.kernels = b.profile_step(next, pos.min(n_ctx - 1)).await?.as_deref().map(by_kernel).unwrap_or_default();
             }
@@ -674,6 +742,8 @@ pub async fn model_on(
     for r in &mut rows {
         r.prefill_tokens_per_second = crate::util::median(&r.prefill_runs);
         r.decode_tokens_per_second = crate::util::median(&r.decode_runs);
+        r.host_ms_per_token =
+            (!r.host_ms_runs.is_empty()).then(|| crate::util::median(&r.host_ms_runs));
         r.gbps = r.bytes_per_token as f64 * r.decode_tokens_per_second / 1e9;
         r.roofline_ratio = r.gbps / copy_gbps.max(1e-9);
     }
@@ -686,6 +756,7 @@ pub async fn model_on(
         context: start,
         kv: b.kv.name().to_string(),
         repeats,
+        chain: b.chain,
         prompt,
         prompt_text,
         copy_gbps,
@@ -729,10 +800,22 @@ impl<F: FnMut(crate::session::RunStep) -> bool> Steps<'_, F> {
 
 impl ModelBench {
     /// What each run did: the prompt, the decode and where it started, the KV cache's format.
+    /// How decode read its tokens back, in words.
+    pub fn chain_phrase(&self) -> String {
+        match self.chain {
+            0 | 1 => "each token read back before the next step".into(),
+            n => format!("tokens read back a batch at a time, up to {n} steps ahead"),
+        }
+    }
+
     fn workload(&self) -> String {
         format!(
-            "prefill {} tokens, decode {} tokens greedily from position {} ({} KV cache)",
-            self.prompt_tokens, self.decode_tokens, self.context, self.kv
+            "prefill {} tokens, decode {} tokens greedily from position {} ({} KV cache; {})",
+            self.prompt_tokens,
+            self.decode_tokens,
+            self.context,
+            self.kv,
+            self.chain_phrase()
         )
     }
 
@@ -860,8 +943,26 @@ impl Limit {
 impl Report for ModelBench {
     /// The table as Markdown (README's performance section, `scripts/perf.sh`).
     fn markdown(&self) -> String {
-        let head = format!("{}. Model: {}; {}; {}; copy kernel {:.2} GB/s.", adapter_line(&self.adapter), self.model, self.workload(), self.runs_phrase(), self.copy_gbps);
-        let header = ["precision", "prefill tok/s", "decode tok/s", "MB read/token", "GB/s", "of copy", "dispatches/token", "created/token"];
+        let head = format!(
+            "{}. Model: {}; {}; {}; copy kernel {:.2} GB/s.",
+            adapter_line(&self.adapter),
+            self.model,
+            self.workload(),
+            self.runs_phrase(),
+            self.copy_gbps
+        );
+        let header = [
+            "precision",
+            "prefill tok/s",
+            "decode tok/s",
+            "MB read/token",
+            "GB/s",
+            "of copy",
+            "dispatches/token",
+            "round trips/token",
+            "host ms/token",
+            "created/token",
+        ];
         let rows = self.rows.iter().map(|r| {
             vec![
                 r.precision.name().to_string(),
@@ -871,7 +972,13 @@ impl Report for ModelBench {
                 format!("{:.2}", r.gbps),
                 format!("{:.3}", r.roofline_ratio),
                 r.dispatches_per_token.to_string(),
-                format!("{:.0} buffers, {:.0} bind groups", r.buffers_per_token, r.bind_groups_per_token),
+                format!("{:.3}", r.round_trips_per_token),
+                r.host_ms_per_token
+                    .map_or("–".into(), |h| format!("{h:.2}")),
+                format!(
+                    "{:.0} buffers, {:.0} bind groups",
+                    r.buffers_per_token, r.bind_groups_per_token
+                ),
             ]
         });
         let mut s = markdown_table(&head, &header, rows);
@@ -897,12 +1004,21 @@ impl Report for ModelBench {
             self.copy_gbps
         );
         s += &format!(
-            "{:<6} {:>22} {:>22} {:>10} {:>8} {:>9} {:>11} {:>14}\n",
-            "prec", "prefill t/s", "decode t/s", "MB/token", "GB/s", "roofline", "dispatches", "created/token"
+            "{:<6} {:>22} {:>22} {:>10} {:>8} {:>9} {:>11} {:>8} {:>8} {:>14}\n",
+            "prec",
+            "prefill t/s",
+            "decode t/s",
+            "MB/token",
+            "GB/s",
+            "roofline",
+            "dispatches",
+            "trips/t",
+            "host ms",
+            "created/token"
         );
         for r in &self.rows {
             s += &format!(
-                "{:<6} {:>22} {:>22} {:>10.1} {:>8.2} {:>9.3} {:>11} {:>14}\n",
+                "{:<6} {:>22} {:>22} {:>10.1} {:>8.2} {:>9.3} {:>11} {:>8.3} {:>8} {:>14}\n",
                 r.precision.name(),
                 with_range(r.prefill_tokens_per_second, &r.prefill_runs, 1),
                 with_range(r.decode_tokens_per_second, &r.decode_runs, 2),
@@ -910,6 +1026,9 @@ impl Report for ModelBench {
                 r.gbps,
                 r.roofline_ratio,
                 r.dispatches_per_token,
+                r.round_trips_per_token,
+                r.host_ms_per_token
+                    .map_or("-".into(), |h| format!("{h:.2}")),
                 format!("{:.0}+{:.0}", r.buffers_per_token, r.bind_groups_per_token)
             );
         }

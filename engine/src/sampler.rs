@@ -28,6 +28,7 @@ impl Default for SamplerConfig {
     }
 }
 
+#[derive(Clone)]
 pub struct Sampler {
     pub cfg: SamplerConfig,
     rng: Rng,
@@ -49,15 +50,26 @@ impl Sampler {
     /// penalty applies to, and the uniform number the draw uses (taken from the seeded generator
     /// only when the draw is random, so every backend consumes it alike).
     pub fn draw(&mut self, history: &[u32]) -> Draw {
-        let c = &self.cfg;
-        let mut recent = Vec::new();
-        if c.repetition_penalty != 1.0 {
-            let start = history.len().saturating_sub(c.repeat_last_n);
-            recent = history[start..].to_vec();
-            recent.sort_unstable();
-            recent.dedup();
+        let u = self.next_u();
+        self.draw_with(history, u)
+    }
+
+    /// The next draw's uniform number: from the seeded generator when the draw is random, else
+    /// 0 (nothing taken). [`Sampler::draw`] is `draw_with(history, next_u())`.
+    pub fn next_u(&mut self) -> f32 {
+        if self.cfg.temperature > 0.0 {
+            self.rng.uniform()
+        } else {
+            0.0
         }
-        let u = if c.temperature > 0.0 { self.rng.uniform() } else { 0.0 };
+    }
+
+    /// A draw with uniform number `u`, its penalty over the recent tokens of `history`.
+    pub fn draw_with(&self, history: &[u32], u: f32) -> Draw {
+        let c = &self.cfg;
+        let mut recent = history[history.len() - self.window(history.len())..].to_vec();
+        recent.sort_unstable();
+        recent.dedup();
         Draw {
             recent,
             penalty: c.repetition_penalty,
@@ -66,6 +78,15 @@ impl Sampler {
             min_p: c.min_p,
             temperature: c.temperature,
             u,
+        }
+    }
+
+    /// How many of the last tokens of a history of `len` the penalty looks at (0 when it is off).
+    pub fn window(&self, len: usize) -> usize {
+        if self.cfg.repetition_penalty != 1.0 {
+            self.cfg.repeat_last_n.min(len)
+        } else {
+            0
         }
     }
 

@@ -1,6 +1,7 @@
 //! Small helpers shared by tests, the self-test and the benchmark.
 
 /// Deterministic PCG32 generator (no dependency, same numbers natively and in wasm).
+#[derive(Clone)]
 pub struct Rng(u64);
 
 impl Rng {

@@ -190,7 +190,10 @@ fn cli_bench_model_at_a_long_context_and_on_a_checkpoint_folder() {
     assert!(v["rows"][0]["decode_tokens_per_second"].as_f64().unwrap() > 0.0);
     let (code, out, err) = lowbit(&["bench", "model", m, "--precision", "int4", "--prompt-tokens", "8", "--tokens", "4", "--repeats", "1", "--markdown"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("from position 8 (f32 KV cache)"), "{out}");
+    assert!(
+        out.contains("from position 8 (f32 KV cache; tokens read back a batch at a time"),
+        "{out}"
+    );
     let ckpt = dir.join("tiny-checkpoint");
     let (code, _, err) = lowbit(&["checkpoint", m, "-o", ckpt.to_str().unwrap(), "--dtype", "bf16"]);
     assert_eq!(code, 0, "{err}");

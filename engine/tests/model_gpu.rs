@@ -337,3 +337,115 @@ fn an_embedding_split_over_bindings_gives_the_same_logits() {
         assert_eq!(got.1, want.1, "{p}: decode logits");
     }
 }
+
+/// One reply as `generate` writes it: its tokens, where the cache ends, the read-backs, and
+/// where the sampler's generator is left.
+fn reply(
+    b: &mut GpuBackend,
+    tok: &Tokenizer,
+    context: &[u32],
+    prompt: &[u32],
+    max_tokens: usize,
+    sampling: &SamplerConfig,
+    stop_after: usize,
+) -> (Vec<u32>, usize, usize, f32) {
+    use lowbit::model::{generate, Prefill, Step};
+    let cfg = b.cfg.clone();
+    let mut sampler = Sampler::new(sampling.clone());
+    let mut shown = 0;
+    let on_step = |s: Step<'_>| {
+        shown += matches!(s, Step::Text(_)) as usize;
+        shown < stop_after
+    };
+    let r = pollster::block_on(generate(
+        &cfg,
+        b,
+        tok,
+        context,
+        prompt,
+        max_tokens,
+        &mut sampler,
+        Prefill::Whole,
+        on_step,
+    ))
+    .unwrap();
+    (r.ids, r.end_pos, r.round_trips, sampler.next_u())
+}
+
+/// Chained decoding (tokens picked on the GPU and fed to the next step there, read back a batch
+/// at a time) writes the same replies as reading every token back, token for token: greedy, and
+/// seeded draws with a repetition penalty whose window spans the batches. Ends that fall inside a
+/// batch (the maximum, Stop) leave the cache where one token at a time leaves it, so the next
+/// turn continues alike; the generator ends in the same state; and the read-backs per token
+/// fall from one to a batch's worth.
+#[test]
+fn chained_decoding_writes_the_same_tokens_as_one_at_a_time() {
+    let Some(bytes) = common::tiny_model() else {
+        return;
+    };
+    let Some(gpu) = common::gpu() else { return };
+    let g = Gguf::parse(&bytes).unwrap();
+    let tok = Tokenizer::from_gguf(&g).unwrap();
+    let mut b = GpuBackend::load(&gpu, &g, Precision::Int4, 256).unwrap();
+    let prompt = tok.encode_with_bos("Write a short story about a lighthouse keeper.", false);
+    let greedy = SamplerConfig {
+        temperature: 0.0,
+        ..SamplerConfig::default()
+    };
+    let drawn = SamplerConfig {
+        temperature: 0.9,
+        top_k: 40,
+        repetition_penalty: 1.3,
+        repeat_last_n: 12,
+        seed: 7,
+        ..SamplerConfig::default()
+    };
+    for (name, sampling) in [("greedy", &greedy), ("seeded draw", &drawn)] {
+        // (max tokens, Stop after this many pieces of text)
+        for (max_tokens, stop_after) in [(32, usize::MAX), (13, usize::MAX), (32, 11)] {
+            let mut runs = vec![];
+            for chain in [1, 3, lowbit::model::gpu::CHAIN_AHEAD] {
+                b.chain = chain;
+                let first = reply(&mut b, &tok, &[], &prompt, max_tokens, sampling, stop_after);
+                // The next turn: what the cache lacks of this one, then more prompt.
+                let history = [prompt.clone(), first.0.clone()].concat();
+                let (context, rest) = history.split_at(first.1);
+                let next_prompt = [rest, &tok.encode("And then?", false)].concat();
+                let second = reply(
+                    &mut b,
+                    &tok,
+                    context,
+                    &next_prompt,
+                    12,
+                    sampling,
+                    usize::MAX,
+                );
+                println!("{name}, max {max_tokens}, stop after {stop_after}, chain {chain}: {} + {} tokens, {} + {} read-backs", first.0.len(), second.0.len(), first.2, second.2);
+                runs.push((chain, first, second));
+            }
+            let (_, want1, want2) = &runs[0];
+            assert_eq!(
+                want1.2,
+                want1.0.len().max(1),
+                "{name}: one read-back per token when not chained"
+            );
+            for (chain, got1, got2) in &runs[1..] {
+                let what =
+                    format!("{name}, max {max_tokens}, stop after {stop_after}, chain {chain}");
+                assert_eq!(got1.0, want1.0, "{what}: the reply's tokens");
+                assert_eq!(got1.1, want1.1, "{what}: where the cache ends");
+                assert_eq!(got1.3, want1.3, "{what}: the generator afterwards");
+                assert_eq!(got2.0, want2.0, "{what}: the next turn's tokens");
+                assert_eq!(got2.1, want2.1, "{what}: where the next turn's cache ends");
+                // Batches of 1, 2, 4, … (shorter on a slow machine): fewer reads than tokens.
+                assert!(
+                    got1.2 < want1.2,
+                    "{what}: {} read-backs for {} tokens",
+                    got1.2,
+                    got1.0.len()
+                );
+            }
+        }
+    }
+    assert_eq!(gpu.check().err().map(|e| e.to_string()), None);
+}

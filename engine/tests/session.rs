@@ -158,7 +158,15 @@ fn measurements_give_the_conversation_its_cache_back() {
     }));
     assert!(matches!(r, Err(lowbit::Error::Cancelled)), "{r:?}");
     assert_eq!(seen, 2);
-    let settings = lowbit::bench::BenchSettings { precisions: vec![Precision::Fp16, Precision::Int4], prompt_tokens: 8, decode_tokens: 4, repeats: 2, context: 0, kv: None };
+    let settings = lowbit::bench::BenchSettings {
+        precisions: vec![Precision::Fp16, Precision::Int4],
+        prompt_tokens: 8,
+        decode_tokens: 4,
+        repeats: 2,
+        context: 0,
+        kv: None,
+        chain: None,
+    };
     let mut steps = vec![];
     let bench = block_on(s.bench("tiny", &settings, |st| {
         steps.push(st);
@@ -170,6 +178,21 @@ fn measurements_give_the_conversation_its_cache_back() {
     assert!(steps.iter().enumerate().all(|(i, st)| st.done == i && st.total == 12), "{steps:?}");
     assert!(steps[6].what.starts_with("run 2 of 2: switching to FP16"), "{:?}", steps[6]);
     assert!(bench.rows.iter().all(|r| r.decode_runs.len() == 2));
+    // Decode chains its steps: 4 tokens in batches of 1, 2 and 1 are 3 read-backs, not 4.
+    assert_eq!(bench.chain, lowbit::model::gpu::CHAIN_AHEAD);
+    for r in &bench.rows {
+        assert_eq!(
+            (r.activations.as_str(), r.round_trips_per_token),
+            ("f32", 0.75),
+            "{:?}",
+            r.precision
+        );
+        assert!(
+            r.host_ms_per_token.is_none_or(|h| h >= 0.0),
+            "{:?}",
+            r.host_ms_per_token
+        );
+    }
     // The time left is estimated after a whole round of both precisions.
     assert!(steps.iter().all(|st| st.settle == 6), "{steps:?}");
     // Cancelled while FP16 is loaded, a benchmark ends as cancelled and gives the plan, the KV

@@ -45,9 +45,10 @@ const USAGE: &str = "usage:
   lowbit bench kernels [--json | --markdown] [--reps N]
   lowbit bench model [MODEL.gguf | --shape smollm2-135m|qwen2.5-0.5b|llama-3.2-1b|smollm2-1.7b|tiny]
                      [--precision fp16,int8,int4,int3,int2] [--prompt-tokens 128] [--tokens 128] [--repeats 3] [--json | --markdown]
-                     [--context N] [--kv f32|f16|int8|int4|int3|int4-rot|int3-rot]
+                     [--context N] [--kv f32|f16|int8|int4|int3|int4-rot|int3-rot] [--chain N]
       (--shape: random weights at that model's shape, no file needed; --context: decode from position N,
-       the KV cache filled first)
+       the KV cache filled first; --chain: decode steps run ahead of the tokens read back, 1 to read
+       every token before the next step; 16 by default)
   lowbit selftest [--json]";
 
 struct Args {
@@ -442,6 +443,10 @@ fn bench_model(a: &Args) -> Result<()> {
         repeats: a.num("--repeats", 3usize)?.max(1),
         context: a.num("--context", 0usize)?,
         kv: kv_arg(a)?,
+        chain: a
+            .get("--chain")
+            .map(|_| a.num("--chain", 1usize))
+            .transpose()?,
     };
     let (bytes, name) = match (a.get("--shape"), a.positional.get(2)) {
         (Some(shape), None) => {

@@ -629,40 +629,118 @@ impl Gpu {
 
     /// Copy `bytes` bytes of `buf` back to the CPU through `staging` (kept by a caller that reads
     /// every step, so a decode step creates no buffer).
-    pub async fn read_with(&self, buf: &wgpu::Buffer, bytes: u64, staging: &wgpu::Buffer) -> Result<Vec<u8>> {
+    pub async fn read_with(
+        &self,
+        buf: &wgpu::Buffer,
+        bytes: u64,
+        staging: &wgpu::Buffer,
+    ) -> Result<Vec<u8>> {
+        self.read_later(buf, 0, bytes, staging)?.finish(self).await
+    }
+
+    /// Start reading `bytes` bytes of `buf` from `offset` back through `staging`, behind the work
+    /// submitted so far, without waiting: work submitted after this call does not delay it
+    /// ([`PendingRead::finish`] waits for this copy alone). Dropping the read unfinished cancels
+    /// it (the staging buffer is unmapped, ready for the next read).
+    pub fn read_later(
+        &self,
+        buf: &wgpu::Buffer,
+        offset: u64,
+        bytes: u64,
+        staging: &wgpu::Buffer,
+    ) -> Result<PendingRead> {
         let size = bytes.div_ceil(4) * 4;
         if size > staging.size() {
             return Err(Error::Gpu(format!("read-back of {size} bytes through a {}-byte buffer", staging.size())));
         }
         let mut enc = self.encoder();
-        enc.copy_buffer_to_buffer(buf, 0, staging, 0, size);
-        self.submit(enc);
+        enc.copy_buffer_to_buffer(buf, offset, staging, 0, size);
+        let index = self.queue.submit([enc.finish()]);
         let (tx, rx) = futures_channel::oneshot::channel();
         staging.map_async(wgpu::MapMode::Read, ..size, move |r| {
             let _ = tx.send(r);
         });
-        #[cfg(not(target_arch = "wasm32"))]
-        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Gpu(e.to_string()))?;
-        rx.await
-            .map_err(|_| self.lost("during a read-back"))?
-            .map_err(|e| if self.is_lost() { self.lost("during a read-back") } else { Error::Gpu(format!("map failed: {e}")) })?;
-        let out = {
-            let view = staging.get_mapped_range(..size).map_err(|e| Error::Gpu(format!("{e:?}")))?;
-            view[..bytes as usize].to_vec()
-        };
-        staging.unmap();
-        self.check()?;
-        Ok(out)
+        Ok(PendingRead {
+            staging: Some(staging.clone()),
+            bytes,
+            size,
+            rx,
+            index,
+        })
     }
-
     pub async fn read_f32(&self, buf: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
         let b = self.read_bytes(buf, (len * 4) as u64).await?;
-        Ok(b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        Ok(b.chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
     }
 
     pub async fn read_u32(&self, buf: &wgpu::Buffer, len: usize) -> Result<Vec<u32>> {
         let b = self.read_bytes(buf, (len * 4) as u64).await?;
-        Ok(b.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        Ok(b.chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
+    }
+}
+
+/// A read-back under way ([`Gpu::read_later`]).
+pub struct PendingRead {
+    /// None once finished.
+    staging: Option<wgpu::Buffer>,
+    bytes: u64,
+    size: u64,
+    rx: futures_channel::oneshot::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>,
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    index: wgpu::SubmissionIndex,
+}
+
+impl PendingRead {
+    /// Wait for the copy (and the work submitted before it), then the bytes.
+    pub async fn finish(mut self, gpu: &Gpu) -> Result<Vec<u8>> {
+        #[cfg(not(target_arch = "wasm32"))]
+        if gpu
+            .device
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(self.index.clone()),
+                timeout: None,
+            })
+            .is_err()
+        {
+            // The copy's submission failed (a lost device): wait for everything, and the mapping
+            // says what happened.
+            gpu.device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map_err(|e| Error::Gpu(e.to_string()))?;
+        }
+        let rx = std::mem::replace(&mut self.rx, futures_channel::oneshot::channel().1);
+        rx.await
+            .map_err(|_| gpu.lost("during a read-back"))?
+            .map_err(|e| {
+                if gpu.is_lost() {
+                    gpu.lost("during a read-back")
+                } else {
+                    Error::Gpu(format!("map failed: {e}"))
+                }
+            })?;
+        let staging = self.staging.take().expect("a read is finished once");
+        let out = {
+            let view = staging
+                .get_mapped_range(..self.size)
+                .map_err(|e| Error::Gpu(format!("{e:?}")))?;
+            view[..self.bytes as usize].to_vec()
+        };
+        staging.unmap();
+        gpu.check()?;
+        Ok(out)
+    }
+}
+
+impl Drop for PendingRead {
+    fn drop(&mut self) {
+        // Unfinished: cancel the mapping (or undo it, if it already happened).
+        if let Some(s) = self.staging.take() {
+            s.unmap();
+        }
     }
 }
 
@@ -703,18 +781,35 @@ impl PassTimer {
         Some(PassTimer { set, resolve, passes })
     }
 
+    /// How many passes it times.
+    pub fn passes(&self) -> u32 {
+        self.passes
+    }
+
     /// Query index for pass `i`.
     pub fn slot(&self, i: u32) -> (&wgpu::QuerySet, u32) {
         (&self.set, 2 * i)
     }
 
     pub fn resolve(&self, enc: &mut wgpu::CommandEncoder) {
-        enc.resolve_query_set(&self.set, 0..self.passes * 2, &self.resolve, 0);
+        self.resolve_first(enc, self.passes);
+    }
+
+    /// Resolve the first `passes` passes' queries only (the ones written).
+    pub fn resolve_first(&self, enc: &mut wgpu::CommandEncoder, passes: u32) {
+        enc.resolve_query_set(&self.set, 0..passes.min(self.passes) * 2, &self.resolve, 0);
     }
 
     /// Per-pass durations in milliseconds (after `resolve` was submitted).
     pub async fn read_ms(&self, gpu: &Gpu) -> Result<Vec<f64>> {
-        let b = gpu.read_bytes(&self.resolve, self.passes as u64 * 16).await?;
+        self.read_first_ms(gpu, self.passes).await
+    }
+
+    /// The first `passes` passes' durations in milliseconds (after they were resolved).
+    pub async fn read_first_ms(&self, gpu: &Gpu, passes: u32) -> Result<Vec<f64>> {
+        let b = gpu
+            .read_bytes(&self.resolve, passes.min(self.passes) as u64 * 16)
+            .await?;
         let period = gpu.queue.get_timestamp_period() as f64;
         let t: Vec<u64> = b.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect();
         Ok(t.chunks_exact(2).map(|p| p[1].saturating_sub(p[0]) as f64 * period / 1e6).collect())

@@ -214,6 +214,21 @@ impl Recorder {
         self.dispatches += 1;
     }
 
+    /// A timestamp at this point of the recording, into query `index` of `set` (an empty compute
+    /// pass that writes it: at its beginning when `begin`, else at its end).
+    pub fn mark(&mut self, set: &wgpu::QuerySet, index: u32, begin: bool) {
+        self.pass = None;
+        let tw = wgpu::ComputePassTimestampWrites {
+            query_set: set,
+            beginning_of_pass_write_index: begin.then_some(index),
+            end_of_pass_write_index: (!begin).then_some(index),
+        };
+        drop(self.enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("mark"),
+            timestamp_writes: Some(tw),
+        }));
+    }
+
     /// Submit everything recorded (resolving the timer's queries first).
     pub fn submit(mut self) {
         self.pass = None;

@@ -9,6 +9,11 @@
 //! changes per step (the position) is one `queue.write_buffer` into a uniform. Recording a layer
 //! allocates no host memory either (tests/alloc.rs): the config is borrowed, matrix handles share
 //! their parts, and a dispatch's bind group is found by a fixed-size key.
+//!
+//! Decode chains its steps ([`crate::model::decode`]): the pick (argmax or the sampler's draw)
+//! writes the token into the step's ids buffer and into a token history on the GPU, so the next
+//! step is recorded and submitted without waiting for the CPU to see the token; the CPU reads the
+//! history back a batch at a time, one batch behind the GPU ([`CHAIN_AHEAD`] steps at most).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -269,7 +274,19 @@ struct RunState {
     draw: Option<Buffer>,
     /// Read-back buffer (the largest read so far).
     staging: Option<Buffer>,
+    /// A chained decode's token history [n_ctx + 1] (index i: the token at position i).
+    hist: Option<Buffer>,
+    /// The chain's read-back buffers, taken in turn, and the reads under way (oldest first).
+    chain_staging: Vec<Buffer>,
+    chain_turn: usize,
+    chain_reads: std::collections::VecDeque<crate::gpu::PendingRead>,
 }
+
+/// The most decode steps a chained decode records ahead of the tokens it has read back
+/// ([`crate::model::decode`]), unless [`GpuBackend::chain`] says otherwise.
+pub const CHAIN_AHEAD: usize = 16;
+/// Read-back buffers of a chain: one batch being read, one recorded behind it, one spare.
+const CHAIN_STAGING: usize = 3;
 
 /// The keys and values of the first `positions` positions of every layer, copied aside
 /// ([`GpuBackend::save_kv`]): one buffer per layer, keys then values.
@@ -306,6 +323,12 @@ pub struct GpuBackend {
     rec: Option<Recorder>,
     /// Calibration activations for the calibrated methods ([`crate::method`]).
     calibration: Option<Arc<Calibration>>,
+    /// How many decode steps may run ahead of the tokens read back ([`CHAIN_AHEAD`]; 1: read
+    /// every token before the next step).
+    pub chain: usize,
+    /// Timing whole steps ([`GpuBackend::time_steps`]): a timestamp pair per step, the next
+    /// step's slot, and whether a step is open (its end still to be marked).
+    step_timer: Option<(Rc<PassTimer>, u32, bool)>,
 }
 
 impl GpuBackend {
@@ -368,6 +391,8 @@ impl GpuBackend {
             timer: None,
             rec: None,
             calibration: None,
+            chain: CHAIN_AHEAD,
+            step_timer: None,
         };
         b.set_kv(KvPrecision::F32)?;
         Ok(b)
@@ -602,9 +627,39 @@ impl GpuBackend {
 
     /// Submit everything recorded so far.
     pub fn flush(&mut self) {
-        if let Some(r) = self.rec.take() {
+        if let Some(mut r) = self.rec.take() {
+            if let Some((t, next, open @ true)) = &mut self.step_timer {
+                let (set, i) = t.slot(*next);
+                r.mark(set, i + 1, false);
+                *next += 1;
+                *open = false;
+            }
             r.submit();
         }
+    }
+
+    /// Time the next `steps` steps (forward passes) whole on the GPU, each between a timestamp
+    /// before its first kernel and one after its last: what [`GpuBackend::step_times`] reads.
+    /// False when the adapter has no timestamp queries.
+    pub fn time_steps(&mut self, steps: usize) -> bool {
+        self.flush();
+        // WebGPU allows 4,096 queries a set: 2,048 steps.
+        self.step_timer =
+            PassTimer::new(&self.gpu, steps.clamp(1, 2048) as u32).map(|t| (Rc::new(t), 0, false));
+        self.step_timer.is_some()
+    }
+
+    /// The GPU milliseconds of each step timed since [`GpuBackend::time_steps`] (in order), and
+    /// the end of the timing. None when nothing was timed.
+    pub async fn step_times(&mut self) -> Result<Option<Vec<f64>>> {
+        self.flush();
+        let Some((t, n, _)) = self.step_timer.take().filter(|(_, n, _)| *n > 0) else {
+            return Ok(None);
+        };
+        let mut enc = self.gpu.encoder();
+        t.resolve_first(&mut enc, n);
+        self.gpu.submit(enc);
+        Ok(Some(t.read_first_ms(&self.gpu, n).await?))
     }
 
     fn rec(&mut self) -> &mut Recorder {
@@ -663,6 +718,51 @@ impl GpuBackend {
 
     fn vector(&self, n: Vector) -> Result<&Buffer> {
         self.weights.vectors.get(&n).or_else(|| self.vectors.get(&n)).ok_or_else(|| Error::TensorNotFound(n.tensor_name()))
+    }
+
+    /// Start a step at `pos0`: the embedding rows of `ids`, or (None) of the token a chained pick
+    /// left in the step's ids buffer.
+    fn embed_from(&mut self, ids: Option<&[u32]>, pos0: usize) -> Result<GpuActivations> {
+        let m = ids.map_or(1, <[u32]>::len);
+        // A step is one submission: what it writes (the position, the token) applies to it all.
+        self.flush();
+        self.run.decoding = m == 1;
+        self.run.next = 0;
+        self.gpu.queue.write_buffer(
+            &self.step,
+            0,
+            bytemuck::bytes_of(&Step {
+                pos0: pos0 as u32,
+                ..Default::default()
+            }),
+        );
+        let idb = match ids {
+            Some(ids) if m > 1 => self.gpu.storage_u32("ids", ids)?,
+            _ => {
+                let b = Self::run_buffer(&self.gpu, &mut self.run.ids, "ids", 1)?;
+                if let Some(ids) = ids {
+                    self.gpu
+                        .queue
+                        .write_buffer(&b, 0, bytemuck::cast_slice(ids));
+                }
+                b
+            }
+        };
+        let out = self.act(m, self.embd().cols)?;
+        let (e, scale) = (self.embd().clone(), self.cfg.embed_scale);
+        let mark = match &mut self.step_timer {
+            Some((t, next, open)) if *next < t.passes() => {
+                *open = true;
+                Some((t.clone(), *next))
+            }
+            _ => None,
+        };
+        if let Some((t, i)) = mark {
+            let (set, i) = t.slot(i);
+            self.rec().mark(set, i, true);
+        }
+        self.rec().embedding(&e, &idb, &out.buf, m, scale);
+        Ok(out)
     }
 
     /// The token id a picking kernel (argmax, sample) wrote into `token` (4 bytes read back).
@@ -741,22 +841,7 @@ impl Backend for GpuBackend {
         if ids.is_empty() {
             return Err(Error::Usage("no tokens".into()));
         }
-        // A step is one submission: what it writes (the position, the token) applies to it all.
-        self.flush();
-        self.run.decoding = ids.len() == 1;
-        self.run.next = 0;
-        self.gpu.queue.write_buffer(&self.step, 0, bytemuck::bytes_of(&Step { pos0: pos0 as u32, ..Default::default() }));
-        let idb = if self.run.decoding {
-            let b = Self::run_buffer(&self.gpu, &mut self.run.ids, "ids", 1)?;
-            self.gpu.queue.write_buffer(&b, 0, bytemuck::cast_slice(ids));
-            b
-        } else {
-            self.gpu.storage_u32("ids", ids)?
-        };
-        let out = self.act(ids.len(), self.embd().cols)?;
-        let (e, scale) = (self.embd().clone(), self.cfg.embed_scale);
-        self.rec().embedding(&e, &idb, &out.buf, ids.len(), scale);
-        Ok(out)
+        self.embed_from(Some(ids), pos0)
     }
 
     fn qkv(&mut self, x: &GpuActivations, l: usize, pos0: usize) -> Result<GpuActivations> {
@@ -892,5 +977,154 @@ impl Backend for GpuBackend {
         self.gpu.queue.write_buffer(&draw, 0, bytemuck::cast_slice(&words));
         self.rec().sample(&x.buf, &token, &draw, x.width, d);
         self.read_token(&token).await
+    }
+
+    fn chain_ahead(&self, d: Option<&crate::sampler::Draw>, window: usize) -> usize {
+        use crate::gpu::ops::{sample_fits, SAMPLE_MAX_RECENT};
+        match d {
+            Some(d) if !sample_fits(d) || window > SAMPLE_MAX_RECENT => 1,
+            _ => self.chain.max(1),
+        }
+    }
+
+    fn chain_start(&mut self, history: &[u32]) -> Result<()> {
+        use crate::gpu::ops::SAMPLE_MAX_RECENT;
+        self.chain_end();
+        let len = self.n_ctx + 1;
+        if history.len() >= len {
+            return Err(Error::Usage(format!(
+                "a history of {} tokens in a context of {}",
+                history.len(),
+                self.n_ctx
+            )));
+        }
+        let hist = Self::run_buffer(&self.gpu, &mut self.run.hist, "history", len)?;
+        // The penalty's window reaches back at most this far.
+        let from = history.len().saturating_sub(SAMPLE_MAX_RECENT);
+        if from < history.len() {
+            self.gpu.queue.write_buffer(
+                &hist,
+                (from * 4) as u64,
+                bytemuck::cast_slice(&history[from..]),
+            );
+        }
+        let bytes = (self.chain.max(1) * 4) as u64;
+        if self
+            .run
+            .chain_staging
+            .first()
+            .is_none_or(|s| s.size() < bytes)
+        {
+            self.run.chain_staging = (0..CHAIN_STAGING)
+                .map(|_| self.gpu.staging(bytes))
+                .collect();
+        }
+        Ok(())
+    }
+
+    fn pick_chained(
+        &mut self,
+        x: &GpuActivations,
+        at: usize,
+        draw: Option<(&crate::sampler::Draw, usize)>,
+    ) -> Result<()> {
+        if x.m != 1 {
+            return Err(Error::Shape(format!("a chained pick from {} rows", x.m)));
+        }
+        let hist = self
+            .run
+            .hist
+            .clone()
+            .ok_or_else(|| Error::Usage("a chained pick before the chain started".into()))?;
+        if at > self.n_ctx || (at * 4) as u64 >= hist.size() {
+            return Err(Error::Usage(format!(
+                "token {at} of a chain in a context of {}",
+                self.n_ctx
+            )));
+        }
+        let token = Self::run_buffer(&self.gpu, &mut self.run.token, "token", 1)?;
+        let ids = Self::run_buffer(&self.gpu, &mut self.run.ids, "ids", 1)?;
+        match draw {
+            None => self.rec().argmax(&x.buf, &token, x.width),
+            Some((d, window)) => {
+                use crate::gpu::ops::SAMPLE_MAX_RECENT;
+                if window > SAMPLE_MAX_RECENT || window > at {
+                    return Err(Error::Usage(format!(
+                        "a penalty over {window} tokens before token {at}"
+                    )));
+                }
+                let dr =
+                    Self::run_buffer(&self.gpu, &mut self.run.draw, "draw", SAMPLE_MAX_RECENT + 2)?;
+                // The uniform number and the window's length land before this step's submission;
+                // the window itself is copied from the history on the device.
+                self.gpu.queue.write_buffer(
+                    &dr,
+                    0,
+                    bytemuck::cast_slice(&[d.u.to_bits(), window as u32]),
+                );
+                let rec = self.rec();
+                if window > 0 {
+                    rec.encoder().copy_buffer_to_buffer(
+                        &hist,
+                        ((at - window) * 4) as u64,
+                        &dr,
+                        8,
+                        (window * 4) as u64,
+                    );
+                }
+                rec.sample(&x.buf, &token, &dr, x.width, d);
+            }
+        }
+        let enc = self.rec().encoder();
+        enc.copy_buffer_to_buffer(&token, 0, &ids, 0, 4);
+        enc.copy_buffer_to_buffer(&token, 0, &hist, (at * 4) as u64, 4);
+        Ok(())
+    }
+
+    fn embed_chained(&mut self, pos0: usize) -> Result<GpuActivations> {
+        self.embed_from(None, pos0)
+    }
+
+    fn chain_send(&mut self, from: usize, to: usize) -> Result<()> {
+        self.flush();
+        let n = to.saturating_sub(from);
+        let hist = self
+            .run
+            .hist
+            .clone()
+            .ok_or_else(|| Error::Usage("a chained read before the chain started".into()))?;
+        if self.run.chain_reads.len() >= CHAIN_STAGING {
+            return Err(Error::Usage(format!(
+                "more than {CHAIN_STAGING} chained reads under way"
+            )));
+        }
+        let staging = self
+            .run
+            .chain_staging
+            .get(self.run.chain_turn % CHAIN_STAGING)
+            .cloned();
+        let staging = staging
+            .ok_or_else(|| Error::Usage("a chained read before the chain started".into()))?;
+        self.run.chain_turn += 1;
+        let read = self
+            .gpu
+            .read_later(&hist, (from * 4) as u64, (n * 4) as u64, &staging)?;
+        self.run.chain_reads.push_back(read);
+        Ok(())
+    }
+
+    async fn chain_read(&mut self) -> Result<Vec<u32>> {
+        let read = self
+            .run
+            .chain_reads
+            .pop_front()
+            .ok_or_else(|| Error::Usage("no chained read under way".into()))?;
+        let bytes = read.finish(&self.gpu).await?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    fn chain_end(&mut self) {
+        self.run.chain_reads.clear();
+        self.run.chain_turn = 0;
     }
 }

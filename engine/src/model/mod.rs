@@ -489,6 +489,48 @@ pub trait Backend {
     fn sample(&mut self, x: &Self::Act, d: &crate::sampler::Draw) -> impl std::future::Future<Output = Result<u32>> {
         async move { Ok(crate::sampler::sample(&self.read(x).await?, d)) }
     }
+
+    // Chained decoding ([`decode`]): each step's token is picked on the device, into the
+    // history there, and fed to the next step without a read-back; the CPU reads the tokens back
+    // a batch at a time. A backend that cannot says so with `chain_ahead` 1 and never gets the
+    // other calls.
+
+    /// How many decode steps may be recorded ahead of the tokens read back, for draws like `d`
+    /// (None: greedy) with a penalty window of `window` tokens: 1 where each token must be read
+    /// before the next step is recorded.
+    fn chain_ahead(&self, _d: Option<&crate::sampler::Draw>, _window: usize) -> usize {
+        1
+    }
+    /// Start a chain after `history` (the tokens so far; the one at index i is at position i).
+    fn chain_start(&mut self, _history: &[u32]) -> Result<()> {
+        Err(Error::Usage("this backend reads every token back".into()))
+    }
+    /// Pick the token at history index `at` from one row of logits, on the device: the argmax
+    /// (`draw` None), or draw `d` with its penalty over history `at − window .. at` (`d.recent` is
+    /// not read). The next [`Backend::embed_chained`] reads it.
+    fn pick_chained(
+        &mut self,
+        _logits: &Self::Act,
+        _at: usize,
+        _draw: Option<(&crate::sampler::Draw, usize)>,
+    ) -> Result<()> {
+        Err(Error::Usage("this backend reads every token back".into()))
+    }
+    /// [`Backend::embed`] of the token the last chained pick wrote, at `pos0`.
+    fn embed_chained(&mut self, _pos0: usize) -> Result<Self::Act> {
+        Err(Error::Usage("this backend reads every token back".into()))
+    }
+    /// Submit what is recorded and start reading history `from..to` back, behind it.
+    fn chain_send(&mut self, _from: usize, _to: usize) -> Result<()> {
+        Err(Error::Usage("this backend reads every token back".into()))
+    }
+    /// The tokens of the oldest range sent and not yet read (waiting for them).
+    fn chain_read(&mut self) -> impl std::future::Future<Output = Result<Vec<u32>>> {
+        async { Err(Error::Usage("this backend reads every token back".into())) }
+    }
+    /// End the chain: reads still under way are dropped (what ran past the end is discarded; the
+    /// KV cache past the caller's position is overwritten by later steps).
+    fn chain_end(&mut self) {}
 }
 
 /// Perplexity of a token sequence, teacher-forced: position i predicts token i + 1.
@@ -649,6 +691,140 @@ async fn pick<B: Backend>(b: &mut B, logits: &B::Act, sampler: &mut crate::sampl
     }
 }
 
+/// What [`decode`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Decoded {
+    /// Tokens fed back into the model (decode steps whose result was used).
+    pub fed: usize,
+    /// Tokens picked and shown to the caller.
+    pub examined: usize,
+    /// Waits for the device to read tokens back: one per token when each is read before the
+    /// next step is recorded, one per batch when the steps are chained.
+    pub round_trips: usize,
+}
+
+/// The longest a chained decode's batch should take, in milliseconds: the reply shows a batch
+/// at a time, so on a slow adapter batches stay short (down to one step: the next batch is on
+/// the GPU before this one is read, so the GPU still never waits for the CPU).
+pub const BATCH_MS: f64 = 250.0;
+
+/// Decode from `logits` (one row: the next token's), feeding each token the caller keeps back in:
+/// pick a token, hand it to `on_token`; while it answers true (and fewer than `max_picks` tokens
+/// were picked) append it to `history` and run it at its position (its index in `history`; the
+/// cache holds positions `0 .. history.len()` before the call). `sampler` draws; its generator
+/// ends where one token at a time would leave it.
+///
+/// Where the backend chains ([`Backend::chain_ahead`] > 1), tokens are picked on the device and
+/// fed to the next step there; the steps are recorded a batch ahead of the tokens read back
+/// (batches of 1, 2, 4, … up to the chain length, and no longer than [`BATCH_MS`] at the pace
+/// measured so far), so the device never waits for the CPU to see a token. What runs past the end (a stop token, `on_token`'s false, the maximum) is discarded:
+/// the tokens are the same, token for token, as one at a time.
+pub async fn decode<B: Backend>(
+    cfg: &Config,
+    b: &mut B,
+    logits: B::Act,
+    history: &mut Vec<u32>,
+    max_picks: usize,
+    sampler: &mut crate::sampler::Sampler,
+    mut on_token: impl FnMut(u32) -> bool,
+) -> Result<Decoded> {
+    let mut d = Decoded::default();
+    if max_picks == 0 {
+        return Ok(d);
+    }
+    let greedy = sampler.is_greedy();
+    let probe = (!greedy).then(|| sampler.draw_with(&[], 0.0));
+    let ahead = b.chain_ahead(probe.as_ref(), sampler.cfg.repeat_last_n);
+    if ahead <= 1 {
+        let mut next = pick(b, &logits, sampler, history).await?;
+        d.round_trips += 1;
+        loop {
+            d.examined += 1;
+            if !on_token(next) || d.examined == max_picks {
+                return Ok(d);
+            }
+            history.push(next);
+            d.fed += 1;
+            let logits = forward(cfg, b, &[next], history.len() - 1, false)?;
+            next = pick(b, &logits, sampler, history).await?;
+            d.round_trips += 1;
+        }
+    }
+    // The draw of the token at history index `at`: its uniform number, and the penalty's window
+    // over the tokens before it (on the device).
+    fn draw_at(
+        s: &mut crate::sampler::Sampler,
+        greedy: bool,
+        at: usize,
+    ) -> Option<(crate::sampler::Draw, usize)> {
+        (!greedy).then(|| {
+            let u = s.next_u();
+            (s.draw_with(&[], u), s.window(at))
+        })
+    }
+    let base = sampler.clone();
+    b.chain_start(history)?;
+    let h0 = history.len();
+    // History indices the picks may take: h0 .. limit.
+    let limit = h0 + max_picks;
+    let result = async {
+        let dr = draw_at(sampler, greedy, h0);
+        b.pick_chained(&logits, h0, dr.as_ref().map(|(d, w)| (d, *w)))?;
+        b.chain_send(h0, h0 + 1)?;
+        let (mut issued, mut batch) = (h0 + 1, 1);
+        // Milliseconds per step, from the time between two reads (the batches run back to back).
+        let (mut pace, mut last_read): (Option<f64>, Option<f64>) = (None, None);
+        loop {
+            // The next batch goes to the device before this one's tokens are awaited.
+            if issued < limit {
+                let by_time =
+                    pace.map_or(usize::MAX, |ms| ((BATCH_MS / ms.max(1e-3)) as usize).max(1));
+                batch = (batch * 2).min(ahead).min(by_time).min(limit - issued);
+                let from = issued;
+                for _ in 0..batch {
+                    let x = forward_chained(cfg, b, issued - 1)?;
+                    let dr = draw_at(sampler, greedy, issued);
+                    b.pick_chained(&x, issued, dr.as_ref().map(|(d, w)| (d, *w)))?;
+                    issued += 1;
+                }
+                b.chain_send(from, issued)?;
+            }
+            let tokens = b.chain_read().await?;
+            d.round_trips += 1;
+            let now = crate::util::now_ms();
+            if let Some(t) = last_read.filter(|_| !tokens.is_empty()) {
+                pace = Some((now - t) / tokens.len() as f64);
+            }
+            last_read = Some(now);
+            for t in tokens {
+                d.examined += 1;
+                if !on_token(t) || d.examined == max_picks {
+                    return Ok(());
+                }
+                history.push(t);
+                d.fed += 1;
+            }
+        }
+    }
+    .await;
+    b.chain_end();
+    // The generator as one draw per token examined would leave it.
+    *sampler = base;
+    for _ in 0..d.examined {
+        sampler.next_u();
+    }
+    result.map(|()| d)
+}
+
+/// A decode step of the token the last chained pick left on the device, at `pos`: its logits.
+fn forward_chained<B: Backend>(cfg: &Config, b: &mut B, pos: usize) -> Result<B::Act> {
+    let mut x = b.embed_chained(pos)?;
+    for l in 0..cfg.n_layers {
+        layer(cfg, b, &mut x, l, pos)?;
+    }
+    b.logits(&x)
+}
+
 /// What a generation produced.
 #[derive(Clone, Debug, Serialize)]
 pub struct Generation {
@@ -663,6 +839,8 @@ pub struct Generation {
     pub stopped: bool,
     /// From the start of the prefill to the first token's text.
     pub time_to_first_token_ms: f64,
+    /// Read-backs the reply's tokens took ([`Decoded::round_trips`]).
+    pub round_trips: usize,
 }
 
 /// What [`generate`] reports as it goes; the callback's `false` stops it there.
@@ -738,6 +916,7 @@ pub async fn generate<B: Backend>(
                     end_pos: pos0 + done,
                     stopped: false,
                     time_to_first_token_ms: ms,
+                    round_trips: 0,
                 });
             }
             let per_ms = slice as f64 / (now_ms() - ts).max(1e-3);
@@ -756,46 +935,40 @@ pub async fn generate<B: Backend>(
     if b.read(&logits).await?.iter().any(|x| !x.is_finite()) {
         return Err(Error::NonFinite("the logits of the reply's first token".into()));
     }
-    let mut next = pick(b, &logits, sampler, &history).await?;
-    let prefill_ms = now_ms() - t0;
-    let mut pos = pos0 + prompt.len();
-    let mut first_token_ms = None;
+    let h0 = history.len();
+    let (mut prefill_ms, mut first_token_ms) = (None, None);
     let (mut ids, mut text) = (Vec::new(), String::new());
     let mut dec = crate::tokenizer::StreamDecoder::default();
     let mut stopped = false;
-    let t1 = now_ms();
-    let mut decoded = 0usize;
-    while ids.len() < max_tokens {
+    let decoded = decode(cfg, b, logits, &mut history, max_tokens, sampler, |next| {
+        prefill_ms.get_or_insert_with(|| now_ms() - t0);
         if tok.is_stop(next) {
             stopped = true;
-            break;
+            return false;
         }
         ids.push(next);
-        history.push(next);
         let piece = dec.push(tok, next);
         first_token_ms.get_or_insert_with(|| now_ms() - t0);
         text += &piece;
-        if !on_step(Step::Text(&piece)) || ids.len() >= max_tokens {
-            break;
-        }
-        let logits = forward(cfg, b, &[next], pos, false)?;
-        next = pick(b, &logits, sampler, &history).await?;
-        pos += 1;
-        decoded += 1;
-    }
+        on_step(Step::Text(&piece)) && ids.len() < max_tokens
+    })
+    .await?;
+    let prefill_ms = prefill_ms.unwrap_or_else(|| now_ms() - t0);
+    let pos = h0 + decoded.fed;
     // The last sampled token is not in the cache yet: the caller feeds it with the next turn.
     let rest = dec.finish();
     if !rest.is_empty() {
         on_step(Step::Text(&rest));
         text += &rest;
     }
-    let decode_s = (now_ms() - t1) / 1e3;
+    let decode_s = (now_ms() - t0 - prefill_ms) / 1e3;
     Ok(Generation {
         ids,
         text,
         prefill_tokens: prompt.len(),
         prefill_tokens_per_second: prompt.len() as f64 / (prefill_ms / 1e3).max(1e-9),
-        decode_tokens_per_second: decoded as f64 / decode_s.max(1e-9),
+        decode_tokens_per_second: decoded.fed as f64 / decode_s.max(1e-9),
+        round_trips: decoded.round_trips,
         end_pos: pos,
         stopped,
         time_to_first_token_ms: first_token_ms.unwrap_or(prefill_ms),

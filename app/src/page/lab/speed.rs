@@ -120,7 +120,9 @@ fn ModelBenchPanel() -> impl IntoView {
             over (the precisions take turns, so a slow moment of this machine falls on all of them), on this model and this GPU. \
             Each figure is the median of the runs, with their range: a speed ratio means little without it. Tokens per second \
             are wall-clock time, so they include everything the browser does per token. The conversation stays on screen; the \
-            next reply reads it again.")}</Explain>
+            next reply reads it again. Decode records its steps a batch ahead and reads the tokens back a batch at a time; \
+            tick \"one token at a time\" to read each token back before the next step is recorded, and see what that round \
+            trip costs.")}</Explain>
         <div class="row">
             <label class="inline">"prompt tokens "
                 <input type="number" min="1" max="1024" data-testid="bench-prompt-tokens" prop:value=move || prompt.get().to_string()
@@ -128,6 +130,8 @@ fn ModelBenchPanel() -> impl IntoView {
             <label class="inline">"decode tokens "
                 <input type="number" min="2" max="1024" data-testid="bench-decode-tokens" prop:value=move || decode.get().to_string()
                     on:change=move |ev| { if let Ok(v) = event_target_value(&ev).parse::<usize>() { decode.set(v.clamp(2, 1024)) } }/></label>
+            <label class="inline"><input type="checkbox" data-testid="bench-one-at-a-time" prop:checked=move || lab.bench_one_at_a_time.get()
+                on:change=move |ev| lab.bench_one_at_a_time.set(event_target_checked(&ev))/>" one token at a time"</label>
             <button data-testid="bench-run" disabled=move || !model.can_run() on:click=move |_| lab.run_bench()>"Run the benchmark"</button>
         </div>
         <RunProgress is=|k| matches!(k, JobKind::Bench) testid="bench-progress"/>
@@ -138,12 +142,16 @@ fn ModelBenchPanel() -> impl IntoView {
             view! {
                 <table data-testid="model-bench-table" tabindex="0" aria-label="Model benchmark per precision">
                     <caption>{format!(
-                        "{} · {}: prompt {} tokens, {} decoded, {}; matvec kernel {}, matmul {}; \"of copy\" against the roofline above",
-                        fmt::adapter_name(&b.adapter), b.adapter.backend, b.prompt_tokens, b.decode_tokens, b.runs_phrase(), b.adapter.matvec_kernel, b.adapter.matmul_kernel
+                        "{} · {}: prompt {} tokens, {} decoded ({}), {}; matvec kernel {}, matmul {}; \"of copy\" against the roofline above",
+                        fmt::adapter_name(&b.adapter), b.adapter.backend, b.prompt_tokens, b.decode_tokens, b.chain_phrase(), b.runs_phrase(),
+                        b.adapter.matvec_kernel, b.adapter.matmul_kernel
                     )}</caption>
                     <thead><tr><th>"precision"</th><th class="num">"prefill tok/s"</th><th class="num">"decode tok/s"</th>
                         <th class="num">"MB read / token"</th><th class="num">"GB/s"</th><th class="num">"of copy"</th>
-                        <th class="num">"dispatches / token"</th><th class="num">"GPU objects made / token"</th></tr></thead>
+                        <th class="num">"dispatches / token"</th>
+                        <th class="num" title="Waits for the GPU to hand tokens back, per token">"round trips / token"</th>
+                        <th class="num" title="A token's wall time minus its kernels' GPU time: recording, submitting, waiting, reading back">"host ms / token"</th>
+                        <th class="num">"GPU objects made / token"</th></tr></thead>
                     <tbody>{b.rows.iter().map(|r| view! {
                         <tr data-testid="model-bench-row" data-plan=r.precision.name()>
                             <td>{r.precision.name().to_uppercase()}</td>
@@ -153,6 +161,8 @@ fn ModelBenchPanel() -> impl IntoView {
                             <td class="num">{format!("{:.2}", r.gbps)}</td>
                             <td class="num">{format!("{:.1}%", r.roofline_ratio * 100.0)}</td>
                             <td class="num">{r.dispatches_per_token}</td>
+                            <td class="num" data-testid="model-bench-trips">{format!("{:.3}", r.round_trips_per_token)}</td>
+                            <td class="num" data-testid="model-bench-host-ms">{r.host_ms_per_token.map_or("–".into(), |h| format!("{h:.2}"))}</td>
                             <td class="num">{format!("{:.0}", r.buffers_per_token + r.bind_groups_per_token)}</td>
                         </tr>
                     }).collect_view()}</tbody>

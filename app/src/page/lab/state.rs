@@ -66,6 +66,9 @@ pub struct LabState {
     pub profiles: RwSignal<Vec<DecodeProfile>>,
     /// The benchmark's prompt and decode lengths, and its last result.
     pub bench_tokens: (RwSignal<usize>, RwSignal<usize>),
+    /// Read every token back before recording the next step (the benchmark's chain of 1), to
+    /// measure what a round trip per token costs.
+    pub bench_one_at_a_time: RwSignal<bool>,
     pub bench: RwSignal<Option<ModelBench>>,
     /// The KV formats the speed-vs-context sweep runs, and its last result.
     pub sweep_kvs: RwSignal<Vec<KvPrecision>>,
@@ -92,6 +95,7 @@ impl LabState {
             compare_pending: RwSignal::new(false),
             profiles: RwSignal::new(vec![]),
             bench_tokens: (RwSignal::new(64), RwSignal::new(32)),
+            bench_one_at_a_time: RwSignal::new(false),
             bench: RwSignal::new(None),
             sweep_kvs: RwSignal::new(vec![KvPrecision::F16, KvPrecision::Int8, KvPrecision::Int4Rot]),
             sweep: RwSignal::new(None),
@@ -203,6 +207,7 @@ impl LabState {
             // Decode right after the prompt, in the KV format the model is at.
             context: 0,
             kv: None,
+            chain: self.bench_one_at_a_time.get_untracked().then_some(1),
         };
         self.start(JobKind::Bench, LabJob::Bench { name, settings });
     }
