@@ -799,7 +799,6 @@ impl<F: FnMut(crate::session::RunStep) -> bool> Steps<'_, F> {
 }
 
 impl ModelBench {
-    /// What each run did: the prompt, the decode and where it started, the KV cache's format.
     /// How decode read its tokens back, in words.
     pub fn chain_phrase(&self) -> String {
         match self.chain {
@@ -808,6 +807,8 @@ impl ModelBench {
         }
     }
 
+    /// What each run did: the prompt, the decode and where it started, the KV cache's format,
+    /// how the tokens were read back.
     fn workload(&self) -> String {
         format!(
             "prefill {} tokens, decode {} tokens greedily from position {} ({} KV cache; {})",

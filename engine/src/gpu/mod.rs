@@ -668,18 +668,15 @@ impl Gpu {
             index,
         })
     }
+
     pub async fn read_f32(&self, buf: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
         let b = self.read_bytes(buf, (len * 4) as u64).await?;
-        Ok(b.chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
+        Ok(b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
     }
 
     pub async fn read_u32(&self, buf: &wgpu::Buffer, len: usize) -> Result<Vec<u32>> {
         let b = self.read_bytes(buf, (len * 4) as u64).await?;
-        Ok(b.chunks_exact(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
+        Ok(b.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
     }
 }
 

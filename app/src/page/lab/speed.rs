@@ -150,7 +150,7 @@ fn ModelBenchPanel() -> impl IntoView {
                         <th class="num">"MB read / token"</th><th class="num">"GB/s"</th><th class="num">"of copy"</th>
                         <th class="num">"dispatches / token"</th>
                         <th class="num" title="Waits for the GPU to hand tokens back, per token">"round trips / token"</th>
-                        <th class="num" title="A token's wall time minus its kernels' GPU time: recording, submitting, waiting, reading back">"host ms / token"</th>
+                        <th class="num" title="A token's wall time minus its step's GPU time (a timestamp before and after each step): recording, submitting, waiting, reading back">"host ms / token"</th>
                         <th class="num">"GPU objects made / token"</th></tr></thead>
                     <tbody>{b.rows.iter().map(|r| view! {
                         <tr data-testid="model-bench-row" data-plan=r.precision.name()>
