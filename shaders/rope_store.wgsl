@@ -2,7 +2,9 @@
 // qkv [m, q_dim + 2·kv_dim] (q, then k, then v per token): q is rotated in place; k rotated and v
 // as it is go into the layer's cache (keys first, values from value v_base on) in the cache's
 // format (composed with one kv_*.wgsl, and hadamard.wgsl: the rotated formats rotate k and v
-// before they are quantized). One invocation per q pair or cache unit.
+// before they are quantized; the 4- and 3-bit formats subtract the layer's mean key from k first:
+// every score of a query then moves by the same q·mean, which softmax does not see). One
+// invocation per q pair or cache unit.
 // Pair i (< n_rot / 2) rotates by pos · scale · base^(-2i / n_rot) / factors[i]: dims (2i, 2i+1),
 // or (i, i + n_rot/2) for GPT-NeoX (scale: linear RoPE scaling; factors: Llama 3's frequency
 // divisors, ones for other models).
@@ -20,12 +22,13 @@ struct Params {
     v_base: u32, // first value of the value half of the cache: n_ctx · kv_heads · head_dim
     scale: f32,  // positions times this (linear scaling: 1 / factor)
     rot: u32,    // the rotated formats' rotation block (0: not rotated)
-    _pad1: u32,
-    _pad2: u32,
+    center: u32, // 1: subtract the layer's mean key (kmean from mean_at) before a key is stored
+    mean_at: u32,
 }
 @group(0) @binding(2) var<uniform> p: Params;
 @group(0) @binding(3) var<uniform> step: Step;
 @group(0) @binding(4) var<storage, read> factors: array<f32>; // [n_rot / 2]
+@group(0) @binding(5) var<storage, read> kmean: array<f32>;   // [layers, kv_heads · head_dim]
 
 fn angle(pos: u32, i: u32) -> f32 {
     return f32(pos) * p.scale * pow(p.base, -2.0 * f32(i) / f32(p.n_rot)) / factors[i];
@@ -87,6 +90,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             vals[j] = qkv[row + qd + kvd + e];
         } else {
             vals[j] = rotated(row + qd + (e / p.head_dim) * p.head_dim, e % p.head_dim, pos);
+            if (p.center != 0u) { vals[j] -= kmean[p.mean_at + e]; }
         }
     }
     if (p.rot != 0u) {

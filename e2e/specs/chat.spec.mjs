@@ -94,8 +94,11 @@ test('the default model keeps its answer with a rotated INT3 KV cache', async ({
   await expect(app.id('kv-f32')).toContainText('46.1 KB/token');
   await expect(app.id('kv-int3-rot')).toContainText('5.0 KB/token');
   await expect(app.id('kv-int3-rot')).toBeEnabled();
+  // The first 4- or 3-bit cache measures each layer's mean key on the calibration text first.
+  const t0 = Date.now();
   await app.id('kv-int3-rot').click();
   await expect(app.id('kv-int3-rot')).toHaveAttribute('aria-pressed', 'true', { timeout: LONG });
+  console.log(`switch to int3-rot, mean keys measured: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   await expect(app.id('kv-bytes')).toContainText('at int3-rot');
   await app.id('new-chat').click();
   await app.setMaxTokens(8);

@@ -390,7 +390,7 @@ pub async fn model(gpu: &Gpu, g: &crate::gguf::Gguf<'_>, name: &str, settings: &
     let first = *settings.precisions.first().ok_or_else(|| Error::Usage("no precision to benchmark".into()))?;
     let mut b = crate::model::gpu::GpuBackend::load(gpu, g, first, settings.n_ctx())?;
     if let Some(kv) = settings.kv {
-        b.set_kv(kv)?;
+        b.set_kv(g, kv)?;
     }
     let tok = crate::tokenizer::Tokenizer::from_gguf(g).ok();
     let prompt = bench_prompt(tok.as_ref(), b.cfg.vocab, settings.prompt_tokens);
@@ -522,6 +522,7 @@ pub fn sweep_unfit(kvs: usize, contexts: &[usize], decode_tokens: usize, n_ctx: 
 /// answers false.
 pub async fn context_sweep(
     b: &mut crate::model::gpu::GpuBackend,
+    g: &crate::gguf::Gguf<'_>,
     kvs: &[crate::KvPrecision],
     contexts: &[usize],
     decode_tokens: usize,
@@ -538,7 +539,7 @@ pub async fn context_sweep(
     let mut steps = Steps { on_step: &mut on_step, done: 0, total: kvs.len() * round, round, what: String::new() };
     let mut rows = Vec::new();
     for &kv in kvs {
-        b.set_kv(kv)?;
+        b.set_kv(g, kv)?;
         let mut points = Vec::new();
         // Warm-up at the start of the cache: every kernel runs once; the fill overwrites it.
         let l = forward(&cfg, b, &ids[..4], 0, false)?;

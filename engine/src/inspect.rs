@@ -201,7 +201,7 @@ pub async fn layer_errors(
     let cfg = b.cfg.clone();
     let run = |b: &mut crate::model::gpu::GpuBackend, v: crate::plan::Variant| -> Result<Vec<crate::model::gpu::GpuActivations>> {
         b.set_precision(g, v.plan)?;
-        b.set_kv(v.kv)?;
+        b.set_kv(g, v.kv)?;
         forward_hidden(&cfg, b, tokens, 0)
     };
     let mut next = |v| if on_variant(v) { Ok(()) } else { Err(crate::Error::Cancelled) };

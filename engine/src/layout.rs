@@ -401,6 +401,23 @@ impl KvPrecision {
         matches!(self, KvPrecision::Int4Rot | KvPrecision::Int3Rot)
     }
 
+    /// Whether keys are stored less their layer's mean key (the 4- and 3-bit formats): a key's
+    /// constant offset (a key bias, or channels every token shares) would otherwise take the
+    /// block scale's range. Attention is unchanged, since every score of a query moves by the same
+    /// `q·mean`. The means come from the calibration text, measured once per loaded model
+    /// ([`crate::model::key_mean_tokens`]). Natively, `LOWBIT_KV_NO_CENTER=1` turns it off on
+    /// both backends, to measure what it does.
+    pub fn centered(self) -> bool {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+            if *OFF.get_or_init(|| std::env::var_os("LOWBIT_KV_NO_CENTER").is_some_and(|v| v == "1")) {
+                return false;
+            }
+        }
+        matches!(self.bits(), 3 | 4)
+    }
+
     /// Bits of a code: 0 for the float formats.
     pub fn bits(self) -> u32 {
         match self {

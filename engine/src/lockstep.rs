@@ -198,7 +198,12 @@ impl<'s> LockStep<'s> {
         let calib = session.calibration().cloned();
         let w = Requantizer::new(&session.cfg, &g, variant.plan)?.reusing(&session.weights()).calibrated(calib).run(gpu, session.bytes())?;
         let mut backend = GpuBackend::with_weights(gpu, &g, w, self.prompt.len() + self.settings.max_tokens.max(1))?;
-        backend.set_kv(variant.kv)?;
+        // The session's mean keys where it has measured them: the lanes' 4- and 3-bit caches then
+        // subtract the same means as the chat's, and none measures its own.
+        if let Some(means) = session.key_means() {
+            backend.share_key_means(means)?;
+        }
+        backend.set_kv(&g, variant.kv)?;
         self.lanes.push(Lane {
             variant,
             backend,

@@ -231,6 +231,17 @@ pub fn kv_store(kv: crate::KvPrecision, x: &[f32], head_dim: usize) -> crate::Re
     kv.encode(x, head_dim)
 }
 
+/// Each channel's mean over the first `n` rows of `keys [_, kv_dim]` (the `kv_mean` kernel).
+pub fn kv_mean(keys: &[f32], n: usize, kv_dim: usize) -> Vec<f32> {
+    let mut s = vec![0f64; kv_dim];
+    for row in keys.chunks_exact(kv_dim.max(1)).take(n) {
+        for (a, v) in s.iter_mut().zip(row) {
+            *a += *v as f64;
+        }
+    }
+    s.iter().map(|v| (v / n.max(1) as f64) as f32).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,6 +261,30 @@ mod tests {
         let all = Attention { window: 0, ..a };
         assert_eq!(attention(&q, &k, &v, 4, &all), vec![1.0, 1.5, 2.0, 2.5]);
         assert_eq!((a.first_key(1), a.first_key(2), a.first_key(5)), (0, 0, 3));
+    }
+
+    /// Why the 4- and 3-bit caches may store keys less their mean: moving every key by the same
+    /// vector moves all of a query's scores by the same amount, which softmax does not see (with
+    /// a sliding window too). A shift that differs between keys would change the output.
+    #[test]
+    fn keys_moved_by_one_vector_leave_attention_unchanged() {
+        let mut rng = crate::util::Rng::new(7);
+        let (heads, kv_heads, head_dim, m, pos0) = (4, 2, 8, 3, 9);
+        let kvd = kv_heads * head_dim;
+        let q = rng.normals(m * heads * head_dim, 1.0);
+        let (k, v) = (rng.normals((pos0 + m) * kvd, 1.0), rng.normals((pos0 + m) * kvd, 1.0));
+        let mean = rng.normals(kvd, 5.0);
+        let moved: Vec<f32> = k.iter().enumerate().map(|(i, x)| x - mean[i % kvd]).collect();
+        for window in [0, 5] {
+            let a = Attention { heads, kv_heads, head_dim, pos0, scale: 0.35, window };
+            let (want, got) = (attention(&q, &k, &v, m, &a), attention(&q, &moved, &v, m, &a));
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() < 1e-4, "window {window}: {got:?} vs {want:?}");
+            }
+            let uneven: Vec<f32> = moved.iter().enumerate().map(|(i, x)| if i / kvd == pos0 { x + 3.0 } else { *x }).collect();
+            let off = attention(&q, &uneven, &v, m, &a).iter().zip(&want).fold(0f32, |e, (g, w)| e.max((g - w).abs()));
+            assert!(off > 1e-2, "window {window}: moving one key alone changed nothing ({off})");
+        }
     }
 
     /// Llama 3's frequency divisors and linear scaling, by hand: 4 rotated dims (2 pairs), base

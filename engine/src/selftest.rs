@@ -122,6 +122,8 @@ pub enum Case {
     RopeStore { neox: bool, scaled: bool, m: usize, heads: usize, kv_heads: usize, head_dim: usize, pos0: usize, kv: KvPrecision },
     /// `window`: a sliding window of that many keys (0: none).
     Attention { m: usize, heads: usize, kv_heads: usize, head_dim: usize, pos0: usize, window: usize, kv: KvPrecision },
+    /// The mean key of each channel over `n` positions of a cache (`kv_mean.wgsl`).
+    KvMean { n: usize, kv_dim: usize },
     Argmax { n: usize },
     /// One draw of the sampler: penalty, top-`k`, top-p, min-p and temperature (greedy after the
     /// penalty when `k` is 1), over logits with ties at the top-k cut.
@@ -161,6 +163,7 @@ impl Case {
             Case::Attention { kv: KvPrecision::F32, window: 0, .. } => "attention".into(),
             Case::Attention { kv: KvPrecision::F32, .. } => "attention_window".into(),
             Case::Attention { kv, .. } => format!("attention_kv_{kv}"),
+            Case::KvMean { .. } => Kernel::KvMean.name(),
             Case::Argmax { .. } => "argmax".into(),
             Case::Sample { .. } => "sample".into(),
         }
@@ -182,6 +185,7 @@ impl Case {
             Case::HeadNorm { m, heads, kv_heads, head_dim } => format!("m{m} h{heads}/{kv_heads} d{head_dim}"),
             Case::Glu { m, n, .. } => format!("m{m} {n}"),
             Case::Add { len } | Case::Argmax { n: len } => format!("{len}"),
+            Case::KvMean { n, kv_dim } => format!("n{n} {kv_dim}"),
             Case::Sample { n, k: 1 } => format!("{n} greedy"),
             Case::Sample { n, k } => format!("{n} top-{k}"),
             Case::Attention { m, heads, kv_heads, head_dim, pos0, window, .. } if window > 0 => {
@@ -217,6 +221,7 @@ pub fn standard_cases(subgroups: bool) -> Vec<Case> {
         Case::Glu { act: Activation::Silu, m: 3, n: 335 },
         Case::Glu { act: Activation::Gelu, m: 3, n: 335 },
         Case::Add { len: 1003 },
+        Case::KvMean { n: 37, kv_dim: 200 },
         Case::Argmax { n: 1001 },
         Case::Sample { n: 1001, k: 1 },
         Case::Sample { n: 1001, k: 40 },
@@ -306,6 +311,7 @@ pub async fn run_case(gpu: &Gpu, case: &Case, seed: u64) -> Result<Row> {
         Case::Add { len } => add_trial(&mut t, len)?,
         Case::RopeStore { neox, scaled, m, heads, kv_heads, head_dim, pos0, kv } => rope_store_trial(&mut t, neox, scaled, m, heads, kv_heads, head_dim, pos0, kv)?,
         Case::Attention { m, heads, kv_heads, head_dim, pos0, window, kv } => attention_trial(&mut t, m, heads, kv_heads, head_dim, pos0, window, kv)?,
+        Case::KvMean { n, kv_dim } => kv_mean_trial(&mut t, n, kv_dim)?,
         Case::Argmax { n } => argmax_trial(&mut t, n)?,
         Case::Sample { n, k } => sample_trial(&mut t, n, k)?,
     };
@@ -488,7 +494,11 @@ fn rope_store_trial(t: &mut Trial, neox: bool, scaled: bool, m: usize, heads: us
     let v_base = n_ctx * kvd;
     let cache_words = kv.words(2 * v_base);
     let (gqkv, cache) = (gpu.storage_f32("qkv", &qkv)?, gpu.zeros("cache", cache_words)?);
-    rec.rope_store(&gqkv, &cache, &step(gpu, pos0), m, &r, kv_heads, v_base, kv, &gfactors);
+    // Mean keys of two layers, the second this one's: an offset three times the keys' spread,
+    // which the 4- and 3-bit formats subtract before coding (the others ignore it).
+    let means = rng.normals(2 * kvd, 3.0);
+    let gmeans = gpu.storage_f32("means", &means)?;
+    rec.rope_store(&gqkv, &cache, &step(gpu, pos0), m, &r, kv_heads, v_base, kv, &gfactors, (&gmeans, kvd));
     // Compared: the rotated q, then the stored keys and values, gathered into one buffer.
     let out = gpu.zeros("q+cache", qkv.len() + cache_words)?;
     let qkv_bytes = (qkv.len() * 4) as u64;
@@ -496,6 +506,11 @@ fn rope_store_trial(t: &mut Trial, neox: bool, scaled: bool, m: usize, heads: us
     rec.encoder().copy_buffer_to_buffer(&cache, 0, &out, qkv_bytes, (cache_words * 4) as u64);
     reference::rope_with(&mut q, &r, &factors);
     reference::rope_with(&mut k, &Rope { heads: kv_heads, ..r }, &factors);
+    if kv.centered() {
+        for row in k.chunks_exact_mut(kvd) {
+            row.iter_mut().zip(&means[kvd..]).for_each(|(v, m)| *v -= m);
+        }
+    }
     let k_stored = kv.decode(&reference::kv_store(kv, &k, head_dim)?, head_dim);
     let v_stored = kv.decode(&reference::kv_store(kv, &v, head_dim)?, head_dim);
     let (lo, hi, n_qkv) = (pos0 * kvd, (pos0 + m) * kvd, qkv.len());
@@ -522,6 +537,19 @@ fn rope_store_trial(t: &mut Trial, neox: bool, scaled: bool, m: usize, heads: us
         _ => kv_steps(kv, &v, head_dim).iter().map(|d| d / f32_tol).collect(),
     };
     Ok(Expected { out, want: [q, k_stored, v_stored].concat(), scale: [qscale, kscale, vscale].concat(), decode })
+}
+
+/// The trial of [`Case::KvMean`]: keys with an offset per channel, a cache with room for 5 more
+/// positions, written into the second layer's row of means.
+fn kv_mean_trial(t: &mut Trial, n: usize, kv_dim: usize) -> Result<Expected> {
+    let offsets = t.rng.normals(kv_dim, 4.0);
+    let keys: Vec<f32> = t.rng.normals((n + 5) * kv_dim, 1.0).iter().enumerate().map(|(i, v)| v + offsets[i % kv_dim]).collect();
+    let cache = t.gpu.storage_f32("cache", &[&keys[..], &vec![9.0; (n + 5) * kv_dim]].concat())?;
+    let out = t.gpu.zeros("means", 2 * kv_dim)?;
+    t.rec.kv_mean(&cache, &out, n, kv_dim, kv_dim);
+    let want = [vec![0.0; kv_dim], reference::kv_mean(&keys, n, kv_dim)].concat();
+    let scale = vec![max_abs(&want); want.len()];
+    Ok(Expected { out, want, scale, decode: None })
 }
 
 /// One code step of each value of `x` stored as the INT `kv` format: the widest gap of its grid

@@ -231,6 +231,12 @@ impl Session {
         self.backend.kv
     }
 
+    /// The mean keys the session's 4- and 3-bit caches subtract, once measured
+    /// ([`GpuBackend::key_means`]).
+    pub fn key_means(&self) -> Option<crate::gpu::Buffer> {
+        self.backend.key_means()
+    }
+
     /// Store the KV cache as `kv`. The cache is made anew, so the next reply prefills the whole
     /// conversation again.
     pub fn set_kv(&mut self, kv: crate::KvPrecision) -> Result<()> {
@@ -238,7 +244,8 @@ impl Session {
             return Ok(());
         }
         self.cached.clear();
-        self.backend.set_kv(kv)
+        let g = Gguf::parse(&self.bytes)?;
+        self.backend.set_kv(&g, kv)
     }
 
     /// The device the model is on.
@@ -449,7 +456,7 @@ impl Session {
         let snapshot = self.backend.save_kv(self.cached.len());
         let g = Gguf::parse(&self.bytes)?;
         let r = f(&mut self.backend, &g).await;
-        let restored = self.backend.set_precision(&g, was).and_then(|_| self.backend.set_kv(kv));
+        let restored = self.backend.set_precision(&g, was).and_then(|_| self.backend.set_kv(&g, kv));
         match (&restored, &snapshot) {
             // A cancelled run stopped between steps: the snapshot is as good as after a whole one.
             (Ok(()), Ok(s)) if r.is_ok() || matches!(r, Err(Error::Cancelled)) => {
@@ -555,7 +562,7 @@ impl Session {
         if let Some(why) = unfit.or_else(|| kvs.iter().find_map(|&kv| self.cfg.kv_unfit(kv))) {
             return Err(Error::Usage(why));
         }
-        self.with_backend(async |b, _| crate::bench::context_sweep(b, kvs, contexts, decode_tokens, on_step).await).await
+        self.with_backend(async |b, g| crate::bench::context_sweep(b, g, kvs, contexts, decode_tokens, on_step).await).await
     }
 
     /// The copy kernel's GB/s on this GPU over as many bytes as an FP16 decode step of this

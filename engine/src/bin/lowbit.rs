@@ -187,7 +187,7 @@ fn engine(a: &Args, g: &Gguf, gpu: &Option<Gpu>, n_ctx: usize) -> Result<Engine>
         (None, "cpu") => {
             let mut b = CpuBackend::load(g)?;
             if let Some(kv) = kv_arg(a)? {
-                b.set_kv(kv)?;
+                b.set_kv(g, kv)?;
             }
             Ok(Engine::Cpu(Box::new(b)))
         }
@@ -197,7 +197,7 @@ fn engine(a: &Args, g: &Gguf, gpu: &Option<Gpu>, n_ctx: usize) -> Result<Engine>
             let calib = calibration(a, g, &[p])?;
             let mut b = GpuBackend::load_calibrated(gpu, g, p, n_ctx, calib)?;
             if let Some(kv) = kv_arg(a)? {
-                b.set_kv(kv)?;
+                b.set_kv(g, kv)?;
             }
             Ok(Engine::Gpu(Box::new(b)))
         }

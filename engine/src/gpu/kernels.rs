@@ -45,6 +45,7 @@ const SHADERS: &[(&str, &str)] = &[
     ("hadamard", include_str!("../../../shaders/hadamard.wgsl")),
     ("kv_rotate", include_str!("../../../shaders/kv_rotate.wgsl")),
     ("copy", include_str!("../../../shaders/copy.wgsl")),
+    ("kv_mean", include_str!("../../../shaders/kv_mean.wgsl")),
     ("kv_f32", include_str!("../../../shaders/kv_f32.wgsl")),
     ("kv_f16", include_str!("../../../shaders/kv_f16.wgsl")),
     ("kv_int8", include_str!("../../../shaders/kv_int8.wgsl")),
@@ -201,6 +202,7 @@ pub enum Kernel {
     AttnMerge,
     /// The rotated KV formats' rotation of queries, and back of the attention output.
     KvRotate,
+    KvMean,
     Argmax,
     /// One draw of the sampler (penalty, top-k, top-p, min-p, temperature).
     Sample,
@@ -255,7 +257,7 @@ impl Kernel {
         for k in KvPrecision::ALL {
             v.extend([Kernel::RopeStore(k), Kernel::AttnScores(k), Kernel::AttnValues(k)]);
         }
-        v.extend([Kernel::AttnSoftmax, Kernel::AttnMerge, Kernel::KvRotate]);
+        v.extend([Kernel::AttnSoftmax, Kernel::AttnMerge, Kernel::KvRotate, Kernel::KvMean]);
         v
     }
 
@@ -278,6 +280,7 @@ impl Kernel {
             Kernel::AttnSoftmax => "attn_softmax".into(),
             Kernel::AttnMerge => "attn_merge".into(),
             Kernel::KvRotate => "kv_rotate".into(),
+            Kernel::KvMean => "kv_mean".into(),
             Kernel::RopeStore(k) => format!("rope_store_kv_{k}"),
             Kernel::Argmax => "argmax".into(),
             Kernel::Sample => "sample".into(),
@@ -317,6 +320,7 @@ impl Kernel {
             Kernel::AttnSoftmax => vec!["common", "step", "attn_softmax"],
             Kernel::AttnValues(k) => [&["common", "step"][..], kv(k), &["attn_values"]].concat(),
             Kernel::KvRotate => vec!["common", "hadamard", "kv_rotate"],
+            Kernel::KvMean => vec!["common", "kv_mean"],
             Kernel::AttnMerge => vec!["common", "step", "attn_merge"],
             Kernel::Argmax => vec!["argmax"],
             Kernel::Sample => vec!["sample"],

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use super::params::{
-    ArgmaxParams, SampleParams, AttnScoresParams, AttnSoftmaxParams, AttnValuesParams, AttnMergeParams, KvRotateParams, EmbeddingParams, LenParams, MatmulParams, MatvecParams, Params,
+    ArgmaxParams, SampleParams, AttnScoresParams, AttnSoftmaxParams, AttnValuesParams, AttnMergeParams, KvRotateParams, KvMeanParams, EmbeddingParams, LenParams, MatmulParams, MatvecParams, Params,
     RmsnormParams, RopeStoreParams, GluParams, HeadNormParams,
 };
 use super::{grid, grid_for, Buffer, Fuse, Gpu, GpuMatrix, Kernel, PassTimer, Reduce, Tiling};
@@ -363,7 +363,8 @@ impl Recorder {
     /// positions `step.pos0 ..`: q rotated in place, k rotated and v appended to `cache` (format `kv`,
     /// keys first, values from value `v_base` on). `r.heads` is the number of query heads; pair i
     /// turns by `pos · r.scale · base^(−2i / n_rot) / factors[i]` (`factors [n_rot / 2]`, ones when
-    /// the model has none).
+    /// the model has none). The 4- and 3-bit formats ([`KvPrecision::centered`]) store each key
+    /// less the layer's mean key, `means [layers, kv_heads·head_dim]` from value `mean_at` on.
     #[allow(clippy::too_many_arguments)]
     pub fn rope_store(
         &mut self,
@@ -376,6 +377,7 @@ impl Recorder {
         v_base: usize,
         kv: KvPrecision,
         factors: &Buffer,
+        (means, mean_at): (&Buffer, usize),
     ) {
         let p = RopeStoreParams {
             m: m as u32,
@@ -388,10 +390,11 @@ impl Recorder {
             v_base: v_base as u32,
             scale: r.scale,
             rot: if kv.rotated() { crate::layout::rot_block(r.head_dim) as u32 } else { 0 },
-            ..Default::default()
+            center: kv.centered() as u32,
+            mean_at: mean_at as u32,
         };
         let per = r.heads * r.n_rot / 2 + 2 * kv_heads * r.head_dim / kv.unit();
-        let binds = [Bind::Buf(qkv), Bind::Buf(cache), Bind::Params(p.words()), Bind::Buf(step), Bind::Buf(factors)];
+        let binds = [Bind::Buf(qkv), Bind::Buf(cache), Bind::Params(p.words()), Bind::Buf(step), Bind::Buf(factors), Bind::Buf(means)];
         self.run(Kernel::RopeStore(kv), &binds, grid_for(m * per));
     }
 
@@ -486,6 +489,13 @@ impl Recorder {
     }
 
     /// `dst = src` for `len_vec4` 16-byte elements.
+    /// `out[at + e]` = the mean of channel `e` of the first `n` keys of a layer's f32 `cache`
+    /// (`[n_ctx, kv_dim]` keys first): [`crate::reference::kv_mean`].
+    pub fn kv_mean(&mut self, cache: &Buffer, out: &Buffer, n: usize, kv_dim: usize, at: usize) {
+        let p = KvMeanParams { n: n as u32, kv_dim: kv_dim as u32, at: at as u32, ..Default::default() };
+        self.run(Kernel::KvMean, &[Bind::Buf(cache), Bind::Buf(out), Bind::Params(p.words())], grid_for(kv_dim));
+    }
+
     pub fn copy(&mut self, src: &Buffer, dst: &Buffer, len_vec4: usize) {
         let p = LenParams { len: len_vec4 as u32, ..Default::default() };
         self.run(Kernel::Copy, &[Bind::Buf(src), Bind::Buf(dst), Bind::Params(p.words())], grid_for(len_vec4));

@@ -65,7 +65,7 @@ params!(
     /// `rope_store.wgsl`.
     RopeStoreParams as "Params" {
         m: u32, heads: u32, kv_heads: u32, head_dim: u32, n_rot: u32, neox: u32, base: f32, v_base: u32,
-        scale: f32, rot: u32, _pad1: u32, _pad2: u32,
+        scale: f32, rot: u32, center: u32, mean_at: u32,
     }
 );
 params!(
@@ -93,6 +93,10 @@ params!(
     KvRotateParams as "Params" {
         m: u32, heads: u32, head_dim: u32, stride: u32, r: u32, inverse: u32, _pad0: u32, _pad1: u32,
     }
+);
+params!(
+    /// `kv_mean.wgsl`.
+    KvMeanParams as "Params" { n: u32, kv_dim: u32, at: u32, _pad: u32 }
 );
 params!(
     /// `argmax.wgsl`.
@@ -133,6 +137,7 @@ impl Kernel {
             Kernel::AttnSoftmax => layout::<AttnSoftmaxParams>(),
             Kernel::AttnValues(_) => layout::<AttnValuesParams>(),
             Kernel::KvRotate => layout::<KvRotateParams>(),
+            Kernel::KvMean => layout::<KvMeanParams>(),
             Kernel::AttnMerge => layout::<AttnMergeParams>(),
             Kernel::Argmax => layout::<ArgmaxParams>(),
             Kernel::Sample => layout::<SampleParams>(),

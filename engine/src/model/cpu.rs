@@ -151,6 +151,9 @@ pub struct CpuBackend {
     /// and decoded by [`KvPrecision`], as the GPU stores and reads it): the model-level
     /// reference of the GPU's KV formats. f32 keeps them as computed.
     kv: KvPrecision,
+    /// Per layer, each channel's mean key over the calibration text, once a 4- or 3-bit format
+    /// has asked for it ([`CpuBackend::set_kv`]).
+    key_means: Option<Vec<Vec<f32>>>,
     /// Every matrix's input so far, by site, while recording ([`CpuBackend::record_inputs`]).
     recorded: Option<RefCell<HashMap<Site, Inputs>>>,
 }
@@ -208,16 +211,37 @@ impl CpuBackend {
             vectors.insert(n, n.values(g)?);
         }
         let n = cfg.n_layers;
-        Ok(CpuBackend { cfg, embd, mats, vectors, k_cache: vec![vec![]; n], v_cache: vec![vec![]; n], kv: KvPrecision::F32, recorded: None })
+        Ok(CpuBackend { cfg, embd, mats, vectors, k_cache: vec![vec![]; n], v_cache: vec![vec![]; n], kv: KvPrecision::F32, key_means: None, recorded: None })
     }
 
-    /// Store keys and values as `kv` from now on (the cache so far is kept as it was stored).
-    pub fn set_kv(&mut self, kv: KvPrecision) -> Result<()> {
+    /// Store keys and values as `kv` from now on (the cache so far is kept as it was stored). The
+    /// first 4- or 3-bit format measures the mean keys first, as the GPU backend does
+    /// ([`crate::model::gpu::GpuBackend::measure_key_means`]): keys are coded less their layer's
+    /// mean and have it added back when decoded.
+    pub fn set_kv(&mut self, g: &crate::gguf::Gguf, kv: KvPrecision) -> Result<()> {
         if let Some(why) = self.cfg.kv_unfit(kv) {
             return Err(Error::Usage(why));
         }
+        if kv.centered() && self.key_means.is_none() {
+            let toks = super::key_mean_tokens(g, self.cfg.vocab);
+            let kept = (std::mem::replace(&mut self.kv, KvPrecision::F32), std::mem::take(&mut self.k_cache), std::mem::take(&mut self.v_cache));
+            let n_layers = self.cfg.n_layers;
+            (self.k_cache, self.v_cache) = (vec![vec![]; n_layers], vec![vec![]; n_layers]);
+            let cfg = self.cfg.clone();
+            let r = super::forward(&cfg, self, &toks, 0, false);
+            let kvd = cfg.n_kv_heads * cfg.head_dim;
+            let means = self.k_cache.iter().map(|k| crate::reference::kv_mean(k, toks.len(), kvd)).collect();
+            (self.kv, self.k_cache, self.v_cache) = kept;
+            r?;
+            self.key_means = Some(means);
+        }
         self.kv = kv;
         Ok(())
+    }
+
+    /// Per layer, the mean keys a 4- or 3-bit format subtracts, once measured.
+    pub fn key_means(&self) -> Option<&[Vec<f32>]> {
+        self.key_means.as_deref()
     }
 
     /// From now on, keep the activations every matrix multiplies (for calibration).
@@ -303,9 +327,19 @@ impl Backend for CpuBackend {
             kc.extend_from_slice(&k.data);
             vc.extend_from_slice(&v.data);
         } else {
-            for (x, cache) in [(&k.data, kc), (&v.data, vc)] {
+            let mean = match (&self.key_means, self.kv.centered()) {
+                (Some(m), true) => Some(&m[l]),
+                _ => None,
+            };
+            for (x, cache, mean) in [(&k.data, kc, mean), (&v.data, vc, None)] {
                 for row in x.chunks_exact(kvd) {
-                    cache.extend(self.kv.decode(&self.kv.encode(row, c.head_dim)?, c.head_dim));
+                    let Some(mean) = mean else {
+                        cache.extend(self.kv.decode(&self.kv.encode(row, c.head_dim)?, c.head_dim));
+                        continue;
+                    };
+                    let centered: Vec<f32> = row.iter().zip(mean).map(|(v, m)| v - m).collect();
+                    let back = self.kv.decode(&self.kv.encode(&centered, c.head_dim)?, c.head_dim);
+                    cache.extend(back.iter().zip(mean).map(|(v, m)| v + m));
                 }
             }
         }

@@ -313,6 +313,11 @@ pub struct GpuBackend {
     pub kv: KvPrecision,
     /// Tokens the KV cache holds room for.
     pub n_ctx: usize,
+    /// Per layer, each channel's mean key over the calibration text `[layers, kv_heads·head_dim]`
+    /// (what the 4- and 3-bit caches subtract from keys, [`KvPrecision::centered`]), and whether
+    /// it has been measured ([`GpuBackend::measure_key_means`]; zeros until then).
+    key_means: Buffer,
+    key_means_measured: bool,
     /// The per-step uniform ([`Step`]): the position of the step's first token.
     step: Buffer,
     run: RunState,
@@ -374,6 +379,7 @@ impl GpuBackend {
             Some(f) => f.clone(),
             None => gpu.storage_f32("rope_factors", &vec![1.0; (cfg.n_rot / 2).max(1)])?,
         };
+        let key_means = gpu.zeros("key_means", (cfg.n_layers * cfg.n_kv_heads * cfg.head_dim).max(1))?;
         let mut b = GpuBackend {
             gpu: gpu.clone(),
             cfg,
@@ -385,6 +391,8 @@ impl GpuBackend {
             kv_cache: vec![],
             kv: KvPrecision::F32,
             n_ctx,
+            key_means,
+            key_means_measured: false,
             step: gpu.uniform("step", &Step::default().words()),
             run: RunState::default(),
             binds: Default::default(),
@@ -394,7 +402,7 @@ impl GpuBackend {
             chain: CHAIN_AHEAD,
             step_timer: None,
         };
-        b.set_kv(KvPrecision::F32)?;
+        b.make_kv(KvPrecision::F32)?;
         Ok(b)
     }
 
@@ -454,11 +462,11 @@ impl GpuBackend {
         self.run = RunState::default();
         let old = std::mem::replace(&mut self.n_ctx, n_ctx);
         self.kv_cache = vec![];
-        if let Err(e) = self.set_kv(self.kv) {
+        if let Err(e) = self.make_kv(self.kv) {
             // Too large for this GPU (or out of memory): back to the size it had, cache and all.
             self.n_ctx = old;
             self.kv_cache = vec![];
-            self.set_kv(self.kv)?;
+            self.make_kv(self.kv)?;
             self.restore_kv(&snapshot)?;
             return Err(e);
         }
@@ -473,14 +481,76 @@ impl GpuBackend {
     }
 
     /// Store the KV cache as `kv` from now on. A new format makes the caches anew (empty), so
-    /// whatever they held must be computed again; the format they already have keeps them.
-    pub fn set_kv(&mut self, kv: KvPrecision) -> Result<()> {
+    /// whatever they held must be computed again; the format they already have keeps them. The
+    /// first 4- or 3-bit format measures the mean keys first (`g`: the model's file, for its
+    /// tokenizer; [`GpuBackend::measure_key_means`]).
+    pub fn set_kv(&mut self, g: &Gguf, kv: KvPrecision) -> Result<()> {
         if kv == self.kv && !self.kv_cache.is_empty() {
             return Ok(());
         }
         if let Some(why) = self.cfg.kv_unfit(kv) {
             return Err(Error::Usage(why));
         }
+        if kv.centered() {
+            self.measure_key_means(g)?;
+        }
+        self.make_kv(kv)
+    }
+
+    /// The mean keys this backend's 4- and 3-bit caches subtract, once measured: another backend
+    /// of the same model can take them ([`GpuBackend::share_key_means`]) rather than measure its own.
+    pub fn key_means(&self) -> Option<Buffer> {
+        self.key_means_measured.then(|| self.key_means.clone())
+    }
+
+    /// Use `means` (another backend's [`GpuBackend::key_means`], of the same model) from now on.
+    /// Only before this backend has stored keys in a 4- or 3-bit cache: keys already stored less
+    /// other means would no longer differ from the new ones by the same vector.
+    pub fn share_key_means(&mut self, means: Buffer) -> Result<()> {
+        if self.kv.centered() || means.size() != self.key_means.size() {
+            return Err(Error::Usage("mean keys are shared between backends of one model before either stores a 4- or 3-bit cache".into()));
+        }
+        self.flush();
+        self.forget_binds();
+        self.key_means = means;
+        self.key_means_measured = true;
+        Ok(())
+    }
+
+    /// Measure each layer's mean key over the calibration text ([`super::key_mean_tokens`]),
+    /// once per backend: the text is run through the model at its current weights into a cache
+    /// of its own (f32, just long enough), and the `kv_mean` kernel averages each layer's keys
+    /// after RoPE. The conversation's cache is left as it was.
+    pub fn measure_key_means(&mut self, g: &Gguf) -> Result<()> {
+        if self.key_means_measured {
+            return Ok(());
+        }
+        let toks = super::key_mean_tokens(g, self.cfg.vocab);
+        let n = toks.len().min(self.cfg.context_length);
+        self.flush();
+        self.forget_binds();
+        let kept = (std::mem::take(&mut self.kv_cache), self.kv, self.n_ctx, std::mem::take(&mut self.run));
+        self.n_ctx = n;
+        let cfg = self.cfg.clone();
+        let kvd = cfg.n_kv_heads * cfg.head_dim;
+        let measured = self.make_kv(KvPrecision::F32).and_then(|_| {
+            super::forward(&cfg, self, &toks[..n], 0, false)?;
+            let (caches, means) = (self.kv_cache.clone(), self.key_means.clone());
+            for (l, cache) in caches.iter().enumerate() {
+                self.rec().kv_mean(cache, &means, n, kvd, l * kvd);
+            }
+            self.flush();
+            Ok(())
+        });
+        self.forget_binds();
+        (self.kv_cache, self.kv, self.n_ctx, self.run) = kept;
+        measured?;
+        self.key_means_measured = true;
+        Ok(())
+    }
+
+    /// Make the caches anew in format `kv` (its fit already checked).
+    fn make_kv(&mut self, kv: KvPrecision) -> Result<()> {
         self.flush();
         self.forget_binds();
         // Drop the old caches before making the new ones: the two never need to coexist.
@@ -863,8 +933,8 @@ impl Backend for GpuBackend {
             let w = self.vector(Vector::QkNorm(l))?.clone();
             self.rec().head_norm(&qkv.buf, &w, m, rope.heads, kv_heads, head_dim, eps);
         }
-        let (cache, step, factors) = (self.kv_cache[l].clone(), self.step.clone(), self.rope_factors.clone());
-        self.rec().rope_store(&qkv.buf, &cache, &step, m, &rope, kv_heads, v_base, kv, &factors);
+        let (cache, step, factors, means) = (self.kv_cache[l].clone(), self.step.clone(), self.rope_factors.clone(), self.key_means.clone());
+        self.rec().rope_store(&qkv.buf, &cache, &step, m, &rope, kv_heads, v_base, kv, &factors, (&means, l * kv_heads * head_dim));
         Ok(qkv)
     }
 

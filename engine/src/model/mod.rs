@@ -597,6 +597,23 @@ pub fn perplexity_of(logprobs: &[f32]) -> f64 {
     (-logprobs.iter().map(|&x| x as f64).sum::<f64>() / n as f64).exp()
 }
 
+/// Tokens of the calibration text each layer's mean key is measured over
+/// ([`crate::KvPrecision::centered`]).
+pub const KEY_MEAN_TOKENS: usize = 256;
+
+/// The tokens the mean keys are measured over: the first [`KEY_MEAN_TOKENS`] of the calibration
+/// text ([`crate::method::calibration::TEXT`], never a text the quality figures score), or, for a
+/// model whose tokenizer cannot encode it (a synthetic shape), ids 1, 2, 3, … of its vocabulary.
+pub fn key_mean_tokens(g: &crate::gguf::Gguf, vocab: usize) -> Vec<u32> {
+    let text = crate::tokenizer::Tokenizer::from_gguf(g)
+        .map(|t| crate::method::calibration::text_tokens(&t, crate::method::calibration::TEXT, KEY_MEAN_TOKENS))
+        .unwrap_or_default();
+    if text.len() >= KEY_MEAN_TOKENS / 2 && text.iter().all(|&t| (t as usize) < vocab) {
+        return text;
+    }
+    (1..=KEY_MEAN_TOKENS).map(|i| (i % vocab.max(1)) as u32).collect()
+}
+
 /// The forward pass: logits `[m, vocab]` for the tokens `ids` at positions `pos0..`, or
 /// `[1, vocab]` for the last one only.
 pub fn forward<B: Backend>(cfg: &Config, b: &mut B, ids: &[u32], pos0: usize, all_logits: bool) -> Result<B::Act> {
@@ -734,7 +751,7 @@ pub async fn decode<B: Backend>(
     }
     let greedy = sampler.is_greedy();
     let probe = (!greedy).then(|| sampler.draw_with(&[], 0.0));
-    let ahead = b.chain_ahead(probe.as_ref(), sampler.cfg.repeat_last_n);
+    let ahead = b.chain_ahead(probe.as_ref(), sampler.window(usize::MAX));
     if ahead <= 1 {
         let mut next = pick(b, &logits, sampler, history).await?;
         d.round_trips += 1;
