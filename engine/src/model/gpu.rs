@@ -529,7 +529,8 @@ impl GpuBackend {
         let n = toks.len().min(self.cfg.context_length);
         self.flush();
         self.forget_binds();
-        let kept = (std::mem::take(&mut self.kv_cache), self.kv, self.n_ctx, std::mem::take(&mut self.run));
+        // The pass is nobody's step: no profile or step timer sees it.
+        let kept = (std::mem::take(&mut self.kv_cache), self.kv, self.n_ctx, std::mem::take(&mut self.run), self.timer.take(), self.step_timer.take());
         self.n_ctx = n;
         let cfg = self.cfg.clone();
         let kvd = cfg.n_kv_heads * cfg.head_dim;
@@ -542,8 +543,12 @@ impl GpuBackend {
             self.flush();
             Ok(())
         });
+        if measured.is_err() {
+            // What a failed pass recorded writes only its own buffers: not worth submitting.
+            self.rec = None;
+        }
         self.forget_binds();
-        (self.kv_cache, self.kv, self.n_ctx, self.run) = kept;
+        (self.kv_cache, self.kv, self.n_ctx, self.run, self.timer, self.step_timer) = kept;
         measured?;
         self.key_means_measured = true;
         Ok(())
