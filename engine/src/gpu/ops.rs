@@ -488,7 +488,6 @@ impl Recorder {
         self.run(Kernel::Sample, &[Bind::Buf(v), Bind::Buf(out), Bind::Params(p.words()), Bind::Buf(draw)], [1, 1, 1]);
     }
 
-    /// `dst = src` for `len_vec4` 16-byte elements.
     /// `out[at + e]` = the mean of channel `e` of the first `n` keys of a layer's f32 `cache`
     /// (`[n_ctx, kv_dim]` keys first): [`crate::reference::kv_mean`].
     pub fn kv_mean(&mut self, cache: &Buffer, out: &Buffer, n: usize, kv_dim: usize, at: usize) {
@@ -496,6 +495,7 @@ impl Recorder {
         self.run(Kernel::KvMean, &[Bind::Buf(cache), Bind::Buf(out), Bind::Params(p.words())], grid_for(kv_dim));
     }
 
+    /// `dst = src` for `len_vec4` 16-byte elements.
     pub fn copy(&mut self, src: &Buffer, dst: &Buffer, len_vec4: usize) {
         let p = LenParams { len: len_vec4 as u32, ..Default::default() };
         self.run(Kernel::Copy, &[Bind::Buf(src), Bind::Buf(dst), Bind::Params(p.words())], grid_for(len_vec4));

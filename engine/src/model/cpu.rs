@@ -223,8 +223,7 @@ impl CpuBackend {
             return Err(Error::Usage(why));
         }
         if kv.centered() && self.key_means.is_none() {
-            let mut toks = super::key_mean_tokens(g, self.cfg.vocab);
-            toks.truncate(self.cfg.context_length);
+            let toks = super::key_mean_tokens(g, &self.cfg);
             let kept = (std::mem::replace(&mut self.kv, KvPrecision::F32), std::mem::take(&mut self.k_cache), std::mem::take(&mut self.v_cache));
             let n_layers = self.cfg.n_layers;
             (self.k_cache, self.v_cache) = (vec![vec![]; n_layers], vec![vec![]; n_layers]);

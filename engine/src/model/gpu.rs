@@ -525,8 +525,8 @@ impl GpuBackend {
         if self.key_means_measured {
             return Ok(());
         }
-        let toks = super::key_mean_tokens(g, self.cfg.vocab);
-        let n = toks.len().min(self.cfg.context_length);
+        let toks = super::key_mean_tokens(g, &self.cfg);
+        let n = toks.len();
         self.flush();
         self.forget_binds();
         // The pass is nobody's step: no profile or step timer sees it.
@@ -535,7 +535,7 @@ impl GpuBackend {
         let cfg = self.cfg.clone();
         let kvd = cfg.n_kv_heads * cfg.head_dim;
         let measured = self.make_kv(KvPrecision::F32).and_then(|_| {
-            super::forward(&cfg, self, &toks[..n], 0, false)?;
+            super::forward(&cfg, self, &toks, 0, false)?;
             let (caches, means) = (self.kv_cache.clone(), self.key_means.clone());
             for (l, cache) in caches.iter().enumerate() {
                 self.rec().kv_mean(cache, &means, n, kvd, l * kvd);

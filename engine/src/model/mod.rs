@@ -603,15 +603,17 @@ pub const KEY_MEAN_TOKENS: usize = 256;
 
 /// The tokens the mean keys are measured over: the first [`KEY_MEAN_TOKENS`] of the calibration
 /// text ([`crate::method::calibration::TEXT`], never a text the quality figures score), or, for a
-/// model whose tokenizer cannot encode it (a synthetic shape), ids 1, 2, 3, … of its vocabulary.
-pub fn key_mean_tokens(g: &crate::gguf::Gguf, vocab: usize) -> Vec<u32> {
+/// model whose tokenizer cannot encode it (a synthetic shape), ids 1, 2, 3, … of its vocabulary;
+/// never more than the model's context holds.
+pub fn key_mean_tokens(g: &crate::gguf::Gguf, cfg: &Config) -> Vec<u32> {
+    let n = KEY_MEAN_TOKENS.min(cfg.context_length);
     let text = crate::tokenizer::Tokenizer::from_gguf(g)
-        .map(|t| crate::method::calibration::text_tokens(&t, crate::method::calibration::TEXT, KEY_MEAN_TOKENS))
+        .map(|t| crate::method::calibration::text_tokens(&t, crate::method::calibration::TEXT, n))
         .unwrap_or_default();
-    if text.len() >= KEY_MEAN_TOKENS / 2 && text.iter().all(|&t| (t as usize) < vocab) {
+    if text.len() >= n / 2 && text.iter().all(|&t| (t as usize) < cfg.vocab) {
         return text;
     }
-    (1..=KEY_MEAN_TOKENS).map(|i| (i % vocab.max(1)) as u32).collect()
+    (1..=n).map(|i| (i % cfg.vocab.max(1)) as u32).collect()
 }
 
 /// The forward pass: logits `[m, vocab]` for the tokens `ids` at positions `pos0..`, or
