@@ -3,7 +3,9 @@
 // barrier. Each invocation takes 8 rows of W (8 / PAIRS outputs; 64 rows per workgroup of 8
 // lanes), so each block of x it loads serves 8 rows: on those adapters a load costs about as much
 // as the arithmetic it feeds. Written without private arrays (8 named accumulators): a software
-// compiler that does not unroll loops would keep an indexed array in memory.
+// compiler that does not unroll loops would keep an indexed array in memory. x and its norm are
+// loaded as `rows_lanes.wgsl` or `rows_subgroup.wgsl` (composed in) says: by each invocation, or a
+// quarter each and shared.
 const LANES: u32 = 8u;
 
 // Row i (0..8) of the invocation whose first output is o0: output o0 + LANES·(i / PAIRS), or its
@@ -16,10 +18,28 @@ fn store(o: u32, a: f32, b: f32, s: f32) {
     if (o < p.n) { finish(o, a, b, s); }
 }
 
+// x[b * 32 + 8i .. + 8] (with the norm's weights): pair i of block b for `load8`.
+fn x_pair(b: u32, unused: u32, i: u32) -> W8 {
+    let o = b * 8u + i * 2u;
+    return W8(xin(o), xin(o + 1u));
+}
+
+// `norm_scale` with the sum of squares split over the sharers of a load.
+fn norm_scale_shared(lane: u32) -> f32 {
+    if (!NORM) { return 1.0; }
+    var ss = vec4<f32>(0.0);
+    for (var i = lane; i < p.nb * 8u; i += SHARERS) {
+        let v = x[i];
+        ss += v * v;
+    }
+    let t = total4(ss);
+    return 1.0 / sqrt(((t.x + t.y) + (t.z + t.w)) / f32(p.k) + p.eps);
+}
+
 @compute @workgroup_size(8)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-    let o0 = (wid.x + wid.y * nwg.x) * (8u / PAIRS) * LANES + lid;
+fn main(inv: RowsIn) {
+    let o0 = (inv.wid.x + inv.wid.y * inv.nwg.x) * (8u / PAIRS) * LANES + inv.lid;
+    let lane = lane(inv);
     let r0 = row_of(o0, 0u);
     let r1 = row_of(o0, 1u);
     let r2 = row_of(o0, 2u);
@@ -28,7 +48,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let r5 = row_of(o0, 5u);
     let r6 = row_of(o0, 6u);
     let r7 = row_of(o0, 7u);
-    let s = norm_scale();
+    let s = norm_scale_shared(lane);
     var a0 = 0.0;
     var a1 = 0.0;
     var a2 = 0.0;
@@ -38,7 +58,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     var a6 = 0.0;
     var a7 = 0.0;
     for (var b = 0u; b < p.nb; b++) {
-        let x = load_block(b);
+        let x = load8(b, 0u, lane);
         let sx = x_sum(x);
         let xw = weights_x(x);
         a0 += dot_block_prescaled(r0, b, xw, sx);

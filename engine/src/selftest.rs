@@ -205,11 +205,11 @@ pub fn standard_cases(subgroups: bool) -> Vec<Case> {
     let mut v = Vec::new();
     for p in Precision::ALL {
         for reduce in Reduce::ALL {
-            if reduce != Reduce::Subgroup || subgroups {
+            if !reduce.needs_subgroups() || subgroups {
                 v.extend(Fuse::ALL.map(|fuse| Case::Matvec { p, reduce, fuse, k: 300, n: 77 }));
             }
         }
-        for tiling in [Tiling::Shared, Tiling::Rows] {
+        for tiling in Tiling::ALL.into_iter().filter(|t| !t.needs_subgroups() || subgroups) {
             v.push(Case::Matmul { p, tiling, m: 37, k: 300, n: 77 });
         }
         v.push(Case::Embedding { p, rows: 50, k: 300, m: 5 });

@@ -12,7 +12,11 @@ fn run_and_check(cases: &[Case], seed: u64) {
     let cases: Vec<Case> = cases
         .iter()
         .copied()
-        .filter(|c| gpu.info.subgroups || !matches!(c, Case::Matvec { reduce: Reduce::Subgroup, .. }))
+        .filter(|c| match c {
+            Case::Matvec { reduce, .. } => gpu.info.subgroups || !reduce.needs_subgroups(),
+            Case::Matmul { tiling, .. } => gpu.info.subgroups || !tiling.needs_subgroups(),
+            _ => true,
+        })
         .collect();
     let rows = pollster::block_on(selftest::run_cases(&gpu, &cases, seed)).expect("GPU run");
     println!("tolerances (|gpu - cpu| <= atol + rtol * scale): {KERNEL_TOLERANCE:?}");
@@ -24,7 +28,7 @@ fn run_and_check(cases: &[Case], seed: u64) {
 
 #[test]
 fn every_kernel_matches_its_cpu_reference_on_odd_shapes() {
-    // Both matvec reductions are tested wherever the adapter has subgroups.
+    // The subgroup variants too wherever the adapter has subgroups.
     run_and_check(&selftest::standard_cases(true), 1);
 }
 
@@ -49,6 +53,15 @@ fn barrier_free_kernels_match_at_the_default_models_shapes() {
         .filter(|c| matches!(c, Case::Matvec { .. } | Case::Matmul { .. }))
         .collect();
     run_and_check(&cases, 4);
+}
+
+#[test]
+fn barrier_free_kernels_sharing_x_in_subgroups_match_at_the_default_models_shapes() {
+    let cases: Vec<Case> = selftest::model_shape_cases(Reduce::RowSubgroup, Tiling::RowsSubgroup)
+        .into_iter()
+        .filter(|c| matches!(c, Case::Matvec { .. } | Case::Matmul { .. }))
+        .collect();
+    run_and_check(&cases, 5);
 }
 
 #[test]

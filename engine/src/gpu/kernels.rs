@@ -27,6 +27,8 @@ const SHADERS: &[(&str, &str)] = &[
     ("matvec_rows", include_str!("../../../shaders/matvec_rows.wgsl")),
     ("matmul", include_str!("../../../shaders/matmul.wgsl")),
     ("matmul_rows", include_str!("../../../shaders/matmul_rows.wgsl")),
+    ("rows_lanes", include_str!("../../../shaders/rows_lanes.wgsl")),
+    ("rows_subgroup", include_str!("../../../shaders/rows_subgroup.wgsl")),
     ("embedding", include_str!("../../../shaders/embedding.wgsl")),
     ("rmsnorm", include_str!("../../../shaders/rmsnorm.wgsl")),
     ("rope_store", include_str!("../../../shaders/rope_store.wgsl")),
@@ -67,7 +69,7 @@ fn part(name: &str) -> String {
 }
 
 /// How a matvec spreads a row over invocations (and so how it adds a row's partial sums).
-/// Reports name it in lower case (`subgroup`, `workgroup`, `row`).
+/// Reports name it in lower case (`subgroup`, `workgroup`, `row`, `row-subgroup`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Reduce {
@@ -79,10 +81,19 @@ pub enum Reduce {
     /// One invocation per row: nothing to add, no barrier. Fastest on CPU adapters, which run
     /// invocations as SIMD lanes; slow on GPUs (the lanes' loads do not coalesce).
     Row,
+    /// `Row` with each load of x split over 4 invocations and shared with `subgroupBroadcast`
+    /// (needs `subgroups`): on CPU adapters, whose loads cost a loop over the lanes, far fewer loads.
+    #[serde(rename = "row-subgroup")]
+    RowSubgroup,
 }
 
 impl Reduce {
-    pub const ALL: [Reduce; 3] = [Reduce::Subgroup, Reduce::Workgroup, Reduce::Row];
+    pub const ALL: [Reduce; 4] = [Reduce::Subgroup, Reduce::Workgroup, Reduce::Row, Reduce::RowSubgroup];
+
+    /// Whether the variant needs the `subgroups` feature.
+    pub fn needs_subgroups(self) -> bool {
+        matches!(self, Reduce::Subgroup | Reduce::RowSubgroup)
+    }
 
     /// Suffix of the kernel name.
     pub fn suffix(self) -> &'static str {
@@ -90,19 +101,34 @@ impl Reduce {
             Reduce::Subgroup => "",
             Reduce::Workgroup => "_wg",
             Reduce::Row => "_rows",
+            Reduce::RowSubgroup => "_rows_sg",
         }
     }
 }
 
-/// How a prefill matmul is organised. Reports name it in lower case (`shared`, `rows`).
+/// How a prefill matmul is organised. Reports name it in lower case (`shared`, `rows`,
+/// `rows-subgroup`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Tiling {
     /// 32×32 output tiles staged in workgroup memory (GPUs).
     #[default]
     Shared,
-    /// One invocation per (row, 8 tokens), no workgroup memory or barrier (CPU adapters).
+    /// One invocation per (8 rows, 8 tokens), no workgroup memory or barrier (CPU adapters).
     Rows,
+    /// `Rows` with each load of x split over 4 invocations and shared with `subgroupBroadcast`
+    /// (needs `subgroups`).
+    #[serde(rename = "rows-subgroup")]
+    RowsSubgroup,
+}
+
+impl Tiling {
+    pub const ALL: [Tiling; 3] = [Tiling::Shared, Tiling::Rows, Tiling::RowsSubgroup];
+
+    /// Whether the variant needs the `subgroups` feature.
+    pub fn needs_subgroups(self) -> bool {
+        self == Tiling::RowsSubgroup
+    }
 }
 
 impl std::fmt::Display for Reduce {
@@ -111,6 +137,7 @@ impl std::fmt::Display for Reduce {
             Reduce::Subgroup => "subgroup",
             Reduce::Workgroup => "workgroup",
             Reduce::Row => "row",
+            Reduce::RowSubgroup => "row-subgroup",
         })
     }
 }
@@ -120,6 +147,7 @@ impl std::fmt::Display for Tiling {
         f.write_str(match self {
             Tiling::Shared => "shared",
             Tiling::Rows => "rows",
+            Tiling::RowsSubgroup => "rows-subgroup",
         })
     }
 }
@@ -248,8 +276,7 @@ impl Kernel {
             for r in Reduce::ALL {
                 v.extend(Fuse::ALL.map(|f| Kernel::Matvec(p, r, f)));
             }
-            v.push(Kernel::Matmul(p, Tiling::Shared));
-            v.push(Kernel::Matmul(p, Tiling::Rows));
+            v.extend(Tiling::ALL.map(|t| Kernel::Matmul(p, t)));
             v.push(Kernel::Embedding(p));
         }
         v.extend([Kernel::Rmsnorm, Kernel::RmsnormAdd, Kernel::HeadNorm, Kernel::Add, Kernel::Argmax, Kernel::Sample, Kernel::Copy]);
@@ -266,6 +293,7 @@ impl Kernel {
             Kernel::Matvec(p, r, f) => format!("matvec_{p}{}{}", r.suffix(), f.suffix()),
             Kernel::Matmul(p, Tiling::Shared) => format!("matmul_{p}"),
             Kernel::Matmul(p, Tiling::Rows) => format!("matmul_{p}_rows"),
+            Kernel::Matmul(p, Tiling::RowsSubgroup) => format!("matmul_{p}_rows_sg"),
             Kernel::Embedding(p) => format!("embedding_{p}"),
             Kernel::Rmsnorm => "rmsnorm".into(),
             Kernel::RmsnormAdd => "rmsnorm_add".into(),
@@ -290,7 +318,11 @@ impl Kernel {
 
     /// Whether the kernel needs the `subgroups` feature.
     pub fn needs_subgroups(&self) -> bool {
-        matches!(self, Kernel::Matvec(_, Reduce::Subgroup, _))
+        match self {
+            Kernel::Matvec(_, r, _) => r.needs_subgroups(),
+            Kernel::Matmul(_, t) => t.needs_subgroups(),
+            _ => false,
+        }
     }
 
     /// The complete WGSL module. Browsers (Tint) need `enable subgroups;` before subgroup
@@ -303,13 +335,15 @@ impl Kernel {
     /// The shader files this kernel is composed of, in order.
     pub fn parts(&self) -> Vec<&'static str> {
         match *self {
-            Kernel::Matvec(p, Reduce::Row, _) => [&["common"][..], weights(p), &["matvec_io", "matvec_rows"]].concat(),
+            Kernel::Matvec(p, Reduce::Row, _) => [&["common"][..], weights(p), &["matvec_io", "rows_lanes", "matvec_rows"]].concat(),
+            Kernel::Matvec(p, Reduce::RowSubgroup, _) => [&["common"][..], weights(p), &["matvec_io", "rows_subgroup", "matvec_rows"]].concat(),
             Kernel::Matvec(p, r, _) => {
                 let reduce = if r == Reduce::Subgroup { "reduce_subgroup" } else { "reduce_workgroup" };
                 [&[reduce, "common"][..], weights(p), &["matvec_io", "matvec"]].concat()
             }
             Kernel::Matmul(p, Tiling::Shared) => [&["common"][..], weights(p), &["matmul"]].concat(),
-            Kernel::Matmul(p, Tiling::Rows) => [&["common"][..], weights(p), &["matmul_rows"]].concat(),
+            Kernel::Matmul(p, Tiling::Rows) => [&["common"][..], weights(p), &["rows_lanes", "matmul_rows"]].concat(),
+            Kernel::Matmul(p, Tiling::RowsSubgroup) => [&["common"][..], weights(p), &["rows_subgroup", "matmul_rows"]].concat(),
             Kernel::Embedding(p) => [&["common"][..], weights(p), &["embedding"]].concat(),
             Kernel::Rmsnorm | Kernel::RmsnormAdd => vec!["common", "rmsnorm"],
             Kernel::HeadNorm => vec!["common", "head_norm"],

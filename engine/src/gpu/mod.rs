@@ -356,13 +356,13 @@ impl Gpu {
         let mut gpu = Gpu(Rc::new(shared));
         let (reduce, tiling) = tune::fastest(&gpu).await?;
         gpu.choose(reduce, tiling)?;
-        // Natively, LOWBIT_MATVEC=subgroup|workgroup|row and LOWBIT_MATMUL=shared|rows force a
-        // variant (experiments).
+        // Natively, LOWBIT_MATVEC=subgroup|workgroup|row|row-subgroup and
+        // LOWBIT_MATMUL=shared|rows|rows-subgroup force a variant (experiments).
         #[cfg(not(target_arch = "wasm32"))]
         {
             let env = |k: &str| std::env::var(k).unwrap_or_default();
-            let r = gpu.reduces().into_iter().find(|r| format!("{r:?}").eq_ignore_ascii_case(&env("LOWBIT_MATVEC")));
-            let t = [Tiling::Shared, Tiling::Rows].into_iter().find(|t| format!("{t:?}").eq_ignore_ascii_case(&env("LOWBIT_MATMUL")));
+            let r = gpu.reduces().into_iter().find(|r| r.to_string().eq_ignore_ascii_case(&env("LOWBIT_MATVEC")));
+            let t = gpu.tilings().into_iter().find(|t| t.to_string().eq_ignore_ascii_case(&env("LOWBIT_MATMUL")));
             gpu.choose(r.unwrap_or(reduce), t.unwrap_or(tiling))?;
         }
         Ok(gpu)
@@ -380,7 +380,12 @@ impl Gpu {
 
     /// The matvec variants this adapter can run.
     pub fn reduces(&self) -> Vec<Reduce> {
-        Reduce::ALL.into_iter().filter(|&r| r != Reduce::Subgroup || self.info.subgroups).collect()
+        Reduce::ALL.into_iter().filter(|&r| !r.needs_subgroups() || self.info.subgroups).collect()
+    }
+
+    /// The prefill matmul variants this adapter can run.
+    pub fn tilings(&self) -> Vec<Tiling> {
+        Tiling::ALL.into_iter().filter(|&t| !t.needs_subgroups() || self.info.subgroups).collect()
     }
 
     /// The error the device reported since the last check, if any.

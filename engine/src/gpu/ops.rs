@@ -274,7 +274,7 @@ impl Recorder {
         };
         let groups = match reduce {
             // 8 lanes × 8 rows (matvec_rows.wgsl): 64 rows, 64 / pairs outputs per workgroup.
-            Reduce::Row => grid(n.div_ceil(64 / fuse.pairs()) as u32),
+            Reduce::Row | Reduce::RowSubgroup => grid(n.div_ceil(64 / fuse.pairs()) as u32),
             Reduce::Subgroup | Reduce::Workgroup => grid(n.div_ceil(16) as u32),
         };
         let [q, s] = Self::weights(w);
@@ -297,8 +297,8 @@ impl Recorder {
         let p = MatmulParams { m: m as u32, n: w.rows as u32, k: w.cols as u32, nb: w.blocks_per_row() as u32 };
         let groups = match tiling {
             Tiling::Shared => [p.n.div_ceil(32), p.m.div_ceil(32), 1],
-            // 64 rows × 4 tokens per workgroup (matmul_rows.wgsl).
-            Tiling::Rows => grid((w.rows.div_ceil(64) * m.div_ceil(4)) as u32),
+            // 64 rows × 8 tokens per workgroup (matmul_rows.wgsl).
+            Tiling::Rows | Tiling::RowsSubgroup => grid((w.rows.div_ceil(64) * m.div_ceil(8)) as u32),
         };
         let [q, s] = Self::weights(w);
         self.run(Kernel::Matmul(w.precision, tiling), &[q, s, Bind::Buf(x), Bind::Buf(y), Bind::Params(p.words())], groups);

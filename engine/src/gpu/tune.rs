@@ -2,7 +2,7 @@
 //! fastest ([`fastest`], called by [`Gpu::new`]), and the pass timing it shares with the kernel
 //! benchmark ([`crate::bench`]).
 
-use super::{ops::Recorder, Gpu, PassTimer, Reduce, Tiling};
+use super::{ops::Recorder, Fuse, Gpu, PassTimer, Reduce, Tiling};
 use crate::util::{median, now_ms, Rng};
 use crate::{Precision, QuantMatrix, Result};
 
@@ -62,27 +62,29 @@ pub async fn time_passes_with(gpu: &Gpu, reps: u32, record: &dyn Fn(&mut Recorde
 }
 
 /// The matvec and prefill matmul variants that run fastest on this adapter: each candidate times
-/// a few passes over an INT4 matrix of a small model's size (1024 × 512, 16 tokens for the
-/// matmul). GPUs pick the subgroup (or workgroup) matvec and the shared-memory tiles; CPU adapters
-/// (lavapipe, SwiftShader) the barrier-free one-row-per-invocation kernels.
+/// passes over an INT4 matrix of a small model's size (2048 × 1024; the matvec with its input's
+/// rmsnorm fused in, as most of a decode step's matvecs run; 16 tokens for the matmul). GPUs pick
+/// the subgroup (or workgroup) matvec and the shared-memory tiles; CPU adapters (lavapipe,
+/// SwiftShader) the barrier-free kernels, sharing x through subgroups where they have them.
 pub async fn fastest(gpu: &Gpu) -> Result<(Reduce, Tiling)> {
-    let (k, n, m) = (512, 1024, 16);
+    let (k, n, m) = (1024, 2048, 16);
     let mut rng = Rng::new(7);
     let w = QuantMatrix::quantize(&rng.normals(n * k, 0.05), n, k, Precision::Int4)?;
     let gw = gpu.upload_matrix("tune.w", &w)?;
     let x = gpu.storage_f32("tune.x", &rng.normals(m * k, 1.0))?;
+    let g = gpu.storage_f32("tune.g", &vec![1.0; k])?;
     let y = gpu.zeros("tune.y", m * n)?;
     // Wall clock, not timestamps: what a user waits for (a software adapter's timestamps need
     // not cover all of its work).
     let mut reduce = (f64::INFINITY, gpu.reduce());
     for r in gpu.reduces() {
-        let (ms, _) = time_passes_with(gpu, 5, &|rec| rec.matvec_with(&gw, &x, &y, r), false).await?;
+        let (ms, _) = time_passes_with(gpu, 5, &|rec| rec.matvec_fused(&gw, &x, &y, Fuse::Norm, Some((&g, 1e-5)), r), false).await?;
         if ms < reduce.0 {
             reduce = (ms, r);
         }
     }
     let mut tiling = (f64::INFINITY, gpu.tiling());
-    for t in [Tiling::Shared, Tiling::Rows] {
+    for t in gpu.tilings() {
         let (ms, _) = time_passes_with(gpu, 3, &|rec| rec.matmul_with(&gw, &x, &y, m, t), false).await?;
         if ms < tiling.0 {
             tiling = (ms, t);
