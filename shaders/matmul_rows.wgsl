@@ -53,8 +53,8 @@ fn store(r: u32, t0: u32, a: vec4<f32>) {
 }
 
 @compute @workgroup_size(8)
-fn main(inv: RowsIn) {
-    let wg = inv.wid.x + inv.wid.y * inv.nwg.x;
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, inv: RowsIn) {
+    let wg = wid.x + wid.y * nwg.x;
     let lane = lane(inv);
     let row_groups = (p.n + 8u * LANES - 1u) / (8u * LANES);
     let t0 = (wg / row_groups) * TILE;

@@ -27,9 +27,11 @@ fn x_pair(b: u32, unused: u32, i: u32) -> W8 {
 // `norm_scale` with the sum of squares split over the sharers of a load.
 fn norm_scale_shared(lane: u32) -> f32 {
     if (!NORM) { return 1.0; }
+    // The loop's trip count is the same in every invocation (subgroup operations follow it); x
+    // has 8 vec4s per block, a multiple of SHARERS.
     var ss = vec4<f32>(0.0);
-    for (var i = lane; i < p.nb * 8u; i += SHARERS) {
-        let v = x[i];
+    for (var i = 0u; i < p.nb * 8u; i += SHARERS) {
+        let v = x[i + lane];
         ss += v * v;
     }
     let t = total4(ss);
@@ -37,8 +39,8 @@ fn norm_scale_shared(lane: u32) -> f32 {
 }
 
 @compute @workgroup_size(8)
-fn main(inv: RowsIn) {
-    let o0 = (inv.wid.x + inv.wid.y * inv.nwg.x) * (8u / PAIRS) * LANES + inv.lid;
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, inv: RowsIn) {
+    let o0 = (wid.x + wid.y * nwg.x) * (8u / PAIRS) * LANES + inv.lid;
     let lane = lane(inv);
     let r0 = row_of(o0, 0u);
     let r1 = row_of(o0, 1u);

@@ -2,9 +2,9 @@
 // workgroup shares: here each invocation loads them all itself (adapters without subgroups).
 // The kernel defines `x_pair(a, c, i)`: pair i (0..3) of the 8 vec4s it needs at (a, c), as a W8
 // (8 consecutive values).
+// The entry point's per-invocation builtins (the workgroup's come as parameters of their own: a
+// browser's uniformity analysis treats a struct parameter as one, non-uniform, value).
 struct RowsIn {
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 }
 

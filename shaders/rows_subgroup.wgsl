@@ -5,9 +5,9 @@
 // this cuts the loads of x 4-fold. Needs subgroups of at least 4 invocations (the host checks).
 // The kernel defines `x_pair(a, c, i)`: pair i (0..3) of the 8 vec4s it needs at (a, c), as a W8
 // (8 consecutive values).
+// The entry point's per-invocation builtins (the workgroup's come as parameters of their own: a
+// browser's uniformity analysis treats a struct parameter as one, non-uniform, value).
 struct RowsIn {
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
     @builtin(subgroup_invocation_id) sg: u32,
 }
