@@ -62,12 +62,13 @@ pub async fn time_passes_with(gpu: &Gpu, reps: u32, record: &dyn Fn(&mut Recorde
 }
 
 /// The matvec and prefill matmul variants that run fastest on this adapter: each candidate times
-/// passes over an INT4 matrix of a small model's size (2048 × 1024; the matvec with its input's
-/// rmsnorm fused in, as most of a decode step's matvecs run; 16 tokens for the matmul). GPUs pick
-/// the subgroup (or workgroup) matvec and the shared-memory tiles; CPU adapters (lavapipe,
-/// SwiftShader) the barrier-free kernels, sharing x through subgroups where they have them.
+/// a few passes over an INT4 matrix of a small model's size (1024 × 1024; the matvec with its
+/// input's rmsnorm fused in, as most of a decode step's matvecs run; 16 tokens for the matmul).
+/// GPUs pick the subgroup (or workgroup) matvec and the shared-memory tiles; CPU adapters
+/// (lavapipe, SwiftShader) the barrier-free kernels, sharing x through subgroups where they have
+/// them. Every page start runs this: a larger matrix costs seconds on a software adapter.
 pub async fn fastest(gpu: &Gpu) -> Result<(Reduce, Tiling)> {
-    let (k, n, m) = (1024, 2048, 16);
+    let (k, n, m) = (1024, 1024, 16);
     let mut rng = Rng::new(7);
     let w = QuantMatrix::quantize(&rng.normals(n * k, 0.05), n, k, Precision::Int4)?;
     let gw = gpu.upload_matrix("tune.w", &w)?;

@@ -61,7 +61,7 @@ pub fn SpeedPanel() -> impl IntoView {
                         view! {
                             <div class="chart" data-testid="kernel-chart"
                                 inner_html=charts::hbars("GPU time per kernel in one step", &top, charts::plan_color(&p.plan.into()), &share, chart_width(1000))></div>
-                            <table data-testid="kernel-times">
+                            <table data-testid="kernel-times" tabindex="0">
                                 <caption data-testid="kernel-times-caption">{profile_caption(&p, total)}</caption>
                                 <thead><tr><th>"kernel"</th><th class="num">"calls"</th><th class="num">"ms"</th><th class="num">"share"</th></tr></thead>
                                 <tbody>{p.kernels.iter().map(|k| view! {
