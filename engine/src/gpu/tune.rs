@@ -62,16 +62,18 @@ pub async fn time_passes_with(gpu: &Gpu, reps: u32, record: &dyn Fn(&mut Recorde
 }
 
 /// The matvec and prefill matmul variants that run fastest on this adapter: each candidate times
-/// a few passes over an INT4 matrix of a small model's size (1024 × 1024; the matvec with its
-/// input's rmsnorm fused in, as most of a decode step's matvecs run; 16 tokens for the matmul).
-/// GPUs pick the subgroup (or workgroup) matvec and the shared-memory tiles; CPU adapters
-/// (lavapipe, SwiftShader) the barrier-free kernels, sharing x through subgroups where they have
-/// them. Every page start runs this: a larger matrix costs seconds on a software adapter.
+/// a few passes over INT4 matrices of a small model's size (the matvec 1024 × 1024, with its
+/// input's rmsnorm fused in, as most of a decode step's matvecs run; the matmul 512 × 1024 over
+/// 16 tokens). GPUs pick the subgroup (or workgroup) matvec and the shared-memory tiles; CPU
+/// adapters (lavapipe, SwiftShader) the barrier-free kernels, sharing x through subgroups where
+/// they have them. Every page start runs this: larger matrices cost seconds on a software adapter
+/// (smaller ones let noise pick the slower matvec on lavapipe one time in four).
 pub async fn fastest(gpu: &Gpu) -> Result<(Reduce, Tiling)> {
     let (k, n, m) = (1024, 1024, 16);
     let mut rng = Rng::new(7);
-    let w = QuantMatrix::quantize(&rng.normals(n * k, 0.05), n, k, Precision::Int4)?;
-    let gw = gpu.upload_matrix("tune.w", &w)?;
+    let values = rng.normals(n * k, 0.05);
+    let gw = gpu.upload_matrix("tune.w", &QuantMatrix::quantize(&values, n, k, Precision::Int4)?)?;
+    let mw = gpu.upload_matrix("tune.mw", &QuantMatrix::quantize(&values[..n / 2 * k], n / 2, k, Precision::Int4)?)?;
     let x = gpu.storage_f32("tune.x", &rng.normals(m * k, 1.0))?;
     let g = gpu.storage_f32("tune.g", &vec![1.0; k])?;
     let y = gpu.zeros("tune.y", m * n)?;
@@ -86,7 +88,7 @@ pub async fn fastest(gpu: &Gpu) -> Result<(Reduce, Tiling)> {
     }
     let mut tiling = (f64::INFINITY, gpu.tiling());
     for t in gpu.tilings() {
-        let (ms, _) = time_passes_with(gpu, 3, &|rec| rec.matmul_with(&gw, &x, &y, m, t), false).await?;
+        let (ms, _) = time_passes_with(gpu, 3, &|rec| rec.matmul_with(&mw, &x, &y, m, t), false).await?;
         if ms < tiling.0 {
             tiling = (ms, t);
         }
