@@ -46,22 +46,19 @@ fn kernels_match_at_the_default_models_shapes_with_workgroup_reduction() {
     run_and_check(&cases, 3);
 }
 
+/// The matvec and matmul cases at the default model's shapes with these variants.
+fn weight_cases(reduce: Reduce, tiling: Tiling) -> Vec<Case> {
+    selftest::model_shape_cases(reduce, tiling).into_iter().filter(|c| matches!(c, Case::Matvec { .. } | Case::Matmul { .. })).collect()
+}
+
 #[test]
 fn barrier_free_kernels_match_at_the_default_models_shapes() {
-    let cases: Vec<Case> = selftest::model_shape_cases(Reduce::Row, Tiling::Rows)
-        .into_iter()
-        .filter(|c| matches!(c, Case::Matvec { .. } | Case::Matmul { .. }))
-        .collect();
-    run_and_check(&cases, 4);
+    run_and_check(&weight_cases(Reduce::Row, Tiling::Rows), 4);
 }
 
 #[test]
 fn barrier_free_kernels_sharing_x_in_subgroups_match_at_the_default_models_shapes() {
-    let cases: Vec<Case> = selftest::model_shape_cases(Reduce::RowSubgroup, Tiling::RowsSubgroup)
-        .into_iter()
-        .filter(|c| matches!(c, Case::Matvec { .. } | Case::Matmul { .. }))
-        .collect();
-    run_and_check(&cases, 5);
+    run_and_check(&weight_cases(Reduce::RowSubgroup, Tiling::RowsSubgroup), 5);
 }
 
 #[test]
