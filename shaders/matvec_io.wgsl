@@ -24,11 +24,22 @@ fn xin(i: u32) -> vec4<f32> {
 // per input by `xin`; the scale once per output by `finish`.
 fn norm_scale() -> f32 {
     if (!NORM) { return 1.0; }
+    return norm_of(sum_squares(0u, 1u));
+}
+
+// Σ x² over the vec4s lane, lane + step, … of x (step divides the nb * 8 vec4s, so every
+// invocation makes the same trips, as subgroup operations after the loop need).
+fn sum_squares(lane: u32, step: u32) -> vec4<f32> {
     var ss = vec4<f32>(0.0);
-    for (var i = 0u; i < p.nb * 8u; i++) {
-        let v = x[i];
+    for (var i = 0u; i < p.nb * 8u; i += step) {
+        let v = x[i + lane];
         ss += v * v;
     }
+    return ss;
+}
+
+// rmsnorm's scale from the sum of squares (4 partial sums).
+fn norm_of(ss: vec4<f32>) -> f32 {
     return 1.0 / sqrt(((ss.x + ss.y) + (ss.z + ss.w)) / f32(p.k) + p.eps);
 }
 

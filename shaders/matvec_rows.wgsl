@@ -24,18 +24,11 @@ fn x_pair(b: u32, unused: u32, i: u32) -> W8 {
     return W8(xin(o), xin(o + 1u));
 }
 
-// `norm_scale` with the sum of squares split over the sharers of a load.
+// `norm_scale` with the sum of squares split over the sharers of a load (x has 8 vec4s per block,
+// a multiple of SHARERS).
 fn norm_scale_shared(lane: u32) -> f32 {
     if (!NORM) { return 1.0; }
-    // The loop's trip count is the same in every invocation (subgroup operations follow it); x
-    // has 8 vec4s per block, a multiple of SHARERS.
-    var ss = vec4<f32>(0.0);
-    for (var i = 0u; i < p.nb * 8u; i += SHARERS) {
-        let v = x[i + lane];
-        ss += v * v;
-    }
-    let t = total4(ss);
-    return 1.0 / sqrt(((t.x + t.y) + (t.z + t.w)) / f32(p.k) + p.eps);
+    return norm_of(total4(sum_squares(lane, SHARERS)));
 }
 
 @compute @workgroup_size(8)

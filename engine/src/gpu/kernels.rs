@@ -249,6 +249,12 @@ fn kv(k: KvPrecision) -> &'static [&'static str] {
     }
 }
 
+/// How the barrier-free kernels load the x every invocation shares: split over a subgroup and
+/// broadcast, or each invocation all of it.
+fn rows_loads(subgroups: bool) -> &'static str {
+    if subgroups { "rows_subgroup" } else { "rows_lanes" }
+}
+
 /// The gate activation's file.
 fn act(a: Activation) -> &'static str {
     match a {
@@ -335,15 +341,17 @@ impl Kernel {
     /// The shader files this kernel is composed of, in order.
     pub fn parts(&self) -> Vec<&'static str> {
         match *self {
-            Kernel::Matvec(p, Reduce::Row, _) => [&["common"][..], weights(p), &["matvec_io", "rows_lanes", "matvec_rows"]].concat(),
-            Kernel::Matvec(p, Reduce::RowSubgroup, _) => [&["common"][..], weights(p), &["matvec_io", "rows_subgroup", "matvec_rows"]].concat(),
+            Kernel::Matvec(p, r @ (Reduce::Row | Reduce::RowSubgroup), _) => {
+                [&["common"][..], weights(p), &["matvec_io", rows_loads(r.needs_subgroups()), "matvec_rows"]].concat()
+            }
             Kernel::Matvec(p, r, _) => {
                 let reduce = if r == Reduce::Subgroup { "reduce_subgroup" } else { "reduce_workgroup" };
                 [&[reduce, "common"][..], weights(p), &["matvec_io", "matvec"]].concat()
             }
             Kernel::Matmul(p, Tiling::Shared) => [&["common"][..], weights(p), &["matmul"]].concat(),
-            Kernel::Matmul(p, Tiling::Rows) => [&["common"][..], weights(p), &["rows_lanes", "matmul_rows"]].concat(),
-            Kernel::Matmul(p, Tiling::RowsSubgroup) => [&["common"][..], weights(p), &["rows_subgroup", "matmul_rows"]].concat(),
+            Kernel::Matmul(p, t @ (Tiling::Rows | Tiling::RowsSubgroup)) => {
+                [&["common"][..], weights(p), &[rows_loads(t.needs_subgroups()), "matmul_rows"]].concat()
+            }
             Kernel::Embedding(p) => [&["common"][..], weights(p), &["embedding"]].concat(),
             Kernel::Rmsnorm | Kernel::RmsnormAdd => vec!["common", "rmsnorm"],
             Kernel::HeadNorm => vec!["common", "head_norm"],
