@@ -27,3 +27,12 @@ struct Xs {
     a2: vec4<f32>, b2: vec4<f32>,
     a3: vec4<f32>, b3: vec4<f32>,
 }
+
+fn sum4(v: vec4<f32>) -> f32 {
+    return (v.x + v.y) + (v.z + v.w);
+}
+
+// Σ x of a block.
+fn x_sum(x: Xs) -> f32 {
+    return sum4(x.a0 + x.b0 + x.a1 + x.b1 + x.a2 + x.b2 + x.a3 + x.b3);
+}

@@ -3,9 +3,8 @@
 // as vec4s and as whole blocks of 32: activation buffers are zero-padded to a multiple of 32 values.
 // A generated header says what is fused in: NORM (x is rmsnorm'd with weights g first), PAIRS = 2
 // (output o is silu(row o)·(row o + n): the gate and up projections stacked) and ADD (the result
-// is added to y: the residual connection).
+// is added to y: the residual connection); the output and `finish` come from `matvec_out.wgsl`.
 @group(0) @binding(2) var<storage, read> x: array<vec4<f32>>; // [nb * 8]
-@group(0) @binding(3) var<storage, read_write> y: array<f32>; // [n]
 
 struct Params {
     n: u32,   // outputs (rows of W, or half of them with PAIRS = 2)
@@ -43,33 +42,16 @@ fn norm_of(ss: vec4<f32>) -> f32 {
     return 1.0 / sqrt(((ss.x + ss.y) + (ss.z + ss.w)) / f32(p.k) + p.eps);
 }
 
-// Write output o from its row sums: a (and b, the up row, with PAIRS = 2), times the norm scale s.
-fn finish(o: u32, a: f32, b: f32, s: f32) {
-    var v = a * s;
-    if (PAIRS == 2u) { v = act(v) * (b * s); }
-    if (ADD) { v += y[o]; }
-    y[o] = v;
-}
-
 // x of block b (32 values), times the norm's weights when it is fused in.
 fn load_block(b: u32) -> Xs {
     let o = b * 8u;
     return Xs(xin(o), xin(o + 1u), xin(o + 2u), xin(o + 3u), xin(o + 4u), xin(o + 5u), xin(o + 6u), xin(o + 7u));
 }
 
-fn sum4(v: vec4<f32>) -> f32 {
-    return (v.x + v.y) + (v.z + v.w);
-}
-
 // Σ x of a block, for the minimum term (0 where the format has no minimum).
 fn block_sx(x: Xs) -> f32 {
     if (!HAS_MIN) { return 0.0; }
     return x_sum(x);
-}
-
-// Σ x of a block.
-fn x_sum(x: Xs) -> f32 {
-    return sum4(x.a0 + x.b0 + x.a1 + x.b1 + x.a2 + x.b2 + x.a3 + x.b3);
 }
 
 // Σ w·x over block b of `row`, with the scale and minimum out of the inner loop:

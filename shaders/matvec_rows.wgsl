@@ -5,18 +5,7 @@
 // as the arithmetic it feeds. Written without private arrays (8 named accumulators): a software
 // compiler that does not unroll loops would keep an indexed array in memory. x and its norm are
 // loaded as `rows_lanes.wgsl` or `rows_subgroup.wgsl` (composed in) says: by each invocation, or a
-// quarter each and shared.
-const LANES: u32 = 8u;
-
-// Row i (0..8) of the invocation whose first output is o0: output o0 + LANES·(i / PAIRS), or its
-// up row (n further on) when i is odd in a pair. Outputs past the end repeat the last one.
-fn row_of(o0: u32, i: u32) -> u32 {
-    return min(o0 + LANES * (i / PAIRS), p.n - 1u) + (i % PAIRS) * p.n;
-}
-
-fn store(o: u32, a: f32, b: f32, s: f32) {
-    if (o < p.n) { finish(o, a, b, s); }
-}
+// quarter each and shared. Rows and outputs are laid out by `rows_of.wgsl`.
 
 // x[b * 32 + 8i .. + 8] (with the norm's weights): pair i of block b for `load8`.
 fn x_pair(b: u32, unused: u32, i: u32) -> W8 {

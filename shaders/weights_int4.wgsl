@@ -65,3 +65,17 @@ fn dot_raw_prescaled(blk: u32, x: Xs, sx: f32) -> f32 {
     let d = nib8_prescaled(w.x, x.a0, x.b0) + nib8_prescaled(w.y, x.a1, x.b1) + nib8_prescaled(w.z, x.a2, x.b2) + nib8_prescaled(w.w, x.a3, x.b3);
     return (d.x + d.y) + (d.z + d.w);
 }
+
+// Σ q·q_x over the 8 weights of word w: its even nibbles are bytes of w & 0x0f0f0f0f, its odd ones
+// of (w >> 4) & 0x0f0f0f0f, against the codes of those weights (`act_q8.wgsl` interleaves them so:
+// ev holds codes 0, 2, 4, 6 of the 8, od codes 1, 3, 5, 7).
+fn nib_dot(w: u32, ev: u32, od: u32) -> i32 {
+    return dot4I8Packed(w & 0x0f0f0f0fu, ev) + dot4I8Packed((w >> 4u) & 0x0f0f0f0fu, od);
+}
+
+// Σ q·q_x over block blk against its 32 8-bit activation codes, interleaved per 8 (see `nib_dot`),
+// as packed integer dot products.
+fn dot_q8(blk: u32, xa: vec4<u32>, xb: vec4<u32>) -> i32 {
+    let w = w_q[blk];
+    return (nib_dot(w.x, xa.x, xa.y) + nib_dot(w.y, xa.z, xa.w)) + (nib_dot(w.z, xb.x, xb.y) + nib_dot(w.w, xb.z, xb.w));
+}

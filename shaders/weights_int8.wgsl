@@ -58,3 +58,12 @@ fn dot_raw_prescaled(blk: u32, x: Xs, sx: f32) -> f32 {
           + u8x4_scaled(v1.x) * x.a2 + u8x4_scaled(v1.y) * x.b2 + u8x4_scaled(v1.z) * x.a3 + u8x4_scaled(v1.w) * x.b3;
     return ((d.x + d.y) + (d.z + d.w)) - 128.0 * sx;
 }
+
+// Σ q·q_x over block blk against its 32 8-bit activation codes (in order, 4 per word: xa holds
+// codes 0..15, xb 16..31), as packed integer dot products.
+fn dot_q8(blk: u32, xa: vec4<u32>, xb: vec4<u32>) -> i32 {
+    let v0 = w_q[blk * 2u];
+    let v1 = w_q[blk * 2u + 1u];
+    return (dot4I8Packed(v0.x, xa.x) + dot4I8Packed(v0.y, xa.y) + dot4I8Packed(v0.z, xa.z) + dot4I8Packed(v0.w, xa.w))
+         + (dot4I8Packed(v1.x, xb.x) + dot4I8Packed(v1.y, xb.y) + dot4I8Packed(v1.z, xb.z) + dot4I8Packed(v1.w, xb.w));
+}

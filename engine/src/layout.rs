@@ -77,6 +77,11 @@ impl Precision {
     }
 
     /// Bytes one block of 32 weights takes (CPU block and GPU layout alike).
+    /// Whether the format has integer kernels for 8-bit activations ([`Activations::Int8`]).
+    pub fn int_dot(self) -> bool {
+        matches!(self, Precision::Int8 | Precision::Int4)
+    }
+
     pub fn block_bytes(self) -> usize {
         match self {
             Precision::Fp16 => std::mem::size_of::<BlockFp16>(),
@@ -615,6 +620,65 @@ impl KvPrecision {
         }
         out
     }
+}
+
+/// The format of the activations a matrix multiplies (the lab's third dimension, after the
+/// weights and the KV cache). `Int8`: each block of 32 inputs is quantized to 8 bits with its own
+/// scale (absmax / 127, llama.cpp's Q8_0) before the product, and INT8 and INT4 weights multiply
+/// them as integers (packed dot products); FP16, INT3 and INT2 weights keep f32 activations.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Activations {
+    #[default]
+    F32,
+    Int8,
+}
+
+impl Activations {
+    pub const ALL: [Activations; 2] = [Activations::F32, Activations::Int8];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Activations::F32 => "f32",
+            Activations::Int8 => "int8",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self> {
+        Activations::ALL.into_iter().find(|a| a.name() == s).ok_or_else(|| Error::Usage(format!("activations {s:?}: f32 or int8")))
+    }
+
+    /// Whether matrices at weight precision `p` multiply 8-bit activations in this mode.
+    pub fn quantizes_for(self, p: Precision) -> bool {
+        self == Activations::Int8 && p.int_dot()
+    }
+}
+
+impl std::fmt::Display for Activations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// `x` quantized to 8 bits per block of 32 and back, in rows of `k` (blocks restart at each row;
+/// the last block of a row may be short): `d = max|x| / 127`, `q = round(x · 127 / max|x|)`
+/// (ties to even, as WGSL's `round`). The CPU reference of `act_q8.wgsl` and `act_q8_rows.wgsl`.
+pub fn quantize_activations(x: &mut [f32], k: usize) {
+    for row in x.chunks_mut(k.max(1)) {
+        for b in row.chunks_mut(BLOCK) {
+            let (q, d) = q8_block(b);
+            for (v, q) in b.iter_mut().zip(q) {
+                *v = d * q as f32;
+            }
+        }
+    }
+}
+
+/// One block of activations as 8-bit codes and their scale (see [`quantize_activations`]).
+pub fn q8_block(x: &[f32]) -> (Vec<i8>, f32) {
+    let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
+    let (d, id) = if amax > 0.0 { (amax / 127.0, 127.0 / amax) } else { (0.0, 0.0) };
+    (x.iter().map(|v| (v * id).round_ties_even().clamp(-127.0, 127.0) as i8).collect(), d)
 }
 
 impl std::fmt::Display for KvPrecision {

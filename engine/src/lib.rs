@@ -31,4 +31,4 @@ pub mod tokenizer;
 pub mod util;
 
 pub use error::{Error, Result};
-pub use layout::{KvPrecision, Precision, QuantMatrix};
+pub use layout::{Activations, KvPrecision, Precision, QuantMatrix};

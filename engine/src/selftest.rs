@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::reference::{self, Attention, Rope};
 use crate::gpu::params::{Params, Step};
 use crate::gpu::tune::Timer;
-use crate::gpu::{ops::Recorder, Fuse, Gpu, Kernel, PassTimer, Reduce, Tiling};
+use crate::gpu::{ops::Recorder, Fuse, Gpu, IntDot, Kernel, PassTimer, Reduce, Tiling};
 use crate::model::Activation;
 use crate::util::{now_ms, Rng};
 use crate::{KvPrecision, Precision, QuantMatrix, Result};
@@ -31,6 +31,11 @@ pub enum DType {
     KvInt4,
     #[serde(rename = "kv-int3")]
     KvInt3,
+    /// INT8 and INT4 weights times 8-bit activations (`act_q8`, `matvec_q8*`).
+    #[serde(rename = "int8-a8")]
+    Int8A8,
+    #[serde(rename = "int4-a8")]
+    Int4A8,
 }
 
 impl DType {
@@ -46,6 +51,8 @@ impl DType {
             DType::KvInt8 => "kv-int8",
             DType::KvInt4 => "kv-int4",
             DType::KvInt3 => "kv-int3",
+            DType::Int8A8 => "int8-a8",
+            DType::Int4A8 => "int4-a8",
         }
     }
 }
@@ -87,7 +94,11 @@ pub struct Tolerance {
 /// so only f32 summation order and GPU transcendentals (exp, sin, cos, pow) differ. A KV store is
 /// compared after decoding: f16 may round a value the other way (one f16 step of the largest
 /// value); INT8's test values lie away from rounding ties, so its blocks must match exactly.
-pub const KERNEL_TOLERANCE: [(DType, Tolerance); 10] = [
+/// With 8-bit activations both sides quantize the same inputs, but `127 / max|x|` may round
+/// differently on a GPU and put a code on the other side of a tie: one code step of one input
+/// moves an output by about 1e-3 of its `Σ|w·x|`, where a wrong code order or scale moves it by
+/// its whole size.
+pub const KERNEL_TOLERANCE: [(DType, Tolerance); 12] = [
     (DType::F32, Tolerance { atol: 1e-5, rtol: 2e-4 }),
     (DType::Fp16, Tolerance { atol: 1e-5, rtol: 1e-4 }),
     (DType::Int8, Tolerance { atol: 1e-5, rtol: 1e-4 }),
@@ -98,6 +109,8 @@ pub const KERNEL_TOLERANCE: [(DType, Tolerance); 10] = [
     (DType::KvInt8, Tolerance { atol: 0.0, rtol: 1e-6 }),
     (DType::KvInt4, Tolerance { atol: 0.0, rtol: 1e-6 }),
     (DType::KvInt3, Tolerance { atol: 0.0, rtol: 1e-6 }),
+    (DType::Int8A8, Tolerance { atol: 1e-5, rtol: 2e-3 }),
+    (DType::Int4A8, Tolerance { atol: 1e-5, rtol: 2e-3 }),
 ];
 
 pub fn tolerance(d: DType) -> Tolerance {
@@ -109,6 +122,10 @@ pub fn tolerance(d: DType) -> Tolerance {
 pub enum Case {
     /// A decode matvec with `fuse` folded in; `n` outputs (`2n` rows when gate and up are stacked).
     Matvec { p: Precision, reduce: Reduce, fuse: Fuse, k: usize, n: usize },
+    /// A decode matvec over 8-bit activations: `act_q8` (the norm fused there) then `matvec_q8*`.
+    MatvecQ8 { p: Precision, reduce: Reduce, fuse: Fuse, dot: IntDot, k: usize, n: usize },
+    /// Prefill's activations `[m, k]` to 8 bits and back (`act_q8_rows`).
+    ActQ8Rows { m: usize, k: usize },
     Matmul { p: Precision, tiling: Tiling, m: usize, k: usize, n: usize },
     Embedding { p: Precision, rows: usize, k: usize, m: usize },
     Rmsnorm { rows: usize, d: usize },
@@ -150,6 +167,12 @@ impl Case {
     pub fn kernel_name(&self) -> String {
         match self {
             Case::Matvec { p, reduce, fuse, .. } => Kernel::Matvec(*p, *reduce, *fuse).name(),
+            Case::MatvecQ8 { p, reduce, fuse, dot, .. } => {
+                // The norm runs in act_q8: named apart from the unfused case it otherwise shares.
+                let norm = if *fuse == Fuse::Norm { "+norm" } else { "" };
+                Kernel::matvec_q8(*p, *reduce, *fuse, *dot).name() + norm
+            }
+            Case::ActQ8Rows { .. } => Kernel::ActQ8Rows.name(),
             Case::Matmul { p, tiling, .. } => Kernel::Matmul(*p, *tiling).name(),
             Case::Embedding { p, .. } => format!("embedding_{p}"),
             Case::Rmsnorm { .. } => "rmsnorm".into(),
@@ -172,13 +195,16 @@ impl Case {
     pub fn dtype(&self) -> DType {
         match self {
             Case::Matvec { p, .. } | Case::Matmul { p, .. } | Case::Embedding { p, .. } => (*p).into(),
+            Case::MatvecQ8 { p: Precision::Int4, .. } => DType::Int4A8,
+            Case::MatvecQ8 { .. } => DType::Int8A8,
             _ => DType::F32,
         }
     }
 
     pub fn shape(&self) -> String {
         match *self {
-            Case::Matvec { k, n, .. } => format!("{k}x{n}"),
+            Case::Matvec { k, n, .. } | Case::MatvecQ8 { k, n, .. } => format!("{k}x{n}"),
+            Case::ActQ8Rows { m, k } => format!("m{m} {k}"),
             Case::Matmul { m, k, n, .. } => format!("m{m} {k}x{n}"),
             Case::Embedding { rows, k, m, .. } => format!("{rows}x{k} m{m}"),
             Case::Rmsnorm { rows, d } | Case::RmsnormAdd { rows, d } => format!("{rows}x{d}"),
@@ -199,6 +225,13 @@ impl Case {
     }
 }
 
+/// The integer matvec's forms an adapter can run (the reducing ones with packed products, the
+/// barrier-free one both ways).
+pub fn q8_forms(subgroups: bool) -> Vec<(Reduce, IntDot)> {
+    let all = [(Reduce::Subgroup, IntDot::Packed), (Reduce::Workgroup, IntDot::Packed), (Reduce::Row, IntDot::Packed), (Reduce::Row, IntDot::Unpacked)];
+    all.into_iter().filter(|(r, _)| subgroups || !r.needs_subgroups()).collect()
+}
+
 /// Every kernel at every precision on shapes that are not multiples of the workgroup (64) or
 /// block (32) size: the page's self-test and the first test table.
 pub fn standard_cases(subgroups: bool) -> Vec<Case> {
@@ -213,7 +246,11 @@ pub fn standard_cases(subgroups: bool) -> Vec<Case> {
             v.push(Case::Matmul { p, tiling, m: 37, k: 300, n: 77 });
         }
         v.push(Case::Embedding { p, rows: 50, k: 300, m: 5 });
+        if p.int_dot() {
+            v.extend(q8_forms(subgroups).into_iter().flat_map(|(reduce, dot)| Fuse::ALL.map(|fuse| Case::MatvecQ8 { p, reduce, fuse, dot, k: 300, n: 77 })));
+        }
     }
+    v.push(Case::ActQ8Rows { m: 5, k: 579 });
     v.extend([
         Case::Rmsnorm { rows: 3, d: 579 },
         Case::RmsnormAdd { rows: 3, d: 579 },
@@ -302,6 +339,8 @@ pub async fn run_case(gpu: &Gpu, case: &Case, seed: u64) -> Result<Row> {
     let mut t = Trial { gpu, rec: Recorder::new(gpu, timer.clone(), 3), rng: Rng::new(seed) };
     let Expected { out, want, scale, decode } = match *case {
         Case::Matvec { p, reduce, fuse, k, n } => matvec_trial(&mut t, p, reduce, fuse, k, n)?,
+        Case::MatvecQ8 { p, reduce, fuse, dot, k, n } => matvec_q8_trial(&mut t, p, reduce, fuse, dot, k, n)?,
+        Case::ActQ8Rows { m, k } => act_q8_rows_trial(&mut t, m, k)?,
         Case::Matmul { p, tiling, m, k, n } => matmul_trial(&mut t, p, tiling, m, k, n)?,
         Case::Embedding { p, rows, k, m } => embedding_trial(&mut t, p, rows, k, m)?,
         Case::Rmsnorm { rows, d } => rmsnorm_trial(&mut t, rows, d)?,
@@ -362,9 +401,21 @@ struct Expected {
     decode: Option<Decode>,
 }
 
-/// The trial of [`Case::Matvec`].
-fn matvec_trial(t: &mut Trial, p: Precision, reduce: Reduce, fuse: Fuse, k: usize, n: usize) -> Result<Expected> {
-    let (gpu, rec, rng) = (t.gpu, &mut t.rec, &mut t.rng);
+/// A decode matvec's random inputs, on both sides: W, x, the norm's weights g and the output's
+/// previous values y0 (`Add`).
+struct MatvecInputs {
+    w: QuantMatrix,
+    x: Vec<f32>,
+    g: Vec<f32>,
+    y0: Vec<f32>,
+    gw: crate::gpu::GpuMatrix,
+    gx: crate::gpu::Buffer,
+    gg: crate::gpu::Buffer,
+    gy: crate::gpu::Buffer,
+}
+
+fn matvec_inputs(t: &mut Trial, p: Precision, fuse: Fuse, k: usize, n: usize) -> Result<MatvecInputs> {
+    let (gpu, rng) = (t.gpu, &mut t.rng);
     let rows = n * fuse.pairs();
     let w = QuantMatrix::quantize(&rng.normals(rows * k, 0.05), rows, k, p)?;
     let x = rng.normals(k, 1.0);
@@ -373,19 +424,66 @@ fn matvec_trial(t: &mut Trial, p: Precision, reduce: Reduce, fuse: Fuse, k: usiz
     let gw = gpu.upload_matrix("w", &w)?;
     let (gx, gg) = (gpu.storage_f32("x", &x)?, gpu.storage_f32("g", &g)?);
     let gy = if fuse == Fuse::Add { gpu.storage_f32("y", &y0)? } else { gpu.zeros("y", n)? };
+    Ok(MatvecInputs { w, x, g, y0, gw, gx, gg, gy })
+}
+
+/// The trial of [`Case::Matvec`].
+fn matvec_trial(t: &mut Trial, p: Precision, reduce: Reduce, fuse: Fuse, k: usize, n: usize) -> Result<Expected> {
+    let MatvecInputs { w, x, g, y0, gw, gx, gg, gy } = matvec_inputs(t, p, fuse, k, n)?;
+    let rec = &mut t.rec;
     rec.matvec_fused(&gw, &gx, &gy, fuse, Some((&gg, 1e-5)), reduce);
     let h = if fuse.norm() { reference::rmsnorm(&x, &g, 1e-5) } else { x.clone() };
     let (y, abs) = (reference::matmul(&w, &h, 1), reference::matmul_abs(&w, &h, 1));
+    Ok(fused_expected(fuse, gy, y, abs, &y0))
+}
+
+/// What a decode matvec with `fuse` must write, from the reference's rows `y` (and their
+/// `Σ|w·x|`, `abs`), `y0` the output's previous values (`Add`).
+fn fused_expected(fuse: Fuse, out: crate::gpu::Buffer, y: Vec<f32>, abs: Vec<f32>, y0: &[f32]) -> Expected {
+    let n = y0.len();
     let (want, scale) = match fuse {
         Fuse::None | Fuse::Norm => (y, abs),
-        Fuse::Add => (y.iter().zip(&y0).map(|(a, b)| a + b).collect(), abs.iter().zip(&y0).map(|(a, b)| a + b.abs()).collect()),
+        Fuse::Add => (y.iter().zip(y0).map(|(a, b)| a + b).collect(), abs.iter().zip(y0).map(|(a, b)| a + b.abs()).collect()),
         // act(g)·u moves by about |u|·Δg + |g|·Δu.
         Fuse::NormGlu(act) => (
             reference::glu(act, &y[..n], &y[n..]),
             (0..n).map(|i| abs[i] * y[n + i].abs() + y[i].abs() * abs[n + i]).collect(),
         ),
     };
-    Ok(Expected { out: gy, want, scale, decode: None })
+    Expected { out, want, scale, decode: None }
+}
+
+/// The trial of [`Case::MatvecQ8`]. The reference quantizes `x·g` (the norm's weights only: its
+/// scale is one factor, applied to the sums) per block and multiplies in f32.
+fn matvec_q8_trial(t: &mut Trial, p: Precision, reduce: Reduce, fuse: Fuse, dot: IntDot, k: usize, n: usize) -> Result<Expected> {
+    let MatvecInputs { w, x, g, y0, gw, gx, gg, gy } = matvec_inputs(t, p, fuse, k, n)?;
+    let (gpu, rec) = (t.gpu, &mut t.rec);
+    let nb = k.div_ceil(32);
+    let (xq, xd) = (gpu.zeros("xq", nb * 8)?, gpu.zeros("xd", 2 * (nb + 1))?);
+    let kernel = Kernel::matvec_q8(p, reduce, fuse, dot);
+    rec.act_q8(&gx, fuse.norm().then_some((&gg, 1e-5)), &xq, &xd, k, kernel.interleaves_q8());
+    rec.matvec_q8(&gw, &xq, &xd, &gy, fuse, reduce, dot);
+    let (mut h, s) = if fuse.norm() {
+        let ms = x.iter().map(|v| v * v).sum::<f32>() / k as f32;
+        (x.iter().zip(&g).map(|(a, b)| a * b).collect(), 1.0 / (ms + 1e-5).sqrt())
+    } else {
+        (x.clone(), 1.0)
+    };
+    crate::layout::quantize_activations(&mut h, k);
+    let y: Vec<f32> = reference::matmul(&w, &h, 1).iter().map(|v| v * s).collect();
+    let abs: Vec<f32> = reference::matmul_abs(&w, &h, 1).iter().map(|v| v * s).collect();
+    Ok(fused_expected(fuse, gy, y, abs, &y0))
+}
+
+/// The trial of [`Case::ActQ8Rows`].
+fn act_q8_rows_trial(t: &mut Trial, m: usize, k: usize) -> Result<Expected> {
+    let (gpu, rec, rng) = (t.gpu, &mut t.rec, &mut t.rng);
+    let mut x = rng.normals(m * k, 1.0);
+    let gx = gpu.storage_f32("x", &x)?;
+    rec.act_q8_rows(&gx, m, k);
+    crate::layout::quantize_activations(&mut x, k);
+    let scale = vec![max_abs(&x); x.len()];
+    Ok(Expected { out: gx, want: x, scale, decode: None })
 }
 
 /// The trial of [`Case::Matmul`].

@@ -23,6 +23,13 @@ const SHADERS: &[(&str, &str)] = &[
     ("weights_int3", include_str!("../../../shaders/weights_int3.wgsl")),
     ("weights_int2", include_str!("../../../shaders/weights_int2.wgsl")),
     ("matvec_io", include_str!("../../../shaders/matvec_io.wgsl")),
+    ("matvec_out", include_str!("../../../shaders/matvec_out.wgsl")),
+    ("rows_of", include_str!("../../../shaders/rows_of.wgsl")),
+    ("act_q8", include_str!("../../../shaders/act_q8.wgsl")),
+    ("act_q8_rows", include_str!("../../../shaders/act_q8_rows.wgsl")),
+    ("matvec_q8_io", include_str!("../../../shaders/matvec_q8_io.wgsl")),
+    ("matvec_q8", include_str!("../../../shaders/matvec_q8.wgsl")),
+    ("matvec_q8_rows", include_str!("../../../shaders/matvec_q8_rows.wgsl")),
     ("matvec", include_str!("../../../shaders/matvec.wgsl")),
     ("matvec_rows", include_str!("../../../shaders/matvec_rows.wgsl")),
     ("matmul", include_str!("../../../shaders/matmul.wgsl")),
@@ -152,6 +159,29 @@ impl std::fmt::Display for Tiling {
     }
 }
 
+/// How an integer matvec multiplies a block of weights by 8-bit activation codes. Reports name it
+/// in lower case (`packed`, `unpacked`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IntDot {
+    /// WGSL's packed 4×8-bit dot products (`dot4I8Packed`): one instruction per 4 weights where
+    /// the adapter has them.
+    #[default]
+    Packed,
+    /// The codes converted to f32 once per block and multiplied as the f32 kernels do (CPU
+    /// adapters, which emulate the packed products; the barrier-free matvec only).
+    Unpacked,
+}
+
+impl std::fmt::Display for IntDot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            IntDot::Packed => "packed",
+            IntDot::Unpacked => "unpacked",
+        })
+    }
+}
+
 /// What a decode matvec does besides `W·x` (one kernel per combination: the flags are WGSL
 /// constants, so each variant compiles to just its own work).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -190,25 +220,39 @@ impl Fuse {
         }
     }
 
+    /// The fusion an integer matvec runs for this one: the norm has been applied by `act_q8`
+    /// (its scale is in the activations' scales), so `Norm` is `None` there.
+    pub fn without_norm(self) -> Fuse {
+        if self == Fuse::Norm { Fuse::None } else { self }
+    }
+
     /// The generated WGSL header `matvec_io.wgsl` expects.
     fn header(self) -> String {
-        let norm = if self.norm() {
-            "@group(0) @binding(5) var<storage, read> g: array<vec4<f32>>; // [nb * 8] the norm's weights\n\
-             const NORM: bool = true;\nfn norm_w(i: u32) -> vec4<f32> { return g[i]; }\n"
-        } else {
-            "const NORM: bool = false;\nfn norm_w(i: u32) -> vec4<f32> { return vec4<f32>(1.0); }\n"
-        };
+        norm_header(self.norm(), 5) + &self.output_header()
+    }
+
+    /// The part of the header `matvec_out.wgsl` reads (the gate's activation, PAIRS, ADD).
+    fn output_header(self) -> String {
         let act = match self {
             Fuse::NormGlu(a) => part(act(a)),
             _ => "fn act(v: f32) -> f32 { return v; }\n".into(),
         };
-        format!("{norm}{act}const PAIRS: u32 = {}u;\nconst ADD: bool = {};\n", self.pairs(), self == Fuse::Add)
+        format!("{act}const PAIRS: u32 = {}u;\nconst ADD: bool = {};\n", self.pairs(), self == Fuse::Add)
     }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
     Matvec(Precision, Reduce, Fuse),
+    /// A decode matvec over 8-bit activations (`act_q8`), INT8 or INT4 weights: `Reduce::Row`
+    /// is the barrier-free form (CPU adapters), with either [`IntDot`]; the reducing forms use
+    /// packed dot products. The fusion is never `Norm` ([`Fuse::without_norm`]).
+    MatvecQ8(Precision, Reduce, Fuse, IntDot),
+    /// A decode token's activations to 8-bit codes per block of 32 (with the norm's weights when
+    /// `norm`; interleaved for INT4's packed products when `interleave`).
+    ActQ8 { norm: bool, interleave: bool },
+    /// Prefill's activations to 8 bits and back, in place.
+    ActQ8Rows,
     Matmul(Precision, Tiling),
     Embedding(Precision),
     Rmsnorm,
@@ -249,6 +293,19 @@ fn kv(k: KvPrecision) -> &'static [&'static str] {
     }
 }
 
+/// The header of a kernel that may fold an rmsnorm's weights into its input: NORM, `norm_w(i)`
+/// (the weights of vec4 i, or ones) and, with the norm, the weights' binding.
+fn norm_header(norm: bool, binding: u32) -> String {
+    if norm {
+        format!(
+            "@group(0) @binding({binding}) var<storage, read> g: array<vec4<f32>>; // [nb * 8] the norm's weights\n\
+             const NORM: bool = true;\nfn norm_w(i: u32) -> vec4<f32> {{ return g[i]; }}\n"
+        )
+    } else {
+        "const NORM: bool = false;\nfn norm_w(i: u32) -> vec4<f32> { return vec4<f32>(1.0); }\n".into()
+    }
+}
+
 /// How the barrier-free kernels load the x every invocation shares: split over a subgroup and
 /// broadcast, or each invocation all of it.
 fn rows_loads(subgroups: bool) -> &'static str {
@@ -284,7 +341,14 @@ impl Kernel {
             }
             v.extend(Tiling::ALL.map(|t| Kernel::Matmul(p, t)));
             v.push(Kernel::Embedding(p));
+            if p.int_dot() {
+                v.extend(Kernel::matvec_q8_variants(p));
+            }
         }
+        for norm in [false, true] {
+            v.extend([false, true].map(|interleave| Kernel::ActQ8 { norm, interleave }));
+        }
+        v.push(Kernel::ActQ8Rows);
         v.extend([Kernel::Rmsnorm, Kernel::RmsnormAdd, Kernel::HeadNorm, Kernel::Add, Kernel::Argmax, Kernel::Sample, Kernel::Copy]);
         v.extend([Activation::Silu, Activation::Gelu].map(Kernel::Glu));
         for k in KvPrecision::ALL {
@@ -294,8 +358,38 @@ impl Kernel {
         v
     }
 
+    /// The integer matvec that runs for this request: the barrier-free form needs no subgroups
+    /// (its loads of x are already few), the reducing forms use packed products, and the norm
+    /// is `act_q8`'s.
+    pub fn matvec_q8(p: Precision, reduce: Reduce, fuse: Fuse, dot: IntDot) -> Kernel {
+        match reduce {
+            Reduce::Row | Reduce::RowSubgroup => Kernel::MatvecQ8(p, Reduce::Row, fuse.without_norm(), dot),
+            r => Kernel::MatvecQ8(p, r, fuse.without_norm(), IntDot::Packed),
+        }
+    }
+
+    /// Whether this integer matvec reads its codes in INT4's interleaved order (`act_q8.wgsl`):
+    /// INT4's packed products.
+    pub fn interleaves_q8(&self) -> bool {
+        matches!(self, Kernel::MatvecQ8(Precision::Int4, _, _, IntDot::Packed))
+    }
+
+    /// Every integer matvec at precision `p` (each fusion, each form).
+    pub fn matvec_q8_variants(p: Precision) -> Vec<Kernel> {
+        let fuses = Fuse::ALL.into_iter().filter(|f| *f != Fuse::Norm);
+        fuses.flat_map(|f| crate::selftest::q8_forms(true).into_iter().map(move |(r, d)| Kernel::MatvecQ8(p, r, f, d))).collect()
+    }
+
     pub fn name(&self) -> String {
         match self {
+            Kernel::MatvecQ8(p, r, f, d) => {
+                let dot = if *d == IntDot::Unpacked { "_unpacked" } else { "" };
+                format!("matvec_q8_{p}{}{dot}{}", r.suffix(), f.suffix())
+            }
+            Kernel::ActQ8 { norm, interleave } => {
+                format!("act_q8{}{}", if *norm { "_norm" } else { "" }, if *interleave { "_interleaved" } else { "" })
+            }
+            Kernel::ActQ8Rows => "act_q8_rows".into(),
             Kernel::Matvec(p, r, f) => format!("matvec_{p}{}{}", r.suffix(), f.suffix()),
             Kernel::Matmul(p, Tiling::Shared) => format!("matmul_{p}"),
             Kernel::Matmul(p, Tiling::Rows) => format!("matmul_{p}_rows"),
@@ -325,7 +419,7 @@ impl Kernel {
     /// Whether the kernel needs the `subgroups` feature.
     pub fn needs_subgroups(&self) -> bool {
         match self {
-            Kernel::Matvec(_, r, _) => r.needs_subgroups(),
+            Kernel::Matvec(_, r, _) | Kernel::MatvecQ8(_, r, _, _) => r.needs_subgroups(),
             Kernel::Matmul(_, t) => t.needs_subgroups(),
             _ => false,
         }
@@ -342,12 +436,21 @@ impl Kernel {
     pub fn parts(&self) -> Vec<&'static str> {
         match *self {
             Kernel::Matvec(p, r @ (Reduce::Row | Reduce::RowSubgroup), _) => {
-                [&["common"][..], weights(p), &["matvec_io", rows_loads(r.needs_subgroups()), "matvec_rows"]].concat()
+                [&["common"][..], weights(p), &["matvec_io", "matvec_out", rows_loads(r.needs_subgroups()), "rows_of", "matvec_rows"]].concat()
             }
             Kernel::Matvec(p, r, _) => {
                 let reduce = if r == Reduce::Subgroup { "reduce_subgroup" } else { "reduce_workgroup" };
-                [&[reduce, "common"][..], weights(p), &["matvec_io", "matvec"]].concat()
+                [&[reduce, "common"][..], weights(p), &["matvec_io", "matvec_out", "matvec"]].concat()
             }
+            Kernel::MatvecQ8(p, Reduce::Row | Reduce::RowSubgroup, _, _) => {
+                [&["common"][..], weights(p), &["matvec_q8_io", "matvec_out", "rows_of", "matvec_q8_rows"]].concat()
+            }
+            Kernel::MatvecQ8(p, r, _, _) => {
+                let reduce = if r == Reduce::Subgroup { "reduce_subgroup" } else { "reduce_workgroup" };
+                [&[reduce, "common"][..], weights(p), &["matvec_q8_io", "matvec_out", "matvec_q8"]].concat()
+            }
+            Kernel::ActQ8 { .. } => vec!["act_q8"],
+            Kernel::ActQ8Rows => vec!["act_q8_rows"],
             Kernel::Matmul(p, Tiling::Shared) => [&["common"][..], weights(p), &["matmul"]].concat(),
             Kernel::Matmul(p, t @ (Tiling::Rows | Tiling::RowsSubgroup)) => {
                 [&["common"][..], weights(p), &[rows_loads(t.needs_subgroups()), "matmul_rows"]].concat()
@@ -375,6 +478,8 @@ impl Kernel {
         use super::ops::{ATTN_CHUNK, ATTN_GROUP_TILE, ATTN_SPLIT};
         let mut header = match self {
             Kernel::Matvec(_, _, f) => f.header(),
+            Kernel::MatvecQ8(_, _, f, d) => format!("{}const PACKED: bool = {};\n", f.output_header(), *d == IntDot::Packed),
+            Kernel::ActQ8 { norm, interleave } => norm_header(*norm, 4) + &format!("const INTERLEAVE: bool = {interleave};\n"),
             Kernel::Rmsnorm => "const ADD: bool = false;\n".into(),
             Kernel::RmsnormAdd => "const ADD: bool = true;\n".into(),
             Kernel::AttnSoftmax => format!("const CHUNK: u32 = {ATTN_CHUNK}u;\n"),

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-pub use kernels::{Fuse, Kernel, Reduce, Tiling};
+pub use kernels::{Fuse, IntDot, Kernel, Reduce, Tiling};
 
 use crate::{Error, Result};
 

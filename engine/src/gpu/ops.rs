@@ -8,10 +8,10 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use super::params::{
-    ArgmaxParams, SampleParams, AttnScoresParams, AttnSoftmaxParams, AttnValuesParams, AttnMergeParams, KvRotateParams, KvMeanParams, EmbeddingParams, LenParams, MatmulParams, MatvecParams, Params,
+    ActQ8Params, ActQ8RowsParams, ArgmaxParams, SampleParams, AttnScoresParams, AttnSoftmaxParams, AttnValuesParams, AttnMergeParams, KvRotateParams, KvMeanParams, EmbeddingParams, LenParams, MatmulParams, MatvecParams, Params,
     RmsnormParams, RopeStoreParams, GluParams, HeadNormParams,
 };
-use super::{grid, grid_for, Buffer, Fuse, Gpu, GpuMatrix, Kernel, PassTimer, Reduce, Tiling};
+use super::{grid, grid_for, Buffer, Fuse, Gpu, GpuMatrix, IntDot, Kernel, PassTimer, Reduce, Tiling};
 use crate::reference::{Attention, Rope};
 use crate::sampler::Draw;
 use crate::KvPrecision;
@@ -283,6 +283,40 @@ impl Recorder {
         // The fusions that normalize x bind its norm's weights last.
         let used = if fuse.norm() { binds.len() } else { binds.len() - 1 };
         self.run(Kernel::Matvec(w.precision, reduce, fuse), &binds[..used], groups);
+    }
+
+    /// A decode token's activations `x [k]` (zero-padded to whole blocks) as 8-bit codes `xq` and
+    /// block scales `xd` ([`crate::layout::q8_block`]); with `norm` = (weights, eps), of
+    /// `x·g`, the norm's scale left in `xd` for the matvec. `interleave`: in INT4's packed order.
+    pub fn act_q8(&mut self, x: &Buffer, norm: Option<(&Buffer, f32)>, xq: &Buffer, xd: &Buffer, k: usize, interleave: bool) {
+        let p = ActQ8Params { k: k as u32, nb: k.div_ceil(32) as u32, eps: norm.map_or(0.0, |(_, e)| e), _pad: 0 };
+        let g = norm.map_or(Bind::None, |(g, _)| Bind::Buf(g));
+        let binds = [Bind::Buf(x), Bind::Buf(xq), Bind::Buf(xd), Bind::Params(p.words()), g];
+        let used = if norm.is_some() { binds.len() } else { binds.len() - 1 };
+        self.run(Kernel::ActQ8 { norm: norm.is_some(), interleave }, &binds[..used], [1, 1, 1]);
+    }
+
+    /// Prefill's activations `x [m, k]` quantized to 8 bits per block and back, in place.
+    pub fn act_q8_rows(&mut self, x: &Buffer, m: usize, k: usize) {
+        let nb = k.div_ceil(32);
+        let p = ActQ8RowsParams { m: m as u32, k: k as u32, nb: nb as u32, _pad: 0 };
+        self.run(Kernel::ActQ8Rows, &[Bind::Buf(x), Bind::Params(p.words())], grid_for(m * nb));
+    }
+
+    /// [`Recorder::matvec_fused`] over the 8-bit activations `act_q8` wrote into `xq`, `xd`
+    /// (INT8 or INT4 `w`): its norm, if any, already folded in there.
+    pub fn matvec_q8(&mut self, w: &GpuMatrix, xq: &Buffer, xd: &Buffer, y: &Buffer, fuse: Fuse, reduce: Reduce, dot: IntDot) {
+        let kernel = Kernel::matvec_q8(w.precision, reduce, fuse, dot);
+        let Kernel::MatvecQ8(_, reduce, fuse, _) = kernel else { unreachable!() };
+        let n = w.rows / fuse.pairs();
+        let p = MatvecParams { n: n as u32, k: w.cols as u32, nb: w.blocks_per_row() as u32, eps: 0.0 };
+        let groups = match reduce {
+            Reduce::Row | Reduce::RowSubgroup => grid(n.div_ceil(64 / fuse.pairs()) as u32),
+            Reduce::Subgroup | Reduce::Workgroup => grid(n.div_ceil(16) as u32),
+        };
+        let [q, s] = Self::weights(w);
+        let binds = [q, s, Bind::Buf(xq), Bind::Buf(y), Bind::Params(p.words()), Bind::Buf(xd)];
+        self.run(kernel, &binds, groups);
     }
 
     /// `Y [m, n] = X [m, k] · W [n, k]ᵀ`, with the adapter's best tiling.

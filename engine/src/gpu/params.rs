@@ -34,8 +34,16 @@ macro_rules! params {
 }
 
 params!(
-    /// `matvec_io.wgsl`.
+    /// `matvec_io.wgsl`, `matvec_q8_io.wgsl`.
     MatvecParams as "Params" { n: u32, k: u32, nb: u32, eps: f32 }
+);
+params!(
+    /// `act_q8.wgsl`.
+    ActQ8Params as "Params" { k: u32, nb: u32, eps: f32, _pad: u32 }
+);
+params!(
+    /// `act_q8_rows.wgsl`.
+    ActQ8RowsParams as "Params" { m: u32, k: u32, nb: u32, _pad: u32 }
 );
 params!(
     /// `matmul.wgsl`, `matmul_rows.wgsl`.
@@ -125,7 +133,9 @@ impl Kernel {
     /// The layouts of this kernel's `p` and `step` uniforms (what the naga test compares).
     pub fn uniforms(&self) -> Vec<(&'static str, Layout)> {
         let p = match self {
-            Kernel::Matvec(..) => layout::<MatvecParams>(),
+            Kernel::Matvec(..) | Kernel::MatvecQ8(..) => layout::<MatvecParams>(),
+            Kernel::ActQ8 { .. } => layout::<ActQ8Params>(),
+            Kernel::ActQ8Rows => layout::<ActQ8RowsParams>(),
             Kernel::Matmul(..) => layout::<MatmulParams>(),
             Kernel::Embedding(_) => layout::<EmbeddingParams>(),
             Kernel::Rmsnorm | Kernel::RmsnormAdd => layout::<RmsnormParams>(),
