@@ -237,7 +237,17 @@ fn f32_name() -> String {
     "f32".into()
 }
 
-/// One precision of a model benchmark.
+impl ModelBenchRow {
+    /// `int4`, or `int4 a8` with 8-bit activations.
+    pub fn label(&self) -> String {
+        match self.activations.as_str() {
+            "f32" => self.precision.name().to_string(),
+            _ => format!("{} a8", self.precision.name()),
+        }
+    }
+}
+
+/// One precision (and activations' format) of a model benchmark.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelBenchRow {
     pub precision: Precision,
@@ -324,6 +334,10 @@ pub struct BenchSettings {
     /// The KV cache's format (None: the backend's own).
     #[serde(default)]
     pub kv: Option<crate::KvPrecision>,
+    /// The activations' formats, each run at every precision that has it ([`Activations`]:
+    /// 8-bit activations only at INT8 and INT4). Empty: f32.
+    #[serde(default)]
+    pub activations: Vec<crate::Activations>,
     /// How many decode steps may run ahead of the tokens read back (None: the backend's own,
     /// [`crate::model::gpu::CHAIN_AHEAD`]; 1: every token read before the next step).
     #[serde(default)]
@@ -647,15 +661,26 @@ async fn model_at_chain(
         temperature: 0.0,
         ..Default::default()
     });
+    // Every precision with every activations' format it has.
+    let acts = if settings.activations.is_empty() { vec![crate::Activations::F32] } else { settings.activations.clone() };
+    let combos: Vec<(Precision, crate::Activations)> =
+        precisions.iter().flat_map(|&p| acts.iter().filter(move |a| **a == crate::Activations::F32 || p.int_dot()).map(move |&a| (p, a))).collect();
+    if combos.is_empty() {
+        return Err(Error::Usage("8-bit activations run at INT8 and INT4 only".into()));
+    }
     // Three steps per precision and run: switch and warm up, read the prompt, decode.
-    let round = precisions.len() * 3;
+    let round = combos.len() * 3;
     let mut steps = Steps { on_step: &mut on_step, done: 0, total: repeats * round, round, what: String::new() };
     for run in 0..repeats {
-        for (i, &p) in precisions.iter().enumerate() {
+        for (i, &(p, act)) in combos.iter().enumerate() {
             let of = if repeats > 1 { format!("run {} of {repeats}: ", run + 1) } else { String::new() };
-            let label = p.name().to_uppercase();
+            let label = match act {
+                crate::Activations::F32 => p.name().to_uppercase(),
+                a => format!("{} with {a} activations", p.name().to_uppercase()),
+            };
             steps.next(format!("{of}switching to {label}"))?;
             b.set_precision(g, p)?;
+            b.set_activations(act).await?;
             for k in b.kernels() {
                 gpu.pipeline(k);
             }
@@ -718,7 +743,7 @@ async fn model_at_chain(
                     gbps: 0.0,
                     roofline_ratio: 0.0,
                     dispatches_per_token: b.dispatches_per_token(),
-                    activations: f32_name(),
+                    activations: act.name().to_string(),
                     round_trips_per_token: 0.0,
                     host_ms_per_token: None,
                     host_ms_runs: vec![],
@@ -826,8 +851,16 @@ impl ModelBench {
         if self.repeats > 1 { format!("median (and range) of {} runs, the precisions taking turns", self.repeats) } else { "one run".into() }
     }
 
+    /// The row of precision `p` with f32 activations.
     fn row(&self, p: Precision) -> Option<&ModelBenchRow> {
-        self.rows.iter().find(|r| r.precision == p)
+        self.rows.iter().find(|r| r.precision == p && r.activations == "f32")
+    }
+
+    /// INT4 decode with 8-bit activations over INT4 with f32 ones, when both ran (run by run).
+    pub fn int4_a8_over_int4(&self) -> Option<Spread> {
+        let a8 = self.rows.iter().find(|r| r.precision == Precision::Int4 && r.activations == "int8")?;
+        let f = self.row(Precision::Int4)?;
+        Spread::of(&a8.decode_runs.iter().zip(&f.decode_runs).map(|(a, b)| a / b.max(1e-12)).collect::<Vec<_>>())
     }
 
     /// INT4 decode speed over FP16's, when both ran: run by run (the precisions took turns in
@@ -967,7 +1000,7 @@ impl Report for ModelBench {
         ];
         let rows = self.rows.iter().map(|r| {
             vec![
-                r.precision.name().to_string(),
+                r.label(),
                 with_range(r.prefill_tokens_per_second, &r.prefill_runs, 1),
                 with_range(r.decode_tokens_per_second, &r.decode_runs, 2),
                 format!("{:.1}", r.bytes_per_token as f64 / 1e6),
@@ -986,6 +1019,9 @@ impl Report for ModelBench {
         let mut s = markdown_table(&head, &header, rows);
         if let Some(r) = self.int4_over_fp16() {
             s += &format!("\nINT4 decode ÷ FP16 decode: **{}**\n", r.describe(2, "×"));
+        }
+        if let Some(r) = self.int4_a8_over_int4() {
+            s += &format!("\nINT4 with 8-bit activations ÷ INT4, decode: **{}**\n", r.describe(2, "×"));
         }
         s
     }
@@ -1006,7 +1042,7 @@ impl Report for ModelBench {
             self.copy_gbps
         );
         s += &format!(
-            "{:<6} {:>22} {:>22} {:>10} {:>8} {:>9} {:>11} {:>8} {:>8} {:>14}\n",
+            "{:<8} {:>22} {:>22} {:>10} {:>8} {:>9} {:>11} {:>8} {:>8} {:>14}\n",
             "prec",
             "prefill t/s",
             "decode t/s",
@@ -1020,8 +1056,8 @@ impl Report for ModelBench {
         );
         for r in &self.rows {
             s += &format!(
-                "{:<6} {:>22} {:>22} {:>10.1} {:>8.2} {:>9.3} {:>11} {:>8.3} {:>8} {:>14}\n",
-                r.precision.name(),
+                "{:<8} {:>22} {:>22} {:>10.1} {:>8.2} {:>9.3} {:>11} {:>8.3} {:>8} {:>14}\n",
+                r.label(),
                 with_range(r.prefill_tokens_per_second, &r.prefill_runs, 1),
                 with_range(r.decode_tokens_per_second, &r.decode_runs, 2),
                 r.bytes_per_token as f64 / 1e6,
@@ -1044,13 +1080,16 @@ impl Report for ModelBench {
                 int4.prefill_tokens_per_second / fp16.prefill_tokens_per_second.max(1e-9)
             );
         }
+        if let Some(r) = self.int4_a8_over_int4() {
+            s += &format!("int4 a8 decode / int4 decode: {}\n", r.describe(2, ""));
+        }
         if let Some((p, l)) = self.limit() {
             s += &format!("{}\n", l.sentence(&p.name().to_uppercase()));
         }
         for r in &self.rows {
             let top: Vec<String> = r.kernels.iter().take(5).map(|k| format!("{} {:.2}", k.kernel, k.ms)).collect();
             if !top.is_empty() {
-                s += &format!("{} step GPU ms by kernel: {}\n", r.precision.name(), top.join(", "));
+                s += &format!("{} step GPU ms by kernel: {}\n", r.label(), top.join(", "));
             }
         }
         s

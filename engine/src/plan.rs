@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::method::Method;
 use crate::model::Mat;
-use crate::{Error, KvPrecision, Precision, Result};
+use crate::{Activations, Error, KvPrecision, Precision, Result};
 
 /// A group of weight matrices that share a precision in a [`Plan`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -177,34 +177,53 @@ impl Plan {
     }
 }
 
-/// What one run is measured at: a weight plan and a KV cache format.
+/// What one run is measured at: a weight plan, a KV cache format and the activations' format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Variant {
     pub plan: Plan,
     pub kv: KvPrecision,
+    /// 8-bit activations for the INT8 and INT4 matrices, or f32 ([`Activations`]).
+    #[serde(default)]
+    pub act: Activations,
 }
 
 impl Variant {
     /// FP16 weights and an f32 KV cache: the reference every other variant is compared with.
-    pub const REFERENCE: Variant = Variant { plan: Plan::uniform(Precision::Fp16), kv: KvPrecision::F32 };
+    pub const REFERENCE: Variant = Variant { plan: Plan::uniform(Precision::Fp16), kv: KvPrecision::F32, act: Activations::F32 };
 
+    /// f32 activations.
     pub fn new(plan: impl Into<Plan>, kv: KvPrecision) -> Variant {
-        Variant { plan: plan.into(), kv }
+        Variant { plan: plan.into(), kv, act: Activations::F32 }
     }
 
-    /// [`Plan::code`], then `+kv-f16`, `+kv-int8`, `+kv-int4-rot`… when the KV cache is not f32.
+    pub fn with_act(self, act: Activations) -> Variant {
+        Variant { act, ..self }
+    }
+
+    /// [`Plan::code`], then `+kv-f16`, `+kv-int8`, `+kv-int4-rot`… when the KV cache is not f32,
+    /// then `+act-int8` with 8-bit activations.
     pub fn code(&self) -> String {
-        match self.kv {
-            KvPrecision::F32 => self.plan.code(),
-            kv => format!("{}+kv-{}", self.plan.code(), kv.name()),
-        }
+        let kv = match self.kv {
+            KvPrecision::F32 => String::new(),
+            kv => format!("+kv-{}", kv.name()),
+        };
+        let act = match self.act {
+            Activations::F32 => String::new(),
+            a => format!("+act-{}", a.name()),
+        };
+        format!("{}{kv}{act}", self.plan.code())
     }
 
     pub fn parse(s: &str) -> Result<Variant> {
-        match s.split_once("+kv-") {
-            Some((p, kv)) => Ok(Variant { plan: Plan::parse(p)?, kv: KvPrecision::parse(kv)? }),
-            None => Ok(Variant { plan: Plan::parse(s)?, kv: KvPrecision::F32 }),
-        }
+        let (s, act) = match s.split_once("+act-") {
+            Some((rest, a)) => (rest, Activations::parse(a)?),
+            None => (s, Activations::F32),
+        };
+        let (plan, kv) = match s.split_once("+kv-") {
+            Some((p, kv)) => (Plan::parse(p)?, KvPrecision::parse(kv)?),
+            None => (Plan::parse(s)?, KvPrecision::F32),
+        };
+        Ok(Variant { plan, kv, act })
     }
 }
 
@@ -230,9 +249,12 @@ impl Variant {
         if self.plan.method != Method::Rtn && method_matters {
             name = format!("{name} ({})", self.plan.method.name().to_uppercase());
         }
-        match self.kv {
-            KvPrecision::F32 => name,
-            kv => format!("{name}, KV cache {kv}"),
+        if self.kv != KvPrecision::F32 {
+            name = format!("{name}, KV cache {}", self.kv);
+        }
+        match self.act {
+            Activations::F32 => name,
+            a => format!("{name}, activations {a}"),
         }
     }
 
@@ -244,18 +266,22 @@ impl Variant {
         if self.plan.method != Method::Rtn && method_matters {
             name = format!("{name} {}", self.plan.method.name().to_uppercase());
         }
-        match self.kv {
+        name = match self.kv {
             KvPrecision::F32 => name,
             KvPrecision::F16 => format!("{name} KV16"),
             kv if kv.rotated() => format!("{name} KV{} rot", kv.bits()),
             kv => format!("{name} KV{}", kv.bits()),
+        };
+        match self.act {
+            Activations::F32 => name,
+            Activations::Int8 => format!("{name} A8"),
         }
     }
 }
 
 impl From<Plan> for Variant {
     fn from(plan: Plan) -> Variant {
-        Variant { plan, kv: KvPrecision::F32 }
+        Variant::new(plan, KvPrecision::F32)
     }
 }
 
@@ -265,13 +291,17 @@ impl From<Precision> for Variant {
     }
 }
 
-/// `INT4`, or `FP16, KV cache int8`.
+/// `INT4`, `FP16, KV cache int8` or `INT4, activations int8`.
 impl fmt::Display for Variant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.kv {
-            KvPrecision::F32 => write!(f, "{}", self.plan),
-            kv => write!(f, "{}, KV cache {kv}", self.plan),
+        write!(f, "{}", self.plan)?;
+        if self.kv != KvPrecision::F32 {
+            write!(f, ", KV cache {}", self.kv)?;
         }
+        if self.act != Activations::F32 {
+            write!(f, ", activations {}", self.act)?;
+        }
+        Ok(())
     }
 }
 
@@ -299,6 +329,13 @@ mod tests {
         assert!(Variant::parse("int4+kv-int2").is_err());
         let r = Variant::parse("int4+kv-int4-rot").unwrap();
         assert_eq!((r.kv, r.code()), (KvPrecision::Int4Rot, "int4+kv-int4-rot".to_string()));
+        // The activations' format last: with or without a KV format before it.
+        let a = Variant::parse("int4+kv-int8+act-int8").unwrap();
+        assert_eq!((a.kv, a.act, a.code()), (KvPrecision::Int8, Activations::Int8, "int4+kv-int8+act-int8".to_string()));
+        assert_eq!(Variant::parse("int8+act-int8").unwrap().code(), "int8+act-int8");
+        assert_eq!(Variant::parse("int8+act-f32").unwrap(), Variant::from(Precision::Int8));
+        assert!(Variant::parse("int4+act-int4").is_err());
+        assert_eq!(a.to_string(), "INT4, KV cache int8, activations int8");
         assert_eq!(Variant::new(Precision::Fp16, KvPrecision::Int3Rot).short_name_in(None, true), "FP16 KV3 rot");
         // One name per setting: the file's own mix is "As stored", a method only where it matters.
         let stored = Plan::uniform(Precision::Int4).with(Group::Embeddings, Precision::Int8);

@@ -196,6 +196,7 @@ pub async fn compare_on(
         }
         b.set_precision(g, p.plan)?;
         b.set_kv(g, p.kv)?;
+        b.set_activations(p.act).await?;
         let (mut lp, mut kl, mut same) = (Vec::new(), 0f64, 0usize);
         let secs = score(&cfg, b, tokens, chunk, |i, row| {
             let ls = log_softmax(row);

@@ -479,11 +479,11 @@ fn matvec_q8_trial(t: &mut Trial, p: Precision, reduce: Reduce, fuse: Fuse, dot:
 fn act_q8_rows_trial(t: &mut Trial, m: usize, k: usize) -> Result<Expected> {
     let (gpu, rec, rng) = (t.gpu, &mut t.rec, &mut t.rng);
     let mut x = rng.normals(m * k, 1.0);
-    let gx = gpu.storage_f32("x", &x)?;
-    rec.act_q8_rows(&gx, m, k);
+    let (gx, gy) = (gpu.storage_f32("x", &x)?, gpu.zeros("y", m * k)?);
+    rec.act_q8_rows(&gx, &gy, m, k);
     crate::layout::quantize_activations(&mut x, k);
     let scale = vec![max_abs(&x); x.len()];
-    Ok(Expected { out: gx, want: x, scale, decode: None })
+    Ok(Expected { out: gy, want: x, scale, decode: None })
 }
 
 /// The trial of [`Case::Matmul`].

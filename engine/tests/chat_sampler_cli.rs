@@ -114,15 +114,20 @@ fn cli_bench_model_at_a_shape_reports_every_precision_and_creates_nothing_per_to
     if common::gpu().is_none() {
         return;
     }
-    let (code, out, err) = lowbit(&["bench", "model", "--shape", "tiny", "--prompt-tokens", "5", "--tokens", "4", "--repeats", "2", "--json"]);
+    let (code, out, err) =
+        lowbit(&["bench", "model", "--shape", "tiny", "--prompt-tokens", "5", "--tokens", "4", "--repeats", "2", "--activations", "f32,int8", "--json"]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let rows = v["rows"].as_array().unwrap();
-    assert_eq!(rows.len(), 3);
+    // Each precision with f32 activations, and INT8 and INT4 with 8-bit ones too.
+    let names: Vec<String> = rows.iter().map(|r| format!("{} {}", r["precision"].as_str().unwrap(), r["activations"].as_str().unwrap())).collect();
+    assert_eq!(names, ["fp16 f32", "int8 f32", "int8 int8", "int4 f32", "int4 int8"]);
     assert_eq!(v["repeats"], 2);
     for r in rows {
-        // 2 layers: 9 dispatches each (attention is 4), plus the embedding, the output head and the argmax.
-        assert_eq!(r["dispatches_per_token"], 21, "{r}");
+        // 2 layers: 9 dispatches each (attention is 4), plus the embedding, the output head and the
+        // argmax; with 8-bit activations each of the 9 matvecs quantizes its input first.
+        let q8 = if r["activations"] == "int8" { 9 } else { 0 };
+        assert_eq!(r["dispatches_per_token"], 21 + q8, "{r}");
         assert_eq!(r["buffers_per_token"], 0.0, "{r}");
         assert_eq!(r["bind_groups_per_token"], 0.0, "{r}");
         assert!(r["decode_tokens_per_second"].as_f64().unwrap() > 0.0);

@@ -62,6 +62,48 @@ fn gpu_perplexity_at_each_precision() {
     }
 }
 
+/// 8-bit activations, end to end on the tiny model: the GPU's INT8 scores the text as the CPU
+/// source reference does when every matrix's input passes through 8 bits, and a decode step
+/// (`act_q8` and the integer matvecs) gives the logits the prefill's path (8 bits and back, then
+/// the f32 matmul) gives for the same token, at INT8 and INT4.
+#[test]
+fn eight_bit_activations_match_their_cpu_reference_and_decode_as_prefill_does() {
+    use lowbit::Activations;
+    let Some(bytes) = common::tiny_model() else { return };
+    let Some(gpu) = common::gpu() else { return };
+    let g = Gguf::parse(&bytes).unwrap();
+    let tok = Tokenizer::from_gguf(&g).unwrap();
+    let toks = tok.encode_with_bos(&golden_text("ppl-text.txt"), false);
+    let n = toks.len();
+    let mut cpu = CpuBackend::load(&g).unwrap();
+    let cfg = cpu.cfg.clone();
+    cpu.activations = Activations::Int8;
+    let src = pollster::block_on(perplexity(&cfg, &mut cpu, &toks, n)).unwrap();
+    let mut b = GpuBackend::load(&gpu, &g, Precision::Int8, n).unwrap();
+    let f32_ppl = pollster::block_on(perplexity(&cfg, &mut b, &toks, n)).unwrap().ppl;
+    pollster::block_on(b.set_activations(Activations::Int8)).unwrap();
+    let r = pollster::block_on(perplexity(&cfg, &mut b, &toks, n)).unwrap();
+    println!("tiny model, {n} tokens: cpu source a8 ppl {:.3}, gpu int8 a8 {:.3} (f32 activations {f32_ppl:.3}), argmax agreement {:.3}", src.ppl, r.ppl, agreement(&r.argmax, &src.argmax));
+    assert!((r.ppl / src.ppl - 1.0).abs() < 0.02, "int8 a8 perplexity {} vs the cpu's {}", r.ppl, src.ppl);
+    assert!(r.ppl != f32_ppl, "8-bit activations changed nothing");
+    let m = 24.min(n);
+    for p in [Precision::Int8, Precision::Int4] {
+        b.set_precision(&g, p).unwrap();
+        let whole = forward(&cfg, &mut b, &toks[..m], 0, false).unwrap();
+        let want = pollster::block_on(b.read(&whole)).unwrap();
+        forward(&cfg, &mut b, &toks[..m - 1], 0, false).unwrap();
+        let step = forward(&cfg, &mut b, &toks[m - 1..m], m - 1, false).unwrap();
+        let got = pollster::block_on(b.read(&step)).unwrap();
+        let big = want.iter().fold(0f32, |a, v| a.max(v.abs()));
+        let worst = got.iter().zip(&want).fold(0f32, |a, (x, y)| a.max((x - y).abs()));
+        println!("{p} a8: decode vs prefill logits at most {worst:.2e} apart (largest {big:.3})");
+        // The two paths quantize inputs computed in different orders, so a code may fall the other
+        // way of a tie; a wrong code order or scale in the integer kernels moves logits by far more.
+        assert!(worst < 0.005 * big, "{p}: decode logits differ from prefill's by {worst} (largest {big})");
+        assert_eq!(argmax(&got), argmax(&want), "{p}: decode and prefill pick different tokens");
+    }
+}
+
 /// The default model on the GPU at FP16, once: the CPU source reference and llama.cpp's
 /// perplexity over the same prefix.
 #[test]

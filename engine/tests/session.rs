@@ -165,6 +165,7 @@ fn measurements_give_the_conversation_its_cache_back() {
         repeats: 2,
         context: 0,
         kv: None,
+        activations: vec![],
         chain: None,
     };
     let mut steps = vec![];

@@ -26,9 +26,11 @@ const USAGE: &str = "usage:
                   [--repeat-penalty R] [--seed S] [--json]
   lowbit compare MODEL.gguf --file TEXT_FILE [--max-tokens 256] [--no-source] [--plans fp16,int8,int4,int4-int4-int8,fp16+kv-int8,int4@gptq]
       (a plan is one precision, or attention-ffn-embeddings precisions; @METHOD picks its method;
-       +kv-f16, +kv-int8, +kv-int4, +kv-int3, +kv-int4-rot or +kv-int3-rot stores the KV cache so)
+       +kv-f16, +kv-int8, +kv-int4, +kv-int3, +kv-int4-rot or +kv-int3-rot stores the KV cache so;
+       +act-int8 last gives its INT8 and INT4 matrices 8-bit activations: int4+kv-int8+act-int8)
   perplexity, generate and compare also take
       [--kv f32|f16|int8|int4|int3|int4-rot|int3-rot] (the KV cache; -rot: rotated first; default f32; on the CPU backend, keys and values pass through the format: its model-level reference)
+      [--activations f32|int8] (8-bit activations per block of 32, multiplied as integers by INT8 and INT4 matrices; default f32; on the CPU backend every matrix's input passes through 8 bits)
       [--method rtn|search|imatrix|awq|gptq] (how int8/int4 are made; default rtn; a plan's own @METHOD wins)
       [--calib TEXT_FILE] [--calib-tokens 512] (the calibration text of imatrix, awq and gptq; default: the built-in one)
   lowbit quantize MODEL.gguf -o OUT.gguf --precision int8|int4|PLAN [--method …] [--calib FILE] [--calib-tokens N]
@@ -45,10 +47,10 @@ const USAGE: &str = "usage:
   lowbit bench kernels [--json | --markdown] [--reps N]
   lowbit bench model [MODEL.gguf | --shape smollm2-135m|qwen2.5-0.5b|llama-3.2-1b|smollm2-1.7b|tiny]
                      [--precision fp16,int8,int4,int3,int2] [--prompt-tokens 128] [--tokens 128] [--repeats 3] [--json | --markdown]
-                     [--context N] [--kv f32|f16|int8|int4|int3|int4-rot|int3-rot] [--chain N]
+                     [--context N] [--kv f32|f16|int8|int4|int3|int4-rot|int3-rot] [--chain N] [--activations f32,int8]
       (--shape: random weights at that model's shape, no file needed; --context: decode from position N,
        the KV cache filled first; --chain: decode steps run ahead of the tokens read back, 1 to read
-       every token before the next step; 16 by default)
+       every token before the next step; 16 by default; --activations: each at every precision that has it)
   lowbit selftest [--json]";
 
 struct Args {
@@ -126,6 +128,12 @@ fn kv_arg(a: &Args) -> Result<Option<lowbit::KvPrecision>> {
     a.get("--kv").map(lowbit::KvPrecision::parse).transpose()
 }
 
+/// `--activations f32|int8`: the format of the activations the matrices multiply (8-bit: the
+/// GPU's INT8 and INT4 matrices, every matrix of the CPU reference).
+fn act_arg(a: &Args) -> Result<Option<lowbit::Activations>> {
+    a.get("--activations").map(lowbit::Activations::parse).transpose()
+}
+
 fn precision_arg(a: &Args) -> Result<Option<Plan>> {
     match a.get("--precision").unwrap_or("source") {
         "source" => Ok(None),
@@ -180,7 +188,7 @@ fn calibration_json(c: &Option<Arc<Calibration>>) -> serde_json::Value {
     }
 }
 
-fn engine(a: &Args, g: &Gguf, gpu: &Option<Gpu>, n_ctx: usize) -> Result<Engine> {
+async fn engine(a: &Args, g: &Gguf<'_>, gpu: &Option<Gpu>, n_ctx: usize) -> Result<Engine> {
     let precision = precision_arg(a)?;
     let backend = a.get("--backend").unwrap_or(if precision.is_some() { "gpu" } else { "cpu" });
     match (precision, backend) {
@@ -189,6 +197,7 @@ fn engine(a: &Args, g: &Gguf, gpu: &Option<Gpu>, n_ctx: usize) -> Result<Engine>
             if let Some(kv) = kv_arg(a)? {
                 b.set_kv(g, kv)?;
             }
+            b.activations = act_arg(a)?.unwrap_or_default();
             Ok(Engine::Cpu(Box::new(b)))
         }
         (None, _) => Err(Error::Usage("precision source runs on the CPU backend only".into())),
@@ -199,6 +208,7 @@ fn engine(a: &Args, g: &Gguf, gpu: &Option<Gpu>, n_ctx: usize) -> Result<Engine>
             if let Some(kv) = kv_arg(a)? {
                 b.set_kv(g, kv)?;
             }
+            b.set_activations(act_arg(a)?.unwrap_or_default()).await?;
             Ok(Engine::Gpu(Box::new(b)))
         }
         (Some(_), "cpu") => Err(Error::Usage("fp16, int8 and int4 run on the GPU backend (--backend gpu)".into())),
@@ -320,7 +330,7 @@ async fn perplexity(a: &Args, gpu: &Option<Gpu>) -> Result<()> {
     let g = Gguf::parse(&bytes)?;
     let toks = text_tokens(a, &g, 1024)?;
     let cfg = Config::from_gguf(&g)?;
-    let (r, calib) = match engine(a, &g, gpu, toks.len())? {
+    let (r, calib) = match engine(a, &g, gpu, toks.len()).await? {
         Engine::Cpu(mut b) => (model::perplexity(&cfg, b.as_mut(), &toks, 512).await?, None),
         Engine::Gpu(mut b) => (model::perplexity(&cfg, b.as_mut(), &toks, 256).await?, b.calibration().cloned()),
     };
@@ -331,6 +341,7 @@ async fn perplexity(a: &Args, gpu: &Option<Gpu>) -> Result<()> {
         "tokens_per_second": r.tokens_per_second,
         "precision": precision_arg(a)?.map_or("source".to_string(), |p| p.code()),
         "kv": kv_arg(a)?.unwrap_or_default().name(),
+        "activations": act_arg(a)?.unwrap_or_default().name(),
         "calibration": calibration_json(&calib),
     }))
 }
@@ -344,14 +355,15 @@ async fn compare(a: &Args, gpu: &Gpu) -> Result<()> {
             .split(',')
             .map(|c| {
                 let v = Variant::parse(c.trim())?;
-                // --kv for the plans that do not name their own (+kv-…).
+                // --kv and --activations for the plans that do not name their own (+kv-…, +act-…).
                 let kv = if c.contains("+kv-") { v.kv } else { kv_arg(a)?.unwrap_or(v.kv) };
-                Ok(Variant::new(method_arg(a, c, v.plan)?, kv))
+                let act = if c.contains("+act-") { v.act } else { act_arg(a)?.unwrap_or(v.act) };
+                Ok(Variant::new(method_arg(a, c, v.plan)?, kv).with_act(act))
             })
             .collect::<Result<Vec<_>>>()?,
         None => quality::uniform_plans()
             .into_iter()
-            .map(|v| Ok(Variant::new(method_arg(a, "", v.plan)?, kv_arg(a)?.unwrap_or(v.kv))))
+            .map(|v| Ok(Variant::new(method_arg(a, "", v.plan)?, kv_arg(a)?.unwrap_or(v.kv)).with_act(act_arg(a)?.unwrap_or(v.act))))
             .collect::<Result<_>>()?,
     };
     let calib = calibration(a, &g, &plans.iter().map(|v| v.plan).collect::<Vec<_>>())?;
@@ -410,7 +422,7 @@ async fn generate(a: &Args, gpu: &Option<Gpu>) -> Result<()> {
         true
     };
     let whole = model::Prefill::Whole;
-    let r = match engine(a, &g, gpu, n_ctx)? {
+    let r = match engine(a, &g, gpu, n_ctx).await? {
         Engine::Cpu(mut b) => model::generate(&cfg, b.as_mut(), &tok, &[], &prompt, max_tokens, &mut sampler, whole, on_step).await?,
         Engine::Gpu(mut b) => model::generate(&cfg, b.as_mut(), &tok, &[], &prompt, max_tokens, &mut sampler, whole, on_step).await?,
     };
@@ -443,6 +455,7 @@ fn bench_model(a: &Args) -> Result<()> {
         repeats: a.num("--repeats", 3usize)?.max(1),
         context: a.num("--context", 0usize)?,
         kv: kv_arg(a)?,
+        activations: a.get("--activations").unwrap_or("f32").split(',').map(lowbit::Activations::parse).collect::<Result<_>>()?,
         chain: a
             .get("--chain")
             .map(|_| a.num("--chain", 1usize))

@@ -251,7 +251,7 @@ pub enum Kernel {
     /// A decode token's activations to 8-bit codes per block of 32 (with the norm's weights when
     /// `norm`; interleaved for INT4's packed products when `interleave`).
     ActQ8 { norm: bool, interleave: bool },
-    /// Prefill's activations to 8 bits and back, in place.
+    /// Prefill's activations to 8 bits and back.
     ActQ8Rows,
     Matmul(Precision, Tiling),
     Embedding(Precision),

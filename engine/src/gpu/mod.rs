@@ -95,6 +95,8 @@ pub struct GpuShared {
     pipelines: RefCell<HashMap<Kernel, wgpu::ComputePipeline>>,
     /// The matvec and matmul variants this adapter runs fastest (see [`tune::fastest`]).
     choice: Cell<(Reduce, Tiling)>,
+    /// The integer matvec form, once 8-bit activations first asked for it ([`Gpu::choose_int_dot`]).
+    int_dot: Cell<Option<IntDot>>,
     /// The first error the device reported on its own (out of memory, validation, device lost);
     /// [`Gpu::check`] turns it into an [`Error`] instead of wgpu's default panic.
     fault: std::sync::Arc<std::sync::Mutex<Option<Fault>>>,
@@ -352,7 +354,7 @@ impl Gpu {
         let choice = Cell::new((reduce, Tiling::Shared));
         let (created, live) = Default::default();
         LIVE_DEVICES.fetch_add(1, Ordering::Relaxed);
-        let shared = GpuShared { device, queue, info, pipelines: RefCell::new(HashMap::new()), choice, fault, created, live, test_limit: Cell::new(0) };
+        let shared = GpuShared { device, queue, info, pipelines: RefCell::new(HashMap::new()), choice, int_dot: Cell::new(None), fault, created, live, test_limit: Cell::new(0) };
         let mut gpu = Gpu(Rc::new(shared));
         let (reduce, tiling) = tune::fastest(&gpu).await?;
         gpu.choose(reduce, tiling)?;
@@ -488,6 +490,29 @@ impl Gpu {
     /// The prefill matmul variant this adapter runs.
     pub fn tiling(&self) -> Tiling {
         self.choice.get().1
+    }
+
+    /// The integer matvec form 8-bit activations run with ([`Gpu::choose_int_dot`]; packed
+    /// products until it has measured).
+    pub fn int_dot(&self) -> IntDot {
+        self.int_dot.get().unwrap_or_default()
+    }
+
+    /// Measure, once, which integer matvec form runs faster here ([`tune::fastest_int_dot`]):
+    /// only the barrier-free matvec (CPU adapters) has two. Natively, LOWBIT_INTDOT=packed|unpacked
+    /// forces one (experiments).
+    pub async fn choose_int_dot(&self) -> Result<IntDot> {
+        if let Some(d) = self.int_dot.get() {
+            return Ok(d);
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(d) = [IntDot::Packed, IntDot::Unpacked].into_iter().find(|d| d.to_string() == std::env::var("LOWBIT_INTDOT").unwrap_or_default()) {
+            self.int_dot.set(Some(d));
+            return Ok(d);
+        }
+        let d = tune::fastest_int_dot(self).await?;
+        self.int_dot.set(Some(d));
+        Ok(d)
     }
 
     /// The compiled pipeline of a kernel (compiled once, then cached).

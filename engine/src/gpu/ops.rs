@@ -296,11 +296,11 @@ impl Recorder {
         self.run(Kernel::ActQ8 { norm: norm.is_some(), interleave }, &binds[..used], [1, 1, 1]);
     }
 
-    /// Prefill's activations `x [m, k]` quantized to 8 bits per block and back, in place.
-    pub fn act_q8_rows(&mut self, x: &Buffer, m: usize, k: usize) {
+    /// Prefill's activations `x [m, k]` quantized to 8 bits per block and back, into `y`.
+    pub fn act_q8_rows(&mut self, x: &Buffer, y: &Buffer, m: usize, k: usize) {
         let nb = k.div_ceil(32);
         let p = ActQ8RowsParams { m: m as u32, k: k as u32, nb: nb as u32, _pad: 0 };
-        self.run(Kernel::ActQ8Rows, &[Bind::Buf(x), Bind::Params(p.words())], grid_for(m * nb));
+        self.run(Kernel::ActQ8Rows, &[Bind::Buf(x), Bind::Buf(y), Bind::Params(p.words())], grid_for(m * nb));
     }
 
     /// [`Recorder::matvec_fused`] over the 8-bit activations `act_q8` wrote into `xq`, `xd`

@@ -2,7 +2,7 @@
 //! fastest ([`fastest`], called by [`Gpu::new`]), and the pass timing it shares with the kernel
 //! benchmark ([`crate::bench`]).
 
-use super::{ops::Recorder, Fuse, Gpu, PassTimer, Reduce, Tiling};
+use super::{ops::Recorder, Fuse, Gpu, IntDot, PassTimer, Reduce, Tiling};
 use crate::util::{median, now_ms, Rng};
 use crate::{Precision, QuantMatrix, Result};
 
@@ -95,4 +95,36 @@ pub async fn fastest(gpu: &Gpu) -> Result<(Reduce, Tiling)> {
     }
     gpu.check()?;
     Ok((reduce.1, tiling.1))
+}
+
+/// The integer matvec form that runs fastest here, timed as [`fastest`] times the f32 matvec
+/// (1024 × 1024 INT4, the norm fused into `act_q8`): the barrier-free matvec multiplies 8-bit
+/// codes with packed dot products or converts them to f32 once per block, and a CPU adapter that
+/// emulates the packed products may run the second faster. The reducing matvecs (GPUs) have the
+/// packed form only.
+pub async fn fastest_int_dot(gpu: &Gpu) -> Result<IntDot> {
+    let reduce = gpu.reduce();
+    if !matches!(reduce, Reduce::Row | Reduce::RowSubgroup) {
+        return Ok(IntDot::Packed);
+    }
+    let (k, n) = (1024, 1024);
+    let mut rng = Rng::new(7);
+    let w = gpu.upload_matrix("tune.w", &QuantMatrix::quantize(&rng.normals(n * k, 0.05), n, k, Precision::Int4)?)?;
+    let x = gpu.storage_f32("tune.x", &rng.normals(k, 1.0))?;
+    let g = gpu.storage_f32("tune.g", &vec![1.0; k])?;
+    let (xq, xd, y) = (gpu.zeros("tune.xq", k / 4)?, gpu.zeros("tune.xd", 2 * (k / 32 + 1))?, gpu.zeros("tune.y", n)?);
+    let mut best = (f64::INFINITY, IntDot::Packed);
+    for dot in [IntDot::Packed, IntDot::Unpacked] {
+        let interleave = super::Kernel::matvec_q8(Precision::Int4, reduce, Fuse::Norm, dot).interleaves_q8();
+        let record = |rec: &mut Recorder| {
+            rec.act_q8(&x, Some((&g, 1e-5)), &xq, &xd, k, interleave);
+            rec.matvec_q8(&w, &xq, &xd, &y, Fuse::Norm, reduce, dot);
+        };
+        let (ms, _) = time_passes_with(gpu, 5, &record, false).await?;
+        if ms < best.0 {
+            best = (ms, dot);
+        }
+    }
+    gpu.check()?;
+    Ok(best.1)
 }

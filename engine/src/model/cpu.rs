@@ -6,9 +6,11 @@
 //! in f32 as `Σ_blocks d·(q·x) + m·Σx`, which is the dequantized product. Other formats are
 //! dequantized to f32 on load.
 //!
-//! (Emulating llama.cpp's 8-bit activation quantization inside these products was measured and
-//! dropped: it moved the full-text perplexity from −0.28% to +0.02% of llama.cpp's, but argmax
-//! agreement from 0.954 to 0.951; the residual difference to llama.cpp is elsewhere.)
+//! Activations stay f32 by default. (Emulating llama.cpp's 8-bit activation quantization as the
+//! default was measured and dropped: it moved the full-text perplexity from −0.28% to +0.02% of
+//! llama.cpp's, but argmax agreement from 0.954 to 0.951; the residual difference to llama.cpp is
+//! elsewhere.) `CpuBackend::activations` = `Int8` quantizes every matrix's input to 8 bits per
+//! block and back: the reference of the lab's 8-bit activations.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -17,7 +19,7 @@ use super::{Backend, Config, Mat, Vector};
 use crate::method::{Inputs, Site};
 use crate::reference;
 use crate::gguf::Gguf;
-use crate::{Error, KvPrecision, Result};
+use crate::{Activations, Error, KvPrecision, Result};
 
 /// A dense f32 matrix `[rows, cols]`.
 pub struct F32Mat {
@@ -175,6 +177,10 @@ pub struct CpuBackend {
     key_means: Option<Vec<Vec<f32>>>,
     /// Every matrix's input so far, by site, while recording ([`CpuBackend::record_inputs`]).
     recorded: Option<RefCell<HashMap<Site, Inputs>>>,
+    /// `Int8`: every matrix multiplies its input quantized to 8 bits per block of 32 and back
+    /// ([`crate::layout::quantize_activations`]), the model-level reference of the GPU's 8-bit
+    /// activations (which its INT8 and INT4 matrices multiply).
+    pub activations: Activations,
 }
 
 fn load(g: &Gguf, name: &str) -> Result<F32Mat> {
@@ -237,7 +243,7 @@ impl CpuBackend {
             vectors.insert(n, n.values(g)?);
         }
         let n = cfg.n_layers;
-        Ok(CpuBackend { cfg, embd, mats, vectors, k_cache: vec![vec![]; n], v_cache: vec![vec![]; n], kv: KvPrecision::F32, key_means: None, recorded: None })
+        Ok(CpuBackend { cfg, embd, mats, vectors, k_cache: vec![vec![]; n], v_cache: vec![vec![]; n], kv: KvPrecision::F32, key_means: None, recorded: None, activations: Activations::F32 })
     }
 
     /// Store keys and values as `kv` from now on (the cache so far is kept as it was stored). The
@@ -297,9 +303,18 @@ impl CpuBackend {
             inputs.x.extend_from_slice(&x.data);
         }
         let w = self.mat(m)?;
+        let quantized;
+        let input = if self.activations == Activations::Int8 {
+            let mut q = x.data.clone();
+            crate::layout::quantize_activations(&mut q, x.width);
+            quantized = q;
+            &quantized
+        } else {
+            &x.data
+        };
         let data = match w {
-            CpuMatrix::F32(f) => matmul_f32(f, &x.data, x.m),
-            CpuMatrix::Blocks(b) => matmul_blocks(b, &x.data, x.m),
+            CpuMatrix::F32(f) => matmul_f32(f, input, x.m),
+            CpuMatrix::Blocks(b) => matmul_blocks(b, input, x.m),
         };
         Ok(CpuActivations { data, m: x.m, width: w.rows() })
     }

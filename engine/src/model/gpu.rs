@@ -27,7 +27,7 @@ use crate::gpu::params::{Params, Step};
 use crate::gpu::{Buffer, Fuse, Gpu, GpuMatrix, Kernel, PassTimer};
 use crate::method::Calibration;
 use crate::plan::Plan;
-use crate::{Error, KvPrecision, Precision, QuantMatrix, Result};
+use crate::{Activations, Error, KvPrecision, Precision, QuantMatrix, Result};
 
 /// Activations `[m, width]` in a GPU buffer: the GPU backend's [`Backend::Act`].
 pub struct GpuActivations {
@@ -276,6 +276,10 @@ struct RunState {
     staging: Option<Buffer>,
     /// A chained decode's token history [n_ctx + 1] (index i: the token at position i).
     hist: Option<Buffer>,
+    /// With 8-bit activations, a matvec's input as codes [nb · 8 words] and block scales
+    /// [2 · (nb + 1)] (`act_q8.wgsl`), nb for the widest input.
+    xq: Option<Buffer>,
+    xd: Option<Buffer>,
     /// The chain's read-back buffers, taken in turn, and the reads under way (oldest first).
     chain_staging: Vec<Buffer>,
     chain_turn: usize,
@@ -311,6 +315,8 @@ pub struct GpuBackend {
     kv_cache: Vec<Buffer>,
     /// How the KV cache stores keys and values.
     pub kv: KvPrecision,
+    /// The format of the activations the INT8 and INT4 matrices multiply.
+    pub activations: Activations,
     /// Tokens the KV cache holds room for.
     pub n_ctx: usize,
     /// Per layer, each channel's mean key over the calibration text `[layers, kv_heads·head_dim]`
@@ -390,6 +396,7 @@ impl GpuBackend {
             rope_factors,
             kv_cache: vec![],
             kv: KvPrecision::F32,
+            activations: Activations::F32,
             n_ctx,
             key_means,
             key_means_measured: false,
@@ -478,6 +485,18 @@ impl GpuBackend {
     fn kv_ranges(&self, positions: usize) -> (u64, u64) {
         let kvd = self.cfg.n_kv_heads * self.cfg.head_dim;
         (self.kv.words(positions.min(self.n_ctx) * kvd) as u64 * 4, self.kv.words(self.v_base()) as u64 * 4)
+    }
+
+    /// Multiply 8-bit activations (`Int8`: the INT8 and INT4 matrices) or f32 ones from the next
+    /// step on. The first switch to 8 bits measures which integer matvec form this adapter runs
+    /// faster ([`Gpu::choose_int_dot`]).
+    pub async fn set_activations(&mut self, a: Activations) -> Result<()> {
+        if a == Activations::Int8 {
+            self.gpu.choose_int_dot().await?;
+        }
+        self.flush();
+        self.activations = a;
+        Ok(())
     }
 
     /// Store the KV cache as `kv` from now on. A new format makes the caches anew (empty), so
@@ -697,7 +716,12 @@ impl GpuBackend {
             + 2 * (c.family == super::Family::Gemma) as usize
             + c.qkv_bias as usize
             + 2 * self.kv.rotated() as usize;
-        per_layer * c.n_layers + self.embd().parts().len() + self.output().map_or(1, |o| o.parts().len()) + 1
+        let output = self.output().map_or(1, |o| o.parts().len());
+        // With 8-bit activations each INT8 or INT4 matvec quantizes its input first (`act_q8`).
+        let q8 = |u: Unit| self.weights.get(u).is_ok_and(|w| self.activations.quantizes_for(w.precision)) as usize;
+        let act_q8 = (0..c.n_layers).map(|l| [Unit::Qkv(l), Unit::O(l), Unit::GateUp(l), Unit::Down(l)].map(q8).iter().sum::<usize>()).sum::<usize>()
+            + self.output().map_or(0, |o| o.parts().len() * self.activations.quantizes_for(o.precision) as usize);
+        per_layer * c.n_layers + self.embd().parts().len() + output + 1 + act_q8
     }
 
     /// Submit everything recorded so far.
@@ -869,12 +893,44 @@ impl GpuBackend {
     fn project(&mut self, a: &GpuActivations, w: &GpuMatrix) -> Result<GpuActivations> {
         let y = self.act(a.m, w.rows)?;
         if a.m == 1 {
-            let reduce = self.gpu.reduce();
-            self.rec().matvec_fused(w, &a.buf, &y.buf, Fuse::None, None, reduce);
+            self.matvec(w, &a.buf, &y.buf, Fuse::None, None)?;
         } else {
+            let a = self.prefill_input(a, w)?;
             self.rec().matmul(w, &a.buf, &y.buf, a.m);
         }
         Ok(y)
+    }
+
+    /// A decode matvec of `w` with `fuse` (`norm`: the norm's weights and epsilon for the fusions
+    /// that normalize x): over 8-bit codes of x when the activations are 8-bit for `w`'s
+    /// precision, else over x.
+    fn matvec(&mut self, w: &GpuMatrix, x: &Buffer, y: &Buffer, fuse: Fuse, norm: Option<(&Buffer, f32)>) -> Result<()> {
+        let reduce = self.gpu.reduce();
+        if !self.activations.quantizes_for(w.precision) {
+            self.rec().matvec_fused(w, x, y, fuse, norm, reduce);
+            return Ok(());
+        }
+        let c = &self.cfg;
+        let nb = c.dim.max(c.ffn_dim).max(c.n_heads * c.head_dim).div_ceil(32);
+        let xq = Self::run_buffer(&self.gpu, &mut self.run.xq, "xq", nb * 8)?;
+        let xd = Self::run_buffer(&self.gpu, &mut self.run.xd, "xd", 2 * (nb + 1))?;
+        let dot = self.gpu.int_dot();
+        let interleave = Kernel::matvec_q8(w.precision, reduce, fuse, dot).interleaves_q8();
+        let rec = self.rec();
+        rec.act_q8(x, if fuse.norm() { norm } else { None }, &xq, &xd, w.cols, interleave);
+        rec.matvec_q8(w, &xq, &xd, y, fuse, reduce, dot);
+        Ok(())
+    }
+
+    /// A prefill's input to `w`: quantized to 8 bits and back when the activations are 8-bit for
+    /// `w`'s precision (the f32 matmul then multiplies what decode's integer matvecs do), else `a`.
+    fn prefill_input(&mut self, a: &GpuActivations, w: &GpuMatrix) -> Result<GpuActivations> {
+        if !self.activations.quantizes_for(w.precision) {
+            return Ok(GpuActivations { buf: a.buf.clone(), m: a.m, width: a.width });
+        }
+        let q = self.act(a.m, a.width)?;
+        self.rec().act_q8_rows(&a.buf, &q.buf, a.m, a.width);
+        Ok(q)
     }
 
     /// `y = W·rmsnorm(x)` (or `act(Wg·h)·(Wu·h)` with `fuse`) for m tokens: fused into the matvec
@@ -887,13 +943,13 @@ impl GpuBackend {
         let (m, eps) = (x.m, self.cfg.rms_eps);
         let out = self.act(m, w.rows / fuse.pairs())?;
         if m == 1 {
-            let reduce = self.gpu.reduce();
-            self.rec().matvec_fused(w, &x.buf, &out.buf, fuse, Some((&g, eps)), reduce);
+            self.matvec(w, &x.buf, &out.buf, fuse, Some((&g, eps)))?;
         } else {
             let h = self.act(m, x.width)?;
+            self.rec().rmsnorm(&x.buf, &g, &h.buf, m, x.width, eps);
+            let h = self.prefill_input(&h, w)?;
             let gu = if fuse.pairs() == 2 { Some(self.act(m, w.rows)?) } else { None };
             let rec = self.rec();
-            rec.rmsnorm(&x.buf, &g, &h.buf, m, x.width, eps);
             match (gu, fuse) {
                 (Some(gu), Fuse::NormGlu(act)) => {
                     rec.matmul(w, &h.buf, &gu.buf, m);
@@ -962,8 +1018,7 @@ impl Backend for GpuBackend {
     fn linear_add(&mut self, x: &mut GpuActivations, a: &GpuActivations, w: Mat) -> Result<()> {
         let wm = self.residual_matrix(x, a, w)?;
         if a.m == 1 {
-            let reduce = self.gpu.reduce();
-            self.rec().matvec_fused(&wm, &a.buf, &x.buf, Fuse::Add, None, reduce);
+            self.matvec(&wm, &a.buf, &x.buf, Fuse::Add, None)?;
         } else {
             let y = self.project(a, &wm)?;
             self.rec().add(&x.buf, &y.buf, y.m * y.width);

@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use lowbit::lockstep::{LaneSummary, Mode};
 use lowbit::method::Method;
 use lowbit::plan::{Plan, Variant};
-use lowbit::{KvPrecision, Precision};
+use lowbit::{Activations, KvPrecision, Precision};
 use lowbit_app::charts;
 use lowbit_app::job::JobKind;
 
@@ -61,19 +61,19 @@ fn status(run: Option<CompareRun>) -> String {
 
 /// The lanes offered beside FP16 on every model.
 const FIXED_LANES: [Variant; 6] = [
-    Variant { plan: Plan::uniform(Precision::Int8), kv: KvPrecision::F32 },
-    Variant { plan: Plan::uniform(Precision::Int4), kv: KvPrecision::F32 },
-    Variant { plan: Plan::uniform(Precision::Int3), kv: KvPrecision::F32 },
-    Variant { plan: Plan::uniform(Precision::Int2), kv: KvPrecision::F32 },
-    Variant { plan: Plan::uniform(Precision::Fp16), kv: KvPrecision::F16 },
-    Variant { plan: Plan::uniform(Precision::Fp16), kv: KvPrecision::Int8 },
+    Variant { plan: Plan::uniform(Precision::Int8), kv: KvPrecision::F32, act: Activations::F32 },
+    Variant { plan: Plan::uniform(Precision::Int4), kv: KvPrecision::F32, act: Activations::F32 },
+    Variant { plan: Plan::uniform(Precision::Int3), kv: KvPrecision::F32, act: Activations::F32 },
+    Variant { plan: Plan::uniform(Precision::Int2), kv: KvPrecision::F32, act: Activations::F32 },
+    Variant { plan: Plan::uniform(Precision::Fp16), kv: KvPrecision::F16, act: Activations::F32 },
+    Variant { plan: Plan::uniform(Precision::Fp16), kv: KvPrecision::Int8, act: Activations::F32 },
 ];
 
 /// The lanes offered on models whose KV rows hold units of 64 (the INT4/INT3 caches): the
 /// rotated INT4 and INT3 caches, the long-context issue's lesson.
 const KV_LANES: [Variant; 2] = [
-    Variant { plan: Plan::uniform(Precision::Fp16), kv: KvPrecision::Int4Rot },
-    Variant { plan: Plan::uniform(Precision::Fp16), kv: KvPrecision::Int3Rot },
+    Variant { plan: Plan::uniform(Precision::Fp16), kv: KvPrecision::Int4Rot, act: Activations::F32 },
+    Variant { plan: Plan::uniform(Precision::Fp16), kv: KvPrecision::Int3Rot, act: Activations::F32 },
 ];
 
 /// The prompt, mode, length and lanes to compare; Run or Stop; the link to share.

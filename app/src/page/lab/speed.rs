@@ -102,7 +102,7 @@ fn roofline(lab: &LabState) -> Option<f64> {
 /// What limits decode here, in a sentence that names the step it was read from: the latest
 /// profiled step, else the benchmark's FP16 row.
 pub fn limit_sentence(lab: &LabState) -> Option<String> {
-    let profiled = lab.profiles.get().last().and_then(|p| Some((fmt::plan_name(&Variant { plan: p.plan, kv: p.kv }), p.limit()?)));
+    let profiled = lab.profiles.get().last().and_then(|p| Some((fmt::plan_name(&Variant::new(p.plan, p.kv)), p.limit()?)));
     let benched = || lab.bench.get().and_then(|b| b.limit()).map(|(p, l)| (fmt::precision_label(p).to_string(), l));
     profiled.or_else(benched).map(|(at, l)| l.sentence(&at))
 }
@@ -181,7 +181,7 @@ fn ModelBenchPanel() -> impl IntoView {
 
 /// One profiled step: its wall and kernel time, bytes, and GB/s against the roofline.
 fn profile_row(p: &lowbit::bench::DecodeProfile) -> impl IntoView {
-    let v = Variant { plan: p.plan, kv: p.kv };
+    let v = Variant::new(p.plan, p.kv);
     let gbps = p.achieved_gbps();
     let frac = (gbps / p.copy_gbps.max(1e-12)).min(1.0);
     view! {

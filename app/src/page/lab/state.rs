@@ -148,7 +148,7 @@ impl LabState {
     fn current(&self) -> Variant {
         let plan = self.model.plan.get_untracked();
         let plan = self.model.model.with_untracked(|m| m.as_ref().map_or(plan, |m| m.info.canonical(plan)));
-        Variant { plan, kv: self.model.kv.get_untracked() }
+        Variant::new(plan, self.model.kv.get_untracked())
     }
 
     /// Measure the quality of FP16, INT8, INT4 (and the current variant when it is another) on
@@ -207,6 +207,8 @@ impl LabState {
             // Decode right after the prompt, in the KV format the model is at.
             context: 0,
             kv: None,
+            // f32 activations: the page does not offer 8-bit ones yet.
+            activations: vec![],
             chain: self.bench_one_at_a_time.get_untracked().then_some(1),
         };
         self.start(JobKind::Bench, LabJob::Bench { name, settings });
