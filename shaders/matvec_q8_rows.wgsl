@@ -67,19 +67,5 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         a7 += dot_row(r7, b, xa, xb, xw, sq, ds);
     }
     let s = xd[p.nb].x;
-    if (PAIRS == 2u) {
-        store(o0, a0, a1, s);
-        store(o0 + LANES, a2, a3, s);
-        store(o0 + 2u * LANES, a4, a5, s);
-        store(o0 + 3u * LANES, a6, a7, s);
-    } else {
-        store(o0, a0, 0.0, s);
-        store(o0 + LANES, a1, 0.0, s);
-        store(o0 + 2u * LANES, a2, 0.0, s);
-        store(o0 + 3u * LANES, a3, 0.0, s);
-        store(o0 + 4u * LANES, a4, 0.0, s);
-        store(o0 + 5u * LANES, a5, 0.0, s);
-        store(o0 + 6u * LANES, a6, 0.0, s);
-        store(o0 + 7u * LANES, a7, 0.0, s);
-    }
+    store8(o0, a0, a1, a2, a3, a4, a5, a6, a7, s);
 }

@@ -12,3 +12,22 @@ fn store(o: u32, a: f32, b: f32, s: f32) {
     if (o < p.n) { finish(o, a, b, s); }
 }
 
+// The 8 row sums of the invocation whose first output is o0 (rows as `row_of` gives them), times
+// the norm scale s.
+fn store8(o0: u32, a0: f32, a1: f32, a2: f32, a3: f32, a4: f32, a5: f32, a6: f32, a7: f32, s: f32) {
+    if (PAIRS == 2u) {
+        store(o0, a0, a1, s);
+        store(o0 + LANES, a2, a3, s);
+        store(o0 + 2u * LANES, a4, a5, s);
+        store(o0 + 3u * LANES, a6, a7, s);
+    } else {
+        store(o0, a0, 0.0, s);
+        store(o0 + LANES, a1, 0.0, s);
+        store(o0 + 2u * LANES, a2, 0.0, s);
+        store(o0 + 3u * LANES, a3, 0.0, s);
+        store(o0 + 4u * LANES, a4, 0.0, s);
+        store(o0 + 5u * LANES, a5, 0.0, s);
+        store(o0 + 6u * LANES, a6, 0.0, s);
+        store(o0 + 7u * LANES, a7, 0.0, s);
+    }
+}
