@@ -46,6 +46,9 @@ pub struct SavedMessage {
     pub plan: Option<Plan>,
     #[serde(default)]
     pub kv: Option<KvPrecision>,
+    /// The activations' format that wrote a reply (f32 when not saved).
+    #[serde(default)]
+    pub act: Option<lowbit::Activations>,
     #[serde(default)]
     pub stats: Option<ReplyStats>,
     /// The reply was stopped before its end.
@@ -153,8 +156,8 @@ mod tests {
             sampling: SamplerConfig::default(),
             max_tokens: 64,
             messages: vec![
-                SavedMessage { role: Role::User, text: question.into(), plan: None, kv: None, stats: None, stopped: false },
-                SavedMessage { role: Role::Assistant, text: "Paris.".into(), plan: Some(Plan::uniform(lowbit::Precision::Int4)), kv: Some(KvPrecision::F16), stats: None, stopped: true },
+                SavedMessage { role: Role::User, text: question.into(), plan: None, kv: None, act: None, stats: None, stopped: false },
+                SavedMessage { role: Role::Assistant, text: "Paris.".into(), plan: Some(Plan::uniform(lowbit::Precision::Int4)), kv: Some(KvPrecision::F16), act: None, stats: None, stopped: true },
             ],
         }
     }
@@ -191,7 +194,7 @@ mod tests {
 
     #[test]
     fn titles_are_the_first_question_on_one_line() {
-        let m = |t: &str| vec![SavedMessage { role: Role::User, text: t.into(), plan: None, kv: None, stats: None, stopped: false }];
+        let m = |t: &str| vec![SavedMessage { role: Role::User, text: t.into(), plan: None, kv: None, act: None, stats: None, stopped: false }];
         assert_eq!(title_of(&m("What is\nthe capital  of France?")), "What is the capital of France?");
         assert_eq!(title_of(&[]), "New chat");
         let long = title_of(&m("Please explain in a few sentences how a bicycle turns pedalling into forward motion"));

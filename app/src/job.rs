@@ -50,6 +50,8 @@ pub enum JobKind {
     Switch { target: Plan, progress: Option<Progress> },
     /// A change of the KV cache's format or size.
     Kv,
+    /// A change of the activations' format (the first to 8 bits measures the integer matvecs).
+    Activations,
     /// Writing the model as GGUF: tensors done, of how many.
     Export { done: usize, total: usize },
     /// A reply written into the chat message `msg`; `reading`: prompt tokens read, of how many.
@@ -80,6 +82,7 @@ impl JobKind {
             JobKind::Compare => "Wait for the comparison to finish, or stop it (Esc)",
             JobKind::LoseDevice => "Wait for the GPU device to come back",
             JobKind::Kv => "Wait for the KV cache to change",
+            JobKind::Activations => "Wait for the activations' format to change",
             JobKind::Export { .. } => "Wait for the GGUF file to be written (or cancel it)",
             JobKind::Quality { .. } | JobKind::Profile | JobKind::Bench | JobKind::ContextSweep | JobKind::Inspect | JobKind::Layers | JobKind::KernelBench => {
                 "Wait for the measurement in progress to finish"
@@ -92,6 +95,7 @@ impl JobKind {
     pub fn doing(&self) -> Option<&'static str> {
         Some(match self {
             JobKind::Kv => "changing the KV cache",
+            JobKind::Activations => "changing the activations' format",
             JobKind::Export { .. } => "writing a GGUF file",
             JobKind::Quality { .. } => "measuring quality",
             JobKind::Compare => "comparing precisions",

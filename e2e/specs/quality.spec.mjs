@@ -102,3 +102,64 @@ test('the long text scores every KV cache format the model can hold', async ({ p
   await expect(app.id('quality-result')).toContainText('256 tokens');
   expect(app.errors).toEqual([]);
 });
+
+test('8-bit activations: switched on the loaded model, scored beside weights-only, and timed', async ({ page }) => {
+  const app = new AppPage(page);
+  await page.setViewportSize({ width: 1300, height: 1000 });
+  await app.open();
+  await app.loadTiny();
+  await app.setMaxTokens(6);
+  await expect(app.id('act-f32')).toHaveAttribute('aria-pressed', 'true');
+  // The chat's matrices (the file's own mix: INT4 layers, INT8 embedding) multiply 8-bit inputs
+  // from the next token on; the conversation goes on.
+  await app.waitReply(await app.send('What is the capital of France?'));
+  await app.id('act-int8').click();
+  await expect(app.id('act-int8')).toHaveAttribute('aria-pressed', 'true', { timeout: LONG });
+  await app.waitReady();
+  await expect(app.id('act-status')).toContainText('multiply 8-bit activations');
+  const reply = await app.send('And of Italy?');
+  await app.waitReply(reply);
+  expect((await reply.getByTestId('message-text').textContent()).trim().length).toBeGreaterThan(0);
+  // Each reply says what wrote it: the first weights only, the second with 8-bit activations.
+  await expect(app.id('assistant-message').first()).toHaveAttribute('data-act', 'f32');
+  await expect(reply).toHaveAttribute('data-act', 'int8');
+  await expect(reply.locator('.msg-meta .badge')).toContainText('activations int8');
+  // The quality panel scores INT8 and INT4 with 8-bit activations beside weights-only, and the
+  // chat's own setting (now with 8-bit activations) beside the file's.
+  await app.id('quality-text-choice').selectOption({ index: 1 });
+  await app.id('quality-acts').check();
+  await app.runQuality(48, 7);
+  const result = await app.id('quality-row').evaluateAll((rs) => rs.map((r) => ({
+    p: r.dataset.precision,
+    ppl: parseFloat(r.querySelector('[data-testid=quality-ppl]').textContent),
+    kl: parseFloat(r.querySelector('[data-testid=quality-kl]').textContent),
+  })));
+  console.log(`8-bit activations in the page: ${JSON.stringify(result)}`);
+  expect(result.map((r) => r.p)).toEqual(['fp16', 'int8', 'int4', 'int8+act-int8', 'int4+act-int8', 'int4-int4-int8+act-int8', 'int4-int4-int8']);
+  const by = Object.fromEntries(result.map((r) => [r.p, r]));
+  // Rounding the inputs too costs something, and is measured: not the weights-only figures again.
+  expect(by['int8+act-int8'].kl).toBeGreaterThan(0);
+  expect(by['int8+act-int8'].ppl).not.toBe(by.int8.ppl);
+  expect(by['int4+act-int8'].ppl).not.toBe(by.int4.ppl);
+  // The measurement gave the chat its setting back.
+  await expect(app.id('act-int8')).toHaveAttribute('aria-pressed', 'true');
+  // The benchmark times INT8 and INT4 with 8-bit activations too, and says what they buy.
+  await app.id('bench-prompt-tokens').fill('8');
+  await app.id('bench-prompt-tokens').dispatchEvent('change');
+  await app.id('bench-decode-tokens').fill('4');
+  await app.id('bench-decode-tokens').dispatchEvent('change');
+  await app.id('bench-acts').check();
+  await app.id('bench-run').click();
+  await expect(app.id('model-bench-row')).toHaveCount(5, { timeout: LONG });
+  const bench = JSON.parse(await app.id('bench-result').textContent());
+  expect(bench.rows.map((r) => `${r.precision} ${r.activations}`)).toEqual(['fp16 f32', 'int8 f32', 'int8 int8', 'int4 f32', 'int4 int8']);
+  for (const r of bench.rows) {
+    expect(r.decode_tokens_per_second).toBeGreaterThan(0);
+    // Each of the 9 matvecs of a step quantizes its input first with 8-bit activations.
+    expect(r.dispatches_per_token).toBe(r.activations === 'int8' ? 30 : 21);
+    expect([r.buffers_per_token, r.bind_groups_per_token]).toEqual([0, 0]);
+  }
+  await expect(app.id('bench-a8-ratio')).toContainText('INT4 with 8-bit activations decodes');
+  await expect(app.id('act-int8')).toHaveAttribute('aria-pressed', 'true');
+  expect(app.errors).toEqual([]);
+});

@@ -204,6 +204,9 @@ impl<'s> LockStep<'s> {
             backend.share_key_means(means)?;
         }
         backend.set_kv(&g, variant.kv)?;
+        // The integer matvec form the device has chosen (measured where the session or the
+        // caller switched to 8-bit activations first: `Gpu::choose_int_dot`).
+        backend.activations = variant.act;
         self.lanes.push(Lane {
             variant,
             backend,

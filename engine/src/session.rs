@@ -237,6 +237,17 @@ impl Session {
         self.backend.key_means()
     }
 
+    /// The format of the activations the INT8 and INT4 matrices multiply.
+    pub fn activations(&self) -> crate::Activations {
+        self.backend.activations
+    }
+
+    /// Multiply 8-bit activations (or f32 ones) from the next token on; the conversation's cache
+    /// is kept, as a precision switch keeps it.
+    pub async fn set_activations(&mut self, a: crate::Activations) -> Result<()> {
+        self.backend.set_activations(a).await
+    }
+
     /// Store the KV cache as `kv`. The cache is made anew, so the next reply prefills the whole
     /// conversation again.
     pub fn set_kv(&mut self, kv: crate::KvPrecision) -> Result<()> {
@@ -449,14 +460,17 @@ impl Session {
 impl Session {
     /// Lend the GPU backend and the parsed file to a measurement that requantizes and overwrites
     /// the KV cache. The conversation's part of the cache is copied aside first; the plan, the KV
-    /// format and that part are put back afterwards, whatever the measurement did, so the next
+    /// format, the activations' format and that part are put back afterwards, whatever the measurement did, so the next
     /// reply reads only its own new tokens.
     async fn with_backend<T>(&mut self, f: impl AsyncFnOnce(&mut GpuBackend, &Gguf<'_>) -> Result<T>) -> Result<T> {
-        let (was, kv) = (self.plan(), self.kv());
+        let (was, kv, act) = (self.plan(), self.kv(), self.activations());
         let snapshot = self.backend.save_kv(self.cached.len());
         let g = Gguf::parse(&self.bytes)?;
         let r = f(&mut self.backend, &g).await;
-        let restored = self.backend.set_precision(&g, was).and_then(|_| self.backend.set_kv(&g, kv));
+        let mut restored = self.backend.set_precision(&g, was).and_then(|_| self.backend.set_kv(&g, kv));
+        if restored.is_ok() {
+            restored = self.backend.set_activations(act).await;
+        }
         match (&restored, &snapshot) {
             // A cancelled run stopped between steps: the snapshot is as good as after a whole one.
             (Ok(()), Ok(s)) if r.is_ok() || matches!(r, Err(Error::Cancelled)) => {

@@ -109,6 +109,7 @@ impl Page {
                 self.model.apply_chosen_kv();
                 self.lab.run_pending();
             }
+            ModelEvent::ActivationsSwitched { .. } => self.model.apply(e, false),
             ModelEvent::KvSwitched { .. } => {
                 self.model.apply(e, false);
                 self.chat.cache_cleared();

@@ -5,7 +5,7 @@
 use lowbit::plan::Plan;
 use lowbit::info::{Fit, ModelInfo};
 use lowbit::session::Progress;
-use lowbit::KvPrecision;
+use lowbit::{Activations, KvPrecision};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -32,6 +32,8 @@ pub enum ModelJob {
     SetPrecision { plan: Plan },
     /// Store the KV cache as f32, f16 or INT8 (the conversation is prefilled again next turn).
     SetKv { kv: KvPrecision },
+    /// Multiply 8-bit activations (INT8 and INT4 matrices) or f32 ones, keeping the conversation.
+    SetActivations { act: Activations },
     /// Make the KV cache hold `n_ctx` tokens (the conversation's cached tokens are kept as far as
     /// they fit).
     SetContext { n_ctx: usize },
@@ -78,6 +80,8 @@ pub enum ModelEvent {
     Loaded(Box<LoadedModel>),
     /// The KV cache format changed (`kv_bytes`: the whole cache).
     KvSwitched { kv: KvPrecision, kv_bytes: u64 },
+    /// The activations' format changed.
+    ActivationsSwitched { act: Activations },
     /// The KV cache holds `context_size` tokens now (`kv_bytes`: the whole cache), of which
     /// `context_used` are the conversation's.
     ContextSet { context_size: usize, kv_bytes: u64, context_used: usize },
@@ -95,7 +99,7 @@ pub enum ModelEvent {
 impl ModelEvent {
     pub fn ends_job(&self) -> bool {
         match self {
-            ModelEvent::Loaded(_) | ModelEvent::KvSwitched { .. } | ModelEvent::ContextSet { .. } | ModelEvent::Switched { .. } | ModelEvent::Exported { .. } => true,
+            ModelEvent::Loaded(_) | ModelEvent::KvSwitched { .. } | ModelEvent::ActivationsSwitched { .. } | ModelEvent::ContextSet { .. } | ModelEvent::Switched { .. } | ModelEvent::Exported { .. } => true,
             ModelEvent::Progress { .. } | ModelEvent::ExportProgress { .. } | ModelEvent::Cache { .. } => false,
         }
     }

@@ -84,6 +84,9 @@ fn step(step: RunStep) -> bool {
 /// Run a lock-step comparison, posting every position; Stop ends it after the current one.
 /// Making the lanes (requantizing) is a step each, and Cancel or Stop there ends it with nothing.
 async fn compare(session: &Session, settings: CompareSettings) -> Result<(), Fail> {
+    if settings.lanes.iter().any(|v| v.act != lowbit::Activations::F32) {
+        session.gpu().choose_int_dot().await?;
+    }
     let mut ls = LockStep::start(session, settings)?;
     loop {
         let (done, total) = ls.prepared();

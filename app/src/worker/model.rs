@@ -78,6 +78,16 @@ pub async fn run(job: ModelJob, files: Vec<web_sys::File>) -> Result<(), Fail> {
             emit(ModelEvent::KvSwitched { kv, kv_bytes });
             Ok(())
         }
+        ModelJob::SetActivations { act } => {
+            let act = with_session(async |s| {
+                s.set_activations(act).await?;
+                compile_kernels(s).await?;
+                Ok(s.activations())
+            })
+            .await?;
+            emit(ModelEvent::ActivationsSwitched { act });
+            Ok(())
+        }
         ModelJob::SetContext { n_ctx } => {
             let (context_size, kv_bytes, context_used) = with_session(async |s| {
                 let before = s.context_size();

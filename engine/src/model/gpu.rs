@@ -628,6 +628,13 @@ impl GpuBackend {
             let fuses = [Fuse::None, Fuse::Norm, Fuse::Add, Fuse::NormGlu(c.activation)];
             v.extend(fuses.map(|f| Kernel::Matvec(p, reduce, f)));
             v.push(Kernel::Matmul(p, tiling));
+            if self.activations.quantizes_for(p) {
+                let dot = self.gpu.int_dot();
+                v.extend(fuses.map(|f| Kernel::matvec_q8(p, reduce, f, dot)));
+                let interleave = Kernel::matvec_q8(p, reduce, Fuse::None, dot).interleaves_q8();
+                v.extend([false, true].map(|norm| Kernel::ActQ8 { norm, interleave }));
+                v.push(Kernel::ActQ8Rows);
+            }
         }
         if c.qk_norm {
             v.push(Kernel::HeadNorm);

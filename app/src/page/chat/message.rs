@@ -15,7 +15,9 @@ pub fn message_view(m: ChatMsg) -> impl IntoView {
     let is_assistant = m.role == Role::Assistant;
     let p = m.plan.map(|p| p.code()).unwrap_or_default();
     let badge = if m.plan.is_some_and(|p| p.uniform_precision().is_none()) { "mixed".to_string() } else { p.clone() };
-    let label = m.plan.map(|p| fmt::plan_name(&p.into()));
+    // The precisions, with ", activations int8" when the reply multiplied 8-bit activations.
+    let act = m.act.unwrap_or_default();
+    let label = m.plan.map(|p| fmt::plan_name(&lowbit::plan::Variant::from(p).with_act(act)));
     let (done, stats, stopped, text) = (m.done, m.stats, m.stopped, m.text);
     // Out of the context: the last reply's model did not read this message.
     let forgotten = move || chat.messages.with(|ms| ms.iter().position(|c| c.id == id).is_some_and(|i| i < chat.forgotten.get()));
@@ -23,6 +25,7 @@ pub fn message_view(m: ChatMsg) -> impl IntoView {
         <div class=format!("msg {}", m.role.name()) class:forgotten=forgotten
             data-testid=if is_assistant { "assistant-message" } else { "user-message" }
             data-precision=p.clone()
+            data-act=act.name()
             data-done=move || done.get().to_string()>
             <div class="msg-meta">
                 <span class="role">{if is_assistant { "assistant" } else { "you" }}</span>

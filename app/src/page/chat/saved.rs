@@ -56,6 +56,7 @@ impl ChatState {
                     text: m.text.get_untracked(),
                     plan: m.plan,
                     kv: m.kv,
+                    act: m.act,
                     stats: m.stats.get_untracked(),
                     stopped: m.stopped.get_untracked(),
                 })
@@ -138,7 +139,7 @@ impl ChatState {
             .messages
             .iter()
             .map(|m| {
-                let msg = ChatMsg::new(self.engine.id(), m.role, &m.text, m.plan, m.kv, true);
+                let msg = ChatMsg::new(self.engine.id(), m.role, &m.text, m.plan, m.kv, m.act, true);
                 msg.stats.set(m.stats.clone());
                 msg.stopped.set(m.stopped);
                 msg

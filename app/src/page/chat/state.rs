@@ -8,7 +8,7 @@ use leptos::prelude::*;
 use lowbit::plan::Plan;
 use lowbit::sampler::SamplerConfig;
 use lowbit::session::ReplyStats;
-use lowbit::KvPrecision;
+use lowbit::{Activations, KvPrecision};
 use lowbit_app::job::JobKind;
 use lowbit_app::protocol::{ChatEvent, ChatJob, Job, Role};
 
@@ -34,6 +34,7 @@ pub struct ChatMsg {
     /// The precisions and the KV cache format that produced an assistant message.
     pub plan: Option<Plan>,
     pub kv: Option<KvPrecision>,
+    pub act: Option<Activations>,
     pub done: RwSignal<bool>,
     pub stats: RwSignal<Option<ReplyStats>>,
     pub stopped: RwSignal<bool>,
@@ -42,13 +43,14 @@ pub struct ChatMsg {
 impl ChatMsg {
     /// Its signals belong to the page's root, not to whatever created the message: a message
     /// made by a button inside another message (Regenerate) must outlive that message's view.
-    pub fn new(id: u64, role: Role, text: &str, plan: Option<Plan>, kv: Option<KvPrecision>, done: bool) -> Self {
+    pub fn new(id: u64, role: Role, text: &str, plan: Option<Plan>, kv: Option<KvPrecision>, act: Option<Activations>, done: bool) -> Self {
         let make = || ChatMsg {
             id,
             role,
             text: RwSignal::new(text.to_string()),
             plan,
             kv,
+            act,
             done: RwSignal::new(done),
             stats: RwSignal::new(None),
             stopped: RwSignal::new(false),
@@ -161,7 +163,7 @@ impl ChatState {
             self.editing.set(None);
         }
         let id = self.engine.id();
-        self.messages.update(|m| m.push(ChatMsg::new(id, Role::User, text, None, None, true)));
+        self.messages.update(|m| m.push(ChatMsg::new(id, Role::User, text, None, None, None, true)));
         self.save_chat();
         self.start_reply();
     }
@@ -195,8 +197,8 @@ impl ChatState {
         let id = self.engine.id();
         let (messages, sent) = self.history();
         self.sent.set(sent);
-        let (plan, kv) = (self.model.plan.get_untracked(), self.model.kv.get_untracked());
-        self.messages.update(|m| m.push(ChatMsg::new(id, Role::Assistant, "", Some(plan), Some(kv), false)));
+        let (plan, kv, act) = (self.model.plan.get_untracked(), self.model.kv.get_untracked(), self.model.act.get_untracked());
+        self.messages.update(|m| m.push(ChatMsg::new(id, Role::Assistant, "", Some(plan), Some(kv), Some(act), false)));
         self.live.set(None);
         let job = ChatJob::Reply { messages, sampling: self.sampling.get_untracked(), max_tokens: self.max_tokens.get_untracked() };
         self.engine.start(JobKind::Reply { msg: id, reading: None }, Job::Chat(job), &[]);

@@ -69,6 +69,12 @@ const FIXED_LANES: [Variant; 6] = [
     Variant { plan: Plan::uniform(Precision::Fp16), kv: KvPrecision::Int8, act: Activations::F32 },
 ];
 
+/// INT8 and INT4 multiplying 8-bit activations (W8A8, W4A8), beside their weights-only lanes.
+const ACT_LANES: [Variant; 2] = [
+    Variant { plan: Plan::uniform(Precision::Int8), kv: KvPrecision::F32, act: Activations::Int8 },
+    Variant { plan: Plan::uniform(Precision::Int4), kv: KvPrecision::F32, act: Activations::Int8 },
+];
+
 /// The lanes offered on models whose KV rows hold units of 64 (the INT4/INT3 caches): the
 /// rotated INT4 and INT3 caches, the long-context issue's lesson.
 const KV_LANES: [Variant; 2] = [
@@ -118,12 +124,13 @@ fn CompareForm() -> impl IntoView {
                     on:change=move |ev| { if let Ok(v) = event_target_value(&ev).parse::<usize>() { f.max_tokens.set(v.clamp(1, 512)) } }/></label>
             <span class="k">"with FP16:"</span>
             {FIXED_LANES.iter().map(|&v| lane_toggle(v)).collect_view()}
+            {ACT_LANES.iter().map(|&v| lane_toggle(v)).collect_view()}
             {move || kv_lanes().into_iter().map(lane_toggle).collect_view()}
             {move || stored().map(lane_toggle)}
             {move || mixed().map(lane_toggle)}
             // Any other lane ticked (a shared link's mix): shown, so it can be unticked.
             {move || {
-                let shown: Vec<Variant> = FIXED_LANES.iter().copied().chain(kv_lanes()).chain(stored()).chain(mixed()).collect();
+                let shown: Vec<Variant> = FIXED_LANES.iter().copied().chain(ACT_LANES).chain(kv_lanes()).chain(stored()).chain(mixed()).collect();
                 f.lanes.get().into_iter().filter(|l| !shown.contains(l)).map(lane_toggle).collect_view()
             }}
         </div>

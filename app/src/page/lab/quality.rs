@@ -54,6 +54,7 @@ pub fn QualityPanel() -> impl IntoView {
     let methods = RwSignal::new(false);
     let ladder = RwSignal::new(false);
     let kv = RwSignal::new(false);
+    let acts = RwSignal::new(false);
     let on_choice = move |ev: leptos::ev::Event| {
         let c = TextChoice::parse(&event_target_value(&ev));
         if let Some(t) = c.text() {
@@ -87,7 +88,7 @@ pub fn QualityPanel() -> impl IntoView {
                         on:change=move |ev| { if let Ok(v) = event_target_value(&ev).parse::<usize>() { max_tokens.set(v.max(2)) } }/>
                 </label>
                 <button data-testid="quality-run" disabled=move || !model.can_run() || text.get().trim().is_empty()
-                    on:click=move |_| lab.measure_quality(&text.get_untracked(), max_tokens.get_untracked(), methods.get_untracked(), ladder.get_untracked(), kv.get_untracked())>"Measure"</button>
+                    on:click=move |_| lab.measure_quality(&text.get_untracked(), max_tokens.get_untracked(), methods.get_untracked(), ladder.get_untracked(), kv.get_untracked(), acts.get_untracked())>"Measure"</button>
                 <label class="inline" title="Adds INT4 made by each quantization method (searched scales, importance-weighted, AWQ, GPTQ) beside round-to-nearest">
                     <input type="checkbox" data-testid="quality-methods" prop:checked=move || methods.get()
                         on:change=move |ev| methods.set(event_target_checked(&ev))/>
@@ -102,6 +103,11 @@ pub fn QualityPanel() -> impl IntoView {
                     <input type="checkbox" data-testid="quality-kv" prop:checked=move || kv.get()
                         on:change=move |ev| kv.set(event_target_checked(&ev))/>
                     <span>"every KV cache format"</span>
+                </label>
+                <label class="inline" title="Adds INT8 and INT4 multiplying 8-bit activations (W8A8, W4A8) beside the same weights with 32-bit ones">
+                    <input type="checkbox" data-testid="quality-acts" prop:checked=move || acts.get()
+                        on:change=move |ev| acts.set(event_target_checked(&ev))/>
+                    <span>"8-bit activations"</span>
                 </label>
                 <span class="status" data-testid="quality-status">{move || match (engine.quality_step(), engine.quality_calibrating()) {
                     (Some(None), Some((done, total))) => format!("calibrating on the built-in text: {done} / {total} tokens…"),

@@ -132,12 +132,16 @@ fn ModelBenchPanel() -> impl IntoView {
                     on:change=move |ev| { if let Ok(v) = event_target_value(&ev).parse::<usize>() { decode.set(v.clamp(2, 1024)) } }/></label>
             <label class="inline"><input type="checkbox" data-testid="bench-one-at-a-time" prop:checked=move || lab.bench_one_at_a_time.get()
                 on:change=move |ev| lab.bench_one_at_a_time.set(event_target_checked(&ev))/>" one token at a time"</label>
+            <label class="inline" title="INT8 and INT4 also with 8-bit activations (W8A8, W4A8): what integer arithmetic buys on this GPU">
+                <input type="checkbox" data-testid="bench-acts" prop:checked=move || lab.bench_acts.get()
+                    on:change=move |ev| lab.bench_acts.set(event_target_checked(&ev))/>" 8-bit activations too"</label>
             <button data-testid="bench-run" disabled=move || !model.can_run() on:click=move |_| lab.run_bench()>"Run the benchmark"</button>
         </div>
         <RunProgress is=|k| matches!(k, JobKind::Bench) testid="bench-progress"/>
         {move || lab.bench.get().map(|b| {
             let json = serde_json::to_string_pretty(&b).unwrap_or_default();
             let ratio = b.int4_over_fp16();
+            let a8 = b.int4_a8_over_int4();
             let bytes = b.int4_bytes_ratio();
             view! {
                 <table data-testid="model-bench-table" tabindex="0" aria-label="Model benchmark per precision">
@@ -153,8 +157,8 @@ fn ModelBenchPanel() -> impl IntoView {
                         <th class="num" title="A token's wall time minus its step's GPU time (a timestamp before and after each step): recording, submitting, waiting, reading back">"host ms / token"</th>
                         <th class="num">"GPU objects made / token"</th></tr></thead>
                     <tbody>{b.rows.iter().map(|r| view! {
-                        <tr data-testid="model-bench-row" data-plan=r.precision.name()>
-                            <td>{r.precision.name().to_uppercase()}</td>
+                        <tr data-testid="model-bench-row" data-plan=r.label()>
+                            <td>{r.label().to_uppercase()}</td>
                             <td class="num">{format!("{:.1}", r.prefill_tokens_per_second)}<RunRange runs=r.prefill_runs.clone() decimals=1/></td>
                             <td class="num"><span data-testid="model-bench-decode-tps">{format!("{:.2}", r.decode_tokens_per_second)}</span><RunRange runs=r.decode_runs.clone() decimals=2/></td>
                             <td class="num">{format!("{:.1}", r.bytes_per_token as f64 / 1e6)}</td>
@@ -172,6 +176,11 @@ fn ModelBenchPanel() -> impl IntoView {
                     r.median,
                     r.range_phrase(2, "×"),
                     bytes.map_or(".".into(), |x| format!(", reading {x:.1}× fewer bytes per token."))
+                )}</p> })}
+                {a8.map(|r| view! { <p data-testid="bench-a8-ratio">{format!(
+                    "INT4 with 8-bit activations decodes {:.2}× as fast as INT4 with 32-bit ones here{}.",
+                    r.median,
+                    r.range_phrase(2, "×")
                 )}</p> })}
                 <details><summary>"The report as JSON"</summary><pre data-testid="bench-result">{json}</pre></details>
             }

@@ -69,6 +69,8 @@ pub struct LabState {
     /// Read every token back before recording the next step (the benchmark's chain of 1), to
     /// measure what a round trip per token costs.
     pub bench_one_at_a_time: RwSignal<bool>,
+    /// Whether the benchmark runs INT8 and INT4 with 8-bit activations too.
+    pub bench_acts: RwSignal<bool>,
     pub bench: RwSignal<Option<ModelBench>>,
     /// The KV formats the speed-vs-context sweep runs, and its last result.
     pub sweep_kvs: RwSignal<Vec<KvPrecision>>,
@@ -96,6 +98,7 @@ impl LabState {
             profiles: RwSignal::new(vec![]),
             bench_tokens: (RwSignal::new(64), RwSignal::new(32)),
             bench_one_at_a_time: RwSignal::new(false),
+            bench_acts: RwSignal::new(false),
             bench: RwSignal::new(None),
             sweep_kvs: RwSignal::new(vec![KvPrecision::F16, KvPrecision::Int8, KvPrecision::Int4Rot]),
             sweep: RwSignal::new(None),
@@ -148,13 +151,14 @@ impl LabState {
     fn current(&self) -> Variant {
         let plan = self.model.plan.get_untracked();
         let plan = self.model.model.with_untracked(|m| m.as_ref().map_or(plan, |m| m.info.canonical(plan)));
-        Variant::new(plan, self.model.kv.get_untracked())
+        Variant::new(plan, self.model.kv.get_untracked()).with_act(self.model.act.get_untracked())
     }
 
     /// Measure the quality of FP16, INT8, INT4 (and the current variant when it is another) on
     /// `text`; `methods`: INT4 by every quantization method too; `ladder`: INT3 and INT2 too;
-    /// `kv`: FP16 weights with every KV cache format the model's rows hold.
-    pub fn measure_quality(&self, text: &str, max_tokens: usize, methods: bool, ladder: bool, kv: bool) {
+    /// `kv`: FP16 weights with every KV cache format the model's rows hold; `acts`: INT8 and INT4
+    /// with 8-bit activations.
+    pub fn measure_quality(&self, text: &str, max_tokens: usize, methods: bool, ladder: bool, kv: bool, acts: bool) {
         let mut plans = lowbit::quality::uniform_plans();
         if ladder {
             plans.extend([Precision::Int3, Precision::Int2].map(|p| Variant::from(p)));
@@ -171,6 +175,9 @@ impl LabState {
                     .filter(|&k| k != KvPrecision::F32 && m.as_ref().is_some_and(|m| m.kv_unfit(k).is_none()))
                     .map(|k| Variant::new(Precision::Fp16, k)),
             );
+        }
+        if acts {
+            plans.extend([Precision::Int8, Precision::Int4].map(|p| Variant::from(p).with_act(lowbit::Activations::Int8)));
         }
         // The setting the chat runs at, and the file's own (where the chat loads by default).
         for v in [self.current()].into_iter().chain(self.stored()) {
@@ -207,8 +214,7 @@ impl LabState {
             // Decode right after the prompt, in the KV format the model is at.
             context: 0,
             kv: None,
-            // f32 activations: the page does not offer 8-bit ones yet.
-            activations: vec![],
+            activations: if self.bench_acts.get_untracked() { lowbit::Activations::ALL.to_vec() } else { vec![] },
             chain: self.bench_one_at_a_time.get_untracked().then_some(1),
         };
         self.start(JobKind::Bench, LabJob::Bench { name, settings });

@@ -1,6 +1,7 @@
 //! The model feature: loading a model (default, file, URL, picker, cache), its precisions and
 //! KV cache, and its card. `state.rs` holds what it knows and the commands that change it.
 
+pub mod activations;
 pub mod card;
 pub mod export;
 pub mod kv;

@@ -9,6 +9,7 @@ use lowbit::Precision;
 
 use super::method::MethodPicker;
 
+use super::activations::ActivationsFormat;
 use super::kv::KvCache;
 use super::state::ModelState;
 use crate::ui::fmt::{self, megabytes, precision_label};
@@ -86,6 +87,7 @@ pub fn PrecisionPanel() -> impl IntoView {
             <super::export::ExportGguf/>
             <MixedPrecision/>
             <KvCache/>
+            <ActivationsFormat/>
             <Explain words=&["quantization", "block-scale"]>"Switching requantizes the loaded file's weights on this device and keeps the conversation. Each reply is labelled with the precision that wrote it."</Explain>
             <PrecisionExplained/>
         </section>

@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use lowbit::plan::Plan;
 use lowbit::info::{Fit, ModelInfo};
-use lowbit::KvPrecision;
+use lowbit::{Activations, KvPrecision};
 use lowbit_app::job::{self, JobKind};
 use lowbit_app::protocol::{CachedModel, Control, Job, ModelEvent, ModelJob};
 use lowbit_app::protocol::model::LoadedModel;
@@ -59,6 +59,8 @@ pub struct ModelState {
     pub weight_bytes: RwSignal<u64>,
     /// How the KV cache is stored.
     pub kv: RwSignal<KvPrecision>,
+    /// The activations' format the INT8 and INT4 matrices multiply (f32 after every load).
+    pub act: RwSignal<Activations>,
     /// Tokens the KV cache holds room for (the next load's, or the loaded model's).
     pub n_ctx: RwSignal<usize>,
     pub last_switch_ms: RwSignal<Option<f64>>,
@@ -82,6 +84,7 @@ impl ModelState {
             plan_reason: RwSignal::new(None),
             weight_bytes: RwSignal::new(0),
             kv: RwSignal::new(KvPrecision::F32),
+            act: RwSignal::new(Activations::F32),
             n_ctx: RwSignal::new(N_CTX),
             last_switch_ms: RwSignal::new(None),
             calibrated: RwSignal::new(None),
@@ -179,6 +182,14 @@ impl ModelState {
         self.start(JobKind::Kv, ModelJob::SetKv { kv }, &[]);
     }
 
+    /// Multiply 8-bit activations (or f32 ones) from the next token on, keeping the conversation.
+    pub fn set_act(&self, act: Activations) {
+        if !self.loaded() || act == self.act.get_untracked() || self.engine.busy() {
+            return;
+        }
+        self.start(JobKind::Activations, ModelJob::SetActivations { act }, &[]);
+    }
+
     /// A KV format chosen before the load (or by a shared link) applies once a model is loaded.
     pub fn apply_chosen_kv(&self) {
         let kv = self.kv.get_untracked();
@@ -223,6 +234,7 @@ impl ModelState {
                 let LoadedModel { name, info, fit, plan, plan_reason, weight_bytes, kv_bytes, context_size, from_cache, load_ms, calibration } = *m;
                 crate::ui::fmt::set_model(Some(info.clone()));
                 self.plan.set(plan);
+                self.act.set(Activations::F32);
                 self.calibrated.set(calibration.map(|c| (c.tokens, c.seconds)));
                 self.exported.set(None);
                 self.plan_reason.set(plan_reason);
@@ -238,6 +250,7 @@ impl ModelState {
                     }
                 });
             }
+            ModelEvent::ActivationsSwitched { act } => self.act.set(act),
             ModelEvent::ContextSet { context_size, kv_bytes, .. } => {
                 self.n_ctx.set(context_size);
                 self.model.update(|m| {
@@ -249,6 +262,7 @@ impl ModelState {
             }
             ModelEvent::Switched { plan, weight_bytes, ms, calibration } => {
                 self.plan.set(plan);
+                self.act.set(Activations::F32);
                 self.calibrated.set(calibration.map(|c| (c.tokens, c.seconds)));
                 self.weight_bytes.set(weight_bytes);
                 self.last_switch_ms.set(Some(ms));

@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 
 /// `(anchor, term, definition)`, in the order a reader meets them.
-pub const TERMS: [(&str, &str, &str); 16] = [
+pub const TERMS: [(&str, &str, &str); 17] = [
     ("token", "token", "A piece of text the model reads and writes one at a time: a word, part of a word, or a punctuation mark. \
         A token is about three quarters of an English word."),
     ("quantization", "precision, FP16, INT8, INT4, INT3, INT2", "How many bits hold each weight. FP16 is a 16-bit floating-point number; \
@@ -19,6 +19,10 @@ pub const TERMS: [(&str, &str, &str); 16] = [
     ("calibration", "calibration", "Running a sample text through the model before quantizing it, to measure which inputs each \
         weight meets and how strongly. Calibrated methods protect the weights those inputs lean on. The text used to judge \
         quality must be a different one, or the result flatters the method."),
+    ("activations", "activations (8-bit)", "The numbers a layer passes to the next: what each matrix of weights multiplies. \
+        Normally they stay 32-bit floating-point numbers even when the weights are rounded to 8 or 4 bits (W8A16, W4A16). \
+        Rounding them to 8 bits too (W8A8, W4A8), in blocks of 32 with one scale each, lets a GPU multiply whole numbers four \
+        at a time, at the cost of a little more rounding error."),
     ("kv-cache", "KV cache", "The keys and values the model computed for every token so far, kept so that each new token only \
         computes its own. It grows with the conversation; its size limits how long a conversation can be (the context)."),
     ("rotation", "rotation (KV cache)", "Before keys and values are rounded to 4 or 3 bits, the rotated formats mix each block of \
