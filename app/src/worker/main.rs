@@ -11,6 +11,7 @@ mod diagnostics;
 mod download;
 mod lab;
 mod model;
+mod settings;
 
 use std::cell::{Cell, RefCell};
 

@@ -1,6 +1,6 @@
 //! The model's jobs in the worker: load (parse, requantize, upload, compile, each stage with
-//! progress and Cancel), switch precisions, and remake the KV cache in another format or size;
-//! whatever does not fit leaves what was there before.
+//! progress and Cancel) and switch precisions; the KV cache's and the activations' settings are in
+//! `settings.rs`. Whatever does not fit leaves what was there before.
 
 use lowbit::method::calibration::Calibrator;
 use lowbit::plan::Plan;
@@ -67,56 +67,8 @@ pub async fn run(job: ModelJob, files: Vec<web_sys::File>) -> Result<(), Fail> {
         }
         ModelJob::SetPrecision { plan } => switch(plan).await,
         ModelJob::Export => export().await,
-        ModelJob::SetKv { kv } => {
-            let (kv, kv_bytes) = with_session(async |s| {
-                let before = s.kv();
-                remake_kv(s, &format!("a {kv} KV cache"), |s| s.set_kv(kv), |s| s.set_kv(before)).await?;
-                compile_kernels(s).await?;
-                Ok((s.kv(), s.kv_bytes()))
-            })
-            .await?;
-            emit(ModelEvent::KvSwitched { kv, kv_bytes });
-            Ok(())
-        }
-        ModelJob::SetActivations { act } => {
-            let act = with_session(async |s| {
-                s.set_activations(act).await?;
-                compile_kernels(s).await?;
-                Ok(s.activations())
-            })
-            .await?;
-            emit(ModelEvent::ActivationsSwitched { act });
-            Ok(())
-        }
-        ModelJob::SetContext { n_ctx } => {
-            let (context_size, kv_bytes, context_used) = with_session(async |s| {
-                let before = s.context_size();
-                remake_kv(s, &format!("a KV cache of {n_ctx} tokens"), |s| s.set_context(n_ctx), |s| s.set_context(before)).await?;
-                s.gpu().check()?;
-                Ok((s.context_size(), s.kv_bytes(), s.context_used()))
-            })
-            .await?;
-            emit(ModelEvent::ContextSet { context_size, kv_bytes, context_used });
-            Ok(())
-        }
+        job @ (ModelJob::SetKv { .. } | ModelJob::SetActivations { .. } | ModelJob::SetContext { .. }) => crate::settings::run(job).await,
     }
-}
-
-/// Remake the KV cache with `change` inside an out-of-memory scope; if the new one does not fit,
-/// `undo` makes the one before again (it fitted).
-pub async fn remake_kv(
-    s: &mut Session,
-    what: &str,
-    change: impl FnOnce(&mut Session) -> lowbit::Result<()>,
-    undo: impl FnOnce(&mut Session) -> lowbit::Result<()>,
-) -> Result<(), Fail> {
-    let oom = s.gpu().oom_scope(what);
-    change(s)?;
-    if let Err(e) = oom.check().await {
-        undo(s)?;
-        return Err(e.into());
-    }
-    Ok(())
 }
 
 /// Compile the kernels the session's forward pass runs now (after a precision or KV change),

@@ -44,6 +44,16 @@ impl TextChoice {
     }
 }
 
+/// A checkbox that adds variants to the measurement.
+fn option_box(testid: &'static str, title: &'static str, label: &'static str, on: RwSignal<bool>) -> impl IntoView {
+    view! {
+        <label class="inline" title=title>
+            <input type="checkbox" data-testid=testid prop:checked=move || on.get() on:change=move |ev| on.set(event_target_checked(&ev))/>
+            <span>{label}</span>
+        </label>
+    }
+}
+
 #[component]
 pub fn QualityPanel() -> impl IntoView {
     let lab = expect_context::<LabState>();
@@ -89,26 +99,10 @@ pub fn QualityPanel() -> impl IntoView {
                 </label>
                 <button data-testid="quality-run" disabled=move || !model.can_run() || text.get().trim().is_empty()
                     on:click=move |_| lab.measure_quality(&text.get_untracked(), max_tokens.get_untracked(), methods.get_untracked(), ladder.get_untracked(), kv.get_untracked(), acts.get_untracked())>"Measure"</button>
-                <label class="inline" title="Adds INT4 made by each quantization method (searched scales, importance-weighted, AWQ, GPTQ) beside round-to-nearest">
-                    <input type="checkbox" data-testid="quality-methods" prop:checked=move || methods.get()
-                        on:change=move |ev| methods.set(event_target_checked(&ev))/>
-                    <span>"every INT4 method"</span>
-                </label>
-                <label class="inline" title="Adds INT3 and INT2: 4 and 3 bits per weight, where quality falls off a cliff">
-                    <input type="checkbox" data-testid="quality-ladder" prop:checked=move || ladder.get()
-                        on:change=move |ev| ladder.set(event_target_checked(&ev))/>
-                    <span>"INT3 and INT2"</span>
-                </label>
-                <label class="inline" title="Adds FP16 weights with each KV cache format this model's rows can hold (f16, INT8, INT4 and INT3, plain and rotated): what each costs at a long context">
-                    <input type="checkbox" data-testid="quality-kv" prop:checked=move || kv.get()
-                        on:change=move |ev| kv.set(event_target_checked(&ev))/>
-                    <span>"every KV cache format"</span>
-                </label>
-                <label class="inline" title="Adds INT8 and INT4 multiplying 8-bit activations (W8A8, W4A8) beside the same weights with 32-bit ones">
-                    <input type="checkbox" data-testid="quality-acts" prop:checked=move || acts.get()
-                        on:change=move |ev| acts.set(event_target_checked(&ev))/>
-                    <span>"8-bit activations"</span>
-                </label>
+                {option_box("quality-methods", "Adds INT4 made by each quantization method (searched scales, importance-weighted, AWQ, GPTQ) beside round-to-nearest", "every INT4 method", methods)}
+                {option_box("quality-ladder", "Adds INT3 and INT2: 4 and 3 bits per weight, where quality falls off a cliff", "INT3 and INT2", ladder)}
+                {option_box("quality-kv", "Adds FP16 weights with each KV cache format this model's rows can hold (f16, INT8, INT4 and INT3, plain and rotated): what each costs at a long context", "every KV cache format", kv)}
+                {option_box("quality-acts", "Adds INT8 and INT4 multiplying 8-bit activations (W8A8, W4A8) beside the same weights with 32-bit ones", "8-bit activations", acts)}
                 <span class="status" data-testid="quality-status">{move || match (engine.quality_step(), engine.quality_calibrating()) {
                     (Some(None), Some((done, total))) => format!("calibrating on the built-in text: {done} / {total} tokens…"),
                     (Some(Some(step)), _) => format!("{}…", step.what),
