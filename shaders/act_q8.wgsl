@@ -48,7 +48,9 @@ fn main(@builtin(local_invocation_index) lid: u32) {
         let v5 = x[o + 5u];
         let v6 = x[o + 6u];
         let v7 = x[o + 7u];
-        ss += (dot(v0, v0) + dot(v1, v1) + dot(v2, v2) + dot(v3, v3)) + (dot(v4, v4) + dot(v5, v5) + dot(v6, v6) + dot(v7, v7));
+        if (NORM) {
+            ss += (dot(v0, v0) + dot(v1, v1) + dot(v2, v2) + dot(v3, v3)) + (dot(v4, v4) + dot(v5, v5) + dot(v6, v6) + dot(v7, v7));
+        }
         let h0 = v0 * norm_w(o);
         let h1 = v1 * norm_w(o + 1u);
         let h2 = v2 * norm_w(o + 2u);

@@ -76,12 +76,12 @@ impl Precision {
         }
     }
 
-    /// Bytes one block of 32 weights takes (CPU block and GPU layout alike).
     /// Whether the format has integer kernels for 8-bit activations ([`Activations::Int8`]).
     pub fn int_dot(self) -> bool {
         matches!(self, Precision::Int8 | Precision::Int4)
     }
 
+    /// Bytes one block of 32 weights takes (CPU block and GPU layout alike).
     pub fn block_bytes(self) -> usize {
         match self {
             Precision::Fp16 => std::mem::size_of::<BlockFp16>(),

@@ -225,13 +225,6 @@ impl Case {
     }
 }
 
-/// The integer matvec's forms an adapter can run (the reducing ones with packed products, the
-/// barrier-free one both ways).
-pub fn q8_forms(subgroups: bool) -> Vec<(Reduce, IntDot)> {
-    let all = [(Reduce::Subgroup, IntDot::Packed), (Reduce::Workgroup, IntDot::Packed), (Reduce::Row, IntDot::Packed), (Reduce::Row, IntDot::Unpacked)];
-    all.into_iter().filter(|(r, _)| subgroups || !r.needs_subgroups()).collect()
-}
-
 /// Every kernel at every precision on shapes that are not multiples of the workgroup (64) or
 /// block (32) size: the page's self-test and the first test table.
 pub fn standard_cases(subgroups: bool) -> Vec<Case> {
@@ -247,7 +240,7 @@ pub fn standard_cases(subgroups: bool) -> Vec<Case> {
         }
         v.push(Case::Embedding { p, rows: 50, k: 300, m: 5 });
         if p.int_dot() {
-            v.extend(q8_forms(subgroups).into_iter().flat_map(|(reduce, dot)| Fuse::ALL.map(|fuse| Case::MatvecQ8 { p, reduce, fuse, dot, k: 300, n: 77 })));
+            v.extend(Kernel::q8_forms(subgroups).into_iter().flat_map(|(reduce, dot)| Fuse::ALL.map(|fuse| Case::MatvecQ8 { p, reduce, fuse, dot, k: 300, n: 77 })));
         }
     }
     v.push(Case::ActQ8Rows { m: 5, k: 579 });
@@ -460,9 +453,7 @@ fn matvec_q8_trial(t: &mut Trial, p: Precision, reduce: Reduce, fuse: Fuse, dot:
     let (gpu, rec) = (t.gpu, &mut t.rec);
     let nb = k.div_ceil(32);
     let (xq, xd) = (gpu.zeros("xq", nb * 8)?, gpu.zeros("xd", 2 * (nb + 1))?);
-    let kernel = Kernel::matvec_q8(p, reduce, fuse, dot);
-    rec.act_q8(&gx, fuse.norm().then_some((&gg, 1e-5)), &xq, &xd, k, kernel.interleaves_q8());
-    rec.matvec_q8(&gw, &xq, &xd, &gy, fuse, reduce, dot);
+    rec.matvec_q8(&gw, &gx, &gy, fuse, Some((&gg, 1e-5)), (&xq, &xd), reduce, dot);
     let (mut h, s) = if fuse.norm() {
         let ms = x.iter().map(|v| v * v).sum::<f32>() / k as f32;
         (x.iter().zip(&g).map(|(a, b)| a * b).collect(), 1.0 / (ms + 1e-5).sqrt())

@@ -368,16 +368,23 @@ impl Kernel {
         }
     }
 
-    /// Whether this integer matvec reads its codes in INT4's interleaved order (`act_q8.wgsl`):
-    /// INT4's packed products.
-    pub fn interleaves_q8(&self) -> bool {
-        matches!(self, Kernel::MatvecQ8(Precision::Int4, _, _, IntDot::Packed))
+    /// The `act_q8` pass that writes this integer matvec's codes (`norm`: with the norm's
+    /// weights): in INT4's interleaved order for INT4's packed products.
+    pub fn q8_input(&self, norm: bool) -> Kernel {
+        Kernel::ActQ8 { norm, interleave: matches!(self, Kernel::MatvecQ8(Precision::Int4, _, _, IntDot::Packed)) }
+    }
+
+    /// The integer matvec's forms an adapter can run (the reducing ones with packed products, the
+    /// barrier-free one both ways).
+    pub fn q8_forms(subgroups: bool) -> Vec<(Reduce, IntDot)> {
+        let all = [(Reduce::Subgroup, IntDot::Packed), (Reduce::Workgroup, IntDot::Packed), (Reduce::Row, IntDot::Packed), (Reduce::Row, IntDot::Unpacked)];
+        all.into_iter().filter(|(r, _)| subgroups || !r.needs_subgroups()).collect()
     }
 
     /// Every integer matvec at precision `p` (each fusion, each form).
     pub fn matvec_q8_variants(p: Precision) -> Vec<Kernel> {
         let fuses = Fuse::ALL.into_iter().filter(|f| *f != Fuse::Norm);
-        fuses.flat_map(|f| crate::selftest::q8_forms(true).into_iter().map(move |(r, d)| Kernel::MatvecQ8(p, r, f, d))).collect()
+        fuses.flat_map(|f| Kernel::q8_forms(true).into_iter().map(move |(r, d)| Kernel::MatvecQ8(p, r, f, d))).collect()
     }
 
     pub fn name(&self) -> String {

@@ -285,17 +285,6 @@ impl Recorder {
         self.run(Kernel::Matvec(w.precision, reduce, fuse), &binds[..used], groups);
     }
 
-    /// A decode token's activations `x [k]` (zero-padded to whole blocks) as 8-bit codes `xq` and
-    /// block scales `xd` ([`crate::layout::q8_block`]); with `norm` = (weights, eps), of
-    /// `x·g`, the norm's scale left in `xd` for the matvec. `interleave`: in INT4's packed order.
-    pub fn act_q8(&mut self, x: &Buffer, norm: Option<(&Buffer, f32)>, xq: &Buffer, xd: &Buffer, k: usize, interleave: bool) {
-        let p = ActQ8Params { k: k as u32, nb: k.div_ceil(32) as u32, eps: norm.map_or(0.0, |(_, e)| e), _pad: 0 };
-        let g = norm.map_or(Bind::None, |(g, _)| Bind::Buf(g));
-        let binds = [Bind::Buf(x), Bind::Buf(xq), Bind::Buf(xd), Bind::Params(p.words()), g];
-        let used = if norm.is_some() { binds.len() } else { binds.len() - 1 };
-        self.run(Kernel::ActQ8 { norm: norm.is_some(), interleave }, &binds[..used], [1, 1, 1]);
-    }
-
     /// Prefill's activations `x [m, k]` quantized to 8 bits per block and back, into `y`.
     pub fn act_q8_rows(&mut self, x: &Buffer, y: &Buffer, m: usize, k: usize) {
         let nb = k.div_ceil(32);
@@ -303,13 +292,25 @@ impl Recorder {
         self.run(Kernel::ActQ8Rows, &[Bind::Buf(x), Bind::Buf(y), Bind::Params(p.words())], grid_for(m * nb));
     }
 
-    /// [`Recorder::matvec_fused`] over the 8-bit activations `act_q8` wrote into `xq`, `xd`
-    /// (INT8 or INT4 `w`): its norm, if any, already folded in there.
-    pub fn matvec_q8(&mut self, w: &GpuMatrix, xq: &Buffer, xd: &Buffer, y: &Buffer, fuse: Fuse, reduce: Reduce, dot: IntDot) {
+    /// [`Recorder::matvec_fused`] over 8-bit activations (INT8 or INT4 `w`): `act_q8` writes the
+    /// codes and block scales of `x [k]` (zero-padded to whole blocks) into `q8` = (codes, scales),
+    /// with the norm's weights folded in for the fusions that normalize (`norm` = (weights, eps))
+    /// and the norm's scale left for the matvec; then the integer matvec ([`Kernel::matvec_q8`])
+    /// multiplies them.
+    #[allow(clippy::too_many_arguments)]
+    pub fn matvec_q8(&mut self, w: &GpuMatrix, x: &Buffer, y: &Buffer, fuse: Fuse, norm: Option<(&Buffer, f32)>, q8: (&Buffer, &Buffer), reduce: Reduce, dot: IntDot) {
+        let (xq, xd) = q8;
         let kernel = Kernel::matvec_q8(w.precision, reduce, fuse, dot);
+        let norm = norm.filter(|_| fuse.norm());
+        let (k, nb) = (w.cols as u32, w.blocks_per_row() as u32);
+        let p = ActQ8Params { k, nb, eps: norm.map_or(0.0, |(_, e)| e), _pad: 0 };
+        let g = norm.map_or(Bind::None, |(g, _)| Bind::Buf(g));
+        let binds = [Bind::Buf(x), Bind::Buf(xq), Bind::Buf(xd), Bind::Params(p.words()), g];
+        let used = if norm.is_some() { binds.len() } else { binds.len() - 1 };
+        self.run(kernel.q8_input(norm.is_some()), &binds[..used], [1, 1, 1]);
         let Kernel::MatvecQ8(_, reduce, fuse, _) = kernel else { unreachable!() };
         let n = w.rows / fuse.pairs();
-        let p = MatvecParams { n: n as u32, k: w.cols as u32, nb: w.blocks_per_row() as u32, eps: 0.0 };
+        let p = MatvecParams { n: n as u32, k, nb, eps: 0.0 };
         let groups = match reduce {
             Reduce::Row | Reduce::RowSubgroup => grid(n.div_ceil(64 / fuse.pairs()) as u32),
             Reduce::Subgroup | Reduce::Workgroup => grid(n.div_ceil(16) as u32),

@@ -77,24 +77,24 @@ pub async fn fastest(gpu: &Gpu) -> Result<(Reduce, Tiling)> {
     let x = gpu.storage_f32("tune.x", &rng.normals(m * k, 1.0))?;
     let g = gpu.storage_f32("tune.g", &vec![1.0; k])?;
     let y = gpu.zeros("tune.y", m * n)?;
-    // Wall clock, not timestamps: what a user waits for (a software adapter's timestamps need
-    // not cover all of its work).
-    let mut reduce = (f64::INFINITY, gpu.reduce());
-    for r in gpu.reduces() {
-        let (ms, _) = time_passes_with(gpu, 5, &|rec| rec.matvec_fused(&gw, &x, &y, Fuse::Norm, Some((&g, 1e-5)), r), false).await?;
-        if ms < reduce.0 {
-            reduce = (ms, r);
-        }
-    }
-    let mut tiling = (f64::INFINITY, gpu.tiling());
-    for t in gpu.tilings() {
-        let (ms, _) = time_passes_with(gpu, 3, &|rec| rec.matmul_with(&mw, &x, &y, m, t), false).await?;
-        if ms < tiling.0 {
-            tiling = (ms, t);
-        }
-    }
+    let reduce = quickest(gpu, gpu.reduces(), 5, |rec, r| rec.matvec_fused(&gw, &x, &y, Fuse::Norm, Some((&g, 1e-5)), r)).await?;
+    let tiling = quickest(gpu, gpu.tilings(), 3, |rec, t| rec.matmul_with(&mw, &x, &y, m, t)).await?;
     gpu.check()?;
-    Ok((reduce.1, tiling.1))
+    Ok((reduce.unwrap_or(gpu.reduce()), tiling.unwrap_or(gpu.tiling())))
+}
+
+/// The candidate whose passes (`record`, `reps` of them) run fastest, the first of equals; None
+/// without candidates. Wall clock, not timestamps: what a user waits for (a software adapter's
+/// timestamps need not cover all of its work).
+async fn quickest<T: Copy>(gpu: &Gpu, candidates: impl IntoIterator<Item = T>, reps: u32, record: impl Fn(&mut Recorder, T)) -> Result<Option<T>> {
+    let mut best: Option<(f64, T)> = None;
+    for c in candidates {
+        let (ms, _) = time_passes_with(gpu, reps, &|rec| record(rec, c), false).await?;
+        if best.is_none_or(|(b, _)| ms < b) {
+            best = Some((ms, c));
+        }
+    }
+    Ok(best.map(|(_, c)| c))
 }
 
 /// The integer matvec form that runs fastest here, timed as [`fastest`] times the f32 matvec
@@ -113,18 +113,8 @@ pub async fn fastest_int_dot(gpu: &Gpu) -> Result<IntDot> {
     let x = gpu.storage_f32("tune.x", &rng.normals(k, 1.0))?;
     let g = gpu.storage_f32("tune.g", &vec![1.0; k])?;
     let (xq, xd, y) = (gpu.zeros("tune.xq", k / 4)?, gpu.zeros("tune.xd", 2 * (k / 32 + 1))?, gpu.zeros("tune.y", n)?);
-    let mut best = (f64::INFINITY, IntDot::Packed);
-    for dot in [IntDot::Packed, IntDot::Unpacked] {
-        let interleave = super::Kernel::matvec_q8(Precision::Int4, reduce, Fuse::Norm, dot).interleaves_q8();
-        let record = |rec: &mut Recorder| {
-            rec.act_q8(&x, Some((&g, 1e-5)), &xq, &xd, k, interleave);
-            rec.matvec_q8(&w, &xq, &xd, &y, Fuse::Norm, reduce, dot);
-        };
-        let (ms, _) = time_passes_with(gpu, 5, &record, false).await?;
-        if ms < best.0 {
-            best = (ms, dot);
-        }
-    }
+    let forms = [IntDot::Packed, IntDot::Unpacked];
+    let best = quickest(gpu, forms, 5, |rec, dot| rec.matvec_q8(&w, &x, &y, Fuse::Norm, Some((&g, 1e-5)), (&xq, &xd), reduce, dot)).await?;
     gpu.check()?;
-    Ok(best.1)
+    Ok(best.unwrap_or_default())
 }

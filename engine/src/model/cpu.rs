@@ -303,18 +303,17 @@ impl CpuBackend {
             inputs.x.extend_from_slice(&x.data);
         }
         let w = self.mat(m)?;
-        let quantized;
-        let input = if self.activations == Activations::Int8 {
-            let mut q = x.data.clone();
-            crate::layout::quantize_activations(&mut q, x.width);
-            quantized = q;
-            &quantized
-        } else {
-            &x.data
+        let input: std::borrow::Cow<[f32]> = match self.activations {
+            Activations::F32 => (&x.data).into(),
+            Activations::Int8 => {
+                let mut q = x.data.clone();
+                crate::layout::quantize_activations(&mut q, x.width);
+                q.into()
+            }
         };
         let data = match w {
-            CpuMatrix::F32(f) => matmul_f32(f, input, x.m),
-            CpuMatrix::Blocks(b) => matmul_blocks(b, input, x.m),
+            CpuMatrix::F32(f) => matmul_f32(f, &input, x.m),
+            CpuMatrix::Blocks(b) => matmul_blocks(b, &input, x.m),
         };
         Ok(CpuActivations { data, m: x.m, width: w.rows() })
     }

@@ -631,8 +631,8 @@ impl GpuBackend {
             if self.activations.quantizes_for(p) {
                 let dot = self.gpu.int_dot();
                 v.extend(fuses.map(|f| Kernel::matvec_q8(p, reduce, f, dot)));
-                let interleave = Kernel::matvec_q8(p, reduce, Fuse::None, dot).interleaves_q8();
-                v.extend([false, true].map(|norm| Kernel::ActQ8 { norm, interleave }));
+                let q8 = Kernel::matvec_q8(p, reduce, Fuse::None, dot);
+                v.extend([false, true].map(|norm| q8.q8_input(norm)));
                 v.push(Kernel::ActQ8Rows);
             }
         }
@@ -723,12 +723,12 @@ impl GpuBackend {
             + 2 * (c.family == super::Family::Gemma) as usize
             + c.qkv_bias as usize
             + 2 * self.kv.rotated() as usize;
-        let output = self.output().map_or(1, |o| o.parts().len());
+        let output = self.output().ok();
         // With 8-bit activations each INT8 or INT4 matvec quantizes its input first (`act_q8`).
-        let q8 = |u: Unit| self.weights.get(u).is_ok_and(|w| self.activations.quantizes_for(w.precision)) as usize;
-        let act_q8 = (0..c.n_layers).map(|l| [Unit::Qkv(l), Unit::O(l), Unit::GateUp(l), Unit::Down(l)].map(q8).iter().sum::<usize>()).sum::<usize>()
-            + self.output().map_or(0, |o| o.parts().len() * self.activations.quantizes_for(o.precision) as usize);
-        per_layer * c.n_layers + self.embd().parts().len() + output + 1 + act_q8
+        let q8 = |w: &GpuMatrix| self.activations.quantizes_for(w.precision) as usize;
+        let layer_q8 = |l| [Unit::Qkv(l), Unit::O(l), Unit::GateUp(l), Unit::Down(l)].map(|u| self.weights.get(u).map_or(0, q8)).iter().sum::<usize>();
+        let act_q8 = (0..c.n_layers).map(layer_q8).sum::<usize>() + output.map_or(0, |o| o.parts().len() * q8(o));
+        per_layer * c.n_layers + self.embd().parts().len() + output.map_or(1, |o| o.parts().len()) + 1 + act_q8
     }
 
     /// Submit everything recorded so far.
@@ -922,10 +922,7 @@ impl GpuBackend {
         let xq = Self::run_buffer(&self.gpu, &mut self.run.xq, "xq", nb * 8)?;
         let xd = Self::run_buffer(&self.gpu, &mut self.run.xd, "xd", 2 * (nb + 1))?;
         let dot = self.gpu.int_dot();
-        let interleave = Kernel::matvec_q8(w.precision, reduce, fuse, dot).interleaves_q8();
-        let rec = self.rec();
-        rec.act_q8(x, if fuse.norm() { norm } else { None }, &xq, &xd, w.cols, interleave);
-        rec.matvec_q8(w, &xq, &xd, y, fuse, reduce, dot);
+        self.rec().matvec_q8(w, x, y, fuse, norm, (&xq, &xd), reduce, dot);
         Ok(())
     }
 
