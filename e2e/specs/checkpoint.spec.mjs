@@ -5,7 +5,7 @@
 // `lowbit checkpoint` (scripts/test.sh), and any file the repository lacks answers 404, as
 // Hugging Face does. The quality panel then measures FP16, INT8 and INT4 against BF16 weights; the
 // checkpoint is cached as one entry and loads again with the network gone; hostile checkpoints
-// (engine/tests/hostile.rs writes them) are refused by name, the model loaded before stays, and
+// (engine/tests/suite/hostile.rs writes them) are refused by name, the model loaded before stays, and
 // nothing of theirs is cached.
 import { test, expect } from '@playwright/test';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -99,7 +99,7 @@ test('a Hugging Face model id loads its BF16 checkpoint, measured and cached', a
 });
 
 test('hostile checkpoints are refused by name; the model stays and nothing is cached', async ({ page, context }) => {
-  expect(existsSync(HOSTILE), `${HOSTILE} is missing: run cargo test -p lowbit-engine --test hostile first`).toBe(true);
+  expect(existsSync(HOSTILE), `${HOSTILE} is missing: run cargo test -p lowbit-engine --test suite hostile first`).toBe(true);
   const cases = readdirSync(HOSTILE).sort();
   expect(cases.length).toBeGreaterThan(10);
   await playHuggingFace(context, []);

@@ -1,4 +1,4 @@
-// The bad-input matrix in the page: every file engine/tests/hostile.rs refuses at the command
+// The bad-input matrix in the page: every file engine/tests/suite/hostile.rs refuses at the command
 // line (it writes each to target/hostile-files/ with the words its error must contain; `cargo
 // test` runs before the e2e suite in scripts/test.sh), opened in the page with the file picker: a
 // named error in the banner, the loaded model and the conversation kept, the page usable. Then the
@@ -12,7 +12,7 @@ import { AppPage, LONG, TINY_MODEL } from '../pages/app.mjs';
 const DIR = fileURLToPath(new URL('../../target/hostile-files/', import.meta.url));
 
 test('every hostile file is refused by name; the model and the conversation stay', async ({ page }, testInfo) => {
-  expect(existsSync(DIR), `${DIR} is missing: run cargo test -p lowbit-engine --test hostile first`).toBe(true);
+  expect(existsSync(DIR), `${DIR} is missing: run cargo test -p lowbit-engine --test suite hostile first`).toBe(true);
   const cases = readdirSync(DIR).filter((f) => f.endsWith('.gguf')).sort();
   expect(cases.length).toBeGreaterThan(30);
   const app = new AppPage(page);

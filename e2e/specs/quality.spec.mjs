@@ -1,7 +1,7 @@
 // The quality panel: perplexity, KL vs FP16 and top-1 agreement at each precision, measured in
 // the page on a built-in text, with the plain-language note about a 4-bit source file. On the
 // tiny test model (the default model's formats: Q4_1 layers, Q8_0 embedding); the default model's
-// own quality figures are checked natively (engine/tests/quality.rs). A conversation held across a
+// own quality figures are checked natively (engine/tests/suite/quality.rs). A conversation held across a
 // quality run and a comparison keeps its KV cache: the next reply reads only its own tokens.
 import { test, expect } from '@playwright/test';
 import { AppPage, LONG } from '../pages/app.mjs';

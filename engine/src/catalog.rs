@@ -252,7 +252,7 @@ pub struct Need {
 
 impl Entry {
     /// The model's configuration as its file would give it (the parts that size its buffers).
-    /// Every listed architecture is one lowbit runs (`tests/catalog.rs`).
+    /// Every listed architecture is one lowbit runs (`tests/suite/catalog.rs`).
     pub fn config(&self) -> Config {
         let f = Features::of(self.architecture).unwrap_or(Features::LLAMA);
         Config {

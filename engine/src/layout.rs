@@ -1050,7 +1050,7 @@ pub struct RoundTripBudget {
 }
 
 /// The round-trip error budgets, one row per format: asserted on random data and on real rows
-/// of the default model (tests/layout.rs).
+/// of the default model (tests/suite/layout.rs).
 pub const ROUNDTRIP_BUDGET: [(Precision, RoundTripBudget); 5] = [
     // binary16 keeps 11 significant bits: |err| <= 2^-11 |w|.
     (Precision::Fp16, RoundTripBudget { rel_rms_random: 4e-4, max_err_over_block_absmax: 4.9e-4 }),

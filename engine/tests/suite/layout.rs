@@ -1,7 +1,7 @@
 //! Weight formats: round-trip error budgets on random data and on the default model's rows,
 //! and the GPU layout against the CPU blocks.
 
-mod common;
+use crate::common;
 
 use half::f16;
 use lowbit::gguf::{Gguf, GgmlType};

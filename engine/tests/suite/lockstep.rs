@@ -3,7 +3,7 @@
 //! per-position metrics and the summaries agree with each other. On the tiny model (the default
 //! model's tokenizer and formats, random weights): the mechanics, not the model's knowledge.
 
-mod common;
+use crate::common;
 
 use lowbit::chat::Message;
 use lowbit::lockstep::{CompareSettings, LockStep, Mode};

@@ -2,7 +2,7 @@
 //! say what the file already is — INT4 reproduces its Q4_1 blocks exactly, while its Q8_0
 //! embedding (also the output head) is where INT4 loses.
 
-mod common;
+use crate::common;
 
 use lowbit::gguf::Gguf;
 use lowbit::inspect::{inspect, tensors};

@@ -1,7 +1,7 @@
 //! The model picker's list against the real files the suite has: the published shapes it sizes
 //! each model by are the ones the files' own metadata gives.
 
-mod common;
+use crate::common;
 
 use lowbit::catalog::{Entry, MODELS};
 use lowbit::gguf::Gguf;

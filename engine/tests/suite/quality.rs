@@ -1,6 +1,6 @@
 //! Quality per precision on the golden text (lavapipe in CI): what `lowbit compare` reports.
 
-mod common;
+use crate::common;
 
 use common::golden_text;
 use lowbit::gguf::Gguf;

@@ -1,6 +1,6 @@
 //! Chat template, sampler and the `lowbit` command line.
 
-mod common;
+use crate::common;
 
 use common::{golden, SMOLLM_GOLDEN};
 use lowbit::chat::{ChatTemplate, Message};
@@ -66,7 +66,7 @@ fn cli_info_tokenize_and_errors() {
     let (code, _, err) = lowbit(&["info", "/nonexistent.gguf"]);
     assert_eq!(code, 1);
     assert!(err.starts_with("lowbit: ") && !err.contains("panicked"), "{err}");
-    let (code, _, err) = lowbit(&["info", concat!(env!("CARGO_MANIFEST_DIR"), "/tests/chat_sampler_cli.rs")]);
+    let (code, _, err) = lowbit(&["info", concat!(env!("CARGO_MANIFEST_DIR"), "/tests/suite/chat_sampler_cli.rs")]);
     assert_eq!(code, 1);
     assert!(err.contains("not a GGUF file"), "{err}");
     let (code, _, err) = lowbit(&["frobnicate"]);

@@ -5,7 +5,7 @@
 //! Every file is built here from a small valid model (random weights at the tiny shape, a
 //! byte-fallback SentencePiece vocabulary, a ChatML template), so nothing needs a download.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! GGUF reader: metadata of every type, tensor infos, dequantization of hand-built blocks with
 //! known values, named errors (never a panic) on corrupt input, and the default model's header.
 
-mod common;
+use crate::common;
 
 use half::{bf16, f16};
 use lowbit::gguf::{self, Array, Gguf, GgmlType, TensorOut, Value};

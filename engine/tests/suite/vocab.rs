@@ -3,7 +3,7 @@
 //! with `.inp`/`.out` pairs (texts and the ids Hugging Face's tokenizers give them), and every
 //! `.jinja` chat template.
 
-mod common;
+use crate::common;
 
 use lowbit::chat::{ChatTemplate, Message};
 use lowbit::gguf::Gguf;

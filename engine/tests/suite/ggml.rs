@@ -2,7 +2,7 @@
 //! maintained in the llama.cpp repository): random blocks of every type, and the first rows of a
 //! real tensor of each type in Gemma 3 270M Q4_K_M.
 
-mod common;
+use crate::common;
 
 use lowbit::ggml::block_size;
 use lowbit::gguf::{GgmlType, Gguf};

@@ -1,7 +1,7 @@
 //! Every WGSL kernel against its CPU reference on the GPU (lavapipe in CI), within the per-dtype
 //! tolerance table `selftest::KERNEL_TOLERANCE`.
 
-mod common;
+use crate::common;
 
 use lowbit::gpu::{Reduce, Tiling};
 use lowbit::selftest::{self, Case, KERNEL_TOLERANCE};

@@ -1,7 +1,7 @@
 //! Quantization methods end to end: calibration through the CPU reference, the calibrated
 //! methods on the GPU (lavapipe in CI), scored against FP16 as `lowbit compare` does.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

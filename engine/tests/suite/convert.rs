@@ -1,7 +1,7 @@
 //! `lowbit convert`: F16 and Q8_0 re-encodings of a model in the default model's formats are valid
 //! GGUF files that keep the metadata and the model's quality.
 
-mod common;
+use crate::common;
 
 use common::golden_text;
 use lowbit::gguf::{self, ConvertTo, GgmlType, Gguf};

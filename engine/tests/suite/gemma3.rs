@@ -5,7 +5,7 @@
 //! 6 layers. Against llama.cpp's golden perplexity and next-token logits on the CPU at the source
 //! precision, and the GPU at FP16 against the CPU.
 
-mod common;
+use crate::common;
 
 use common::{golden, golden_text, ids};
 use lowbit::chat::{ChatTemplate, Message};

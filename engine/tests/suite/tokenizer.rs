@@ -1,6 +1,6 @@
 //! Tokenizer ids identical to llama.cpp's for every golden string of the default model.
 
-mod common;
+use crate::common;
 
 use common::{golden, golden_text, ids, SMOLLM_GOLDEN};
 use lowbit::gguf::Gguf;

@@ -1,6 +1,6 @@
 //! The CPU reference forward pass against llama.cpp's golden perplexity and next-token logits.
 
-mod common;
+use crate::common;
 
 use common::{golden, golden_text, ids, SMOLLM_GOLDEN};
 use lowbit::gguf::Gguf;

@@ -3,7 +3,7 @@
 //! The GPU at FP16, INT8 and INT4 against the CPU reference at the source precision, and a coding
 //! question answered with code.
 
-mod common;
+use crate::common;
 
 use lowbit::chat::{ChatTemplate, Message};
 use lowbit::gguf::Gguf;

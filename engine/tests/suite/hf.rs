@@ -6,7 +6,7 @@
 //! vocabularies gives the ids Hugging Face's tokenizers give, and Hugging Face's own library reads it
 //! the same way. Hostile checkpoints are in `hostile.rs`.
 
-mod common;
+use crate::common;
 
 use lowbit::chat::{ChatTemplate, Message};
 use lowbit::gguf::Gguf;

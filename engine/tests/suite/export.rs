@@ -1,7 +1,7 @@
 //! `lowbit quantize`'s GGUF export: gguf-py (ggml's own dequantizers) reads back exactly the
 //! weights lowbit runs, and lowbit loading the export scores exactly as the variant that wrote it.
 
-mod common;
+use crate::common;
 
 use lowbit::export::export;
 use lowbit::gguf::Gguf;

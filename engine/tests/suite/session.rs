@@ -3,7 +3,7 @@
 //! conversation; Stop while the prompt is read keeps what was read; a conversation longer than
 //! the context is a named error.
 
-mod common;
+use crate::common;
 
 use lowbit::chat::Message;
 use lowbit::sampler::SamplerConfig;
