@@ -1,13 +1,13 @@
 //! Shareable comparisons: the page's URL query carries the prompt, the sampling settings and the
 //! precision choices, so one link reproduces a lock-step comparison on the same model.
 //!
-//! `?p=…&chat=1&sys=…&mode=same&n=8&t=0&k=40&tp=0.95&mp=0.05&rp=1.1&seed=42&lanes=int8,int4&w=fp16&kv=f32`
+//! `?p=…&chat=1&sys=…&mode=same&n=8&t=0&k=40&tp=0.95&mp=0.05&rp=1.1&seed=42&lanes=int8,int4&w=fp16&kv=f32&act=f32`
 //! (`lanes`: the variants compared with FP16, e.g. `int4`, `int4-int4-int8`, `fp16+kv-int8`;
-//! `w` and `kv`: the weight plan and KV cache format the model is loaded at).
+//! `w`, `kv` and `act`: the weight plan, KV cache format and activations the model is loaded at).
 
 use lowbit::lockstep::{CompareSettings, Mode};
 use lowbit::plan::{Plan, Variant};
-use lowbit::KvPrecision;
+use lowbit::{Activations, KvPrecision};
 use lowbit::sampler::SamplerConfig;
 
 /// What a shared link holds.
@@ -17,6 +17,7 @@ pub struct Shared {
     /// The plan to load the model at (and to chat at).
     pub plan: Plan,
     pub kv: KvPrecision,
+    pub act: Activations,
 }
 
 /// Percent-encode everything but RFC 3986's unreserved characters.
@@ -70,6 +71,7 @@ pub fn to_query(sh: &Shared) -> String {
         ("lanes", lanes.join(",")),
         ("w", sh.plan.code()),
         ("kv", sh.kv.name().to_string()),
+        ("act", sh.act.name().to_string()),
     ];
     let q: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
     format!("?{}", q.join("&"))
@@ -113,6 +115,7 @@ pub fn from_query(q: &str, defaults: &Shared) -> Option<Shared> {
         },
         plan: get("w").and_then(|w| Plan::parse(w).ok()).unwrap_or(defaults.plan),
         kv: get("kv").and_then(|k| KvPrecision::parse(k).ok()).unwrap_or(defaults.kv),
+        act: get("act").and_then(|a| Activations::parse(a).ok()).unwrap_or(defaults.act),
     })
 }
 
@@ -135,6 +138,7 @@ mod tests {
             },
             plan: Plan::uniform(Precision::Fp16),
             kv: KvPrecision::F32,
+            act: Activations::F32,
         }
     }
 
@@ -149,7 +153,9 @@ mod tests {
         sh.settings.lanes.push(Variant::new(Precision::Fp16, KvPrecision::Int8));
         sh.plan = Plan::uniform(Precision::Int8);
         sh.kv = KvPrecision::F16;
+        sh.act = Activations::Int8;
         let q = to_query(&sh);
+        assert!(q.ends_with("&kv=f16&act=int8"), "{q}");
         assert!(!q.contains(' ') && !q.contains('#') && !q.contains('«') && !q.contains('+'), "{q}");
         assert!(q.contains("lanes=int8%2Cint4%2Cfp16-int4-fp16%2Cfp16%2Bkv-int8"), "{q}");
         assert_eq!(from_query(&q, &defaults()), Some(sh));
@@ -169,7 +175,8 @@ mod tests {
     fn no_prompt_is_no_comparison_and_bad_values_keep_defaults() {
         assert_eq!(from_query("?t=0.5", &defaults()), None);
         assert_eq!(from_query("", &defaults()), None);
-        let sh = from_query("?p=hi%2&t=oops&n=99999&w=int9&mode=x", &defaults()).unwrap();
+        let sh = from_query("?p=hi%2&t=oops&n=99999&w=int9&mode=x&act=int3", &defaults()).unwrap();
+        assert_eq!(sh.act, Activations::F32);
         assert_eq!(sh.settings.prompt, "hi%2");
         assert_eq!(sh.settings.sampling.temperature, SamplerConfig::default().temperature);
         assert_eq!(sh.settings.max_tokens, 512);

@@ -91,8 +91,11 @@ test('a shared link reproduces the same comparison', async ({ page }, testInfo) 
   test.skip(!shared, 'needs the comparison of the previous test');
   const app = new AppPage(page);
   await page.setViewportSize({ width: 1300, height: 1000 });
-  await page.goto(shared.link);
+  // The link also asks for 8-bit activations, chosen before the model is loaded.
+  expect(shared.link).toContain('&act=f32');
+  await page.goto(shared.link.replace('&act=f32', '&act=int8'));
   await expect(app.id('compare-pending')).toBeVisible({ timeout: LONG });
+  await expect(app.id('act-int8')).toHaveAttribute('aria-pressed', 'true');
   await expect(app.id('compare-prompt')).toHaveValue(PROMPT);
   await expect(app.id('compare-sampling')).toContainText('seed 7');
   await expect(app.id('model-status')).not.toContainText('starting the engine', { timeout: LONG });
@@ -102,6 +105,8 @@ test('a shared link reproduces the same comparison', async ({ page }, testInfo) 
   await app.id('compare-view').scrollIntoViewIfNeeded();
   await app.screenshot(testInfo, 'compare-shared');
   expect(await laneTexts(app)).toEqual(shared.lanes);
+  // The comparison waited for the loaded model to switch to them (a load starts at f32).
+  await expect(app.id('act-int8')).toHaveAttribute('aria-pressed', 'true');
   expect(app.errors).toEqual([]);
 });
 

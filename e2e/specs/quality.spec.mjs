@@ -161,5 +161,9 @@ test('8-bit activations: switched on the loaded model, scored beside weights-onl
   }
   await expect(app.id('bench-a8-ratio')).toContainText('INT4 with 8-bit activations decodes');
   await expect(app.id('act-int8')).toHaveAttribute('aria-pressed', 'true');
+  // A precision switch keeps the loaded model's activations.
+  await app.setPrecision('int8');
+  await expect(app.id('act-int8')).toHaveAttribute('aria-pressed', 'true');
+  await expect(app.id('act-status')).toContainText('multiply 8-bit activations');
   expect(app.errors).toEqual([]);
 });

@@ -89,8 +89,8 @@ impl Page {
     }
 
     /// A model event, with what it means for the other features: a new model clears the lab and
-    /// the chat's measurements and takes the KV format chosen before it; a comparison a shared
-    /// link asked for runs once the model (and its KV format) is there.
+    /// the chat's measurements and takes the KV format and activations chosen before it; a
+    /// comparison a shared link asked for runs once the model (and those settings) are there.
     fn model_event(self, e: ModelEvent) {
         match e {
             ModelEvent::Loaded(_) => {
@@ -106,14 +106,16 @@ impl Page {
                 self.chat.model_changed();
                 // The file is in the model cache now: the storage line counts it.
                 self.chat.refresh_storage_soon();
-                self.model.apply_chosen_kv();
-                self.lab.run_pending();
+                self.settings_applied();
             }
-            ModelEvent::ActivationsSwitched { .. } => self.model.apply(e, false),
+            ModelEvent::ActivationsSwitched { .. } => {
+                self.model.apply(e, false);
+                self.settings_applied();
+            }
             ModelEvent::KvSwitched { .. } => {
                 self.model.apply(e, false);
                 self.chat.cache_cleared();
-                self.lab.run_pending();
+                self.settings_applied();
             }
             ModelEvent::ContextSet { context_size, context_used, .. } => {
                 self.chat.context_set(context_size, context_used);
@@ -127,15 +129,28 @@ impl Page {
         }
     }
 
+    /// After a load or a setting's switch: the next setting chosen before the load, else the
+    /// comparison a shared link asked for.
+    fn settings_applied(self) {
+        if !self.model.apply_chosen() {
+            self.lab.run_pending();
+        }
+    }
+
     /// A job ended with an error (`running`: what it was): a reply keeps what it wrote; a lost
-    /// device takes the model with it.
+    /// device takes the model with it; a setting that could not be applied after a load lets the
+    /// next one go on.
     fn fail(self, running: Option<JobKind>, kind: ErrorKind, message: String) {
+        let setting = matches!(running, Some(JobKind::Kv | JobKind::Activations));
         self.lab.ended_without_result(running.as_ref());
         self.chat.ended(running);
         if kind == ErrorKind::DeviceLost {
             self.model.model.set(None);
         }
         self.engine.error.set(Some((kind, message)));
+        if setting && self.model.loaded() {
+            self.settings_applied();
+        }
     }
 }
 

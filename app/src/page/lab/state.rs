@@ -252,7 +252,8 @@ impl LabState {
 
     /// What a shared link of the current form holds.
     pub fn shared(&self) -> Shared {
-        Shared { settings: self.compare_settings(), plan: self.model.plan.get_untracked(), kv: self.model.kv.get_untracked() }
+        let m = self.model;
+        Shared { settings: self.compare_settings(), plan: m.plan.get_untracked(), kv: m.kv.get_untracked(), act: m.act.get_untracked() }
     }
 
     /// Fill the form, sampling settings and precision from a shared link; the comparison runs
@@ -266,6 +267,7 @@ impl LabState {
         f.max_tokens.set(s.max_tokens);
         f.lanes.set(s.lanes);
         self.model.kv.set(sh.kv);
+        self.model.act.set(sh.act);
         self.chat.system_prompt.set(s.system);
         self.chat.sampling.set(s.sampling);
         self.model.plan.set(sh.plan);

@@ -20,7 +20,7 @@ pub fn ActivationsFormat() -> impl IntoView {
                 {Activations::ALL.iter().map(|&a| view! {
                     <button data-testid=format!("act-{}", a.name())
                         aria-pressed=move || (model.act.get() == a).to_string()
-                        disabled=move || !model.loaded() || (engine.busy() && model.act.get() != a)
+                        disabled=move || engine.busy() && model.act.get() != a
                         on:click=move |_| model.set_act(a)>
                         <span class="p-name">{a.name().to_uppercase()}</span>
                         <span class="p-bytes">{match a {

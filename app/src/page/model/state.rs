@@ -59,8 +59,12 @@ pub struct ModelState {
     pub weight_bytes: RwSignal<u64>,
     /// How the KV cache is stored.
     pub kv: RwSignal<KvPrecision>,
-    /// The activations' format the INT8 and INT4 matrices multiply (f32 after every load).
+    /// The activations' format the INT8 and INT4 matrices multiply (the next load's when no
+    /// model is loaded: it is applied once the model and its KV format are).
     pub act: RwSignal<Activations>,
+    /// The KV format and activations chosen before a load (or by a shared link), waiting for
+    /// the loaded model to be free to switch to them.
+    pending: RwSignal<(Option<KvPrecision>, Option<Activations>)>,
     /// Tokens the KV cache holds room for (the next load's, or the loaded model's).
     pub n_ctx: RwSignal<usize>,
     pub last_switch_ms: RwSignal<Option<f64>>,
@@ -85,6 +89,7 @@ impl ModelState {
             weight_bytes: RwSignal::new(0),
             kv: RwSignal::new(KvPrecision::F32),
             act: RwSignal::new(Activations::F32),
+            pending: RwSignal::new((None, None)),
             n_ctx: RwSignal::new(N_CTX),
             last_switch_ms: RwSignal::new(None),
             calibrated: RwSignal::new(None),
@@ -182,20 +187,38 @@ impl ModelState {
         self.start(JobKind::Kv, ModelJob::SetKv { kv }, &[]);
     }
 
-    /// Multiply 8-bit activations (or f32 ones) from the next token on, keeping the conversation.
+    /// Multiply 8-bit activations (or f32 ones) from the next token on, keeping the conversation
+    /// (applied after the next load when no model is loaded).
     pub fn set_act(&self, act: Activations) {
-        if !self.loaded() || act == self.act.get_untracked() || self.engine.busy() {
+        if !self.loaded() {
+            self.act.set(act);
+            return;
+        }
+        if act == self.act.get_untracked() || self.engine.busy() {
             return;
         }
         self.start(JobKind::Activations, ModelJob::SetActivations { act }, &[]);
     }
 
-    /// A KV format chosen before the load (or by a shared link) applies once a model is loaded.
-    pub fn apply_chosen_kv(&self) {
-        let kv = self.kv.get_untracked();
-        if kv != KvPrecision::F32 {
-            self.kv.set(KvPrecision::F32);
-            self.set_kv(kv);
+    /// The KV format and activations chosen before the load (or by a shared link) apply once a
+    /// model is loaded, one job after the other: this starts the first still to do (call it
+    /// again when that one ends). Whether it started one.
+    pub fn apply_chosen(&self) -> bool {
+        if !self.can_run() {
+            return false;
+        }
+        match self.pending.get_untracked() {
+            (Some(kv), act) => {
+                self.pending.set((None, act));
+                self.set_kv(kv);
+                true
+            }
+            (None, Some(act)) => {
+                self.pending.set((None, None));
+                self.set_act(act);
+                true
+            }
+            (None, None) => false,
         }
     }
 
@@ -234,7 +257,12 @@ impl ModelState {
                 let LoadedModel { name, info, fit, plan, plan_reason, weight_bytes, kv_bytes, context_size, from_cache, load_ms, calibration } = *m;
                 crate::ui::fmt::set_model(Some(info.clone()));
                 self.plan.set(plan);
+                // A load starts with an f32 KV cache and f32 activations; the formats chosen
+                // before it follow (`apply_chosen`).
+                let (kv, act) = (self.kv.get_untracked(), self.act.get_untracked());
+                self.kv.set(KvPrecision::F32);
                 self.act.set(Activations::F32);
+                self.pending.set(((kv != KvPrecision::F32).then_some(kv), (act != Activations::F32).then_some(act)));
                 self.calibrated.set(calibration.map(|c| (c.tokens, c.seconds)));
                 self.exported.set(None);
                 self.plan_reason.set(plan_reason);
@@ -261,8 +289,8 @@ impl ModelState {
                 });
             }
             ModelEvent::Switched { plan, weight_bytes, ms, calibration } => {
+                // The activations' format is the loaded model's, and a switch keeps it.
                 self.plan.set(plan);
-                self.act.set(Activations::F32);
                 self.calibrated.set(calibration.map(|c| (c.tokens, c.seconds)));
                 self.weight_bytes.set(weight_bytes);
                 self.last_switch_ms.set(Some(ms));
