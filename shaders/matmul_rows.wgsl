@@ -5,9 +5,9 @@
 // workgroup), and all load the same x: as `rows_lanes.wgsl` or `rows_subgroup.wgsl` (composed
 // in) says, each by itself or a quarter each and shared. Written without private arrays (16 named
 // accumulators, each a vec4 over 4 tokens): a software compiler that does not unroll loops keeps
-// an indexed array in memory. x is read as vec4s: k must be a multiple of 4 (the host runs the
-// tiled matmul otherwise).
-@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>; // [m, k / 4]
+// an indexed array in memory. The input file composed before this one (`matmul_x_f32.wgsl`, or
+// `matmul_x_q8.wgsl` for 8-bit activations) binds x and defines `x_pair`; k must be a multiple of
+// 4 (the host runs the tiled matmul otherwise).
 @group(0) @binding(3) var<storage, read_write> y: array<f32>; // [m, n]
 
 struct Params {
@@ -20,17 +20,6 @@ struct Params {
 
 const LANES: u32 = 8u;
 const TILE: u32 = 8u; // tokens per invocation
-
-// x[t, o .. o + 4), zero past the row or the last token.
-fn xt4(t: u32, o: u32) -> vec4<f32> {
-    if (t >= p.m || o >= p.k) { return vec4<f32>(0.0); }
-    return x[(t * p.k + o) / 4u];
-}
-
-// x[t0 + i, o .. o + 8): pair i for `load8`, which gives the 4 tokens' values (token i's in ai, bi).
-fn x_pair(t0: u32, o: u32, i: u32) -> W8 {
-    return W8(xt4(t0 + i, o), xt4(t0 + i, o + 4u));
-}
 
 // The 8 weights w against each token's 8 inputs: one sum per token.
 fn mac(w: W8, v: Xs) -> vec4<f32> {

@@ -127,6 +127,9 @@ pub enum Case {
     /// Prefill's activations `[m, k]` to 8 bits and back (`act_q8_rows`).
     ActQ8Rows { m: usize, k: usize },
     Matmul { p: Precision, tiling: Tiling, m: usize, k: usize, n: usize },
+    /// A prefill matmul over 8-bit activations: `act_q8_rows`' codes, then the barrier-free
+    /// `matmul_q8*` (`tiling`: `Rows` or `RowsSubgroup`).
+    MatmulQ8 { p: Precision, tiling: Tiling, m: usize, k: usize, n: usize },
     Embedding { p: Precision, rows: usize, k: usize, m: usize },
     Rmsnorm { rows: usize, d: usize },
     /// SwiGLU's gate over stacked gate and up projections `[m, 2n]`.
@@ -172,8 +175,9 @@ impl Case {
                 let norm = if *fuse == Fuse::Norm { "+norm" } else { "" };
                 Kernel::matvec_q8(*p, *reduce, *fuse, *dot).name() + norm
             }
-            Case::ActQ8Rows { .. } => Kernel::ActQ8Rows.name(),
+            Case::ActQ8Rows { .. } => Kernel::ActQ8Rows { codes: false }.name(),
             Case::Matmul { p, tiling, .. } => Kernel::Matmul(*p, *tiling).name(),
+            Case::MatmulQ8 { p, tiling, .. } => Kernel::MatmulQ8(*p, *tiling).name(),
             Case::Embedding { p, .. } => format!("embedding_{p}"),
             Case::Rmsnorm { .. } => "rmsnorm".into(),
             Case::RmsnormAdd { .. } => Kernel::RmsnormAdd.name(),
@@ -195,8 +199,8 @@ impl Case {
     pub fn dtype(&self) -> DType {
         match self {
             Case::Matvec { p, .. } | Case::Matmul { p, .. } | Case::Embedding { p, .. } => (*p).into(),
-            Case::MatvecQ8 { p: Precision::Int4, .. } => DType::Int4A8,
-            Case::MatvecQ8 { .. } => DType::Int8A8,
+            Case::MatvecQ8 { p: Precision::Int4, .. } | Case::MatmulQ8 { p: Precision::Int4, .. } => DType::Int4A8,
+            Case::MatvecQ8 { .. } | Case::MatmulQ8 { .. } => DType::Int8A8,
             _ => DType::F32,
         }
     }
@@ -205,7 +209,7 @@ impl Case {
         match *self {
             Case::Matvec { k, n, .. } | Case::MatvecQ8 { k, n, .. } => format!("{k}x{n}"),
             Case::ActQ8Rows { m, k } => format!("m{m} {k}"),
-            Case::Matmul { m, k, n, .. } => format!("m{m} {k}x{n}"),
+            Case::Matmul { m, k, n, .. } | Case::MatmulQ8 { m, k, n, .. } => format!("m{m} {k}x{n}"),
             Case::Embedding { rows, k, m, .. } => format!("{rows}x{k} m{m}"),
             Case::Rmsnorm { rows, d } | Case::RmsnormAdd { rows, d } => format!("{rows}x{d}"),
             Case::HeadNorm { m, heads, kv_heads, head_dim } => format!("m{m} h{heads}/{kv_heads} d{head_dim}"),
@@ -241,6 +245,9 @@ pub fn standard_cases(subgroups: bool) -> Vec<Case> {
         v.push(Case::Embedding { p, rows: 50, k: 300, m: 5 });
         if p.int_dot() {
             v.extend(Kernel::q8_forms(subgroups).into_iter().flat_map(|(reduce, dot)| Fuse::ALL.map(|fuse| Case::MatvecQ8 { p, reduce, fuse, dot, k: 300, n: 77 })));
+            for tiling in [Tiling::Rows, Tiling::RowsSubgroup].into_iter().filter(|t| !t.needs_subgroups() || subgroups) {
+                v.push(Case::MatmulQ8 { p, tiling, m: 37, k: 300, n: 77 });
+            }
         }
     }
     v.push(Case::ActQ8Rows { m: 5, k: 579 });
@@ -335,6 +342,7 @@ pub async fn run_case(gpu: &Gpu, case: &Case, seed: u64) -> Result<Row> {
         Case::MatvecQ8 { p, reduce, fuse, dot, k, n } => matvec_q8_trial(&mut t, p, reduce, fuse, dot, k, n)?,
         Case::ActQ8Rows { m, k } => act_q8_rows_trial(&mut t, m, k)?,
         Case::Matmul { p, tiling, m, k, n } => matmul_trial(&mut t, p, tiling, m, k, n)?,
+        Case::MatmulQ8 { p, tiling, m, k, n } => matmul_q8_trial(&mut t, p, tiling, m, k, n)?,
         Case::Embedding { p, rows, k, m } => embedding_trial(&mut t, p, rows, k, m)?,
         Case::Rmsnorm { rows, d } => rmsnorm_trial(&mut t, rows, d)?,
         Case::RmsnormAdd { rows, d } => rmsnorm_add_trial(&mut t, rows, d)?,
@@ -471,7 +479,7 @@ fn act_q8_rows_trial(t: &mut Trial, m: usize, k: usize) -> Result<Expected> {
     let (gpu, rec, rng) = (t.gpu, &mut t.rec, &mut t.rng);
     let mut x = rng.normals(m * k, 1.0);
     let (gx, gy) = (gpu.storage_f32("x", &x)?, gpu.zeros("y", m * k)?);
-    rec.act_q8_rows(&gx, &gy, m, k);
+    rec.act_q8_rows(&gx, &gy, m, k, false);
     crate::layout::quantize_activations(&mut x, k);
     let scale = vec![max_abs(&x); x.len()];
     Ok(Expected { out: gy, want: x, scale, decode: None })
@@ -485,6 +493,21 @@ fn matmul_trial(t: &mut Trial, p: Precision, tiling: Tiling, m: usize, k: usize,
     let gw = gpu.upload_matrix("w", &w)?;
     let (gx, gy) = (gpu.storage_f32("x", &x)?, gpu.zeros("y", m * n)?);
     rec.matmul_with(&gw, &gx, &gy, m, tiling);
+    Ok(Expected { out: gy, want: reference::matmul(&w, &x, m), scale: reference::matmul_abs(&w, &x, m), decode: None })
+}
+
+/// The trial of [`Case::MatmulQ8`]: the CPU reference quantizes x per block
+/// ([`crate::layout::quantize_activations`]) and multiplies in f32.
+fn matmul_q8_trial(t: &mut Trial, p: Precision, tiling: Tiling, m: usize, k: usize, n: usize) -> Result<Expected> {
+    let (gpu, rec, rng) = (t.gpu, &mut t.rec, &mut t.rng);
+    let w = QuantMatrix::quantize(&rng.normals(n * k, 0.05), n, k, p)?;
+    let mut x = rng.normals(m * k, 1.0);
+    let gw = gpu.upload_matrix("w", &w)?;
+    // Codes and scales: nb · 8 words and nb scales a token.
+    let (gx, gq, gy) = (gpu.storage_f32("x", &x)?, gpu.zeros("xq", m * k.div_ceil(32) * 9)?, gpu.zeros("y", m * n)?);
+    rec.act_q8_rows(&gx, &gq, m, k, true);
+    rec.matmul_q8(&gw, &gq, &gy, m, tiling);
+    crate::layout::quantize_activations(&mut x, k);
     Ok(Expected { out: gy, want: reference::matmul(&w, &x, m), scale: reference::matmul_abs(&w, &x, m), decode: None })
 }
 

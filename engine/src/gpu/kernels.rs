@@ -27,6 +27,8 @@ const SHADERS: &[(&str, &str)] = &[
     ("rows_of", include_str!("../../../shaders/rows_of.wgsl")),
     ("act_q8", include_str!("../../../shaders/act_q8.wgsl")),
     ("act_q8_rows", include_str!("../../../shaders/act_q8_rows.wgsl")),
+    ("matmul_x_f32", include_str!("../../../shaders/matmul_x_f32.wgsl")),
+    ("matmul_x_q8", include_str!("../../../shaders/matmul_x_q8.wgsl")),
     ("matvec_q8_io", include_str!("../../../shaders/matvec_q8_io.wgsl")),
     ("matvec_q8", include_str!("../../../shaders/matvec_q8.wgsl")),
     ("matvec_q8_rows", include_str!("../../../shaders/matvec_q8_rows.wgsl")),
@@ -251,9 +253,13 @@ pub enum Kernel {
     /// A decode token's activations to 8-bit codes per block of 32 (with the norm's weights when
     /// `norm`; interleaved for INT4's packed products when `interleave`).
     ActQ8 { norm: bool, interleave: bool },
-    /// Prefill's activations to 8 bits and back.
-    ActQ8Rows,
+    /// Prefill's activations to 8 bits: the codes and scales (`codes`, for [`Kernel::MatmulQ8`])
+    /// or the values they stand for, in f32 (for the tiled matmul).
+    ActQ8Rows { codes: bool },
     Matmul(Precision, Tiling),
+    /// The barrier-free prefill matmul (`Tiling::Rows` or `RowsSubgroup`) over 8-bit activations
+    /// (`ActQ8Rows { codes: true }`), INT8 or INT4 weights.
+    MatmulQ8(Precision, Tiling),
     Embedding(Precision),
     Rmsnorm,
     /// `y += rmsnorm(x)·w`.
@@ -343,12 +349,13 @@ impl Kernel {
             v.push(Kernel::Embedding(p));
             if p.int_dot() {
                 v.extend(Kernel::matvec_q8_variants(p));
+                v.extend([Tiling::Rows, Tiling::RowsSubgroup].map(|t| Kernel::MatmulQ8(p, t)));
             }
         }
         for norm in [false, true] {
             v.extend([false, true].map(|interleave| Kernel::ActQ8 { norm, interleave }));
         }
-        v.push(Kernel::ActQ8Rows);
+        v.extend([false, true].map(|codes| Kernel::ActQ8Rows { codes }));
         v.extend([Kernel::Rmsnorm, Kernel::RmsnormAdd, Kernel::HeadNorm, Kernel::Add, Kernel::Argmax, Kernel::Sample, Kernel::Copy]);
         v.extend([Activation::Silu, Activation::Gelu].map(Kernel::Glu));
         for k in KvPrecision::ALL {
@@ -396,11 +403,12 @@ impl Kernel {
             Kernel::ActQ8 { norm, interleave } => {
                 format!("act_q8{}{}", if *norm { "_norm" } else { "" }, if *interleave { "_interleaved" } else { "" })
             }
-            Kernel::ActQ8Rows => "act_q8_rows".into(),
+            Kernel::ActQ8Rows { codes } => format!("act_q8_rows{}", if *codes { "_codes" } else { "" }),
             Kernel::Matvec(p, r, f) => format!("matvec_{p}{}{}", r.suffix(), f.suffix()),
             Kernel::Matmul(p, Tiling::Shared) => format!("matmul_{p}"),
             Kernel::Matmul(p, Tiling::Rows) => format!("matmul_{p}_rows"),
             Kernel::Matmul(p, Tiling::RowsSubgroup) => format!("matmul_{p}_rows_sg"),
+            Kernel::MatmulQ8(p, t) => format!("matmul_q8_{p}_rows{}", if t.needs_subgroups() { "_sg" } else { "" }),
             Kernel::Embedding(p) => format!("embedding_{p}"),
             Kernel::Rmsnorm => "rmsnorm".into(),
             Kernel::RmsnormAdd => "rmsnorm_add".into(),
@@ -427,7 +435,7 @@ impl Kernel {
     pub fn needs_subgroups(&self) -> bool {
         match self {
             Kernel::Matvec(_, r, _) | Kernel::MatvecQ8(_, r, _, _) => r.needs_subgroups(),
-            Kernel::Matmul(_, t) => t.needs_subgroups(),
+            Kernel::Matmul(_, t) | Kernel::MatmulQ8(_, t) => t.needs_subgroups(),
             _ => false,
         }
     }
@@ -457,11 +465,12 @@ impl Kernel {
                 [&[reduce, "common"][..], weights(p), &["matvec_q8_io", "matvec_out", "matvec_q8"]].concat()
             }
             Kernel::ActQ8 { .. } => vec!["act_q8"],
-            Kernel::ActQ8Rows => vec!["act_q8_rows"],
+            Kernel::ActQ8Rows { .. } => vec!["act_q8_rows"],
             Kernel::Matmul(p, Tiling::Shared) => [&["common"][..], weights(p), &["matmul"]].concat(),
             Kernel::Matmul(p, t @ (Tiling::Rows | Tiling::RowsSubgroup)) => {
-                [&["common"][..], weights(p), &[rows_loads(t.needs_subgroups()), "matmul_rows"]].concat()
+                [&["common"][..], weights(p), &[rows_loads(t.needs_subgroups()), "matmul_x_f32", "matmul_rows"]].concat()
             }
+            Kernel::MatmulQ8(p, t) => [&["common"][..], weights(p), &[rows_loads(t.needs_subgroups()), "matmul_x_q8", "matmul_rows"]].concat(),
             Kernel::Embedding(p) => [&["common"][..], weights(p), &["embedding"]].concat(),
             Kernel::Rmsnorm | Kernel::RmsnormAdd => vec!["common", "rmsnorm"],
             Kernel::HeadNorm => vec!["common", "head_norm"],
@@ -489,6 +498,7 @@ impl Kernel {
             Kernel::ActQ8 { norm, interleave } => norm_header(*norm, 4) + &format!("const INTERLEAVE: bool = {interleave};\n"),
             Kernel::Rmsnorm => "const ADD: bool = false;\n".into(),
             Kernel::RmsnormAdd => "const ADD: bool = true;\n".into(),
+            Kernel::ActQ8Rows { codes } => format!("const CODES: bool = {codes};\n"),
             Kernel::AttnSoftmax => format!("const CHUNK: u32 = {ATTN_CHUNK}u;\n"),
             Kernel::AttnValues(_) => format!("const CHUNK: u32 = {ATTN_CHUNK}u;\nconst SPLIT: u32 = {ATTN_SPLIT}u;\nconst GT: u32 = {ATTN_GROUP_TILE}u;\n"),
             Kernel::AttnMerge => format!("const CHUNK: u32 = {ATTN_CHUNK}u;\nconst SPLIT: u32 = {ATTN_SPLIT}u;\n"),

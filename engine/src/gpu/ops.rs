@@ -285,11 +285,13 @@ impl Recorder {
         self.run(Kernel::Matvec(w.precision, reduce, fuse), &binds[..used], groups);
     }
 
-    /// Prefill's activations `x [m, k]` quantized to 8 bits per block and back, into `y`.
-    pub fn act_q8_rows(&mut self, x: &Buffer, y: &Buffer, m: usize, k: usize) {
+    /// Prefill's activations `x [m, k]` quantized to 8 bits per block into `y`: with `codes`, the
+    /// codes and scales [`Recorder::matmul_q8`] reads (`[m · nb · 8]` words of 4 codes, then
+    /// `[m · nb]` scales), else the values they stand for, in f32 (`[m, k]`).
+    pub fn act_q8_rows(&mut self, x: &Buffer, y: &Buffer, m: usize, k: usize, codes: bool) {
         let nb = k.div_ceil(32);
         let p = ActQ8RowsParams { m: m as u32, k: k as u32, nb: nb as u32, _pad: 0 };
-        self.run(Kernel::ActQ8Rows, &[Bind::Buf(x), Bind::Buf(y), Bind::Params(p.words())], grid_for(m * nb));
+        self.run(Kernel::ActQ8Rows { codes }, &[Bind::Buf(x), Bind::Buf(y), Bind::Params(p.words())], grid_for(m * nb));
     }
 
     /// [`Recorder::matvec_fused`] over 8-bit activations (INT8 or INT4 `w`): `act_q8` writes the
@@ -329,6 +331,18 @@ impl Recorder {
 
     /// `matmul` with a chosen tiling (tests run both).
     pub fn matmul_with(&mut self, w: &GpuMatrix, x: &Buffer, y: &Buffer, m: usize, tiling: Tiling) {
+        self.matmul_kernel(Kernel::Matmul(w.precision, tiling), tiling, w, x, y, m);
+    }
+
+    /// [`Recorder::matmul`] over 8-bit activations (`xq` from [`Recorder::act_q8_rows`] with
+    /// codes), INT8 or INT4 `w`, with a barrier-free `tiling` (`Rows` or `RowsSubgroup`; k a
+    /// multiple of 4).
+    pub fn matmul_q8(&mut self, w: &GpuMatrix, xq: &Buffer, y: &Buffer, m: usize, tiling: Tiling) {
+        debug_assert!(tiling != Tiling::Shared && w.cols % 4 == 0 && w.precision.int_dot());
+        self.matmul_kernel(Kernel::MatmulQ8(w.precision, tiling), tiling, w, xq, y, m);
+    }
+
+    fn matmul_kernel(&mut self, kernel: Kernel, tiling: Tiling, w: &GpuMatrix, x: &Buffer, y: &Buffer, m: usize) {
         let p = MatmulParams { m: m as u32, n: w.rows as u32, k: w.cols as u32, nb: w.blocks_per_row() as u32 };
         let groups = match tiling {
             Tiling::Shared => [p.n.div_ceil(32), p.m.div_ceil(32), 1],
@@ -336,7 +350,7 @@ impl Recorder {
             Tiling::Rows | Tiling::RowsSubgroup => grid((w.rows.div_ceil(64) * m.div_ceil(8)) as u32),
         };
         let [q, s] = Self::weights(w);
-        self.run(Kernel::Matmul(w.precision, tiling), &[q, s, Bind::Buf(x), Bind::Buf(y), Bind::Params(p.words())], groups);
+        self.run(kernel, &[q, s, Bind::Buf(x), Bind::Buf(y), Bind::Params(p.words())], groups);
     }
 
     /// `out [m, k] = W[ids] · scale`, dequantized: one dispatch per part of W, each writing the

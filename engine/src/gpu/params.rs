@@ -135,8 +135,8 @@ impl Kernel {
         let p = match self {
             Kernel::Matvec(..) | Kernel::MatvecQ8(..) => layout::<MatvecParams>(),
             Kernel::ActQ8 { .. } => layout::<ActQ8Params>(),
-            Kernel::ActQ8Rows => layout::<ActQ8RowsParams>(),
-            Kernel::Matmul(..) => layout::<MatmulParams>(),
+            Kernel::ActQ8Rows { .. } => layout::<ActQ8RowsParams>(),
+            Kernel::Matmul(..) | Kernel::MatmulQ8(..) => layout::<MatmulParams>(),
             Kernel::Embedding(_) => layout::<EmbeddingParams>(),
             Kernel::Rmsnorm | Kernel::RmsnormAdd => layout::<RmsnormParams>(),
             Kernel::HeadNorm => layout::<HeadNormParams>(),

@@ -24,7 +24,7 @@ use super::{Backend, Config, Mat, Vector};
 use crate::gguf::{Gguf, TensorInfo};
 use crate::gpu::ops::{scores_len, BindCache, Recorder};
 use crate::gpu::params::{Params, Step};
-use crate::gpu::{Buffer, Fuse, Gpu, GpuMatrix, Kernel, PassTimer};
+use crate::gpu::{Buffer, Fuse, Gpu, GpuMatrix, Kernel, PassTimer, Tiling};
 use crate::method::Calibration;
 use crate::plan::Plan;
 use crate::{Activations, Error, KvPrecision, Precision, QuantMatrix, Result};
@@ -633,7 +633,11 @@ impl GpuBackend {
                 v.extend(fuses.map(|f| Kernel::matvec_q8(p, reduce, f, dot)));
                 let q8 = Kernel::matvec_q8(p, reduce, Fuse::None, dot);
                 v.extend([false, true].map(|norm| q8.q8_input(norm)));
-                v.push(Kernel::ActQ8Rows);
+                let codes = tiling != Tiling::Shared;
+                v.push(Kernel::ActQ8Rows { codes });
+                if codes {
+                    v.push(Kernel::MatmulQ8(p, tiling));
+                }
             }
         }
         if c.qk_norm {
@@ -902,8 +906,7 @@ impl GpuBackend {
         if a.m == 1 {
             self.matvec(w, &a.buf, &y.buf, Fuse::None, None)?;
         } else {
-            let a = self.prefill_input(a, w)?;
-            self.rec().matmul(w, &a.buf, &y.buf, a.m);
+            self.prefill_matmul(a, w, &y.buf)?;
         }
         Ok(y)
     }
@@ -926,15 +929,28 @@ impl GpuBackend {
         Ok(())
     }
 
-    /// A prefill's input to `w`: quantized to 8 bits and back when the activations are 8-bit for
-    /// `w`'s precision (the f32 matmul then multiplies what decode's integer matvecs do), else `a`.
-    fn prefill_input(&mut self, a: &GpuActivations, w: &GpuMatrix) -> Result<GpuActivations> {
+    /// A prefill's `y = a · Wᵀ`. When the activations are 8-bit for `w`'s precision, `a` is
+    /// quantized first, and the matmul multiplies what decode's integer matvecs do: the
+    /// barrier-free matmul (CPU adapters) reads the codes and scales themselves, a quarter of the
+    /// bytes; the tiled one their values in f32.
+    fn prefill_matmul(&mut self, a: &GpuActivations, w: &GpuMatrix, y: &Buffer) -> Result<()> {
+        let m = a.m;
         if !self.activations.quantizes_for(w.precision) {
-            return Ok(GpuActivations { buf: a.buf.clone(), m: a.m, width: a.width });
+            self.rec().matmul(w, &a.buf, y, m);
+            return Ok(());
         }
-        let q = self.act(a.m, a.width)?;
-        self.rec().act_q8_rows(&a.buf, &q.buf, a.m, a.width);
-        Ok(q)
+        let tiling = self.gpu.tiling();
+        let codes = tiling != Tiling::Shared && w.cols % 4 == 0;
+        // Codes and scales: nb · 8 words and nb scales a token.
+        let q = self.act(m, if codes { a.width.div_ceil(32) * 9 } else { a.width })?;
+        let rec = self.rec();
+        rec.act_q8_rows(&a.buf, &q.buf, m, a.width, codes);
+        if codes {
+            rec.matmul_q8(w, &q.buf, y, m, tiling);
+        } else {
+            rec.matmul(w, &q.buf, y, m);
+        }
+        Ok(())
     }
 
     /// `y = W·rmsnorm(x)` (or `act(Wg·h)·(Wu·h)` with `fuse`) for m tokens: fused into the matvec
@@ -951,15 +967,13 @@ impl GpuBackend {
         } else {
             let h = self.act(m, x.width)?;
             self.rec().rmsnorm(&x.buf, &g, &h.buf, m, x.width, eps);
-            let h = self.prefill_input(&h, w)?;
-            let gu = if fuse.pairs() == 2 { Some(self.act(m, w.rows)?) } else { None };
-            let rec = self.rec();
-            match (gu, fuse) {
-                (Some(gu), Fuse::NormGlu(act)) => {
-                    rec.matmul(w, &h.buf, &gu.buf, m);
-                    rec.glu(act, &gu.buf, &out.buf, m, out.width);
+            match fuse {
+                Fuse::NormGlu(act) => {
+                    let gu = self.act(m, w.rows)?;
+                    self.prefill_matmul(&h, w, &gu.buf)?;
+                    self.rec().glu(act, &gu.buf, &out.buf, m, out.width);
                 }
-                _ => rec.matmul(w, &h.buf, &out.buf, m),
+                _ => self.prefill_matmul(&h, w, &out.buf)?,
             }
         }
         Ok(out)
