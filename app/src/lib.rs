@@ -8,3 +8,8 @@ pub mod job;
 pub mod markdown;
 pub mod protocol;
 pub mod share;
+
+// The page's code layout rules, checked by `cargo test` (a unit test, not an integration test:
+// those make cargo build the package's binaries natively, about two minutes of a cold test run).
+#[cfg(test)]
+mod layout_rules;
