@@ -42,5 +42,5 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         y[p.m * p.nb * 8u + i] = bitcast<u32>(d);
         return;
     }
-    for (var j = 0u; j < len; j++) { y[o + j] = bitcast<u32>(d * f32(code(o, j, 32u, id))); }
+    for (var j = 0u; j < len; j++) { y[o + j] = bitcast<u32>(d * f32(code(o, j, len, id))); }
 }

@@ -15,10 +15,7 @@ test('8-bit activations beside f32 ones', async ({ page }) => {
   const app = new AppPage(page);
   await app.open();
   await app.loadDefault();
-  await app.id('bench-prompt-tokens').fill(String(PROMPT));
-  await app.id('bench-prompt-tokens').dispatchEvent('change');
-  await app.id('bench-decode-tokens').fill(String(TOKENS));
-  await app.id('bench-decode-tokens').dispatchEvent('change');
+  await app.setBenchTokens(PROMPT, TOKENS);
   await app.id('bench-acts').check();
   await app.id('bench-run').click();
   await page.waitForFunction(() => document.querySelector('[data-testid=bench-result]'), null, { timeout: 18 * LONG });

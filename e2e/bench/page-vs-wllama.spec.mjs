@@ -30,10 +30,7 @@ test('lowbit (every precision) vs wllama, default model', async ({ page, context
   const app = new AppPage(page);
   await app.open();
   await app.loadDefault();
-  await app.id('bench-prompt-tokens').fill(String(PROMPT_TOKENS));
-  await app.id('bench-prompt-tokens').dispatchEvent('change');
-  await app.id('bench-decode-tokens').fill(String(TOKENS));
-  await app.id('bench-decode-tokens').dispatchEvent('change');
+  await app.setBenchTokens(PROMPT_TOKENS, TOKENS);
   await app.id('bench-run').click();
   await expect(app.id('model-bench-row')).toHaveCount(3, { timeout: LONG });
   const lowbit = JSON.parse(await app.id('bench-result').textContent());

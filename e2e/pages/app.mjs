@@ -81,6 +81,15 @@ export class AppPage {
     await this.id('max-tokens').dispatchEvent('change');
   }
 
+  /// The benchmark's prompt and decode lengths (either left as it is when not given).
+  async setBenchTokens(prompt, decode) {
+    for (const [field, n] of [['bench-prompt-tokens', prompt], ['bench-decode-tokens', decode]]) {
+      if (n === undefined) continue;
+      await this.id(field).fill(String(n));
+      await this.id(field).dispatchEvent('change');
+    }
+  }
+
   async setPrecision(p) {
     await this.id(`precision-${p}`).click();
     await expect(this.id(`precision-${p}`)).toHaveAttribute('aria-pressed', 'true', { timeout: LONG });

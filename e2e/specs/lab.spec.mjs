@@ -143,10 +143,7 @@ test('speed panel, inspector and a mixed-precision plan', async ({ page }, testI
   // its report as JSON (what `lowbit bench model --json` prints); the plan is kept.
   // A long benchmark shows its step, the time left and Cancel, and the model's status says
   // what runs; Cancel leaves no result and the model as it was.
-  await app.id('bench-prompt-tokens').fill('8');
-  await app.id('bench-prompt-tokens').dispatchEvent('change');
-  await app.id('bench-decode-tokens').fill('400');
-  await app.id('bench-decode-tokens').dispatchEvent('change');
+  await app.setBenchTokens(8, 400);
   await app.id('bench-run').click();
   await expect(app.id('bench-progress').getByTestId('run-step')).toContainText(/run \d of 3/, { timeout: LONG });
   await expect(app.id('model-status')).toContainText(/benchmarking \(step \d+ of 27\)/);
@@ -158,8 +155,7 @@ test('speed panel, inspector and a mixed-precision plan', async ({ page }, testI
   await app.waitReady();
   await expect(app.id('model-bench-row')).toHaveCount(0);
   await expect(app.id('precision-file')).toHaveAttribute('aria-pressed', 'true');
-  await app.id('bench-decode-tokens').fill('4');
-  await app.id('bench-decode-tokens').dispatchEvent('change');
+  await app.setBenchTokens(undefined, 4);
   await app.id('bench-run').click();
   await expect(app.id('model-bench-row')).toHaveCount(3, { timeout: LONG });
   const bench = JSON.parse(await app.id('bench-result').textContent());

@@ -144,10 +144,7 @@ test('8-bit activations: switched on the loaded model, scored beside weights-onl
   // The measurement gave the chat its setting back.
   await expect(app.id('act-int8')).toHaveAttribute('aria-pressed', 'true');
   // The benchmark times INT8 and INT4 with 8-bit activations too, and says what they buy.
-  await app.id('bench-prompt-tokens').fill('8');
-  await app.id('bench-prompt-tokens').dispatchEvent('change');
-  await app.id('bench-decode-tokens').fill('4');
-  await app.id('bench-decode-tokens').dispatchEvent('change');
+  await app.setBenchTokens(8, 4);
   await app.id('bench-acts').check();
   await app.id('bench-run').click();
   await expect(app.id('model-bench-row')).toHaveCount(5, { timeout: LONG });

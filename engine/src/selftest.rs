@@ -503,8 +503,7 @@ fn matmul_q8_trial(t: &mut Trial, p: Precision, tiling: Tiling, m: usize, k: usi
     let w = QuantMatrix::quantize(&rng.normals(n * k, 0.05), n, k, p)?;
     let mut x = rng.normals(m * k, 1.0);
     let gw = gpu.upload_matrix("w", &w)?;
-    // Codes and scales: nb · 8 words and nb scales a token.
-    let (gx, gq, gy) = (gpu.storage_f32("x", &x)?, gpu.zeros("xq", m * k.div_ceil(32) * 9)?, gpu.zeros("y", m * n)?);
+    let (gx, gq, gy) = (gpu.storage_f32("x", &x)?, gpu.zeros("xq", crate::gpu::ops::q8_rows_words(m, k))?, gpu.zeros("y", m * n)?);
     rec.act_q8_rows(&gx, &gq, m, k, true);
     rec.matmul_q8(&gw, &gq, &gy, m, tiling);
     crate::layout::quantize_activations(&mut x, k);

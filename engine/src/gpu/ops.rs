@@ -286,8 +286,8 @@ impl Recorder {
     }
 
     /// Prefill's activations `x [m, k]` quantized to 8 bits per block into `y`: with `codes`, the
-    /// codes and scales [`Recorder::matmul_q8`] reads (`[m · nb · 8]` words of 4 codes, then
-    /// `[m · nb]` scales), else the values they stand for, in f32 (`[m, k]`).
+    /// codes and scales [`Recorder::matmul_q8`] reads ([`q8_rows_words`]: `[m · nb · 8]` words of
+    /// 4 codes, then `[m · nb]` scales), else the values they stand for, in f32 (`[m, k]`).
     pub fn act_q8_rows(&mut self, x: &Buffer, y: &Buffer, m: usize, k: usize, codes: bool) {
         let nb = k.div_ceil(32);
         let p = ActQ8RowsParams { m: m as u32, k: k as u32, nb: nb as u32, _pad: 0 };
@@ -322,11 +322,9 @@ impl Recorder {
         self.run(kernel, &binds, groups);
     }
 
-    /// `Y [m, n] = X [m, k] · W [n, k]ᵀ`, with the adapter's best tiling.
+    /// `Y [m, n] = X [m, k] · W [n, k]ᵀ`, with the adapter's best tiling ([`matmul_tiling`]).
     pub fn matmul(&mut self, w: &GpuMatrix, x: &Buffer, y: &Buffer, m: usize) {
-        // The barrier-free kernel reads rows of x as vec4s.
-        let tiling = if w.cols % 4 == 0 { self.gpu.tiling() } else { Tiling::Shared };
-        self.matmul_with(w, x, y, m, tiling);
+        self.matmul_with(w, x, y, m, matmul_tiling(&self.gpu, w));
     }
 
     /// `matmul` with a chosen tiling (tests run both).
@@ -564,6 +562,18 @@ pub const ATTN_SPLIT: usize = 8;
 /// Floats the scores buffer of an attention tile of `rows` query rows over `n_kv` keys takes:
 /// the scores, a (maximum, sum) pair per chunk of keys, each split's share of the output, and a
 /// (maximum, sum) pair per split.
+/// The tiling [`Recorder::matmul`] runs `w` with: the adapter's, but the tiled one where a row of
+/// x is not whole vec4s (the barrier-free kernels read them so).
+pub fn matmul_tiling(gpu: &Gpu, w: &GpuMatrix) -> Tiling {
+    if w.cols % 4 == 0 { gpu.tiling() } else { Tiling::Shared }
+}
+
+/// Words [`Recorder::act_q8_rows`] writes with codes for `m` tokens of `k` inputs: each token's
+/// blocks of 32 codes (8 words), then every block's scale.
+pub fn q8_rows_words(m: usize, k: usize) -> usize {
+    m * k.div_ceil(32) * 9
+}
+
 pub fn scores_len(heads: usize, head_dim: usize, rows: usize, n_kv: usize) -> usize {
     let chunks = n_kv.div_ceil(ATTN_CHUNK);
     heads * rows * (n_kv + 2 * chunks + chunks.div_ceil(ATTN_SPLIT) * (head_dim + 2))

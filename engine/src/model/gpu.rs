@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use super::{Backend, Config, Mat, Vector};
 use crate::gguf::{Gguf, TensorInfo};
-use crate::gpu::ops::{scores_len, BindCache, Recorder};
+use crate::gpu::ops::{matmul_tiling, q8_rows_words, scores_len, BindCache, Recorder};
 use crate::gpu::params::{Params, Step};
 use crate::gpu::{Buffer, Fuse, Gpu, GpuMatrix, Kernel, PassTimer, Tiling};
 use crate::method::Calibration;
@@ -939,16 +939,15 @@ impl GpuBackend {
             self.rec().matmul(w, &a.buf, y, m);
             return Ok(());
         }
-        let tiling = self.gpu.tiling();
-        let codes = tiling != Tiling::Shared && w.cols % 4 == 0;
-        // Codes and scales: nb · 8 words and nb scales a token.
-        let q = self.act(m, if codes { a.width.div_ceil(32) * 9 } else { a.width })?;
+        let tiling = matmul_tiling(&self.gpu, w);
+        let codes = tiling != Tiling::Shared;
+        let q = self.act(m, if codes { q8_rows_words(1, a.width) } else { a.width })?.buf;
         let rec = self.rec();
-        rec.act_q8_rows(&a.buf, &q.buf, m, a.width, codes);
+        rec.act_q8_rows(&a.buf, &q, m, a.width, codes);
         if codes {
-            rec.matmul_q8(w, &q.buf, y, m, tiling);
+            rec.matmul_q8(w, &q, y, m, tiling);
         } else {
-            rec.matmul(w, &q.buf, y, m);
+            rec.matmul_with(w, &q, y, m, tiling);
         }
         Ok(())
     }
