@@ -39,6 +39,20 @@ use crate::{Error, Result};
 /// Weights per block, for every format.
 pub const BLOCK: usize = 32;
 
+/// `v.round().clamp(lo, hi)` (ties away from zero) for integer bounds within ±2²³: the level a
+/// quantizer assigns. `f32::round` is a call into the C library on x86-64 and in wasm (neither
+/// has an instruction that rounds ties away from zero), and the searches call this for every
+/// weight of every candidate scale. Clamping first gives the same level (rounding is monotone
+/// and keeps integers); adding the float just below ½, signed, then truncating is exact there: a
+/// fraction of ½ or more reaches the next integer (at the tie below 1 by rounding to even), a
+/// smaller one stays short of it. A NaN gives 0.
+#[inline]
+pub fn level(v: f32, lo: f32, hi: f32) -> f32 {
+    const JUST_BELOW_HALF: f32 = f32::from_bits(0x3eff_ffff);
+    let c = v.clamp(lo, hi);
+    (c + JUST_BELOW_HALF.copysign(c)) as i32 as f32
+}
+
 /// The GPU weight precisions the product switches between.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
@@ -185,7 +199,7 @@ pub trait AsymBlock: Copy {
         let d = f16::from_f32((max - m.to_f32()) / levels);
         let (df, mf) = (d.to_f32(), m.to_f32());
         let inv = if df > 0.0 { 1.0 / df } else { 0.0 };
-        Self::from_codes(d.to_bits(), m.to_bits(), &x.map(|v| ((v - mf) * inv).round().clamp(0.0, levels) as u8))
+        Self::from_codes(d.to_bits(), m.to_bits(), &x.map(|v| level((v - mf) * inv, 0.0, levels) as u8))
     }
 
     fn dequantize_codes(&self, out: &mut [f32; BLOCK]) {
@@ -268,7 +282,7 @@ impl BlockInt8 {
         let d = f16::from_f32(amax / 127.0);
         let df = d.to_f32();
         let inv = if df > 0.0 { 1.0 / df } else { 0.0 };
-        BlockInt8 { d: d.to_bits(), qs: x.map(|v| (v * inv).round().clamp(-127.0, 127.0) as i8) }
+        BlockInt8 { d: d.to_bits(), qs: x.map(|v| level(v * inv, -127.0, 127.0) as i8) }
     }
     pub fn dequantize(&self, out: &mut [f32; BLOCK]) {
         let d = f16::from_bits(self.d).to_f32();
@@ -1228,5 +1242,29 @@ mod kv_tests {
             let (a, b) = (rms(plain), rms(rot));
             assert!(b < 0.7 * a, "{rot} {b} vs {plain} {a}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn level_is_round_then_clamp() {
+        let mut rng = crate::util::Rng::new(3);
+        let ties = (-300..=300).map(|i| i as f32 * 0.5);
+        let near = (-300..=300).flat_map(|i| {
+            let t = i as f32 * 0.5;
+            [f32::from_bits(t.to_bits() + 1), f32::from_bits(t.to_bits().saturating_sub(1)), t + 1e-3, t - 1e-3]
+        });
+        let random = (0..100_000).map(|_| (rng.uniform() - 0.5) * 600.0);
+        let huge = [1e9, -1e9, 3e38, -3e38, f32::INFINITY, f32::NEG_INFINITY, 0.49999997, -0.49999997, -0.0];
+        for v in ties.chain(near).chain(random).chain(huge) {
+            for (lo, hi) in [(-127.0, 127.0), (0.0, 15.0), (0.0, 7.0), (0.0, 3.0)] {
+                // `==`: a level of -0 and 0 is the same code.
+                assert_eq!(level(v, lo, hi), v.round().clamp(lo, hi), "{v} in [{lo}, {hi}]");
+            }
+        }
+        assert_eq!(level(f32::NAN, -127.0, 127.0), 0.0);
     }
 }

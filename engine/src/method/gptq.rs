@@ -136,11 +136,11 @@ impl Grid {
     fn round(self, x: f32) -> (f32, f32) {
         match self {
             Grid::Asym { d, m, levels } => {
-                let q = if d > 0.0 { ((x - m) / d).round().clamp(0.0, levels) } else { 0.0 };
+                let q = if d > 0.0 { crate::layout::level((x - m) / d, 0.0, levels) } else { 0.0 };
                 (q, d * q + m)
             }
             Grid::Int8 { d } => {
-                let q = if d > 0.0 { (x / d).round().clamp(-127.0, 127.0) } else { 0.0 };
+                let q = if d > 0.0 { crate::layout::level(x / d, -127.0, 127.0) } else { 0.0 };
                 (q, d * q)
             }
         }

@@ -12,7 +12,7 @@
 
 use half::f16;
 
-use crate::layout::{AsymBlock, BlockInt8, BLOCK};
+use crate::layout::{level, AsymBlock, BlockInt8, BLOCK};
 
 /// Candidate inverse scales around the min/max one: `(levels + STEP_LO + STEP·i) / range`.
 const STEPS: i32 = 24;
@@ -35,7 +35,7 @@ struct Affine {
 
 impl Affine {
     fn level(&self, x: f32) -> f32 {
-        if self.d > 0.0 { ((x - self.m) / self.d).round().clamp(0.0, self.levels) } else { 0.0 }
+        if self.d > 0.0 { level((x - self.m) / self.d, 0.0, self.levels) } else { 0.0 }
     }
     fn error(&self, x: &[f32; BLOCK], w: &[f32; BLOCK]) -> f64 {
         x.iter().zip(w).map(|(&x, &w)| {
@@ -95,7 +95,7 @@ pub fn asym<B: AsymBlock>(x: &[f32; BLOCK], w: &[f32; BLOCK]) -> B {
     };
     for i in 0..=STEPS {
         let iscale = (levels + STEP_LO + STEP * i as f32) / (max - min);
-        let q = x.map(|v| ((v - min) * iscale).round().clamp(0.0, levels));
+        let q = x.map(|v| level((v - min) * iscale, 0.0, levels));
         try_fit(&q, &mut best, &mut best_err);
     }
     for _ in 0..REFITS {
@@ -108,7 +108,7 @@ pub fn asym<B: AsymBlock>(x: &[f32; BLOCK], w: &[f32; BLOCK]) -> B {
 }
 
 fn sym_level(d: f32, x: f32) -> f32 {
-    if d > 0.0 { (x / d).round().clamp(-127.0, 127.0) } else { 0.0 }
+    if d > 0.0 { level(x / d, -127.0, 127.0) } else { 0.0 }
 }
 
 fn sym_error(d: f32, x: &[f32; BLOCK], w: &[f32; BLOCK]) -> f64 {
@@ -148,7 +148,7 @@ pub fn int8(x: &[f32; BLOCK], w: &[f32; BLOCK]) -> BlockInt8 {
     };
     for i in -10..=10 {
         let iscale = (127.0 + 0.1 * i as f32) / amax;
-        consider(x.map(|v| (v * iscale).round().clamp(-127.0, 127.0)), &mut best, &mut best_err);
+        consider(x.map(|v| level(v * iscale, -127.0, 127.0)), &mut best, &mut best_err);
     }
     for _ in 0..REFITS {
         if !consider(x.map(|v| sym_level(best, v)), &mut best, &mut best_err) {
