@@ -251,8 +251,9 @@ pub enum Kernel {
     /// packed dot products. The fusion is never `Norm` ([`Fuse::without_norm`]).
     MatvecQ8(Precision, Reduce, Fuse, IntDot),
     /// A decode token's activations to 8-bit codes per block of 32 (with the norm's weights when
-    /// `norm`; interleaved for INT4's packed products when `interleave`).
-    ActQ8 { norm: bool, interleave: bool },
+    /// `norm`; interleaved for INT4's packed products when `interleave`; barrier-free, an
+    /// invocation a block, for the barrier-free matvec when `rows`).
+    ActQ8 { norm: bool, interleave: bool, rows: bool },
     /// Prefill's activations to 8 bits: the codes and scales (`codes`, for [`Kernel::MatmulQ8`])
     /// or the values they stand for, in f32 (for the tiled matmul).
     ActQ8Rows { codes: bool },
@@ -353,7 +354,9 @@ impl Kernel {
             }
         }
         for norm in [false, true] {
-            v.extend([false, true].map(|interleave| Kernel::ActQ8 { norm, interleave }));
+            for rows in [false, true] {
+                v.extend([false, true].map(|interleave| Kernel::ActQ8 { norm, interleave, rows }));
+            }
         }
         v.extend([false, true].map(|codes| Kernel::ActQ8Rows { codes }));
         v.extend([Kernel::Rmsnorm, Kernel::RmsnormAdd, Kernel::HeadNorm, Kernel::Add, Kernel::Argmax, Kernel::Sample, Kernel::Copy]);
@@ -375,10 +378,20 @@ impl Kernel {
         }
     }
 
+    /// `act_q8`'s workgroup size: 8 in the barrier-free form (one invocation a block, and one for
+    /// the sum of squares), one workgroup of 64 otherwise.
+    pub const fn act_q8_workgroup(rows: bool) -> u32 {
+        if rows { 8 } else { 64 }
+    }
+
     /// The `act_q8` pass that writes this integer matvec's codes (`norm`: with the norm's
     /// weights): in INT4's interleaved order for INT4's packed products.
     pub fn q8_input(&self, norm: bool) -> Kernel {
-        Kernel::ActQ8 { norm, interleave: matches!(self, Kernel::MatvecQ8(Precision::Int4, _, _, IntDot::Packed)) }
+        Kernel::ActQ8 {
+            norm,
+            interleave: matches!(self, Kernel::MatvecQ8(Precision::Int4, _, _, IntDot::Packed)),
+            rows: matches!(self, Kernel::MatvecQ8(_, Reduce::Row | Reduce::RowSubgroup, ..)),
+        }
     }
 
     /// The integer matvec's forms an adapter can run (the reducing ones with packed products, the
@@ -400,8 +413,8 @@ impl Kernel {
                 let dot = if *d == IntDot::Unpacked { "_unpacked" } else { "" };
                 format!("matvec_q8_{p}{}{dot}{}", r.suffix(), f.suffix())
             }
-            Kernel::ActQ8 { norm, interleave } => {
-                format!("act_q8{}{}", if *norm { "_norm" } else { "" }, if *interleave { "_interleaved" } else { "" })
+            Kernel::ActQ8 { norm, interleave, rows } => {
+                format!("act_q8{}{}{}", if *rows { "_rows" } else { "" }, if *norm { "_norm" } else { "" }, if *interleave { "_interleaved" } else { "" })
             }
             Kernel::ActQ8Rows { codes } => format!("act_q8_rows{}", if *codes { "_codes" } else { "" }),
             Kernel::Matvec(p, r, f) => format!("matvec_{p}{}{}", r.suffix(), f.suffix()),
@@ -495,7 +508,9 @@ impl Kernel {
         let mut header = match self {
             Kernel::Matvec(_, _, f) => f.header(),
             Kernel::MatvecQ8(_, _, f, d) => format!("{}const PACKED: bool = {};\n", f.output_header(), *d == IntDot::Packed),
-            Kernel::ActQ8 { norm, interleave } => norm_header(*norm, 4) + &format!("const INTERLEAVE: bool = {interleave};\n"),
+            Kernel::ActQ8 { norm, interleave, rows } => {
+                norm_header(*norm, 4) + &format!("const INTERLEAVE: bool = {interleave};\nconst ROWS: bool = {rows};\nconst WG: u32 = {};\n", Kernel::act_q8_workgroup(*rows))
+            }
             Kernel::Rmsnorm => "const ADD: bool = false;\n".into(),
             Kernel::RmsnormAdd => "const ADD: bool = true;\n".into(),
             Kernel::ActQ8Rows { codes } => format!("const CODES: bool = {codes};\n"),
