@@ -5,8 +5,8 @@
 // matvec multiplies its sums by it. A generated header says NORM (with `norm_w`), INTERLEAVE (INT4's
 // packed dot products want each 8 codes as the 4 even ones, then the 4 odd ones: its nibble order),
 // ROWS and the workgroup size WG:
-// - GPUs (ROWS false, one workgroup of 64): invocation i takes every 64th block from i, and one
-//   barrier adds their sums of squares.
+// - GPUs (ROWS false, one workgroup of WG = 64): invocation i takes every WG-th block from i, and
+//   one barrier adds their sums of squares.
 // - CPU adapters (ROWS true, the barrier-free matvec's: workgroups of 8, a barrier there is a
 //   coroutine switch and one workgroup runs on one thread): invocation b codes block b, and
 //   invocation nb alone adds the sum of squares, beside them.
@@ -22,7 +22,7 @@ struct Params {
 }
 @group(0) @binding(3) var<uniform> p: Params;
 
-var<workgroup> part: array<f32, 64>;
+var<workgroup> part: array<f32, WG>;
 
 fn codes(h: vec4<f32>, id: f32) -> vec4<i32> {
     return vec4<i32>(clamp(round(h * id), vec4<f32>(-127.0), vec4<f32>(127.0)));
@@ -104,7 +104,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation
         return;
     }
     var ss = 0.0;
-    for (var b = lid; b < p.nb; b += 64u) {
+    for (var b = lid; b < p.nb; b += WG) {
         ss += block(b);
     }
     if (NORM) {
@@ -114,7 +114,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation
     if (lid == 0u) {
         var t = 0.0;
         if (NORM) {
-            for (var i = 0u; i < 64u; i++) { t += part[i]; }
+            for (var i = 0u; i < WG; i++) { t += part[i]; }
         }
         xd[p.nb] = norm_scale(t);
     }

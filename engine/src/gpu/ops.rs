@@ -311,7 +311,7 @@ impl Recorder {
         let used = if norm.is_some() { binds.len() } else { binds.len() - 1 };
         let q8_input = kernel.q8_input(norm.is_some());
         let Kernel::ActQ8 { rows, .. } = q8_input else { unreachable!() };
-        let q8_groups = if rows { grid((nb + 1).div_ceil(Kernel::act_q8_workgroup(true))) } else { [1, 1, 1] };
+        let q8_groups = if rows { grid((nb + 1).div_ceil(Kernel::act_q8_workgroup(rows))) } else { [1, 1, 1] };
         self.run(q8_input, &binds[..used], q8_groups);
         let Kernel::MatvecQ8(_, reduce, fuse, _) = kernel else { unreachable!() };
         let n = w.rows / fuse.pairs();
