@@ -3,8 +3,9 @@
 // as it is go into the layer's cache (keys first, values from value v_base on) in the cache's
 // format (composed with one kv_*.wgsl, and hadamard.wgsl: the rotated formats rotate k and v
 // before they are quantized; the 4- and 3-bit formats subtract the layer's mean key from k first:
-// every score of a query then moves by the same q·mean, which softmax does not see). One
-// invocation per q pair or cache unit.
+// every score of a query then moves by the same q·mean, which softmax does not see; the rotated
+// ones then multiply each key channel by its scale λ, `kv_balance.wgsl`, which the queries undo in
+// `kv_rotate.wgsl`). One invocation per q pair or cache unit.
 // Pair i (< n_rot / 2) rotates by pos · scale · base^(-2i / n_rot) / factors[i]: dims (2i, 2i+1),
 // or (i, i + n_rot/2) for GPT-NeoX (scale: linear RoPE scaling; factors: Llama 3's frequency
 // divisors, ones for other models).
@@ -24,11 +25,15 @@ struct Params {
     rot: u32,    // the rotated formats' rotation block (0: not rotated)
     center: u32, // 1: subtract the layer's mean key (kmean from mean_at) before a key is stored
     mean_at: u32,
+    scale_at: u32, // the layer's key scales λ in kmean
+    scaled: u32,   // 1: multiply each key (less its mean) by its channel's λ
+    _pad0: u32,
+    _pad1: u32,
 }
 @group(0) @binding(2) var<uniform> p: Params;
 @group(0) @binding(3) var<uniform> step: Step;
 @group(0) @binding(4) var<storage, read> factors: array<f32>; // [n_rot / 2]
-@group(0) @binding(5) var<storage, read> kmean: array<f32>;   // [layers, kv_heads · head_dim]
+@group(0) @binding(5) var<storage, read> kmean: array<f32>;   // means, then λ: [2, layers, kv_heads · head_dim]
 
 fn angle(pos: u32, i: u32) -> f32 {
     return f32(pos) * p.scale * pow(p.base, -2.0 * f32(i) / f32(p.n_rot)) / factors[i];
@@ -91,6 +96,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         } else {
             vals[j] = rotated(row + qd + (e / p.head_dim) * p.head_dim, e % p.head_dim, pos);
             if (p.center != 0u) { vals[j] -= kmean[p.mean_at + e]; }
+            if (p.scaled != 0u) { vals[j] *= kmean[p.scale_at + e]; }
         }
     }
     if (p.rot != 0u) {

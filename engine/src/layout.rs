@@ -437,6 +437,20 @@ impl KvPrecision {
         matches!(self.bits(), 3 | 4)
     }
 
+    /// Whether keys are stored times per-channel scales λ, with queries divided by them (the
+    /// rotated formats; `kv_balance.wgsl` explains the scales, measured with the mean keys).
+    /// Natively, `LOWBIT_KV_NO_SCALES=1` turns them off on both backends, to measure what they do.
+    pub fn scaled(self) -> bool {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+            if *OFF.get_or_init(|| std::env::var_os("LOWBIT_KV_NO_SCALES").is_some_and(|v| v == "1")) {
+                return false;
+            }
+        }
+        self.rotated()
+    }
+
     /// Bits of a code: 0 for the float formats.
     pub fn bits(self) -> u32 {
         match self {

@@ -200,8 +200,8 @@ impl<'s> LockStep<'s> {
         let mut backend = GpuBackend::with_weights(gpu, &g, w, self.prompt.len() + self.settings.max_tokens.max(1))?;
         // The session's mean keys where it has measured them: the lanes' 4- and 3-bit caches then
         // subtract the same means as the chat's, and none measures its own.
-        if let Some(means) = session.key_means() {
-            backend.share_key_means(means)?;
+        if let Some(means) = session.key_stats() {
+            backend.share_key_stats(means)?;
         }
         backend.set_kv(&g, variant.kv)?;
         // The integer matvec form the device has chosen (measured where the session or the

@@ -242,6 +242,62 @@ pub fn kv_mean(keys: &[f32], n: usize, kv_dim: usize) -> Vec<f32> {
     s.iter().map(|v| (v / n.max(1) as f64) as f32).collect()
 }
 
+/// Each key channel's sum of the squared queries that meet it (the `kv_query_sq` kernel, which
+/// adds this to what its output holds): `q [m, stride]` with `heads` query heads of `head_dim`
+/// first in a row; the query heads of a kv head's group folded onto it. Returns `[kv_heads · head_dim]`.
+pub fn kv_query_sq(q: &[f32], m: usize, stride: usize, heads: usize, kv_heads: usize, head_dim: usize) -> Vec<f32> {
+    let g = heads / kv_heads.max(1);
+    (0..kv_heads * head_dim)
+        .map(|e| {
+            let first = (e / head_dim) * g * head_dim + e % head_dim;
+            let mut s = 0f32;
+            for t in 0..m {
+                for j in 0..g {
+                    let v = q[t * stride + first + j * head_dim];
+                    s += v * v;
+                }
+            }
+            s
+        })
+        .collect()
+}
+
+/// The rotated KV formats' per-channel key scales λ (the `kv_balance` kernel, which explains
+/// them): from the first `n` keys of a layer `keys [_, kv_dim]`, their `means [kv_dim]` and the
+/// queries' [`kv_query_sq`] sums `qsq [kv_dim]`, λ_e⁴ ∝ Σq_e² / Σ(k_e − mean_e)² per kv head of
+/// `head_dim` channels, scaled so that the head's keys keep their energy.
+pub fn kv_balance(keys: &[f32], n: usize, kv_dim: usize, head_dim: usize, means: &[f32], qsq: &[f32]) -> Vec<f32> {
+    let mut out = vec![1f32; kv_dim];
+    for e0 in (0..kv_dim).step_by(head_dim.max(1)) {
+        let spread: Vec<f32> = (e0..e0 + head_dim)
+            .map(|e| {
+                let mut s = 0f32;
+                for t in 0..n {
+                    let d = keys[t * kv_dim + e] - means[e];
+                    s += d * d;
+                }
+                s
+            })
+            .collect();
+        let (sk, sq) = (spread.iter().fold(0f32, |a, v| a + v), qsq[e0..e0 + head_dim].iter().fold(0f32, |a, v| a + v));
+        let (floor_k, floor_q) = (1e-3 * sk / head_dim as f32, 1e-3 * sq / head_dim as f32);
+        let (mut num, mut den) = (0f32, 0f32);
+        let l: Vec<f32> = (0..head_dim)
+            .map(|c| {
+                let (k2, l) = (spread[c], ((qsq[e0 + c] + floor_q) / (spread[c] + floor_k).max(1e-30)).sqrt().sqrt());
+                num += k2;
+                den += k2 * l * l;
+                l
+            })
+            .collect();
+        if den > 0.0 && num > 0.0 {
+            let f = (num / den).sqrt();
+            out[e0..e0 + head_dim].iter_mut().zip(&l).for_each(|(o, l)| *o = l * f);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,6 +341,73 @@ mod tests {
             let off = attention(&q, &uneven, &v, m, &a).iter().zip(&want).fold(0f32, |e, (g, w)| e.max((g - w).abs()));
             assert!(off > 1e-2, "window {window}: moving one key alone changed nothing ({off})");
         }
+    }
+
+    /// Why the rotated caches may store keys times per-channel scales λ: queries divided by the
+    /// same λ give every score unchanged (the `kv_rotate` kernel divides them).
+    #[test]
+    fn keys_scaled_per_channel_with_queries_divided_leave_attention_unchanged() {
+        let mut rng = crate::util::Rng::new(11);
+        let (heads, kv_heads, head_dim, m, pos0) = (4, 2, 8, 3, 9);
+        let kvd = kv_heads * head_dim;
+        let q = rng.normals(m * heads * head_dim, 1.0);
+        let (k, v) = (rng.normals((pos0 + m) * kvd, 1.0), rng.normals((pos0 + m) * kvd, 1.0));
+        let lam: Vec<f32> = (0..kvd).map(|_| 0.25 + 3.0 * rng.uniform()).collect();
+        let ks: Vec<f32> = k.iter().enumerate().map(|(i, x)| x * lam[i % kvd]).collect();
+        let group = heads / kv_heads;
+        let qs: Vec<f32> = q.iter().enumerate().map(|(i, x)| x / lam[((i / head_dim) % heads / group) * head_dim + i % head_dim]).collect();
+        let a = Attention { heads, kv_heads, head_dim, pos0, scale: 0.35, window: 0 };
+        let (want, got) = (attention(&q, &k, &v, m, &a), attention(&qs, &ks, &v, m, &a));
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-4, "{got:?} vs {want:?}");
+        }
+        // Scaled keys met by queries that are not divided do change the output.
+        let off = attention(&q, &ks, &v, m, &a).iter().zip(&want).fold(0f32, |e, (g, w)| e.max((g - w).abs()));
+        assert!(off > 1e-2, "scaling keys alone changed nothing ({off})");
+    }
+
+    /// The key scales by hand and by their properties: a channel the queries weigh 16 times as
+    /// much, at the same spread, gets twice the scale (λ⁴ ∝ E[q²]/E[k²]); a channel of 16 times
+    /// the spread, at the same query weight, half; the head's keys keep their energy; a head whose
+    /// keys never move keeps scales of 1; and the scales do not change when every query sum or
+    /// every key is scaled.
+    #[test]
+    fn key_scales_by_hand() {
+        // One head of 4 channels over 2 tokens, keys ±s about a mean of 3: spread Σ(k − mean)² = 2s².
+        let (n, hd) = (2, 4);
+        let s = [1.0f32, 1.0, 4.0, 1.0];
+        let keys: Vec<f32> = (0..n).flat_map(|t| s.map(|s| 3.0 + if t == 0 { s } else { -s })).collect();
+        let means = [3.0f32; 4];
+        let qsq = [1.0f32, 16.0, 1.0, 1.0];
+        let l = kv_balance(&keys, n, hd, hd, &means, &qsq);
+        // Floors of 10⁻³ of the means move the ratios by under 1 %.
+        assert!((l[1] / l[0] - 2.0).abs() < 0.02, "{l:?}");
+        assert!((l[2] / l[0] - 0.5).abs() < 0.01, "{l:?}");
+        assert!((l[3] / l[0] - 1.0).abs() < 1e-6, "{l:?}");
+        let energy = |l: &[f32]| s.iter().zip(l).map(|(s, l)| s * s * l * l).sum::<f32>();
+        assert!((energy(&l) / energy(&[1.0; 4]) - 1.0).abs() < 1e-5, "{l:?}");
+        let q4: Vec<f32> = qsq.iter().map(|v| v * 7.0).collect();
+        let k4: Vec<f32> = keys.iter().map(|v| v * 5.0).collect();
+        let m4: Vec<f32> = means.iter().map(|v| v * 5.0).collect();
+        for (i, (a, b)) in kv_balance(&k4, n, hd, hd, &m4, &q4).iter().zip(&l).enumerate() {
+            assert!((a / b - 1.0).abs() < 1e-4, "channel {i}: {a} vs {b}");
+        }
+        // Two heads, the first's keys constant: ones there, the second's as before.
+        let two: Vec<f32> = (0..n).flat_map(|t| [&means[..], &keys[t * hd..(t + 1) * hd]].concat()).collect();
+        let l2 = kv_balance(&two, n, 2 * hd, hd, &[means, means].concat(), &[qsq, qsq].concat());
+        assert_eq!(&l2[..hd], &[1.0; 4]);
+        assert_eq!(&l2[hd..], &l[..]);
+    }
+
+    /// The queries' sums of squares fold a group's query heads onto their kv head and skip
+    /// what follows the queries in a row.
+    #[test]
+    fn query_squares_fold_a_group_by_hand() {
+        // 2 tokens, 4 query heads of 2 dims over 2 kv heads, rows of 8 queries and 3 others.
+        let row = |t: f32| -> Vec<f32> { [(1..=8).map(|i| i as f32 * t).collect::<Vec<_>>(), vec![100.0; 3]].concat() };
+        let q = [row(1.0), row(2.0)].concat();
+        // kv head 0, dim 0: heads 0 and 1, dims 0: values 1 and 3 (times t): (1 + 9)·(1 + 4) = 50.
+        assert_eq!(kv_query_sq(&q, 2, 11, 4, 2, 2), vec![50.0, 100.0, 370.0, 500.0]);
     }
 
     /// Llama 3's frequency divisors and linear scaling, by hand: 4 rotated dims (2 pairs), base

@@ -144,6 +144,10 @@ pub enum Case {
     Attention { m: usize, heads: usize, kv_heads: usize, head_dim: usize, pos0: usize, window: usize, kv: KvPrecision },
     /// The mean key of each channel over `n` positions of a cache (`kv_mean.wgsl`).
     KvMean { n: usize, kv_dim: usize },
+    /// Each key channel's sum of squared queries over `m` rows (`kv_query_sq.wgsl`).
+    KvQuerySq { m: usize, heads: usize, kv_heads: usize, head_dim: usize },
+    /// The rotated formats' key scales from `n` positions of a cache (`kv_balance.wgsl`).
+    KvBalance { n: usize, kv_heads: usize, head_dim: usize },
     Argmax { n: usize },
     /// One draw of the sampler: penalty, top-`k`, top-p, min-p and temperature (greedy after the
     /// penalty when `k` is 1), over logits with ties at the top-k cut.
@@ -191,6 +195,8 @@ impl Case {
             Case::Attention { kv: KvPrecision::F32, .. } => "attention_window".into(),
             Case::Attention { kv, .. } => format!("attention_kv_{kv}"),
             Case::KvMean { .. } => Kernel::KvMean.name(),
+            Case::KvQuerySq { .. } => Kernel::KvQuerySq.name(),
+            Case::KvBalance { .. } => Kernel::KvBalance.name(),
             Case::Argmax { .. } => "argmax".into(),
             Case::Sample { .. } => "sample".into(),
         }
@@ -216,6 +222,8 @@ impl Case {
             Case::Glu { m, n, .. } => format!("m{m} {n}"),
             Case::Add { len } | Case::Argmax { n: len } => format!("{len}"),
             Case::KvMean { n, kv_dim } => format!("n{n} {kv_dim}"),
+            Case::KvQuerySq { m, heads, kv_heads, head_dim } => format!("m{m} h{heads}/{kv_heads} d{head_dim}"),
+            Case::KvBalance { n, kv_heads, head_dim } => format!("n{n} h{kv_heads} d{head_dim}"),
             Case::Sample { n, k: 1 } => format!("{n} greedy"),
             Case::Sample { n, k } => format!("{n} top-{k}"),
             Case::Attention { m, heads, kv_heads, head_dim, pos0, window, .. } if window > 0 => {
@@ -259,6 +267,8 @@ pub fn standard_cases(subgroups: bool) -> Vec<Case> {
         Case::Glu { act: Activation::Gelu, m: 3, n: 335 },
         Case::Add { len: 1003 },
         Case::KvMean { n: 37, kv_dim: 200 },
+        Case::KvQuerySq { m: 37, heads: 6, kv_heads: 2, head_dim: 40 },
+        Case::KvBalance { n: 37, kv_heads: 3, head_dim: 40 },
         Case::Argmax { n: 1001 },
         Case::Sample { n: 1001, k: 1 },
         Case::Sample { n: 1001, k: 40 },
@@ -352,6 +362,8 @@ pub async fn run_case(gpu: &Gpu, case: &Case, seed: u64) -> Result<Row> {
         Case::RopeStore { neox, scaled, m, heads, kv_heads, head_dim, pos0, kv } => rope_store_trial(&mut t, neox, scaled, m, heads, kv_heads, head_dim, pos0, kv)?,
         Case::Attention { m, heads, kv_heads, head_dim, pos0, window, kv } => attention_trial(&mut t, m, heads, kv_heads, head_dim, pos0, window, kv)?,
         Case::KvMean { n, kv_dim } => kv_mean_trial(&mut t, n, kv_dim)?,
+        Case::KvQuerySq { m, heads, kv_heads, head_dim } => kv_query_sq_trial(&mut t, m, heads, kv_heads, head_dim)?,
+        Case::KvBalance { n, kv_heads, head_dim } => kv_balance_trial(&mut t, n, kv_heads, head_dim)?,
         Case::Argmax { n } => argmax_trial(&mut t, n)?,
         Case::Sample { n, k } => sample_trial(&mut t, n, k)?,
     };
@@ -606,10 +618,12 @@ fn rope_store_trial(t: &mut Trial, neox: bool, scaled: bool, m: usize, heads: us
     let cache_words = kv.words(2 * v_base);
     let (gqkv, cache) = (gpu.storage_f32("qkv", &qkv)?, gpu.zeros("cache", cache_words)?);
     // Mean keys of two layers, the second this one's: an offset three times the keys' spread,
-    // which the 4- and 3-bit formats subtract before coding (the others ignore it).
+    // which the 4- and 3-bit formats subtract before coding (the others ignore it); then key
+    // scales of two layers, ½ to 2, which the rotated formats multiply keys by.
     let means = rng.normals(2 * kvd, 3.0);
-    let gmeans = gpu.storage_f32("means", &means)?;
-    rec.rope_store(&gqkv, &cache, &step(gpu, pos0), m, &r, kv_heads, v_base, kv, &gfactors, (&gmeans, kvd));
+    let scales: Vec<f32> = (0..2 * kvd).map(|_| 0.5 + 1.5 * rng.uniform()).collect();
+    let gstats = gpu.storage_f32("key stats", &[&means[..], &scales[..]].concat())?;
+    rec.rope_store(&gqkv, &cache, &step(gpu, pos0), m, &r, kv_heads, v_base, kv, &gfactors, (&gstats, kvd, 3 * kvd));
     // Compared: the rotated q, then the stored keys and values, gathered into one buffer.
     let out = gpu.zeros("q+cache", qkv.len() + cache_words)?;
     let qkv_bytes = (qkv.len() * 4) as u64;
@@ -620,6 +634,11 @@ fn rope_store_trial(t: &mut Trial, neox: bool, scaled: bool, m: usize, heads: us
     if kv.centered() {
         for row in k.chunks_exact_mut(kvd) {
             row.iter_mut().zip(&means[kvd..]).for_each(|(v, m)| *v -= m);
+        }
+    }
+    if kv.scaled() {
+        for row in k.chunks_exact_mut(kvd) {
+            row.iter_mut().zip(&scales[kvd..]).for_each(|(v, s)| *v *= s);
         }
     }
     let k_stored = kv.decode(&reference::kv_store(kv, &k, head_dim)?, head_dim);
@@ -663,6 +682,42 @@ fn kv_mean_trial(t: &mut Trial, n: usize, kv_dim: usize) -> Result<Expected> {
     Ok(Expected { out, want, scale, decode: None })
 }
 
+/// The trial of [`Case::KvQuerySq`]: rows of a stacked projection (q, then 50 other values),
+/// summed into the second layer's row of an output that already holds ones (the kernel adds).
+fn kv_query_sq_trial(t: &mut Trial, m: usize, heads: usize, kv_heads: usize, head_dim: usize) -> Result<Expected> {
+    let (kvd, stride) = (kv_heads * head_dim, heads * head_dim + 50);
+    // Queries with a spread per channel, as RoPE pairs and outlier channels give them.
+    let spread: Vec<f32> = (0..heads * head_dim).map(|_| 0.2 + 3.0 * t.rng.uniform()).collect();
+    let q: Vec<f32> = t.rng.normals(m * stride, 1.0).iter().enumerate().map(|(i, v)| v * spread.get(i % stride).copied().unwrap_or(9.0)).collect();
+    let gq = t.gpu.storage_f32("q", &q)?;
+    let out = t.gpu.storage_f32("query_sq", &vec![1.0; 2 * kvd])?;
+    t.rec.kv_query_sq(&gq, &out, m, (heads, kv_heads, head_dim), stride, kvd);
+    let sums = reference::kv_query_sq(&q, m, stride, heads, kv_heads, head_dim);
+    let want = [vec![1.0; kvd], sums.iter().map(|s| s + 1.0).collect()].concat();
+    let scale = vec![max_abs(&want); want.len()];
+    Ok(Expected { out, want, scale, decode: None })
+}
+
+/// The trial of [`Case::KvBalance`]: keys with an offset and a spread per channel (a few 20
+/// times the rest), queries' sums with a spread of their own, one head whose keys never move
+/// (its scales stay 1); the scales written into the second layer's row, the means read from the
+/// first.
+fn kv_balance_trial(t: &mut Trial, n: usize, kv_heads: usize, head_dim: usize) -> Result<Expected> {
+    let kvd = kv_heads * head_dim;
+    let offsets = t.rng.normals(kvd, 4.0);
+    let spread: Vec<f32> = (0..kvd).map(|e| if e < head_dim { 0.0 } else if e % 7 == 3 { 20.0 } else { 0.3 + t.rng.uniform() }).collect();
+    let keys: Vec<f32> = t.rng.normals((n + 5) * kvd, 1.0).iter().enumerate().map(|(i, v)| v * spread[i % kvd] + offsets[i % kvd]).collect();
+    let cache = t.gpu.storage_f32("cache", &[&keys[..], &vec![9.0; (n + 5) * kvd]].concat())?;
+    let means = reference::kv_mean(&keys, n, kvd);
+    let qsq: Vec<f32> = (0..kvd).map(|_| 50.0 * t.rng.uniform() * t.rng.uniform()).collect();
+    let stats = t.gpu.storage_f32("key stats", &[&means[..], &vec![5.0; 2 * kvd][..]].concat())?;
+    let gq = t.gpu.storage_f32("query_sq", &[&[0.0; 3][..], &qsq[..]].concat())?;
+    t.rec.kv_balance(&cache, &stats, &gq, n, kvd, head_dim, (0, 2 * kvd, 3));
+    let want = [means.clone(), vec![5.0; kvd], reference::kv_balance(&keys, n, kvd, head_dim, &means, &qsq)].concat();
+    let scale = [vec![max_abs(&means); kvd], vec![1.0; 2 * kvd]].concat();
+    Ok(Expected { out: stats, want, scale, decode: None })
+}
+
 /// One code step of each value of `x` stored as the INT `kv` format: the widest gap of its grid
 /// times the largest value of its block (INT8) or unit (INT4/INT3, of the rotated values for a
 /// rotated format: one code rounded the other way moves every value of its rotation block by at
@@ -689,10 +744,23 @@ fn attention_trial(t: &mut Trial, m: usize, heads: usize, kv_heads: usize, head_
     let (kw, vw) = (reference::kv_store(kv, &k, head_dim)?, reference::kv_store(kv, &v, head_dim)?);
     let cache = gpu.storage_u32("cache", &[kw.clone(), vw.clone()].concat())?;
     let gq = gpu.storage_f32("q", &q)?;
+    // Key scales ½ to 2 (from value 5 on), which a rotated format divides the queries by: the
+    // stored keys stand for keys multiplied by them.
+    let kvd = kv_heads * head_dim;
+    let scales: Vec<f32> = (0..kvd).map(|_| 0.5 + 1.5 * rng.uniform()).collect();
+    let gscales = gpu.storage_f32("key scales", &[&[7.0; 5][..], &scales[..]].concat())?;
     // Scores for two query rows at a time: the queries go through in tiles, as a long prompt's do.
     let (gs, go) = (gpu.zeros("scores", crate::gpu::ops::scores_len(heads, head_dim, 2, n_kv))?, gpu.zeros("o", m * heads * head_dim)?);
-    rec.attention(&gq, heads * head_dim, &cache, &step(gpu, pos0), &gs, &go, m, &a, n, kv);
-    let want = reference::attention(&q, &kv.decode(&kw, head_dim), &kv.decode(&vw, head_dim), m, &a);
+    rec.attention(&gq, heads * head_dim, &cache, &step(gpu, pos0), &gs, &go, m, &a, n, kv, (&gscales, 5));
+    let mut qs = q.clone();
+    if kv.scaled() {
+        let group = heads / kv_heads;
+        for (i, v) in qs.iter_mut().enumerate() {
+            let (h, d) = ((i / head_dim) % heads, i % head_dim);
+            *v /= scales[(h / group) * head_dim + d];
+        }
+    }
+    let want = reference::attention(&qs, &kv.decode(&kw, head_dim), &kv.decode(&vw, head_dim), m, &a);
     let s = vec![max_abs(&want); want.len()];
     Ok(Expected { out: go, want, scale: s, decode: None })
 }

@@ -232,9 +232,9 @@ impl Session {
     }
 
     /// The mean keys the session's 4- and 3-bit caches subtract, once measured
-    /// ([`GpuBackend::key_means`]).
-    pub fn key_means(&self) -> Option<crate::gpu::Buffer> {
-        self.backend.key_means()
+    /// ([`GpuBackend::key_stats`]).
+    pub fn key_stats(&self) -> Option<crate::gpu::Buffer> {
+        self.backend.key_stats()
     }
 
     /// The format of the activations the INT8 and INT4 matrices multiply.

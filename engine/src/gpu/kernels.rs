@@ -57,6 +57,8 @@ const SHADERS: &[(&str, &str)] = &[
     ("kv_rotate", include_str!("../../../shaders/kv_rotate.wgsl")),
     ("copy", include_str!("../../../shaders/copy.wgsl")),
     ("kv_mean", include_str!("../../../shaders/kv_mean.wgsl")),
+    ("kv_query_sq", include_str!("../../../shaders/kv_query_sq.wgsl")),
+    ("kv_balance", include_str!("../../../shaders/kv_balance.wgsl")),
     ("kv_f32", include_str!("../../../shaders/kv_f32.wgsl")),
     ("kv_f16", include_str!("../../../shaders/kv_f16.wgsl")),
     ("kv_int8", include_str!("../../../shaders/kv_int8.wgsl")),
@@ -282,6 +284,10 @@ pub enum Kernel {
     /// The rotated KV formats' rotation of queries, and back of the attention output.
     KvRotate,
     KvMean,
+    /// Each key channel's sum of squared queries over a calibration pass.
+    KvQuerySq,
+    /// The rotated KV formats' per-channel key scales from a calibration pass.
+    KvBalance,
     Argmax,
     /// One draw of the sampler (penalty, top-k, top-p, min-p, temperature).
     Sample,
@@ -364,7 +370,7 @@ impl Kernel {
         for k in KvPrecision::ALL {
             v.extend([Kernel::RopeStore(k), Kernel::AttnScores(k), Kernel::AttnValues(k)]);
         }
-        v.extend([Kernel::AttnSoftmax, Kernel::AttnMerge, Kernel::KvRotate, Kernel::KvMean]);
+        v.extend([Kernel::AttnSoftmax, Kernel::AttnMerge, Kernel::KvRotate, Kernel::KvMean, Kernel::KvQuerySq, Kernel::KvBalance]);
         v
     }
 
@@ -437,6 +443,8 @@ impl Kernel {
             Kernel::AttnMerge => "attn_merge".into(),
             Kernel::KvRotate => "kv_rotate".into(),
             Kernel::KvMean => "kv_mean".into(),
+            Kernel::KvQuerySq => "kv_query_sq".into(),
+            Kernel::KvBalance => "kv_balance".into(),
             Kernel::RopeStore(k) => format!("rope_store_kv_{k}"),
             Kernel::Argmax => "argmax".into(),
             Kernel::Sample => "sample".into(),
@@ -495,6 +503,8 @@ impl Kernel {
             Kernel::AttnValues(k) => [&["common", "step"][..], kv(k), &["attn_values"]].concat(),
             Kernel::KvRotate => vec!["common", "hadamard", "kv_rotate"],
             Kernel::KvMean => vec!["common", "kv_mean"],
+            Kernel::KvQuerySq => vec!["common", "kv_query_sq"],
+            Kernel::KvBalance => vec!["common", "kv_balance"],
             Kernel::AttnMerge => vec!["common", "step", "attn_merge"],
             Kernel::Argmax => vec!["argmax"],
             Kernel::Sample => vec!["sample"],

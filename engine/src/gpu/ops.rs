@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use super::params::{
-    ActQ8Params, ActQ8RowsParams, ArgmaxParams, SampleParams, AttnScoresParams, AttnSoftmaxParams, AttnValuesParams, AttnMergeParams, KvRotateParams, KvMeanParams, EmbeddingParams, LenParams, MatmulParams, MatvecParams, Params,
+    ActQ8Params, ActQ8RowsParams, ArgmaxParams, SampleParams, AttnScoresParams, AttnSoftmaxParams, AttnValuesParams, AttnMergeParams, KvRotateParams, KvMeanParams, KvQuerySqParams, KvBalanceParams, EmbeddingParams, LenParams, MatmulParams, MatvecParams, Params,
     RmsnormParams, RopeStoreParams, GluParams, HeadNormParams,
 };
 use super::{grid, grid_for, Buffer, Fuse, Gpu, GpuMatrix, IntDot, Kernel, PassTimer, Reduce, Tiling};
@@ -414,7 +414,8 @@ impl Recorder {
     /// keys first, values from value `v_base` on). `r.heads` is the number of query heads; pair i
     /// turns by `pos · r.scale · base^(−2i / n_rot) / factors[i]` (`factors [n_rot / 2]`, ones when
     /// the model has none). The 4- and 3-bit formats ([`KvPrecision::centered`]) store each key
-    /// less the layer's mean key, `means [layers, kv_heads·head_dim]` from value `mean_at` on.
+    /// less the layer's mean key, `stats` from value `mean_at` on (`kv_heads·head_dim` of them);
+    /// the rotated ones times the layer's key scales λ from value `scale_at` on ([`Recorder::kv_balance`]).
     #[allow(clippy::too_many_arguments)]
     pub fn rope_store(
         &mut self,
@@ -427,7 +428,7 @@ impl Recorder {
         v_base: usize,
         kv: KvPrecision,
         factors: &Buffer,
-        (means, mean_at): (&Buffer, usize),
+        (stats, mean_at, scale_at): (&Buffer, usize, usize),
     ) {
         let p = RopeStoreParams {
             m: m as u32,
@@ -442,9 +443,12 @@ impl Recorder {
             rot: if kv.rotated() { crate::layout::rot_block(r.head_dim) as u32 } else { 0 },
             center: kv.centered() as u32,
             mean_at: mean_at as u32,
+            scale_at: scale_at as u32,
+            scaled: kv.scaled() as u32,
+            ..Default::default()
         };
         let per = r.heads * r.n_rot / 2 + 2 * kv_heads * r.head_dim / kv.unit();
-        let binds = [Bind::Buf(qkv), Bind::Buf(cache), Bind::Params(p.words()), Bind::Buf(step), Bind::Buf(factors), Bind::Buf(means)];
+        let binds = [Bind::Buf(qkv), Bind::Buf(cache), Bind::Params(p.words()), Bind::Buf(step), Bind::Buf(factors), Bind::Buf(stats)];
         self.run(Kernel::RopeStore(kv), &binds, grid_for(m * per));
     }
 
@@ -453,8 +457,9 @@ impl Recorder {
     /// `v_base` on; the last `a.window` of them per query with a sliding window), into
     /// `out [m, heads, head_dim]`. Queries go through in tiles of as many rows as `scores` holds
     /// ([`scores_len`] floats a tile), so a long prompt needs no scores buffer the square of its
-    /// length. A rotated format rotates `q` in place first and `out` back last. `a.pos0` sizes
-    /// the dispatches; the kernels read it from `step`.
+    /// length. A rotated format divides `q` in place by the layer's key scales (`scales` from
+    /// value `scale_at` on, [`Recorder::kv_balance`]) and rotates it first, and rotates `out` back
+    /// last. `a.pos0` sizes the dispatches; the kernels read it from `step`.
     #[allow(clippy::too_many_arguments)]
     pub fn attention(
         &mut self,
@@ -468,10 +473,11 @@ impl Recorder {
         a: &Attention,
         v_base: usize,
         kv: KvPrecision,
+        scales: (&Buffer, usize),
     ) {
         let (heads, kvh, hd) = (a.heads as u32, a.kv_heads as u32, a.head_dim as u32);
         if kv.rotated() {
-            self.kv_rotate(q, m, a.heads, a.head_dim, q_stride, false);
+            self.kv_rotate(q, m, (a.heads, a.kv_heads, a.head_dim), q_stride, (scales.0, scales.1, kv.scaled()), false);
         }
         let tile = ((scores.size() / 4) as usize / scores_len(a.heads, a.head_dim, 1, a.pos0 + m).max(1)).clamp(1, m.max(1));
         // Query heads of a kv head go GT at a time (`GT` in attn_scores.wgsl).
@@ -495,13 +501,15 @@ impl Recorder {
             self.run(Kernel::AttnMerge, &binds, grid_for(rows * a.heads * a.head_dim));
         }
         if kv.rotated() {
-            self.kv_rotate(out, m, a.heads, a.head_dim, a.heads * a.head_dim, true);
+            self.kv_rotate(out, m, (a.heads, a.kv_heads, a.head_dim), a.heads * a.head_dim, (scales.0, 0, false), true);
         }
     }
 
-    /// Rotate the heads of `x [m, stride]` in place as the rotated KV formats rotate keys
-    /// ([`crate::layout::rotate`]), or back.
-    pub fn kv_rotate(&mut self, x: &Buffer, m: usize, heads: usize, head_dim: usize, stride: usize, inverse: bool) {
+    /// Rotate the heads (`heads` of `head_dim`, in groups over `kv_heads`) of `x [m, stride]` in
+    /// place as the rotated KV formats rotate keys ([`crate::layout::rotate`]), divided first by
+    /// their kv head's key scales (`scales` from value `at` on) when `divide`; or (`inverse`)
+    /// rotate them back.
+    pub fn kv_rotate(&mut self, x: &Buffer, m: usize, (heads, kv_heads, head_dim): (usize, usize, usize), stride: usize, (scales, at, divide): (&Buffer, usize, bool), inverse: bool) {
         let r = crate::layout::rot_block(head_dim);
         let p = KvRotateParams {
             m: m as u32,
@@ -510,9 +518,12 @@ impl Recorder {
             stride: stride as u32,
             r: r as u32,
             inverse: inverse as u32,
+            kv_heads: kv_heads as u32,
+            scale_at: at as u32,
+            scaled: (divide && !inverse) as u32,
             ..Default::default()
         };
-        self.run(Kernel::KvRotate, &[Bind::Buf(x), Bind::Params(p.words())], grid_for(m * heads * head_dim / r));
+        self.run(Kernel::KvRotate, &[Bind::Buf(x), Bind::Params(p.words()), Bind::Buf(scales)], grid_for(m * heads * head_dim / r));
     }
 
     /// `out[0] = argmax(v [n])` (the lowest index among equals).
@@ -543,6 +554,33 @@ impl Recorder {
     pub fn kv_mean(&mut self, cache: &Buffer, out: &Buffer, n: usize, kv_dim: usize, at: usize) {
         let p = KvMeanParams { n: n as u32, kv_dim: kv_dim as u32, at: at as u32, ..Default::default() };
         self.run(Kernel::KvMean, &[Bind::Buf(cache), Bind::Buf(out), Bind::Params(p.words())], grid_for(kv_dim));
+    }
+
+    /// `out[at + e] +=` the sum of the squared queries that meet key channel `e` over the `m` rows
+    /// of `q [m, stride]` (`heads` query heads of `head_dim` first in a row, grouped over
+    /// `kv_heads`): [`crate::reference::kv_query_sq`].
+    pub fn kv_query_sq(&mut self, q: &Buffer, out: &Buffer, m: usize, (heads, kv_heads, head_dim): (usize, usize, usize), stride: usize, at: usize) {
+        let p = KvQuerySqParams { m: m as u32, heads: heads as u32, kv_heads: kv_heads as u32, head_dim: head_dim as u32, stride: stride as u32, at: at as u32, ..Default::default() };
+        self.run(Kernel::KvQuerySq, &[Bind::Buf(q), Bind::Buf(out), Bind::Params(p.words())], grid_for(kv_heads * head_dim));
+    }
+
+    /// The rotated KV formats' key scales λ of one layer into `stats` from value `scale_at` on,
+    /// from the first `n` keys of its f32 `cache` (`[n_ctx, kv_dim]` keys first), their means (in
+    /// `stats` from `mean_at`) and the queries' sums of squares (`qsq` from `qsq_at`,
+    /// [`Recorder::kv_query_sq`]): [`crate::reference::kv_balance`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn kv_balance(&mut self, cache: &Buffer, stats: &Buffer, qsq: &Buffer, n: usize, kv_dim: usize, head_dim: usize, (mean_at, scale_at, qsq_at): (usize, usize, usize)) {
+        let p = KvBalanceParams {
+            n: n as u32,
+            kv_dim: kv_dim as u32,
+            head_dim: head_dim as u32,
+            mean_at: mean_at as u32,
+            scale_at: scale_at as u32,
+            qsq_at: qsq_at as u32,
+            ..Default::default()
+        };
+        let binds = [Bind::Buf(cache), Bind::Buf(stats), Bind::Params(p.words()), Bind::Buf(qsq)];
+        self.run(Kernel::KvBalance, &binds, grid_for(kv_dim / head_dim.max(1)));
     }
 
     /// `dst = src` for `len_vec4` 16-byte elements.

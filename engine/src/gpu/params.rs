@@ -73,7 +73,7 @@ params!(
     /// `rope_store.wgsl`.
     RopeStoreParams as "Params" {
         m: u32, heads: u32, kv_heads: u32, head_dim: u32, n_rot: u32, neox: u32, base: f32, v_base: u32,
-        scale: f32, rot: u32, center: u32, mean_at: u32,
+        scale: f32, rot: u32, center: u32, mean_at: u32, scale_at: u32, scaled: u32, _pad0: u32, _pad1: u32,
     }
 );
 params!(
@@ -99,12 +99,21 @@ params!(
 params!(
     /// `kv_rotate.wgsl`.
     KvRotateParams as "Params" {
-        m: u32, heads: u32, head_dim: u32, stride: u32, r: u32, inverse: u32, _pad0: u32, _pad1: u32,
+        m: u32, heads: u32, head_dim: u32, stride: u32, r: u32, inverse: u32, kv_heads: u32, scale_at: u32,
+        scaled: u32, _pad0: u32, _pad1: u32, _pad2: u32,
     }
 );
 params!(
     /// `kv_mean.wgsl`.
     KvMeanParams as "Params" { n: u32, kv_dim: u32, at: u32, _pad: u32 }
+);
+params!(
+    /// `kv_query_sq.wgsl`.
+    KvQuerySqParams as "Params" { m: u32, heads: u32, kv_heads: u32, head_dim: u32, stride: u32, at: u32, _pad0: u32, _pad1: u32 }
+);
+params!(
+    /// `kv_balance.wgsl`.
+    KvBalanceParams as "Params" { n: u32, kv_dim: u32, head_dim: u32, mean_at: u32, scale_at: u32, qsq_at: u32, _pad0: u32, _pad1: u32 }
 );
 params!(
     /// `argmax.wgsl`.
@@ -148,6 +157,8 @@ impl Kernel {
             Kernel::AttnValues(_) => layout::<AttnValuesParams>(),
             Kernel::KvRotate => layout::<KvRotateParams>(),
             Kernel::KvMean => layout::<KvMeanParams>(),
+            Kernel::KvQuerySq => layout::<KvQuerySqParams>(),
+            Kernel::KvBalance => layout::<KvBalanceParams>(),
             Kernel::AttnMerge => layout::<AttnMergeParams>(),
             Kernel::Argmax => layout::<ArgmaxParams>(),
             Kernel::Sample => layout::<SampleParams>(),

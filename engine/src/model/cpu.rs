@@ -175,6 +175,11 @@ pub struct CpuBackend {
     /// Per layer, each channel's mean key over the calibration text, once a 4- or 3-bit format
     /// has asked for it ([`CpuBackend::set_kv`]).
     key_means: Option<Vec<Vec<f32>>>,
+    /// Per layer, each key channel's scale λ, measured with the means: the rotated formats code
+    /// keys (less their mean) times λ and divide what they decode by it (`kv_balance.wgsl`).
+    key_scales: Option<Vec<Vec<f32>>>,
+    /// While the means are measured: per layer, each key channel's sum of squared queries.
+    query_sq: Option<Vec<Vec<f32>>>,
     /// Every matrix's input so far, by site, while recording ([`CpuBackend::record_inputs`]).
     recorded: Option<RefCell<HashMap<Site, Inputs>>>,
     /// `Int8`: every matrix multiplies its input quantized to 8 bits per block of 32 and back
@@ -243,13 +248,13 @@ impl CpuBackend {
             vectors.insert(n, n.values(g)?);
         }
         let n = cfg.n_layers;
-        Ok(CpuBackend { cfg, embd, mats, vectors, k_cache: vec![vec![]; n], v_cache: vec![vec![]; n], kv: KvPrecision::F32, key_means: None, recorded: None, activations: Activations::F32 })
+        Ok(CpuBackend { cfg, embd, mats, vectors, k_cache: vec![vec![]; n], v_cache: vec![vec![]; n], kv: KvPrecision::F32, key_means: None, key_scales: None, query_sq: None, recorded: None, activations: Activations::F32 })
     }
 
     /// Store keys and values as `kv` from now on (the cache so far is kept as it was stored). The
-    /// first 4- or 3-bit format measures the mean keys first, as the GPU backend does
-    /// ([`crate::model::gpu::GpuBackend::measure_key_means`]): keys are coded less their layer's
-    /// mean and have it added back when decoded.
+    /// first 4- or 3-bit format measures the mean keys and key scales first, as the GPU backend
+    /// does ([`crate::model::gpu::GpuBackend::measure_key_stats`]): keys are coded less their
+    /// layer's mean (times the scales, rotated formats) and decoded back.
     pub fn set_kv(&mut self, g: &crate::gguf::Gguf, kv: KvPrecision) -> Result<()> {
         if let Some(why) = self.cfg.kv_unfit(kv) {
             return Err(Error::Usage(why));
@@ -260,12 +265,16 @@ impl CpuBackend {
             let n_layers = self.cfg.n_layers;
             (self.k_cache, self.v_cache) = (vec![vec![]; n_layers], vec![vec![]; n_layers]);
             let cfg = self.cfg.clone();
-            let r = super::forward(&cfg, self, &toks, 0, false);
             let kvd = cfg.n_kv_heads * cfg.head_dim;
-            let means = self.k_cache.iter().map(|k| crate::reference::kv_mean(k, toks.len(), kvd)).collect();
+            self.query_sq = Some(vec![vec![0.0; kvd]; n_layers]);
+            let r = super::forward(&cfg, self, &toks, 0, false);
+            let qsq = self.query_sq.take().unwrap_or_default();
+            let means: Vec<Vec<f32>> = self.k_cache.iter().map(|k| crate::reference::kv_mean(k, toks.len(), kvd)).collect();
+            let scales = self.k_cache.iter().zip(&means).zip(&qsq).map(|((k, m), q)| crate::reference::kv_balance(k, toks.len(), kvd, cfg.head_dim, m, q)).collect();
             (self.kv, self.k_cache, self.v_cache) = kept;
             r?;
             self.key_means = Some(means);
+            self.key_scales = Some(scales);
         }
         self.kv = kv;
         Ok(())
@@ -274,6 +283,11 @@ impl CpuBackend {
     /// Per layer, the mean keys a 4- or 3-bit format subtracts, once measured.
     pub fn key_means(&self) -> Option<&[Vec<f32>]> {
         self.key_means.as_deref()
+    }
+
+    /// Per layer, the key scales a rotated format multiplies keys by, once measured.
+    pub fn key_scales(&self) -> Option<&[Vec<f32>]> {
+        self.key_scales.as_deref()
     }
 
     /// From now on, keep the activations every matrix multiplies (for calibration).
@@ -357,6 +371,10 @@ impl Backend for CpuBackend {
         reference::rope_with(&mut q.data, &c.rope(l, c.n_heads, pos0), factors);
         reference::rope_with(&mut k.data, &c.rope(l, c.n_kv_heads, pos0), factors);
         let kvd = c.n_kv_heads * c.head_dim;
+        if let Some(qsq) = &mut self.query_sq {
+            let sums = reference::kv_query_sq(&q.data, q.m, q.width, c.n_heads, c.n_kv_heads, c.head_dim);
+            qsq[l].iter_mut().zip(sums).for_each(|(a, s)| *a += s);
+        }
         let (kc, vc) = (&mut self.k_cache[l], &mut self.v_cache[l]);
         if kc.len() < pos0 * kvd {
             return Err(Error::Shape(format!("position {pos0} is past the cache ({} tokens)", kc.len() / kvd)));
@@ -371,15 +389,20 @@ impl Backend for CpuBackend {
                 (Some(m), true) => Some(&m[l]),
                 _ => None,
             };
+            let ones = vec![1f32; kvd];
+            let scale = match (&self.key_scales, self.kv.scaled()) {
+                (Some(s), true) => &s[l],
+                _ => &ones,
+            };
             for (x, cache, mean) in [(&k.data, kc, mean), (&v.data, vc, None)] {
                 for row in x.chunks_exact(kvd) {
                     let Some(mean) = mean else {
                         cache.extend(self.kv.decode(&self.kv.encode(row, c.head_dim)?, c.head_dim));
                         continue;
                     };
-                    let centered: Vec<f32> = row.iter().zip(mean).map(|(v, m)| v - m).collect();
+                    let centered: Vec<f32> = row.iter().zip(mean).zip(scale).map(|((v, m), s)| (v - m) * s).collect();
                     let back = self.kv.decode(&self.kv.encode(&centered, c.head_dim)?, c.head_dim);
-                    cache.extend(back.iter().zip(mean).map(|(v, m)| v + m));
+                    cache.extend(back.iter().zip(mean).zip(scale).map(|((v, m), s)| v / s + m));
                 }
             }
         }

@@ -319,11 +319,16 @@ pub struct GpuBackend {
     pub activations: Activations,
     /// Tokens the KV cache holds room for.
     pub n_ctx: usize,
-    /// Per layer, each channel's mean key over the calibration text `[layers, kv_heads·head_dim]`
-    /// (what the 4- and 3-bit caches subtract from keys, [`KvPrecision::centered`]), and whether
-    /// it has been measured ([`GpuBackend::measure_key_means`]; zeros until then).
-    key_means: Buffer,
-    key_means_measured: bool,
+    /// What the calibration text tells of each layer's keys, `[2, layers, kv_heads·head_dim]`
+    /// ([`GpuBackend::key_stat_at`]): each channel's mean key (what the 4- and 3-bit caches
+    /// subtract from keys, [`KvPrecision::centered`]), then its scale λ (what the rotated ones
+    /// multiply them by, `kv_balance.wgsl`); and whether they have been measured
+    /// ([`GpuBackend::measure_key_stats`]; means 0 and scales 1 until then).
+    key_stats: Buffer,
+    key_stats_measured: bool,
+    /// While the key statistics are measured: where each layer's queries add up their squares
+    /// (`[layers, kv_heads·head_dim]`, `kv_query_sq.wgsl`).
+    query_sq: Option<Buffer>,
     /// The per-step uniform ([`Step`]): the position of the step's first token.
     step: Buffer,
     run: RunState,
@@ -385,7 +390,8 @@ impl GpuBackend {
             Some(f) => f.clone(),
             None => gpu.storage_f32("rope_factors", &vec![1.0; (cfg.n_rot / 2).max(1)])?,
         };
-        let key_means = gpu.zeros("key_means", (cfg.n_layers * cfg.n_kv_heads * cfg.head_dim).max(1))?;
+        let per = (cfg.n_layers * cfg.n_kv_heads * cfg.head_dim).max(1);
+        let key_stats = gpu.storage_f32("key_stats", &[vec![0.0; per], vec![1.0; per]].concat())?;
         let mut b = GpuBackend {
             gpu: gpu.clone(),
             cfg,
@@ -398,8 +404,9 @@ impl GpuBackend {
             kv: KvPrecision::F32,
             activations: Activations::F32,
             n_ctx,
-            key_means,
-            key_means_measured: false,
+            key_stats,
+            key_stats_measured: false,
+            query_sq: None,
             step: gpu.uniform("step", &Step::default().words()),
             run: RunState::default(),
             binds: Default::default(),
@@ -502,7 +509,7 @@ impl GpuBackend {
     /// Store the KV cache as `kv` from now on. A new format makes the caches anew (empty), so
     /// whatever they held must be computed again; the format they already have keeps them. The
     /// first 4- or 3-bit format measures the mean keys first (`g`: the model's file, for its
-    /// tokenizer; [`GpuBackend::measure_key_means`]).
+    /// tokenizer; [`GpuBackend::measure_key_stats`]).
     pub fn set_kv(&mut self, g: &Gguf, kv: KvPrecision) -> Result<()> {
         if kv == self.kv && !self.kv_cache.is_empty() {
             return Ok(());
@@ -511,37 +518,45 @@ impl GpuBackend {
             return Err(Error::Usage(why));
         }
         if kv.centered() {
-            self.measure_key_means(g)?;
+            self.measure_key_stats(g)?;
         }
         self.make_kv(kv)
     }
 
     /// The mean keys this backend's 4- and 3-bit caches subtract, once measured: another backend
-    /// of the same model can take them ([`GpuBackend::share_key_means`]) rather than measure its own.
-    pub fn key_means(&self) -> Option<Buffer> {
-        self.key_means_measured.then(|| self.key_means.clone())
+    /// of the same model can take them ([`GpuBackend::share_key_stats`]) rather than measure its own.
+    pub fn key_stats(&self) -> Option<Buffer> {
+        self.key_stats_measured.then(|| self.key_stats.clone())
     }
 
-    /// Use `means` (another backend's [`GpuBackend::key_means`], of the same model) from now on.
+    /// Use `means` (another backend's [`GpuBackend::key_stats`], of the same model) from now on.
     /// Only before this backend has stored keys in a 4- or 3-bit cache: keys already stored less
     /// other means would no longer differ from the new ones by the same vector.
-    pub fn share_key_means(&mut self, means: Buffer) -> Result<()> {
-        if self.kv.centered() || means.size() != self.key_means.size() {
+    pub fn share_key_stats(&mut self, means: Buffer) -> Result<()> {
+        if self.kv.centered() || means.size() != self.key_stats.size() {
             return Err(Error::Usage("mean keys are shared between backends of one model before either stores a 4- or 3-bit cache".into()));
         }
         self.flush();
         self.forget_binds();
-        self.key_means = means;
-        self.key_means_measured = true;
+        self.key_stats = means;
+        self.key_stats_measured = true;
         Ok(())
     }
 
-    /// Measure each layer's mean key over the calibration text ([`super::key_mean_tokens`]),
-    /// once per backend: the text is run through the model at its current weights into a cache
-    /// of its own (f32, just long enough), and the `kv_mean` kernel averages each layer's keys
-    /// after RoPE. The conversation's cache is left as it was.
-    pub fn measure_key_means(&mut self, g: &Gguf) -> Result<()> {
-        if self.key_means_measured {
+    /// Where layer `l`'s key statistic `row` starts in [`GpuBackend::key_stats`]: row 0 the mean
+    /// keys, row 1 the key scales.
+    fn key_stat_at(&self, row: usize, l: usize) -> usize {
+        (row * self.cfg.n_layers + l) * self.cfg.n_kv_heads * self.cfg.head_dim
+    }
+
+    /// Measure each layer's mean key and key scales over the calibration text
+    /// ([`super::key_mean_tokens`]), once per backend: the text is run through the model at its
+    /// current weights into a cache of its own (f32, just long enough), each layer's queries
+    /// adding up their squares on the way (`kv_query_sq`); then the `kv_mean` kernel averages each
+    /// layer's keys after RoPE and `kv_balance` weighs their spread against the queries'. The
+    /// conversation's cache is left as it was.
+    pub fn measure_key_stats(&mut self, g: &Gguf) -> Result<()> {
+        if self.key_stats_measured {
             return Ok(());
         }
         let toks = super::key_mean_tokens(g, &self.cfg);
@@ -554,10 +569,16 @@ impl GpuBackend {
         let cfg = self.cfg.clone();
         let kvd = cfg.n_kv_heads * cfg.head_dim;
         let measured = self.make_kv(KvPrecision::F32).and_then(|_| {
-            super::forward(&cfg, self, &toks, 0, false)?;
-            let (caches, means) = (self.kv_cache.clone(), self.key_means.clone());
+            let qsq = self.gpu.zeros("query_sq", cfg.n_layers * kvd)?;
+            self.query_sq = Some(qsq.clone());
+            let pass = super::forward(&cfg, self, &toks, 0, false);
+            self.query_sq = None;
+            pass?;
+            let (caches, stats) = (self.kv_cache.clone(), self.key_stats.clone());
             for (l, cache) in caches.iter().enumerate() {
-                self.rec().kv_mean(cache, &means, n, kvd, l * kvd);
+                let (mean_at, scale_at) = (self.key_stat_at(0, l), self.key_stat_at(1, l));
+                self.rec().kv_mean(cache, &stats, n, kvd, mean_at);
+                self.rec().kv_balance(cache, &stats, &qsq, n, kvd, cfg.head_dim, (mean_at, scale_at, l * kvd));
             }
             self.flush();
             Ok(())
@@ -569,7 +590,7 @@ impl GpuBackend {
         self.forget_binds();
         (self.kv_cache, self.kv, self.n_ctx, self.run, self.timer, self.step_timer) = kept;
         measured?;
-        self.key_means_measured = true;
+        self.key_stats_measured = true;
         Ok(())
     }
 
@@ -1011,8 +1032,12 @@ impl Backend for GpuBackend {
             let w = self.vector(Vector::QkNorm(l))?.clone();
             self.rec().head_norm(&qkv.buf, &w, m, rope.heads, kv_heads, head_dim, eps);
         }
-        let (cache, step, factors, means) = (self.kv_cache[l].clone(), self.step.clone(), self.rope_factors.clone(), self.key_means.clone());
-        self.rec().rope_store(&qkv.buf, &cache, &step, m, &rope, kv_heads, v_base, kv, &factors, (&means, l * kv_heads * head_dim));
+        let (cache, step, factors, stats) = (self.kv_cache[l].clone(), self.step.clone(), self.rope_factors.clone(), self.key_stats.clone());
+        let at = (self.key_stat_at(0, l), self.key_stat_at(1, l));
+        self.rec().rope_store(&qkv.buf, &cache, &step, m, &rope, kv_heads, v_base, kv, &factors, (&stats, at.0, at.1));
+        if let Some(qsq) = self.query_sq.clone() {
+            self.rec().kv_query_sq(&qkv.buf, &qsq, m, (rope.heads, kv_heads, head_dim), qkv.width, l * kv_heads * head_dim);
+        }
         Ok(qkv)
     }
 
@@ -1028,7 +1053,8 @@ impl Backend for GpuBackend {
         };
         let out = self.act(m, a.heads * a.head_dim)?;
         let (cache, step, v_base, kv) = (self.kv_cache[l].clone(), self.step.clone(), self.v_base(), self.kv);
-        self.rec().attention(&q.buf, q.width, &cache, &step, &scores, &out.buf, m, &a, v_base, kv);
+        let (stats, scale_at) = (self.key_stats.clone(), self.key_stat_at(1, l));
+        self.rec().attention(&q.buf, q.width, &cache, &step, &scores, &out.buf, m, &a, v_base, kv, (&stats, scale_at));
         Ok(out)
     }
 

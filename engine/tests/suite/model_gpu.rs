@@ -185,14 +185,18 @@ fn every_kv_format_on_the_gpu_matches_its_cpu_reference() {
         }
         seen.push((kv, c.ppl));
     }
-    // Both measured the same mean keys, to within the last bits of the keys; and a layer's
-    // offset into the GPU's means is right.
-    let cm = cpu.key_means().expect("the CPU measured mean keys").concat();
-    let gm = pollster::block_on(gpu.read_f32(&b.key_means().expect("the GPU measured mean keys"), cm.len())).unwrap();
-    let big = cm.iter().fold(0f32, |a, v| a.max(v.abs()));
-    let worst = gm.iter().zip(&cm).fold(0f32, |a, (g, c)| a.max((g - c).abs()));
-    println!("mean keys: largest {big:.3}, GPU vs CPU at most {worst:.4} apart");
-    assert!(worst < 0.02 * big, "GPU mean keys differ from the CPU's by {worst} (largest {big})");
+    // Both measured the same mean keys and key scales, to within the last bits of the keys and
+    // queries; and a layer's offset into the GPU's statistics (means, then scales) is right.
+    let (cm, cs) = (cpu.key_means().expect("the CPU measured mean keys").concat(), cpu.key_scales().expect("the CPU measured key scales").concat());
+    let stats = pollster::block_on(gpu.read_f32(&b.key_stats().expect("the GPU measured key statistics"), cm.len() + cs.len())).unwrap();
+    for (what, c, g) in [("mean keys", &cm, &stats[..cm.len()]), ("key scales", &cs, &stats[cm.len()..])] {
+        let big = c.iter().fold(0f32, |a, v| a.max(v.abs()));
+        let worst = g.iter().zip(c).fold(0f32, |a, (g, c)| a.max((g - c).abs()));
+        println!("{what}: largest {big:.3}, GPU vs CPU at most {worst:.4} apart");
+        assert!(worst < 0.02 * big, "GPU {what} differ from the CPU's by {worst} (largest {big})");
+    }
+    // The scales are not all one: the test would not see them otherwise.
+    assert!(cs.iter().any(|s| (s - 1.0).abs() > 0.2), "key scales all near 1");
     // The formats are told apart: INT4 unrotated costs more than the tolerance above (10 % over
     // these tokens with its keys centered), and rotation recovers most of it.
     let ppl = |k: KvPrecision| seen.iter().find(|s| s.0 == k).unwrap().1;

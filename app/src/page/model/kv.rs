@@ -61,9 +61,9 @@ pub fn KvCache() -> impl IntoView {
                 kept in this cache: it grows with the conversation, and long contexts make it larger than the weights. \
                 f16 halves it; INT8 stores blocks of 32 values with one scale, 3.6× smaller than f32; INT4 and INT3 \
                 7.1× and 9.1× smaller. -ROT rotates keys and values before rounding them, so one large value no longer \
-                costs its neighbours their detail. INT4 and INT3, rotated or not, first subtract each layer's average key \
-                (measured once, the first time you pick one of them; up to a minute on a software GPU), which attention \
-                does not notice. Changing the \
+                costs its neighbours their detail, and scales each key channel by how much the queries weigh it. INT4 and \
+                INT3, rotated or not, first subtract each layer's average key (measured once, with those scales, the first \
+                time you pick one of them; up to a minute on a software GPU), which attention does not notice. Changing the \
                 format clears the cache, so the next reply reads the conversation again (changing the context size \
                 keeps it); the compare view and the quality panel show what it costs. A conversation longer than the \
                 context leaves out its oldest exchanges."</Explain>

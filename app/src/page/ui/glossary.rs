@@ -28,7 +28,9 @@ pub const TERMS: [(&str, &str, &str); 17] = [
     ("rotation", "rotation (KV cache)", "Before keys and values are rounded to 4 or 3 bits, the rotated formats mix each block of \
         them with a fixed pattern of sums, differences and sign flips, which keeps every length and angle but spreads one large \
         value over the whole block. Rounded with one scale per block, the other values then keep their detail instead of \
-        rounding to zero beside a giant; the attention results are rotated back, so nothing else changes. All 4- and 3-bit \
+        rounding to zero beside a giant; the attention results are rotated back, so nothing else changes. Before rotating, they \
+        also scale each channel of the keys: up where the queries lean on it, down where the keys alone are large, with the \
+        queries scaled the opposite way so that no score changes; the rounding error then lands where it matters least. All 4- and 3-bit \
         caches also subtract each layer's average key, measured once on the calibration text: it moves every score a token gives \
         the earlier ones by the same amount, which attention ignores, and frees the scale for what differs between keys."),
     ("prefill-decode", "prefill and decode", "Prefill reads the prompt, all its tokens at once; decode writes the reply, one \
