@@ -439,7 +439,8 @@ impl KvPrecision {
 
     /// Whether keys are stored times per-channel scales λ, with queries divided by them (the
     /// rotated formats; `kv_balance.wgsl` explains the scales, measured with the mean keys).
-    /// Natively, `LOWBIT_KV_NO_SCALES=1` turns them off on both backends, to measure what they do.
+    /// Natively, `LOWBIT_KV_NO_SCALES=1` turns them off on both backends, to measure what they do
+    /// (and `LOWBIT_KV_NO_CENTER=1`, which measures neither).
     pub fn scaled(self) -> bool {
         #[cfg(not(target_arch = "wasm32"))]
         {
@@ -448,7 +449,7 @@ impl KvPrecision {
                 return false;
             }
         }
-        self.rotated()
+        self.rotated() && self.centered()
     }
 
     /// Bits of a code: 0 for the float formats.

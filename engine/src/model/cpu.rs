@@ -269,10 +269,11 @@ impl CpuBackend {
             self.query_sq = Some(vec![vec![0.0; kvd]; n_layers]);
             let r = super::forward(&cfg, self, &toks, 0, false);
             let qsq = self.query_sq.take().unwrap_or_default();
-            let means: Vec<Vec<f32>> = self.k_cache.iter().map(|k| crate::reference::kv_mean(k, toks.len(), kvd)).collect();
-            let scales = self.k_cache.iter().zip(&means).zip(&qsq).map(|((k, m), q)| crate::reference::kv_balance(k, toks.len(), kvd, cfg.head_dim, m, q)).collect();
-            (self.kv, self.k_cache, self.v_cache) = kept;
+            let measured = std::mem::replace(&mut self.k_cache, kept.1);
+            (self.kv, self.v_cache) = (kept.0, kept.2);
             r?;
+            let means: Vec<Vec<f32>> = measured.iter().map(|k| crate::reference::kv_mean(k, toks.len(), kvd)).collect();
+            let scales = measured.iter().zip(&means).zip(&qsq).map(|((k, m), q)| crate::reference::kv_balance(k, toks.len(), kvd, cfg.head_dim, m, q)).collect();
             self.key_means = Some(means);
             self.key_scales = Some(scales);
         }

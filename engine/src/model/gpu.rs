@@ -523,22 +523,23 @@ impl GpuBackend {
         self.make_kv(kv)
     }
 
-    /// The mean keys this backend's 4- and 3-bit caches subtract, once measured: another backend
-    /// of the same model can take them ([`GpuBackend::share_key_stats`]) rather than measure its own.
+    /// The mean keys this backend's 4- and 3-bit caches subtract and the key scales its rotated
+    /// ones multiply by, once measured: another backend of the same model can take them
+    /// ([`GpuBackend::share_key_stats`]) rather than measure its own.
     pub fn key_stats(&self) -> Option<Buffer> {
         self.key_stats_measured.then(|| self.key_stats.clone())
     }
 
-    /// Use `means` (another backend's [`GpuBackend::key_stats`], of the same model) from now on.
+    /// Use `stats` (another backend's [`GpuBackend::key_stats`], of the same model) from now on.
     /// Only before this backend has stored keys in a 4- or 3-bit cache: keys already stored less
-    /// other means would no longer differ from the new ones by the same vector.
-    pub fn share_key_stats(&mut self, means: Buffer) -> Result<()> {
-        if self.kv.centered() || means.size() != self.key_stats.size() {
-            return Err(Error::Usage("mean keys are shared between backends of one model before either stores a 4- or 3-bit cache".into()));
+    /// other means, or times other scales, would no longer give the same scores.
+    pub fn share_key_stats(&mut self, stats: Buffer) -> Result<()> {
+        if self.kv.centered() || stats.size() != self.key_stats.size() {
+            return Err(Error::Usage("key statistics are shared between backends of one model before either stores a 4- or 3-bit cache".into()));
         }
         self.flush();
         self.forget_binds();
-        self.key_stats = means;
+        self.key_stats = stats;
         self.key_stats_measured = true;
         Ok(())
     }
