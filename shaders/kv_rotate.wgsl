@@ -13,7 +13,7 @@ struct Params {
     inverse: u32, // 1: rotate back (the output: no scales)
     kv_heads: u32,
     scale_at: u32, // the layer's key scales in scales
-    scaled: u32,   // 1: divide by them before rotating
+    scaled: u32,   // 1: divide by them before rotating (never with inverse)
     _pad0: u32,
     _pad1: u32,
     _pad2: u32,
@@ -34,7 +34,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     var v: array<f32, ROT_MAX>;
     for (var i = 0u; i < p.r; i++) {
         v[i] = x[o + i];
-        if (p.inverse == 0u && p.scaled != 0u) { v[i] /= scales[s + i]; }
+        if (p.scaled != 0u) { v[i] /= scales[s + i]; }
     }
     rotate(&v, p.r, p.r, b * p.r, p.head_dim, p.inverse != 0u);
     for (var i = 0u; i < p.r; i++) {

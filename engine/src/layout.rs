@@ -388,6 +388,12 @@ pub fn rotate(x: &mut [f32], head_dim: usize, inverse: bool) {
     }
 }
 
+/// Whether the measuring switch `var` is set to 1 in the environment (read once, into `seen`):
+/// the KV formats' `LOWBIT_KV_NO_*` switches, natively only; in the browser never.
+fn switched_off(var: &str, seen: &std::sync::OnceLock<bool>) -> bool {
+    cfg!(not(target_arch = "wasm32")) && *seen.get_or_init(|| std::env::var_os(var).is_some_and(|v| v == "1"))
+}
+
 impl KvPrecision {
     pub const ALL: [KvPrecision; 7] = [
         KvPrecision::F32,
@@ -427,14 +433,8 @@ impl KvPrecision {
     /// ([`crate::model::key_mean_tokens`]). Natively, `LOWBIT_KV_NO_CENTER=1` turns it off on
     /// both backends, to measure what it does.
     pub fn centered(self) -> bool {
-        #[cfg(not(target_arch = "wasm32"))]
-        {
-            static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-            if *OFF.get_or_init(|| std::env::var_os("LOWBIT_KV_NO_CENTER").is_some_and(|v| v == "1")) {
-                return false;
-            }
-        }
-        matches!(self.bits(), 3 | 4)
+        static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        !switched_off("LOWBIT_KV_NO_CENTER", &OFF) && matches!(self.bits(), 3 | 4)
     }
 
     /// Whether keys are stored times per-channel scales λ, with queries divided by them (the
@@ -442,14 +442,8 @@ impl KvPrecision {
     /// Natively, `LOWBIT_KV_NO_SCALES=1` turns them off on both backends, to measure what they do
     /// (and `LOWBIT_KV_NO_CENTER=1`, which measures neither).
     pub fn scaled(self) -> bool {
-        #[cfg(not(target_arch = "wasm32"))]
-        {
-            static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-            if *OFF.get_or_init(|| std::env::var_os("LOWBIT_KV_NO_SCALES").is_some_and(|v| v == "1")) {
-                return false;
-            }
-        }
-        self.rotated() && self.centered()
+        static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        !switched_off("LOWBIT_KV_NO_SCALES", &OFF) && self.rotated() && self.centered()
     }
 
     /// Bits of a code: 0 for the float formats.

@@ -262,6 +262,14 @@ pub fn kv_query_sq(q: &[f32], m: usize, stride: usize, heads: usize, kv_heads: u
         .collect()
 }
 
+/// Queries `q [_, heads, head_dim]` divided by their kv head's key scales `scales [kv_heads ·
+/// head_dim]` (query head h meets kv head h / (heads / kv_heads)): what the `kv_rotate` kernel does
+/// to queries before it rotates them, so that they meet keys stored times the scales.
+pub fn divide_queries(q: &[f32], heads: usize, kv_heads: usize, head_dim: usize, scales: &[f32]) -> Vec<f32> {
+    let group = heads / kv_heads.max(1);
+    q.iter().enumerate().map(|(i, x)| x / scales[((i / head_dim) % heads / group) * head_dim + i % head_dim]).collect()
+}
+
 /// The rotated KV formats' per-channel key scales λ (the `kv_balance` kernel, which explains
 /// them): from the first `n` keys of a layer `keys [_, kv_dim]`, their `means [kv_dim]` and the
 /// queries' [`kv_query_sq`] sums `qsq [kv_dim]`, λ_e⁴ ∝ Σq_e² / Σ(k_e − mean_e)² per kv head of
@@ -354,8 +362,7 @@ mod tests {
         let (k, v) = (rng.normals((pos0 + m) * kvd, 1.0), rng.normals((pos0 + m) * kvd, 1.0));
         let lam: Vec<f32> = (0..kvd).map(|_| 0.25 + 3.0 * rng.uniform()).collect();
         let ks: Vec<f32> = k.iter().enumerate().map(|(i, x)| x * lam[i % kvd]).collect();
-        let group = heads / kv_heads;
-        let qs: Vec<f32> = q.iter().enumerate().map(|(i, x)| x / lam[((i / head_dim) % heads / group) * head_dim + i % head_dim]).collect();
+        let qs = divide_queries(&q, heads, kv_heads, head_dim, &lam);
         let a = Attention { heads, kv_heads, head_dim, pos0, scale: 0.35, window: 0 };
         let (want, got) = (attention(&q, &k, &v, m, &a), attention(&qs, &ks, &v, m, &a));
         for (g, w) in got.iter().zip(&want) {

@@ -752,14 +752,7 @@ fn attention_trial(t: &mut Trial, m: usize, heads: usize, kv_heads: usize, head_
     // Scores for two query rows at a time: the queries go through in tiles, as a long prompt's do.
     let (gs, go) = (gpu.zeros("scores", crate::gpu::ops::scores_len(heads, head_dim, 2, n_kv))?, gpu.zeros("o", m * heads * head_dim)?);
     rec.attention(&gq, heads * head_dim, &cache, &step(gpu, pos0), &gs, &go, m, &a, n, kv, (&gscales, 5));
-    let mut qs = q.clone();
-    if kv.scaled() {
-        let group = heads / kv_heads;
-        for (i, v) in qs.iter_mut().enumerate() {
-            let (h, d) = ((i / head_dim) % heads, i % head_dim);
-            *v /= scales[(h / group) * head_dim + d];
-        }
-    }
+    let qs = if kv.scaled() { reference::divide_queries(&q, heads, kv_heads, head_dim, &scales) } else { q };
     let want = reference::attention(&qs, &kv.decode(&kw, head_dim), &kv.decode(&vw, head_dim), m, &a);
     let s = vec![max_abs(&want); want.len()];
     Ok(Expected { out: go, want, scale: s, decode: None })
