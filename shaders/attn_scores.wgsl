@@ -4,7 +4,8 @@
 // written (steps 2 and 3 read only the keys a row sees). group = heads / kv_heads (grouped-query
 // attention): the query heads of one kv head read its keys together. One invocation per (row,
 // kv head, up to GT of its query heads, eight keys): each key value is decoded once for all those
-// heads and each query value read once for all eight keys. head_dim a multiple of 4.
+// heads and each query value read once for all eight keys. head_dim a multiple of 4. Keys in a
+// row's recent window are read exactly (kv_window.wgsl).
 @group(0) @binding(0) var<storage, read> q: array<vec4<f32>>; // [m, q_stride / 4], q at the start of a row
 // binding 1: the cache [2, n_ctx, kv_heads, head_dim], keys first, read with kv_load4 (kv_*.wgsl)
 @group(0) @binding(2) var<storage, read_write> s: array<f32>; // [heads, rows, n_kv], then attn_softmax's stats
@@ -18,9 +19,14 @@ struct Params {
     scale: f32,
     window: u32, // keys a query sees (a sliding window), 0: all
     t0: u32,     // the tile's first query row
+    recent: u32, // kv_window.wgsl's Recent
+    slots: u32,
+    ring_at: u32,
+    _pad0: u32,
 }
 @group(0) @binding(3) var<uniform> p: Params;
 @group(0) @binding(4) var<uniform> step: Step;
+@group(0) @binding(5) var<storage, read> stage: array<u32>; // the step's exact keys and values (kv_window.wgsl)
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -49,17 +55,25 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let k5 = (min(j0 + 5u, pos) * p.kv_heads + kvh) * p.head_dim;
     let k6 = (min(j0 + 6u, pos) * p.kv_heads + kvh) * p.head_dim;
     let k7 = (min(j0 + 7u, pos) * p.kv_heads + kvh) * p.head_dim;
+    // Where keys in the row's recent window are exact (most eights have none).
+    var ex = array<u32, 8>(NOT_EXACT, NOT_EXACT, NOT_EXACT, NOT_EXACT, NOT_EXACT, NOT_EXACT, NOT_EXACT, NOT_EXACT);
+    if (p.recent != 0u && j0 + 7u + p.recent > pos) {
+        let w = Recent(p.recent, p.slots, p.ring_at, p.kv_heads * p.head_dim);
+        for (var i = 0u; i < 8u; i++) {
+            ex[i] = exact_at(w, min(j0 + i, pos), pos, kvh * p.head_dim / 2u, 0u);
+        }
+    }
     var lo = array<vec4<f32>, GT>(); // keys j0 .. j0 + 3
     var hi = array<vec4<f32>, GT>(); // keys j0 + 4 .. j0 + 7
     for (var d = 0u; d < p.head_dim; d += 4u) {
-        let a0 = kv_load4(k0 + d);
-        let a1 = kv_load4(k1 + d);
-        let a2 = kv_load4(k2 + d);
-        let a3 = kv_load4(k3 + d);
-        let a4 = kv_load4(k4 + d);
-        let a5 = kv_load4(k5 + d);
-        let a6 = kv_load4(k6 + d);
-        let a7 = kv_load4(k7 + d);
+        let a0 = key4(ex[0], k0 + d, d);
+        let a1 = key4(ex[1], k1 + d, d);
+        let a2 = key4(ex[2], k2 + d, d);
+        let a3 = key4(ex[3], k3 + d, d);
+        let a4 = key4(ex[4], k4 + d, d);
+        let a5 = key4(ex[5], k5 + d, d);
+        let a6 = key4(ex[6], k6 + d, d);
+        let a7 = key4(ex[7], k7 + d, d);
         for (var g = 0u; g < GT; g++) {
             if (g < gn) {
                 let qd = q[(qo + g * p.head_dim + d) / 4u];

@@ -5,7 +5,8 @@
 // maximum M_s, with L_s = Σ exp(M_c − M_s) L_c over its chunks; step 4 (attn_merge) merges the
 // splits as step 3 merges chunks. One invocation per (split, row, kv head, up to GT of its query
 // heads, 8 dims): each value is decoded once for all those heads (kv_load8; head_dim a multiple
-// of 8), and no exponential is taken per key.
+// of 8), and no exponential is taken per key. Values in a row's recent window are read exactly
+// (kv_window.wgsl).
 @group(0) @binding(0) var<storage, read_write> s: array<f32>; // [heads, rows, n_kv] e_j, stats, then the splits' o
 // binding 1: the cache [2, n_ctx, kv_heads, head_dim], values from value v_base on (kv_*.wgsl)
 
@@ -17,10 +18,15 @@ struct Params {
     v_base: u32, // first value of the value half of the cache
     window: u32, // keys a query sees (a sliding window), 0: all
     t0: u32,
+    recent: u32, // kv_window.wgsl's Recent
+    slots: u32,
+    ring_at: u32,
     _pad0: u32,
+    _pad1: u32,
 }
 @group(0) @binding(2) var<uniform> p: Params;
 @group(0) @binding(3) var<uniform> step: Step;
+@group(0) @binding(4) var<storage, read> stage: array<u32>; // the step's exact keys and values (kv_window.wgsl)
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -60,6 +66,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
     let stride = p.kv_heads * p.head_dim;
     let vo = p.v_base + kvh * p.head_dim + d;
+    let w = Recent(p.recent, p.slots, p.ring_at, p.kv_heads * p.head_dim);
     var sum = array<f32, GT>();
     var a = array<vec4<f32>, GT>();
     var b = array<vec4<f32>, GT>();
@@ -71,7 +78,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         var pa = array<vec4<f32>, GT>();
         var pb = array<vec4<f32>, GT>();
         for (var j = lo; j < hi; j++) {
-            let v = kv_load8(vo + j * stride);
+            let v = value8(exact_at(w, j, last, kvh * p.head_dim / 2u, 1u), vo + j * stride, d);
             for (var g = 0u; g < GT; g++) {
                 if (g < gn) {
                     let e = s[so[g] + j];

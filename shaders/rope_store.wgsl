@@ -5,7 +5,8 @@
 // before they are quantized; the 4- and 3-bit formats subtract the layer's mean key from k first:
 // every score of a query then moves by the same q·mean, which softmax does not see; the rotated
 // ones then multiply each key channel by its scale λ, `kv_balance.wgsl`, which the queries undo in
-// `kv_rotate.wgsl`). One invocation per q pair or cache unit.
+// `kv_rotate.wgsl`). With a recent window (kv_window.wgsl), the values a unit codes also go to
+// `stage` in f16, as they are before they are coded. One invocation per q pair or cache unit.
 // Pair i (< n_rot / 2) rotates by pos · scale · base^(-2i / n_rot) / factors[i]: dims (2i, 2i+1),
 // or (i, i + n_rot/2) for GPT-NeoX (scale: linear RoPE scaling; factors: Llama 3's frequency
 // divisors, ones for other models).
@@ -27,13 +28,14 @@ struct Params {
     mean_at: u32,
     scale_at: u32, // the layer's key scales λ in kmean
     scaled: u32,   // 1: multiply each key (less its mean) by its channel's λ
-    _pad0: u32,
+    recent: u32,   // 1: write what is coded to stage too
     _pad1: u32,
 }
 @group(0) @binding(2) var<uniform> p: Params;
 @group(0) @binding(3) var<uniform> step: Step;
 @group(0) @binding(4) var<storage, read> factors: array<f32>; // [n_rot / 2]
 @group(0) @binding(5) var<storage, read> kmean: array<f32>;   // means, then λ: [2, layers, kv_heads · head_dim]
+@group(0) @binding(6) var<storage, read_write> stage: array<u32>; // [m, 2, kv_heads · head_dim / 2] f16 pairs
 
 fn angle(pos: u32, i: u32) -> f32 {
     return f32(pos) * p.scale * pow(p.base, -2.0 * f32(i) / f32(p.n_rot)) / factors[i];
@@ -104,6 +106,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         for (var j = 0u; j < KV_UNIT; j++) { b[j] = vals[j]; }
         rotate(&b, KV_UNIT, p.rot, i0, p.head_dim, false);
         for (var j = 0u; j < KV_UNIT; j++) { vals[j] = b[j]; }
+    }
+    if (p.recent != 0u) {
+        let so = (t * 2u + select(0u, 1u, is_v)) * (kvd / 2u) + i0 / 2u;
+        for (var j = 0u; j < KV_UNIT / 2u; j++) {
+            stage[so + j] = pack2x16float(vec2<f32>(vals[2u * j], vals[2u * j + 1u]));
+        }
     }
     kv_store_unit(select(0u, p.v_base, is_v) + pos * kvd + i0, vals);
 }

@@ -388,6 +388,14 @@ pub fn rotate(x: &mut [f32], head_dim: usize, inverse: bool) {
     }
 }
 
+/// Positions a query reads exactly from a 4- or 3-bit cache ([`KvPrecision::recent`]): itself
+/// and the 15 before it.
+pub const KV_RECENT: usize = 16;
+/// Slots of a layer's ring of recent positions: the window, and room for the steps a chained
+/// decode runs past its end (twice [`crate::model::gpu::CHAIN_AHEAD`]), so that rolling the cache
+/// back over them leaves the window whole.
+pub const KV_RECENT_SLOTS: usize = KV_RECENT + 32;
+
 /// Whether the measuring switch `var` is set to 1 in the environment (read once, into `seen`):
 /// the KV formats' `LOWBIT_KV_NO_*` switches, natively only; in the browser never.
 fn switched_off(var: &str, seen: &std::sync::OnceLock<bool>) -> bool {
@@ -444,6 +452,51 @@ impl KvPrecision {
     pub fn scaled(self) -> bool {
         static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
         !switched_off("LOWBIT_KV_NO_SCALES", &OFF) && self.rotated() && self.centered()
+    }
+
+    /// Positions a query reads exactly (0: none): the 4- and 3-bit formats keep each token's keys
+    /// and values in f16 beside their codes while they are among the last [`KV_RECENT`] positions
+    /// of a query (after KIVI's full-precision residual, `kv_window.wgsl`): attention leans hardest
+    /// on the latest tokens, where coding errors average out least. Natively,
+    /// `LOWBIT_KV_NO_RECENT=1` turns it off, to measure what it does.
+    pub fn recent(self) -> usize {
+        static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        if matches!(self.bits(), 3 | 4) && !switched_off("LOWBIT_KV_NO_RECENT", &OFF) {
+            KV_RECENT
+        } else {
+            0
+        }
+    }
+
+    /// `u32` words of a layer's ring of recent positions, after its codes: [`KV_RECENT_SLOTS`]
+    /// rows of keys then values in f16 pairs, then a tag per slot (its position + 1). 0 without
+    /// a recent window.
+    pub fn ring_words(self, kv_dim: usize) -> usize {
+        if self.recent() == 0 {
+            return 0;
+        }
+        KV_RECENT_SLOTS * (kv_dim + 1)
+    }
+
+    /// What `rope_store.wgsl` writes for a recent window of the row `x` (heads of `head_dim`):
+    /// its values in f16 pairs, in the basis they are coded in (rotated, for the rotated formats).
+    pub fn exact_words(self, x: &[f32], head_dim: usize) -> Vec<u32> {
+        let mut v = x.to_vec();
+        if self.rotated() {
+            rotate(&mut v, head_dim, false);
+        }
+        v.chunks(2).map(|p| f16::from_f32(p[0]).to_bits() as u32 | (f16::from_f32(p.get(1).copied().unwrap_or(0.0)).to_bits() as u32) << 16).collect()
+    }
+
+    /// What a recent window reads of the row `x`: [`KvPrecision::exact_words`], given back in
+    /// `x`'s basis.
+    pub fn exact(self, x: &[f32], head_dim: usize) -> Vec<f32> {
+        let mut v = KvPrecision::F16.decode(&self.exact_words(x, head_dim), head_dim);
+        v.truncate(x.len());
+        if self.rotated() {
+            rotate(&mut v, head_dim, true);
+        }
+        v
     }
 
     /// Bits of a code: 0 for the float formats.

@@ -206,24 +206,76 @@ impl Attention {
 /// returns `[m, heads, hd]`. Query `t` sees keys `first_key(pos0 + t) ..= pos0 + t`; head `h`
 /// reads kv head `h / (heads / kv_heads)`.
 pub fn attention(q: &[f32], k: &[f32], v: &[f32], m: usize, a: &Attention) -> Vec<f32> {
+    attention_with(q, (k, v), (k, v), m, a, |_, _| false)
+}
+
+/// [`attention`] where the query at position `pos` reads key and value `j` from `exact` (the
+/// recent window's copies) when `is_exact(pos, j)`, from `stored` otherwise.
+pub fn attention_with(q: &[f32], (k, v): (&[f32], &[f32]), exact: (&[f32], &[f32]), m: usize, a: &Attention, is_exact: impl Fn(usize, usize) -> bool) -> Vec<f32> {
     let (hd, group) = (a.head_dim, a.heads / a.kv_heads);
+    let pick = |pos: usize, j: usize| if is_exact(pos, j) { exact } else { (k, v) };
     let mut out = vec![0f32; m * a.heads * hd];
     for t in 0..m {
         let (first, n) = (a.first_key(a.pos0 + t), a.pos0 + t + 1);
         for h in 0..a.heads {
             let kvh = h / group;
             let qv = &q[(t * a.heads + h) * hd..][..hd];
-            let mut s: Vec<f32> = (first..n).map(|j| dot(qv, &k[(j * a.kv_heads + kvh) * hd..][..hd]) * a.scale).collect();
+            let pos = a.pos0 + t;
+            let mut s: Vec<f32> = (first..n).map(|j| dot(qv, &pick(pos, j).0[(j * a.kv_heads + kvh) * hd..][..hd]) * a.scale).collect();
             softmax(&mut s, n - first);
             let o = &mut out[(t * a.heads + h) * hd..][..hd];
             for (j, p) in (first..).zip(&s) {
-                for (od, vd) in o.iter_mut().zip(&v[(j * a.kv_heads + kvh) * hd..][..hd]) {
+                for (od, vd) in o.iter_mut().zip(&pick(pos, j).1[(j * a.kv_heads + kvh) * hd..][..hd]) {
                     *od += p * vd;
                 }
             }
         }
     }
     out
+}
+
+/// The recent window of the 4- and 3-bit caches (`kv_window.wgsl`): which keys and values a
+/// query reads in f16 rather than from their codes. A query at `pos` reads position `j` exactly
+/// when `pos − j < r` and the copy is at hand: the step's own positions always are (rope_store
+/// wrote them), earlier ones while the ring of recent positions still holds them (`tags[slot]`:
+/// position + 1 of what slot `j % slots` holds, 0 for nothing).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recent {
+    pub r: usize,
+    pub tags: Vec<u32>,
+}
+
+impl Recent {
+    /// A window of `r` positions (0: none) and an empty ring.
+    pub fn new(r: usize) -> Recent {
+        Recent { r, tags: vec![0; crate::layout::KV_RECENT_SLOTS] }
+    }
+
+    /// Whether the query at `pos`, of a step from `pos0`, reads position `j` exactly.
+    pub fn exact(&self, j: usize, pos: usize, pos0: usize) -> bool {
+        self.r > 0 && j + self.r > pos && (j >= pos0 || self.tags[j % self.tags.len()] as usize == j + 1)
+    }
+
+    /// After the attention of a step of `m` positions from `pos0`: its last `min(m, slots)`
+    /// positions go into the ring (the `kv_recent` kernel, [`kv_recent`]).
+    pub fn keep(&mut self, pos0: usize, m: usize) {
+        let slots = self.tags.len();
+        for t in m - m.min(slots)..m {
+            self.tags[(pos0 + t) % slots] = (pos0 + t + 1) as u32;
+        }
+    }
+}
+
+/// The `kv_recent` kernel: a step's rows `stage [m, kv_dim]` (words: keys then values in f16
+/// pairs) from position `pos0` go into the ring at word `at` of a layer's `cache` (`[slots,
+/// kv_dim]` words, then `[slots]` tags), as [`Recent::keep`] tags them.
+pub fn kv_recent(stage: &[u32], cache: &mut [u32], m: usize, pos0: usize, kv_dim: usize, at: usize) {
+    let slots = crate::layout::KV_RECENT_SLOTS;
+    for t in m - m.min(slots)..m {
+        let slot = (pos0 + t) % slots;
+        cache[at + slot * kv_dim..][..kv_dim].copy_from_slice(&stage[t * kv_dim..][..kv_dim]);
+        cache[at + slots * kv_dim + slot] = (pos0 + t + 1) as u32;
+    }
 }
 
 /// The KV cache words of `x`, rows of heads of `head_dim`, stored as `kv` (the `kv_store` kernel).
@@ -325,6 +377,49 @@ mod tests {
         let all = Attention { window: 0, ..a };
         assert_eq!(attention(&q, &k, &v, 4, &all), vec![1.0, 1.5, 2.0, 2.5]);
         assert_eq!((a.first_key(1), a.first_key(2), a.first_key(5)), (0, 0, 3));
+    }
+
+    /// The recent window by hand: a query reads exactly its own position and the r − 1 before
+    /// it, from the step itself or from the ring while the ring still holds them; a ring rolled
+    /// back over more than its spare slots leaves the overwritten positions to their codes.
+    #[test]
+    fn the_recent_window_by_hand() {
+        let slots = crate::layout::KV_RECENT_SLOTS;
+        let mut w = Recent::new(4);
+        // A step of 10 positions from 0: within it, every query's last 4 are exact.
+        assert!(w.exact(9, 9, 0) && w.exact(6, 9, 0) && !w.exact(5, 9, 0));
+        w.keep(0, 10);
+        // The next step, from 10: positions 7..9 come from the ring.
+        assert!(w.exact(7, 10, 10) && !w.exact(6, 10, 10) && w.exact(9, 12, 10) && !w.exact(8, 12, 10));
+        // A step longer than the ring keeps only its last `slots` positions.
+        w.keep(10, slots + 5);
+        let end = 10 + slots + 5;
+        assert!(w.exact(end - 1, end, end) && w.exact(end - 3, end, end));
+        assert_eq!(w.tags.iter().filter(|&&t| t > 0).count(), slots);
+        let mut w2 = Recent::new(4);
+        w2.keep(0, 10);
+        w2.keep(10, slots);
+        // Position 9's slot now holds 9 + slots: rolled back to 10, position 9 is read from codes.
+        assert!(!w2.exact(9, 10, 10) && w2.exact(10, 10, 10));
+        // No window: never exact.
+        assert!(!Recent::new(0).exact(3, 3, 3));
+    }
+
+    /// The kernel reference keeps what `Recent::keep` tags, each row in its slot.
+    #[test]
+    fn kv_recent_puts_rows_in_their_slots() {
+        let slots = crate::layout::KV_RECENT_SLOTS;
+        let (kvd, at, m, pos0) = (3, 2, 4, slots - 2);
+        let stage: Vec<u32> = (0..m * kvd).map(|i| 100 + i as u32).collect();
+        let mut cache = vec![0u32; at + slots * (kvd + 1)];
+        kv_recent(&stage, &mut cache, m, pos0, kvd, at);
+        let mut w = Recent::new(4);
+        w.keep(pos0, m);
+        assert_eq!(&cache[at + slots * kvd..], &w.tags[..]);
+        // Position pos0 + 2 wrapped around to slot 0.
+        assert_eq!(&cache[at..at + kvd], &[106, 107, 108]);
+        assert_eq!(&cache[at + (slots - 1) * kvd..][..kvd], &[103, 104, 105]);
+        assert_eq!(&cache[..at], &[0, 0]);
     }
 
     /// Why the 4- and 3-bit caches may store keys less their mean: moving every key by the same

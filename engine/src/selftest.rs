@@ -144,6 +144,8 @@ pub enum Case {
     Attention { m: usize, heads: usize, kv_heads: usize, head_dim: usize, pos0: usize, window: usize, kv: KvPrecision },
     /// The mean key of each channel over `n` positions of a cache (`kv_mean.wgsl`).
     KvMean { n: usize, kv_dim: usize },
+    /// A step of `m` positions from `pos0` into a layer's ring of recent positions (`kv_recent.wgsl`).
+    KvRecent { m: usize, pos0: usize, kv_dim: usize },
     /// Each key channel's sum of squared queries over `m` rows (`kv_query_sq.wgsl`).
     KvQuerySq { m: usize, heads: usize, kv_heads: usize, head_dim: usize },
     /// The rotated formats' key scales from `n` positions of a cache (`kv_balance.wgsl`).
@@ -195,6 +197,7 @@ impl Case {
             Case::Attention { kv: KvPrecision::F32, .. } => "attention_window".into(),
             Case::Attention { kv, .. } => format!("attention_kv_{kv}"),
             Case::KvMean { .. } => Kernel::KvMean.name(),
+            Case::KvRecent { .. } => Kernel::KvRecent.name(),
             Case::KvQuerySq { .. } => Kernel::KvQuerySq.name(),
             Case::KvBalance { .. } => Kernel::KvBalance.name(),
             Case::Argmax { .. } => "argmax".into(),
@@ -222,6 +225,7 @@ impl Case {
             Case::Glu { m, n, .. } => format!("m{m} {n}"),
             Case::Add { len } | Case::Argmax { n: len } => format!("{len}"),
             Case::KvMean { n, kv_dim } => format!("n{n} {kv_dim}"),
+            Case::KvRecent { m, pos0, kv_dim } => format!("m{m} @{pos0} {kv_dim}"),
             Case::KvQuerySq { m, heads, kv_heads, head_dim } => format!("m{m} h{heads}/{kv_heads} d{head_dim}"),
             Case::KvBalance { n, kv_heads, head_dim } => format!("n{n} h{kv_heads} d{head_dim}"),
             Case::Sample { n, k: 1 } => format!("{n} greedy"),
@@ -267,6 +271,9 @@ pub fn standard_cases(subgroups: bool) -> Vec<Case> {
         Case::Glu { act: Activation::Gelu, m: 3, n: 335 },
         Case::Add { len: 1003 },
         Case::KvMean { n: 37, kv_dim: 200 },
+        // A step that wraps around the ring, and one longer than the ring (only its last rows kept).
+        Case::KvRecent { m: 5, pos0: 45, kv_dim: 70 },
+        Case::KvRecent { m: 53, pos0: 7, kv_dim: 70 },
         Case::KvQuerySq { m: 37, heads: 6, kv_heads: 2, head_dim: 40 },
         Case::KvBalance { n: 37, kv_heads: 3, head_dim: 40 },
         Case::Argmax { n: 1001 },
@@ -285,7 +292,9 @@ pub fn standard_cases(subgroups: bool) -> Vec<Case> {
         };
         v.push(Case::RopeStore { neox: false, scaled: false, m: 5, heads: 6, kv_heads: 2, head_dim, pos0: 37, kv });
         v.push(Case::RopeStore { neox: true, scaled: false, m: 5, heads: 6, kv_heads: 2, head_dim, pos0: 37, kv });
-        v.push(Case::Attention { m: 5, heads: 6, kv_heads: 2, head_dim, pos0: 11, window: 0, kv });
+        // The 4- and 3-bit formats' recent window reaches back before the step (into the ring).
+        let pos0 = if kv.recent() > 0 { 30 } else { 11 };
+        v.push(Case::Attention { m: 5, heads: 6, kv_heads: 2, head_dim, pos0, window: 0, kv });
     }
     v.push(Case::RopeStore { neox: false, scaled: true, m: 5, heads: 6, kv_heads: 2, head_dim: 40, pos0: 37, kv: KvPrecision::F32 });
     // A window shorter than the context: the first queries see every key, later ones the last 7.
@@ -362,6 +371,7 @@ pub async fn run_case(gpu: &Gpu, case: &Case, seed: u64) -> Result<Row> {
         Case::RopeStore { neox, scaled, m, heads, kv_heads, head_dim, pos0, kv } => rope_store_trial(&mut t, neox, scaled, m, heads, kv_heads, head_dim, pos0, kv)?,
         Case::Attention { m, heads, kv_heads, head_dim, pos0, window, kv } => attention_trial(&mut t, m, heads, kv_heads, head_dim, pos0, window, kv)?,
         Case::KvMean { n, kv_dim } => kv_mean_trial(&mut t, n, kv_dim)?,
+        Case::KvRecent { m, pos0, kv_dim } => kv_recent_trial(&mut t, m, pos0, kv_dim)?,
         Case::KvQuerySq { m, heads, kv_heads, head_dim } => kv_query_sq_trial(&mut t, m, heads, kv_heads, head_dim)?,
         Case::KvBalance { n, kv_heads, head_dim } => kv_balance_trial(&mut t, n, kv_heads, head_dim)?,
         Case::Argmax { n } => argmax_trial(&mut t, n)?,
@@ -623,12 +633,15 @@ fn rope_store_trial(t: &mut Trial, neox: bool, scaled: bool, m: usize, heads: us
     let means = rng.normals(2 * kvd, 3.0);
     let scales: Vec<f32> = (0..2 * kvd).map(|_| 0.5 + 1.5 * rng.uniform()).collect();
     let gstats = gpu.storage_f32("key stats", &[&means[..], &scales[..]].concat())?;
-    rec.rope_store(&gqkv, &cache, &step(gpu, pos0), m, &r, kv_heads, v_base, kv, &gfactors, (&gstats, kvd, 3 * kvd));
-    // Compared: the rotated q, then the stored keys and values, gathered into one buffer.
-    let out = gpu.zeros("q+cache", qkv.len() + cache_words)?;
+    let stage = gpu.zeros("stage", m * kvd)?;
+    rec.rope_store(&gqkv, &cache, &step(gpu, pos0), m, &r, kv_heads, v_base, kv, &gfactors, (&gstats, kvd, 3 * kvd), &stage);
+    // Compared: the rotated q, the stored keys and values, then (with a recent window) what it
+    // reads of them, gathered into one buffer.
+    let out = gpu.zeros("q+cache+stage", qkv.len() + cache_words + m * kvd)?;
     let qkv_bytes = (qkv.len() * 4) as u64;
     rec.encoder().copy_buffer_to_buffer(&gqkv, 0, &out, 0, qkv_bytes);
     rec.encoder().copy_buffer_to_buffer(&cache, 0, &out, qkv_bytes, (cache_words * 4) as u64);
+    rec.encoder().copy_buffer_to_buffer(&stage, 0, &out, qkv_bytes + (cache_words * 4) as u64, (m * kvd * 4) as u64);
     reference::rope_with(&mut q, &r, &factors);
     reference::rope_with(&mut k, &Rope { heads: kv_heads, ..r }, &factors);
     if kv.centered() {
@@ -643,11 +656,20 @@ fn rope_store_trial(t: &mut Trial, neox: bool, scaled: bool, m: usize, heads: us
     }
     let k_stored = kv.decode(&reference::kv_store(kv, &k, head_dim)?, head_dim);
     let v_stored = kv.decode(&reference::kv_store(kv, &v, head_dim)?, head_dim);
-    let (lo, hi, n_qkv) = (pos0 * kvd, (pos0 + m) * kvd, qkv.len());
+    // The window's copies, per row keys then values, as f16 pairs in the coded basis (read as
+    // f16 values, not rotated back).
+    let staged: Vec<f32> = if kv.recent() > 0 {
+        let words: Vec<u32> = k.chunks_exact(kvd).zip(v.chunks_exact(kvd)).flat_map(|(kr, vr)| [kv.exact_words(kr, head_dim), kv.exact_words(vr, head_dim)].concat()).collect();
+        KvPrecision::F16.decode(&words, 0)
+    } else {
+        vec![]
+    };
+    let (lo, hi, n_qkv, n_staged) = (pos0 * kvd, (pos0 + m) * kvd, qkv.len(), staged.len());
     let decode: Option<Decode> = Some(Box::new(move |w: &[u32]| {
         let q = w[..n_qkv].chunks(qd + 2 * kvd).flat_map(|row| row[..qd].iter().map(|&b| f32::from_bits(b)));
         let all = kv.decode(&w[n_qkv..n_qkv + cache_words], head_dim);
-        q.chain(all[lo..hi].iter().copied()).chain(all[v_base + lo..v_base + hi].iter().copied()).collect()
+        let stage = KvPrecision::F16.decode(&w[n_qkv + cache_words..], 0);
+        q.chain(all[lo..hi].iter().copied()).chain(all[v_base + lo..v_base + hi].iter().copied()).chain(stage[..n_staged].iter().copied()).collect()
     }));
     // q as any f32 op. Keys are rotated on the GPU first, so an INT8 code may round one
     // step the other way (one block scale d); f16 may round one f16 step; the tie-free
@@ -666,7 +688,26 @@ fn rope_store_trial(t: &mut Trial, neox: bool, scaled: bool, m: usize, heads: us
         KvPrecision::Int8 => vec![0.0; v.len()],
         _ => kv_steps(kv, &v, head_dim).iter().map(|d| d / f32_tol).collect(),
     };
-    Ok(Expected { out, want: [q, k_stored, v_stored].concat(), scale: [qscale, kscale, vscale].concat(), decode })
+    // f16 steps of values the GPU computed in f32 (one may round the other way).
+    let sscale = vec![max_abs(&staged) * 1e-3 / f32_tol; staged.len()];
+    Ok(Expected { out, want: [q, k_stored, v_stored, staged].concat(), scale: [qscale, kscale, vscale, sscale].concat(), decode })
+}
+
+/// The trial of [`Case::KvRecent`]: random words in the stage and in a cache of 3 positions' codes
+/// (which must stay as they are) and a ring; compared word for word, each as two 16-bit halves.
+fn kv_recent_trial(t: &mut Trial, m: usize, pos0: usize, kv_dim: usize) -> Result<Expected> {
+    let at = 3 * kv_dim;
+    let slots = crate::layout::KV_RECENT_SLOTS;
+    let stage: Vec<u32> = (0..m * kv_dim).map(|_| t.rng.next_u32()).collect();
+    let mut cache: Vec<u32> = (0..at + slots * (kv_dim + 1)).map(|_| t.rng.next_u32()).collect();
+    let (gstage, gcache) = (t.gpu.storage_u32("stage", &stage)?, t.gpu.storage_u32("cache", &cache)?);
+    t.rec.kv_recent(&gstage, &gcache, &step(t.gpu, pos0), m, kv_dim, at);
+    reference::kv_recent(&stage, &mut cache, m, pos0, kv_dim, at);
+    let halves = |w: &[u32]| -> Vec<f32> { w.iter().flat_map(|&x| [(x & 0xffff) as f32, (x >> 16) as f32]).collect() };
+    let want = halves(&cache);
+    let n = cache.len();
+    let decode: Option<Decode> = Some(Box::new(move |w: &[u32]| halves(&w[..n])));
+    Ok(Expected { out: gcache, scale: vec![0.0; want.len()], want, decode })
 }
 
 /// The trial of [`Case::KvMean`]: keys with an offset per channel, a cache with room for 5 more
@@ -742,18 +783,39 @@ fn attention_trial(t: &mut Trial, m: usize, heads: usize, kv_heads: usize, head_
     // The cache as the CPU encodes it (keys, then values from value n on): attention is
     // tested over exactly the keys and values the reference attends over.
     let (kw, vw) = (reference::kv_store(kv, &k, head_dim)?, reference::kv_store(kv, &v, head_dim)?);
-    let cache = gpu.storage_u32("cache", &[kw.clone(), vw.clone()].concat())?;
+    let kvd = kv_heads * head_dim;
+    // With a recent window: the ring after the codes holds the positions before the step that
+    // fit, but one (its slot overwritten since), and the stage the step's own.
+    let mut recent = reference::Recent::new(kv.recent());
+    let mut ring = vec![0u32; kv.ring_words(kvd)];
+    let mut staged = vec![];
+    let exact_row = |x: &[f32], j: usize| kv.exact_words(&x[j * kvd..(j + 1) * kvd], head_dim);
+    if recent.r > 0 {
+        let slots = recent.tags.len();
+        for j in pos0.saturating_sub(slots)..pos0 {
+            let w = [exact_row(&k, j), exact_row(&v, j)].concat();
+            ring[(j % slots) * kvd..][..kvd].copy_from_slice(&w);
+            if j + 3 != pos0 {
+                (ring[slots * kvd + j % slots], recent.tags[j % slots]) = ((j + 1) as u32, (j + 1) as u32);
+            }
+        }
+        staged = (pos0..n_kv).flat_map(|j| [exact_row(&k, j), exact_row(&v, j)].concat()).collect();
+    }
+    let cache = gpu.storage_u32("cache", &[kw.clone(), vw.clone(), ring].concat())?;
+    let stage = gpu.storage_u32("stage", &[staged, vec![0]].concat())?;
     let gq = gpu.storage_f32("q", &q)?;
     // Key scales ½ to 2 (from value 5 on), which a rotated format divides the queries by: the
     // stored keys stand for keys multiplied by them.
-    let kvd = kv_heads * head_dim;
     let scales: Vec<f32> = (0..kvd).map(|_| 0.5 + 1.5 * rng.uniform()).collect();
     let gscales = gpu.storage_f32("key scales", &[&[7.0; 5][..], &scales[..]].concat())?;
     // Scores for two query rows at a time: the queries go through in tiles, as a long prompt's do.
     let (gs, go) = (gpu.zeros("scores", crate::gpu::ops::scores_len(heads, head_dim, 2, n_kv))?, gpu.zeros("o", m * heads * head_dim)?);
-    rec.attention(&gq, heads * head_dim, &cache, &step(gpu, pos0), &gs, &go, m, &a, n, kv, (&gscales, 5));
+    rec.attention(&gq, heads * head_dim, &cache, &step(gpu, pos0), &gs, &go, m, &a, n, kv, (&gscales, 5), (&stage, kv.words(2 * n)));
     let qs = if kv.scaled() { reference::divide_queries(&q, heads, kv_heads, head_dim, &scales) } else { q };
-    let want = reference::attention(&qs, &kv.decode(&kw, head_dim), &kv.decode(&vw, head_dim), m, &a);
+    let exact = |x: &[f32]| -> Vec<f32> { x.chunks_exact(kvd).flat_map(|r| kv.exact(r, head_dim)).collect() };
+    let (ke, ve) = if recent.r > 0 { (exact(&k), exact(&v)) } else { (vec![], vec![]) };
+    let stored = (kv.decode(&kw, head_dim), kv.decode(&vw, head_dim));
+    let want = reference::attention_with(&qs, (&stored.0, &stored.1), (&ke, &ve), m, &a, |pos, j| recent.exact(j, pos, pos0));
     let s = vec![max_abs(&want); want.len()];
     Ok(Expected { out: go, want, scale: s, decode: None })
 }

@@ -57,6 +57,8 @@ const SHADERS: &[(&str, &str)] = &[
     ("kv_rotate", include_str!("../../../shaders/kv_rotate.wgsl")),
     ("copy", include_str!("../../../shaders/copy.wgsl")),
     ("kv_mean", include_str!("../../../shaders/kv_mean.wgsl")),
+    ("kv_recent", include_str!("../../../shaders/kv_recent.wgsl")),
+    ("kv_window", include_str!("../../../shaders/kv_window.wgsl")),
     ("kv_query_sq", include_str!("../../../shaders/kv_query_sq.wgsl")),
     ("kv_balance", include_str!("../../../shaders/kv_balance.wgsl")),
     ("kv_f32", include_str!("../../../shaders/kv_f32.wgsl")),
@@ -284,6 +286,8 @@ pub enum Kernel {
     /// The rotated KV formats' rotation of queries, and back of the attention output.
     KvRotate,
     KvMean,
+    /// A step's exact keys and values into the layer's ring of recent positions.
+    KvRecent,
     /// Each key channel's sum of squared queries over a calibration pass.
     KvQuerySq,
     /// The rotated KV formats' per-channel key scales from a calibration pass.
@@ -370,7 +374,7 @@ impl Kernel {
         for k in KvPrecision::ALL {
             v.extend([Kernel::RopeStore(k), Kernel::AttnScores(k), Kernel::AttnValues(k)]);
         }
-        v.extend([Kernel::AttnSoftmax, Kernel::AttnMerge, Kernel::KvRotate, Kernel::KvMean, Kernel::KvQuerySq, Kernel::KvBalance]);
+        v.extend([Kernel::AttnSoftmax, Kernel::AttnMerge, Kernel::KvRotate, Kernel::KvMean, Kernel::KvRecent, Kernel::KvQuerySq, Kernel::KvBalance]);
         v
     }
 
@@ -443,6 +447,7 @@ impl Kernel {
             Kernel::AttnMerge => "attn_merge".into(),
             Kernel::KvRotate => "kv_rotate".into(),
             Kernel::KvMean => "kv_mean".into(),
+            Kernel::KvRecent => "kv_recent".into(),
             Kernel::KvQuerySq => "kv_query_sq".into(),
             Kernel::KvBalance => "kv_balance".into(),
             Kernel::RopeStore(k) => format!("rope_store_kv_{k}"),
@@ -498,11 +503,12 @@ impl Kernel {
             Kernel::Glu(a) => vec!["common", act(a), "glu"],
             Kernel::Add => vec!["common", "add"],
             Kernel::RopeStore(k) => [&["common", "step", "hadamard"][..], kv(k), &["rope_store"]].concat(),
-            Kernel::AttnScores(k) => [&["common", "step"][..], kv(k), &["attn_scores"]].concat(),
+            Kernel::AttnScores(k) => [&["common", "step"][..], kv(k), &["kv_window", "attn_scores"]].concat(),
             Kernel::AttnSoftmax => vec!["common", "step", "attn_softmax"],
-            Kernel::AttnValues(k) => [&["common", "step"][..], kv(k), &["attn_values"]].concat(),
+            Kernel::AttnValues(k) => [&["common", "step"][..], kv(k), &["kv_window", "attn_values"]].concat(),
             Kernel::KvRotate => vec!["common", "hadamard", "kv_rotate"],
             Kernel::KvMean => vec!["common", "kv_mean"],
+            Kernel::KvRecent => vec!["common", "step", "kv_recent"],
             Kernel::KvQuerySq => vec!["common", "kv_query_sq"],
             Kernel::KvBalance => vec!["common", "kv_balance"],
             Kernel::AttnMerge => vec!["common", "step", "attn_merge"],

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use super::params::{
-    ActQ8Params, ActQ8RowsParams, ArgmaxParams, SampleParams, AttnScoresParams, AttnSoftmaxParams, AttnValuesParams, AttnMergeParams, KvRotateParams, KvMeanParams, KvQuerySqParams, KvBalanceParams, EmbeddingParams, LenParams, MatmulParams, MatvecParams, Params,
+    ActQ8Params, ActQ8RowsParams, ArgmaxParams, SampleParams, AttnScoresParams, AttnSoftmaxParams, AttnValuesParams, KvRecentParams, AttnMergeParams, KvRotateParams, KvMeanParams, KvQuerySqParams, KvBalanceParams, EmbeddingParams, LenParams, MatmulParams, MatvecParams, Params,
     RmsnormParams, RopeStoreParams, GluParams, HeadNormParams,
 };
 use super::{grid, grid_for, Buffer, Fuse, Gpu, GpuMatrix, IntDot, Kernel, PassTimer, Reduce, Tiling};
@@ -429,6 +429,7 @@ impl Recorder {
         kv: KvPrecision,
         factors: &Buffer,
         (stats, mean_at, scale_at): (&Buffer, usize, usize),
+        stage: &Buffer,
     ) {
         let p = RopeStoreParams {
             m: m as u32,
@@ -445,10 +446,11 @@ impl Recorder {
             mean_at: mean_at as u32,
             scale_at: scale_at as u32,
             scaled: kv.scaled() as u32,
+            recent: (kv.recent() > 0) as u32,
             ..Default::default()
         };
         let per = r.heads * r.n_rot / 2 + 2 * kv_heads * r.head_dim / kv.unit();
-        let binds = [Bind::Buf(qkv), Bind::Buf(cache), Bind::Params(p.words()), Bind::Buf(step), Bind::Buf(factors), Bind::Buf(stats)];
+        let binds = [Bind::Buf(qkv), Bind::Buf(cache), Bind::Params(p.words()), Bind::Buf(step), Bind::Buf(factors), Bind::Buf(stats), Bind::Buf(stage)];
         self.run(Kernel::RopeStore(kv), &binds, grid_for(m * per));
     }
 
@@ -474,8 +476,10 @@ impl Recorder {
         v_base: usize,
         kv: KvPrecision,
         scales: (&Buffer, usize),
+        (stage, ring_at): (&Buffer, usize),
     ) {
         let (heads, kvh, hd) = (a.heads as u32, a.kv_heads as u32, a.head_dim as u32);
+        let (recent, slots, ring_at) = (kv.recent() as u32, crate::layout::KV_RECENT_SLOTS as u32, ring_at as u32);
         if kv.rotated() {
             self.kv_rotate(q, m, (a.heads, a.kv_heads, a.head_dim), q_stride, (scales.0, scales.1, kv.scaled()), false);
         }
@@ -486,14 +490,14 @@ impl Recorder {
             let rows = tile.min(m - t0);
             let n_kv = a.pos0 + t0 + rows;
             let (ru, t0u, window) = (rows as u32, t0 as u32, a.window as u32);
-            let ps = AttnScoresParams { rows: ru, heads, kv_heads: kvh, head_dim: hd, q_stride: q_stride as u32, scale: a.scale, window, t0: t0u };
-            let binds = [Bind::Buf(q), Bind::Buf(cache), Bind::Buf(scores), Bind::Params(ps.words()), Bind::Buf(step)];
+            let ps = AttnScoresParams { rows: ru, heads, kv_heads: kvh, head_dim: hd, q_stride: q_stride as u32, scale: a.scale, window, t0: t0u, recent, slots, ring_at, _pad0: 0 };
+            let binds = [Bind::Buf(q), Bind::Buf(cache), Bind::Buf(scores), Bind::Params(ps.words()), Bind::Buf(step), Bind::Buf(stage)];
             self.run(Kernel::AttnScores(kv), &binds, grid_for(rows * a.kv_heads * tiles * n_kv.div_ceil(8)));
             let pm = AttnSoftmaxParams { rows: ru, heads, window, t0: t0u };
             let binds = [Bind::Buf(scores), Bind::Params(pm.words()), Bind::Buf(step)];
             self.run(Kernel::AttnSoftmax, &binds, grid_for(a.heads * rows * n_kv.div_ceil(ATTN_CHUNK)));
-            let pv = AttnValuesParams { rows: ru, heads, kv_heads: kvh, head_dim: hd, v_base: v_base as u32, window, t0: t0u, ..Default::default() };
-            let binds = [Bind::Buf(scores), Bind::Buf(cache), Bind::Params(pv.words()), Bind::Buf(step)];
+            let pv = AttnValuesParams { rows: ru, heads, kv_heads: kvh, head_dim: hd, v_base: v_base as u32, window, t0: t0u, recent, slots, ring_at, ..Default::default() };
+            let binds = [Bind::Buf(scores), Bind::Buf(cache), Bind::Params(pv.words()), Bind::Buf(step), Bind::Buf(stage)];
             let splits = n_kv.div_ceil(ATTN_CHUNK).div_ceil(ATTN_SPLIT);
             self.run(Kernel::AttnValues(kv), &binds, grid_for(splits * rows * a.kv_heads * tiles * a.head_dim / 8));
             let pm = AttnMergeParams { rows: ru, heads, head_dim: hd, t0: t0u };
@@ -503,6 +507,19 @@ impl Recorder {
         if kv.rotated() {
             self.kv_rotate(out, m, (a.heads, a.kv_heads, a.head_dim), a.heads * a.head_dim, (scales.0, 0, false), true);
         }
+        if recent > 0 {
+            self.kv_recent(stage, cache, step, m, a.kv_heads * a.head_dim, ring_at as usize);
+        }
+    }
+
+    /// The exact keys and values of a step's last `min(m, slots)` positions (`stage [m, 2,
+    /// kv_dim / 2]` f16 pairs) into the layer's ring of recent positions at word `ring_at` of
+    /// `cache`: [`crate::reference::Recent::keep`].
+    pub fn kv_recent(&mut self, stage: &Buffer, cache: &Buffer, step: &Buffer, m: usize, kv_dim: usize, ring_at: usize) {
+        let slots = crate::layout::KV_RECENT_SLOTS;
+        let p = KvRecentParams { m: m as u32, kvd: kv_dim as u32, slots: slots as u32, at: ring_at as u32 };
+        let binds = [Bind::Buf(stage), Bind::Buf(cache), Bind::Params(p.words()), Bind::Buf(step)];
+        self.run(Kernel::KvRecent, &binds, grid_for(m.min(slots) * (kv_dim + 1)));
     }
 
     /// Rotate the heads (`heads` of `head_dim`, in groups over `kv_heads`) of `x [m, stride]` in

@@ -73,13 +73,14 @@ params!(
     /// `rope_store.wgsl`.
     RopeStoreParams as "Params" {
         m: u32, heads: u32, kv_heads: u32, head_dim: u32, n_rot: u32, neox: u32, base: f32, v_base: u32,
-        scale: f32, rot: u32, center: u32, mean_at: u32, scale_at: u32, scaled: u32, _pad0: u32, _pad1: u32,
+        scale: f32, rot: u32, center: u32, mean_at: u32, scale_at: u32, scaled: u32, recent: u32, _pad1: u32,
     }
 );
 params!(
     /// `attn_scores.wgsl`.
     AttnScoresParams as "Params" {
         rows: u32, heads: u32, kv_heads: u32, head_dim: u32, q_stride: u32, scale: f32, window: u32, t0: u32,
+        recent: u32, slots: u32, ring_at: u32, _pad0: u32,
     }
 );
 params!(
@@ -89,7 +90,8 @@ params!(
 params!(
     /// `attn_values.wgsl`.
     AttnValuesParams as "Params" {
-        rows: u32, heads: u32, kv_heads: u32, head_dim: u32, v_base: u32, window: u32, t0: u32, _pad0: u32,
+        rows: u32, heads: u32, kv_heads: u32, head_dim: u32, v_base: u32, window: u32, t0: u32, recent: u32,
+        slots: u32, ring_at: u32, _pad0: u32, _pad1: u32,
     }
 );
 params!(
@@ -102,6 +104,10 @@ params!(
         m: u32, heads: u32, head_dim: u32, stride: u32, r: u32, inverse: u32, kv_heads: u32, scale_at: u32,
         scaled: u32, _pad0: u32, _pad1: u32, _pad2: u32,
     }
+);
+params!(
+    /// `kv_recent.wgsl`.
+    KvRecentParams as "Params" { m: u32, kvd: u32, slots: u32, at: u32 }
 );
 params!(
     /// `kv_mean.wgsl`.
@@ -157,6 +163,7 @@ impl Kernel {
             Kernel::AttnValues(_) => layout::<AttnValuesParams>(),
             Kernel::KvRotate => layout::<KvRotateParams>(),
             Kernel::KvMean => layout::<KvMeanParams>(),
+            Kernel::KvRecent => layout::<KvRecentParams>(),
             Kernel::KvQuerySq => layout::<KvQuerySqParams>(),
             Kernel::KvBalance => layout::<KvBalanceParams>(),
             Kernel::AttnMerge => layout::<AttnMergeParams>(),
@@ -164,7 +171,7 @@ impl Kernel {
             Kernel::Sample => layout::<SampleParams>(),
         };
         let mut v = vec![("p", p)];
-        if matches!(self, Kernel::RopeStore(_) | Kernel::AttnScores(_) | Kernel::AttnSoftmax | Kernel::AttnValues(_) | Kernel::AttnMerge) {
+        if matches!(self, Kernel::RopeStore(_) | Kernel::AttnScores(_) | Kernel::AttnSoftmax | Kernel::AttnValues(_) | Kernel::AttnMerge | Kernel::KvRecent) {
             v.push(("step", layout::<Step>()));
         }
         v

@@ -180,6 +180,10 @@ pub struct CpuBackend {
     key_scales: Option<Vec<Vec<f32>>>,
     /// While the means are measured: per layer, each key channel's sum of squared queries.
     query_sq: Option<Vec<Vec<f32>>>,
+    /// Per layer, the keys and values as a recent window reads them ([`KvPrecision::exact`]),
+    /// and which of them its ring holds (4- and 3-bit formats, [`KvPrecision::recent`]).
+    exact: Vec<(Vec<f32>, Vec<f32>)>,
+    recent: Vec<reference::Recent>,
     /// Every matrix's input so far, by site, while recording ([`CpuBackend::record_inputs`]).
     recorded: Option<RefCell<HashMap<Site, Inputs>>>,
     /// `Int8`: every matrix multiplies its input quantized to 8 bits per block of 32 and back
@@ -248,7 +252,7 @@ impl CpuBackend {
             vectors.insert(n, n.values(g)?);
         }
         let n = cfg.n_layers;
-        Ok(CpuBackend { cfg, embd, mats, vectors, k_cache: vec![vec![]; n], v_cache: vec![vec![]; n], kv: KvPrecision::F32, key_means: None, key_scales: None, query_sq: None, recorded: None, activations: Activations::F32 })
+        Ok(CpuBackend { cfg, embd, mats, vectors, k_cache: vec![vec![]; n], v_cache: vec![vec![]; n], kv: KvPrecision::F32, key_means: None, key_scales: None, query_sq: None, exact: vec![(vec![], vec![]); n], recent: vec![reference::Recent::new(0); n], recorded: None, activations: Activations::F32 })
     }
 
     /// Store keys and values as `kv` from now on (the cache so far is kept as it was stored). The
@@ -276,6 +280,9 @@ impl CpuBackend {
             let scales = measured.iter().zip(&means).zip(&qsq).map(|((k, m), q)| crate::reference::kv_balance(k, toks.len(), kvd, cfg.head_dim, m, q)).collect();
             self.key_means = Some(means);
             self.key_scales = Some(scales);
+        }
+        if kv != self.kv {
+            self.recent = vec![reference::Recent::new(kv.recent()); self.cfg.n_layers];
         }
         self.kv = kv;
         Ok(())
@@ -382,6 +389,10 @@ impl Backend for CpuBackend {
         }
         kc.truncate(pos0 * kvd);
         vc.truncate(pos0 * kvd);
+        let recent = self.kv.recent() > 0;
+        let (ek, ev) = &mut self.exact[l];
+        ek.truncate(pos0 * kvd);
+        ev.truncate(pos0 * kvd);
         if self.kv == KvPrecision::F32 {
             kc.extend_from_slice(&k.data);
             vc.extend_from_slice(&v.data);
@@ -395,6 +406,17 @@ impl Backend for CpuBackend {
                 (Some(s), true) => &s[l],
                 _ => &ones,
             };
+            if recent {
+                // As the window reads them: in f16 as they are coded (less the mean, times the
+                // scales, rotated), given back as the keys and values they stand for.
+                let zero = vec![0f32; kvd];
+                let mean = mean.unwrap_or(&zero);
+                for row in k.data.chunks_exact(kvd) {
+                    let coded: Vec<f32> = row.iter().zip(mean).zip(scale).map(|((v, m), s)| (v - m) * s).collect();
+                    ek.extend(self.kv.exact(&coded, c.head_dim).iter().zip(mean).zip(scale).map(|((v, m), s)| v / s + m));
+                }
+                ev.extend(v.data.chunks_exact(kvd).flat_map(|row| self.kv.exact(row, c.head_dim)));
+            }
             for (x, cache, mean) in [(&k.data, kc, mean), (&v.data, vc, None)] {
                 for row in x.chunks_exact(kvd) {
                     let Some(mean) = mean else {
@@ -413,7 +435,15 @@ impl Backend for CpuBackend {
     fn attend(&mut self, l: usize, q: &CpuActivations, pos0: usize) -> Result<CpuActivations> {
         let c = &self.cfg;
         let a = c.attention(l, pos0);
-        let data = reference::attention(&q.data, &self.k_cache[l], &self.v_cache[l], q.m, &a);
+        let (exact, recent) = (&self.exact[l], &mut self.recent[l]);
+        let stored = (&self.k_cache[l][..], &self.v_cache[l][..]);
+        let data = if self.kv.recent() > 0 {
+            let data = reference::attention_with(&q.data, stored, (&exact.0, &exact.1), q.m, &a, |pos, j| recent.exact(j, pos, pos0));
+            recent.keep(pos0, q.m);
+            data
+        } else {
+            reference::attention(&q.data, stored.0, stored.1, q.m, &a)
+        };
         Ok(CpuActivations { data, m: q.m, width: c.n_heads * c.head_dim })
     }
 

@@ -268,6 +268,9 @@ struct RunState {
     ids: Option<Buffer>,
     /// Attention scores [heads, n_ctx].
     scores: Option<Buffer>,
+    /// A step's keys and values as a recent window reads them [m, 2, kv_dim / 2] (f16 pairs,
+    /// `kv_window.wgsl`), for the largest m so far.
+    stage: Option<Buffer>,
     /// The argmax of the logits, or the sampled token [1].
     token: Option<Buffer>,
     /// The sampler's draw: [bits of u, n_recent, recent ids…] ([`crate::gpu::ops::draw_words`]).
@@ -430,14 +433,18 @@ impl GpuBackend {
     /// [`GpuBackend::restore_kv`]. Costs the bytes of those positions only.
     pub fn save_kv(&mut self, positions: usize) -> Result<KvSnapshot> {
         let (half, v_off) = self.kv_ranges(positions);
+        let (ring_at, ring) = self.ring_range();
         self.flush();
         let mut enc = self.gpu.encoder();
         let mut layers = vec![];
         if half > 0 {
             for (l, cache) in self.kv_cache.iter().enumerate() {
-                let b = self.gpu.zeros(&format!("kv_snapshot.{l}"), (2 * half / 4) as usize)?;
+                let b = self.gpu.zeros(&format!("kv_snapshot.{l}"), ((2 * half + ring) / 4) as usize)?;
                 enc.copy_buffer_to_buffer(cache, 0, &b, 0, half);
                 enc.copy_buffer_to_buffer(cache, v_off, &b, half, half);
+                if ring > 0 {
+                    enc.copy_buffer_to_buffer(cache, ring_at, &b, 2 * half, ring);
+                }
                 layers.push(b);
             }
         }
@@ -451,11 +458,15 @@ impl GpuBackend {
             return Err(Error::Gpu(format!("a {} KV snapshot cannot go back into a {} cache", snap.kv, self.kv)));
         }
         let (half, v_off) = self.kv_ranges(snap.positions);
+        let (ring_at, ring) = self.ring_range();
         self.flush();
         let mut enc = self.gpu.encoder();
         for (b, cache) in snap.layers.iter().zip(&self.kv_cache) {
             enc.copy_buffer_to_buffer(b, 0, cache, 0, half);
             enc.copy_buffer_to_buffer(b, half, cache, v_off, half);
+            if ring > 0 {
+                enc.copy_buffer_to_buffer(b, 2 * half, cache, ring_at, ring);
+            }
         }
         self.gpu.submit(enc);
         Ok(())
@@ -486,6 +497,18 @@ impl GpuBackend {
         }
         self.restore_kv(&snapshot)?;
         Ok(keep)
+    }
+
+    /// Where a layer's ring of recent positions starts in its cache, and its bytes (0 without a
+    /// recent window, [`KvPrecision::recent`]).
+    fn ring_range(&self) -> (u64, u64) {
+        let kvd = self.cfg.n_kv_heads * self.cfg.head_dim;
+        (self.ring_at() as u64 * 4, self.kv.ring_words(kvd) as u64 * 4)
+    }
+
+    /// The word of a layer's cache where its ring of recent positions starts: after the codes.
+    fn ring_at(&self) -> usize {
+        self.kv.words(2 * self.v_base())
     }
 
     /// Bytes of `positions` positions in one half of a layer's cache, and where the values start.
@@ -601,7 +624,7 @@ impl GpuBackend {
         self.forget_binds();
         // Drop the old caches before making the new ones: the two never need to coexist.
         self.kv_cache = vec![];
-        let words = kv.words(2 * self.v_base());
+        let words = kv.words(2 * self.v_base()) + kv.ring_words(self.cfg.n_kv_heads * self.cfg.head_dim);
         self.kv_cache = (0..self.cfg.n_layers).map(|l| self.gpu.zeros(&format!("kv_cache.{l}"), words)).collect::<Result<_>>()?;
         self.kv = kv;
         Ok(())
@@ -636,9 +659,10 @@ impl GpuBackend {
         self.weights.clone()
     }
 
-    /// Bytes of the KV cache on the GPU (the buffers' padding not counted).
+    /// Bytes of the KV cache on the GPU, its rings of recent positions included (the buffers'
+    /// padding not counted).
     pub fn kv_bytes(&self) -> u64 {
-        self.kv_cache.len() as u64 * self.kv.words(2 * self.v_base()) as u64 * 4
+        self.kv_cache.len() as u64 * (self.ring_at() as u64 * 4 + self.ring_range().1)
     }
 
     /// The kernels a forward step runs (compiling them ahead avoids a stall on the first token).
@@ -1035,7 +1059,8 @@ impl Backend for GpuBackend {
         }
         let (cache, step, factors, stats) = (self.kv_cache[l].clone(), self.step.clone(), self.rope_factors.clone(), self.key_stats.clone());
         let at = (self.key_stat_at(0, l), self.key_stat_at(1, l));
-        self.rec().rope_store(&qkv.buf, &cache, &step, m, &rope, kv_heads, v_base, kv, &factors, (&stats, at.0, at.1));
+        let stage = Self::run_buffer(&self.gpu, &mut self.run.stage, "kv_stage", m * kv_heads * head_dim)?;
+        self.rec().rope_store(&qkv.buf, &cache, &step, m, &rope, kv_heads, v_base, kv, &factors, (&stats, at.0, at.1), &stage);
         if let Some(qsq) = self.query_sq.clone() {
             self.rec().kv_query_sq(&qkv.buf, &qsq, m, (rope.heads, kv_heads, head_dim), qkv.width, l * kv_heads * head_dim);
         }
@@ -1055,7 +1080,9 @@ impl Backend for GpuBackend {
         let out = self.act(m, a.heads * a.head_dim)?;
         let (cache, step, v_base, kv) = (self.kv_cache[l].clone(), self.step.clone(), self.v_base(), self.kv);
         let (stats, scale_at) = (self.key_stats.clone(), self.key_stat_at(1, l));
-        self.rec().attention(&q.buf, q.width, &cache, &step, &scores, &out.buf, m, &a, v_base, kv, (&stats, scale_at));
+        let stage = Self::run_buffer(&self.gpu, &mut self.run.stage, "kv_stage", m * a.kv_heads * a.head_dim)?;
+        let ring_at = self.ring_at();
+        self.rec().attention(&q.buf, q.width, &cache, &step, &scores, &out.buf, m, &a, v_base, kv, (&stats, scale_at), (&stage, ring_at));
         Ok(out)
     }
 
