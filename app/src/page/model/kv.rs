@@ -63,7 +63,9 @@ pub fn KvCache() -> impl IntoView {
                 7.1× and 9.1× smaller. -ROT rotates keys and values before rounding them, so one large value no longer \
                 costs its neighbours their detail, and scales each key channel by how much the queries weigh it. INT4 and \
                 INT3, rotated or not, first subtract each layer's average key (measured once, with those scales, the first \
-                time you pick one of them; up to a minute on a software GPU), which attention does not notice. Changing the \
+                time you pick one of them; up to a minute on a software GPU), which attention does not notice, and keep the \
+                last 16 tokens' keys and values unrounded beside their codes (in f16, a fixed 1.1 MB on the default model): \
+                each new token leans hardest on the few just before it. Changing the \
                 format clears the cache, so the next reply reads the conversation again (changing the context size \
                 keeps it); the compare view and the quality panel show what it costs. A conversation longer than the \
                 context leaves out its oldest exchanges."</Explain>

@@ -24,7 +24,9 @@ pub const TERMS: [(&str, &str, &str); 17] = [
         Rounding them to 8 bits too (W8A8, W4A8), in blocks of 32 with one scale each, lets a GPU multiply whole numbers four \
         at a time, at the cost of a little more rounding error."),
     ("kv-cache", "KV cache", "The keys and values the model computed for every token so far, kept so that each new token only \
-        computes its own. It grows with the conversation; its size limits how long a conversation can be (the context)."),
+        computes its own. It grows with the conversation; its size limits how long a conversation can be (the context). \
+        The 4- and 3-bit caches keep the last 16 tokens unrounded too: each new token leans hardest on the tokens just \
+        before it, where rounding errors do not average out over many tokens."),
     ("rotation", "rotation (KV cache)", "Before keys and values are rounded to 4 or 3 bits, the rotated formats mix each block of \
         them with a fixed pattern of sums, differences and sign flips, which keeps every length and angle but spreads one large \
         value over the whole block. Rounded with one scale per block, the other values then keep their detail instead of \
