@@ -268,9 +268,11 @@ struct RunState {
     ids: Option<Buffer>,
     /// Attention scores [heads, n_ctx].
     scores: Option<Buffer>,
-    /// A step's keys and values as a recent window reads them [m, 2, kv_dim / 2] (f16 pairs,
-    /// `kv_window.wgsl`), for the largest m so far.
+    /// A decode step's keys and values as a recent window reads them [2, kv_dim / 2] (f16 pairs,
+    /// `kv_window.wgsl`); a prefill's [m, 2, kv_dim / 2], made for it by the layer's store and
+    /// taken by its attention.
     stage: Option<Buffer>,
+    prefill_stage: Option<Buffer>,
     /// The argmax of the logits, or the sampled token [1].
     token: Option<Buffer>,
     /// The sampler's draw: [bits of u, n_recent, recent ids…] ([`crate::gpu::ops::draw_words`]).
@@ -1059,7 +1061,11 @@ impl Backend for GpuBackend {
         }
         let (cache, step, factors, stats) = (self.kv_cache[l].clone(), self.step.clone(), self.rope_factors.clone(), self.key_stats.clone());
         let at = (self.key_stat_at(0, l), self.key_stat_at(1, l));
-        let stage = Self::run_buffer(&self.gpu, &mut self.run.stage, "kv_stage", m * kv_heads * head_dim)?;
+        let stage = if m == 1 || kv.recent() == 0 {
+            Self::run_buffer(&self.gpu, &mut self.run.stage, "kv_stage", kv_heads * head_dim)?
+        } else {
+            self.run.prefill_stage.insert(self.gpu.zeros("kv_stage", m * kv_heads * head_dim)?).clone()
+        };
         self.rec().rope_store(&qkv.buf, &cache, &step, m, &rope, kv_heads, v_base, kv, &factors, (&stats, at.0, at.1), &stage);
         if let Some(qsq) = self.query_sq.clone() {
             self.rec().kv_query_sq(&qkv.buf, &qsq, m, (rope.heads, kv_heads, head_dim), qkv.width, l * kv_heads * head_dim);
@@ -1080,7 +1086,10 @@ impl Backend for GpuBackend {
         let out = self.act(m, a.heads * a.head_dim)?;
         let (cache, step, v_base, kv) = (self.kv_cache[l].clone(), self.step.clone(), self.v_base(), self.kv);
         let (stats, scale_at) = (self.key_stats.clone(), self.key_stat_at(1, l));
-        let stage = Self::run_buffer(&self.gpu, &mut self.run.stage, "kv_stage", m * a.kv_heads * a.head_dim)?;
+        let stage = match self.run.prefill_stage.take() {
+            Some(b) if m > 1 => b,
+            _ => Self::run_buffer(&self.gpu, &mut self.run.stage, "kv_stage", a.kv_heads * a.head_dim)?,
+        };
         let ring_at = self.ring_at();
         self.rec().attention(&q.buf, q.width, &cache, &step, &scores, &out.buf, m, &a, v_base, kv, (&stats, scale_at), (&stage, ring_at));
         Ok(out)
