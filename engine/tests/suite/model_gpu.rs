@@ -197,6 +197,14 @@ fn every_kv_format_on_the_gpu_matches_its_cpu_reference() {
     assert!((c.ppl / whole - 1.0).abs() < 1e-4, "{kv}: the CPU's perplexity in steps of 37 {} vs in one step {whole}", c.ppl);
     let cost = (c.ppl / seen[0].1 - 1.0).abs();
     assert!((r.ppl / c.ppl - 1.0).abs() < 0.05 + 0.1 * cost, "{kv} in steps of 37: gpu perplexity {} vs its cpu reference {}", r.ppl, c.ppl);
+    // And one token a step, as decode runs (its window from the ring and a one-row stage).
+    let few = &toks[..40];
+    let c1 = pollster::block_on(perplexity(&cfg, &mut cpu, few, 1)).unwrap();
+    let r1 = pollster::block_on(perplexity(&cfg, &mut b, few, 1)).unwrap();
+    let c40 = pollster::block_on(perplexity(&cfg, &mut cpu, few, few.len())).unwrap();
+    println!("{kv:<9} one token a step: cpu ppl {:.4}  gpu ppl {:.4}  (cpu in one step {:.4})", c1.ppl, r1.ppl, c40.ppl);
+    assert!((c1.ppl / c40.ppl - 1.0).abs() < 1e-4, "{kv}: the CPU's perplexity a token a step {} vs in one step {}", c1.ppl, c40.ppl);
+    assert!((r1.ppl / c1.ppl - 1.0).abs() < 0.05 + 0.1 * cost, "{kv} a token a step: gpu perplexity {} vs its cpu reference {}", r1.ppl, c1.ppl);
     // Both measured the same mean keys and key scales, to within the last bits of the keys and
     // queries; and a layer's offset into the GPU's statistics (means, then scales) is right.
     let (cm, cs) = (cpu.key_means().expect("the CPU measured mean keys").concat(), cpu.key_scales().expect("the CPU measured key scales").concat());
