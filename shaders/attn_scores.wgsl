@@ -57,7 +57,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let k7 = (min(j0 + 7u, pos) * p.kv_heads + kvh) * p.head_dim;
     // Where keys in the row's recent window are exact (most eights have none).
     var ex = array<u32, 8>(NOT_EXACT, NOT_EXACT, NOT_EXACT, NOT_EXACT, NOT_EXACT, NOT_EXACT, NOT_EXACT, NOT_EXACT);
-    if (p.recent != 0u && j0 + 7u + p.recent > pos) {
+    let near = p.recent != 0u && j0 + 7u + p.recent > pos;
+    if (near) {
         let w = Recent(p.recent, p.slots, p.ring_at, p.kv_heads * p.head_dim);
         for (var i = 0u; i < 8u; i++) {
             ex[i] = exact_at(w, min(j0 + i, pos), pos, kvh * p.head_dim / 2u, 0u);
@@ -66,14 +67,34 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     var lo = array<vec4<f32>, GT>(); // keys j0 .. j0 + 3
     var hi = array<vec4<f32>, GT>(); // keys j0 + 4 .. j0 + 7
     for (var d = 0u; d < p.head_dim; d += 4u) {
-        let a0 = key4(ex[0], k0 + d, d);
-        let a1 = key4(ex[1], k1 + d, d);
-        let a2 = key4(ex[2], k2 + d, d);
-        let a3 = key4(ex[3], k3 + d, d);
-        let a4 = key4(ex[4], k4 + d, d);
-        let a5 = key4(ex[5], k5 + d, d);
-        let a6 = key4(ex[6], k6 + d, d);
-        let a7 = key4(ex[7], k7 + d, d);
+        // Keys from their codes, unless some of the eight are in the window (one test a step).
+        var a0 = vec4<f32>();
+        var a1 = vec4<f32>();
+        var a2 = vec4<f32>();
+        var a3 = vec4<f32>();
+        var a4 = vec4<f32>();
+        var a5 = vec4<f32>();
+        var a6 = vec4<f32>();
+        var a7 = vec4<f32>();
+        if (near) {
+            a0 = key4(ex[0], k0 + d, d);
+            a1 = key4(ex[1], k1 + d, d);
+            a2 = key4(ex[2], k2 + d, d);
+            a3 = key4(ex[3], k3 + d, d);
+            a4 = key4(ex[4], k4 + d, d);
+            a5 = key4(ex[5], k5 + d, d);
+            a6 = key4(ex[6], k6 + d, d);
+            a7 = key4(ex[7], k7 + d, d);
+        } else {
+            a0 = kv_load4(k0 + d);
+            a1 = kv_load4(k1 + d);
+            a2 = kv_load4(k2 + d);
+            a3 = kv_load4(k3 + d);
+            a4 = kv_load4(k4 + d);
+            a5 = kv_load4(k5 + d);
+            a6 = kv_load4(k6 + d);
+            a7 = kv_load4(k7 + d);
+        }
         for (var g = 0u; g < GT; g++) {
             if (g < gn) {
                 let qd = q[(qo + g * p.head_dim + d) / 4u];

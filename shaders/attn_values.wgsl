@@ -67,6 +67,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let stride = p.kv_heads * p.head_dim;
     let vo = p.v_base + kvh * p.head_dim + d;
     let w = Recent(p.recent, p.slots, p.ring_at, p.kv_heads * p.head_dim);
+    // The row's first key in its recent window (none without one).
+    var wfirst = last + 1u;
+    if (p.recent != 0u) { wfirst = last + 1u - min(p.recent, last + 1u); }
     var sum = array<f32, GT>();
     var a = array<vec4<f32>, GT>();
     var b = array<vec4<f32>, GT>();
@@ -78,7 +81,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         var pa = array<vec4<f32>, GT>();
         var pb = array<vec4<f32>, GT>();
         for (var j = lo; j < hi; j++) {
-            let v = value8(exact_at(w, j, last, kvh * p.head_dim / 2u, 1u), vo + j * stride, d);
+            var v: W8;
+            if (j < wfirst) {
+                v = kv_load8(vo + j * stride);
+            } else {
+                v = value8(exact_at(w, j, last, kvh * p.head_dim / 2u, 1u), vo + j * stride, d);
+            }
             for (var g = 0u; g < GT; g++) {
                 if (g < gn) {
                     let e = s[so[g] + j];
