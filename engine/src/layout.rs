@@ -394,7 +394,7 @@ pub const KV_RECENT: usize = 16;
 /// Slots of a layer's ring of recent positions: the window, and room for the steps a chained
 /// decode runs past its end (twice [`crate::model::gpu::CHAIN_AHEAD`]), so that rolling the cache
 /// back over them leaves the window whole.
-pub const KV_RECENT_SLOTS: usize = KV_RECENT + 32;
+pub const KV_RECENT_SLOTS: usize = KV_RECENT + 2 * crate::model::gpu::CHAIN_AHEAD;
 
 /// Whether the measuring switch `var` is set to 1 in the environment (read once, into `seen`):
 /// the KV formats' `LOWBIT_KV_NO_*` switches, natively only; in the browser never.

@@ -260,9 +260,14 @@ impl Recent {
     /// positions go into the ring (the `kv_recent` kernel, [`kv_recent`]).
     pub fn keep(&mut self, pos0: usize, m: usize) {
         let slots = self.tags.len();
-        for t in m - m.min(slots)..m {
+        for t in Recent::kept(m) {
             self.tags[(pos0 + t) % slots] = (pos0 + t + 1) as u32;
         }
+    }
+
+    /// The rows of a step of `m` positions its ring keeps: the last `min(m, slots)`.
+    pub fn kept(m: usize) -> std::ops::Range<usize> {
+        m - m.min(crate::layout::KV_RECENT_SLOTS)..m
     }
 }
 
@@ -271,7 +276,7 @@ impl Recent {
 /// kv_dim]` words, then `[slots]` tags), as [`Recent::keep`] tags them.
 pub fn kv_recent(stage: &[u32], cache: &mut [u32], m: usize, pos0: usize, kv_dim: usize, at: usize) {
     let slots = crate::layout::KV_RECENT_SLOTS;
-    for t in m - m.min(slots)..m {
+    for t in Recent::kept(m) {
         let slot = (pos0 + t) % slots;
         cache[at + slot * kv_dim..][..kv_dim].copy_from_slice(&stage[t * kv_dim..][..kv_dim]);
         cache[at + slots * kv_dim + slot] = (pos0 + t + 1) as u32;

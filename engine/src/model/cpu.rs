@@ -406,26 +406,24 @@ impl Backend for CpuBackend {
                 (Some(s), true) => &s[l],
                 _ => &ones,
             };
-            if recent {
-                // As the window reads them: in f16 as they are coded (less the mean, times the
-                // scales, rotated), given back as the keys and values they stand for.
-                let zero = vec![0f32; kvd];
-                let mean = mean.unwrap_or(&zero);
-                for row in k.data.chunks_exact(kvd) {
-                    let coded: Vec<f32> = row.iter().zip(mean).zip(scale).map(|((v, m), s)| (v - m) * s).collect();
-                    ek.extend(self.kv.exact(&coded, c.head_dim).iter().zip(mean).zip(scale).map(|((v, m), s)| v / s + m));
+            // Keys are coded less their mean (0 where not centered) times their scales (1 where
+            // not scaled) and given back as the keys they stand for; values as they are. A recent
+            // window also keeps what it reads of both: in f16 as they are coded.
+            let zero = vec![0f32; kvd];
+            let mean = mean.unwrap_or(&zero);
+            let hd = c.head_dim;
+            for row in k.data.chunks_exact(kvd) {
+                let coded: Vec<f32> = row.iter().zip(mean).zip(scale).map(|((v, m), s)| (v - m) * s).collect();
+                let back = |x: Vec<f32>| x.into_iter().zip(mean).zip(scale).map(|((v, m), s)| v / s + m);
+                kc.extend(back(self.kv.decode(&self.kv.encode(&coded, hd)?, hd)));
+                if recent {
+                    ek.extend(back(self.kv.exact(&coded, hd)));
                 }
-                ev.extend(v.data.chunks_exact(kvd).flat_map(|row| self.kv.exact(row, c.head_dim)));
             }
-            for (x, cache, mean) in [(&k.data, kc, mean), (&v.data, vc, None)] {
-                for row in x.chunks_exact(kvd) {
-                    let Some(mean) = mean else {
-                        cache.extend(self.kv.decode(&self.kv.encode(row, c.head_dim)?, c.head_dim));
-                        continue;
-                    };
-                    let centered: Vec<f32> = row.iter().zip(mean).zip(scale).map(|((v, m), s)| (v - m) * s).collect();
-                    let back = self.kv.decode(&self.kv.encode(&centered, c.head_dim)?, c.head_dim);
-                    cache.extend(back.iter().zip(mean).zip(scale).map(|((v, m), s)| v / s + m));
+            for row in v.data.chunks_exact(kvd) {
+                vc.extend(self.kv.decode(&self.kv.encode(row, hd)?, hd));
+                if recent {
+                    ev.extend(self.kv.exact(row, hd));
                 }
             }
         }

@@ -853,6 +853,12 @@ impl GpuBackend {
     }
 
     /// A long-lived buffer of `run` (made once, at `len` u32/f32 values or more).
+    /// A decode step's stage of what a recent window reads ([`RunState`]'s `stage`, one row),
+    /// also bound where a step has no window.
+    fn step_stage(&mut self) -> Result<Buffer> {
+        Self::run_buffer(&self.gpu, &mut self.run.stage, "kv_stage", self.cfg.n_kv_heads * self.cfg.head_dim)
+    }
+
     fn run_buffer(gpu: &Gpu, slot: &mut Option<Buffer>, label: &str, len: usize) -> Result<Buffer> {
         match slot {
             Some(b) if b.size() >= (len * 4) as u64 => Ok(b.clone()),
@@ -1062,7 +1068,7 @@ impl Backend for GpuBackend {
         let (cache, step, factors, stats) = (self.kv_cache[l].clone(), self.step.clone(), self.rope_factors.clone(), self.key_stats.clone());
         let at = (self.key_stat_at(0, l), self.key_stat_at(1, l));
         let stage = if m == 1 || kv.recent() == 0 {
-            Self::run_buffer(&self.gpu, &mut self.run.stage, "kv_stage", kv_heads * head_dim)?
+            self.step_stage()?
         } else {
             self.run.prefill_stage.insert(self.gpu.zeros("kv_stage", m * kv_heads * head_dim)?).clone()
         };
@@ -1088,7 +1094,7 @@ impl Backend for GpuBackend {
         let (stats, scale_at) = (self.key_stats.clone(), self.key_stat_at(1, l));
         let stage = match self.run.prefill_stage.take() {
             Some(b) if m > 1 => b,
-            _ => Self::run_buffer(&self.gpu, &mut self.run.stage, "kv_stage", a.kv_heads * a.head_dim)?,
+            _ => self.step_stage()?,
         };
         let ring_at = self.ring_at();
         self.rec().attention(&q.buf, q.width, &cache, &step, &scores, &out.buf, m, &a, v_base, kv, (&stats, scale_at), (&stage, ring_at));
