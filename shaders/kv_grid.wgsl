@@ -20,11 +20,35 @@ fn kv_code(y: f32) -> u32 {
     return q;
 }
 
-// The f16 scale of block h (values 32h .. 32h + 32) of a unit: max|v| / KV_DIV.
+// The f16 scale of block h (values 32h .. 32h + 32) of a unit, as KvPrecision::block_scale: of
+// the KV_SEARCH scales f16(max|v| · (1 − k / 50) / KV_DIV), k = 0, 1, …, the first whose codes
+// leave the least squared error (rotated INT3, whose coarse grid gains from clipping the largest
+// value; the others try only k = 0).
 fn kv_block_scale(v: array<f32, KV_UNIT>, h: u32) -> f32 {
     var amax = 0.0;
     for (var j = 0u; j < 32u; j++) {
         amax = max(amax, abs(v[h * 32u + j]));
     }
-    return unpack2x16float(pack2x16float(vec2<f32>(amax / KV_DIV, 0.0))).x;
+    var best = f16_round(amax / KV_DIV);
+    var least = 0.0;
+    for (var k = 0u; k < KV_SEARCH && KV_SEARCH > 1u; k++) {
+        let d = f16_round(amax * (1.0 - 0.02 * f32(k)) / KV_DIV);
+        if (d <= 0.0) { break; }
+        let inv = 1.0 / d;
+        var e = 0.0;
+        for (var j = 0u; j < 32u; j++) {
+            let x = v[h * 32u + j];
+            let r = d * kv_level(vec4<u32>(kv_code(x * inv))).x;
+            e += (r - x) * (r - x);
+        }
+        if (k == 0u || e < least) {
+            best = d;
+            least = e;
+        }
+    }
+    return best;
+}
+
+fn f16_round(x: f32) -> f32 {
+    return unpack2x16float(pack2x16float(vec2<f32>(x, 0.0))).x;
 }

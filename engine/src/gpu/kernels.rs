@@ -539,7 +539,7 @@ impl Kernel {
         if let Kernel::RopeStore(k) | Kernel::AttnScores(k) | Kernel::AttnValues(k) = self {
             // The INT4/INT3 grid (unused by the other formats).
             let (a, b, div) = k.grid();
-            header += &format!("const KV_A: f32 = {a:?};\nconst KV_B: f32 = {b:?};\nconst KV_DIV: f32 = {div:?};\n");
+            header += &format!("const KV_A: f32 = {a:?};\nconst KV_B: f32 = {b:?};\nconst KV_DIV: f32 = {div:?};\nconst KV_SEARCH: u32 = {}u;\n", k.search());
         }
         header + &self.parts().into_iter().map(part).collect::<Vec<_>>().join("\n")
     }
