@@ -92,7 +92,7 @@ test('loads the default model and streams a reply', async ({}, testInfo) => {
   expect(app.errors).toEqual([]);
 });
 
-test('the default model keeps its answer with a rotated INT4 KV cache', async ({}, testInfo) => {
+test('the default model keeps its answer with a rotated INT4 and INT3 KV cache', async ({}, testInfo) => {
   // 30 layers x (K + V) x 192 values a token: 46.1 KB at f32, 6.5 KB at INT4 (4.5 bits a value),
   // 5.0 KB at INT3 (3.5). A greedy answer this short is one draw, and one close call flips it:
   // natively, rotated INT4 with its recent window answers the capital of France with "L'Étoile"
@@ -115,6 +115,15 @@ test('the default model keeps its answer with a rotated INT4 KV cache', async ({
   await app.screenshot(testInfo, 'reply-kv-int4-rot');
   console.log(`int4-rot KV reply: ${JSON.stringify(seen[seen.length - 1])}`);
   expect(seen[seen.length - 1]).toContain('Berlin');
+  // Rotated INT3 (each block's scale searched when it is stored): the same answer.
+  await app.id('kv-int3-rot').click();
+  await expect(app.id('kv-int3-rot')).toHaveAttribute('aria-pressed', 'true', { timeout: LONG });
+  await expect(app.id('kv-bytes')).toContainText('at int3-rot');
+  await app.id('new-chat').click();
+  const reply3 = await app.send('What is the capital of Germany?');
+  const seen3 = await app.waitReply(reply3);
+  console.log(`int3-rot KV reply: ${JSON.stringify(seen3[seen3.length - 1])}`);
+  expect(seen3[seen3.length - 1]).toContain('Berlin');
   // Back to f32 for the steps after (the tiny model's rows cannot hold INT4 units).
   await app.id('kv-f32').click();
   await expect(app.id('kv-f32')).toHaveAttribute('aria-pressed', 'true', { timeout: LONG });
