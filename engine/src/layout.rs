@@ -665,6 +665,12 @@ impl KvPrecision {
         u * (a + b * u * u)
     }
 
+    /// The midpoints between adjacent levels of an INT4/INT3 grid at scale 1, in order: the
+    /// `KV_MIDS` constant of the shaders (padded there to whole `vec4`s).
+    pub fn midpoints(self) -> Vec<f32> {
+        (1..=(2.0 * self.half()) as u32).map(|k| (self.level(k - 1) + self.level(k)) / 2.0).collect()
+    }
+
     /// The code of `y` (a value over its block scale): the number of midpoints between adjacent
     /// levels below it (`kv_code` in the shaders).
     fn code(self, y: f32) -> u32 {

@@ -540,6 +540,11 @@ impl Kernel {
             // The INT4/INT3 grid (unused by the other formats).
             let (a, b, div) = k.grid();
             header += &format!("const KV_A: f32 = {a:?};\nconst KV_B: f32 = {b:?};\nconst KV_DIV: f32 = {div:?};\nconst KV_SEARCH: u32 = {}u;\n", k.search());
+            // The grid's midpoints, padded to whole vec4s with a value no code reaches.
+            let mut mids = if matches!(k.bits(), 3 | 4) { k.midpoints() } else { vec![] };
+            mids.resize(mids.len().div_ceil(4).max(1) * 4, 1e30);
+            let quads: Vec<String> = mids.chunks(4).map(|c| format!("vec4<f32>({:?}, {:?}, {:?}, {:?})", c[0], c[1], c[2], c[3])).collect();
+            header += &format!("const KV_MIDS_N: u32 = {}u;\nconst KV_MIDS = array<vec4<f32>, {}>({});\n", quads.len(), quads.len(), quads.join(", "));
         }
         header + &self.parts().into_iter().map(part).collect::<Vec<_>>().join("\n")
     }
