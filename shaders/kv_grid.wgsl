@@ -3,7 +3,8 @@
 // the uniform grid (KV_A = 1, KV_B = 0, d = max|v| / KV_HALF: every code used, none at 0) or, for
 // the rotated formats, a Lloyd–Max grid u · (KV_A + KV_B · u²) with d = max|v| (KV_DIV = 1). The
 // engine prepends KV_A, KV_B and KV_DIV (layout::KvPrecision::grid, the CPU reference), KV_SEARCH
-// (KvPrecision::search) and the grid's midpoints KV_MIDS, KV_MIDS_N vec4s (KvPrecision::midpoints).
+// and KV_SEARCH_STEP (KvPrecision::search, layout::KV_SEARCH_STEP), and the grid's midpoints
+// KV_MIDS, KV_MIDS_N vec4s (KvPrecision::midpoints).
 
 fn kv_level(q: vec4<u32>) -> vec4<f32> {
     let u = vec4<f32>(q) - KV_HALF;
@@ -21,9 +22,9 @@ fn kv_code(y: f32) -> u32 {
 }
 
 // The f16 scale of block h (values 32h .. 32h + 32) of a unit, as KvPrecision::block_scale: of
-// the KV_SEARCH scales f16(max|v| · (1 − k / 50) / KV_DIV), k = 0, 1, …, the first whose codes
-// leave the least squared error (rotated INT3, whose coarse grid gains from clipping the largest
-// value; the others try only k = 0).
+// the KV_SEARCH scales f16(max|v| · (1 − KV_SEARCH_STEP · k) / KV_DIV), k = 0, 1, …, the first
+// whose codes leave the least squared error (rotated INT3, whose coarse grid gains from clipping
+// the largest value; the others try only k = 0).
 fn kv_block_scale(v: array<f32, KV_UNIT>, h: u32) -> f32 {
     var amax = 0.0;
     for (var j = 0u; j < 32u; j++) {
@@ -36,7 +37,7 @@ fn kv_block_scale(v: array<f32, KV_UNIT>, h: u32) -> f32 {
     var inv: array<f32, KV_SEARCH>;
     var e: array<f32, KV_SEARCH>;
     for (var k = 0u; k < KV_SEARCH; k++) {
-        d[k] = f16_round(amax * (1.0 - 0.02 * f32(k)) / KV_DIV);
+        d[k] = f16_round(amax * (1.0 - KV_SEARCH_STEP * f32(k)) / KV_DIV);
         inv[k] = 1.0 / d[k];
     }
     for (var j = 0u; j < 32u; j++) {

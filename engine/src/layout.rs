@@ -389,6 +389,10 @@ pub fn rotate(x: &mut [f32], head_dim: usize, inverse: bool) {
     }
 }
 
+/// How much smaller each scale a block's search tries is than the one before, as a fraction of
+/// the first ([`KvPrecision::block_scale`]).
+pub const KV_SEARCH_STEP: f32 = 0.02;
+
 /// Positions a query reads exactly from a 4- or 3-bit cache ([`KvPrecision::recent`]): itself
 /// and the 15 before it.
 pub const KV_RECENT: usize = 16;
@@ -623,16 +627,26 @@ impl KvPrecision {
         if self == KvPrecision::Int3Rot { 21 } else { 1 }
     }
 
+    /// The fraction of the first scale that the `k`-th scale a search tries is: `1 − k ·`
+    /// [`KV_SEARCH_STEP`] (as `kv_block_scale` in `kv_grid.wgsl`).
+    pub fn search_fraction(k: u32) -> f32 {
+        1.0 - KV_SEARCH_STEP * k as f32
+    }
+
     /// The scale of a block of 32 values `blk` (as `kv_block_scale` in `kv_grid.wgsl`): of the
-    /// [`KvPrecision::search`] scales `f16(max|v| · (1 − k / 50) / div)`, `k = 0, 1, …`, the first
-    /// whose codes leave the least squared error (with one, `f16(max|v| / div)`).
+    /// [`KvPrecision::search`] scales `f16(max|v| · search_fraction(k) / div)`, `k = 0, 1, …`,
+    /// the first whose codes leave the least squared error (with one, `f16(max|v| / div)`).
     pub fn block_scale(self, blk: &[f32]) -> f16 {
         let (amax, div) = (blk.iter().fold(0f32, |a, v| a.max(v.abs())), self.grid().2);
-        let mut best = (f16::from_f32(amax / div), f32::INFINITY);
+        let first = f16::from_f32(amax / div);
+        if self.search() == 1 || first.to_f32() <= 0.0 {
+            return first;
+        }
+        let mut best = (first, f32::INFINITY);
         for k in 0..self.search() {
-            let d = f16::from_f32(amax * (1.0 - 0.02 * k as f32) / div);
+            let d = f16::from_f32(amax * KvPrecision::search_fraction(k) / div);
             let df = d.to_f32();
-            if self.search() == 1 || df <= 0.0 {
+            if df <= 0.0 {
                 break;
             }
             let inv = 1.0 / df;
@@ -668,13 +682,18 @@ impl KvPrecision {
     /// The midpoints between adjacent levels of an INT4/INT3 grid at scale 1, in order: the
     /// `KV_MIDS` constant of the shaders (padded there to whole `vec4`s).
     pub fn midpoints(self) -> Vec<f32> {
-        (1..=(2.0 * self.half()) as u32).map(|k| (self.level(k - 1) + self.level(k)) / 2.0).collect()
+        (1..=(2.0 * self.half()) as u32).map(|k| self.midpoint(k)).collect()
+    }
+
+    /// The midpoint between levels `k − 1` and `k`.
+    fn midpoint(self, k: u32) -> f32 {
+        (self.level(k - 1) + self.level(k)) / 2.0
     }
 
     /// The code of `y` (a value over its block scale): the number of midpoints between adjacent
     /// levels below it (`kv_code` in the shaders).
     fn code(self, y: f32) -> u32 {
-        (1..=(2.0 * self.half()) as u32).filter(|&k| y > (self.level(k - 1) + self.level(k)) / 2.0).count() as u32
+        (1..=(2.0 * self.half()) as u32).filter(|&k| y > self.midpoint(k)).count() as u32
     }
 
     /// One INT4/INT3 unit of 64 values (as `kv_int4.wgsl` / `kv_int3.wgsl` store it).
@@ -1243,7 +1262,7 @@ mod kv_tests {
                 // scale a search tries, to 1) times that; rotated back, the errors of 32
                 // coordinates add at most √32-fold.
                 KvPrecision::Int4Rot | KvPrecision::Int3Rot => {
-                    let top = kv.level((1 << kv.bits()) - 1) * (1.0 - 0.02 * (kv.search() - 1) as f32);
+                    let top = kv.level((1 << kv.bits()) - 1) * KvPrecision::search_fraction(kv.search() - 1);
                     amax * 32.0 * kv.widest_step().max(1.0 - top) * 1.02
                 }
             };

@@ -539,7 +539,7 @@ impl Kernel {
         if let Kernel::RopeStore(k) | Kernel::AttnScores(k) | Kernel::AttnValues(k) = self {
             // The INT4/INT3 grid (unused by the other formats).
             let (a, b, div) = k.grid();
-            header += &format!("const KV_A: f32 = {a:?};\nconst KV_B: f32 = {b:?};\nconst KV_DIV: f32 = {div:?};\nconst KV_SEARCH: u32 = {}u;\n", k.search());
+            header += &format!("const KV_A: f32 = {a:?};\nconst KV_B: f32 = {b:?};\nconst KV_DIV: f32 = {div:?};\nconst KV_SEARCH: u32 = {}u;\nconst KV_SEARCH_STEP: f32 = {:?};\n", k.search(), crate::layout::KV_SEARCH_STEP);
             // The grid's midpoints, padded to whole vec4s with a value no code reaches.
             let mut mids = if matches!(k.bits(), 3 | 4) { k.midpoints() } else { vec![] };
             mids.resize(mids.len().div_ceil(4).max(1) * 4, 1e30);

@@ -852,13 +852,13 @@ impl GpuBackend {
         Ok(GpuActivations { buf: self.run.acts[slot].clone(), m, width })
     }
 
-    /// A long-lived buffer of `run` (made once, at `len` u32/f32 values or more).
     /// A decode step's stage of what a recent window reads ([`RunState`]'s `stage`, one row),
     /// also bound where a step has no window.
     fn step_stage(&mut self) -> Result<Buffer> {
         Self::run_buffer(&self.gpu, &mut self.run.stage, "kv_stage", self.cfg.n_kv_heads * self.cfg.head_dim)
     }
 
+    /// A long-lived buffer of `run` (made once, at `len` u32/f32 values or more).
     fn run_buffer(gpu: &Gpu, slot: &mut Option<Buffer>, label: &str, len: usize) -> Result<Buffer> {
         match slot {
             Some(b) if b.size() >= (len * 4) as u64 => Ok(b.clone()),
